@@ -1,0 +1,32 @@
+/* host.h — the host binary's HAL dispatch: one set of hal_* symbols, two platforms behind it. */
+#ifndef HL_HOST_H
+#define HL_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A host process can run the kernel on the real platform (libuv loop, worker
+ * threads, wall clock) or on the deterministic one (sim/: one thread, virtual
+ * clock, seeded choices). Both fill this table; hal_host.c forwards each
+ * hal_* call of the contract (hal/include/hal) to the installed table. One
+ * platform is installed per kernel lifetime (before k_boot, until k_teardown).
+ */
+#define HL_PLATFORM_VERSION 1
+typedef struct hl_platform {
+    int version;      /* HL_PLATFORM_VERSION */
+    const char *name; /* "linux", "sim" */
+    uint64_t (*clock_now_ns)(void);
+    void (*timer_arm)(uint64_t deadline_ns);
+    void (*entropy_fill)(void *buf, size_t len);
+    void (*console_write)(const void *buf, size_t len);
+    void (*cpu_wake)(int worker);
+    void (*cpu_yield)(void);
+    void (*shutdown)(int status);
+} hl_platform_t;
+
+/* Install the platform the hal_* calls go to (NULL: none; calls then abort). */
+void hl_platform_set(const hl_platform_t *platform);
+const hl_platform_t *hl_platform_get(void);
+
+#endif

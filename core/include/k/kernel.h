@@ -63,6 +63,18 @@ bool k_run_one(unsigned worker);
  * re-arm the HAL timer for the next one. Any thread. */
 void k_timer_tick(void);
 
+/*
+ * The task running on `worker` faulted (a platform exception or signal
+ * handler caught a page fault, a bad instruction...): print `what` with the
+ * task's name, kill that task alone (its handles close, its supervisor gets
+ * OS_EV_TASK_EXIT) and resume the worker's k_run_one, which returns true.
+ * Does not return. Call it only when k_in_task(worker) is true; otherwise the
+ * fault is the kernel's own and the platform must panic.
+ */
+_Noreturn void k_task_fault(unsigned worker, const char *what);
+/* True while `worker` is inside a task's handler (start or on_event). */
+bool k_in_task(unsigned worker);
+
 /* Earliest armed timer deadline, or UINT64_MAX. */
 uint64_t k_next_deadline(void);
 

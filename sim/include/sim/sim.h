@@ -1,0 +1,70 @@
+/* sim.h — the deterministic platform: one thread, virtual time, seeded choices, scripted console. */
+#ifndef SIM_SIM_H
+#define SIM_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hal/trace.h>
+#include <os/os.h>
+
+/*
+ * Return 1 and fill line[0..min(len,max)) with the next input line ('\n'
+ * stripped), or 0 at the end of input. A line longer than max returns 1 with
+ * *len set to its real length (content truncated): the console then posts
+ * HAL_CONSOLE_OVERLONG instead of the line.
+ */
+typedef int (*sim_input_fn)(void *self, char *line, size_t max, size_t *len);
+
+typedef struct sim_config {
+    const os_program_t *const *programs; /* the image, NULL-terminated */
+    const char *init_program;            /* NULL: "init" */
+    const void *init_arg;                /* init's spawn arg (the manifest) */
+    size_t init_arg_len;
+    uint64_t seed;                       /* scheduler picks and entropy */
+    const char *console_input;           /* script: lines separated by '\n' (or NULL) */
+    sim_input_fn console_read;           /* or: input from a callback (wins over the script) */
+    void *console_read_self;
+    bool console_eof;                    /* post HAL_CONSOLE_EOF when input ends */
+    void (*console_out)(void *self, const void *buf, size_t len); /* also send output here */
+    void *console_out_self;
+    const hal_trace_sink_t *trace;       /* NULL: no tracing */
+} sim_config_t;
+
+/* Install the sim platform, register the console device and boot the kernel. */
+int sim_boot(const sim_config_t *cfg);
+
+/*
+ * Advance the run by one step: run one ready event; or, when nothing is
+ * ready, fire the timers that are due, or feed the next console input line,
+ * or jump virtual time to the next timer. Returns false once shutdown was
+ * requested or nothing can ever happen again.
+ */
+bool sim_step(void);
+
+/* Step until sim_step returns false or max_events steps ran (0: no limit).
+ * Returns the shutdown status, or -1 if the run ended without a shutdown. */
+int sim_run(uint64_t max_events);
+
+/* Step until no task is ready and no timer is due now (input is not fed). */
+void sim_run_until_idle(void);
+
+/* Move virtual time forward by ns and fire the timers that became due. */
+void sim_advance(uint64_t ns);
+uint64_t sim_now(void);
+
+/* Everything written to the console since boot (or the last clear), NUL-terminated. */
+const char *sim_console_output(size_t *len);
+void sim_console_clear(void);
+
+/* Post one console input line now (bypassing the script). OS_EFULL, OS_E2BIG. */
+int sim_console_feed(const char *line);
+
+/* True once shutdown was requested; *status receives the status. */
+bool sim_shutdown_status(int *status);
+
+/* Tear the kernel down and uninstall the platform. Returns leaked kernel allocations. */
+long sim_teardown(void);
+
+#endif

@@ -45,6 +45,7 @@ typedef struct hal_trace_rec {
     int32_t result;    /* 0 or negative OS_E* code */
     uint32_t len;      /* bytes at data */
     uint32_t nhandles; /* handles carried by a message */
+    uint32_t iface;    /* interface id the channel was tagged with (0: unknown) */
     const void *data;  /* payload, len bytes (NULL when len is 0) */
 } hal_trace_rec_t;
 

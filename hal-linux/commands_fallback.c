@@ -1,0 +1,20 @@
+/* commands_fallback.c — stand-ins for the bare-metal subcommands when their files are not in the tree. */
+#include <hl/commands.h>
+
+#include <stdio.h>
+
+#ifdef ORRERY_NO_QEMU
+int hl_cmd_qemu(int argc, char **argv)
+{
+    fputs("orrery: qemu: not built in this tree\n", stderr);
+    return 2;
+}
+#endif
+
+#ifdef ORRERY_NO_BENCH_BOOT
+int hl_cmd_bench_boot(int argc, char **argv)
+{
+    fputs("orrery: bench boot: not built in this tree\n", stderr);
+    return 2;
+}
+#endif

@@ -1,0 +1,171 @@
+/* console.c — the hosted "console" device: lines from an fd (reader thread) in, whole writes to an fd out. */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hal/console.h>
+#include <hal/device.h>
+#include <k/kernel.h>
+
+static struct {
+    int dev;               /* k_device_add id */
+    int in_fd, out_fd;
+    pthread_mutex_t out_lock; /* each write is whole */
+
+    /* Reader thread and its back-pressure handshake. */
+    pthread_t reader;
+    bool reader_started;
+    int cancel[2];          /* pipe: readable => reader stops */
+    pthread_mutex_t lock;   /* guards resumed, stopping */
+    pthread_cond_t cond;
+    bool resumed;           /* the kernel's queue has room again */
+    bool stopping;
+    hl_lines_t lines;
+    char line[HAL_CONSOLE_LINE_MAX];
+} C = {.out_lock = PTHREAD_MUTEX_INITIALIZER,
+       .lock = PTHREAD_MUTEX_INITIALIZER,
+       .cond = PTHREAD_COND_INITIALIZER,
+       .cancel = {-1, -1}};
+
+void hl_console_write(const void *buf, size_t len)
+{
+    const char *p = buf;
+    pthread_mutex_lock(&C.out_lock);
+    while (len > 0) {
+        ssize_t n = write(C.out_fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            break; /* stdout gone (EPIPE): drop the output, keep running */
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    pthread_mutex_unlock(&C.out_lock);
+}
+
+static int console_dev_write(void *self, uint32_t code, const void *buf, size_t len)
+{
+    if (code != HAL_CONSOLE_WRITE)
+        return OS_EINVAL;
+    hl_console_write(buf, len);
+    return 0;
+}
+
+/* Kernel locks may be held: only flag the reader. */
+static void console_dev_resume(void *self)
+{
+    pthread_mutex_lock(&C.lock);
+    C.resumed = true;
+    pthread_cond_signal(&C.cond);
+    pthread_mutex_unlock(&C.lock);
+}
+
+static const hal_device_ops_t console_ops = {
+    .version = HAL_DEVICE_OPS_VERSION,
+    .name = "console",
+    .self = NULL,
+    .write = console_dev_write,
+    .resume = console_dev_resume,
+};
+
+/* Post one item; on OS_EFULL wait for resume and retry. false if stopping. */
+static bool post(uint32_t code, const void *data, size_t len)
+{
+    for (;;) {
+        pthread_mutex_lock(&C.lock);
+        C.resumed = false;
+        bool stop = C.stopping;
+        pthread_mutex_unlock(&C.lock);
+        if (stop)
+            return false;
+        int rc = k_post(C.dev, code, data, len);
+        if (rc != OS_EFULL)
+            return true; /* posted, or rejected for good (logged by nobody: cannot happen) */
+        pthread_mutex_lock(&C.lock);
+        while (!C.resumed && !C.stopping)
+            pthread_cond_wait(&C.cond, &C.lock);
+        pthread_mutex_unlock(&C.lock);
+    }
+}
+
+static void *reader_main(void *arg)
+{
+    for (;;) {
+        size_t len;
+        int r = hl_lines_next(&C.lines, C.line, sizeof(C.line), &len);
+        if (r < 0)
+            return NULL; /* cancelled */
+        if (r == 0) {
+            post(HAL_CONSOLE_EOF, NULL, 0);
+            return NULL;
+        }
+        bool ok;
+        if (len > HAL_CONSOLE_LINE_MAX) {
+            uint32_t real = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
+            ok = post(HAL_CONSOLE_OVERLONG, &real, sizeof(real));
+        } else {
+            ok = post(HAL_CONSOLE_LINE, C.line, len);
+        }
+        if (!ok)
+            return NULL;
+    }
+}
+
+int hl_console_add(int in_fd, int out_fd)
+{
+    C.in_fd = in_fd;
+    C.out_fd = out_fd;
+    C.resumed = C.stopping = false;
+    C.reader_started = false;
+    int dev = k_device_add(&console_ops);
+    if (dev < 0)
+        return dev;
+    C.dev = dev;
+    return 0;
+}
+
+int hl_console_start(void)
+{
+    if (C.in_fd < 0) {
+        /* No input at all: the console sees end of input at once. */
+        k_post(C.dev, HAL_CONSOLE_EOF, NULL, 0);
+        return 0;
+    }
+    if (pipe2(C.cancel, O_CLOEXEC) < 0)
+        return -errno;
+    hl_lines_init(&C.lines, C.in_fd, C.cancel[0]);
+    int rc = pthread_create(&C.reader, NULL, reader_main, NULL);
+    if (rc != 0)
+        return -rc;
+    C.reader_started = true;
+    return 0;
+}
+
+void hl_console_stop(void)
+{
+    pthread_mutex_lock(&C.lock);
+    C.stopping = true;
+    pthread_cond_broadcast(&C.cond);
+    pthread_mutex_unlock(&C.lock);
+    if (C.cancel[1] >= 0) {
+        ssize_t n;
+        do {
+            n = write(C.cancel[1], "x", 1);
+        } while (n < 0 && errno == EINTR);
+    }
+    if (C.reader_started)
+        pthread_join(C.reader, NULL);
+    C.reader_started = false;
+    for (int i = 0; i < 2; i++) {
+        if (C.cancel[i] >= 0)
+            close(C.cancel[i]);
+        C.cancel[i] = -1;
+    }
+}

@@ -1,0 +1,23 @@
+/* commands.h — the orrery CLI's subcommands, one function each (argv[0] is the subcommand). */
+#ifndef HL_COMMANDS_H
+#define HL_COMMANDS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Each returns the process exit status: 0 ok, 2 usage error, else the command's own. */
+int hl_cmd_run(int argc, char **argv);       /* run.c */
+int hl_cmd_bench_ipc(int argc, char **argv); /* bench_ipc.c */
+
+/* Bare-metal helper (hal-linux/qemu.c, hal-linux/bench_boot.c); without those files a
+ * fallback prints "orrery: qemu: not built in this tree" and returns 2. */
+int hl_cmd_qemu(int argc, char **argv);
+int hl_cmd_bench_boot(int argc, char **argv);
+
+/* Print "orrery: <msg>" and the usage hint for `cmd` to stderr; returns 2. */
+int hl_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parse a decimal unsigned option value; false if not a number in [min, max]. */
+bool hl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+#endif

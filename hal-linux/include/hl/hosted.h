@@ -1,0 +1,95 @@
+/* hosted.h — run Orrery as a Linux process: libuv loop, worker threads, stdin/stdout console. */
+#ifndef HL_HOSTED_H
+#define HL_HOSTED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hal/trace.h>
+#include <os/os.h>
+
+/*
+ * One run of the kernel on the real platform. The calling thread runs the
+ * libuv loop (real timers, signals, wake-ups); `workers` threads call
+ * k_run_one(); a reader thread feeds console input line by line. hl_run
+ * returns when a task calls os_shutdown (its status), when SIGINT/SIGTERM
+ * arrives and handle_signals is set (0), or when timeout_ms passes (-1 with
+ * stats->timed_out). One run at a time per process.
+ */
+typedef struct hl_run_stats {
+    long leaks;         /* k_teardown(): kernel allocations still live (0 = clean) */
+    uint64_t events;    /* handler invocations during the run */
+    uint64_t messages;  /* messages delivered */
+    uint64_t wakes;     /* wake-ups that needed a futex syscall */
+    bool timed_out;     /* the run hit timeout_ms */
+    int signal;         /* the signal that stopped the run, or 0 */
+} hl_run_stats_t;
+
+typedef struct hl_run_config {
+    const os_program_t *const *programs; /* the image, NULL-terminated */
+    const char *init_program;            /* first task, privileged */
+    const void *init_arg;                /* its spawn arg (the manifest text) */
+    size_t init_arg_len;
+    unsigned workers;                    /* 0: one per online core */
+    const hal_trace_sink_t *trace;       /* NULL: no tracing */
+    int console_in;                      /* fd read line by line; -1: no input */
+    int console_out;                     /* fd for console output */
+    bool handle_signals;                 /* SIGINT/SIGTERM end the run with status 0 */
+    unsigned spin_us;                    /* idle worker spins this long before sleeping */
+    uint64_t timeout_ms;                 /* 0: none */
+    /* Called on the loop thread after k_boot, before any worker runs. */
+    void (*on_boot)(void *self);
+    void *self;
+    hl_run_stats_t *stats;               /* filled when hl_run returns; may be NULL */
+} hl_run_config_t;
+
+/* Defaults: stdin/stdout console, one worker per core, 50 us spin, no signals. */
+void hl_run_config_init(hl_run_config_t *cfg);
+
+/* Boot, run until shutdown, tear down. The exit status (>= 0), -1 on timeout,
+ * or a negative OS_E* code if the kernel did not boot (message on stderr). */
+int hl_run(const hl_run_config_t *cfg);
+
+/* Number of online cores (at least 1). */
+unsigned hl_ncpus(void);
+
+/* ---- the deterministic run (sim/) behind `orrery run --deterministic` ---------------- */
+
+typedef struct hl_det_config {
+    const os_program_t *const *programs;
+    const char *init_program;
+    const void *init_arg;
+    size_t init_arg_len;
+    uint64_t seed;
+    int console_in;  /* fd; -1: no input (EOF at once) */
+    int console_out; /* fd */
+    uint64_t max_events; /* 0: no limit */
+} hl_det_config_t;
+
+/* One thread, virtual clock, seeded scheduling; the same seed and input give
+ * the same output byte for byte. Returns the shutdown status, or -1. */
+int hl_run_deterministic(const hl_det_config_t *cfg);
+
+/* ---- line input shared by the console reader and the deterministic run -------------- */
+
+typedef struct hl_lines {
+    int fd;         /* source */
+    int cancel_fd;  /* readable => give up (-1: never) */
+    size_t start;   /* unread bytes are buf[start, end) */
+    size_t end;
+    bool eof;
+    char buf[4096];
+} hl_lines_t;
+
+void hl_lines_init(hl_lines_t *r, int fd, int cancel_fd);
+/*
+ * Next line without its '\n' (a trailing '\r' is dropped too). Returns 1 with
+ * *len = its real length and at most `max` bytes copied (the rest of an
+ * overlong line is read and discarded, never stored); 0 at end of input
+ * (a last line without '\n' is returned first); -1 if cancelled or on a read
+ * error.
+ */
+int hl_lines_next(hl_lines_t *r, char *line, size_t max, size_t *len);
+
+#endif

@@ -1,0 +1,39 @@
+/* internal.h — private interfaces between the pieces of the hosted platform (hal-linux). */
+#ifndef HL_INTERNAL_H
+#define HL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <hl/hosted.h>
+
+/* ---- workers.c: threads that call k_run_one, sleeping on a futex when idle ---- */
+
+/* Start n workers; each spins spin_us before sleeping. 0 or -errno. */
+int hl_workers_start(unsigned n, unsigned spin_us);
+/* Work is ready for `worker` (< 0: any). Cheap when the target is awake. */
+void hl_workers_wake(int worker);
+/* Ask every worker to stop after its current event (any thread, async-safe enough). */
+void hl_workers_request_stop(void);
+/* Join them all (after hl_workers_request_stop). */
+void hl_workers_join(void);
+/* Wake-ups that needed a syscall. */
+uint64_t hl_workers_syscall_wakes(void);
+
+/* ---- console.c: the "console" device on fds ---- */
+
+/* Register the device (before k_boot). 0 or a negative code. */
+int hl_console_add(int in_fd, int out_fd);
+/* Start the reader thread (after k_boot), if there is input. 0 or -errno. */
+int hl_console_start(void);
+/* Stop and join the reader (workers already stopped, kernel still alive). */
+void hl_console_stop(void);
+/* Write whole, under the console mutex (hal_console_write). */
+void hl_console_write(const void *buf, size_t len);
+
+/* ---- platform.c ---- */
+
+/* The run should end with `status` (first caller wins). Any thread. */
+void hl_request_stop(int status);
+
+#endif

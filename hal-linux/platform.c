@@ -1,0 +1,282 @@
+/* platform.c — the hosted platform: hal_* ops for the host dispatch, the libuv loop, and hl_run. */
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include <hl/host.h>
+#include <k/kernel.h>
+
+/* Loop-thread state; the atomics are touched from any thread. */
+static struct {
+    uint64_t boot_ns;     /* CLOCK_MONOTONIC at boot */
+    uv_loop_t loop;
+    uv_async_t poke;      /* any thread -> loop: deadline changed or stop requested */
+    uv_timer_t timer;     /* the kernel's one timer */
+    uv_timer_t timeout;   /* cfg->timeout_ms */
+    uv_signal_t sigint, sigterm;
+    bool signals;
+    bool live;            /* atomic: poke may be sent */
+    uint64_t deadline;    /* atomic: latest hal_timer_arm, UINT64_MAX = none */
+    int stop;             /* atomic: 1 once a stop was requested */
+    int status;           /* the run's exit status (set by the first stop) */
+    int signal;           /* signal that stopped the run */
+    bool timed_out;
+} P;
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- hal ops ---------------------------------------------------------------------------- */
+
+static uint64_t lx_clock_now_ns(void)
+{
+    return mono_ns() - P.boot_ns;
+}
+
+static void poke_loop(void)
+{
+    if (__atomic_load_n(&P.live, __ATOMIC_ACQUIRE))
+        uv_async_send(&P.poke);
+}
+
+static void lx_timer_arm(uint64_t deadline_ns)
+{
+    __atomic_store_n(&P.deadline, deadline_ns, __ATOMIC_RELEASE);
+    poke_loop();
+}
+
+static void lx_entropy_fill(void *buf, size_t len)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = getrandom(p, len, 0);
+        if (n < 0)
+            continue; /* EINTR; getrandom cannot otherwise fail once the pool is ready */
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static void lx_cpu_yield(void)
+{
+    sched_yield();
+}
+
+static void lx_shutdown(int status)
+{
+    hl_request_stop(status);
+}
+
+static const hl_platform_t linux_platform = {
+    .version = HL_PLATFORM_VERSION,
+    .name = "linux",
+    .clock_now_ns = lx_clock_now_ns,
+    .timer_arm = lx_timer_arm,
+    .entropy_fill = lx_entropy_fill,
+    .console_write = hl_console_write,
+    .cpu_wake = hl_workers_wake,
+    .cpu_yield = lx_cpu_yield,
+    .shutdown = lx_shutdown,
+};
+
+void hl_request_stop(int status)
+{
+    int expect = 0;
+    if (__atomic_compare_exchange_n(&P.stop, &expect, 1, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        P.status = status;
+        __atomic_store_n(&P.stop, 2, __ATOMIC_RELEASE); /* status published */
+    }
+    hl_workers_request_stop();
+    poke_loop();
+}
+
+/* ---- the loop --------------------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t);
+
+/* Arm the uv timer for the latest deadline (loop thread). */
+static void reschedule(void)
+{
+    uint64_t d = __atomic_load_n(&P.deadline, __ATOMIC_ACQUIRE);
+    if (d == UINT64_MAX) {
+        uv_timer_stop(&P.timer);
+        return;
+    }
+    uint64_t now = lx_clock_now_ns();
+    uint64_t ms = d > now ? (d - now + 999999) / 1000000 : 0;
+    uv_update_time(&P.loop);
+    uv_timer_start(&P.timer, on_timer, ms, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    uint64_t d = __atomic_load_n(&P.deadline, __ATOMIC_ACQUIRE);
+    if (d != UINT64_MAX && lx_clock_now_ns() >= d && !__atomic_load_n(&P.stop, __ATOMIC_ACQUIRE))
+        k_timer_tick();
+    /* The loop's millisecond clock may fire a little early; the deadline is authoritative. */
+    if (__atomic_load_n(&P.deadline, __ATOMIC_ACQUIRE) == d && d != UINT64_MAX &&
+        lx_clock_now_ns() >= d)
+        return; /* the kernel did not re-arm; nothing left to wait for */
+    reschedule();
+}
+
+static void on_poke(uv_async_t *a)
+{
+    if (__atomic_load_n(&P.stop, __ATOMIC_ACQUIRE)) {
+        uv_stop(&P.loop);
+        return;
+    }
+    reschedule();
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    P.timed_out = true;
+    hl_request_stop(-1);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    if (__atomic_load_n(&P.stop, __ATOMIC_ACQUIRE))
+        return;
+    P.signal = signum;
+    char msg[80];
+    int n = snprintf(msg, sizeof(msg), "orrery: %s received, shutting down\n",
+                     signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "signal");
+    ssize_t w = write(2, msg, (size_t)n);
+    (void)w;
+    hl_request_stop(0);
+}
+
+static void close_all(void)
+{
+    uv_handle_t *hs[] = {(uv_handle_t *)&P.poke, (uv_handle_t *)&P.timer,
+                         (uv_handle_t *)&P.timeout, (uv_handle_t *)&P.sigint,
+                         (uv_handle_t *)&P.sigterm};
+    for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
+        if (hs[i]->loop == &P.loop && !uv_is_closing(hs[i]))
+            uv_close(hs[i], NULL);
+    uv_run(&P.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&P.loop);
+}
+
+/* ---- hl_run ----------------------------------------------------------------------------- */
+
+unsigned hl_ncpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (unsigned)n;
+}
+
+void hl_run_config_init(hl_run_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->init_program = "init";
+    cfg->console_in = 0;
+    cfg->console_out = 1;
+    cfg->spin_us = 50;
+}
+
+int hl_run(const hl_run_config_t *cfg)
+{
+    unsigned workers = cfg->workers ? cfg->workers : hl_ncpus();
+    memset(&P, 0, sizeof(P));
+    P.deadline = UINT64_MAX;
+    P.boot_ns = mono_ns();
+    if (cfg->stats)
+        memset(cfg->stats, 0, sizeof(*cfg->stats));
+
+    int rc = uv_loop_init(&P.loop);
+    if (rc != 0) {
+        fprintf(stderr, "orrery: libuv: %s\n", uv_strerror(rc));
+        return OS_EIO;
+    }
+    uv_async_init(&P.loop, &P.poke, on_poke);
+    uv_timer_init(&P.loop, &P.timer);
+    uv_timer_init(&P.loop, &P.timeout);
+    if (cfg->handle_signals) {
+        uv_signal_init(&P.loop, &P.sigint);
+        uv_signal_init(&P.loop, &P.sigterm);
+        uv_signal_start(&P.sigint, on_signal, SIGINT);
+        uv_signal_start(&P.sigterm, on_signal, SIGTERM);
+    }
+    __atomic_store_n(&P.live, true, __ATOMIC_RELEASE);
+
+    hl_platform_set(&linux_platform);
+    rc = hl_console_add(cfg->console_in, cfg->console_out);
+    if (rc == 0) {
+        k_config_t kc = {
+            .programs = cfg->programs,
+            .init_program = cfg->init_program ? cfg->init_program : "init",
+            .init_arg = cfg->init_arg,
+            .init_arg_len = cfg->init_arg_len,
+            .workers = workers,
+            .policy = &k_sched_fifo,
+            .trace = cfg->trace,
+        };
+        rc = k_boot(&kc);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "orrery: boot failed: %s\n", os_strerror(rc));
+        long leaks = k_teardown();
+        if (cfg->stats)
+            cfg->stats->leaks = leaks;
+        __atomic_store_n(&P.live, false, __ATOMIC_RELEASE);
+        close_all();
+        hl_platform_set(NULL);
+        return rc;
+    }
+    if (cfg->on_boot)
+        cfg->on_boot(cfg->self);
+    if (cfg->timeout_ms)
+        uv_timer_start(&P.timeout, on_timeout, cfg->timeout_ms, 0);
+
+    rc = hl_workers_start(workers, cfg->spin_us);
+    if (rc == 0)
+        rc = hl_console_start();
+    if (rc != 0) {
+        fprintf(stderr, "orrery: cannot start threads: %s\n", strerror(-rc));
+        hl_request_stop(1);
+    }
+    reschedule();
+    if (!__atomic_load_n(&P.stop, __ATOMIC_ACQUIRE))
+        uv_run(&P.loop, UV_RUN_DEFAULT);
+
+    /* Stop order: workers (after their current event), then the reader, then the kernel. */
+    hl_workers_request_stop();
+    hl_workers_join();
+    hl_console_stop();
+    k_stats_t ks;
+    k_get_stats(&ks);
+    long leaks = k_teardown();
+    __atomic_store_n(&P.live, false, __ATOMIC_RELEASE);
+    close_all();
+    hl_platform_set(NULL);
+
+    while (__atomic_load_n(&P.stop, __ATOMIC_ACQUIRE) != 2)
+        ; /* NEVER spins: the stopper published the status before the loop saw it */
+    if (cfg->stats) {
+        cfg->stats->leaks = leaks;
+        cfg->stats->events = ks.events;
+        cfg->stats->messages = ks.messages;
+        cfg->stats->wakes = hl_workers_syscall_wakes();
+        cfg->stats->timed_out = P.timed_out;
+        cfg->stats->signal = P.signal;
+    }
+    return P.status;
+}

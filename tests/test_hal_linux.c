@@ -1,0 +1,494 @@
+/* test_hal_linux.c — the hosted platform: line splitting, console through the kernel, timers, wake-ups. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hal/console.h>
+#include <hl/hosted.h>
+#include <k/kernel.h>
+
+/* ---- hl_lines on its own ----------------------------------------------------------------- */
+
+static void write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        assert_true(w > 0);
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+typedef struct writer {
+    int fd;
+    const char *data;
+    size_t len;
+} writer_t;
+
+/* Feed a pipe from another thread, in odd-sized pieces, then close it. */
+static void *writer_main(void *arg)
+{
+    writer_t *w = arg;
+    size_t off = 0, piece = 1;
+    while (off < w->len) {
+        size_t n = w->len - off < piece ? w->len - off : piece;
+        write_all(w->fd, w->data + off, n);
+        off += n;
+        piece = piece * 3 % 1000 + 1;
+    }
+    close(w->fd);
+    return NULL;
+}
+
+static char *overlong_input(size_t n)
+{
+    char *big = malloc(n + 64);
+    assert_non_null(big);
+    strcpy(big, "a\nbb\r\n\n");
+    size_t off = strlen(big);
+    memset(big + off, 'x', n);
+    off += n;
+    strcpy(big + off, "\nlast");
+    return big;
+}
+
+static void check_lines(int fd, int cancel_fd)
+{
+    static hl_lines_t r;
+    char line[16];
+    size_t len;
+    hl_lines_init(&r, fd, cancel_fd);
+    assert_int_equal(1, hl_lines_next(&r, line, sizeof(line), &len));
+    assert_int_equal(1, len);
+    assert_memory_equal("a", line, 1);
+    assert_int_equal(1, hl_lines_next(&r, line, sizeof(line), &len));
+    assert_int_equal(2, len); /* "\r\n" counts as the end of line */
+    assert_memory_equal("bb", line, 2);
+    assert_int_equal(1, hl_lines_next(&r, line, sizeof(line), &len));
+    assert_int_equal(0, len);
+    assert_int_equal(1, hl_lines_next(&r, line, sizeof(line), &len));
+    assert_int_equal(20000, len); /* real length, truncated content */
+    assert_memory_equal("xxxxxxxxxxxxxxxx", line, sizeof(line));
+    assert_int_equal(1, hl_lines_next(&r, line, sizeof(line), &len));
+    assert_int_equal(4, len); /* last line without '\n' */
+    assert_memory_equal("last", line, 4);
+    assert_int_equal(0, hl_lines_next(&r, line, sizeof(line), &len));
+    assert_int_equal(0, hl_lines_next(&r, line, sizeof(line), &len));
+}
+
+static void lines_from_pipe(void **state)
+{
+    char *big = overlong_input(20000);
+    int p[2];
+    assert_int_equal(0, pipe(p));
+    writer_t w = {p[1], big, strlen(big)};
+    pthread_t t;
+    assert_int_equal(0, pthread_create(&t, NULL, writer_main, &w));
+    check_lines(p[0], -1);
+    pthread_join(t, NULL);
+    close(p[0]);
+    free(big);
+}
+
+static void lines_from_file(void **state)
+{
+    char *big = overlong_input(20000);
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    write_all(fileno(f), big, strlen(big));
+    assert_int_equal(0, lseek(fileno(f), 0, SEEK_SET));
+    int cancel[2];
+    assert_int_equal(0, pipe(cancel));
+    check_lines(fileno(f), cancel[0]); /* poll on a regular file too */
+    fclose(f);
+    close(cancel[0]);
+    close(cancel[1]);
+    free(big);
+}
+
+static void lines_cancelled(void **state)
+{
+    static hl_lines_t r;
+    int in[2], cancel[2];
+    assert_int_equal(0, pipe(in));
+    assert_int_equal(0, pipe(cancel));
+    hl_lines_init(&r, in[0], cancel[0]);
+    write_all(cancel[1], "x", 1);
+    char line[8];
+    size_t len;
+    assert_int_equal(-1, hl_lines_next(&r, line, sizeof(line), &len));
+    for (int i = 0; i < 2; i++) {
+        close(in[i]);
+        close(cancel[i]);
+    }
+}
+
+/* ---- the console device through the kernel ------------------------------------------------ */
+
+enum { MANY_LINES = 300, MAX_SEEN = MANY_LINES + 8 };
+
+static struct {
+    int codes[MAX_SEEN];
+    uint32_t values[MAX_SEEN]; /* line number parsed from the text, or overlong length */
+    int n;
+} seen;
+
+typedef struct con_reader {
+    os_handle_t dev;
+    os_handle_t timer;
+} con_reader_t;
+
+/* Opens the console only after 20 ms, so that the input queue fills (OS_EFULL) first. */
+static void con_start(os_ctx_t *ctx)
+{
+    con_reader_t *s = os_state(ctx);
+    OS_ASSERT(ctx, os_timer_create(ctx, &s->timer) == 0);
+    OS_ASSERT(ctx, os_timer_set(ctx, s->timer, os_clock_now(ctx) + 20000000) == 0);
+}
+
+static void con_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    con_reader_t *s = os_state(ctx);
+    if (ev->kind == OS_EV_TIMER) {
+        OS_ASSERT(ctx, os_device_open(ctx, "console", &s->dev) == 0);
+        static const char hello[] = "console says hello\n";
+        OS_ASSERT(ctx, os_device_write(ctx, s->dev, HAL_CONSOLE_WRITE, hello, strlen(hello)) == 0);
+        return;
+    }
+    if (ev->kind != OS_EV_DEVICE || seen.n >= MAX_SEEN)
+        return;
+    uint32_t v = 0;
+    if (ev->type == HAL_CONSOLE_LINE) {
+        char buf[32] = "";
+        memcpy(buf, ev->data, ev->len < sizeof(buf) - 1 ? ev->len : sizeof(buf) - 1);
+        v = (uint32_t)strtoul(buf + 4, NULL, 10); /* "line123" */
+    } else if (ev->type == HAL_CONSOLE_OVERLONG) {
+        memcpy(&v, ev->data, sizeof(v));
+    }
+    seen.codes[seen.n] = (int)ev->type;
+    seen.values[seen.n] = v;
+    seen.n++;
+    if (ev->type == HAL_CONSOLE_EOF)
+        os_shutdown(ctx, 5);
+}
+
+static const os_program_t con_prog = {"con-test", sizeof(con_reader_t), con_start, con_event};
+static const os_program_t *const con_programs[] = {&con_prog, NULL};
+
+static void console_lines_through_kernel(void **state)
+{
+    /* MANY_LINES lines, an overlong one in the middle, then EOF. */
+    size_t cap = MANY_LINES * 16 + 5000;
+    char *in = malloc(cap);
+    size_t off = 0;
+    for (int i = 0; i < MANY_LINES; i++) {
+        off += (size_t)sprintf(in + off, "line%d\n", i);
+        if (i == 100) {
+            memset(in + off, 'y', 3000);
+            off += 3000;
+            in[off++] = '\n';
+        }
+    }
+    int ip[2], op[2];
+    assert_int_equal(0, pipe(ip));
+    assert_int_equal(0, pipe(op));
+    writer_t w = {ip[1], in, off};
+    pthread_t t;
+    assert_int_equal(0, pthread_create(&t, NULL, writer_main, &w));
+
+    memset(&seen, 0, sizeof(seen));
+    hl_run_config_t rc;
+    hl_run_config_init(&rc);
+    hl_run_stats_t stats;
+    rc.programs = con_programs;
+    rc.init_program = "con-test";
+    rc.workers = 2;
+    rc.console_in = ip[0];
+    rc.console_out = op[1];
+    rc.timeout_ms = 30000;
+    rc.stats = &stats;
+    assert_int_equal(5, hl_run(&rc));
+    pthread_join(t, NULL);
+    assert_int_equal(0, stats.leaks);
+
+    assert_int_equal(MANY_LINES + 2, seen.n);
+    int k = 0;
+    for (int i = 0; i < MANY_LINES; i++) {
+        assert_int_equal(HAL_CONSOLE_LINE, seen.codes[k]);
+        assert_int_equal(i, seen.values[k]);
+        k++;
+        if (i == 100) {
+            assert_int_equal(HAL_CONSOLE_OVERLONG, seen.codes[k]);
+            assert_int_equal(3000, seen.values[k]);
+            k++;
+        }
+    }
+    assert_int_equal(HAL_CONSOLE_EOF, seen.codes[k]);
+
+    close(op[1]);
+    char out[256] = "";
+    ssize_t n = read(op[0], out, sizeof(out) - 1);
+    assert_true(n > 0);
+    assert_non_null(strstr(out, "console says hello\n"));
+    close(op[0]);
+    close(ip[0]);
+    free(in);
+}
+
+/* ---- timers ------------------------------------------------------------------------------ */
+
+static struct {
+    uint64_t deadline[3];
+    uint64_t fired_at[3];
+    int order[3];
+    int n;
+} tm;
+
+typedef struct timer_task {
+    os_handle_t t[3];
+} timer_task_t;
+
+static void timers_start(os_ctx_t *ctx)
+{
+    timer_task_t *s = os_state(ctx);
+    uint64_t now = os_clock_now(ctx);
+    /* Armed out of order: 15 ms, 2 ms, 7 ms; the 2 ms one replaces an earlier 40 ms arm. */
+    const uint64_t ms[3] = {15, 2, 7};
+    for (int i = 0; i < 3; i++) {
+        OS_ASSERT(ctx, os_timer_create(ctx, &s->t[i]) == 0);
+        if (i == 1)
+            OS_ASSERT(ctx, os_timer_set(ctx, s->t[i], now + 40000000) == 0);
+        tm.deadline[i] = now + ms[i] * 1000000;
+        OS_ASSERT(ctx, os_timer_set(ctx, s->t[i], tm.deadline[i]) == 0);
+    }
+}
+
+static void timers_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    timer_task_t *s = os_state(ctx);
+    if (ev->kind != OS_EV_TIMER)
+        return;
+    for (int i = 0; i < 3; i++) {
+        if (s->t[i] == ev->handle && tm.n < 3) {
+            tm.fired_at[tm.n] = os_clock_now(ctx);
+            tm.order[tm.n++] = i;
+        }
+    }
+    if (tm.n == 3)
+        os_shutdown(ctx, 0);
+}
+
+static const os_program_t timers_prog = {"timers", sizeof(timer_task_t), timers_start,
+                                         timers_event};
+static const os_program_t *const timer_programs[] = {&timers_prog, NULL};
+
+static void timers_fire_in_order(void **state)
+{
+    memset(&tm, 0, sizeof(tm));
+    hl_run_config_t rc;
+    hl_run_config_init(&rc);
+    hl_run_stats_t stats;
+    rc.programs = timer_programs;
+    rc.init_program = "timers";
+    rc.workers = 2;
+    rc.console_in = -1;
+    rc.console_out = 2;
+    rc.timeout_ms = 30000;
+    rc.stats = &stats;
+    assert_int_equal(0, hl_run(&rc));
+    assert_false(stats.timed_out);
+    assert_int_equal(0, stats.leaks);
+    assert_int_equal(3, tm.n);
+    const int expect[3] = {1, 2, 0};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(expect[i], tm.order[i]);
+        assert_true(tm.fired_at[i] >= tm.deadline[tm.order[i]]); /* never early */
+    }
+}
+
+/* ---- wake-ups across workers ---------------------------------------------------------------- */
+
+enum { WAKE_ROUNDS = 5000, WAKE_WORKERS = 4 };
+
+static long wake_pongs;
+
+typedef struct wake_side {
+    os_handle_t chan;
+    uint32_t n;
+} wake_side_t;
+
+static void wake_start(os_ctx_t *ctx)
+{
+    wake_side_t *s = os_state(ctx);
+    const void *arg;
+    size_t len;
+    os_spawn_arg(ctx, &arg, &len);
+    int worker;
+    memcpy(&worker, arg, sizeof(worker));
+    k_task_pin(os_task_id(ctx), worker);
+    s->chan = os_initial_handle(ctx, 0);
+    if (worker == 0) /* the pinger starts */
+        OS_ASSERT(ctx, os_send(ctx, s->chan, 1, NULL, 0, NULL, 0) == 0);
+}
+
+static void wake_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    wake_side_t *s = os_state(ctx);
+    if (ev->kind == OS_EV_PEER_CLOSED)
+        os_exit(ctx, 0);
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    if (ev->type == 2 && ++s->n == WAKE_ROUNDS) {
+        __atomic_store_n(&wake_pongs, (long)s->n, __ATOMIC_RELAXED);
+        os_exit(ctx, 0);
+    }
+    OS_ASSERT(ctx, os_send(ctx, s->chan, ev->type == 1 ? 2 : 1, NULL, 0, NULL, 0) == 0);
+}
+
+static void wake_init_start(os_ctx_t *ctx)
+{
+    os_handle_t a, b, t;
+    OS_ASSERT(ctx, os_channel_create(ctx, &a, &b) == 0);
+    int w0 = 0, w1 = WAKE_WORKERS - 1;
+    os_spawn_args_t sa = {.program = "wake-side", .handles = &a, .nhandles = 1, .arg = &w0,
+                          .arg_len = sizeof(w0)};
+    OS_ASSERT(ctx, os_spawn(ctx, &sa, &t) == 0);
+    sa.handles = &b;
+    sa.arg = &w1;
+    OS_ASSERT(ctx, os_spawn(ctx, &sa, &t) == 0);
+}
+
+static void wake_init_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    int *exited = os_state(ctx);
+    if (ev->kind == OS_EV_TASK_EXIT && ++*exited == 2)
+        os_shutdown(ctx, 0);
+}
+
+static const os_program_t wake_side = {"wake-side", sizeof(wake_side_t), wake_start, wake_event};
+static const os_program_t wake_init = {"wake-init", sizeof(int), wake_init_start,
+                                       wake_init_event};
+static const os_program_t *const wake_programs[] = {&wake_init, &wake_side, NULL};
+
+static void wake_across_workers(void **state)
+{
+    /* spin 0: every idle worker really sleeps, so each round trip needs real wake-ups. */
+    for (unsigned spin = 0; spin <= 20; spin += 20) {
+        wake_pongs = 0;
+        hl_run_config_t rc;
+        hl_run_config_init(&rc);
+        hl_run_stats_t stats;
+        rc.programs = wake_programs;
+        rc.init_program = "wake-init";
+        rc.workers = WAKE_WORKERS;
+        rc.console_in = -1;
+        rc.console_out = 2;
+        rc.spin_us = spin;
+        rc.timeout_ms = 60000;
+        rc.stats = &stats;
+        assert_int_equal(0, hl_run(&rc));
+        assert_false(stats.timed_out);
+        assert_int_equal(0, stats.leaks);
+        assert_int_equal(WAKE_ROUNDS, wake_pongs);
+        if (spin == 0)
+            assert_true(stats.wakes > 0);
+    }
+}
+
+/* ---- stopping ------------------------------------------------------------------------------ */
+
+static void idle_start(os_ctx_t *ctx)
+{
+}
+
+static void idle_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+}
+
+static const os_program_t idle_prog = {"idle", 0, idle_start, idle_event};
+static const os_program_t *const idle_programs[] = {&idle_prog, NULL};
+
+static void timeout_ends_run(void **state)
+{
+    hl_run_config_t rc;
+    hl_run_config_init(&rc);
+    hl_run_stats_t stats;
+    rc.programs = idle_programs;
+    rc.init_program = "idle";
+    rc.workers = 2;
+    rc.console_in = -1;
+    rc.console_out = 2;
+    rc.timeout_ms = 30;
+    rc.stats = &stats;
+    assert_int_equal(-1, hl_run(&rc));
+    assert_true(stats.timed_out);
+    assert_int_equal(0, stats.leaks);
+}
+
+/* Raised from inside a task: by then the loop's signal watchers are installed. */
+static void sig_start(os_ctx_t *ctx)
+{
+    kill(getpid(), SIGTERM);
+}
+
+static const os_program_t sig_prog = {"sig", 0, sig_start, idle_event};
+static const os_program_t *const sig_programs[] = {&sig_prog, NULL};
+
+static void sigterm_ends_run(void **state)
+{
+    hl_run_config_t rc;
+    hl_run_config_init(&rc);
+    hl_run_stats_t stats;
+    rc.programs = sig_programs;
+    rc.init_program = "sig";
+    rc.workers = 2;
+    rc.console_in = -1;
+    rc.console_out = 2;
+    rc.handle_signals = true;
+    rc.timeout_ms = 30000;
+    rc.stats = &stats;
+    assert_int_equal(0, hl_run(&rc));
+    assert_int_equal(SIGTERM, stats.signal);
+    assert_false(stats.timed_out);
+    assert_int_equal(0, stats.leaks);
+}
+
+static void missing_init_fails_boot(void **state)
+{
+    hl_run_config_t rc;
+    hl_run_config_init(&rc);
+    rc.programs = idle_programs;
+    rc.init_program = "no-such-program";
+    rc.console_in = -1;
+    rc.console_out = 2;
+    assert_int_equal(OS_ENOENT, hl_run(&rc));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(lines_from_pipe),
+        cmocka_unit_test(lines_from_file),
+        cmocka_unit_test(lines_cancelled),
+        cmocka_unit_test(console_lines_through_kernel),
+        cmocka_unit_test(timers_fire_in_order),
+        cmocka_unit_test(wake_across_workers),
+        cmocka_unit_test(timeout_ends_run),
+        cmocka_unit_test(sigterm_ends_run),
+        cmocka_unit_test(missing_init_fails_boot),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,195 @@
+"""conftest.py — fixtures that boot Orrery (build/orrery) and drive its shell over stdin/stdout.
+
+The `boot` fixture is parametrized over platforms (PLATFORMS below: "hosted" now; a later
+issue adds "qemu" by giving its command line), so one integration test runs on each.
+Select platforms with ORRERY_PLATFORMS=hosted,qemu; the binary with ORRERY_BIN.
+"""
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROMPT = "orrery> "
+DEFAULT_TIMEOUT = 30
+
+
+def orrery_path():
+    return os.environ.get("ORRERY_BIN", os.path.join(ROOT, "build", "orrery"))
+
+
+# platform name -> function(binary, extra args) -> argv that boots the OS with the shell on stdio
+PLATFORMS = {
+    "hosted": lambda binary, args: [binary, "run", *args],
+}
+
+
+def selected_platforms():
+    names = os.environ.get("ORRERY_PLATFORMS", "hosted").split(",")
+    return [n.strip() for n in names if n.strip()]
+
+
+class Session:
+    """One booted system: send lines to its console, wait for output, collect its exit status."""
+
+    def __init__(self, argv, timeout=DEFAULT_TIMEOUT):
+        self.argv = argv
+        self.timeout = timeout
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, bufsize=0)
+        self._out = bytearray()
+        self._err = bytearray()
+        self._cond = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self._out), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self._err), daemon=True),
+        ]
+        for t in self._readers:
+            t.start()
+        self._mark = 0  # output already returned by run_commands / consumed by expect
+
+    def _pump(self, stream, buf):
+        while True:
+            chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+            if not chunk:
+                break
+            with self._cond:
+                buf.extend(chunk)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def output(self):
+        with self._cond:
+            return self._out.decode(errors="replace")
+
+    @property
+    def stderr(self):
+        with self._cond:
+            return self._err.decode(errors="replace")
+
+    def _wait_for(self, predicate, timeout, what):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        with self._cond:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"timed out waiting for {what}\n--- stdout ---\n"
+                        f"{self._out.decode(errors='replace')}\n--- stderr ---\n"
+                        f"{self._err.decode(errors='replace')}")
+                self._cond.wait(min(left, 0.2))
+
+    def prompts(self):
+        with self._cond:
+            return self._out.count(PROMPT.encode())
+
+    def wait_prompt(self, count=1, timeout=None):
+        """Wait until at least `count` prompts have been printed in total."""
+        self._wait_for(lambda: self._out.count(PROMPT.encode()) >= count, timeout,
+                       f"prompt #{count}")
+
+    def send_line(self, line):
+        data = line.encode() if isinstance(line, str) else line
+        self.proc.stdin.write(data + b"\n")
+        self.proc.stdin.flush()
+
+    def expect(self, pattern, timeout=None):
+        """Wait for a regex in the output after the last consumed point; returns the match."""
+        rx = re.compile(pattern)
+        found = []
+
+        def check():
+            m = rx.search(self._out.decode(errors="replace"), self._mark)
+            if m:
+                found.append(m)
+            return bool(m)
+
+        self._wait_for(check, timeout, f"/{pattern}/")
+        self._mark = found[0].end()
+        return found[0]
+
+    def run_commands(self, lines, timeout=None):
+        """Send each line after the shell's prompt; return the output they produced."""
+        if self.prompts() == 0:
+            self.wait_prompt(1, timeout)
+        start = len(self.output)
+        for line in lines:
+            n = self.prompts()
+            self.send_line(line)
+            self.wait_prompt(n + 1, timeout)
+        out = self.output
+        self._mark = len(out)
+        return out[start:]
+
+    def close_stdin(self):
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    def signal(self, signum):
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout=None):
+        try:
+            status = self.proc.wait(timeout=timeout or self.timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"{self.argv} did not exit\n--- stdout ---\n{self.output}")
+        for t in self._readers:
+            t.join(timeout=5)
+        return status
+
+    @property
+    def exit_status(self):
+        return self.wait()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def orrery_bin():
+    path = orrery_path()
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} is not built (set ORRERY_BIN or run scripts/build)")
+    return path
+
+
+def run_cli(args, input=None, timeout=DEFAULT_TIMEOUT):
+    """Run `orrery ARGS` to completion; a CompletedProcess with text output."""
+    return subprocess.run([orrery_path(), *args], input=input, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(params=selected_platforms())
+def boot(request, orrery_bin):
+    """boot(*args) -> Session with the shell on stdio, on the parametrized platform."""
+    platform = request.param
+    if platform not in PLATFORMS:
+        pytest.skip(f"platform {platform} not available in this tree")
+    sessions = []
+
+    def start(*args, timeout=DEFAULT_TIMEOUT):
+        s = Session(PLATFORMS[platform](orrery_bin, list(args)), timeout=timeout)
+        sessions.append(s)
+        return s
+
+    start.platform = platform
+    yield start
+    for s in sessions:
+        s.close_stdin()
+        if s.proc.poll() is None:
+            s.signal(signal.SIGTERM)
+            try:
+                s.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                s.kill()

@@ -1,0 +1,93 @@
+"""test_cli.py — the orrery command line: help, version, errors, manifests, deterministic runs, bench."""
+import json
+import re
+
+from conftest import run_cli
+
+SCRIPT = "ps\nuptime\necho one two\nipc\nfrobnicate\nkill echo\nps\nshutdown\n"
+
+
+def test_help(orrery_bin):
+    r = run_cli(["--help"])
+    assert r.returncode == 0
+    assert r.stdout.startswith("usage: orrery")
+    for cmd in ("run", "bench", "version"):
+        assert cmd in r.stdout
+
+
+def test_every_subcommand_has_help(orrery_bin):
+    for args in (["run", "--help"], ["bench", "--help"], ["bench", "ipc", "--help"],
+                 ["version", "--help"]):
+        r = run_cli(args)
+        assert r.returncode == 0, args
+        assert r.stdout.startswith("usage: orrery"), (args, r.stdout)
+    assert "--manifest" in run_cli(["run", "--help"]).stdout
+
+
+def test_version(orrery_bin):
+    r = run_cli(["version"])
+    assert r.returncode == 0
+    assert re.match(r"orrery \d+\.\d+\.\d+ \(commit \S+\)$", r.stdout.strip()), r.stdout
+
+
+def test_no_command_is_a_usage_error(orrery_bin):
+    r = run_cli([])
+    assert r.returncode == 2
+    assert "usage: orrery" in r.stderr
+
+
+def test_unknown_command_and_option(orrery_bin):
+    for args, word in ((["frob"], "frob"), (["--frob"], "--frob"), (["run", "--frob"], "--frob"),
+                       (["bench", "frob"], "frob"), (["bench", "ipc", "--frob"], "--frob"),
+                       (["run", "--workers", "zero"], "zero"), (["run", "--workers"], "--workers")):
+        r = run_cli(args)
+        assert r.returncode == 2, args
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1, (args, r.stderr)
+        assert lines[0].startswith("orrery: ") and word in lines[0] and "--help" in lines[0]
+
+
+def test_missing_manifest(orrery_bin, tmp_path):
+    path = tmp_path / "nope.manifest"
+    r = run_cli(["run", "--manifest", str(path)], input="shutdown\n")
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"orrery: {path}")
+
+
+def test_invalid_manifest_names_file_and_line(orrery_bin, tmp_path):
+    path = tmp_path / "bad.manifest"
+    path.write_text("]]] this is not a manifest [[[ = = =\n")
+    r = run_cli(["run", "--manifest", str(path)], input="shutdown\n")
+    assert r.returncode == 2
+    assert re.match(re.escape(f"orrery: {path}:") + r"\d+: \S", r.stderr), r.stderr
+
+
+def test_deterministic_runs_are_identical(orrery_bin):
+    a = run_cli(["run", "--deterministic", "--seed", "7"], input=SCRIPT)
+    b = run_cli(["run", "--deterministic", "--seed", "7"], input=SCRIPT)
+    assert a.returncode == 0, a.stderr
+    assert b.returncode == 0, b.stderr
+    assert "killed echo" in a.stdout
+    assert "one two" in a.stdout
+    assert a.stdout == b.stdout
+
+
+def test_deterministic_overlong_line(orrery_bin):
+    r = run_cli(["run", "--deterministic", "--seed", "3"], input="y" * 20000 + "\nshutdown 4\n")
+    assert r.returncode == 4
+    assert "shell: line too long (20000 bytes, limit 1024)" in r.stdout
+
+
+def test_workers_option(orrery_bin):
+    r = run_cli(["run", "--workers", "1"], input="ps\nshutdown\n")
+    assert r.returncode == 0
+    assert "echo" in r.stdout
+
+
+def test_bench_ipc_json(orrery_bin):
+    r = run_cli(["bench", "ipc", "--json"], timeout=120)
+    assert r.returncode == 0, r.stderr
+    figures = json.loads(r.stdout)
+    for key in ("same_worker_rtt_ns", "cross_worker_rtt_ns", "pipe_rtt_ns", "msgs_per_s"):
+        assert key in figures
+        assert isinstance(figures[key], (int, float)) and figures[key] > 0

@@ -1,0 +1,114 @@
+"""test_shell.py — boot Orrery and drive its shell: ps, kill and restart, errors, shutdown, signals."""
+import re
+import signal
+import time
+
+PS_HEADER = re.compile(r"ID\s+NAME\s+STATE\s+HANDLES\s+SENT\s+RECV\s+RESTARTS")
+
+
+def ps_rows(text):
+    """Parse `ps` rows into {name: {"id", "state", "restarts"}} (last row per name wins)."""
+    rows = {}
+    for line in text.splitlines():
+        f = line.replace("orrery> ", "").split()
+        if len(f) == 7 and f[0].isdigit() and f[6].isdigit():
+            rows[f[1]] = {"id": int(f[0]), "state": f[2], "restarts": int(f[6])}
+    return rows
+
+
+def test_ps_lists_the_four_servers(boot):
+    s = boot()
+    out = s.run_commands(["ps"])
+    assert PS_HEADER.search(out), out
+    rows = ps_rows(out)
+    for name in ("init", "console", "shell", "echo"):
+        assert name in rows, out
+    assert rows["init"]["id"] == 1
+    s.send_line("shutdown")
+    assert s.wait() == 0
+
+
+def test_kill_echo_is_restarted(boot):
+    s = boot()
+    s.run_commands([])
+    out = s.run_commands(["kill echo"])
+    assert re.search(r"killed echo \(task \d+\)", out), out
+    # init restarts it asynchronously: poll ps until the restart shows.
+    deadline = time.monotonic() + 20
+    while True:
+        rows = ps_rows(s.run_commands(["ps"]))
+        if rows.get("echo", {}).get("restarts") == 1:
+            break
+        assert time.monotonic() < deadline, s.output
+        time.sleep(0.05)
+    assert "restarting" in s.output
+    assert "still here" in s.run_commands(["echo still here"])
+    s.send_line("shutdown")
+    assert s.wait() == 0
+
+
+def test_unknown_command(boot):
+    s = boot()
+    out = s.run_commands(["frobnicate"])
+    assert "shell: unknown command 'frobnicate' (try 'help')" in out
+    assert "hello" in s.run_commands(["echo hello"])
+    s.send_line("shutdown")
+    assert s.wait() == 0
+
+
+def test_overlong_line_is_rejected_and_shell_goes_on(boot):
+    s = boot()
+    out = s.run_commands(["x" * 20000])
+    assert "shell: line too long (20000 bytes, limit 1024)" in out
+    assert "xxxxxxxxxx" not in out
+    assert re.search(r"^after$", s.run_commands(["echo after"]), re.M)
+    s.send_line("shutdown")
+    assert s.wait() == 0
+
+
+def test_help_and_uptime(boot):
+    s = boot()
+    out = s.run_commands(["help"])
+    for cmd in ("echo", "ps", "uptime", "ipc", "spawn", "kill", "shutdown"):
+        assert cmd in out
+    assert re.search(r"up \d+\.\d+s", s.run_commands(["uptime"]))
+    s.send_line("shutdown")
+    assert s.wait() == 0
+
+
+def test_shutdown_exit_status(boot):
+    s = boot()
+    s.run_commands([])
+    s.send_line("shutdown")
+    assert s.wait() == 0
+    assert "shutting down" in s.output
+
+
+def test_shutdown_with_status(boot):
+    s = boot()
+    s.run_commands([])
+    s.send_line("shutdown 3")
+    assert s.wait() == 3
+
+
+def test_eof_shuts_down(boot):
+    s = boot()
+    s.run_commands(["echo bye"])
+    s.close_stdin()
+    assert s.wait() == 0
+
+
+def test_sigterm_is_a_clean_exit(boot):
+    s = boot()
+    s.run_commands([])
+    s.signal(signal.SIGTERM)
+    assert s.wait() == 0
+    assert "SIGTERM" in s.stderr
+
+
+def test_sigint_is_a_clean_exit(boot):
+    s = boot()
+    s.run_commands([])
+    s.signal(signal.SIGINT)
+    assert s.wait() == 0
+    assert "SIGINT" in s.stderr

@@ -1,0 +1,306 @@
+/* channel.c — channels: endpoint pairs with bounded message queues, handles moved in messages. */
+#include <string.h>
+
+#include "kpriv.h"
+
+/* ---- message buffers ---------------------------------------------------------------------
+ * The send path allocates nothing in the steady state: a delivered message
+ * becomes the receiver's spare buffer for its next send (k_run_one), and
+ * other buffers go back to a free list.
+ */
+
+k_msg_t *k_msg_alloc(void)
+{
+    k_msg_t *m = NULL;
+    k_lock();
+    if (K.msg_free) {
+        m = K.msg_free;
+        K.msg_free = m->next;
+        K.nmsg_free--;
+    }
+    k_unlock();
+    return m ? m : k_malloc(sizeof(k_msg_t));
+}
+
+/* Lock held. The message's carried objects must be gone already. */
+void k_msg_free(k_msg_t *m)
+{
+    if (K.nmsg_free < K_MSG_FREE_MAX && !K.tearing_down) {
+        m->next = K.msg_free;
+        K.msg_free = m;
+        K.nmsg_free++;
+    } else {
+        k_free(m);
+    }
+}
+
+void k_msg_drain_free(void)
+{
+    while (K.msg_free) {
+        k_msg_t *m = K.msg_free;
+        K.msg_free = m->next;
+        k_free(m);
+    }
+    K.nmsg_free = 0;
+}
+
+/* ---- endpoints ---------------------------------------------------------------------------- */
+
+bool k_chan_has_event(const k_chan_t *ch)
+{
+    return ch->writable_pending || ch->count > 0 || (ch->peer_closed && !ch->peer_closed_told);
+}
+
+/* Lock held: free queued messages without closing what they carry (teardown only). */
+void k_chan_drop_queue(k_chan_t *ch)
+{
+    while (ch->head) {
+        k_msg_t *m = ch->head;
+        ch->head = m->next;
+        m->nh = 0;
+        k_msg_free(m);
+    }
+    ch->tail = NULL;
+    ch->count = 0;
+}
+
+/* Lock held; no table holds ch. Carried handles go on the work list to be closed. */
+void k_chan_destroy(k_chan_t *ch, k_obj_t **work)
+{
+    k_chan_t *peer = ch->peer;
+    if (peer) {
+        peer->peer = NULL;
+        peer->peer_closed = true;
+        peer->want_writable = false;
+        peer->writable_pending = false;
+        k_pend(&peer->obj);
+    }
+    while (ch->head) {
+        k_msg_t *m = ch->head;
+        ch->head = m->next;
+        for (uint32_t i = 0; i < m->nh; i++) {
+            m->objs[i]->dnext = *work;
+            *work = m->objs[i];
+        }
+        m->nh = 0;
+        k_msg_free(m);
+    }
+    k_obj_unlink(&ch->obj);
+    K.nchans--;
+    k_free(ch);
+}
+
+/* Lock held: the next event of endpoint ch for its holder t. */
+bool k_chan_take(k_task_t *t, k_chan_t *ch, os_event_t *ev)
+{
+    if (ch->writable_pending) {
+        ch->writable_pending = false;
+        ev->kind = OS_EV_WRITABLE;
+        K_TRACE(HAL_TR_WRITABLE, t->id, ch->obj.id, ch->peer ? ch->peer->obj.id : 0, 0, 0, 0,
+                NULL, 0, 0);
+        return true;
+    }
+    if (ch->count > 0) {
+        k_msg_t *m = ch->head;
+        ch->head = m->next;
+        if (!ch->head)
+            ch->tail = NULL;
+        ch->count--;
+        ev->kind = OS_EV_MESSAGE;
+        ev->type = m->type;
+        ev->data = m->data;
+        ev->len = m->len;
+        if (m->nh) {
+            if (k_handle_room(t, m->nh)) {
+                for (uint32_t i = 0; i < m->nh; i++)
+                    ev->handles[i] = k_handle_install(t, m->objs[i], m->rights[i]);
+                ev->nhandles = m->nh;
+            } else {
+                for (uint32_t i = 0; i < m->nh; i++)
+                    k_obj_close(m->objs[i]);
+                ev->status = OS_ENOSPC;
+            }
+            m->nh = 0;
+        }
+        t->cur_msg = m;
+        t->received++;
+        K.messages++;
+        K_TRACE(HAL_TR_DELIVER, t->id, ch->obj.id, ch->peer ? ch->peer->obj.id : 0, m->type,
+                ev->status, 0, m->data, m->len, (uint32_t)ev->nhandles);
+        /* Backpressure: the sender that saw OS_EFULL hears once we drained to half. */
+        k_chan_t *peer = ch->peer;
+        if (peer && peer->want_writable && ch->count <= OS_CHAN_QUEUE_MAX / 2) {
+            peer->want_writable = false;
+            peer->writable_pending = true;
+            k_pend(&peer->obj);
+        }
+        return true;
+    }
+    if (ch->peer_closed && !ch->peer_closed_told) {
+        ch->peer_closed_told = true;
+        ev->kind = OS_EV_PEER_CLOSED;
+        K_TRACE(HAL_TR_PEER_CLOSED, t->id, ch->obj.id, 0, 0, 0, 0, NULL, 0, 0);
+        return true;
+    }
+    return false;
+}
+
+/* ---- os API ------------------------------------------------------------------------------ */
+
+int os_channel_create(os_ctx_t *ctx, os_handle_t *a, os_handle_t *b)
+{
+    k_task_t *t = ctx->task;
+    if (!a || !b)
+        return OS_EINVAL;
+    k_chan_t *ea = k_calloc(1, sizeof(*ea));
+    k_chan_t *eb = ea ? k_calloc(1, sizeof(*eb)) : NULL;
+    if (!eb) {
+        k_free(ea);
+        return OS_ENOMEM;
+    }
+    k_lock();
+    if (!k_handle_room(t, 2)) {
+        k_unlock();
+        k_free(ea);
+        k_free(eb);
+        return OS_ENOSPC;
+    }
+    k_obj_link(&ea->obj, K_OBJ_CHAN);
+    k_obj_link(&eb->obj, K_OBJ_CHAN);
+    ea->peer = eb;
+    eb->peer = ea;
+    K.nchans += 2;
+    os_handle_t ha = k_handle_install(t, &ea->obj, OS_RIGHTS_ALL);
+    os_handle_t hb = k_handle_install(t, &eb->obj, OS_RIGHTS_ALL);
+    K_TRACE(HAL_TR_CHAN_CREATE, t->id, ea->obj.id, eb->obj.id, 0, 0, 0, NULL, 0, 0);
+    k_unlock();
+    *a = ha;
+    *b = hb;
+    return 0;
+}
+
+/* Lock held. Decode: every check before any state changes. */
+static int send_check(k_task_t *t, os_handle_t h, const os_handle_t *hs, size_t nh,
+                      k_slot_t **chs, k_slot_t **carried)
+{
+    int rc = k_handle_get(t, h, chs);
+    if (rc)
+        return rc;
+    k_slot_t *cs = *chs;
+    if (cs->obj->type != K_OBJ_CHAN)
+        return OS_EINVAL;
+    if (!(cs->rights & OS_RIGHT_WRITE))
+        return OS_EACCES;
+    k_chan_t *ch = (k_chan_t *)cs->obj;
+    for (size_t i = 0; i < nh; i++) {
+        rc = k_handle_get(t, hs[i], &carried[i]);
+        if (rc)
+            return rc;
+        if (!(carried[i]->rights & OS_RIGHT_TRANSFER))
+            return OS_EACCES;
+        /* Sending h, or its peer (it would queue inside its own queue, unreachable). */
+        if (carried[i] == cs || (ch->peer && carried[i]->obj == &ch->peer->obj))
+            return OS_EINVAL;
+        for (size_t j = 0; j < i; j++)
+            if (carried[j] == carried[i])
+                return OS_EINVAL;
+    }
+    if (!ch->peer)
+        return OS_EPEER;
+    if (ch->peer->count >= OS_CHAN_QUEUE_MAX) {
+        ch->want_writable = true;
+        return OS_EFULL;
+    }
+    return 0;
+}
+
+int os_send(os_ctx_t *ctx, os_handle_t h, uint32_t type, const void *data, size_t len,
+            const os_handle_t *handles, size_t nhandles)
+{
+    k_task_t *t = ctx->task;
+    os_handle_t hs[OS_MSG_MAX_HANDLES];
+    k_slot_t *carried[OS_MSG_MAX_HANDLES];
+    k_slot_t *cs = NULL;
+    int rc = 0;
+
+    if (len > OS_MSG_MAX_DATA || nhandles > OS_MSG_MAX_HANDLES)
+        rc = OS_E2BIG;
+    else if ((len && !data) || (nhandles && !handles))
+        rc = OS_EINVAL;
+    if (rc) {
+        K_TRACE(HAL_TR_SEND, t->id, 0, 0, type, rc, 0, NULL, 0, 0);
+        return rc;
+    }
+    /* Copy the caller's memory before taking the lock: a bad pointer faults here. */
+    k_msg_t *m = t->spare;
+    t->spare = NULL;
+    if (!m && !(m = k_msg_alloc())) {
+        K_TRACE(HAL_TR_SEND, t->id, 0, 0, type, OS_ENOMEM, 0, NULL, 0, 0);
+        return OS_ENOMEM;
+    }
+    if (len)
+        memcpy(m->data, data, len);
+    for (size_t i = 0; i < nhandles; i++)
+        hs[i] = handles[i];
+
+    k_lock();
+    rc = send_check(t, h, hs, nhandles, &cs, carried);
+    if (rc) {
+        K_TRACE(HAL_TR_SEND, t->id, cs ? cs->obj->id : 0, 0, type, rc, 0, m->data, len,
+                (uint32_t)nhandles);
+        k_unlock();
+        t->spare = m;
+        return rc;
+    }
+    /* Perform. */
+    k_chan_t *ch = (k_chan_t *)cs->obj;
+    k_chan_t *peer = ch->peer;
+    m->next = NULL;
+    m->type = type;
+    m->len = (uint32_t)len;
+    m->nh = (uint32_t)nhandles;
+    for (size_t i = 0; i < nhandles; i++) {
+        m->objs[i] = carried[i]->obj;
+        m->rights[i] = carried[i]->rights;
+        k_handle_remove(t, carried[i]);
+    }
+    if (peer->tail)
+        peer->tail->next = m;
+    else
+        peer->head = m;
+    peer->tail = m;
+    peer->count++;
+    t->sent++;
+    K_TRACE(HAL_TR_SEND, t->id, ch->obj.id, peer->obj.id, type, 0, 0, m->data, len,
+            (uint32_t)nhandles);
+    k_pend(&peer->obj);
+    k_unlock();
+    return 0;
+}
+
+int os_chan_list(os_ctx_t *ctx, os_chan_info_t *out, size_t max)
+{
+    int n = 0;
+    k_lock();
+    atomic_store_explicit(&K.list_holder, ctx->task, memory_order_relaxed);
+    for (k_obj_t *o = K.ohead; o; o = o->anext) {
+        if (o->type != K_OBJ_CHAN)
+            continue;
+        k_chan_t *ch = (k_chan_t *)o;
+        if (ch->peer && ch->peer->obj.id < o->id)
+            continue; /* listed with its lower-numbered peer */
+        if (out && (size_t)n < max) {
+            os_chan_info_t *ci = &out[n];
+            ci->id = o->id;
+            ci->peer = ch->peer ? ch->peer->obj.id : 0;
+            ci->owner = o->owner ? o->owner->id : 0;
+            ci->peer_owner = ch->peer && ch->peer->obj.owner ? ch->peer->obj.owner->id : 0;
+            ci->queued = ch->count;
+            ci->peer_queued = ch->peer ? ch->peer->count : 0;
+        }
+        n++;
+    }
+    atomic_store_explicit(&K.list_holder, NULL, memory_order_relaxed);
+    k_unlock();
+    return n;
+}

@@ -1,0 +1,226 @@
+/* kernel.c — the kernel as a library: boot, the run loop, shutdown, teardown, clock, log. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <hal/console.h>
+#include <hal/entropy.h>
+
+#include "kpriv.h"
+
+k_kernel_t K;
+
+int k_boot(const k_config_t *cfg)
+{
+    if (!cfg || !cfg->programs || !cfg->init_program)
+        return OS_EINVAL;
+    if (cfg->workers > K_WORKERS_MAX)
+        return OS_EINVAL;
+    if (K.booted)
+        return OS_ESTATE;
+    const k_sched_policy_t *policy = cfg->policy ? cfg->policy : &k_sched_fifo;
+    if (policy->version != K_SCHED_POLICY_VERSION)
+        return OS_EINVAL;
+    if (cfg->trace && cfg->trace->version != HAL_TRACE_SINK_VERSION)
+        return OS_EINVAL;
+
+    memset(&K, 0, sizeof(K));
+    K.programs = cfg->programs;
+    K.workers = cfg->workers ? cfg->workers : 1;
+    K.max_tasks = cfg->max_tasks ? cfg->max_tasks : 256;
+    K.policy = policy;
+    K.next_task_id = 1;
+    K.next_obj_id = 1;
+    int rc = policy->init(&K.sched, K.max_tasks, cfg->seed);
+    if (rc)
+        return rc;
+    K.trace = cfg->trace;
+    K.booted = true;
+
+    os_spawn_args_t a = {
+        .program = cfg->init_program,
+        .arg = cfg->init_arg,
+        .arg_len = cfg->init_arg_len,
+        .privileged = true,
+    };
+    rc = k_spawn(NULL, &a, NULL);
+    if (rc) {
+        K.booted = false;
+        K.trace = NULL;
+        policy->fini(K.sched);
+        K.sched = NULL;
+    }
+    return rc;
+}
+
+/* Call the handler; true if it left through os_exit, os_panic or a fault. */
+static bool call_handler(k_task_t *t, bool start, const os_event_t *ev)
+{
+    if (setjmp(t->ctx.jb))
+        return true;
+    if (start) {
+        if (t->prog->start)
+            t->prog->start(&t->ctx);
+    } else if (t->prog->on_event) {
+        t->prog->on_event(&t->ctx, ev);
+    }
+    return false;
+}
+
+bool k_run_one(unsigned worker)
+{
+    os_event_t ev;
+    k_task_t *t;
+    bool start = false;
+
+    if (worker >= K_WORKERS_MAX)
+        return false;
+    k_lock();
+    for (;;) {
+        t = K.booted ? K.policy->pop(K.sched, worker, k_can_run) : NULL;
+        if (!t) {
+            k_unlock();
+            return false;
+        }
+        K.nready--;
+        t->run = OS_TASK_RUNNING; /* events arriving now re-queue it after the handler */
+        if (!t->started) {
+            t->started = true;
+            start = true;
+            break;
+        }
+        if (k_take_event(t, &ev))
+            break;
+        t->run = OS_TASK_IDLE; /* its pending events went away (cancelled, moved) */
+    }
+    K.nrunning++;
+    K.events++;
+    if (start)
+        K_TRACE(HAL_TR_START, t->id, 0, 0, 0, 0, 0, NULL, 0, 0);
+    k_unlock();
+
+    K.cur[worker] = t;
+    bool left = call_handler(t, start, &ev);
+    K.cur[worker] = NULL;
+
+    k_lock();
+    K.nrunning--;
+    if (t->cur_msg) {
+        /* The delivered buffer becomes our next send's buffer. */
+        if (!t->spare)
+            t->spare = t->cur_msg;
+        else
+            k_msg_free(t->cur_msg);
+        t->cur_msg = NULL;
+    }
+    k_devitem_t *item = t->cur_item;
+    t->cur_item = NULL;
+    if (left || t->dying) {
+        k_task_destroy(t, left ? t->exit_status : K_EXIT_KILLED);
+    } else {
+        t->run = OS_TASK_IDLE;
+        if (t->phead)
+            k_sched_ready(t);
+    }
+    k_unlock();
+    k_free(item);
+    return true;
+}
+
+bool k_idle(void)
+{
+    k_lock();
+    bool idle = K.nready == 0 && K.nrunning == 0;
+    k_unlock();
+    return idle;
+}
+
+bool k_shutdown_requested(int *status)
+{
+    if (!atomic_load(&K.shutdown))
+        return false;
+    if (status)
+        *status = atomic_load(&K.shutdown_status);
+    return true;
+}
+
+int os_shutdown(os_ctx_t *ctx, int status)
+{
+    if (!ctx->task->privileged)
+        return OS_EACCES;
+    k_lock();
+    atomic_store(&K.shutdown_status, status);
+    atomic_store(&K.shutdown, 1);
+    hal_shutdown(status);
+    k_unlock();
+    return 0;
+}
+
+long k_teardown(void)
+{
+    k_lock();
+    if (K.booted) {
+        K.tearing_down = true;
+        while (K.thead)
+            k_task_destroy(K.thead, K_EXIT_KILLED);
+        /* What is left is in flight, possibly in cycles (A's queue carries B, B's carries
+         * A): empty every queue first, then destroy each object alone. */
+        for (k_obj_t *o = K.ohead; o; o = o->anext)
+            if (o->type == K_OBJ_CHAN)
+                k_chan_drop_queue((k_chan_t *)o);
+        while (K.ohead)
+            k_obj_close(K.ohead);
+        k_msg_drain_free();
+        k_free(K.heap);
+        K.policy->fini(K.sched);
+        if (K.trace && K.trace->flush)
+            K.trace->flush(K.trace->self);
+    }
+    k_device_reset();
+    memset(&K, 0, sizeof(K)); /* also releases the lock */
+    k_fail_alloc_after(0);
+    return k_live_allocs();
+}
+
+void k_get_stats(k_stats_t *out)
+{
+    k_lock();
+    out->events = K.events;
+    out->messages = K.messages;
+    out->trace_records = atomic_load(&K.trace_records);
+    out->tasks = K.ntasks;
+    out->channels = K.nchans;
+    out->allocations = k_live_allocs();
+    k_unlock();
+}
+
+/* ---- os API: values flowing into a task, and the console log ----------------------------- */
+
+uint64_t os_clock_now(os_ctx_t *ctx)
+{
+    uint64_t now = hal_clock_now_ns();
+    K_TRACE(HAL_TR_CLOCK_READ, ctx->task->id, 0, 0, 0, 0, now, NULL, 0, 0);
+    return now;
+}
+
+void os_random(os_ctx_t *ctx, void *buf, size_t len)
+{
+    if (!buf || !len)
+        return;
+    hal_entropy_fill(buf, len);
+    K_TRACE(HAL_TR_RANDOM, ctx->task->id, 0, 0, 0, 0, 0, buf, len, 0);
+}
+
+void os_log(os_ctx_t *ctx, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    int n = snprintf(line, sizeof(line), "[%s] ", ctx->task->prog->name);
+    va_start(ap, fmt);
+    if (n >= 0 && (size_t)n < sizeof(line) - 1)
+        vsnprintf(line + n, sizeof(line) - 1 - (size_t)n, fmt, ap);
+    va_end(ap);
+    size_t len = strnlen(line, sizeof(line) - 2);
+    line[len++] = '\n';
+    hal_console_write(line, len);
+}

@@ -1,0 +1,259 @@
+/* kpriv.h — kernel-private objects and state shared by the core sources; guarded by K.lock. */
+#ifndef K_PRIV_H
+#define K_PRIV_H
+
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hal/clock.h>
+#include <hal/cpu.h>
+#include <hal/device.h>
+#include <hal/trace.h>
+#include <k/kernel.h>
+#include <os/os.h>
+
+#include "lock.h"
+
+/* Exit statuses the kernel gives (documented in docs/os-api.md). */
+enum {
+    K_EXIT_PANIC = -128,  /* os_panic / OS_ASSERT */
+    K_EXIT_KILLED = -129, /* os_task_kill, or still alive at k_teardown */
+    K_EXIT_FAULT = -130,  /* k_task_fault: the platform caught a fault */
+};
+
+enum {
+    K_WORKERS_MAX = 64,
+    K_DEVICES_MAX = 16,
+    K_MSG_FREE_MAX = 256, /* message buffers kept for reuse */
+    K_HANDLE_GEN_MAX = 0x7fffff,
+};
+
+enum k_obj_type { K_OBJ_CHAN = 1, K_OBJ_TIMER = 2, K_OBJ_TASK = 3, K_OBJ_DEVICE = 4 };
+
+/*
+ * Every object has exactly one holder: a slot of one task's handle table
+ * (owner != NULL), or a queued message carrying it (owner == NULL, "in
+ * flight"). An object with events waiting sits on its owner's pending list.
+ */
+typedef struct k_obj k_obj_t;
+struct k_obj {
+    uint8_t type;      /* enum k_obj_type */
+    bool pending;      /* linked on owner's pending list */
+    uint32_t id;       /* object id, shown in traces and os_chan_list */
+    k_task_t *owner;   /* holding task, NULL while in flight */
+    os_handle_t hval;  /* owner's handle for it */
+    k_obj_t *pnext;    /* owner's pending list */
+    k_obj_t *pprev;
+    k_obj_t *anext;    /* K.objs: every chan, timer, task ref, by id */
+    k_obj_t *aprev;
+    k_obj_t *dnext;    /* destroy work list */
+};
+
+typedef struct k_msg {
+    struct k_msg *next;
+    uint32_t type;
+    uint32_t len;
+    uint32_t nh;                          /* carried objects, owned by the message */
+    k_obj_t *objs[OS_MSG_MAX_HANDLES];
+    uint32_t rights[OS_MSG_MAX_HANDLES];
+    uint8_t data[OS_MSG_MAX_DATA];
+} k_msg_t;
+
+typedef struct k_chan {
+    k_obj_t obj;
+    struct k_chan *peer;     /* NULL once the peer closed */
+    k_msg_t *head, *tail;    /* messages for our holder */
+    uint32_t count;
+    bool peer_closed;        /* tell PEER_CLOSED after the queue drains */
+    bool peer_closed_told;
+    bool want_writable;      /* a send from us got OS_EFULL */
+    bool writable_pending;   /* tell WRITABLE */
+} k_chan_t;
+
+typedef struct k_timer {
+    k_obj_t obj;
+    uint64_t deadline;
+    uint64_t order;    /* arm order: ties fire first armed, first fired */
+    int32_t heap_idx;  /* in K.heap, -1 when disarmed */
+    bool fired;        /* tell TIMER */
+} k_timer_t;
+
+/* The supervisor's handle on a task it spawned. */
+typedef struct k_taskref {
+    k_obj_t obj;
+    k_task_t *task;    /* NULL once it ended */
+    uint32_t task_id;
+    int status;
+    bool exited;       /* tell TASK_EXIT */
+} k_taskref_t;
+
+typedef struct k_devitem {
+    struct k_devitem *next;
+    uint32_t code;
+    uint32_t len;
+    uint8_t data[];
+} k_devitem_t;
+
+typedef struct k_device {
+    k_obj_t obj;              /* owner: the task that opened it */
+    const hal_device_ops_t *ops;
+    k_devitem_t *head, *tail; /* input for the opener */
+    uint32_t count;
+    bool want_resume;         /* k_post got OS_EFULL */
+} k_device_t;
+
+typedef struct k_slot {
+    k_obj_t *obj;    /* NULL: free */
+    uint32_t rights;
+    uint32_t gen;    /* 1..K_HANDLE_GEN_MAX, bumped at each free */
+} k_slot_t;
+
+struct os_ctx {
+    k_task_t *task;
+    jmp_buf jb; /* os_exit/os_panic/k_task_fault jump back into k_run_one */
+};
+
+struct k_task {
+    os_ctx_t ctx;
+    /* fixed at spawn */
+    uint32_t id;
+    const os_program_t *prog;
+    void *state;
+    void *arg;
+    size_t arg_len;
+    os_handle_t initial[OS_SPAWN_MAX_HANDLES];
+    size_t ninitial;
+    bool privileged;
+    uint32_t restarts;
+    /* guarded by K.lock */
+    os_task_state_t run;      /* READY (in the policy's queue), RUNNING, IDLE */
+    bool started;             /* start() was called */
+    bool dying;               /* killed while running: destroy after the handler */
+    int exit_status;
+    int pin;                  /* worker, or -1 */
+    k_taskref_t *ref;         /* supervisor's handle, or NULL */
+    k_obj_t *phead, *ptail;   /* objects with events waiting */
+    uint64_t sent, received;
+    k_task_t *tnext, *tprev;  /* K.tasks, by id */
+    /* the running worker's, or the task's while idle */
+    k_msg_t *cur_msg;         /* message being delivered */
+    k_devitem_t *cur_item;    /* device input being delivered */
+    k_msg_t *spare;           /* buffer for our next send */
+    /* handle table */
+    uint32_t nfree;
+    uint16_t freelist[OS_HANDLES_MAX];
+    k_slot_t slots[OS_HANDLES_MAX];
+};
+
+typedef struct k_kernel {
+    k_spin_t lock;
+    bool booted;
+    bool tearing_down;
+    const os_program_t *const *programs;
+    unsigned workers;
+    size_t max_tasks;
+    const k_sched_policy_t *policy;
+    void *sched;
+    const hal_trace_sink_t *trace;
+    /* tasks */
+    k_task_t *thead, *ttail;
+    uint32_t ntasks;
+    uint32_t next_task_id;
+    uint32_t nready, nrunning;
+    /* objects */
+    k_obj_t *ohead, *otail;
+    uint32_t next_obj_id;
+    uint32_t nchans;
+    /* timers: min-heap of armed timers */
+    k_timer_t **heap;
+    uint32_t heap_len, heap_cap;
+    uint32_t ntimers;
+    uint64_t timer_order;
+    /* message buffers for reuse */
+    k_msg_t *msg_free;
+    uint32_t nmsg_free;
+    /* per worker: the task whose handler runs there (touched only by that worker) */
+    k_task_t *cur[K_WORKERS_MAX];
+    /* counters */
+    uint64_t events, messages;
+    atomic_uint_fast64_t trace_seq;
+    atomic_uint_fast64_t trace_records;
+    atomic_int shutdown;      /* 1 once os_shutdown was called */
+    atomic_int shutdown_status;
+    _Atomic(k_task_t *) list_holder; /* task filling os_*_list under the lock (faults) */
+} k_kernel_t;
+
+extern k_kernel_t K;
+
+static inline void k_lock(void)
+{
+    k_spin_lock(&K.lock);
+}
+
+static inline void k_unlock(void)
+{
+    k_spin_unlock(&K.lock);
+}
+
+/* alloc.c */
+void *k_malloc(size_t n);
+void *k_calloc(size_t n, size_t size);
+void k_free(void *p);
+long k_live_allocs(void);
+
+/* handle.c */
+int k_handle_get(k_task_t *t, os_handle_t h, k_slot_t **out);
+bool k_handle_room(const k_task_t *t, size_t n);
+os_handle_t k_handle_install(k_task_t *t, k_obj_t *obj, uint32_t rights);
+void k_handle_remove(k_task_t *t, k_slot_t *slot);
+void k_table_init(k_task_t *t);
+void k_obj_link(k_obj_t *obj, uint8_t type);
+void k_obj_unlink(k_obj_t *obj);
+void k_obj_close(k_obj_t *obj);
+void k_pend(k_obj_t *obj);
+void k_unpend(k_obj_t *obj);
+bool k_take_event(k_task_t *t, os_event_t *ev);
+
+/* channel.c */
+k_msg_t *k_msg_alloc(void);
+void k_msg_free(k_msg_t *m);
+void k_msg_drain_free(void);
+void k_chan_destroy(k_chan_t *ch, k_obj_t **work);
+void k_chan_drop_queue(k_chan_t *ch);
+bool k_chan_has_event(const k_chan_t *ch);
+bool k_chan_take(k_task_t *t, k_chan_t *ch, os_event_t *ev);
+
+/* timer.c */
+void k_timer_destroy(k_timer_t *tm);
+bool k_timer_take(k_task_t *t, k_timer_t *tm, os_event_t *ev);
+
+/* task.c */
+int k_spawn(k_task_t *parent, const os_spawn_args_t *a, os_handle_t *out);
+void k_task_destroy(k_task_t *t, int status);
+void k_taskref_destroy(k_taskref_t *ref);
+bool k_taskref_take(k_task_t *t, k_taskref_t *ref, os_event_t *ev);
+_Noreturn void k_task_leave(k_task_t *t, int status);
+
+/* sched.c */
+void k_sched_ready(k_task_t *t);
+bool k_can_run(k_task_t *t, unsigned worker);
+
+/* device.c */
+bool k_device_has_event(const k_device_t *d);
+bool k_device_take(k_task_t *t, k_device_t *d, os_event_t *ev);
+void k_device_reset(void);
+
+/* trace.c */
+void k_trace_emit(uint32_t kind, uint32_t task, uint32_t chan, uint32_t peer, uint32_t type,
+                  int32_t result, uint64_t arg, const void *data, size_t len, uint32_t nh);
+#define K_TRACE(kind, task, chan, peer, type, result, arg, data, len, nh)                         \
+    do {                                                                                        \
+        if (__builtin_expect(K.trace != NULL, 0))                                               \
+            k_trace_emit((kind), (task), (chan), (peer), (type), (result), (arg), (data),       \
+                         (len), (nh));                                                          \
+    } while (0)
+
+#endif

@@ -249,6 +249,10 @@ static void stress_run(void **state)
     rc.stats = &stats;
 
     int status = hl_run(&rc);
+    print_message("spawned %ld exits %ld kills %ld completed %ld broken %ld pings %ld pongs %ld "
+                  "events %llu futex wakes %llu\n",
+                  GET(spawned), GET(exits), GET(kills), GET(completed), GET(broken), GET(pings),
+                  GET(pongs), (unsigned long long)stats.events, (unsigned long long)stats.wakes);
 
     assert_false(stats.timed_out);
     assert_int_equal(0, status);

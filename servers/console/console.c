@@ -1,0 +1,222 @@
+/* console.c — the console server: device input lines to one client, the client's output to the device. */
+#include <image.h>
+#include <iface/console.h>
+#include <iface/init_client.h>
+
+#include <string.h>
+
+enum {
+    CONSOLE_BUFFERED_MAX = 32, /* input items held while no client can take them */
+    CONSOLE_REQ_REGISTER = 1,
+};
+
+/* An input item waiting for the client: a line, an overlong notice or the end of input. */
+typedef struct item {
+    uint32_t type;   /* console_msg_line, _overlong, _eof */
+    uint32_t length; /* line: bytes in text; overlong: the dropped line's length */
+    char text[CONSOLE_LINE_MAX + 1];
+} item_t;
+
+typedef struct console_state {
+    os_handle_t dev;    /* the "console" device */
+    os_handle_t client; /* the one client (the latest to connect), or NONE */
+    bool blocked;       /* the client's queue was full: wait for WRITABLE */
+    uint32_t lines;     /* lines forwarded */
+    uint32_t dropped;   /* input dropped because the buffer was full */
+    size_t head, count; /* ring of buffered items */
+    item_t items[CONSOLE_BUFFERED_MAX];
+} console_state_t;
+
+static int send_item(os_ctx_t *ctx, console_state_t *st, const item_t *it)
+{
+    switch (it->type) {
+    case console_msg_line: {
+        console_line_t m;
+        memcpy(m.text, it->text, it->length);
+        m.text[it->length] = 0;
+        return console_line_send(ctx, st->client, &m);
+    }
+    case console_msg_overlong: {
+        console_overlong_t m = {it->length};
+        return console_overlong_send(ctx, st->client, &m);
+    }
+    default: {
+        console_eof_t m = {st->lines};
+        return console_eof_send(ctx, st->client, &m);
+    }
+    }
+}
+
+/* Send buffered items while the client takes them. */
+static void pump(os_ctx_t *ctx, console_state_t *st)
+{
+    while (st->count > 0 && st->client != OS_HANDLE_NONE && !st->blocked) {
+        item_t *it = &st->items[st->head];
+        int err = send_item(ctx, st, it);
+        if (err == OS_EFULL) {
+            st->blocked = true;
+            return;
+        }
+        if (err == OS_EPEER || err == OS_EBADH) {
+            os_handle_close(ctx, st->client);
+            st->client = OS_HANDLE_NONE;
+            return;
+        }
+        if (err == 0 && it->type == console_msg_line)
+            st->lines++;
+        st->head = (st->head + 1) % CONSOLE_BUFFERED_MAX;
+        st->count--;
+    }
+    if (st->dropped && st->count == 0 && st->client != OS_HANDLE_NONE) {
+        os_log(ctx, "%u input lines dropped while nobody was reading", st->dropped);
+        st->dropped = 0;
+    }
+}
+
+static item_t *push(console_state_t *st)
+{
+    if (st->count == CONSOLE_BUFFERED_MAX) {
+        st->dropped++;
+        return NULL;
+    }
+    item_t *it = &st->items[(st->head + st->count) % CONSOLE_BUFFERED_MAX];
+    st->count++;
+    return it;
+}
+
+static void on_device(os_ctx_t *ctx, console_state_t *st, const os_event_t *ev)
+{
+    item_t *it;
+
+    switch (ev->type) {
+    case CONSOLE_DEV_LINE:
+        if (!(it = push(st)))
+            break;
+        if (ev->len > CONSOLE_LINE_MAX) {
+            /* the device promises short lines; never trust it with our buffer */
+            it->type = console_msg_overlong;
+            it->length = (uint32_t)ev->len;
+            break;
+        }
+        it->type = console_msg_line;
+        it->length = (uint32_t)ev->len;
+        memcpy(it->text, ev->data, ev->len);
+        for (size_t i = 0; i < ev->len; i++) {
+            if (it->text[i] == 0)
+                it->text[i] = '?'; /* a str carries no NUL */
+        }
+        break;
+    case CONSOLE_DEV_OVERLONG:
+        if (!(it = push(st)))
+            break;
+        it->type = console_msg_overlong;
+        it->length = 0;
+        if (ev->len == sizeof(uint32_t))
+            memcpy(&it->length, ev->data, sizeof it->length);
+        break;
+    case CONSOLE_DEV_EOF:
+        if ((it = push(st)))
+            it->type = console_msg_eof;
+        break;
+    default:
+        break;
+    }
+    pump(ctx, st);
+}
+
+static void reject(os_ctx_t *ctx, os_handle_t ch, const os_event_t *ev)
+{
+    iface_discard(ctx, ev);
+    console_error_t e = {ev->type, OS_EPROTO};
+    console_error_send(ctx, ch, &e);
+}
+
+static void on_client_message(os_ctx_t *ctx, console_state_t *st, const os_event_t *ev)
+{
+    union {
+        console_write_t write;
+        console_flush_t flush;
+    } m;
+
+    if (ev->type == console_msg_write && console_write_decode(ev, &m.write) == 0) {
+        os_device_write(ctx, st->dev, CONSOLE_DEV_WRITE, m.write.data, m.write.data_len);
+    } else if (ev->type == console_msg_flush && console_flush_decode(ev, &m.flush) == 0) {
+        /* writes reach the device synchronously, so everything before is out */
+        console_flushed_t f = {m.flush.token};
+        console_flushed_send(ctx, ev->handle, &f);
+    } else {
+        reject(ctx, ev->handle, ev);
+    }
+}
+
+static void on_init_message(os_ctx_t *ctx, console_state_t *st, const os_event_t *ev)
+{
+    union {
+        init_new_client_t nc;
+        init_reply_t reply;
+    } m;
+
+    if (ev->type == init_msg_new_client && init_new_client_decode(ev, &m.nc) == 0) {
+        /* one client at a time: the newest wins (a restarted shell reconnects) */
+        if (st->client != OS_HANDLE_NONE)
+            os_handle_close(ctx, st->client);
+        st->client = m.nc.chan;
+        st->blocked = false;
+        pump(ctx, st);
+    } else if (ev->type == init_msg_reply && init_reply_decode(ev, &m.reply) == 0) {
+        if (m.reply.status < 0)
+            os_log(ctx, "register console: %s", os_strerror(m.reply.status));
+    } else {
+        iface_discard(ctx, ev);
+    }
+}
+
+static void console_start(os_ctx_t *ctx)
+{
+    console_state_t *st = os_state(ctx);
+    int err = os_device_open(ctx, "console", &st->dev);
+    if (err < 0)
+        os_panic(ctx, "cannot open the console device: %s", os_strerror(err));
+    err = init_register_iface(ctx, CONSOLE_REQ_REGISTER, &console_iface);
+    if (err < 0)
+        os_log(ctx, "register console: %s", os_strerror(err));
+}
+
+static void console_on_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    console_state_t *st = os_state(ctx);
+
+    switch (ev->kind) {
+    case OS_EV_DEVICE:
+        if (ev->handle == st->dev)
+            on_device(ctx, st, ev);
+        break;
+    case OS_EV_MESSAGE:
+        if (ev->handle == init_channel(ctx))
+            on_init_message(ctx, st, ev);
+        else if (ev->handle == st->client)
+            on_client_message(ctx, st, ev);
+        else
+            iface_discard(ctx, ev);
+        break;
+    case OS_EV_WRITABLE:
+        if (ev->handle == st->client) {
+            st->blocked = false;
+            pump(ctx, st);
+        }
+        break;
+    case OS_EV_PEER_CLOSED:
+        if (ev->handle == st->client) {
+            os_handle_close(ctx, st->client);
+            st->client = OS_HANDLE_NONE;
+        } else if (ev->handle != init_channel(ctx)) {
+            os_handle_close(ctx, ev->handle);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+const os_program_t orrery_console = {"console", sizeof(console_state_t), console_start,
+                                     console_on_event};

@@ -1,0 +1,21 @@
+/* image.c — the program table of the image and the default boot manifest (docs/manifest.md). */
+#include <image.h>
+#include <manifest.h>
+
+const os_program_t *const orrery_programs[] = {
+    &orrery_init, &orrery_console, &orrery_shell, &orrery_echo, NULL,
+};
+
+/* Started in this order: console is task 2, shell 3, echo 4. */
+const char orrery_default_manifest[] =
+    "# Orrery default boot manifest: the programs init starts, in order.\n"
+    "# program NAME [restart=always|on-failure|never] [max-restarts=N] [reach=IFACE,...]\n"
+    "program console restart=always\n"
+    "program shell   restart=always max-restarts=10 reach=console,echo\n"
+    "program echo    restart=on-failure\n";
+
+int orrery_manifest_check(const char *text, size_t len, char *err, size_t errlen)
+{
+    manifest_t m;
+    return manifest_parse(text, len, orrery_programs, orrery_init.name, &m, err, errlen);
+}

@@ -1,0 +1,40 @@
+/* console.h — the console interface: input lines to one client, output from it. */
+#ifndef IFACE_CONSOLE_H
+#define IFACE_CONSOLE_H
+
+#include <iface/iface.h>
+
+/*
+ * console -> client: `line` (one input line, without '\n'), `overlong` (a line
+ * longer than CONSOLE_LINE_MAX was dropped; its length), `eof` (input ended;
+ * lines forwarded in all), `flushed` (answer to flush), `error` (the client's
+ * message of `type` was malformed).
+ * client -> console: `write` (bytes to print), `flush` (answered by `flushed`
+ * with the same token once everything written before it reached the device).
+ */
+enum { CONSOLE_LINE_MAX = 1024, CONSOLE_WRITE_MAX = 4000 };
+
+#define CONSOLE_MESSAGES(MSG)                                                                  \
+    MSG(console, line, 1, (str, text, 1024))                                                   \
+    MSG(console, overlong, 2, (u32, length, 0))                                                \
+    MSG(console, eof, 3, (u32, lines, 0))                                                      \
+    MSG(console, write, 4, (bytes, data, 4000))                                                \
+    MSG(console, flush, 5, (u32, token, 0))                                                    \
+    MSG(console, flushed, 6, (u32, token, 0))                                                  \
+    MSG(console, error, 7, (u32, type, 0), (i32, status, 0))
+
+IFACE_DECLARE(console, CONSOLE_MESSAGES)
+
+/*
+ * The console device's codes, copied from the HAL contract (hal/console.h)
+ * because servers see only <os/...>; tests/test_console.c checks they agree.
+ */
+enum {
+    CONSOLE_DEV_LINE_MAX = 1024, /* HAL_CONSOLE_LINE_MAX */
+    CONSOLE_DEV_LINE = 1,        /* HAL_CONSOLE_LINE: one line */
+    CONSOLE_DEV_OVERLONG = 2,    /* HAL_CONSOLE_OVERLONG: data is the length, uint32_t */
+    CONSOLE_DEV_EOF = 3,         /* HAL_CONSOLE_EOF */
+    CONSOLE_DEV_WRITE = 16,      /* HAL_CONSOLE_WRITE: bytes to print */
+};
+
+#endif

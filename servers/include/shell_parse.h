@@ -1,0 +1,49 @@
+/* shell_parse.h — the shell's command-line parser: a pure function, unit-tested on its own. */
+#ifndef ORRERY_SHELL_PARSE_H
+#define ORRERY_SHELL_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    SHELL_LINE_MAX = 1024, /* longest command line, bytes without '\n' */
+    SHELL_ERROR_MAX = 160,
+};
+
+typedef enum shell_kind {
+    SHELL_EMPTY = 0, /* blank line: just a new prompt */
+    SHELL_ERROR,     /* print cmd.error */
+    SHELL_HELP,
+    SHELL_ECHO,      /* arg: the text after "echo " */
+    SHELL_PS,
+    SHELL_UPTIME,
+    SHELL_IPC,
+    SHELL_SPAWN,     /* arg: program name */
+    SHELL_KILL,      /* arg: task name or id */
+    SHELL_SHUTDOWN,  /* status */
+    SHELL_CRASH,     /* crash */
+} shell_kind_t;
+
+typedef enum shell_crash {
+    SHELL_CRASH_NULL = 1,   /* store through a null pointer: a CPU fault */
+    SHELL_CRASH_PANIC = 2,  /* os_panic */
+    SHELL_CRASH_ASSERT = 3, /* a failed OS_ASSERT */
+} shell_crash_t;
+
+typedef struct shell_cmd {
+    shell_kind_t kind;
+    char arg[SHELL_LINE_MAX + 1];
+    int status;          /* SHUTDOWN */
+    shell_crash_t crash; /* CRASH */
+    char error[SHELL_ERROR_MAX];
+} shell_cmd_t;
+
+/* Parse one input line (len bytes, no '\n'); returns out->kind. Never fails: a bad
+ * line gives SHELL_ERROR with the one-line message to print in out->error. */
+shell_kind_t shell_parse(const char *line, size_t len, shell_cmd_t *out);
+
+/* The help text: one line per command, each ending in '\n'. Returns the bytes written
+ * (snprintf-style: the length it needs). */
+size_t shell_help(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,484 @@
+/* init.c — task 1: starts the manifest's programs, serves names, enforces reach, restarts. */
+#include <image.h>
+#include <iface/init.h>
+#include <manifest.h>
+
+#include <stdio.h>
+#include <string.h>
+
+enum {
+    INIT_SLOTS_MAX = 32,   /* programs init supervises (manifest + spawned on request) */
+    INIT_REGS_MAX = 32,    /* registered interfaces */
+    INIT_PENDING_MAX = 32, /* connects waiting for their interface */
+    INIT_TASKS_SCAN = 256, /* os_task_list buffer */
+};
+
+/* One supervised program: its policy and, while it runs, its task. */
+typedef struct slot {
+    bool used;
+    manifest_program_t prog; /* policy and reach; line 0: spawned on request */
+    bool running;
+    os_handle_t task;        /* MANAGE handle; OS_EV_TASK_EXIT arrives on it */
+    os_handle_t boot;        /* our end of its bootstrap channel */
+    uint32_t task_id;
+    uint32_t restarts;
+    bool killed;             /* we killed it on request */
+    int kill_from;           /* slot that asked for the kill (-1: none) */
+    uint32_t kill_req;
+} slot_t;
+
+/* A registered interface. */
+typedef struct reg {
+    bool used;
+    char name[OS_NAME_MAX];
+    uint32_t id;
+    int slot; /* the server */
+} reg_t;
+
+/* A connect waiting for its interface to be registered. */
+typedef struct pending {
+    bool used;
+    int slot; /* the client */
+    uint32_t req;
+    char name[OS_NAME_MAX];
+    uint32_t id;
+} pending_t;
+
+typedef struct init_state {
+    manifest_t manifest;
+    slot_t slots[INIT_SLOTS_MAX];
+    reg_t regs[INIT_REGS_MAX];
+    pending_t pending[INIT_PENDING_MAX];
+    os_task_info_t scan[INIT_TASKS_SCAN];
+} init_state_t;
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+static slot_t *slot_by_handle(init_state_t *st, os_handle_t h, bool boot)
+{
+    for (int i = 0; i < INIT_SLOTS_MAX; i++) {
+        slot_t *s = &st->slots[i];
+        if (s->used && s->running && h != OS_HANDLE_NONE && (boot ? s->boot : s->task) == h)
+            return s;
+    }
+    return NULL;
+}
+
+static slot_t *slot_by_name(init_state_t *st, const char *name)
+{
+    for (int i = 0; i < INIT_SLOTS_MAX; i++) {
+        if (st->slots[i].used && strcmp(st->slots[i].prog.name, name) == 0)
+            return &st->slots[i];
+    }
+    return NULL;
+}
+
+static int slot_index(init_state_t *st, const slot_t *s)
+{
+    return (int)(s - st->slots);
+}
+
+static void reply(os_ctx_t *ctx, slot_t *to, uint32_t req, int status, uint32_t value)
+{
+    if (!to || !to->running || to->boot == OS_HANDLE_NONE)
+        return;
+    init_reply_t r = {req, status, value};
+    int err = init_reply_send(ctx, to->boot, &r);
+    if (err < 0)
+        os_log(ctx, "reply to %s (task %u) lost: %s", to->prog.name, to->task_id,
+               os_strerror(err));
+}
+
+/* The id of the task we just spawned from `name`: the newest task of that name we do not
+ * already know. (os.h has no call for a task handle's id.) */
+static uint32_t new_task_id(os_ctx_t *ctx, init_state_t *st, const char *name)
+{
+    int n = os_task_list(ctx, st->scan, INIT_TASKS_SCAN);
+    uint32_t best = 0;
+    if (n > INIT_TASKS_SCAN)
+        n = INIT_TASKS_SCAN;
+    for (int i = 0; i < n; i++) {
+        const os_task_info_t *t = &st->scan[i];
+        if (strcmp(t->name, name) != 0 || t->id <= best)
+            continue;
+        bool known = false;
+        for (int j = 0; j < INIT_SLOTS_MAX; j++) {
+            if (st->slots[j].used && st->slots[j].running && st->slots[j].task_id == t->id)
+                known = true;
+        }
+        if (!known)
+            best = t->id;
+    }
+    return best;
+}
+
+/* ---- starting and restarting ---------------------------------------------------------- */
+
+static int start(os_ctx_t *ctx, init_state_t *st, slot_t *s)
+{
+    os_handle_t mine, theirs, task;
+    int err = os_channel_create(ctx, &mine, &theirs);
+    if (err < 0)
+        return err;
+    os_spawn_args_t args = {0};
+    args.program = s->prog.name;
+    args.handles = &theirs;
+    args.nhandles = 1;
+    args.restarts = s->restarts;
+    err = os_spawn(ctx, &args, &task);
+    if (err < 0) {
+        os_handle_close(ctx, mine);
+        os_handle_close(ctx, theirs);
+        return err;
+    }
+    s->running = true;
+    s->killed = false;
+    s->task = task;
+    s->boot = mine;
+    s->task_id = 0;
+    s->task_id = new_task_id(ctx, st, s->prog.name);
+    return 0;
+}
+
+static void forget_server(init_state_t *st, int idx)
+{
+    for (int i = 0; i < INIT_REGS_MAX; i++) {
+        if (st->regs[i].used && st->regs[i].slot == idx)
+            st->regs[i].used = false;
+    }
+    for (int i = 0; i < INIT_PENDING_MAX; i++) {
+        if (st->pending[i].used && st->pending[i].slot == idx)
+            st->pending[i].used = false;
+    }
+}
+
+static bool wants_restart(const slot_t *s, int status)
+{
+    switch (s->prog.restart) {
+    case MANIFEST_RESTART_ALWAYS:
+        return true;
+    case MANIFEST_RESTART_NEVER:
+        return false;
+    default:
+        return s->killed || status != 0;
+    }
+}
+
+static void task_ended(os_ctx_t *ctx, init_state_t *st, slot_t *s, int status)
+{
+    uint32_t old_id = s->task_id;
+    char why[48];
+
+    if (s->killed)
+        snprintf(why, sizeof why, "killed");
+    else if (status == 0)
+        snprintf(why, sizeof why, "exited");
+    else
+        snprintf(why, sizeof why, "failed (status %d)", status);
+    os_handle_close(ctx, s->task);
+    if (s->boot != OS_HANDLE_NONE)
+        os_handle_close(ctx, s->boot);
+    s->task = s->boot = OS_HANDLE_NONE;
+    s->running = false;
+    forget_server(st, slot_index(st, s));
+
+    if (!wants_restart(s, status)) {
+        os_log(ctx, "%s (task %u) %s", s->prog.name, old_id, why);
+    } else if (s->restarts >= s->prog.max_restarts) {
+        os_log(ctx, "%s (task %u) %s; not restarting (max-restarts %u reached)", s->prog.name,
+               old_id, why, s->prog.max_restarts);
+    } else {
+        s->restarts++;
+        os_log(ctx, "%s (task %u) %s; restarting (restart %u of %u)", s->prog.name, old_id, why,
+               s->restarts, s->prog.max_restarts);
+        int err = start(ctx, st, s);
+        if (err < 0)
+            os_log(ctx, "restart of %s failed: %s", s->prog.name, os_strerror(err));
+    }
+    if (s->kill_from >= 0 && s->kill_from != slot_index(st, s)) {
+        /* answered only now, so the requester sees the restarted task */
+        reply(ctx, &st->slots[s->kill_from], s->kill_req, 0, old_id);
+    }
+    s->kill_from = -1;
+    s->killed = false;
+}
+
+/* ---- the name service ----------------------------------------------------------------- */
+
+static reg_t *reg_find(init_state_t *st, const char *name)
+{
+    for (int i = 0; i < INIT_REGS_MAX; i++) {
+        if (st->regs[i].used && strcmp(st->regs[i].name, name) == 0)
+            return &st->regs[i];
+    }
+    return NULL;
+}
+
+/* Connect client to a registered interface: a new channel, one end to each. */
+static void grant(os_ctx_t *ctx, init_state_t *st, slot_t *client, uint32_t req, reg_t *r,
+                  uint32_t id)
+{
+    slot_t *server = &st->slots[r->slot];
+    if (id != r->id) {
+        os_log(ctx, "%s (task %u) -> %s: interface version mismatch (wants %08x, server has %08x)",
+               client->prog.name, client->task_id, r->name, (unsigned)id, (unsigned)r->id);
+        reply(ctx, client, req, OS_EPROTO, 0);
+        return;
+    }
+    os_handle_t a, b;
+    int err = os_channel_create(ctx, &a, &b);
+    if (err < 0) {
+        reply(ctx, client, req, err, 0);
+        return;
+    }
+    init_new_client_t nc;
+    memset(&nc, 0, sizeof nc);
+    strcpy(nc.name, r->name);
+    nc.client = client->task_id;
+    nc.chan = b;
+    err = init_new_client_send(ctx, server->boot, &nc);
+    if (err < 0) {
+        os_handle_close(ctx, a);
+        os_handle_close(ctx, b);
+        reply(ctx, client, req, err, 0);
+        return;
+    }
+    init_connected_t c = {req, a};
+    err = init_connected_send(ctx, client->boot, &c);
+    if (err < 0)
+        os_handle_close(ctx, a);
+}
+
+static void on_connect(os_ctx_t *ctx, init_state_t *st, slot_t *s, const init_connect_t *m)
+{
+    if (!manifest_may_reach(&s->prog, m->name)) {
+        if (s->prog.line > 0)
+            os_log(ctx, "denied: %s (task %u) may not reach %s (manifest line %d)", s->prog.name,
+                   s->task_id, m->name, s->prog.line);
+        else
+            os_log(ctx, "denied: %s (task %u) may not reach %s (not in the manifest)",
+                   s->prog.name, s->task_id, m->name);
+        reply(ctx, s, m->req, OS_EACCES, 0);
+        return;
+    }
+    reg_t *r = reg_find(st, m->name);
+    if (r) {
+        grant(ctx, st, s, m->req, r, m->id);
+        return;
+    }
+    for (int i = 0; i < INIT_PENDING_MAX; i++) {
+        pending_t *p = &st->pending[i];
+        if (!p->used) {
+            p->used = true;
+            p->slot = slot_index(st, s);
+            p->req = m->req;
+            strcpy(p->name, m->name);
+            p->id = m->id;
+            return;
+        }
+    }
+    reply(ctx, s, m->req, OS_ENOSPC, 0);
+}
+
+static void on_register(os_ctx_t *ctx, init_state_t *st, slot_t *s, const init_register_t *m)
+{
+    if (m->name[0] == 0) {
+        reply(ctx, s, m->req, OS_EINVAL, 0);
+        return;
+    }
+    if (reg_find(st, m->name)) {
+        reply(ctx, s, m->req, OS_EEXIST, 0);
+        return;
+    }
+    reg_t *r = NULL;
+    for (int i = 0; i < INIT_REGS_MAX && !r; i++) {
+        if (!st->regs[i].used)
+            r = &st->regs[i];
+    }
+    if (!r) {
+        reply(ctx, s, m->req, OS_ENOSPC, 0);
+        return;
+    }
+    r->used = true;
+    strcpy(r->name, m->name);
+    r->id = m->id;
+    r->slot = slot_index(st, s);
+    reply(ctx, s, m->req, 0, 0);
+    for (int i = 0; i < INIT_PENDING_MAX; i++) {
+        pending_t *p = &st->pending[i];
+        if (p->used && strcmp(p->name, m->name) == 0) {
+            p->used = false;
+            grant(ctx, st, &st->slots[p->slot], p->req, r, p->id);
+        }
+    }
+}
+
+/* ---- requests from the shell ---------------------------------------------------------- */
+
+static void on_spawn(os_ctx_t *ctx, init_state_t *st, slot_t *from, const init_spawn_t *m)
+{
+    slot_t *s = slot_by_name(st, m->program);
+    if (s && s->running) {
+        reply(ctx, from, m->req, OS_EEXIST, s->task_id);
+        return;
+    }
+    if (!s) {
+        for (int i = 0; i < INIT_SLOTS_MAX && !s; i++) {
+            if (!st->slots[i].used)
+                s = &st->slots[i];
+        }
+        if (!s) {
+            reply(ctx, from, m->req, OS_ENOSPC, 0);
+            return;
+        }
+        /* not in the manifest: started once, reaches nothing */
+        memset(s, 0, sizeof *s);
+        strcpy(s->prog.name, m->program);
+        s->prog.restart = MANIFEST_RESTART_NEVER;
+        s->kill_from = -1;
+        int err = start(ctx, st, s);
+        if (err < 0) {
+            reply(ctx, from, m->req, err, 0);
+            return;
+        }
+        s->used = true;
+    } else {
+        int err = start(ctx, st, s);
+        if (err < 0) {
+            reply(ctx, from, m->req, err, 0);
+            return;
+        }
+    }
+    reply(ctx, from, m->req, 0, s->task_id);
+}
+
+static void on_kill(os_ctx_t *ctx, init_state_t *st, slot_t *from, const init_kill_t *m)
+{
+    if (m->task == os_task_id(ctx)) {
+        reply(ctx, from, m->req, OS_EACCES, 0);
+        return;
+    }
+    slot_t *s = NULL;
+    for (int i = 0; i < INIT_SLOTS_MAX && !s; i++) {
+        if (st->slots[i].used && st->slots[i].running && st->slots[i].task_id == m->task)
+            s = &st->slots[i];
+    }
+    if (!s || s->killed) {
+        reply(ctx, from, m->req, s ? OS_EBUSY : OS_ENOENT, 0);
+        return;
+    }
+    int err = os_task_kill(ctx, s->task);
+    if (err < 0) {
+        reply(ctx, from, m->req, err, 0);
+        return;
+    }
+    s->killed = true;
+    s->kill_from = slot_index(st, from);
+    s->kill_req = m->req;
+}
+
+/* ---- events --------------------------------------------------------------------------- */
+
+static void on_message(os_ctx_t *ctx, init_state_t *st, slot_t *s, const os_event_t *ev)
+{
+    union {
+        init_register_t reg;
+        init_connect_t conn;
+        init_spawn_t spawn;
+        init_kill_t kill;
+        init_shutdown_t shut;
+    } m;
+    int err = OS_EPROTO;
+
+    switch (ev->type) {
+    case init_msg_register:
+        if ((err = init_register_decode(ev, &m.reg)) == 0)
+            on_register(ctx, st, s, &m.reg);
+        break;
+    case init_msg_connect:
+        if ((err = init_connect_decode(ev, &m.conn)) == 0)
+            on_connect(ctx, st, s, &m.conn);
+        break;
+    case init_msg_spawn:
+        if ((err = init_spawn_decode(ev, &m.spawn)) == 0)
+            on_spawn(ctx, st, s, &m.spawn);
+        break;
+    case init_msg_kill:
+        if ((err = init_kill_decode(ev, &m.kill)) == 0)
+            on_kill(ctx, st, s, &m.kill);
+        break;
+    case init_msg_shutdown:
+        if ((err = init_shutdown_decode(ev, &m.shut)) == 0) {
+            os_log(ctx, "shutdown (status %d) asked by %s (task %u)", (int)m.shut.status,
+                   s->prog.name, s->task_id);
+            err = os_shutdown(ctx, m.shut.status);
+            reply(ctx, s, m.shut.req, err, 0);
+        }
+        break;
+    default:
+        break;
+    }
+    if (err == OS_EPROTO) {
+        iface_discard(ctx, ev);
+        init_error_t e = {ev->type, OS_EPROTO};
+        init_error_send(ctx, s->boot, &e);
+    }
+}
+
+static void init_start(os_ctx_t *ctx)
+{
+    init_state_t *st = os_state(ctx);
+    const void *arg;
+    size_t len;
+    char err[128];
+
+    for (int i = 0; i < INIT_SLOTS_MAX; i++)
+        st->slots[i].kill_from = -1;
+    os_spawn_arg(ctx, &arg, &len);
+    int line = manifest_parse(arg, len, NULL, os_task_name(ctx), &st->manifest, err, sizeof err);
+    if (line) {
+        os_log(ctx, "manifest line %d: %s", line, err);
+        os_shutdown(ctx, 2);
+        return;
+    }
+    for (size_t i = 0; i < st->manifest.count && i < INIT_SLOTS_MAX; i++) {
+        slot_t *s = &st->slots[i];
+        s->used = true;
+        s->prog = st->manifest.programs[i];
+        int e = start(ctx, st, s);
+        if (e < 0)
+            os_log(ctx, "cannot start %s (manifest line %d): %s", s->prog.name, s->prog.line,
+                   os_strerror(e));
+    }
+}
+
+static void init_on_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    init_state_t *st = os_state(ctx);
+    slot_t *s;
+
+    switch (ev->kind) {
+    case OS_EV_TASK_EXIT:
+        if ((s = slot_by_handle(st, ev->handle, false)))
+            task_ended(ctx, st, s, ev->status);
+        break;
+    case OS_EV_MESSAGE:
+        if ((s = slot_by_handle(st, ev->handle, true)))
+            on_message(ctx, st, s, ev);
+        else
+            iface_discard(ctx, ev);
+        break;
+    case OS_EV_PEER_CLOSED:
+        /* the task is ending (its exit event follows) or dropped its bootstrap channel */
+        if ((s = slot_by_handle(st, ev->handle, true))) {
+            os_handle_close(ctx, s->boot);
+            s->boot = OS_HANDLE_NONE;
+            forget_server(st, slot_index(st, s));
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+const os_program_t orrery_init = {"init", sizeof(init_state_t), init_start, init_on_event};

@@ -1,0 +1,581 @@
+/* shell.c — the shell: reads console lines, runs commands, asks init and echo, prints results. */
+#include <image.h>
+#include <iface/console.h>
+#include <iface/echo.h>
+#include <iface/init_client.h>
+#include <shell_parse.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SHELL_PROMPT "orrery> "
+
+enum {
+    SHELL_QUEUE_MAX = 16,     /* input lines waiting while a command runs */
+    SHELL_OUT_MAX = 32768,    /* output waiting for the console */
+    SHELL_TASKS_MAX = 256,    /* ps */
+    SHELL_CHANS_MAX = 512,    /* ipc */
+};
+#define SHELL_OP_TIMEOUT_NS 5000000000ull       /* a request to init or echo */
+#define SHELL_SHUTDOWN_TIMEOUT_NS 1000000000ull /* waiting for the console to flush */
+
+/* A connection to a server through init: down, asked for, or up. */
+typedef struct conn {
+    const iface_t *iface;
+    os_handle_t chan;
+    uint32_t req; /* of the pending connect */
+    enum { CONN_DOWN, CONN_CONNECTING, CONN_UP } state;
+} conn_t;
+
+/* The one command in flight (the others wait in the queue). */
+typedef enum op_kind {
+    OP_NONE,
+    OP_ECHO,     /* waiting for echo's reply (or for the connection) */
+    OP_SPAWN,    /* waiting for init */
+    OP_KILL,     /* waiting for init */
+    OP_FLUSH,    /* shutdown: waiting for the console to print "shutting down" */
+    OP_SHUTDOWN, /* waiting for the end */
+} op_kind_t;
+
+/* An input item: a line, an overlong notice or the end of input. */
+typedef struct input {
+    uint32_t type; /* console_msg_line, _overlong, _eof */
+    uint32_t len;
+    char text[SHELL_LINE_MAX + 1];
+} input_t;
+
+typedef struct shell_state {
+    conn_t console, echo;
+    os_handle_t timer;
+    uint32_t next_req;
+    /* the command in flight */
+    op_kind_t op;
+    uint32_t op_req;    /* init request id, echo request id or flush token */
+    bool op_sent;       /* OP_ECHO: the request went out on the current connection */
+    int op_status;      /* OP_FLUSH: the shutdown status */
+    uint32_t op_task;   /* OP_KILL: the task */
+    char op_arg[SHELL_LINE_MAX + 1];
+    /* input waiting */
+    size_t qhead, qcount;
+    input_t queue[SHELL_QUEUE_MAX];
+    /* output waiting for the console */
+    size_t out_len;
+    bool out_blocked;  /* EFULL: wait for WRITABLE */
+    bool flush_wanted; /* send console.flush once out is empty */
+    char out[SHELL_OUT_MAX];
+    /* scratch */
+    shell_cmd_t cmd;
+    os_task_info_t tasks[SHELL_TASKS_MAX];
+    os_chan_info_t chans[SHELL_CHANS_MAX];
+} shell_state_t;
+
+static void run_queue(os_ctx_t *ctx, shell_state_t *st);
+
+/* ---- output --------------------------------------------------------------------------- */
+
+static void flush_out(os_ctx_t *ctx, shell_state_t *st);
+
+static void say(shell_state_t *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(shell_state_t *st, const char *fmt, ...)
+{
+    size_t room = SHELL_OUT_MAX - st->out_len;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(st->out + st->out_len, room, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= room) {
+        /* the console is gone or slow: keep what fits, mark the cut */
+        st->out_len = SHELL_OUT_MAX;
+        memcpy(st->out + SHELL_OUT_MAX - 5, "...\n", 4);
+        st->out_len = SHELL_OUT_MAX - 1;
+        return;
+    }
+    st->out_len += (size_t)n;
+}
+
+static void connect_to(os_ctx_t *ctx, shell_state_t *st, conn_t *c)
+{
+    c->req = ++st->next_req;
+    c->state = CONN_CONNECTING;
+    int err = init_connect_iface(ctx, c->req, c->iface);
+    if (err < 0) {
+        c->state = CONN_DOWN;
+        os_log(ctx, "connect %s: %s", c->iface->name, os_strerror(err));
+    }
+}
+
+static void conn_lost(os_ctx_t *ctx, shell_state_t *st, conn_t *c)
+{
+    if (c->chan != OS_HANDLE_NONE)
+        os_handle_close(ctx, c->chan);
+    c->chan = OS_HANDLE_NONE;
+    connect_to(ctx, st, c); /* init holds the connect until the server is back */
+}
+
+static void flush_out(os_ctx_t *ctx, shell_state_t *st)
+{
+    while (st->out_len > 0 && st->console.state == CONN_UP && !st->out_blocked) {
+        size_t n = st->out_len < CONSOLE_WRITE_MAX ? st->out_len : CONSOLE_WRITE_MAX;
+        console_write_t m;
+        m.data_len = (uint32_t)n;
+        memcpy(m.data, st->out, n);
+        int err = console_write_send(ctx, st->console.chan, &m);
+        if (err == OS_EFULL) {
+            st->out_blocked = true;
+            return;
+        }
+        if (err < 0) {
+            conn_lost(ctx, st, &st->console);
+            return;
+        }
+        memmove(st->out, st->out + n, st->out_len - n);
+        st->out_len -= n;
+    }
+    if (st->out_len == 0 && st->flush_wanted && st->console.state == CONN_UP) {
+        console_flush_t f = {st->op_req};
+        st->flush_wanted = false;
+        if (console_flush_send(ctx, st->console.chan, &f) < 0)
+            conn_lost(ctx, st, &st->console);
+    }
+}
+
+/* ---- commands ------------------------------------------------------------------------- */
+
+static void op_start(os_ctx_t *ctx, shell_state_t *st, op_kind_t kind, uint64_t timeout)
+{
+    st->op = kind;
+    os_timer_set(ctx, st->timer, os_clock_now(ctx) + timeout);
+}
+
+/* The command in flight finished: a new prompt, then whatever input waited. */
+static void op_done(os_ctx_t *ctx, shell_state_t *st)
+{
+    st->op = OP_NONE;
+    os_timer_cancel(ctx, st->timer);
+    say(st, SHELL_PROMPT);
+    run_queue(ctx, st);
+}
+
+static void echo_send(os_ctx_t *ctx, shell_state_t *st)
+{
+    echo_request_t m;
+    m.id = st->op_req;
+    memcpy(m.text, st->op_arg, strlen(st->op_arg) + 1);
+    int err = echo_request_send(ctx, st->echo.chan, &m);
+    if (err == 0) {
+        st->op_sent = true;
+    } else if (err == OS_EPEER) {
+        conn_lost(ctx, st, &st->echo); /* sent again once reconnected */
+    } else {
+        say(st, "shell: echo: %s\n", os_strerror(err));
+        op_done(ctx, st);
+    }
+}
+
+static void print_ps(os_ctx_t *ctx, shell_state_t *st)
+{
+    int n = os_task_list(ctx, st->tasks, SHELL_TASKS_MAX);
+    say(st, "ID   NAME         STATE    HANDLES  SENT     RECV     RESTARTS\n");
+    for (int i = 0; i < n && i < SHELL_TASKS_MAX; i++) {
+        const os_task_info_t *t = &st->tasks[i];
+        say(st, "%-4u %-12s %-8s %-8u %-8llu %-8llu %u\n", t->id, t->name,
+            os_task_state_name(t->state), t->handles, (unsigned long long)t->msgs_sent,
+            (unsigned long long)t->msgs_received, t->restarts);
+    }
+    if (n > SHELL_TASKS_MAX)
+        say(st, "(%d more)\n", n - SHELL_TASKS_MAX);
+}
+
+static const char *task_name(shell_state_t *st, int ntasks, uint32_t id, char *buf, size_t len)
+{
+    if (id == 0) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
+    for (int i = 0; i < ntasks && i < SHELL_TASKS_MAX; i++) {
+        if (st->tasks[i].id == id) {
+            snprintf(buf, len, "%s(%u)", st->tasks[i].name, id);
+            return buf;
+        }
+    }
+    snprintf(buf, len, "?(%u)", id);
+    return buf;
+}
+
+static void print_ipc(os_ctx_t *ctx, shell_state_t *st)
+{
+    int nt = os_task_list(ctx, st->tasks, SHELL_TASKS_MAX);
+    int n = os_chan_list(ctx, st->chans, SHELL_CHANS_MAX);
+    uint64_t queued = 0;
+    char a[48], b[48];
+
+    say(st, "CHAN  PEER  OWNER            QUEUED  PEER OWNER       QUEUED\n");
+    for (int i = 0; i < n && i < SHELL_CHANS_MAX; i++) {
+        const os_chan_info_t *c = &st->chans[i];
+        char peer[12];
+        if (c->peer)
+            snprintf(peer, sizeof peer, "%u", c->peer);
+        else
+            snprintf(peer, sizeof peer, "-");
+        say(st, "%-5u %-5s %-16s %-7u %-16s %u\n", c->id, peer,
+            task_name(st, nt, c->owner, a, sizeof a), c->queued,
+            task_name(st, nt, c->peer_owner, b, sizeof b), c->peer_queued);
+        queued += (uint64_t)c->queued + c->peer_queued;
+    }
+    if (n > SHELL_CHANS_MAX)
+        say(st, "(%d more)\n", n - SHELL_CHANS_MAX);
+    say(st, "total: %d channels, %llu messages queued\n", n, (unsigned long long)queued);
+}
+
+/* Find a task by name (the lowest id) or by id; 0 if there is none. */
+static uint32_t find_task(os_ctx_t *ctx, shell_state_t *st, const char *what, char *name,
+                          size_t len)
+{
+    int n = os_task_list(ctx, st->tasks, SHELL_TASKS_MAX);
+    bool numeric = what[0] != 0;
+    for (const char *p = what; *p; p++) {
+        if (*p < '0' || *p > '9')
+            numeric = false;
+    }
+    for (int i = 0; i < n && i < SHELL_TASKS_MAX; i++) {
+        const os_task_info_t *t = &st->tasks[i];
+        char id[12];
+        snprintf(id, sizeof id, "%u", t->id);
+        if (numeric ? strcmp(id, what) == 0 : strcmp(t->name, what) == 0) {
+            snprintf(name, len, "%s", t->name);
+            return t->id;
+        }
+    }
+    return 0;
+}
+
+static void crash(os_ctx_t *ctx, shell_crash_t how)
+{
+    volatile int never = 0;
+    int *volatile nowhere = NULL;
+
+    switch (how) {
+    case SHELL_CRASH_NULL:
+        *nowhere = 1; /* the platform turns the fault into a kill of this task */
+        os_panic(ctx, "crash null: the store did not fault");
+    case SHELL_CRASH_PANIC:
+        os_panic(ctx, "crash requested");
+    default:
+        OS_ASSERT(ctx, never == 1);
+        break;
+    }
+}
+
+/* Run one command line; leaves st->op set if it waits for an answer. */
+static void run_line(os_ctx_t *ctx, shell_state_t *st, const char *line, size_t len)
+{
+    shell_cmd_t *c = &st->cmd;
+    int err;
+
+    switch (shell_parse(line, len, c)) {
+    case SHELL_EMPTY:
+        break;
+    case SHELL_ERROR:
+        say(st, "%s\n", c->error);
+        break;
+    case SHELL_HELP: {
+        size_t room = SHELL_OUT_MAX - st->out_len;
+        size_t n = shell_help(st->out + st->out_len, room);
+        st->out_len += n < room ? n : room - 1;
+        break;
+    }
+    case SHELL_ECHO:
+        strcpy(st->op_arg, c->arg);
+        st->op_req = ++st->next_req;
+        st->op_sent = false;
+        op_start(ctx, st, OP_ECHO, SHELL_OP_TIMEOUT_NS);
+        if (st->echo.state == CONN_UP)
+            echo_send(ctx, st);
+        else if (st->echo.state == CONN_DOWN)
+            connect_to(ctx, st, &st->echo);
+        break;
+    case SHELL_PS:
+        print_ps(ctx, st);
+        break;
+    case SHELL_UPTIME: {
+        uint64_t ns = os_clock_now(ctx);
+        say(st, "up %llu.%06llus\n", (unsigned long long)(ns / 1000000000u),
+            (unsigned long long)(ns % 1000000000u / 1000u));
+        break;
+    }
+    case SHELL_IPC:
+        print_ipc(ctx, st);
+        break;
+    case SHELL_SPAWN: {
+        init_spawn_t m;
+        memset(&m, 0, sizeof m);
+        m.req = st->op_req = ++st->next_req;
+        strcpy(m.program, c->arg);
+        strcpy(st->op_arg, c->arg);
+        if ((err = init_spawn_send(ctx, init_channel(ctx), &m)) < 0)
+            say(st, "shell: spawn %s: %s\n", c->arg, os_strerror(err));
+        else
+            op_start(ctx, st, OP_SPAWN, SHELL_OP_TIMEOUT_NS);
+        break;
+    }
+    case SHELL_KILL: {
+        init_kill_t m;
+        m.task = find_task(ctx, st, c->arg, st->op_arg, sizeof st->op_arg);
+        if (m.task == 0) {
+            say(st, "shell: kill %s: no such task\n", c->arg);
+            break;
+        }
+        m.req = st->op_req = ++st->next_req;
+        st->op_task = m.task;
+        if ((err = init_kill_send(ctx, init_channel(ctx), &m)) < 0)
+            say(st, "shell: kill %s: %s\n", c->arg, os_strerror(err));
+        else
+            op_start(ctx, st, OP_KILL, SHELL_OP_TIMEOUT_NS);
+        break;
+    }
+    case SHELL_SHUTDOWN:
+        say(st, "shutting down\n");
+        st->op_status = c->status;
+        st->op_req = ++st->next_req;
+        st->flush_wanted = true;
+        op_start(ctx, st, OP_FLUSH, SHELL_SHUTDOWN_TIMEOUT_NS);
+        break;
+    case SHELL_CRASH:
+        flush_out(ctx, st);
+        crash(ctx, c->crash);
+        break;
+    }
+}
+
+static void shutdown_now(os_ctx_t *ctx, shell_state_t *st)
+{
+    init_shutdown_t m = {++st->next_req, st->op_status};
+    st->op = OP_SHUTDOWN;
+    os_timer_cancel(ctx, st->timer);
+    int err = init_shutdown_send(ctx, init_channel(ctx), &m);
+    if (err < 0) {
+        say(st, "shell: shutdown: %s\n", os_strerror(err));
+        op_done(ctx, st);
+    }
+}
+
+/* Run queued input until a command has to wait. */
+static void run_queue(os_ctx_t *ctx, shell_state_t *st)
+{
+    while (st->op == OP_NONE && st->qcount > 0) {
+        input_t *in = &st->queue[st->qhead];
+        st->qhead = (st->qhead + 1) % SHELL_QUEUE_MAX;
+        st->qcount--;
+        if (in->type == console_msg_line) {
+            run_line(ctx, st, in->text, in->len);
+        } else if (in->type == console_msg_overlong) {
+            say(st, "shell: line too long (%u bytes, limit %d)\n", in->len, SHELL_LINE_MAX);
+        } else {
+            /* end of input: as `shutdown 0` */
+            run_line(ctx, st, "shutdown", 8);
+        }
+        if (st->op == OP_NONE)
+            say(st, SHELL_PROMPT);
+    }
+    if (st->op == OP_FLUSH || st->op == OP_NONE)
+        flush_out(ctx, st);
+}
+
+
+/* ---- events --------------------------------------------------------------------------- */
+
+static void on_init_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev)
+{
+    union {
+        init_connected_t conn;
+        init_reply_t reply;
+    } m;
+
+    if (ev->type == init_msg_connected && init_connected_decode(ev, &m.conn) == 0) {
+        conn_t *c = m.conn.req == st->console.req ? &st->console
+                    : m.conn.req == st->echo.req  ? &st->echo
+                                                  : NULL;
+        if (!c || c->state != CONN_CONNECTING) {
+            os_handle_close(ctx, m.conn.chan);
+            return;
+        }
+        c->chan = m.conn.chan;
+        c->state = CONN_UP;
+        if (c == &st->console) {
+            st->out_blocked = false;
+            flush_out(ctx, st);
+        } else if (st->op == OP_ECHO && !st->op_sent) {
+            echo_send(ctx, st);
+        }
+        return;
+    }
+    if (ev->type != init_msg_reply || init_reply_decode(ev, &m.reply) < 0) {
+        iface_discard(ctx, ev); /* init.error or garbage: nothing we can do */
+        return;
+    }
+    const init_reply_t *r = &m.reply;
+    if (r->req == st->console.req && st->console.state == CONN_CONNECTING) {
+        st->console.state = CONN_DOWN;
+        os_log(ctx, "cannot reach the console: %s", os_strerror(r->status));
+    } else if (r->req == st->echo.req && st->echo.state == CONN_CONNECTING) {
+        st->echo.state = CONN_DOWN;
+        if (st->op == OP_ECHO) {
+            say(st, "shell: echo: %s\n", os_strerror(r->status));
+            op_done(ctx, st);
+        }
+    } else if (r->req == st->op_req && st->op == OP_SPAWN) {
+        if (r->status == 0)
+            say(st, "spawned %s (task %u)\n", st->op_arg, r->value);
+        else
+            say(st, "shell: spawn %s: %s\n", st->op_arg, os_strerror(r->status));
+        op_done(ctx, st);
+    } else if (r->req == st->op_req && st->op == OP_KILL) {
+        if (r->status == 0)
+            say(st, "killed %s (task %u)\n", st->op_arg, st->op_task);
+        else
+            say(st, "shell: kill %s: %s\n", st->op_arg, os_strerror(r->status));
+        op_done(ctx, st);
+    } else if (st->op == OP_SHUTDOWN && r->status < 0) {
+        say(st, "shell: shutdown: %s\n", os_strerror(r->status));
+        op_done(ctx, st);
+    }
+}
+
+static void on_console_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev)
+{
+    union {
+        console_line_t line;
+        console_overlong_t overlong;
+        console_eof_t eof;
+        console_flushed_t flushed;
+    } m;
+    input_t *in = NULL;
+
+    if (ev->type == console_msg_flushed && console_flushed_decode(ev, &m.flushed) == 0) {
+        if (st->op == OP_FLUSH && m.flushed.token == st->op_req)
+            shutdown_now(ctx, st);
+        return;
+    }
+    if (ev->type == console_msg_line || ev->type == console_msg_overlong ||
+        ev->type == console_msg_eof) {
+        if (st->qcount == SHELL_QUEUE_MAX) {
+            say(st, "shell: busy; input line dropped\n");
+            flush_out(ctx, st);
+            return;
+        }
+        in = &st->queue[(st->qhead + st->qcount) % SHELL_QUEUE_MAX];
+    }
+    if (ev->type == console_msg_line && console_line_decode(ev, &m.line) == 0) {
+        in->type = console_msg_line;
+        in->len = (uint32_t)strlen(m.line.text);
+        memcpy(in->text, m.line.text, in->len + 1);
+    } else if (ev->type == console_msg_overlong && console_overlong_decode(ev, &m.overlong) == 0) {
+        in->type = console_msg_overlong;
+        in->len = m.overlong.length;
+    } else if (ev->type == console_msg_eof && console_eof_decode(ev, &m.eof) == 0) {
+        in->type = console_msg_eof;
+    } else {
+        iface_discard(ctx, ev); /* console.error or garbage */
+        return;
+    }
+    st->qcount++;
+    run_queue(ctx, st);
+}
+
+static void on_echo_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev)
+{
+    echo_reply_t m;
+
+    if (echo_reply_decode(ev, &m) == 0) {
+        if (st->op == OP_ECHO && m.id == st->op_req) {
+            say(st, "%s\n", m.text);
+            op_done(ctx, st);
+        }
+        return;
+    }
+    iface_discard(ctx, ev);
+    if (st->op == OP_ECHO && st->op_sent) {
+        say(st, "shell: echo: the server answered with an error\n");
+        op_done(ctx, st);
+    }
+}
+
+static void on_timer(os_ctx_t *ctx, shell_state_t *st)
+{
+    switch (st->op) {
+    case OP_ECHO:
+        say(st, "shell: echo: %s\n", os_strerror(OS_ETIMEDOUT));
+        op_done(ctx, st);
+        break;
+    case OP_SPAWN:
+    case OP_KILL:
+        say(st, "shell: %s %s: %s\n", st->op == OP_SPAWN ? "spawn" : "kill", st->op_arg,
+            os_strerror(OS_ETIMEDOUT));
+        op_done(ctx, st);
+        break;
+    case OP_FLUSH:
+        shutdown_now(ctx, st); /* the console is gone: shut down without it */
+        break;
+    default:
+        break;
+    }
+}
+
+static void shell_start(os_ctx_t *ctx)
+{
+    shell_state_t *st = os_state(ctx);
+    st->console.iface = &console_iface;
+    st->echo.iface = &echo_iface;
+    int err = os_timer_create(ctx, &st->timer);
+    if (err < 0)
+        os_panic(ctx, "no timer: %s", os_strerror(err));
+    connect_to(ctx, st, &st->console);
+    connect_to(ctx, st, &st->echo);
+    say(st, SHELL_PROMPT); /* printed once the console is connected */
+}
+
+static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    shell_state_t *st = os_state(ctx);
+    os_handle_t h = ev->handle;
+    bool is_console = st->console.state == CONN_UP && h == st->console.chan;
+    bool is_echo = st->echo.state == CONN_UP && h == st->echo.chan;
+
+    switch (ev->kind) {
+    case OS_EV_MESSAGE:
+        if (h == init_channel(ctx))
+            on_init_message(ctx, st, ev);
+        else if (is_console)
+            on_console_message(ctx, st, ev);
+        else if (is_echo)
+            on_echo_message(ctx, st, ev);
+        else
+            iface_discard(ctx, ev);
+        break;
+    case OS_EV_PEER_CLOSED:
+        if (is_console)
+            conn_lost(ctx, st, &st->console);
+        else if (is_echo)
+            conn_lost(ctx, st, &st->echo);
+        if (is_echo && st->op == OP_ECHO)
+            st->op_sent = false; /* asked again once reconnected */
+        break;
+    case OS_EV_WRITABLE:
+        if (is_console) {
+            st->out_blocked = false;
+            flush_out(ctx, st);
+        }
+        break;
+    case OS_EV_TIMER:
+        if (h == st->timer)
+            on_timer(ctx, st);
+        break;
+    default:
+        break;
+    }
+}
+
+const os_program_t orrery_shell = {"shell", sizeof(shell_state_t), shell_start, shell_on_event};

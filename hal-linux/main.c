@@ -2,6 +2,7 @@
 #include <hl/commands.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,8 @@ int main(int argc, char **argv)
 {
     /* Output goes to pipes in tests: no stdio buffering surprises around exit. */
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* `orrery run | head` must not die of SIGPIPE mid-write; the console drops output instead. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;

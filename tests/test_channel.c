@@ -1,0 +1,267 @@
+/* test_channel.c — channels: bounded queues, backpressure, peer closed, limits, handle transfer. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kt.h"
+
+static char big[OS_MSG_MAX_DATA + 1];
+
+static os_ctx_t *boot_test(void)
+{
+    assert_int_equal(0, kt_boot("test"));
+    kt_run_all();
+    os_ctx_t *ctx = kt_ctx_of("test");
+    assert_non_null(ctx);
+    return ctx;
+}
+
+static int cleanup(void **state)
+{
+    kt_teardown();
+    return 0;
+}
+
+static void queue_of_128_then_efull_then_writable(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t a, b;
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    for (uint32_t i = 0; i < OS_CHAN_QUEUE_MAX; i++)
+        assert_int_equal(0, os_send(ctx, a, i, &i, sizeof(i), NULL, 0));
+    assert_int_equal(OS_EFULL, os_send(ctx, a, 999, NULL, 0, NULL, 0));
+    assert_int_equal(OS_EFULL, os_send(ctx, a, 999, NULL, 0, NULL, 0));
+    kt_run_all();
+    assert_int_equal(OS_CHAN_QUEUE_MAX, kt_count("test", OS_EV_MESSAGE));
+    assert_int_equal(1, kt_count("test", OS_EV_WRITABLE));
+    /* In order, on b; WRITABLE on a once the queue drained to half. */
+    for (uint32_t i = 0; i < OS_CHAN_QUEUE_MAX; i++) {
+        const kt_event_t *e = kt_find("test", OS_EV_MESSAGE, i);
+        assert_int_equal(i, e->ev.type);
+        assert_int_equal(b, e->ev.handle);
+        assert_memory_equal(&i, e->data, sizeof(i));
+    }
+    const kt_event_t *w = kt_find("test", OS_EV_WRITABLE, 0);
+    assert_int_equal(a, w->ev.handle);
+    const kt_event_t *half = kt_find("test", OS_EV_MESSAGE, OS_CHAN_QUEUE_MAX / 2 - 1);
+    assert_true(w > half);
+    assert_true(w < kt_find("test", OS_EV_MESSAGE, OS_CHAN_QUEUE_MAX - 1));
+    assert_int_equal(0, os_send(ctx, a, 5, NULL, 0, NULL, 0));
+    assert_int_equal(0, kt_teardown());
+}
+
+static void no_writable_without_efull(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t a, b;
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    for (uint32_t i = 0; i < 100; i++)
+        assert_int_equal(0, os_send(ctx, a, i, NULL, 0, NULL, 0));
+    kt_run_all();
+    assert_int_equal(100, kt_count("test", OS_EV_MESSAGE));
+    assert_int_equal(0, kt_count("test", OS_EV_WRITABLE));
+    assert_int_equal(0, kt_teardown());
+}
+
+static void peer_closed_after_queued_messages(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t a, b;
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(0, os_send(ctx, a, 10 + i, NULL, 0, NULL, 0));
+    assert_int_equal(0, os_handle_close(ctx, a));
+    assert_int_equal(OS_EPEER, os_send(ctx, b, 1, NULL, 0, NULL, 0));
+    kt_run_all();
+    assert_int_equal(4, kt_nevents);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(OS_EV_MESSAGE, kt_events[i].ev.kind);
+        assert_int_equal(10 + i, kt_events[i].ev.type);
+    }
+    assert_int_equal(OS_EV_PEER_CLOSED, kt_events[3].ev.kind);
+    assert_int_equal(b, kt_events[3].ev.handle);
+    assert_int_equal(0, kt_teardown());
+}
+
+static void oversized_and_too_many_handles_are_e2big(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t a, b, hs[OS_MSG_MAX_HANDLES + 1];
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    for (int i = 0; i < OS_MSG_MAX_HANDLES + 1; i++)
+        assert_int_equal(0, os_timer_create(ctx, &hs[i]));
+    assert_int_equal(OS_E2BIG, os_send(ctx, a, 1, big, OS_MSG_MAX_DATA + 1, NULL, 0));
+    assert_int_equal(OS_E2BIG, os_send(ctx, a, 1, NULL, 0, hs, OS_MSG_MAX_HANDLES + 1));
+    /* Nothing moved; the limits themselves are fine. */
+    assert_int_equal(0, os_send(ctx, a, 1, big, OS_MSG_MAX_DATA, hs, OS_MSG_MAX_HANDLES));
+    assert_int_equal(OS_EBADH, os_timer_set(ctx, hs[0], 5));
+    assert_int_equal(0, os_timer_set(ctx, hs[OS_MSG_MAX_HANDLES], 5));
+    kt_run_all();
+    const kt_event_t *e = kt_find("test", OS_EV_MESSAGE, 0);
+    assert_non_null(e);
+    assert_int_equal(OS_MSG_MAX_DATA, e->ev.len);
+    assert_int_equal(OS_MSG_MAX_HANDLES, e->ev.nhandles);
+    assert_int_equal(0, kt_teardown());
+}
+
+static void bad_carried_handles_move_nothing(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t a, b, c, d;
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    assert_int_equal(0, os_channel_create(ctx, &c, &d));
+    os_handle_t bad[2] = {c, 0x7777};
+    assert_int_equal(OS_EBADH, os_send(ctx, a, 1, NULL, 0, bad, 2));
+    os_handle_t twice[2] = {c, c};
+    assert_int_equal(OS_EINVAL, os_send(ctx, a, 1, NULL, 0, twice, 2));
+    assert_int_equal(OS_EINVAL, os_send(ctx, a, 1, NULL, 0, &a, 1));
+    assert_int_equal(OS_EINVAL, os_send(ctx, a, 1, NULL, 0, &b, 1));
+    os_handle_t tm;
+    assert_int_equal(0, os_timer_create(ctx, &tm));
+    assert_int_equal(OS_EINVAL, os_send(ctx, tm, 1, NULL, 0, NULL, 0));
+    assert_int_equal(0, os_send(ctx, c, 1, "still mine", 10, NULL, 0));
+    assert_int_equal(0, kt_teardown());
+}
+
+/* ---- handle transfer between two tasks -------------------------------------------------- */
+
+static os_handle_t test_a, test_d;
+
+static void transfer_start(os_ctx_t *ctx)
+{
+    os_handle_t a, b, c, task;
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    assert_int_equal(0, os_channel_create(ctx, &c, &test_d));
+    os_spawn_args_t args = {.program = "peer", .handles = &b, .nhandles = 1};
+    assert_int_equal(0, os_spawn(ctx, &args, &task));
+    assert_int_equal(OS_EBADH, os_send(ctx, b, 1, NULL, 0, NULL, 0)); /* moved to the child */
+    assert_int_equal(0, os_send(ctx, a, 7, "take", 4, &c, 1));
+    assert_int_equal(OS_EBADH, os_send(ctx, c, 1, NULL, 0, NULL, 0)); /* moved away */
+    test_a = a;
+}
+
+static void peer_replies_on_received(os_ctx_t *ctx, const os_event_t *ev)
+{
+    if (ev->kind == OS_EV_MESSAGE && ev->type == 7) {
+        assert_int_equal(1, ev->nhandles);
+        assert_int_equal(0, os_send(ctx, ev->handles[0], 8, "hi", 2, NULL, 0));
+    }
+}
+
+static void handle_transfer_moves_the_handle(void **state)
+{
+    kt_on("test", transfer_start, NULL);
+    kt_on("peer", NULL, peer_replies_on_received);
+    assert_int_equal(0, kt_boot("test"));
+    kt_run_all();
+    const kt_event_t *e = kt_find("peer", OS_EV_MESSAGE, 0);
+    assert_non_null(e);
+    assert_int_equal(OS_HANDLE_NONE + 0, e->ev.status);
+    e = kt_find("test", OS_EV_MESSAGE, 0);
+    assert_non_null(e);
+    assert_int_equal(8, e->ev.type);
+    assert_int_equal(test_d, e->ev.handle);
+    assert_memory_equal("hi", e->data, 2);
+    assert_int_equal(0, kt_teardown());
+}
+
+/* ---- closing an endpoint with queued messages that carry handles ------------------------ */
+
+static void closing_with_queued_handles_closes_them(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t a, b, c, d, e, f, tm;
+    k_stats_t st;
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    assert_int_equal(0, os_channel_create(ctx, &c, &d));
+    assert_int_equal(0, os_channel_create(ctx, &e, &f));
+    assert_int_equal(0, os_timer_create(ctx, &tm));
+    assert_int_equal(0, os_timer_set(ctx, tm, 1000));
+    /* e carries nothing yet; send e's peer f (with a message queued in it) and c, tm over a. */
+    assert_int_equal(0, os_send(ctx, e, 3, NULL, 0, NULL, 0));
+    os_handle_t carried[3] = {c, tm, f};
+    assert_int_equal(0, os_send(ctx, a, 1, NULL, 0, carried, 3));
+    k_get_stats(&st);
+    assert_int_equal(6, st.channels);
+    assert_int_equal(0, os_handle_close(ctx, b));
+    k_get_stats(&st);
+    assert_int_equal(3, st.channels); /* b went, and c and f with it: a, d, e remain */
+    kt_run_all();
+    /* a, d and e each see their peer closed. */
+    assert_int_equal(3, kt_count("test", OS_EV_PEER_CLOSED));
+    assert_int_equal(0, kt_count("test", OS_EV_MESSAGE));
+    assert_int_equal(UINT64_MAX, k_next_deadline());
+    assert_int_equal(0, kt_teardown());
+}
+
+/* ---- receiver's table full at delivery -------------------------------------------------- */
+
+static void peer_fills_table(os_ctx_t *ctx)
+{
+    os_handle_t h;
+    while (os_timer_create(ctx, &h) == 0)
+        ;
+}
+
+static void full_table_at_delivery_closes_handles(void **state)
+{
+    kt_on("peer", peer_fills_table, NULL);
+    os_ctx_t *ctx = boot_test();
+    os_handle_t a, b, c, d, task;
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    assert_int_equal(0, os_channel_create(ctx, &c, &d));
+    os_spawn_args_t args = {.program = "peer", .handles = &b, .nhandles = 1};
+    assert_int_equal(0, os_spawn(ctx, &args, &task));
+    kt_run_all(); /* peer starts and fills its table */
+    assert_int_equal(0, os_send(ctx, a, 1, NULL, 0, &c, 1));
+    kt_run_all();
+    const kt_event_t *e = kt_find("peer", OS_EV_MESSAGE, 0);
+    assert_non_null(e);
+    assert_int_equal(OS_ENOSPC, e->ev.status);
+    assert_int_equal(0, e->ev.nhandles);
+    e = kt_find("test", OS_EV_PEER_CLOSED, 0);
+    assert_non_null(e);
+    assert_int_equal(d, e->ev.handle);
+    assert_int_equal(0, kt_teardown());
+}
+
+static void chan_list_shows_pairs(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t a, b, c, d;
+    os_chan_info_t info[4];
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    assert_int_equal(0, os_channel_create(ctx, &c, &d));
+    assert_int_equal(0, os_send(ctx, a, 1, NULL, 0, NULL, 0));
+    assert_int_equal(0, os_send(ctx, a, 1, NULL, 0, NULL, 0));
+    assert_int_equal(0, os_handle_close(ctx, d));
+    assert_int_equal(2, os_chan_list(ctx, info, 4));
+    assert_int_equal(info[0].id + 1, info[0].peer);
+    assert_int_equal(1, info[0].owner);
+    assert_int_equal(1, info[0].peer_owner);
+    assert_int_equal(0, info[0].queued);
+    assert_int_equal(2, info[0].peer_queued);
+    assert_int_equal(0, info[1].peer);
+    assert_int_equal(2, os_chan_list(ctx, info, 1));
+    assert_int_equal(0, kt_teardown());
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(queue_of_128_then_efull_then_writable, cleanup),
+        cmocka_unit_test_teardown(no_writable_without_efull, cleanup),
+        cmocka_unit_test_teardown(peer_closed_after_queued_messages, cleanup),
+        cmocka_unit_test_teardown(oversized_and_too_many_handles_are_e2big, cleanup),
+        cmocka_unit_test_teardown(bad_carried_handles_move_nothing, cleanup),
+        cmocka_unit_test_teardown(handle_transfer_moves_the_handle, cleanup),
+        cmocka_unit_test_teardown(closing_with_queued_handles_closes_them, cleanup),
+        cmocka_unit_test_teardown(full_table_at_delivery_closes_handles, cleanup),
+        cmocka_unit_test_teardown(chan_list_shows_pairs, cleanup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -26,6 +26,7 @@ static struct {
     pthread_cond_t cond;
     bool resumed;           /* the kernel's queue has room again */
     bool stopping;
+    uint64_t full_waits;    /* atomic: k_post said OS_EFULL */
     hl_lines_t lines;
     char line[HAL_CONSOLE_LINE_MAX];
 } C = {.out_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -87,7 +88,8 @@ static bool post(uint32_t code, const void *data, size_t len)
             return false;
         int rc = k_post(C.dev, code, data, len);
         if (rc != OS_EFULL)
-            return true; /* posted, or rejected for good (logged by nobody: cannot happen) */
+            return true; /* posted (OS_E2BIG/OS_EINVAL cannot happen for console codes) */
+        __atomic_add_fetch(&C.full_waits, 1, __ATOMIC_RELAXED);
         pthread_mutex_lock(&C.lock);
         while (!C.resumed && !C.stopping)
             pthread_cond_wait(&C.cond, &C.lock);
@@ -123,6 +125,7 @@ int hl_console_add(int in_fd, int out_fd)
     C.in_fd = in_fd;
     C.out_fd = out_fd;
     C.resumed = C.stopping = false;
+    __atomic_store_n(&C.full_waits, 0, __ATOMIC_RELAXED);
     C.reader_started = false;
     int dev = k_device_add(&console_ops);
     if (dev < 0)
@@ -168,4 +171,9 @@ void hl_console_stop(void)
             close(C.cancel[i]);
         C.cancel[i] = -1;
     }
+}
+
+uint64_t hl_console_full_waits(void)
+{
+    return __atomic_load_n(&C.full_waits, __ATOMIC_RELAXED);
 }

@@ -275,6 +275,7 @@ int hl_run(const hl_run_config_t *cfg)
         cfg->stats->events = ks.events;
         cfg->stats->messages = ks.messages;
         cfg->stats->wakes = hl_workers_syscall_wakes();
+        cfg->stats->console_waits = hl_console_full_waits();
         cfg->stats->timed_out = P.timed_out;
         cfg->stats->signal = P.signal;
     }

@@ -22,6 +22,7 @@ typedef struct hl_run_stats {
     uint64_t events;    /* handler invocations during the run */
     uint64_t messages;  /* messages delivered */
     uint64_t wakes;     /* wake-ups that needed a futex syscall */
+    uint64_t console_waits; /* times console input waited for room (k_post said OS_EFULL) */
     bool timed_out;     /* the run hit timeout_ms */
     int signal;         /* the signal that stopped the run, or 0 */
 } hl_run_stats_t;
@@ -50,6 +51,9 @@ void hl_run_config_init(hl_run_config_t *cfg);
 /* Boot, run until shutdown, tear down. The exit status (>= 0), -1 on timeout,
  * or a negative OS_E* code if the kernel did not boot (message on stderr). */
 int hl_run(const hl_run_config_t *cfg);
+
+/* Console input lines that found the kernel's queue full so far in this run (for tests). */
+uint64_t hl_console_full_waits(void);
 
 /* Number of online cores (at least 1). */
 unsigned hl_ncpus(void);

@@ -1,0 +1,179 @@
+/* test_timer.c — one-shot timers: ordering, cancel, re-arm, past deadlines, the HAL timer. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "kt.h"
+
+static os_ctx_t *boot_test(void)
+{
+    assert_int_equal(0, kt_boot("test"));
+    kt_run_all();
+    os_ctx_t *ctx = kt_ctx_of("test");
+    assert_non_null(ctx);
+    return ctx;
+}
+
+static int cleanup(void **state)
+{
+    kt_teardown();
+    return 0;
+}
+
+static void fire_in_deadline_order(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t t[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(0, os_timer_create(ctx, &t[i]));
+    assert_int_equal(0, os_timer_set(ctx, t[0], 300));
+    assert_int_equal(0, os_timer_set(ctx, t[1], 100));
+    assert_int_equal(0, os_timer_set(ctx, t[2], 200));
+    assert_int_equal(100, kt_armed());
+    assert_int_equal(100, k_next_deadline());
+    kt_advance(99);
+    kt_run_all();
+    assert_int_equal(0, kt_count("test", OS_EV_TIMER));
+    kt_advance(1);
+    kt_run_all();
+    assert_int_equal(1, kt_count("test", OS_EV_TIMER));
+    assert_int_equal(200, kt_armed());
+    kt_advance(1000);
+    kt_run_all();
+    assert_int_equal(3, kt_count("test", OS_EV_TIMER));
+    assert_int_equal(t[1], kt_find("test", OS_EV_TIMER, 0)->ev.handle);
+    assert_int_equal(t[2], kt_find("test", OS_EV_TIMER, 1)->ev.handle);
+    assert_int_equal(t[0], kt_find("test", OS_EV_TIMER, 2)->ev.handle);
+    assert_int_equal(UINT64_MAX, kt_armed());
+    assert_int_equal(0, kt_teardown());
+}
+
+static void equal_deadlines_fire_in_arm_order(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t t[5];
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(0, os_timer_create(ctx, &t[i]));
+        assert_int_equal(0, os_timer_set(ctx, t[i], 50));
+    }
+    kt_advance(50);
+    kt_run_all();
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(t[i], kt_find("test", OS_EV_TIMER, (size_t)i)->ev.handle);
+    assert_int_equal(0, kt_teardown());
+}
+
+static void cancel_disarms_and_drops_a_queued_fire(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t a, b;
+    assert_int_equal(0, os_timer_create(ctx, &a));
+    assert_int_equal(0, os_timer_create(ctx, &b));
+    assert_int_equal(0, os_timer_set(ctx, a, 100));
+    assert_int_equal(0, os_timer_set(ctx, b, 100));
+    assert_int_equal(0, os_timer_cancel(ctx, a));
+    kt_advance(100); /* b fires, its event is queued */
+    assert_int_equal(0, os_timer_cancel(ctx, b));
+    kt_run_all();
+    assert_int_equal(0, kt_count("test", OS_EV_TIMER));
+    assert_int_equal(0, os_timer_cancel(ctx, a)); /* cancelling a disarmed timer is fine */
+    assert_int_equal(0, kt_teardown());
+}
+
+static void rearm_replaces_the_deadline(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t a;
+    assert_int_equal(0, os_timer_create(ctx, &a));
+    assert_int_equal(0, os_timer_set(ctx, a, 100));
+    assert_int_equal(0, os_timer_set(ctx, a, 300));
+    kt_advance(150);
+    kt_run_all();
+    assert_int_equal(0, kt_count("test", OS_EV_TIMER));
+    kt_advance(150);
+    kt_run_all();
+    assert_int_equal(1, kt_count("test", OS_EV_TIMER));
+    /* One-shot: it does not fire again, but it can be set again. */
+    kt_advance(1000);
+    kt_run_all();
+    assert_int_equal(1, kt_count("test", OS_EV_TIMER));
+    assert_int_equal(0, os_timer_set(ctx, a, kt_now() + 10));
+    kt_advance(10);
+    kt_run_all();
+    assert_int_equal(2, kt_count("test", OS_EV_TIMER));
+    assert_int_equal(0, kt_teardown());
+}
+
+static void past_deadline_fires_at_once(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t a;
+    kt_advance(1000);
+    assert_int_equal(0, os_timer_create(ctx, &a));
+    assert_int_equal(0, os_timer_set(ctx, a, 500));
+    kt_run_all();
+    assert_int_equal(1, kt_count("test", OS_EV_TIMER));
+    assert_int_equal(0, os_timer_set(ctx, a, kt_now()));
+    kt_run_all();
+    assert_int_equal(2, kt_count("test", OS_EV_TIMER));
+    assert_int_equal(0, kt_teardown());
+}
+
+static void wrong_handle_kinds_and_closed_timers(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t a, b, tm, ro;
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    assert_int_equal(OS_EINVAL, os_timer_set(ctx, a, 5));
+    assert_int_equal(0, os_timer_create(ctx, &tm));
+    assert_int_equal(0, os_handle_replace(ctx, tm, OS_RIGHT_READ, &ro));
+    assert_int_equal(OS_EACCES, os_timer_set(ctx, ro, 5));
+    assert_int_equal(0, os_timer_create(ctx, &tm));
+    assert_int_equal(0, os_timer_set(ctx, tm, 5));
+    assert_int_equal(0, os_handle_close(ctx, tm));
+    assert_int_equal(UINT64_MAX, k_next_deadline());
+    kt_advance(10);
+    kt_run_all();
+    assert_int_equal(0, kt_count("test", OS_EV_TIMER));
+    assert_int_equal(0, kt_teardown());
+}
+
+static void many_timers_keep_heap_order(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t t[200];
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(0, os_timer_create(ctx, &t[i]));
+        assert_int_equal(0, os_timer_set(ctx, t[i], (uint64_t)((i * 7919) % 200) + 1));
+    }
+    for (int i = 0; i < 200; i += 3)
+        assert_int_equal(0, os_timer_cancel(ctx, t[i]));
+    uint64_t last = 0;
+    for (int step = 0; step < 201; step++) {
+        kt_advance(1);
+        uint64_t d = k_next_deadline();
+        assert_true(d == UINT64_MAX || d > kt_now());
+        assert_true(d >= last);
+        last = d == UINT64_MAX ? last : d;
+    }
+    kt_run_all();
+    assert_int_equal(200 - 67, kt_count("test", OS_EV_TIMER));
+    assert_int_equal(0, kt_teardown());
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(fire_in_deadline_order, cleanup),
+        cmocka_unit_test_teardown(equal_deadlines_fire_in_arm_order, cleanup),
+        cmocka_unit_test_teardown(cancel_disarms_and_drops_a_queued_fire, cleanup),
+        cmocka_unit_test_teardown(rearm_replaces_the_deadline, cleanup),
+        cmocka_unit_test_teardown(past_deadline_fires_at_once, cleanup),
+        cmocka_unit_test_teardown(wrong_handle_kinds_and_closed_timers, cleanup),
+        cmocka_unit_test_teardown(many_timers_keep_heap_order, cleanup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,4 +1,4 @@
-/* bench_ipc.c — `orrery bench ipc`: request/reply round trips and one-way throughput, against a pipe baseline. */
+/* bench_ipc.c — `orrery bench ipc`: IPC round trips and one-way throughput vs a pipe baseline. */
 #include <hl/commands.h>
 #include <hl/hosted.h>
 
@@ -90,8 +90,8 @@ static void server_event(os_ctx_t *ctx, const os_event_t *ev)
     } else if (ev->type == MSG_STREAM) {
         s->streamed++;
     } else if (ev->type == MSG_DONE) {
-        int rc = os_send(ctx, ev->handle, MSG_DONE_REPLY, &s->streamed, sizeof(s->streamed),
-                         NULL, 0);
+        int rc =
+            os_send(ctx, ev->handle, MSG_DONE_REPLY, &s->streamed, sizeof(s->streamed), NULL, 0);
         OS_ASSERT(ctx, rc == 0);
     }
 }
@@ -106,10 +106,10 @@ enum { PH_WARM, PH_RTT, PH_STREAM, PH_DONE };
 typedef struct client {
     os_handle_t chan;
     int phase;
-    uint32_t count;   /* round trips in this batch / phase */
+    uint32_t count; /* round trips in this batch / phase */
     uint32_t batch;
     uint64_t t0;
-    uint64_t sent;    /* stream messages sent */
+    uint64_t sent; /* stream messages sent */
     bool done_sent;
 } client_t;
 
@@ -211,8 +211,8 @@ static void binit_start(os_ctx_t *ctx)
     os_spawn_arg(ctx, &arg, &len);
     os_handle_t a, b, t;
     OS_ASSERT(ctx, os_channel_create(ctx, &a, &b) == 0);
-    os_spawn_args_t sa = {.program = "bench-server", .handles = &b, .nhandles = 1,
-                          .arg = arg, .arg_len = len};
+    os_spawn_args_t sa = {
+        .program = "bench-server", .handles = &b, .nhandles = 1, .arg = arg, .arg_len = len};
     OS_ASSERT(ctx, os_spawn(ctx, &sa, &t) == 0);
     sa.program = "bench-client";
     sa.handles = &a;
@@ -226,15 +226,14 @@ static void binit_event(os_ctx_t *ctx, const os_event_t *ev)
         os_shutdown(ctx, 0);
 }
 
-static const os_program_t bench_init = {"bench-init", sizeof(binit_t), binit_start,
-                                        binit_event};
+static const os_program_t bench_init = {"bench-init", sizeof(binit_t), binit_start, binit_event};
 
 static const os_program_t *const bench_programs[] = {&bench_init, &bench_server, &bench_client,
                                                      NULL};
 
 typedef struct ipc_figures {
-    uint64_t rtt_ns;      /* median round trip */
-    double msgs_per_s;    /* one way */
+    uint64_t rtt_ns;   /* median round trip */
+    double msgs_per_s; /* one way */
 } ipc_figures_t;
 
 static int run_ipc(int client_worker, int server_worker, ipc_figures_t *out)
@@ -369,9 +368,8 @@ int hl_cmd_bench_ipc(int argc, char **argv)
                "\"rtt_iterations\": %d, \"stream_messages\": %d, \"workers\": 2, "
                "\"cpus\": %u}\n",
                (unsigned long long)same.rtt_ns, (unsigned long long)cross.rtt_ns,
-               (unsigned long long)pipe_ns, same.msgs_per_s, same.msgs_per_s,
-               cross.msgs_per_s, same_x, cross_x, RTT_BATCH * RTT_BATCHES, STREAM_MSGS,
-               hl_ncpus());
+               (unsigned long long)pipe_ns, same.msgs_per_s, same.msgs_per_s, cross.msgs_per_s,
+               same_x, cross_x, RTT_BATCH * RTT_BATCHES, STREAM_MSGS, hl_ncpus());
         return 0;
     }
     printf("orrery bench ipc (%u cpus, 2 workers, medians of %d batches)\n", hl_ncpus(),

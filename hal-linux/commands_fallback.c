@@ -1,4 +1,4 @@
-/* commands_fallback.c — stand-ins for the bare-metal subcommands when their files are not in the tree. */
+/* commands_fallback.c — stand-ins for the bare-metal subcommands when they are not built. */
 #include <hl/commands.h>
 
 #include <stdio.h>

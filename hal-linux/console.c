@@ -1,4 +1,4 @@
-/* console.c — the hosted "console" device: lines from an fd (reader thread) in, whole writes to an fd out. */
+/* console.c — the hosted "console" device: lines from an fd (reader thread), whole writes out. */
 #define _GNU_SOURCE
 #include "internal.h"
 
@@ -14,19 +14,19 @@
 #include <k/kernel.h>
 
 static struct {
-    int dev;               /* k_device_add id */
+    int dev; /* k_device_add id */
     int in_fd, out_fd;
     pthread_mutex_t out_lock; /* each write is whole */
 
     /* Reader thread and its back-pressure handshake. */
     pthread_t reader;
     bool reader_started;
-    int cancel[2];          /* pipe: readable => reader stops */
-    pthread_mutex_t lock;   /* guards resumed, stopping */
+    int cancel[2];        /* pipe: readable => reader stops */
+    pthread_mutex_t lock; /* guards resumed, stopping */
     pthread_cond_t cond;
-    bool resumed;           /* the kernel's queue has room again */
+    bool resumed; /* the kernel's queue has room again */
     bool stopping;
-    uint64_t full_waits;    /* atomic: k_post said OS_EFULL */
+    uint64_t full_waits; /* atomic: k_post said OS_EFULL */
     hl_lines_t lines;
     char line[HAL_CONSOLE_LINE_MAX];
 } C = {.out_lock = PTHREAD_MUTEX_INITIALIZER,

@@ -1,4 +1,4 @@
-/* lines.c — line input from a file descriptor (tty, pipe or regular file), overlong lines measured, not stored. */
+/* lines.c — line input from an fd (tty, pipe or file); overlong lines are measured, not stored. */
 #include <hl/hosted.h>
 
 #include <errno.h>

@@ -29,10 +29,11 @@ static const char usage[] =
     "\n"
     "Run 'orrery <command> --help' for a command's options.\n";
 
-static const char bench_usage[] = "usage: orrery bench <ipc|boot> [options]\n"
-                                  "\n"
-                                  "  ipc    IPC round trip and throughput (orrery bench ipc --help)\n"
-                                  "  boot   bare-metal boot time (orrery bench boot --help)\n";
+static const char bench_usage[] =
+    "usage: orrery bench <ipc|boot> [options]\n"
+    "\n"
+    "  ipc    IPC round trip and throughput (orrery bench ipc --help)\n"
+    "  boot   bare-metal boot time (orrery bench boot --help)\n";
 
 static const char version_usage[] = "usage: orrery version\n"
                                     "\n"

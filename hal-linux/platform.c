@@ -18,18 +18,18 @@
 
 /* Loop-thread state; the atomics are touched from any thread. */
 static struct {
-    uint64_t boot_ns;     /* CLOCK_MONOTONIC at boot */
+    uint64_t boot_ns; /* CLOCK_MONOTONIC at boot */
     uv_loop_t loop;
-    uv_async_t poke;      /* any thread -> loop: deadline changed or stop requested */
-    uv_timer_t timer;     /* the kernel's one timer */
-    uv_timer_t timeout;   /* cfg->timeout_ms */
+    uv_async_t poke;    /* any thread -> loop: deadline changed or stop requested */
+    uv_timer_t timer;   /* the kernel's one timer */
+    uv_timer_t timeout; /* cfg->timeout_ms */
     uv_signal_t sigint, sigterm;
     bool signals;
-    bool live;            /* atomic: poke may be sent */
-    uint64_t deadline;    /* atomic: latest hal_timer_arm, UINT64_MAX = none */
-    int stop;             /* atomic: 1 once a stop was requested */
-    int status;           /* the run's exit status (set by the first stop) */
-    int signal;           /* signal that stopped the run */
+    bool live;         /* atomic: poke may be sent */
+    uint64_t deadline; /* atomic: latest hal_timer_arm, UINT64_MAX = none */
+    int stop;          /* atomic: 1 once a stop was requested */
+    int status;        /* the run's exit status (set by the first stop) */
+    int signal;        /* signal that stopped the run */
     bool timed_out;
 } P;
 
@@ -157,7 +157,9 @@ static void on_signal(uv_signal_t *s, int signum)
     P.signal = signum;
     char msg[80];
     int n = snprintf(msg, sizeof(msg), "orrery: %s received, shutting down\n",
-                     signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "signal");
+                     signum == SIGINT    ? "SIGINT"
+                     : signum == SIGTERM ? "SIGTERM"
+                                         : "signal");
     ssize_t w = write(2, msg, (size_t)n);
     (void)w;
     hl_request_stop(0);
@@ -165,9 +167,8 @@ static void on_signal(uv_signal_t *s, int signum)
 
 static void close_all(void)
 {
-    uv_handle_t *hs[] = {(uv_handle_t *)&P.poke, (uv_handle_t *)&P.timer,
-                         (uv_handle_t *)&P.timeout, (uv_handle_t *)&P.sigint,
-                         (uv_handle_t *)&P.sigterm};
+    uv_handle_t *hs[] = {(uv_handle_t *)&P.poke, (uv_handle_t *)&P.timer, (uv_handle_t *)&P.timeout,
+                         (uv_handle_t *)&P.sigint, (uv_handle_t *)&P.sigterm};
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (hs[i]->loop == &P.loop && !uv_is_closing(hs[i]))
             uv_close(hs[i], NULL);

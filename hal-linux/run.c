@@ -1,4 +1,4 @@
-/* run.c — `orrery run`: load and check the manifest, then boot hosted (threads) or deterministic (sim). */
+/* run.c — `orrery run`: check the manifest, then boot hosted (threads) or deterministic (sim). */
 #include <hl/commands.h>
 #include <hl/hosted.h>
 
@@ -101,8 +101,7 @@ int hl_cmd_run(int argc, char **argv)
             manifest_path = val;
         } else if (which == 1) {
             if (!hl_parse_u64(val, 1, 256, &workers))
-                return hl_usage_error("run", "run: --workers wants a number 1..256, not '%s'",
-                                      val);
+                return hl_usage_error("run", "run: --workers wants a number 1..256, not '%s'", val);
         } else {
             if (!hl_parse_u64(val, 0, UINT64_MAX, &seed))
                 return hl_usage_error("run", "run: --seed wants a number, not '%s'", val);

@@ -1,4 +1,4 @@
-/* workers.c — the worker threads: run ready tasks with k_run_one, spin briefly, then sleep on a futex. */
+/* workers.c — worker threads: run ready tasks with k_run_one, spin briefly, sleep on a futex. */
 #include "internal.h"
 
 #include <errno.h>
@@ -26,7 +26,7 @@
 enum { AWAKE = 0, PENDING = 1, ASLEEP = 2 };
 
 typedef struct worker {
-    _Alignas(64) int word;  /* futex word, atomic */
+    _Alignas(64) int word; /* futex word, atomic */
     unsigned index;
     pthread_t thread;
     bool started;
@@ -36,8 +36,8 @@ static struct {
     worker_t *w;
     unsigned n;
     unsigned spin_us;
-    int stop;              /* atomic */
-    unsigned rr;           /* atomic: where wake(-1) starts looking */
+    int stop;               /* atomic */
+    unsigned rr;            /* atomic: where wake(-1) starts looking */
     uint64_t syscall_wakes; /* atomic */
 } W;
 

@@ -1,4 +1,4 @@
-/* test_hal_linux.c — the hosted platform: line splitting, console through the kernel, timers, wake-ups. */
+/* test_hal_linux.c — the hosted platform: line splitting, console via the kernel, timers, wakes. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -369,8 +369,8 @@ static void wake_init_start(os_ctx_t *ctx)
     os_handle_t a, b, t;
     OS_ASSERT(ctx, os_channel_create(ctx, &a, &b) == 0);
     int w0 = 0, w1 = WAKE_WORKERS - 1;
-    os_spawn_args_t sa = {.program = "wake-side", .handles = &a, .nhandles = 1, .arg = &w0,
-                          .arg_len = sizeof(w0)};
+    os_spawn_args_t sa = {
+        .program = "wake-side", .handles = &a, .nhandles = 1, .arg = &w0, .arg_len = sizeof(w0)};
     OS_ASSERT(ctx, os_spawn(ctx, &sa, &t) == 0);
     sa.handles = &b;
     sa.arg = &w1;
@@ -385,8 +385,7 @@ static void wake_init_event(os_ctx_t *ctx, const os_event_t *ev)
 }
 
 static const os_program_t wake_side = {"wake-side", sizeof(wake_side_t), wake_start, wake_event};
-static const os_program_t wake_init = {"wake-init", sizeof(int), wake_init_start,
-                                       wake_init_event};
+static const os_program_t wake_init = {"wake-init", sizeof(int), wake_init_start, wake_init_event};
 static const os_program_t *const wake_programs[] = {&wake_init, &wake_side, NULL};
 
 static void wake_across_workers(void **state)
@@ -486,14 +485,10 @@ static void missing_init_fails_boot(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(lines_from_pipe),
-        cmocka_unit_test(lines_from_file),
-        cmocka_unit_test(lines_cancelled),
-        cmocka_unit_test(console_lines_through_kernel),
-        cmocka_unit_test(timers_fire_in_order),
-        cmocka_unit_test(wake_across_workers),
-        cmocka_unit_test(timeout_ends_run),
-        cmocka_unit_test(sigterm_ends_run),
+        cmocka_unit_test(lines_from_pipe),         cmocka_unit_test(lines_from_file),
+        cmocka_unit_test(lines_cancelled),         cmocka_unit_test(console_lines_through_kernel),
+        cmocka_unit_test(timers_fire_in_order),    cmocka_unit_test(wake_across_workers),
+        cmocka_unit_test(timeout_ends_run),        cmocka_unit_test(sigterm_ends_run),
         cmocka_unit_test(missing_init_fails_boot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

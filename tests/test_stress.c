@@ -1,4 +1,4 @@
-/* test_stress.c — many tasks ping-ponging on several real workers, random kills and respawns (run under TSan). */
+/* test_stress.c — tasks ping-ponging on real workers with random kills and respawns (TSan). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,15 +32,15 @@ enum {
 
 /* Shared with the test body; the tasks update them from several workers. */
 static struct {
-    long spawned;       /* tasks spawned by init */
-    long exits;         /* OS_EV_TASK_EXIT events init received */
-    long kills;         /* successful os_task_kill calls */
-    long completed;     /* pingers that did all ROUNDS */
-    long broken;        /* tasks that saw their peer close early */
-    long pings;         /* pings received by pongers */
-    long pongs;         /* pongs received by pingers */
-    long order_errors;  /* a pong with the wrong sequence number */
-    long init_errors;   /* a call in init that failed unexpectedly */
+    long spawned;      /* tasks spawned by init */
+    long exits;        /* OS_EV_TASK_EXIT events init received */
+    long kills;        /* successful os_task_kill calls */
+    long completed;    /* pingers that did all ROUNDS */
+    long broken;       /* tasks that saw their peer close early */
+    long pings;        /* pings received by pongers */
+    long pongs;        /* pongs received by pingers */
+    long order_errors; /* a pong with the wrong sequence number */
+    long init_errors;  /* a call in init that failed unexpectedly */
 } C;
 
 #define BUMP(field) __atomic_add_fetch(&C.field, 1, __ATOMIC_RELAXED)
@@ -156,8 +156,8 @@ static void spawn_pair(os_ctx_t *ctx, sinit_t *s, int i)
         pa.worker = i % WORKERS;
         pb.worker = (i + 1) % WORKERS;
     }
-    os_spawn_args_t sa = {.program = "pinger", .handles = &a, .nhandles = 1, .arg = &pa,
-                          .arg_len = sizeof(pa)};
+    os_spawn_args_t sa = {
+        .program = "pinger", .handles = &a, .nhandles = 1, .arg = &pa, .arg_len = sizeof(pa)};
     if (os_spawn(ctx, &sa, &sl->task[0]) != 0) {
         BUMP(init_errors);
         return;
@@ -221,8 +221,8 @@ static void sinit_event(os_ctx_t *ctx, const os_event_t *ev)
                 sl->task[j] = OS_HANDLE_NONE;
             }
         }
-        if (sl->task[0] == OS_HANDLE_NONE && sl->task[1] == OS_HANDLE_NONE &&
-            s->kills < KILLS && sl->generation > 0) {
+        if (sl->task[0] == OS_HANDLE_NONE && sl->task[1] == OS_HANDLE_NONE && s->kills < KILLS &&
+            sl->generation > 0) {
             spawn_pair(ctx, s, i);
         }
     }

@@ -18,13 +18,13 @@
  * stats->timed_out). One run at a time per process.
  */
 typedef struct hl_run_stats {
-    long leaks;         /* k_teardown(): kernel allocations still live (0 = clean) */
-    uint64_t events;    /* handler invocations during the run */
-    uint64_t messages;  /* messages delivered */
-    uint64_t wakes;     /* wake-ups that needed a futex syscall */
+    long leaks;             /* k_teardown(): kernel allocations still live (0 = clean) */
+    uint64_t events;        /* handler invocations during the run */
+    uint64_t messages;      /* messages delivered */
+    uint64_t wakes;         /* wake-ups that needed a futex syscall */
     uint64_t console_waits; /* times console input waited for room (k_post said OS_EFULL) */
-    bool timed_out;     /* the run hit timeout_ms */
-    int signal;         /* the signal that stopped the run, or 0 */
+    bool timed_out;         /* the run hit timeout_ms */
+    int signal;             /* the signal that stopped the run, or 0 */
 } hl_run_stats_t;
 
 typedef struct hl_run_config {
@@ -32,17 +32,17 @@ typedef struct hl_run_config {
     const char *init_program;            /* first task, privileged */
     const void *init_arg;                /* its spawn arg (the manifest text) */
     size_t init_arg_len;
-    unsigned workers;                    /* 0: one per online core */
-    const hal_trace_sink_t *trace;       /* NULL: no tracing */
-    int console_in;                      /* fd read line by line; -1: no input */
-    int console_out;                     /* fd for console output */
-    bool handle_signals;                 /* SIGINT/SIGTERM end the run with status 0 */
-    unsigned spin_us;                    /* idle worker spins this long before sleeping */
-    uint64_t timeout_ms;                 /* 0: none */
+    unsigned workers;              /* 0: one per online core */
+    const hal_trace_sink_t *trace; /* NULL: no tracing */
+    int console_in;                /* fd read line by line; -1: no input */
+    int console_out;               /* fd for console output */
+    bool handle_signals;           /* SIGINT/SIGTERM end the run with status 0 */
+    unsigned spin_us;              /* idle worker spins this long before sleeping */
+    uint64_t timeout_ms;           /* 0: none */
     /* Called on the loop thread after k_boot, before any worker runs. */
     void (*on_boot)(void *self);
     void *self;
-    hl_run_stats_t *stats;               /* filled when hl_run returns; may be NULL */
+    hl_run_stats_t *stats; /* filled when hl_run returns; may be NULL */
 } hl_run_config_t;
 
 /* Defaults: stdin/stdout console, one worker per core, 50 us spin, no signals. */
@@ -66,8 +66,8 @@ typedef struct hl_det_config {
     const void *init_arg;
     size_t init_arg_len;
     uint64_t seed;
-    int console_in;  /* fd; -1: no input (EOF at once) */
-    int console_out; /* fd */
+    int console_in;      /* fd; -1: no input (EOF at once) */
+    int console_out;     /* fd */
     uint64_t max_events; /* 0: no limit */
 } hl_det_config_t;
 
@@ -78,9 +78,9 @@ int hl_run_deterministic(const hl_det_config_t *cfg);
 /* ---- line input shared by the console reader and the deterministic run -------------- */
 
 typedef struct hl_lines {
-    int fd;         /* source */
-    int cancel_fd;  /* readable => give up (-1: never) */
-    size_t start;   /* unread bytes are buf[start, end) */
+    int fd;        /* source */
+    int cancel_fd; /* readable => give up (-1: never) */
+    size_t start;  /* unread bytes are buf[start, end) */
     size_t end;
     bool eof;
     char buf[4096];

@@ -1,0 +1,305 @@
+/* test_init.c — init through the simulator: name service, reach, version check, restarts, garbage. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <iface/echo.h>
+#include <iface/init_client.h>
+#include <image.h>
+#include <sim/sim.h>
+
+/* What the test programs saw. */
+static struct {
+    uint32_t id_delta;   /* client: added to echo's id in its connect */
+    int reply_status;    /* client: init's error reply, 1 if none */
+    bool connected;
+    uint64_t connected_at;
+    char echo_text[64];
+    int lazy_clients;    /* lazy: new_client messages */
+    int starts;          /* quitter */
+    int exit_status;     /* quitter */
+    uint32_t last_restarts;
+    int errors;          /* fuzzer: init.error replies */
+    bool fuzz_connected;
+} G;
+
+/* ---- test programs -------------------------------------------------------------------- */
+
+static void client_start(os_ctx_t *ctx)
+{
+    init_connect_t m;
+    memset(&m, 0, sizeof m);
+    m.req = 7;
+    strcpy(m.name, "echo");
+    m.id = iface_id(&echo_iface) + G.id_delta;
+    assert_int_equal(0, init_connect_send(ctx, init_channel(ctx), &m));
+}
+
+static void client_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    init_connected_t c;
+    init_reply_t r;
+    echo_reply_t e;
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    if (init_connected_decode(ev, &c) == 0) {
+        assert_int_equal(7, c.req);
+        G.connected = true;
+        G.connected_at = os_clock_now(ctx);
+        echo_request_t q = {1, "ping"};
+        assert_int_equal(0, echo_request_send(ctx, c.chan, &q));
+    } else if (init_reply_decode(ev, &r) == 0) {
+        assert_int_equal(7, r.req);
+        G.reply_status = r.status;
+    } else if (echo_reply_decode(ev, &e) == 0) {
+        strcpy(G.echo_text, e.text);
+    }
+}
+
+static const os_program_t client = {"client", 0, client_start, client_event};
+
+/* Registers "echo" only 100 ms after it starts. */
+static void lazy_start(os_ctx_t *ctx)
+{
+    os_handle_t t;
+    assert_int_equal(0, os_timer_create(ctx, &t));
+    assert_int_equal(0, os_timer_set(ctx, t, os_clock_now(ctx) + 100000000));
+}
+
+static void lazy_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    init_new_client_t nc;
+    if (ev->kind == OS_EV_TIMER)
+        assert_int_equal(0, init_register_iface(ctx, 1, &echo_iface));
+    else if (ev->kind == OS_EV_MESSAGE && init_new_client_decode(ev, &nc) == 0)
+        G.lazy_clients++;
+}
+
+static const os_program_t lazy = {"lazy", 0, lazy_start, lazy_event};
+
+static void quitter_start(os_ctx_t *ctx)
+{
+    os_task_info_t t[16];
+    int n = os_task_list(ctx, t, 16);
+    for (int i = 0; i < n && i < 16; i++) {
+        if (t[i].id == os_task_id(ctx))
+            G.last_restarts = t[i].restarts;
+    }
+    G.starts++;
+    os_exit(ctx, G.exit_status);
+}
+
+static void quitter_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+}
+
+static const os_program_t quitter = {"quitter", 0, quitter_start, quitter_event};
+
+/* Sends init garbage of every message type, then one good connect. */
+static void fuzzer_start(os_ctx_t *ctx)
+{
+    uint8_t junk[100];
+    memset(junk, 0xff, sizeof junk);
+    for (uint32_t type = 0; type <= 12; type++) {
+        assert_int_equal(0, os_send(ctx, init_channel(ctx), type, junk, 0, NULL, 0));
+        assert_int_equal(0, os_send(ctx, init_channel(ctx), type, junk, 3, NULL, 0));
+        assert_int_equal(0, os_send(ctx, init_channel(ctx), type, junk, sizeof junk, NULL, 0));
+    }
+    /* a well-formed register carrying a handle it should not */
+    init_register_t r;
+    memset(&r, 0, sizeof r);
+    r.req = 1;
+    strcpy(r.name, "x");
+    uint8_t buf[64];
+    os_handle_t hs[4], a, b;
+    size_t len, nh;
+    assert_int_equal(0, iface_encode(iface_msg(&init_iface, init_msg_register), &r, buf,
+                                     sizeof buf, &len, hs, &nh));
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    assert_int_equal(0, os_send(ctx, init_channel(ctx), init_msg_register, buf, len, &b, 1));
+    assert_int_equal(0, init_connect_iface(ctx, 2, &echo_iface));
+}
+
+static void fuzzer_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    init_error_t e;
+    init_connected_t c;
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    if (init_error_decode(ev, &e) == 0) {
+        assert_int_equal(OS_EPROTO, e.status);
+        G.errors++;
+    } else if (init_connected_decode(ev, &c) == 0) {
+        G.fuzz_connected = true;
+    }
+}
+
+static const os_program_t fuzzer = {"fuzzer", 0, fuzzer_start, fuzzer_event};
+
+static const os_program_t *const image[] = {&orrery_init, &orrery_echo, &client, &lazy,
+                                            &quitter, &fuzzer, NULL};
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+static void boot(const char *manifest)
+{
+    sim_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.programs = image;
+    cfg.init_arg = manifest;
+    cfg.init_arg_len = strlen(manifest);
+    cfg.seed = 7;
+    assert_int_equal(0, sim_boot(&cfg));
+}
+
+static void finish(void)
+{
+    assert_int_equal(0, sim_teardown());
+}
+
+static int setup(void **state)
+{
+    memset(&G, 0, sizeof G);
+    G.reply_status = 1;
+    return 0;
+}
+
+static bool output_has(const char *s)
+{
+    return strstr(sim_console_output(NULL), s) != NULL;
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+static void test_register_and_connect(void **state)
+{
+    boot("program echo\nprogram client reach=echo\n");
+    assert_int_equal(-1, sim_run(10000));
+    assert_true(G.connected);
+    assert_int_equal(1, G.reply_status);
+    assert_string_equal("ping", G.echo_text);
+    finish();
+}
+
+static void test_connect_before_register_waits(void **state)
+{
+    boot("program client reach=echo\nprogram lazy\n");
+    sim_run(10000);
+    assert_true(G.connected);
+    assert_int_equal(1, G.lazy_clients);
+    assert_true(G.connected_at >= 100000000);
+    finish();
+}
+
+static void test_version_mismatch(void **state)
+{
+    G.id_delta = 1;
+    boot("program echo\nprogram client reach=echo\n");
+    sim_run(10000);
+    assert_false(G.connected);
+    assert_int_equal(OS_EPROTO, G.reply_status);
+    assert_true(output_has("interface version mismatch"));
+    finish();
+}
+
+static void test_version_mismatch_of_a_waiting_connect(void **state)
+{
+    G.id_delta = 1;
+    boot("program client reach=echo\nprogram lazy\n");
+    sim_run(10000);
+    assert_false(G.connected);
+    assert_int_equal(OS_EPROTO, G.reply_status);
+    assert_int_equal(0, G.lazy_clients);
+    finish();
+}
+
+static void test_permission_denied_with_log_line(void **state)
+{
+    boot("# no reach for the client\nprogram echo\nprogram client reach=console\n");
+    sim_run(10000);
+    assert_false(G.connected);
+    assert_int_equal(OS_EACCES, G.reply_status);
+    if (!output_has("[init] denied: client (task 3) may not reach echo (manifest line 3)"))
+        fail_msg("output: %s", sim_console_output(NULL));
+    finish();
+}
+
+static void test_restart_always_until_the_limit(void **state)
+{
+    G.exit_status = 0;
+    boot("program quitter restart=always max-restarts=3\n");
+    sim_run(10000);
+    assert_int_equal(4, G.starts);
+    assert_int_equal(3, G.last_restarts);
+    assert_true(output_has("quitter (task 2) exited; restarting (restart 1 of 3)"));
+    assert_true(output_has("not restarting (max-restarts 3 reached)"));
+    finish();
+}
+
+static void test_restart_on_failure(void **state)
+{
+    G.exit_status = 1;
+    boot("program quitter restart=on-failure max-restarts=2\n");
+    sim_run(10000);
+    assert_int_equal(3, G.starts);
+    assert_true(output_has("failed (status 1); restarting (restart 2 of 2)"));
+    finish();
+}
+
+static void test_on_failure_does_not_restart_a_clean_exit(void **state)
+{
+    G.exit_status = 0;
+    boot("program quitter\n");
+    sim_run(10000);
+    assert_int_equal(1, G.starts);
+    finish();
+}
+
+static void test_restart_never(void **state)
+{
+    G.exit_status = 1;
+    boot("program quitter restart=never\n");
+    sim_run(10000);
+    assert_int_equal(1, G.starts);
+    assert_true(output_has("quitter (task 2) failed (status 1)\n"));
+    finish();
+}
+
+static void test_garbage_gets_errors_and_init_survives(void **state)
+{
+    boot("program echo\nprogram fuzzer reach=echo\n");
+    sim_run(10000);
+    assert_int_equal(13 * 3 + 1, G.errors);
+    assert_true(G.fuzz_connected);
+    finish();
+}
+
+static void test_bad_manifest_shuts_down_with_2(void **state)
+{
+    boot("program echo colour=red\n");
+    assert_int_equal(2, sim_run(10000));
+    assert_true(output_has("manifest line 1: unknown key 'colour'"));
+    finish();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_register_and_connect, setup),
+        cmocka_unit_test_setup(test_connect_before_register_waits, setup),
+        cmocka_unit_test_setup(test_version_mismatch, setup),
+        cmocka_unit_test_setup(test_version_mismatch_of_a_waiting_connect, setup),
+        cmocka_unit_test_setup(test_permission_denied_with_log_line, setup),
+        cmocka_unit_test_setup(test_restart_always_until_the_limit, setup),
+        cmocka_unit_test_setup(test_restart_on_failure, setup),
+        cmocka_unit_test_setup(test_on_failure_does_not_restart_a_clean_exit, setup),
+        cmocka_unit_test_setup(test_restart_never, setup),
+        cmocka_unit_test_setup(test_garbage_gets_errors_and_init_survives, setup),
+        cmocka_unit_test_setup(test_bad_manifest_shuts_down_with_2, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

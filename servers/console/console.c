@@ -10,9 +10,9 @@ enum {
     CONSOLE_REQ_REGISTER = 1,
 };
 
-/* An input item waiting for the client: a line, an overlong notice or the end of input. */
+/* An input item waiting for the client: a line or an overlong notice. */
 typedef struct item {
-    uint32_t type;   /* console_msg_line, _overlong, _eof */
+    uint32_t type;   /* console_msg_line, _overlong */
     uint32_t length; /* line: bytes in text; overlong: the dropped line's length */
     char text[CONSOLE_LINE_MAX + 1];
 } item_t;
@@ -23,6 +23,8 @@ typedef struct console_state {
     bool blocked;       /* the client's queue was full: wait for WRITABLE */
     uint32_t lines;     /* lines forwarded */
     uint32_t dropped;   /* input dropped because the buffer was full */
+    bool eof;           /* input ended: tell the client after the buffered items */
+    bool eof_sent;
     size_t head, count; /* ring of buffered items */
     item_t items[CONSOLE_BUFFERED_MAX];
 } console_state_t;
@@ -36,15 +38,26 @@ static int send_item(os_ctx_t *ctx, console_state_t *st, const item_t *it)
         m.text[it->length] = 0;
         return console_line_send(ctx, st->client, &m);
     }
-    case console_msg_overlong: {
+    default: {
         console_overlong_t m = {it->length};
         return console_overlong_send(ctx, st->client, &m);
     }
-    default: {
-        console_eof_t m = {st->lines};
-        return console_eof_send(ctx, st->client, &m);
     }
+}
+
+/* Handle a send result: false if the client cannot take more now. */
+static bool sent(os_ctx_t *ctx, console_state_t *st, int err)
+{
+    if (err == OS_EFULL) {
+        st->blocked = true;
+        return false;
     }
+    if (err == OS_EPEER || err == OS_EBADH) {
+        os_handle_close(ctx, st->client);
+        st->client = OS_HANDLE_NONE;
+        return false;
+    }
+    return true;
 }
 
 /* Send buffered items while the client takes them. */
@@ -53,23 +66,23 @@ static void pump(os_ctx_t *ctx, console_state_t *st)
     while (st->count > 0 && st->client != OS_HANDLE_NONE && !st->blocked) {
         item_t *it = &st->items[st->head];
         int err = send_item(ctx, st, it);
-        if (err == OS_EFULL) {
-            st->blocked = true;
+        if (!sent(ctx, st, err))
             return;
-        }
-        if (err == OS_EPEER || err == OS_EBADH) {
-            os_handle_close(ctx, st->client);
-            st->client = OS_HANDLE_NONE;
-            return;
-        }
         if (err == 0 && it->type == console_msg_line)
             st->lines++;
         st->head = (st->head + 1) % CONSOLE_BUFFERED_MAX;
         st->count--;
     }
-    if (st->dropped && st->count == 0 && st->client != OS_HANDLE_NONE) {
+    if (st->count > 0 || st->client == OS_HANDLE_NONE || st->blocked)
+        return;
+    if (st->dropped) {
         os_log(ctx, "%u input lines dropped while nobody was reading", st->dropped);
         st->dropped = 0;
+    }
+    if (st->eof && !st->eof_sent) {
+        console_eof_t m = {st->lines};
+        if (sent(ctx, st, console_eof_send(ctx, st->client, &m)))
+            st->eof_sent = true;
     }
 }
 
@@ -115,8 +128,7 @@ static void on_device(os_ctx_t *ctx, console_state_t *st, const os_event_t *ev)
             memcpy(&it->length, ev->data, sizeof it->length);
         break;
     case CONSOLE_DEV_EOF:
-        if ((it = push(st)))
-            it->type = console_msg_eof;
+        st->eof = true; /* never dropped, even with a full buffer */
         break;
     default:
         break;
@@ -162,6 +174,7 @@ static void on_init_message(os_ctx_t *ctx, console_state_t *st, const os_event_t
             os_handle_close(ctx, st->client);
         st->client = m.nc.chan;
         st->blocked = false;
+        st->eof_sent = false; /* a new client (a restarted shell) learns it too */
         pump(ctx, st);
     } else if (ev->type == init_msg_reply && init_reply_decode(ev, &m.reply) == 0) {
         if (m.reply.status < 0)

@@ -1,0 +1,173 @@
+/* test_console.c — the console server: device codes, buffering until a client, garbage, output. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <hal/console.h>
+#include <iface/console.h>
+#include <iface/init_client.h>
+#include <image.h>
+#include <sim/sim.h>
+
+/* The console server copies the HAL's codes (servers see no <hal/...>): they must agree. */
+_Static_assert((int)CONSOLE_DEV_LINE_MAX == (int)HAL_CONSOLE_LINE_MAX, "line limit");
+_Static_assert((int)CONSOLE_DEV_LINE == (int)HAL_CONSOLE_LINE, "line code");
+_Static_assert((int)CONSOLE_DEV_OVERLONG == (int)HAL_CONSOLE_OVERLONG, "overlong code");
+_Static_assert((int)CONSOLE_DEV_EOF == (int)HAL_CONSOLE_EOF, "eof code");
+_Static_assert((int)CONSOLE_DEV_WRITE == (int)HAL_CONSOLE_WRITE, "write code");
+_Static_assert((int)CONSOLE_LINE_MAX == (int)HAL_CONSOLE_LINE_MAX, "interface line limit");
+
+static struct {
+    char lines[64][32];
+    int nlines;
+    uint32_t overlong;
+    int eof;
+    uint32_t eof_lines;
+    int errors;
+    int flushed;
+    bool garbage; /* reader: send garbage once connected */
+} G;
+
+/* Connects to the console one second after it starts. */
+static void reader_start(os_ctx_t *ctx)
+{
+    os_handle_t t;
+    assert_int_equal(0, os_timer_create(ctx, &t));
+    assert_int_equal(0, os_timer_set(ctx, t, os_clock_now(ctx) + 1000000000));
+}
+
+static void garbage(os_ctx_t *ctx, os_handle_t ch)
+{
+    uint8_t junk[64];
+    memset(junk, 0xff, sizeof junk);
+    for (uint32_t type = 0; type <= 8; type++) {
+        os_send(ctx, ch, type, junk, 1, NULL, 0);
+        os_send(ctx, ch, type, junk, sizeof junk, NULL, 0);
+    }
+    console_write_t w;
+    w.data_len = 6;
+    memcpy(w.data, "hello\n", 6);
+    assert_int_equal(0, console_write_send(ctx, ch, &w));
+    console_flush_t f = {5};
+    assert_int_equal(0, console_flush_send(ctx, ch, &f));
+}
+
+static void reader_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    union {
+        init_connected_t c;
+        console_line_t line;
+        console_overlong_t ol;
+        console_eof_t eof;
+        console_error_t err;
+        console_flushed_t fl;
+    } m;
+    if (ev->kind == OS_EV_TIMER) {
+        assert_int_equal(0, init_connect_iface(ctx, 1, &console_iface));
+        return;
+    }
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    if (init_connected_decode(ev, &m.c) == 0) {
+        if (G.garbage)
+            garbage(ctx, m.c.chan);
+    } else if (console_line_decode(ev, &m.line) == 0 && G.nlines < 64) {
+        snprintf(G.lines[G.nlines++], 32, "%.31s", m.line.text);
+    } else if (console_overlong_decode(ev, &m.ol) == 0) {
+        G.overlong = m.ol.length;
+    } else if (console_eof_decode(ev, &m.eof) == 0) {
+        G.eof++;
+        G.eof_lines = m.eof.lines;
+    } else if (console_error_decode(ev, &m.err) == 0) {
+        assert_int_equal(OS_EPROTO, m.err.status);
+        G.errors++;
+    } else if (console_flushed_decode(ev, &m.fl) == 0) {
+        assert_int_equal(5, m.fl.token);
+        G.flushed++;
+    }
+}
+
+static const os_program_t reader = {"reader", 0, reader_start, reader_event};
+static const os_program_t *const image[] = {&orrery_init, &orrery_console, &reader, NULL};
+
+static void boot(const char *input)
+{
+    const char *manifest = "program console\nprogram reader reach=console\n";
+    sim_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.programs = image;
+    cfg.init_arg = manifest;
+    cfg.init_arg_len = strlen(manifest);
+    cfg.seed = 11;
+    cfg.console_input = input;
+    cfg.console_eof = true;
+    assert_int_equal(0, sim_boot(&cfg));
+}
+
+static int setup(void **state)
+{
+    memset(&G, 0, sizeof G);
+    return 0;
+}
+
+static void test_input_waits_for_a_client(void **state)
+{
+    char input[3000];
+    snprintf(input, sizeof input, "first\nsecond\n%02000d\nthird", 0);
+    boot(input);
+    sim_run(100000);
+    assert_true(sim_now() >= 1000000000); /* the reader connected late */
+    assert_int_equal(3, G.nlines);
+    assert_string_equal("first", G.lines[0]);
+    assert_string_equal("second", G.lines[1]);
+    assert_string_equal("third", G.lines[2]);
+    assert_int_equal(2000, G.overlong);
+    assert_int_equal(1, G.eof);
+    assert_int_equal(3, G.eof_lines);
+    assert_int_equal(0, sim_teardown());
+}
+
+static void test_buffer_is_bounded_and_eof_is_kept(void **state)
+{
+    char *input = calloc(40, 8);
+    for (int i = 0; i < 40; i++)
+        sprintf(input + strlen(input), "l%d\n", i);
+    boot(input);
+    sim_run(100000);
+    assert_int_equal(32, G.nlines);
+    assert_string_equal("l0", G.lines[0]);
+    assert_string_equal("l31", G.lines[31]);
+    assert_int_equal(1, G.eof);
+    assert_non_null(strstr(sim_console_output(NULL), "[console] 8 input lines dropped"));
+    assert_int_equal(0, sim_teardown());
+    free(input);
+}
+
+static void test_garbage_is_answered_and_output_still_works(void **state)
+{
+    G.garbage = true;
+    boot(NULL);
+    sim_run(100000);
+    /* types 4 (write) and 5 (flush) with 1 byte are short; with 64 bytes 0xff, write's length
+     * 0xffff is past its limit and flush is too long: every one of the 18 is malformed */
+    assert_int_equal(18, G.errors);
+    assert_int_equal(1, G.flushed);
+    assert_non_null(strstr(sim_console_output(NULL), "hello\n"));
+    assert_int_equal(0, sim_teardown());
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_input_waits_for_a_client, setup),
+        cmocka_unit_test_setup(test_buffer_is_bounded_and_eof_is_kept, setup),
+        cmocka_unit_test_setup(test_garbage_is_answered_and_output_still_works, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,283 @@
+/* test_shell.c — the shell: its parser (a pure function) and whole sessions through the simulator. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <iface/console.h>
+#include <iface/init_client.h>
+#include <image.h>
+#include <shell_parse.h>
+#include <sim/sim.h>
+
+/* ---- the parser ----------------------------------------------------------------------- */
+
+static shell_kind_t parse(const char *line, shell_cmd_t *c)
+{
+    return shell_parse(line, strlen(line), c);
+}
+
+static void test_parse_commands(void **state)
+{
+    shell_cmd_t c;
+    assert_int_equal(SHELL_EMPTY, parse("", &c));
+    assert_int_equal(SHELL_EMPTY, parse("   \t ", &c));
+    assert_int_equal(SHELL_HELP, parse("help", &c));
+    assert_int_equal(SHELL_PS, parse("  ps  ", &c));
+    assert_int_equal(SHELL_UPTIME, parse("uptime", &c));
+    assert_int_equal(SHELL_IPC, parse("ipc", &c));
+    assert_int_equal(SHELL_ECHO, parse("echo  hello   big world  ", &c));
+    assert_string_equal("hello   big world", c.arg);
+    assert_int_equal(SHELL_ECHO, parse("echo", &c));
+    assert_string_equal("", c.arg);
+    assert_int_equal(SHELL_SPAWN, parse("spawn echo", &c));
+    assert_string_equal("echo", c.arg);
+    assert_int_equal(SHELL_KILL, parse("kill 4", &c));
+    assert_string_equal("4", c.arg);
+    assert_int_equal(SHELL_SHUTDOWN, parse("shutdown", &c));
+    assert_int_equal(0, c.status);
+    assert_int_equal(SHELL_SHUTDOWN, parse("shutdown -3", &c));
+    assert_int_equal(-3, c.status);
+    assert_int_equal(SHELL_CRASH, parse("crash null", &c));
+    assert_int_equal(SHELL_CRASH_NULL, c.crash);
+    assert_int_equal(SHELL_CRASH, parse("crash panic", &c));
+    assert_int_equal(SHELL_CRASH_PANIC, c.crash);
+    assert_int_equal(SHELL_CRASH, parse("crash assert", &c));
+    assert_int_equal(SHELL_CRASH_ASSERT, c.crash);
+}
+
+static void test_parse_errors(void **state)
+{
+    shell_cmd_t c;
+    assert_int_equal(SHELL_ERROR, parse("foo bar", &c));
+    assert_string_equal("shell: unknown command 'foo' (try 'help')", c.error);
+    assert_int_equal(SHELL_ERROR, parse("ps -a", &c));
+    assert_string_equal("shell: ps takes no arguments", c.error);
+    assert_int_equal(SHELL_ERROR, parse("spawn", &c));
+    assert_string_equal("shell: usage: spawn NAME", c.error);
+    assert_int_equal(SHELL_ERROR, parse("kill a b", &c));
+    assert_string_equal("shell: usage: kill NAME|ID", c.error);
+    assert_int_equal(SHELL_ERROR, parse("shutdown soon", &c));
+    assert_string_equal("shell: usage: shutdown [STATUS]", c.error);
+    assert_int_equal(SHELL_ERROR, parse("shutdown 99999999999", &c));
+    assert_int_equal(SHELL_ERROR, parse("crash softly", &c));
+    assert_string_equal("shell: usage: crash null|panic|assert", c.error);
+    assert_int_equal(SHELL_ERROR, shell_parse("ps\0x", 4, &c));
+
+    char *big = malloc(20000);
+    memset(big, 'x', 20000);
+    assert_int_equal(SHELL_ERROR, shell_parse(big, 20000, &c));
+    assert_string_equal("shell: line too long (20000 bytes, limit 1024)", c.error);
+    assert_int_equal(SHELL_ERROR, shell_parse(big, 1000, &c)); /* long unknown name: cut */
+    assert_true(strlen(c.error) < 80);
+    free(big);
+}
+
+static void test_help_lists_every_command(void **state)
+{
+    char buf[2048];
+    size_t n = shell_help(buf, sizeof buf);
+    assert_int_equal(strlen(buf), n);
+    const char *cmds[] = {"help", "echo WORDS", "ps", "uptime", "ipc", "spawn NAME",
+                          "kill NAME|ID", "shutdown [STATUS]", "crash null|panic|assert"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        assert_non_null(strstr(buf, cmds[i]));
+    int lines = 0;
+    for (char *p = buf; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(9, lines);
+    assert_int_equal(n, shell_help(NULL, 0)); /* measuring works */
+}
+
+/* ---- sessions through the simulator --------------------------------------------------- */
+
+static int run(const char *input, bool eof)
+{
+    sim_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.programs = orrery_programs;
+    cfg.init_arg = orrery_default_manifest;
+    cfg.init_arg_len = strlen(orrery_default_manifest);
+    cfg.seed = 42;
+    cfg.console_input = input;
+    cfg.console_eof = eof;
+    assert_int_equal(0, sim_boot(&cfg));
+    return sim_run(1000000);
+}
+
+static const char *out(void)
+{
+    return sim_console_output(NULL);
+}
+
+static void expect(const char *s)
+{
+    if (!strstr(out(), s))
+        fail_msg("missing '%s' in output:\n%s", s, out());
+}
+
+/* The RESTARTS column of the last ps row for name, or -1. */
+static int restarts_of(const char *name)
+{
+    int r = -1;
+    for (const char *p = out(); (p = strchr(p, '\n')); p++) {
+        unsigned id, h, rs;
+        unsigned long long s, rc;
+        char n[32], st[16];
+        if (sscanf(p + 1, "%u %31s %15s %u %llu %llu %u", &id, n, st, &h, &s, &rc, &rs) == 7 &&
+            strcmp(n, name) == 0)
+            r = (int)rs;
+    }
+    return r;
+}
+
+static void test_session_ps_errors_kill_and_shutdown(void **state)
+{
+    char *input = malloc(21000);
+    strcpy(input, "ps\nfoo\n");
+    size_t at = strlen(input);
+    memset(input + at, 'x', 20000);
+    strcpy(input + at + 20000, "\nkill echo\nps\nshutdown 5\n");
+    assert_int_equal(5, run(input, true));
+    expect("orrery> ID   NAME         STATE    HANDLES  SENT     RECV     RESTARTS\n");
+    expect("\n1    init ");
+    expect("\n2    console ");
+    expect("\n3    shell ");
+    expect("\n4    echo ");
+    expect("shell: unknown command 'foo' (try 'help')\n");
+    expect("shell: line too long (20000 bytes, limit 1024)\n");
+    expect("[init] echo (task 4) killed; restarting (restart 1 of 5)\n");
+    expect("killed echo (task 4)\n");
+    assert_int_equal(1, restarts_of("echo"));
+    assert_int_equal(0, restarts_of("shell"));
+    expect("shutting down\n");
+    assert_null(strstr(out(), "xxxx"));
+    assert_int_equal(0, sim_teardown());
+    free(input);
+}
+
+static void test_session_echo_spawn_kill_errors_uptime_ipc(void **state)
+{
+    assert_int_equal(0, run("echo hello   world\nspawn echo\nspawn nosuch\nkill nosuch\nkill 1\n"
+                            "uptime\nipc\nhelp\n",
+                            true));
+    expect("orrery> hello   world\norrery> ");
+    expect("shell: spawn echo: already exists\n");
+    expect("shell: spawn nosuch: no such entry\n");
+    expect("shell: kill nosuch: no such task\n");
+    expect("shell: kill init: permission denied\n");
+    expect("orrery> up 0.");
+    expect("CHAN  PEER  OWNER            QUEUED  PEER OWNER       QUEUED\n");
+    expect("total: 5 channels, ");
+    expect("shutting down\n"); /* end of input */
+    assert_int_equal(0, sim_teardown());
+}
+
+static void test_session_echo_after_echo_restart(void **state)
+{
+    assert_int_equal(0, run("kill echo\necho again\n", true));
+    expect("killed echo (task 4)\n");
+    expect("orrery> again\n");
+    assert_int_equal(0, sim_teardown());
+}
+
+static void test_session_crash_restarts_the_shell(void **state)
+{
+    assert_int_equal(3, run("crash panic\ncrash assert\nps\nshutdown 3\n", false));
+    expect("shell (task 3) failed");
+    expect("restarting (restart 2 of 10)");
+    assert_int_equal(2, restarts_of("shell"));
+    assert_int_equal(0, sim_teardown());
+}
+
+static void test_session_eof_is_shutdown_0(void **state)
+{
+    assert_int_equal(0, run("", true));
+    expect("orrery> shutting down\n");
+    assert_int_equal(0, sim_teardown());
+}
+
+/* A fake console that feeds the shell garbage of every message type, then real lines. */
+static struct {
+    char out[4096];
+    size_t len;
+} F;
+
+static void fake_start(os_ctx_t *ctx)
+{
+    assert_int_equal(0, init_register_iface(ctx, 1, &console_iface));
+}
+
+static void fake_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    init_new_client_t nc;
+    console_write_t w;
+    console_flush_t f;
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    if (init_new_client_decode(ev, &nc) == 0) {
+        uint8_t junk[64];
+        memset(junk, 0xff, sizeof junk);
+        for (uint32_t type = 0; type <= 9; type++) {
+            os_send(ctx, nc.chan, type, junk, 2, NULL, 0);
+            os_send(ctx, nc.chan, type, junk, sizeof junk, NULL, 0);
+        }
+        console_line_t l = {"echo ok"};
+        console_line_send(ctx, nc.chan, &l);
+        console_overlong_t o = {5000};
+        console_overlong_send(ctx, nc.chan, &o);
+        strcpy(l.text, "shutdown 4");
+        console_line_send(ctx, nc.chan, &l);
+    } else if (console_write_decode(ev, &w) == 0) {
+        if (F.len + w.data_len < sizeof F.out) {
+            memcpy(F.out + F.len, w.data, w.data_len);
+            F.len += w.data_len;
+        }
+    } else if (console_flush_decode(ev, &f) == 0) {
+        console_flushed_t d = {f.token};
+        console_flushed_send(ctx, ev->handle, &d);
+    }
+}
+
+static const os_program_t fake = {"console", 0, fake_start, fake_event};
+static const os_program_t *const fake_image[] = {&orrery_init, &fake, &orrery_shell,
+                                                 &orrery_echo, NULL};
+
+static void test_shell_survives_garbage_from_its_console(void **state)
+{
+    sim_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.programs = fake_image;
+    cfg.init_arg = orrery_default_manifest;
+    cfg.init_arg_len = strlen(orrery_default_manifest);
+    cfg.seed = 5;
+    memset(&F, 0, sizeof F);
+    assert_int_equal(0, sim_boot(&cfg));
+    assert_int_equal(4, sim_run(1000000));
+    F.out[F.len] = 0;
+    if (!strstr(F.out, "orrery> ok\norrery> shell: line too long (5000 bytes, limit 1024)\n"
+                       "orrery> shutting down\n"))
+        fail_msg("shell output:\n%s", F.out);
+    assert_int_equal(0, sim_teardown());
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_commands),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_help_lists_every_command),
+        cmocka_unit_test(test_session_ps_errors_kill_and_shutdown),
+        cmocka_unit_test(test_session_echo_spawn_kill_errors_uptime_ipc),
+        cmocka_unit_test(test_session_echo_after_echo_restart),
+        cmocka_unit_test(test_session_crash_restarts_the_shell),
+        cmocka_unit_test(test_session_eof_is_shutdown_0),
+        cmocka_unit_test(test_shell_survives_garbage_from_its_console),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

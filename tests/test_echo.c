@@ -15,7 +15,7 @@
 static struct {
     int replies;
     char last[64];
-    int errors[8];  /* echo.error statuses, by order */
+    int errors[8]; /* echo.error statuses, by order */
     uint32_t error_types[8];
     int nerrors;
     bool closed;
@@ -27,15 +27,15 @@ static void send_all(os_ctx_t *ctx, os_handle_t ch)
     uint8_t junk[64];
     os_handle_t a, b;
     memset(junk, 0xff, sizeof junk);
-    os_send(ctx, ch, echo_msg_request, junk, 3, NULL, 0);            /* short */
-    os_send(ctx, ch, echo_msg_request, junk, sizeof junk, NULL, 0);  /* length past the end */
+    os_send(ctx, ch, echo_msg_request, junk, 3, NULL, 0);           /* short */
+    os_send(ctx, ch, echo_msg_request, junk, sizeof junk, NULL, 0); /* length past the end */
     uint8_t nul[] = {1, 0, 0, 0, 3, 0, 'a', 0, 'b'};
-    os_send(ctx, ch, echo_msg_request, nul, sizeof nul, NULL, 0);    /* NUL in a str */
-    os_send(ctx, ch, echo_msg_reply, nul, 4, NULL, 0);               /* wrong direction */
-    os_send(ctx, ch, 99, NULL, 0, NULL, 0);                          /* unknown type */
+    os_send(ctx, ch, echo_msg_request, nul, sizeof nul, NULL, 0); /* NUL in a str */
+    os_send(ctx, ch, echo_msg_reply, nul, 4, NULL, 0);            /* wrong direction */
+    os_send(ctx, ch, 99, NULL, 0, NULL, 0);                       /* unknown type */
     uint8_t ok[] = {1, 0, 0, 0, 2, 0, 'h', 'i'};
     os_channel_create(ctx, &a, &b);
-    os_send(ctx, ch, echo_msg_request, ok, sizeof ok, &b, 1);        /* a stray handle */
+    os_send(ctx, ch, echo_msg_request, ok, sizeof ok, &b, 1); /* a stray handle */
     os_handle_close(ctx, a);
     echo_request_t q = {42, "still alive"};
     assert_int_equal(0, echo_request_send(ctx, ch, &q));
@@ -82,7 +82,7 @@ static void test_reply_and_malformed_requests(void **state)
     cfg.seed = 3;
     assert_int_equal(0, sim_boot(&cfg));
     sim_run(10000);
-    assert_int_equal(2, G.replies);              /* "hello", then "still alive" */
+    assert_int_equal(2, G.replies); /* "hello", then "still alive" */
     assert_string_equal("still alive", G.last);
     assert_int_equal(6, G.nerrors);
     for (int i = 0; i < 6; i++)
@@ -90,7 +90,7 @@ static void test_reply_and_malformed_requests(void **state)
     assert_int_equal(echo_msg_request, G.error_types[0]);
     assert_int_equal(echo_msg_reply, G.error_types[3]);
     assert_int_equal(99, G.error_types[4]);
-    assert_false(G.closed);                      /* echo never went away */
+    assert_false(G.closed); /* echo never went away */
     assert_int_equal(0, sim_teardown());
 }
 

@@ -13,11 +13,11 @@
  * how its macro is spaced: the id follows the meaning, not the layout. */
 #define T1_MESSAGES(MSG) MSG(t1, ping, 1, (u32, id, 0), (str, text, 16))
 #define T2_MESSAGES(MSG) MSG(t1, ping, 1, (u32, id, 0), (str, text, 17))
-#define T3_MESSAGES(MSG) MSG(t1,ping,1,(u32,id,0),(str,text,16))
+#define T3_MESSAGES(MSG) MSG(t1, ping, 1, (u32, id, 0), (str, text, 16))
 #define T4_MESSAGES(MSG) MSG(t1, ping, 1, (u64, id, 0), (str, text, 16))
-#define T5_MESSAGES(MSG)                                                                       \
-    MSG(t5, all, 1, (u8, a, 0), (u16, b, 0), (u32, c, 0), (u64, d, 0), (i32, e, 0), (i64, f, 0),\
-        (str, s, 8), (bytes, g, 8))                                                            \
+#define T5_MESSAGES(MSG)                                                                           \
+    MSG(t5, all, 1, (u8, a, 0), (u16, b, 0), (u32, c, 0), (u64, d, 0), (i32, e, 0), (i64, f, 0),   \
+        (str, s, 8), (bytes, g, 8))                                                                \
     MSG(t5, hh, 2, (handle, h1, 0), (u8, x, 0), (handle, h2, 0))
 IFACE_DECLARE(t1, T1_MESSAGES)
 IFACE_DEFINE(t1, T1_MESSAGES)
@@ -50,9 +50,9 @@ static void test_id_changes_with_the_definition(void **state)
     uint32_t t2 = iface_hash(t2_text, strlen(t2_text));
     uint32_t t3 = iface_hash(t3_text, strlen(t3_text));
     uint32_t t4 = iface_hash(t4_text, strlen(t4_text));
-    assert_true(iface_id(&t1_iface) != t2);              /* a limit changed */
-    assert_true(iface_id(&t1_iface) != t4);              /* a kind changed */
-    assert_int_equal(iface_id(&t1_iface), t3);           /* only the spacing changed */
+    assert_true(iface_id(&t1_iface) != t2);    /* a limit changed */
+    assert_true(iface_id(&t1_iface) != t4);    /* a kind changed */
+    assert_int_equal(iface_id(&t1_iface), t3); /* only the spacing changed */
 }
 
 static void test_ids_of_the_image_are_unique(void **state)

@@ -1,4 +1,5 @@
-/* test_init.c — init through the simulator: name service, reach, version check, restarts, garbage. */
+/* test_init.c — init through the simulator: name service, reach, version check, restarts, garbage.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,16 +15,16 @@
 
 /* What the test programs saw. */
 static struct {
-    uint32_t id_delta;   /* client: added to echo's id in its connect */
-    int reply_status;    /* client: init's error reply, 1 if none */
+    uint32_t id_delta; /* client: added to echo's id in its connect */
+    int reply_status;  /* client: init's error reply, 1 if none */
     bool connected;
     uint64_t connected_at;
     char echo_text[64];
-    int lazy_clients;    /* lazy: new_client messages */
-    int starts;          /* quitter */
-    int exit_status;     /* quitter */
+    int lazy_clients; /* lazy: new_client messages */
+    int starts;       /* quitter */
+    int exit_status;  /* quitter */
     uint32_t last_restarts;
-    int errors;          /* fuzzer: init.error replies */
+    int errors; /* fuzzer: init.error replies */
     bool fuzz_connected;
 } G;
 
@@ -117,8 +118,8 @@ static void fuzzer_start(os_ctx_t *ctx)
     uint8_t buf[64];
     os_handle_t hs[4], a, b;
     size_t len, nh;
-    assert_int_equal(0, iface_encode(iface_msg(&init_iface, init_msg_register), &r, buf,
-                                     sizeof buf, &len, hs, &nh));
+    assert_int_equal(0, iface_encode(iface_msg(&init_iface, init_msg_register), &r, buf, sizeof buf,
+                                     &len, hs, &nh));
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
     assert_int_equal(0, os_send(ctx, init_channel(ctx), init_msg_register, buf, len, &b, 1));
     assert_int_equal(0, init_connect_iface(ctx, 2, &echo_iface));
@@ -141,7 +142,7 @@ static void fuzzer_event(os_ctx_t *ctx, const os_event_t *ev)
 static const os_program_t fuzzer = {"fuzzer", 0, fuzzer_start, fuzzer_event};
 
 static const os_program_t *const image[] = {&orrery_init, &orrery_echo, &client, &lazy,
-                                            &quitter, &fuzzer, NULL};
+                                            &quitter,     &fuzzer,      NULL};
 
 /* ---- helpers -------------------------------------------------------------------------- */
 

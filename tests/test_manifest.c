@@ -130,8 +130,8 @@ static void test_limits(void **state)
     assert_int_equal(1, manifest_parse(longline, sizeof longline, NULL, NULL, &m, err, sizeof err));
     assert_non_null(strstr(err, "longer than"));
 
-    assert_int_equal(2, manifest_parse("program a\nprog\0ram b\n", 21, NULL, NULL, &m, err,
-                                       sizeof err));
+    assert_int_equal(
+        2, manifest_parse("program a\nprog\0ram b\n", 21, NULL, NULL, &m, err, sizeof err));
     assert_non_null(strstr(err, "NUL"));
 
     char name[64];

@@ -1,4 +1,5 @@
-/* test_shell.c — the shell: its parser (a pure function) and whole sessions through the simulator. */
+/* test_shell.c — the shell: its parser (a pure function) and whole sessions through the simulator.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,8 +84,15 @@ static void test_help_lists_every_command(void **state)
     char buf[2048];
     size_t n = shell_help(buf, sizeof buf);
     assert_int_equal(strlen(buf), n);
-    const char *cmds[] = {"help", "echo WORDS", "ps", "uptime", "ipc", "spawn NAME",
-                          "kill NAME|ID", "shutdown [STATUS]", "crash null|panic|assert"};
+    const char *cmds[] = {"help",
+                          "echo WORDS",
+                          "ps",
+                          "uptime",
+                          "ipc",
+                          "spawn NAME",
+                          "kill NAME|ID",
+                          "shutdown [STATUS]",
+                          "crash null|panic|assert"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         assert_non_null(strstr(buf, cmds[i]));
     int lines = 0;
@@ -245,8 +253,8 @@ static void fake_event(os_ctx_t *ctx, const os_event_t *ev)
 }
 
 static const os_program_t fake = {"console", 0, fake_start, fake_event};
-static const os_program_t *const fake_image[] = {&orrery_init, &fake, &orrery_shell,
-                                                 &orrery_echo, NULL};
+static const os_program_t *const fake_image[] = {&orrery_init, &fake, &orrery_shell, &orrery_echo,
+                                                 NULL};
 
 static void test_shell_survives_garbage_from_its_console(void **state)
 {

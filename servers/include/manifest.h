@@ -15,9 +15,9 @@
  * the CLI checks a --manifest file with the same code.
  */
 enum {
-    MANIFEST_PROGRAMS_MAX = 16,      /* program lines */
-    MANIFEST_REACH_MAX = 8,          /* interfaces in one reach list */
-    MANIFEST_LINE_MAX = 512,         /* bytes in one line */
+    MANIFEST_PROGRAMS_MAX = 16, /* program lines */
+    MANIFEST_REACH_MAX = 8,     /* interfaces in one reach list */
+    MANIFEST_LINE_MAX = 512,    /* bytes in one line */
     MANIFEST_MAX_RESTARTS_LIMIT = 1000000,
     MANIFEST_DEFAULT_MAX_RESTARTS = 5,
 };

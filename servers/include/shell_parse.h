@@ -14,14 +14,14 @@ typedef enum shell_kind {
     SHELL_EMPTY = 0, /* blank line: just a new prompt */
     SHELL_ERROR,     /* print cmd.error */
     SHELL_HELP,
-    SHELL_ECHO,      /* arg: the text after "echo " */
+    SHELL_ECHO, /* arg: the text after "echo " */
     SHELL_PS,
     SHELL_UPTIME,
     SHELL_IPC,
-    SHELL_SPAWN,     /* arg: program name */
-    SHELL_KILL,      /* arg: task name or id */
-    SHELL_SHUTDOWN,  /* status */
-    SHELL_CRASH,     /* crash */
+    SHELL_SPAWN,    /* arg: program name */
+    SHELL_KILL,     /* arg: task name or id */
+    SHELL_SHUTDOWN, /* status */
+    SHELL_CRASH,    /* crash */
 } shell_kind_t;
 
 typedef enum shell_crash {

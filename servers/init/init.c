@@ -18,12 +18,12 @@ typedef struct slot {
     bool used;
     manifest_program_t prog; /* policy and reach; line 0: spawned on request */
     bool running;
-    os_handle_t task;        /* MANAGE handle; OS_EV_TASK_EXIT arrives on it */
-    os_handle_t boot;        /* our end of its bootstrap channel */
+    os_handle_t task; /* MANAGE handle; OS_EV_TASK_EXIT arrives on it */
+    os_handle_t boot; /* our end of its bootstrap channel */
     uint32_t task_id;
     uint32_t restarts;
-    bool killed;             /* we killed it on request */
-    int kill_from;           /* slot that asked for the kill (-1: none) */
+    bool killed;   /* we killed it on request */
+    int kill_from; /* slot that asked for the kill (-1: none) */
     uint32_t kill_req;
 } slot_t;
 
@@ -85,8 +85,7 @@ static void reply(os_ctx_t *ctx, slot_t *to, uint32_t req, int status, uint32_t 
     init_reply_t r = {req, status, value};
     int err = init_reply_send(ctx, to->boot, &r);
     if (err < 0)
-        os_log(ctx, "reply to %s (task %u) lost: %s", to->prog.name, to->task_id,
-               os_strerror(err));
+        os_log(ctx, "reply to %s (task %u) lost: %s", to->prog.name, to->task_id, os_strerror(err));
 }
 
 /* The id of the task we just spawned from `name`: the newest task of that name we do not
@@ -256,8 +255,8 @@ static void on_connect(os_ctx_t *ctx, init_state_t *st, slot_t *s, const init_co
             os_log(ctx, "denied: %s (task %u) may not reach %s (manifest line %d)", s->prog.name,
                    s->task_id, m->name, s->prog.line);
         else
-            os_log(ctx, "denied: %s (task %u) may not reach %s (not in the manifest)",
-                   s->prog.name, s->task_id, m->name);
+            os_log(ctx, "denied: %s (task %u) may not reach %s (not in the manifest)", s->prog.name,
+                   s->task_id, m->name);
         reply(ctx, s, m->req, OS_EACCES, 0);
         return;
     }

@@ -229,8 +229,7 @@ int iface_check_set(const iface_t *const *ifaces, size_t n, char *err, size_t er
                     return -1;
                 }
                 if (strcmp(a->msgs[j].name, a->msgs[k].name) == 0) {
-                    snprintf(err, errlen, "%s: message %s defined twice", a->name,
-                             a->msgs[j].name);
+                    snprintf(err, errlen, "%s: message %s defined twice", a->name, a->msgs[j].name);
                     return -1;
                 }
             }

@@ -33,8 +33,8 @@ size_t shell_help(char *buf, size_t len)
         char left[48];
         snprintf(left, sizeof left, "%s%s%s", commands[i].name, commands[i].usage[0] ? " " : "",
                  commands[i].usage);
-        int n = snprintf(at < len ? buf + at : NULL, at < len ? len - at : 0, "%-26s %s\n",
-                         left, commands[i].help);
+        int n = snprintf(at < len ? buf + at : NULL, at < len ? len - at : 0, "%-26s %s\n", left,
+                         commands[i].help);
         at += (size_t)n;
     }
     return at;

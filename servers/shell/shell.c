@@ -12,10 +12,10 @@
 #define SHELL_PROMPT "orrery> "
 
 enum {
-    SHELL_QUEUE_MAX = 16,     /* input lines waiting while a command runs */
-    SHELL_OUT_MAX = 32768,    /* output waiting for the console */
-    SHELL_TASKS_MAX = 256,    /* ps */
-    SHELL_CHANS_MAX = 512,    /* ipc */
+    SHELL_QUEUE_MAX = 16,  /* input lines waiting while a command runs */
+    SHELL_OUT_MAX = 32768, /* output waiting for the console */
+    SHELL_TASKS_MAX = 256, /* ps */
+    SHELL_CHANS_MAX = 512, /* ipc */
 };
 #define SHELL_OP_TIMEOUT_NS 5000000000ull       /* a request to init or echo */
 #define SHELL_SHUTDOWN_TIMEOUT_NS 1000000000ull /* waiting for the console to flush */
@@ -51,10 +51,10 @@ typedef struct shell_state {
     uint32_t next_req;
     /* the command in flight */
     op_kind_t op;
-    uint32_t op_req;    /* init request id, echo request id or flush token */
-    bool op_sent;       /* OP_ECHO: the request went out on the current connection */
-    int op_status;      /* OP_FLUSH: the shutdown status */
-    uint32_t op_task;   /* OP_KILL: the task */
+    uint32_t op_req;  /* init request id, echo request id or flush token */
+    bool op_sent;     /* OP_ECHO: the request went out on the current connection */
+    int op_status;    /* OP_FLUSH: the shutdown status */
+    uint32_t op_task; /* OP_KILL: the task */
     char op_arg[SHELL_LINE_MAX + 1];
     /* input waiting */
     size_t qhead, qcount;
@@ -383,7 +383,6 @@ static void run_queue(os_ctx_t *ctx, shell_state_t *st)
     if (st->op == OP_FLUSH || st->op == OP_NONE)
         flush_out(ctx, st);
 }
-
 
 /* ---- events --------------------------------------------------------------------------- */
 

@@ -14,13 +14,13 @@
  */
 enum { CONSOLE_LINE_MAX = 1024, CONSOLE_WRITE_MAX = 4000 };
 
-#define CONSOLE_MESSAGES(MSG)                                                                  \
-    MSG(console, line, 1, (str, text, 1024))                                                   \
-    MSG(console, overlong, 2, (u32, length, 0))                                                \
-    MSG(console, eof, 3, (u32, lines, 0))                                                      \
-    MSG(console, write, 4, (bytes, data, 4000))                                                \
-    MSG(console, flush, 5, (u32, token, 0))                                                    \
-    MSG(console, flushed, 6, (u32, token, 0))                                                  \
+#define CONSOLE_MESSAGES(MSG)                                                                      \
+    MSG(console, line, 1, (str, text, 1024))                                                       \
+    MSG(console, overlong, 2, (u32, length, 0))                                                    \
+    MSG(console, eof, 3, (u32, lines, 0))                                                          \
+    MSG(console, write, 4, (bytes, data, 4000))                                                    \
+    MSG(console, flush, 5, (u32, token, 0))                                                        \
+    MSG(console, flushed, 6, (u32, token, 0))                                                      \
     MSG(console, error, 7, (u32, type, 0), (i32, status, 0))
 
 IFACE_DECLARE(console, CONSOLE_MESSAGES)

@@ -64,9 +64,9 @@ typedef struct iface_msg {
     uint32_t number; /* the channel message type */
     const iface_field_t *fields;
     size_t nfields;
-    size_t size;       /* sizeof the C struct */
-    size_t nhandles;   /* handle fields */
-    size_t wire_max;   /* longest encoding */
+    size_t size;     /* sizeof the C struct */
+    size_t nhandles; /* handle fields */
+    size_t wire_max; /* longest encoding */
 } iface_msg_t;
 
 typedef struct iface {
@@ -152,7 +152,9 @@ int iface_check_set(const iface_t *const *ifaces, size_t n, char *err, size_t er
 #define IFACE_CT_i32(n, max) int32_t n;
 #define IFACE_CT_i64(n, max) int64_t n;
 #define IFACE_CT_str(n, max) char n[(max) + 1];
-#define IFACE_CT_bytes(n, max) uint32_t n##_len; uint8_t n[max];
+#define IFACE_CT_bytes(n, max)                                                                     \
+    uint32_t n##_len;                                                                              \
+    uint8_t n[max];
 #define IFACE_CT_handle(n, max) os_handle_t n;
 
 #define IFACE_K_u8 IFACE_U8
@@ -208,7 +210,8 @@ int iface_check_set(const iface_t *const *ifaces, size_t n, char *err, size_t er
 /* field tuple (kind, name, max) helpers, c is the context (unused or the struct type) */
 #define IFACE_MEMBER_(kind, n, max) IFACE_CT_##kind(n, max)
 #define IFACE_G_MEMBER(c, t) IFACE_MEMBER_ t
-#define IFACE_FIELD_(T, kind, n, max) {#n, IFACE_K_##kind, (max), offsetof(T, n), IFACE_LO_##kind(T, n)},
+#define IFACE_FIELD_(T, kind, n, max)                                                              \
+    {#n, IFACE_K_##kind, (max), offsetof(T, n), IFACE_LO_##kind(T, n)},
 #define IFACE_G_FIELD(T, t) IFACE_CALL(IFACE_FIELD_, T, IFACE_UNPAREN t)
 #define IFACE_TEXT_(kind, n, max) IFACE_TX_##kind(n, max)
 #define IFACE_G_TEXT(c, t) IFACE_TEXT_ t
@@ -218,49 +221,50 @@ int iface_check_set(const iface_t *const *ifaces, size_t n, char *err, size_t er
 #define IFACE_G_NH(c, t) IFACE_NH_ t
 
 /* per message */
-#define IFACE_G_STRUCT(i, n, num, ...)                                                         \
-    typedef struct i##_##n {                                                                   \
-        IFACE_FOREACH(IFACE_G_MEMBER, _, __VA_ARGS__)                                          \
-    } i##_##n##_t;                                                                             \
-    _Static_assert((0 IFACE_FOREACH(IFACE_G_WMAX, _, __VA_ARGS__)) <= OS_MSG_MAX_DATA,         \
-                   #i "." #n " may not fit in one message");                                   \
-    _Static_assert((0 IFACE_FOREACH(IFACE_G_NH, _, __VA_ARGS__)) <= OS_MSG_MAX_HANDLES,        \
+#define IFACE_G_STRUCT(i, n, num, ...)                                                             \
+    typedef struct i##_##n {                                                                       \
+        IFACE_FOREACH(IFACE_G_MEMBER, _, __VA_ARGS__)                                              \
+    } i##_##n##_t;                                                                                 \
+    _Static_assert((0 IFACE_FOREACH(IFACE_G_WMAX, _, __VA_ARGS__)) <= OS_MSG_MAX_DATA,             \
+                   #i "." #n " may not fit in one message");                                       \
+    _Static_assert((0 IFACE_FOREACH(IFACE_G_NH, _, __VA_ARGS__)) <= OS_MSG_MAX_HANDLES,            \
                    #i "." #n " carries too many handles");
 #define IFACE_G_ENUM(i, n, num, ...) i##_msg_##n = (num),
-#define IFACE_G_HELPERS(i, n, num, ...)                                                        \
-    static inline int i##_##n##_send(os_ctx_t *ctx, os_handle_t ch, const i##_##n##_t *m)      \
-    {                                                                                          \
-        return iface_send(ctx, ch, &i##_iface, (num), m);                                      \
-    }                                                                                          \
-    static inline int i##_##n##_decode(const os_event_t *ev, i##_##n##_t *m)                   \
-    {                                                                                          \
-        return iface_decode_event(&i##_iface, (num), ev, m, sizeof *m);                        \
+#define IFACE_G_HELPERS(i, n, num, ...)                                                            \
+    static inline int i##_##n##_send(os_ctx_t *ctx, os_handle_t ch, const i##_##n##_t *m)          \
+    {                                                                                              \
+        return iface_send(ctx, ch, &i##_iface, (num), m);                                          \
+    }                                                                                              \
+    static inline int i##_##n##_decode(const os_event_t *ev, i##_##n##_t *m)                       \
+    {                                                                                              \
+        return iface_decode_event(&i##_iface, (num), ev, m, sizeof *m);                            \
     }
-#define IFACE_G_FIELDS(i, n, num, ...)                                                         \
-    static const iface_field_t i##_##n##_fields[] = {                                          \
+#define IFACE_G_FIELDS(i, n, num, ...)                                                             \
+    static const iface_field_t i##_##n##_fields[] = {                                              \
         IFACE_FOREACH(IFACE_G_FIELD, i##_##n##_t, __VA_ARGS__)};
-#define IFACE_G_DESC(i, n, num, ...)                                                           \
-    {#n,                                                                                       \
-     (num),                                                                                    \
-     i##_##n##_fields,                                                                         \
-     sizeof i##_##n##_fields / sizeof i##_##n##_fields[0],                                     \
-     sizeof(i##_##n##_t),                                                                      \
-     (0 IFACE_FOREACH(IFACE_G_NH, _, __VA_ARGS__)),                                            \
+#define IFACE_G_DESC(i, n, num, ...)                                                               \
+    {#n,                                                                                           \
+     (num),                                                                                        \
+     i##_##n##_fields,                                                                             \
+     sizeof i##_##n##_fields / sizeof i##_##n##_fields[0],                                         \
+     sizeof(i##_##n##_t),                                                                          \
+     (0 IFACE_FOREACH(IFACE_G_NH, _, __VA_ARGS__)),                                                \
      (0 IFACE_FOREACH(IFACE_G_WMAX, _, __VA_ARGS__))},
-#define IFACE_G_CANON(i, n, num, ...) #num " " #n "(" IFACE_FOREACH(IFACE_G_TEXT, _, __VA_ARGS__) ")"
+#define IFACE_G_CANON(i, n, num, ...)                                                              \
+#num " " #n "(" IFACE_FOREACH(IFACE_G_TEXT, _, __VA_ARGS__) ")"
 
 /* In the interface's header. */
-#define IFACE_DECLARE(i, LIST)                                                                 \
-    LIST(IFACE_G_STRUCT)                                                                       \
-    enum i##_msg { LIST(IFACE_G_ENUM) };                                                       \
-    extern const iface_t i##_iface;                                                            \
+#define IFACE_DECLARE(i, LIST)                                                                     \
+    LIST(IFACE_G_STRUCT)                                                                           \
+    enum i##_msg{LIST(IFACE_G_ENUM)};                                                              \
+    extern const iface_t i##_iface;                                                                \
     LIST(IFACE_G_HELPERS)
 
 /* In one .c file. */
-#define IFACE_DEFINE(i, LIST)                                                                  \
-    LIST(IFACE_G_FIELDS)                                                                       \
-    static const iface_msg_t i##_msgs[] = {LIST(IFACE_G_DESC)};                                \
-    const iface_t i##_iface = {#i, #i "{" LIST(IFACE_G_CANON) "}", i##_msgs,                   \
+#define IFACE_DEFINE(i, LIST)                                                                      \
+    LIST(IFACE_G_FIELDS)                                                                           \
+    static const iface_msg_t i##_msgs[] = {LIST(IFACE_G_DESC)};                                    \
+    const iface_t i##_iface = {#i, #i "{" LIST(IFACE_G_CANON) "}", i##_msgs,                       \
                                sizeof i##_msgs / sizeof i##_msgs[0]};
 
 #endif

@@ -1,4 +1,5 @@
-/* init.h — the init interface: name service, spawn/kill/shutdown, on every task's bootstrap channel. */
+/* init.h — the init interface: name service, spawn/kill/shutdown, on every task's bootstrap
+ * channel. */
 #ifndef IFACE_INIT_H
 #define IFACE_INIT_H
 
@@ -19,15 +20,15 @@
  */
 enum { INIT_NAME_MAX = OS_NAME_MAX - 1 };
 
-#define INIT_MESSAGES(MSG)                                                                     \
-    MSG(init, register, 1, (u32, req, 0), (str, name, 31), (u32, id, 0))                       \
-    MSG(init, connect, 2, (u32, req, 0), (str, name, 31), (u32, id, 0))                        \
-    MSG(init, spawn, 3, (u32, req, 0), (str, program, 31))                                     \
-    MSG(init, kill, 4, (u32, req, 0), (u32, task, 0))                                          \
-    MSG(init, shutdown, 5, (u32, req, 0), (i32, status, 0))                                    \
-    MSG(init, reply, 6, (u32, req, 0), (i32, status, 0), (u32, value, 0))                      \
-    MSG(init, connected, 7, (u32, req, 0), (handle, chan, 0))                                  \
-    MSG(init, new_client, 8, (str, name, 31), (u32, client, 0), (handle, chan, 0))             \
+#define INIT_MESSAGES(MSG)                                                                         \
+    MSG(init, register, 1, (u32, req, 0), (str, name, 31), (u32, id, 0))                           \
+    MSG(init, connect, 2, (u32, req, 0), (str, name, 31), (u32, id, 0))                            \
+    MSG(init, spawn, 3, (u32, req, 0), (str, program, 31))                                         \
+    MSG(init, kill, 4, (u32, req, 0), (u32, task, 0))                                              \
+    MSG(init, shutdown, 5, (u32, req, 0), (i32, status, 0))                                        \
+    MSG(init, reply, 6, (u32, req, 0), (i32, status, 0), (u32, value, 0))                          \
+    MSG(init, connected, 7, (u32, req, 0), (handle, chan, 0))                                      \
+    MSG(init, new_client, 8, (str, name, 31), (u32, client, 0), (handle, chan, 0))                 \
     MSG(init, error, 9, (u32, type, 0), (i32, status, 0))
 
 IFACE_DECLARE(init, INIT_MESSAGES)

@@ -1,5 +1,4 @@
-/* test_init.c — init through the simulator: name service, reach, version check, restarts, garbage.
- */
+/* test_init.c — init in the simulator: names, reach, versions, restarts, garbage. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

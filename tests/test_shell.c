@@ -1,5 +1,4 @@
-/* test_shell.c — the shell: its parser (a pure function) and whole sessions through the simulator.
- */
+/* test_shell.c — the shell: its pure parser, and whole sessions through the simulator. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

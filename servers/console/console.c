@@ -1,5 +1,4 @@
-/* console.c — the console server: device input lines to one client, the client's output to the
- * device. */
+/* console.c — the console server: device input to one client, its output to the device. */
 #include <image.h>
 #include <iface/console.h>
 #include <iface/init_client.h>

@@ -1,5 +1,4 @@
-/* iface_check.c — build-time host tool: lists every interface with its computed id and fails
- * the build if two interfaces (or two messages of one) collide. Not part of the image. */
+/* iface_check.c — build-time host tool: lists interface ids, fails the build on a collision. */
 #include <iface/all.h>
 
 #include <stdio.h>

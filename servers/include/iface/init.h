@@ -1,5 +1,4 @@
-/* init.h — the init interface: name service, spawn/kill/shutdown, on every task's bootstrap
- * channel. */
+/* init.h — the init interface: names, spawn/kill/shutdown, on each bootstrap channel. */
 #ifndef IFACE_INIT_H
 #define IFACE_INIT_H
 

@@ -96,8 +96,8 @@ bool k_chan_take(k_task_t *t, k_chan_t *ch, os_event_t *ev)
     if (ch->writable_pending) {
         ch->writable_pending = false;
         ev->kind = OS_EV_WRITABLE;
-        K_TRACE(HAL_TR_WRITABLE, t->id, ch->obj.id, ch->peer ? ch->peer->obj.id : 0, 0, 0, 0,
-                NULL, 0, 0);
+        K_TRACE(HAL_TR_WRITABLE, t->id, ch->obj.id, ch->peer ? ch->peer->obj.id : 0, 0, 0, 0, NULL,
+                0, 0);
         return true;
     }
     if (ch->count > 0) {
@@ -180,8 +180,8 @@ int os_channel_create(os_ctx_t *ctx, os_handle_t *a, os_handle_t *b)
 }
 
 /* Lock held. Decode: every check before any state changes. */
-static int send_check(k_task_t *t, os_handle_t h, const os_handle_t *hs, size_t nh,
-                      k_slot_t **chs, k_slot_t **carried)
+static int send_check(k_task_t *t, os_handle_t h, const os_handle_t *hs, size_t nh, k_slot_t **chs,
+                      k_slot_t **carried)
 {
     int rc = k_handle_get(t, h, chs);
     if (rc)

@@ -6,8 +6,8 @@ const char *os_strerror(int err)
     switch (err) {
     case 0:
         return "success";
-#define OS_ERRNO_MSG(name, value, msg)                                                          \
-    case (value):                                                                               \
+#define OS_ERRNO_MSG(name, value, msg)                                                             \
+    case (value):                                                                                  \
         return (msg);
         OS_ERRNO_MAP(OS_ERRNO_MSG)
 #undef OS_ERRNO_MSG
@@ -21,8 +21,8 @@ const char *os_errname(int err)
     switch (err) {
     case 0:
         return "OK";
-#define OS_ERRNO_NAME(name, value, msg)                                                         \
-    case (value):                                                                               \
+#define OS_ERRNO_NAME(name, value, msg)                                                            \
+    case (value):                                                                                  \
         return #name;
         OS_ERRNO_MAP(OS_ERRNO_NAME)
 #undef OS_ERRNO_NAME

@@ -40,23 +40,23 @@ enum k_obj_type { K_OBJ_CHAN = 1, K_OBJ_TIMER = 2, K_OBJ_TASK = 3, K_OBJ_DEVICE 
  */
 typedef struct k_obj k_obj_t;
 struct k_obj {
-    uint8_t type;      /* enum k_obj_type */
-    bool pending;      /* linked on owner's pending list */
-    uint32_t id;       /* object id, shown in traces and os_chan_list */
-    k_task_t *owner;   /* holding task, NULL while in flight */
-    os_handle_t hval;  /* owner's handle for it */
-    k_obj_t *pnext;    /* owner's pending list */
+    uint8_t type;     /* enum k_obj_type */
+    bool pending;     /* linked on owner's pending list */
+    uint32_t id;      /* object id, shown in traces and os_chan_list */
+    k_task_t *owner;  /* holding task, NULL while in flight */
+    os_handle_t hval; /* owner's handle for it */
+    k_obj_t *pnext;   /* owner's pending list */
     k_obj_t *pprev;
-    k_obj_t *anext;    /* K.objs: every chan, timer, task ref, by id */
+    k_obj_t *anext; /* K.objs: every chan, timer, task ref, by id */
     k_obj_t *aprev;
-    k_obj_t *dnext;    /* destroy work list */
+    k_obj_t *dnext; /* destroy work list */
 };
 
 typedef struct k_msg {
     struct k_msg *next;
     uint32_t type;
     uint32_t len;
-    uint32_t nh;                          /* carried objects, owned by the message */
+    uint32_t nh; /* carried objects, owned by the message */
     k_obj_t *objs[OS_MSG_MAX_HANDLES];
     uint32_t rights[OS_MSG_MAX_HANDLES];
     uint8_t data[OS_MSG_MAX_DATA];
@@ -64,30 +64,30 @@ typedef struct k_msg {
 
 typedef struct k_chan {
     k_obj_t obj;
-    struct k_chan *peer;     /* NULL once the peer closed */
-    k_msg_t *head, *tail;    /* messages for our holder */
+    struct k_chan *peer;  /* NULL once the peer closed */
+    k_msg_t *head, *tail; /* messages for our holder */
     uint32_t count;
-    bool peer_closed;        /* tell PEER_CLOSED after the queue drains */
+    bool peer_closed; /* tell PEER_CLOSED after the queue drains */
     bool peer_closed_told;
-    bool want_writable;      /* a send from us got OS_EFULL */
-    bool writable_pending;   /* tell WRITABLE */
+    bool want_writable;    /* a send from us got OS_EFULL */
+    bool writable_pending; /* tell WRITABLE */
 } k_chan_t;
 
 typedef struct k_timer {
     k_obj_t obj;
     uint64_t deadline;
-    uint64_t order;    /* arm order: ties fire first armed, first fired */
-    int32_t heap_idx;  /* in K.heap, -1 when disarmed */
-    bool fired;        /* tell TIMER */
+    uint64_t order;   /* arm order: ties fire first armed, first fired */
+    int32_t heap_idx; /* in K.heap, -1 when disarmed */
+    bool fired;       /* tell TIMER */
 } k_timer_t;
 
 /* The supervisor's handle on a task it spawned. */
 typedef struct k_taskref {
     k_obj_t obj;
-    k_task_t *task;    /* NULL once it ended */
+    k_task_t *task; /* NULL once it ended */
     uint32_t task_id;
     int status;
-    bool exited;       /* tell TASK_EXIT */
+    bool exited; /* tell TASK_EXIT */
 } k_taskref_t;
 
 typedef struct k_devitem {
@@ -98,17 +98,17 @@ typedef struct k_devitem {
 } k_devitem_t;
 
 typedef struct k_device {
-    k_obj_t obj;              /* owner: the task that opened it */
+    k_obj_t obj; /* owner: the task that opened it */
     const hal_device_ops_t *ops;
     k_devitem_t *head, *tail; /* input for the opener */
     uint32_t count;
-    bool want_resume;         /* k_post got OS_EFULL */
+    bool want_resume; /* k_post got OS_EFULL */
 } k_device_t;
 
 typedef struct k_slot {
-    k_obj_t *obj;    /* NULL: free */
+    k_obj_t *obj; /* NULL: free */
     uint32_t rights;
-    uint32_t gen;    /* 1..K_HANDLE_GEN_MAX, bumped at each free */
+    uint32_t gen; /* 1..K_HANDLE_GEN_MAX, bumped at each free */
 } k_slot_t;
 
 struct os_ctx {
@@ -129,19 +129,19 @@ struct k_task {
     bool privileged;
     uint32_t restarts;
     /* guarded by K.lock */
-    os_task_state_t run;      /* READY (in the policy's queue), RUNNING, IDLE */
-    bool started;             /* start() was called */
-    bool dying;               /* killed while running: destroy after the handler */
+    os_task_state_t run; /* READY (in the policy's queue), RUNNING, IDLE */
+    bool started;        /* start() was called */
+    bool dying;          /* killed while running: destroy after the handler */
     int exit_status;
-    int pin;                  /* worker, or -1 */
-    k_taskref_t *ref;         /* supervisor's handle, or NULL */
-    k_obj_t *phead, *ptail;   /* objects with events waiting */
+    int pin;                /* worker, or -1 */
+    k_taskref_t *ref;       /* supervisor's handle, or NULL */
+    k_obj_t *phead, *ptail; /* objects with events waiting */
     uint64_t sent, received;
-    k_task_t *tnext, *tprev;  /* K.tasks, by id */
+    k_task_t *tnext, *tprev; /* K.tasks, by id */
     /* the running worker's, or the task's while idle */
-    k_msg_t *cur_msg;         /* message being delivered */
-    k_devitem_t *cur_item;    /* device input being delivered */
-    k_msg_t *spare;           /* buffer for our next send */
+    k_msg_t *cur_msg;      /* message being delivered */
+    k_devitem_t *cur_item; /* device input being delivered */
+    k_msg_t *spare;        /* buffer for our next send */
     /* handle table */
     uint32_t nfree;
     uint16_t freelist[OS_HANDLES_MAX];
@@ -181,7 +181,7 @@ typedef struct k_kernel {
     uint64_t events, messages;
     atomic_uint_fast64_t trace_seq;
     atomic_uint_fast64_t trace_records;
-    atomic_int shutdown;      /* 1 once os_shutdown was called */
+    atomic_int shutdown; /* 1 once os_shutdown was called */
     atomic_int shutdown_status;
     _Atomic(k_task_t *) list_holder; /* task filling os_*_list under the lock (faults) */
 } k_kernel_t;
@@ -249,11 +249,11 @@ void k_device_reset(void);
 /* trace.c */
 void k_trace_emit(uint32_t kind, uint32_t task, uint32_t chan, uint32_t peer, uint32_t type,
                   int32_t result, uint64_t arg, const void *data, size_t len, uint32_t nh);
-#define K_TRACE(kind, task, chan, peer, type, result, arg, data, len, nh)                         \
-    do {                                                                                        \
-        if (__builtin_expect(K.trace != NULL, 0))                                               \
-            k_trace_emit((kind), (task), (chan), (peer), (type), (result), (arg), (data),       \
-                         (len), (nh));                                                          \
+#define K_TRACE(kind, task, chan, peer, type, result, arg, data, len, nh)                          \
+    do {                                                                                           \
+        if (__builtin_expect(K.trace != NULL, 0))                                                  \
+            k_trace_emit((kind), (task), (chan), (peer), (type), (result), (arg), (data), (len),   \
+                         (nh));                                                                    \
     } while (0)
 
 #endif

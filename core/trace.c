@@ -34,8 +34,8 @@ void k_trace_emit(uint32_t kind, uint32_t task, uint32_t chan, uint32_t peer, ui
 const char *k_trace_kind_name(uint32_t kind)
 {
     switch (kind) {
-#define K_TRACE_KIND_NAME(name, value)                                                          \
-    case (value):                                                                               \
+#define K_TRACE_KIND_NAME(name, value)                                                             \
+    case (value):                                                                                  \
         return #name;
         HAL_TRACE_KINDS(K_TRACE_KIND_NAME)
 #undef K_TRACE_KIND_NAME

@@ -1,4 +1,5 @@
-/* kt.c — a tiny single-threaded test platform for kernel unit tests (manual clock, captured I/O). */
+/* kt.c — a tiny single-threaded test platform for kernel unit tests (manual clock, captured I/O).
+ */
 #include "kt.h"
 
 #include <stdlib.h>
@@ -172,20 +173,19 @@ static void kt_prog_event(os_ctx_t *ctx, const os_event_t *ev)
         hook_event[i](ctx, ev);
 }
 
-#define KT_PROGRAM(var, nm)                                                                     \
-    static const os_program_t var = {                                                           \
-        .name = nm,                                                                             \
-        .state_size = 64,                                                                       \
-        .start = kt_prog_start,                                                                 \
-        .on_event = kt_prog_event,                                                              \
+#define KT_PROGRAM(var, nm)                                                                        \
+    static const os_program_t var = {                                                              \
+        .name = nm,                                                                                \
+        .state_size = 64,                                                                          \
+        .start = kt_prog_start,                                                                    \
+        .on_event = kt_prog_event,                                                                 \
     }
 KT_PROGRAM(prog_test, "test");
 KT_PROGRAM(prog_peer, "peer");
 KT_PROGRAM(prog_child, "child");
 KT_PROGRAM(prog_other, "other");
 
-const os_program_t *const kt_programs[] = {&prog_test, &prog_peer, &prog_child, &prog_other,
-                                           NULL};
+const os_program_t *const kt_programs[] = {&prog_test, &prog_peer, &prog_child, &prog_other, NULL};
 
 void kt_on(const char *program, kt_start_fn start, kt_event_fn event)
 {

@@ -1,4 +1,5 @@
-/* kt.h — a tiny single-threaded test platform for kernel unit tests (manual clock, captured I/O). */
+/* kt.h — a tiny single-threaded test platform for kernel unit tests (manual clock, captured I/O).
+ */
 #ifndef KT_H
 #define KT_H
 
@@ -71,8 +72,8 @@ bool kt_trace_last(uint32_t kind, hal_trace_rec_t *out);
 typedef struct kt_event {
     uint32_t task;
     char program[OS_NAME_MAX];
-    os_event_t ev;            /* data points into data[] below */
-    uint8_t data[256];        /* first bytes of the payload */
+    os_event_t ev;     /* data points into data[] below */
+    uint8_t data[256]; /* first bytes of the payload */
 } kt_event_t;
 enum { KT_EVENTS_MAX = 1024 };
 extern kt_event_t kt_events[KT_EVENTS_MAX];

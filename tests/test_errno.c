@@ -32,10 +32,10 @@ static void messages_of_codes(void **state)
 static void every_code_is_named(void **state)
 {
     int n = 0;
-#define CHECK(name, value, msg)                                                                 \
-    assert_string_equal(#name, os_errname(value));                                              \
-    assert_string_equal(msg, os_strerror(value));                                              \
-    assert_true((value) < 0);                                                                   \
+#define CHECK(name, value, msg)                                                                    \
+    assert_string_equal(#name, os_errname(value));                                                 \
+    assert_string_equal(msg, os_strerror(value));                                                  \
+    assert_true((value) < 0);                                                                      \
     n++;
     OS_ERRNO_MAP(CHECK)
 #undef CHECK

@@ -42,8 +42,8 @@ static void scenario(os_ctx_t *ctx)
     failures += rc != 0;
     if (rc)
         return;
-    os_spawn_args_t args = {.program = "child", .handles = &b, .nhandles = 1, .arg = "x",
-                            .arg_len = 1};
+    os_spawn_args_t args = {
+        .program = "child", .handles = &b, .nhandles = 1, .arg = "x", .arg_len = 1};
     rc = os_spawn(ctx, &args, &task);
     assert_true(ok_or_enomem(rc));
     failures += rc != 0;

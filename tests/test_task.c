@@ -235,8 +235,8 @@ static void spawn_passes_arg_and_handles(void **state)
     assert_int_equal(0, os_channel_create(ctx, &c, &d));
     char arg[8] = "hello";
     os_handle_t hs[2] = {b, d};
-    os_spawn_args_t args = {.program = "child", .handles = hs, .nhandles = 2, .arg = arg,
-                            .arg_len = 5, .restarts = 3};
+    os_spawn_args_t args = {
+        .program = "child", .handles = hs, .nhandles = 2, .arg = arg, .arg_len = 5, .restarts = 3};
     os_handle_t dup[2] = {b, b};
     args.handles = dup;
     assert_int_equal(OS_EINVAL, os_spawn(ctx, &args, &task));

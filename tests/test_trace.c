@@ -61,8 +61,8 @@ static void every_kind_fires(void **state)
     assert_int_equal(0, os_spawn(ctx, &args, &task));
     kt_advance(10);
     kt_run_all();
-#define CHECK_KIND(name, value)                                                                 \
-    if (kt_trace_count(value) == 0)                                                             \
+#define CHECK_KIND(name, value)                                                                    \
+    if (kt_trace_count(value) == 0)                                                                \
         fail_msg("no trace record of kind %s", #name);
     HAL_TRACE_KINDS(CHECK_KIND)
 #undef CHECK_KIND

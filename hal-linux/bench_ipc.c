@@ -1,4 +1,5 @@
 /* bench_ipc.c — `orrery bench ipc`: IPC round trips and one-way throughput vs a pipe baseline. */
+#define _GNU_SOURCE
 #include <hl/commands.h>
 #include <hl/hosted.h>
 
@@ -236,7 +237,7 @@ typedef struct ipc_figures {
     double msgs_per_s; /* one way */
 } ipc_figures_t;
 
-static int run_ipc(int client_worker, int server_worker, ipc_figures_t *out)
+static int run_ipc(int client_worker, int server_worker, bool pin, ipc_figures_t *out)
 {
     memset(&result, 0, sizeof(result));
     bench_arg_t a = {client_worker, server_worker};
@@ -248,6 +249,7 @@ static int run_ipc(int client_worker, int server_worker, ipc_figures_t *out)
     rc.init_arg = &a;
     rc.init_arg_len = sizeof(a);
     rc.workers = 2;
+    rc.pin_cpus = pin;
     rc.console_in = -1;
     rc.console_out = 2;
     rc.handle_signals = true;
@@ -273,8 +275,18 @@ static int run_ipc(int client_worker, int server_worker, ipc_figures_t *out)
 
 static int ping[2], pong[2];
 
+/* Best effort: a restricted cpuset may refuse, and the figure is then unpinned. */
+static void pin_to(unsigned cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu % hl_ncpus(), &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
 static void *pipe_echo(void *arg)
 {
+    pin_to(*(unsigned *)arg);
     char b;
     while (read(ping[0], &b, 1) == 1 && b != 'q')
         if (write(pong[1], &b, 1) != 1)
@@ -289,13 +301,23 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int pipe_rtt(uint64_t *out)
+typedef struct pipe_job {
+    unsigned echo_cpu; /* the echo thread's CPU; the measuring thread is on CPU 0 */
+    uint64_t rtt_ns;
+    int rc;
+} pipe_job_t;
+
+/* Measure on a thread of its own, so that pinning leaves the caller alone. */
+static void *pipe_main(void *arg)
 {
+    pipe_job_t *j = arg;
+    j->rc = -1;
+    pin_to(0);
     if (pipe(ping) < 0 || pipe(pong) < 0)
-        return -1;
+        return NULL;
     pthread_t t;
-    if (pthread_create(&t, NULL, pipe_echo, NULL) != 0)
-        return -1;
+    if (pthread_create(&t, NULL, pipe_echo, &j->echo_cpu) != 0)
+        return NULL;
     uint64_t batch[PIPE_BATCHES];
     char b = 'p';
     int rc = 0;
@@ -319,27 +341,41 @@ static int pipe_rtt(uint64_t *out)
     close(pong[0]);
     close(pong[1]);
     if (rc == 0)
-        *out = median(batch, PIPE_BATCHES);
-    return rc;
+        j->rtt_ns = median(batch, PIPE_BATCHES);
+    j->rc = rc;
+    return NULL;
+}
+
+static int pipe_rtt(unsigned echo_cpu, uint64_t *out)
+{
+    pipe_job_t j = {echo_cpu, 0, -1};
+    pthread_t t;
+    if (pthread_create(&t, NULL, pipe_main, &j) != 0)
+        return -1;
+    pthread_join(t, NULL);
+    *out = j.rtt_ns;
+    return j.rc;
 }
 
 /* ---- the command ----------------------------------------------------------------------- */
 
 static const char bench_ipc_usage[] =
-    "usage: orrery bench ipc [--json]\n"
+    "usage: orrery bench ipc [--json] [--pin]\n"
     "\n"
-    "Boot a client and a server task and measure, in one run:\n"
+    "Boot a client and a server task (2 workers) and measure, in one run:\n"
     "  same-worker round trip   both tasks pinned to worker 0 (median of batches)\n"
     "  cross-worker round trip  client on worker 0, server on worker 1\n"
-    "  one-way throughput       client streams 64-byte messages, backing off on EFULL\n"
-    "                           until WRITABLE (msgs_per_s: same worker; cross-worker too)\n"
-    "  pipe round trip          two Linux threads and two pipes, the baseline\n"
+    "  one-way throughput       the client streams 64-byte messages, backing off on\n"
+    "                           EFULL until WRITABLE (msgs_per_s: same worker)\n"
+    "  pipe round trip          the baseline: two Linux threads, two pipes, one thread\n"
+    "                           on CPU 0 and one on CPU 1 (and both on CPU 0, beside it)\n"
     "\n"
-    "  --json   print one JSON object instead of text\n";
+    "  --json   print one JSON object instead of text\n"
+    "  --pin    also pin worker i to CPU i (steadier on a quiet machine, worse on a busy one)\n";
 
 int hl_cmd_bench_ipc(int argc, char **argv)
 {
-    bool json = false;
+    bool json = false, pin = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(bench_ipc_usage, stdout);
@@ -347,39 +383,47 @@ int hl_cmd_bench_ipc(int argc, char **argv)
         }
         if (strcmp(argv[i], "--json") == 0)
             json = true;
+        else if (strcmp(argv[i], "--pin") == 0)
+            pin = true;
         else
             return hl_usage_error("bench ipc", "bench ipc: unknown option '%s'", argv[i]);
     }
     ipc_figures_t same, cross;
-    uint64_t pipe_ns;
-    if (run_ipc(0, 0, &same) != 0 || run_ipc(0, 1, &cross) != 0)
+    uint64_t pipe_ns, pipe_one_ns;
+    if (run_ipc(0, 0, pin, &same) != 0 || run_ipc(0, 1, pin, &cross) != 0)
         return 1;
-    if (pipe_rtt(&pipe_ns) != 0) {
+    if (pipe_rtt(1, &pipe_ns) != 0 || pipe_rtt(0, &pipe_one_ns) != 0) {
         perror("orrery: bench ipc: pipe baseline");
         return 1;
     }
     double same_x = same.rtt_ns ? (double)pipe_ns / (double)same.rtt_ns : 0;
     double cross_x = cross.rtt_ns ? (double)pipe_ns / (double)cross.rtt_ns : 0;
+    double one_x = same.rtt_ns ? (double)pipe_one_ns / (double)same.rtt_ns : 0;
     if (json) {
         printf("{\"same_worker_rtt_ns\": %llu, \"cross_worker_rtt_ns\": %llu, "
                "\"pipe_rtt_ns\": %llu, \"msgs_per_s\": %.0f, "
+               "\"pipe_one_cpu_rtt_ns\": %llu, "
                "\"same_worker_msgs_per_s\": %.0f, \"cross_worker_msgs_per_s\": %.0f, "
                "\"pipe_over_same_worker\": %.2f, \"pipe_over_cross_worker\": %.2f, "
+               "\"pipe_one_cpu_over_same_worker\": %.2f, "
                "\"rtt_iterations\": %d, \"stream_messages\": %d, \"workers\": 2, "
-               "\"cpus\": %u}\n",
+               "\"pinned_workers\": %s, \"cpus\": %u}\n",
                (unsigned long long)same.rtt_ns, (unsigned long long)cross.rtt_ns,
-               (unsigned long long)pipe_ns, same.msgs_per_s, same.msgs_per_s, cross.msgs_per_s,
-               same_x, cross_x, RTT_BATCH * RTT_BATCHES, STREAM_MSGS, hl_ncpus());
+               (unsigned long long)pipe_ns, same.msgs_per_s, (unsigned long long)pipe_one_ns,
+               same.msgs_per_s, cross.msgs_per_s, same_x, cross_x, one_x, RTT_BATCH * RTT_BATCHES,
+               STREAM_MSGS, pin ? "true" : "false", hl_ncpus());
         return 0;
     }
-    printf("orrery bench ipc (%u cpus, 2 workers, medians of %d batches)\n", hl_ncpus(),
-           RTT_BATCHES);
+    printf("orrery bench ipc (%u cpus, 2 workers%s, medians of %d batches)\n", hl_ncpus(),
+           pin ? " pinned to CPUs" : "", RTT_BATCHES);
     printf("  same-worker round trip    %8llu ns   (pipe / same-worker  = %.1fx)\n",
            (unsigned long long)same.rtt_ns, same_x);
     printf("  cross-worker round trip   %8llu ns   (pipe / cross-worker = %.1fx)\n",
            (unsigned long long)cross.rtt_ns, cross_x);
-    printf("  pipe round trip           %8llu ns   (two threads, baseline)\n",
+    printf("  pipe round trip           %8llu ns   (threads on CPU 0 and 1: the baseline)\n",
            (unsigned long long)pipe_ns);
+    printf("  pipe round trip, one CPU  %8llu ns   (pipe one-CPU / same-worker = %.1fx)\n",
+           (unsigned long long)pipe_one_ns, one_x);
     printf("  one-way, same worker      %8.0f msgs/s (%d-byte messages)\n", same.msgs_per_s,
            STREAM_BYTES);
     printf("  one-way, cross-worker     %8.0f msgs/s\n", cross.msgs_per_s);

@@ -9,8 +9,11 @@
 
 /* ---- workers.c: threads that call k_run_one, sleeping on a futex when idle ---- */
 
-/* Start n workers; each spins spin_us before sleeping. 0 or -errno. */
-int hl_workers_start(unsigned n, unsigned spin_us);
+/* Start n workers; each spins spin_us before sleeping; pin: worker i on CPU i % cores.
+ * 0 or -errno. */
+int hl_workers_start(unsigned n, unsigned spin_us, bool pin);
+/* Restrict the calling thread to one CPU (cpu % cores). 0 or -errno. */
+int hl_pin_self(unsigned cpu);
 /* Work is ready for `worker` (< 0: any). Cheap when the target is awake. */
 void hl_workers_wake(int worker);
 /* Ask every worker to stop after its current event (any thread, async-safe enough). */

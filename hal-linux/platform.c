@@ -247,7 +247,7 @@ int hl_run(const hl_run_config_t *cfg)
     if (cfg->timeout_ms)
         uv_timer_start(&P.timeout, on_timeout, cfg->timeout_ms, 0);
 
-    rc = hl_workers_start(workers, cfg->spin_us);
+    rc = hl_workers_start(workers, cfg->spin_us, cfg->pin_cpus);
     if (rc == 0)
         rc = hl_console_start();
     if (rc != 0) {

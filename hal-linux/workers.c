@@ -1,4 +1,5 @@
 /* workers.c — worker threads: run ready tasks with k_run_one, spin briefly, sleep on a futex. */
+#define _GNU_SOURCE
 #include "internal.h"
 
 #include <errno.h>
@@ -36,6 +37,7 @@ static struct {
     worker_t *w;
     unsigned n;
     unsigned spin_us;
+    bool pin;               /* worker i on CPU i % cores */
     int stop;               /* atomic */
     unsigned rr;            /* atomic: where wake(-1) starts looking */
     uint64_t syscall_wakes; /* atomic */
@@ -81,6 +83,8 @@ static bool spin_for_wake(worker_t *w)
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
+    if (W.pin)
+        hl_pin_self(w->index); /* best effort: a restricted cpuset may refuse */
     while (!stopping()) {
         __atomic_store_n(&w->word, AWAKE, __ATOMIC_SEQ_CST);
         if (k_run_one(w->index))
@@ -133,7 +137,15 @@ void hl_workers_wake(int worker)
             return;
 }
 
-int hl_workers_start(unsigned n, unsigned spin_us)
+int hl_pin_self(unsigned cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu % hl_ncpus(), &set);
+    return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+int hl_workers_start(unsigned n, unsigned spin_us, bool pin)
 {
     memset(&W, 0, sizeof(W));
     W.w = aligned_alloc(64, sizeof(worker_t) * n);
@@ -141,6 +153,7 @@ int hl_workers_start(unsigned n, unsigned spin_us)
         return -ENOMEM;
     memset(W.w, 0, sizeof(worker_t) * n);
     W.spin_us = spin_us;
+    W.pin = pin;
     for (unsigned i = 0; i < n; i++)
         W.w[i].index = i;
     /* Publish n before any thread can call hl_workers_wake. */

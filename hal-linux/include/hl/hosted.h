@@ -38,6 +38,7 @@ typedef struct hl_run_config {
     int console_out;               /* fd for console output */
     bool handle_signals;           /* SIGINT/SIGTERM end the run with status 0 */
     unsigned spin_us;              /* idle worker spins this long before sleeping */
+    bool pin_cpus;                 /* worker i runs only on CPU i % cores (benchmarks) */
     uint64_t timeout_ms;           /* 0: none */
     /* Called on the loop thread after k_boot, before any worker runs. */
     void (*on_boot)(void *self);

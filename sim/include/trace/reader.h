@@ -1,0 +1,65 @@
+/* reader.h — opening a trace file safely and iterating its events (summary, show, export, replay). */
+#ifndef TRACE_READER_H
+#define TRACE_READER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <hal/trace.h>
+
+typedef struct trace_db trace_db;
+
+/*
+ * Open a trace read-only and check it: a missing or empty file, a file that
+ * is not SQLite, a SQLite file that is not a trace, a newer schema_version
+ * and a corrupt or truncated file each give a one-line message in err and -1.
+ */
+int trace_db_open(const char *path, trace_db **out, char *err, size_t errlen);
+void trace_db_close(trace_db *db);
+
+/* The last error of a reader call on db, one line ("trace x.db: database disk image is malformed"). */
+const char *trace_db_error(const trace_db *db);
+
+typedef struct trace_run_row {
+    char platform[16];
+    char commit[64];
+    char start_time[32];
+    uint64_t seed;
+    uint64_t events;     /* events in the file */
+    uint64_t dropped;    /* records the recorder dropped */
+    uint64_t bad_frames; /* imported stream: frames rejected */
+    unsigned workers;
+    int schema_version;
+    bool complete;       /* false: the recording did not close cleanly */
+    bool has_exit_status;
+    int exit_status;
+} trace_run_row;
+
+int trace_db_run(trace_db *db, trace_run_row *out);
+
+/* Task name by id (NULL if unknown); interface name by id (from the file, then the decoder). */
+const char *trace_db_task_name(trace_db *db, uint32_t task);
+const char *trace_db_iface_name(trace_db *db, uint32_t iface);
+
+/* Which events to visit. Zero fields mean "all". */
+typedef struct trace_filter {
+    const char *task;   /* task name or id */
+    uint32_t iface;     /* interface id */
+    uint64_t limit;     /* at most this many events */
+    uint32_t kind;      /* only this kind */
+} trace_filter;
+
+typedef struct trace_iter trace_iter;
+
+/* Events in seq order. -1 with trace_db_error set. */
+int trace_iter_open(trace_db *db, const trace_filter *f, trace_iter **out);
+/* 1: *rec filled (rec->data valid until the next call), 0: end, -1: error (trace_db_error). */
+int trace_iter_next(trace_iter *it, hal_trace_rec_t *rec);
+void trace_iter_close(trace_iter *it);
+
+/* Print "orrery trace: <message>" for a failed reader, return 1 (the CLI's status). */
+int trace_fail(const char *msg);
+
+#endif

@@ -1,0 +1,161 @@
+/* frame.c — encode and parse trace frames; freestanding (the bare-metal image compiles it too). */
+#include <trace/frame.h>
+
+#include <string.h>
+
+/* Nibble-at-a-time CRC-32: a 64-byte table, no initialisation, fast enough for a serial port. */
+static const uint32_t crc_nibble[16] = {
+    0x00000000u, 0x1db71064u, 0x3b6e20c8u, 0x26d930acu, 0x76dc4190u, 0x6b6b51f4u,
+    0x4db26158u, 0x5005713cu, 0xedb88320u, 0xf00f9344u, 0xd6d6a3e8u, 0xcb61b38cu,
+    0x9b64c2b0u, 0x86d3d2d4u, 0xa00ae278u, 0xbdbdf21cu,
+};
+
+uint32_t trace_crc32(uint32_t crc, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    crc = ~crc;
+    while (len--) {
+        crc ^= *p++;
+        crc = (crc >> 4) ^ crc_nibble[crc & 15];
+        crc = (crc >> 4) ^ crc_nibble[crc & 15];
+    }
+    return ~crc;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)v);
+    put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static uint32_t payload_len(const hal_trace_rec_t *rec)
+{
+    if (!rec->data)
+        return 0;
+    return rec->len > TRACE_FRAME_MAX_PAYLOAD ? TRACE_FRAME_MAX_PAYLOAD : rec->len;
+}
+
+size_t trace_frame_size(const hal_trace_rec_t *rec)
+{
+    return TRACE_FRAME_OVERHEAD + payload_len(rec);
+}
+
+/* Head and fixed fields; returns the CRC so far (over bytes [4, HEAD+FIXED)). */
+static uint32_t encode_head(const hal_trace_rec_t *rec, uint32_t plen, uint8_t *h)
+{
+    uint32_t n = TRACE_FRAME_FIXED + plen;
+    uint8_t *b = h + TRACE_FRAME_HEAD;
+
+    h[0] = TRACE_FRAME_MAGIC0;
+    h[1] = TRACE_FRAME_MAGIC1;
+    h[2] = TRACE_FRAME_MAGIC2;
+    h[3] = TRACE_FRAME_MAGIC3;
+    put32(h + 4, n);
+    put32(h + 8, ~n);
+    put64(b + 0, rec->seq);
+    put64(b + 8, rec->time_ns);
+    put64(b + 16, rec->arg);
+    put32(b + 24, rec->kind);
+    put32(b + 28, rec->task);
+    put32(b + 32, rec->chan);
+    put32(b + 36, rec->peer);
+    put32(b + 40, rec->type);
+    put32(b + 44, (uint32_t)rec->result);
+    put32(b + 48, plen);
+    put32(b + 52, rec->nhandles);
+    put32(b + 56, rec->iface);
+    put32(b + 60, 0);
+    return trace_crc32(0, h + 4, TRACE_FRAME_HEAD - 4 + TRACE_FRAME_FIXED);
+}
+
+size_t trace_frame_encode_split(const hal_trace_rec_t *rec,
+                                uint8_t head[TRACE_FRAME_HEAD + TRACE_FRAME_FIXED],
+                                uint8_t tail[TRACE_FRAME_TAIL])
+{
+    uint32_t plen = payload_len(rec);
+    uint32_t crc = encode_head(rec, plen, head);
+
+    if (plen)
+        crc = trace_crc32(crc, rec->data, plen);
+    put32(tail, crc);
+    return plen;
+}
+
+size_t trace_frame_encode(const hal_trace_rec_t *rec, void *buf, size_t cap)
+{
+    uint8_t *p = buf;
+    uint32_t plen = payload_len(rec);
+    size_t size = TRACE_FRAME_OVERHEAD + plen;
+    uint32_t crc;
+
+    if (cap < size)
+        return 0;
+    crc = encode_head(rec, plen, p);
+    if (plen) {
+        memcpy(p + TRACE_FRAME_HEAD + TRACE_FRAME_FIXED, rec->data, plen);
+        crc = trace_crc32(crc, rec->data, plen);
+    }
+    put32(p + size - TRACE_FRAME_TAIL, crc);
+    return size;
+}
+
+long trace_frame_parse(const void *buf, size_t len, hal_trace_rec_t *rec)
+{
+    static const uint8_t magic[4] = {TRACE_FRAME_MAGIC0, TRACE_FRAME_MAGIC1, TRACE_FRAME_MAGIC2,
+                                     TRACE_FRAME_MAGIC3};
+    const uint8_t *p = buf;
+    const uint8_t *b = p + TRACE_FRAME_HEAD;
+    uint32_t n, plen;
+    size_t size;
+
+    /* A prefix of the magic may still become a frame. */
+    if (memcmp(p, magic, len < 4 ? len : 4) != 0)
+        return -1;
+    if (len < TRACE_FRAME_HEAD)
+        return 0;
+    n = get32(p + 4);
+    if (get32(p + 8) != (uint32_t)~n || n < TRACE_FRAME_FIXED ||
+        n > TRACE_FRAME_FIXED + TRACE_FRAME_MAX_PAYLOAD)
+        return -1;
+    size = TRACE_FRAME_HEAD + (size_t)n + TRACE_FRAME_TAIL;
+    if (len < size)
+        return 0;
+    if (trace_crc32(0, p + 4, TRACE_FRAME_HEAD - 4 + n) != get32(p + size - TRACE_FRAME_TAIL))
+        return -1;
+    plen = get32(b + 48);
+    if (plen != n - TRACE_FRAME_FIXED)
+        return -1;
+    memset(rec, 0, sizeof(*rec));
+    rec->seq = get64(b + 0);
+    rec->time_ns = get64(b + 8);
+    rec->arg = get64(b + 16);
+    rec->kind = get32(b + 24);
+    rec->task = get32(b + 28);
+    rec->chan = get32(b + 32);
+    rec->peer = get32(b + 36);
+    rec->type = get32(b + 40);
+    rec->result = (int32_t)get32(b + 44);
+    rec->len = plen;
+    rec->nhandles = get32(b + 52);
+    rec->iface = get32(b + 56);
+    rec->data = plen ? b + TRACE_FRAME_FIXED : NULL;
+    return (long)size;
+}

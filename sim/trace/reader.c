@@ -1,0 +1,342 @@
+/* reader.c — open and validate a trace file, read its run row, names and events. */
+#include <trace/decode.h>
+#include <trace/reader.h>
+#include <trace/recorder.h>
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct name_ent {
+    uint32_t id;
+    char *name;
+} name_ent;
+
+struct trace_db {
+    sqlite3 *db;
+    char *path;
+    char err[512];
+    name_ent *tasks, *ifaces;
+    size_t ntasks, nifaces;
+};
+
+struct trace_iter {
+    trace_db *db;
+    sqlite3_stmt *st;
+};
+
+static void dberr(trace_db *db, const char *fmt, ...)
+{
+    va_list ap;
+    char msg[400];
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(db->err, sizeof(db->err), "trace %s: %s", db->path, msg);
+}
+
+/* A SQLite failure as one line a user can act on. */
+static void sqlerr(trace_db *db, int rc)
+{
+    int prim = rc & 0xff;
+
+    if (prim == SQLITE_NOTADB)
+        dberr(db, "not a SQLite database, so not an Orrery trace");
+    else if (prim == SQLITE_CORRUPT)
+        dberr(db, "corrupt or truncated trace (%s)", sqlite3_errmsg(db->db));
+    else
+        dberr(db, "%s", sqlite3_errmsg(db->db));
+}
+
+const char *trace_db_error(const trace_db *db)
+{
+    return db->err;
+}
+
+int trace_fail(const char *msg)
+{
+    fprintf(stderr, "orrery trace: %s\n", msg);
+    return 1;
+}
+
+static int load_names(trace_db *db, const char *sql, name_ent **out, size_t *n)
+{
+    sqlite3_stmt *st;
+    size_t cap = 0;
+    int rc;
+
+    rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        sqlerr(db, rc);
+        return -1;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        if (!name)
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 32;
+            name_ent *grown = realloc(*out, cap * sizeof(**out));
+            if (!grown) {
+                sqlite3_finalize(st);
+                dberr(db, "out of memory");
+                return -1;
+            }
+            *out = grown;
+        }
+        (*out)[*n].id = (uint32_t)sqlite3_column_int64(st, 0);
+        (*out)[*n].name = strdup(name);
+        (*n)++;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        sqlerr(db, rc);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *find_name(const name_ent *e, size_t n, uint32_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (e[i].id == id)
+            return e[i].name;
+    return NULL;
+}
+
+const char *trace_db_task_name(trace_db *db, uint32_t task)
+{
+    return find_name(db->tasks, db->ntasks, task);
+}
+
+const char *trace_db_iface_name(trace_db *db, uint32_t iface)
+{
+    const char *n = find_name(db->ifaces, db->nifaces, iface);
+    return n ? n : trace_iface_name(iface);
+}
+
+static int check(trace_db *db)
+{
+    sqlite3_stmt *st;
+    int rc, version;
+
+    rc = sqlite3_prepare_v2(db->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1,
+                            &st, NULL);
+    if (rc != SQLITE_OK) {
+        if (strstr(sqlite3_errmsg(db->db), "no such table"))
+            dberr(db, "a SQLite database but not an Orrery trace (no meta table)");
+        else
+            sqlerr(db, rc);
+        return -1;
+    }
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        if (rc == SQLITE_DONE)
+            dberr(db, "not an Orrery trace (no schema_version in meta)");
+        else
+            sqlerr(db, rc);
+        sqlite3_finalize(st);
+        return -1;
+    }
+    version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version > TRACE_SCHEMA_VERSION) {
+        dberr(db, "schema version %d is newer than this orrery reads (%d); use a newer orrery",
+              version, TRACE_SCHEMA_VERSION);
+        return -1;
+    }
+    if (version < 1) {
+        dberr(db, "bad schema version %d", version);
+        return -1;
+    }
+    /*
+     * Cheap structural check so that a truncated or damaged file fails here
+     * with one line rather than half-way through a listing.
+     */
+    rc = sqlite3_prepare_v2(db->db, "PRAGMA quick_check(1)", -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        sqlerr(db, rc);
+        return -1;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *res = (const char *)sqlite3_column_text(st, 0);
+        if (!res || strcmp(res, "ok") != 0) {
+            dberr(db, "corrupt or truncated trace (%s)", res ? res : "?");
+            sqlite3_finalize(st);
+            return -1;
+        }
+    } else {
+        sqlerr(db, rc);
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_finalize(st);
+    if (load_names(db, "SELECT id, name FROM tasks", &db->tasks, &db->ntasks) != 0 ||
+        load_names(db, "SELECT id, name FROM interfaces", &db->ifaces, &db->nifaces) != 0)
+        return -1;
+    return 0;
+}
+
+int trace_db_open(const char *path, trace_db **out, char *err, size_t errlen)
+{
+    trace_db *db = calloc(1, sizeof(*db));
+    struct stat sb;
+
+    *out = NULL;
+    if (!db || !(db->path = strdup(path))) {
+        free(db);
+        snprintf(err, errlen, "trace %s: out of memory", path);
+        return -1;
+    }
+    if (stat(path, &sb) != 0)
+        dberr(db, "no such file");
+    else if (S_ISDIR(sb.st_mode))
+        dberr(db, "is a directory, not a trace");
+    else if (sb.st_size == 0)
+        dberr(db, "empty file, not a trace");
+    else if (sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        dberr(db, "cannot open: %s", db->db ? sqlite3_errmsg(db->db) : "out of memory");
+    else if (check(db) == 0) {
+        *out = db;
+        return 0;
+    }
+    snprintf(err, errlen, "%s", db->err);
+    trace_db_close(db);
+    return -1;
+}
+
+void trace_db_close(trace_db *db)
+{
+    if (!db)
+        return;
+    for (size_t i = 0; i < db->ntasks; i++)
+        free(db->tasks[i].name);
+    for (size_t i = 0; i < db->nifaces; i++)
+        free(db->ifaces[i].name);
+    free(db->tasks);
+    free(db->ifaces);
+    if (db->db)
+        sqlite3_close(db->db);
+    free(db->path);
+    free(db);
+}
+
+static void copy_text(char *dst, size_t cap, const unsigned char *src)
+{
+    snprintf(dst, cap, "%s", src ? (const char *)src : "");
+}
+
+int trace_db_run(trace_db *db, trace_run_row *out)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    out->schema_version = TRACE_SCHEMA_VERSION;
+    rc = sqlite3_prepare_v2(db->db,
+                            "SELECT platform, commit_id, start_time, seed,"
+                            " coalesce(events, (SELECT count(*) FROM events)), dropped,"
+                            " bad_frames, workers, complete, exit_status FROM run WHERE id = 1",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        sqlerr(db, rc);
+        return -1;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        copy_text(out->platform, sizeof(out->platform), sqlite3_column_text(st, 0));
+        copy_text(out->commit, sizeof(out->commit), sqlite3_column_text(st, 1));
+        copy_text(out->start_time, sizeof(out->start_time), sqlite3_column_text(st, 2));
+        out->seed = (uint64_t)sqlite3_column_int64(st, 3);
+        out->events = (uint64_t)sqlite3_column_int64(st, 4);
+        out->dropped = (uint64_t)sqlite3_column_int64(st, 5);
+        out->bad_frames = (uint64_t)sqlite3_column_int64(st, 6);
+        out->workers = (unsigned)sqlite3_column_int(st, 7);
+        out->complete = sqlite3_column_int(st, 8) != 0;
+        out->has_exit_status = sqlite3_column_type(st, 9) != SQLITE_NULL;
+        out->exit_status = sqlite3_column_int(st, 9);
+        rc = SQLITE_DONE;
+    } else if (rc == SQLITE_DONE) {
+        dberr(db, "the run table is empty");
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        sqlerr(db, rc);
+        return -1;
+    }
+    return 0;
+}
+
+int trace_iter_open(trace_db *db, const trace_filter *f, trace_iter **out)
+{
+    static const char *const sql =
+        "SELECT seq, time_ns, arg, kind, task, chan, peer, type, result, len, nhandles, iface,"
+        " payload FROM events"
+        " WHERE (?1 IS NULL OR task IN (SELECT id FROM tasks WHERE name = ?1)"
+        "        OR CAST(task AS TEXT) = ?1)"
+        " AND (?2 = 0 OR iface = ?2) AND (?3 = 0 OR kind = ?3)"
+        " ORDER BY seq LIMIT ?4";
+    trace_iter *it = calloc(1, sizeof(*it));
+    int rc;
+
+    *out = NULL;
+    if (!it) {
+        dberr(db, "out of memory");
+        return -1;
+    }
+    it->db = db;
+    rc = sqlite3_prepare_v2(db->db, sql, -1, &it->st, NULL);
+    if (rc != SQLITE_OK) {
+        sqlerr(db, rc);
+        free(it);
+        return -1;
+    }
+    if (f && f->task)
+        sqlite3_bind_text(it->st, 1, f->task, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(it->st, 2, f ? f->iface : 0);
+    sqlite3_bind_int64(it->st, 3, f ? f->kind : 0);
+    sqlite3_bind_int64(it->st, 4, f && f->limit ? (sqlite3_int64)f->limit : -1);
+    *out = it;
+    return 0;
+}
+
+int trace_iter_next(trace_iter *it, hal_trace_rec_t *r)
+{
+    sqlite3_stmt *st = it->st;
+    int rc = sqlite3_step(st);
+
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW) {
+        sqlerr(it->db, rc);
+        return -1;
+    }
+    r->seq = (uint64_t)sqlite3_column_int64(st, 0);
+    r->time_ns = (uint64_t)sqlite3_column_int64(st, 1);
+    r->arg = (uint64_t)sqlite3_column_int64(st, 2);
+    r->kind = (uint32_t)sqlite3_column_int64(st, 3);
+    r->task = (uint32_t)sqlite3_column_int64(st, 4);
+    r->chan = (uint32_t)sqlite3_column_int64(st, 5);
+    r->peer = (uint32_t)sqlite3_column_int64(st, 6);
+    r->type = (uint32_t)sqlite3_column_int64(st, 7);
+    r->result = (int32_t)sqlite3_column_int64(st, 8);
+    r->nhandles = (uint32_t)sqlite3_column_int64(st, 10);
+    r->iface = (uint32_t)sqlite3_column_int64(st, 11);
+    r->data = sqlite3_column_blob(st, 12);
+    r->len = r->data ? (uint32_t)sqlite3_column_bytes(st, 12) : 0;
+    return 1;
+}
+
+void trace_iter_close(trace_iter *it)
+{
+    if (it) {
+        sqlite3_finalize(it->st);
+        free(it);
+    }
+}

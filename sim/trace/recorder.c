@@ -1,0 +1,829 @@
+/* recorder.c — the SQLite trace recorder: sharded in-memory buffers drained by a writer thread. */
+#include <trace/recorder.h>
+#include <trace/decode.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+/*
+ * record() runs on kernel workers with kernel locks held, so it only copies:
+ * each thread appends to one of TR_SHARDS chunks (a shard's mutex is
+ * uncontended unless two threads hash to it). A full chunk goes on the
+ * writer's queue; the writer thread commits queued chunks in one transaction
+ * per batch. Chunks are recycled; new ones are allocated while the total stays
+ * under the buffer limit, past which records are dropped and counted.
+ */
+#define TR_SHARDS 16
+#define TR_CHUNK (512u * 1024u)
+#define TR_STEAL_NS (100u * 1000u * 1000u) /* commit partial chunks at least this often */
+
+typedef struct tr_chunk {
+    struct tr_chunk *next;
+    size_t used;           /* bytes of data[] in use */
+    size_t cap;            /* bytes of data[] */
+    unsigned char data[];  /* entries: tr_entry, payload, padding to 8 */
+} tr_chunk;
+
+typedef struct tr_entry {
+    hal_trace_rec_t rec;   /* data pointer is meaningless here: payload follows */
+} tr_entry;
+
+typedef struct tr_shard {
+    pthread_mutex_t mu;    /* guards cur */
+    tr_chunk *cur;         /* chunk being filled, or NULL */
+} __attribute__((aligned(64))) tr_shard;
+
+struct trace_recorder {
+    hal_trace_sink_t sink;
+    tr_shard shards[TR_SHARDS];
+
+    /* Guarded by qmu: the writer's queue and the chunk pool. */
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;       /* writer: work queued or stop */
+    pthread_cond_t donecv;    /* flushers: a batch was committed */
+    tr_chunk *queue_head, *queue_tail;
+    tr_chunk *pool;           /* free standard-size chunks */
+    size_t bytes;             /* memory held by all chunks */
+    size_t peak;
+    size_t limit;
+    uint64_t queued_batches;  /* chunks handed to the writer */
+    uint64_t done_batches;    /* chunks the writer finished */
+    bool stop;
+    bool steal;               /* a flusher asks the writer to take partial chunks */
+
+    atomic_uint_fast64_t recorded, dropped, bad_frames;
+    uint64_t written, batches; /* writer thread only (read after join or racy stats) */
+    uint64_t writer_cpu_ns;    /* set when the writer ends */
+    int exit_status;
+    bool has_exit_status;
+
+    /* Writer thread only. */
+    sqlite3 *db;
+    sqlite3_stmt *ins_event, *ins_spawn, *ins_exit, *ins_chan;
+    char *path;
+    char write_err[256];
+    const tr_entry **sorted;  /* a batch's entries in seq order */
+    size_t nsorted;
+    pthread_t writer;
+    bool writer_started;
+    trace_recorder_stats *close_stats; /* filled by close (benchmarks) */
+};
+
+static atomic_uint next_shard;
+static _Thread_local unsigned my_shard = UINT32_MAX;
+
+static const char *const schema_sql =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE run(id INTEGER PRIMARY KEY CHECK (id = 1), platform TEXT NOT NULL,"
+    " seed INTEGER NOT NULL, commit_id TEXT, manifest TEXT, command TEXT,"
+    " start_unix_ns INTEGER NOT NULL, start_time TEXT NOT NULL, end_unix_ns INTEGER,"
+    " workers INTEGER NOT NULL, events INTEGER, dropped INTEGER NOT NULL DEFAULT 0,"
+    " bad_frames INTEGER NOT NULL DEFAULT 0, exit_status INTEGER,"
+    " complete INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE kinds(id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+    "CREATE TABLE interfaces(id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+    "CREATE TABLE tasks(id INTEGER PRIMARY KEY, name TEXT, parent INTEGER,"
+    " spawned_seq INTEGER, exit_seq INTEGER, exit_status INTEGER);"
+    "CREATE TABLE channels(endpoint INTEGER PRIMARY KEY, peer INTEGER NOT NULL,"
+    " creator INTEGER NOT NULL, created_seq INTEGER NOT NULL, iface INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE events(seq INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL,"
+    " task INTEGER NOT NULL, kind INTEGER NOT NULL, chan INTEGER NOT NULL,"
+    " peer INTEGER NOT NULL, iface INTEGER NOT NULL, type INTEGER NOT NULL,"
+    " result INTEGER NOT NULL, len INTEGER NOT NULL, nhandles INTEGER NOT NULL,"
+    " arg INTEGER NOT NULL, payload BLOB);";
+
+/*
+ * Built at close so that ingest only appends to the rowid tree. Readers scan
+ * by seq (the rowid); replay and --task select by task.
+ */
+static const char *const index_sql =
+    "CREATE INDEX IF NOT EXISTS events_task ON events(task, seq);";
+
+static const struct {
+    uint32_t id;
+    const char *name;
+} kind_names[] = {
+#define TR_KIND_NAME(name, value) {value, #name},
+    HAL_TRACE_KINDS(TR_KIND_NAME)
+#undef TR_KIND_NAME
+};
+
+const char *trace_kind_name(uint32_t kind)
+{
+    for (size_t i = 0; i < sizeof(kind_names) / sizeof(kind_names[0]); i++)
+        if (kind_names[i].id == kind)
+            return kind_names[i].name;
+    return NULL;
+}
+
+uint32_t trace_kind_from_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof(kind_names) / sizeof(kind_names[0]); i++)
+        if (strcasecmp(kind_names[i].name, name) == 0)
+            return kind_names[i].id;
+    return 0;
+}
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || !errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t unix_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- record(): the kernel side ---------------------------------------------------------- */
+
+static size_t entry_size(uint32_t len)
+{
+    return (sizeof(tr_entry) + (size_t)len + 7u) & ~(size_t)7u;
+}
+
+/* qmu held. A chunk with room for need bytes, or NULL past the limit. */
+static tr_chunk *chunk_get(trace_recorder *rec, size_t need)
+{
+    tr_chunk *c;
+    size_t cap = need > TR_CHUNK ? need : TR_CHUNK;
+
+    if (cap == TR_CHUNK && rec->pool) {
+        c = rec->pool;
+        rec->pool = c->next;
+    } else {
+        if (rec->bytes + cap > rec->limit)
+            return NULL;
+        c = malloc(sizeof(*c) + cap);
+        if (!c)
+            return NULL;
+        c->cap = cap;
+        rec->bytes += cap;
+        if (rec->bytes > rec->peak)
+            rec->peak = rec->bytes;
+    }
+    c->next = NULL;
+    c->used = 0;
+    return c;
+}
+
+/* qmu held. */
+static void chunk_queue(trace_recorder *rec, tr_chunk *c)
+{
+    c->next = NULL;
+    if (rec->queue_tail)
+        rec->queue_tail->next = c;
+    else
+        rec->queue_head = c;
+    rec->queue_tail = c;
+    rec->queued_batches++;
+    pthread_cond_signal(&rec->qcv);
+}
+
+/* qmu held. */
+static void chunk_release(trace_recorder *rec, tr_chunk *c)
+{
+    if (c->cap == TR_CHUNK) {
+        c->next = rec->pool;
+        rec->pool = c;
+    } else {
+        rec->bytes -= c->cap;
+        free(c);
+    }
+}
+
+void trace_recorder_record(trace_recorder *rec, const hal_trace_rec_t *r)
+{
+    uint32_t len = r->data ? r->len : 0;
+    size_t need = entry_size(len);
+    tr_shard *s;
+    tr_chunk *c;
+    tr_entry *e;
+
+    if (my_shard == UINT32_MAX)
+        my_shard = atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) % TR_SHARDS;
+    s = &rec->shards[my_shard];
+    pthread_mutex_lock(&s->mu);
+    c = s->cur;
+    if (!c || c->cap - c->used < need) {
+        pthread_mutex_lock(&rec->qmu);
+        if (c)
+            chunk_queue(rec, c);
+        c = chunk_get(rec, need);
+        pthread_mutex_unlock(&rec->qmu);
+        s->cur = c;
+        if (!c) {
+            pthread_mutex_unlock(&s->mu);
+            atomic_fetch_add_explicit(&rec->dropped, 1, memory_order_relaxed);
+            return;
+        }
+    }
+    e = (tr_entry *)(c->data + c->used);
+    e->rec = *r;
+    e->rec.len = len;
+    e->rec.data = NULL;
+    if (len)
+        memcpy(e + 1, r->data, len);
+    c->used += need;
+    pthread_mutex_unlock(&s->mu);
+    atomic_fetch_add_explicit(&rec->recorded, 1, memory_order_relaxed);
+}
+
+static void sink_record(void *self, const hal_trace_rec_t *r)
+{
+    trace_recorder_record(self, r);
+}
+
+static void sink_flush(void *self)
+{
+    trace_recorder_flush(self);
+}
+
+/* ---- the writer thread ---------------------------------------------------------------- */
+
+static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        seterr(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int write_entry(trace_recorder *rec, const tr_entry *e)
+{
+    const hal_trace_rec_t *r = &e->rec;
+    sqlite3_stmt *st = rec->ins_event;
+    int rc;
+
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)r->seq);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)r->time_ns);
+    sqlite3_bind_int64(st, 3, r->task);
+    sqlite3_bind_int64(st, 4, r->kind);
+    sqlite3_bind_int64(st, 5, r->chan);
+    sqlite3_bind_int64(st, 6, r->peer);
+    sqlite3_bind_int64(st, 7, r->iface);
+    sqlite3_bind_int64(st, 8, r->type);
+    sqlite3_bind_int64(st, 9, r->result);
+    sqlite3_bind_int64(st, 10, r->len);
+    sqlite3_bind_int64(st, 11, r->nhandles);
+    sqlite3_bind_int64(st, 12, (sqlite3_int64)r->arg);
+    if (r->len)
+        sqlite3_bind_blob(st, 13, e + 1, (int)r->len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 13);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_CONSTRAINT)
+        return -1;
+
+    switch (r->kind) {
+    case HAL_TR_SPAWN:
+        st = rec->ins_spawn;
+        sqlite3_bind_int64(st, 1, r->task);
+        if (r->len)
+            sqlite3_bind_text(st, 2, (const char *)(e + 1),
+                              (int)strnlen((const char *)(e + 1), r->len), SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 2);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)r->arg);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)r->seq);
+        break;
+    case HAL_TR_EXIT:
+        st = rec->ins_exit;
+        sqlite3_bind_int64(st, 1, r->task);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)r->seq);
+        sqlite3_bind_int64(st, 3, r->result);
+        break;
+    case HAL_TR_CHAN_CREATE:
+        st = rec->ins_chan;
+        for (int side = 0; side < 2; side++) {
+            sqlite3_bind_int64(st, 1, side ? r->peer : r->chan);
+            sqlite3_bind_int64(st, 2, side ? r->chan : r->peer);
+            sqlite3_bind_int64(st, 3, r->task);
+            sqlite3_bind_int64(st, 4, (sqlite3_int64)r->seq);
+            sqlite3_bind_int64(st, 5, r->iface);
+            rc = sqlite3_step(st);
+            sqlite3_reset(st);
+            if (rc != SQLITE_DONE)
+                return -1;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    uint64_t x = (*(const tr_entry *const *)a)->rec.seq, y = (*(const tr_entry *const *)b)->rec.seq;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Commit a list of chunks in one transaction, in seq order: chunks from
+ * different threads interleave, and sorted inserts keep SQLite appending at
+ * the right edge of the events b-tree instead of splitting pages in the middle.
+ */
+static void write_batch(trace_recorder *rec, tr_chunk *list)
+{
+    size_t n = 0, i = 0;
+
+    if (rec->write_err[0])
+        return; /* the file failed: keep draining so record() never stalls */
+    for (tr_chunk *c = list; c; c = c->next)
+        for (size_t off = 0; off < c->used; n++)
+            off += entry_size(((const tr_entry *)(c->data + off))->rec.len);
+    if (n > rec->nsorted) {
+        const tr_entry **grown = realloc(rec->sorted, n * sizeof(*grown));
+        if (!grown) {
+            seterr(rec->write_err, sizeof(rec->write_err), "writing events: out of memory");
+            return;
+        }
+        rec->sorted = grown;
+        rec->nsorted = n;
+    }
+    for (tr_chunk *c = list; c; c = c->next)
+        for (size_t off = 0; off < c->used; i++) {
+            rec->sorted[i] = (const tr_entry *)(c->data + off);
+            off += entry_size(rec->sorted[i]->rec.len);
+        }
+    qsort(rec->sorted, n, sizeof(*rec->sorted), cmp_entry);
+    if (exec_sql(rec->db, "BEGIN", rec->write_err, sizeof(rec->write_err)) != 0)
+        return;
+    for (i = 0; i < n; i++) {
+        if (write_entry(rec, rec->sorted[i]) != 0) {
+            seterr(rec->write_err, sizeof(rec->write_err), "writing events: %s",
+                   sqlite3_errmsg(rec->db));
+            exec_sql(rec->db, "ROLLBACK", NULL, 0);
+            return;
+        }
+    }
+    if (exec_sql(rec->db, "COMMIT", rec->write_err, sizeof(rec->write_err)) != 0)
+        return;
+    rec->written += n;
+    rec->batches++;
+}
+
+/* qmu held: move every partially filled chunk to the queue. */
+static void steal_partials(trace_recorder *rec)
+{
+    for (int i = 0; i < TR_SHARDS; i++) {
+        tr_shard *s = &rec->shards[i];
+        /* Lock order is shard then qmu in record(); here we must not hold qmu. */
+        pthread_mutex_unlock(&rec->qmu);
+        pthread_mutex_lock(&s->mu);
+        tr_chunk *c = s->cur;
+        if (c && c->used)
+            s->cur = NULL;
+        else
+            c = NULL;
+        pthread_mutex_lock(&rec->qmu);
+        pthread_mutex_unlock(&s->mu);
+        if (c)
+            chunk_queue(rec, c);
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    trace_recorder *rec = arg;
+    uint64_t last_steal = mono_ns();
+
+    pthread_mutex_lock(&rec->qmu);
+    for (;;) {
+        if (rec->steal || rec->stop || mono_ns() - last_steal >= TR_STEAL_NS) {
+            steal_partials(rec);
+            rec->steal = false;
+            last_steal = mono_ns();
+            pthread_cond_broadcast(&rec->donecv);
+        }
+        if (!rec->queue_head) {
+            if (rec->stop)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 20 * 1000 * 1000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&rec->qcv, &rec->qmu, &ts);
+            continue;
+        }
+        tr_chunk *list = rec->queue_head;
+        uint64_t count = 0;
+        rec->queue_head = rec->queue_tail = NULL;
+        pthread_mutex_unlock(&rec->qmu);
+
+        write_batch(rec, list);
+
+        pthread_mutex_lock(&rec->qmu);
+        while (list) {
+            tr_chunk *next = list->next;
+            chunk_release(rec, list);
+            list = next;
+            count++;
+        }
+        rec->done_batches += count;
+        pthread_cond_broadcast(&rec->donecv);
+    }
+    pthread_cond_broadcast(&rec->donecv);
+    pthread_mutex_unlock(&rec->qmu);
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        rec->writer_cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
+    return NULL;
+}
+
+void trace_recorder_flush(trace_recorder *rec)
+{
+    pthread_mutex_lock(&rec->qmu);
+    if (!rec->stop) {
+        rec->steal = true;
+        pthread_cond_signal(&rec->qcv);
+        /* Wait until the writer took the partial chunks and finished all queued ones. */
+        while (!rec->stop && (rec->steal || rec->done_batches != rec->queued_batches))
+            pthread_cond_wait(&rec->donecv, &rec->qmu);
+    }
+    pthread_mutex_unlock(&rec->qmu);
+}
+
+/* ---- open and close ------------------------------------------------------------------- */
+
+static int prepare(trace_recorder *rec, sqlite3_stmt **st, const char *sql, char *err,
+                   size_t errlen)
+{
+    if (sqlite3_prepare_v3(rec->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+        seterr(err, errlen, "trace %s: %s", rec->path, sqlite3_errmsg(rec->db));
+        return -1;
+    }
+    return 0;
+}
+
+static void remove_file(const char *path)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    char buf[4096];
+
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        snprintf(buf, sizeof(buf), "%s%s", path, suffix[i]);
+        unlink(buf);
+    }
+}
+
+static int write_header(trace_recorder *rec, const trace_run_info *run, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    char ver[16], iso[64];
+    uint64_t now = unix_ns();
+    time_t secs = (time_t)(now / 1000000000u);
+    struct tm tm;
+    int rc;
+
+    if (exec_sql(rec->db, schema_sql, err, errlen) != 0)
+        return -1;
+    snprintf(ver, sizeof(ver), "%d", TRACE_SCHEMA_VERSION);
+    gmtime_r(&secs, &tm);
+    strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+    if (prepare(rec, &st, "INSERT INTO meta VALUES('schema_version', ?1), ('format', 'orrery-trace'),"
+                          " ('writer', 'orrery trace recorder')",
+                err, errlen) != 0)
+        return -1;
+    sqlite3_bind_text(st, 1, ver, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        goto fail;
+
+    if (prepare(rec, &st, "INSERT INTO run(id, platform, seed, commit_id, manifest, command,"
+                          " start_unix_ns, start_time, workers) VALUES(1,?,?,?,?,?,?,?,?)",
+                err, errlen) != 0)
+        return -1;
+    sqlite3_bind_text(st, 1, run && run->platform ? run->platform : "hosted", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, run ? (sqlite3_int64)run->seed : 0);
+    if (run && run->commit)
+        sqlite3_bind_text(st, 3, run->commit, -1, SQLITE_TRANSIENT);
+    if (run && run->manifest)
+        sqlite3_bind_text(st, 4, run->manifest,
+                          run->manifest_len ? (int)run->manifest_len : -1, SQLITE_TRANSIENT);
+    if (run && run->command)
+        sqlite3_bind_text(st, 5, run->command, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)now);
+    sqlite3_bind_text(st, 7, iso, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 8, run && run->workers ? run->workers : 1);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        goto fail;
+
+    if (prepare(rec, &st, "INSERT INTO kinds VALUES(?, ?)", err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(kind_names) / sizeof(kind_names[0]); i++) {
+        sqlite3_bind_int64(st, 1, kind_names[i].id);
+        sqlite3_bind_text(st, 2, kind_names[i].name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            sqlite3_finalize(st);
+            goto fail;
+        }
+    }
+    sqlite3_finalize(st);
+    return 0;
+fail:
+    seterr(err, errlen, "trace %s: %s", rec->path, sqlite3_errmsg(rec->db));
+    return -1;
+}
+
+static void recorder_free(trace_recorder *rec)
+{
+    for (int i = 0; i < TR_SHARDS; i++) {
+        free(rec->shards[i].cur);
+        pthread_mutex_destroy(&rec->shards[i].mu);
+    }
+    while (rec->pool) {
+        tr_chunk *c = rec->pool;
+        rec->pool = c->next;
+        free(c);
+    }
+    while (rec->queue_head) {
+        tr_chunk *c = rec->queue_head;
+        rec->queue_head = c->next;
+        free(c);
+    }
+    sqlite3_finalize(rec->ins_event);
+    sqlite3_finalize(rec->ins_spawn);
+    sqlite3_finalize(rec->ins_exit);
+    sqlite3_finalize(rec->ins_chan);
+    if (rec->db)
+        sqlite3_close(rec->db);
+    pthread_mutex_destroy(&rec->qmu);
+    pthread_cond_destroy(&rec->qcv);
+    pthread_cond_destroy(&rec->donecv);
+    free(rec->sorted);
+    free(rec->path);
+    free(rec);
+}
+
+int trace_recorder_open(const char *path, const trace_run_info *run, trace_recorder **out,
+                        char *err, size_t errlen)
+{
+    trace_recorder *rec = calloc(1, sizeof(*rec));
+
+    *out = NULL;
+    if (!rec || !(rec->path = strdup(path))) {
+        free(rec);
+        seterr(err, errlen, "trace %s: out of memory", path);
+        return -1;
+    }
+    for (int i = 0; i < TR_SHARDS; i++)
+        pthread_mutex_init(&rec->shards[i].mu, NULL);
+    pthread_mutex_init(&rec->qmu, NULL);
+    pthread_cond_init(&rec->qcv, NULL);
+    pthread_cond_init(&rec->donecv, NULL);
+    rec->limit = 256u << 20;
+    rec->sink.version = HAL_TRACE_SINK_VERSION;
+    rec->sink.self = rec;
+    rec->sink.record = sink_record;
+    rec->sink.flush = sink_flush;
+
+    remove_file(path);
+    if (sqlite3_open_v2(path, &rec->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) !=
+        SQLITE_OK) {
+        seterr(err, errlen, "trace %s: cannot create: %s", path,
+               rec->db ? sqlite3_errmsg(rec->db) : "out of memory");
+        recorder_free(rec);
+        return -1;
+    }
+    /*
+     * WAL with synchronous=OFF: each batch is one append to the log, nothing
+     * is fsynced, and a process killed mid-run leaves every committed batch
+     * readable. At close the log is checkpointed and the file switched back to
+     * a single-file rollback journal.
+     */
+    if (exec_sql(rec->db,
+                 "PRAGMA page_size=65536; PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
+                 " PRAGMA wal_autocheckpoint=1024; PRAGMA cache_size=-65536;"
+                 " PRAGMA temp_store=MEMORY",
+                 err, errlen) != 0 ||
+        write_header(rec, run, err, errlen) != 0 ||
+        prepare(rec, &rec->ins_event,
+                "INSERT OR IGNORE INTO events VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", err,
+                errlen) != 0 ||
+        prepare(rec, &rec->ins_spawn,
+                "INSERT INTO tasks(id, name, parent, spawned_seq) VALUES(?1,?2,?3,?4)"
+                " ON CONFLICT(id) DO UPDATE SET name=excluded.name, parent=excluded.parent,"
+                " spawned_seq=excluded.spawned_seq",
+                err, errlen) != 0 ||
+        prepare(rec, &rec->ins_exit,
+                "INSERT INTO tasks(id, exit_seq, exit_status) VALUES(?1,?2,?3)"
+                " ON CONFLICT(id) DO UPDATE SET exit_seq=excluded.exit_seq,"
+                " exit_status=excluded.exit_status",
+                err, errlen) != 0 ||
+        prepare(rec, &rec->ins_chan,
+                "INSERT OR REPLACE INTO channels(endpoint, peer, creator, created_seq, iface)"
+                " VALUES(?,?,?,?,?)",
+                err, errlen) != 0) {
+        if (err && errlen && !strstr(err, path)) {
+            char tmp[512];
+            snprintf(tmp, sizeof(tmp), "trace %s: %s", path, err);
+            seterr(err, errlen, "%s", tmp);
+        }
+        recorder_free(rec);
+        remove_file(path);
+        return -1;
+    }
+    if (pthread_create(&rec->writer, NULL, writer_main, rec) != 0) {
+        seterr(err, errlen, "trace %s: cannot start the writer thread", path);
+        recorder_free(rec);
+        remove_file(path);
+        return -1;
+    }
+    rec->writer_started = true;
+    *out = rec;
+    return 0;
+}
+
+void trace_recorder_set_buffer_limit(trace_recorder *rec, size_t bytes)
+{
+    pthread_mutex_lock(&rec->qmu);
+    rec->limit = bytes;
+    pthread_mutex_unlock(&rec->qmu);
+}
+
+const hal_trace_sink_t *trace_recorder_sink(trace_recorder *rec)
+{
+    return &rec->sink;
+}
+
+void trace_recorder_add_bad_frames(trace_recorder *rec, uint64_t n)
+{
+    atomic_fetch_add_explicit(&rec->bad_frames, n, memory_order_relaxed);
+}
+
+void trace_recorder_set_exit_status(trace_recorder *rec, int status)
+{
+    pthread_mutex_lock(&rec->qmu);
+    rec->exit_status = status;
+    rec->has_exit_status = true;
+    pthread_mutex_unlock(&rec->qmu);
+}
+
+void trace_recorder_stats_at_close(trace_recorder *rec, trace_recorder_stats *out)
+{
+    rec->close_stats = out;
+}
+
+void trace_recorder_get_stats(trace_recorder *rec, trace_recorder_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->recorded = atomic_load(&rec->recorded);
+    out->dropped = atomic_load(&rec->dropped);
+    out->bad_frames = atomic_load(&rec->bad_frames);
+    pthread_mutex_lock(&rec->qmu);
+    out->written = __atomic_load_n(&rec->written, __ATOMIC_RELAXED);
+    out->batches = __atomic_load_n(&rec->batches, __ATOMIC_RELAXED);
+    out->buffer_bytes = rec->bytes;
+    out->buffer_peak = rec->peak;
+    out->writer_cpu_ns = rec->writer_cpu_ns;
+    pthread_mutex_unlock(&rec->qmu);
+}
+
+/* Name the interfaces the events mention, from the decoder's registry. */
+static int fill_interfaces(trace_recorder *rec)
+{
+    sqlite3_stmt *sel = NULL, *ins = NULL;
+    int rc = SQLITE_OK;
+
+    if (sqlite3_prepare_v2(rec->db, "SELECT DISTINCT iface FROM events WHERE iface <> 0", -1,
+                           &sel, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(rec->db, "INSERT OR REPLACE INTO interfaces VALUES(?, ?)", -1, &ins,
+                           NULL) != SQLITE_OK) {
+        rc = SQLITE_ERROR;
+        goto out;
+    }
+    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        uint32_t id = (uint32_t)sqlite3_column_int64(sel, 0);
+        const char *name = trace_iface_name(id);
+        if (!name)
+            continue;
+        sqlite3_bind_int64(ins, 1, id);
+        sqlite3_bind_text(ins, 2, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            rc = SQLITE_ERROR;
+            break;
+        }
+        sqlite3_reset(ins);
+    }
+    if (rc == SQLITE_DONE)
+        rc = SQLITE_OK;
+out:
+    sqlite3_finalize(sel);
+    sqlite3_finalize(ins);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    char buf[256] = "";
+    uint64_t close_cpu;
+    struct timespec ts0;
+    int ret = 0;
+
+    if (!rec)
+        return 0;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts0);
+    close_cpu = (uint64_t)ts0.tv_sec * 1000000000u + (uint64_t)ts0.tv_nsec;
+    pthread_mutex_lock(&rec->qmu);
+    rec->stop = true;
+    pthread_cond_signal(&rec->qcv);
+    pthread_mutex_unlock(&rec->qmu);
+    if (rec->writer_started)
+        pthread_join(rec->writer, NULL);
+
+    if (rec->write_err[0]) {
+        snprintf(buf, sizeof(buf), "%s", rec->write_err);
+        ret = -1;
+    }
+    /* Final counts and indexes in one transaction, then back to a single file. */
+    if (exec_sql(rec->db, "BEGIN", buf, sizeof(buf)) == 0 &&
+        exec_sql(rec->db, index_sql, buf, sizeof(buf)) == 0 &&
+        exec_sql(rec->db,
+                 "UPDATE channels SET iface = m.iface FROM (SELECT chan, max(iface) AS iface"
+                 " FROM events WHERE iface <> 0 AND kind IN (4, 5) GROUP BY chan) AS m"
+                 " WHERE channels.endpoint = m.chan AND channels.iface = 0",
+                 buf, sizeof(buf)) == 0 &&
+        fill_interfaces(rec) == 0 &&
+        sqlite3_prepare_v2(rec->db,
+                           "UPDATE run SET end_unix_ns=?1, events=(SELECT count(*) FROM events),"
+                           " dropped=?2, bad_frames=?3, exit_status=?4, complete=1 WHERE id=1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)unix_ns());
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)atomic_load(&rec->dropped));
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)atomic_load(&rec->bad_frames));
+        if (rec->has_exit_status)
+            sqlite3_bind_int64(st, 4, rec->exit_status);
+        if (sqlite3_step(st) != SQLITE_DONE || exec_sql(rec->db, "COMMIT", buf, sizeof(buf)))
+            ret = -1;
+        sqlite3_finalize(st);
+    } else {
+        ret = -1;
+    }
+    if (ret == 0 &&
+        exec_sql(rec->db, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE", buf,
+                 sizeof(buf)) != 0)
+        ret = -1;
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        close_cpu = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - close_cpu;
+        if (rec->close_stats) {
+            trace_recorder_get_stats(rec, rec->close_stats);
+            rec->close_stats->writer_cpu_ns += close_cpu;
+        }
+    }
+    if (ret != 0) {
+        if (!buf[0])
+            snprintf(buf, sizeof(buf), "%s", sqlite3_errmsg(rec->db));
+        seterr(err, errlen, "trace %s: %s", rec->path, buf);
+    }
+    recorder_free(rec);
+    return ret;
+}

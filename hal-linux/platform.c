@@ -156,10 +156,12 @@ static void on_signal(uv_signal_t *s, int signum)
         return;
     P.signal = signum;
     char msg[80];
-    int n = snprintf(msg, sizeof(msg), "orrery: %s received, shutting down\n",
-                     signum == SIGINT    ? "SIGINT"
-                     : signum == SIGTERM ? "SIGTERM"
-                                         : "signal");
+    /* On a terminal the line follows the echoed ^C: start it on a line of its own. */
+    int n =
+        snprintf(msg, sizeof(msg), "%sorrery: %s received, shutting down\n", isatty(2) ? "\n" : "",
+                 signum == SIGINT    ? "SIGINT"
+                 : signum == SIGTERM ? "SIGTERM"
+                                     : "signal");
     ssize_t w = write(2, msg, (size_t)n);
     (void)w;
     hl_request_stop(0);

@@ -1,0 +1,153 @@
+/* main.c — the image's C entry: bring up the machine, boot the kernel, run the one-CPU event loop. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hal/clock.h>
+#include <hal/cpu.h>
+#include <k/kernel.h>
+
+#include <bm/bm.h>
+#include <bm/virtio.h>
+#include <bm/x86.h>
+
+#include "image_select.h"
+
+/*
+ * One CPU, one worker (0). The loop runs ready tasks; between events it turns
+ * timer interrupts into k_timer_tick() and received bytes into console lines.
+ * When nothing is ready it halts until an interrupt (`sti; hlt` with no gap,
+ * so a wake-up cannot slip between the check and the halt).
+ *
+ * Boot line: "ready" is the first time the loop finds nothing to run after
+ * k_boot: every server of the manifest has started and handled all it had
+ * (the shell has written its prompt). Console output made during boot is held
+ * in memory and written after the boot line, so the line comes before the
+ * prompt and the figure does not include the serial transmission.
+ */
+static volatile bool shutdown_called;
+
+void bm_clock_start(void);
+void bm_mem_describe(void);
+void bm_main(uint32_t start_info);
+
+void hal_cpu_relax(void)
+{
+    cpu_pause();
+}
+
+void hal_cpu_yield(void)
+{
+}
+
+void hal_cpu_wake(int worker)
+{
+    /* One CPU: the worker is the loop below, which runs again before it halts. */
+}
+
+void hal_shutdown(int status)
+{
+    shutdown_called = true; /* the loop exits after the current event */
+}
+
+static const char *manifest(size_t *len)
+{
+    uint16_t sel;
+    long n = bm_fwcfg_find("opt/orrery/manifest", &sel);
+    char *text;
+
+    if (n < 0 || n > 65536 || !(text = malloc((size_t)n + 1))) {
+        *len = strlen(bm_default_manifest);
+        return bm_default_manifest;
+    }
+    bm_fwcfg_read(sel, text, (size_t)n);
+    text[n] = '\0';
+    *len = (size_t)n;
+    if (bm_boot.verbose)
+        bm_printf("[bm] manifest from fw_cfg (%ld bytes)\n", n);
+    return text;
+}
+
+static void boot_line(void)
+{
+    uint64_t ns = hal_clock_now_ns();
+    char line[200];
+    int n = snprintf(line, sizeof(line),
+              "[boot] ready in %lu us (entry to first idle; tsc %lu MHz from %s; entropy %s)\n",
+              (unsigned long)(ns / 1000), (unsigned long)(bm_tsc_hz() / 1000000), bm_tsc_source(),
+              bm_entropy_source());
+
+    bm_serial_write_now(line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    bm_console_hold(false);
+}
+
+static _Noreturn void finish(int status)
+{
+    irq_disable();
+    bm_console_hold(false);
+    bm_exit(status);
+}
+
+void bm_main(uint32_t start_info)
+{
+    size_t mlen;
+    const char *mtext;
+    int rc, status;
+    bool ready = false;
+
+    bm_serial_init();
+    bm_console_hold(true);
+    bm_cpu_init();
+    bm_boot_parse(start_info);
+    bm_mem_init();
+    bm_apic_init();
+    bm_clock_init();
+    bm_clock_start();
+    bm_virtio_probe();
+    bm_entropy_init();
+    if (bm_boot.verbose)
+        bm_mem_describe();
+    if (bm_cmdline_has("rngtest"))
+        bm_virtio_rng_selftest();
+    if (bm_boot.verbose)
+        bm_printf("[bm] platform up at %lu us\n", (unsigned long)(hal_clock_now_ns() / 1000));
+    if (bm_console_register() < 0)
+        bm_panic("cannot register the console device");
+    mtext = manifest(&mlen);
+    k_config_t cfg = {
+        .programs = bm_programs,
+        .init_program = "init",
+        .init_arg = mtext,
+        .init_arg_len = mlen,
+        .workers = 1,
+    };
+    rc = k_boot(&cfg);
+    if (rc != 0)
+        bm_panic("k_boot failed: %d", rc);
+    if (bm_boot.verbose)
+        bm_printf("[bm] k_boot done at %lu us\n", (unsigned long)(hal_clock_now_ns() / 1000));
+    bm_kernel_running = true;
+    bm_serial_start_irq();
+    irq_enable();
+
+    for (;;) {
+        if (shutdown_called && k_shutdown_requested(&status))
+            finish(status);
+        if (bm_timer_due) {
+            bm_timer_due = false;
+            k_timer_tick();
+        }
+        bm_serial_poll();
+        if (k_run_one(0))
+            continue;
+        if (!ready) {
+            ready = true;
+            boot_line();
+        }
+        irq_disable();
+        if (bm_timer_due || bm_serial_pending() || shutdown_called)
+            irq_enable();
+        else
+            __asm__ volatile("sti; hlt" ::: "memory");
+    }
+}

@@ -24,16 +24,19 @@ static const char usage[] =
     "  run          boot Orrery hosted, shell on this terminal (stdin/stdout)\n"
     "  bench ipc    measure IPC round trips and throughput against a pipe baseline\n"
     "  bench boot   measure bare-metal boot time under QEMU\n"
+    "  bench trace  measure the trace recorder's cost\n"
+    "  trace        read, decode, export and import IPC traces (SQLite)\n"
     "  qemu         boot the bare-metal image under QEMU\n"
     "  version      print the version and commit\n"
     "\n"
     "Run 'orrery <command> --help' for a command's options.\n";
 
 static const char bench_usage[] =
-    "usage: orrery bench <ipc|boot> [options]\n"
+    "usage: orrery bench <ipc|boot|trace> [options]\n"
     "\n"
     "  ipc    IPC round trip and throughput (orrery bench ipc --help)\n"
-    "  boot   bare-metal boot time (orrery bench boot --help)\n";
+    "  boot   bare-metal boot time (orrery bench boot --help)\n"
+    "  trace  the trace recorder's cost (orrery bench trace --help)\n";
 
 static const char version_usage[] = "usage: orrery version\n"
                                     "\n"
@@ -84,7 +87,7 @@ static int cmd_version(int argc, char **argv)
 static int cmd_bench(int argc, char **argv)
 {
     if (argc < 2)
-        return hl_usage_error("bench", "bench: which benchmark? (ipc or boot)");
+        return hl_usage_error("bench", "bench: which benchmark? (ipc, boot or trace)");
     if (is_help(argv[1])) {
         fputs(bench_usage, stdout);
         return 0;
@@ -93,6 +96,8 @@ static int cmd_bench(int argc, char **argv)
         return hl_cmd_bench_ipc(argc - 1, argv + 1);
     if (strcmp(argv[1], "boot") == 0)
         return hl_cmd_bench_boot(argc - 1, argv + 1);
+    if (strcmp(argv[1], "trace") == 0)
+        return hl_cmd_bench_trace(argc - 1, argv + 1);
     return hl_usage_error("bench", "bench: unknown benchmark '%s'", argv[1]);
 }
 
@@ -119,6 +124,8 @@ int main(int argc, char **argv)
         return cmd_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "qemu") == 0)
         return hl_cmd_qemu(argc - 1, argv + 1);
+    if (strcmp(cmd, "trace") == 0)
+        return hl_cmd_trace(argc - 1, argv + 1);
     if (cmd[0] == '-')
         return hl_usage_error(NULL, "unknown option '%s'", cmd);
     return hl_usage_error(NULL, "unknown command '%s'", cmd);

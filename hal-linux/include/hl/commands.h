@@ -14,6 +14,11 @@ int hl_cmd_bench_ipc(int argc, char **argv); /* bench_ipc.c */
 int hl_cmd_qemu(int argc, char **argv);
 int hl_cmd_bench_boot(int argc, char **argv);
 
+/* Trace store (hal-linux/cmd_trace.c, built with sim/trace.cmake); without it a fallback
+ * says it is not built in and returns 2. */
+int hl_cmd_trace(int argc, char **argv);
+int hl_cmd_bench_trace(int argc, char **argv);
+
 /* Print "orrery: <msg>" and the usage hint for `cmd` to stderr; returns 2. */
 int hl_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

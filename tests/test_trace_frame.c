@@ -1,0 +1,258 @@
+/* test_trace_frame.c — binary trace frames: round trip, resync after garbage, truncation, import. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <trace/frame.h>
+#include <trace/reader.h>
+#include <trace/stream.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAXREC 64
+
+typedef struct got {
+    hal_trace_rec_t rec[MAXREC];
+    unsigned char payload[MAXREC][64];
+    int n;
+} got;
+
+static void collect(void *self, const hal_trace_rec_t *r)
+{
+    got *g = self;
+    assert_true(g->n < MAXREC);
+    g->rec[g->n] = *r;
+    assert_true(r->len <= 64);
+    if (r->len)
+        memcpy(g->payload[g->n], r->data, r->len);
+    g->n++;
+}
+
+static hal_trace_rec_t sample(uint64_t seq)
+{
+    static const char text[] = "hello, world";
+    hal_trace_rec_t r = {0};
+    r.seq = seq;
+    r.time_ns = 1000000007ull * seq;
+    r.arg = 0xfedcba9876543210ull;
+    r.kind = HAL_TR_SEND;
+    r.task = 3;
+    r.chan = 11;
+    r.peer = 12;
+    r.type = 1;
+    r.result = -4;
+    r.nhandles = 2;
+    r.iface = 0xdeadbeef;
+    r.len = (uint32_t)(seq % 13);
+    r.data = r.len ? text : NULL;
+    return r;
+}
+
+/* n frames back to back; returns the length. */
+static size_t encode_many(unsigned char *buf, size_t cap, int n, size_t *offsets)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        hal_trace_rec_t r = sample((uint64_t)i + 1);
+        if (offsets)
+            offsets[i] = len;
+        size_t k = trace_frame_encode(&r, buf + len, cap - len);
+        assert_int_equal(trace_frame_size(&r), k);
+        len += k;
+    }
+    return len;
+}
+
+static void check_sample(const got *g, int i, uint64_t seq)
+{
+    hal_trace_rec_t want = sample(seq);
+    const hal_trace_rec_t *r = &g->rec[i];
+    assert_int_equal(want.seq, r->seq);
+    assert_int_equal(want.time_ns, r->time_ns);
+    assert_int_equal(want.arg, r->arg);
+    assert_int_equal(want.kind, r->kind);
+    assert_int_equal(want.task, r->task);
+    assert_int_equal(want.chan, r->chan);
+    assert_int_equal(want.peer, r->peer);
+    assert_int_equal(want.type, r->type);
+    assert_int_equal(want.result, r->result);
+    assert_int_equal(want.nhandles, r->nhandles);
+    assert_int_equal(want.iface, r->iface);
+    assert_int_equal(want.len, r->len);
+    if (want.len)
+        assert_memory_equal(want.data, g->payload[i], want.len);
+}
+
+static void test_crc32_known_value(void **state)
+{
+    /* The standard check value of CRC-32/ISO-HDLC. */
+    assert_int_equal(0xcbf43926u, trace_crc32(0, "123456789", 9));
+    assert_int_equal(0xcbf43926u, trace_crc32(trace_crc32(0, "1234", 4), "56789", 5));
+}
+
+static void test_round_trip_any_split(void **state)
+{
+    unsigned char buf[4096];
+    size_t len = encode_many(buf, sizeof(buf), 20, NULL);
+
+    /* Feed in every chunk size from 1 byte to all at once. */
+    for (size_t step = 1; step <= len; step = step < 16 ? step + 1 : step * 3) {
+        got g = {0};
+        trace_stream_stats st;
+        trace_stream *s = trace_stream_new(collect, &g);
+        for (size_t off = 0; off < len; off += step)
+            trace_stream_feed(s, buf + off, len - off < step ? len - off : step);
+        trace_stream_finish(s, &st);
+        trace_stream_free(s);
+        assert_int_equal(20, g.n);
+        for (int i = 0; i < 20; i++)
+            check_sample(&g, i, (uint64_t)i + 1);
+        assert_int_equal(0, st.bad_frames);
+        assert_int_equal(0, st.garbage_bytes);
+        assert_int_equal(0, st.truncated);
+    }
+}
+
+static void test_split_encoder_matches(void **state)
+{
+    hal_trace_rec_t r = sample(12);
+    unsigned char whole[256], head[TRACE_FRAME_HEAD + TRACE_FRAME_FIXED], tail[4];
+    size_t n = trace_frame_encode(&r, whole, sizeof(whole));
+    size_t plen = trace_frame_encode_split(&r, head, tail);
+
+    assert_int_equal(r.len, plen);
+    assert_memory_equal(whole, head, sizeof(head));
+    assert_memory_equal(whole + sizeof(head), r.data, plen);
+    assert_memory_equal(whole + n - 4, tail, 4);
+    assert_int_equal(0, trace_frame_encode(&r, whole, n - 1)); /* too small */
+}
+
+static void test_resync_after_garbage(void **state)
+{
+    unsigned char frames[4096], buf[8192];
+    size_t off[10];
+    size_t len = encode_many(frames, sizeof(frames), 10, off);
+    size_t n = 0;
+    got g = {0};
+    trace_stream_stats st;
+
+    /* garbage (including a fake magic), frames 1-3, garbage, frame 4 with a flipped
+     * payload/CRC byte, frames 5-10 */
+    static const unsigned char junk[] = {0x00, 0xA5, 0x5A, 0x4F, 0x54, 0xff, 0xff, 0x01, 0xA5, 0x17};
+    memcpy(buf + n, junk, sizeof(junk));
+    n += sizeof(junk);
+    memcpy(buf + n, frames, off[3]);
+    n += off[3];
+    memcpy(buf + n, "noise!", 6);
+    n += 6;
+    size_t bad_at = n;
+    memcpy(buf + n, frames + off[3], len - off[3]);
+    n += len - off[3];
+    buf[bad_at + 20] ^= 0x40; /* inside frame 4's fixed fields: CRC fails */
+
+    trace_stream *s = trace_stream_new(collect, &g);
+    trace_stream_feed(s, buf, n);
+    trace_stream_finish(s, &st);
+    trace_stream_free(s);
+    assert_int_equal(9, g.n);
+    for (int i = 0; i < 3; i++)
+        check_sample(&g, i, (uint64_t)i + 1);
+    for (int i = 3; i < 9; i++)
+        check_sample(&g, i, (uint64_t)i + 2);
+    assert_int_equal(2, st.bad_frames); /* the fake magic and frame 4 */
+    assert_int_equal(0, st.truncated);
+    assert_true(st.garbage_bytes >= sizeof(junk) + 6);
+}
+
+static void test_truncated_keeps_complete(void **state)
+{
+    unsigned char buf[4096];
+    size_t off[6];
+    size_t len = encode_many(buf, sizeof(buf), 6, off);
+
+    /* Cut at every byte of the last frame: five records survive, one is truncated. */
+    for (size_t cut = off[5] + 1; cut < len; cut++) {
+        got g = {0};
+        trace_stream_stats st;
+        trace_stream *s = trace_stream_new(collect, &g);
+        trace_stream_feed(s, buf, cut);
+        trace_stream_finish(s, &st);
+        trace_stream_free(s);
+        assert_int_equal(5, g.n);
+        assert_int_equal(1, st.truncated);
+        check_sample(&g, 4, 5);
+    }
+}
+
+static void test_garbled_length_does_not_stall(void **state)
+{
+    unsigned char buf[4096];
+    size_t off[4];
+    size_t len = encode_many(buf, sizeof(buf), 4, off);
+    got g = {0};
+    trace_stream_stats st;
+
+    buf[off[1] + 5] ^= 0x01; /* frame 2's length: the header check rejects it at once */
+    trace_stream *s = trace_stream_new(collect, &g);
+    trace_stream_feed(s, buf, len);
+    trace_stream_finish(s, &st);
+    trace_stream_free(s);
+    assert_int_equal(3, g.n);
+    assert_int_equal(1, st.bad_frames);
+}
+
+static void test_import_into_recorder(void **state)
+{
+    unsigned char buf[4096];
+    char path[256], db[256], err[256];
+    size_t len = encode_many(buf, sizeof(buf), 8, NULL);
+    trace_recorder *rec;
+    trace_stream_stats st;
+    trace_db *tdb;
+    trace_run_row run;
+    int fd;
+
+    snprintf(path, sizeof(path), "/tmp/orrery-frames-%d.bin", (int)getpid());
+    snprintf(db, sizeof(db), "/tmp/orrery-frames-%d.db", (int)getpid());
+    fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal((long)len - 7, (long)write(fd, buf, len - 7)); /* the last frame is cut */
+    close(fd);
+
+    trace_run_info ri = {.platform = "qemu"};
+    assert_int_equal(0, trace_recorder_open(db, &ri, &rec, err, sizeof(err)));
+    fd = open(path, O_RDONLY);
+    assert_int_equal(0, trace_import_fd(fd, rec, &st, err, sizeof(err)));
+    close(fd);
+    assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
+    assert_int_equal(7, st.frames);
+    assert_int_equal(1, st.truncated);
+
+    assert_int_equal(0, trace_db_open(db, &tdb, err, sizeof(err)));
+    assert_int_equal(0, trace_db_run(tdb, &run));
+    assert_string_equal("qemu", run.platform);
+    assert_int_equal(7, run.events);
+    assert_int_equal(1, run.bad_frames);
+    trace_db_close(tdb);
+    unlink(path);
+    unlink(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32_known_value),
+        cmocka_unit_test(test_round_trip_any_split),
+        cmocka_unit_test(test_split_encoder_matches),
+        cmocka_unit_test(test_resync_after_garbage),
+        cmocka_unit_test(test_truncated_keeps_complete),
+        cmocka_unit_test(test_garbled_length_does_not_stall),
+        cmocka_unit_test(test_import_into_recorder),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

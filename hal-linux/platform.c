@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,7 +22,8 @@ static struct {
     uint64_t boot_ns; /* CLOCK_MONOTONIC at boot */
     uv_loop_t loop;
     uv_async_t poke;    /* any thread -> loop: deadline changed or stop requested */
-    uv_timer_t timer;   /* the kernel's one timer */
+    int tfd;            /* timerfd (CLOCK_MONOTONIC, absolute): the kernel's one timer, ns precise */
+    uv_poll_t tpoll;    /* watches tfd on the loop */
     uv_timer_t timeout; /* cfg->timeout_ms */
     uv_signal_t sigint, sigterm;
     bool signals;
@@ -53,10 +55,22 @@ static void poke_loop(void)
         uv_async_send(&P.poke);
 }
 
+/* Set the timerfd to the deadline (any thread: the kernel serializes its calls). */
+static void set_tfd(uint64_t deadline_ns)
+{
+    struct itimerspec its = {0};
+    if (deadline_ns != UINT64_MAX) {
+        uint64_t at = P.boot_ns + deadline_ns; /* > 0: a zero it_value would disarm */
+        its.it_value.tv_sec = (time_t)(at / 1000000000u);
+        its.it_value.tv_nsec = (long)(at % 1000000000u);
+    }
+    timerfd_settime(P.tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
 static void lx_timer_arm(uint64_t deadline_ns)
 {
     __atomic_store_n(&P.deadline, deadline_ns, __ATOMIC_RELEASE);
-    poke_loop();
+    set_tfd(deadline_ns);
 }
 
 static void lx_entropy_fill(void *buf, size_t len)
@@ -107,32 +121,15 @@ void hl_request_stop(int status)
 
 /* ---- the loop --------------------------------------------------------------------------- */
 
-static void on_timer(uv_timer_t *t);
-
-/* Arm the uv timer for the latest deadline (loop thread). */
-static void reschedule(void)
+/* The timerfd expired (loop thread): fire what is due; the kernel re-arms through hal_timer_arm. */
+static void on_tfd(uv_poll_t *w, int status, int events)
 {
-    uint64_t d = __atomic_load_n(&P.deadline, __ATOMIC_ACQUIRE);
-    if (d == UINT64_MAX) {
-        uv_timer_stop(&P.timer);
-        return;
-    }
-    uint64_t now = lx_clock_now_ns();
-    uint64_t ms = d > now ? (d - now + 999999) / 1000000 : 0;
-    uv_update_time(&P.loop);
-    uv_timer_start(&P.timer, on_timer, ms, 0);
-}
-
-static void on_timer(uv_timer_t *t)
-{
+    uint64_t expirations;
+    ssize_t n = read(P.tfd, &expirations, sizeof expirations);
+    (void)n; /* EAGAIN when a re-arm raced the wake-up: harmless */
     uint64_t d = __atomic_load_n(&P.deadline, __ATOMIC_ACQUIRE);
     if (d != UINT64_MAX && lx_clock_now_ns() >= d && !__atomic_load_n(&P.stop, __ATOMIC_ACQUIRE))
         k_timer_tick();
-    /* The loop's millisecond clock may fire a little early; the deadline is authoritative. */
-    if (__atomic_load_n(&P.deadline, __ATOMIC_ACQUIRE) == d && d != UINT64_MAX &&
-        lx_clock_now_ns() >= d)
-        return; /* the kernel did not re-arm; nothing left to wait for */
-    reschedule();
 }
 
 static void on_poke(uv_async_t *a)
@@ -141,7 +138,6 @@ static void on_poke(uv_async_t *a)
         uv_stop(&P.loop);
         return;
     }
-    reschedule();
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -169,13 +165,14 @@ static void on_signal(uv_signal_t *s, int signum)
 
 static void close_all(void)
 {
-    uv_handle_t *hs[] = {(uv_handle_t *)&P.poke, (uv_handle_t *)&P.timer, (uv_handle_t *)&P.timeout,
+    uv_handle_t *hs[] = {(uv_handle_t *)&P.poke, (uv_handle_t *)&P.tpoll, (uv_handle_t *)&P.timeout,
                          (uv_handle_t *)&P.sigint, (uv_handle_t *)&P.sigterm};
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (hs[i]->loop == &P.loop && !uv_is_closing(hs[i]))
             uv_close(hs[i], NULL);
     uv_run(&P.loop, UV_RUN_DEFAULT);
     uv_loop_close(&P.loop);
+    close(P.tfd);
 }
 
 /* ---- hl_run ----------------------------------------------------------------------------- */
@@ -210,7 +207,14 @@ int hl_run(const hl_run_config_t *cfg)
         return OS_EIO;
     }
     uv_async_init(&P.loop, &P.poke, on_poke);
-    uv_timer_init(&P.loop, &P.timer);
+    P.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (P.tfd < 0) {
+        fprintf(stderr, "orrery: timerfd: %s\n", strerror(errno));
+        uv_loop_close(&P.loop);
+        return OS_EIO;
+    }
+    uv_poll_init(&P.loop, &P.tpoll, P.tfd);
+    uv_poll_start(&P.tpoll, UV_READABLE, on_tfd);
     uv_timer_init(&P.loop, &P.timeout);
     if (cfg->handle_signals) {
         uv_signal_init(&P.loop, &P.sigint);
@@ -256,7 +260,6 @@ int hl_run(const hl_run_config_t *cfg)
         fprintf(stderr, "orrery: cannot start threads: %s\n", strerror(-rc));
         hl_request_stop(1);
     }
-    reschedule();
     if (!__atomic_load_n(&P.stop, __ATOMIC_ACQUIRE))
         uv_run(&P.loop, UV_RUN_DEFAULT);
 

@@ -246,6 +246,23 @@ int os_spawn(os_ctx_t *ctx, const os_spawn_args_t *args, os_handle_t *task)
     return k_spawn(ctx->task, args, task);
 }
 
+_Static_assert((int)K_EXIT_PANIC == (int)OS_EXIT_PANIC && (int)K_EXIT_KILLED == (int)OS_EXIT_KILLED &&
+                   (int)K_EXIT_FAULT == (int)OS_EXIT_FAULT,
+               "kernel exit statuses are the public ones");
+
+int os_task_handle_id(os_ctx_t *ctx, os_handle_t task, uint32_t *id)
+{
+    k_slot_t *s;
+    k_lock();
+    int rc = k_handle_get(ctx->task, task, &s);
+    if (rc == 0 && s->obj->type != K_OBJ_TASK)
+        rc = OS_EINVAL;
+    if (rc == 0)
+        *id = ((k_taskref_t *)s->obj)->task_id;
+    k_unlock();
+    return rc;
+}
+
 int os_task_kill(os_ctx_t *ctx, os_handle_t task)
 {
     k_task_t *t = ctx->task;

@@ -189,8 +189,30 @@ static void kill_ends_the_task(void **state)
     const kt_event_t *e = kt_find("test", OS_EV_TASK_EXIT, 0);
     assert_non_null(e);
     assert_int_equal(task2, e->ev.handle);
-    assert_true(e->ev.status < 0);
+    assert_int_equal(OS_EXIT_KILLED, e->ev.status);
     assert_int_equal(OS_ESTATE, os_task_kill(ctx, task2));
+    assert_int_equal(0, kt_teardown());
+}
+
+static void task_handle_gives_the_task_id(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t task, a, b;
+    uint32_t id = 0;
+    os_spawn_args_t args = {.program = "child"};
+    assert_int_equal(0, os_spawn(ctx, &args, &task));
+    kt_run_all();
+    assert_int_equal(0, os_task_handle_id(ctx, task, &id));
+    assert_int_equal(k_task_find("child"), id);
+    assert_int_equal(0, os_task_kill(ctx, task));
+    kt_run_all();
+    id = 0;
+    assert_int_equal(0, os_task_handle_id(ctx, task, &id)); /* still names the ended task */
+    assert_int_equal(2, id);
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    assert_int_equal(OS_EINVAL, os_task_handle_id(ctx, a, &id));
+    assert_int_equal(0, os_handle_close(ctx, task));
+    assert_int_equal(OS_EBADH, os_task_handle_id(ctx, task, &id));
     assert_int_equal(0, kt_teardown());
 }
 
@@ -293,6 +315,7 @@ int main(void)
         cmocka_unit_test_teardown(fault_kills_only_that_task, cleanup),
         cmocka_unit_test_teardown(privileges_are_checked, cleanup),
         cmocka_unit_test_teardown(kill_ends_the_task, cleanup),
+        cmocka_unit_test_teardown(task_handle_gives_the_task_id, cleanup),
         cmocka_unit_test_teardown(supervisor_gone_child_lives_on, cleanup),
         cmocka_unit_test_teardown(spawn_passes_arg_and_handles, cleanup),
         cmocka_unit_test_teardown(os_log_formats_a_line, cleanup),

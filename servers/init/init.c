@@ -10,7 +10,6 @@ enum {
     INIT_SLOTS_MAX = 32,   /* programs init supervises (manifest + spawned on request) */
     INIT_REGS_MAX = 32,    /* registered interfaces */
     INIT_PENDING_MAX = 32, /* connects waiting for their interface */
-    INIT_TASKS_SCAN = 256, /* os_task_list buffer */
 };
 
 /* One supervised program: its policy and, while it runs, its task. */
@@ -49,7 +48,6 @@ typedef struct init_state {
     slot_t slots[INIT_SLOTS_MAX];
     reg_t regs[INIT_REGS_MAX];
     pending_t pending[INIT_PENDING_MAX];
-    os_task_info_t scan[INIT_TASKS_SCAN];
 } init_state_t;
 
 /* ---- helpers -------------------------------------------------------------------------- */
@@ -88,29 +86,6 @@ static void reply(os_ctx_t *ctx, slot_t *to, uint32_t req, int status, uint32_t 
         os_log(ctx, "reply to %s (task %u) lost: %s", to->prog.name, to->task_id, os_strerror(err));
 }
 
-/* The id of the task we just spawned from `name`: the newest task of that name we do not
- * already know. (os.h has no call for a task handle's id.) */
-static uint32_t new_task_id(os_ctx_t *ctx, init_state_t *st, const char *name)
-{
-    int n = os_task_list(ctx, st->scan, INIT_TASKS_SCAN);
-    uint32_t best = 0;
-    if (n > INIT_TASKS_SCAN)
-        n = INIT_TASKS_SCAN;
-    for (int i = 0; i < n; i++) {
-        const os_task_info_t *t = &st->scan[i];
-        if (strcmp(t->name, name) != 0 || t->id <= best)
-            continue;
-        bool known = false;
-        for (int j = 0; j < INIT_SLOTS_MAX; j++) {
-            if (st->slots[j].used && st->slots[j].running && st->slots[j].task_id == t->id)
-                known = true;
-        }
-        if (!known)
-            best = t->id;
-    }
-    return best;
-}
-
 /* ---- starting and restarting ---------------------------------------------------------- */
 
 static int start(os_ctx_t *ctx, init_state_t *st, slot_t *s)
@@ -135,7 +110,7 @@ static int start(os_ctx_t *ctx, init_state_t *st, slot_t *s)
     s->task = task;
     s->boot = mine;
     s->task_id = 0;
-    s->task_id = new_task_id(ctx, st, s->prog.name);
+    os_task_handle_id(ctx, task, &s->task_id); /* cannot fail: we were just given it */
     return 0;
 }
 

@@ -141,8 +141,18 @@ typedef struct os_spawn_args {
  * unprivileged caller), OS_E2BIG, OS_EBADH, OS_ENOMEM, OS_ENOSPC.
  */
 int os_spawn(os_ctx_t *ctx, const os_spawn_args_t *args, os_handle_t *task);
+/* The id (as in os_task_list) of the task behind a task handle; it stays valid after the
+ * task ended. OS_EBADH, OS_EINVAL (not a task handle). */
+int os_task_handle_id(os_ctx_t *ctx, os_handle_t task, uint32_t *id);
 /* Kill a task we hold a MANAGE handle to. Its handles close; we get OS_EV_TASK_EXIT. */
 int os_task_kill(os_ctx_t *ctx, os_handle_t task);
+
+/* Exit statuses the kernel gives a task it ends (OS_EV_TASK_EXIT.status). */
+enum {
+    OS_EXIT_PANIC = -128,  /* os_panic, OS_ASSERT */
+    OS_EXIT_KILLED = -129, /* os_task_kill, or alive at teardown */
+    OS_EXIT_FAULT = -130,  /* the platform caught a bad access or instruction */
+};
 
 /* End the calling task now (does not return). */
 _Noreturn void os_exit(os_ctx_t *ctx, int status);

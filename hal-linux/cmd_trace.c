@@ -22,6 +22,8 @@ static const char trace_usage[] =
     "                                 one line per event, messages decoded by interface\n"
     "  export --perfetto FILE OUT.json [--clock time|seq]\n"
     "                                 Chrome trace-event JSON for ui.perfetto.dev ('-': stdout)\n"
+    "  record OUT.db [--deterministic [--seed N]] [--workers N] [--quiet]\n"
+    "                                 boot the image with tracing on (console: stdin/stdout)\n"
     "  import STREAM OUT.db [--platform P]\n"
     "                                 binary frames (bare-metal serial stream, '-': stdin) to a trace\n"
     "Traces are SQLite files; docs/trace-format.md has the schema and sqlite3 queries.\n";
@@ -48,6 +50,12 @@ static const char import_usage[] =
     "Decode a binary trace stream (the bare-metal image's second serial port; '-' reads stdin)\n"
     "into a trace file. Garbage is skipped and every complete valid record kept; bad frames are\n"
     "counted in the run table.\n";
+
+static const char record_usage[] =
+    "usage: orrery trace record OUT.db [--deterministic [--seed N]] [--workers N] [--quiet]\n"
+    "Boot the built-in image with the SQLite recorder as the kernel's trace sink. The console is\n"
+    "stdin/stdout; with --deterministic, stdin is read to its end first and fed as the console\n"
+    "script (then EOF, which shuts the shell down), so a seed and an input give the same trace.\n";
 
 static const char bench_usage[] =
     "usage: orrery bench trace [--events N] [--threads N] [--json] [--keep FILE]\n"
@@ -275,10 +283,65 @@ static int cmd_import(int argc, char **argv)
     return 0;
 }
 
+static int cmd_record(int argc, char **argv)
+{
+    trace_record_opts o = {.seed = 1, .command = "orrery trace record"};
+    uint64_t v;
+    char err[512], *input = NULL;
+    size_t len = 0;
+    int status = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (is_help(a)) {
+            fputs(record_usage, stdout);
+            return 0;
+        }
+        if (strcmp(a, "--deterministic") == 0) {
+            o.deterministic = true;
+        } else if (strcmp(a, "--quiet") == 0) {
+            o.quiet = true;
+        } else if (strcmp(a, "--seed") == 0 || strcmp(a, "--workers") == 0) {
+            if (i + 1 >= argc || parse_u64(argv[i + 1], &v) != 0)
+                return usage_error(record_usage, "record: %s needs a number", a);
+            i++;
+            if (a[2] == 's')
+                o.seed = v;
+            else if (v < 1 || v > 256)
+                return usage_error(record_usage, "record: --workers wants 1..256, not '%s'", argv[i]);
+            else
+                o.workers = (unsigned)v;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error(record_usage, "record: unknown option '%s'", a);
+        } else if (!o.path) {
+            o.path = a;
+        } else {
+            return usage_error(record_usage, "record: unexpected argument '%s'", a);
+        }
+    }
+    if (!o.path)
+        return usage_error(record_usage, "record: %s", "which trace file?");
+    if (o.deterministic) {
+        FILE *m = open_memstream(&input, &len);
+        char buf[4096];
+        size_t n;
+        while (m && (n = fread(buf, 1, sizeof(buf), stdin)) > 0)
+            fwrite(buf, 1, n, m);
+        if (m)
+            fclose(m);
+        o.input = input ? input : "";
+    }
+    int rc = trace_record_run(&o, &status, err, sizeof(err));
+    free(input);
+    if (rc != 0)
+        return trace_fail(err);
+    return status < 0 ? 1 : status;
+}
+
 int hl_cmd_trace(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error(trace_usage, "%s", "which command? (summary, show, export, import)");
+        return usage_error(trace_usage, "%s", "which command? (summary, show, export, record, import)");
     if (is_help(argv[1])) {
         fputs(trace_usage, stdout);
         return 0;
@@ -291,6 +354,8 @@ int hl_cmd_trace(int argc, char **argv)
         return cmd_export(argc - 1, argv + 1);
     if (strcmp(argv[1], "import") == 0)
         return cmd_import(argc - 1, argv + 1);
+    if (strcmp(argv[1], "record") == 0)
+        return cmd_record(argc - 1, argv + 1);
     return usage_error(trace_usage, "unknown command '%s'", argv[1]);
 }
 

@@ -42,8 +42,18 @@ target_link_libraries(orrery_trace PUBLIC PkgConfig::SQLITE3 Threads::Threads ${
 target_compile_options(orrery_trace PRIVATE ${ORRERY_HOST_FLAGS})
 
 # `orrery trace ...` and `orrery bench trace`: hal-linux/cmd_trace.c, linked into build/orrery.
-add_library(orrery_trace_cli STATIC ${CMAKE_SOURCE_DIR}/hal-linux/cmd_trace.c)
-target_link_libraries(orrery_trace_cli PUBLIC orrery_trace)
+# `trace record` boots the image: it needs the kernel, the servers, sim and the hosted platform.
+if(TARGET orrery_sim AND TARGET orrery_servers AND TARGET orrery_hal_linux)
+    add_library(orrery_trace_cli STATIC ${CMAKE_SOURCE_DIR}/hal-linux/cmd_trace.c
+        ${ORRERY_TRACE_DIR}/record_run.c)
+    target_link_libraries(orrery_trace_cli PUBLIC orrery_trace orrery_sim orrery_servers
+        orrery_hal_linux)
+    target_compile_definitions(orrery_trace_cli PRIVATE ORRERY_COMMIT="${ORRERY_COMMIT}")
+else()
+    add_library(orrery_trace_cli STATIC ${CMAKE_SOURCE_DIR}/hal-linux/cmd_trace.c
+        ${ORRERY_TRACE_DIR}/record_none.c)
+    target_link_libraries(orrery_trace_cli PUBLIC orrery_trace)
+endif()
 target_compile_options(orrery_trace_cli PRIVATE ${ORRERY_HOST_FLAGS})
 
 # A standalone front end for the same commands (build/orrery-trace), usable before and

@@ -48,7 +48,9 @@ void k_msg_drain_free(void)
 
 bool k_chan_has_event(const k_chan_t *ch)
 {
-    return ch->writable_pending || ch->count > 0 || (ch->peer_closed && !ch->peer_closed_told);
+    if (ch->count > 0)
+        return ch->writable_pending || k_msg_due(ch->head);
+    return ch->writable_pending || (ch->peer_closed && !ch->peer_closed_told);
 }
 
 /* Lock held: free queued messages without closing what they carry (teardown only). */
@@ -85,6 +87,8 @@ void k_chan_destroy(k_chan_t *ch, k_obj_t **work)
         m->nh = 0;
         k_msg_free(m);
     }
+    if (__builtin_expect(ch->delayed, 0))
+        k_fault_chan_gone(ch);
     k_obj_unlink(&ch->obj);
     K.nchans--;
     k_free(ch);
@@ -101,6 +105,8 @@ bool k_chan_take(k_task_t *t, k_chan_t *ch, os_event_t *ev)
         return true;
     }
     if (ch->count > 0) {
+        if (!k_msg_due(ch->head))
+            return false; /* held back by an injected delay: fault.c pends us when due */
         k_msg_t *m = ch->head;
         ch->head = m->next;
         if (!ch->head)
@@ -256,6 +262,7 @@ int os_send(os_ctx_t *ctx, os_handle_t h, uint32_t type, const void *data, size_
     k_chan_t *ch = (k_chan_t *)cs->obj;
     k_chan_t *peer = ch->peer;
     m->next = NULL;
+    m->due = 0;
     m->type = type;
     m->len = (uint32_t)len;
     m->nh = (uint32_t)nhandles;
@@ -273,7 +280,10 @@ int os_send(os_ctx_t *ctx, os_handle_t h, uint32_t type, const void *data, size_
     t->sent++;
     K_TRACE(HAL_TR_SEND, t->id, ch->obj.id, peer->obj.id, type, 0, 0, m->data, len,
             (uint32_t)nhandles);
-    k_pend(&peer->obj);
+    if (__builtin_expect(k_faults != NULL, 0))
+        k_fault_on_send(t, peer, m);
+    if (m->due == 0)
+        k_pend(&peer->obj);
     k_unlock();
     return 0;
 }

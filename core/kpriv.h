@@ -54,6 +54,7 @@ struct k_obj {
 
 typedef struct k_msg {
     struct k_msg *next;
+    uint64_t due; /* injected delay: not deliverable before this clock time (0: at once) */
     uint32_t type;
     uint32_t len;
     uint32_t nh; /* carried objects, owned by the message */
@@ -71,6 +72,10 @@ typedef struct k_chan {
     bool peer_closed_told;
     bool want_writable;    /* a send from us got OS_EFULL */
     bool writable_pending; /* tell WRITABLE */
+    /* fault injection (fault.c): messages held back by send_delay */
+    bool delayed;                   /* on K.delayed: a queued message is not due yet */
+    uint64_t last_due;              /* due time of the last delayed message queued */
+    struct k_chan *dlnext, *dlprev; /* K.delayed */
 } k_chan_t;
 
 typedef struct k_timer {
@@ -172,6 +177,8 @@ typedef struct k_kernel {
     uint32_t heap_len, heap_cap;
     uint32_t ntimers;
     uint64_t timer_order;
+    /* fault injection: endpoints holding messages that are not due yet */
+    struct k_chan *delayed;
     /* message buffers for reuse */
     k_msg_t *msg_free;
     uint32_t nmsg_free;
@@ -245,6 +252,23 @@ bool k_can_run(k_task_t *t, unsigned worker);
 bool k_device_has_event(const k_device_t *d);
 bool k_device_take(k_task_t *t, k_device_t *d, os_event_t *ev);
 void k_device_reset(void);
+
+/* fault.c: hooks, NULL unless a platform installed them (k/fault.h) */
+extern const struct k_fault_ops *k_faults;
+void k_fault_on_send(k_task_t *from, k_chan_t *peer, k_msg_t *m);
+uint64_t k_fault_jitter(k_task_t *t, k_timer_t *tm, uint64_t deadline);
+void k_fault_tick(uint64_t now);
+uint64_t k_fault_next_due(void);
+void k_fault_chan_gone(k_chan_t *ch);
+
+/* A queued message the receiver may see now (injected delays aside, always). */
+static inline bool k_msg_due(const k_msg_t *m)
+{
+    return m->due == 0 || m->due <= hal_clock_now_ns();
+}
+
+/* timer.c: the earliest armed deadline or delayed message (lock held) */
+uint64_t k_timer_earliest(void);
 
 /* trace.c */
 void k_trace_emit(uint32_t kind, uint32_t task, uint32_t chan, uint32_t peer, uint32_t type,

@@ -58,7 +58,17 @@ static void heap_remove(k_timer_t *tm)
 
 static uint64_t earliest(void)
 {
-    return K.heap_len ? K.heap[0]->deadline : UINT64_MAX;
+    uint64_t e = K.heap_len ? K.heap[0]->deadline : UINT64_MAX;
+    if (__builtin_expect(K.delayed != NULL, 0)) {
+        uint64_t d = k_fault_next_due();
+        e = d < e ? d : e;
+    }
+    return e;
+}
+
+uint64_t k_timer_earliest(void)
+{
+    return earliest();
 }
 
 static void fire(k_timer_t *tm)
@@ -97,6 +107,8 @@ void k_timer_tick(void)
             heap_remove(tm);
             fire(tm);
         }
+        if (__builtin_expect(K.delayed != NULL, 0))
+            k_fault_tick(now);
         hal_timer_arm(earliest());
     }
     k_unlock();
@@ -178,9 +190,11 @@ int os_timer_set(os_ctx_t *ctx, os_handle_t timer, uint64_t deadline_ns)
             heap_remove(tm);
         tm->fired = false;
         k_unpend(&tm->obj);
+        K_TRACE(HAL_TR_TIMER_SET, t->id, tm->obj.id, 0, 0, 0, deadline_ns, NULL, 0, 0);
+        if (__builtin_expect(k_faults != NULL, 0))
+            deadline_ns = k_fault_jitter(t, tm, deadline_ns);
         tm->deadline = deadline_ns;
         tm->order = K.timer_order++;
-        K_TRACE(HAL_TR_TIMER_SET, t->id, tm->obj.id, 0, 0, 0, deadline_ns, NULL, 0, 0);
         if (deadline_ns <= hal_clock_now_ns()) {
             fire(tm);
         } else {

@@ -9,11 +9,19 @@
 #include <hl/host.h>
 #include <k/kernel.h>
 
+typedef struct sim_action sim_action_t;
+
 static struct {
     /* virtual time and the one HAL timer */
     uint64_t now;
     uint64_t deadline;      /* UINT64_MAX: disarmed */
     uint64_t rng;           /* splitmix64 state for entropy */
+    uint64_t frng;          /* splitmix64 state for sim_rand: faults, latencies */
+    uint64_t cost_max;      /* each event costs 1..cost_max ns of virtual time (0: none) */
+    /* timed actions (console lines at virtual times, injected faults), by (time, seq) */
+    sim_action_t *acts;
+    size_t nacts, cap_acts;
+    uint64_t act_seq;
     /* console output */
     char *out;
     size_t out_len, out_cap;
@@ -34,6 +42,14 @@ static struct {
     int status;
     bool booted;
 } S;
+
+struct sim_action {
+    uint64_t t, seq;
+    sim_action_fn fn; /* NULL: a console line */
+    void *self;
+    uint64_t arg;
+    char *line;
+};
 
 static uint64_t splitmix64(uint64_t *x)
 {
@@ -206,6 +222,8 @@ int sim_boot(const sim_config_t *cfg)
     memset(&S, 0, sizeof S);
     S.deadline = UINT64_MAX;
     S.rng = cfg->seed ^ 0x6f72726572792121ull; /* entropy stream apart from the scheduler's */
+    S.frng = cfg->seed ^ 0x73696d6661756c74ull; /* faults and latencies: a third stream */
+    S.cost_max = cfg->event_cost_max_ns;
     S.out_fn = cfg->console_out;
     S.out_self = cfg->console_out_self;
     S.script = cfg->console_input;
@@ -240,24 +258,121 @@ int sim_boot(const sim_config_t *cfg)
     return 0;
 }
 
+/* Run the first timed action that is due; true if one ran. */
+static bool run_due_action(void)
+{
+    for (size_t i = 0; i < S.nacts && S.acts[i].t <= S.now; i++) {
+        sim_action_t a = S.acts[i];
+        if (!a.fn) {
+            if (S.blocked)
+                continue; /* the console queue is full: lines wait, in order */
+            int rc = k_post(S.console_dev, HAL_CONSOLE_LINE, a.line, strlen(a.line));
+            if (rc == OS_EFULL) {
+                S.blocked = true;
+                continue;
+            }
+        }
+        memmove(&S.acts[i], &S.acts[i + 1], (S.nacts - i - 1) * sizeof(S.acts[0]));
+        S.nacts--;
+        if (a.fn)
+            a.fn(a.self, a.arg);
+        free(a.line);
+        return true;
+    }
+    return false;
+}
+
+static uint64_t next_action_time(void)
+{
+    for (size_t i = 0; i < S.nacts; i++)
+        if (S.acts[i].fn || !S.blocked)
+            return S.acts[i].t;
+    return UINT64_MAX;
+}
+
 bool sim_step(void)
 {
     if (S.shutdown)
         return false;
-    if (k_run_one(0))
+    if (S.nacts && S.acts[0].t <= S.now && run_due_action())
         return true;
+    if (k_run_one(0)) {
+        if (S.cost_max) {
+            S.now += 1 + sim_rand() % S.cost_max; /* simulated latency of the event */
+            if (S.deadline <= S.now)
+                k_timer_tick();
+        }
+        return true;
+    }
     if (S.deadline <= S.now) {
         k_timer_tick();
         return true;
     }
     if (feed_input())
         return true;
-    if (S.deadline != UINT64_MAX) {
-        S.now = S.deadline; /* nothing to do until the next timer: jump to it */
-        k_timer_tick();
+    uint64_t next = next_action_time();
+    if (S.deadline < next)
+        next = S.deadline;
+    if (next != UINT64_MAX) {
+        if (next > S.now)
+            S.now = next; /* nothing to do until then: jump */
+        if (S.deadline <= S.now)
+            k_timer_tick();
         return true;
     }
     return false;
+}
+
+uint64_t sim_rand(void)
+{
+    return splitmix64(&S.frng);
+}
+
+static int add_action(uint64_t t, sim_action_fn fn, void *self, uint64_t arg, const char *line)
+{
+    if (S.nacts == S.cap_acts) {
+        size_t cap = S.cap_acts ? S.cap_acts * 2 : 32;
+        sim_action_t *p = realloc(S.acts, cap * sizeof(*p));
+        if (!p)
+            return OS_ENOMEM;
+        S.acts = p;
+        S.cap_acts = cap;
+    }
+    char *copy = NULL;
+    if (line) {
+        size_t n = strlen(line);
+        if (n > HAL_CONSOLE_LINE_MAX)
+            return OS_E2BIG;
+        if (!(copy = malloc(n + 1)))
+            return OS_ENOMEM;
+        memcpy(copy, line, n + 1);
+    }
+    size_t i = S.nacts;
+    while (i > 0 && S.acts[i - 1].t > t)
+        i--; /* equal times keep their order of registration */
+    memmove(&S.acts[i + 1], &S.acts[i], (S.nacts - i) * sizeof(S.acts[0]));
+    S.acts[i] = (sim_action_t){t, S.act_seq++, fn, self, arg, copy};
+    S.nacts++;
+    return 0;
+}
+
+int sim_at(uint64_t t_ns, sim_action_fn fn, void *self, uint64_t arg)
+{
+    if (!fn)
+        return OS_EINVAL;
+    return add_action(t_ns, fn, self, arg, NULL);
+}
+
+int sim_console_at(uint64_t t_ns, const char *line)
+{
+    if (!line)
+        return OS_EINVAL;
+    return add_action(t_ns, NULL, NULL, 0, line);
+}
+
+size_t sim_pending_actions(void)
+{
+    return S.nacts;
 }
 
 int sim_run(uint64_t max_events)
@@ -327,6 +442,9 @@ long sim_teardown(void)
     long leaked = S.booted ? k_teardown() : 0;
     hl_platform_set(NULL);
     free(S.out);
+    for (size_t i = 0; i < S.nacts; i++)
+        free(S.acts[i].line);
+    free(S.acts);
     memset(&S, 0, sizeof S);
     return leaked;
 }

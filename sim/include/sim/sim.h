@@ -30,6 +30,8 @@ typedef struct sim_config {
     void (*console_out)(void *self, const void *buf, size_t len); /* also send output here */
     void *console_out_self;
     const hal_trace_sink_t *trace;       /* NULL: no tracing */
+    uint64_t event_cost_max_ns;          /* each event advances virtual time by a seeded
+                                            1..max ns (0: events take no time) */
 } sim_config_t;
 
 /* Install the sim platform, register the console device and boot the kernel. */
@@ -63,6 +65,27 @@ int sim_console_feed(const char *line);
 
 /* True once shutdown was requested; *status receives the status. */
 bool sim_shutdown_status(int *status);
+
+/*
+ * The run's seeded generator for everything the platform decides (injected
+ * faults, simulated latencies). The scheduler and the entropy device draw
+ * from their own streams of the same seed, so adding a fault draw never
+ * changes which task runs next.
+ */
+uint64_t sim_rand(void);
+
+/*
+ * Timed actions. sim_at calls fn(self, arg) between two events once virtual
+ * time reaches t_ns; sim_console_at posts a console input line then (if the
+ * console queue is full, the line waits, and later lines wait behind it).
+ * Actions at equal times run in the order they were added. When nothing is
+ * ready, virtual time jumps to the next action or timer, whichever is first.
+ * 0, OS_ENOMEM, OS_E2BIG (line too long).
+ */
+typedef void (*sim_action_fn)(void *self, uint64_t arg);
+int sim_at(uint64_t t_ns, sim_action_fn fn, void *self, uint64_t arg);
+int sim_console_at(uint64_t t_ns, const char *line);
+size_t sim_pending_actions(void);
 
 /* Tear the kernel down and uninstall the platform. Returns leaked kernel allocations. */
 long sim_teardown(void);

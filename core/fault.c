@@ -1,0 +1,227 @@
+/* fault.c — thin wrappers around the platform's fault-injection hooks, injected kills, self-audit. */
+#include <stdio.h>
+#include <string.h>
+
+#include <k/fault.h>
+
+#include "kpriv.h"
+
+/*
+ * The hooks live outside K because the platform installs them before k_boot
+ * (which clears K). Call sites test k_faults with one predictable branch; the
+ * work happens here, off the hot path.
+ */
+const k_fault_ops_t *k_faults;
+
+void k_fault_set(const k_fault_ops_t *ops)
+{
+    k_faults = ops && ops->version == K_FAULT_OPS_VERSION ? ops : NULL;
+}
+
+const k_fault_ops_t *k_fault_get(void)
+{
+    return k_faults;
+}
+
+/* ---- delayed deliveries ---------------------------------------------------------------- */
+
+static void delayed_link(k_chan_t *ch)
+{
+    if (ch->delayed)
+        return;
+    ch->delayed = true;
+    ch->dlprev = NULL;
+    ch->dlnext = K.delayed;
+    if (K.delayed)
+        K.delayed->dlprev = ch;
+    K.delayed = ch;
+}
+
+static void delayed_unlink(k_chan_t *ch)
+{
+    if (!ch->delayed)
+        return;
+    ch->delayed = false;
+    if (ch->dlprev)
+        ch->dlprev->dlnext = ch->dlnext;
+    else
+        K.delayed = ch->dlnext;
+    if (ch->dlnext)
+        ch->dlnext->dlprev = ch->dlprev;
+    ch->dlnext = ch->dlprev = NULL;
+}
+
+/* Lock held: m was just queued on peer by `from`. Ask how long to hold it back. */
+void k_fault_on_send(k_task_t *from, k_chan_t *peer, k_msg_t *m)
+{
+    if (!k_faults->send_delay)
+        return;
+    uint32_t to = peer->obj.owner ? peer->obj.owner->id : 0;
+    uint64_t delay = k_faults->send_delay(k_faults->self, from->id, to, peer->obj.id, m->type);
+    uint64_t now = hal_clock_now_ns();
+    uint64_t due = delay > UINT64_MAX - now ? UINT64_MAX - 1 : now + delay;
+    if (peer->delayed && peer->last_due > due)
+        due = peer->last_due; /* never overtake a message queued before */
+    if (due <= now)
+        return;
+    m->due = due;
+    peer->last_due = due;
+    bool arm = due < k_timer_earliest();
+    delayed_link(peer);
+    if (arm)
+        hal_timer_arm(due);
+}
+
+/* Lock held, from k_timer_tick: tell receivers whose head message became due. */
+void k_fault_tick(uint64_t now)
+{
+    k_chan_t *ch = K.delayed;
+    while (ch) {
+        k_chan_t *next = ch->dlnext;
+        if (ch->head && k_msg_due(ch->head))
+            k_pend(&ch->obj);
+        if (ch->last_due <= now)
+            delayed_unlink(ch); /* everything queued is due: ordinary delivery from here */
+        ch = next;
+    }
+}
+
+/* Lock held: the earliest due time of a message not yet due, or UINT64_MAX. */
+uint64_t k_fault_next_due(void)
+{
+    uint64_t now = hal_clock_now_ns(), best = UINT64_MAX;
+    for (k_chan_t *ch = K.delayed; ch; ch = ch->dlnext) {
+        for (k_msg_t *m = ch->head; m; m = m->next) {
+            if (m->due > now) {
+                best = m->due < best ? m->due : best;
+                break; /* due times grow along the queue */
+            }
+        }
+    }
+    return best;
+}
+
+void k_fault_chan_gone(k_chan_t *ch)
+{
+    delayed_unlink(ch);
+}
+
+/* ---- timer jitter ----------------------------------------------------------------------- */
+
+uint64_t k_fault_jitter(k_task_t *t, k_timer_t *tm, uint64_t deadline)
+{
+    if (!k_faults->timer_jitter || deadline == UINT64_MAX)
+        return deadline;
+    uint64_t j = k_faults->timer_jitter(k_faults->self, t->id, tm->obj.id, deadline);
+    return j > UINT64_MAX - 1 - deadline ? UINT64_MAX - 1 : deadline + j;
+}
+
+/* ---- injected kills ----------------------------------------------------------------------- */
+
+int k_fault_kill(uint32_t task_id, int status)
+{
+    int rc = OS_ENOENT;
+    k_lock();
+    for (k_task_t *t = K.thead; t; t = t->tnext) {
+        if (t->id != task_id)
+            continue;
+        if (t->dying) {
+            rc = OS_ESTATE;
+        } else if (t->run == OS_TASK_RUNNING) {
+            t->dying = true; /* k_run_one destroys it after this event */
+            t->exit_status = status;
+            rc = 0;
+        } else {
+            k_task_destroy(t, status);
+            rc = 0;
+        }
+        break;
+    }
+    k_unlock();
+    return rc;
+}
+
+/* ---- audit -------------------------------------------------------------------------------- */
+
+static int fail(char *err, size_t errlen, const char *what, uint32_t a, uint32_t b)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s (%u, %u)", what, a, b);
+    return -1;
+}
+
+static int audit_task(k_task_t *t, k_audit_task_t *out, char *err, size_t errlen)
+{
+    uint32_t used = 0, pending = 0;
+    for (uint32_t i = 0; i < OS_HANDLES_MAX; i++) {
+        k_slot_t *s = &t->slots[i];
+        if (!s->obj)
+            continue;
+        used++;
+        k_slot_t *back;
+        if (s->obj->owner != t)
+            return fail(err, errlen, "handle slot holds an object owned elsewhere: task, slot",
+                        t->id, i);
+        if (k_handle_get(t, s->obj->hval, &back) != 0 || back != s)
+            return fail(err, errlen, "object's handle does not name its slot: task, slot", t->id,
+                        i);
+    }
+    if (used + t->nfree != OS_HANDLES_MAX)
+        return fail(err, errlen, "free-slot count is off: task, used", t->id, used);
+    for (k_obj_t *o = t->phead; o; o = o->pnext) {
+        pending++;
+        if (o->owner != t || !o->pending)
+            return fail(err, errlen, "pending list holds a foreign object: task, object", t->id,
+                        o->id);
+        if (pending > OS_HANDLES_MAX + K_DEVICES_MAX)
+            return fail(err, errlen, "pending list loops: task, length", t->id, pending);
+    }
+    if (out) {
+        out->id = t->id;
+        strncpy(out->name, t->prog->name, sizeof(out->name) - 1);
+        out->name[sizeof(out->name) - 1] = '\0';
+        out->handles = used;
+        out->pending = pending;
+        out->ready = t->run == OS_TASK_READY;
+    }
+    return 0;
+}
+
+int k_audit(k_audit_task_t *out, size_t max, size_t *ntasks, char *err, size_t errlen)
+{
+    int rc = 0;
+    size_t n = 0;
+    uint32_t ready = 0, chans = 0;
+    k_lock();
+    for (k_task_t *t = K.thead; t && rc == 0; t = t->tnext, n++) {
+        rc = audit_task(t, out && n < max ? &out[n] : NULL, err, errlen);
+        ready += t->run == OS_TASK_READY;
+    }
+    if (rc == 0 && n != K.ntasks)
+        rc = fail(err, errlen, "task list and count disagree", (uint32_t)n, K.ntasks);
+    if (rc == 0 && ready != K.nready)
+        rc = fail(err, errlen, "ready tasks and count disagree", ready, K.nready);
+    for (k_obj_t *o = K.ohead; o && rc == 0; o = o->anext) {
+        if (o->type != K_OBJ_CHAN)
+            continue;
+        k_chan_t *ch = (k_chan_t *)o;
+        chans++;
+        if (ch->peer && ch->peer->peer != ch)
+            rc = fail(err, errlen, "endpoint's peer does not point back: endpoint, peer", o->id,
+                      ch->peer->obj.id);
+        uint32_t q = 0;
+        const k_msg_t *last = NULL;
+        for (const k_msg_t *m = ch->head; m && q <= OS_CHAN_QUEUE_MAX; m = m->next, q++)
+            last = m;
+        if (rc == 0 && (q != ch->count || last != ch->tail))
+            rc = fail(err, errlen, "queue length and count disagree: endpoint, length", o->id, q);
+        if (rc == 0 && ch->count > OS_CHAN_QUEUE_MAX)
+            rc = fail(err, errlen, "queue over its bound: endpoint, count", o->id, ch->count);
+    }
+    if (rc == 0 && chans != K.nchans)
+        rc = fail(err, errlen, "channel list and count disagree", chans, K.nchans);
+    k_unlock();
+    if (ntasks)
+        *ntasks = n;
+    return rc;
+}

@@ -23,7 +23,9 @@
  * k_boot: every server of the manifest has started and handled all it had
  * (the shell has written its prompt). Console output made during boot is held
  * in memory and written after the boot line, so the line comes before the
- * prompt and the figure does not include the serial transmission.
+ * prompt and the figure does not include the serial transmission. Console
+ * input is not read before ready: input already waiting would otherwise keep
+ * the system busy past its boot.
  */
 static volatile bool shutdown_called;
 
@@ -137,7 +139,8 @@ void bm_main(uint32_t start_info)
             bm_timer_due = false;
             k_timer_tick();
         }
-        bm_serial_poll();
+        if (ready)
+            bm_serial_poll(); /* input waits until boot is over (it would delay "ready") */
         if (k_run_one(0))
             continue;
         if (!ready) {
@@ -145,7 +148,7 @@ void bm_main(uint32_t start_info)
             boot_line();
         }
         irq_disable();
-        if (bm_timer_due || bm_serial_pending() || shutdown_called)
+        if (bm_timer_due || (ready && bm_serial_pending()) || shutdown_called)
             irq_enable();
         else
             __asm__ volatile("sti; hlt" ::: "memory");

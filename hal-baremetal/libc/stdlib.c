@@ -21,13 +21,14 @@ static int digit_value(int c)
  * check the end pointer.
  */
 static unsigned long long parse(const char *s, char **end, int base, unsigned long long limit,
-                                int *neg)
+                                int *neg, int *overflow)
 {
     const char *p = s;
     unsigned long long v = 0;
     int any = 0, over = 0;
 
     *neg = 0;
+    *overflow = 0;
     while (bm_isspace(*p))
         p++;
     if (*p == '+' || *p == '-')
@@ -57,13 +58,14 @@ static unsigned long long parse(const char *s, char **end, int base, unsigned lo
     }
     if (end)
         *end = (char *)(any ? p : s);
+    *overflow = over;
     return over ? limit : v;
 }
 
 long bm_strtol(const char *s, char **end, int base)
 {
-    int neg;
-    unsigned long long v = parse(s, end, base, (unsigned long long)LONG_MAX + 1, &neg);
+    int neg, over;
+    unsigned long long v = parse(s, end, base, (unsigned long long)LONG_MAX + 1, &neg, &over);
 
     if (neg)
         return v > (unsigned long long)LONG_MAX ? LONG_MIN : -(long)v;
@@ -72,17 +74,21 @@ long bm_strtol(const char *s, char **end, int base)
 
 unsigned long bm_strtoul(const char *s, char **end, int base)
 {
-    int neg;
-    unsigned long long v = parse(s, end, base, ULONG_MAX, &neg);
+    int neg, over;
+    unsigned long long v = parse(s, end, base, ULONG_MAX, &neg, &over);
 
+    if (over)
+        return ULONG_MAX; /* also for a negative number: like glibc */
     return neg ? -(unsigned long)v : (unsigned long)v;
 }
 
 unsigned long long bm_strtoull(const char *s, char **end, int base)
 {
-    int neg;
-    unsigned long long v = parse(s, end, base, ULLONG_MAX, &neg);
+    int neg, over;
+    unsigned long long v = parse(s, end, base, ULLONG_MAX, &neg, &over);
 
+    if (over)
+        return ULLONG_MAX;
     return neg ? -v : v;
 }
 

@@ -1,0 +1,34 @@
+/* qemu.h — launching the bare-metal image under QEMU: shared by `orrery qemu` and `orrery bench boot`. */
+#ifndef HL_QEMU_H
+#define HL_QEMU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct hq_opts {
+    const char *qemu;          /* qemu-system-x86_64 path */
+    const char *image;         /* orrery.elf */
+    const char *machine;       /* "q35" or "microvm" */
+    const char *accel;         /* "kvm" or "tcg" (resolved, not "auto") */
+    const char *manifest_path; /* validated manifest file, or NULL */
+    const char *append;        /* extra kernel command line words, or NULL */
+    bool tty;                  /* the console is an interactive terminal */
+    bool gdb;                  /* -s -S: wait for gdb on :1234 */
+} hq_opts_t;
+
+/* The image next to this binary (or $ORRERY_IMAGE). 0, or -1 with a message on stderr. */
+int hq_find_image(char *out, size_t n);
+/* qemu-system-x86_64 from $ORRERY_QEMU or PATH. 0, or -1 with a message on stderr. */
+int hq_find_qemu(char *out, size_t n);
+/* /dev/kvm opens read-write and answers KVM_GET_API_VERSION. */
+bool hq_kvm_usable(void);
+/* Fill argv (NULL-terminated, at most max entries, strings owned by a static pool). */
+int hq_build_argv(const hq_opts_t *o, char **argv, int max);
+/*
+ * QEMU's exit status -> the OS's. The image writes status + 1 to
+ * isa-debug-exit, which makes QEMU exit with 2 * status + 3. Returns the OS
+ * status (0..126), or -1 when QEMU ended otherwise (*why says how).
+ */
+int hq_os_status(int wait_status, const char **why);
+
+#endif

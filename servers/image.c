@@ -10,8 +10,9 @@ const os_program_t *const orrery_programs[] = {
 const char orrery_default_manifest[] =
     "# Orrery default boot manifest: the programs init starts, in order.\n"
     "# program NAME [restart=always|on-failure|never] [max-restarts=N] [reach=IFACE,...]\n"
+    "# reach=init lets a program ask init to spawn, kill and shut down.\n"
     "program console restart=always\n"
-    "program shell   restart=always max-restarts=10 reach=console,echo\n"
+    "program shell   restart=always max-restarts=10 reach=console,echo,init\n"
     "program echo    restart=on-failure\n";
 
 int orrery_manifest_check(const char *text, size_t len, char *err, size_t errlen)

@@ -140,8 +140,26 @@ static void fuzzer_event(os_ctx_t *ctx, const os_event_t *ev)
 
 static const os_program_t fuzzer = {"fuzzer", 0, fuzzer_start, fuzzer_event};
 
-static const os_program_t *const image[] = {&orrery_init, &orrery_echo, &client, &lazy,
-                                            &quitter,     &fuzzer,      NULL};
+/* Asks init to shut the OS down with status 9. */
+static void stopper_start(os_ctx_t *ctx)
+{
+    init_shutdown_t m = {11, 9};
+    assert_int_equal(0, init_shutdown_send(ctx, init_channel(ctx), &m));
+}
+
+static void stopper_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    init_reply_t r;
+    if (ev->kind == OS_EV_MESSAGE && init_reply_decode(ev, &r) == 0) {
+        assert_int_equal(11, r.req);
+        G.reply_status = r.status;
+    }
+}
+
+static const os_program_t stopper = {"stopper", 0, stopper_start, stopper_event};
+
+static const os_program_t *const image[] = {&orrery_init, &orrery_echo, &client,  &lazy,
+                                            &quitter,     &fuzzer,      &stopper, NULL};
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
@@ -228,6 +246,22 @@ static void test_permission_denied_with_log_line(void **state)
     finish();
 }
 
+static void test_control_needs_init_in_reach(void **state)
+{
+    boot("program echo\nprogram stopper reach=echo\n");
+    assert_int_equal(-1, sim_run(10000)); /* refused: the run ends without a shutdown */
+    assert_int_equal(OS_EACCES, G.reply_status);
+    if (!output_has("[init] denied: stopper (task 3) may not shut down (no 'init' in its reach, "
+                    "manifest line 2)"))
+        fail_msg("output: %s", sim_console_output(NULL));
+    finish();
+
+    setup(NULL);
+    boot("program echo\nprogram stopper reach=init\n");
+    assert_int_equal(9, sim_run(10000));
+    finish();
+}
+
 static void test_restart_always_until_the_limit(void **state)
 {
     G.exit_status = 0;
@@ -294,6 +328,7 @@ int main(void)
         cmocka_unit_test_setup(test_version_mismatch, setup),
         cmocka_unit_test_setup(test_version_mismatch_of_a_waiting_connect, setup),
         cmocka_unit_test_setup(test_permission_denied_with_log_line, setup),
+        cmocka_unit_test_setup(test_control_needs_init_in_reach, setup),
         cmocka_unit_test_setup(test_restart_always_until_the_limit, setup),
         cmocka_unit_test_setup(test_restart_on_failure, setup),
         cmocka_unit_test_setup(test_on_failure_does_not_restart_a_clean_exit, setup),

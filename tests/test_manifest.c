@@ -27,7 +27,9 @@ static void test_default_manifest_is_valid(void **state)
     assert_string_equal("echo", m.programs[2].name);
     assert_int_equal(MANIFEST_RESTART_ALWAYS, m.programs[0].restart);
     assert_int_equal(10, m.programs[1].max_restarts);
-    assert_int_equal(2, m.programs[1].nreach);
+    assert_int_equal(3, m.programs[1].nreach);
+    assert_true(manifest_may_reach(&m.programs[1], "init"));
+    assert_false(manifest_may_reach(&m.programs[2], "init"));
     assert_true(manifest_may_reach(&m.programs[1], "echo"));
     assert_false(manifest_may_reach(&m.programs[1], "tcp"));
     assert_false(manifest_may_reach(&m.programs[2], "console"));

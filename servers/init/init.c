@@ -289,6 +289,21 @@ static void on_register(os_ctx_t *ctx, init_state_t *st, slot_t *s, const init_r
 
 /* ---- requests from the shell ---------------------------------------------------------- */
 
+/* Spawn, kill and shutdown are init's control requests: only a program whose manifest
+ * reach list names "init" may make them. */
+static bool may_control(os_ctx_t *ctx, slot_t *s, const char *what)
+{
+    if (manifest_may_reach(&s->prog, "init"))
+        return true;
+    if (s->prog.line > 0)
+        os_log(ctx, "denied: %s (task %u) may not %s (no 'init' in its reach, manifest line %d)",
+               s->prog.name, s->task_id, what, s->prog.line);
+    else
+        os_log(ctx, "denied: %s (task %u) may not %s (not in the manifest)", s->prog.name,
+               s->task_id, what);
+    return false;
+}
+
 static void on_spawn(os_ctx_t *ctx, init_state_t *st, slot_t *from, const init_spawn_t *m)
 {
     slot_t *s = slot_by_name(st, m->program);
@@ -374,15 +389,27 @@ static void on_message(os_ctx_t *ctx, init_state_t *st, slot_t *s, const os_even
             on_connect(ctx, st, s, &m.conn);
         break;
     case init_msg_spawn:
-        if ((err = init_spawn_decode(ev, &m.spawn)) == 0)
-            on_spawn(ctx, st, s, &m.spawn);
+        if ((err = init_spawn_decode(ev, &m.spawn)) == 0) {
+            if (may_control(ctx, s, "spawn"))
+                on_spawn(ctx, st, s, &m.spawn);
+            else
+                reply(ctx, s, m.spawn.req, OS_EACCES, 0);
+        }
         break;
     case init_msg_kill:
-        if ((err = init_kill_decode(ev, &m.kill)) == 0)
-            on_kill(ctx, st, s, &m.kill);
+        if ((err = init_kill_decode(ev, &m.kill)) == 0) {
+            if (may_control(ctx, s, "kill"))
+                on_kill(ctx, st, s, &m.kill);
+            else
+                reply(ctx, s, m.kill.req, OS_EACCES, 0);
+        }
         break;
     case init_msg_shutdown:
         if ((err = init_shutdown_decode(ev, &m.shut)) == 0) {
+            if (!may_control(ctx, s, "shut down")) {
+                reply(ctx, s, m.shut.req, OS_EACCES, 0);
+                break;
+            }
             os_log(ctx, "shutdown (status %d) asked by %s (task %u)", (int)m.shut.status,
                    s->prog.name, s->task_id);
             err = os_shutdown(ctx, m.shut.status);

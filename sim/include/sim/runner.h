@@ -1,0 +1,54 @@
+/* runner.h — run one seed of a scenario on the sim platform and check the built-in invariants. */
+#ifndef SIM_RUNNER_H
+#define SIM_RUNNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hal/trace.h>
+#include <sim/scenario.h>
+
+/* One trace record as the determinism check remembers it. */
+typedef struct sim_rec_sum {
+    uint64_t seq;
+    uint32_t kind;
+    uint32_t task;
+    uint64_t hash; /* running hash up to and including this record */
+} sim_rec_sum_t;
+
+typedef struct sim_run_opts {
+    uint32_t faults;                /* SIM_FAULT_* bits enabled for this run */
+    const hal_trace_sink_t *tee;    /* also give every record to this sink (NULL: none) */
+    bool keep_records;              /* fill result.recs (for --check-determinism) */
+    bool keep_output;               /* fill result.output */
+} sim_run_opts_t;
+
+typedef struct sim_result {
+    bool ok;
+    char failure[512];              /* the first broken invariant or expectation */
+    uint64_t hash;                  /* over every trace record and the console output */
+    uint64_t records, events, messages;
+    uint64_t vtime_ns;              /* virtual time at the end */
+    int status;                     /* shutdown status, -1 if none */
+    long leaks;                     /* k_teardown's live allocations */
+    sim_fault_stats_t injected;
+    sim_rec_sum_t *recs;            /* keep_records: one per record (free with sim_result_free) */
+    size_t nrecs;
+    char *output;                   /* keep_output: the console output, NUL-terminated */
+    size_t output_len;
+} sim_result_t;
+
+/* Run `seed` of sc. Returns 0 (see r->ok for the verdict) or a negative code if it
+ * could not run at all (boot failed, out of memory). */
+int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts_t *o,
+                     sim_result_t *r);
+void sim_result_free(sim_result_t *r);
+
+/*
+ * Compare two runs' record lists: the index of the first record that differs
+ * (by running hash), or -1 if they agree (and have the same length).
+ */
+long sim_first_difference(const sim_result_t *a, const sim_result_t *b);
+
+#endif

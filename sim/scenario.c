@@ -1,0 +1,247 @@
+/* scenario.c — the scenario parser (format: docs/simulation.md) and the built-in default scenario. */
+#include <sim/scenario.h>
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char sim_default_scenario[] =
+    "# default: boot, ps, echo, kill echo, restart, ps, shutdown\n"
+    "name default\n"
+    "duration 2s\n"
+    "faults kill,delay,jitter\n"
+    "kill echo\n"
+    "kills 2\n"
+    "exit 0\n"
+    "expect orrery>\n"
+    "at 100ms ps\n"
+    "expect ID   NAME         STATE\n"
+    "expect echo\n"
+    "at +100ms echo hello, orrery\n"
+    "expect hello, orrery\n"
+    "at +100ms kill echo\n"
+    "expect [init] echo (task\n"
+    "expect restarting (restart\n"
+    "at +500ms ps\n"
+    "expect ID   NAME\n"
+    "at +100ms echo still here\n"
+    "expect still here\n"
+    "at +100ms shutdown\n"
+    "expect shutting down\n"
+    "expect-not panic:\n"
+    "expect-not fault:\n";
+
+bool sim_parse_duration(const char *s, uint64_t *ns)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mul;
+    } units[] = {{"ns", 1}, {"us", 1000}, {"ms", 1000000}, {"s", 1000000000}, {"", 1000000000}};
+    if (!s || !isdigit((unsigned char)*s))
+        return false;
+    char *end;
+    uint64_t whole = strtoull(s, &end, 10), frac = 0, fdiv = 1;
+    if (*end == '.') {
+        end++;
+        while (isdigit((unsigned char)*end) && fdiv < 1000000000ull) {
+            frac = frac * 10 + (uint64_t)(*end++ - '0');
+            fdiv *= 10;
+        }
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(end, units[i].unit) == 0) {
+            if (whole > UINT64_MAX / units[i].mul / 2)
+                return false;
+            *ns = whole * units[i].mul + frac * units[i].mul / fdiv;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Names separated by commas into dst[max][32]; false if one is too long or too many. */
+static bool parse_names(const char *s, char (*dst)[32], size_t max, size_t *n)
+{
+    *n = 0;
+    while (*s) {
+        const char *end = strchr(s, ',');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        if (len == 0 || len > 31 || *n == max)
+            return false;
+        memcpy(dst[*n], s, len);
+        dst[*n][len] = '\0';
+        (*n)++;
+        s = end ? end + 1 : s + len;
+    }
+    return *n > 0;
+}
+
+static void copy_text(char *dst, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= 2 && src[0] == '"' && src[n - 1] == '"') {
+        src++;
+        n -= 2;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last_at, char *err,
+                      size_t errlen)
+{
+    char *p = line;
+    while (isspace((unsigned char)*p))
+        p++;
+    size_t n = strlen(p);
+    while (n > 0 && isspace((unsigned char)p[n - 1]))
+        p[--n] = '\0';
+    if (*p == '\0' || *p == '#')
+        return 0;
+    char *key = p;
+    while (*p && !isspace((unsigned char)*p))
+        p++;
+    if (*p)
+        *p++ = '\0';
+    while (isspace((unsigned char)*p))
+        p++;
+    char *arg = p;
+    uint64_t v;
+
+#define BAD(...)                                                                                   \
+    do {                                                                                           \
+        snprintf(err, errlen, __VA_ARGS__);                                                        \
+        return -1;                                                                                 \
+    } while (0)
+    if (strcmp(key, "at") == 0 || strcmp(key, "expect") == 0 || strcmp(key, "expect-not") == 0) {
+        if (sc->nsteps == SCN_STEPS_MAX)
+            BAD("too many steps (limit %d)", SCN_STEPS_MAX);
+        scn_step_t *st = &sc->steps[sc->nsteps];
+        memset(st, 0, sizeof(*st));
+        st->line = lineno;
+        if (key[0] == 'a') {
+            char *cmd = arg;
+            while (*cmd && !isspace((unsigned char)*cmd))
+                cmd++;
+            if (*cmd)
+                *cmd++ = '\0';
+            while (isspace((unsigned char)*cmd))
+                cmd++;
+            bool rel = arg[0] == '+';
+            if (!sim_parse_duration(arg + rel, &v))
+                BAD("bad time '%s' (try 100ms, +50ms, 1.5s)", arg);
+            st->kind = SCN_AT;
+            st->t = rel ? *last_at + v : v;
+            *last_at = st->t;
+            if (strlen(cmd) > SCN_TEXT_MAX)
+                BAD("command longer than %d bytes", SCN_TEXT_MAX);
+            copy_text(st->text, cmd);
+        } else {
+            if (*arg == '\0')
+                BAD("%s needs a text", key);
+            if (strlen(arg) > SCN_TEXT_MAX)
+                BAD("text longer than %d bytes", SCN_TEXT_MAX);
+            st->kind = strcmp(key, "expect") == 0 ? SCN_EXPECT : SCN_EXPECT_NOT;
+            copy_text(st->text, arg);
+        }
+        sc->nsteps++;
+    } else if (strcmp(key, "name") == 0) {
+        if (*arg == '\0' || strlen(arg) >= sizeof(sc->name))
+            BAD("name needs a word of at most %zu bytes", sizeof(sc->name) - 1);
+        copy_text(sc->name, arg);
+    } else if (strcmp(key, "duration") == 0) {
+        if (!sim_parse_duration(arg, &sc->duration_ns) || sc->duration_ns == 0)
+            BAD("bad duration '%s'", arg);
+    } else if (strcmp(key, "exit") == 0) {
+        char *end;
+        long s = strtol(arg, &end, 10);
+        if (*arg == '\0' || *end || s < -1000000 || s > 1000000)
+            BAD("exit needs a status number");
+        sc->has_exit = true;
+        sc->exit_status = (int)s;
+    } else if (strcmp(key, "faults") == 0) {
+        if (sim_faults_parse(arg, &sc->faults, err, errlen) != 0)
+            return -1;
+    } else if (strcmp(key, "kill") == 0) {
+        if (!parse_names(arg, sc->fault_cfg.kill_allow, SIM_FAULT_ALLOW_MAX,
+                         &sc->fault_cfg.nkill_allow))
+            BAD("kill needs program names separated by commas (at most %d)", SIM_FAULT_ALLOW_MAX);
+    } else if (strcmp(key, "allow-panic") == 0) {
+        if (!parse_names(arg, sc->allow_panic, SIM_FAULT_ALLOW_MAX, &sc->nallow_panic))
+            BAD("allow-panic needs program names separated by commas");
+    } else if (strcmp(key, "kills") == 0 || strcmp(key, "delay-rate") == 0 ||
+               strcmp(key, "max-handles") == 0 || strcmp(key, "max-events") == 0) {
+        char *end;
+        unsigned long long u = strtoull(arg, &end, 10);
+        if (*arg == '\0' || *end || u > 100000000ull)
+            BAD("%s needs a number", key);
+        if (key[0] == 'k')
+            sc->fault_cfg.kills = (uint32_t)u;
+        else if (key[0] == 'd' && u <= 100)
+            sc->fault_cfg.delay_pct = (uint32_t)u;
+        else if (key[0] == 'd')
+            BAD("delay-rate is a percentage (0..100)");
+        else if (key[4] == 'h')
+            sc->max_handles = (uint32_t)u;
+        else
+            sc->max_events = u;
+    } else if (strcmp(key, "delay-max") == 0) {
+        if (!sim_parse_duration(arg, &sc->fault_cfg.delay_max_ns))
+            BAD("bad duration '%s'", arg);
+    } else if (strcmp(key, "jitter-max") == 0) {
+        if (!sim_parse_duration(arg, &sc->fault_cfg.jitter_max_ns))
+            BAD("bad duration '%s'", arg);
+    } else {
+        BAD("unknown key '%s'", key);
+    }
+#undef BAD
+    return 0;
+}
+
+int sim_scenario_parse(const char *text, size_t len, sim_scenario_t *out, char *err,
+                       size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->name, sizeof(out->name), "scenario");
+    out->duration_ns = 10ull * 1000000000ull;
+    sim_faults_defaults(&out->fault_cfg);
+    out->steps = calloc(SCN_STEPS_MAX, sizeof(scn_step_t));
+    if (!out->steps) {
+        snprintf(err, errlen, "out of memory");
+        return 1;
+    }
+    char line[SCN_TEXT_MAX + 64];
+    uint64_t last_at = 0;
+    int lineno = 0;
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && text[j] != '\n')
+            j++;
+        lineno++;
+        if (j - i >= sizeof(line)) {
+            snprintf(err, errlen, "line too long");
+            sim_scenario_free(out);
+            return lineno;
+        }
+        memcpy(line, text + i, j - i);
+        line[j - i] = '\0';
+        if (memchr(line, '\0', j - i) || parse_line(out, line, lineno, &last_at, err, errlen)) {
+            if (memchr(line, '\0', j - i))
+                snprintf(err, errlen, "NUL byte in the line");
+            sim_scenario_free(out);
+            return lineno;
+        }
+        i = j + 1;
+    }
+    out->fault_cfg.duration_ns = out->duration_ns;
+    return 0;
+}
+
+void sim_scenario_free(sim_scenario_t *sc)
+{
+    free(sc->steps);
+    sc->steps = NULL;
+    sc->nsteps = 0;
+}

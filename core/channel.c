@@ -100,8 +100,8 @@ bool k_chan_take(k_task_t *t, k_chan_t *ch, os_event_t *ev)
     if (ch->writable_pending) {
         ch->writable_pending = false;
         ev->kind = OS_EV_WRITABLE;
-        K_TRACE(HAL_TR_WRITABLE, t->id, ch->obj.id, ch->peer ? ch->peer->obj.id : 0, 0, 0, 0, NULL,
-                0, 0);
+        K_TRACE_IF(HAL_TR_WRITABLE, t->id, ch->obj.id, ch->peer ? ch->peer->obj.id : 0, 0, 0, 0,
+                   NULL, 0, 0, ch->iface);
         return true;
     }
     if (ch->count > 0) {
@@ -131,8 +131,8 @@ bool k_chan_take(k_task_t *t, k_chan_t *ch, os_event_t *ev)
         t->cur_msg = m;
         t->received++;
         K.messages++;
-        K_TRACE(HAL_TR_DELIVER, t->id, ch->obj.id, ch->peer ? ch->peer->obj.id : 0, m->type,
-                ev->status, 0, m->data, m->len, (uint32_t)ev->nhandles);
+        K_TRACE_IF(HAL_TR_DELIVER, t->id, ch->obj.id, ch->peer ? ch->peer->obj.id : 0, m->type,
+                   ev->status, 0, m->data, m->len, (uint32_t)ev->nhandles, ch->iface);
         /* Backpressure: the sender that saw OS_EFULL hears once we drained to half. */
         k_chan_t *peer = ch->peer;
         if (peer && peer->want_writable && ch->count <= OS_CHAN_QUEUE_MAX / 2) {
@@ -145,7 +145,7 @@ bool k_chan_take(k_task_t *t, k_chan_t *ch, os_event_t *ev)
     if (ch->peer_closed && !ch->peer_closed_told) {
         ch->peer_closed_told = true;
         ev->kind = OS_EV_PEER_CLOSED;
-        K_TRACE(HAL_TR_PEER_CLOSED, t->id, ch->obj.id, 0, 0, 0, 0, NULL, 0, 0);
+        K_TRACE_IF(HAL_TR_PEER_CLOSED, t->id, ch->obj.id, 0, 0, 0, 0, NULL, 0, 0, ch->iface);
         return true;
     }
     return false;
@@ -228,6 +228,8 @@ int os_send(os_ctx_t *ctx, os_handle_t h, uint32_t type, const void *data, size_
     k_slot_t *carried[OS_MSG_MAX_HANDLES];
     k_slot_t *cs = NULL;
     int rc = 0;
+    /* Replay: the recorded result of this send (0 if none); an error is given without sending. */
+    int forced = k_replaying(t) ? k_replay_send_result() : 0;
 
     if (len > OS_MSG_MAX_DATA || nhandles > OS_MSG_MAX_HANDLES)
         rc = OS_E2BIG;
@@ -251,9 +253,12 @@ int os_send(os_ctx_t *ctx, os_handle_t h, uint32_t type, const void *data, size_
 
     k_lock();
     rc = send_check(t, h, hs, nhandles, &cs, carried);
+    if (rc == 0 && __builtin_expect(forced != 0, 0))
+        rc = forced;
     if (rc) {
-        K_TRACE(HAL_TR_SEND, t->id, cs ? cs->obj->id : 0, 0, type, rc, 0, m->data, len,
-                (uint32_t)nhandles);
+        K_TRACE_IF(HAL_TR_SEND, t->id, cs ? cs->obj->id : 0, 0, type, rc, 0, m->data, len,
+                   (uint32_t)nhandles,
+                   cs && cs->obj->type == K_OBJ_CHAN ? ((k_chan_t *)cs->obj)->iface : 0);
         k_unlock();
         t->spare = m;
         return rc;
@@ -278,8 +283,8 @@ int os_send(os_ctx_t *ctx, os_handle_t h, uint32_t type, const void *data, size_
     peer->tail = m;
     peer->count++;
     t->sent++;
-    K_TRACE(HAL_TR_SEND, t->id, ch->obj.id, peer->obj.id, type, 0, 0, m->data, len,
-            (uint32_t)nhandles);
+    K_TRACE_IF(HAL_TR_SEND, t->id, ch->obj.id, peer->obj.id, type, 0, 0, m->data, len,
+               (uint32_t)nhandles, ch->iface);
     if (__builtin_expect(k_faults != NULL, 0))
         k_fault_on_send(t, peer, m);
     if (m->due == 0)
@@ -288,8 +293,30 @@ int os_send(os_ctx_t *ctx, os_handle_t h, uint32_t type, const void *data, size_
     return 0;
 }
 
+int os_channel_tag(os_ctx_t *ctx, os_handle_t h, uint32_t iface_id)
+{
+    k_slot_t *s;
+    k_lock();
+    int rc = k_handle_get(ctx->task, h, &s);
+    if (rc == 0 && (s->obj->type != K_OBJ_CHAN || iface_id == 0))
+        rc = OS_EINVAL;
+    if (rc == 0) {
+        k_chan_t *ch = (k_chan_t *)s->obj;
+        ch->iface = iface_id;
+        if (ch->peer)
+            ch->peer->iface = iface_id;
+    }
+    k_unlock();
+    return rc;
+}
+
 int os_chan_list(os_ctx_t *ctx, os_chan_info_t *out, size_t max)
 {
+    if (k_replaying(ctx->task)) {
+        int rc;
+        if (k_replay_list(2, out, out ? max * sizeof(*out) : 0, &rc))
+            return rc;
+    }
     int n = 0;
     k_lock();
     atomic_store_explicit(&K.list_holder, ctx->task, memory_order_relaxed);
@@ -311,6 +338,8 @@ int os_chan_list(os_ctx_t *ctx, os_chan_info_t *out, size_t max)
         n++;
     }
     atomic_store_explicit(&K.list_holder, NULL, memory_order_relaxed);
+    K_TRACE(HAL_TR_LIST, ctx->task->id, 0, 0, 2, n, 0, out,
+            out ? ((size_t)n < max ? (size_t)n : max) * sizeof(*out) : 0, 0);
     k_unlock();
     return n;
 }

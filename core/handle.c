@@ -44,6 +44,9 @@ os_handle_t k_handle_install(k_task_t *t, k_obj_t *obj, uint32_t rights)
     s->rights = rights;
     obj->owner = t;
     obj->hval = handle_value(idx, s->gen);
+    /* Replay maps recorded object ids to handle values through these records. */
+    K_TRACE(HAL_TR_HANDLE, t->id, obj->id, 0, obj->type | (rights << 8), 0, (uint64_t)obj->hval,
+            NULL, 0, 0);
     /* Events that arrived while it was in flight (or before a device was opened). */
     bool waiting = false;
     switch (obj->type) {
@@ -217,7 +220,8 @@ int os_handle_close(os_ctx_t *ctx, os_handle_t h)
     int rc = k_handle_get(t, h, &s);
     if (rc == 0) {
         k_obj_t *obj = s->obj;
-        K_TRACE(HAL_TR_CLOSE, t->id, obj->id, 0, obj->type, 0, 0, NULL, 0, 0);
+        K_TRACE_IF(HAL_TR_CLOSE, t->id, obj->id, 0, obj->type, 0, 0, NULL, 0, 0,
+                   obj->type == K_OBJ_CHAN ? ((k_chan_t *)obj)->iface : 0);
         k_handle_remove(t, s);
         k_obj_close(obj);
     }
@@ -243,6 +247,8 @@ int os_handle_replace(os_ctx_t *ctx, os_handle_t h, uint32_t rights, os_handle_t
         s->rights = rights;
         nh = handle_value(idx, s->gen);
         s->obj->hval = nh;
+        K_TRACE(HAL_TR_HANDLE, t->id, s->obj->id, 0, s->obj->type | (rights << 8), 0,
+                (uint64_t)nh, NULL, 0, 0);
     }
     k_unlock();
     if (rc == 0)

@@ -148,6 +148,8 @@ int os_shutdown(os_ctx_t *ctx, int status)
 {
     if (!ctx->task->privileged)
         return OS_EACCES;
+    if (k_replaying(ctx->task))
+        return 0; /* replay: the replayer ends the run when the recording does */
     k_lock();
     atomic_store(&K.shutdown_status, status);
     atomic_store(&K.shutdown, 1);
@@ -198,7 +200,9 @@ void k_get_stats(k_stats_t *out)
 
 uint64_t os_clock_now(os_ctx_t *ctx)
 {
-    uint64_t now = hal_clock_now_ns();
+    uint64_t now;
+    if (!k_replaying(ctx->task) || !k_replay_clock(&now))
+        now = hal_clock_now_ns();
     K_TRACE(HAL_TR_CLOCK_READ, ctx->task->id, 0, 0, 0, 0, now, NULL, 0, 0);
     return now;
 }
@@ -207,7 +211,8 @@ void os_random(os_ctx_t *ctx, void *buf, size_t len)
 {
     if (!buf || !len)
         return;
-    hal_entropy_fill(buf, len);
+    if (!k_replaying(ctx->task) || !k_replay_random(buf, len))
+        hal_entropy_fill(buf, len);
     K_TRACE(HAL_TR_RANDOM, ctx->task->id, 0, 0, 0, 0, 0, buf, len, 0);
 }
 

@@ -68,6 +68,7 @@ typedef struct k_chan {
     struct k_chan *peer;  /* NULL once the peer closed */
     k_msg_t *head, *tail; /* messages for our holder */
     uint32_t count;
+    uint32_t iface;   /* interface id (os_channel_tag), 0 if untagged; traced */
     bool peer_closed; /* tell PEER_CLOSED after the queue drains */
     bool peer_closed_told;
     bool want_writable;    /* a send from us got OS_EFULL */
@@ -93,6 +94,7 @@ typedef struct k_taskref {
     uint32_t task_id;
     int status;
     bool exited; /* tell TASK_EXIT */
+    bool phantom; /* replay: a recorded spawn, no task behind it (replay.c) */
 } k_taskref_t;
 
 typedef struct k_devitem {
@@ -270,7 +272,31 @@ static inline bool k_msg_due(const k_msg_t *m)
 /* timer.c: the earliest armed deadline or delayed message (lock held) */
 uint64_t k_timer_earliest(void);
 
+/* replay.c: hooks for the task being replayed, NULL unless a replayer installed them (k/replay.h) */
+extern const struct k_replay_ops *k_replay;
+extern uint32_t k_replay_task_id;
+static inline bool k_replaying(const k_task_t *t)
+{
+    return __builtin_expect(k_replay != NULL, 0) && t->id == k_replay_task_id;
+}
+int k_replay_send_result(void);
+bool k_replay_clock(uint64_t *now);
+bool k_replay_random(void *buf, size_t len);
+bool k_replay_list(uint32_t which, void *out, size_t max_bytes, int *rc);
+uint32_t k_replay_recorded_id(void);
+int k_replay_spawn(k_task_t *parent, const os_spawn_args_t *a, os_handle_t *out);
+
 /* trace.c */
+void k_trace_emit_if(uint32_t kind, uint32_t task, uint32_t chan, uint32_t peer, uint32_t type,
+                     int32_t result, uint64_t arg, const void *data, size_t len, uint32_t nh,
+                     uint32_t iface);
+/* K_TRACE for a record about a channel: iface is the channel's tag. */
+#define K_TRACE_IF(kind, task, chan, peer, type, result, arg, data, len, nh, iface)                \
+    do {                                                                                           \
+        if (__builtin_expect(K.trace != NULL, 0))                                                  \
+            k_trace_emit_if((kind), (task), (chan), (peer), (type), (result), (arg), (data),       \
+                            (len), (nh), (iface));                                                 \
+    } while (0)
 void k_trace_emit(uint32_t kind, uint32_t task, uint32_t chan, uint32_t peer, uint32_t type,
                   int32_t result, uint64_t arg, const void *data, size_t len, uint32_t nh);
 #define K_TRACE(kind, task, chan, peer, type, result, arg, data, len, nh)                          \

@@ -214,6 +214,8 @@ void *os_state(os_ctx_t *ctx)
 
 uint32_t os_task_id(os_ctx_t *ctx)
 {
+    if (k_replaying(ctx->task))
+        return k_replay_recorded_id();
     return ctx->task->id;
 }
 
@@ -243,6 +245,8 @@ void os_spawn_arg(os_ctx_t *ctx, const void **data, size_t *len)
 
 int os_spawn(os_ctx_t *ctx, const os_spawn_args_t *args, os_handle_t *task)
 {
+    if (k_replaying(ctx->task))
+        return k_replay_spawn(ctx->task, args, task);
     return k_spawn(ctx->task, args, task);
 }
 
@@ -275,7 +279,9 @@ int os_task_kill(os_ctx_t *ctx, os_handle_t task)
         rc = OS_EACCES;
     if (rc == 0) {
         k_task_t *victim = ((k_taskref_t *)s->obj)->task;
-        if (!victim || victim->dying) {
+        if (!victim && ((k_taskref_t *)s->obj)->phantom && !((k_taskref_t *)s->obj)->exited) {
+            rc = 0; /* replay: the recorded child; its TASK_EXIT is injected from the trace */
+        } else if (!victim || victim->dying) {
             rc = OS_ESTATE; /* already ended */
         } else if (victim->run == OS_TASK_RUNNING) {
             victim->dying = true; /* k_run_one destroys it after this event */
@@ -310,6 +316,11 @@ _Noreturn void os_panic(os_ctx_t *ctx, const char *fmt, ...)
 
 int os_task_list(os_ctx_t *ctx, os_task_info_t *out, size_t max)
 {
+    if (k_replaying(ctx->task)) {
+        int rc;
+        if (k_replay_list(1, out, out ? max * sizeof(*out) : 0, &rc))
+            return rc;
+    }
     int n = 0;
     k_lock();
     atomic_store_explicit(&K.list_holder, ctx->task, memory_order_relaxed);
@@ -327,6 +338,8 @@ int os_task_list(os_ctx_t *ctx, os_task_info_t *out, size_t max)
         ti->restarts = t->restarts;
     }
     atomic_store_explicit(&K.list_holder, NULL, memory_order_relaxed);
+    K_TRACE(HAL_TR_LIST, ctx->task->id, 0, 0, 1, n, 0, out,
+            out ? ((size_t)n < max ? (size_t)n : max) * sizeof(*out) : 0, 0);
     k_unlock();
     return n;
 }

@@ -9,6 +9,13 @@
 void k_trace_emit(uint32_t kind, uint32_t task, uint32_t chan, uint32_t peer, uint32_t type,
                   int32_t result, uint64_t arg, const void *data, size_t len, uint32_t nh)
 {
+    k_trace_emit_if(kind, task, chan, peer, type, result, arg, data, len, nh, 0);
+}
+
+void k_trace_emit_if(uint32_t kind, uint32_t task, uint32_t chan, uint32_t peer, uint32_t type,
+                     int32_t result, uint64_t arg, const void *data, size_t len, uint32_t nh,
+                     uint32_t iface)
+{
     const hal_trace_sink_t *sink = K.trace;
     hal_trace_rec_t rec;
 
@@ -25,7 +32,7 @@ void k_trace_emit(uint32_t kind, uint32_t task, uint32_t chan, uint32_t peer, ui
     rec.result = result;
     rec.len = (uint32_t)len;
     rec.nhandles = nh;
-    rec.iface = 0; /* channels carry no interface tag yet */
+    rec.iface = iface; /* the channel's os_channel_tag, 0 for other objects */
     rec.data = len ? data : NULL;
     sink->record(sink->self, &rec);
     atomic_fetch_add_explicit(&K.trace_records, 1, memory_order_relaxed);

@@ -57,6 +57,7 @@ static void every_kind_fires(void **state)
     assert_int_equal(0, os_device_write(ctx, con, 16, "out", 3));
     assert_int_equal(5, os_clock_now(ctx) + 5);
     os_random(ctx, rnd, sizeof(rnd));
+    assert_true(os_task_list(ctx, NULL, 0) >= 1); /* LIST */
     os_spawn_args_t args = {.program = "child"};
     assert_int_equal(0, os_spawn(ctx, &args, &task));
     kt_advance(10);

@@ -103,6 +103,12 @@ int os_channel_create(os_ctx_t *ctx, os_handle_t *a, os_handle_t *b);
 int os_send(os_ctx_t *ctx, os_handle_t h, uint32_t type, const void *data, size_t len,
             const os_handle_t *handles, size_t nhandles);
 
+/*
+ * Tag channel h and its peer with an interface id (iface/iface.h), so traces name
+ * the messages on it. OS_EBADH, OS_EINVAL (not a channel, or iface_id 0).
+ */
+int os_channel_tag(os_ctx_t *ctx, os_handle_t h, uint32_t iface_id);
+
 /* Close any handle. A channel's peer sees OS_EV_PEER_CLOSED; queued handles close. */
 int os_handle_close(os_ctx_t *ctx, os_handle_t h);
 

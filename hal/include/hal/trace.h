@@ -24,7 +24,11 @@
     X(CLOCK_READ, 15)  /* task read the clock: arg = value returned */                 \
     X(RANDOM, 16)      /* task drew random bytes: data */                              \
     X(TASK_EXIT_EVENT, 17) /* supervisor was told task `peer` ended: result */         \
-    X(START, 18)       /* task's start() ran */
+    X(START, 18)       /* task's start() ran */                                       \
+    X(HANDLE, 19)      /* handle arg installed in task's table for object chan:      */ \
+                       /* type = object kind | rights << 8 (spawn, create, delivery) */ \
+    X(LIST, 20)        /* task read os_task_list (type 1) / os_chan_list (type 2):   */ \
+                       /* result = count returned, data = the entries filled        */
 
 typedef enum hal_trace_kind {
 #define HAL_TRACE_KIND_ENUM(name, value) HAL_TR_##name = (value),

@@ -101,6 +101,7 @@ static char *read_file(const char *path, size_t *len)
 
 /* ---- keeping a failing seed ---------------------------------------------------------------- */
 
+#ifndef ORRERY_HAVE_TRACE_RECORDER
 typedef struct text_sink {
     FILE *f;
 } text_sink_t;
@@ -113,6 +114,7 @@ static void text_record(void *self, const hal_trace_rec_t *r)
             (unsigned long long)(r->time_ns % 1000000000ull), k_trace_kind_name(r->kind), r->task,
             r->chan, r->peer, r->type, r->result, (unsigned long long)r->arg, r->len, r->nhandles);
 }
+#endif
 
 /* Run the seed again with a recording sink and write its trace and output into dir. */
 static void keep_failing(const char *dir, const sim_scenario_t *sc, uint64_t seed, uint32_t faults,

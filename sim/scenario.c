@@ -227,9 +227,10 @@ int sim_scenario_parse(const char *text, size_t len, sim_scenario_t *out, char *
         }
         memcpy(line, text + i, j - i);
         line[j - i] = '\0';
-        if (memchr(line, '\0', j - i) || parse_line(out, line, lineno, &last_at, err, errlen)) {
-            if (memchr(line, '\0', j - i))
-                snprintf(err, errlen, "NUL byte in the line");
+        bool nul = memchr(line, '\0', j - i) != NULL;
+        if (nul)
+            snprintf(err, errlen, "NUL byte in the line");
+        if (nul || parse_line(out, line, lineno, &last_at, err, errlen)) {
             sim_scenario_free(out);
             return lineno;
         }

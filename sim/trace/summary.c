@@ -40,7 +40,8 @@ static int cmp_u64(const void *a, const void *b)
 
 static void lat_finish(lat_vec *l, trace_latency *out)
 {
-    qsort(l->v, l->n, sizeof(*l->v), cmp_u64);
+    if (l->n)
+        qsort(l->v, l->n, sizeof(*l->v), cmp_u64); /* qsort(NULL, 0) is undefined */
     out->n = l->n;
     out->p50 = trace_percentile(l->v, l->n, 50);
     out->p90 = trace_percentile(l->v, l->n, 90);

@@ -314,8 +314,11 @@ int os_chan_list(os_ctx_t *ctx, os_chan_info_t *out, size_t max)
 {
     if (k_replaying(ctx->task)) {
         int rc;
-        if (k_replay_list(2, out, out ? max * sizeof(*out) : 0, &rc))
+        if (k_replay_list(2, out, out ? max * sizeof(*out) : 0, &rc)) {
+            K_TRACE(HAL_TR_LIST, ctx->task->id, 0, 0, 2, rc, 0, out,
+                    out && rc > 0 ? ((size_t)rc < max ? (size_t)rc : max) * sizeof(*out) : 0, 0);
             return rc;
+        }
     }
     int n = 0;
     k_lock();

@@ -318,8 +318,11 @@ int os_task_list(os_ctx_t *ctx, os_task_info_t *out, size_t max)
 {
     if (k_replaying(ctx->task)) {
         int rc;
-        if (k_replay_list(1, out, out ? max * sizeof(*out) : 0, &rc))
+        if (k_replay_list(1, out, out ? max * sizeof(*out) : 0, &rc)) {
+            K_TRACE(HAL_TR_LIST, ctx->task->id, 0, 0, 1, rc, 0, out,
+                    out && rc > 0 ? ((size_t)rc < max ? (size_t)rc : max) * sizeof(*out) : 0, 0);
             return rc;
+        }
     }
     int n = 0;
     k_lock();

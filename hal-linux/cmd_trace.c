@@ -4,6 +4,9 @@
 #include <trace/stream.h>
 #include <trace/tools.h>
 #include <trace/decode.h>
+#include <hl/commands.h>
+
+#include <stdbool.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -416,4 +419,50 @@ int hl_cmd_bench_trace(int argc, char **argv)
                r.events_per_s, r.close_s, r.writer_events_per_cpu_s, r.bytes_per_event,
                (unsigned long long)r.dropped);
     return 0;
+}
+
+/* ---- `orrery run --trace FILE` ---------------------------------------------------------- */
+
+#ifndef ORRERY_COMMIT
+#define ORRERY_COMMIT "unknown"
+#endif
+
+static trace_recorder *run_rec;
+
+int hl_trace_run_open(const char *path, bool deterministic, uint64_t seed, const char *manifest,
+                      size_t manifest_len, unsigned workers, const char *command,
+                      const struct hal_trace_sink **sink)
+{
+    trace_run_info ti = {
+        .platform = deterministic ? "sim" : "hosted",
+        .seed = deterministic ? seed : 0,
+        .commit = ORRERY_COMMIT,
+        .manifest = manifest,
+        .manifest_len = manifest_len,
+        .workers = workers,
+        .command = command,
+    };
+    char err[512];
+
+    if (trace_recorder_open(path, &ti, &run_rec, err, sizeof(err)) != 0) {
+        fprintf(stderr, "orrery: run: --trace: %s\n", err);
+        run_rec = NULL;
+        return -1;
+    }
+    *sink = trace_recorder_sink(run_rec);
+    return 0;
+}
+
+int hl_trace_run_close(int status)
+{
+    char err[512];
+
+    if (!run_rec)
+        return 0;
+    trace_recorder_set_exit_status(run_rec, status);
+    int rc = trace_recorder_close(run_rec, err, sizeof(err));
+    run_rec = NULL;
+    if (rc != 0)
+        fprintf(stderr, "orrery: run: --trace: %s\n", err);
+    return rc;
 }

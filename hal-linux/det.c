@@ -52,6 +52,7 @@ int hl_run_deterministic(const hl_det_config_t *cfg)
         .console_eof = true,
         .console_out = det_write,
         .console_out_self = &io,
+        .trace = cfg->trace,
     };
     int rc = sim_boot(&sc);
     if (rc != 0) {

@@ -21,11 +21,13 @@ static const char usage[] =
     "Orrery is a microkernel OS; this program runs it as a Linux process.\n"
     "\n"
     "commands:\n"
-    "  run          boot Orrery hosted, shell on this terminal (stdin/stdout)\n"
+    "  run          boot Orrery hosted, shell on this terminal (stdin/stdout);\n"
+    "               --trace FILE.db records every IPC event\n"
     "  bench ipc    measure IPC round trips and throughput against a pipe baseline\n"
     "  bench boot   measure bare-metal boot time under QEMU\n"
     "  bench trace  measure the trace recorder's cost\n"
     "  trace        read, decode, export and import IPC traces (SQLite)\n"
+    "  replay       replay one server against a recorded trace, report the first divergence\n"
     "  qemu         boot the bare-metal image under QEMU\n"
     "  version      print the version and commit\n"
     "\n"
@@ -126,6 +128,14 @@ int main(int argc, char **argv)
         return hl_cmd_qemu(argc - 1, argv + 1);
     if (strcmp(cmd, "trace") == 0)
         return hl_cmd_trace(argc - 1, argv + 1);
+    if (strcmp(cmd, "replay") == 0) {
+#ifdef ORRERY_NO_TRACE
+        fputs("orrery: replay: not built in this tree\n", stderr);
+        return 2;
+#else
+        return hl_cmd_replay(argc - 1, argv + 1);
+#endif
+    }
     if (cmd[0] == '-')
         return hl_usage_error(NULL, "unknown option '%s'", cmd);
     return hl_usage_error(NULL, "unknown command '%s'", cmd);

@@ -10,7 +10,7 @@
 #include <image.h>
 
 static const char run_usage[] =
-    "usage: orrery run [--manifest FILE] [--workers N] [--deterministic --seed N]\n"
+    "usage: orrery run [--manifest FILE] [--workers N] [--deterministic --seed N] [--trace FILE.db]\n"
     "\n"
     "Boot Orrery as a Linux process; the console is stdin/stdout (try 'help' at the\n"
     "'orrery> ' prompt, 'shutdown' to leave). SIGINT/SIGTERM shut it down cleanly.\n"
@@ -20,6 +20,8 @@ static const char run_usage[] =
     "  --deterministic   one thread, virtual clock, seeded scheduling: the same seed\n"
     "                    and input give the same output, byte for byte\n"
     "  --seed N          the seed for --deterministic (default 1)\n"
+    "  --trace FILE.db   record every IPC event into a SQLite trace (docs/trace-format.md;\n"
+    "                    read it with 'orrery trace', replay a server with 'orrery replay')\n"
     "  --help            this text\n";
 
 /* Read a whole file; NULL with errno set. */
@@ -64,7 +66,7 @@ static char *slurp(const char *path, size_t *len)
 
 int hl_cmd_run(int argc, char **argv)
 {
-    const char *manifest_path = NULL;
+    const char *manifest_path = NULL, *trace_path = NULL;
     uint64_t workers = 0, seed = 1;
     bool deterministic = false, seed_given = false;
 
@@ -80,9 +82,9 @@ int hl_cmd_run(int argc, char **argv)
             continue;
         }
         /* Options with a value: "--opt VALUE" or "--opt=VALUE". */
-        const char *names[] = {"--manifest", "--workers", "--seed"};
+        const char *names[] = {"--manifest", "--workers", "--seed", "--trace"};
         int which = -1;
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             size_t nl = strlen(names[k]);
             if (strncmp(a, names[k], nl) == 0 && (a[nl] == '\0' || a[nl] == '=')) {
                 which = k;
@@ -99,6 +101,10 @@ int hl_cmd_run(int argc, char **argv)
             return hl_usage_error("run", "run: unknown option '%s'", a);
         if (which == 0) {
             manifest_path = val;
+        } else if (which == 3) {
+            if (!*val)
+                return hl_usage_error("run", "run: --trace needs a file name");
+            trace_path = val;
         } else if (which == 1) {
             if (!hl_parse_u64(val, 1, 256, &workers))
                 return hl_usage_error("run", "run: --workers wants a number 1..256, not '%s'", val);
@@ -134,6 +140,22 @@ int hl_cmd_run(int argc, char **argv)
         }
     }
 
+    const hal_trace_sink_t *sink = NULL;
+    if (trace_path) {
+#ifdef ORRERY_NO_TRACE
+        fprintf(stderr, "orrery: run: --trace: the trace store is not built in this tree\n");
+        free(owned);
+        return 2;
+#else
+        if (hl_trace_run_open(trace_path, deterministic, seed, text, len,
+                              deterministic ? 1 : (workers ? (unsigned)workers : hl_ncpus()),
+                              "orrery run", &sink) != 0) {
+            free(owned);
+            return 1;
+        }
+#endif
+    }
+
     int status;
     if (deterministic) {
         hl_det_config_t dc = {
@@ -144,6 +166,7 @@ int hl_cmd_run(int argc, char **argv)
             .seed = seed,
             .console_in = 0,
             .console_out = 1,
+            .trace = sink,
         };
         status = hl_run_deterministic(&dc);
     } else {
@@ -156,11 +179,16 @@ int hl_cmd_run(int argc, char **argv)
         rc.workers = (unsigned)workers;
         rc.handle_signals = true;
         rc.stats = &stats;
+        rc.trace = sink;
         status = hl_run(&rc);
         if (status >= 0 && stats.leaks != 0)
             fprintf(stderr, "orrery: warning: %ld kernel allocations leaked\n", stats.leaks);
     }
     free(owned);
+#ifndef ORRERY_NO_TRACE
+    if (sink && hl_trace_run_close(status) != 0 && status >= 0)
+        return 1;
+#endif
     if (status < 0)
         return 1;
     return status & 0xff;

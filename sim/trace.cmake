@@ -45,16 +45,18 @@ target_compile_options(orrery_trace PRIVATE ${ORRERY_HOST_FLAGS})
 # `trace record` boots the image: it needs the kernel, the servers, sim and the hosted platform.
 if(TARGET orrery_sim AND TARGET orrery_servers AND TARGET orrery_hal_linux)
     add_library(orrery_trace_cli STATIC ${CMAKE_SOURCE_DIR}/hal-linux/cmd_trace.c
-        ${ORRERY_TRACE_DIR}/record_run.c)
+        ${CMAKE_SOURCE_DIR}/hal-linux/cmd_replay.c ${ORRERY_TRACE_DIR}/record_run.c
+        ${ORRERY_TRACE_DIR}/replay.c ${ORRERY_TRACE_DIR}/replay_run.c)
     target_link_libraries(orrery_trace_cli PUBLIC orrery_trace orrery_sim orrery_servers
         orrery_hal_linux)
     target_compile_definitions(orrery_trace_cli PRIVATE ORRERY_COMMIT="${ORRERY_COMMIT}")
 else()
     add_library(orrery_trace_cli STATIC ${CMAKE_SOURCE_DIR}/hal-linux/cmd_trace.c
-        ${ORRERY_TRACE_DIR}/record_none.c)
+        ${ORRERY_TRACE_DIR}/record_none.c ${ORRERY_TRACE_DIR}/replay_none.c)
     target_link_libraries(orrery_trace_cli PUBLIC orrery_trace)
 endif()
 target_compile_options(orrery_trace_cli PRIVATE ${ORRERY_HOST_FLAGS})
+target_include_directories(orrery_trace_cli PRIVATE ${CMAKE_SOURCE_DIR}/hal-linux/include)
 
 # A standalone front end for the same commands (build/orrery-trace), usable before and
 # besides build/orrery.

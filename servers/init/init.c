@@ -94,6 +94,7 @@ static int start(os_ctx_t *ctx, init_state_t *st, slot_t *s)
     int err = os_channel_create(ctx, &mine, &theirs);
     if (err < 0)
         return err;
+    os_channel_tag(ctx, mine, iface_id(&init_iface)); /* traces name its messages */
     os_spawn_args_t args = {0};
     args.program = s->prog.name;
     args.handles = &theirs;
@@ -205,6 +206,7 @@ static void grant(os_ctx_t *ctx, init_state_t *st, slot_t *client, uint32_t req,
         reply(ctx, client, req, err, 0);
         return;
     }
+    os_channel_tag(ctx, a, r->id); /* the interface the client connected to, for traces */
     init_new_client_t nc;
     memset(&nc, 0, sizeof nc);
     strcpy(nc.name, r->name);

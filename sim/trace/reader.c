@@ -16,6 +16,7 @@ typedef struct name_ent {
 
 struct trace_db {
     sqlite3 *db;
+    int version; /* meta.schema_version */
     char *path;
     char err[512];
     name_ent *tasks, *ifaces;
@@ -143,6 +144,7 @@ static int check(trace_db *db)
     }
     version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
+    db->version = version;
     if (version > TRACE_SCHEMA_VERSION) {
         dberr(db, "schema version %d is newer than this orrery reads (%d); use a newer orrery",
               version, TRACE_SCHEMA_VERSION);
@@ -236,7 +238,7 @@ int trace_db_run(trace_db *db, trace_run_row *out)
     int rc;
 
     memset(out, 0, sizeof(*out));
-    out->schema_version = TRACE_SCHEMA_VERSION;
+    out->schema_version = db->version;
     rc = sqlite3_prepare_v2(db->db,
                             "SELECT platform, commit_id, start_time, seed,"
                             " coalesce(events, (SELECT count(*) FROM events)), dropped,"
@@ -339,4 +341,35 @@ void trace_iter_close(trace_iter *it)
         sqlite3_finalize(it->st);
         free(it);
     }
+}
+
+int trace_db_manifest(trace_db *db, char **out, size_t *len)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    *out = NULL;
+    *len = 0;
+    rc = sqlite3_prepare_v2(db->db, "SELECT manifest FROM run WHERE id = 1", -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        sqlerr(db, rc);
+        return -1;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        int n = sqlite3_column_bytes(st, 0);
+        const void *p = sqlite3_column_blob(st, 0);
+        if ((*out = malloc((size_t)n + 1)) != NULL) {
+            if (n)
+                memcpy(*out, p, (size_t)n);
+            (*out)[n] = '\0';
+            *len = (size_t)n;
+        }
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sqlerr(db, rc);
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_finalize(st);
+    return 0;
 }

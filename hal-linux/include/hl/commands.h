@@ -3,6 +3,7 @@
 #define HL_COMMANDS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Each returns the process exit status: 0 ok, 2 usage error, else the command's own. */
@@ -18,6 +19,17 @@ int hl_cmd_bench_boot(int argc, char **argv);
  * says it is not built in and returns 2. */
 int hl_cmd_trace(int argc, char **argv);
 int hl_cmd_bench_trace(int argc, char **argv);
+
+/* `orrery run --trace FILE` (cmd_trace.c): open the recorder for a run and give its sink;
+ * 0, or -1 after printing a one-line error. hl_trace_run_close stores the exit status and
+ * closes the file (0, or -1 after printing the error). */
+struct hal_trace_sink;
+int hl_trace_run_open(const char *path, bool deterministic, uint64_t seed, const char *manifest,
+                      size_t manifest_len, unsigned workers, const char *command,
+                      const struct hal_trace_sink **sink);
+int hl_trace_run_close(int status);
+/* `orrery replay` (cmd_replay.c). */
+int hl_cmd_replay(int argc, char **argv);
 
 /* Print "orrery: <msg>" and the usage hint for `cmd` to stderr; returns 2. */
 int hl_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -70,6 +70,7 @@ typedef struct hl_det_config {
     int console_in;      /* fd; -1: no input (EOF at once) */
     int console_out;     /* fd */
     uint64_t max_events; /* 0: no limit */
+    const hal_trace_sink_t *trace; /* NULL: no tracing */
 } hl_det_config_t;
 
 /* One thread, virtual clock, seeded scheduling; the same seed and input give

@@ -39,6 +39,9 @@ typedef struct trace_run_row {
 
 int trace_db_run(trace_db *db, trace_run_row *out);
 
+/* The run's boot manifest (malloc'd, NUL-terminated; NULL if none). 0 or -1 (trace_db_error). */
+int trace_db_manifest(trace_db *db, char **out, size_t *len);
+
 /* Task name by id (NULL if unknown); interface name by id (from the file, then the decoder). */
 const char *trace_db_task_name(trace_db *db, uint32_t task);
 const char *trace_db_iface_name(trace_db *db, uint32_t iface);

@@ -8,8 +8,9 @@
 
 #include <hal/trace.h>
 
-/* The trace schema this build writes and the newest it reads (docs/trace-format.md). */
-#define TRACE_SCHEMA_VERSION 1
+/* The trace schema this build writes and the newest it reads (docs/trace-format.md).
+ * 2: HANDLE and LIST records (replay needs them); 1 is still read. */
+#define TRACE_SCHEMA_VERSION 2
 
 /* What is known about the run when recording starts; strings are copied. */
 typedef struct trace_run_info {

@@ -1,0 +1,314 @@
+/* fuzz_server.c — one libFuzzer harness for every server: init, connect, feed, clean up (per FUZZ_SERVER). */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hal/console.h>
+#include <iface/all.h>
+#include <iface/init_client.h>
+#include <image.h>
+#include <k/fault.h>
+#include <k/kernel.h>
+#include <sim/sim.h>
+
+/*
+ * The hooks, one row per server (docs/fuzzing.md):
+ *   init     boot the image on sim with a manifest that starts the server and a fake
+ *            peer ("fuzz_peer", a client like any other, bootstrap channel to init);
+ *   connect  the peer asks init for a channel to the server's interface (init itself:
+ *            the peer talks on its bootstrap channel);
+ *   feed     the input is a sequence of operations: well-formed messages of the
+ *            interface built from the bytes (structure-aware), raw garbage messages,
+ *            console device lines, time jumps, reconnects;
+ *   clean up run to idle, check the invariants, shut down, tear down, check leaks.
+ * Invariants after each input (abort() = a crash libFuzzer reports): no task panicked
+ * or faulted; the kernel audit holds; every request the server must answer got an
+ * answer (reply or error) once the system is idle; k_teardown reports no leak.
+ * A new server adds one row here and one target in fuzz/CMakeLists.txt.
+ */
+typedef struct fuzz_server {
+    const char *name;
+    const char *manifest;
+    const iface_t *iface; /* NULL: the peer talks to init on its bootstrap channel */
+    bool answers_all;     /* every message the peer sends gets one answer back */
+} fuzz_server_t;
+
+static const fuzz_server_t servers[] = {
+    {"echo", "program echo restart=always\nprogram fuzz_peer restart=never reach=echo\n",
+     &echo_iface, true},
+    {"init", "program echo restart=on-failure max-restarts=2\n"
+             "program fuzz_peer restart=never reach=echo,init\n",
+     NULL, false},
+    {"console", "program console restart=always\nprogram fuzz_peer restart=never reach=console\n",
+     &console_iface, false},
+    {"shell", "program console restart=always\nprogram shell restart=always reach=console,echo\n"
+              "program echo restart=always\nprogram fuzz_peer restart=never reach=echo\n",
+     NULL, false},
+};
+
+#ifndef FUZZ_SERVER
+#define FUZZ_SERVER "echo"
+#endif
+
+static const fuzz_server_t *srv;
+
+/* ---- the fake peer ----------------------------------------------------------------------- */
+
+static struct {
+    os_ctx_t *ctx;
+    uint32_t id;
+    os_handle_t chan; /* to the server (or init) */
+    uint64_t sent, answers;
+    uint32_t req;
+} P;
+
+static void peer_start(os_ctx_t *ctx)
+{
+    P.ctx = ctx;
+    P.id = os_task_id(ctx);
+    if (srv->iface)
+        init_connect_iface(ctx, ++P.req, srv->iface);
+    else
+        P.chan = init_channel(ctx);
+}
+
+static void peer_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    init_connected_t c;
+    if (srv->iface && ev->handle == init_channel(ctx) && ev->type == init_msg_connected &&
+        init_connected_decode(ev, &c) == 0) {
+        if (P.chan != OS_HANDLE_NONE)
+            os_handle_close(ctx, P.chan);
+        P.chan = c.chan;
+        return;
+    }
+    if (ev->handle == P.chan)
+        P.answers++;
+    for (size_t i = 0; i < ev->nhandles; i++)
+        os_handle_close(ctx, ev->handles[i]); /* whatever it sends us, we do not keep */
+}
+
+static const os_program_t peer = {"fuzz_peer", 0, peer_start, peer_event};
+
+static const os_program_t *programs[8];
+
+/* ---- the watch: panics ---------------------------------------------------------------------- */
+
+static int panics;
+static void watch(void *self, const hal_trace_rec_t *r)
+{
+    if (r->kind == HAL_TR_EXIT && (r->result == -128 || r->result == -130))
+        panics++;
+}
+static const hal_trace_sink_t sink = {HAL_TRACE_SINK_VERSION, NULL, watch, NULL};
+
+/* ---- feeding ------------------------------------------------------------------------------- */
+
+typedef struct in {
+    const uint8_t *p;
+    size_t n;
+} in_t;
+
+static uint8_t byte(in_t *in)
+{
+    if (!in->n)
+        return 0;
+    in->n--;
+    return *in->p++;
+}
+
+static bool peer_alive(void)
+{
+    return P.ctx && k_task_find("fuzz_peer") == P.id;
+}
+
+static void idle(void)
+{
+    sim_run_until_idle();
+}
+
+/* Fill message m's struct from the input, encode it and send it. */
+static void send_structured(in_t *in)
+{
+    const iface_t *ifc = srv->iface ? srv->iface : &init_iface;
+    const iface_msg_t *m = &ifc->msgs[byte(in) % ifc->nmsgs];
+    static uint8_t msg[8192], wire[OS_MSG_MAX_DATA];
+    os_handle_t hs[OS_MSG_MAX_HANDLES], keep[OS_MSG_MAX_HANDLES];
+    size_t nkeep = 0;
+    memset(msg, 0, m->size);
+    for (size_t i = 0; i < m->nfields; i++) {
+        const iface_field_t *f = &m->fields[i];
+        uint8_t *at = msg + f->offset;
+        switch (f->kind) {
+        case IFACE_U8:
+        case IFACE_U16:
+        case IFACE_U32:
+        case IFACE_U64:
+        case IFACE_I32:
+        case IFACE_I64: {
+            size_t w = f->kind == IFACE_U8 ? 1 : f->kind == IFACE_U16 ? 2
+                       : (f->kind == IFACE_U64 || f->kind == IFACE_I64) ? 8 : 4;
+            for (size_t k = 0; k < w; k++)
+                at[k] = byte(in);
+            break;
+        }
+        case IFACE_STR:
+        case IFACE_BYTES: {
+            size_t len = byte(in);
+            if (len == 255)
+                len = (size_t)byte(in) * 16; /* now and then a long one */
+            if (len > f->max)
+                len = f->max;
+            for (size_t k = 0; k < len; k++) {
+                uint8_t c = byte(in);
+                at[k] = f->kind == IFACE_STR && c == 0 ? 'a' : c;
+            }
+            if (f->kind == IFACE_BYTES)
+                memcpy(msg + f->len_offset, &(uint32_t){(uint32_t)len}, sizeof(uint32_t));
+            break;
+        }
+        case IFACE_HANDLE: {
+            os_handle_t a, b;
+            if (os_channel_create(P.ctx, &a, &b) == 0) {
+                memcpy(at, &b, sizeof b);
+                keep[nkeep++] = a;
+            }
+            break;
+        }
+        }
+    }
+    size_t len = 0, nh = 0;
+    if (iface_encode(m, msg, wire, sizeof wire, &len, hs, &nh) == 0 &&
+        os_send(P.ctx, P.chan, m->number, wire, len, hs, nh) == 0) {
+        P.sent++;
+        if (srv->answers_all)
+            idle(); /* one request at a time: no answer is lost to a full queue */
+    }
+    else
+        for (size_t i = 0; i < nh; i++)
+            os_handle_close(P.ctx, hs[i]);
+    for (size_t i = 0; i < nkeep; i++)
+        os_handle_close(P.ctx, keep[i]); /* the server sees its end's peer close */
+}
+
+static void send_raw(in_t *in)
+{
+    static uint8_t data[OS_MSG_MAX_DATA];
+    uint32_t type = byte(in) % 12;
+    size_t len = byte(in);
+    for (size_t k = 0; k < len; k++)
+        data[k] = byte(in);
+    os_handle_t h[1], other;
+    size_t nh = 0;
+    if (byte(in) & 1 && os_channel_create(P.ctx, &h[0], &other) == 0) {
+        nh = 1;
+        os_handle_close(P.ctx, other);
+    }
+    if (os_send(P.ctx, P.chan, type, data, len, h, nh) == 0) {
+        P.sent++;
+        if (srv->answers_all)
+            idle();
+    } else if (nh)
+        os_handle_close(P.ctx, h[0]);
+}
+
+static void console_line(in_t *in)
+{
+    char line[HAL_CONSOLE_LINE_MAX + 1];
+    size_t len = byte(in) % 64;
+    for (size_t k = 0; k < len; k++) {
+        uint8_t c = byte(in);
+        line[k] = c == 0 || c == '\n' ? ' ' : (char)c;
+    }
+    line[len] = '\0';
+    /* Bias towards real commands, so the shell gets past its parser. */
+    static const char *const cmds[] = {"ps", "ipc", "uptime", "help", "echo hi", "kill echo",
+                                       "spawn echo", "kill 4", ""};
+    if (len > 0 && (uint8_t)line[0] < 0x40) {
+        const char *c = cmds[(uint8_t)line[0] % (sizeof cmds / sizeof cmds[0])];
+        snprintf(line, sizeof line, "%s", c);
+    }
+    sim_console_feed(line);
+}
+
+static void check(bool ok, const char *what)
+{
+    if (!ok) {
+        fprintf(stderr, "fuzz_%s: invariant broken: %s\n", srv->name, what);
+        abort();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!srv) {
+        for (size_t i = 0; i < sizeof servers / sizeof servers[0]; i++)
+            if (strcmp(servers[i].name, FUZZ_SERVER) == 0)
+                srv = &servers[i];
+        size_t n = 0;
+        for (const os_program_t *const *p = orrery_programs; *p && n < 6; p++)
+            programs[n++] = *p;
+        programs[n++] = &peer;
+        programs[n] = NULL;
+    }
+    memset(&P, 0, sizeof P);
+    panics = 0;
+    sim_config_t cfg = {.programs = programs,
+                        .init_arg = srv->manifest,
+                        .init_arg_len = strlen(srv->manifest),
+                        .seed = size,
+                        .trace = &sink};
+    check(sim_boot(&cfg) == 0, "boot");
+    idle();
+    in_t in = {data, size};
+    int shut = 0;
+    while (in.n && !sim_shutdown_status(&shut) && peer_alive() && P.chan != OS_HANDLE_NONE) {
+        switch (byte(&in) % 8) {
+        case 0:
+        case 1:
+        case 2:
+            send_structured(&in);
+            break;
+        case 3:
+            send_raw(&in);
+            break;
+        case 4:
+            idle();
+            break;
+        case 5:
+            sim_advance(((uint64_t)byte(&in) + 1) * 1000000);
+            idle();
+            break;
+        case 6:
+            console_line(&in);
+            break;
+        case 7:
+            if (srv->iface && P.chan) {
+                os_handle_close(P.ctx, P.chan);
+                P.chan = OS_HANDLE_NONE;
+                init_connect_iface(P.ctx, ++P.req, srv->iface);
+                P.sent = P.answers = 0;
+                idle();
+            }
+            break;
+        }
+        char err[160];
+        check(k_audit(NULL, 0, NULL, err, sizeof err) == 0, err);
+    }
+    idle();
+    sim_advance(5000000000ull); /* let timeouts fire */
+    idle();
+    check(panics == 0, "a task panicked or faulted");
+    if (srv->answers_all && peer_alive() && !sim_shutdown_status(NULL) &&
+        k_task_find(srv->name) != 0)
+        check(P.answers == P.sent, "a request got no answer");
+    char err[160];
+    check(k_audit(NULL, 0, NULL, err, sizeof err) == 0, err);
+    check(sim_teardown() == 0, "kernel memory leaked");
+    return 0;
+}

@@ -1,0 +1,21 @@
+#!/bin/sh
+# record.sh — re-record the golden traces that ctest replays (see docs/replay.md).
+#
+#   tests/traces/record.sh [path/to/orrery]      (default: build/orrery)
+#
+# Each NAME.txt is a console script; NAME.db is the deterministic run of the built-in image
+# with that input (seed 1), compacted to 4 KiB pages so the file stays small. Re-record after
+# a deliberate change of a server's behaviour, and commit the .db files with that change.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+orrery=${1:-build/orrery}
+command -v sqlite3 >/dev/null || { echo "record.sh: needs the sqlite3 command (apt install sqlite3)" >&2; exit 2; }
+for script in "$here"/*.txt; do
+    name=$(basename "$script" .txt)
+    db="$here/$name.db"
+    rm -f "$db"
+    status=0
+    "$orrery" run --deterministic --seed 1 --trace "$db" < "$script" > /dev/null || status=$?
+    sqlite3 "$db" 'PRAGMA journal_mode=DELETE; PRAGMA page_size=4096; VACUUM;' > /dev/null
+    echo "$name.db: exit status $status, $(sqlite3 "$db" 'SELECT count(*) FROM events') events, $(wc -c < "$db") bytes"
+done

@@ -6,14 +6,16 @@ orrery_add_test(test_trace_recorder SOURCES test_trace_recorder.c LIBS orrery_tr
 orrery_add_test(test_trace_readers SOURCES test_trace_readers.c LIBS orrery_trace LABELS trace)
 orrery_add_test(test_trace_frame SOURCES test_trace_frame.c LIBS orrery_trace LABELS trace)
 
+# Channel interface tags in trace records (kernel test platform kt, from core.cmake).
+if(TARGET orrery_kt)
+    orrery_add_test(test_chan_tag SOURCES test_chan_tag.c LIBS orrery_kt LABELS trace)
+endif()
+
 # Replay needs the kernel, the servers and sim (orrery_trace_cli then holds replay.c).
 if(TARGET orrery_sim AND TARGET orrery_servers AND TARGET orrery_hal_linux)
     orrery_add_test(test_replay SOURCES test_replay.c LIBS orrery_trace_cli LABELS trace)
     target_compile_definitions(test_replay PRIVATE
         ORRERY_TRACES_DIR="${CMAKE_CURRENT_SOURCE_DIR}/traces")
-    if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/test_chan_tag.c)
-        orrery_add_test(test_chan_tag SOURCES test_chan_tag.c LIBS orrery_trace_cli LABELS trace)
-    endif()
     # The golden traces through the CLI, one test per server: `orrery replay` must match.
     if(TARGET orrery)
         foreach(task init console shell echo)

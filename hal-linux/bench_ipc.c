@@ -237,7 +237,8 @@ typedef struct ipc_figures {
     double msgs_per_s; /* one way */
 } ipc_figures_t;
 
-static int run_ipc(int client_worker, int server_worker, bool pin, ipc_figures_t *out)
+static int run_ipc_traced(int client_worker, int server_worker, bool pin,
+                          const hal_trace_sink_t *trace, ipc_figures_t *out)
 {
     memset(&result, 0, sizeof(result));
     bench_arg_t a = {client_worker, server_worker};
@@ -255,6 +256,7 @@ static int run_ipc(int client_worker, int server_worker, bool pin, ipc_figures_t
     rc.handle_signals = true;
     rc.timeout_ms = 60000;
     rc.stats = &stats;
+    rc.trace = trace;
     int status = hl_run(&rc);
     if (status != 0 || !result.done || stats.signal) {
         fprintf(stderr, "orrery: bench ipc: run failed (status %d%s)\n", status,
@@ -268,6 +270,22 @@ static int run_ipc(int client_worker, int server_worker, bool pin, ipc_figures_t
     }
     out->rtt_ns = median(result.batch_ns, RTT_BATCHES);
     out->msgs_per_s = (double)STREAM_MSGS * 1e9 / (double)result.stream_ns;
+    return 0;
+}
+
+static int run_ipc(int client_worker, int server_worker, bool pin, ipc_figures_t *out)
+{
+    return run_ipc_traced(client_worker, server_worker, pin, NULL, out);
+}
+
+/* `orrery bench trace`: the same run (workers 0 and 1, pinned) with a trace sink, or NULL. */
+int hl_bench_ipc_once(const hal_trace_sink_t *trace, uint64_t *rtt_ns, double *msgs_per_s)
+{
+    ipc_figures_t f;
+    if (run_ipc_traced(0, 1, true, trace, &f) != 0)
+        return -1;
+    *rtt_ns = f.rtt_ns;
+    *msgs_per_s = f.msgs_per_s;
     return 0;
 }
 

@@ -16,6 +16,11 @@
 #include <unistd.h>
 
 int hl_cmd_trace(int argc, char **argv);
+
+#ifndef ORRERY_COMMIT
+#define ORRERY_COMMIT "unknown"
+#endif
+#define ORRERY_COMMIT_STR ORRERY_COMMIT
 int hl_cmd_bench_trace(int argc, char **argv);
 
 static const char trace_usage[] =
@@ -61,10 +66,12 @@ static const char record_usage[] =
     "script (then EOF, which shuts the shell down), so a seed and an input give the same trace.\n";
 
 static const char bench_usage[] =
-    "usage: orrery bench trace [--events N] [--threads N] [--json] [--keep FILE]\n"
+    "usage: orrery bench trace [--events N] [--threads N] [--json] [--keep FILE] [--no-ipc]\n"
     "SQLite ingest of synthetic records (8 of 10 are 32-byte messages) from N threads into a\n"
     "trace: record() cost, events per second until every record is committed, the close\n"
-    "(index build) time, the writer's events per CPU second, and bytes per event.\n";
+    "(index build) time, the writer's events per CPU second, and bytes per event. Then the IPC\n"
+    "benchmark (orrery bench ipc, workers 0 and 1) with tracing off and on: the ratio of round\n"
+    "trip and throughput (skip it with --no-ipc).\n";
 
 static int is_help(const char *s)
 {
@@ -362,13 +369,60 @@ int hl_cmd_trace(int argc, char **argv)
     return usage_error(trace_usage, "unknown command '%s'", argv[1]);
 }
 
+/* Defined by bench_ipc.c in build/orrery; absent from the standalone orrery-trace tool. */
+__attribute__((weak)) int hl_bench_ipc_once(const struct hal_trace_sink *trace, uint64_t *rtt_ns,
+                                            double *msgs_per_s);
+
+typedef struct ipc_overhead {
+    bool ran;
+    uint64_t rtt_off, rtt_on;    /* median round trip, ns */
+    double tput_off, tput_on;    /* one-way messages per second */
+    uint64_t records;            /* trace records of the traced run */
+    double rtt_ratio, tput_ratio; /* on/off for the round trip, off/on for throughput */
+} ipc_overhead;
+
+/* The IPC benchmark with tracing off, then on (the recorder into a temporary file). */
+static int bench_ipc_overhead(const char *dir, ipc_overhead *o, char *err, size_t errlen)
+{
+    trace_run_info ti = {.platform = "hosted", .commit = ORRERY_COMMIT_STR, .workers = 2,
+                         .command = "orrery bench trace"};
+    trace_recorder_stats st;
+    trace_recorder *rec;
+    char path[300];
+
+    memset(o, 0, sizeof(*o));
+    if (!hl_bench_ipc_once)
+        return 0;
+    if (hl_bench_ipc_once(NULL, &o->rtt_off, &o->tput_off) != 0) {
+        snprintf(err, errlen, "the IPC benchmark failed (tracing off)");
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/orrery-bench-ipc-trace-%d.db", dir, (int)getpid());
+    if (trace_recorder_open(path, &ti, &rec, err, errlen) != 0)
+        return -1;
+    trace_recorder_stats_at_close(rec, &st);
+    int rc = hl_bench_ipc_once(trace_recorder_sink(rec), &o->rtt_on, &o->tput_on);
+    trace_recorder_close(rec, NULL, 0);
+    unlink(path);
+    if (rc != 0) {
+        snprintf(err, errlen, "the IPC benchmark failed (tracing on)");
+        return -1;
+    }
+    o->ran = true;
+    o->records = st.recorded;
+    o->rtt_ratio = o->rtt_off ? (double)o->rtt_on / (double)o->rtt_off : 0;
+    o->tput_ratio = o->tput_on > 0 ? o->tput_off / o->tput_on : 0;
+    return 0;
+}
+
 int hl_cmd_bench_trace(int argc, char **argv)
 {
     uint64_t events = 2000000, threads = 2;
     const char *keep = NULL;
     char path[256], err[512];
     trace_ingest_result r;
-    int json = 0;
+    int json = 0, no_ipc = 0;
+    ipc_overhead ov;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -378,6 +432,8 @@ int hl_cmd_bench_trace(int argc, char **argv)
         }
         if (strcmp(a, "--json") == 0) {
             json = 1;
+        } else if (strcmp(a, "--no-ipc") == 0) {
+            no_ipc = 1;
         } else if (strcmp(a, "--events") == 0 || strcmp(a, "--threads") == 0 ||
                    strcmp(a, "--keep") == 0) {
             if (i + 1 >= argc)
@@ -401,12 +457,24 @@ int hl_cmd_bench_trace(int argc, char **argv)
         return trace_fail(err);
     if (!keep)
         unlink(path);
+    memset(&ov, 0, sizeof(ov));
+    if (!no_ipc && bench_ipc_overhead(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", &ov, err,
+                                      sizeof(err)) != 0)
+        return trace_fail(err);
     if (json)
         printf("{\"ingest_events\":%llu,\"threads\":%u,\"record_ns\":%.1f,"
                "\"ingest_events_per_s\":%.0f,\"close_s\":%.3f,\"writer_events_per_cpu_s\":%.0f,"
-               "\"bytes_per_event\":%.1f,\"dropped\":%llu}\n",
+               "\"bytes_per_event\":%.1f,\"dropped\":%llu",
                (unsigned long long)r.events, r.threads, r.record_ns, r.events_per_s, r.close_s,
                r.writer_events_per_cpu_s, r.bytes_per_event, (unsigned long long)r.dropped);
+    if (json && ov.ran)
+        printf(",\"ipc_rtt_ns_off\":%llu,\"ipc_rtt_ns_on\":%llu,\"ipc_rtt_ratio\":%.3f,"
+               "\"ipc_msgs_per_s_off\":%.0f,\"ipc_msgs_per_s_on\":%.0f,"
+               "\"ipc_throughput_ratio\":%.3f,\"ipc_trace_records\":%llu",
+               (unsigned long long)ov.rtt_off, (unsigned long long)ov.rtt_on, ov.rtt_ratio,
+               ov.tput_off, ov.tput_on, ov.tput_ratio, (unsigned long long)ov.records);
+    if (json)
+        printf("}\n");
     else
         printf("trace ingest: %llu events from %u threads (mean payload %.1f bytes)\n"
                "  record()        %8.1f ns/event (per thread)\n"
@@ -418,14 +486,17 @@ int hl_cmd_bench_trace(int argc, char **argv)
                (unsigned long long)r.events, r.threads, r.payload_mean, r.record_ns,
                r.events_per_s, r.close_s, r.writer_events_per_cpu_s, r.bytes_per_event,
                (unsigned long long)r.dropped);
+    if (!json && ov.ran)
+        printf("IPC benchmark, tracing off -> on (recorder as the kernel's sink, %llu records):\n"
+               "  round trip      %8llu -> %llu ns   ratio %.2fx (goal <= 1.3x)\n"
+               "  one way         %8.0f -> %.0f msgs/s   ratio %.2fx (goal <= 1.3x)\n",
+               (unsigned long long)ov.records, (unsigned long long)ov.rtt_off,
+               (unsigned long long)ov.rtt_on, ov.rtt_ratio, ov.tput_off, ov.tput_on,
+               ov.tput_ratio);
     return 0;
 }
 
 /* ---- `orrery run --trace FILE` ---------------------------------------------------------- */
-
-#ifndef ORRERY_COMMIT
-#define ORRERY_COMMIT "unknown"
-#endif
 
 static trace_recorder *run_rec;
 

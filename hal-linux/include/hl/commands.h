@@ -28,6 +28,9 @@ int hl_trace_run_open(const char *path, bool deterministic, uint64_t seed, const
                       size_t manifest_len, unsigned workers, const char *command,
                       const struct hal_trace_sink **sink);
 int hl_trace_run_close(int status);
+/* bench_ipc.c: one IPC benchmark run (workers 0 and 1) with this trace sink (NULL: off);
+ * the median round trip and one-way messages per second. 0 or -1. */
+int hl_bench_ipc_once(const struct hal_trace_sink *trace, uint64_t *rtt_ns, double *msgs_per_s);
 /* `orrery replay` (cmd_replay.c). */
 int hl_cmd_replay(int argc, char **argv);
 

@@ -1,4 +1,5 @@
 /* main.c — the orrery command line: dispatches run, bench, qemu and version. */
+#include <hl/cmd_sim.h>
 #include <hl/commands.h>
 
 #include <errno.h>
@@ -26,6 +27,8 @@ static const char usage[] =
     "  bench ipc    measure IPC round trips and throughput against a pipe baseline\n"
     "  bench boot   measure bare-metal boot time under QEMU\n"
     "  bench trace  measure the trace recorder's cost\n"
+    "  bench sim    measure the simulator's time compression and message rate\n"
+    "  sim          run scenarios over many seeds deterministically, with faults\n"
     "  trace        read, decode, export and import IPC traces (SQLite)\n"
     "  replay       replay one server against a recorded trace, report the first divergence\n"
     "  qemu         boot the bare-metal image under QEMU\n"
@@ -34,11 +37,12 @@ static const char usage[] =
     "Run 'orrery <command> --help' for a command's options.\n";
 
 static const char bench_usage[] =
-    "usage: orrery bench <ipc|boot|trace> [options]\n"
+    "usage: orrery bench <ipc|boot|trace|sim> [options]\n"
     "\n"
     "  ipc    IPC round trip and throughput (orrery bench ipc --help)\n"
     "  boot   bare-metal boot time (orrery bench boot --help)\n"
-    "  trace  the trace recorder's cost (orrery bench trace --help)\n";
+    "  trace  the trace recorder's cost (orrery bench trace --help)\n"
+    "  sim    the simulator's speed (orrery bench sim --help)\n";
 
 static const char version_usage[] = "usage: orrery version\n"
                                     "\n"
@@ -89,7 +93,7 @@ static int cmd_version(int argc, char **argv)
 static int cmd_bench(int argc, char **argv)
 {
     if (argc < 2)
-        return hl_usage_error("bench", "bench: which benchmark? (ipc, boot or trace)");
+        return hl_usage_error("bench", "bench: which benchmark? (ipc, boot, trace or sim)");
     if (is_help(argv[1])) {
         fputs(bench_usage, stdout);
         return 0;
@@ -100,6 +104,8 @@ static int cmd_bench(int argc, char **argv)
         return hl_cmd_bench_boot(argc - 1, argv + 1);
     if (strcmp(argv[1], "trace") == 0)
         return hl_cmd_bench_trace(argc - 1, argv + 1);
+    if (strcmp(argv[1], "sim") == 0)
+        return hl_cmd_bench_sim(argc - 1, argv + 1);
     return hl_usage_error("bench", "bench: unknown benchmark '%s'", argv[1]);
 }
 
@@ -128,6 +134,8 @@ int main(int argc, char **argv)
         return hl_cmd_qemu(argc - 1, argv + 1);
     if (strcmp(cmd, "trace") == 0)
         return hl_cmd_trace(argc - 1, argv + 1);
+    if (strcmp(cmd, "sim") == 0)
+        return hl_cmd_sim(argc - 1, argv + 1);
     if (strcmp(cmd, "replay") == 0) {
 #ifdef ORRERY_NO_TRACE
         fputs("orrery: replay: not built in this tree\n", stderr);

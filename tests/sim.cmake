@@ -1,6 +1,6 @@
 # sim.cmake — simulator tests: unit tests, seed sweeps with the determinism check, scenarios,
 # the broken-scenario reproduction check, and the checked-in regression seeds and fuzz inputs.
-if(NOT TARGET orrery_sim_runner OR NOT TARGET orrery-sim)
+if(NOT TARGET orrery_sim_runner OR NOT TARGET orrery)
     return()
 endif()
 
@@ -8,7 +8,7 @@ orrery_add_test(test_sim SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim.c
     LIBS orrery_sim_runner orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim)
 
 set(_scn ${CMAKE_SOURCE_DIR}/scenarios)
-set(_sim $<TARGET_FILE:orrery-sim>)
+set(_sim $<TARGET_FILE:orrery>)
 
 # 100 seeds of the default scenario, each run twice and compared (the CI sweep).
 add_test(NAME sim_default_100_seeds

@@ -133,6 +133,16 @@ void trace_show_format(trace_db *db, const hal_trace_rec_t *r, uint32_t iface, c
         trace_hex(r->data, r->len, 16, body, sizeof(body));
         add(&l, " [%u bytes] %s", (unsigned)r->len, body);
         break;
+    case HAL_TR_HANDLE: {
+        static const char *const kinds[] = {"?", "channel", "timer", "task", "device"};
+        unsigned k = r->type & 0xff;
+        add(&l, " handle %#llx = %s %u rights %#x", (unsigned long long)r->arg,
+            kinds[k < 5 ? k : 0], (unsigned)r->chan, (unsigned)(r->type >> 8));
+        break;
+    }
+    case HAL_TR_LIST:
+        add(&l, " %s -> %d", r->type == 1 ? "tasks" : "channels", (int)r->result);
+        break;
     default:
         if (r->len) {
             trace_hex(r->data, r->len, 32, body, sizeof(body));

@@ -216,16 +216,21 @@ void os_random(os_ctx_t *ctx, void *buf, size_t len)
     K_TRACE(HAL_TR_RANDOM, ctx->task->id, 0, 0, 0, 0, 0, buf, len, 0);
 }
 
-void os_log(os_ctx_t *ctx, const char *fmt, ...)
+void k_log_line(k_task_t *t, const char *what, const char *fmt, va_list ap)
 {
     char line[512];
-    va_list ap;
-    int n = snprintf(line, sizeof(line), "[%s] ", ctx->task->prog->name);
-    va_start(ap, fmt);
+    int n = snprintf(line, sizeof(line), "[%s] %s", t->prog->name, what);
     if (n >= 0 && (size_t)n < sizeof(line) - 1)
         vsnprintf(line + n, sizeof(line) - 1 - (size_t)n, fmt, ap);
-    va_end(ap);
-    size_t len = strnlen(line, sizeof(line) - 2);
+    size_t len = strnlen(line, sizeof(line) - 2); /* cut long lines, keep room for '\n' */
     line[len++] = '\n';
     hal_console_write(line, len);
+}
+
+void os_log(os_ctx_t *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    k_log_line(ctx->task, "", fmt, ap);
+    va_end(ap);
 }

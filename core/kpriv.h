@@ -3,6 +3,7 @@
 #define K_PRIV_H
 
 #include <setjmp.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -244,6 +245,8 @@ int k_spawn(k_task_t *parent, const os_spawn_args_t *a, os_handle_t *out);
 void k_task_destroy(k_task_t *t, int status);
 void k_taskref_destroy(k_taskref_t *ref);
 bool k_taskref_take(k_task_t *t, k_taskref_t *ref, os_event_t *ev);
+/* "[name] <what><formatted>\n" on the console (os_log, os_panic). */
+void k_log_line(k_task_t *t, const char *what, const char *fmt, va_list ap);
 _Noreturn void k_task_leave(k_task_t *t, int status);
 
 /* sched.c */

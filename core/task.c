@@ -301,16 +301,10 @@ _Noreturn void os_exit(os_ctx_t *ctx, int status)
 
 _Noreturn void os_panic(os_ctx_t *ctx, const char *fmt, ...)
 {
-    char line[512];
     va_list ap;
-    int n = snprintf(line, sizeof(line), "[%s] panic: ", ctx->task->prog->name);
     va_start(ap, fmt);
-    if (n >= 0 && (size_t)n < sizeof(line) - 1)
-        vsnprintf(line + n, sizeof(line) - 1 - (size_t)n, fmt, ap);
+    k_log_line(ctx->task, "panic: ", fmt, ap);
     va_end(ap);
-    size_t len = strnlen(line, sizeof(line) - 2);
-    line[len++] = '\n';
-    hal_console_write(line, len);
     k_task_leave(ctx->task, K_EXIT_PANIC);
 }
 

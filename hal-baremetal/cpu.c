@@ -106,7 +106,7 @@ static void dump(const bm_frame_t *f, uint64_t cr2)
     bm_printf("[fault] %s (vector %lu, error %#lx) at rip %#lx\n", exception_name(f->vector),
               (unsigned long)f->vector, (unsigned long)f->error, (unsigned long)f->rip);
     if (f->vector == 14)
-        bm_printf("[fault] cr2 %#018lx (%s, %s)\n", (unsigned long)cr2,
+        bm_printf("[fault] cr2 0x%016lx (%s, %s)\n", (unsigned long)cr2,
                   (f->error & 2) ? "write" : "read",
                   (f->error & 1) ? "protection violation" : "page not present");
     bm_printf("[fault] rax %016lx rbx %016lx rcx %016lx rdx %016lx\n", (unsigned long)f->rax,
@@ -146,10 +146,10 @@ static void exception(bm_frame_t *f)
         bm_exit(BM_STATUS_PANIC);
     }
     if (f->vector == 14)
-        snprintf(what, sizeof(what), "page fault at %#lx (%s, rip %#lx)", (unsigned long)cr2,
+        snprintf(what, sizeof(what), "page fault at 0x%lx (%s, rip 0x%lx)", (unsigned long)cr2,
                  (f->error & 2) ? "write" : "read", (unsigned long)f->rip);
     else
-        snprintf(what, sizeof(what), "%s (rip %#lx)", exception_name(f->vector),
+        snprintf(what, sizeof(what), "%s (rip 0x%lx)", exception_name(f->vector),
                  (unsigned long)f->rip);
     dump(f, cr2);
     if (bm_kernel_running && irq_depth == 0 && f->vector != 8 && f->vector != 18 &&

@@ -212,9 +212,35 @@ static bool write_all(int fd, const char *buf, size_t len)
  * input until the OS prints its boot line, then pass it on, and send ^D
  * (which the image posts as end of input) when our stdin ends.
  */
+/* QEMU's stderr, minus the one warning our own -fw_cfg etc/sercon-port always causes. */
+static void pass_stderr(int fd, char *acc, size_t *alen)
+{
+    ssize_t r = read(fd, acc + *alen, 4095 - *alen);
+    char *nl;
+
+    if (r <= 0) {
+        if (*alen)
+            write_all(2, acc, *alen);
+        *alen = 0;
+        return;
+    }
+    *alen += (size_t)r;
+    acc[*alen] = '\0';
+    while ((nl = strchr(acc, '\n')) != NULL || *alen == 4095) {
+        size_t n = nl ? (size_t)(nl - acc) + 1 : *alen;
+        if (!memmem(acc, n, "externally provided fw_cfg item names", 37))
+            write_all(2, acc, n);
+        memmove(acc, acc + n, *alen - n + 1);
+        *alen -= n;
+    }
+}
+
 static int relay(char **argv)
 {
-    int in[2], out[2], ws = 0;
+    int in[2], out[2], err[2], ws = 0;
+    char errbuf[4096];
+    size_t errlen = 0;
+    bool err_open = true;
     char buf[65536], tail[16] = "";
     const char *marker = "[boot] ready";
     bool ready = false, in_open = true, eof_sent = false;
@@ -222,7 +248,7 @@ static int relay(char **argv)
     size_t plen = 0, pcap = 0, poff = 0;
     time_t start = time(NULL);
 
-    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
         perror("orrery: qemu: pipe");
         return 2;
     }
@@ -234,15 +260,17 @@ static int relay(char **argv)
     if (child == 0) {
         dup2(in[0], 0);
         dup2(out[1], 1);
+        dup2(err[1], 2);
         execv(argv[0], argv);
         fprintf(stderr, "orrery: qemu: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
     close(in[0]);
     close(out[1]);
+    close(err[1]);
     signal(SIGPIPE, SIG_IGN);
     for (;;) {
-        struct pollfd fds[3] = {{out[0], POLLIN, 0}, {-1, 0, 0}, {-1, 0, 0}};
+        struct pollfd fds[4] = {{out[0], POLLIN, 0}, {-1, 0, 0}, {-1, 0, 0}, {-1, 0, 0}};
         int nfds = 1;
         if (in_open && plen < (1u << 24)) {
             fds[1].fd = 0;
@@ -252,7 +280,11 @@ static int relay(char **argv)
             fds[2].fd = in[1];
             fds[2].events = POLLOUT;
         }
-        nfds = 3;
+        if (err_open) {
+            fds[3].fd = err[0];
+            fds[3].events = POLLIN;
+        }
+        nfds = 4;
         if (poll(fds, (nfds_t)nfds, ready ? -1 : 1000) < 0) {
             if (errno == EINTR)
                 continue;
@@ -260,6 +292,12 @@ static int relay(char **argv)
         }
         if (!ready && time(NULL) - start > 60)
             ready = true; /* no boot line (an old image?): send the input anyway */
+        if (fds[3].revents) {
+            size_t before = errlen;
+            pass_stderr(err[0], errbuf, &errlen);
+            if (fds[3].revents & (POLLHUP | POLLERR) && !(fds[3].revents & POLLIN) && before == errlen)
+                err_open = false;
+        }
         if (fds[0].revents) {
             ssize_t r = read(out[0], buf, sizeof(buf));
             if (r <= 0)
@@ -314,6 +352,18 @@ static int relay(char **argv)
     free(pending);
     close(in[1]);
     close(out[0]);
+    while (err_open) {
+        size_t before = errlen;
+        struct pollfd p = {err[0], POLLIN, 0};
+        if (poll(&p, 1, 2000) <= 0)
+            break;
+        pass_stderr(err[0], errbuf, &errlen);
+        if (!(p.revents & POLLIN) || (before == errlen && errlen == 0 && !(p.revents & POLLIN)))
+            break;
+        if (p.revents & POLLHUP && !(p.revents & POLLIN))
+            break;
+    }
+    close(err[0]);
     while (waitpid(child, &ws, 0) < 0 && errno == EINTR)
         ;
     return ws;

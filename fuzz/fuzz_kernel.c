@@ -16,11 +16,20 @@
  * its on_event: each timer event executes ops until a `yield` op, then re-arms
  * the timer, so other tasks run (and events arrive) between slices. Its
  * children "fzc" obey the messages they receive (reply, close, exit, panic,
- * send back handles). Handles live in a pool of 16 slots; ops pick slots by
+ * send back handles; a message is sent back at most (byte 1 & 15) times, so two
+ * children holding both ends of a channel stop). Handles live in a pool of 16 slots; ops pick slots by
  * index, so stale and wrong-type handles are exercised too.
- * Invariants: the kernel audit holds after every slice; every run ends in a
- * clean teardown with no leaked allocation; a child's panic is on purpose
- * (op), so panics are not failures here, but a crash or sanitizer report is.
+ * Invariants: the kernel audit holds after every slice; once the harness has
+ * killed every task the input made, the kernel holds exactly what it held
+ * before the input (tasks, endpoints, allocations); every boot ends in a clean
+ * teardown with no leaked allocation. A child's panic is on purpose (op), so
+ * panics are not failures here, but a crash or sanitizer report is.
+ *
+ * Persistent mode (docs/fuzzing.md): one kernel is booted with a root task
+ * "fzroot"; per input the root spawns a fresh privileged "fz", the script
+ * runs, the harness kills fz and every task it made, runs to idle and checks
+ * the baseline. The kernel is rebooted every REBOOT_EVERY inputs. Given files
+ * on the command line (a reproducer run), every input gets a fresh boot.
  */
 enum { POOL = 16 };
 
@@ -29,6 +38,7 @@ static struct {
     size_t n;
     os_handle_t pool[POOL];
     os_handle_t tick;
+    bool done; /* the script ran out: fz stops re-arming its tick */
 } Z;
 
 static uint8_t byte(void)
@@ -162,7 +172,7 @@ static void fz_start(os_ctx_t *ctx)
 
 static void fz_event(os_ctx_t *ctx, const os_event_t *ev)
 {
-    if (ev->kind == OS_EV_TIMER && ev->handle == Z.tick) {
+    if (ev->kind == OS_EV_TIMER && ev->handle == Z.tick && !Z.done) {
         run_slice(ctx);
         char err[160];
         if (k_audit(NULL, 0, NULL, err, sizeof err) != 0) {
@@ -172,7 +182,7 @@ static void fz_event(os_ctx_t *ctx, const os_event_t *ev)
         if (Z.n)
             os_timer_set(ctx, Z.tick, os_clock_now(ctx) + 1000);
         else
-            os_shutdown(ctx, 0);
+            Z.done = true;
     }
     for (size_t i = 0; i < ev->nhandles; i++)
         put(ev->handles[i]);
@@ -183,11 +193,18 @@ static void fzc_event(os_ctx_t *ctx, const os_event_t *ev)
 {
     if (ev->kind != OS_EV_MESSAGE)
         return;
-    uint8_t what = ev->len ? ((const uint8_t *)ev->data)[0] : 0;
+    const uint8_t *d = ev->data;
+    uint8_t what = ev->len ? d[0] : 0;
     switch (what % 6) {
-    case 0:
-        os_send(ctx, ev->handle, ev->type, ev->data, ev->len, ev->handles, ev->nhandles);
+    case 0: { /* send it back, one hop fewer (byte 1): two children cannot ping-pong forever */
+        uint8_t back[OS_MSG_MAX_DATA];
+        if (ev->len < 2 || (d[1] & 15) == 0)
+            break;
+        memcpy(back, d, ev->len);
+        back[1] = (uint8_t)((d[1] & 15) - 1);
+        os_send(ctx, ev->handle, ev->type, back, ev->len, ev->handles, ev->nhandles);
         break;
+    }
     case 1:
         os_handle_close(ctx, ev->handle);
         break;
@@ -206,29 +223,148 @@ static void fzc_event(os_ctx_t *ctx, const os_event_t *ev)
     }
 }
 
+/* The root: task 1, privileged, does nothing itself; the harness spawns fz from it. */
+static os_ctx_t *root;
+static void root_start(os_ctx_t *ctx)
+{
+    os_handle_t t;
+    root = ctx;
+    /* Arm and drop a timer once: the kernel's timer heap, allocated on first use, is then
+     * part of the baseline rather than counted against the first input. */
+    if (os_timer_create(ctx, &t) == 0) {
+        os_timer_set(ctx, t, UINT64_MAX - 1);
+        os_handle_close(ctx, t);
+    }
+    /* Likewise fill the kernel's pool of free message buffers (256 kept): with it full, every
+     * message an input frees goes back to the heap, and the count returns to the baseline. */
+    os_handle_t a[3], b[3];
+    for (int i = 0; i < 3; i++) {
+        if (os_channel_create(ctx, &a[i], &b[i]) != 0)
+            continue;
+        for (int k = 0; k < OS_CHAN_QUEUE_MAX; k++)
+            os_send(ctx, a[i], 0, NULL, 0, NULL, 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        os_handle_close(ctx, a[i]);
+        os_handle_close(ctx, b[i]);
+    }
+}
+static void root_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    for (size_t i = 0; i < ev->nhandles; i++)
+        os_handle_close(ctx, ev->handles[i]);
+}
+
+static const os_program_t fzroot = {"fzroot", 0, root_start, root_event};
 static const os_program_t fz = {"fz", 0, fz_start, fz_event};
 static const os_program_t fzc = {"fzc", 0, NULL, fzc_event};
-static const os_program_t *const programs[] = {&fz, &fzc, NULL};
+static const os_program_t *const programs[] = {&fzroot, &fz, &fzc, NULL};
+
+enum { REBOOT_EVERY = 500, MAX_EVENTS = 200000 };
+
+static struct {
+    bool booted, fresh_each;
+    unsigned inputs;   /* since boot */
+    k_stats_t base;    /* the kernel with only the root, idle */
+} H;
+
+static void die(const char *what, long a, long b)
+{
+    fprintf(stderr, "fuzz_kernel: %s (%ld, %ld)\n", what, a, b);
+    abort();
+}
+
+static void boot(void)
+{
+    sim_config_t cfg = {.programs = programs, .init_program = "fzroot", .seed = 1};
+    if (sim_boot(&cfg) != 0)
+        die("boot failed", 0, 0);
+    sim_run_until_idle();
+    if (!root)
+        die("root did not start", 0, 0);
+    k_get_stats(&H.base);
+    H.booted = true;
+    H.inputs = 0;
+}
+
+static void shutdown_kernel(void)
+{
+    long leaks = sim_teardown();
+    if (leaks != 0)
+        die("allocations leaked at teardown", leaks, 0);
+    root = NULL;
+    H.booted = false;
+}
+
+/* Kill every task but the root (children first would not matter: a kill is a kill). */
+static void kill_all_but_root(void)
+{
+    for (int round = 0; round < 8; round++) {
+        k_audit_task_t ts[64];
+        size_t n = 0;
+        char err[160];
+        if (k_audit(ts, 64, &n, err, sizeof err) != 0)
+            die(err, 0, 0);
+        if (n == 1)
+            return;
+        for (size_t i = 0; i < n && i < 64; i++)
+            if (ts[i].id != 1)
+                k_fault_kill(ts[i].id, -129);
+        sim_run_until_idle();
+    }
+    die("tasks survive being killed", 0, 0);
+}
+
+/* A reproducer run (a file given on the command line) boots afresh for every input. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    for (int i = 1; i < *argc; i++) {
+        const char *a = (*argv)[i];
+        FILE *f;
+        if (a[0] != '-' && (f = fopen(a, "rb")) != NULL) {
+            /* a directory opens too on Linux, but reading it fails */
+            if (fgetc(f) != EOF || !ferror(f))
+                H.fresh_each = true;
+            fclose(f);
+        }
+    }
+    if (getenv("FUZZ_FRESH"))
+        H.fresh_each = true;
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (!H.booted)
+        boot();
     memset(&Z, 0, sizeof Z);
     Z.p = data;
     Z.n = size;
-    sim_config_t cfg = {.programs = programs, .init_program = "fz", .seed = size};
-    if (sim_boot(&cfg) != 0)
-        abort();
     /* Every other input also runs with delayed deliveries and timer jitter. */
     sim_faults_t f;
     sim_faults_defaults(&f);
     f.enabled = size % 2 ? SIM_FAULT_DELAY | SIM_FAULT_JITTER : 0;
     sim_faults_install(&f);
-    sim_run(200000);
+    os_handle_t h;
+    os_spawn_args_t sa = {.program = "fz", .privileged = true};
+    if (os_spawn(root, &sa, &h) != 0)
+        die("spawn fz failed", 0, 0);
+    for (uint64_t ev = 0; !Z.done && ev < MAX_EVENTS && sim_step(); ev++)
+        ;
     sim_faults_remove();
-    long leaks = sim_teardown();
-    if (leaks != 0) {
-        fprintf(stderr, "fuzz_kernel: %ld allocations leaked\n", leaks);
-        abort();
-    }
+    kill_all_but_root();
+    os_handle_close(root, h);
+    sim_run_until_idle();
+    k_stats_t st;
+    k_get_stats(&st);
+    if (st.tasks != H.base.tasks)
+        die("tasks outlive being killed", st.tasks, H.base.tasks);
+    /* Endpoints can outlive every task: carried in messages queued in a cycle (an end sent
+     * through its own channel, or two channels carrying each other's ends), they stay
+     * reachable only from each other until teardown frees them. Not a failure here, but
+     * the state is no longer the baseline: reboot, and teardown checks for leaks. */
+    bool dirty = st.channels != H.base.channels || st.allocations != H.base.allocations;
+    if (dirty || H.fresh_each || ++H.inputs >= REBOOT_EVERY)
+        shutdown_kernel();
     return 0;
 }

@@ -146,6 +146,8 @@ void bm_main(uint32_t start_info)
         if (!ready) {
             ready = true;
             boot_line();
+            if (bm_cmdline_has("kernelfault")) /* for the tests: a fault outside any task */
+                *(volatile int *)0 = 1;
         }
         irq_disable();
         if (bm_timer_due || (ready && bm_serial_pending()) || shutdown_called)

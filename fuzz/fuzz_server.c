@@ -28,6 +28,14 @@
  * or faulted; the kernel audit holds; every request the server must answer got an
  * answer (reply or error) once the system is idle; k_teardown reports no leak.
  * A new server adds one row here and one target in fuzz/CMakeLists.txt.
+ *
+ * Persistent mode (docs/fuzzing.md): the image boots once (seed 1); each input is one
+ * client. After it the harness kills the peer: its channels close, the server drops the
+ * client's state, init restarts the peer, which connects afresh, and the task and endpoint
+ * counts must be back at their booted values. The image reboots (teardown checks leaks)
+ * every REBOOT_EVERY inputs and whenever an input shut it down, spawned or ended another
+ * task, or left it off its booted counts. A reproducer run (files on the command line, or
+ * FUZZ_FRESH=1) boots afresh for every input.
  */
 typedef struct fuzz_server {
     const char *name;
@@ -37,15 +45,15 @@ typedef struct fuzz_server {
 } fuzz_server_t;
 
 static const fuzz_server_t servers[] = {
-    {"echo", "program echo restart=always\nprogram fuzz_peer restart=never reach=echo\n",
+    {"echo", "program echo restart=always\nprogram fuzz_peer restart=always max-restarts=1000000 reach=echo\n",
      &echo_iface, true},
     {"init", "program echo restart=on-failure max-restarts=2\n"
-             "program fuzz_peer restart=never reach=echo,init\n",
+             "program fuzz_peer restart=always max-restarts=1000000 reach=echo,init\n",
      NULL, false},
-    {"console", "program console restart=always\nprogram fuzz_peer restart=never reach=console\n",
+    {"console", "program console restart=always\nprogram fuzz_peer restart=always max-restarts=1000000 reach=console\n",
      &console_iface, false},
     {"shell", "program console restart=always\nprogram shell restart=always reach=console,echo\n"
-              "program echo restart=always\nprogram fuzz_peer restart=never reach=echo\n",
+              "program echo restart=always\nprogram fuzz_peer restart=always max-restarts=1000000 reach=echo\n",
      NULL, false},
 };
 
@@ -67,6 +75,7 @@ static struct {
 
 static void peer_start(os_ctx_t *ctx)
 {
+    memset(&P, 0, sizeof P); /* a restarted peer: a fresh client */
     P.ctx = ctx;
     P.id = os_task_id(ctx);
     if (srv->iface)
@@ -100,10 +109,14 @@ static const os_program_t *programs[8];
 /* ---- the watch: panics ---------------------------------------------------------------------- */
 
 static int panics;
+static bool ending;    /* the harness is killing the peer: its exit and respawn are expected */
+static int disturbed;  /* other tasks spawned or ended: the image is no longer the booted one */
 static void watch(void *self, const hal_trace_rec_t *r)
 {
     if (r->kind == HAL_TR_EXIT && (r->result == -128 || r->result == -130))
         panics++;
+    if ((r->kind == HAL_TR_EXIT || r->kind == HAL_TR_SPAWN) && !ending)
+        disturbed++;
 }
 static const hal_trace_sink_t sink = {HAL_TRACE_SINK_VERSION, NULL, watch, NULL};
 
@@ -244,27 +257,90 @@ static void check(bool ok, const char *what)
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+enum { REBOOT_EVERY = 1000 };
+
+static struct {
+    bool booted, fresh_each;
+    unsigned inputs; /* since boot */
+    k_stats_t base;  /* tasks and endpoints once booted, between inputs */
+} H;
+
+static void setup(void)
 {
-    if (!srv) {
-        for (size_t i = 0; i < sizeof servers / sizeof servers[0]; i++)
-            if (strcmp(servers[i].name, FUZZ_SERVER) == 0)
-                srv = &servers[i];
-        size_t n = 0;
-        for (const os_program_t *const *p = orrery_programs; *p && n < 6; p++)
-            programs[n++] = *p;
-        programs[n++] = &peer;
-        programs[n] = NULL;
-    }
+    for (size_t i = 0; i < sizeof servers / sizeof servers[0]; i++)
+        if (strcmp(servers[i].name, FUZZ_SERVER) == 0)
+            srv = &servers[i];
+    size_t n = 0;
+    for (const os_program_t *const *p = orrery_programs; *p && n < 6; p++)
+        programs[n++] = *p;
+    programs[n++] = &peer;
+    programs[n] = NULL;
+}
+
+static void boot(void)
+{
     memset(&P, 0, sizeof P);
-    panics = 0;
     sim_config_t cfg = {.programs = programs,
                         .init_arg = srv->manifest,
                         .init_arg_len = strlen(srv->manifest),
-                        .seed = size,
+                        .seed = 1,
                         .trace = &sink};
     check(sim_boot(&cfg) == 0, "boot");
     idle();
+    check(peer_alive() && P.chan != OS_HANDLE_NONE, "the peer did not connect");
+    k_get_stats(&H.base);
+    H.booted = true;
+    H.inputs = 0;
+}
+
+static void reboot_clean(void)
+{
+    check(sim_teardown() == 0, "kernel memory leaked");
+    H.booted = false;
+}
+
+/*
+ * End the client: kill the peer (its channels close, so the server drops what it kept for
+ * it) and let init restart it; the new peer connects afresh. False if the image is not
+ * back where it was after boot (then the harness reboots).
+ */
+static bool end_client(void)
+{
+    ending = true;
+    bool ok = P.ctx && k_fault_kill(P.id, -129) == 0;
+    idle();
+    ending = false;
+    k_stats_t st;
+    k_get_stats(&st);
+    return ok && peer_alive() && P.chan != OS_HANDLE_NONE && st.tasks == H.base.tasks &&
+           st.channels == H.base.channels;
+}
+
+/* A reproducer run (a file given on the command line) boots afresh for every input. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    for (int i = 1; i < *argc; i++) {
+        const char *a = (*argv)[i];
+        FILE *f;
+        if (a[0] != '-' && (f = fopen(a, "rb")) != NULL) {
+            if (fgetc(f) != EOF || !ferror(f)) /* a directory opens, but reading it fails */
+                H.fresh_each = true;
+            fclose(f);
+        }
+    }
+    if (getenv("FUZZ_FRESH"))
+        H.fresh_each = true;
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!srv)
+        setup();
+    if (!H.booted)
+        boot();
+    panics = disturbed = 0;
+    P.sent = P.answers = 0;
     in_t in = {data, size};
     int shut = 0;
     while (in.n && !sim_shutdown_status(&shut) && peer_alive() && P.chan != OS_HANDLE_NONE) {
@@ -309,6 +385,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(P.answers == P.sent, "a request got no answer");
     char err[160];
     check(k_audit(NULL, 0, NULL, err, sizeof err) == 0, err);
-    check(sim_teardown() == 0, "kernel memory leaked");
+    sim_console_clear();
+    bool clean = !sim_shutdown_status(NULL) && disturbed == 0 && end_client();
+    check(panics == 0, "a task panicked or faulted while its client went away");
+    check(k_audit(NULL, 0, NULL, err, sizeof err) == 0, err);
+    if (!clean || H.fresh_each || ++H.inputs >= REBOOT_EVERY)
+        reboot_clean();
     return 0;
 }

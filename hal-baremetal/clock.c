@@ -11,7 +11,7 @@
  *   1. CPUID 0x40000010 (hypervisor timing leaf): TSC kHz;
  *   2. kvmclock (KVM): the pvclock multiplier gives ticks -> ns exactly;
  *   3. CPUID 0x15 with a crystal frequency (recent Intel, some hypervisors);
- *   4. the PIT: TSC ticks over 1 ms of PIT channel 2, best of 3 (TCG on q35);
+ *   4. the PIT: TSC ticks over 0.5 ms of PIT channel 2, best of 3 (TCG on q35);
  *   5. the LAPIC timer, taken to run at 1 GHz like QEMU's (TCG on microvm).
  * The LAPIC timer (divide by 16) is then calibrated against the TSC over 100 us.
  * hal_clock_now_ns() is nanoseconds since the first instruction of entry.S.
@@ -114,12 +114,12 @@ static uint64_t pit_window(uint32_t count)
 }
 
 /*
- * The shortest of three 1 ms windows: a window can only come out too long
+ * The shortest of three 0.5 ms windows: a window can only come out too long
  * (the vCPU thread preempted on a busy host), never too short.
  */
 static uint64_t from_pit(void)
 {
-    const uint32_t pit_hz = 1193182, count = pit_hz / 1000;
+    const uint32_t pit_hz = 1193182, count = pit_hz / 2000; /* 0.5 ms */
     uint64_t best = 0;
 
     for (int i = 0; i < 3; i++) {
@@ -135,13 +135,13 @@ static uint64_t from_pit(void)
 }
 
 /*
- * No PIT (microvm under TCG has none by default): count TSC ticks over 1 ms
+ * No PIT (microvm under TCG has none by default): count TSC ticks over 0.5 ms
  * of the LAPIC timer, taking its clock to be 1 GHz as QEMU's and KVM's are.
  * The shortest of three windows, as for the PIT.
  */
 static uint64_t from_lapic_assumed(void)
 {
-    const uint32_t ticks = 62500; /* 1 ms at 1 GHz / 16 */
+    const uint32_t ticks = 31250; /* 0.5 ms at 1 GHz / 16 */
     uint64_t best = 0;
 
     for (int i = 0; i < 3; i++) {
@@ -159,7 +159,7 @@ static uint64_t from_lapic_assumed(void)
             best = t1 - t0;
     }
     lapic_hz = 62500000;
-    return best * 1000;
+    return best * 2000;
 }
 
 static void calibrate_lapic(void)

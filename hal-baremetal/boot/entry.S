@@ -55,8 +55,9 @@ pvh_start:
     movl $__bss_start, %edi
     movl $__bss_end, %ecx
     subl %edi, %ecx
+    shrl $2, %ecx                   /* the linker script page-aligns both ends */
     xorl %eax, %eax
-    rep stosb
+    rep stosl
 
     /* pt0: 4 KiB pages for 0..2 MiB. Page 0 stays mapped until bm_mem_init has
      * read the boot information (the firmware may leave start_info there). */

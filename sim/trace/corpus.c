@@ -1,0 +1,273 @@
+/* corpus.c — `orrery trace corpus`: a recorded trace's messages as seed inputs for the fuzz targets. */
+#include <trace/corpus.h>
+#include <trace/decode.h>
+#include <trace/reader.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <hal/console.h>
+
+extern const iface_t *const *trace_iface_table(void);
+
+static size_t int_width(iface_kind_t k)
+{
+    switch (k) {
+    case IFACE_U8:
+        return 1;
+    case IFACE_U16:
+        return 2;
+    case IFACE_U32:
+    case IFACE_I32:
+        return 4;
+    case IFACE_U64:
+    case IFACE_I64:
+        return 8;
+    default:
+        return 0;
+    }
+}
+
+/*
+ * The structured op: fuzz/fuzz_server.c's send_structured reads, per field in order,
+ * an int as its bytes (little-endian), a string or byte field as a length byte (255: then
+ * a byte b, length b * 16) and the bytes, a handle field as nothing. Walk the wire format
+ * (ints LE, str/bytes as a u16 length and the bytes, handles out of band) and re-emit it.
+ * -1 if the payload is not exactly one message of m, or a length cannot be expressed.
+ */
+static int structured(const iface_t *ifc, size_t idx, const uint8_t *in, size_t n,
+                      uint32_t nhandles, uint8_t *o, size_t *olen, size_t cap)
+{
+    const iface_msg_t *m = &ifc->msgs[idx];
+    size_t at = 0, w = *olen;
+    if (nhandles != m->nhandles || cap - w < 2 || idx > 255)
+        return -1;
+    o[w++] = TRACE_CORPUS_OP_MSG;
+    o[w++] = (uint8_t)idx;
+    for (size_t i = 0; i < m->nfields; i++) {
+        const iface_field_t *f = &m->fields[i];
+        size_t iw = int_width(f->kind);
+        if (iw) {
+            if (n - at < iw || cap - w < iw)
+                return -1;
+            memcpy(o + w, in + at, iw);
+            at += iw;
+            w += iw;
+            continue;
+        }
+        if (f->kind == IFACE_HANDLE)
+            continue;
+        if (n - at < 2)
+            return -1;
+        size_t l = (size_t)in[at] | (size_t)in[at + 1] << 8;
+        at += 2;
+        if (l > f->max || n - at < l || (f->kind == IFACE_STR && memchr(in + at, 0, l)))
+            return -1;
+        if (l >= 255 && (l % 16 != 0 || l / 16 > 255))
+            l = l >= 255 * 16 ? 255 * 16 : l / 16 * 16; /* the harness's long form: b * 16 */
+        if (cap - w < 2 + l)
+            return -1;
+        if (l < 255) {
+            o[w++] = (uint8_t)l;
+        } else {
+            o[w++] = 255;
+            o[w++] = (uint8_t)(l / 16);
+        }
+        memcpy(o + w, in + at, l);
+        w += l;
+        at += (size_t)in[at - 2] | (size_t)in[at - 1] << 8;
+    }
+    if (at != n)
+        return -1;
+    *olen = w;
+    return 0;
+}
+
+int trace_corpus_msg(const iface_t *ifc, uint32_t type, const void *data, size_t dlen,
+                     uint32_t nhandles, uint8_t *out, size_t *len, size_t cap)
+{
+    size_t w = *len;
+    bool done = false;
+    for (size_t i = 0; ifc && i < ifc->nmsgs && !done; i++)
+        if (ifc->msgs[i].number == type)
+            done = structured(ifc, i, data, dlen, nhandles, out, &w, cap) == 0;
+    if (!done) {
+        size_t l = dlen > 255 ? 255 : dlen;
+        if (cap - w < 4 + l)
+            return -1;
+        out[w++] = TRACE_CORPUS_OP_RAW;
+        out[w++] = (uint8_t)(type % 12);
+        out[w++] = (uint8_t)l;
+        if (l)
+            memcpy(out + w, data, l);
+        w += l;
+        out[w++] = nhandles ? 1 : 0;
+    }
+    if (cap - w < 1)
+        return -1;
+    out[w++] = TRACE_CORPUS_OP_IDLE;
+    *len = w;
+    return 0;
+}
+
+int trace_corpus_line(const char *line, size_t n, uint8_t *out, size_t *len, size_t cap)
+{
+    if (n > 63)
+        n = 63;
+    if (cap - *len < 2 + n)
+        return -1;
+    out[(*len)++] = TRACE_CORPUS_OP_LINE;
+    out[(*len)++] = (uint8_t)n;
+    memcpy(out + *len, line, n);
+    *len += n;
+    return 0;
+}
+
+/* ---- reading a trace ----------------------------------------------------------------------- */
+
+typedef struct input {
+    char target[16];
+    uint32_t chan; /* 0: the console lines */
+    uint8_t buf[TRACE_CORPUS_MAX];
+    size_t len;
+    bool full;
+} input_t;
+
+static const char *const targets[] = {"init", "echo", "console", "shell", NULL};
+
+static const char *target_of(const char *name)
+{
+    for (int i = 0; name && targets[i]; i++)
+        if (strcmp(name, targets[i]) == 0)
+            return targets[i];
+    return NULL;
+}
+
+static input_t *input_for(input_t **v, size_t *n, const char *target, uint32_t chan)
+{
+    for (size_t i = 0; i < *n; i++)
+        if ((*v)[i].chan == chan && strcmp((*v)[i].target, target) == 0)
+            return &(*v)[i];
+    input_t *nv = realloc(*v, (*n + 1) * sizeof **v);
+    if (!nv)
+        return NULL;
+    *v = nv;
+    input_t *in = &nv[(*n)++];
+    memset(in, 0, sizeof *in);
+    snprintf(in->target, sizeof in->target, "%s", target);
+    in->chan = chan;
+    return in;
+}
+
+static const iface_t *iface_by_id(uint32_t id)
+{
+    const iface_t *const *t = trace_iface_table();
+    for (size_t i = 0; t && id && t[i]; i++)
+        if (iface_id(t[i]) == id)
+            return t[i];
+    return NULL;
+}
+
+static int write_inputs(const input_t *v, size_t n, const char *dir, const char *base, char *err,
+                        size_t errlen)
+{
+    char path[4096];
+    int files = 0;
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].len)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, v[i].target);
+        if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            return -1;
+        }
+        if (v[i].chan)
+            snprintf(path, sizeof path, "%s/%s/%s-ch%u", dir, v[i].target, base, v[i].chan);
+        else
+            snprintf(path, sizeof path, "%s/%s/%s-lines", dir, v[i].target, base);
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(v[i].buf, 1, v[i].len, f) != v[i].len || fclose(f) != 0) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            if (f)
+                fclose(f);
+            return -1;
+        }
+        files++;
+    }
+    return files;
+}
+
+int trace_corpus_write(const char *db_path, const char *dir, char *err, size_t errlen)
+{
+    trace_db *db = NULL;
+    trace_iter *it = NULL;
+    input_t *v = NULL;
+    size_t n = 0;
+    int rc = -1;
+    trace_filter all = {0};
+    hal_trace_rec_t r;
+
+    if (trace_db_open(db_path, &db, err, errlen) != 0)
+        return -1;
+    if (trace_iter_open(db, &all, &it) != 0) {
+        snprintf(err, errlen, "%s", trace_db_error(db));
+        goto out;
+    }
+    int got;
+    while ((got = trace_iter_next(it, &r)) == 1) {
+        if (r.kind == HAL_TR_DEV_POST && r.type == HAL_CONSOLE_LINE) {
+            for (int k = 0; k < 2; k++) {
+                input_t *in = input_for(&v, &n, k ? "console" : "shell", 0);
+                if (!in)
+                    goto oom;
+                if (!in->full)
+                    in->full = trace_corpus_line(r.data, r.len, in->buf, &in->len,
+                                                 sizeof in->buf) != 0;
+            }
+            continue;
+        }
+        if (r.kind != HAL_TR_DELIVER || r.result != 0)
+            continue;
+        const char *t = target_of(trace_db_task_name(db, r.task));
+        if (!t || strcmp(t, "shell") == 0) /* the shell's input is console lines */
+            continue;
+        uint32_t id = r.iface ? r.iface : trace_guess_iface(r.type, r.data, r.len, r.nhandles);
+        const iface_t *ifc = iface_by_id(id);
+        if (!ifc || strcmp(ifc->name, t) != 0) /* only the server's own interface: its target's */
+            continue;
+        input_t *in = input_for(&v, &n, t, r.chan);
+        if (!in)
+            goto oom;
+        if (!in->full)
+            in->full = trace_corpus_msg(ifc, r.type, r.data, r.len, r.nhandles,
+                                        in->buf, &in->len, sizeof in->buf) != 0;
+    }
+    if (got < 0) {
+        snprintf(err, errlen, "%s", trace_db_error(db));
+        goto out;
+    }
+    char base[256];
+    const char *slash = strrchr(db_path, '/');
+    snprintf(base, sizeof base, "%s", slash ? slash + 1 : db_path);
+    char *dot = strrchr(base, '.');
+    if (dot && dot != base)
+        *dot = '\0';
+    rc = write_inputs(v, n, dir, base, err, errlen);
+    goto out;
+oom:
+    snprintf(err, errlen, "out of memory");
+out:
+    if (it)
+        trace_iter_close(it);
+    trace_db_close(db);
+    free(v);
+    return rc;
+}

@@ -70,7 +70,7 @@ void bm_apic_init(void)
     lapic_id = lapic_read(LAPIC_ID) >> 24;
     lapic_write(LAPIC_TPR, 0);
     lapic_write(LAPIC_SVR, 0x100 | BM_VEC_SPURIOUS);
-    lapic_write(LAPIC_TIMER_DIV, 0x3); /* divide by 16 */
+    lapic_write(LAPIC_TIMER_DIV, 0x3);                       /* divide by 16 */
     lapic_write(LAPIC_LVT_TIMER, (1u << 16) | BM_VEC_TIMER); /* masked, one-shot */
     pins = (int)((ioapic_read(1) >> 16) & 0xff) + 1;
     for (int i = 0; i < pins; i++) {
@@ -103,7 +103,6 @@ uint32_t bm_lapic_timer_current(void)
     return lapic_read(LAPIC_TIMER_CUR);
 }
 
-void bm_lapic_timer_mask(void);
 void bm_lapic_timer_mask(void)
 {
     lapic_write(LAPIC_LVT_TIMER, (1u << 16) | BM_VEC_TIMER);

@@ -1,4 +1,5 @@
-/* boot.c — what the loader told us: the PVH start_info (memory map, command line), else fw_cfg e820. */
+/* boot.c — what the loader told us: the PVH start_info (memory map, command line), else fw_cfg
+ * e820. */
 #include <string.h>
 
 #include <bm/bm.h>

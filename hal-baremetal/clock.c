@@ -17,12 +17,10 @@
  * hal_clock_now_ns() is nanoseconds since the first instruction of entry.S.
  */
 static uint64_t tsc_hz;
-static uint64_t ns_mult; /* ns = ticks * ns_mult >> 32 */
+static uint64_t ns_mult;  /* ns = ticks * ns_mult >> 32 */
 static uint64_t lapic_hz; /* timer ticks per second after the divider */
 static const char *source = "none";
 volatile bool bm_timer_due;
-
-void bm_lapic_timer_mask(void);
 
 static uint64_t from_hypervisor_leaf(void)
 {
@@ -61,7 +59,7 @@ static uint64_t from_kvmclock(void)
     if (r[0] & (1u << 3))
         msr = 0x4b564d01; /* MSR_KVM_SYSTEM_TIME_NEW */
     else if (r[0] & 1u)
-        msr = 0x12;       /* MSR_KVM_SYSTEM_TIME */
+        msr = 0x12; /* MSR_KVM_SYSTEM_TIME */
     else
         return 0;
     wrmsr(msr, (uint64_t)(uintptr_t)&pv | 1);
@@ -249,7 +247,6 @@ static void on_timer(void *self)
     bm_timer_due = true;
 }
 
-void bm_clock_start(void);
 void bm_clock_start(void)
 {
     bm_irq_set(BM_VEC_TIMER, on_timer, NULL);

@@ -1,4 +1,5 @@
-/* cpu.c — GDT, TSS, IDT and the trap dispatcher: exceptions dump registers and kill the task or panic. */
+/* cpu.c — GDT, TSS, IDT and the trap dispatcher: exceptions dump registers and kill the task or
+ * panic. */
 #include <stdio.h>
 #include <string.h>
 
@@ -12,7 +13,8 @@ static uint64_t gdt[5] = {
     0,
     0x00AF9A000000FFFFull, /* 64-bit code, DPL 0 */
     0x00CF92000000FFFFull, /* data */
-    0, 0,                  /* TSS, filled in below */
+    0,
+    0, /* TSS, filled in below */
 };
 
 static struct __attribute__((packed)) {
@@ -45,7 +47,7 @@ static struct {
 } handlers[256];
 
 volatile bool bm_kernel_running;
-static volatile int irq_depth;  /* > 0 while an interrupt handler runs */
+static volatile int irq_depth; /* > 0 while an interrupt handler runs */
 static volatile int fault_depth;
 
 static void load_tables(void)
@@ -53,7 +55,8 @@ static void load_tables(void)
     struct __attribute__((packed)) {
         uint16_t limit;
         uint64_t base;
-    } gp = {sizeof(gdt) - 1, (uint64_t)(uintptr_t)gdt}, ip = {sizeof(idt) - 1, (uint64_t)(uintptr_t)idt};
+    } gp = {sizeof(gdt) - 1, (uint64_t)(uintptr_t)gdt},
+      ip = {sizeof(idt) - 1, (uint64_t)(uintptr_t)idt};
 
     __asm__ volatile("lgdt %0" : : "m"(gp));
     __asm__ volatile("lidt %0" : : "m"(ip));
@@ -89,11 +92,28 @@ void bm_irq_set(int vector, bm_irq_fn fn, void *self)
 }
 
 static const char *const exception_names[32] = {
-    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range exceeded",
-    "invalid opcode", "device not available", "double fault", "coprocessor segment overrun",
-    "invalid TSS", "segment not present", "stack fault", "general protection fault",
-    "page fault", "reserved", "x87 floating point", "alignment check", "machine check",
-    "SIMD floating point", "virtualization", "control protection",
+    "divide error",
+    "debug",
+    "NMI",
+    "breakpoint",
+    "overflow",
+    "bound range exceeded",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor segment overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack fault",
+    "general protection fault",
+    "page fault",
+    "reserved",
+    "x87 floating point",
+    "alignment check",
+    "machine check",
+    "SIMD floating point",
+    "virtualization",
+    "control protection",
 };
 
 static const char *exception_name(uint64_t v)
@@ -152,8 +172,7 @@ static void exception(bm_frame_t *f)
         snprintf(what, sizeof(what), "%s (rip 0x%lx)", exception_name(f->vector),
                  (unsigned long)f->rip);
     dump(f, cr2);
-    if (bm_kernel_running && irq_depth == 0 && f->vector != 8 && f->vector != 18 &&
-        k_in_task(0))
+    if (bm_kernel_running && irq_depth == 0 && f->vector != 8 && f->vector != 18 && k_in_task(0))
         task_fault(what);
     bm_panic("%s in the kernel%s", what, irq_depth ? " (in an interrupt handler)" : "");
 }

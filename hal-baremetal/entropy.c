@@ -16,8 +16,6 @@
 static enum { SRC_NONE, SRC_RDRAND, SRC_VIRTIO } src;
 static uint64_t mix_state;
 
-void bm_virtio_rng_init(void);
-
 static bool rdrand64(uint64_t *v)
 {
     for (int i = 0; i < 10; i++) {

@@ -1,4 +1,5 @@
-/* fwcfg.c — QEMU's fw_cfg through its I/O ports and DMA interface (how --manifest reaches the image). */
+/* fwcfg.c — QEMU's fw_cfg through its I/O ports and DMA interface (how --manifest reaches the
+ * image). */
 #include <string.h>
 
 #include <bm/bm.h>

@@ -1,4 +1,5 @@
-/* image_select.h — which program table the image boots: the servers' (normal) or the self-test's. */
+/* image_select.h — which program table the image boots: the servers' (normal) or the self-test's.
+ */
 #ifndef BM_IMAGE_SELECT_H
 #define BM_IMAGE_SELECT_H
 

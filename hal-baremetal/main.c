@@ -1,4 +1,5 @@
-/* main.c — the image's C entry: bring up the machine, boot the kernel, run the one-CPU event loop. */
+/* main.c — the image's C entry: bring up the machine, boot the kernel, run the one-CPU event loop.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +30,6 @@
  */
 static volatile bool shutdown_called;
 
-void bm_clock_start(void);
-void bm_mem_describe(void);
 void bm_main(uint32_t start_info);
 
 void hal_cpu_relax(void)
@@ -74,10 +73,11 @@ static void boot_line(void)
 {
     uint64_t ns = hal_clock_now_ns();
     char line[200];
-    int n = snprintf(line, sizeof(line),
-              "[boot] ready in %lu us (entry to first idle; tsc %lu MHz from %s; entropy %s)\n",
-              (unsigned long)(ns / 1000), (unsigned long)(bm_tsc_hz() / 1000000), bm_tsc_source(),
-              bm_entropy_source());
+    int n =
+        snprintf(line, sizeof(line),
+                 "[boot] ready in %lu us (entry to first idle; tsc %lu MHz from %s; entropy %s)\n",
+                 (unsigned long)(ns / 1000), (unsigned long)(bm_tsc_hz() / 1000000),
+                 bm_tsc_source(), bm_entropy_source());
 
     bm_serial_write_now(line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
     bm_console_hold(false);

@@ -1,4 +1,5 @@
-/* mem.c — physical memory: the heap and DMA pages from the boot memory map; MMIO mappings above 4 GiB. */
+/* mem.c — physical memory: the heap and DMA pages from the boot memory map; MMIO mappings above 4
+ * GiB. */
 #include <string.h>
 
 #include <bm/bm.h>
@@ -84,7 +85,6 @@ int bm_map_mmio(uint64_t phys, uint64_t len)
     return 0;
 }
 
-void bm_mem_describe(void);
 void bm_mem_describe(void)
 {
     bm_printf("[bm] ram %lu MiB in %d ranges; image %#lx-%#lx; dma %#lx; heap %#lx + %lu MiB\n",

@@ -1,4 +1,5 @@
-/* selftest.c — a stand-in image (one "init" program) that proves boot, console, timers and faults. */
+/* selftest.c — a stand-in image (one "init" program) that proves boot, console, timers and faults.
+ */
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>

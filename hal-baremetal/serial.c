@@ -1,4 +1,5 @@
-/* serial.c — the 16550 UART on COM1: console output, interrupt-driven line input, the "console" device. */
+/* serial.c — the 16550 UART on COM1: console output, interrupt-driven line input, the "console"
+ * device. */
 #include <stdio.h>
 #include <string.h>
 
@@ -20,13 +21,20 @@
  *
  * Input bytes: '\n' or '\r' (or "\r\n") ends a line; 0x04 (Ctrl-D) on an empty
  * line is end of input (`orrery qemu` sends it when its stdin ends). With
- * "tty" on the kernel command line (an interactive terminal) we echo and
- * handle backspace, and output "\n" as "\r\n".
+ * "tty" on the kernel command line (an interactive terminal, which QEMU puts
+ * in raw input mode) we echo and handle backspace.
  */
 enum {
     COM1 = 0x3F8,
-    RBR = 0, THR = 0, IER = 1, FCR = 2, LCR = 3, MCR = 4, LSR = 5,
-    DLL = 0, DLM = 1,
+    RBR = 0,
+    THR = 0,
+    IER = 1,
+    FCR = 2,
+    LCR = 3,
+    MCR = 4,
+    LSR = 5,
+    DLL = 0,
+    DLM = 1,
     LSR_DR = 0x01,
     LSR_THRE = 0x20,
     RING = 4096,
@@ -38,9 +46,9 @@ static volatile uint32_t ring_head, ring_tail; /* head: written by the handler *
 static volatile bool rx_paused;
 
 static char line[HAL_CONSOLE_LINE_MAX];
-static size_t line_len;         /* real length, may exceed the buffer */
+static size_t line_len; /* real length, may exceed the buffer */
 static bool last_cr;
-static int post_code;           /* a completed item waiting for k_post room, 0 if none */
+static int post_code; /* a completed item waiting for k_post room, 0 if none */
 static int console_dev;
 
 static bool hold_on;
@@ -74,20 +82,10 @@ static void tx(const char *buf, size_t len)
     }
 }
 
+/* QEMU keeps the terminal's output processing (OPOST) on, so "\n" needs no "\r". */
 static void out_raw(const char *buf, size_t len)
 {
-    if (!bm_boot.tty) {
-        tx(buf, len);
-        return;
-    }
-    for (size_t start = 0, i = 0; i <= len; i++) {
-        if (i == len || buf[i] == '\n') {
-            tx(buf + start, i - start);
-            if (i < len)
-                tx("\r\n", 2);
-            start = i + 1;
-        }
-    }
+    tx(buf, len);
 }
 
 void bm_serial_write(const void *buf, size_t len)
@@ -158,7 +156,7 @@ void bm_serial_start_irq(void)
     bm_ioapic_route(4, BM_VEC_SERIAL, false);
     outb(COM1 + IER, 0x01); /* received data available */
     irq_disable();
-    on_rx(NULL);            /* bytes that arrived before the interrupt was routed */
+    on_rx(NULL); /* bytes that arrived before the interrupt was routed */
     irq_enable();
 }
 

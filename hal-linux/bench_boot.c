@@ -1,4 +1,5 @@
-/* bench_boot.c — `orrery bench boot`: QEMU start -> shell prompt, the OS's own boot time, hosted start. */
+/* bench_boot.c — `orrery bench boot`: QEMU start -> shell prompt, the OS's own boot time, hosted
+ * start. */
 #define _GNU_SOURCE
 #include "qemu.h"
 
@@ -172,8 +173,8 @@ int hl_cmd_bench_boot(int argc, char **argv)
     const char *machines[2] = {"microvm", "q35"};
     for (int a = 0; a < naccel; a++) {
         for (int m = 0; m < 2; m++) {
-            hq_opts_t o = {.qemu = qemu, .image = image, .machine = machines[m],
-                           .accel = accels[a]};
+            hq_opts_t o = {
+                .qemu = qemu, .image = image, .machine = machines[m], .accel = accels[a]};
             char *qargv[64];
             double ms[64], us[64];
             int n = 0, nu = 0;
@@ -192,10 +193,10 @@ int hl_cmd_bench_boot(int argc, char **argv)
             res[nres].qemu_ms = median(ms, n);
             res[nres].os_us = median(us, nu);
             if (!json)
-                fprintf(stderr, "  %-8s %-4s  qemu start -> prompt %8.1f ms   os entry -> "
-                                "ready %8.0f us   (%d/%d runs)\n",
-                        machines[m], accels[a], res[nres].qemu_ms, res[nres].os_us, n,
-                        (int)runs);
+                fprintf(stderr,
+                        "  %-8s %-4s  qemu start -> prompt %8.1f ms   os entry -> "
+                        "ready %8.0f us   (%d/%d runs)\n",
+                        machines[m], accels[a], res[nres].qemu_ms, res[nres].os_us, n, (int)runs);
             nres++;
         }
     }
@@ -222,8 +223,8 @@ int hl_cmd_bench_boot(int argc, char **argv)
                "\"os_boot_accel\": \"%s\", \"qemu_microvm_ms\": %.1f, \"qemu_microvm_accel\": "
                "\"%s\", \"qemu_q35_ms\": %.1f, \"qemu_q35_accel\": \"%s\", \"hosted_ms\": %.1f, "
                "\"results\": [",
-               (int)runs, mv->os_us, mv->machine, mv->accel, mv->qemu_ms, mv->accel,
-               q35->qemu_ms, q35->accel, hosted_ms);
+               (int)runs, mv->os_us, mv->machine, mv->accel, mv->qemu_ms, mv->accel, q35->qemu_ms,
+               q35->accel, hosted_ms);
         for (int i = 0; i < nres; i++)
             printf("%s{\"machine\": \"%s\", \"accel\": \"%s\", \"qemu_ms\": %.1f, "
                    "\"os_boot_us\": %.0f, \"ok_runs\": %d}",
@@ -233,8 +234,8 @@ int hl_cmd_bench_boot(int argc, char **argv)
     } else {
         printf("os_boot_us %.0f (%s, %s)\nqemu_microvm_ms %.1f (%s)\nqemu_q35_ms %.1f (%s)\n"
                "hosted_ms %.1f\n",
-               mv->os_us, mv->machine, mv->accel, mv->qemu_ms, mv->accel, q35->qemu_ms,
-               q35->accel, hosted_ms);
+               mv->os_us, mv->machine, mv->accel, mv->qemu_ms, mv->accel, q35->qemu_ms, q35->accel,
+               hosted_ms);
     }
     for (int i = 0; i < nres; i++) {
         if (res[i].ok == 0)

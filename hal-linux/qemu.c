@@ -1,4 +1,5 @@
-/* qemu.c — `orrery qemu`: boot the bare-metal image (build/orrery.elf) under QEMU on this terminal. */
+/* qemu.c — `orrery qemu`: boot the bare-metal image (build/orrery.elf) under QEMU on this terminal.
+ */
 #define _GNU_SOURCE
 #include "qemu.h"
 
@@ -295,7 +296,8 @@ static int relay(char **argv)
         if (fds[3].revents) {
             size_t before = errlen;
             pass_stderr(err[0], errbuf, &errlen);
-            if (fds[3].revents & (POLLHUP | POLLERR) && !(fds[3].revents & POLLIN) && before == errlen)
+            if (fds[3].revents & (POLLHUP | POLLERR) && !(fds[3].revents & POLLIN) &&
+                before == errlen)
                 err_open = false;
         }
         if (fds[0].revents) {
@@ -369,20 +371,41 @@ static int relay(char **argv)
     return ws;
 }
 
+/* A terminal: QEMU takes it over directly; only its stderr passes through our filter. */
 static int direct(char **argv)
 {
-    int ws = 0;
+    int err[2], ws = 0;
+    char errbuf[4096];
+    size_t errlen = 0;
 
+    if (pipe2(err, O_CLOEXEC) != 0) {
+        perror("orrery: qemu: pipe");
+        return 2;
+    }
     child = fork();
     if (child < 0) {
         perror("orrery: qemu: fork");
         return 2;
     }
     if (child == 0) {
+        dup2(err[1], 2);
         execv(argv[0], argv);
         fprintf(stderr, "orrery: qemu: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
+    close(err[1]);
+    for (;;) {
+        struct pollfd p = {err[0], POLLIN, 0};
+        if (poll(&p, 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (!(p.revents & POLLIN))
+            break; /* QEMU closed its stderr: it has exited */
+        pass_stderr(err[0], errbuf, &errlen);
+    }
+    close(err[0]);
     while (waitpid(child, &ws, 0) < 0 && errno == EINTR)
         ;
     return ws;

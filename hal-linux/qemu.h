@@ -1,4 +1,5 @@
-/* qemu.h — launching the bare-metal image under QEMU: shared by `orrery qemu` and `orrery bench boot`. */
+/* qemu.h — launching the bare-metal image under QEMU: shared by `orrery qemu` and `orrery bench
+ * boot`. */
 #ifndef HL_QEMU_H
 #define HL_QEMU_H
 

@@ -1,4 +1,5 @@
-/* test_libc.c — the bare-metal C subset (formatting, allocator, strings, parsing, qsort) on the host. */
+/* test_libc.c — the bare-metal C subset (formatting, allocator, strings, parsing, qsort) on the
+ * host. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,13 +17,13 @@
 
 /* ---- formatting: each case against glibc's snprintf as the oracle ------------------------- */
 
-#define SAME(...)                                                                               \
-    do {                                                                                        \
-        char want[256], got[256];                                                               \
-        int wn = snprintf(want, sizeof(want), __VA_ARGS__);                                     \
-        int gn = bm_snprintf(got, sizeof(got), __VA_ARGS__);                                    \
-        assert_string_equal(want, got);                                                         \
-        assert_int_equal(wn, gn);                                                               \
+#define SAME(...)                                                                                  \
+    do {                                                                                           \
+        char want[256], got[256];                                                                  \
+        int wn = snprintf(want, sizeof(want), __VA_ARGS__);                                        \
+        int gn = bm_snprintf(got, sizeof(got), __VA_ARGS__);                                       \
+        assert_string_equal(want, got);                                                            \
+        assert_int_equal(wn, gn);                                                                  \
     } while (0)
 
 static void test_format_integers(void **state)
@@ -164,9 +165,22 @@ static void test_memory(void **state)
 
 static void test_strtol_family(void **state)
 {
-    const char *cases[] = {"0", "42", "-42", "  +17xyz", "0x1fz", "0755", "9223372036854775807",
-                           "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
-                           "18446744073709551615", "18446744073709551616", "", "-", "0x", "zz"};
+    const char *cases[] = {"0",
+                           "42",
+                           "-42",
+                           "  +17xyz",
+                           "0x1fz",
+                           "0755",
+                           "9223372036854775807",
+                           "9223372036854775808",
+                           "-9223372036854775808",
+                           "-9223372036854775809",
+                           "18446744073709551615",
+                           "18446744073709551616",
+                           "",
+                           "-",
+                           "0x",
+                           "zz"};
     int bases[] = {0, 10, 16, 8, 36};
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -1,4 +1,5 @@
-/* bmlibc.h — the freestanding C subset's implementation names (bm_*), shared by the image and host tests. */
+/* bmlibc.h — the freestanding C subset's implementation names (bm_*), shared by the image and host
+ * tests. */
 #ifndef BM_LIBC_H
 #define BM_LIBC_H
 
@@ -59,11 +60,11 @@ int bm_snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((for
 
 /* heap.c: a boundary-tag allocator with segregated free lists over one region. */
 typedef struct bm_heap_stats {
-    size_t total;       /* bytes managed */
-    size_t used;        /* bytes in live chunks, headers included */
-    size_t free;        /* bytes in free chunks */
-    size_t largest;     /* largest free chunk */
-    long allocations;   /* live allocations */
+    size_t total;     /* bytes managed */
+    size_t used;      /* bytes in live chunks, headers included */
+    size_t free;      /* bytes in free chunks */
+    size_t largest;   /* largest free chunk */
+    long allocations; /* live allocations */
 } bm_heap_stats_t;
 
 /* Give the allocator its region (may be called again to start over). */

@@ -1,4 +1,5 @@
-/* format.c — snprintf/vsnprintf of the bare-metal C subset: integers, strings, characters, pointers. */
+/* format.c — snprintf/vsnprintf of the bare-metal C subset: integers, strings, characters,
+ * pointers. */
 #include "bmlibc.h"
 
 typedef struct out {
@@ -53,7 +54,8 @@ static void put_int(out_t *o, unsigned long long v, int neg, unsigned base, int 
         prefix = "+";
     else if (flags & F_SPACE)
         prefix = " ";
-    else if ((flags & F_PTR) || ((flags & F_ALT) && base == 16 && n > 0 && !(n == 1 && tmp[0] == '0')))
+    else if ((flags & F_PTR) ||
+             ((flags & F_ALT) && base == 16 && n > 0 && !(n == 1 && tmp[0] == '0')))
         prefix = (flags & F_UPPER) ? "0X" : "0x";
     else if ((flags & F_ALT) && base == 8 && (n == 0 || tmp[n - 1] != '0'))
         prefix = "0";

@@ -12,13 +12,13 @@
  * allocator from an interrupt handler.
  */
 typedef struct chunk {
-    size_t prev_size;               /* size of the chunk just below, 0 for the first */
-    size_t size;                    /* bytes incl. header; bit 0: in use */
-    struct chunk *next, *prev;      /* free chunks only: their bin's list */
+    size_t prev_size;          /* size of the chunk just below, 0 for the first */
+    size_t size;               /* bytes incl. header; bit 0: in use */
+    struct chunk *next, *prev; /* free chunks only: their bin's list */
 } chunk_t;
 
 enum {
-    HDR = 16,      /* header bytes before the payload */
+    HDR = 16,       /* header bytes before the payload */
     MIN_CHUNK = 32, /* header + room for the free-list links */
     NBINS = 64,
 };
@@ -26,9 +26,9 @@ enum {
 #define IN_USE ((size_t)1)
 
 static struct {
-    chunk_t *first;        /* lowest chunk */
-    chunk_t *end;          /* the sentinel */
-    chunk_t *bins[NBINS];  /* free lists by floor(log2(size)) */
+    chunk_t *first;       /* lowest chunk */
+    chunk_t *end;         /* the sentinel */
+    chunk_t *bins[NBINS]; /* free lists by floor(log2(size)) */
     size_t total, used;
     long allocations;
 } heap;

@@ -1,4 +1,5 @@
-/* rng.c — the virtio entropy device (type 4): one request queue, polled; the first virtio driver. */
+/* rng.c — the virtio entropy device (type 4): one request queue, polled; the first virtio driver.
+ */
 #include <string.h>
 
 #include <bm/bm.h>
@@ -18,7 +19,6 @@ static struct {
     bool ok;
 } rng;
 
-void bm_virtio_rng_init(void);
 void bm_virtio_rng_init(void)
 {
     vio_dev_t *d = vio_find(VIO_ID_RNG, 0);

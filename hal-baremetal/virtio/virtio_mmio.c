@@ -180,7 +180,8 @@ void bm_virtio_mmio_probe(void)
         if (mmio_read32(base + R_VERSION) != 2) {
             if (!legacy_warned)
                 bm_printf("[bm] virtio-mmio at %#lx is legacy (version 1): skipped; run QEMU "
-                          "with -global virtio-mmio.force-legacy=false\n", (unsigned long)base);
+                          "with -global virtio-mmio.force-legacy=false\n",
+                          (unsigned long)base);
             legacy_warned = true;
             continue;
         }

@@ -1,4 +1,5 @@
-/* virtio_pci.c — the virtio-pci modern transport (q35): config space by ports 0xcf8/0xcfc, vendor capabilities. */
+/* virtio_pci.c — the virtio-pci modern transport (q35): config space by ports 0xcf8/0xcfc, vendor
+ * capabilities. */
 #include <stdio.h>
 
 #include <bm/bm.h>

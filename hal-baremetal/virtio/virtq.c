@@ -120,7 +120,7 @@ int vio_queue_setup(vio_dev_t *d, uint16_t index, virtq_t *q, uint16_t max_size)
 int virtq_add(virtq_t *q, const vq_buf_t *bufs, unsigned nout, unsigned nin, void *cookie)
 {
     unsigned n = nout + nin;
-    uint16_t head = q->free_head, i = head, last = head;
+    uint16_t head = q->free_head, i = head;
 
     if (n == 0 || n > q->num_free)
         return -1;
@@ -128,13 +128,12 @@ int virtq_add(virtq_t *q, const vq_buf_t *bufs, unsigned nout, unsigned nin, voi
         vq_desc_t *dsc = &q->desc[i];
         dsc->addr = (uint64_t)(uintptr_t)bufs[k].addr;
         dsc->len = bufs[k].len;
-        dsc->flags = (uint16_t)((k < nout ? 0 : VQ_DESC_F_WRITE) | (k + 1 < n ? VQ_DESC_F_NEXT : 0));
-        last = i;
+        dsc->flags =
+            (uint16_t)((k < nout ? 0 : VQ_DESC_F_WRITE) | (k + 1 < n ? VQ_DESC_F_NEXT : 0));
         i = dsc->next;
     }
     q->free_head = i;
     q->num_free = (uint16_t)(q->num_free - n);
-    (void)last;
     q->cookies[head] = cookie;
     q->avail->ring[q->avail->idx & (q->size - 1)] = head;
     barrier(); /* the descriptors before the index */

@@ -1,4 +1,5 @@
-/* bm.h — the bare-metal platform's internal interfaces (boot, CPU, memory, clock, serial, devices). */
+/* bm.h — the bare-metal platform's internal interfaces (boot, CPU, memory, clock, serial, devices).
+ */
 #ifndef BM_BM_H
 #define BM_BM_H
 
@@ -8,8 +9,8 @@
 #include <stdint.h>
 
 /* Set by entry.S. */
-extern uint64_t bm_tsc_entry;   /* TSC at the first instruction */
-extern uint64_t bm_start_info;  /* physical address of struct hvm_start_info */
+extern uint64_t bm_tsc_entry;  /* TSC at the first instruction */
+extern uint64_t bm_start_info; /* physical address of struct hvm_start_info */
 
 /* Vectors. */
 enum {
@@ -37,12 +38,12 @@ typedef struct bm_region {
     uint64_t base, len;
 } bm_region_t;
 typedef struct bm_boot {
-    const char *cmdline;      /* kernel command line (-append), "" if none */
-    bm_region_t ram[16];      /* usable RAM from the boot memory map */
+    const char *cmdline; /* kernel command line (-append), "" if none */
+    bm_region_t ram[16]; /* usable RAM from the boot memory map */
     int nram;
     uint64_t ram_total;
-    bool tty;                 /* "tty" on the command line: echo input, \r\n output */
-    bool verbose;             /* "verbose": platform log lines at boot */
+    bool tty;     /* "tty" on the command line: echo input, \r\n output */
+    bool verbose; /* "verbose": platform log lines at boot */
 } bm_boot_t;
 extern bm_boot_t bm_boot;
 void bm_boot_parse(uint64_t start_info_paddr);
@@ -61,17 +62,20 @@ void bm_mem_init(void);
 void *bm_pages_alloc(size_t npages);
 /* Make [phys, phys+len) reachable (identity, uncached); for BARs above 4 GiB. 0 or -1. */
 int bm_map_mmio(uint64_t phys, uint64_t len);
+void bm_mem_describe(void); /* one log line: RAM, image, DMA pool, heap */
 
 /* ---- apic.c: LAPIC, IOAPIC, legacy PIC -------------------------------------------------- */
 void bm_apic_init(void);
 void bm_apic_eoi(void);
 /* Route a GSI to a vector on this CPU (edge, active high unless level). */
 void bm_ioapic_route(int gsi, int vector, bool level);
-void bm_lapic_timer_oneshot(uint32_t count); /* 0 stops */
+void bm_lapic_timer_oneshot(uint32_t count); /* unmasks; 0 stops */
+void bm_lapic_timer_mask(void);
 uint32_t bm_lapic_timer_current(void);
 
 /* ---- clock.c: TSC clock and the kernel timer ----------------------------------------- */
 void bm_clock_init(void);
+void bm_clock_start(void); /* install the timer interrupt handler */
 uint64_t bm_tsc_hz(void);
 const char *bm_tsc_source(void);
 uint64_t bm_tsc_to_ns(uint64_t ticks);

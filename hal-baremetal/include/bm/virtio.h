@@ -66,16 +66,16 @@ typedef struct vio_dev vio_dev_t;
 
 typedef struct virtq {
     vio_dev_t *dev;
-    uint16_t index;         /* queue number on the device */
-    uint16_t size;          /* entries, a power of two */
+    uint16_t index; /* queue number on the device */
+    uint16_t size;  /* entries, a power of two */
     vq_desc_t *desc;
     vq_avail_t *avail;
     vq_used_t *used;
-    uint16_t free_head;     /* first free descriptor (chained through next) */
+    uint16_t free_head; /* first free descriptor (chained through next) */
     uint16_t num_free;
-    uint16_t last_used;     /* next used entry to consume */
-    void **cookies;         /* per head descriptor */
-    uintptr_t notify;       /* transport: where to write the queue index */
+    uint16_t last_used; /* next used entry to consume */
+    void **cookies;     /* per head descriptor */
+    uintptr_t notify;   /* transport: where to write the queue index */
 } virtq_t;
 
 /* One buffer of a request: device-readable ("out") first, then device-writable ("in"). */
@@ -104,12 +104,12 @@ typedef struct vio_ops {
 
 struct vio_dev {
     const vio_ops_t *ops;
-    uint16_t type;          /* VIO_ID_* */
-    char where[32];         /* "pci 00:03.0", "mmio 0xfeb00e00" */
-    int gsi;                /* interrupt line (IOAPIC input), -1 if unknown */
-    bool claimed;           /* a driver owns it */
+    uint16_t type;  /* VIO_ID_* */
+    char where[32]; /* "pci 00:03.0", "mmio 0xfeb00e00" */
+    int gsi;        /* interrupt line (IOAPIC input), -1 if unknown */
+    bool claimed;   /* a driver owns it */
     /* transport state */
-    uintptr_t base;         /* mmio: register window */
+    uintptr_t base;                             /* mmio: register window */
     uintptr_t common, isr, devcfg, notify_base; /* pci: capability windows */
     uint32_t notify_mult;
 };
@@ -133,6 +133,7 @@ bool bm_virtio_pci_probe(void); /* false: no PCI bus */
 void bm_virtio_mmio_probe(void);
 
 /* virtio-rng: bytes read (0 if there is no device). */
+void bm_virtio_rng_init(void); /* claim the first virtio-rng device, if any */
 bool bm_virtio_rng_present(void);
 size_t bm_virtio_rng_read(void *buf, size_t len);
 void bm_virtio_rng_selftest(void);

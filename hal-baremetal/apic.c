@@ -17,7 +17,8 @@ enum {
     LAPIC_TIMER_INIT = 0x380,
     LAPIC_TIMER_CUR = 0x390,
     LAPIC_TIMER_DIV = 0x3E0,
-    IOAPIC_BASE = 0xFEC00000,
+    IOAPIC_BASE = 0xFEC00000,  /* GSIs 0-23 */
+    IOAPIC2_BASE = 0xFEC10000, /* GSIs 24-47: microvm's second IOAPIC (virtio-mmio lines) */
 };
 
 static uintptr_t lapic;
@@ -33,16 +34,26 @@ static void lapic_write(uint32_t reg, uint32_t v)
     mmio_write32(lapic + reg, v);
 }
 
+static uint32_t ioapic_read_at(uintptr_t base, uint32_t reg)
+{
+    mmio_write32(base, reg);
+    return mmio_read32(base + 0x10);
+}
+
+static void ioapic_write_at(uintptr_t base, uint32_t reg, uint32_t v)
+{
+    mmio_write32(base, reg);
+    mmio_write32(base + 0x10, v);
+}
+
 static uint32_t ioapic_read(uint32_t reg)
 {
-    mmio_write32(IOAPIC_BASE, reg);
-    return mmio_read32(IOAPIC_BASE + 0x10);
+    return ioapic_read_at(IOAPIC_BASE, reg);
 }
 
 static void ioapic_write(uint32_t reg, uint32_t v)
 {
-    mmio_write32(IOAPIC_BASE, reg);
-    mmio_write32(IOAPIC_BASE + 0x10, v);
+    ioapic_write_at(IOAPIC_BASE, reg, v);
 }
 
 static void pic_disable(void)
@@ -87,9 +98,23 @@ void bm_apic_eoi(void)
 void bm_ioapic_route(int gsi, int vector, bool level)
 {
     uint32_t lo = (uint32_t)vector | (level ? (1u << 15) | (1u << 13) : 0);
+    uintptr_t base = gsi < 24 ? IOAPIC_BASE : IOAPIC2_BASE;
+    int pin = gsi < 24 ? gsi : gsi - 24;
 
-    ioapic_write(0x11 + 2 * gsi, lapic_id << 24);
-    ioapic_write(0x10 + 2 * gsi, lo);
+    ioapic_write_at(base, 0x11 + 2 * (uint32_t)pin, lapic_id << 24);
+    ioapic_write_at(base, 0x10 + 2 * (uint32_t)pin, lo);
+}
+
+uint32_t bm_lapic_id(void)
+{
+    return lapic_id;
+}
+
+int bm_vector_alloc(void)
+{
+    static int next = BM_VEC_DEVICE;
+
+    return next < BM_VEC_SPURIOUS ? next++ : -1;
 }
 
 void bm_lapic_timer_oneshot(uint32_t count)

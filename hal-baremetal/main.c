@@ -107,10 +107,10 @@ void bm_main(uint32_t start_info)
     bm_clock_start();
     bm_virtio_probe();
     bm_entropy_init();
-    if (bm_boot.verbose)
+    if (bm_boot.verbose) {
+        bm_printf("[bm] command line: %s\n", bm_boot.cmdline);
         bm_mem_describe();
-    if (bm_cmdline_has("rngtest"))
-        bm_virtio_rng_selftest();
+    }
     if (bm_boot.verbose)
         bm_printf("[bm] platform up at %lu us\n", (unsigned long)(hal_clock_now_ns() / 1000));
     if (bm_console_register() < 0)
@@ -131,6 +131,8 @@ void bm_main(uint32_t start_info)
     bm_kernel_running = true;
     bm_serial_start_irq();
     irq_enable();
+    if (bm_cmdline_has("rngtest"))
+        bm_virtio_rng_selftest(); /* interrupts on: it counts the device's */
 
     for (;;) {
         if (shutdown_called && k_shutdown_requested(&status))

@@ -174,10 +174,11 @@ def test_fault_in_the_kernel_panics_with_status_125(qemu):
 def test_virtio_rng_end_to_end(qemu):
     s = qemu("--append", "rngtest")
     m = s.expect(r"\[bm\] rngtest: (\d+) bytes from virtio-rng at (\S+ \S+) \((virtio-\w+)\), "
-                 r"(\d+) non-zero")
+                 r"(\d+) non-zero: [0-9a-f]+\.\.\.; interrupts: (\d+)")
     assert int(m.group(1)) == 32
     assert int(m.group(4)) >= 16  # random bytes, a few may be zero
     assert m.group(3) == ("virtio-pci" if qemu.machine == "q35" else "virtio-mmio")
+    assert int(m.group(5)) >= 1  # the completion interrupt: MSI-X (pci) or IOAPIC line (mmio)
     s.send_line("shutdown")
     assert s.wait() == 0
 

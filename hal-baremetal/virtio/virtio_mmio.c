@@ -150,6 +150,8 @@ static void m_config_write(vio_dev_t *d, uint32_t off, int width, uint64_t v)
     }
 }
 
+static int m_irq_setup(vio_dev_t *d, int vector);
+
 static const vio_ops_t mmio_ops = {
     .name = "virtio-mmio",
     .get_status = m_get_status,
@@ -160,14 +162,28 @@ static const vio_ops_t mmio_ops = {
     .queue_enable = m_queue_enable,
     .notify = m_notify,
     .isr_ack = m_isr_ack,
+    .irq_setup = m_irq_setup,
     .config_read = m_config_read,
     .config_write = m_config_write,
 };
+
+static int m_irq_setup(vio_dev_t *d, int vector)
+{
+    if (d->gsi < 0)
+        return -1;
+    bm_ioapic_route(d->gsi, vector, false);
+    return 0;
+}
 
 static bool legacy_warned;
 
 void bm_virtio_mmio_probe(void)
 {
+    /* 24 transports: the second IOAPIC carries their lines, GSI 24 + i; 8: GSI 16 + i
+     * (QEMU's virtio_irq_base with ACPI on, microvm's default). */
+    bool ioapic2 = mmio_read32(WINDOW + 8 * SLOT + R_MAGIC) == 0x74726976;
+    int irq_base = ioapic2 ? 24 : 16;
+
     for (int i = 0; i < SLOTS; i++) {
         uintptr_t base = WINDOW + (uintptr_t)i * SLOT;
         uint32_t id;
@@ -189,6 +205,7 @@ void bm_virtio_mmio_probe(void)
         if (!d)
             return;
         d->base = base;
+        d->gsi = irq_base + i;
         snprintf(d->where, sizeof(d->where), "mmio %#lx", (unsigned long)base);
     }
 }

@@ -16,6 +16,7 @@
  */
 enum {
     PCI_CAP_VENDOR = 0x09,
+    PCI_CAP_MSIX = 0x11,
     CAP_COMMON = 1,
     CAP_NOTIFY = 2,
     CAP_ISR = 3,
@@ -118,7 +119,7 @@ static int p_queue_enable(vio_dev_t *d, virtq_t *q)
 {
     mmio_write16(d->common + C_QSELECT, q->index);
     mmio_write16(d->common + C_QSIZE, q->size);
-    mmio_write16(d->common + C_QMSIX, 0xFFFF); /* no MSI-X vector: INTx */
+    mmio_write16(d->common + C_QMSIX, d->vector ? 0 : 0xFFFF); /* MSI-X entry 0, or none */
     write64(d->common + C_QDESC, (uint64_t)(uintptr_t)q->desc);
     write64(d->common + C_QDRIVER, (uint64_t)(uintptr_t)q->avail);
     write64(d->common + C_QDEVICE, (uint64_t)(uintptr_t)q->used);
@@ -167,6 +168,24 @@ static void p_config_write(vio_dev_t *d, uint32_t off, int width, uint64_t v)
         write64(a, v);
 }
 
+/* MSI-X entry 0 -> vector on this CPU; queues then name entry 0 (p_queue_enable). */
+static int p_irq_setup(vio_dev_t *d, int vector)
+{
+    uint32_t ctl;
+
+    if (!d->msix_table)
+        return -1; /* INTx would need ACPI's _PRT to find the line */
+    mmio_write32(d->msix_table + 0, 0xFEE00000u | bm_lapic_id() << 12);
+    mmio_write32(d->msix_table + 4, 0);
+    mmio_write32(d->msix_table + 8, (uint32_t)vector);
+    mmio_write32(d->msix_table + 12, 0); /* unmasked */
+    ctl = cfg_read32(d->bus, d->slot, d->fn, d->msix_cap);
+    ctl = (ctl | (1u << 31)) & ~(1u << 30); /* enable, function not masked */
+    cfg_write32(d->bus, d->slot, d->fn, d->msix_cap, ctl);
+    mmio_write16(d->common + 0x10, 0xFFFF); /* no config-change interrupt */
+    return 0;
+}
+
 static const vio_ops_t pci_ops = {
     .name = "virtio-pci",
     .get_status = p_get_status,
@@ -177,6 +196,7 @@ static const vio_ops_t pci_ops = {
     .queue_enable = p_queue_enable,
     .notify = p_notify,
     .isr_ack = p_isr_ack,
+    .irq_setup = p_irq_setup,
     .config_read = p_config_read,
     .config_write = p_config_write,
 };
@@ -186,8 +206,9 @@ static void probe_function(int bus, int dev, int fn, uint32_t id)
     uint16_t device = (uint16_t)(id >> 16);
     uint16_t type;
     vio_dev_t *d;
-    uintptr_t win[5] = {0};
+    uintptr_t win[5] = {0}, msix = 0;
     uint32_t mult = 0;
+    int msix_cap = 0;
 
     if (device >= 0x1040)
         type = (uint16_t)(device - 0x1040);
@@ -200,6 +221,15 @@ static void probe_function(int bus, int dev, int fn, uint32_t id)
         uint8_t kind;
         uint64_t base;
         uint32_t off, len;
+        if (cfg_read8(bus, dev, fn, cap) == PCI_CAP_MSIX) {
+            uint32_t t = cfg_read32(bus, dev, fn, cap + 4);
+            uint64_t b = bar_address(bus, dev, fn, (int)(t & 7));
+            if (b && (b < 0x100000000ull || bm_map_mmio(b + (t & ~7u), 16) == 0)) {
+                msix = (uintptr_t)(b + (t & ~7u));
+                msix_cap = cap;
+            }
+            continue;
+        }
         if (cfg_read8(bus, dev, fn, cap) != PCI_CAP_VENDOR)
             continue;
         kind = cfg_read8(bus, dev, fn, cap + 3);
@@ -226,6 +256,11 @@ static void probe_function(int bus, int dev, int fn, uint32_t id)
     d->isr = win[CAP_ISR];
     d->devcfg = win[CAP_DEVICE];
     d->notify_mult = mult;
+    d->msix_table = msix;
+    d->msix_cap = msix_cap;
+    d->bus = (uint8_t)bus;
+    d->slot = (uint8_t)dev;
+    d->fn = (uint8_t)fn;
     d->gsi = -1; /* INTx routing needs ACPI's _PRT; drivers poll or use MSI-X (later) */
     snprintf(d->where, sizeof(d->where), "pci %02x:%02x.%x", bus, dev, fn);
 }

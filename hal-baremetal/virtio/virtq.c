@@ -72,6 +72,41 @@ int vio_begin(vio_dev_t *d, uint64_t wanted, uint64_t *got)
     return 0;
 }
 
+static struct {
+    vio_dev_t *dev;
+    void (*fn)(void *self);
+    void *self;
+} irqs[MAX_DEVS];
+
+static void on_irq(void *slot)
+{
+    int i = (int)(uintptr_t)slot;
+
+    irqs[i].dev->ops->isr_ack(irqs[i].dev);
+    irqs[i].fn(irqs[i].self);
+}
+
+int vio_irq_enable(vio_dev_t *d, void (*fn)(void *self), void *self)
+{
+    int i = (int)(d - devs), vector;
+
+    if (d->vector)
+        return -1; /* NEVER: once per device */
+    vector = bm_vector_alloc();
+    if (vector < 0)
+        return -1;
+    irqs[i].dev = d;
+    irqs[i].fn = fn;
+    irqs[i].self = self;
+    bm_irq_set(vector, on_irq, (void *)(uintptr_t)i);
+    if (d->ops->irq_setup(d, vector) != 0) {
+        bm_irq_set(vector, NULL, NULL);
+        return -1;
+    }
+    d->vector = vector;
+    return 0;
+}
+
 void vio_driver_ok(vio_dev_t *d)
 {
     d->ops->set_status(d, VIO_S_ACK | VIO_S_DRIVER | VIO_S_FEATURES_OK | VIO_S_DRIVER_OK);

@@ -68,7 +68,9 @@ void bm_mem_describe(void); /* one log line: RAM, image, DMA pool, heap */
 void bm_apic_init(void);
 void bm_apic_eoi(void);
 /* Route a GSI to a vector on this CPU (edge, active high unless level). */
-void bm_ioapic_route(int gsi, int vector, bool level);
+void bm_ioapic_route(int gsi, int vector, bool level); /* gsi 24-47: the second IOAPIC */
+uint32_t bm_lapic_id(void);
+int bm_vector_alloc(void); /* a free device vector (0x40..), -1 when none is left */
 void bm_lapic_timer_oneshot(uint32_t count); /* unmasks; 0 stops */
 void bm_lapic_timer_mask(void);
 uint32_t bm_lapic_timer_current(void);

@@ -97,6 +97,10 @@ typedef struct vio_ops {
     void (*notify)(vio_dev_t *d, virtq_t *q);
     /* Read and acknowledge the interrupt status (bit 0: used ring, bit 1: config). */
     uint32_t (*isr_ack)(vio_dev_t *d);
+    /* Deliver the device's interrupts (used rings and config) to `vector`: MSI-X entry 0
+     * (pci) or its IOAPIC line (mmio). 0, or -1 if it has no usable interrupt. Call
+     * before vio_queue_setup (queues are bound to the vector when enabled). */
+    int (*irq_setup)(vio_dev_t *d, int vector);
     /* Device-specific configuration space, byte offset, width 1, 2, 4 or 8. */
     uint64_t (*config_read)(vio_dev_t *d, uint32_t off, int width);
     void (*config_write)(vio_dev_t *d, uint32_t off, int width, uint64_t v);
@@ -106,12 +110,16 @@ struct vio_dev {
     const vio_ops_t *ops;
     uint16_t type;  /* VIO_ID_* */
     char where[32]; /* "pci 00:03.0", "mmio 0xfeb00e00" */
-    int gsi;        /* interrupt line (IOAPIC input), -1 if unknown */
+    int gsi;        /* mmio: interrupt line (IOAPIC input), -1 if unknown */
+    int vector;     /* after vio_irq_enable, else 0 */
     bool claimed;   /* a driver owns it */
     /* transport state */
     uintptr_t base;                             /* mmio: register window */
     uintptr_t common, isr, devcfg, notify_base; /* pci: capability windows */
     uint32_t notify_mult;
+    uintptr_t msix_table;  /* pci: MSI-X table (0: none) */
+    int msix_cap;          /* pci: config offset of the MSI-X capability */
+    uint8_t bus, slot, fn; /* pci: address */
 };
 
 /* Find devices (both transports) at boot. */
@@ -121,6 +129,10 @@ vio_dev_t *vio_find(uint16_t type, int n);
 /* Handshake up to FEATURES_OK: offer `wanted` (VERSION_1 is added); *got = accepted. */
 int vio_begin(vio_dev_t *d, uint64_t wanted, uint64_t *got);
 int vio_queue_setup(vio_dev_t *d, uint16_t index, virtq_t *q, uint16_t max_size);
+/* Take the device's interrupt: fn(self) runs in interrupt context (keep it short; it
+ * should only note work for the run loop); the ISR is acknowledged before fn runs.
+ * Between vio_begin and vio_queue_setup. 0, or -1 (then poll). */
+int vio_irq_enable(vio_dev_t *d, void (*fn)(void *self), void *self);
 void vio_driver_ok(vio_dev_t *d);
 
 int virtq_add(virtq_t *q, const vq_buf_t *bufs, unsigned nout, unsigned nin, void *cookie);

@@ -6,6 +6,7 @@
 
 #include <hal/clock.h>
 #include <hal/cpu.h>
+#include <hal/entropy.h>
 #include <k/kernel.h>
 
 #include <bm/bm.h>
@@ -69,6 +70,40 @@ static const char *manifest(size_t *len)
     return text;
 }
 
+/*
+ * `--append costs`: what the basic operations cost on this host (a slow nested
+ * /dev/kvm shows up here: rdtsc and RDRAND trapping, stores to RAM far slower than TCG's).
+ */
+static void report_costs(void)
+{
+    uint64_t t0, t1, t2, t3, t4, sum = 0;
+    uint8_t rb[8];
+    volatile char *mem = malloc(1 << 20);
+
+    if (!mem)
+        return;
+    t0 = rdtsc();
+    for (int i = 0; i < 1000; i++)
+        sum += rdtsc();
+    t1 = rdtsc();
+    for (int i = 0; i < 100; i++)
+        hal_entropy_fill(rb, sizeof(rb));
+    t2 = rdtsc();
+    for (int i = 0; i < (1 << 20); i += 4096)
+        mem[i] = 1;
+    t3 = rdtsc();
+    for (int i = 0; i < (1 << 20); i += 64)
+        mem[i] = 2;
+    t4 = rdtsc();
+    bm_printf("[bm] costs: rdtsc %lu ns, 8 random bytes %lu ns, first store to a page %lu ns, "
+              "store to a cache line %lu ns%s\n",
+              (unsigned long)(bm_tsc_to_ns(t1 - t0) / 1000),
+              (unsigned long)(bm_tsc_to_ns(t2 - t1) / 100),
+              (unsigned long)(bm_tsc_to_ns(t3 - t2) / 256),
+              (unsigned long)(bm_tsc_to_ns(t4 - t3) / 16384), sum ? "" : " ");
+    free((void *)mem);
+}
+
 static void boot_line(void)
 {
     uint64_t ns = hal_clock_now_ns();
@@ -107,6 +142,8 @@ void bm_main(uint32_t start_info)
     bm_clock_start();
     bm_virtio_probe();
     bm_entropy_init();
+    if (bm_cmdline_has("costs"))
+        report_costs();
     if (bm_boot.verbose) {
         bm_printf("[bm] command line: %s\n", bm_boot.cmdline);
         bm_mem_describe();

@@ -132,24 +132,41 @@ void bm_main(uint32_t start_info)
     int rc, status;
     bool ready = false;
 
+    /* TSC after each step, for `--append verbose` (converted once the clock is known). */
+    uint64_t t[8];
+    t[0] = rdtsc();
     bm_serial_init();
     bm_console_hold(true);
     bm_cpu_init();
     bm_boot_parse(start_info);
+    t[1] = rdtsc();
     bm_mem_init();
+    t[2] = rdtsc();
     bm_apic_init();
+    t[3] = rdtsc();
     bm_clock_init();
     bm_clock_start();
+    t[4] = rdtsc();
     bm_virtio_probe();
+    t[5] = rdtsc();
     bm_entropy_init();
+    t[6] = rdtsc();
     if (bm_cmdline_has("costs"))
         report_costs();
     if (bm_boot.verbose) {
         bm_printf("[bm] command line: %s\n", bm_boot.cmdline);
         bm_mem_describe();
+        bm_printf("[bm] platform up at %lu us: entry.S %lu, cpu+boot info %lu, memory %lu, "
+                  "apic %lu, clock %lu, virtio %lu, entropy %lu us\n",
+                  (unsigned long)(hal_clock_now_ns() / 1000),
+                  (unsigned long)(bm_tsc_to_ns(t[0] - bm_tsc_entry) / 1000),
+                  (unsigned long)(bm_tsc_to_ns(t[1] - t[0]) / 1000),
+                  (unsigned long)(bm_tsc_to_ns(t[2] - t[1]) / 1000),
+                  (unsigned long)(bm_tsc_to_ns(t[3] - t[2]) / 1000),
+                  (unsigned long)(bm_tsc_to_ns(t[4] - t[3]) / 1000),
+                  (unsigned long)(bm_tsc_to_ns(t[5] - t[4]) / 1000),
+                  (unsigned long)(bm_tsc_to_ns(t[6] - t[5]) / 1000));
     }
-    if (bm_boot.verbose)
-        bm_printf("[bm] platform up at %lu us\n", (unsigned long)(hal_clock_now_ns() / 1000));
     if (bm_console_register() < 0)
         bm_panic("cannot register the console device");
     mtext = manifest(&mlen);

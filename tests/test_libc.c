@@ -406,6 +406,40 @@ static void test_heap_random_stress(void **state)
     assert_int_equal(0, bm_heap_check());
 }
 
+static unsigned char big_arena[8 << 20] __attribute__((aligned(16)));
+
+static void test_heap_grows_into_its_region(void **state)
+{
+    bm_heap_stats_t st;
+    void *blocks[200];
+    int n = 0;
+
+    bm_heap_init(big_arena, sizeof(big_arena));
+    bm_heap_get_stats(&st);
+    assert_true(st.total <= (1u << 20)); /* starts small: RAM is touched as it is used */
+    void *a = bm_malloc(100), *big = bm_malloc(3u << 20);
+    assert_non_null(a);
+    assert_non_null(big);
+    bm_heap_get_stats(&st);
+    assert_true(st.total >= (3u << 20));
+    assert_int_equal(0, bm_heap_check());
+    bm_free(big);
+    bm_free(a);
+    bm_heap_get_stats(&st);
+    assert_int_equal(st.total, st.largest); /* the grown part merged with the rest */
+    while (n < 200 && (blocks[n] = bm_malloc(100000)) != NULL)
+        n++;
+    assert_true(n > 75 && n < 84); /* all 8 MiB, and no more */
+    bm_heap_get_stats(&st);
+    assert_true(st.total > (8u << 20) - (1u << 17));
+    assert_int_equal(0, bm_heap_check());
+    while (n > 0)
+        bm_free(blocks[--n]);
+    bm_heap_get_stats(&st);
+    assert_int_equal(0, st.allocations);
+    assert_int_equal(st.total, st.largest);
+}
+
 static void test_heap_double_free_is_ignored(void **state)
 {
     void *a = bm_malloc(64), *b = bm_malloc(64);
@@ -438,6 +472,7 @@ int main(void)
         cmocka_unit_test_setup(test_heap_exhaustion_and_overflow, heap_setup),
         cmocka_unit_test_setup(test_heap_random_stress, heap_setup),
         cmocka_unit_test_setup(test_heap_double_free_is_ignored, heap_setup),
+        cmocka_unit_test(test_heap_grows_into_its_region),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,11 @@
  * smallest class that can hold it and splits off the rest. Payloads are
  * 16-byte aligned. Single-threaded: the image has one CPU and never calls the
  * allocator from an interrupt handler.
+ *
+ * The heap starts with the first GROW_STEP bytes of its region and grows (the
+ * sentinel moves up) when nothing fits: touching all of RAM at boot would make
+ * the host back it (a 2 MiB transparent huge page zeroed for the sentinel at
+ * the top of RAM costs QEMU milliseconds).
  */
 typedef struct chunk {
     size_t prev_size;          /* size of the chunk just below, 0 for the first */
@@ -21,6 +26,7 @@ enum {
     HDR = 16,       /* header bytes before the payload */
     MIN_CHUNK = 32, /* header + room for the free-list links */
     NBINS = 64,
+    GROW_STEP = 1 << 20,
 };
 
 #define IN_USE ((size_t)1)
@@ -28,6 +34,7 @@ enum {
 static struct {
     chunk_t *first;       /* lowest chunk */
     chunk_t *end;         /* the sentinel */
+    uintptr_t limit;      /* end of the region: the heap may grow up to here */
     chunk_t *bins[NBINS]; /* free lists by floor(log2(size)) */
     size_t total, used;
     long allocations;
@@ -78,6 +85,9 @@ void bm_heap_init(void *base, size_t len)
     bm_memset(&heap, 0, sizeof(heap));
     if (hi <= lo || hi - lo < MIN_CHUNK + HDR)
         return;
+    heap.limit = hi;
+    if (hi - lo > GROW_STEP)
+        hi = lo + GROW_STEP;
     heap.first = (chunk_t *)lo;
     heap.end = (chunk_t *)(hi - HDR);
     heap.first->prev_size = 0;
@@ -111,6 +121,44 @@ static void split(chunk_t *c, size_t need)
     bin_insert(r);
 }
 
+/* Move the sentinel up by at least `need` bytes (GROW_STEP at least): 0, or -1 at the limit. */
+static int grow(size_t need)
+{
+    uintptr_t top = (uintptr_t)heap.end + HDR;
+    size_t step = need + MIN_CHUNK > GROW_STEP ? need + MIN_CHUNK : GROW_STEP;
+    chunk_t *c = heap.end, *prev;
+
+    if (heap.limit - top < step)
+        step = (heap.limit - top) & ~(size_t)15;
+    if (step < need || step < MIN_CHUNK)
+        return -1;
+    c->size = step; /* the old sentinel heads the new free chunk */
+    heap.end = (chunk_t *)((char *)c + step);
+    heap.end->prev_size = step;
+    heap.end->size = IN_USE;
+    heap.total += step;
+    prev = (chunk_t *)((char *)c - c->prev_size);
+    if (c != heap.first && !(prev->size & IN_USE)) {
+        bin_remove(prev);
+        prev->size += step;
+        c = prev;
+        heap.end->prev_size = csize(c);
+    }
+    bin_insert(c);
+    return 0;
+}
+
+static chunk_t *find_fit(size_t need)
+{
+    for (int b = bin_of(need); b < NBINS; b++) {
+        for (chunk_t *it = heap.bins[b]; it; it = it->next) {
+            if (csize(it) >= need)
+                return it;
+        }
+    }
+    return NULL;
+}
+
 static int request_size(size_t n, size_t *need)
 {
     if (n > ((size_t)1 << 48))
@@ -124,18 +172,13 @@ static int request_size(size_t n, size_t *need)
 void *bm_malloc(size_t n)
 {
     size_t need;
-    chunk_t *c = NULL;
+    chunk_t *c;
 
     if (!heap.first || request_size(n, &need) != 0)
         return NULL;
-    for (int b = bin_of(need); b < NBINS && !c; b++) {
-        for (chunk_t *it = heap.bins[b]; it; it = it->next) {
-            if (csize(it) >= need) {
-                c = it;
-                break;
-            }
-        }
-    }
+    c = find_fit(need);
+    if (!c && grow(need) == 0)
+        c = find_fit(need);
     if (!c)
         return NULL;
     bin_remove(c);

@@ -12,14 +12,16 @@
  * VIRTIO_MMIO_BASE, include/hw/i386/microvm.h): 8 of them, 24 with the second
  * IOAPIC (ioapic2, the default in QEMU 7.2), and fills them from the last one
  * down (-device virtio-rng-device lands in slot 23, 0xfeb02e00). Probing the
- * window for the "virt" magic and a non-zero device id finds them without
- * parsing the virtio_mmio.device=512@0x...:irq words QEMU appends to the
- * command line. Interrupt lines are not routed yet (drivers poll).
+ * window from the top for the "virt" magic and a non-zero device id, down to the
+ * first empty transport (devices placed with an explicit bus= below a gap are
+ * not found), finds them without parsing the virtio_mmio.device=512@0x...:irq
+ * words QEMU may append to a Linux command line (it did not for this image).
+ * Their interrupt lines: GSI 24 + i on the second IOAPIC (24 transports), else
+ * 16 + i.
  */
 enum {
     WINDOW = 0xFEB00000,
     SLOT = 512,
-    SLOTS = 24,
     R_MAGIC = 0x000,
     R_VERSION = 0x004,
     R_DEVICE_ID = 0x008,
@@ -184,15 +186,19 @@ void bm_virtio_mmio_probe(void)
     bool ioapic2 = mmio_read32(WINDOW + 8 * SLOT + R_MAGIC) == 0x74726976;
     int irq_base = ioapic2 ? 24 : 16;
 
-    for (int i = 0; i < SLOTS; i++) {
+    int slots = ioapic2 ? 24 : 8;
+
+    /* From the top down, stopping at the first empty transport: QEMU fills them in that
+     * order, and each read is a VM exit. */
+    for (int i = slots - 1; i >= 0; i--) {
         uintptr_t base = WINDOW + (uintptr_t)i * SLOT;
         uint32_t id;
         vio_dev_t *d;
         if (mmio_read32(base + R_MAGIC) != 0x74726976) /* "virt" */
-            continue;
+            break;
         id = mmio_read32(base + R_DEVICE_ID);
         if (id == 0)
-            continue; /* an empty transport */
+            break; /* an empty transport: the ones below are empty too */
         if (mmio_read32(base + R_VERSION) != 2) {
             if (!legacy_warned)
                 bm_printf("[bm] virtio-mmio at %#lx is legacy (version 1): skipped; run QEMU "

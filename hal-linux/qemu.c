@@ -185,10 +185,31 @@ int hq_os_status(int ws, const char **why)
 }
 
 static pid_t child;
+static volatile sig_atomic_t stop_asked; /* SIGINT or SIGTERM: shut the OS down cleanly */
+static bool relaying;
 
+/*
+ * Hosted, SIGINT and SIGTERM are a clean exit. Relaying, we send the OS end of
+ * input (the shell shuts down with status 0) and give it 10 s; on a terminal,
+ * QEMU got the signal too (same process group) and we only make sure it ends.
+ */
 static void on_signal(int sig)
 {
-    if (child > 0)
+    char msg[80];
+    int n;
+
+    if (stop_asked)
+        return;
+    /* The hosted wording; on a terminal the line follows the echoed ^C. */
+    n = snprintf(msg, sizeof(msg), "%sorrery: %s received, shutting down\n", isatty(2) ? "\n" : "",
+                 sig == SIGINT    ? "SIGINT"
+                 : sig == SIGTERM ? "SIGTERM"
+                                  : "signal");
+    if (write(2, msg, (size_t)n) < 0) {
+        /* nothing to do about it */
+    }
+    stop_asked = 1;
+    if (!relaying && child > 0)
         kill(child, SIGTERM);
 }
 
@@ -247,7 +268,7 @@ static int relay(char **argv)
     bool ready = false, in_open = true, eof_sent = false;
     char *pending = NULL;
     size_t plen = 0, pcap = 0, poff = 0;
-    time_t start = time(NULL);
+    time_t start = time(NULL), stop_deadline = 0;
 
     if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
         perror("orrery: qemu: pipe");
@@ -286,7 +307,23 @@ static int relay(char **argv)
             fds[3].events = POLLIN;
         }
         nfds = 4;
-        if (poll(fds, (nfds_t)nfds, ready ? -1 : 1000) < 0) {
+        if (stop_asked == 1) {
+            stop_asked = 2;
+            stop_deadline = time(NULL) + 10;
+            if (ready) {
+                poff = plen = 0; /* pending input is dropped: end it now */
+                in_open = false;
+                eof_sent = true;
+                write_all(in[1], "\x04", 1);
+            } else {
+                kill(child, SIGTERM); /* still booting: nothing to shut down cleanly */
+            }
+        }
+        if (stop_deadline && time(NULL) > stop_deadline) {
+            kill(child, SIGKILL);
+            stop_deadline = 0;
+        }
+        if (poll(fds, (nfds_t)nfds, ready && !stop_deadline ? -1 : 1000) < 0) {
             if (errno == EINTR)
                 continue;
             break;
@@ -533,10 +570,13 @@ int hl_cmd_qemu(int argc, char **argv)
                 image);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    relaying = !o.tty;
     ws = o.tty ? direct(qargv) : relay(qargv);
     if (WIFEXITED(ws) && WEXITSTATUS(ws) == 127)
         return 2;
     status = hq_os_status(ws, &why);
+    if (status < 0 && stop_asked)
+        return 0; /* stopped on request before the OS could say its status */
     if (status < 0) {
         fprintf(stderr, "orrery: qemu: %s (exit code %d)\n", why,
                 WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);

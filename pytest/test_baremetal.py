@@ -2,13 +2,16 @@
 
 Boots build/orrery.elf with `orrery qemu` on q35 (virtio-pci) and microvm (virtio-mmio),
 under TCG always and under KVM too when /dev/kvm works (ORRERY_QEMU_ACCELS=tcg,kvm to choose).
-Uses conftest.Session to drive the console; once the shared `boot` fixture grows a "qemu"
-platform, the scenarios here that duplicate test_shell.py can move there.
+Uses conftest.Session to drive the console. test_shell.py's scenarios also pass on QEMU when
+conftest.PLATFORMS has entries such as
+    "qemu-q35": lambda b, a: [b, "qemu", "--machine", "q35", "--accel", "tcg", *a]
+(ORRERY_PLATFORMS=hosted,qemu-q35,qemu-microvm); the ones here that duplicate them can then go.
 """
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -136,6 +139,15 @@ def test_shutdown_status_is_the_exit_status(qemu):
     s.send_line("shutdown 7")
     assert s.wait() == 7
     assert "shutting down" in s.output
+
+
+def test_sigterm_shuts_the_os_down_cleanly(qemu):
+    s = qemu()
+    s.run_commands([])
+    s.signal(signal.SIGTERM)
+    assert s.wait() == 0
+    assert "SIGTERM received, shutting down" in s.stderr
+    assert "shutting down" in s.output  # the shell's own shutdown, after end of input
 
 
 def test_end_of_input_shuts_down(qemu):

@@ -40,6 +40,7 @@ typedef struct __attribute__((packed)) idt_gate {
 static idt_gate_t idt[256] __attribute__((aligned(16)));
 static uint8_t fault_stack[16384] __attribute__((aligned(16))); /* IST1: double fault, NMI */
 extern const uint64_t bm_isr_table[256];
+extern char boot_stack_guard[];
 
 static struct {
     bm_irq_fn fn;
@@ -165,7 +166,14 @@ static void exception(bm_frame_t *f)
                   (unsigned long)f->rip);
         bm_exit(BM_STATUS_PANIC);
     }
-    if (f->vector == 14)
+    if (f->vector == 8)
+        snprintf(what, sizeof(what), "double fault (rip 0x%lx, rsp 0x%lx: a stack overflow?)",
+                 (unsigned long)f->rip, (unsigned long)f->rsp);
+    else if (f->vector == 14 && cr2 >= (uintptr_t)boot_stack_guard &&
+             cr2 < (uintptr_t)boot_stack_guard + 4096)
+        snprintf(what, sizeof(what), "stack overflow (page fault at 0x%lx, rip 0x%lx)",
+                 (unsigned long)cr2, (unsigned long)f->rip);
+    else if (f->vector == 14)
         snprintf(what, sizeof(what), "page fault at 0x%lx (%s, rip 0x%lx)", (unsigned long)cr2,
                  (f->error & 2) ? "write" : "read", (unsigned long)f->rip);
     else

@@ -118,6 +118,16 @@ static void boot_line(void)
     bm_console_hold(false);
 }
 
+static int __attribute__((noinline)) recurse(int depth)
+{
+    volatile char pad[512];
+
+    pad[0] = (char)depth;
+    if (depth > (1 << 20))
+        return 0; /* never reached: the 64 KiB stack ends long before */
+    return recurse(depth + 1) + pad[0];
+}
+
 static _Noreturn void finish(int status)
 {
     irq_disable();
@@ -204,6 +214,8 @@ void bm_main(uint32_t start_info)
             boot_line();
             if (bm_cmdline_has("kernelfault")) /* for the tests: a fault outside any task */
                 *(volatile int *)0 = 1;
+            if (bm_cmdline_has("stackoverflow")) /* for the tests: run into the guard page */
+                recurse(0);
         }
         irq_disable();
         if (bm_timer_due || (ready && bm_serial_pending()) || shutdown_called)

@@ -19,6 +19,7 @@ enum {
 
 extern char __image_start[], __image_end[];
 extern uint64_t boot_pml4[], boot_pdpt[], boot_pt0[];
+extern char boot_stack_guard[];
 
 static uintptr_t dma_next, dma_end;
 static uint64_t heap_base, heap_len;
@@ -41,9 +42,12 @@ void bm_mem_init(void)
             best_len = e - b;
         }
     }
-    /* The boot information has been copied: unmap page 0 so NULL dereferences fault. */
+    /* The boot information has been copied: unmap page 0 so NULL dereferences fault, and
+     * the page below the stack so an overflow faults instead of eating the page tables. */
     boot_pt0[0] = 0;
     __asm__ volatile("invlpg (%0)" : : "r"(0UL) : "memory");
+    boot_pt0[(uintptr_t)boot_stack_guard >> 12] = 0;
+    __asm__ volatile("invlpg (%0)" : : "r"(boot_stack_guard) : "memory");
     if (best_len < 2 * DMA_POOL)
         bm_panic("not enough RAM: largest free range is %lu KiB", (unsigned long)(best_len >> 10));
     dma_next = (uintptr_t)best;

@@ -183,6 +183,12 @@ def test_fault_in_the_kernel_panics_with_status_125(qemu):
     assert "in the kernel" in s.output
 
 
+def test_kernel_stack_overflow_hits_the_guard_page(qemu):
+    s = qemu("--append", "stackoverflow")
+    assert s.wait() == 125
+    assert re.search(r"\[panic\] .*stack overflow", s.output), s.output
+
+
 def test_virtio_rng_end_to_end(qemu):
     s = qemu("--append", "rngtest")
     m = s.expect(r"\[bm\] rngtest: (\d+) bytes from virtio-rng at (\S+ \S+) \((virtio-\w+)\), "

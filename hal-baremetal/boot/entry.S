@@ -147,7 +147,8 @@ boot_pml4:  .space 4096
 boot_pdpt:  .space 4096
 boot_pd:    .space 4096 * 4
 boot_pt0:   .space 4096
-    .globl boot_stack_top
+    .globl boot_stack_guard, boot_stack_top
+boot_stack_guard: .space 4096   /* unmapped by bm_mem_init: an overflow faults */
 boot_stack: .space 65536
 boot_stack_top:
 

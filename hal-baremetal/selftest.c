@@ -8,7 +8,7 @@
 #include <os/os.h>
 
 /*
- * Built as orrery-selftest.elf. Commands: "time", "sleep MS", "crash",
+ * Built as orrery-selftest.elf. Commands: "time", "sleep MS", "crash", "recurse",
  * "shutdown [N]"; anything else is echoed. Used while bringing the platform
  * up and by the libc/platform smoke tests; the real image boots the servers.
  */
@@ -21,6 +21,16 @@ static void say(os_ctx_t *ctx, const char *s)
 {
     st_t *st = os_state(ctx);
     os_device_write(ctx, st->con, HAL_CONSOLE_WRITE, s, strlen(s));
+}
+
+static int __attribute__((noinline)) recurse(int depth)
+{
+    volatile char pad[512];
+
+    pad[0] = (char)depth;
+    if (depth > (1 << 20))
+        return 0;
+    return recurse(depth + 1) + pad[0];
 }
 
 static void st_start(os_ctx_t *ctx)
@@ -65,6 +75,8 @@ static void st_event(os_ctx_t *ctx, const os_event_t *ev)
     } else if (strncmp(line, "sleep ", 6) == 0) {
         uint64_t ms = strtoul(line + 6, NULL, 10);
         os_timer_set(ctx, st->timer, os_clock_now(ctx) + ms * 1000000);
+    } else if (strcmp(line, "recurse") == 0) {
+        say(ctx, recurse(0) ? "?" : "!");
     } else if (strcmp(line, "crash") == 0) {
         *(volatile int *)0 = 1;
     } else if (strncmp(line, "shutdown", 8) == 0) {

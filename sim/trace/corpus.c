@@ -132,9 +132,9 @@ int trace_corpus_line(const char *line, size_t n, uint8_t *out, size_t *len, siz
 typedef struct input {
     char target[16];
     uint32_t chan; /* 0: the console lines */
+    unsigned part; /* a long session is split into inputs of at most TRACE_CORPUS_MAX bytes */
     uint8_t buf[TRACE_CORPUS_MAX];
     size_t len;
-    bool full;
 } input_t;
 
 static const char *const targets[] = {"init", "echo", "console", "shell", NULL};
@@ -147,11 +147,18 @@ static const char *target_of(const char *name)
     return NULL;
 }
 
-static input_t *input_for(input_t **v, size_t *n, const char *target, uint32_t chan)
+/* The newest part for (target, chan); a new part if there is none or `next` is set. */
+static input_t *input_for(input_t **v, size_t *n, const char *target, uint32_t chan, bool next)
 {
-    for (size_t i = 0; i < *n; i++)
-        if ((*v)[i].chan == chan && strcmp((*v)[i].target, target) == 0)
-            return &(*v)[i];
+    unsigned part = 0;
+    for (size_t i = *n; i-- > 0;) {
+        if ((*v)[i].chan == chan && strcmp((*v)[i].target, target) == 0) {
+            if (!next)
+                return &(*v)[i];
+            part = (*v)[i].part + 1;
+            break;
+        }
+    }
     input_t *nv = realloc(*v, (*n + 1) * sizeof **v);
     if (!nv)
         return NULL;
@@ -160,7 +167,37 @@ static input_t *input_for(input_t **v, size_t *n, const char *target, uint32_t c
     memset(in, 0, sizeof *in);
     snprintf(in->target, sizeof in->target, "%s", target);
     in->chan = chan;
+    in->part = part;
     return in;
+}
+
+typedef struct op {
+    const iface_t *ifc; /* a message (line == NULL) */
+    const hal_trace_rec_t *r;
+    const char *line;   /* or a console line */
+    size_t line_len;
+} op_t;
+
+static int append(input_t *in, const op_t *o)
+{
+    if (o->line)
+        return trace_corpus_line(o->line, o->line_len, in->buf, &in->len, sizeof in->buf);
+    return trace_corpus_msg(o->ifc, o->r->type, o->r->data, o->r->len, o->r->nhandles, in->buf,
+                            &in->len, sizeof in->buf);
+}
+
+/* Append o to the input of (target, chan), starting a new part when the current one is full. */
+static int add(input_t **v, size_t *n, const char *target, uint32_t chan, const op_t *o)
+{
+    input_t *in = input_for(v, n, target, chan, false);
+    if (!in)
+        return -1;
+    if (append(in, o) == 0)
+        return 0;
+    if (!(in = input_for(v, n, target, chan, true)))
+        return -1;
+    (void)append(in, o); /* cannot fail on an empty part: an op is under 300 bytes */
+    return 0;
 }
 
 static const iface_t *iface_by_id(uint32_t id)
@@ -189,10 +226,14 @@ static int write_inputs(const input_t *v, size_t n, const char *dir, const char 
             snprintf(err, errlen, "%s: %s", path, strerror(errno));
             return -1;
         }
+        char part[16] = "";
+        if (v[i].part)
+            snprintf(part, sizeof part, ".%u", v[i].part + 1);
         if (v[i].chan)
-            snprintf(path, sizeof path, "%s/%s/%s-ch%u", dir, v[i].target, base, v[i].chan);
+            snprintf(path, sizeof path, "%s/%s/%s-ch%u%s", dir, v[i].target, base, v[i].chan,
+                     part);
         else
-            snprintf(path, sizeof path, "%s/%s/%s-lines", dir, v[i].target, base);
+            snprintf(path, sizeof path, "%s/%s/%s-lines%s", dir, v[i].target, base, part);
         FILE *f = fopen(path, "wb");
         if (!f || fwrite(v[i].buf, 1, v[i].len, f) != v[i].len || fclose(f) != 0) {
             snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -224,14 +265,9 @@ int trace_corpus_write(const char *db_path, const char *dir, char *err, size_t e
     int got;
     while ((got = trace_iter_next(it, &r)) == 1) {
         if (r.kind == HAL_TR_DEV_POST && r.type == HAL_CONSOLE_LINE) {
-            for (int k = 0; k < 2; k++) {
-                input_t *in = input_for(&v, &n, k ? "console" : "shell", 0);
-                if (!in)
-                    goto oom;
-                if (!in->full)
-                    in->full = trace_corpus_line(r.data, r.len, in->buf, &in->len,
-                                                 sizeof in->buf) != 0;
-            }
+            op_t o = {.r = &r, .line = r.data ? r.data : "", .line_len = r.len};
+            if (add(&v, &n, "shell", 0, &o) != 0 || add(&v, &n, "console", 0, &o) != 0)
+                goto oom;
             continue;
         }
         if (r.kind != HAL_TR_DELIVER || r.result != 0)
@@ -243,12 +279,9 @@ int trace_corpus_write(const char *db_path, const char *dir, char *err, size_t e
         const iface_t *ifc = iface_by_id(id);
         if (!ifc || strcmp(ifc->name, t) != 0) /* only the server's own interface: its target's */
             continue;
-        input_t *in = input_for(&v, &n, t, r.chan);
-        if (!in)
+        op_t o = {.ifc = ifc, .r = &r};
+        if (add(&v, &n, t, r.chan, &o) != 0)
             goto oom;
-        if (!in->full)
-            in->full = trace_corpus_msg(ifc, r.type, r.data, r.len, r.nhandles,
-                                        in->buf, &in->len, sizeof in->buf) != 0;
     }
     if (got < 0) {
         snprintf(err, errlen, "%s", trace_db_error(db));

@@ -13,7 +13,7 @@ enum {
     TRACE_CORPUS_OP_RAW = 3,   /* then: type % 12, length (<= 255), bytes, handle flag */
     TRACE_CORPUS_OP_IDLE = 4,  /* run until idle */
     TRACE_CORPUS_OP_LINE = 6,  /* then: length % 64, bytes: one console device line */
-    TRACE_CORPUS_MAX = 4096,   /* an input is cut after the last whole op that fits */
+    TRACE_CORPUS_MAX = 512,    /* longer sessions are split into parts of whole ops */
 };
 
 /*
@@ -32,6 +32,8 @@ int trace_corpus_line(const char *line, size_t n, uint8_t *out, size_t *len, siz
  * Read the trace at db_path and write one input per (server, client channel) that
  * server received messages on, as DIR/<server>/<trace name>-ch<endpoint>, plus the
  * console lines of the run as DIR/shell/<trace name>-lines and DIR/console/<...>-lines.
+ * A session longer than TRACE_CORPUS_MAX bytes continues in <name>.2, <name>.3, ...
+ * (short inputs keep the fuzzer's max_len, and so its speed, down).
  * Servers are the fuzz targets: init, echo, console (messages), shell (lines).
  * Returns the number of files written, or -1 with a one-line message in err.
  */

@@ -36,6 +36,23 @@ bool k_handle_room(const k_task_t *t, size_t n)
     return t->nfree >= n;
 }
 
+/* Does the object have an event for its owner (a message, a fire, an exit, device input)? */
+static bool has_event(k_obj_t *obj)
+{
+    switch (obj->type) {
+    case K_OBJ_CHAN:
+        return k_chan_has_event((k_chan_t *)obj);
+    case K_OBJ_TIMER:
+        return ((k_timer_t *)obj)->fired;
+    case K_OBJ_TASK:
+        return ((k_taskref_t *)obj)->exited;
+    case K_OBJ_DEVICE:
+        return k_device_has_event((k_device_t *)obj);
+    }
+    return false;
+}
+
+
 os_handle_t k_handle_install(k_task_t *t, k_obj_t *obj, uint32_t rights)
 {
     uint32_t idx = t->freelist[--t->nfree];
@@ -48,22 +65,7 @@ os_handle_t k_handle_install(k_task_t *t, k_obj_t *obj, uint32_t rights)
     K_TRACE(HAL_TR_HANDLE, t->id, obj->id, 0, obj->type | (rights << 8), 0, (uint64_t)obj->hval,
             NULL, 0, 0);
     /* Events that arrived while it was in flight (or before a device was opened). */
-    bool waiting = false;
-    switch (obj->type) {
-    case K_OBJ_CHAN:
-        waiting = k_chan_has_event((k_chan_t *)obj);
-        break;
-    case K_OBJ_TIMER:
-        waiting = ((k_timer_t *)obj)->fired;
-        break;
-    case K_OBJ_TASK:
-        waiting = ((k_taskref_t *)obj)->exited;
-        break;
-    case K_OBJ_DEVICE:
-        waiting = k_device_has_event((k_device_t *)obj);
-        break;
-    }
-    if (waiting)
+    if (has_event(obj))
         k_pend(obj);
     return obj->hval;
 }
@@ -73,6 +75,7 @@ void k_handle_remove(k_task_t *t, k_slot_t *s)
 {
     k_obj_t *obj = s->obj;
     k_unpend(obj);
+    obj->held = false; /* a hold is the holder's: the next owner starts unheld */
     obj->owner = NULL;
     obj->hval = OS_HANDLE_NONE;
     s->obj = NULL;
@@ -144,7 +147,7 @@ void k_obj_close(k_obj_t *obj)
 void k_pend(k_obj_t *obj)
 {
     k_task_t *t = obj->owner;
-    if (!t || obj->pending)
+    if (!t || obj->pending || obj->held)
         return;
     obj->pending = true;
     obj->pnext = NULL;
@@ -224,6 +227,25 @@ int os_handle_close(os_ctx_t *ctx, os_handle_t h)
                    obj->type == K_OBJ_CHAN ? ((k_chan_t *)obj)->iface : 0);
         k_handle_remove(t, s);
         k_obj_close(obj);
+    }
+    k_unlock();
+    return rc;
+}
+
+int os_handle_hold(os_ctx_t *ctx, os_handle_t h, bool hold)
+{
+    k_slot_t *s;
+    k_lock();
+    int rc = k_handle_get(ctx->task, h, &s);
+    if (rc == 0 && !(s->rights & OS_RIGHT_READ))
+        rc = OS_EACCES;
+    if (rc == 0) {
+        k_obj_t *obj = s->obj;
+        obj->held = hold;
+        if (hold)
+            k_unpend(obj);
+        else if (has_event(obj))
+            k_pend(obj);
     }
     k_unlock();
     return rc;

@@ -43,6 +43,7 @@ typedef struct k_obj k_obj_t;
 struct k_obj {
     uint8_t type;     /* enum k_obj_type */
     bool pending;     /* linked on owner's pending list */
+    bool held;        /* os_handle_hold: its events wait in the kernel, off the pending list */
     uint32_t id;      /* object id, shown in traces and os_chan_list */
     k_task_t *owner;  /* holding task, NULL while in flight */
     os_handle_t hval; /* owner's handle for it */

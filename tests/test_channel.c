@@ -67,6 +67,29 @@ static void no_writable_without_efull(void **state)
     assert_int_equal(0, kt_teardown());
 }
 
+static void held_channel_delivers_nothing_until_released(void **state)
+{
+    os_ctx_t *ctx = boot_test();
+    os_handle_t a, b, ro;
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    assert_int_equal(0, os_handle_hold(ctx, b, true));
+    for (uint32_t i = 0; i < OS_CHAN_QUEUE_MAX; i++)
+        assert_int_equal(0, os_send(ctx, a, i, NULL, 0, NULL, 0));
+    assert_int_equal(OS_EFULL, os_send(ctx, a, 999, NULL, 0, NULL, 0));
+    kt_run_all();
+    assert_int_equal(0, kt_count("test", OS_EV_MESSAGE)); /* held: all wait in the kernel */
+    assert_int_equal(0, os_handle_hold(ctx, b, false));
+    kt_run_all();
+    assert_int_equal(OS_CHAN_QUEUE_MAX, kt_count("test", OS_EV_MESSAGE));
+    assert_int_equal(OS_CHAN_QUEUE_MAX - 1, kt_find("test", OS_EV_MESSAGE, OS_CHAN_QUEUE_MAX - 1)->ev.type);
+    assert_int_equal(1, kt_count("test", OS_EV_WRITABLE));
+    /* no READ right, or a stale handle */
+    assert_int_equal(0, os_handle_replace(ctx, b, OS_RIGHT_WRITE, &ro));
+    assert_int_equal(OS_EACCES, os_handle_hold(ctx, ro, true));
+    assert_int_equal(OS_EBADH, os_handle_hold(ctx, b, true));
+    assert_int_equal(0, kt_teardown());
+}
+
 static void peer_closed_after_queued_messages(void **state)
 {
     os_ctx_t *ctx = boot_test();
@@ -255,6 +278,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(queue_of_128_then_efull_then_writable, cleanup),
         cmocka_unit_test_teardown(no_writable_without_efull, cleanup),
+        cmocka_unit_test_teardown(held_channel_delivers_nothing_until_released, cleanup),
         cmocka_unit_test_teardown(peer_closed_after_queued_messages, cleanup),
         cmocka_unit_test_teardown(oversized_and_too_many_handles_are_e2big, cleanup),
         cmocka_unit_test_teardown(bad_carried_handles_move_nothing, cleanup),

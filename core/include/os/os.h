@@ -112,6 +112,15 @@ int os_channel_tag(os_ctx_t *ctx, os_handle_t h, uint32_t iface_id);
 /* Close any handle. A channel's peer sees OS_EV_PEER_CLOSED; queued handles close. */
 int os_handle_close(os_ctx_t *ctx, os_handle_t h);
 
+/*
+ * Hold (true) or release (false) the events of h: while held, nothing from it
+ * is delivered; messages and device input wait in the kernel's bounded queue,
+ * so a held channel's senders get OS_EFULL and a held device stops reading
+ * its source — backpressure end to end. A moved handle arrives released.
+ * OS_EBADH, OS_EACCES (no READ).
+ */
+int os_handle_hold(os_ctx_t *ctx, os_handle_t h, bool hold);
+
 /* Replace h by a new handle to the same object with fewer rights. OS_EACCES if
  * `rights` asks for a right h lacks. h is invalid afterwards. */
 int os_handle_replace(os_ctx_t *ctx, os_handle_t h, uint32_t rights, os_handle_t *out);

@@ -6,7 +6,7 @@
 #include <string.h>
 
 enum {
-    CONSOLE_BUFFERED_MAX = 32, /* input items held while no client can take them */
+    CONSOLE_BUFFERED_MAX = 32, /* input items held until the client reads them */
     CONSOLE_REQ_REGISTER = 1,
 };
 
@@ -21,8 +21,10 @@ typedef struct console_state {
     os_handle_t dev;    /* the "console" device */
     os_handle_t client; /* the one client (the latest to connect), or NONE */
     bool blocked;       /* the client's queue was full: wait for WRITABLE */
+    uint32_t credit;    /* input items the client asked for (console.read) and has not got */
+    bool held;          /* the device is held: our buffer is full */
     uint32_t lines;     /* lines forwarded */
-    uint32_t dropped;   /* input dropped because the buffer was full */
+    uint32_t dropped;   /* NEVER: input dropped because the buffer was full despite the hold */
     bool eof;           /* input ended: tell the client after the buffered items */
     bool eof_sent;
     size_t head, count; /* ring of buffered items */
@@ -63,7 +65,7 @@ static bool sent(os_ctx_t *ctx, console_state_t *st, int err)
 /* Send buffered items while the client takes them. */
 static void pump(os_ctx_t *ctx, console_state_t *st)
 {
-    while (st->count > 0 && st->client != OS_HANDLE_NONE && !st->blocked) {
+    while (st->count > 0 && st->client != OS_HANDLE_NONE && !st->blocked && st->credit > 0) {
         item_t *it = &st->items[st->head];
         int err = send_item(ctx, st, it);
         if (!sent(ctx, st, err))
@@ -72,6 +74,11 @@ static void pump(os_ctx_t *ctx, console_state_t *st)
             st->lines++;
         st->head = (st->head + 1) % CONSOLE_BUFFERED_MAX;
         st->count--;
+        st->credit--;
+    }
+    if (st->held && st->count < CONSOLE_BUFFERED_MAX) {
+        st->held = false;
+        os_handle_hold(ctx, st->dev, false);
     }
     if (st->count > 0 || st->client == OS_HANDLE_NONE || st->blocked)
         return;
@@ -134,6 +141,11 @@ static void on_device(os_ctx_t *ctx, console_state_t *st, const os_event_t *ev)
         break;
     }
     pump(ctx, st);
+    if (st->count == CONSOLE_BUFFERED_MAX && !st->held) {
+        /* full: the rest waits in the kernel's queue, then at the platform */
+        st->held = true;
+        os_handle_hold(ctx, st->dev, true);
+    }
 }
 
 static void reject(os_ctx_t *ctx, os_handle_t ch, const os_event_t *ev)
@@ -148,9 +160,14 @@ static void on_client_message(os_ctx_t *ctx, console_state_t *st, const os_event
     union {
         console_write_t write;
         console_flush_t flush;
+        console_read_t read;
     } m;
 
-    if (ev->type == console_msg_write && console_write_decode(ev, &m.write) == 0) {
+    if (ev->type == console_msg_read && console_read_decode(ev, &m.read) == 0) {
+        uint32_t room = CONSOLE_BUFFERED_MAX - st->credit; /* a sane bound on credit */
+        st->credit += m.read.count < room ? m.read.count : room;
+        pump(ctx, st);
+    } else if (ev->type == console_msg_write && console_write_decode(ev, &m.write) == 0) {
         os_device_write(ctx, st->dev, CONSOLE_DEV_WRITE, m.write.data, m.write.data_len);
     } else if (ev->type == console_msg_flush && console_flush_decode(ev, &m.flush) == 0) {
         /* writes reach the device synchronously, so everything before is out */
@@ -174,6 +191,7 @@ static void on_init_message(os_ctx_t *ctx, console_state_t *st, const os_event_t
             os_handle_close(ctx, st->client);
         st->client = m.nc.chan;
         st->blocked = false;
+        st->credit = 0; /* it asks for input when it is ready */
         st->eof_sent = false; /* a new client (a restarted shell) learns it too */
         pump(ctx, st);
     } else if (ev->type == init_msg_reply && init_reply_decode(ev, &m.reply) == 0) {

@@ -12,7 +12,7 @@
 #define SHELL_PROMPT "orrery> "
 
 enum {
-    SHELL_QUEUE_MAX = 16,  /* input lines waiting while a command runs */
+    SHELL_QUEUE_MAX = 4,   /* input items here: at most one is asked for at a time (+ eof) */
     SHELL_OUT_MAX = 32768, /* output waiting for the console */
     SHELL_TASKS_MAX = 256, /* ps */
     SHELL_CHANS_MAX = 512, /* ipc */
@@ -56,7 +56,8 @@ typedef struct shell_state {
     int op_status;    /* OP_FLUSH: the shutdown status */
     uint32_t op_task; /* OP_KILL: the task */
     char op_arg[SHELL_LINE_MAX + 1];
-    /* input waiting */
+    /* input: pulled from the console one item at a time (console.read) */
+    bool reading; /* a read is out: an item is on its way */
     size_t qhead, qcount;
     input_t queue[SHELL_QUEUE_MAX];
     /* output waiting for the console */
@@ -109,6 +110,8 @@ static void connect_to(os_ctx_t *ctx, shell_state_t *st, conn_t *c)
 
 static void conn_lost(os_ctx_t *ctx, shell_state_t *st, conn_t *c)
 {
+    if (c == &st->console)
+        st->reading = false; /* the next console starts without our read */
     if (c->chan != OS_HANDLE_NONE)
         os_handle_close(ctx, c->chan);
     c->chan = OS_HANDLE_NONE;
@@ -252,17 +255,31 @@ static uint32_t find_task(os_ctx_t *ctx, shell_state_t *st, const char *what, ch
     return 0;
 }
 
-static void crash(os_ctx_t *ctx, shell_crash_t how)
+/* Recurse until the stack runs out; the frame's volatile array keeps it from being a loop. */
+static unsigned recurse(volatile unsigned depth)
+{
+    volatile char frame[256];
+    if (depth == 0xffffffffu)
+        return 0; /* never: the stack ends long before */
+    frame[depth % sizeof frame] = (char)depth;
+    return recurse(depth + 1) + frame[0];
+}
+
+/* The null store must reach the hardware even in sanitizer builds: the platform, not UBSan,
+ * is what is under test. */
+__attribute__((no_sanitize("undefined"))) static void crash(os_ctx_t *ctx, shell_crash_t how)
 {
     volatile int never = 0;
     int *volatile nowhere = NULL;
 
     switch (how) {
     case SHELL_CRASH_NULL:
-        *nowhere = 1; /* the platform turns the fault into a kill of this task */
+        *(volatile int *)nowhere = 1; /* the platform turns the fault into a kill of this task */
         os_panic(ctx, "crash null: the store did not fault");
     case SHELL_CRASH_PANIC:
         os_panic(ctx, "crash requested");
+    case SHELL_CRASH_STACK:
+        os_panic(ctx, "crash stack: recursion ended at depth %u", recurse(0));
     default:
         OS_ASSERT(ctx, never == 1);
         break;
@@ -362,6 +379,24 @@ static void shutdown_now(os_ctx_t *ctx, shell_state_t *st)
     }
 }
 
+/* Ask the console for the next input item, once nothing runs and nothing waits. Pulling one
+ * line at a time keeps the rest with the console (and, past its buffer, in the kernel and at
+ * the platform), so piped input is never dropped and a crash loses only the line it ran. */
+static void request_input(os_ctx_t *ctx, shell_state_t *st)
+{
+    if (st->reading || st->op != OP_NONE || st->qcount > 0 || st->console.state != CONN_UP ||
+        st->out_blocked)
+        return;
+    console_read_t r = {1};
+    int err = console_read_send(ctx, st->console.chan, &r);
+    if (err == 0)
+        st->reading = true;
+    else if (err == OS_EFULL)
+        st->out_blocked = true; /* asked again on WRITABLE */
+    else
+        conn_lost(ctx, st, &st->console);
+}
+
 /* Run queued input until a command has to wait. */
 static void run_queue(os_ctx_t *ctx, shell_state_t *st)
 {
@@ -382,6 +417,7 @@ static void run_queue(os_ctx_t *ctx, shell_state_t *st)
     }
     if (st->op == OP_FLUSH || st->op == OP_NONE)
         flush_out(ctx, st);
+    request_input(ctx, st);
 }
 
 /* ---- events --------------------------------------------------------------------------- */
@@ -406,6 +442,7 @@ static void on_init_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
         if (c == &st->console) {
             st->out_blocked = false;
             flush_out(ctx, st);
+            request_input(ctx, st);
         } else if (st->op == OP_ECHO && !st->op_sent) {
             echo_send(ctx, st);
         }
@@ -480,6 +517,8 @@ static void on_console_message(os_ctx_t *ctx, shell_state_t *st, const os_event_
         iface_discard(ctx, ev); /* console.error or garbage */
         return;
     }
+    if (in->type != console_msg_eof)
+        st->reading = false;
     st->qcount++;
     run_queue(ctx, st);
 }
@@ -566,6 +605,7 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
         if (is_console) {
             st->out_blocked = false;
             flush_out(ctx, st);
+            request_input(ctx, st);
         }
         break;
     case OS_EV_TIMER:

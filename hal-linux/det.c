@@ -1,6 +1,8 @@
 /* det.c — `orrery run --deterministic`: the sim platform on one thread, console on stdin/stdout. */
 #include <hl/hosted.h>
 
+#include "internal.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -60,7 +62,9 @@ int hl_run_deterministic(const hl_det_config_t *cfg)
         sim_teardown();
         return rc;
     }
+    hl_fault_thread_enter(0); /* this thread is the simulator's one worker */
     int status = sim_run(cfg->max_events);
+    hl_fault_thread_leave();
     long leaks = sim_teardown();
     if (leaks != 0)
         fprintf(stderr, "orrery: warning: %ld kernel allocations leaked\n", leaks);

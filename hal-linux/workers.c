@@ -85,6 +85,7 @@ static void *worker_main(void *arg)
     worker_t *w = arg;
     if (W.pin)
         hl_pin_self(w->index); /* best effort: a restricted cpuset may refuse */
+    hl_fault_thread_enter(w->index);
     while (!stopping()) {
         __atomic_store_n(&w->word, AWAKE, __ATOMIC_SEQ_CST);
         if (k_run_one(w->index))
@@ -100,6 +101,7 @@ static void *worker_main(void *arg)
         while (__atomic_load_n(&w->word, __ATOMIC_ACQUIRE) == ASLEEP && !stopping())
             futex(&w->word, FUTEX_WAIT_PRIVATE, ASLEEP);
     }
+    hl_fault_thread_leave();
     return NULL;
 }
 

@@ -49,6 +49,8 @@ static void test_parse_commands(void **state)
     assert_int_equal(SHELL_CRASH_PANIC, c.crash);
     assert_int_equal(SHELL_CRASH, parse("crash assert", &c));
     assert_int_equal(SHELL_CRASH_ASSERT, c.crash);
+    assert_int_equal(SHELL_CRASH, parse("crash stack", &c));
+    assert_int_equal(SHELL_CRASH_STACK, c.crash);
 }
 
 static void test_parse_errors(void **state)
@@ -66,7 +68,7 @@ static void test_parse_errors(void **state)
     assert_string_equal("shell: usage: shutdown [STATUS]", c.error);
     assert_int_equal(SHELL_ERROR, parse("shutdown 99999999999", &c));
     assert_int_equal(SHELL_ERROR, parse("crash softly", &c));
-    assert_string_equal("shell: usage: crash null|panic|assert", c.error);
+    assert_string_equal("shell: usage: crash null|panic|assert|stack", c.error);
     assert_int_equal(SHELL_ERROR, shell_parse("ps\0x", 4, &c));
 
     char *big = malloc(20000);
@@ -91,7 +93,7 @@ static void test_help_lists_every_command(void **state)
                           "spawn NAME",
                           "kill NAME|ID",
                           "shutdown [STATUS]",
-                          "crash null|panic|assert"};
+                          "crash null|panic|assert|stack"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         assert_non_null(strstr(buf, cmds[i]));
     int lines = 0;

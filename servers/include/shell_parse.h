@@ -28,6 +28,7 @@ typedef enum shell_crash {
     SHELL_CRASH_NULL = 1,   /* store through a null pointer: a CPU fault */
     SHELL_CRASH_PANIC = 2,  /* os_panic */
     SHELL_CRASH_ASSERT = 3, /* a failed OS_ASSERT */
+    SHELL_CRASH_STACK = 4,  /* unbounded recursion: a stack overflow */
 } shell_crash_t;
 
 typedef struct shell_cmd {

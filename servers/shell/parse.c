@@ -22,7 +22,7 @@ static const struct command {
     {"spawn", SHELL_SPAWN, "NAME", "start program NAME of the image"},
     {"kill", SHELL_KILL, "NAME|ID", "kill a task (init restarts it by policy)"},
     {"shutdown", SHELL_SHUTDOWN, "[STATUS]", "stop the OS with exit status STATUS (0)"},
-    {"crash", SHELL_CRASH, "null|panic|assert", "make the shell fault on purpose"},
+    {"crash", SHELL_CRASH, "null|panic|assert|stack", "make the shell fault on purpose"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
@@ -160,6 +160,8 @@ shell_kind_t shell_parse(const char *line, size_t len, shell_cmd_t *out)
             out->crash = SHELL_CRASH_PANIC;
         else if (nwords == 1 && strcmp(words[0], "assert") == 0)
             out->crash = SHELL_CRASH_ASSERT;
+        else if (nwords == 1 && strcmp(words[0], "stack") == 0)
+            out->crash = SHELL_CRASH_STACK;
         else
             return usage(out, c);
         return c->kind;

@@ -1,11 +1,14 @@
 """conftest.py — fixtures that boot Orrery (build/orrery) and drive its shell over stdin/stdout.
 
-The `boot` fixture is parametrized over platforms (PLATFORMS below: "hosted" now; a later
-issue adds "qemu" by giving its command line), so one integration test runs on each.
-Select platforms with ORRERY_PLATFORMS=hosted,qemu; the binary with ORRERY_BIN.
+The `boot` fixture is parametrized over platforms, so one integration test runs on each:
+"hosted" (`orrery run`), and the bare-metal image under QEMU on q35 and microvm with TCG, plus
+KVM when /dev/kvm works ("qemu-q35-tcg", "qemu-microvm-kvm", ...). Choose with
+ORRERY_PLATFORMS=hosted,qemu-q35-tcg (default: all available) or ORRERY_QEMU_ACCELS=tcg;
+the binary with ORRERY_BIN.
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -22,15 +25,50 @@ def orrery_path():
     return os.environ.get("ORRERY_BIN", os.path.join(ROOT, "build", "orrery"))
 
 
+def kvm_usable():
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def qemu_accels():
+    wanted = os.environ.get("ORRERY_QEMU_ACCELS")
+    if wanted:
+        return [a.strip() for a in wanted.split(",") if a.strip()]
+    return ["tcg", "kvm"] if kvm_usable() else ["tcg"]
+
+
+def qemu_argv(machine, accel):
+    return lambda binary, args: [binary, "qemu", "--machine", machine, "--accel", accel, *args]
+
+
 # platform name -> function(binary, extra args) -> argv that boots the OS with the shell on stdio
-PLATFORMS = {
-    "hosted": lambda binary, args: [binary, "run", *args],
-}
+PLATFORMS = {"hosted": lambda binary, args: [binary, "run", *args]}
+for _accel in qemu_accels():
+    for _machine in ("q35", "microvm"):
+        PLATFORMS[f"qemu-{_machine}-{_accel}"] = qemu_argv(_machine, _accel)
+QEMU_TIMEOUT = 60  # TCG on a busy 2-core machine
 
 
 def selected_platforms():
-    names = os.environ.get("ORRERY_PLATFORMS", "hosted").split(",")
-    return [n.strip() for n in names if n.strip()]
+    names = os.environ.get("ORRERY_PLATFORMS")
+    if not names:
+        return list(PLATFORMS)
+    return [n.strip() for n in names.split(",") if n.strip()]
+
+
+def qemu_missing():
+    """Why the QEMU platforms cannot run here, or None."""
+    if shutil.which(os.environ.get("ORRERY_QEMU", "qemu-system-x86_64")) is None:
+        return "qemu-system-x86_64 is not installed"
+    image = os.environ.get("ORRERY_IMAGE",
+                           os.path.join(os.path.dirname(orrery_path()), "orrery.elf"))
+    if not os.access(image, os.R_OK):
+        return f"{image} is not built"
+    return None
 
 
 class Session:
@@ -176,9 +214,15 @@ def boot(request, orrery_bin):
     platform = request.param
     if platform not in PLATFORMS:
         pytest.skip(f"platform {platform} not available in this tree")
+    qemu = platform.startswith("qemu-")
+    if qemu and qemu_missing():
+        pytest.skip(qemu_missing())
+    if platform.endswith("-kvm") and not kvm_usable():
+        pytest.skip("/dev/kvm is not usable")
     sessions = []
 
-    def start(*args, timeout=DEFAULT_TIMEOUT):
+    def start(*args, timeout=None):
+        timeout = timeout or (QEMU_TIMEOUT if qemu else DEFAULT_TIMEOUT)
         s = Session(PLATFORMS[platform](orrery_bin, list(args)), timeout=timeout)
         sessions.append(s)
         return s

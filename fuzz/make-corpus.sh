@@ -3,8 +3,8 @@
 # usage: fuzz/make-corpus.sh [BUILD_DIR]   (default build; needs BUILD/orrery, and
 #        build/fuzz/fuzz_make_frames from scripts/fuzz for the trace_frame seeds)
 # Records the session below deterministically (seed 1), turns it into one input per
-# (server, client channel) with `orrery trace corpus` (or BUILD/orrery-trace-corpus until
-# the CLI has it), and writes valid frames for trace_frame. Kernel seeds are hand-made.
+# (server, client channel) with `orrery trace corpus`, and writes valid frames for
+# trace_frame. Kernel seeds are hand-made.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 b=${1:-build}
@@ -14,13 +14,8 @@ trap 'rm -rf "$tmp"' EXIT
 printf '%s\n' 'echo hello' ps ipc uptime help 'kill echo' ps 'spawn echo' 'echo again' \
     ps shutdown |
     "$b/orrery" trace record "$tmp/session.db" --deterministic --seed 1 --quiet >/dev/null
-if "$b/orrery" trace corpus --help >/dev/null 2>&1; then
-    gen=("$b/orrery" trace corpus)
-else
-    gen=("$b/orrery-trace-corpus")
-fi
 for t in init echo console shell; do rm -rf "fuzz/corpus/$t"; done
-"${gen[@]}" "$tmp/session.db" fuzz/corpus
+"$b/orrery" trace corpus "$tmp/session.db" fuzz/corpus
 if [ -x build/fuzz/fuzz_make_frames ]; then
     rm -rf fuzz/corpus/trace_frame && mkdir -p fuzz/corpus/trace_frame
     build/fuzz/fuzz_make_frames fuzz/corpus/trace_frame

@@ -1,10 +1,9 @@
 /* cmd_corpus.c — `orrery trace corpus FILE.db DIR`: seed inputs for the server fuzz targets from a trace. */
+#include <hl/commands.h>
 #include <trace/corpus.h>
 
 #include <stdio.h>
 #include <string.h>
-
-int hl_cmd_trace_corpus(int argc, char **argv);
 
 /* argv[0] is "corpus" (or the program name); argv[1] the trace, argv[2] the directory. */
 int hl_cmd_trace_corpus(int argc, char **argv)

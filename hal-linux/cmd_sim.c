@@ -16,9 +16,7 @@
 #include <sim/runner.h>
 #include <sim/scenario.h>
 
-#ifdef ORRERY_HAVE_TRACE_RECORDER
 #include <trace/recorder.h>
-#endif
 
 static const char sim_usage[] =
     "usage: orrery sim [SCENARIO] [--seed N | --seeds A..B] [--shard I/N] [--faults LIST]\n"
@@ -101,21 +99,6 @@ static char *read_file(const char *path, size_t *len)
 
 /* ---- keeping a failing seed ---------------------------------------------------------------- */
 
-#ifndef ORRERY_HAVE_TRACE_RECORDER
-typedef struct text_sink {
-    FILE *f;
-} text_sink_t;
-
-static void text_record(void *self, const hal_trace_rec_t *r)
-{
-    text_sink_t *t = self;
-    fprintf(t->f, "%llu %llu.%09llu %s task=%u chan=%u peer=%u type=%u result=%d arg=%llu len=%u nh=%u\n",
-            (unsigned long long)r->seq, (unsigned long long)(r->time_ns / 1000000000ull),
-            (unsigned long long)(r->time_ns % 1000000000ull), k_trace_kind_name(r->kind), r->task,
-            r->chan, r->peer, r->type, r->result, (unsigned long long)r->arg, r->len, r->nhandles);
-}
-#endif
-
 /* Run the seed again with a recording sink and write its trace and output into dir. */
 static void keep_failing(const char *dir, const sim_scenario_t *sc, uint64_t seed, uint32_t faults,
                          const char *command)
@@ -124,7 +107,6 @@ static void keep_failing(const char *dir, const sim_scenario_t *sc, uint64_t see
     mkdir(dir, 0777);
     sim_run_opts_t o = {.faults = faults, .keep_output = true};
     sim_result_t r;
-#ifdef ORRERY_HAVE_TRACE_RECORDER
     trace_recorder *rec = NULL;
     char err[256];
     snprintf(path, sizeof path, "%s/%s-seed-%llu.trace", dir, sc->name, (unsigned long long)seed);
@@ -137,20 +119,6 @@ static void keep_failing(const char *dir, const sim_scenario_t *sc, uint64_t see
     int rc = sim_run_scenario(sc, seed, &o, &r);
     trace_recorder_set_exit_status(rec, r.status);
     trace_recorder_close(rec, NULL, 0);
-#else
-    snprintf(path, sizeof path, "%s/%s-seed-%llu.trace.txt", dir, sc->name,
-             (unsigned long long)seed);
-    text_sink_t ts = {fopen(path, "w")};
-    if (!ts.f) {
-        fprintf(stderr, "orrery: sim: cannot write %s: %s\n", path, strerror(errno));
-        return;
-    }
-    fprintf(ts.f, "# %s\n# seq time kind fields\n", command);
-    hal_trace_sink_t sink = {HAL_TRACE_SINK_VERSION, &ts, text_record, NULL};
-    o.tee = &sink;
-    int rc = sim_run_scenario(sc, seed, &o, &r);
-    fclose(ts.f);
-#endif
     if (rc == 0 && r.output) {
         char opath[4200];
         snprintf(opath, sizeof opath, "%s/%s-seed-%llu.out", dir, sc->name,

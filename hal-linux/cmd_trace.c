@@ -34,6 +34,7 @@ static const char trace_usage[] =
     "                                 boot the image with tracing on (console: stdin/stdout)\n"
     "  import STREAM OUT.db [--platform P]\n"
     "                                 binary frames (bare-metal serial stream, '-': stdin) to a trace\n"
+    "  corpus FILE DIR                seed inputs for the server fuzz targets (docs/fuzzing.md)\n"
     "Traces are SQLite files; docs/trace-format.md has the schema and sqlite3 queries.\n";
 
 static const char summary_usage[] =
@@ -366,12 +367,10 @@ int hl_cmd_trace(int argc, char **argv)
         return cmd_import(argc - 1, argv + 1);
     if (strcmp(argv[1], "record") == 0)
         return cmd_record(argc - 1, argv + 1);
+    if (strcmp(argv[1], "corpus") == 0)
+        return hl_cmd_trace_corpus(argc - 1, argv + 1);
     return usage_error(trace_usage, "unknown command '%s'", argv[1]);
 }
-
-/* Defined by bench_ipc.c in build/orrery; absent from the standalone orrery-trace tool. */
-__attribute__((weak)) int hl_bench_ipc_once(const struct hal_trace_sink *trace, uint64_t *rtt_ns,
-                                            double *msgs_per_s);
 
 typedef struct ipc_overhead {
     bool ran;
@@ -391,8 +390,6 @@ static int bench_ipc_overhead(const char *dir, ipc_overhead *o, char *err, size_
     char path[300];
 
     memset(o, 0, sizeof(*o));
-    if (!hl_bench_ipc_once)
-        return 0;
     if (hl_bench_ipc_once(NULL, &o->rtt_off, &o->tput_off) != 0) {
         snprintf(err, errlen, "the IPC benchmark failed (tracing off)");
         return -1;

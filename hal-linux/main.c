@@ -136,14 +136,8 @@ int main(int argc, char **argv)
         return hl_cmd_trace(argc - 1, argv + 1);
     if (strcmp(cmd, "sim") == 0)
         return hl_cmd_sim(argc - 1, argv + 1);
-    if (strcmp(cmd, "replay") == 0) {
-#ifdef ORRERY_NO_TRACE
-        fputs("orrery: replay: not built in this tree\n", stderr);
-        return 2;
-#else
+    if (strcmp(cmd, "replay") == 0)
         return hl_cmd_replay(argc - 1, argv + 1);
-#endif
-    }
     if (cmd[0] == '-')
         return hl_usage_error(NULL, "unknown option '%s'", cmd);
     return hl_usage_error(NULL, "unknown command '%s'", cmd);

@@ -142,18 +142,12 @@ int hl_cmd_run(int argc, char **argv)
 
     const hal_trace_sink_t *sink = NULL;
     if (trace_path) {
-#ifdef ORRERY_NO_TRACE
-        fprintf(stderr, "orrery: run: --trace: the trace store is not built in this tree\n");
-        free(owned);
-        return 2;
-#else
         if (hl_trace_run_open(trace_path, deterministic, seed, text, len,
                               deterministic ? 1 : (workers ? (unsigned)workers : hl_ncpus()),
                               "orrery run", &sink) != 0) {
             free(owned);
             return 1;
         }
-#endif
     }
 
     int status;
@@ -185,10 +179,8 @@ int hl_cmd_run(int argc, char **argv)
             fprintf(stderr, "orrery: warning: %ld kernel allocations leaked\n", stats.leaks);
     }
     free(owned);
-#ifndef ORRERY_NO_TRACE
     if (sink && hl_trace_run_close(status) != 0 && status >= 0)
         return 1;
-#endif
     if (status < 0)
         return 1;
     return status & 0xff;

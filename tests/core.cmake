@@ -7,10 +7,8 @@ target_link_libraries(orrery_kt PUBLIC orrery_core orrery_hal_host)
 target_compile_options(orrery_kt PRIVATE ${ORRERY_HOST_FLAGS})
 
 foreach(module errno handle channel timer sched task device trace fault)
-    if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/test_${module}.c)
-        orrery_add_test(test_${module}
-            SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_${module}.c
-            LIBS orrery_kt orrery_core orrery_hal_host
-            LABELS core)
-    endif()
+    orrery_add_test(test_${module}
+        SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_${module}.c
+        LIBS orrery_kt orrery_core orrery_hal_host
+        LABELS core)
 endforeach()

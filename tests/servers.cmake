@@ -1,7 +1,5 @@
 # servers.cmake — unit tests of the servers: interfaces, manifest, init, console, shell, echo.
 foreach(t iface manifest init console shell echo)
-    if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/test_${t}.c)
-        orrery_add_test(test_${t} SOURCES test_${t}.c
-            LIBS orrery_servers orrery_sim orrery_core orrery_hal_host LABELS servers)
-    endif()
+    orrery_add_test(test_${t} SOURCES test_${t}.c
+        LIBS orrery_servers orrery_sim orrery_core orrery_hal_host LABELS servers)
 endforeach()

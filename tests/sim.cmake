@@ -1,8 +1,5 @@
 # sim.cmake — simulator tests: unit tests, seed sweeps with the determinism check, scenarios,
 # the broken-scenario reproduction check, and the checked-in regression seeds and fuzz inputs.
-if(NOT TARGET orrery_sim_runner OR NOT TARGET orrery)
-    return()
-endif()
 
 orrery_add_test(test_sim SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim.c
     LIBS orrery_sim_runner orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim)

@@ -1,31 +1,22 @@
 # trace.cmake — tests of the trace store (recorder, readers, frame codec, importer) and of replay.
-if(NOT TARGET orrery_trace)
-    return()
-endif()
 orrery_add_test(test_trace_recorder SOURCES test_trace_recorder.c LIBS orrery_trace LABELS trace)
 orrery_add_test(test_trace_readers SOURCES test_trace_readers.c LIBS orrery_trace LABELS trace)
 orrery_add_test(test_trace_frame SOURCES test_trace_frame.c LIBS orrery_trace LABELS trace)
 
 # Channel interface tags in trace records (kernel test platform kt, from core.cmake).
-if(TARGET orrery_kt)
-    orrery_add_test(test_chan_tag SOURCES test_chan_tag.c LIBS orrery_kt LABELS trace)
-endif()
+orrery_add_test(test_chan_tag SOURCES test_chan_tag.c LIBS orrery_kt LABELS trace)
 
-# Replay needs the kernel, the servers and sim (orrery_trace_cli then holds replay.c).
-if(TARGET orrery_sim AND TARGET orrery_servers AND TARGET orrery_hal_linux)
-    orrery_add_test(test_replay SOURCES test_replay.c LIBS orrery_trace_cli LABELS trace)
-    target_compile_definitions(test_replay PRIVATE
-        ORRERY_TRACES_DIR="${CMAKE_CURRENT_SOURCE_DIR}/traces")
-    # The golden traces through the CLI, one test per server: `orrery replay` must match.
-    if(TARGET orrery)
-        foreach(task init console shell echo)
-            add_test(NAME replay_golden_${task}
-                COMMAND orrery replay ${CMAKE_CURRENT_SOURCE_DIR}/traces/session.db --task ${task})
-            set_tests_properties(replay_golden_${task} PROPERTIES LABELS "trace;replay"
-                PASS_REGULAR_EXPRESSION "events matched")
-        endforeach()
-        add_test(NAME replay_golden_restart_shell
-            COMMAND orrery replay ${CMAKE_CURRENT_SOURCE_DIR}/traces/restart.db --task shell)
-        set_tests_properties(replay_golden_restart_shell PROPERTIES LABELS "trace;replay")
-    endif()
-endif()
+# Replay (orrery_trace_cli holds replay.c).
+orrery_add_test(test_replay SOURCES test_replay.c LIBS orrery_trace_cli LABELS trace)
+target_compile_definitions(test_replay PRIVATE ORRERY_TRACES_DIR="${CMAKE_CURRENT_SOURCE_DIR}/traces")
+
+# The golden traces through the CLI, one test per server: `orrery replay` must match.
+foreach(task init console shell echo)
+    add_test(NAME replay_golden_${task}
+        COMMAND orrery replay ${CMAKE_CURRENT_SOURCE_DIR}/traces/session.db --task ${task})
+    set_tests_properties(replay_golden_${task} PROPERTIES LABELS "trace;replay"
+        PASS_REGULAR_EXPRESSION "events matched")
+endforeach()
+add_test(NAME replay_golden_restart_shell
+    COMMAND orrery replay ${CMAKE_CURRENT_SOURCE_DIR}/traces/restart.db --task shell)
+set_tests_properties(replay_golden_restart_shell PROPERTIES LABELS "trace;replay")

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-/* The table this build knows: iface_table.c (the image's) or iface_none.c (empty). */
+/* The image's interface table (iface_table.c). */
 extern const iface_t *const *trace_iface_table(void);
 
 /* Same hash as iface_id (FNV-1a of the canonical text), so no servers code is needed. */

@@ -10,15 +10,14 @@
 int hl_cmd_run(int argc, char **argv);       /* run.c */
 int hl_cmd_bench_ipc(int argc, char **argv); /* bench_ipc.c */
 
-/* Bare-metal helper (hal-linux/qemu.c, hal-linux/bench_boot.c); without those files a
- * fallback prints "orrery: qemu: not built in this tree" and returns 2. */
+/* The bare-metal image under QEMU (qemu.c, bench_boot.c). */
 int hl_cmd_qemu(int argc, char **argv);
 int hl_cmd_bench_boot(int argc, char **argv);
 
-/* Trace store (hal-linux/cmd_trace.c, built with sim/trace.cmake); without it a fallback
- * says it is not built in and returns 2. */
+/* The trace store (cmd_trace.c, cmd_corpus.c; built by sim/trace.cmake). */
 int hl_cmd_trace(int argc, char **argv);
 int hl_cmd_bench_trace(int argc, char **argv);
+int hl_cmd_trace_corpus(int argc, char **argv);
 
 /* `orrery run --trace FILE` (cmd_trace.c): open the recorder for a run and give its sink;
  * 0, or -1 after printing a one-line error. hl_trace_run_close stores the exit status and

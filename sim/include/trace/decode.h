@@ -7,9 +7,8 @@
 
 /*
  * The interfaces known to the decoder come from the image's descriptor
- * tables (servers/include/iface/all.h: iface_all) when the build links them
- * (sim/trace/iface_table.c), else from none (sim/trace/iface_none.c): then
- * every payload is printed as hex.
+ * tables (servers/include/iface/all.h: iface_all, through sim/trace/iface_table.c);
+ * a payload no definition decodes is printed as hex.
  */
 
 /* Name of the interface with this id, or NULL. */

@@ -131,6 +131,7 @@ static int __attribute__((noinline)) recurse(int depth)
 static _Noreturn void finish(int status)
 {
     irq_disable();
+    bm_trace_finish();
     bm_console_hold(false);
     bm_exit(status);
 }
@@ -186,6 +187,7 @@ void bm_main(uint32_t start_info)
         .init_arg = mtext,
         .init_arg_len = mlen,
         .workers = 1,
+        .trace = bm_trace_init(),
     };
     rc = k_boot(&cfg);
     if (rc != 0)

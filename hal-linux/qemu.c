@@ -5,24 +5,32 @@
 
 #include <hl/commands.h>
 #include <image.h>
+#include <trace/recorder.h>
+#include <trace/stream.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#ifndef ORRERY_COMMIT
+#define ORRERY_COMMIT "unknown"
+#endif
+
 static const char qemu_usage[] =
     "usage: orrery qemu [--machine q35|microvm] [--accel kvm|tcg|auto] [--manifest FILE]\n"
-    "                   [--gdb] [--append ARGS] [--verbose]\n"
+    "                   [--gdb] [--append ARGS] [--verbose] [--trace FILE.db]\n"
     "\n"
     "Boot the bare-metal image (orrery.elf next to this binary, or $ORRERY_IMAGE) under\n"
     "qemu-system-x86_64 (or $ORRERY_QEMU), serial console on this terminal.\n"
@@ -34,6 +42,10 @@ static const char qemu_usage[] =
     "  --gdb            start QEMU's gdb stub on :1234, stopped; prints how to attach\n"
     "  --append ARGS    extra kernel command line words (verbose, rngtest)\n"
     "  --verbose        print the QEMU command line\n"
+    "  --trace FILE.db  record every IPC event into a SQLite trace: the image streams\n"
+    "                   binary frames on its second serial port (COM2), imported as they\n"
+    "                   arrive (docs/trace-format.md; read it with 'orrery trace', replay a\n"
+    "                   server with 'orrery replay')\n"
     "\n"
     "Input from a pipe works as with 'orrery run': lines are sent once the OS is ready,\n"
     "and the end of input reaches the shell as end of file. The exit status is the OS's\n"
@@ -145,6 +157,16 @@ int hq_build_argv(const hq_opts_t *o, char **argv, int max)
     ARG("isa-debug-exit,iobase=0xf4,iosize=0x04");
     ARG("-device");
     ARG(strcmp(o->machine, "microvm") == 0 ? "virtio-rng-device" : "virtio-rng-pci");
+    if (o->trace_fd > 0) {
+        /* COM2 as an explicit isa-serial: microvm only creates COM1 from -serial. */
+        snprintf(pool[p], sizeof(pool[p]), "file,id=trace,path=/dev/fd/%d", o->trace_fd);
+        ARG("-chardev");
+        ARG(pool[p++]);
+        ARG("-device");
+        ARG("isa-serial,chardev=trace,iobase=0x2f8,irq=3");
+        ARG("-fw_cfg");
+        ARG("name=opt/orrery/trace,string=com2");
+    }
     if (o->manifest_path) {
         snprintf(pool[p], sizeof(pool[p]), "name=opt/orrery/manifest,file=%s", o->manifest_path);
         ARG("-fw_cfg");
@@ -187,6 +209,30 @@ int hq_os_status(int ws, const char **why)
 static pid_t child;
 static volatile sig_atomic_t stop_asked; /* SIGINT or SIGTERM: shut the OS down cleanly */
 static bool relaying;
+static int trace_wfd = -1; /* --trace: the pipe's write end, for QEMU alone */
+static pid_t parent_pid;
+
+/*
+ * In the forked child, before exec. QEMU dies with us (SIGKILL of orrery must
+ * not leave a machine running) and inherits the trace pipe's write end.
+ */
+static void child_setup(void)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent_pid)
+        _exit(127); /* we died before the prctl */
+    if (trace_wfd >= 0)
+        fcntl(trace_wfd, F_SETFD, 0);
+}
+
+/* In the parent after fork: QEMU holds the only write end, so its exit ends the import. */
+static void parent_after_fork(void)
+{
+    if (trace_wfd >= 0) {
+        close(trace_wfd);
+        trace_wfd = -1;
+    }
+}
 
 /*
  * Hosted, SIGINT and SIGTERM are a clean exit. Relaying, we send the OS end of
@@ -274,12 +320,14 @@ static int relay(char **argv)
         perror("orrery: qemu: pipe");
         return 2;
     }
+    parent_pid = getpid();
     child = fork();
     if (child < 0) {
         perror("orrery: qemu: fork");
         return 2;
     }
     if (child == 0) {
+        child_setup();
         dup2(in[0], 0);
         dup2(out[1], 1);
         dup2(err[1], 2);
@@ -287,6 +335,7 @@ static int relay(char **argv)
         fprintf(stderr, "orrery: qemu: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
+    parent_after_fork();
     close(in[0]);
     close(out[1]);
     close(err[1]);
@@ -419,17 +468,20 @@ static int direct(char **argv)
         perror("orrery: qemu: pipe");
         return 2;
     }
+    parent_pid = getpid();
     child = fork();
     if (child < 0) {
         perror("orrery: qemu: fork");
         return 2;
     }
     if (child == 0) {
+        child_setup();
         dup2(err[1], 2);
         execv(argv[0], argv);
         fprintf(stderr, "orrery: qemu: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
+    parent_after_fork();
     close(err[1]);
     for (;;) {
         struct pollfd p = {err[0], POLLIN, 0};
@@ -446,6 +498,106 @@ static int direct(char **argv)
     while (waitpid(child, &ws, 0) < 0 && errno == EINTR)
         ;
     return ws;
+}
+
+/*
+ * --trace: the recorder, and a thread that imports COM2's frames from a pipe
+ * as QEMU writes them. A pipe (not a file we tail) gives an exact end: the
+ * import reads until EOF, which comes when QEMU exits (only QEMU holds the
+ * write end), however it ends. A full pipe blocks QEMU's vCPU, so a slow
+ * importer slows the guest instead of losing records.
+ */
+typedef struct qtrace {
+    trace_recorder *rec;
+    int rfd;                /* the pipe's read end */
+    pthread_t thread;
+    bool started;
+    trace_stream_stats st;  /* what the decoder saw (set by the thread at EOF) */
+    int rc;                 /* trace_import_fd's result */
+    char err[256];
+} qtrace_t;
+
+static void *import_main(void *arg)
+{
+    qtrace_t *t = arg;
+
+    t->rc = trace_import_fd(t->rfd, t->rec, &t->st, t->err, sizeof(t->err));
+    return NULL;
+}
+
+static int trace_start(qtrace_t *t, const char *path, const hq_opts_t *o, const char *manifest,
+                       size_t mlen)
+{
+    char command[4600], err[512];
+    int p[2];
+    sigset_t block, old;
+
+    snprintf(command, sizeof(command), "orrery qemu --machine %s --accel %s%s%s%s%s", o->machine,
+             o->accel, o->manifest_path ? " --manifest " : "",
+             o->manifest_path ? o->manifest_path : "", o->append ? " --append " : "",
+             o->append ? o->append : "");
+    trace_run_info run = {
+        .platform = "qemu",
+        .commit = ORRERY_COMMIT,
+        .manifest = manifest,
+        .manifest_len = mlen,
+        .workers = 1,
+        .command = command,
+    };
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        fprintf(stderr, "orrery: qemu: pipe: %s\n", strerror(errno));
+        return -1;
+    }
+    /* Our signal handler must run on the main thread (it wakes the relay's poll). */
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    if (trace_recorder_open(path, &run, &t->rec, err, sizeof(err)) != 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        fprintf(stderr, "orrery: qemu: %s\n", err);
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    t->rfd = p[0];
+    t->started = pthread_create(&t->thread, NULL, import_main, t) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!t->started) {
+        fprintf(stderr, "orrery: qemu: cannot start the trace import thread\n");
+        trace_recorder_close(t->rec, NULL, 0);
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    trace_wfd = p[1];
+    return 0;
+}
+
+/* QEMU has exited: read the pipe to its end, store the exit status, close the trace. */
+static int trace_end(qtrace_t *t, const char *path, int status)
+{
+    char err[512] = "";
+    int rc = 0;
+
+    parent_after_fork(); /* if QEMU never started, our write end is the last one */
+    pthread_join(t->thread, NULL);
+    close(t->rfd);
+    if (t->rc != 0) {
+        fprintf(stderr, "orrery: qemu: %s\n", t->err);
+        rc = -1;
+    }
+    if (status >= 0)
+        trace_recorder_set_exit_status(t->rec, status);
+    if (trace_recorder_close(t->rec, err, sizeof(err)) != 0) {
+        fprintf(stderr, "orrery: qemu: %s\n", err);
+        return -1;
+    }
+    fprintf(stderr, "orrery: qemu: trace: %llu records in %s (%llu bad frames%s)\n",
+            (unsigned long long)t->st.frames, path,
+            (unsigned long long)(t->st.bad_frames + t->st.truncated),
+            t->st.truncated ? ", the last one cut short" : "");
+    return rc;
 }
 
 static char *slurp(const char *path, size_t *len)
@@ -472,13 +624,17 @@ int hl_cmd_qemu(int argc, char **argv)
     static char image[4096], qemu[4096];
     hq_opts_t o = {.machine = "q35", .accel = "auto"};
     bool verbose = false;
+    const char *trace_path = NULL;
+    char *manifest_text = NULL;
+    size_t manifest_len = 0;
+    qtrace_t trace = {0};
     char *qargv[64];
     const char *why;
     int ws, status;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        const char *names[] = {"--machine", "--accel", "--manifest", "--append"};
+        const char *names[] = {"--machine", "--accel", "--manifest", "--append", "--trace"};
         const char *val = NULL;
         int which = -1;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -493,7 +649,7 @@ int hl_cmd_qemu(int argc, char **argv)
             verbose = true;
             continue;
         }
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 5; k++) {
             size_t nl = strlen(names[k]);
             if (strncmp(a, names[k], nl) == 0 && (a[nl] == '\0' || a[nl] == '=')) {
                 which = k;
@@ -519,6 +675,10 @@ int hl_cmd_qemu(int argc, char **argv)
             o.accel = val;
         } else if (which == 2) {
             o.manifest_path = val;
+        } else if (which == 4) {
+            if (!*val)
+                return hl_usage_error("qemu", "qemu: --trace needs a file name");
+            trace_path = val;
         } else {
             o.append = val;
         }
@@ -545,18 +705,30 @@ int hl_cmd_qemu(int argc, char **argv)
             return 2;
         }
         line = orrery_manifest_check(text, len, err, sizeof(err));
-        free(text);
+        manifest_text = text; /* kept for the trace's run row */
+        manifest_len = len;
         if (line != 0) {
             fprintf(stderr, "orrery: %s:%d: %s\n", o.manifest_path, line,
                     err[0] ? err : "invalid manifest");
+            free(text);
             return 2;
         }
         if (len > 65536) {
             fprintf(stderr, "orrery: %s: manifest larger than 64 KiB\n", o.manifest_path);
+            free(text);
             return 2;
         }
     }
     o.tty = isatty(0) && isatty(1);
+    if (trace_path) {
+        const char *mt = manifest_text ? manifest_text : orrery_default_manifest;
+        if (trace_start(&trace, trace_path, &o, mt, manifest_text ? manifest_len : 0) != 0) {
+            free(manifest_text);
+            return 2;
+        }
+        o.trace_fd = trace_wfd;
+    }
+    free(manifest_text);
     hq_build_argv(&o, qargv, 64);
     if (verbose) {
         for (int i = 0; qargv[i]; i++)
@@ -572,9 +744,11 @@ int hl_cmd_qemu(int argc, char **argv)
     signal(SIGTERM, on_signal);
     relaying = !o.tty;
     ws = o.tty ? direct(qargv) : relay(qargv);
+    status = hq_os_status(ws, &why);
+    if (trace_path && trace_end(&trace, trace_path, status) != 0 && status >= 0)
+        return 2;
     if (WIFEXITED(ws) && WEXITSTATUS(ws) == 127)
         return 2;
-    status = hq_os_status(ws, &why);
     if (status < 0 && stop_asked)
         return 0; /* stopped on request before the OS could say its status */
     if (status < 0) {

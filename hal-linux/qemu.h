@@ -15,6 +15,8 @@ typedef struct hq_opts {
     const char *append;        /* extra kernel command line words, or NULL */
     bool tty;                  /* the console is an interactive terminal */
     bool gdb;                  /* -s -S: wait for gdb on :1234 */
+    int trace_fd;              /* > 0: the trace port (COM2) writes to this inherited fd
+                                * (/dev/fd/N) and the image is told to trace; 0: no trace */
 } hq_opts_t;
 
 /* The image next to this binary (or $ORRERY_IMAGE). 0, or -1 with a message on stderr. */

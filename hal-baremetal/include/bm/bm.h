@@ -106,6 +106,12 @@ void bm_fwcfg_read(uint16_t select, void *buf, size_t len);
 void bm_entropy_init(void);
 const char *bm_entropy_source(void);
 
+/* ---- trace_serial.c: trace records as frames on COM2 ----------------------------------- */
+struct hal_trace_sink;
+/* The sink for k_config_t.trace if fw_cfg opt/orrery/trace exists (COM2 set up), else NULL. */
+const struct hal_trace_sink *bm_trace_init(void);
+void bm_trace_finish(void); /* drain COM2 before the machine stops */
+
 /* ---- exit ------------------------------------------------------------------------------ */
 _Noreturn void bm_exit(int status); /* isa-debug-exit, else halt */
 

@@ -1,4 +1,4 @@
-/* test_trace_recorder.c — the SQLite recorder: round trip from two threads, schema, bad files. */
+/* test_trace_recorder.c — the SQLite recorder: round trip, per-thread hand-off, schema, bad files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -164,6 +164,124 @@ static void test_round_trip_two_threads(void **state)
     unlink(path);
 }
 
+/*
+ * The per-thread hand-off: many threads (more than the recorder's own slots,
+ * so some share its overflow slot) record interleaved seqs while another
+ * thread flushes now and then (the writer takes partially filled chunks under
+ * their owners' feet). Nothing is flushed before close, so close must write
+ * what is left in every partial chunk. Each record must arrive exactly once
+ * with its own payload.
+ */
+typedef struct hand_off {
+    trace_recorder *rec;
+    unsigned id, nthreads, per_thread;
+} hand_off;
+
+static void *hand_off_produce(void *arg)
+{
+    hand_off *h = arg;
+    for (unsigned i = 0; i < h->per_thread; i++) {
+        uint64_t payload[2];
+        hal_trace_rec_t r = {0};
+        r.seq = (uint64_t)i * h->nthreads + h->id + 1;
+        r.time_ns = r.seq;
+        r.kind = HAL_TR_DELIVER;
+        r.task = h->id + 1;
+        payload[0] = r.seq;
+        payload[1] = ~r.seq;
+        r.len = (i % 4) ? sizeof(payload) : 0;
+        r.data = r.len ? payload : NULL;
+        trace_recorder_record(h->rec, &r);
+    }
+    return NULL;
+}
+
+static atomic_bool flusher_stop;
+
+static void *flusher(void *arg)
+{
+    while (!atomic_load(&flusher_stop)) {
+        trace_recorder_flush(arg);
+        usleep(1000);
+    }
+    return NULL;
+}
+
+static void check_hand_off(unsigned nthreads, unsigned per_thread, bool flush_during)
+{
+    trace_recorder *rec;
+    hand_off h[80];
+    pthread_t t[80], ft;
+    char err[256];
+    uint64_t total = (uint64_t)nthreads * per_thread;
+
+    assert_true(nthreads <= 80);
+    tmp_path("handoff");
+    assert_int_equal(0, trace_recorder_open(path, NULL, &rec, err, sizeof(err)));
+    atomic_store(&flusher_stop, false);
+    if (flush_during)
+        pthread_create(&ft, NULL, flusher, rec);
+    for (unsigned i = 0; i < nthreads; i++) {
+        h[i] = (hand_off){rec, i, nthreads, per_thread};
+        pthread_create(&t[i], NULL, hand_off_produce, &h[i]);
+    }
+    for (unsigned i = 0; i < nthreads; i++)
+        pthread_join(t[i], NULL);
+    atomic_store(&flusher_stop, true);
+    if (flush_during)
+        pthread_join(ft, NULL);
+    trace_recorder_stats st;
+    trace_recorder_stats_at_close(rec, &st);
+    assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
+    assert_int_equal(total, st.recorded);
+    assert_int_equal(total, st.written);
+    assert_int_equal(0, st.dropped);
+
+    /* Every seq 1..total once, in order, each with its own payload. */
+    trace_db *tdb;
+    trace_iter *it;
+    hal_trace_rec_t r;
+    uint64_t n = 0;
+    assert_int_equal(0, trace_db_open(path, &tdb, err, sizeof(err)));
+    assert_int_equal(0, trace_iter_open(tdb, NULL, &it));
+    while (trace_iter_next(it, &r) == 1) {
+        n++;
+        assert_int_equal(n, r.seq);
+        assert_int_equal((r.seq - 1) % nthreads + 1, r.task);
+        if (((r.seq - 1) / nthreads) % 4) {
+            uint64_t pl[2];
+            assert_int_equal(sizeof(pl), r.len);
+            memcpy(pl, r.data, sizeof(pl));
+            assert_int_equal(r.seq, pl[0]);
+            assert_int_equal(~r.seq, pl[1]);
+        } else {
+            assert_int_equal(0, r.len);
+        }
+    }
+    assert_int_equal(total, n);
+    trace_iter_close(it);
+    trace_db_close(tdb);
+    unlink(path);
+}
+
+/* Several full chunks per thread, flushed under the producers' feet. */
+static void test_hand_off_many_threads(void **state)
+{
+    check_hand_off(6, 15000, true);
+}
+
+/* More threads than slots: the overflow slot is shared under its lock. */
+static void test_hand_off_overflow_slot(void **state)
+{
+    check_hand_off(72, 400, true);
+}
+
+/* Only partially filled chunks, never flushed: close writes them. */
+static void test_partial_chunks_at_close(void **state)
+{
+    check_hand_off(3, 7, false);
+}
+
 static void test_dropped_past_buffer_limit(void **state)
 {
     trace_recorder *rec;
@@ -296,6 +414,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_two_threads),
+        cmocka_unit_test(test_hand_off_many_threads),
+        cmocka_unit_test(test_hand_off_overflow_slot),
+        cmocka_unit_test(test_partial_chunks_at_close),
         cmocka_unit_test(test_dropped_past_buffer_limit),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_cannot_create),

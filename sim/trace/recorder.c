@@ -1,4 +1,4 @@
-/* recorder.c — the SQLite trace recorder: sharded in-memory buffers drained by a writer thread. */
+/* recorder.c — the SQLite trace recorder: per-thread in-memory buffers drained by a writer thread. */
 #include <trace/recorder.h>
 #include <trace/decode.h>
 
@@ -15,52 +15,78 @@
 #include <unistd.h>
 
 /*
- * record() runs on kernel workers with kernel locks held, so it only copies:
- * each thread appends to one of TR_SHARDS chunks (a shard's mutex is
- * uncontended unless two threads hash to it). A full chunk goes on the
- * writer's queue; the writer thread commits queued chunks in one transaction
- * per batch. Chunks are recycled; new ones are allocated while the total stays
- * under the buffer limit, past which records are dropped and counted.
+ * record() runs on kernel workers with kernel locks held, so it only copies.
+ * Each recording thread claims a slot of its own (a thread-local pointer
+ * says which) and appends the record and its payload to the slot's current
+ * chunk with no lock and no atomic read-modify-write: after each entry the
+ * owner publishes the chunk's fill level with a release store (a plain store
+ * on x86), and counts in its own cache line. Only a full chunk takes qmu: it
+ * goes on the writer's queue and a fresh one comes from the pool, or is
+ * allocated while the total stays under the buffer limit; past it the record
+ * is dropped and counted.
+ *
+ * The writer never takes a chunk away from its owner. To commit records still
+ * in a partially filled chunk (every TR_STEAL_NS, at flush and at close) it
+ * reads the slot's chunk and fill level with acquire loads and commits the
+ * bytes between what it already wrote from that chunk (`read`, writer-only)
+ * and the fill level, while the owner goes on appending past it. When the
+ * owner queues that chunk later, the writer commits only the rest. Chunks go
+ * back to the pool only from the writer thread, so a chunk the writer reads
+ * through a slot cannot be recycled under it. An owner clears its slot before
+ * queueing its chunk, so a chunk the writer has popped from the queue is never
+ * also seen through a slot.
+ *
+ * Threads past TR_SLOTS share one more slot under a mutex (the same protocol,
+ * with the mutex standing in for single ownership).
  */
-#define TR_SHARDS 16
+#define TR_SLOTS 64
 #define TR_CHUNK (512u * 1024u)
 #define TR_STEAL_NS (100u * 1000u * 1000u) /* commit partial chunks at least this often */
 
 typedef struct tr_chunk {
-    struct tr_chunk *next;
-    size_t used;           /* bytes of data[] in use */
-    size_t cap;            /* bytes of data[] */
-    unsigned char data[];  /* entries: tr_entry, payload, padding to 8 */
+    struct tr_chunk *next;  /* queue or pool link (qmu) */
+    size_t cap;             /* bytes of data[] */
+    size_t read;            /* writer only: bytes of data[] already committed */
+    atomic_size_t used;     /* bytes of data[] filled: owner stores (release), writer loads */
+    unsigned char data[];   /* entries: tr_entry, payload, padding to 8 */
 } tr_chunk;
 
 typedef struct tr_entry {
     hal_trace_rec_t rec;   /* data pointer is meaningless here: payload follows */
 } tr_entry;
 
-typedef struct tr_shard {
-    pthread_mutex_t mu;    /* guards cur */
-    tr_chunk *cur;         /* chunk being filled, or NULL */
-} __attribute__((aligned(64))) tr_shard;
+/* One recording thread's state; only its owner writes it (or whoever holds mu). */
+typedef struct tr_slot {
+    _Atomic(tr_chunk *) cur;   /* chunk being filled or NULL; the writer loads it */
+    size_t pos;                /* owner: bytes of cur filled (== cur->used) */
+    atomic_uint_fast64_t recorded; /* owner stores, others load: no read-modify-write */
+    atomic_uint_fast64_t dropped;
+    pthread_mutex_t *mu;       /* NULL: one owner; else the shared overflow slot's lock */
+} __attribute__((aligned(64))) tr_slot;
 
 struct trace_recorder {
     hal_trace_sink_t sink;
-    tr_shard shards[TR_SHARDS];
+    uint64_t id;              /* unique per open: the thread-local slot cache keys on it */
+    atomic_uint nslots;       /* slots claimed (may exceed TR_SLOTS: those share overflow) */
+    tr_slot slots[TR_SLOTS];
+    tr_slot overflow;         /* threads past TR_SLOTS, under overflow_mu */
+    pthread_mutex_t overflow_mu;
 
-    /* Guarded by qmu: the writer's queue and the chunk pool. */
+    /* Guarded by qmu: the writer's queue, the chunk pool, flush requests. */
     pthread_mutex_t qmu;
-    pthread_cond_t qcv;       /* writer: work queued or stop */
-    pthread_cond_t donecv;    /* flushers: a batch was committed */
+    pthread_cond_t qcv;       /* writer: work queued, flush requested or stop */
+    pthread_cond_t donecv;    /* flushers: the writer took everything up to a request */
     tr_chunk *queue_head, *queue_tail;
     tr_chunk *pool;           /* free standard-size chunks */
     size_t bytes;             /* memory held by all chunks */
     size_t peak;
     size_t limit;
-    uint64_t queued_batches;  /* chunks handed to the writer */
-    uint64_t done_batches;    /* chunks the writer finished */
+    uint64_t flush_req;       /* flush requests made */
+    uint64_t flush_done;      /* requests the writer has satisfied */
     bool stop;
-    bool steal;               /* a flusher asks the writer to take partial chunks */
+    bool writer_exited;
 
-    atomic_uint_fast64_t recorded, dropped, bad_frames;
+    atomic_uint_fast64_t bad_frames;
     uint64_t written, batches; /* writer thread only (read after join or racy stats) */
     uint64_t writer_cpu_ns;    /* set when the writer ends */
     int exit_status;
@@ -71,15 +97,20 @@ struct trace_recorder {
     sqlite3_stmt *ins_event, *ins_spawn, *ins_exit, *ins_chan;
     char *path;
     char write_err[256];
-    const tr_entry **sorted;  /* a batch's entries in seq order */
+    struct tr_key *sorted;    /* a batch's entries in seq order */
     size_t nsorted;
     pthread_t writer;
     bool writer_started;
     trace_recorder_stats *close_stats; /* filled by close (benchmarks) */
 };
 
-static atomic_uint next_shard;
-static _Thread_local unsigned my_shard = UINT32_MAX;
+static atomic_uint_fast64_t next_recorder_id = 1;
+
+/* This thread's slot in the recorder whose id matches (recorders come and go). */
+static _Thread_local struct {
+    uint64_t id;
+    tr_slot *slot;
+} tls_slot;
 
 static const char *const schema_sql =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -188,7 +219,8 @@ static tr_chunk *chunk_get(trace_recorder *rec, size_t need)
             rec->peak = rec->bytes;
     }
     c->next = NULL;
-    c->used = 0;
+    c->read = 0;
+    atomic_store_explicit(&c->used, 0, memory_order_relaxed);
     return c;
 }
 
@@ -201,14 +233,15 @@ static void chunk_queue(trace_recorder *rec, tr_chunk *c)
     else
         rec->queue_head = c;
     rec->queue_tail = c;
-    rec->queued_batches++;
     pthread_cond_signal(&rec->qcv);
 }
 
-/* qmu held. */
+/* qmu held; writer thread only (see the comment at the top). */
 static void chunk_release(trace_recorder *rec, tr_chunk *c)
 {
     if (c->cap == TR_CHUNK) {
+        c->read = 0;
+        atomic_store_explicit(&c->used, 0, memory_order_relaxed);
         c->next = rec->pool;
         rec->pool = c;
     } else {
@@ -217,41 +250,79 @@ static void chunk_release(trace_recorder *rec, tr_chunk *c)
     }
 }
 
-void trace_recorder_record(trace_recorder *rec, const hal_trace_rec_t *r)
+/* First record of this thread into rec: claim a slot. */
+static tr_slot *slot_claim(trace_recorder *rec)
+{
+    unsigned i = atomic_fetch_add_explicit(&rec->nslots, 1, memory_order_relaxed);
+    tr_slot *s = i < TR_SLOTS ? &rec->slots[i] : &rec->overflow;
+
+    tls_slot.id = rec->id;
+    tls_slot.slot = s;
+    return s;
+}
+
+/*
+ * The slot's chunk has no room for need bytes: queue it and take a fresh one.
+ * Returns it, or NULL past the buffer limit (the caller drops the record).
+ */
+static __attribute__((noinline)) tr_chunk *slot_refill(trace_recorder *rec, tr_slot *s,
+                                                      size_t need)
+{
+    tr_chunk *old = atomic_load_explicit(&s->cur, memory_order_relaxed), *c;
+
+    /* Cleared before queueing: once the writer pops old, no slot shows it. */
+    atomic_store_explicit(&s->cur, NULL, memory_order_release);
+    pthread_mutex_lock(&rec->qmu);
+    if (old)
+        chunk_queue(rec, old);
+    c = chunk_get(rec, need);
+    pthread_mutex_unlock(&rec->qmu);
+    s->pos = 0;
+    if (c)
+        atomic_store_explicit(&s->cur, c, memory_order_release);
+    return c;
+}
+
+static inline void slot_append(trace_recorder *rec, tr_slot *s, const hal_trace_rec_t *r)
 {
     uint32_t len = r->data ? r->len : 0;
     size_t need = entry_size(len);
-    tr_shard *s;
-    tr_chunk *c;
+    tr_chunk *c = atomic_load_explicit(&s->cur, memory_order_relaxed);
     tr_entry *e;
 
-    if (my_shard == UINT32_MAX)
-        my_shard = atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) % TR_SHARDS;
-    s = &rec->shards[my_shard];
-    pthread_mutex_lock(&s->mu);
-    c = s->cur;
-    if (!c || c->cap - c->used < need) {
-        pthread_mutex_lock(&rec->qmu);
-        if (c)
-            chunk_queue(rec, c);
-        c = chunk_get(rec, need);
-        pthread_mutex_unlock(&rec->qmu);
-        s->cur = c;
+    if (__builtin_expect(!c || c->cap - s->pos < need, 0)) {
+        c = slot_refill(rec, s, need);
         if (!c) {
-            pthread_mutex_unlock(&s->mu);
-            atomic_fetch_add_explicit(&rec->dropped, 1, memory_order_relaxed);
+            atomic_store_explicit(&s->dropped,
+                                  atomic_load_explicit(&s->dropped, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
             return;
         }
     }
-    e = (tr_entry *)(c->data + c->used);
+    e = (tr_entry *)(c->data + s->pos);
     e->rec = *r;
     e->rec.len = len;
     e->rec.data = NULL;
     if (len)
         memcpy(e + 1, r->data, len);
-    c->used += need;
-    pthread_mutex_unlock(&s->mu);
-    atomic_fetch_add_explicit(&rec->recorded, 1, memory_order_relaxed);
+    s->pos += need;
+    atomic_store_explicit(&c->used, s->pos, memory_order_release);
+    atomic_store_explicit(&s->recorded,
+                          atomic_load_explicit(&s->recorded, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+void trace_recorder_record(trace_recorder *rec, const hal_trace_rec_t *r)
+{
+    tr_slot *s = tls_slot.id == rec->id ? tls_slot.slot : slot_claim(rec);
+
+    if (__builtin_expect(s->mu == NULL, 1)) {
+        slot_append(rec, s, r);
+        return;
+    }
+    pthread_mutex_lock(s->mu);
+    slot_append(rec, s, r);
+    pthread_mutex_unlock(s->mu);
 }
 
 static void sink_record(void *self, const hal_trace_rec_t *r)
@@ -345,28 +416,67 @@ static int write_entry(trace_recorder *rec, const tr_entry *e)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int cmp_entry(const void *a, const void *b)
+/* A batch entry: its seq first, so that sorting touches only this array. */
+typedef struct tr_key {
+    uint64_t seq;
+    const tr_entry *e;
+} tr_key;
+
+/* A committed prefix taken from a chunk its owner is still filling. */
+typedef struct tr_take {
+    tr_chunk *c;
+    size_t end; /* the fill level seen; c->read moves here once written */
+} tr_take;
+
+static int cmp_key(const void *a, const void *b)
 {
-    uint64_t x = (*(const tr_entry *const *)a)->rec.seq, y = (*(const tr_entry *const *)b)->rec.seq;
+    uint64_t x = ((const tr_key *)a)->seq, y = ((const tr_key *)b)->seq;
     return x < y ? -1 : x > y;
 }
 
+/* Append the keys of the entries in [from, to) of c at rec->sorted + n; returns the new n. */
+static size_t collect(trace_recorder *rec, const tr_chunk *c, size_t from, size_t to, size_t n)
+{
+    for (size_t off = from; off < to; n++) {
+        const tr_entry *e = (const tr_entry *)(c->data + off);
+        rec->sorted[n].seq = e->rec.seq;
+        rec->sorted[n].e = e;
+        off += entry_size(e->rec.len);
+    }
+    return n;
+}
+
+static size_t count_entries(const tr_chunk *c, size_t from, size_t to)
+{
+    size_t n = 0;
+    for (size_t off = from; off < to; n++)
+        off += entry_size(((const tr_entry *)(c->data + off))->rec.len);
+    return n;
+}
+
 /*
- * Commit a list of chunks in one transaction, in seq order: chunks from
- * different threads interleave, and sorted inserts keep SQLite appending at
- * the right edge of the events b-tree instead of splitting pages in the middle.
+ * Commit the rest of each chunk of list and the taken prefixes in one
+ * transaction, in seq order: threads' chunks interleave, and sorted inserts
+ * keep SQLite appending at the right edge of the events b-tree. A seq range
+ * split between two batches (one thread's record taken now, another's
+ * slightly smaller seq still in its chunk) is harmless: rows are keyed by seq,
+ * and readers scan by seq.
  */
-static void write_batch(trace_recorder *rec, tr_chunk *list)
+static void write_batch(trace_recorder *rec, tr_chunk *list, const tr_take *part, size_t npart)
 {
     size_t n = 0, i = 0;
+    bool sorted = true;
 
     if (rec->write_err[0])
         return; /* the file failed: keep draining so record() never stalls */
     for (tr_chunk *c = list; c; c = c->next)
-        for (size_t off = 0; off < c->used; n++)
-            off += entry_size(((const tr_entry *)(c->data + off))->rec.len);
+        n += count_entries(c, c->read, atomic_load_explicit(&c->used, memory_order_relaxed));
+    for (size_t k = 0; k < npart; k++)
+        n += count_entries(part[k].c, part[k].c->read, part[k].end);
+    if (!n)
+        return;
     if (n > rec->nsorted) {
-        const tr_entry **grown = realloc(rec->sorted, n * sizeof(*grown));
+        tr_key *grown = realloc(rec->sorted, n * sizeof(*grown));
         if (!grown) {
             seterr(rec->write_err, sizeof(rec->write_err), "writing events: out of memory");
             return;
@@ -375,15 +485,17 @@ static void write_batch(trace_recorder *rec, tr_chunk *list)
         rec->nsorted = n;
     }
     for (tr_chunk *c = list; c; c = c->next)
-        for (size_t off = 0; off < c->used; i++) {
-            rec->sorted[i] = (const tr_entry *)(c->data + off);
-            off += entry_size(rec->sorted[i]->rec.len);
-        }
-    qsort(rec->sorted, n, sizeof(*rec->sorted), cmp_entry);
+        i = collect(rec, c, c->read, atomic_load_explicit(&c->used, memory_order_relaxed), i);
+    for (size_t k = 0; k < npart; k++)
+        i = collect(rec, part[k].c, part[k].c->read, part[k].end, i);
+    for (i = 1; i < n && sorted; i++)
+        sorted = rec->sorted[i - 1].seq < rec->sorted[i].seq;
+    if (!sorted)
+        qsort(rec->sorted, n, sizeof(*rec->sorted), cmp_key);
     if (exec_sql(rec->db, "BEGIN", rec->write_err, sizeof(rec->write_err)) != 0)
         return;
     for (i = 0; i < n; i++) {
-        if (write_entry(rec, rec->sorted[i]) != 0) {
+        if (write_entry(rec, rec->sorted[i].e) != 0) {
             seterr(rec->write_err, sizeof(rec->write_err), "writing events: %s",
                    sqlite3_errmsg(rec->db));
             exec_sql(rec->db, "ROLLBACK", NULL, 0);
@@ -392,46 +504,45 @@ static void write_batch(trace_recorder *rec, tr_chunk *list)
     }
     if (exec_sql(rec->db, "COMMIT", rec->write_err, sizeof(rec->write_err)) != 0)
         return;
-    rec->written += n;
-    rec->batches++;
+    __atomic_store_n(&rec->written, rec->written + n, __ATOMIC_RELAXED);
+    __atomic_store_n(&rec->batches, rec->batches + 1, __ATOMIC_RELAXED);
 }
 
-/* qmu held: move every partially filled chunk to the queue. */
-static void steal_partials(trace_recorder *rec)
+static void take_prefix(tr_slot *s, tr_take *part, size_t *npart)
 {
-    for (int i = 0; i < TR_SHARDS; i++) {
-        tr_shard *s = &rec->shards[i];
-        /* Lock order is shard then qmu in record(); here we must not hold qmu. */
-        pthread_mutex_unlock(&rec->qmu);
-        pthread_mutex_lock(&s->mu);
-        tr_chunk *c = s->cur;
-        if (c && c->used)
-            s->cur = NULL;
-        else
-            c = NULL;
-        pthread_mutex_lock(&rec->qmu);
-        pthread_mutex_unlock(&s->mu);
-        if (c)
-            chunk_queue(rec, c);
-    }
+    tr_chunk *c = atomic_load_explicit(&s->cur, memory_order_acquire);
+    if (!c)
+        return;
+    size_t end = atomic_load_explicit(&c->used, memory_order_acquire);
+    if (end > c->read)
+        part[(*npart)++] = (tr_take){c, end};
+}
+
+/* The filled prefixes of every slot's current chunk not yet written. */
+static size_t take_partials(trace_recorder *rec, tr_take *part)
+{
+    unsigned ns = atomic_load_explicit(&rec->nslots, memory_order_acquire);
+    size_t npart = 0;
+
+    for (unsigned i = 0; i < ns && i < TR_SLOTS; i++)
+        take_prefix(&rec->slots[i], part, &npart);
+    if (ns > TR_SLOTS)
+        take_prefix(&rec->overflow, part, &npart);
+    return npart;
 }
 
 static void *writer_main(void *arg)
 {
     trace_recorder *rec = arg;
-    uint64_t last_steal = mono_ns();
+    uint64_t last_take = mono_ns();
+    tr_take part[TR_SLOTS + 1];
 
     pthread_mutex_lock(&rec->qmu);
     for (;;) {
-        if (rec->steal || rec->stop || mono_ns() - last_steal >= TR_STEAL_NS) {
-            steal_partials(rec);
-            rec->steal = false;
-            last_steal = mono_ns();
-            pthread_cond_broadcast(&rec->donecv);
-        }
-        if (!rec->queue_head) {
-            if (rec->stop)
-                break;
+        uint64_t req = rec->flush_req;
+        bool stopping = rec->stop;
+        bool take = stopping || req != rec->flush_done || mono_ns() - last_take >= TR_STEAL_NS;
+        if (!rec->queue_head && !take) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 20 * 1000 * 1000;
@@ -443,22 +554,31 @@ static void *writer_main(void *arg)
             continue;
         }
         tr_chunk *list = rec->queue_head;
-        uint64_t count = 0;
         rec->queue_head = rec->queue_tail = NULL;
         pthread_mutex_unlock(&rec->qmu);
 
-        write_batch(rec, list);
+        /* After the pop: a chunk popped here is no longer in any slot. */
+        size_t npart = take ? take_partials(rec, part) : 0;
+        write_batch(rec, list, part, npart);
+        for (size_t k = 0; k < npart; k++)
+            part[k].c->read = part[k].end;
+        if (take)
+            last_take = mono_ns();
 
         pthread_mutex_lock(&rec->qmu);
         while (list) {
             tr_chunk *next = list->next;
             chunk_release(rec, list);
             list = next;
-            count++;
         }
-        rec->done_batches += count;
-        pthread_cond_broadcast(&rec->donecv);
+        if (take) {
+            rec->flush_done = req;
+            pthread_cond_broadcast(&rec->donecv);
+            if (stopping)
+                break;
+        }
     }
+    rec->writer_exited = true;
     pthread_cond_broadcast(&rec->donecv);
     pthread_mutex_unlock(&rec->qmu);
     {
@@ -473,10 +593,10 @@ void trace_recorder_flush(trace_recorder *rec)
 {
     pthread_mutex_lock(&rec->qmu);
     if (!rec->stop) {
-        rec->steal = true;
+        uint64_t mine = ++rec->flush_req;
         pthread_cond_signal(&rec->qcv);
-        /* Wait until the writer took the partial chunks and finished all queued ones. */
-        while (!rec->stop && (rec->steal || rec->done_batches != rec->queued_batches))
+        /* The writer took every queued chunk and every slot's prefix after we asked. */
+        while (!rec->writer_exited && rec->flush_done < mine)
             pthread_cond_wait(&rec->donecv, &rec->qmu);
     }
     pthread_mutex_unlock(&rec->qmu);
@@ -572,10 +692,10 @@ fail:
 
 static void recorder_free(trace_recorder *rec)
 {
-    for (int i = 0; i < TR_SHARDS; i++) {
-        free(rec->shards[i].cur);
-        pthread_mutex_destroy(&rec->shards[i].mu);
-    }
+    for (int i = 0; i < TR_SLOTS; i++)
+        free(atomic_load(&rec->slots[i].cur));
+    free(atomic_load(&rec->overflow.cur));
+    pthread_mutex_destroy(&rec->overflow_mu);
     while (rec->pool) {
         tr_chunk *c = rec->pool;
         rec->pool = c->next;
@@ -611,8 +731,9 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
         seterr(err, errlen, "trace %s: out of memory", path);
         return -1;
     }
-    for (int i = 0; i < TR_SHARDS; i++)
-        pthread_mutex_init(&rec->shards[i].mu, NULL);
+    rec->id = atomic_fetch_add(&next_recorder_id, 1);
+    pthread_mutex_init(&rec->overflow_mu, NULL);
+    rec->overflow.mu = &rec->overflow_mu;
     pthread_mutex_init(&rec->qmu, NULL);
     pthread_cond_init(&rec->qcv, NULL);
     pthread_cond_init(&rec->donecv, NULL);
@@ -713,8 +834,12 @@ void trace_recorder_stats_at_close(trace_recorder *rec, trace_recorder_stats *ou
 void trace_recorder_get_stats(trace_recorder *rec, trace_recorder_stats *out)
 {
     memset(out, 0, sizeof(*out));
-    out->recorded = atomic_load(&rec->recorded);
-    out->dropped = atomic_load(&rec->dropped);
+    for (int i = 0; i < TR_SLOTS; i++) {
+        out->recorded += atomic_load_explicit(&rec->slots[i].recorded, memory_order_relaxed);
+        out->dropped += atomic_load_explicit(&rec->slots[i].dropped, memory_order_relaxed);
+    }
+    out->recorded += atomic_load_explicit(&rec->overflow.recorded, memory_order_relaxed);
+    out->dropped += atomic_load_explicit(&rec->overflow.dropped, memory_order_relaxed);
     out->bad_frames = atomic_load(&rec->bad_frames);
     pthread_mutex_lock(&rec->qmu);
     out->written = __atomic_load_n(&rec->written, __ATOMIC_RELAXED);
@@ -796,7 +921,9 @@ int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
                            " dropped=?2, bad_frames=?3, exit_status=?4, complete=1 WHERE id=1",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)unix_ns());
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)atomic_load(&rec->dropped));
+        trace_recorder_stats now;
+        trace_recorder_get_stats(rec, &now);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)now.dropped);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)atomic_load(&rec->bad_frames));
         if (rec->has_exit_status)
             sqlite3_bind_int64(st, 4, rec->exit_status);

@@ -1,4 +1,5 @@
 /* recorder.c — the SQLite trace recorder: per-thread in-memory buffers drained by a writer thread. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <trace/recorder.h>
 #include <trace/decode.h>
 
@@ -41,6 +42,7 @@
  */
 #define TR_SLOTS 64
 #define TR_CHUNK (512u * 1024u)
+#define TR_ROWS 64                  /* events per multi-row INSERT */
 #define TR_STEAL_NS (100u * 1000u * 1000u) /* commit partial chunks at least this often */
 
 typedef struct tr_chunk {
@@ -94,7 +96,7 @@ struct trace_recorder {
 
     /* Writer thread only. */
     sqlite3 *db;
-    sqlite3_stmt *ins_event, *ins_spawn, *ins_exit, *ins_chan;
+    sqlite3_stmt *ins_event, *ins_events, *ins_spawn, *ins_exit, *ins_chan;
     char *path;
     char write_err[256];
     struct tr_key *sorted;    /* a batch's entries in seq order */
@@ -349,32 +351,35 @@ static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
     return 0;
 }
 
-static int write_entry(trace_recorder *rec, const tr_entry *e)
+/* Bind one event's 13 columns starting at parameter base + 1. */
+static void bind_event(sqlite3_stmt *st, int base, const tr_entry *e)
 {
     const hal_trace_rec_t *r = &e->rec;
-    sqlite3_stmt *st = rec->ins_event;
-    int rc;
 
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)r->seq);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)r->time_ns);
-    sqlite3_bind_int64(st, 3, r->task);
-    sqlite3_bind_int64(st, 4, r->kind);
-    sqlite3_bind_int64(st, 5, r->chan);
-    sqlite3_bind_int64(st, 6, r->peer);
-    sqlite3_bind_int64(st, 7, r->iface);
-    sqlite3_bind_int64(st, 8, r->type);
-    sqlite3_bind_int64(st, 9, r->result);
-    sqlite3_bind_int64(st, 10, r->len);
-    sqlite3_bind_int64(st, 11, r->nhandles);
-    sqlite3_bind_int64(st, 12, (sqlite3_int64)r->arg);
+    sqlite3_bind_int64(st, base + 1, (sqlite3_int64)r->seq);
+    sqlite3_bind_int64(st, base + 2, (sqlite3_int64)r->time_ns);
+    sqlite3_bind_int64(st, base + 3, r->task);
+    sqlite3_bind_int64(st, base + 4, r->kind);
+    sqlite3_bind_int64(st, base + 5, r->chan);
+    sqlite3_bind_int64(st, base + 6, r->peer);
+    sqlite3_bind_int64(st, base + 7, r->iface);
+    sqlite3_bind_int64(st, base + 8, r->type);
+    sqlite3_bind_int64(st, base + 9, r->result);
+    sqlite3_bind_int64(st, base + 10, r->len);
+    sqlite3_bind_int64(st, base + 11, r->nhandles);
+    sqlite3_bind_int64(st, base + 12, (sqlite3_int64)r->arg);
     if (r->len)
-        sqlite3_bind_blob(st, 13, e + 1, (int)r->len, SQLITE_STATIC);
+        sqlite3_bind_blob(st, base + 13, e + 1, (int)r->len, SQLITE_STATIC);
     else
-        sqlite3_bind_null(st, 13);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_CONSTRAINT)
-        return -1;
+        sqlite3_bind_null(st, base + 13);
+}
+
+/* The tasks and channels rows a SPAWN, EXIT or CHAN_CREATE record makes. */
+static int write_side(trace_recorder *rec, const tr_entry *e)
+{
+    const hal_trace_rec_t *r = &e->rec;
+    sqlite3_stmt *st;
+    int rc;
 
     switch (r->kind) {
     case HAL_TR_SPAWN:
@@ -432,6 +437,30 @@ static int cmp_key(const void *a, const void *b)
 {
     uint64_t x = ((const tr_key *)a)->seq, y = ((const tr_key *)b)->seq;
     return x < y ? -1 : x > y;
+}
+
+/*
+ * Insert event i of the sorted batch: TR_ROWS rows per statement when i
+ * starts a full group (fewer statement executions per row), else one row.
+ */
+static int write_event(trace_recorder *rec, size_t i, size_t n)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if (i % TR_ROWS == 0 && n - i >= TR_ROWS) {
+        st = rec->ins_events;
+        for (int k = 0; k < TR_ROWS; k++)
+            bind_event(st, k * 13, rec->sorted[i + (size_t)k].e);
+    } else if (i % TR_ROWS == 0 || n - (i - i % TR_ROWS) < TR_ROWS) {
+        st = rec->ins_event;
+        bind_event(st, 0, rec->sorted[i].e);
+    } else {
+        return 0; /* inserted with its group */
+    }
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_CONSTRAINT ? 0 : -1;
 }
 
 /* Append the keys of the entries in [from, to) of c at rec->sorted + n; returns the new n. */
@@ -495,7 +524,7 @@ static void write_batch(trace_recorder *rec, tr_chunk *list, const tr_take *part
     if (exec_sql(rec->db, "BEGIN", rec->write_err, sizeof(rec->write_err)) != 0)
         return;
     for (i = 0; i < n; i++) {
-        if (write_entry(rec, rec->sorted[i].e) != 0) {
+        if (write_event(rec, i, n) != 0 || write_side(rec, rec->sorted[i].e) != 0) {
             seterr(rec->write_err, sizeof(rec->write_err), "writing events: %s",
                    sqlite3_errmsg(rec->db));
             exec_sql(rec->db, "ROLLBACK", NULL, 0);
@@ -537,6 +566,7 @@ static void *writer_main(void *arg)
     uint64_t last_take = mono_ns();
     tr_take part[TR_SLOTS + 1];
 
+    pthread_setname_np(pthread_self(), "trace-writer");
     pthread_mutex_lock(&rec->qmu);
     for (;;) {
         uint64_t req = rec->flush_req;
@@ -707,6 +737,7 @@ static void recorder_free(trace_recorder *rec)
         free(c);
     }
     sqlite3_finalize(rec->ins_event);
+    sqlite3_finalize(rec->ins_events);
     sqlite3_finalize(rec->ins_spawn);
     sqlite3_finalize(rec->ins_exit);
     sqlite3_finalize(rec->ins_chan);
@@ -720,10 +751,33 @@ static void recorder_free(trace_recorder *rec)
     free(rec);
 }
 
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+
+/*
+ * Without memory statistics SQLite's allocator takes no global mutex: the
+ * writer mallocs per row. Only possible before SQLite's first use in the
+ * process (else SQLITE_MISUSE, harmless: the statistics stay on).
+ */
+static void sqlite_setup(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+/* "INSERT OR IGNORE INTO events VALUES(?,...),(?,...)...": TR_ROWS rows. */
+static const char *events_multi_sql(char *buf, size_t size)
+{
+    size_t off = (size_t)snprintf(buf, size, "INSERT OR IGNORE INTO events VALUES");
+    for (int k = 0; k < TR_ROWS && off < size; k++)
+        off += (size_t)snprintf(buf + off, size - off, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                k ? "," : "");
+    return buf;
+}
+
 int trace_recorder_open(const char *path, const trace_run_info *run, trace_recorder **out,
                         char *err, size_t errlen)
 {
     trace_recorder *rec = calloc(1, sizeof(*rec));
+    char multi[64 + TR_ROWS * 32];
 
     *out = NULL;
     if (!rec || !(rec->path = strdup(path))) {
@@ -743,6 +797,7 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
     rec->sink.record = sink_record;
     rec->sink.flush = sink_flush;
 
+    pthread_once(&sqlite_once, sqlite_setup);
     remove_file(path);
     if (sqlite3_open_v2(path, &rec->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) !=
@@ -767,6 +822,7 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
         prepare(rec, &rec->ins_event,
                 "INSERT OR IGNORE INTO events VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", err,
                 errlen) != 0 ||
+        prepare(rec, &rec->ins_events, events_multi_sql(multi, sizeof(multi)), err, errlen) != 0 ||
         prepare(rec, &rec->ins_spawn,
                 "INSERT INTO tasks(id, name, parent, spawned_seq) VALUES(?1,?2,?3,?4)"
                 " ON CONFLICT(id) DO UPDATE SET name=excluded.name, parent=excluded.parent,"

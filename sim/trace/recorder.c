@@ -177,19 +177,11 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static uint64_t unix_ns(void)
+static uint64_t clock_ns(clockid_t clock)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -463,23 +455,23 @@ static int write_event(trace_recorder *rec, size_t i, size_t n)
     return rc == SQLITE_DONE || rc == SQLITE_CONSTRAINT ? 0 : -1;
 }
 
-/* Append the keys of the entries in [from, to) of c at rec->sorted + n; returns the new n. */
+/* Append the keys of the entries in [from, to) of c at rec->sorted + n: the new n, or SIZE_MAX. */
 static size_t collect(trace_recorder *rec, const tr_chunk *c, size_t from, size_t to, size_t n)
 {
     for (size_t off = from; off < to; n++) {
         const tr_entry *e = (const tr_entry *)(c->data + off);
+        if (n == rec->nsorted) {
+            size_t grown_n = n ? 2 * n : 16384;
+            tr_key *grown = realloc(rec->sorted, grown_n * sizeof(*grown));
+            if (!grown)
+                return SIZE_MAX;
+            rec->sorted = grown;
+            rec->nsorted = grown_n;
+        }
         rec->sorted[n].seq = e->rec.seq;
         rec->sorted[n].e = e;
         off += entry_size(e->rec.len);
     }
-    return n;
-}
-
-static size_t count_entries(const tr_chunk *c, size_t from, size_t to)
-{
-    size_t n = 0;
-    for (size_t off = from; off < to; n++)
-        off += entry_size(((const tr_entry *)(c->data + off))->rec.len);
     return n;
 }
 
@@ -498,25 +490,14 @@ static void write_batch(trace_recorder *rec, tr_chunk *list, const tr_take *part
 
     if (rec->write_err[0])
         return; /* the file failed: keep draining so record() never stalls */
-    for (tr_chunk *c = list; c; c = c->next)
-        n += count_entries(c, c->read, atomic_load_explicit(&c->used, memory_order_relaxed));
-    for (size_t k = 0; k < npart; k++)
-        n += count_entries(part[k].c, part[k].c->read, part[k].end);
-    if (!n)
+    for (tr_chunk *c = list; c && n != SIZE_MAX; c = c->next)
+        n = collect(rec, c, c->read, atomic_load_explicit(&c->used, memory_order_relaxed), n);
+    for (size_t k = 0; k < npart && n != SIZE_MAX; k++)
+        n = collect(rec, part[k].c, part[k].c->read, part[k].end, n);
+    if (n == SIZE_MAX)
+        seterr(rec->write_err, sizeof(rec->write_err), "writing events: out of memory");
+    if (n == 0 || n == SIZE_MAX)
         return;
-    if (n > rec->nsorted) {
-        tr_key *grown = realloc(rec->sorted, n * sizeof(*grown));
-        if (!grown) {
-            seterr(rec->write_err, sizeof(rec->write_err), "writing events: out of memory");
-            return;
-        }
-        rec->sorted = grown;
-        rec->nsorted = n;
-    }
-    for (tr_chunk *c = list; c; c = c->next)
-        i = collect(rec, c, c->read, atomic_load_explicit(&c->used, memory_order_relaxed), i);
-    for (size_t k = 0; k < npart; k++)
-        i = collect(rec, part[k].c, part[k].c->read, part[k].end, i);
     for (i = 1; i < n && sorted; i++)
         sorted = rec->sorted[i - 1].seq < rec->sorted[i].seq;
     if (!sorted)
@@ -563,7 +544,7 @@ static size_t take_partials(trace_recorder *rec, tr_take *part)
 static void *writer_main(void *arg)
 {
     trace_recorder *rec = arg;
-    uint64_t last_take = mono_ns();
+    uint64_t last_take = clock_ns(CLOCK_MONOTONIC);
     tr_take part[TR_SLOTS + 1];
 
     pthread_setname_np(pthread_self(), "trace-writer");
@@ -571,7 +552,7 @@ static void *writer_main(void *arg)
     for (;;) {
         uint64_t req = rec->flush_req;
         bool stopping = rec->stop;
-        bool take = stopping || req != rec->flush_done || mono_ns() - last_take >= TR_STEAL_NS;
+        bool take = stopping || req != rec->flush_done || clock_ns(CLOCK_MONOTONIC) - last_take >= TR_STEAL_NS;
         if (!rec->queue_head && !take) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -593,7 +574,7 @@ static void *writer_main(void *arg)
         for (size_t k = 0; k < npart; k++)
             part[k].c->read = part[k].end;
         if (take)
-            last_take = mono_ns();
+            last_take = clock_ns(CLOCK_MONOTONIC);
 
         pthread_mutex_lock(&rec->qmu);
         while (list) {
@@ -611,11 +592,7 @@ static void *writer_main(void *arg)
     rec->writer_exited = true;
     pthread_cond_broadcast(&rec->donecv);
     pthread_mutex_unlock(&rec->qmu);
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-        rec->writer_cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-    }
+    rec->writer_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     return NULL;
 }
 
@@ -659,7 +636,7 @@ static int write_header(trace_recorder *rec, const trace_run_info *run, char *er
 {
     sqlite3_stmt *st = NULL;
     char ver[16], iso[64];
-    uint64_t now = unix_ns();
+    uint64_t now = clock_ns(CLOCK_REALTIME);
     time_t secs = (time_t)(now / 1000000000u);
     struct tm tm;
     int rc;
@@ -945,13 +922,11 @@ int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
     sqlite3_stmt *st = NULL;
     char buf[256] = "";
     uint64_t close_cpu;
-    struct timespec ts0;
     int ret = 0;
 
     if (!rec)
         return 0;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts0);
-    close_cpu = (uint64_t)ts0.tv_sec * 1000000000u + (uint64_t)ts0.tv_nsec;
+    close_cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     pthread_mutex_lock(&rec->qmu);
     rec->stop = true;
     pthread_cond_signal(&rec->qcv);
@@ -976,7 +951,7 @@ int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
                            "UPDATE run SET end_unix_ns=?1, events=(SELECT count(*) FROM events),"
                            " dropped=?2, bad_frames=?3, exit_status=?4, complete=1 WHERE id=1",
                            -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)unix_ns());
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)clock_ns(CLOCK_REALTIME));
         trace_recorder_stats now;
         trace_recorder_get_stats(rec, &now);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)now.dropped);
@@ -994,9 +969,7 @@ int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
                  sizeof(buf)) != 0)
         ret = -1;
     {
-        struct timespec ts;
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-        close_cpu = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - close_cpu;
+        close_cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - close_cpu;
         if (rec->close_stats) {
             trace_recorder_get_stats(rec, rec->close_stats);
             rec->close_stats->writer_cpu_ns += close_cpu;

@@ -281,8 +281,15 @@ static int run_ipc(int client_worker, int server_worker, bool pin, ipc_figures_t
 /* `orrery bench trace`: the same run (workers 0 and 1, pinned) with a trace sink, or NULL. */
 int hl_bench_ipc_once(const hal_trace_sink_t *trace, uint64_t *rtt_ns, double *msgs_per_s)
 {
+    return hl_bench_ipc_on(0, 1, trace, rtt_ns, msgs_per_s);
+}
+
+/* The same with the client and server on the given workers (0 and 0: one worker). */
+int hl_bench_ipc_on(int client_worker, int server_worker, const hal_trace_sink_t *trace,
+                    uint64_t *rtt_ns, double *msgs_per_s)
+{
     ipc_figures_t f;
-    if (run_ipc_traced(0, 1, true, trace, &f) != 0)
+    if (run_ipc_traced(client_worker, server_worker, true, trace, &f) != 0)
         return -1;
     *rtt_ns = f.rtt_ns;
     *msgs_per_s = f.msgs_per_s;

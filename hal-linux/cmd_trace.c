@@ -68,11 +68,12 @@ static const char record_usage[] =
 
 static const char bench_usage[] =
     "usage: orrery bench trace [--events N] [--threads N] [--json] [--keep FILE] [--no-ipc]\n"
-    "SQLite ingest of synthetic records (8 of 10 are 32-byte messages) from N threads into a\n"
-    "trace: record() cost, events per second until every record is committed, the close\n"
-    "(index build) time, the writer's events per CPU second, and bytes per event. Then the IPC\n"
-    "benchmark (orrery bench ipc, workers 0 and 1) with tracing off and on: the ratio of round\n"
-    "trip and throughput (skip it with --no-ipc).\n";
+    "record() alone (1 and N threads, warm buffers). SQLite ingest of synthetic records (8 of 10\n"
+    "are 32-byte messages) from N threads into a trace: events per second until every record is\n"
+    "committed, the close (index build) time, the writer's events per CPU second, and bytes per\n"
+    "event. Then the IPC benchmark (orrery bench ipc) with tracing off and on, both tasks on one\n"
+    "worker (the writer has the other CPU) and on two workers (the writer competes with them):\n"
+    "round trip and throughput ratios (skip it with --no-ipc).\n";
 
 static int is_help(const char *s)
 {
@@ -372,16 +373,34 @@ int hl_cmd_trace(int argc, char **argv)
     return usage_error(trace_usage, "unknown command '%s'", argv[1]);
 }
 
+/* One placement of the IPC benchmark, tracing off and on. */
+typedef struct ipc_pair {
+    uint64_t rtt_off, rtt_on;     /* median round trip, ns */
+    double tput_off, tput_on;     /* one-way messages per second */
+    uint64_t rtt_null;            /* round trip with a sink that discards: the kernel's share */
+    uint64_t records;             /* trace records of the traced run */
+    double rtt_ratio, tput_ratio; /* on/off for the round trip, off/on for throughput */
+} ipc_pair;
+
 typedef struct ipc_overhead {
     bool ran;
-    uint64_t rtt_off, rtt_on;    /* median round trip, ns */
-    double tput_off, tput_on;    /* one-way messages per second */
-    uint64_t records;            /* trace records of the traced run */
-    double rtt_ratio, tput_ratio; /* on/off for the round trip, off/on for throughput */
+    ipc_pair same;  /* client and server on worker 0: worker 1's CPU is free for the writer */
+    ipc_pair cross; /* client on worker 0, server on worker 1: the writer competes for a CPU */
 } ipc_overhead;
 
-/* The IPC benchmark with tracing off, then on (the recorder into a temporary file). */
-static int bench_ipc_overhead(const char *dir, ipc_overhead *o, char *err, size_t errlen)
+static void null_record(void *self, const hal_trace_rec_t *r)
+{
+    (void)self;
+    (void)r;
+}
+
+static const hal_trace_sink_t null_sink = {HAL_TRACE_SINK_VERSION, NULL, null_record, NULL};
+
+/* A round trip records 2 SENDs and 2 DELIVERs. */
+#define RECORDS_PER_RTT 4
+
+static int bench_ipc_pair(const char *dir, int client, int server, ipc_pair *o, char *err,
+                          size_t errlen)
 {
     trace_run_info ti = {.platform = "hosted", .commit = ORRERY_COMMIT_STR, .workers = 2,
                          .command = "orrery bench trace"};
@@ -389,35 +408,76 @@ static int bench_ipc_overhead(const char *dir, ipc_overhead *o, char *err, size_
     trace_recorder *rec;
     char path[300];
 
-    memset(o, 0, sizeof(*o));
-    if (hl_bench_ipc_once(NULL, &o->rtt_off, &o->tput_off) != 0) {
+    if (hl_bench_ipc_on(client, server, NULL, &o->rtt_off, &o->tput_off) != 0) {
         snprintf(err, errlen, "the IPC benchmark failed (tracing off)");
+        return -1;
+    }
+    double tput_null;
+    if (hl_bench_ipc_on(client, server, &null_sink, &o->rtt_null, &tput_null) != 0) {
+        snprintf(err, errlen, "the IPC benchmark failed (null sink)");
         return -1;
     }
     snprintf(path, sizeof(path), "%s/orrery-bench-ipc-trace-%d.db", dir, (int)getpid());
     if (trace_recorder_open(path, &ti, &rec, err, errlen) != 0)
         return -1;
     trace_recorder_stats_at_close(rec, &st);
-    int rc = hl_bench_ipc_once(trace_recorder_sink(rec), &o->rtt_on, &o->tput_on);
+    int rc = hl_bench_ipc_on(client, server, trace_recorder_sink(rec), &o->rtt_on, &o->tput_on);
     trace_recorder_close(rec, NULL, 0);
     unlink(path);
     if (rc != 0) {
         snprintf(err, errlen, "the IPC benchmark failed (tracing on)");
         return -1;
     }
-    o->ran = true;
     o->records = st.recorded;
     o->rtt_ratio = o->rtt_off ? (double)o->rtt_on / (double)o->rtt_off : 0;
     o->tput_ratio = o->tput_on > 0 ? o->tput_off / o->tput_on : 0;
     return 0;
 }
 
+/* The IPC benchmark with tracing off, then on (the recorder into a temporary file). */
+static int bench_ipc_overhead(const char *dir, ipc_overhead *o, char *err, size_t errlen)
+{
+    memset(o, 0, sizeof(*o));
+    if (bench_ipc_pair(dir, 0, 0, &o->same, err, errlen) != 0 ||
+        bench_ipc_pair(dir, 0, 1, &o->cross, err, errlen) != 0)
+        return -1;
+    o->ran = true;
+    return 0;
+}
+
+static void print_pair_json(const char *name, const ipc_pair *p)
+{
+    printf(",\"%s_rtt_ns_off\":%llu,\"%s_rtt_ns_on\":%llu,\"%s_rtt_ratio\":%.3f,"
+           "\"%s_msgs_per_s_off\":%.0f,\"%s_msgs_per_s_on\":%.0f,\"%s_throughput_ratio\":%.3f,"
+           "\"%s_rtt_ns_null_sink\":%llu,\"%s_trace_records\":%llu",
+           name, (unsigned long long)p->rtt_off, name, (unsigned long long)p->rtt_on, name,
+           p->rtt_ratio, name, p->tput_off, name, p->tput_on, name, p->tput_ratio, name,
+           (unsigned long long)p->rtt_null, name, (unsigned long long)p->records);
+}
+
+static void print_pair(const char *title, const ipc_pair *p, double rec_ns)
+{
+    /* What RECORDS_PER_RTT record() calls alone add to a round trip. */
+    double floor = p->rtt_off ? (p->rtt_off + RECORDS_PER_RTT * rec_ns) / p->rtt_off : 0;
+    printf("  %s (%llu records):\n"
+           "    round trip    %8llu -> %llu ns   ratio %.2fx (goal <= 1.3x; %d x record() alone"
+           " gives %.2fx)\n"
+           "    one way       %8.0f -> %.0f msgs/s   ratio %.2fx (goal <= 1.3x)\n"
+           "    null sink     %8llu ns round trip (the kernel's tracing alone: ratio %.2fx)\n",
+           title, (unsigned long long)p->records, (unsigned long long)p->rtt_off,
+           (unsigned long long)p->rtt_on, p->rtt_ratio, RECORDS_PER_RTT, floor, p->tput_off,
+           p->tput_on, p->tput_ratio, (unsigned long long)p->rtt_null,
+           p->rtt_off ? (double)p->rtt_null / (double)p->rtt_off : 0);
+}
+
 int hl_cmd_bench_trace(int argc, char **argv)
 {
     uint64_t events = 2000000, threads = 2;
     const char *keep = NULL;
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     char path[256], err[512];
     trace_ingest_result r;
+    double rec1_ns, recn_ns;
     int json = 0, no_ipc = 0;
     ipc_overhead ov;
 
@@ -445,51 +505,61 @@ int hl_cmd_bench_trace(int argc, char **argv)
             return usage_error(bench_usage, "bench trace: unknown argument '%s'", a);
         }
     }
+    snprintf(path, sizeof(path), "%s/orrery-bench-record-%d.db", tmp, (int)getpid());
+    rec1_ns = trace_bench_record_ns(path, 1, err, sizeof(err));
+    recn_ns = rec1_ns < 0 ? -1 : trace_bench_record_ns(path, (unsigned)threads, err, sizeof(err));
+    unlink(path);
+    if (rec1_ns < 0 || recn_ns < 0)
+        return trace_fail(err);
     if (keep)
         snprintf(path, sizeof(path), "%s", keep);
     else
-        snprintf(path, sizeof(path), "%s/orrery-bench-trace-%d.db",
-                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+        snprintf(path, sizeof(path), "%s/orrery-bench-trace-%d.db", tmp, (int)getpid());
     if (trace_bench_ingest(path, events, (unsigned)threads, &r, err, sizeof(err)) != 0)
         return trace_fail(err);
     if (!keep)
         unlink(path);
     memset(&ov, 0, sizeof(ov));
-    if (!no_ipc && bench_ipc_overhead(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", &ov, err,
-                                      sizeof(err)) != 0)
+    if (!no_ipc && bench_ipc_overhead(tmp, &ov, err, sizeof(err)) != 0)
         return trace_fail(err);
-    if (json)
-        printf("{\"ingest_events\":%llu,\"threads\":%u,\"record_ns\":%.1f,"
+    if (json) {
+        printf("{\"record_ns_1_thread\":%.1f,\"record_ns_n_threads\":%.1f,"
+               "\"ingest_events\":%llu,\"threads\":%u,\"ingest_record_ns\":%.1f,"
                "\"ingest_events_per_s\":%.0f,\"close_s\":%.3f,\"writer_events_per_cpu_s\":%.0f,"
                "\"bytes_per_event\":%.1f,\"dropped\":%llu",
-               (unsigned long long)r.events, r.threads, r.record_ns, r.events_per_s, r.close_s,
-               r.writer_events_per_cpu_s, r.bytes_per_event, (unsigned long long)r.dropped);
-    if (json && ov.ran)
-        printf(",\"ipc_rtt_ns_off\":%llu,\"ipc_rtt_ns_on\":%llu,\"ipc_rtt_ratio\":%.3f,"
-               "\"ipc_msgs_per_s_off\":%.0f,\"ipc_msgs_per_s_on\":%.0f,"
-               "\"ipc_throughput_ratio\":%.3f,\"ipc_trace_records\":%llu",
-               (unsigned long long)ov.rtt_off, (unsigned long long)ov.rtt_on, ov.rtt_ratio,
-               ov.tput_off, ov.tput_on, ov.tput_ratio, (unsigned long long)ov.records);
-    if (json)
-        printf("}\n");
-    else
-        printf("trace ingest: %llu events from %u threads (mean payload %.1f bytes)\n"
-               "  record()        %8.1f ns/event (per thread)\n"
-               "  ingest          %8.0f events/s (first record() to last commit; goal >= 1000000)\n"
-               "  close           %8.3f s (index on events(task, seq), checkpoint)\n"
-               "  writer CPU      %8.0f events per CPU second, ingest and close (load-independent)\n"
-               "  file            %8.1f bytes/event\n"
-               "  dropped         %8llu\n",
-               (unsigned long long)r.events, r.threads, r.payload_mean, r.record_ns,
+               rec1_ns, recn_ns, (unsigned long long)r.events, r.threads, r.record_ns,
                r.events_per_s, r.close_s, r.writer_events_per_cpu_s, r.bytes_per_event,
                (unsigned long long)r.dropped);
-    if (!json && ov.ran)
-        printf("IPC benchmark, tracing off -> on (recorder as the kernel's sink, %llu records):\n"
-               "  round trip      %8llu -> %llu ns   ratio %.2fx (goal <= 1.3x)\n"
-               "  one way         %8.0f -> %.0f msgs/s   ratio %.2fx (goal <= 1.3x)\n",
-               (unsigned long long)ov.records, (unsigned long long)ov.rtt_off,
-               (unsigned long long)ov.rtt_on, ov.rtt_ratio, ov.tput_off, ov.tput_on,
-               ov.tput_ratio);
+        if (ov.ran) {
+            print_pair_json("ipc_same_worker", &ov.same);
+            print_pair_json("ipc_cross_worker", &ov.cross);
+        }
+        printf("}\n");
+        return 0;
+    }
+    printf("record() alone (warm buffers, no shared counter in the loop):\n"
+           "  1 thread        %8.1f ns/record\n"
+           "  %u threads       %8.1f ns/record (per thread, at once)\n",
+           rec1_ns, r.threads, recn_ns);
+    printf("trace ingest: %llu events from %u threads (mean payload %.1f bytes)\n"
+           "  record()        %8.1f ns/event (per thread, buffers growing: page faults, CPU"
+           " shared with the writer)\n"
+           "  ingest          %8.0f events/s (first record() to last commit; goal >= 1000000)\n"
+           "  close           %8.3f s (index on events(task, seq), checkpoint)\n"
+           "  writer CPU      %8.0f events per CPU second, ingest and close (load-independent)\n"
+           "  file            %8.1f bytes/event\n"
+           "  dropped         %8llu\n",
+           (unsigned long long)r.events, r.threads, r.payload_mean, r.record_ns, r.events_per_s,
+           r.close_s, r.writer_events_per_cpu_s, r.bytes_per_event,
+           (unsigned long long)r.dropped);
+    if (ov.ran) {
+        printf("IPC benchmark (orrery bench ipc, 2 workers pinned to CPUs), tracing off -> on:\n");
+        print_pair("same worker: client and server on worker 0, the writer free to use CPU 1",
+                   &ov.same, rec1_ns);
+        print_pair("cross worker: client on worker 0, server on worker 1, the writer shares"
+                   " their CPUs",
+                   &ov.cross, rec1_ns);
+    }
     return 0;
 }
 

@@ -30,6 +30,10 @@ int hl_trace_run_close(int status);
 /* bench_ipc.c: one IPC benchmark run (workers 0 and 1) with this trace sink (NULL: off);
  * the median round trip and one-way messages per second. 0 or -1. */
 int hl_bench_ipc_once(const struct hal_trace_sink *trace, uint64_t *rtt_ns, double *msgs_per_s);
+/* The same with the client on client_worker and the server on server_worker (0 and 0: both
+ * tasks on worker 0, worker 1 idle). */
+int hl_bench_ipc_on(int client_worker, int server_worker, const struct hal_trace_sink *trace,
+                    uint64_t *rtt_ns, double *msgs_per_s);
 /* `orrery replay` (cmd_replay.c). */
 int hl_cmd_replay(int argc, char **argv);
 

@@ -63,6 +63,12 @@ typedef struct trace_ingest_result {
 } trace_ingest_result;
 int trace_bench_ingest(const char *path, uint64_t events, unsigned threads,
                        trace_ingest_result *out, char *err, size_t errlen);
+/*
+ * record() alone: ns per call from each of `threads` threads, buffers warm
+ * (chunks already faulted in and pooled), each thread with its own seqs.
+ * Returns the mean over threads, or -1 with a message in err.
+ */
+double trace_bench_record_ns(const char *path, unsigned threads, char *err, size_t errlen);
 
 /* `orrery trace record`: boot the image with the recorder as the kernel's trace sink. */
 typedef struct trace_record_opts {

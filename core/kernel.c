@@ -189,7 +189,7 @@ void k_get_stats(k_stats_t *out)
     k_lock();
     out->events = K.events;
     out->messages = K.messages;
-    out->trace_records = atomic_load(&K.trace_records);
+    out->trace_records = atomic_load(&K.trace_seq);
     out->tasks = K.ntasks;
     out->channels = K.nchans;
     out->allocations = k_live_allocs();

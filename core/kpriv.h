@@ -191,7 +191,6 @@ typedef struct k_kernel {
     /* counters */
     uint64_t events, messages;
     atomic_uint_fast64_t trace_seq;
-    atomic_uint_fast64_t trace_records;
     atomic_int shutdown; /* 1 once os_shutdown was called */
     atomic_int shutdown_status;
     _Atomic(k_task_t *) list_holder; /* task filling os_*_list under the lock (faults) */

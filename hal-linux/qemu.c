@@ -517,11 +517,55 @@ typedef struct qtrace {
     char err[256];
 } qtrace_t;
 
+static void import_one(void *self, const hal_trace_rec_t *rec)
+{
+    trace_recorder_record(self, rec);
+}
+
+/*
+ * trace_import_fd's loop, with one difference: after a short read it sleeps
+ * 2 ms. QEMU writes the port's bytes to the pipe one at a time; a reader
+ * blocked in read() is woken for each, and those wake-ups cost more than the
+ * writes. Asleep, it lets them collect (64 KiB of pipe is ~90 ms of stream).
+ */
 static void *import_main(void *arg)
 {
     qtrace_t *t = arg;
+    trace_stream *s = trace_stream_new(import_one, t->rec);
+    static unsigned char buf[65536];
+    uint64_t bad_reported = 0;
 
-    t->rc = trace_import_fd(t->rfd, t->rec, &t->st, t->err, sizeof(t->err));
+    if (!s) {
+        snprintf(t->err, sizeof(t->err), "trace import: out of memory");
+        t->rc = -1;
+        return NULL;
+    }
+    for (;;) {
+        ssize_t n = read(t->rfd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(t->err, sizeof(t->err), "trace import: read: %s", strerror(errno));
+            t->rc = -1;
+            break;
+        }
+        if (n == 0)
+            break;
+        trace_stream_feed(s, buf, (size_t)n);
+        trace_stream_stats_get(s, &t->st);
+        if (t->st.bad_frames != bad_reported) {
+            trace_recorder_add_bad_frames(t->rec, t->st.bad_frames - bad_reported);
+            bad_reported = t->st.bad_frames;
+        }
+        if (n < 4096) {
+            struct timespec ts = {0, 2000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    trace_stream_finish(s, &t->st);
+    /* A frame cut short (QEMU killed mid-write) counts as one bad frame. */
+    trace_recorder_add_bad_frames(t->rec, t->st.bad_frames - bad_reported + t->st.truncated);
+    trace_stream_free(s);
     return NULL;
 }
 

@@ -45,6 +45,7 @@ enum {
 };
 
 static uint64_t frames_sent; /* records written to the port (for `verbose`) */
+static bool glitch;          /* "traceglitch": garble the stream on purpose (tests) */
 
 /* Wait for an empty FIFO, then fill its 16 bytes (one LSR read per 16 bytes written). */
 static void tx(const uint8_t *buf, size_t len)
@@ -66,6 +67,13 @@ static void trace_record(void *self, const hal_trace_rec_t *rec)
     size_t plen = trace_frame_encode_split(rec, head, tail);
 
     (void)self;
+    if (glitch && frames_sent % 10 == 3) {
+        /* A false start (magic, then a length that fails its check) and loose bytes. */
+        static const uint8_t junk[] = {0xA5, 0x5A, 0x4F, 0x54, 9, 0, 0, 0, 9, 0, 0, 0, 0x55};
+        tx(junk, sizeof(junk));
+    }
+    if (glitch && frames_sent % 10 == 6)
+        tail[0] ^= 0xFF; /* a wrong CRC: the host drops this record and counts it */
     tx(head, sizeof(head));
     if (plen)
         tx(rec->data, plen);
@@ -105,6 +113,7 @@ const hal_trace_sink_t *bm_trace_init(void)
     outb(COM2 + FCR, 0x07); /* FIFO on, both cleared */
     outb(COM2 + MCR, 0x03); /* DTR, RTS; OUT2 off: no interrupt */
     trace_on = true;
+    glitch = bm_cmdline_has("traceglitch");
     if (bm_boot.verbose)
         bm_printf("[bm] tracing to COM2 (0x2f8)\n");
     return &sink;

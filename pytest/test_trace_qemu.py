@@ -180,3 +180,27 @@ def test_killed_orrery_keeps_committed_records(tmp_path):
     r = run_cli(["trace", "summary", str(db)])
     assert 0 == r.returncode, r.stderr
     assert "did not finish cleanly" in r.stdout
+
+
+def test_garbled_stream_counts_bad_frames(tmp_path):
+    """`traceglitch`: the image writes a false start before every 10th record and a wrong CRC
+    on every 10th other one; the import keeps every good record and counts the rest."""
+    db = tmp_path / "glitch.db"
+    s = Session(qemu_argv("microvm", db, "--append", "traceglitch"), timeout=QEMU_TIMEOUT)
+    try:
+        s.run_commands(["echo through the noise"])
+        s.send_line("shutdown")
+        assert 0 == s.wait(), s.stderr
+    finally:
+        s.kill()
+    run = run_row(db)
+    (count, last), = query(db, "SELECT count(*), max(seq) FROM events")
+    lost = last - count
+    assert lost >= 1  # the records with a wrong CRC are gone (gaps in seq)...
+    assert run["bad_frames"] >= 2 * lost  # ...each counted, and so is each false start
+    assert 1 == run["complete"] and 0 == run["exit_status"]
+    for args in (["trace", "summary", str(db)], ["trace", "show", str(db)]):
+        r = run_cli(args)
+        assert 0 == r.returncode, r.stderr
+    r = run_cli(["replay", str(db), "--task", "shell"])
+    assert r.returncode in (0, 1), r.stderr  # a verdict, never a signal

@@ -1,5 +1,4 @@
-/* trace_serial.c — the image's trace sink: each kernel trace record as a checksummed binary frame on COM2.
- */
+/* trace_serial.c — the image trace sink: kernel trace records as CRC-checked frames on COM2. */
 #include <stdint.h>
 #include <string.h>
 

@@ -509,11 +509,11 @@ static int direct(char **argv)
  */
 typedef struct qtrace {
     trace_recorder *rec;
-    int rfd;                /* the pipe's read end */
+    int rfd; /* the pipe's read end */
     pthread_t thread;
     bool started;
-    trace_stream_stats st;  /* what the decoder saw (set by the thread at EOF) */
-    int rc;                 /* trace_import_fd's result */
+    trace_stream_stats st; /* what the decoder saw (set by the thread at EOF) */
+    int rc;                /* trace_import_fd's result */
     char err[256];
 } qtrace_t;
 

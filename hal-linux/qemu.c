@@ -5,8 +5,6 @@
 
 #include <hl/commands.h>
 #include <image.h>
-#include <trace/recorder.h>
-#include <trace/stream.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,9 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef ORRERY_COMMIT
-#define ORRERY_COMMIT "unknown"
-#endif
 
 static const char qemu_usage[] =
     "usage: orrery qemu [--machine q35|microvm] [--accel kvm|tcg|auto] [--manifest FILE]\n"
@@ -500,150 +495,6 @@ static int direct(char **argv)
     return ws;
 }
 
-/*
- * --trace: the recorder, and a thread that imports COM2's frames from a pipe
- * as QEMU writes them. A pipe (not a file we tail) gives an exact end: the
- * import reads until EOF, which comes when QEMU exits (only QEMU holds the
- * write end), however it ends. A full pipe blocks QEMU's vCPU, so a slow
- * importer slows the guest instead of losing records.
- */
-typedef struct qtrace {
-    trace_recorder *rec;
-    int rfd; /* the pipe's read end */
-    pthread_t thread;
-    bool started;
-    trace_stream_stats st; /* what the decoder saw (set by the thread at EOF) */
-    int rc;                /* trace_import_fd's result */
-    char err[256];
-} qtrace_t;
-
-static void import_one(void *self, const hal_trace_rec_t *rec)
-{
-    trace_recorder_record(self, rec);
-}
-
-/*
- * trace_import_fd's loop, with one difference: after a short read it sleeps
- * 2 ms. QEMU writes the port's bytes to the pipe one at a time; a reader
- * blocked in read() is woken for each, and those wake-ups cost more than the
- * writes. Asleep, it lets them collect (64 KiB of pipe is ~90 ms of stream).
- */
-static void *import_main(void *arg)
-{
-    qtrace_t *t = arg;
-    trace_stream *s = trace_stream_new(import_one, t->rec);
-    static unsigned char buf[65536];
-    uint64_t bad_reported = 0;
-
-    if (!s) {
-        snprintf(t->err, sizeof(t->err), "trace import: out of memory");
-        t->rc = -1;
-        return NULL;
-    }
-    for (;;) {
-        ssize_t n = read(t->rfd, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(t->err, sizeof(t->err), "trace import: read: %s", strerror(errno));
-            t->rc = -1;
-            break;
-        }
-        if (n == 0)
-            break;
-        trace_stream_feed(s, buf, (size_t)n);
-        trace_stream_stats_get(s, &t->st);
-        if (t->st.bad_frames != bad_reported) {
-            trace_recorder_add_bad_frames(t->rec, t->st.bad_frames - bad_reported);
-            bad_reported = t->st.bad_frames;
-        }
-        if (n < 4096) {
-            struct timespec ts = {0, 2000000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    trace_stream_finish(s, &t->st);
-    /* A frame cut short (QEMU killed mid-write) counts as one bad frame. */
-    trace_recorder_add_bad_frames(t->rec, t->st.bad_frames - bad_reported + t->st.truncated);
-    trace_stream_free(s);
-    return NULL;
-}
-
-static int trace_start(qtrace_t *t, const char *path, const hq_opts_t *o, const char *manifest,
-                       size_t mlen)
-{
-    char command[4600], err[512];
-    int p[2];
-    sigset_t block, old;
-
-    snprintf(command, sizeof(command), "orrery qemu --machine %s --accel %s%s%s%s%s", o->machine,
-             o->accel, o->manifest_path ? " --manifest " : "",
-             o->manifest_path ? o->manifest_path : "", o->append ? " --append " : "",
-             o->append ? o->append : "");
-    trace_run_info run = {
-        .platform = "qemu",
-        .commit = ORRERY_COMMIT,
-        .manifest = manifest,
-        .manifest_len = mlen,
-        .workers = 1,
-        .command = command,
-    };
-    if (pipe2(p, O_CLOEXEC) != 0) {
-        fprintf(stderr, "orrery: qemu: pipe: %s\n", strerror(errno));
-        return -1;
-    }
-    /* Our signal handler must run on the main thread (it wakes the relay's poll). */
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    if (trace_recorder_open(path, &run, &t->rec, err, sizeof(err)) != 0) {
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        fprintf(stderr, "orrery: qemu: %s\n", err);
-        close(p[0]);
-        close(p[1]);
-        return -1;
-    }
-    t->rfd = p[0];
-    t->started = pthread_create(&t->thread, NULL, import_main, t) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (!t->started) {
-        fprintf(stderr, "orrery: qemu: cannot start the trace import thread\n");
-        trace_recorder_close(t->rec, NULL, 0);
-        close(p[0]);
-        close(p[1]);
-        return -1;
-    }
-    trace_wfd = p[1];
-    return 0;
-}
-
-/* QEMU has exited: read the pipe to its end, store the exit status, close the trace. */
-static int trace_end(qtrace_t *t, const char *path, int status)
-{
-    char err[512] = "";
-    int rc = 0;
-
-    parent_after_fork(); /* if QEMU never started, our write end is the last one */
-    pthread_join(t->thread, NULL);
-    close(t->rfd);
-    if (t->rc != 0) {
-        fprintf(stderr, "orrery: qemu: %s\n", t->err);
-        rc = -1;
-    }
-    if (status >= 0)
-        trace_recorder_set_exit_status(t->rec, status);
-    if (trace_recorder_close(t->rec, err, sizeof(err)) != 0) {
-        fprintf(stderr, "orrery: qemu: %s\n", err);
-        return -1;
-    }
-    fprintf(stderr, "orrery: qemu: trace: %llu records in %s (%llu bad frames%s)\n",
-            (unsigned long long)t->st.frames, path,
-            (unsigned long long)(t->st.bad_frames + t->st.truncated),
-            t->st.truncated ? ", the last one cut short" : "");
-    return rc;
-}
-
 static char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -671,7 +522,7 @@ int hl_cmd_qemu(int argc, char **argv)
     const char *trace_path = NULL;
     char *manifest_text = NULL;
     size_t manifest_len = 0;
-    qtrace_t trace = {0};
+    hq_trace_t trace = {0};
     char *qargv[64];
     const char *why;
     int ws, status;
@@ -766,7 +617,8 @@ int hl_cmd_qemu(int argc, char **argv)
     o.tty = isatty(0) && isatty(1);
     if (trace_path) {
         const char *mt = manifest_text ? manifest_text : orrery_default_manifest;
-        if (trace_start(&trace, trace_path, &o, mt, manifest_text ? manifest_len : 0) != 0) {
+        if (hq_trace_start(&trace, trace_path, &o, mt, manifest_text ? manifest_len : 0,
+                           &trace_wfd) != 0) {
             free(manifest_text);
             return 2;
         }
@@ -789,7 +641,8 @@ int hl_cmd_qemu(int argc, char **argv)
     relaying = !o.tty;
     ws = o.tty ? direct(qargv) : relay(qargv);
     status = hq_os_status(ws, &why);
-    if (trace_path && trace_end(&trace, trace_path, status) != 0 && status >= 0)
+    parent_after_fork(); /* if QEMU never started, our write end is the last one */
+    if (trace_path && hq_trace_end(&trace, trace_path, status) != 0 && status >= 0)
         return 2;
     if (WIFEXITED(ws) && WEXITSTATUS(ws) == 127)
         return 2;

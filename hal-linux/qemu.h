@@ -3,8 +3,12 @@
 #ifndef HL_QEMU_H
 #define HL_QEMU_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <trace/recorder.h>
+#include <trace/stream.h>
 
 typedef struct hq_opts {
     const char *qemu;          /* qemu-system-x86_64 path */
@@ -33,5 +37,30 @@ int hq_build_argv(const hq_opts_t *o, char **argv, int max);
  * status (0..126), or -1 when QEMU ended otherwise (*why says how).
  */
 int hq_os_status(int wait_status, const char **why);
+
+/*
+ * --trace (qemu_trace.c): the recorder, and a thread that imports COM2's
+ * frames from a pipe as QEMU writes them. A pipe (not a file we tail) gives
+ * an exact end: the import reads until EOF, which comes when QEMU exits (only
+ * QEMU holds the write end), however it ends. A full pipe blocks QEMU's vCPU,
+ * so a slow importer slows the guest instead of losing records.
+ */
+typedef struct hq_trace {
+    trace_recorder *rec;
+    int rfd; /* the pipe's read end */
+    pthread_t thread;
+    bool started;
+    trace_stream_stats st; /* what the decoder saw (set by the thread at EOF) */
+    int rc;                /* the import's result */
+    char err[256];
+} hq_trace_t;
+
+/* Open the trace and start the import; *write_fd is the pipe's write end for QEMU (the
+ * caller closes its own copy once QEMU is started). 0, or -1 with a message on stderr. */
+int hq_trace_start(hq_trace_t *t, const char *path, const hq_opts_t *o, const char *manifest,
+                   size_t mlen, int *write_fd);
+/* QEMU has exited and our write end is closed: read the pipe to its end, store the OS's exit
+ * status (if >= 0) and close the trace. 0, or -1 with a message on stderr. */
+int hq_trace_end(hq_trace_t *t, const char *path, int status);
 
 #endif

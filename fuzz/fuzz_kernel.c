@@ -170,12 +170,25 @@ static void fz_start(os_ctx_t *ctx)
     os_timer_set(ctx, Z.tick, 0);
 }
 
+/*
+ * The audit after every slice is k_audit_quick (the object list, not every handle slot);
+ * the full k_audit runs through a whole input every FULL_EVERY inputs, on every input of a
+ * reproducer run, and at every reboot.
+ */
+enum { FULL_EVERY = 16 };
+static bool full_audit;
+
+static int audit(k_audit_task_t *ts, size_t max, size_t *n, char *err, size_t errlen)
+{
+    return full_audit ? k_audit(ts, max, n, err, errlen) : k_audit_quick(ts, max, n, err, errlen);
+}
+
 static void fz_event(os_ctx_t *ctx, const os_event_t *ev)
 {
     if (ev->kind == OS_EV_TIMER && ev->handle == Z.tick && !Z.done) {
         run_slice(ctx);
         char err[160];
-        if (k_audit(NULL, 0, NULL, err, sizeof err) != 0) {
+        if (audit(NULL, 0, NULL, err, sizeof err) != 0) {
             fprintf(stderr, "fuzz_kernel: audit: %s\n", err);
             abort();
         }
@@ -289,6 +302,9 @@ static void boot(void)
 
 static void shutdown_kernel(void)
 {
+    char err[160];
+    if (k_audit(NULL, 0, NULL, err, sizeof err) != 0)
+        die(err, 0, 0);
     long leaks = sim_teardown();
     if (leaks != 0)
         die("allocations leaked at teardown", leaks, 0);
@@ -303,7 +319,7 @@ static void kill_all_but_root(void)
         k_audit_task_t ts[64];
         size_t n = 0;
         char err[160];
-        if (k_audit(ts, 64, &n, err, sizeof err) != 0)
+        if (audit(ts, 64, &n, err, sizeof err) != 0)
             die(err, 0, 0);
         if (n == 1)
             return;
@@ -338,6 +354,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!H.booted)
         boot();
     memset(&Z, 0, sizeof Z);
+    full_audit = H.fresh_each || H.inputs % FULL_EVERY == FULL_EVERY - 1;
     Z.p = data;
     Z.n = size;
     /* Every other input also runs with delayed deliveries and timer jitter. */

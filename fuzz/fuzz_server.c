@@ -265,6 +265,22 @@ static struct {
     k_stats_t base;  /* tasks and endpoints once booted, between inputs */
 } H;
 
+/*
+ * The audit after every operation is k_audit_quick (the object list, not every handle
+ * slot); the full k_audit runs through a whole input every FULL_EVERY inputs, on every
+ * input of a reproducer run, and at every reboot.
+ */
+enum { FULL_EVERY = 16 };
+static bool full_audit;
+
+static void audit(bool full)
+{
+    char err[160];
+    int rc = full ? k_audit(NULL, 0, NULL, err, sizeof err)
+                  : k_audit_quick(NULL, 0, NULL, err, sizeof err);
+    check(rc == 0, err);
+}
+
 static void setup(void)
 {
     for (size_t i = 0; i < sizeof servers / sizeof servers[0]; i++)
@@ -295,6 +311,7 @@ static void boot(void)
 
 static void reboot_clean(void)
 {
+    audit(true);
     check(sim_teardown() == 0, "kernel memory leaked");
     H.booted = false;
 }
@@ -340,6 +357,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!H.booted)
         boot();
     panics = disturbed = 0;
+    full_audit = H.fresh_each || H.inputs % FULL_EVERY == FULL_EVERY - 1;
     P.sent = P.answers = 0;
     in_t in = {data, size};
     int shut = 0;
@@ -373,8 +391,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             break;
         }
-        char err[160];
-        check(k_audit(NULL, 0, NULL, err, sizeof err) == 0, err);
+        audit(full_audit);
     }
     idle();
     sim_advance(5000000000ull); /* let timeouts fire */
@@ -383,12 +400,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (srv->answers_all && peer_alive() && !sim_shutdown_status(NULL) &&
         k_task_find(srv->name) != 0)
         check(P.answers == P.sent, "a request got no answer");
-    char err[160];
-    check(k_audit(NULL, 0, NULL, err, sizeof err) == 0, err);
+    audit(full_audit);
     sim_console_clear();
     bool clean = !sim_shutdown_status(NULL) && disturbed == 0 && end_client();
     check(panics == 0, "a task panicked or faulted while its client went away");
-    check(k_audit(NULL, 0, NULL, err, sizeof err) == 0, err);
+    audit(full_audit);
     if (!clean || H.fresh_each || ++H.inputs >= REBOOT_EVERY)
         reboot_clean();
     return 0;

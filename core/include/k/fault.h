@@ -61,4 +61,14 @@ typedef struct k_audit_task {
  */
 int k_audit(k_audit_task_t *out, size_t max, size_t *ntasks, char *err, size_t errlen);
 
+/*
+ * k_audit in time proportional to the tasks and live objects, not to the handle tables
+ * (OS_HANDLES_MAX slots per task): it walks the object list instead of every slot, so
+ * it checks every listed object against the slot its handle names, but it cannot see
+ * a used slot that no object claims beyond the devices' count (K_DEVICES_MAX), e.g. a
+ * slot freed without being cleared. Meant for checks after every operation (fuzzers),
+ * with a full k_audit now and then; handles in out[] are the used-slot counts.
+ */
+int k_audit_quick(k_audit_task_t *out, size_t max, size_t *ntasks, char *err, size_t errlen);
+
 #endif

@@ -82,8 +82,8 @@ static void pump(os_ctx_t *ctx, console_state_t *st)
     }
     if (st->count > 0 || st->client == OS_HANDLE_NONE || st->blocked)
         return;
-    if (st->dropped) {
-        os_log(ctx, "%u input lines dropped while nobody was reading", st->dropped);
+    if (st->dropped) { /* NEVER: the device is held while the buffer is full */
+        os_log(ctx, "%u input lines dropped: the buffer was full", st->dropped);
         st->dropped = 0;
     }
     if (st->eof && !st->eof_sent) {

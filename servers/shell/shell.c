@@ -498,7 +498,8 @@ static void on_console_message(os_ctx_t *ctx, shell_state_t *st, const os_event_
     if (ev->type == console_msg_line || ev->type == console_msg_overlong ||
         ev->type == console_msg_eof) {
         if (st->qcount == SHELL_QUEUE_MAX) {
-            say(st, "shell: busy; input line dropped\n");
+            /* NEVER with a console that sends only what we read: one that floods us is told */
+            say(st, "shell: console sent input nobody asked for; line dropped\n");
             flush_out(ctx, st);
             return;
         }

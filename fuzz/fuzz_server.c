@@ -164,8 +164,7 @@ static void send_structured(in_t *in)
         case IFACE_U64:
         case IFACE_I32:
         case IFACE_I64: {
-            size_t w = f->kind == IFACE_U8 ? 1 : f->kind == IFACE_U16 ? 2
-                       : (f->kind == IFACE_U64 || f->kind == IFACE_I64) ? 8 : 4;
+            size_t w = iface_int_width(f->kind);
             for (size_t k = 0; k < w; k++)
                 at[k] = byte(in);
             break;

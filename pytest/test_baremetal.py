@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import Session, orrery_path
+from conftest import Session, kvm_usable, orrery_path, qemu_accels
 
 QEMU = shutil.which(os.environ.get("ORRERY_QEMU", "qemu-system-x86_64"))
 BOOT_LINE = re.compile(r"\[boot\] ready in (\d+) us")
@@ -30,23 +30,7 @@ def image_path():
                           os.path.join(os.path.dirname(orrery_path()), "orrery.elf"))
 
 
-def kvm_usable():
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
-
-
-def accels():
-    wanted = os.environ.get("ORRERY_QEMU_ACCELS")
-    if wanted:
-        return [a.strip() for a in wanted.split(",") if a.strip()]
-    return ["tcg", "kvm"] if kvm_usable() else ["tcg"]
-
-
-CONFIGS = [(m, a) for a in accels() for m in ("q35", "microvm")]
+CONFIGS = [(m, a) for a in qemu_accels() for m in ("q35", "microvm")]
 
 
 @pytest.fixture(params=CONFIGS, ids=[f"{m}-{a}" for m, a in CONFIGS])

@@ -74,7 +74,7 @@ const char *iface_msg_label(const iface_t *iface, uint32_t number, char *buf, si
     return buf;
 }
 
-static size_t int_width(iface_kind_t kind)
+size_t iface_int_width(iface_kind_t kind)
 {
     switch (kind) {
     case IFACE_U8:
@@ -150,7 +150,7 @@ int iface_encode(const iface_msg_t *m, const void *msg, void *buf, size_t cap, s
     for (size_t i = 0; i < m->nfields; i++) {
         const iface_field_t *f = &m->fields[i];
         const uint8_t *p = src + f->offset;
-        size_t w = int_width(f->kind);
+        size_t w = iface_int_width(f->kind);
         if (w) {
             if (cap - at < w)
                 return OS_E2BIG;
@@ -204,7 +204,7 @@ int iface_decode(const iface_msg_t *m, const void *data, size_t len, const os_ha
     for (size_t i = 0; i < m->nfields; i++) {
         const iface_field_t *f = &m->fields[i];
         uint8_t *p = dst + f->offset;
-        size_t w = int_width(f->kind);
+        size_t w = iface_int_width(f->kind);
         if (w) {
             if (len - at < w)
                 return OS_EPROTO;

@@ -14,24 +14,6 @@
 
 extern const iface_t *const *trace_iface_table(void);
 
-static size_t int_width(iface_kind_t k)
-{
-    switch (k) {
-    case IFACE_U8:
-        return 1;
-    case IFACE_U16:
-        return 2;
-    case IFACE_U32:
-    case IFACE_I32:
-        return 4;
-    case IFACE_U64:
-    case IFACE_I64:
-        return 8;
-    default:
-        return 0;
-    }
-}
-
 /*
  * The structured op: fuzz/fuzz_server.c's send_structured reads, per field in order,
  * an int as its bytes (little-endian), a string or byte field as a length byte (255: then
@@ -50,7 +32,7 @@ static int structured(const iface_t *ifc, size_t idx, const uint8_t *in, size_t 
     o[w++] = (uint8_t)idx;
     for (size_t i = 0; i < m->nfields; i++) {
         const iface_field_t *f = &m->fields[i];
-        size_t iw = int_width(f->kind);
+        size_t iw = iface_int_width(f->kind);
         if (iw) {
             if (n - at < iw || cap - w < iw)
                 return -1;

@@ -150,14 +150,17 @@ static int decode_fields(const iface_msg_t *m, const unsigned char *p, size_t le
     put(o, "{");
     for (size_t i = 0; i < m->nfields; i++) {
         const iface_field_t *f = &m->fields[i];
-        size_t w = 0;
+        size_t w = iface_int_width(f->kind);
 
         put(o, "%s%s: ", i ? ", " : "", f->name);
         switch (f->kind) {
-        case IFACE_U8: w = 1; break;
-        case IFACE_U16: w = 2; break;
-        case IFACE_U32: case IFACE_I32: w = 4; break;
-        case IFACE_U64: case IFACE_I64: w = 8; break;
+        case IFACE_U8:
+        case IFACE_U16:
+        case IFACE_U32:
+        case IFACE_I32:
+        case IFACE_U64:
+        case IFACE_I64:
+            break;
         case IFACE_HANDLE:
             put(o, "handle#%zu", handle++);
             continue;

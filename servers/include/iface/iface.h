@@ -82,6 +82,9 @@ uint32_t iface_hash(const char *text, size_t len);
 uint32_t iface_id(const iface_t *iface);
 /* The message numbered `number`, or NULL. */
 const iface_msg_t *iface_msg(const iface_t *iface, uint32_t number);
+/* Bytes an integer field takes on the wire (1, 2, 4 or 8); 0 for str, bytes and handle. */
+size_t iface_int_width(iface_kind_t kind);
+
 /* "echo.request", or "echo.?" for an unknown number (buf is filled and returned). */
 const char *iface_msg_label(const iface_t *iface, uint32_t number, char *buf, size_t len);
 

@@ -229,6 +229,32 @@ static void parent_after_fork(void)
     }
 }
 
+/* Fork and exec QEMU with stdin/stdout/stderr on these fds (-1: inherited). 0, or -1 after
+ * printing why. In the child, an exec failure exits 127. */
+static int start_qemu(char **argv, int in_fd, int out_fd, int err_fd)
+{
+    parent_pid = getpid();
+    child = fork();
+    if (child < 0) {
+        perror("orrery: qemu: fork");
+        return -1;
+    }
+    if (child == 0) {
+        child_setup();
+        if (in_fd >= 0)
+            dup2(in_fd, 0);
+        if (out_fd >= 0)
+            dup2(out_fd, 1);
+        if (err_fd >= 0)
+            dup2(err_fd, 2);
+        execv(argv[0], argv);
+        fprintf(stderr, "orrery: qemu: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    parent_after_fork();
+    return 0;
+}
+
 /*
  * Hosted, SIGINT and SIGTERM are a clean exit. Relaying, we send the OS end of
  * input (the shell shuts down with status 0) and give it 10 s; on a terminal,
@@ -315,22 +341,8 @@ static int relay(char **argv)
         perror("orrery: qemu: pipe");
         return 2;
     }
-    parent_pid = getpid();
-    child = fork();
-    if (child < 0) {
-        perror("orrery: qemu: fork");
+    if (start_qemu(argv, in[0], out[1], err[1]) != 0)
         return 2;
-    }
-    if (child == 0) {
-        child_setup();
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        dup2(err[1], 2);
-        execv(argv[0], argv);
-        fprintf(stderr, "orrery: qemu: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    parent_after_fork();
     close(in[0]);
     close(out[1]);
     close(err[1]);
@@ -463,20 +475,8 @@ static int direct(char **argv)
         perror("orrery: qemu: pipe");
         return 2;
     }
-    parent_pid = getpid();
-    child = fork();
-    if (child < 0) {
-        perror("orrery: qemu: fork");
+    if (start_qemu(argv, -1, -1, err[1]) != 0)
         return 2;
-    }
-    if (child == 0) {
-        child_setup();
-        dup2(err[1], 2);
-        execv(argv[0], argv);
-        fprintf(stderr, "orrery: qemu: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    parent_after_fork();
     close(err[1]);
     for (;;) {
         struct pollfd p = {err[0], POLLIN, 0};

@@ -86,4 +86,24 @@ const kt_event_t *kt_find(const char *program, os_event_kind_t kind, size_t n);
 /* k_teardown and uninstall the platform; returns leaked allocations. */
 long kt_teardown(void);
 
+#ifdef cmocka_unit_test
+/* For cmocka tests (cmocka.h included first): boot with the "test" program as init, run it
+ * until idle and return its ctx; and a teardown that tears the kernel down. */
+static inline os_ctx_t *kt_boot_test(void)
+{
+    assert_int_equal(0, kt_boot("test"));
+    kt_run_all();
+    os_ctx_t *ctx = kt_ctx_of("test");
+    assert_non_null(ctx);
+    return ctx;
+}
+
+static inline int kt_cleanup(void **state)
+{
+    (void)state;
+    kt_teardown();
+    return 0;
+}
+#endif
+
 #endif

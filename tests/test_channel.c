@@ -11,24 +11,9 @@
 
 static char big[OS_MSG_MAX_DATA + 1];
 
-static os_ctx_t *boot_test(void)
-{
-    assert_int_equal(0, kt_boot("test"));
-    kt_run_all();
-    os_ctx_t *ctx = kt_ctx_of("test");
-    assert_non_null(ctx);
-    return ctx;
-}
-
-static int cleanup(void **state)
-{
-    kt_teardown();
-    return 0;
-}
-
 static void queue_of_128_then_efull_then_writable(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b;
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
     for (uint32_t i = 0; i < OS_CHAN_QUEUE_MAX; i++)
@@ -56,7 +41,7 @@ static void queue_of_128_then_efull_then_writable(void **state)
 
 static void no_writable_without_efull(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b;
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
     for (uint32_t i = 0; i < 100; i++)
@@ -69,7 +54,7 @@ static void no_writable_without_efull(void **state)
 
 static void held_channel_delivers_nothing_until_released(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b, ro;
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
     assert_int_equal(0, os_handle_hold(ctx, b, true));
@@ -92,7 +77,7 @@ static void held_channel_delivers_nothing_until_released(void **state)
 
 static void peer_closed_after_queued_messages(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b;
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
     for (uint32_t i = 0; i < 3; i++)
@@ -112,7 +97,7 @@ static void peer_closed_after_queued_messages(void **state)
 
 static void oversized_and_too_many_handles_are_e2big(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b, hs[OS_MSG_MAX_HANDLES + 1];
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
     for (int i = 0; i < OS_MSG_MAX_HANDLES + 1; i++)
@@ -133,7 +118,7 @@ static void oversized_and_too_many_handles_are_e2big(void **state)
 
 static void bad_carried_handles_move_nothing(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b, c, d;
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
     assert_int_equal(0, os_channel_create(ctx, &c, &d));
@@ -196,7 +181,7 @@ static void handle_transfer_moves_the_handle(void **state)
 
 static void closing_with_queued_handles_closes_them(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b, c, d, e, f, tm;
     k_stats_t st;
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
@@ -233,7 +218,7 @@ static void peer_fills_table(os_ctx_t *ctx)
 static void full_table_at_delivery_closes_handles(void **state)
 {
     kt_on("peer", peer_fills_table, NULL);
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b, c, d, task;
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
     assert_int_equal(0, os_channel_create(ctx, &c, &d));
@@ -254,7 +239,7 @@ static void full_table_at_delivery_closes_handles(void **state)
 
 static void chan_list_shows_pairs(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b, c, d;
     os_chan_info_t info[4];
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
@@ -276,16 +261,16 @@ static void chan_list_shows_pairs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(queue_of_128_then_efull_then_writable, cleanup),
-        cmocka_unit_test_teardown(no_writable_without_efull, cleanup),
-        cmocka_unit_test_teardown(held_channel_delivers_nothing_until_released, cleanup),
-        cmocka_unit_test_teardown(peer_closed_after_queued_messages, cleanup),
-        cmocka_unit_test_teardown(oversized_and_too_many_handles_are_e2big, cleanup),
-        cmocka_unit_test_teardown(bad_carried_handles_move_nothing, cleanup),
-        cmocka_unit_test_teardown(handle_transfer_moves_the_handle, cleanup),
-        cmocka_unit_test_teardown(closing_with_queued_handles_closes_them, cleanup),
-        cmocka_unit_test_teardown(full_table_at_delivery_closes_handles, cleanup),
-        cmocka_unit_test_teardown(chan_list_shows_pairs, cleanup),
+        cmocka_unit_test_teardown(queue_of_128_then_efull_then_writable, kt_cleanup),
+        cmocka_unit_test_teardown(no_writable_without_efull, kt_cleanup),
+        cmocka_unit_test_teardown(held_channel_delivers_nothing_until_released, kt_cleanup),
+        cmocka_unit_test_teardown(peer_closed_after_queued_messages, kt_cleanup),
+        cmocka_unit_test_teardown(oversized_and_too_many_handles_are_e2big, kt_cleanup),
+        cmocka_unit_test_teardown(bad_carried_handles_move_nothing, kt_cleanup),
+        cmocka_unit_test_teardown(handle_transfer_moves_the_handle, kt_cleanup),
+        cmocka_unit_test_teardown(closing_with_queued_handles_closes_them, kt_cleanup),
+        cmocka_unit_test_teardown(full_table_at_delivery_closes_handles, kt_cleanup),
+        cmocka_unit_test_teardown(chan_list_shows_pairs, kt_cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

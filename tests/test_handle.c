@@ -8,24 +8,9 @@
 
 #include "kt.h"
 
-static os_ctx_t *boot_test(void)
-{
-    assert_int_equal(0, kt_boot("test"));
-    kt_run_all();
-    os_ctx_t *ctx = kt_ctx_of("test");
-    assert_non_null(ctx);
-    return ctx;
-}
-
-static int cleanup(void **state)
-{
-    kt_teardown();
-    return 0;
-}
-
 static void stale_handle_after_close_is_ebadh(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b, tm;
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
     assert_true(a > 0 && b > 0 && a != b);
@@ -43,7 +28,7 @@ static void stale_handle_after_close_is_ebadh(void **state)
 
 static void bad_values_are_ebadh(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     assert_int_equal(OS_EBADH, os_handle_close(ctx, 0));
     assert_int_equal(OS_EBADH, os_handle_close(ctx, -5));
     assert_int_equal(OS_EBADH, os_handle_close(ctx, 0x12345));
@@ -53,7 +38,7 @@ static void bad_values_are_ebadh(void **state)
 
 static void wrong_rights_on_send_is_eacces(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b, ro;
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
     assert_int_equal(0, os_handle_replace(ctx, a, OS_RIGHT_READ, &ro));
@@ -63,7 +48,7 @@ static void wrong_rights_on_send_is_eacces(void **state)
 
 static void wrong_rights_on_transfer_is_eacces(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b, c, d, c2;
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
     assert_int_equal(0, os_channel_create(ctx, &c, &d));
@@ -76,7 +61,7 @@ static void wrong_rights_on_transfer_is_eacces(void **state)
 
 static void table_full_is_enospc_at_256(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t h, a, b;
     int n = 0, rc;
     while ((rc = os_timer_create(ctx, &h)) == 0)
@@ -92,7 +77,7 @@ static void table_full_is_enospc_at_256(void **state)
 
 static void replace_reduces_rights(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b, w, w2;
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
     assert_int_equal(0, os_handle_replace(ctx, a, OS_RIGHT_WRITE, &w));
@@ -113,12 +98,12 @@ static void replace_reduces_rights(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(stale_handle_after_close_is_ebadh, cleanup),
-        cmocka_unit_test_teardown(bad_values_are_ebadh, cleanup),
-        cmocka_unit_test_teardown(wrong_rights_on_send_is_eacces, cleanup),
-        cmocka_unit_test_teardown(wrong_rights_on_transfer_is_eacces, cleanup),
-        cmocka_unit_test_teardown(table_full_is_enospc_at_256, cleanup),
-        cmocka_unit_test_teardown(replace_reduces_rights, cleanup),
+        cmocka_unit_test_teardown(stale_handle_after_close_is_ebadh, kt_cleanup),
+        cmocka_unit_test_teardown(bad_values_are_ebadh, kt_cleanup),
+        cmocka_unit_test_teardown(wrong_rights_on_send_is_eacces, kt_cleanup),
+        cmocka_unit_test_teardown(wrong_rights_on_transfer_is_eacces, kt_cleanup),
+        cmocka_unit_test_teardown(table_full_is_enospc_at_256, kt_cleanup),
+        cmocka_unit_test_teardown(replace_reduces_rights, kt_cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,12 +9,6 @@
 
 #include "kt.h"
 
-static int cleanup(void **state)
-{
-    kt_teardown();
-    return 0;
-}
-
 /* ---- the policies alone, on stand-in task pointers ---------------------------------------- */
 
 static k_task_t *fake(uintptr_t i)
@@ -172,9 +166,9 @@ int main(void)
         cmocka_unit_test(fifo_pops_in_push_order),
         cmocka_unit_test(fifo_respects_affinity),
         cmocka_unit_test(seeded_same_seed_same_order),
-        cmocka_unit_test_teardown(kernel_fifo_runs_in_spawn_order, cleanup),
-        cmocka_unit_test_teardown(kernel_seeded_is_reproducible, cleanup),
-        cmocka_unit_test_teardown(pinned_task_runs_only_on_its_worker, cleanup),
+        cmocka_unit_test_teardown(kernel_fifo_runs_in_spawn_order, kt_cleanup),
+        cmocka_unit_test_teardown(kernel_seeded_is_reproducible, kt_cleanup),
+        cmocka_unit_test_teardown(pinned_task_runs_only_on_its_worker, kt_cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,24 +9,9 @@
 
 #include "kt.h"
 
-static os_ctx_t *boot_test(void)
-{
-    assert_int_equal(0, kt_boot("test"));
-    kt_run_all();
-    os_ctx_t *ctx = kt_ctx_of("test");
-    assert_non_null(ctx);
-    return ctx;
-}
-
-static int cleanup(void **state)
-{
-    kt_teardown();
-    return 0;
-}
-
 static void spawn_unknown_is_enoent(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t h = 0;
     os_spawn_args_t a = {.program = "nosuch"};
     assert_int_equal(OS_ENOENT, os_spawn(ctx, &a, &h));
@@ -50,7 +35,7 @@ static void child_panics(os_ctx_t *ctx)
 static void panic_kills_only_that_task(void **state)
 {
     kt_on("child", child_panics, NULL);
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b, task;
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
     os_spawn_args_t args = {.program = "child", .handles = &b, .nhandles = 1};
@@ -80,7 +65,7 @@ static void child_asserts(os_ctx_t *ctx)
 static void assert_panics(void **state)
 {
     kt_on("child", child_asserts, NULL);
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t task;
     os_spawn_args_t args = {.program = "child"};
     assert_int_equal(0, os_spawn(ctx, &args, &task));
@@ -98,7 +83,7 @@ static void child_exits(os_ctx_t *ctx)
 static void exit_status_reaches_supervisor(void **state)
 {
     kt_on("child", child_exits, NULL);
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t task;
     os_spawn_args_t args = {.program = "child"};
     assert_int_equal(0, os_spawn(ctx, &args, &task));
@@ -121,7 +106,7 @@ static void child_faults(os_ctx_t *ctx)
 static void fault_kills_only_that_task(void **state)
 {
     kt_on("child", child_faults, NULL);
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t task;
     os_spawn_args_t args = {.program = "child"};
     assert_int_equal(0, os_spawn(ctx, &args, &task));
@@ -151,7 +136,7 @@ static void child_tries_privileged(os_ctx_t *ctx)
 static void privileges_are_checked(void **state)
 {
     kt_on("child", child_tries_privileged, NULL);
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t task;
     os_spawn_args_t args = {.program = "child"};
     assert_int_equal(0, os_spawn(ctx, &args, &task));
@@ -171,7 +156,7 @@ static void privileges_are_checked(void **state)
 
 static void kill_ends_the_task(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t task, ro, a, b;
     os_spawn_args_t args = {.program = "child"};
     assert_int_equal(0, os_spawn(ctx, &args, &task));
@@ -196,7 +181,7 @@ static void kill_ends_the_task(void **state)
 
 static void task_handle_gives_the_task_id(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t task, a, b;
     uint32_t id = 0;
     os_spawn_args_t args = {.program = "child"};
@@ -218,7 +203,7 @@ static void task_handle_gives_the_task_id(void **state)
 
 static void supervisor_gone_child_lives_on(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t task;
     os_spawn_args_t args = {.program = "child"};
     assert_int_equal(0, os_spawn(ctx, &args, &task));
@@ -251,7 +236,7 @@ static void child_checks_args(os_ctx_t *ctx)
 static void spawn_passes_arg_and_handles(void **state)
 {
     kt_on("child", child_checks_args, NULL);
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b, c, d, task;
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
     assert_int_equal(0, os_channel_create(ctx, &c, &d));
@@ -291,7 +276,7 @@ static void spawn_passes_arg_and_handles(void **state)
 
 static void os_log_formats_a_line(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_log(ctx, "x=%s", "y");
     assert_string_equal("[test] x=y\n", kt_console());
     kt_console_clear();
@@ -308,17 +293,17 @@ static void os_log_formats_a_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(spawn_unknown_is_enoent, cleanup),
-        cmocka_unit_test_teardown(panic_kills_only_that_task, cleanup),
-        cmocka_unit_test_teardown(assert_panics, cleanup),
-        cmocka_unit_test_teardown(exit_status_reaches_supervisor, cleanup),
-        cmocka_unit_test_teardown(fault_kills_only_that_task, cleanup),
-        cmocka_unit_test_teardown(privileges_are_checked, cleanup),
-        cmocka_unit_test_teardown(kill_ends_the_task, cleanup),
-        cmocka_unit_test_teardown(task_handle_gives_the_task_id, cleanup),
-        cmocka_unit_test_teardown(supervisor_gone_child_lives_on, cleanup),
-        cmocka_unit_test_teardown(spawn_passes_arg_and_handles, cleanup),
-        cmocka_unit_test_teardown(os_log_formats_a_line, cleanup),
+        cmocka_unit_test_teardown(spawn_unknown_is_enoent, kt_cleanup),
+        cmocka_unit_test_teardown(panic_kills_only_that_task, kt_cleanup),
+        cmocka_unit_test_teardown(assert_panics, kt_cleanup),
+        cmocka_unit_test_teardown(exit_status_reaches_supervisor, kt_cleanup),
+        cmocka_unit_test_teardown(fault_kills_only_that_task, kt_cleanup),
+        cmocka_unit_test_teardown(privileges_are_checked, kt_cleanup),
+        cmocka_unit_test_teardown(kill_ends_the_task, kt_cleanup),
+        cmocka_unit_test_teardown(task_handle_gives_the_task_id, kt_cleanup),
+        cmocka_unit_test_teardown(supervisor_gone_child_lives_on, kt_cleanup),
+        cmocka_unit_test_teardown(spawn_passes_arg_and_handles, kt_cleanup),
+        cmocka_unit_test_teardown(os_log_formats_a_line, kt_cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,24 +8,9 @@
 
 #include "kt.h"
 
-static os_ctx_t *boot_test(void)
-{
-    assert_int_equal(0, kt_boot("test"));
-    kt_run_all();
-    os_ctx_t *ctx = kt_ctx_of("test");
-    assert_non_null(ctx);
-    return ctx;
-}
-
-static int cleanup(void **state)
-{
-    kt_teardown();
-    return 0;
-}
-
 static void fire_in_deadline_order(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t t[3];
     for (int i = 0; i < 3; i++)
         assert_int_equal(0, os_timer_create(ctx, &t[i]));
@@ -53,7 +38,7 @@ static void fire_in_deadline_order(void **state)
 
 static void equal_deadlines_fire_in_arm_order(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t t[5];
     for (int i = 0; i < 5; i++) {
         assert_int_equal(0, os_timer_create(ctx, &t[i]));
@@ -68,7 +53,7 @@ static void equal_deadlines_fire_in_arm_order(void **state)
 
 static void cancel_disarms_and_drops_a_queued_fire(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b;
     assert_int_equal(0, os_timer_create(ctx, &a));
     assert_int_equal(0, os_timer_create(ctx, &b));
@@ -85,7 +70,7 @@ static void cancel_disarms_and_drops_a_queued_fire(void **state)
 
 static void rearm_replaces_the_deadline(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a;
     assert_int_equal(0, os_timer_create(ctx, &a));
     assert_int_equal(0, os_timer_set(ctx, a, 100));
@@ -109,7 +94,7 @@ static void rearm_replaces_the_deadline(void **state)
 
 static void past_deadline_fires_at_once(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a;
     kt_advance(1000);
     assert_int_equal(0, os_timer_create(ctx, &a));
@@ -124,7 +109,7 @@ static void past_deadline_fires_at_once(void **state)
 
 static void wrong_handle_kinds_and_closed_timers(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t a, b, tm, ro;
     assert_int_equal(0, os_channel_create(ctx, &a, &b));
     assert_int_equal(OS_EINVAL, os_timer_set(ctx, a, 5));
@@ -143,7 +128,7 @@ static void wrong_handle_kinds_and_closed_timers(void **state)
 
 static void many_timers_keep_heap_order(void **state)
 {
-    os_ctx_t *ctx = boot_test();
+    os_ctx_t *ctx = kt_boot_test();
     os_handle_t t[200];
     for (int i = 0; i < 200; i++) {
         assert_int_equal(0, os_timer_create(ctx, &t[i]));
@@ -167,13 +152,13 @@ static void many_timers_keep_heap_order(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(fire_in_deadline_order, cleanup),
-        cmocka_unit_test_teardown(equal_deadlines_fire_in_arm_order, cleanup),
-        cmocka_unit_test_teardown(cancel_disarms_and_drops_a_queued_fire, cleanup),
-        cmocka_unit_test_teardown(rearm_replaces_the_deadline, cleanup),
-        cmocka_unit_test_teardown(past_deadline_fires_at_once, cleanup),
-        cmocka_unit_test_teardown(wrong_handle_kinds_and_closed_timers, cleanup),
-        cmocka_unit_test_teardown(many_timers_keep_heap_order, cleanup),
+        cmocka_unit_test_teardown(fire_in_deadline_order, kt_cleanup),
+        cmocka_unit_test_teardown(equal_deadlines_fire_in_arm_order, kt_cleanup),
+        cmocka_unit_test_teardown(cancel_disarms_and_drops_a_queued_fire, kt_cleanup),
+        cmocka_unit_test_teardown(rearm_replaces_the_deadline, kt_cleanup),
+        cmocka_unit_test_teardown(past_deadline_fires_at_once, kt_cleanup),
+        cmocka_unit_test_teardown(wrong_handle_kinds_and_closed_timers, kt_cleanup),
+        cmocka_unit_test_teardown(many_timers_keep_heap_order, kt_cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,12 +20,6 @@ static const hal_device_ops_t dev_ops = {
     .write = dev_write,
 };
 
-static int cleanup(void **state)
-{
-    kt_teardown();
-    return 0;
-}
-
 static void child_exits(os_ctx_t *ctx)
 {
     os_exit(ctx, 0);
@@ -118,8 +112,8 @@ static void kind_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(every_kind_fires, cleanup),
-        cmocka_unit_test_teardown(no_sink_records_nothing, cleanup),
+        cmocka_unit_test_teardown(every_kind_fires, kt_cleanup),
+        cmocka_unit_test_teardown(no_sink_records_nothing, kt_cleanup),
         cmocka_unit_test(kind_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

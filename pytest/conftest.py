@@ -194,6 +194,30 @@ class Session:
             self.proc.wait(timeout=10)
 
 
+PS_HEADER = re.compile(r"ID\s+NAME\s+STATE\s+HANDLES\s+SENT\s+RECV\s+RESTARTS")
+
+
+def ps_rows(text):
+    """Parse `ps` rows into {name: {"id", "state", "restarts"}} (last row per name wins)."""
+    rows = {}
+    for line in text.splitlines():
+        f = line.replace("orrery> ", "").split()
+        if len(f) == 7 and f[0].isdigit() and f[6].isdigit():
+            rows[f[1]] = {"id": int(f[0]), "state": f[2], "restarts": int(f[6])}
+    return rows
+
+
+def wait_restarts(s, name, count):
+    """Poll ps until `name` shows `count` restarts (init restarts asynchronously)."""
+    deadline = time.monotonic() + s.timeout
+    while True:
+        rows = ps_rows(s.run_commands(["ps"]))
+        if rows.get(name, {}).get("restarts") == count:
+            return rows
+        assert time.monotonic() < deadline, s.output
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="session")
 def orrery_bin():
     path = orrery_path()

@@ -13,15 +13,13 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 
 import pytest
 
-from conftest import Session, kvm_usable, orrery_path, qemu_accels
+from conftest import Session, kvm_usable, orrery_path, ps_rows, qemu_accels, wait_restarts
 
 QEMU = shutil.which(os.environ.get("ORRERY_QEMU", "qemu-system-x86_64"))
 BOOT_LINE = re.compile(r"\[boot\] ready in (\d+) us")
-PS_HEADER = re.compile(r"ID\s+NAME\s+STATE\s+HANDLES\s+SENT\s+RECV\s+RESTARTS")
 TIMEOUT = 60  # TCG on a busy 2-core CI machine
 
 
@@ -58,25 +56,6 @@ def qemu(request):
         s.close_stdin()
         if s.proc.poll() is None:
             s.kill()
-
-
-def ps_rows(text):
-    rows = {}
-    for line in text.splitlines():
-        f = line.replace("orrery> ", "").split()
-        if len(f) == 7 and f[0].isdigit() and f[6].isdigit():
-            rows[f[1]] = {"id": int(f[0]), "state": f[2], "restarts": int(f[6])}
-    return rows
-
-
-def wait_restarts(s, name, count):
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        rows = ps_rows(s.run_commands(["ps"]))
-        if rows.get(name, {}).get("restarts") == count:
-            return rows
-        assert time.monotonic() < deadline, s.output
-        time.sleep(0.05)
 
 
 def test_boot_line_precedes_the_prompt(qemu):

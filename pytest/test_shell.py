@@ -3,22 +3,10 @@ shutdown, signals. Every test runs on each platform of the `boot` fixture (conft
 and the bare-metal image under QEMU."""
 import re
 import signal
-import time
 
 import pytest
 
-PS_HEADER = re.compile(r"ID\s+NAME\s+STATE\s+HANDLES\s+SENT\s+RECV\s+RESTARTS")
-
-
-def ps_rows(text):
-    """Parse `ps` rows into {name: {"id", "state", "restarts"}} (last row per name wins)."""
-    rows = {}
-    for line in text.splitlines():
-        f = line.replace("orrery> ", "").split()
-        if len(f) == 7 and f[0].isdigit() and f[6].isdigit():
-            rows[f[1]] = {"id": int(f[0]), "state": f[2], "restarts": int(f[6])}
-    return rows
-
+from conftest import PS_HEADER, ps_rows, wait_restarts
 
 def test_ps_lists_the_four_servers(boot):
     s = boot()
@@ -30,17 +18,6 @@ def test_ps_lists_the_four_servers(boot):
     assert rows["init"]["id"] == 1
     s.send_line("shutdown")
     assert s.wait() == 0
-
-
-def wait_restarts(s, name, count):
-    """Poll ps until `name` shows `count` restarts (init restarts asynchronously)."""
-    deadline = time.monotonic() + s.timeout
-    while True:
-        rows = ps_rows(s.run_commands(["ps"]))
-        if rows.get(name, {}).get("restarts") == count:
-            return rows
-        assert time.monotonic() < deadline, s.output
-        time.sleep(0.05)
 
 
 def test_kill_echo_is_restarted(boot):

@@ -122,34 +122,12 @@ static uint32_t m_isr_ack(vio_dev_t *d)
 
 static uint64_t m_config_read(vio_dev_t *d, uint32_t off, int width)
 {
-    uintptr_t a = d->base + R_CONFIG + off;
-
-    switch (width) {
-    case 1:
-        return mmio_read8(a);
-    case 2:
-        return mmio_read16(a);
-    case 4:
-        return mmio_read32(a);
-    default:
-        return mmio_read32(a) | (uint64_t)mmio_read32(a + 4) << 32;
-    }
+    return mmio_read_width(d->base + R_CONFIG + off, width);
 }
 
 static void m_config_write(vio_dev_t *d, uint32_t off, int width, uint64_t v)
 {
-    uintptr_t a = d->base + R_CONFIG + off;
-
-    if (width == 1)
-        mmio_write8(a, (uint8_t)v);
-    else if (width == 2)
-        mmio_write16(a, (uint16_t)v);
-    else if (width == 4)
-        mmio_write32(a, (uint32_t)v);
-    else {
-        mmio_write32(a, (uint32_t)v);
-        mmio_write32(a + 4, (uint32_t)(v >> 32));
-    }
+    mmio_write_width(d->base + R_CONFIG + off, width, v);
 }
 
 static int m_irq_setup(vio_dev_t *d, int vector);

@@ -109,20 +109,14 @@ static uint16_t p_queue_max(vio_dev_t *d, uint16_t index)
     return mmio_read16(d->common + C_QSIZE);
 }
 
-static void write64(uintptr_t a, uint64_t v)
-{
-    mmio_write32(a, (uint32_t)v);
-    mmio_write32(a + 4, (uint32_t)(v >> 32));
-}
-
 static int p_queue_enable(vio_dev_t *d, virtq_t *q)
 {
     mmio_write16(d->common + C_QSELECT, q->index);
     mmio_write16(d->common + C_QSIZE, q->size);
     mmio_write16(d->common + C_QMSIX, d->vector ? 0 : 0xFFFF); /* MSI-X entry 0, or none */
-    write64(d->common + C_QDESC, (uint64_t)(uintptr_t)q->desc);
-    write64(d->common + C_QDRIVER, (uint64_t)(uintptr_t)q->avail);
-    write64(d->common + C_QDEVICE, (uint64_t)(uintptr_t)q->used);
+    mmio_write_width(d->common + C_QDESC, 8, (uint64_t)(uintptr_t)q->desc);
+    mmio_write_width(d->common + C_QDRIVER, 8, (uint64_t)(uintptr_t)q->avail);
+    mmio_write_width(d->common + C_QDEVICE, 8, (uint64_t)(uintptr_t)q->used);
     q->notify = d->notify_base + (uintptr_t)mmio_read16(d->common + C_QNOTIFYOFF) * d->notify_mult;
     mmio_write16(d->common + C_QENABLE, 1);
     return 0;
@@ -140,32 +134,12 @@ static uint32_t p_isr_ack(vio_dev_t *d)
 
 static uint64_t p_config_read(vio_dev_t *d, uint32_t off, int width)
 {
-    uintptr_t a = d->devcfg + off;
-
-    switch (width) {
-    case 1:
-        return mmio_read8(a);
-    case 2:
-        return mmio_read16(a);
-    case 4:
-        return mmio_read32(a);
-    default:
-        return mmio_read32(a) | (uint64_t)mmio_read32(a + 4) << 32;
-    }
+    return mmio_read_width(d->devcfg + off, width);
 }
 
 static void p_config_write(vio_dev_t *d, uint32_t off, int width, uint64_t v)
 {
-    uintptr_t a = d->devcfg + off;
-
-    if (width == 1)
-        mmio_write8(a, (uint8_t)v);
-    else if (width == 2)
-        mmio_write16(a, (uint16_t)v);
-    else if (width == 4)
-        mmio_write32(a, (uint32_t)v);
-    else
-        write64(a, v);
+    mmio_write_width(d->devcfg + off, width, v);
 }
 
 /* MSI-X entry 0 -> vector on this CPU; queues then name entry 0 (p_queue_enable). */

@@ -130,6 +130,36 @@ static inline void mmio_write8(uintptr_t addr, uint8_t v)
     *(volatile uint8_t *)addr = v;
 }
 
+/* A device register of `width` bytes (1, 2, 4; anything else: 8, as two 32-bit halves, low
+ * first — virtio's device-config access for 64-bit fields). */
+static inline uint64_t mmio_read_width(uintptr_t addr, int width)
+{
+    switch (width) {
+    case 1:
+        return mmio_read8(addr);
+    case 2:
+        return mmio_read16(addr);
+    case 4:
+        return mmio_read32(addr);
+    default:
+        return mmio_read32(addr) | (uint64_t)mmio_read32(addr + 4) << 32;
+    }
+}
+
+static inline void mmio_write_width(uintptr_t addr, int width, uint64_t v)
+{
+    if (width == 1)
+        mmio_write8(addr, (uint8_t)v);
+    else if (width == 2)
+        mmio_write16(addr, (uint16_t)v);
+    else if (width == 4)
+        mmio_write32(addr, (uint32_t)v);
+    else {
+        mmio_write32(addr, (uint32_t)v);
+        mmio_write32(addr + 4, (uint32_t)(v >> 32));
+    }
+}
+
 static inline void barrier(void)
 {
     __asm__ volatile("mfence" ::: "memory");

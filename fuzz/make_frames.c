@@ -1,4 +1,4 @@
-/* make_frames.c — writes the seed inputs of fuzz_trace_frame: valid trace frames (sim/include/trace/frame.h). */
+/* make_frames.c — writes the seed inputs of fuzz_trace_frame: valid trace frames (trace/include/trace/frame.h). */
 #include <trace/frame.h>
 
 #include <stdio.h>

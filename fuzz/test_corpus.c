@@ -1,4 +1,4 @@
-/* test_corpus.c — trace-to-fuzz-input conversion (sim/trace/corpus.c): ops per message and line. */
+/* test_corpus.c — trace-to-fuzz-input conversion (trace/corpus.c): ops per message and line. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -34,13 +34,7 @@ void hl_console_stop(void);
 /* Write whole, under the console mutex (hal_console_write). */
 void hl_console_write(const void *buf, size_t len);
 
-/* ---- fault.c: a task's SIGSEGV/SIGBUS/SIGILL/SIGFPE kills that task alone ---- */
-
-/* The calling thread runs k_run_one(worker) from now on: faults in task handlers on it become
- * k_task_fault (with an alternate signal stack for stack overflows). 0 or -errno. */
-int hl_fault_thread_enter(unsigned worker);
-/* The thread stops running tasks (before it exits). */
-void hl_fault_thread_leave(void);
+/* fault.c: hl_fault_thread_enter/leave are in <hl/hosted.h>. */
 
 /* ---- platform.c ---- */
 

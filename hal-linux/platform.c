@@ -14,7 +14,7 @@
 
 #include <uv.h>
 
-#include <hl/host.h>
+#include <hal/host.h>
 #include <k/kernel.h>
 
 /* Loop-thread state; the atomics are touched from any thread. */
@@ -95,8 +95,8 @@ static void lx_shutdown(int status)
     hl_request_stop(status);
 }
 
-static const hl_platform_t linux_platform = {
-    .version = HL_PLATFORM_VERSION,
+static const hal_host_t linux_platform = {
+    .version = HAL_HOST_VERSION,
     .name = "linux",
     .clock_now_ns = lx_clock_now_ns,
     .timer_arm = lx_timer_arm,
@@ -224,7 +224,7 @@ int hl_run(const hl_run_config_t *cfg)
     }
     __atomic_store_n(&P.live, true, __ATOMIC_RELEASE);
 
-    hl_platform_set(&linux_platform);
+    hal_host_set(&linux_platform);
     rc = hl_console_add(cfg->console_in, cfg->console_out);
     if (rc == 0) {
         k_config_t kc = {
@@ -245,7 +245,7 @@ int hl_run(const hl_run_config_t *cfg)
             cfg->stats->leaks = leaks;
         __atomic_store_n(&P.live, false, __ATOMIC_RELEASE);
         close_all();
-        hl_platform_set(NULL);
+        hal_host_set(NULL);
         return rc;
     }
     if (cfg->on_boot)
@@ -272,7 +272,7 @@ int hl_run(const hl_run_config_t *cfg)
     long leaks = k_teardown();
     __atomic_store_n(&P.live, false, __ATOMIC_RELEASE);
     close_all();
-    hl_platform_set(NULL);
+    hal_host_set(NULL);
 
     while (__atomic_load_n(&P.stop, __ATOMIC_ACQUIRE) != 2)
         ; /* NEVER spins: the stopper published the status before the loop saw it */

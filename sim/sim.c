@@ -6,7 +6,7 @@
 
 #include <hal/console.h>
 #include <hal/device.h>
-#include <hl/host.h>
+#include <hal/host.h>
 #include <k/kernel.h>
 
 typedef struct sim_action sim_action_t;
@@ -59,7 +59,7 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-/* ---- the hl_platform ops ------------------------------------------------------------- */
+/* ---- the hal_host ops ------------------------------------------------------------- */
 
 static uint64_t sim_clock_now(void)
 {
@@ -119,8 +119,8 @@ static void sim_shutdown(int status)
     }
 }
 
-static const hl_platform_t sim_platform = {
-    .version = HL_PLATFORM_VERSION,
+static const hal_host_t sim_platform = {
+    .version = HAL_HOST_VERSION,
     .name = "sim",
     .clock_now_ns = sim_clock_now,
     .timer_arm = sim_timer_arm,
@@ -230,11 +230,11 @@ int sim_boot(const sim_config_t *cfg)
     S.read_fn = cfg->console_read ? cfg->console_read : script_read;
     S.read_self = cfg->console_read_self;
     S.want_eof = cfg->console_eof;
-    hl_platform_set(&sim_platform);
+    hal_host_set(&sim_platform);
 
     int dev = k_device_add(&console_ops);
     if (dev < 0) {
-        hl_platform_set(NULL);
+        hal_host_set(NULL);
         return dev;
     }
     S.console_dev = dev;
@@ -251,7 +251,7 @@ int sim_boot(const sim_config_t *cfg)
     int rc = k_boot(&kc);
     if (rc < 0) {
         k_teardown();
-        hl_platform_set(NULL);
+        hal_host_set(NULL);
         return rc;
     }
     S.booted = true;
@@ -440,7 +440,7 @@ bool sim_shutdown_status(int *status)
 long sim_teardown(void)
 {
     long leaked = S.booted ? k_teardown() : 0;
-    hl_platform_set(NULL);
+    hal_host_set(NULL);
     free(S.out);
     for (size_t i = 0; i < S.nacts; i++)
         free(S.acts[i].line);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hl/host.h>
+#include <hal/host.h>
 
 /* ---- the platform ----------------------------------------------------------------------- */
 
@@ -62,8 +62,8 @@ static void kt_shutdown(int status)
     shutdown_status = status;
 }
 
-static const hl_platform_t kt_platform = {
-    .version = HL_PLATFORM_VERSION,
+static const hal_host_t kt_platform = {
+    .version = HAL_HOST_VERSION,
     .name = "kt",
     .clock_now_ns = kt_clock,
     .timer_arm = kt_timer_arm,
@@ -242,7 +242,7 @@ static void kt_reset(void)
 int kt_boot_cfg(k_config_t *cfg)
 {
     kt_reset();
-    hl_platform_set(&kt_platform);
+    hal_host_set(&kt_platform);
     if (!cfg->programs)
         cfg->programs = kt_programs;
     if (!cfg->workers)
@@ -319,7 +319,7 @@ int kt_last_wake(void)
 long kt_teardown(void)
 {
     long leaked = k_teardown();
-    hl_platform_set(NULL);
+    hal_host_set(NULL);
     for (int i = 0; i < KT_PROGS; i++) {
         hook_start[i] = NULL;
         hook_event[i] = NULL;

@@ -11,7 +11,7 @@
 #include <os/os.h>
 
 /*
- * kt installs an hl_platform_t with a manual clock (starts at 0), captured
+ * kt installs an hal_host_t with a manual clock (starts at 0), captured
  * console output, a recorded shutdown status and wake calls, and a counting
  * trace sink. One worker (0) runs everything, so a test is deterministic.
  *

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include <trace/replay.h>
+#include <sim/replay.h>
 
 #ifndef ORRERY_TRACES_DIR
 #error "ORRERY_TRACES_DIR must name tests/traces"

@@ -7,7 +7,7 @@ orrery_add_test(test_trace_frame SOURCES test_trace_frame.c LIBS orrery_trace LA
 orrery_add_test(test_chan_tag SOURCES test_chan_tag.c LIBS orrery_kt LABELS trace)
 
 # Replay (orrery_trace_cli holds replay.c).
-orrery_add_test(test_replay SOURCES test_replay.c LIBS orrery_trace_cli LABELS trace)
+orrery_add_test(test_replay SOURCES test_replay.c LIBS orrery_replay LABELS trace)
 target_compile_definitions(test_replay PRIVATE ORRERY_TRACES_DIR="${CMAKE_CURRENT_SOURCE_DIR}/traces")
 
 # The golden traces through the CLI, one test per server: `orrery replay` must match.

@@ -59,23 +59,15 @@ uint64_t hl_console_full_waits(void);
 /* Number of online cores (at least 1). */
 unsigned hl_ncpus(void);
 
-/* ---- the deterministic run (sim/) behind `orrery run --deterministic` ---------------- */
+/* ---- faults: a task's SIGSEGV/SIGBUS/SIGILL/SIGFPE kills that task alone -------------- */
 
-typedef struct hl_det_config {
-    const os_program_t *const *programs;
-    const char *init_program;
-    const void *init_arg;
-    size_t init_arg_len;
-    uint64_t seed;
-    int console_in;      /* fd; -1: no input (EOF at once) */
-    int console_out;     /* fd */
-    uint64_t max_events; /* 0: no limit */
-    const hal_trace_sink_t *trace; /* NULL: no tracing */
-} hl_det_config_t;
-
-/* One thread, virtual clock, seeded scheduling; the same seed and input give
- * the same output byte for byte. Returns the shutdown status, or -1. */
-int hl_run_deterministic(const hl_det_config_t *cfg);
+/* The calling thread runs k_run_one(worker) from now on: faults in task handlers on it become
+ * k_task_fault (with an alternate signal stack for stack overflows). 0 or -errno. Used by the
+ * hosted workers and by any host program that runs a kernel on its own thread (the simulator
+ * under `orrery run --deterministic` and `orrery sim`). */
+int hl_fault_thread_enter(unsigned worker);
+/* The thread stops running tasks (before it exits). */
+void hl_fault_thread_leave(void);
 
 /* ---- line input shared by the console reader and the deterministic run -------------- */
 

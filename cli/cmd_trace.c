@@ -4,7 +4,7 @@
 #include <trace/stream.h>
 #include <trace/tools.h>
 #include <trace/decode.h>
-#include <hl/commands.h>
+#include "commands.h"
 
 #include <stdbool.h>
 

@@ -1,6 +1,6 @@
 /* main.c — the orrery command line: dispatches run, bench, qemu and version. */
-#include <hl/cmd_sim.h>
-#include <hl/commands.h>
+#include "cmd_sim.h"
+#include "commands.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -3,7 +3,7 @@
 #define _GNU_SOURCE
 #include "qemu.h"
 
-#include <hl/commands.h>
+#include "commands.h"
 #include <image.h>
 
 #include <errno.h>

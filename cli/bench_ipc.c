@@ -1,6 +1,6 @@
 /* bench_ipc.c — `orrery bench ipc`: IPC round trips and one-way throughput vs a pipe baseline. */
 #define _GNU_SOURCE
-#include <hl/commands.h>
+#include "commands.h"
 #include <hl/hosted.h>
 
 #include <pthread.h>

@@ -3,7 +3,7 @@
 #include <trace/pair.h>
 #include <trace/reader.h>
 #include <trace/recorder.h>
-#include <trace/replay.h>
+#include <sim/replay.h>
 
 #include <os/os.h>
 

@@ -3,7 +3,7 @@
 #define _GNU_SOURCE
 #include "qemu.h"
 
-#include <hl/commands.h>
+#include "commands.h"
 
 #include <errno.h>
 #include <fcntl.h>

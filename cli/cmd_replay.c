@@ -1,6 +1,6 @@
 /* cmd_replay.c — `orrery replay FILE --task NAME [--verbose]`: replay one server against a trace. */
-#include <hl/commands.h>
-#include <trace/replay.h>
+#include "commands.h"
+#include <sim/replay.h>
 
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,5 @@
-/* hal_host.c — the hal_* contract for host processes, forwarded to the installed platform. */
-#include <hl/host.h>
+/* host.c — the hal_* contract for host processes, forwarded to the installed platform. */
+#include <hal/host.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,28 +9,28 @@
 #include <hal/cpu.h>
 #include <hal/entropy.h>
 
-static const hl_platform_t *platform;
+static const hal_host_t *platform;
 
-void hl_platform_set(const hl_platform_t *p)
+void hal_host_set(const hal_host_t *p)
 {
-    if (p && p->version != HL_PLATFORM_VERSION) {
+    if (p && p->version != HAL_HOST_VERSION) {
         fprintf(stderr, "orrery: platform '%s' has version %d, expected %d\n", p->name,
-                p->version, HL_PLATFORM_VERSION);
+                p->version, HAL_HOST_VERSION);
         abort();
     }
     __atomic_store_n(&platform, p, __ATOMIC_RELEASE);
 }
 
-const hl_platform_t *hl_platform_get(void)
+const hal_host_t *hal_host_get(void)
 {
     return __atomic_load_n(&platform, __ATOMIC_ACQUIRE);
 }
 
-static const hl_platform_t *current(void)
+static const hal_host_t *current(void)
 {
-    const hl_platform_t *p = hl_platform_get();
+    const hal_host_t *p = hal_host_get();
     if (!p) {
-        /* NEVER: a kernel runs only between hl_platform_set and k_teardown. */
+        /* NEVER: a kernel runs only between hal_host_set and k_teardown. */
         fputs("orrery: HAL called with no platform installed\n", stderr);
         abort();
     }

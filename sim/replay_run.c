@@ -1,5 +1,5 @@
 /* replay_run.c — the sim side of `orrery replay`: the replayed task, its harness, the kernel hooks. */
-#include <trace/replay.h>
+#include <sim/replay.h>
 
 #include <k/fault.h>
 #include <k/kernel.h>

@@ -1,7 +1,7 @@
 /* det.c — `orrery run --deterministic`: the sim platform on one thread, console on stdin/stdout. */
-#include <hl/hosted.h>
+#include "commands.h"
 
-#include "internal.h"
+#include <hl/hosted.h>
 
 #include <errno.h>
 #include <stdio.h>

@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <hal/trace.h>
+#include <os/os.h>
+
 /* Each returns the process exit status: 0 ok, 2 usage error, else the command's own. */
 int hl_cmd_run(int argc, char **argv);       /* run.c */
 int hl_cmd_bench_ipc(int argc, char **argv); /* bench_ipc.c */
@@ -14,7 +17,7 @@ int hl_cmd_bench_ipc(int argc, char **argv); /* bench_ipc.c */
 int hl_cmd_qemu(int argc, char **argv);
 int hl_cmd_bench_boot(int argc, char **argv);
 
-/* The trace store (cmd_trace.c, cmd_corpus.c; built by sim/trace.cmake). */
+/* The trace store (cmd_trace.c, cmd_corpus.c; built by trace/CMakeLists.txt). */
 int hl_cmd_trace(int argc, char **argv);
 int hl_cmd_bench_trace(int argc, char **argv);
 int hl_cmd_trace_corpus(int argc, char **argv);
@@ -34,6 +37,24 @@ int hl_bench_ipc_once(const struct hal_trace_sink *trace, uint64_t *rtt_ns, doub
  * tasks on worker 0, worker 1 idle). */
 int hl_bench_ipc_on(int client_worker, int server_worker, const struct hal_trace_sink *trace,
                     uint64_t *rtt_ns, double *msgs_per_s);
+/* `orrery run --deterministic` (det.c): the simulator with the console on file descriptors. */
+
+typedef struct hl_det_config {
+    const os_program_t *const *programs;
+    const char *init_program;
+    const void *init_arg;
+    size_t init_arg_len;
+    uint64_t seed;
+    int console_in;      /* fd; -1: no input (EOF at once) */
+    int console_out;     /* fd */
+    uint64_t max_events; /* 0: no limit */
+    const hal_trace_sink_t *trace; /* NULL: no tracing */
+} hl_det_config_t;
+
+/* One thread, virtual clock, seeded scheduling; the same seed and input give
+ * the same output byte for byte. Returns the shutdown status, or -1. */
+int hl_run_deterministic(const hl_det_config_t *cfg);
+
 /* `orrery replay` (cmd_replay.c). */
 int hl_cmd_replay(int argc, char **argv);
 

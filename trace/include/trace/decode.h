@@ -7,7 +7,7 @@
 
 /*
  * The interfaces known to the decoder come from the image's descriptor
- * tables (servers/include/iface/all.h: iface_all, through sim/trace/iface_table.c);
+ * tables (servers/include/iface/all.h: iface_all, through trace/iface_table.c);
  * a payload no definition decodes is printed as hex.
  */
 

@@ -1,5 +1,5 @@
 /* cmd_sim.c — `orrery sim`: sweep a scenario over seeds (sharded), check determinism, keep failures. */
-#include <hl/cmd_sim.h>
+#include "cmd_sim.h"
 
 #include <errno.h>
 #include <stdbool.h>

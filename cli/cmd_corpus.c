@@ -1,5 +1,5 @@
 /* cmd_corpus.c — `orrery trace corpus FILE.db DIR`: seed inputs for the server fuzz targets from a trace. */
-#include <hl/commands.h>
+#include "commands.h"
 #include <trace/corpus.h>
 
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* host.h — the host binary's HAL dispatch: one set of hal_* symbols, two platforms behind it. */
-#ifndef HL_HOST_H
-#define HL_HOST_H
+#ifndef HAL_HOST_H
+#define HAL_HOST_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -12,9 +12,9 @@
  * hal_* call of the contract (hal/include/hal) to the installed table. One
  * platform is installed per kernel lifetime (before k_boot, until k_teardown).
  */
-#define HL_PLATFORM_VERSION 1
-typedef struct hl_platform {
-    int version;      /* HL_PLATFORM_VERSION */
+#define HAL_HOST_VERSION 1
+typedef struct hal_host {
+    int version;      /* HAL_HOST_VERSION */
     const char *name; /* "linux", "sim" */
     uint64_t (*clock_now_ns)(void);
     void (*timer_arm)(uint64_t deadline_ns);
@@ -23,10 +23,10 @@ typedef struct hl_platform {
     void (*cpu_wake)(int worker);
     void (*cpu_yield)(void);
     void (*shutdown)(int status);
-} hl_platform_t;
+} hal_host_t;
 
 /* Install the platform the hal_* calls go to (NULL: none; calls then abort). */
-void hl_platform_set(const hl_platform_t *platform);
-const hl_platform_t *hl_platform_get(void);
+void hal_host_set(const hal_host_t *platform);
+const hal_host_t *hal_host_get(void);
 
 #endif

@@ -1,5 +1,5 @@
 /* run.c — `orrery run`: check the manifest, then boot hosted (threads) or deterministic (sim). */
-#include <hl/commands.h>
+#include "commands.h"
 #include <hl/hosted.h>
 
 #include <errno.h>

@@ -16,9 +16,9 @@
  *
  * Tracing is on only when the fw_cfg file opt/orrery/trace exists, so an
  * untraced boot pays nothing: k_config_t.trace stays NULL and the kernel
- * builds no records. The frame format is sim/include/trace/frame.h (the
+ * builds no records. The frame format is trace/include/trace/frame.h (the
  * encoder is freestanding and compiled into the image); the host decodes it
- * with sim/trace/stream.c.
+ * with trace/stream.c.
  *
  * record() runs with kernel locks held, on the one CPU, from the run loop
  * (never from an interrupt handler: the kernel is not called there). It only

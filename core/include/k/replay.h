@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 /*
- * While a replayer is attached (sim/trace/replay*.c, `orrery replay`), the
+ * While a replayer is attached (sim/replay*.c, `orrery replay`), the
  * kernel asks it, for the one task being replayed only, for every value that
  * flows into that task: clock reads, random bytes, each send's result, each
  * spawn's result, os_task_list/os_chan_list. Every call site tests one

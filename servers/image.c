@@ -2,9 +2,9 @@
 #include <image.h>
 #include <manifest.h>
 
-const os_program_t *const orrery_programs[] = {
-    &orrery_init, &orrery_console, &orrery_shell, &orrery_echo, NULL,
-};
+#define ORRERY_PROGRAM_ENTRY(name) &orrery_##name,
+const os_program_t *const orrery_programs[] = {ORRERY_PROGRAMS(ORRERY_PROGRAM_ENTRY) NULL};
+#undef ORRERY_PROGRAM_ENTRY
 
 /* Started in this order: console is task 2, shell 3, echo 4. */
 const char orrery_default_manifest[] =

@@ -5,14 +5,14 @@
 #include <stddef.h>
 
 #include <os/os.h>
+#include <programs.h> /* ORRERY_PROGRAMS, generated from servers/programs.list */
 
-/* The servers, one descriptor each (servers/<name>/). */
-extern const os_program_t orrery_init;
-extern const os_program_t orrery_console;
-extern const os_program_t orrery_shell;
-extern const os_program_t orrery_echo;
+/* The servers, one descriptor each (servers/<name>/): orrery_init, orrery_console, ... */
+#define ORRERY_PROGRAM_EXTERN(name) extern const os_program_t orrery_##name;
+ORRERY_PROGRAMS(ORRERY_PROGRAM_EXTERN)
+#undef ORRERY_PROGRAM_EXTERN
 
-extern const os_program_t *const orrery_programs[]; /* NULL-terminated */
+extern const os_program_t *const orrery_programs[]; /* NULL-terminated, programs.list order */
 extern const char orrery_default_manifest[];
 
 /* 0 if the manifest text is valid; else the 1-based line number of the first error,

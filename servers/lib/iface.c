@@ -1,7 +1,6 @@
-/* iface.c — the generic codec and validator behind every interface, and interface ids. */
+/* iface.c — the generic codec and validator behind every interface, and the id hash. */
 #include <iface/iface.h>
 
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,45 +13,6 @@ uint32_t iface_hash(const char *text, size_t len)
         h *= 16777619u;
     }
     return h;
-}
-
-/*
- * Ids are asked for on every connect, and hashing the canonical text each time showed in
- * profiles, so each interface's id is cached the first time: an open-addressed table keyed
- * by the iface_t's address (interfaces are static and never freed). Servers run on several
- * workers at once, so the slots are atomics: a thread claims an empty slot with a
- * compare-exchange, then publishes the id; a reader that finds the key before its id (0)
- * hashes the text itself. An id that is 0, or a full table, is simply not cached.
- */
-enum { IFACE_ID_CACHE = 64 };
-static struct {
-    _Atomic(const iface_t *) key;
-    _Atomic uint32_t id; /* 0 until published */
-} id_cache[IFACE_ID_CACHE];
-
-uint32_t iface_id(const iface_t *iface)
-{
-    size_t start = ((uintptr_t)iface >> 4) % IFACE_ID_CACHE;
-    for (size_t k = 0; k < IFACE_ID_CACHE; k++) {
-        size_t i = (start + k) % IFACE_ID_CACHE;
-        const iface_t *key = atomic_load_explicit(&id_cache[i].key, memory_order_acquire);
-        if (key == iface) {
-            uint32_t id = atomic_load_explicit(&id_cache[i].id, memory_order_acquire);
-            return id ? id : iface_hash(iface->text, strlen(iface->text));
-        }
-        if (key)
-            continue;
-        uint32_t id = iface_hash(iface->text, strlen(iface->text));
-        const iface_t *empty = NULL;
-        if (id && atomic_compare_exchange_strong_explicit(&id_cache[i].key, &empty, iface,
-                                                           memory_order_acq_rel,
-                                                           memory_order_acquire))
-            atomic_store_explicit(&id_cache[i].id, id, memory_order_release);
-        else if (id && empty != iface)
-            continue; /* another interface took the slot meanwhile: probe on */
-        return id;
-    }
-    return iface_hash(iface->text, strlen(iface->text));
 }
 
 const iface_msg_t *iface_msg(const iface_t *iface, uint32_t number)
@@ -276,9 +236,10 @@ int iface_check_set(const iface_t *const *ifaces, size_t n, char *err, size_t er
                 snprintf(err, errlen, "interface %s defined twice", a->name);
                 return -1;
             }
-            if (iface_id(a) == iface_id(b)) {
+            uint32_t ha = iface_hash(a->text, strlen(a->text));
+            if (ha == iface_hash(b->text, strlen(b->text))) {
                 snprintf(err, errlen, "interfaces %s and %s have the same id %08x", a->name,
-                         b->name, (unsigned)iface_id(a));
+                         b->name, (unsigned)ha);
                 return -1;
             }
         }

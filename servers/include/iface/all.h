@@ -1,4 +1,4 @@
-/* all.h — every interface of the image, for iface_check, trace decoding and fuzzers. */
+/* all.h — every interface of the image, for iface_gen, trace decoding and fuzzers. */
 #ifndef IFACE_ALL_H
 #define IFACE_ALL_H
 
@@ -6,7 +6,17 @@
 #include <iface/echo.h>
 #include <iface/init.h>
 
-/* NULL-terminated. A new interface is added here (and defined in servers/lib/ifaces.c). */
+/*
+ * X(name, MESSAGES) for each interface of the image. A new interface is its header
+ * (servers/include/iface/NAME.h, included above) and one line here: servers/lib/ifaces.c
+ * defines every descriptor from this list, and the build computes their ids (iface_gen).
+ */
+#define ORRERY_IFACES(X)                                                                           \
+    X(init, INIT_MESSAGES)                                                                         \
+    X(console, CONSOLE_MESSAGES)                                                                   \
+    X(echo, ECHO_MESSAGES)
+
+/* Every interface of ORRERY_IFACES, NULL-terminated. */
 extern const iface_t *const iface_all[];
 
 #endif

@@ -25,8 +25,11 @@
  * (echo_request_send, echo_request_decode), the descriptor echo_iface (names,
  * kinds, limits, offsets: for the generic codec, trace decoding and fuzzers)
  * and its canonical text "echo{1 request(u32 id;str text<=1024;)...}", whose
- * FNV-1a hash is the interface id (iface_id). Nobody types an id: a change
- * to any message changes it, and iface_check fails the build on a collision.
+ * FNV-1a hash is the interface id (iface_id). Nobody types an id: the build
+ * runs iface_gen (servers/tools), which hashes the canonical text of every
+ * interface in ORRERY_IFACES (iface/all.h) into the generated header
+ * iface_ids.h (IFACE_ID_<name>), and fails on a collision; IFACE_DEFINE takes
+ * the id from there. A change to any message changes the id.
  *
  * Wire format of a message's data: its fields in order, integers little
  * endian at their width, str and bytes as a u16 length then the bytes (a str
@@ -74,12 +77,16 @@ typedef struct iface {
     const char *text; /* canonical definition; its hash is the id */
     const iface_msg_t *msgs;
     size_t nmsgs;
+    uint32_t id; /* iface_hash(text), computed at build time (iface_ids.h) */
 } iface_t;
 
 /* FNV-1a, 32 bits. */
 uint32_t iface_hash(const char *text, size_t len);
-/* The interface id: iface_hash of its canonical text. */
-uint32_t iface_id(const iface_t *iface);
+/* The interface id: iface_hash of its canonical text, computed at build time. */
+static inline uint32_t iface_id(const iface_t *iface)
+{
+    return iface->id;
+}
 /* The message numbered `number`, or NULL. */
 const iface_msg_t *iface_msg(const iface_t *iface, uint32_t number);
 /* Bytes an integer field takes on the wire (1, 2, 4 or 8); 0 for str, bytes and handle. */
@@ -264,10 +271,13 @@ int iface_check_set(const iface_t *const *ifaces, size_t n, char *err, size_t er
     LIST(IFACE_G_HELPERS)
 
 /* In one .c file. */
-#define IFACE_DEFINE(i, LIST)                                                                      \
+/* The descriptor i_iface with the given id (iface_gen passes 0: it computes the ids). */
+#define IFACE_DEFINE_AS(i, LIST, ID)                                                               \
     LIST(IFACE_G_FIELDS)                                                                           \
     static const iface_msg_t i##_msgs[] = {LIST(IFACE_G_DESC)};                                    \
     const iface_t i##_iface = {#i, #i "{" LIST(IFACE_G_CANON) "}", i##_msgs,                       \
-                               sizeof i##_msgs / sizeof i##_msgs[0]};
+                               sizeof i##_msgs / sizeof i##_msgs[0], (ID)};
+/* The descriptor with its build-time id (include the generated iface_ids.h first). */
+#define IFACE_DEFINE(i, LIST) IFACE_DEFINE_AS(i, LIST, IFACE_ID_##i)
 
 #endif

@@ -63,10 +63,8 @@ static const os_program_t *const image[] = {&orrery_init, &orrery_counter, &clie
 static void test_counter_from_the_doc(void **state)
 {
     const char *manifest = "program counter restart=on-failure\nprogram client reach=counter\n";
-    sim_config_t cfg = {.programs = image,
-                        .init_arg = manifest,
-                        .init_arg_len = strlen(manifest),
-                        .seed = 1};
+    sim_config_t cfg = {
+        .programs = image, .init_arg = manifest, .init_arg_len = strlen(manifest), .seed = 1};
     assert_int_equal(0, sim_boot(&cfg));
     sim_run(100000);
     assert_int_equal(2, G.ntotals);

@@ -185,6 +185,17 @@ def test_no_boot_line_stops_qemu_at_the_deadline():
     assert "within 1 s; QEMU stopped (--boot-timeout SECONDS waits longer)" in line
 
 
+@needs_qemu
+def test_an_image_that_is_not_orrerys_hits_the_deadline(tmp_path):
+    """Real QEMU given a file that is no kernel sits in firmware forever; the deadline ends it."""
+    image = tmp_path / "not-a-kernel"
+    image.write_text("this is not a kernel\n" * 4000)  # QEMU starts it; it never boots
+    env = dict(os.environ, ORRERY_IMAGE=str(image))
+    r = orrery(["qemu", "--machine", "microvm", "--accel", "tcg", "--boot-timeout=1"], env=env)
+    assert r.returncode == 2
+    assert f'orrery: qemu: no boot line ("[boot] ready") from {image} within 1 s' in r.stderr
+
+
 def run_on_terminal(argv, env, send_at_prompt=None, timeout=QEMU_TIMEOUT):
     """Run argv on a new pseudo-terminal; (exit status, everything it wrote there)."""
     pid, fd = pty.fork()

@@ -38,9 +38,13 @@ def probe_kvm(env=None):
               if line.startswith("chosen: ")]
     if r.returncode == 0 and chosen and chosen[0].startswith("kvm"):
         return None
-    rejected = [line[len("rejected: "):] for line in r.stdout.splitlines()
-                if line.startswith("rejected: ")]
-    return "KVM cannot run here: " + ("; ".join(rejected) or r.stderr.strip())
+    rejected = {}  # reason -> the candidates it rejected
+    for line in r.stdout.splitlines():
+        if line.startswith("rejected: "):
+            cand, why = line[len("rejected: "):].split(": ", 1)
+            rejected.setdefault(why, []).append(cand)
+    return "KVM cannot run here: " + ("; ".join(
+        f"{', '.join(cands)}: {why}" for why, cands in rejected.items()) or r.stderr.strip())
 
 
 @functools.lru_cache(maxsize=None)

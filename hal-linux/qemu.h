@@ -42,7 +42,7 @@ int hq_find_qemu(char *out, size_t n);
  */
 bool hq_kvm_usable(char *why, size_t n);
 
-/* The accelerator and CPU model candidates, best first. */
+/* The accelerator and CPU model candidates, best first (qemu_accel.c). */
 enum { HQ_KVM_HOST, HQ_KVM_DEFAULT, HQ_TCG, HQ_NCAND };
 typedef struct hq_cand {
     const char *accel; /* -accel */
@@ -66,6 +66,8 @@ typedef struct hq_choice {
  * result is kept for the life of the process. TCG is never probed: it is the last resort.
  */
 const hq_choice_t *hq_choose(const char *qemu, const char *image, const char *want);
+/* The monotonic clock in seconds (deadlines). */
+double hq_now_s(void);
 /* Why KVM cannot run, for messages: "KVM with -cpu host: ...; KVM with ...: ...". */
 void hq_kvm_why(const hq_choice_t *c, char *out, size_t n);
 /* Fill argv (NULL-terminated, at most max entries, strings owned by a static pool). */

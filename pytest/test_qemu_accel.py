@@ -7,6 +7,8 @@ pytest/fake_qemu/ that fails the way a real host does, or runs the real QEMU und
 - kvm-cpu-host-aborts: aborts like QEMU 7.2 setting MSR 0x10a with -cpu host; the default CPU
   model "runs under KVM" (real QEMU, -accel tcg);
 - kvm-fails: any -accel kvm fails; TCG is the real QEMU;
+- kvm-ignores-probe: KVM "works" (real QEMU, -accel tcg) but `-append probe` is dropped, like
+  an image older than the probe word;
 - never-boots: the real QEMU with its vCPU stopped (-S): no boot line ever.
 """
 import json
@@ -97,6 +99,21 @@ def test_probe_finds_the_cpu_model_that_works(fake_kvm):
     assert list(rejected) == ["kvm host"]
     assert rejected["kvm host"].startswith(f"QEMU: {MSR_ABORT}")
     assert "killed by signal 6" in rejected["kvm host"]
+
+
+@needs_qemu
+def test_the_probe_word_makes_the_image_exit_at_once():
+    r = orrery(["qemu", "--machine", "microvm", "--accel", "tcg", "--append", "probe"],
+               input="echo never sent\n")
+    assert r.returncode == 0, r.stderr
+    assert "[boot]" not in r.stdout and "never sent" not in r.stdout
+
+
+@needs_qemu
+def test_probe_takes_the_boot_line_of_an_image_without_the_probe_word(fake_kvm):
+    r = orrery(["qemu", "--probe"], env=fake_kvm("kvm-ignores-probe"))
+    assert r.returncode == 0, r.stderr
+    assert probe_lines(r.stdout) == ("kvm host", {})
 
 
 @needs_qemu

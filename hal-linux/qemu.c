@@ -379,7 +379,7 @@ static ssize_t pass_stderr(int fd, char *acc, size_t *alen)
     while ((nl = strchr(acc, '\n')) != NULL || *alen == 4095) {
         size_t n = nl ? (size_t)(nl - acc) + 1 : *alen;
         /* QEMU's "terminating on signal 15" after a boot deadline would only repeat ours. */
-        if (!memmem(acc, n, "externally provided fw_cfg item names", 37) &&
+        if (!memmem(acc, n, HQ_FWCFG_WARNING, strlen(HQ_FWCFG_WARNING)) &&
             !(boot_timed_out && memmem(acc, n, "terminating on signal", 21)))
             write_all(2, acc, n);
         memmove(acc, acc + n, *alen - n + 1);

@@ -30,6 +30,10 @@ typedef struct hq_opts {
  * 2-core machine or a nested KVM through SeaBIOS takes seconds) and the largest accepted. */
 #define HQ_BOOT_TIMEOUT_S 60
 #define HQ_BOOT_TIMEOUT_MAX_S 86400
+/* A KVM candidate that has not run the image within this is rejected (hq_choose). */
+#define HQ_PROBE_SECONDS 30
+/* What QEMU always says about our -fw_cfg name=etc/sercon-port (q35): not worth showing. */
+#define HQ_FWCFG_WARNING "externally provided fw_cfg item names"
 
 /* The image next to this binary (or $ORRERY_IMAGE). 0, or -1 with a message on stderr. */
 int hq_find_image(char *out, size_t n);

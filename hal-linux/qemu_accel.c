@@ -59,16 +59,13 @@ double hq_now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* A candidate that takes longer than this to start the image is not one we want to use. */
-#define HQ_PROBE_SECONDS 30
-
 /* The first line of QEMU's stderr worth showing (not the warning our own -fw_cfg causes). */
 static void first_line(const char *text, char *out, size_t n)
 {
     out[0] = '\0';
     for (const char *p = text; *p;) {
         size_t len = strcspn(p, "\n");
-        if (len && !memmem(p, len, "externally provided fw_cfg item names", 37)) {
+        if (len && !memmem(p, len, HQ_FWCFG_WARNING, strlen(HQ_FWCFG_WARNING))) {
             snprintf(out, n, "%.*s", (int)(len < 200 ? len : 200), p);
             return;
         }
@@ -99,13 +96,23 @@ static bool probe_one(const char *qemu, const char *image, const hq_cand_t *c, c
     pid_t pid, self = getpid();
 
     hq_build_argv(&o, argv, 64);
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
-        snprintf(why, n, "pipe: %s", strerror(errno));
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        snprintf(why, n, "cannot start QEMU: pipe: %s", strerror(errno));
+        return false;
+    }
+    if (pipe2(err, O_CLOEXEC) != 0) {
+        snprintf(why, n, "cannot start QEMU: pipe: %s", strerror(errno));
+        close(out[0]);
+        close(out[1]);
         return false;
     }
     pid = fork();
     if (pid < 0) {
-        snprintf(why, n, "fork: %s", strerror(errno));
+        snprintf(why, n, "cannot start QEMU: fork: %s", strerror(errno));
+        for (int i = 0; i < 2; i++) {
+            close(out[i]);
+            close(err[i]);
+        }
         return false;
     }
     if (pid == 0) {
@@ -156,8 +163,8 @@ static bool probe_one(const char *qemu, const char *image, const hq_cand_t *c, c
         }
     }
     ebuf[elen] = '\0';
-    if (booted || timed_out)
-        kill(pid, SIGKILL);
+    if (out_open || err_open)
+        kill(pid, SIGKILL); /* booted, too slow, or poll failed: we are done with it */
     close(out[0]);
     close(err[0]);
     while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)

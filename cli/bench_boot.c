@@ -24,8 +24,11 @@ static const char bench_boot_usage[] =
     "  qemu_<machine>_ms  QEMU process start -> shell prompt on the serial console\n"
     "  os_boot_us         the kernel's own entry -> ready (its \"[boot] ready in N us\" line)\n"
     "  hosted_ms          `orrery run` start -> shell prompt\n"
-    "--accel both (default when /dev/kvm works) measures KVM and TCG; the headline\n"
-    "figures use KVM when it is there.\n";
+    "--accel auto (or both, the same) measures KVM and TCG: KVM with the CPU model\n"
+    "`orrery qemu` would choose (see its --probe); when KVM cannot run here its rows are\n"
+    "skipped with the reason. The headline figures come from the first row of each\n"
+    "machine that ran (KVM before TCG). Exit status 0 when every row that could run\n"
+    "booted; 1 otherwise; 2 for usage errors, or --accel kvm where KVM cannot run.\n";
 
 typedef struct sample {
     double start_ms; /* process start -> prompt */
@@ -120,23 +123,59 @@ static double median(double *v, int n)
 typedef struct result {
     const char *machine;
     const char *accel;
-    double qemu_ms; /* median, -1 if it never booted */
+    const char *cpu;     /* -cpu, NULL: QEMU's default model */
+    const char *skipped; /* why this row could not run, or NULL */
+    double qemu_ms;      /* median, -1 if it never booted */
     double os_us;
     int ok;
 } result_t;
 
+/* A JSON string (QEMU's messages may hold quotes and backslashes). */
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", *s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+/* A figure, or null when nothing measured it. */
+static void json_num(const char *fmt, double v)
+{
+    if (v < 0)
+        fputs("null", stdout);
+    else
+        printf(fmt, v);
+}
+
+/* The headline row for a machine: the first that ran. */
+static const result_t *headline(const result_t *res, int nres, const char *machine)
+{
+    for (int i = 0; i < nres; i++) {
+        if (strcmp(res[i].machine, machine) == 0 && res[i].ok > 0)
+            return &res[i];
+    }
+    return NULL;
+}
+
 int hl_cmd_bench_boot(int argc, char **argv)
 {
-    static char image[4096], qemu[4096], self[4096];
+    static char image[4096], qemu[4096], self[4096], kvm_why[800];
     uint64_t runs = 5;
     bool json = false;
     const char *accel_opt = "auto";
     result_t res[4];
-    int nres = 0;
-    const char *accels[2];
-    int naccel = 0;
+    int nres = 0, status = 0;
+    int cands[2], ncand = 0;
     double hosted[64], hosted_ms;
     int nh = 0;
+    const hq_choice_t *choice = NULL;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -153,33 +192,39 @@ int hl_cmd_bench_boot(int argc, char **argv)
             return hl_usage_error("bench boot", "bench boot: unknown option '%s'", argv[i]);
         }
     }
+    bool both = strcmp(accel_opt, "auto") == 0 || strcmp(accel_opt, "both") == 0;
+    if (!both && strcmp(accel_opt, "kvm") != 0 && strcmp(accel_opt, "tcg") != 0)
+        return hl_usage_error("bench boot", "bench boot: --accel wants auto, both, kvm or tcg");
     if (hq_find_qemu(qemu, sizeof(qemu)) != 0 || hq_find_image(image, sizeof(image)) != 0)
         return 2;
-    bool kvm = hq_kvm_usable();
-    if (strcmp(accel_opt, "auto") == 0 || strcmp(accel_opt, "both") == 0) {
-        if (kvm)
-            accels[naccel++] = "kvm";
-        accels[naccel++] = "tcg";
-    } else if (strcmp(accel_opt, "kvm") == 0 || strcmp(accel_opt, "tcg") == 0) {
-        if (strcmp(accel_opt, "kvm") == 0 && !kvm) {
-            fprintf(stderr, "orrery: bench boot: /dev/kvm is not usable here\n");
+    if (both || strcmp(accel_opt, "kvm") == 0) {
+        /* KVM as `orrery qemu --accel kvm` would run it: probed, with the CPU model that works. */
+        choice = hq_choose(qemu, image, "kvm");
+        hq_kvm_why(choice, kvm_why, sizeof(kvm_why));
+        if (choice->chosen < 0 && !both) {
+            fprintf(stderr, "orrery: bench boot: --accel kvm: KVM cannot run here (%s)\n", kvm_why);
             return 2;
         }
-        accels[naccel++] = accel_opt;
-    } else {
-        return hl_usage_error("bench boot", "bench boot: --accel wants auto, both, kvm or tcg");
+        cands[ncand++] = choice->chosen >= 0 ? choice->chosen : HQ_KVM_HOST;
     }
+    if (both || strcmp(accel_opt, "tcg") == 0)
+        cands[ncand++] = HQ_TCG;
 
     const char *machines[2] = {"microvm", "q35"};
-    for (int a = 0; a < naccel; a++) {
+    for (int a = 0; a < ncand; a++) {
+        const hq_cand_t *c = &hq_cands[cands[a]];
+        bool skip = cands[a] != HQ_TCG && choice->chosen < 0;
         for (int m = 0; m < 2; m++) {
-            hq_opts_t o = {
-                .qemu = qemu, .image = image, .machine = machines[m], .accel = accels[a]};
+            hq_opts_t o = {.qemu = qemu,
+                           .image = image,
+                           .machine = machines[m],
+                           .accel = c->accel,
+                           .cpu = c->cpu};
             char *qargv[64];
             double ms[64], us[64];
             int n = 0, nu = 0;
             hq_build_argv(&o, qargv, 64);
-            for (uint64_t r = 0; r < runs; r++) {
+            for (uint64_t r = 0; r < runs && !skip; r++) {
                 sample_t s;
                 if (measure(qargv, &s) != 0)
                     continue;
@@ -187,16 +232,24 @@ int hl_cmd_bench_boot(int argc, char **argv)
                 if (s.os_us >= 0)
                     us[nu++] = s.os_us;
             }
-            res[nres].machine = machines[m];
-            res[nres].accel = accels[a];
-            res[nres].ok = n;
-            res[nres].qemu_ms = median(ms, n);
-            res[nres].os_us = median(us, nu);
-            if (!json)
+            res[nres] = (result_t){.machine = machines[m],
+                                   .accel = c->accel,
+                                   .cpu = c->cpu,
+                                   .skipped = skip ? kvm_why : NULL,
+                                   .ok = n,
+                                   .qemu_ms = median(ms, n),
+                                   .os_us = median(us, nu)};
+            if (!skip && n == 0)
+                status = 1; /* it could run, and did not boot */
+            if (!json && skip)
+                fprintf(stderr, "  %-8s %-4s  skipped: KVM cannot run here (%s)\n", machines[m],
+                        c->accel, kvm_why);
+            else if (!json)
                 fprintf(stderr,
                         "  %-8s %-4s  qemu start -> prompt %8.1f ms   os entry -> "
-                        "ready %8.0f us   (%d/%d runs)\n",
-                        machines[m], accels[a], res[nres].qemu_ms, res[nres].os_us, n, (int)runs);
+                        "ready %8.0f us   (%d/%d runs%s%s)\n",
+                        machines[m], c->accel, res[nres].qemu_ms, res[nres].os_us, n, (int)runs,
+                        c->cpu ? ", -cpu " : "", c->cpu ? c->cpu : "");
             nres++;
         }
     }
@@ -212,24 +265,42 @@ int hl_cmd_bench_boot(int argc, char **argv)
         }
     }
     hosted_ms = median(hosted, nh);
+    if (nh == 0)
+        status = 1;
     if (!json)
         fprintf(stderr, "  hosted   `orrery run` start -> prompt %6.1f ms   (%d/%d runs)\n",
                 hosted_ms, nh, (int)runs);
 
-    /* Headline figures: the first accelerator measured (KVM when usable). */
-    const result_t *mv = &res[0], *q35 = &res[1];
+    /* Headline figures: per machine, the first row that ran (KVM before TCG). */
+    const result_t none = {.machine = "", .accel = "", .qemu_ms = -1, .os_us = -1};
+    const result_t *mv = headline(res, nres, "microvm"), *q35 = headline(res, nres, "q35");
+    mv = mv ? mv : &none;
+    q35 = q35 ? q35 : &none;
     if (json) {
-        printf("{\"runs\": %d, \"os_boot_us\": %.0f, \"os_boot_machine\": \"%s\", "
-               "\"os_boot_accel\": \"%s\", \"qemu_microvm_ms\": %.1f, \"qemu_microvm_accel\": "
-               "\"%s\", \"qemu_q35_ms\": %.1f, \"qemu_q35_accel\": \"%s\", \"hosted_ms\": %.1f, "
-               "\"results\": [",
-               (int)runs, mv->os_us, mv->machine, mv->accel, mv->qemu_ms, mv->accel, q35->qemu_ms,
-               q35->accel, hosted_ms);
-        for (int i = 0; i < nres; i++)
-            printf("%s{\"machine\": \"%s\", \"accel\": \"%s\", \"qemu_ms\": %.1f, "
-                   "\"os_boot_us\": %.0f, \"ok_runs\": %d}",
-                   i ? ", " : "", res[i].machine, res[i].accel, res[i].qemu_ms, res[i].os_us,
-                   res[i].ok);
+        printf("{\"runs\": %d, \"os_boot_us\": ", (int)runs);
+        json_num("%.0f", mv->os_us);
+        printf(", \"os_boot_machine\": \"%s\", \"os_boot_accel\": \"%s\", \"qemu_microvm_ms\": ",
+               mv->machine, mv->accel);
+        json_num("%.1f", mv->qemu_ms);
+        printf(", \"qemu_microvm_accel\": \"%s\", \"qemu_q35_ms\": ", mv->accel);
+        json_num("%.1f", q35->qemu_ms);
+        printf(", \"qemu_q35_accel\": \"%s\", \"hosted_ms\": ", q35->accel);
+        json_num("%.1f", hosted_ms);
+        printf(", \"results\": [");
+        for (int i = 0; i < nres; i++) {
+            printf("%s{\"machine\": \"%s\", \"accel\": \"%s\", \"cpu\": \"%s\", \"qemu_ms\": ",
+                   i ? ", " : "", res[i].machine, res[i].accel,
+                   res[i].cpu ? res[i].cpu : "default");
+            json_num("%.1f", res[i].qemu_ms);
+            printf(", \"os_boot_us\": ");
+            json_num("%.0f", res[i].os_us);
+            printf(", \"ok_runs\": %d", res[i].ok);
+            if (res[i].skipped) {
+                printf(", \"skipped\": ");
+                json_str(res[i].skipped);
+            }
+            printf("}");
+        }
         printf("]}\n");
     } else {
         printf("os_boot_us %.0f (%s, %s)\nqemu_microvm_ms %.1f (%s)\nqemu_q35_ms %.1f (%s)\n"
@@ -237,9 +308,5 @@ int hl_cmd_bench_boot(int argc, char **argv)
                mv->os_us, mv->machine, mv->accel, mv->qemu_ms, mv->accel, q35->qemu_ms, q35->accel,
                hosted_ms);
     }
-    for (int i = 0; i < nres; i++) {
-        if (res[i].ok == 0)
-            return 1;
-    }
-    return nh ? 0 : 1;
+    return status;
 }

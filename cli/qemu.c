@@ -8,35 +8,44 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/kvm.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
-
 
 static const char qemu_usage[] =
     "usage: orrery qemu [--machine q35|microvm] [--accel kvm|tcg|auto] [--manifest FILE]\n"
     "                   [--gdb] [--append ARGS] [--verbose] [--trace FILE.db]\n"
+    "                   [--boot-timeout SECONDS] [--probe]\n"
     "\n"
     "Boot the bare-metal image (orrery.elf next to this binary, or $ORRERY_IMAGE) under\n"
     "qemu-system-x86_64 (or $ORRERY_QEMU), serial console on this terminal.\n"
     "\n"
     "  --machine M      q35 (virtio-pci, default) or microvm (virtio-mmio, fastest boot)\n"
-    "  --accel A        kvm, tcg, or auto (default: kvm when /dev/kvm works)\n"
+    "  --accel A        kvm, tcg, or auto (default): KVM when QEMU can run the image with\n"
+    "                   it -- with -cpu host, else QEMU's default CPU model -- else TCG.\n"
+    "                   Probed once: QEMU starts the image with each candidate in turn;\n"
+    "                   a fallback from a KVM that opens but fails is said on stderr\n"
+    "  --probe          print the accelerator and CPU model that would be used and why\n"
+    "                   each better one was rejected, then exit (0; 2 if --accel kvm\n"
+    "                   cannot run)\n"
     "  --manifest FILE  boot manifest instead of the built-in one (checked first;\n"
     "                   passed to the image as fw_cfg file opt/orrery/manifest)\n"
     "  --gdb            start QEMU's gdb stub on :1234, stopped; prints how to attach\n"
-    "  --append ARGS    extra kernel command line words (verbose, rngtest)\n"
-    "  --verbose        print the QEMU command line\n"
+    "                   (no boot deadline unless --boot-timeout is given)\n"
+    "  --append ARGS    extra kernel command line words (verbose, rngtest, costs)\n"
+    "  --boot-timeout S stop QEMU and fail (exit 2) when the image has not printed its\n"
+    "                   boot line within S seconds (default 60, enough for TCG on a\n"
+    "                   loaded 2-core machine; 0: no deadline)\n"
+    "  --verbose        print the accelerator chosen and the QEMU command line\n"
     "  --trace FILE.db  record every IPC event into a SQLite trace: the image streams\n"
     "                   binary frames on its second serial port (COM2), imported as they\n"
     "                   arrive (docs/trace-format.md; read it with 'orrery trace', replay a\n"
@@ -44,7 +53,8 @@ static const char qemu_usage[] =
     "\n"
     "Input from a pipe works as with 'orrery run': lines are sent once the OS is ready,\n"
     "and the end of input reaches the shell as end of file. The exit status is the OS's\n"
-    "(shutdown N); 2 for usage errors or a missing QEMU or image.\n";
+    "(shutdown N); 2 for usage errors, a missing QEMU or image, a QEMU failure or no\n"
+    "boot line in time.\n";
 
 int hq_find_image(char *out, size_t n)
 {
@@ -101,18 +111,6 @@ int hq_find_qemu(char *out, size_t n)
     return -1;
 }
 
-bool hq_kvm_usable(void)
-{
-    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    bool ok;
-
-    if (fd < 0)
-        return false;
-    ok = ioctl(fd, KVM_GET_API_VERSION, 0) == KVM_API_VERSION;
-    close(fd);
-    return ok;
-}
-
 int hq_build_argv(const hq_opts_t *o, char **argv, int max)
 {
     static char pool[8][4200];
@@ -135,9 +133,9 @@ int hq_build_argv(const hq_opts_t *o, char **argv, int max)
     }
     ARG("-accel");
     ARG(o->accel);
-    if (strcmp(o->accel, "kvm") == 0) {
+    if (o->cpu) {
         ARG("-cpu");
-        ARG("host");
+        ARG(o->cpu);
     }
     ARG("-m");
     ARG("128M");
@@ -146,8 +144,18 @@ int hq_build_argv(const hq_opts_t *o, char **argv, int max)
     ARG("-display");
     ARG("none");
     ARG("-no-reboot");
-    ARG("-serial");
-    ARG("stdio");
+    if (o->console_log_fd > 0) {
+        /* The console on stdio as -serial stdio has it, plus a copy of its output for us. */
+        snprintf(pool[p], sizeof(pool[p]), "stdio,id=console,logfile=/dev/fd/%d",
+                 o->console_log_fd);
+        ARG("-chardev");
+        ARG(pool[p++]);
+        ARG("-serial");
+        ARG("chardev:console");
+    } else {
+        ARG("-serial");
+        ARG("stdio");
+    }
     ARG("-device");
     ARG("isa-debug-exit,iobase=0xf4,iosize=0x04");
     ARG("-device");
@@ -205,11 +213,14 @@ static pid_t child;
 static volatile sig_atomic_t stop_asked; /* SIGINT or SIGTERM: shut the OS down cleanly */
 static bool relaying;
 static int trace_wfd = -1; /* --trace: the pipe's write end, for QEMU alone */
+static int log_wfd = -1;   /* on a terminal: the console copy's write end, for QEMU alone */
 static pid_t parent_pid;
+static double boot_deadline; /* monotonic seconds; 0: no deadline (--boot-timeout 0) */
+static bool boot_timed_out;  /* no boot line before boot_deadline: QEMU was stopped */
 
 /*
  * In the forked child, before exec. QEMU dies with us (SIGKILL of orrery must
- * not leave a machine running) and inherits the trace pipe's write end.
+ * not leave a machine running) and inherits the pipes' write ends.
  */
 static void child_setup(void)
 {
@@ -218,14 +229,20 @@ static void child_setup(void)
         _exit(127); /* we died before the prctl */
     if (trace_wfd >= 0)
         fcntl(trace_wfd, F_SETFD, 0);
+    if (log_wfd >= 0)
+        fcntl(log_wfd, F_SETFD, 0);
 }
 
-/* In the parent after fork: QEMU holds the only write end, so its exit ends the import. */
+/* In the parent after fork: QEMU holds the only write ends, so its exit ends our reads. */
 static void parent_after_fork(void)
 {
     if (trace_wfd >= 0) {
         close(trace_wfd);
         trace_wfd = -1;
+    }
+    if (log_wfd >= 0) {
+        close(log_wfd);
+        log_wfd = -1;
     }
 }
 
@@ -253,6 +270,55 @@ static int start_qemu(char **argv, int in_fd, int out_fd, int err_fd)
     }
     parent_after_fork();
     return 0;
+}
+
+/*
+ * The boot deadline, checked on every turn of a wait loop while the boot line has not come:
+ * past it, ask QEMU to quit (SIGTERM: on a terminal QEMU restores the terminal's mode) and
+ * give it until *kill_at before SIGKILL. Returns the poll timeout in ms (at most max_ms).
+ */
+static int watch_boot(bool ready, double *kill_at, int max_ms)
+{
+    double now = hq_now_s();
+    int ms = max_ms;
+
+    if (!ready && boot_deadline > 0 && !boot_timed_out) {
+        if (now >= boot_deadline) {
+            boot_timed_out = true;
+            kill(child, SIGTERM);
+            *kill_at = now + 5;
+        } else {
+            double left = (boot_deadline - now) * 1000 + 1;
+            if (ms < 0 || left < ms)
+                ms = (int)left;
+        }
+    }
+    if (*kill_at > 0) {
+        if (now > *kill_at) {
+            kill(child, SIGKILL);
+            *kill_at = 0;
+        } else if (ms < 0 || ms > 1000) {
+            ms = 1000;
+        }
+    }
+    return ms;
+}
+
+/* Look for the boot line's marker in buf, also across read boundaries (tail keeps the end). */
+static bool scan_marker(char tail[16], const char *buf, size_t r)
+{
+    static const char marker[] = "[boot] ready";
+    char scan[65536 + 16];
+    size_t tl = strlen(tail), take = r < 65536 ? r : 65536, keep;
+    bool found;
+
+    memcpy(scan, tail, tl);
+    memcpy(scan + tl, buf + (r - take), take);
+    found = memmem(scan, tl + take, marker, sizeof(marker) - 1) != NULL;
+    keep = tl + take < 15 ? tl + take : 15;
+    memcpy(tail, scan + tl + take - keep, keep);
+    tail[keep] = '\0';
+    return found;
 }
 
 /*
@@ -295,14 +361,9 @@ static bool write_all(int fd, const char *buf, size_t len)
     return true;
 }
 
-/*
- * Not a terminal: relay both ways. QEMU's serial input has no end of file,
- * and bytes that arrive while the firmware runs may be lost, so we hold our
- * input until the OS prints its boot line, then pass it on, and send ^D
- * (which the image posts as end of input) when our stdin ends.
- */
-/* QEMU's stderr, minus the one warning our own -fw_cfg etc/sercon-port always causes. */
-static void pass_stderr(int fd, char *acc, size_t *alen)
+/* QEMU's stderr, minus the one warning our own -fw_cfg etc/sercon-port always causes.
+ * Returns what read returned (0: end of file). */
+static ssize_t pass_stderr(int fd, char *acc, size_t *alen)
 {
     ssize_t r = read(fd, acc + *alen, 4095 - *alen);
     char *nl;
@@ -311,19 +372,29 @@ static void pass_stderr(int fd, char *acc, size_t *alen)
         if (*alen)
             write_all(2, acc, *alen);
         *alen = 0;
-        return;
+        return r;
     }
     *alen += (size_t)r;
     acc[*alen] = '\0';
     while ((nl = strchr(acc, '\n')) != NULL || *alen == 4095) {
         size_t n = nl ? (size_t)(nl - acc) + 1 : *alen;
-        if (!memmem(acc, n, "externally provided fw_cfg item names", 37))
+        /* QEMU's "terminating on signal 15" after a boot deadline would only repeat ours. */
+        if (!memmem(acc, n, HQ_FWCFG_WARNING, strlen(HQ_FWCFG_WARNING)) &&
+            !(boot_timed_out && memmem(acc, n, "terminating on signal", 21)))
             write_all(2, acc, n);
         memmove(acc, acc + n, *alen - n + 1);
         *alen -= n;
     }
+    return r;
 }
 
+/*
+ * Not a terminal: relay both ways. QEMU's serial input has no end of file,
+ * and bytes that arrive while the firmware runs may be lost, so we hold our
+ * input until the OS prints its boot line, then pass it on, and send ^D
+ * (which the image posts as end of input) when our stdin ends. No boot line
+ * by the deadline stops QEMU (watch_boot).
+ */
 static int relay(char **argv)
 {
     int in[2], out[2], err[2], ws = 0;
@@ -331,11 +402,10 @@ static int relay(char **argv)
     size_t errlen = 0;
     bool err_open = true;
     char buf[65536], tail[16] = "";
-    const char *marker = "[boot] ready";
     bool ready = false, in_open = true, eof_sent = false;
     char *pending = NULL;
     size_t plen = 0, pcap = 0, poff = 0;
-    time_t start = time(NULL), stop_deadline = 0;
+    double stop_deadline = 0;
 
     if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
         perror("orrery: qemu: pipe");
@@ -349,7 +419,6 @@ static int relay(char **argv)
     signal(SIGPIPE, SIG_IGN);
     for (;;) {
         struct pollfd fds[4] = {{out[0], POLLIN, 0}, {-1, 0, 0}, {-1, 0, 0}, {-1, 0, 0}};
-        int nfds = 1;
         if (in_open && plen < (1u << 24)) {
             fds[1].fd = 0;
             fds[1].events = POLLIN;
@@ -362,10 +431,9 @@ static int relay(char **argv)
             fds[3].fd = err[0];
             fds[3].events = POLLIN;
         }
-        nfds = 4;
         if (stop_asked == 1) {
             stop_asked = 2;
-            stop_deadline = time(NULL) + 10;
+            stop_deadline = hq_now_s() + 10;
             if (ready) {
                 poff = plen = 0; /* pending input is dropped: end it now */
                 in_open = false;
@@ -375,42 +443,20 @@ static int relay(char **argv)
                 kill(child, SIGTERM); /* still booting: nothing to shut down cleanly */
             }
         }
-        if (stop_deadline && time(NULL) > stop_deadline) {
-            kill(child, SIGKILL);
-            stop_deadline = 0;
-        }
-        if (poll(fds, (nfds_t)nfds, ready && !stop_deadline ? -1 : 1000) < 0) {
+        if (poll(fds, 4, watch_boot(ready, &stop_deadline, -1)) < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
-        if (!ready && time(NULL) - start > 60)
-            ready = true; /* no boot line (an old image?): send the input anyway */
-        if (fds[3].revents) {
-            size_t before = errlen;
-            pass_stderr(err[0], errbuf, &errlen);
-            if (fds[3].revents & (POLLHUP | POLLERR) && !(fds[3].revents & POLLIN) &&
-                before == errlen)
-                err_open = false;
-        }
+        if (fds[3].revents && pass_stderr(err[0], errbuf, &errlen) <= 0)
+            err_open = false;
         if (fds[0].revents) {
             ssize_t r = read(out[0], buf, sizeof(buf));
             if (r <= 0)
                 break; /* QEMU closed its side: it is exiting */
             write_all(1, buf, (size_t)r);
-            if (!ready) {
-                /* Look for the marker, also across read boundaries. */
-                char scan[sizeof(buf) + sizeof(tail)];
-                size_t tl = strlen(tail);
-                memcpy(scan, tail, tl);
-                memcpy(scan + tl, buf, (size_t)r);
-                scan[tl + (size_t)r] = '\0';
-                if (memmem(scan, tl + (size_t)r, marker, strlen(marker)))
-                    ready = true;
-                size_t keep = tl + (size_t)r < sizeof(tail) - 1 ? tl + (size_t)r : sizeof(tail) - 1;
-                memcpy(tail, scan + tl + (size_t)r - keep, keep);
-                tail[keep] = '\0';
-            }
+            if (!ready)
+                ready = scan_marker(tail, buf, (size_t)r);
         }
         if (fds[1].revents) {
             if (plen + sizeof(buf) > pcap) {
@@ -448,14 +494,8 @@ static int relay(char **argv)
     close(in[1]);
     close(out[0]);
     while (err_open) {
-        size_t before = errlen;
         struct pollfd p = {err[0], POLLIN, 0};
-        if (poll(&p, 1, 2000) <= 0)
-            break;
-        pass_stderr(err[0], errbuf, &errlen);
-        if (!(p.revents & POLLIN) || (before == errlen && errlen == 0 && !(p.revents & POLLIN)))
-            break;
-        if (p.revents & POLLHUP && !(p.revents & POLLIN))
+        if (poll(&p, 1, 2000) <= 0 || pass_stderr(err[0], errbuf, &errlen) <= 0)
             break;
     }
     close(err[0]);
@@ -464,34 +504,53 @@ static int relay(char **argv)
     return ws;
 }
 
-/* A terminal: QEMU takes it over directly; only its stderr passes through our filter. */
-static int direct(char **argv)
+/*
+ * A terminal: QEMU takes it over directly; its stderr passes through our filter,
+ * and the console's output comes to us too (log_rfd, QEMU's chardev logfile) so
+ * that the boot deadline can watch for the boot line. We read that copy to its
+ * end: QEMU's writes to it block when it is full.
+ */
+static int direct(char **argv, int log_rfd)
 {
     int err[2], ws = 0;
-    char errbuf[4096];
+    char errbuf[4096], buf[65536], tail[16] = "";
     size_t errlen = 0;
+    bool err_open = true, log_open = log_rfd >= 0, ready = log_rfd < 0, saved;
+    double kill_at = 0;
+    struct termios tio;
 
     if (pipe2(err, O_CLOEXEC) != 0) {
         perror("orrery: qemu: pipe");
         return 2;
     }
+    saved = tcgetattr(0, &tio) == 0;
     if (start_qemu(argv, -1, -1, err[1]) != 0)
         return 2;
     close(err[1]);
-    for (;;) {
-        struct pollfd p = {err[0], POLLIN, 0};
-        if (poll(&p, 1, -1) < 0) {
+    while (err_open || log_open) {
+        struct pollfd p[2] = {{err_open ? err[0] : -1, POLLIN, 0},
+                              {log_open ? log_rfd : -1, POLLIN, 0}};
+        if (poll(p, 2, watch_boot(ready, &kill_at, -1)) < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
-        if (!(p.revents & POLLIN))
-            break; /* QEMU closed its stderr: it has exited */
-        pass_stderr(err[0], errbuf, &errlen);
+        if (p[0].revents && pass_stderr(err[0], errbuf, &errlen) <= 0)
+            err_open = false; /* QEMU closed its stderr: it is exiting */
+        if (p[1].revents) {
+            ssize_t r = read(log_rfd, buf, sizeof(buf));
+            if (r <= 0)
+                log_open = false;
+            else if (!ready)
+                ready = scan_marker(tail, buf, (size_t)r);
+        }
     }
     close(err[0]);
     while (waitpid(child, &ws, 0) < 0 && errno == EINTR)
         ;
+    /* QEMU restores the terminal when it exits; not when it was killed. */
+    if (saved)
+        tcsetattr(0, TCSADRAIN, &tio);
     return ws;
 }
 
@@ -514,22 +573,66 @@ static char *slurp(const char *path, size_t *len)
     return buf;
 }
 
+/*
+ * Say what hq_choose decided when it is not what the user would expect: a KVM that opens but
+ * cannot run (always), anything with --verbose. -1 after the error when --accel kvm cannot run.
+ */
+static int report_choice(const hq_choice_t *c, const char *want, bool verbose)
+{
+    char why[800];
+
+    hq_kvm_why(c, why, sizeof(why));
+    if (c->chosen < 0) {
+        fprintf(stderr,
+                "orrery: qemu: --accel kvm: KVM cannot run here (%s); try --accel tcg or "
+                "auto\n",
+                why);
+        return -1;
+    }
+    if (c->chosen == HQ_KVM_DEFAULT)
+        fprintf(stderr, "orrery: qemu: %s fails here (%s); using %s\n", hq_cands[HQ_KVM_HOST].name,
+                c->why[HQ_KVM_HOST], hq_cands[HQ_KVM_DEFAULT].name);
+    else if (c->chosen == HQ_TCG && strcmp(want, "auto") == 0 && !c->gate_failed)
+        fprintf(stderr, "orrery: qemu: KVM cannot run here (%s); using TCG\n", why);
+    else if (verbose && c->chosen == HQ_TCG)
+        fprintf(stderr, "orrery: qemu: using TCG (%s)\n",
+                strcmp(want, "tcg") == 0 ? "--accel tcg" : why);
+    else if (verbose)
+        fprintf(stderr, "orrery: qemu: using %s\n", hq_cands[c->chosen].name);
+    return 0;
+}
+
+/* `orrery qemu --probe`: the choice on stdout, one line per rejected candidate. */
+static void print_probe(const hq_choice_t *c)
+{
+    printf("chosen: %s\n", c->chosen >= 0 ? hq_cands[c->chosen].label : "none");
+    for (int i = 0; i < HQ_NCAND; i++) {
+        if (c->rejected[i])
+            printf("rejected: %s: %s\n", hq_cands[i].label, c->why[i]);
+    }
+}
+
 int hl_cmd_qemu(int argc, char **argv)
 {
     static char image[4096], qemu[4096];
+    static const char *names[] = {"--machine", "--accel", "--manifest",
+                                  "--append",  "--trace", "--boot-timeout"};
+    enum { NNAMES = sizeof(names) / sizeof(names[0]) };
     hq_opts_t o = {.machine = "q35", .accel = "auto"};
-    bool verbose = false;
-    const char *trace_path = NULL;
+    bool verbose = false, probe = false;
+    const char *trace_path = NULL, *want;
     char *manifest_text = NULL;
     size_t manifest_len = 0;
     hq_trace_t trace = {0};
     char *qargv[64];
     const char *why;
-    int ws, status;
+    const hq_choice_t *choice;
+    uint64_t boot_timeout = HQ_BOOT_TIMEOUT_S;
+    bool boot_timeout_set = false;
+    int ws, status, log_pipe[2] = {-1, -1};
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        const char *names[] = {"--machine", "--accel", "--manifest", "--append", "--trace"};
         const char *val = NULL;
         int which = -1;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -544,7 +647,11 @@ int hl_cmd_qemu(int argc, char **argv)
             verbose = true;
             continue;
         }
-        for (int k = 0; k < 5; k++) {
+        if (strcmp(a, "--probe") == 0) {
+            probe = true;
+            continue;
+        }
+        for (int k = 0; k < NNAMES; k++) {
             size_t nl = strlen(names[k]);
             if (strncmp(a, names[k], nl) == 0 && (a[nl] == '\0' || a[nl] == '=')) {
                 which = k;
@@ -574,6 +681,13 @@ int hl_cmd_qemu(int argc, char **argv)
             if (!*val)
                 return hl_usage_error("qemu", "qemu: --trace needs a file name");
             trace_path = val;
+        } else if (which == 5) {
+            if (!hl_parse_u64(val, 0, HQ_BOOT_TIMEOUT_MAX_S, &boot_timeout))
+                return hl_usage_error("qemu",
+                                      "qemu: --boot-timeout wants seconds, 0..%d (0: none), not "
+                                      "'%s'",
+                                      HQ_BOOT_TIMEOUT_MAX_S, val);
+            boot_timeout_set = true;
         } else {
             o.append = val;
         }
@@ -582,12 +696,10 @@ int hl_cmd_qemu(int argc, char **argv)
         return 2;
     o.qemu = qemu;
     o.image = image;
-    if (strcmp(o.accel, "auto") == 0) {
-        o.accel = hq_kvm_usable() ? "kvm" : "tcg";
-    } else if (strcmp(o.accel, "kvm") == 0 && !hq_kvm_usable()) {
-        fprintf(stderr, "orrery: qemu: --accel kvm: /dev/kvm is not usable here (try --accel "
-                        "tcg or auto)\n");
-        return 2;
+    if (probe) {
+        choice = hq_choose(qemu, image, o.accel);
+        print_probe(choice);
+        return report_choice(choice, o.accel, verbose) == 0 ? 0 : 2;
     }
     if (o.manifest_path) {
         size_t len = 0;
@@ -614,7 +726,26 @@ int hl_cmd_qemu(int argc, char **argv)
             return 2;
         }
     }
+    /* After the checks of our own input: the probe starts QEMU. */
+    want = o.accel;
+    choice = hq_choose(qemu, image, want);
+    if (report_choice(choice, want, verbose) != 0) {
+        free(manifest_text);
+        return 2;
+    }
+    o.accel = hq_cands[choice->chosen].accel;
+    o.cpu = hq_cands[choice->chosen].cpu;
     o.tty = isatty(0) && isatty(1);
+    if (o.tty) {
+        /* QEMU owns the terminal; a copy of the console's output shows us the boot line. */
+        if (pipe2(log_pipe, O_CLOEXEC) != 0) {
+            perror("orrery: qemu: pipe");
+            free(manifest_text);
+            return 2;
+        }
+        log_wfd = log_pipe[1];
+        o.console_log_fd = log_wfd;
+    }
     if (trace_path) {
         const char *mt = manifest_text ? manifest_text : orrery_default_manifest;
         if (hq_trace_start(&trace, trace_path, &o, mt, manifest_text ? manifest_len : 0,
@@ -636,16 +767,28 @@ int hl_cmd_qemu(int argc, char **argv)
                 "orrery: qemu: waiting for gdb on localhost:1234; attach with symbols:\n"
                 "  gdb %s -ex 'target remote :1234' -ex 'hbreak bm_main' -ex continue\n",
                 image);
+    /* Waiting for a person at gdb is no boot to time out, unless asked. */
+    if (boot_timeout > 0 && (!o.gdb || boot_timeout_set))
+        boot_deadline = hq_now_s() + (double)boot_timeout;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     relaying = !o.tty;
-    ws = o.tty ? direct(qargv) : relay(qargv);
+    ws = o.tty ? direct(qargv, log_pipe[0]) : relay(qargv);
+    if (log_pipe[0] >= 0)
+        close(log_pipe[0]);
     status = hq_os_status(ws, &why);
-    parent_after_fork(); /* if QEMU never started, our write end is the last one */
+    parent_after_fork(); /* if QEMU never started, our write ends are the last ones */
     if (trace_path && hq_trace_end(&trace, trace_path, status) != 0 && status >= 0)
         return 2;
     if (WIFEXITED(ws) && WEXITSTATUS(ws) == 127)
         return 2;
+    if (boot_timed_out && status < 0) {
+        fprintf(stderr,
+                "orrery: qemu: no boot line (\"[boot] ready\") from %s within %llu s; QEMU "
+                "stopped (--boot-timeout SECONDS waits longer)\n",
+                image, (unsigned long long)boot_timeout);
+        return 2;
+    }
     if (status < 0 && stop_asked)
         return 0; /* stopped on request before the OS could say its status */
     if (status < 0) {

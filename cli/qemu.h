@@ -15,20 +15,65 @@ typedef struct hq_opts {
     const char *image;         /* orrery.elf */
     const char *machine;       /* "q35" or "microvm" */
     const char *accel;         /* "kvm" or "tcg" (resolved, not "auto") */
+    const char *cpu;           /* -cpu MODEL, or NULL: QEMU's default model */
     const char *manifest_path; /* validated manifest file, or NULL */
     const char *append;        /* extra kernel command line words, or NULL */
     bool tty;                  /* the console is an interactive terminal */
     bool gdb;                  /* -s -S: wait for gdb on :1234 */
     int trace_fd;              /* > 0: the trace port (COM2) writes to this inherited fd
                                 * (/dev/fd/N) and the image is told to trace; 0: no trace */
+    int console_log_fd;        /* > 0: QEMU also copies the console's output to this inherited
+                                * fd (chardev logfile), so a terminal run can see the boot line */
 } hq_opts_t;
+
+/* `orrery qemu --boot-timeout`: the default (TCG boots q35 in well under a second; a loaded
+ * 2-core machine or a nested KVM through SeaBIOS takes seconds) and the largest accepted. */
+#define HQ_BOOT_TIMEOUT_S 60
+#define HQ_BOOT_TIMEOUT_MAX_S 86400
+/* A KVM candidate that has not run the image within this is rejected (hq_choose). */
+#define HQ_PROBE_SECONDS 30
+/* What QEMU always says about our -fw_cfg name=etc/sercon-port (q35): not worth showing. */
+#define HQ_FWCFG_WARNING "externally provided fw_cfg item names"
 
 /* The image next to this binary (or $ORRERY_IMAGE). 0, or -1 with a message on stderr. */
 int hq_find_image(char *out, size_t n);
 /* qemu-system-x86_64 from $ORRERY_QEMU or PATH. 0, or -1 with a message on stderr. */
 int hq_find_qemu(char *out, size_t n);
-/* /dev/kvm opens read-write and answers KVM_GET_API_VERSION. */
-bool hq_kvm_usable(void);
+/*
+ * The cheap first gate for KVM: /dev/kvm ($ORRERY_KVM_DEVICE, a testing hook) opens
+ * read-write and answers KVM_GET_API_VERSION (a regular file given as the device only has to
+ * open). False with the reason in why. Passing it is no proof that QEMU can run: see hq_choose.
+ */
+bool hq_kvm_usable(char *why, size_t n);
+
+/* The accelerator and CPU model candidates, best first (qemu_accel.c). */
+enum { HQ_KVM_HOST, HQ_KVM_DEFAULT, HQ_TCG, HQ_NCAND };
+typedef struct hq_cand {
+    const char *accel; /* -accel */
+    const char *cpu;   /* -cpu, or NULL: QEMU's default model */
+    const char *name;  /* for messages: "KVM with -cpu host" */
+    const char *label; /* for `orrery qemu --probe`: "kvm host" */
+} hq_cand_t;
+extern const hq_cand_t hq_cands[HQ_NCAND];
+
+typedef struct hq_choice {
+    int chosen;              /* index in hq_cands, -1: none of those allowed can run */
+    bool rejected[HQ_NCAND]; /* probed (or gated) and cannot run */
+    char why[HQ_NCAND][320]; /* for a rejected candidate, why */
+    bool gate_failed;        /* KVM was rejected by the /dev/kvm gate, QEMU never tried */
+} hq_choice_t;
+
+/*
+ * Choose the accelerator for want = "auto", "kvm" or "tcg". KVM is decided by what QEMU does:
+ * each KVM candidate passing the /dev/kvm gate is started on the image (microvm, `-append
+ * probe`: the image exits at once), and works when it exits with the image's status 0. The
+ * result is kept for the life of the process. TCG is never probed: it is the last resort.
+ */
+const hq_choice_t *hq_choose(const char *qemu, const char *image, const char *want);
+/* The monotonic clock in seconds (deadlines). */
+double hq_now_s(void);
+/* Why KVM cannot run, for messages: "KVM with -cpu host: ...; KVM with ...: ...". */
+void hq_kvm_why(const hq_choice_t *c, char *out, size_t n);
 /* Fill argv (NULL-terminated, at most max entries, strings owned by a static pool). */
 int hq_build_argv(const hq_opts_t *o, char **argv, int max);
 /*

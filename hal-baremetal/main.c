@@ -150,6 +150,8 @@ void bm_main(uint32_t start_info)
     bm_console_hold(true);
     bm_cpu_init();
     bm_boot_parse(start_info);
+    if (bm_cmdline_has("probe"))
+        bm_exit(0); /* `orrery qemu`'s accelerator probe: the vCPU is up and runs our code */
     t[1] = rdtsc();
     bm_mem_init();
     t[2] = rdtsc();

@@ -1,11 +1,13 @@
 """conftest.py — fixtures that boot Orrery (build/orrery) and drive its shell over stdin/stdout.
 
 The `boot` fixture is parametrized over platforms, so one integration test runs on each:
-"hosted" (`orrery run`), and the bare-metal image under QEMU on q35 and microvm with TCG, plus
-KVM when /dev/kvm works ("qemu-q35-tcg", "qemu-microvm-kvm", ...). Choose with
-ORRERY_PLATFORMS=hosted,qemu-q35-tcg (default: all available) or ORRERY_QEMU_ACCELS=tcg;
-the binary with ORRERY_BIN.
+"hosted" (`orrery run`), and the bare-metal image under QEMU on q35 and microvm with TCG and
+with KVM ("qemu-q35-tcg", "qemu-microvm-kvm", ...). Whether KVM can run is what `orrery qemu
+--accel kvm --probe` decides (QEMU really starts the image); when it cannot, the KVM variants
+are skipped with its reason. Choose with ORRERY_PLATFORMS=hosted,qemu-q35-tcg (default: all)
+or ORRERY_QEMU_ACCELS=tcg; the binary with ORRERY_BIN.
 """
+import functools
 import os
 import re
 import shutil
@@ -25,20 +27,37 @@ def orrery_path():
     return os.environ.get("ORRERY_BIN", os.path.join(ROOT, "build", "orrery"))
 
 
-def kvm_usable():
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
+def probe_kvm(env=None):
+    """Why KVM cannot run the image here, as `orrery qemu --accel kvm --probe` says, or None."""
+    missing = qemu_missing()
+    if missing:
+        return missing
+    r = subprocess.run([orrery_path(), "qemu", "--accel", "kvm", "--probe"], capture_output=True,
+                       text=True, timeout=120, env=env)
+    chosen = [line.split(": ", 1)[1] for line in r.stdout.splitlines()
+              if line.startswith("chosen: ")]
+    if r.returncode == 0 and chosen and chosen[0].startswith("kvm"):
+        return None
+    rejected = {}  # reason -> the candidates it rejected
+    for line in r.stdout.splitlines():
+        if line.startswith("rejected: "):
+            cand, why = line[len("rejected: "):].split(": ", 1)
+            rejected.setdefault(why, []).append(cand)
+    return "KVM cannot run here: " + ("; ".join(
+        f"{', '.join(cands)}: {why}" for why, cands in rejected.items()) or r.stderr.strip())
+
+
+@functools.lru_cache(maxsize=None)
+def kvm_skip_reason():
+    """probe_kvm() once per test session."""
+    return probe_kvm()
 
 
 def qemu_accels():
     wanted = os.environ.get("ORRERY_QEMU_ACCELS")
     if wanted:
         return [a.strip() for a in wanted.split(",") if a.strip()]
-    return ["tcg", "kvm"] if kvm_usable() else ["tcg"]
+    return ["tcg", "kvm"]  # the KVM variants skip, with the reason, where KVM cannot run
 
 
 def qemu_argv(machine, accel):
@@ -89,6 +108,7 @@ class Session:
         for t in self._readers:
             t.start()
         self._mark = 0  # output already returned by run_commands / consumed by expect
+        self._eofs = 0  # readers that reached the end of their stream
 
     def _pump(self, stream, buf):
         while True:
@@ -99,6 +119,7 @@ class Session:
                 buf.extend(chunk)
                 self._cond.notify_all()
         with self._cond:
+            self._eofs += 1
             self._cond.notify_all()
 
     @property
@@ -112,9 +133,15 @@ class Session:
             return self._err.decode(errors="replace")
 
     def _wait_for(self, predicate, timeout, what):
+        """Wait until predicate() holds; fail at once when the process has ended without it."""
         deadline = time.monotonic() + (timeout or self.timeout)
         with self._cond:
             while not predicate():
+                if self._eofs == len(self._readers) and self.proc.poll() is not None:
+                    raise AssertionError(
+                        f"{self.argv} exited with status {self.proc.returncode} while waiting "
+                        f"for {what}\n--- stdout ---\n{self._out.decode(errors='replace')}\n"
+                        f"--- stderr ---\n{self._err.decode(errors='replace')}")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise AssertionError(
@@ -241,8 +268,8 @@ def boot(request, orrery_bin):
     qemu = platform.startswith("qemu-")
     if qemu and qemu_missing():
         pytest.skip(qemu_missing())
-    if platform.endswith("-kvm") and not kvm_usable():
-        pytest.skip("/dev/kvm is not usable")
+    if platform.endswith("-kvm") and kvm_skip_reason():
+        pytest.skip(kvm_skip_reason())
     sessions = []
 
     def start(*args, timeout=None):

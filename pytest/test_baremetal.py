@@ -4,7 +4,8 @@ boot benchmark. The shell scenarios shared with hosted mode (ps, kill and restar
 task faults, shutdown, signals) run on QEMU through the `boot` fixture in test_shell.py.
 
 Boots build/orrery.elf with `orrery qemu` on q35 (virtio-pci) and microvm (virtio-mmio),
-under TCG always and under KVM too when /dev/kvm works (ORRERY_QEMU_ACCELS=tcg,kvm to choose).
+under TCG and under KVM; the KVM variants skip, with the reason, when `orrery qemu --probe`
+finds that KVM cannot run here (ORRERY_QEMU_ACCELS=tcg,kvm to choose).
 """
 import json
 import os
@@ -16,7 +17,8 @@ import tempfile
 
 import pytest
 
-from conftest import Session, kvm_usable, orrery_path, ps_rows, qemu_accels, wait_restarts
+from conftest import (Session, kvm_skip_reason, orrery_path, ps_rows, qemu_accels,
+                      wait_restarts)
 
 QEMU = shutil.which(os.environ.get("ORRERY_QEMU", "qemu-system-x86_64"))
 BOOT_LINE = re.compile(r"\[boot\] ready in (\d+) us")
@@ -39,8 +41,8 @@ def qemu(request):
         pytest.skip("qemu-system-x86_64 is not installed")
     if not os.access(image_path(), os.R_OK):
         pytest.fail(f"{image_path()} is not built (run scripts/build)")
-    if accel == "kvm" and not kvm_usable():
-        pytest.skip("/dev/kvm is not usable")
+    if accel == "kvm" and kvm_skip_reason():
+        pytest.skip(kvm_skip_reason())
     sessions = []
 
     def start(*args):

@@ -4,6 +4,7 @@
 #include "qemu.h"
 
 #include "commands.h"
+#include "opt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -177,24 +178,35 @@ int hl_cmd_bench_boot(int argc, char **argv)
     int nh = 0;
     const hq_choice_t *choice = NULL;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'},
+        {"runs", required_argument, NULL, 'r'},
+        {"accel", required_argument, NULL, 'a'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+    while ((opt = cli_getopt(argc, argv, "bench boot", opts)) != -1) {
+        if (opt == 'h') {
             fputs(bench_boot_usage, stdout);
             return 0;
-        } else if (strcmp(argv[i], "--json") == 0) {
+        } else if (opt == 'j') {
             json = true;
-        } else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
-            if (!hl_parse_u64(argv[++i], 1, 64, &runs))
-                return hl_usage_error("bench boot", "bench boot: --runs wants 1..64");
-        } else if (strcmp(argv[i], "--accel") == 0 && i + 1 < argc) {
-            accel_opt = argv[++i];
+        } else if (opt == 'r') {
+            if (cli_opt_u64("bench boot", "--runs", optarg, 1, 64, &runs) != 0)
+                return 2;
+        } else if (opt == 'a') {
+            accel_opt = optarg;
         } else {
-            return hl_usage_error("bench boot", "bench boot: unknown option '%s'", argv[i]);
+            return 2; /* cli_getopt said why */
         }
     }
+    if (optind < argc)
+        return cli_usage_error("bench boot", "bench boot: unexpected argument '%s'", argv[optind]);
     bool both = strcmp(accel_opt, "auto") == 0 || strcmp(accel_opt, "both") == 0;
     if (!both && strcmp(accel_opt, "kvm") != 0 && strcmp(accel_opt, "tcg") != 0)
-        return hl_usage_error("bench boot", "bench boot: --accel wants auto, both, kvm or tcg");
+        return cli_usage_error(
+            "bench boot", "bench boot: --accel wants auto, both, kvm or tcg, not '%s'", accel_opt);
     if (hq_find_qemu(qemu, sizeof(qemu)) != 0 || hq_find_image(image, sizeof(image)) != 0)
         return 2;
     if (both || strcmp(accel_opt, "kvm") == 0) {

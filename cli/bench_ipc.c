@@ -1,6 +1,7 @@
 /* bench_ipc.c — `orrery bench ipc`: IPC round trips and one-way throughput vs a pipe baseline. */
 #define _GNU_SOURCE
 #include "commands.h"
+#include "opt.h"
 #include <hl/hosted.h>
 
 #include <pthread.h>
@@ -401,18 +402,27 @@ static const char bench_ipc_usage[] =
 int hl_cmd_bench_ipc(int argc, char **argv)
 {
     bool json = false, pin = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'},
+        {"pin", no_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = cli_getopt(argc, argv, "bench ipc", opts)) != -1) {
+        if (c == 'h') {
             fputs(bench_ipc_usage, stdout);
             return 0;
-        }
-        if (strcmp(argv[i], "--json") == 0)
+        } else if (c == 'j') {
             json = true;
-        else if (strcmp(argv[i], "--pin") == 0)
+        } else if (c == 'p') {
             pin = true;
-        else
-            return hl_usage_error("bench ipc", "bench ipc: unknown option '%s'", argv[i]);
+        } else {
+            return 2; /* cli_getopt said why */
+        }
     }
+    if (optind < argc)
+        return cli_usage_error("bench ipc", "bench ipc: unexpected argument '%s'", argv[optind]);
     ipc_figures_t same, cross;
     uint64_t pipe_ns, pipe_one_ns;
     if (run_ipc(0, 0, pin, &same) != 0 || run_ipc(0, 1, pin, &cross) != 0)

@@ -48,8 +48,16 @@ int cli_getopt(int argc, char **argv, const char *cmd, const struct option *opts
     if (c == '?' || c == ':') {
         /* optind has moved past the offending word (and its value, if it was separate). */
         const char *word = argv[optind - 1 >= at ? optind - 1 : at];
+        const char *eq = strchr(word, '=');
+        bool flag_given_value = false;
+        for (const struct option *o = opts; eq && word[0] == '-' && word[1] == '-' && o->name; o++)
+            if (o->has_arg == no_argument && strlen(o->name) == (size_t)(eq - word - 2) &&
+                strncmp(o->name, word + 2, (size_t)(eq - word - 2)) == 0)
+                flag_given_value = true;
         if (c == ':')
             cli_usage_error(cmd, "%s: %s needs a value", cmd, word);
+        else if (flag_given_value)
+            cli_usage_error(cmd, "%s: %.*s takes no value", cmd, (int)(eq - word), word);
         else if (optopt && optopt < 128 && word[0] == '-' && word[1] != '-')
             cli_usage_error(cmd, "%s: unknown option '-%c'", cmd, optopt);
         else

@@ -4,6 +4,7 @@
 #include "qemu.h"
 
 #include "commands.h"
+#include "opt.h"
 #include <image.h>
 
 #include <errno.h>
@@ -615,9 +616,29 @@ static void print_probe(const hq_choice_t *c)
 int hl_cmd_qemu(int argc, char **argv)
 {
     static char image[4096], qemu[4096];
-    static const char *names[] = {"--machine", "--accel", "--manifest",
-                                  "--append",  "--trace", "--boot-timeout"};
-    enum { NNAMES = sizeof(names) / sizeof(names[0]) };
+    enum {
+        OPT_GDB = 1000,
+        OPT_PROBE,
+        OPT_MACHINE,
+        OPT_ACCEL,
+        OPT_MANIFEST,
+        OPT_TRACE,
+        OPT_BOOT_TIMEOUT,
+        OPT_APPEND,
+    };
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"gdb", no_argument, NULL, OPT_GDB},
+        {"probe", no_argument, NULL, OPT_PROBE},
+        {"machine", required_argument, NULL, OPT_MACHINE},
+        {"accel", required_argument, NULL, OPT_ACCEL},
+        {"manifest", required_argument, NULL, OPT_MANIFEST},
+        {"trace", required_argument, NULL, OPT_TRACE},
+        {"boot-timeout", required_argument, NULL, OPT_BOOT_TIMEOUT},
+        {"append", required_argument, NULL, OPT_APPEND},
+        {NULL, 0, NULL, 0},
+    };
     hq_opts_t o = {.machine = "q35", .accel = "auto"};
     bool verbose = false, probe = false;
     const char *trace_path = NULL, *want;
@@ -629,69 +650,60 @@ int hl_cmd_qemu(int argc, char **argv)
     const hq_choice_t *choice;
     uint64_t boot_timeout = HQ_BOOT_TIMEOUT_S;
     bool boot_timeout_set = false;
-    int ws, status, log_pipe[2] = {-1, -1};
+    int ws, status, c, log_pipe[2] = {-1, -1};
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = NULL;
-        int which = -1;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    while ((c = cli_getopt(argc, argv, "qemu", opts)) != -1) {
+        switch (c) {
+        case 'h':
             fputs(qemu_usage, stdout);
             return 0;
-        }
-        if (strcmp(a, "--gdb") == 0) {
+        case OPT_GDB:
             o.gdb = true;
-            continue;
-        }
-        if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+            break;
+        case 'v':
             verbose = true;
-            continue;
-        }
-        if (strcmp(a, "--probe") == 0) {
+            break;
+        case OPT_PROBE:
             probe = true;
-            continue;
-        }
-        for (int k = 0; k < NNAMES; k++) {
-            size_t nl = strlen(names[k]);
-            if (strncmp(a, names[k], nl) == 0 && (a[nl] == '\0' || a[nl] == '=')) {
-                which = k;
-                if (a[nl] == '=')
-                    val = a + nl + 1;
-                else if (i + 1 < argc)
-                    val = argv[++i];
-                else
-                    return hl_usage_error("qemu", "qemu: %s needs a value", names[k]);
-            }
-        }
-        if (which < 0)
-            return hl_usage_error("qemu", "qemu: unknown option '%s'", a);
-        if (which == 0) {
-            if (strcmp(val, "q35") != 0 && strcmp(val, "microvm") != 0)
-                return hl_usage_error("qemu", "qemu: --machine wants q35 or microvm, not '%s'",
-                                      val);
-            o.machine = val;
-        } else if (which == 1) {
-            if (strcmp(val, "kvm") != 0 && strcmp(val, "tcg") != 0 && strcmp(val, "auto") != 0)
-                return hl_usage_error("qemu", "qemu: --accel wants kvm, tcg or auto, not '%s'",
-                                      val);
-            o.accel = val;
-        } else if (which == 2) {
-            o.manifest_path = val;
-        } else if (which == 4) {
-            if (!*val)
-                return hl_usage_error("qemu", "qemu: --trace needs a file name");
-            trace_path = val;
-        } else if (which == 5) {
-            if (!hl_parse_u64(val, 0, HQ_BOOT_TIMEOUT_MAX_S, &boot_timeout))
-                return hl_usage_error("qemu",
-                                      "qemu: --boot-timeout wants seconds, 0..%d (0: none), not "
-                                      "'%s'",
-                                      HQ_BOOT_TIMEOUT_MAX_S, val);
+            break;
+        case OPT_MACHINE:
+            if (strcmp(optarg, "q35") != 0 && strcmp(optarg, "microvm") != 0)
+                return cli_usage_error("qemu", "qemu: --machine wants q35 or microvm, not '%s'",
+                                       optarg);
+            o.machine = optarg;
+            break;
+        case OPT_ACCEL:
+            if (strcmp(optarg, "kvm") != 0 && strcmp(optarg, "tcg") != 0 &&
+                strcmp(optarg, "auto") != 0)
+                return cli_usage_error("qemu", "qemu: --accel wants kvm, tcg or auto, not '%s'",
+                                       optarg);
+            o.accel = optarg;
+            break;
+        case OPT_MANIFEST:
+            o.manifest_path = optarg;
+            break;
+        case OPT_TRACE:
+            if (!*optarg)
+                return cli_usage_error("qemu", "qemu: --trace needs a file name");
+            trace_path = optarg;
+            break;
+        case OPT_BOOT_TIMEOUT:
+            if (!cli_parse_u64(optarg, 0, HQ_BOOT_TIMEOUT_MAX_S, &boot_timeout))
+                return cli_usage_error("qemu",
+                                       "qemu: --boot-timeout wants seconds, 0..%d (0: none), not "
+                                       "'%s'",
+                                       HQ_BOOT_TIMEOUT_MAX_S, optarg);
             boot_timeout_set = true;
-        } else {
-            o.append = val;
+            break;
+        case OPT_APPEND:
+            o.append = optarg;
+            break;
+        default:
+            return 2; /* CLI_OPT_ERROR: cli_getopt said why */
         }
     }
+    if (optind < argc)
+        return cli_usage_error("qemu", "qemu: unexpected argument '%s'", argv[optind]);
     if (hq_find_qemu(qemu, sizeof(qemu)) != 0 || hq_find_image(image, sizeof(image)) != 0)
         return 2;
     o.qemu = qemu;

@@ -62,6 +62,8 @@ static void test_unknown_and_missing_are_usage_errors(void **state)
     assert_int_equal(2, parse(a2, out, sizeof out));
     char *a3[] = {"test", "-x", NULL};
     assert_int_equal(2, parse(a3, out, sizeof out));
+    char *a4[] = {"test", "--quiet=1", NULL};
+    assert_int_equal(2, parse(a4, out, sizeof out));
 }
 
 static void test_numbers_in_range_only(void **state)

@@ -103,7 +103,8 @@ int trace_export_perfetto(trace_db *db, FILE *out, trace_clock clock)
     if (thread_names(db, out) != 0 || trace_iter_open(db, NULL, &it) != 0)
         goto out;
 
-    while ((rc = trace_iter_next(it, &r)) == 1) {
+    /* A reader that went away or a full disk: stop at once (the caller reports ferror). */
+    while (!ferror(out) && (rc = trace_iter_next(it, &r)) == 1) {
         const char *kind = trace_kind_name(r.kind);
         uint32_t iface = trace_ifmap_resolve(ifmap, &r);
         bool msg = r.kind == HAL_TR_SEND || r.kind == HAL_TR_DELIVER;

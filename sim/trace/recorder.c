@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include <trace/recorder.h>
 #include <trace/decode.h>
+#include <trace/outpath.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -43,7 +44,16 @@
 #define TR_SLOTS 64
 #define TR_CHUNK (512u * 1024u)
 #define TR_ROWS 64                  /* events per multi-row INSERT */
-#define TR_STEAL_NS (100u * 1000u * 1000u) /* commit partial chunks at least this often */
+#define TR_STEAL_NS (50u * 1000u * 1000u) /* commit partial chunks at least this often */
+/*
+ * A transaction ends after this long or this many events, whatever is left
+ * of the batch: a backlog (the writer fell behind, a checkpoint stalled it)
+ * is committed in steps, so a SIGKILL loses one step, not the backlog. With
+ * TR_STEAL_NS this bounds what a kill loses to about 100 ms of records while
+ * the writer keeps up.
+ */
+#define TR_TXN_NS (50u * 1000u * 1000u)
+#define TR_TXN_ROWS 65536u
 
 typedef struct tr_chunk {
     struct tr_chunk *next;  /* queue or pool link (qmu) */
@@ -87,22 +97,31 @@ struct trace_recorder {
     uint64_t flush_done;      /* requests the writer has satisfied */
     bool stop;
     bool writer_exited;
+    trace_recorder_faults faults;
+    trace_recorder_faults wfaults; /* the writer's copy, taken under qmu */
+    uint64_t allocs;          /* buffer allocations made (faults.alloc_ok) */
 
     atomic_uint_fast64_t bad_frames;
     uint64_t written, batches; /* writer thread only (read after join or racy stats) */
+    uint64_t lost;             /* writer only: records of failed transactions */
+    uint64_t max_txn_rows;     /* writer only */
+    uint64_t txns;             /* writer only: transactions begun (faults.fail_txn) */
     uint64_t writer_cpu_ns;    /* set when the writer ends */
     int exit_status;
     bool has_exit_status;
 
     /* Writer thread only. */
     sqlite3 *db;
-    sqlite3_stmt *ins_event, *ins_events, *ins_spawn, *ins_exit, *ins_chan;
-    char *path;
-    char write_err[256];
+    sqlite3_stmt *ins_event, *ins_events, *ins_spawn, *ins_exit, *ins_chan, *upd_progress;
+    char *path;               /* as the caller gave it (messages) */
+    trace_out out;            /* the partial file being written and where it goes */
+    char notice[2 * PATH_MAX + 128];
+    char write_err[256];      /* the first failure of the writer */
     struct tr_key *sorted;    /* a batch's entries in seq order */
     size_t nsorted;
     pthread_t writer;
     bool writer_started;
+    bool remove_partial;      /* open failed: the partial file holds nothing worth keeping */
     trace_recorder_stats *close_stats; /* filled by close (benchmarks) */
 };
 
@@ -121,7 +140,7 @@ static const char *const schema_sql =
     " start_unix_ns INTEGER NOT NULL, start_time TEXT NOT NULL, end_unix_ns INTEGER,"
     " workers INTEGER NOT NULL, events INTEGER, dropped INTEGER NOT NULL DEFAULT 0,"
     " bad_frames INTEGER NOT NULL DEFAULT 0, exit_status INTEGER,"
-    " complete INTEGER NOT NULL DEFAULT 0);"
+    " complete INTEGER NOT NULL DEFAULT 0, commit_unix_ns INTEGER);"
     "CREATE TABLE kinds(id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
     "CREATE TABLE interfaces(id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
     "CREATE TABLE tasks(id INTEGER PRIMARY KEY, name TEXT, parent INTEGER,"
@@ -204,6 +223,9 @@ static tr_chunk *chunk_get(trace_recorder *rec, size_t need)
     } else {
         if (rec->bytes + cap > rec->limit)
             return NULL;
+        if (rec->faults.alloc_ok && rec->allocs >= rec->faults.alloc_ok)
+            return NULL;
+        rec->allocs++;
         c = malloc(sizeof(*c) + cap);
         if (!c)
             return NULL;
@@ -475,47 +497,127 @@ static size_t collect(trace_recorder *rec, const tr_chunk *c, size_t from, size_
     return n;
 }
 
+/* Entries in [from, to) of c, counted without allocating (a batch that could not be collected). */
+static size_t count_entries(const tr_chunk *c, size_t from, size_t to)
+{
+    size_t n = 0;
+
+    for (size_t off = from; off < to; n++)
+        off += entry_size(((const tr_entry *)(c->data + off))->rec.len);
+    return n;
+}
+
+/* Records of a batch that will not reach the file: counted, the first reason kept. */
+static void lose(trace_recorder *rec, size_t n, const char *why)
+{
+    if (!rec->write_err[0])
+        seterr(rec->write_err, sizeof(rec->write_err), "writing events: %s", why);
+    __atomic_store_n(&rec->lost, rec->lost + n, __ATOMIC_RELAXED);
+}
+
+static uint64_t dropped_now(trace_recorder *rec)
+{
+    uint64_t d = 0;
+
+    for (int i = 0; i < TR_SLOTS; i++)
+        d += atomic_load_explicit(&rec->slots[i].dropped, memory_order_relaxed);
+    return d + atomic_load_explicit(&rec->overflow.dropped, memory_order_relaxed);
+}
+
+static int txn_begin(trace_recorder *rec)
+{
+    rec->txns++;
+    return sqlite3_exec(rec->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
 /*
- * Commit the rest of each chunk of list and the taken prefixes in one
- * transaction, in seq order: threads' chunks interleave, and sorted inserts
- * keep SQLite appending at the right edge of the events b-tree. A seq range
- * split between two batches (one thread's record taken now, another's
- * slightly smaller seq still in its chunk) is harmless: rows are keyed by seq,
- * and readers scan by seq.
+ * Commit rows events, with the run row's progress in the same transaction:
+ * a file cut short by a kill still says how many records were lost before
+ * its last commit and when that commit was.
+ */
+static int txn_commit(trace_recorder *rec, size_t rows)
+{
+    sqlite3_stmt *st = rec->upd_progress;
+    int rc;
+
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(dropped_now(rec) + rec->lost));
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)clock_ns(CLOCK_REALTIME));
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE || sqlite3_exec(rec->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        return -1;
+    __atomic_store_n(&rec->written, rec->written + rows, __ATOMIC_RELAXED);
+    __atomic_store_n(&rec->batches, rec->batches + 1, __ATOMIC_RELAXED);
+    if (rows > rec->max_txn_rows)
+        __atomic_store_n(&rec->max_txn_rows, rows, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/*
+ * Commit the rest of each chunk of list and the taken prefixes in seq order:
+ * threads' chunks interleave, and sorted inserts keep SQLite appending at the
+ * right edge of the events b-tree. A seq range split between two batches (one
+ * thread's record taken now, another's slightly smaller seq still in its
+ * chunk) is harmless: rows are keyed by seq, and readers scan by seq.
+ *
+ * A transaction ends every TR_TXN_NS or TR_TXN_ROWS (see there). A failed one
+ * is rolled back and its records, with the rest of the batch, are counted as
+ * lost; the next batch tries again (an allocation may succeed then).
  */
 static void write_batch(trace_recorder *rec, tr_chunk *list, const tr_take *part, size_t npart)
 {
-    size_t n = 0, i = 0;
+    size_t n = 0, i, first = 0;
     bool sorted = true;
+    uint64_t t0;
 
-    if (rec->write_err[0])
-        return; /* the file failed: keep draining so record() never stalls */
     for (tr_chunk *c = list; c && n != SIZE_MAX; c = c->next)
         n = collect(rec, c, c->read, atomic_load_explicit(&c->used, memory_order_relaxed), n);
     for (size_t k = 0; k < npart && n != SIZE_MAX; k++)
         n = collect(rec, part[k].c, part[k].c->read, part[k].end, n);
-    if (n == SIZE_MAX)
-        seterr(rec->write_err, sizeof(rec->write_err), "writing events: out of memory");
-    if (n == 0 || n == SIZE_MAX)
+    if (n == SIZE_MAX) {
+        n = 0;
+        for (tr_chunk *c = list; c; c = c->next)
+            n += count_entries(c, c->read, atomic_load_explicit(&c->used, memory_order_relaxed));
+        for (size_t k = 0; k < npart; k++)
+            n += count_entries(part[k].c, part[k].c->read, part[k].end);
+        lose(rec, n, "out of memory");
+        return;
+    }
+    if (n == 0)
         return;
     for (i = 1; i < n && sorted; i++)
         sorted = rec->sorted[i - 1].seq < rec->sorted[i].seq;
     if (!sorted)
         qsort(rec->sorted, n, sizeof(*rec->sorted), cmp_key);
-    if (exec_sql(rec->db, "BEGIN", rec->write_err, sizeof(rec->write_err)) != 0)
-        return;
+    if (txn_begin(rec) != 0)
+        goto fail;
+    t0 = clock_ns(CLOCK_MONOTONIC);
     for (i = 0; i < n; i++) {
-        if (write_event(rec, i, n) != 0 || write_side(rec, rec->sorted[i].e) != 0) {
-            seterr(rec->write_err, sizeof(rec->write_err), "writing events: %s",
-                   sqlite3_errmsg(rec->db));
+        /* Only at a group boundary: a multi-row INSERT never straddles two transactions. */
+        if (i > first && i % TR_ROWS == 0 &&
+            (i - first >= TR_TXN_ROWS || clock_ns(CLOCK_MONOTONIC) - t0 >= TR_TXN_NS)) {
+            if (txn_commit(rec, i - first) != 0)
+                goto fail;
+            first = i;
+            if (txn_begin(rec) != 0)
+                goto fail;
+            t0 = clock_ns(CLOCK_MONOTONIC);
+        }
+        if (rec->wfaults.row_delay_us)
+            usleep(rec->wfaults.row_delay_us);
+        if (rec->wfaults.fail_txn == rec->txns) {
             exec_sql(rec->db, "ROLLBACK", NULL, 0);
+            lose(rec, n - first, "injected failure");
             return;
         }
+        if (write_event(rec, i, n) != 0 || write_side(rec, rec->sorted[i].e) != 0)
+            goto fail;
     }
-    if (exec_sql(rec->db, "COMMIT", rec->write_err, sizeof(rec->write_err)) != 0)
+    if (txn_commit(rec, n - first) == 0)
         return;
-    __atomic_store_n(&rec->written, rec->written + n, __ATOMIC_RELAXED);
-    __atomic_store_n(&rec->batches, rec->batches + 1, __ATOMIC_RELAXED);
+fail:
+    lose(rec, n - first, sqlite3_errmsg(rec->db));
+    exec_sql(rec->db, "ROLLBACK", NULL, 0);
 }
 
 static void take_prefix(tr_slot *s, tr_take *part, size_t *npart)
@@ -553,6 +655,10 @@ static void *writer_main(void *arg)
         uint64_t req = rec->flush_req;
         bool stopping = rec->stop;
         bool take = stopping || req != rec->flush_done || clock_ns(CLOCK_MONOTONIC) - last_take >= TR_STEAL_NS;
+        if (rec->faults.hold_writer && !stopping) {
+            pthread_cond_wait(&rec->qcv, &rec->qmu);
+            continue;
+        }
         if (!rec->queue_head && !take) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -566,6 +672,7 @@ static void *writer_main(void *arg)
         }
         tr_chunk *list = rec->queue_head;
         rec->queue_head = rec->queue_tail = NULL;
+        rec->wfaults = rec->faults;
         pthread_mutex_unlock(&rec->qmu);
 
         /* After the pop: a chunk popped here is no longer in any slot. */
@@ -619,17 +726,6 @@ static int prepare(trace_recorder *rec, sqlite3_stmt **st, const char *sql, char
         return -1;
     }
     return 0;
-}
-
-static void remove_file(const char *path)
-{
-    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-    char buf[4096];
-
-    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-        snprintf(buf, sizeof(buf), "%s%s", path, suffix[i]);
-        unlink(buf);
-    }
 }
 
 static int write_header(trace_recorder *rec, const trace_run_info *run, char *err, size_t errlen)
@@ -697,6 +793,20 @@ fail:
     return -1;
 }
 
+static void db_close(trace_recorder *rec)
+{
+    sqlite3_stmt **sts[] = {&rec->ins_event, &rec->ins_events, &rec->ins_spawn,
+                            &rec->ins_exit,  &rec->ins_chan,   &rec->upd_progress};
+
+    for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++) {
+        sqlite3_finalize(*sts[i]);
+        *sts[i] = NULL;
+    }
+    if (rec->db)
+        sqlite3_close(rec->db);
+    rec->db = NULL;
+}
+
 static void recorder_free(trace_recorder *rec)
 {
     for (int i = 0; i < TR_SLOTS; i++)
@@ -713,13 +823,8 @@ static void recorder_free(trace_recorder *rec)
         rec->queue_head = c->next;
         free(c);
     }
-    sqlite3_finalize(rec->ins_event);
-    sqlite3_finalize(rec->ins_events);
-    sqlite3_finalize(rec->ins_spawn);
-    sqlite3_finalize(rec->ins_exit);
-    sqlite3_finalize(rec->ins_chan);
-    if (rec->db)
-        sqlite3_close(rec->db);
+    db_close(rec);
+    trace_out_release(&rec->out, rec->remove_partial);
     pthread_mutex_destroy(&rec->qmu);
     pthread_cond_destroy(&rec->qcv);
     pthread_cond_destroy(&rec->donecv);
@@ -756,12 +861,15 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
     trace_recorder *rec = calloc(1, sizeof(*rec));
     char multi[64 + TR_ROWS * 32];
 
+    int rc;
+
     *out = NULL;
     if (!rec || !(rec->path = strdup(path))) {
         free(rec);
         seterr(err, errlen, "trace %s: out of memory", path);
         return -1;
     }
+    rec->out.lock_fd = -1;
     rec->id = atomic_fetch_add(&next_recorder_id, 1);
     pthread_mutex_init(&rec->overflow_mu, NULL);
     rec->overflow.mu = &rec->overflow_mu;
@@ -775,12 +883,25 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
     rec->sink.flush = sink_flush;
 
     pthread_once(&sqlite_once, sqlite_setup);
-    remove_file(path);
-    if (sqlite3_open_v2(path, &rec->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) !=
-        SQLITE_OK) {
-        seterr(err, errlen, "trace %s: cannot create: %s", path,
+    /* Nothing that exists is touched unless it is an Orrery trace (outpath.c). */
+    if ((rc = trace_out_prepare(path, &rec->out, err, errlen)) != 0) {
+        recorder_free(rec);
+        return rc;
+    }
+    if (rec->out.replaces)
+        snprintf(rec->notice, sizeof(rec->notice),
+                 "%s holds an Orrery trace: this recording replaces it once it is complete",
+                 rec->out.target);
+    if (rec->out.replaced_partial)
+        snprintf(rec->notice + strlen(rec->notice), sizeof(rec->notice) - strlen(rec->notice),
+                 "%sremoved %s, an unfinished earlier recording", rec->notice[0] ? "; " : "",
+                 rec->out.partial);
+    if (sqlite3_open_v2(rec->out.partial, &rec->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        seterr(err, errlen, "trace %s: cannot create %s: %s", path, rec->out.partial,
                rec->db ? sqlite3_errmsg(rec->db) : "out of memory");
+        rec->remove_partial = true;
         recorder_free(rec);
         return -1;
     }
@@ -788,13 +909,17 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
      * WAL with synchronous=OFF: each batch is one append to the log, nothing
      * is fsynced, and a process killed mid-run leaves every committed batch
      * readable. At close the log is checkpointed and the file switched back to
-     * a single-file rollback journal.
+     * a single-file rollback journal. The application id is written first,
+     * into the main file's header, where trace_file_is_trace reads it even
+     * while the rest of the trace is still in the log.
      */
-    if (exec_sql(rec->db,
-                 "PRAGMA page_size=65536; PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
-                 " PRAGMA wal_autocheckpoint=1024; PRAGMA cache_size=-65536;"
-                 " PRAGMA temp_store=MEMORY",
-                 err, errlen) != 0 ||
+    char pragmas[320];
+    snprintf(pragmas, sizeof(pragmas),
+             "PRAGMA page_size=65536; PRAGMA application_id=%ld; PRAGMA journal_mode=WAL;"
+             " PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=1024; PRAGMA cache_size=-65536;"
+             " PRAGMA temp_store=MEMORY",
+             (long)TRACE_APPLICATION_ID);
+    if (exec_sql(rec->db, pragmas, err, errlen) != 0 ||
         write_header(rec, run, err, errlen) != 0 ||
         prepare(rec, &rec->ins_event,
                 "INSERT OR IGNORE INTO events VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", err,
@@ -813,25 +938,40 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
         prepare(rec, &rec->ins_chan,
                 "INSERT OR REPLACE INTO channels(endpoint, peer, creator, created_seq, iface)"
                 " VALUES(?,?,?,?,?)",
+                err, errlen) != 0 ||
+        prepare(rec, &rec->upd_progress, "UPDATE run SET dropped=?1, commit_unix_ns=?2 WHERE id=1",
                 err, errlen) != 0) {
         if (err && errlen && !strstr(err, path)) {
             char tmp[512];
             snprintf(tmp, sizeof(tmp), "trace %s: %s", path, err);
             seterr(err, errlen, "%s", tmp);
         }
+        rec->remove_partial = true;
         recorder_free(rec);
-        remove_file(path);
         return -1;
     }
     if (pthread_create(&rec->writer, NULL, writer_main, rec) != 0) {
         seterr(err, errlen, "trace %s: cannot start the writer thread", path);
+        rec->remove_partial = true;
         recorder_free(rec);
-        remove_file(path);
         return -1;
     }
     rec->writer_started = true;
     *out = rec;
     return 0;
+}
+
+const char *trace_recorder_notice(const trace_recorder *rec)
+{
+    return rec->notice[0] ? rec->notice : NULL;
+}
+
+void trace_recorder_set_faults(trace_recorder *rec, const trace_recorder_faults *f)
+{
+    pthread_mutex_lock(&rec->qmu);
+    rec->faults = *f;
+    pthread_cond_broadcast(&rec->qcv);
+    pthread_mutex_unlock(&rec->qmu);
 }
 
 void trace_recorder_set_buffer_limit(trace_recorder *rec, size_t bytes)
@@ -876,6 +1016,8 @@ void trace_recorder_get_stats(trace_recorder *rec, trace_recorder_stats *out)
     out->bad_frames = atomic_load(&rec->bad_frames);
     pthread_mutex_lock(&rec->qmu);
     out->written = __atomic_load_n(&rec->written, __ATOMIC_RELAXED);
+    out->lost = __atomic_load_n(&rec->lost, __ATOMIC_RELAXED);
+    out->max_txn_rows = __atomic_load_n(&rec->max_txn_rows, __ATOMIC_RELAXED);
     out->batches = __atomic_load_n(&rec->batches, __ATOMIC_RELAXED);
     out->buffer_bytes = rec->bytes;
     out->buffer_peak = rec->peak;
@@ -920,9 +1062,11 @@ out:
 int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
+    trace_recorder_stats now;
     char buf[256] = "";
-    uint64_t close_cpu;
-    int ret = 0;
+    uint64_t close_cpu, missing;
+    bool finished = false;
+    int ret;
 
     if (!rec)
         return 0;
@@ -934,10 +1078,9 @@ int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
     if (rec->writer_started)
         pthread_join(rec->writer, NULL);
 
-    if (rec->write_err[0]) {
-        snprintf(buf, sizeof(buf), "%s", rec->write_err);
-        ret = -1;
-    }
+    /* Every record the kernel handed over is in the file, or the run row says it is not. */
+    trace_recorder_get_stats(rec, &now);
+    missing = now.dropped + now.lost;
     /* Final counts and indexes in one transaction, then back to a single file. */
     if (exec_sql(rec->db, "BEGIN", buf, sizeof(buf)) == 0 &&
         exec_sql(rec->db, index_sql, buf, sizeof(buf)) == 0 &&
@@ -948,37 +1091,49 @@ int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
                  buf, sizeof(buf)) == 0 &&
         fill_interfaces(rec) == 0 &&
         sqlite3_prepare_v2(rec->db,
-                           "UPDATE run SET end_unix_ns=?1, events=(SELECT count(*) FROM events),"
-                           " dropped=?2, bad_frames=?3, exit_status=?4, complete=1 WHERE id=1",
+                           "UPDATE run SET end_unix_ns=?1, commit_unix_ns=?1,"
+                           " events=(SELECT count(*) FROM events), dropped=?2, bad_frames=?3,"
+                           " exit_status=?4, complete=?5 WHERE id=1",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)clock_ns(CLOCK_REALTIME));
-        trace_recorder_stats now;
-        trace_recorder_get_stats(rec, &now);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)now.dropped);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)missing);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)atomic_load(&rec->bad_frames));
         if (rec->has_exit_status)
             sqlite3_bind_int64(st, 4, rec->exit_status);
-        if (sqlite3_step(st) != SQLITE_DONE || exec_sql(rec->db, "COMMIT", buf, sizeof(buf)))
-            ret = -1;
+        sqlite3_bind_int64(st, 5, missing == 0);
+        finished = sqlite3_step(st) == SQLITE_DONE && exec_sql(rec->db, "COMMIT", buf, sizeof(buf)) == 0;
         sqlite3_finalize(st);
+    }
+    if (finished && exec_sql(rec->db, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE",
+                             buf, sizeof(buf)) != 0)
+        finished = false;
+    if (!finished && !buf[0])
+        snprintf(buf, sizeof(buf), "%s", sqlite3_errmsg(rec->db));
+    close_cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - close_cpu;
+    if (rec->close_stats) {
+        trace_recorder_get_stats(rec, rec->close_stats);
+        rec->close_stats->writer_cpu_ns += close_cpu;
+    }
+    /* The file must be closed before it is renamed. */
+    db_close(rec);
+
+    if (!finished) {
+        seterr(err, errlen, "trace %s: %s; what was committed is in %s (run.complete = 0)",
+               rec->path, buf, rec->out.partial);
+        ret = -1;
+    } else if (missing) {
+        seterr(err, errlen,
+               "trace %s: %llu of %llu records were not stored (%s); the incomplete trace is %s"
+               " (run.complete = 0, run.dropped = %llu)%s",
+               rec->path, (unsigned long long)missing,
+               (unsigned long long)(now.recorded + now.dropped),
+               rec->write_err[0] ? rec->write_err
+                                 : "buffers full: the writer fell behind or memory ran out",
+               rec->out.partial, (unsigned long long)missing,
+               rec->out.replaces ? "; the earlier trace was left as it was" : "");
+        ret = TRACE_INCOMPLETE;
     } else {
-        ret = -1;
-    }
-    if (ret == 0 &&
-        exec_sql(rec->db, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE", buf,
-                 sizeof(buf)) != 0)
-        ret = -1;
-    {
-        close_cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - close_cpu;
-        if (rec->close_stats) {
-            trace_recorder_get_stats(rec, rec->close_stats);
-            rec->close_stats->writer_cpu_ns += close_cpu;
-        }
-    }
-    if (ret != 0) {
-        if (!buf[0])
-            snprintf(buf, sizeof(buf), "%s", sqlite3_errmsg(rec->db));
-        seterr(err, errlen, "trace %s: %s", rec->path, buf);
+        ret = trace_out_commit(&rec->out, err, errlen);
     }
     recorder_free(rec);
     return ret;

@@ -179,7 +179,9 @@ int trace_show(trace_db *db, const trace_filter *f, FILE *out)
         if (f && f->iface && iface != f->iface)
             continue;
         trace_show_format(db, &r, iface, buf, sizeof(buf));
-        fprintf(out, "%s\n", buf);
+        /* A reader that went away or a full disk: stop at once (the caller reports ferror). */
+        if (fprintf(out, "%s\n", buf) < 0 || ferror(out))
+            break;
         if (f && f->limit && ++shown >= f->limit)
             break;
     }

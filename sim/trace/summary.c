@@ -239,13 +239,21 @@ static void print_rows(FILE *out, const char *what, const trace_summary_row *row
 
 void trace_summary_print(const trace_summary *s, FILE *out)
 {
-    char a[32], b[32], c[32], d[32];
+    char a[32], b[32], c[32], d[32], state[160] = "";
 
+    if (!s->run.complete && s->run.closed)
+        snprintf(state, sizeof(state), " (incomplete: %llu records not stored)",
+                 (unsigned long long)s->run.dropped);
+    else if (!s->run.complete && s->run.commit_unix_ns > s->run.start_unix_ns)
+        snprintf(state, sizeof(state),
+                 " (recording did not finish cleanly; its last commit was %.3f s after the start)",
+                 (double)(s->run.commit_unix_ns - s->run.start_unix_ns) / 1e9);
+    else if (!s->run.complete)
+        snprintf(state, sizeof(state), " (recording did not finish cleanly)");
     fprintf(out, "run: platform %s, seed %llu, commit %s, started %s, %u worker%s%s\n",
             s->run.platform, (unsigned long long)s->run.seed,
             s->run.commit[0] ? s->run.commit : "?", s->run.start_time, s->run.workers,
-            s->run.workers == 1 ? "" : "s",
-            s->run.complete ? "" : " (recording did not finish cleanly)");
+            s->run.workers == 1 ? "" : "s", state);
     fprintf(out, "events: %llu over %s, dropped %llu, bad frames %llu",
             (unsigned long long)s->events, dur(s->last_ns - s->first_ns, a, sizeof(a)),
             (unsigned long long)s->run.dropped, (unsigned long long)s->run.bad_frames);

@@ -32,7 +32,10 @@ typedef struct trace_run_row {
     uint64_t bad_frames; /* imported stream: frames rejected */
     unsigned workers;
     int schema_version;
-    bool complete;       /* false: the recording did not close cleanly */
+    bool complete;       /* false: records are missing (dropped, or the recording was cut) */
+    bool closed;         /* the recorder closed the file (end_unix_ns is set) */
+    uint64_t start_unix_ns;
+    uint64_t commit_unix_ns; /* the writer's last commit (0: not recorded, older traces) */
     bool has_exit_status;
     int exit_status;
 } trace_run_row;

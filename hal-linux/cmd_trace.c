@@ -285,7 +285,9 @@ static int cmd_export(int argc, char **argv)
         trace_db_close(db);
         return trace_fail(msg);
     }
+    output_begin();
     rc = trace_export_perfetto(db, f, clock) == 0 ? 0 : trace_fail(trace_db_error(db));
+    rc = output_end(f, rc);
     if (f != stdout && fclose(f) != 0 && rc == 0)
         rc = trace_fail("error writing the JSON file");
     trace_db_close(db);

@@ -1,4 +1,5 @@
-/* test_trace_recorder.c — the SQLite recorder: round trip, hand-off, honest loss counts, output paths, bad files. */
+/* test_trace_recorder.c — the SQLite recorder: round trip, hand-off, honest loss counts, output
+ * paths, bad files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -93,8 +94,8 @@ static void record_meta(trace_recorder *rec)
 
 static void test_round_trip_two_threads(void **state)
 {
-    trace_run_info run = {.platform = "sim", .seed = 42, .commit = "abc123", .manifest = "echo\n",
-                          .workers = 2};
+    trace_run_info run = {
+        .platform = "sim", .seed = 42, .commit = "abc123", .manifest = "echo\n", .workers = 2};
     atomic_uint_fast64_t seq = 0;
     trace_recorder *rec;
     producer p[2];
@@ -128,16 +129,18 @@ static void test_round_trip_two_threads(void **state)
     assert_int_equal(0, scalar(db, "SELECT dropped FROM run"));
     assert_int_equal(2 * PER_THREAD + 3, scalar(db, "SELECT events FROM run"));
     /* per task, the payload says which record it was */
-    assert_int_equal(0, scalar(db, "SELECT count(*) FROM events WHERE kind = 4 AND len > 0 AND"
-                                   " (substr(payload, 1, 4) <> substr(CAST(x'00000000' AS BLOB), 1, 0)"
-                                   " AND length(payload) <> 12)"));
+    assert_int_equal(0,
+                     scalar(db, "SELECT count(*) FROM events WHERE kind = 4 AND len > 0 AND"
+                                " (substr(payload, 1, 4) <> substr(CAST(x'00000000' AS BLOB), 1, 0)"
+                                " AND length(payload) <> 12)"));
     assert_int_equal(PER_THREAD, scalar(db, "SELECT count(*) FROM events WHERE task = 3"));
     assert_int_equal(1, scalar(db, "SELECT count(*) FROM tasks WHERE id = 7 AND name = 'echo'"
                                    " AND parent = 1 AND exit_status = -5"));
     assert_int_equal(2, scalar(db, "SELECT count(*) FROM channels WHERE endpoint IN (70, 71)"));
     assert_int_equal(71, scalar(db, "SELECT peer FROM channels WHERE endpoint = 70"));
     assert_int_equal(1, scalar(db, "SELECT count(*) FROM kinds WHERE name = 'DELIVER' AND id = 5"));
-    assert_int_equal(1, scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'events_task'"));
+    assert_int_equal(1,
+                     scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'events_task'"));
     sqlite3_close(db);
 
     /* The reader checks and iterates the same file, in seq order. */
@@ -312,8 +315,12 @@ static void record_n(trace_recorder *rec, uint64_t first, uint64_t n, uint32_t l
 {
     static char blob[4096];
     for (uint64_t i = first; i < first + n; i++) {
-        hal_trace_rec_t r = {.seq = i, .time_ns = i, .kind = HAL_TR_SEND, .task = 2,
-                             .len = len, .data = len ? blob : NULL};
+        hal_trace_rec_t r = {.seq = i,
+                             .time_ns = i,
+                             .kind = HAL_TR_SEND,
+                             .task = 2,
+                             .len = len,
+                             .data = len ? blob : NULL};
         trace_recorder_record(rec, &r);
     }
 }
@@ -370,7 +377,8 @@ static void test_alloc_failure_counts_dropped(void **state)
     db = open_ro(partial);
     assert_int_equal(0, scalar(db, "SELECT complete FROM run"));
     assert_int_equal((sqlite3_int64)st.dropped, scalar(db, "SELECT dropped FROM run"));
-    assert_int_equal(3000, scalar(db, "SELECT count(*) FROM events") + scalar(db, "SELECT dropped FROM run"));
+    assert_int_equal(3000, scalar(db, "SELECT count(*) FROM events") +
+                               scalar(db, "SELECT dropped FROM run"));
     sqlite3_close(db);
     unlink(partial);
 }
@@ -489,8 +497,13 @@ static void make_trace(const char *file, int nevents)
     static char blob[3000];
     assert_int_equal(0, trace_recorder_open(file, NULL, &rec, err, sizeof(err)));
     for (int i = 1; i <= nevents; i++) {
-        hal_trace_rec_t r = {.seq = (uint64_t)i, .kind = HAL_TR_SEND, .task = 2, .chan = 1,
-                             .peer = 2, .len = sizeof(blob), .data = blob};
+        hal_trace_rec_t r = {.seq = (uint64_t)i,
+                             .kind = HAL_TR_SEND,
+                             .task = 2,
+                             .chan = 1,
+                             .peer = 2,
+                             .len = sizeof(blob),
+                             .data = blob};
         trace_recorder_record(rec, &r);
     }
     assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
@@ -512,7 +525,8 @@ static void test_bad_files(void **state)
 
     f = fopen(path, "w");
     fputs("this is a text file, long enough to be looked at by sqlite as a header....\n"
-          "more text more text more text more text more text more text more text\n", f);
+          "more text more text more text more text more text more text more text\n",
+          f);
     fclose(f);
     expect_open_error(path, "not a SQLite database");
 
@@ -526,8 +540,9 @@ static void test_bad_files(void **state)
     unlink(path);
     make_trace(path, 3);
     assert_int_equal(SQLITE_OK, sqlite3_open(path, &db));
-    assert_int_equal(SQLITE_OK, sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key ="
-                                                 " 'schema_version'",
+    assert_int_equal(SQLITE_OK, sqlite3_exec(db,
+                                             "UPDATE meta SET value = '99' WHERE key ="
+                                             " 'schema_version'",
                                              NULL, NULL, NULL));
     sqlite3_close(db);
     expect_open_error(path, "schema version 99 is newer");
@@ -564,7 +579,8 @@ static void test_cannot_create(void **state)
 {
     trace_recorder *rec = (void *)1;
     char err[256] = "";
-    assert_int_equal(-1, trace_recorder_open("/nonexistent-dir/x.db", NULL, &rec, err, sizeof(err)));
+    assert_int_equal(-1,
+                     trace_recorder_open("/nonexistent-dir/x.db", NULL, &rec, err, sizeof(err)));
     assert_null(rec);
     assert_non_null(strstr(err, "/nonexistent-dir/x.db"));
 }
@@ -726,10 +742,10 @@ static void test_replaces_an_older_trace(void **state)
 
     fresh("older");
     assert_int_equal(SQLITE_OK, sqlite3_open(path, &db));
-    assert_int_equal(SQLITE_OK,
-                     sqlite3_exec(db, "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
-                                      "INSERT INTO meta VALUES('format', 'orrery-trace')",
-                                  NULL, NULL, NULL));
+    assert_int_equal(SQLITE_OK, sqlite3_exec(db,
+                                             "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+                                             "INSERT INTO meta VALUES('format', 'orrery-trace')",
+                                             NULL, NULL, NULL));
     sqlite3_close(db);
     assert_int_equal(0, trace_recorder_open(path, NULL, &rec, err, sizeof(err)));
     record_n(rec, 1, 2, 0);

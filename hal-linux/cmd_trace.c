@@ -1,4 +1,5 @@
-/* cmd_trace.c — `orrery trace summary|show|export|import` and `orrery bench trace` (argv[0] is the subcommand). */
+/* cmd_trace.c — `orrery trace summary|show|export|import` and `orrery bench trace` (argv[0] is the
+ * subcommand). */
 #include <trace/outpath.h>
 #include <trace/reader.h>
 #include <trace/recorder.h>
@@ -29,7 +30,8 @@ int hl_cmd_bench_trace(int argc, char **argv);
 
 static const char trace_usage[] =
     "usage: orrery trace <command> FILE [options]\n"
-    "  summary FILE                   messages, bytes, send->deliver latency per task and interface\n"
+    "  summary FILE                   messages, bytes, send->deliver latency per task and "
+    "interface\n"
     "  show FILE [--task T] [--interface I] [--kind K] [--limit N]\n"
     "                                 one line per event, messages decoded by interface\n"
     "  export --perfetto FILE OUT.json [--clock time|seq]\n"
@@ -37,10 +39,11 @@ static const char trace_usage[] =
     "  record OUT.db [--deterministic [--seed N]] [--workers N] [--quiet]\n"
     "                                 boot the image with tracing on (console: stdin/stdout)\n"
     "  import STREAM OUT.db [--platform P]\n"
-    "                                 binary frames (bare-metal serial stream, '-': stdin) to a trace\n"
+    "                                 binary frames (bare-metal serial stream, '-': stdin) to a "
+    "trace\n"
     "  corpus FILE DIR                seed inputs for the server fuzz targets (docs/fuzzing.md)\n"
-    "Traces are SQLite files; docs/trace-format.md has the schema and sqlite3 queries.\n"
-    TRACE_OUT_HELP;
+    "Traces are SQLite files; docs/trace-format.md has the schema and sqlite3 "
+    "queries.\n" TRACE_OUT_HELP;
 
 static const char summary_usage[] =
     "usage: orrery trace summary FILE\n"
@@ -49,7 +52,8 @@ static const char summary_usage[] =
     "paired with the SEND it dequeued: FIFO per receiving endpoint.\n";
 
 static const char show_usage[] =
-    "usage: orrery trace show FILE [--task NAME|ID] [--interface NAME|ID] [--kind KIND] [--limit N]\n"
+    "usage: orrery trace show FILE [--task NAME|ID] [--interface NAME|ID] [--kind KIND] [--limit "
+    "N]\n"
     "One line per event in sequence order: seq, time, task, kind, and for messages the channel,\n"
     "the message name and its fields decoded by interface definition (hex when unknown).\n";
 
@@ -69,8 +73,8 @@ static const char record_usage[] =
     "usage: orrery trace record OUT.db [--deterministic [--seed N]] [--workers N] [--quiet]\n"
     "Boot the built-in image with the SQLite recorder as the kernel's trace sink. The console is\n"
     "stdin/stdout; with --deterministic, stdin is read to its end first and fed as the console\n"
-    "script (then EOF, which shuts the shell down), so a seed and an input give the same trace.\n"
-    TRACE_OUT_HELP;
+    "script (then EOF, which shuts the shell down), so a seed and an input give the same "
+    "trace.\n" TRACE_OUT_HELP;
 
 static const char bench_usage[] =
     "usage: orrery bench trace [--events N] [--threads N] [--json] [--keep FILE] [--no-ipc]\n"
@@ -82,8 +86,7 @@ static const char bench_usage[] =
     "round trip and throughput ratios (skip it with --no-ipc).\n";
 
 /* Open a recorder for path on behalf of `who`: 0, or the exit status after printing why. */
-int hl_trace_open(const char *who, const char *path, const trace_run_info *ti,
-                  trace_recorder **rec)
+int hl_trace_open(const char *who, const char *path, const trace_run_info *ti, trace_recorder **rec)
 {
     char err[1024];
     int rc = trace_recorder_open(path, ti, rec, err, sizeof(err));
@@ -174,7 +177,8 @@ static int cmd_summary(int argc, char **argv)
         return 0;
     }
     if (argc != 2)
-        return usage_error(summary_usage, "summary: %s", argc < 2 ? "which trace file?" : "too many arguments");
+        return usage_error(summary_usage, "summary: %s",
+                           argc < 2 ? "which trace file?" : "too many arguments");
     if ((rc = open_db(argv[1], &db)) != 0)
         return rc;
     output_begin();
@@ -216,7 +220,8 @@ static int cmd_show(int argc, char **argv)
                 if (!(f.kind = trace_kind_from_name(v)))
                     return usage_error(show_usage, "show: unknown kind '%s'", v);
             } else if (parse_u64(v, &f.limit) != 0 || !f.limit) {
-                return usage_error(show_usage, "show: --limit wants a positive number, not '%s'", v);
+                return usage_error(show_usage, "show: --limit wants a positive number, not '%s'",
+                                   v);
             }
         } else if (a[0] == '-' && a[1]) {
             return usage_error(show_usage, "show: unknown option '%s'", a);
@@ -376,7 +381,8 @@ static int cmd_record(int argc, char **argv)
             if (a[2] == 's')
                 o.seed = v;
             else if (v < 1 || v > 256)
-                return usage_error(record_usage, "record: --workers wants 1..256, not '%s'", argv[i]);
+                return usage_error(record_usage, "record: --workers wants 1..256, not '%s'",
+                                   argv[i]);
             else
                 o.workers = (unsigned)v;
         } else if (a[0] == '-' && a[1]) {
@@ -426,7 +432,8 @@ static int cmd_record(int argc, char **argv)
 int hl_cmd_trace(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error(trace_usage, "%s", "which command? (summary, show, export, record, import)");
+        return usage_error(trace_usage, "%s",
+                           "which command? (summary, show, export, record, import)");
     if (is_help(argv[1])) {
         fputs(trace_usage, stdout);
         return 0;
@@ -485,7 +492,9 @@ static const hal_trace_sink_t null_sink = {HAL_TRACE_SINK_VERSION, NULL, null_re
 static int bench_ipc_pair(const char *dir, int client, int server, ipc_pair *o, char *err,
                           size_t errlen)
 {
-    trace_run_info ti = {.platform = "hosted", .commit = ORRERY_COMMIT_STR, .workers = 2,
+    trace_run_info ti = {.platform = "hosted",
+                         .commit = ORRERY_COMMIT_STR,
+                         .workers = 2,
                          .command = "orrery bench trace"};
     trace_recorder_stats st;
     trace_recorder *rec;
@@ -633,8 +642,7 @@ int hl_cmd_bench_trace(int argc, char **argv)
            "  file            %8.1f bytes/event\n"
            "  dropped         %8llu\n",
            (unsigned long long)r.events, r.threads, r.payload_mean, r.record_ns, r.events_per_s,
-           r.close_s, r.writer_events_per_cpu_s, r.bytes_per_event,
-           (unsigned long long)r.dropped);
+           r.close_s, r.writer_events_per_cpu_s, r.bytes_per_event, (unsigned long long)r.dropped);
     if (ov.ran) {
         printf("IPC benchmark (orrery bench ipc, 2 workers pinned to CPUs), tracing off -> on:\n");
         print_pair("same worker: client and server on worker 0, the writer free to use CPU 1",

@@ -1,4 +1,5 @@
-/* qemu_trace.c — `orrery qemu --trace`: import the image's trace frames from COM2 into an SQLite trace. */
+/* qemu_trace.c — `orrery qemu --trace`: import the image's trace frames from COM2 into an SQLite
+ * trace. */
 #define _GNU_SOURCE
 #include "qemu.h"
 

@@ -1,4 +1,5 @@
-/* bench.c — the recorder's ingest benchmark: synthetic records from N threads into a SQLite trace. */
+/* bench.c — the recorder's ingest benchmark: synthetic records from N threads into a SQLite trace.
+ */
 #include <trace/outpath.h>
 #include <trace/recorder.h>
 #include <trace/tools.h>
@@ -18,8 +19,8 @@ typedef struct bench_thread {
     trace_recorder *rec;
     uint64_t n;
     unsigned id, threads;
-    uint64_t warm;   /* record_ns: records before the timed ones (then a flush) */
-    double ns;       /* wall time of this thread's timed record() loop */
+    uint64_t warm; /* record_ns: records before the timed ones (then a flush) */
+    double ns;     /* wall time of this thread's timed record() loop */
 } bench_thread;
 
 static double now_s(void)
@@ -85,8 +86,7 @@ static void *producer(void *arg)
 }
 
 /* Run `threads` producers of n records each after `warm` untimed ones; mean ns per record. */
-static double run_producers(trace_recorder *rec, unsigned threads, const uint64_t *n,
-                            uint64_t warm)
+static double run_producers(trace_recorder *rec, unsigned threads, const uint64_t *n, uint64_t warm)
 {
     pthread_t tids[64];
     bench_thread bt[64];
@@ -160,7 +160,8 @@ int trace_bench_ingest(const char *path, uint64_t events, unsigned threads,
     out->record_ns = rec_ns;
     out->events_per_s = (double)(events - st.dropped) / (t1 - t0);
     out->dropped = st.dropped;
-    out->writer_events_per_cpu_s = st.writer_cpu_ns ? (double)st.written / (st.writer_cpu_ns / 1e9) : 0;
+    out->writer_events_per_cpu_s =
+        st.writer_cpu_ns ? (double)st.written / (st.writer_cpu_ns / 1e9) : 0;
     out->payload_mean = 32.0 * 8 / 10;
     char partial[4200];
     snprintf(partial, sizeof(partial), "%s" TRACE_PARTIAL_SUFFIX, path);

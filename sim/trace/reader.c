@@ -125,8 +125,8 @@ static int check(trace_db *db)
     sqlite3_stmt *st;
     int rc, version;
 
-    rc = sqlite3_prepare_v2(db->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1,
-                            &st, NULL);
+    rc = sqlite3_prepare_v2(db->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st,
+                            NULL);
     if (rc != SQLITE_OK) {
         if (strstr(sqlite3_errmsg(db->db), "no such table"))
             dberr(db, "a SQLite database but not an Orrery trace (no meta table)");
@@ -203,8 +203,7 @@ int trace_db_open(const char *path, trace_db **out, char *err, size_t errlen)
                   partial);
         else
             dberr(db, "no such file");
-    }
-    else if (S_ISDIR(sb.st_mode))
+    } else if (S_ISDIR(sb.st_mode))
         dberr(db, "is a directory, not a trace");
     else if (sb.st_size == 0)
         dberr(db, "empty file, not a trace");
@@ -281,11 +280,15 @@ int trace_db_run(trace_db *db, trace_run_row *out)
         return -1;
     }
     /* commit_unix_ns came later within schema 2: absent from older files. */
-    rc = sqlite3_prepare_v2(db->db, "SELECT start_unix_ns, end_unix_ns, commit_unix_ns FROM run"
-                                    " WHERE id = 1", -1, &st, NULL);
+    rc = sqlite3_prepare_v2(db->db,
+                            "SELECT start_unix_ns, end_unix_ns, commit_unix_ns FROM run"
+                            " WHERE id = 1",
+                            -1, &st, NULL);
     if (rc != SQLITE_OK)
-        rc = sqlite3_prepare_v2(db->db, "SELECT start_unix_ns, end_unix_ns, NULL FROM run"
-                                        " WHERE id = 1", -1, &st, NULL);
+        rc = sqlite3_prepare_v2(db->db,
+                                "SELECT start_unix_ns, end_unix_ns, NULL FROM run"
+                                " WHERE id = 1",
+                                -1, &st, NULL);
     if (rc != SQLITE_OK) {
         sqlerr(db, rc);
         return -1;

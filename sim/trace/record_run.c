@@ -1,4 +1,5 @@
-/* record_run.c — `orrery trace record`: boot the image (sim or hosted) with the SQLite recorder as trace sink. */
+/* record_run.c — `orrery trace record`: boot the image (sim or hosted) with the SQLite recorder as
+ * trace sink. */
 #include <trace/recorder.h>
 #include <trace/tools.h>
 

@@ -1,4 +1,5 @@
-/* recorder.c — the SQLite trace recorder: per-thread in-memory buffers drained by a writer thread. */
+/* recorder.c — the SQLite trace recorder: per-thread in-memory buffers drained by a writer thread.
+ */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include <trace/recorder.h>
 #include <trace/decode.h>
@@ -43,7 +44,7 @@
  */
 #define TR_SLOTS 64
 #define TR_CHUNK (512u * 1024u)
-#define TR_ROWS 64                  /* events per multi-row INSERT */
+#define TR_ROWS 64                        /* events per multi-row INSERT */
 #define TR_STEAL_NS (50u * 1000u * 1000u) /* commit partial chunks at least this often */
 /*
  * A transaction ends after this long or this many events, whatever is left
@@ -56,50 +57,50 @@
 #define TR_TXN_ROWS 65536u
 
 typedef struct tr_chunk {
-    struct tr_chunk *next;  /* queue or pool link (qmu) */
-    size_t cap;             /* bytes of data[] */
-    size_t read;            /* writer only: bytes of data[] already committed */
-    atomic_size_t used;     /* bytes of data[] filled: owner stores (release), writer loads */
-    unsigned char data[];   /* entries: tr_entry, payload, padding to 8 */
+    struct tr_chunk *next; /* queue or pool link (qmu) */
+    size_t cap;            /* bytes of data[] */
+    size_t read;           /* writer only: bytes of data[] already committed */
+    atomic_size_t used;    /* bytes of data[] filled: owner stores (release), writer loads */
+    unsigned char data[];  /* entries: tr_entry, payload, padding to 8 */
 } tr_chunk;
 
 typedef struct tr_entry {
-    hal_trace_rec_t rec;   /* data pointer is meaningless here: payload follows */
+    hal_trace_rec_t rec; /* data pointer is meaningless here: payload follows */
 } tr_entry;
 
 /* One recording thread's state; only its owner writes it (or whoever holds mu). */
 typedef struct tr_slot {
-    _Atomic(tr_chunk *) cur;   /* chunk being filled or NULL; the writer loads it */
-    size_t pos;                /* owner: bytes of cur filled (== cur->used) */
+    _Atomic(tr_chunk *) cur;       /* chunk being filled or NULL; the writer loads it */
+    size_t pos;                    /* owner: bytes of cur filled (== cur->used) */
     atomic_uint_fast64_t recorded; /* owner stores, others load: no read-modify-write */
     atomic_uint_fast64_t dropped;
-    pthread_mutex_t *mu;       /* NULL: one owner; else the shared overflow slot's lock */
+    pthread_mutex_t *mu; /* NULL: one owner; else the shared overflow slot's lock */
 } __attribute__((aligned(64))) tr_slot;
 
 struct trace_recorder {
     hal_trace_sink_t sink;
-    uint64_t id;              /* unique per open: the thread-local slot cache keys on it */
-    atomic_uint nslots;       /* slots claimed (may exceed TR_SLOTS: those share overflow) */
+    uint64_t id;        /* unique per open: the thread-local slot cache keys on it */
+    atomic_uint nslots; /* slots claimed (may exceed TR_SLOTS: those share overflow) */
     tr_slot slots[TR_SLOTS];
-    tr_slot overflow;         /* threads past TR_SLOTS, under overflow_mu */
+    tr_slot overflow; /* threads past TR_SLOTS, under overflow_mu */
     pthread_mutex_t overflow_mu;
 
     /* Guarded by qmu: the writer's queue, the chunk pool, flush requests. */
     pthread_mutex_t qmu;
-    pthread_cond_t qcv;       /* writer: work queued, flush requested or stop */
-    pthread_cond_t donecv;    /* flushers: the writer took everything up to a request */
+    pthread_cond_t qcv;    /* writer: work queued, flush requested or stop */
+    pthread_cond_t donecv; /* flushers: the writer took everything up to a request */
     tr_chunk *queue_head, *queue_tail;
-    tr_chunk *pool;           /* free standard-size chunks */
-    size_t bytes;             /* memory held by all chunks */
+    tr_chunk *pool; /* free standard-size chunks */
+    size_t bytes;   /* memory held by all chunks */
     size_t peak;
     size_t limit;
-    uint64_t flush_req;       /* flush requests made */
-    uint64_t flush_done;      /* requests the writer has satisfied */
+    uint64_t flush_req;  /* flush requests made */
+    uint64_t flush_done; /* requests the writer has satisfied */
     bool stop;
     bool writer_exited;
     trace_recorder_faults faults;
     trace_recorder_faults wfaults; /* the writer's copy, taken under qmu */
-    uint64_t allocs;          /* buffer allocations made (faults.alloc_ok) */
+    uint64_t allocs;               /* buffer allocations made (faults.alloc_ok) */
 
     atomic_uint_fast64_t bad_frames;
     uint64_t written, batches; /* writer thread only (read after join or racy stats) */
@@ -113,15 +114,15 @@ struct trace_recorder {
     /* Writer thread only. */
     sqlite3 *db;
     sqlite3_stmt *ins_event, *ins_events, *ins_spawn, *ins_exit, *ins_chan, *upd_progress;
-    char *path;               /* as the caller gave it (messages) */
-    trace_out out;            /* the partial file being written and where it goes */
+    char *path;    /* as the caller gave it (messages) */
+    trace_out out; /* the partial file being written and where it goes */
     char notice[2 * PATH_MAX + 128];
-    char write_err[256];      /* the first failure of the writer */
-    struct tr_key *sorted;    /* a batch's entries in seq order */
+    char write_err[256];   /* the first failure of the writer */
+    struct tr_key *sorted; /* a batch's entries in seq order */
     size_t nsorted;
     pthread_t writer;
     bool writer_started;
-    bool remove_partial;      /* open failed: the partial file holds nothing worth keeping */
+    bool remove_partial; /* open failed: the partial file holds nothing worth keeping */
     trace_recorder_stats *close_stats; /* filled by close (benchmarks) */
 };
 
@@ -157,8 +158,7 @@ static const char *const schema_sql =
  * Built at close so that ingest only appends to the rowid tree. Readers scan
  * by seq (the rowid); replay and --task select by task.
  */
-static const char *const index_sql =
-    "CREATE INDEX IF NOT EXISTS events_task ON events(task, seq);";
+static const char *const index_sql = "CREATE INDEX IF NOT EXISTS events_task ON events(task, seq);";
 
 static const struct {
     uint32_t id;
@@ -281,8 +281,7 @@ static tr_slot *slot_claim(trace_recorder *rec)
  * The slot's chunk has no room for need bytes: queue it and take a fresh one.
  * Returns it, or NULL past the buffer limit (the caller drops the record).
  */
-static __attribute__((noinline)) tr_chunk *slot_refill(trace_recorder *rec, tr_slot *s,
-                                                      size_t need)
+static __attribute__((noinline)) tr_chunk *slot_refill(trace_recorder *rec, tr_slot *s, size_t need)
 {
     tr_chunk *old = atomic_load_explicit(&s->cur, memory_order_relaxed), *c;
 
@@ -654,7 +653,8 @@ static void *writer_main(void *arg)
     for (;;) {
         uint64_t req = rec->flush_req;
         bool stopping = rec->stop;
-        bool take = stopping || req != rec->flush_done || clock_ns(CLOCK_MONOTONIC) - last_take >= TR_STEAL_NS;
+        bool take = stopping || req != rec->flush_done ||
+                    clock_ns(CLOCK_MONOTONIC) - last_take >= TR_STEAL_NS;
         if (rec->faults.hold_writer && !stopping) {
             pthread_cond_wait(&rec->qcv, &rec->qmu);
             continue;
@@ -743,8 +743,9 @@ static int write_header(trace_recorder *rec, const trace_run_info *run, char *er
     gmtime_r(&secs, &tm);
     strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
 
-    if (prepare(rec, &st, "INSERT INTO meta VALUES('schema_version', ?1), ('format', 'orrery-trace'),"
-                          " ('writer', 'orrery trace recorder')",
+    if (prepare(rec, &st,
+                "INSERT INTO meta VALUES('schema_version', ?1), ('format', 'orrery-trace'),"
+                " ('writer', 'orrery trace recorder')",
                 err, errlen) != 0)
         return -1;
     sqlite3_bind_text(st, 1, ver, -1, SQLITE_TRANSIENT);
@@ -753,8 +754,9 @@ static int write_header(trace_recorder *rec, const trace_run_info *run, char *er
     if (rc != SQLITE_DONE)
         goto fail;
 
-    if (prepare(rec, &st, "INSERT INTO run(id, platform, seed, commit_id, manifest, command,"
-                          " start_unix_ns, start_time, workers) VALUES(1,?,?,?,?,?,?,?,?)",
+    if (prepare(rec, &st,
+                "INSERT INTO run(id, platform, seed, commit_id, manifest, command,"
+                " start_unix_ns, start_time, workers) VALUES(1,?,?,?,?,?,?,?,?)",
                 err, errlen) != 0)
         return -1;
     sqlite3_bind_text(st, 1, run && run->platform ? run->platform : "hosted", -1, SQLITE_TRANSIENT);
@@ -762,8 +764,8 @@ static int write_header(trace_recorder *rec, const trace_run_info *run, char *er
     if (run && run->commit)
         sqlite3_bind_text(st, 3, run->commit, -1, SQLITE_TRANSIENT);
     if (run && run->manifest)
-        sqlite3_bind_text(st, 4, run->manifest,
-                          run->manifest_len ? (int)run->manifest_len : -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 4, run->manifest, run->manifest_len ? (int)run->manifest_len : -1,
+                          SQLITE_TRANSIENT);
     if (run && run->command)
         sqlite3_bind_text(st, 5, run->command, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 6, (sqlite3_int64)now);
@@ -850,8 +852,8 @@ static const char *events_multi_sql(char *buf, size_t size)
 {
     size_t off = (size_t)snprintf(buf, size, "INSERT OR IGNORE INTO events VALUES");
     for (int k = 0; k < TR_ROWS && off < size; k++)
-        off += (size_t)snprintf(buf + off, size - off, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                                k ? "," : "");
+        off +=
+            (size_t)snprintf(buf + off, size - off, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?)", k ? "," : "");
     return buf;
 }
 
@@ -919,8 +921,7 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
              " PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=1024; PRAGMA cache_size=-65536;"
              " PRAGMA temp_store=MEMORY",
              (long)TRACE_APPLICATION_ID);
-    if (exec_sql(rec->db, pragmas, err, errlen) != 0 ||
-        write_header(rec, run, err, errlen) != 0 ||
+    if (exec_sql(rec->db, pragmas, err, errlen) != 0 || write_header(rec, run, err, errlen) != 0 ||
         prepare(rec, &rec->ins_event,
                 "INSERT OR IGNORE INTO events VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", err,
                 errlen) != 0 ||
@@ -1031,8 +1032,8 @@ static int fill_interfaces(trace_recorder *rec)
     sqlite3_stmt *sel = NULL, *ins = NULL;
     int rc = SQLITE_OK;
 
-    if (sqlite3_prepare_v2(rec->db, "SELECT DISTINCT iface FROM events WHERE iface <> 0", -1,
-                           &sel, NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(rec->db, "SELECT DISTINCT iface FROM events WHERE iface <> 0", -1, &sel,
+                           NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(rec->db, "INSERT OR REPLACE INTO interfaces VALUES(?, ?)", -1, &ins,
                            NULL) != SQLITE_OK) {
         rc = SQLITE_ERROR;
@@ -1101,7 +1102,8 @@ int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
         if (rec->has_exit_status)
             sqlite3_bind_int64(st, 4, rec->exit_status);
         sqlite3_bind_int64(st, 5, missing == 0);
-        finished = sqlite3_step(st) == SQLITE_DONE && exec_sql(rec->db, "COMMIT", buf, sizeof(buf)) == 0;
+        finished =
+            sqlite3_step(st) == SQLITE_DONE && exec_sql(rec->db, "COMMIT", buf, sizeof(buf)) == 0;
         sqlite3_finalize(st);
     }
     if (finished && exec_sql(rec->db, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE",

@@ -1,4 +1,5 @@
-/* recorder.h — the SQLite trace recorder: a hal_trace_sink_t that never makes the kernel wait on disk. */
+/* recorder.h — the SQLite trace recorder: a hal_trace_sink_t that never makes the kernel wait on
+ * disk. */
 #ifndef TRACE_RECORDER_H
 #define TRACE_RECORDER_H
 
@@ -33,15 +34,15 @@ typedef struct trace_recorder trace_recorder;
 
 /* Counters of a recorder, readable at any time. */
 typedef struct trace_recorder_stats {
-    uint64_t recorded;     /* records accepted by record() */
-    uint64_t dropped;      /* records dropped: the buffer bound was reached or malloc failed */
-    uint64_t lost;         /* records accepted but not stored: a transaction failed */
-    uint64_t written;      /* records committed to the file */
-    uint64_t batches;      /* transactions committed */
-    uint64_t max_txn_rows; /* events in the largest transaction */
-    uint64_t bad_frames;   /* imported stream: frames rejected (see trace_import) */
-    size_t buffer_bytes;   /* memory held by buffers now */
-    size_t buffer_peak;    /* the most memory buffers held */
+    uint64_t recorded;      /* records accepted by record() */
+    uint64_t dropped;       /* records dropped: the buffer bound was reached or malloc failed */
+    uint64_t lost;          /* records accepted but not stored: a transaction failed */
+    uint64_t written;       /* records committed to the file */
+    uint64_t batches;       /* transactions committed */
+    uint64_t max_txn_rows;  /* events in the largest transaction */
+    uint64_t bad_frames;    /* imported stream: frames rejected (see trace_import) */
+    size_t buffer_bytes;    /* memory held by buffers now */
+    size_t buffer_peak;     /* the most memory buffers held */
     uint64_t writer_cpu_ns; /* CPU time of the writer thread (and close), once closed */
 } trace_recorder_stats;
 

@@ -61,7 +61,9 @@ static const char export_usage[] =
     "usage: orrery trace export --perfetto FILE OUT.json [--clock time|seq]\n"
     "Chrome trace-event JSON (open it in ui.perfetto.dev): one track per task, one slice per\n"
     "event, a flow arrow from each send to its delivery. --clock seq spaces events by sequence\n"
-    "number (the default for sim traces, whose virtual clock stands still while tasks run).\n";
+    "number (the default for sim traces, whose virtual clock stands still while tasks run).\n"
+    "OUT.json is written to OUT.json.partial and renamed when done; an existing OUT.json must be\n"
+    "an earlier export (anything else is refused, exit 2, and left untouched).\n";
 
 static const char import_usage[] =
     "usage: orrery trace import STREAM OUT.db [--platform qemu|sim|hosted]\n"
@@ -283,18 +285,33 @@ static int cmd_export(int argc, char **argv)
         return usage_error(export_usage, "export: %s", "needs FILE and OUT.json");
     if ((rc = open_db(in, &db)) != 0)
         return rc;
-    f = strcmp(out, "-") == 0 ? stdout : fopen(out, "w");
-    if (!f) {
-        char msg[512];
-        snprintf(msg, sizeof(msg), "cannot write %s: %s", out, strerror(errno));
-        trace_db_close(db);
-        return trace_fail(msg);
+    /* Like a trace: written to OUT.json.partial, renamed when done; only an export is replaced. */
+    trace_out o = {.lock_fd = -1};
+    char msg[1024];
+    f = stdout;
+    if (strcmp(out, "-") != 0) {
+        int fd;
+        rc = trace_out_prepare_export(out, &o, msg, sizeof(msg));
+        if (rc != 0 || (fd = dup(o.lock_fd)) < 0 || !(f = fdopen(fd, "w"))) {
+            if (rc == 0) {
+                snprintf(msg, sizeof(msg), "cannot write %.900s: %s", o.partial, strerror(errno));
+                trace_out_release(&o, true);
+            }
+            trace_db_close(db);
+            fprintf(stderr, "orrery trace: export: %s\n", msg);
+            return rc == TRACE_OUT_REFUSED ? 2 : 1;
+        }
     }
     output_begin();
     rc = trace_export_perfetto(db, f, clock) == 0 ? 0 : trace_fail(trace_db_error(db));
     rc = output_end(f, rc);
-    if (f != stdout && fclose(f) != 0 && rc == 0)
-        rc = trace_fail("error writing the JSON file");
+    if (f != stdout) {
+        if (fclose(f) != 0 && rc == 0)
+            rc = trace_fail("error writing the JSON file");
+        if (rc == 0 && trace_out_commit(&o, msg, sizeof(msg)) != 0)
+            rc = trace_fail(msg);
+        trace_out_release(&o, rc != 0);
+    }
     trace_db_close(db);
     return rc;
 }

@@ -157,8 +157,30 @@ def test_symlink_to_trace_replaces_the_target_and_keeps_the_link(tmp_path):
     assert os.listdir(target.parent) == ["first.db"]
 
 
+def test_export_replaces_only_an_earlier_export(tmp_path):
+    db = tmp_path / "t.db"
+    record(db)
+    out = tmp_path / "t.json"
+    for _ in range(2):  # the second time, over the first export
+        r = run_cli(["trace", "export", "--perfetto", str(db), str(out)])
+        assert 0 == r.returncode, r.stderr
+        assert out.read_text().startswith('{"displayTimeUnit"')
+    before = digest(db)
+    r = run_cli(["trace", "export", "--perfetto", str(db), str(db)])  # a slip of the hand
+    refused(r, "not an Orrery Perfetto export")
+    assert before == digest(db)
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": true}\n')
+    refused(run_cli(["trace", "export", "--perfetto", str(db), str(notes)]), "something else")
+    assert '{"mine": true}\n' == notes.read_text()
+    refused(run_cli(["trace", "export", "--perfetto", str(db), "/dev/null"]), "a character device")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["notes.json", "t.db", "t.json"]
+
+
 def test_help_states_the_rule():
-    for args in (["run", "--help"], ["trace", "record", "--help"], ["trace", "import", "--help"]):
+    for args in (["run", "--help"], ["trace", "record", "--help"], ["trace", "import", "--help"],
+                 ["trace", "export", "--help"]):
         r = run_cli(args)
         assert 0 == r.returncode
         assert ".partial" in r.stdout and "exit 2" in r.stdout, args

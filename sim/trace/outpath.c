@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <trace/outpath.h>
 #include <trace/recorder.h>
+#include <trace/tools.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,17 @@
  */
 static const char *const siblings[] = {"-wal", "-shm", "-journal"};
 #define NSIBLINGS (sizeof(siblings) / sizeof(siblings[0]))
+
+/* The SQLite siblings only matter for traces; an export is one plain file. */
+static size_t nsiblings(const trace_out *out)
+{
+    return out->export ? 0 : NSIBLINGS;
+}
+
+static const char *noun(const trace_out *out)
+{
+    return out->export ? "an Orrery Perfetto export" : "an Orrery trace";
+}
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -128,14 +140,54 @@ int trace_file_is_trace(const char *path, char *why, size_t whylen)
     return ret;
 }
 
+/* Does the file begin as `orrery trace export --perfetto` output does? As trace_file_is_trace. */
+static int export_is_ours(const char *path, char *why, size_t whylen)
+{
+    char h[sizeof(TRACE_PERFETTO_HEAD)];
+    size_t want = sizeof(h) - 1;
+    struct stat sb;
+    ssize_t n;
+    int fd;
+
+    if (stat(path, &sb) != 0) {
+        seterr(why, whylen, "%s", strerror(errno));
+        return errno == ENOENT ? 0 : -1;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        seterr(why, whylen, "%s", file_kind(sb.st_mode));
+        return 0;
+    }
+    if (sb.st_size == 0) {
+        seterr(why, whylen, "an empty file");
+        return 0;
+    }
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        seterr(why, whylen, "cannot read it: %s", strerror(errno));
+        return -1;
+    }
+    n = pread(fd, h, want, 0);
+    close(fd);
+    if (n != (ssize_t)want || memcmp(h, TRACE_PERFETTO_HEAD, want) != 0) {
+        seterr(why, whylen, "a file of something else");
+        return 0;
+    }
+    return 1;
+}
+
+static int is_ours(const trace_out *out, const char *path, char *why, size_t whylen)
+{
+    return out->export ? export_is_ours(path, why, whylen) : trace_file_is_trace(path, why, whylen);
+}
+
 /* Each sibling of base that exists must be a regular file; 0, or -1 naming the first that is not.
  */
-static int siblings_regular(const char *base, char *bad, size_t badlen)
+static int siblings_regular(const trace_out *out, const char *base, char *bad, size_t badlen)
 {
     char p[PATH_MAX + 32];
     struct stat sb;
 
-    for (size_t i = 0; i < NSIBLINGS; i++) {
+    for (size_t i = 0; i < nsiblings(out); i++) {
         snprintf(p, sizeof(p), "%s%s", base, siblings[i]);
         if (lstat(p, &sb) == 0 && !S_ISREG(sb.st_mode)) {
             snprintf(bad, badlen, "%s (%s)", p, file_kind(sb.st_mode));
@@ -146,11 +198,11 @@ static int siblings_regular(const char *base, char *bad, size_t badlen)
 }
 
 /* The first sibling of base that exists, or NULL. */
-static const char *any_sibling(const char *base, char *p, size_t plen)
+static const char *any_sibling(const trace_out *out, const char *base, char *p, size_t plen)
 {
     struct stat sb;
 
-    for (size_t i = 0; i < NSIBLINGS; i++) {
+    for (size_t i = 0; i < nsiblings(out); i++) {
         snprintf(p, plen, "%s%s", base, siblings[i]);
         if (lstat(p, &sb) == 0)
             return p;
@@ -158,12 +210,12 @@ static const char *any_sibling(const char *base, char *p, size_t plen)
     return NULL;
 }
 
-static void remove_siblings(const char *base)
+static void remove_siblings(const trace_out *out, const char *base)
 {
     char p[PATH_MAX + 32];
     struct stat sb;
 
-    for (size_t i = 0; i < NSIBLINGS; i++) {
+    for (size_t i = 0; i < nsiblings(out); i++) {
         snprintf(p, sizeof(p), "%s%s", base, siblings[i]);
         if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode))
             unlink(p);
@@ -193,27 +245,26 @@ static int clear_partial(trace_out *out, const struct stat *sb, char *err, size_
                out->target);
         return TRACE_OUT_REFUSED;
     }
-    is = sb->st_size == 0 ? 1 : trace_file_is_trace(out->partial, why, sizeof(why));
+    is = sb->st_size == 0 ? 1 : is_ours(out, out->partial, why, sizeof(why));
     if (is != 1) {
         close(fd);
-        seterr(err, errlen,
-               "trace %s: exists and is not an Orrery trace (%s): refusing to touch it",
-               out->partial, why);
+        seterr(err, errlen, "%s: exists and is not %s (%s): refusing to touch it", out->partial,
+               noun(out), why);
         return TRACE_OUT_REFUSED;
     }
-    if (siblings_regular(out->partial, bad, sizeof(bad)) != 0) {
+    if (siblings_regular(out, out->partial, bad, sizeof(bad)) != 0) {
         close(fd);
         seterr(err, errlen, "trace %s: %s is in the way: refusing to touch it", out->partial, bad);
         return TRACE_OUT_REFUSED;
     }
-    remove_siblings(out->partial);
+    remove_siblings(out, out->partial);
     unlink(out->partial);
     close(fd);
     out->replaced_partial = sb->st_size != 0;
     return 0;
 }
 
-int trace_out_prepare(const char *path, trace_out *out, char *err, size_t errlen)
+static int prepare(const char *path, bool export, trace_out *out, char *err, size_t errlen)
 {
     char why[200], bad[PATH_MAX + 64];
     struct stat sb;
@@ -221,6 +272,7 @@ int trace_out_prepare(const char *path, trace_out *out, char *err, size_t errlen
 
     memset(out, 0, sizeof(*out));
     out->lock_fd = -1;
+    out->export = export;
     if (!*path) {
         seterr(err, errlen, "trace: an empty file name");
         return TRACE_OUT_REFUSED;
@@ -252,25 +304,24 @@ int trace_out_prepare(const char *path, trace_out *out, char *err, size_t errlen
         char what[PATH_MAX + 32] = "exists and";
         if (strcmp(out->target, path) != 0)
             snprintf(what, sizeof(what), "links to %s, which", out->target);
-        rc = trace_file_is_trace(out->target, why, sizeof(why));
+        rc = is_ours(out, out->target, why, sizeof(why));
         if (rc == 0) {
-            seterr(err, errlen, "trace %s: %s is not an Orrery trace (%s): refusing to replace it",
-                   path, what, why);
+            seterr(err, errlen, "trace %s: %s is not %s (%s): refusing to replace it", path, what,
+                   noun(out), why);
             return TRACE_OUT_REFUSED;
         }
         if (rc < 0) {
-            seterr(err, errlen,
-                   "trace %s: %s may not be an Orrery trace (%s): refusing to replace it", path,
-                   what, why);
+            seterr(err, errlen, "trace %s: %s may not be %s (%s): refusing to replace it", path,
+                   what, noun(out), why);
             return TRACE_OUT_REFUSED;
         }
-        if (siblings_regular(out->target, bad, sizeof(bad)) != 0) {
+        if (siblings_regular(out, out->target, bad, sizeof(bad)) != 0) {
             seterr(err, errlen, "trace %s: %s is in the way: refusing to replace it", path, bad);
             return TRACE_OUT_REFUSED;
         }
         out->replaces = true;
         out->mode = sb.st_mode & 07777;
-    } else if (any_sibling(out->target, bad, sizeof(bad))) {
+    } else if (any_sibling(out, out->target, bad, sizeof(bad))) {
         /* SQLite would apply a stale log or journal to the new trace. */
         seterr(err, errlen,
                "trace %s: %s exists without %s (left from another database?):"
@@ -282,7 +333,7 @@ int trace_out_prepare(const char *path, trace_out *out, char *err, size_t errlen
     if (lstat(out->partial, &sb) == 0) {
         if ((rc = clear_partial(out, &sb, err, errlen)) != 0)
             return rc;
-    } else if (any_sibling(out->partial, bad, sizeof(bad))) {
+    } else if (any_sibling(out, out->partial, bad, sizeof(bad))) {
         seterr(err, errlen, "trace %s: %s exists without %s: refusing to write next to it", path,
                bad, out->partial);
         return TRACE_OUT_REFUSED;
@@ -304,13 +355,28 @@ int trace_out_prepare(const char *path, trace_out *out, char *err, size_t errlen
     return 0;
 }
 
+int trace_out_prepare(const char *path, trace_out *out, char *err, size_t errlen)
+{
+    return prepare(path, false, out, err, errlen);
+}
+
+int trace_out_prepare_export(const char *path, trace_out *out, char *err, size_t errlen)
+{
+    int rc = prepare(path, true, out, err, errlen);
+
+    /* The messages name a trace ("trace PATH: ..."); an export is not one. */
+    if (rc != 0 && err && strncmp(err, "trace ", 6) == 0)
+        memmove(err, err + 6, strlen(err + 6) + 1);
+    return rc;
+}
+
 int trace_out_commit(trace_out *out, char *err, size_t errlen)
 {
     int ret = 0;
 
     if (out->replaces) {
         /* The replaced trace's own log or journal must not be applied to the new one. */
-        remove_siblings(out->target);
+        remove_siblings(out, out->target);
         if (out->lock_fd >= 0)
             (void)fchmod(out->lock_fd, out->mode);
     }
@@ -328,7 +394,7 @@ int trace_out_commit(trace_out *out, char *err, size_t errlen)
 void trace_out_release(trace_out *out, bool remove)
 {
     if (remove && out->partial[0]) {
-        remove_siblings(out->partial);
+        remove_siblings(out, out->partial);
         unlink(out->partial);
     }
     if (out->lock_fd >= 0)

@@ -94,7 +94,7 @@ int trace_export_perfetto(trace_db *db, FILE *out, trace_clock clock)
     if (!pairer || !ifmap)
         goto out;
 
-    fprintf(out, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"platform\":");
+    fputs(TRACE_PERFETTO_HEAD, out);
     json_str(out, run.platform);
     fprintf(out, ",\"commit\":");
     json_str(out, run.commit);

@@ -29,6 +29,7 @@ typedef struct trace_out {
     bool replaced_partial;       /* an unfinished earlier recording at partial was removed */
     mode_t mode;                 /* replaces: the old trace's permission bits, kept */
     int lock_fd;                 /* the partial, open and flock'ed; -1 when released */
+    bool export;                 /* a Perfetto export (one plain file), not a trace */
 } trace_out;
 
 /*
@@ -41,6 +42,13 @@ typedef struct trace_out {
  * failures: -1. Both with a one-line message in err.
  */
 int trace_out_prepare(const char *path, trace_out *out, char *err, size_t errlen);
+
+/*
+ * The same for `trace export --perfetto OUT.json`: an existing OUT.json must
+ * be an earlier export (it begins with TRACE_PERFETTO_HEAD); write the new
+ * one through lock_fd.
+ */
+int trace_out_prepare_export(const char *path, trace_out *out, char *err, size_t errlen);
 
 /* The recording is finished and closed: rename the partial over the target. 0 or -1. */
 int trace_out_commit(trace_out *out, char *err, size_t errlen);

@@ -50,6 +50,8 @@ typedef enum trace_clock {
     TRACE_CLOCK_SEQ,  /* ts = seq, one microsecond per event */
 } trace_clock;
 int trace_export_perfetto(trace_db *db, FILE *out, trace_clock clock);
+/* How every export begins: what tells an earlier export (replaceable) from any other file. */
+#define TRACE_PERFETTO_HEAD "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"platform\":"
 
 /* `orrery bench trace` figures for the recorder alone. */
 typedef struct trace_ingest_result {

@@ -12,6 +12,7 @@ set(ORRERY_TRACE_FRAME_SOURCE ${ORRERY_TRACE_DIR}/frame.c CACHE INTERNAL "freest
 
 add_library(orrery_trace STATIC
     ${ORRERY_TRACE_DIR}/recorder.c
+    ${ORRERY_TRACE_DIR}/writer.c
     ${ORRERY_TRACE_DIR}/outpath.c
     ${ORRERY_TRACE_DIR}/frame.c
     ${ORRERY_TRACE_DIR}/stream.c

@@ -1,5 +1,4 @@
 /* recorder.c — the SQLite trace recorder: per-thread buffers, open and close (writer.c drains). */
-#define _GNU_SOURCE /* pthread_setname_np */
 #include "recorder_int.h"
 
 #include <trace/decode.h>

@@ -1,15 +1,20 @@
-/* cmd_trace.c — `orrery trace summary|show|export|import` and `orrery bench trace` (argv[0] is the subcommand). */
+/* cmd_trace.c — `orrery trace summary|show|export|import` and `orrery bench trace` (argv[0] is the
+ * subcommand). */
+#include <trace/outpath.h>
 #include <trace/reader.h>
 #include <trace/recorder.h>
 #include <trace/stream.h>
 #include <trace/tools.h>
 #include <trace/decode.h>
 #include "commands.h"
+#include <hl/hosted.h>
+#include <image.h>
 
 #include <stdbool.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +30,8 @@ int hl_cmd_bench_trace(int argc, char **argv);
 
 static const char trace_usage[] =
     "usage: orrery trace <command> FILE [options]\n"
-    "  summary FILE                   messages, bytes, send->deliver latency per task and interface\n"
+    "  summary FILE                   messages, bytes, send->deliver latency per task and "
+    "interface\n"
     "  show FILE [--task T] [--interface I] [--kind K] [--limit N]\n"
     "                                 one line per event, messages decoded by interface\n"
     "  export --perfetto FILE OUT.json [--clock time|seq]\n"
@@ -33,9 +39,11 @@ static const char trace_usage[] =
     "  record OUT.db [--deterministic [--seed N]] [--workers N] [--quiet]\n"
     "                                 boot the image with tracing on (console: stdin/stdout)\n"
     "  import STREAM OUT.db [--platform P]\n"
-    "                                 binary frames (bare-metal serial stream, '-': stdin) to a trace\n"
+    "                                 binary frames (bare-metal serial stream, '-': stdin) to a "
+    "trace\n"
     "  corpus FILE DIR                seed inputs for the server fuzz targets (docs/fuzzing.md)\n"
-    "Traces are SQLite files; docs/trace-format.md has the schema and sqlite3 queries.\n";
+    "Traces are SQLite files; docs/trace-format.md has the schema and sqlite3 "
+    "queries.\n" TRACE_OUT_HELP;
 
 static const char summary_usage[] =
     "usage: orrery trace summary FILE\n"
@@ -44,7 +52,8 @@ static const char summary_usage[] =
     "paired with the SEND it dequeued: FIFO per receiving endpoint.\n";
 
 static const char show_usage[] =
-    "usage: orrery trace show FILE [--task NAME|ID] [--interface NAME|ID] [--kind KIND] [--limit N]\n"
+    "usage: orrery trace show FILE [--task NAME|ID] [--interface NAME|ID] [--kind KIND] [--limit "
+    "N]\n"
     "One line per event in sequence order: seq, time, task, kind, and for messages the channel,\n"
     "the message name and its fields decoded by interface definition (hex when unknown).\n";
 
@@ -52,19 +61,22 @@ static const char export_usage[] =
     "usage: orrery trace export --perfetto FILE OUT.json [--clock time|seq]\n"
     "Chrome trace-event JSON (open it in ui.perfetto.dev): one track per task, one slice per\n"
     "event, a flow arrow from each send to its delivery. --clock seq spaces events by sequence\n"
-    "number (the default for sim traces, whose virtual clock stands still while tasks run).\n";
+    "number (the default for sim traces, whose virtual clock stands still while tasks run).\n"
+    "OUT.json is written to OUT.json.partial and renamed when done; an existing OUT.json must be\n"
+    "an earlier export (anything else is refused, exit 2, and left untouched).\n";
 
 static const char import_usage[] =
     "usage: orrery trace import STREAM OUT.db [--platform qemu|sim|hosted]\n"
     "Decode a binary trace stream (the bare-metal image's second serial port; '-' reads stdin)\n"
     "into a trace file. Garbage is skipped and every complete valid record kept; bad frames are\n"
-    "counted in the run table.\n";
+    "counted in the run table.\n" TRACE_OUT_HELP;
 
 static const char record_usage[] =
     "usage: orrery trace record OUT.db [--deterministic [--seed N]] [--workers N] [--quiet]\n"
     "Boot the built-in image with the SQLite recorder as the kernel's trace sink. The console is\n"
     "stdin/stdout; with --deterministic, stdin is read to its end first and fed as the console\n"
-    "script (then EOF, which shuts the shell down), so a seed and an input give the same trace.\n";
+    "script (then EOF, which shuts the shell down), so a seed and an input give the same "
+    "trace.\n" TRACE_OUT_HELP;
 
 static const char bench_usage[] =
     "usage: orrery bench trace [--events N] [--threads N] [--json] [--keep FILE] [--no-ipc]\n"
@@ -74,6 +86,51 @@ static const char bench_usage[] =
     "event. Then the IPC benchmark (orrery bench ipc) with tracing off and on, both tasks on one\n"
     "worker (the writer has the other CPU) and on two workers (the writer competes with them):\n"
     "round trip and throughput ratios (skip it with --no-ipc).\n";
+
+/* Open a recorder for path on behalf of `who`: 0, or the exit status after printing why. */
+int hl_trace_open(const char *who, const char *path, const trace_run_info *ti, trace_recorder **rec)
+{
+    char err[1024];
+    int rc = trace_recorder_open(path, ti, rec, err, sizeof(err));
+
+    if (rc != 0) {
+        fprintf(stderr, "orrery: %s: %s\n", who, err);
+        return rc == TRACE_OUT_REFUSED ? 2 : 1;
+    }
+    if (trace_recorder_notice(*rec))
+        fprintf(stderr, "orrery: %s: note: %s\n", who, trace_recorder_notice(*rec));
+    return 0;
+}
+
+/* Close it: 0, or 1 after printing why the trace is incomplete or unfinished. */
+int hl_trace_close(const char *who, trace_recorder *rec)
+{
+    char err[1024] = "";
+
+    if (trace_recorder_close(rec, err, sizeof(err)) == 0)
+        return 0;
+    fprintf(stderr, "orrery: %s: %s\n", who, err);
+    return 1;
+}
+
+/*
+ * Output commands stop as soon as their reader goes away (`trace show | head`):
+ * main ignores SIGPIPE for the OS's console, these take it back. Any other
+ * write error (a full disk) is reported: 1.
+ */
+static void output_begin(void)
+{
+    signal(SIGPIPE, SIG_DFL);
+}
+
+static int output_end(FILE *f, int rc)
+{
+    if ((fflush(f) != 0 || ferror(f)) && rc == 0) {
+        fprintf(stderr, "orrery trace: writing the output: %s\n", strerror(errno));
+        return 1;
+    }
+    return rc;
+}
 
 static int is_help(const char *s)
 {
@@ -122,9 +179,11 @@ static int cmd_summary(int argc, char **argv)
         return 0;
     }
     if (argc != 2)
-        return usage_error(summary_usage, "summary: %s", argc < 2 ? "which trace file?" : "too many arguments");
+        return usage_error(summary_usage, "summary: %s",
+                           argc < 2 ? "which trace file?" : "too many arguments");
     if ((rc = open_db(argv[1], &db)) != 0)
         return rc;
+    output_begin();
     if (trace_summary_compute(db, &s) != 0) {
         rc = trace_fail(trace_db_error(db));
     } else {
@@ -133,7 +192,7 @@ static int cmd_summary(int argc, char **argv)
     }
     trace_summary_free(&s);
     trace_db_close(db);
-    return rc;
+    return output_end(stdout, rc);
 }
 
 static int cmd_show(int argc, char **argv)
@@ -163,7 +222,8 @@ static int cmd_show(int argc, char **argv)
                 if (!(f.kind = trace_kind_from_name(v)))
                     return usage_error(show_usage, "show: unknown kind '%s'", v);
             } else if (parse_u64(v, &f.limit) != 0 || !f.limit) {
-                return usage_error(show_usage, "show: --limit wants a positive number, not '%s'", v);
+                return usage_error(show_usage, "show: --limit wants a positive number, not '%s'",
+                                   v);
             }
         } else if (a[0] == '-' && a[1]) {
             return usage_error(show_usage, "show: unknown option '%s'", a);
@@ -177,9 +237,10 @@ static int cmd_show(int argc, char **argv)
         return usage_error(show_usage, "show: %s", "which trace file?");
     if ((rc = open_db(file, &db)) != 0)
         return rc;
+    output_begin();
     rc = trace_show(db, &f, stdout) == 0 ? 0 : trace_fail(trace_db_error(db));
     trace_db_close(db);
-    return rc;
+    return output_end(stdout, rc);
 }
 
 static int cmd_export(int argc, char **argv)
@@ -224,16 +285,33 @@ static int cmd_export(int argc, char **argv)
         return usage_error(export_usage, "export: %s", "needs FILE and OUT.json");
     if ((rc = open_db(in, &db)) != 0)
         return rc;
-    f = strcmp(out, "-") == 0 ? stdout : fopen(out, "w");
-    if (!f) {
-        char msg[512];
-        snprintf(msg, sizeof(msg), "cannot write %s: %s", out, strerror(errno));
-        trace_db_close(db);
-        return trace_fail(msg);
+    /* Like a trace: written to OUT.json.partial, renamed when done; only an export is replaced. */
+    trace_out o = {.lock_fd = -1};
+    char msg[1024];
+    f = stdout;
+    if (strcmp(out, "-") != 0) {
+        int fd;
+        rc = trace_out_prepare_export(out, &o, msg, sizeof(msg));
+        if (rc != 0 || (fd = dup(o.lock_fd)) < 0 || !(f = fdopen(fd, "w"))) {
+            if (rc == 0) {
+                snprintf(msg, sizeof(msg), "cannot write %.900s: %s", o.partial, strerror(errno));
+                trace_out_release(&o, true);
+            }
+            trace_db_close(db);
+            fprintf(stderr, "orrery trace: export: %s\n", msg);
+            return rc == TRACE_OUT_REFUSED ? 2 : 1;
+        }
     }
+    output_begin();
     rc = trace_export_perfetto(db, f, clock) == 0 ? 0 : trace_fail(trace_db_error(db));
-    if (f != stdout && fclose(f) != 0 && rc == 0)
-        rc = trace_fail("error writing the JSON file");
+    rc = output_end(f, rc);
+    if (f != stdout) {
+        if (fclose(f) != 0 && rc == 0)
+            rc = trace_fail("error writing the JSON file");
+        if (rc == 0 && trace_out_commit(&o, msg, sizeof(msg)) != 0)
+            rc = trace_fail(msg);
+        trace_out_release(&o, rc != 0);
+    }
     trace_db_close(db);
     return rc;
 }
@@ -277,18 +355,18 @@ static int cmd_import(int argc, char **argv)
     run.platform = platform;
     run.command = "orrery trace import";
     run.workers = 1;
-    if (trace_recorder_open(out, &run, &rec, err, sizeof(err)) != 0) {
+    if ((rc = hl_trace_open("trace import", out, &run, &rec)) != 0) {
         if (fd)
             close(fd);
-        return trace_fail(err);
+        return rc;
     }
     rc = trace_import_fd(fd, rec, &st, err, sizeof(err));
     if (fd)
         close(fd);
-    if (trace_recorder_close(rec, rc == 0 ? err : NULL, sizeof(err)) != 0)
-        rc = -1;
     if (rc != 0)
-        return trace_fail(err);
+        fprintf(stderr, "orrery: %s\n", err);
+    if (hl_trace_close("trace import", rec) != 0 || rc != 0)
+        return 1;
     printf("imported %llu records into %s (%llu bad frames, %llu garbage bytes%s)\n",
            (unsigned long long)st.frames, out, (unsigned long long)st.bad_frames,
            (unsigned long long)st.garbage_bytes, st.truncated ? ", last frame truncated" : "");
@@ -320,7 +398,8 @@ static int cmd_record(int argc, char **argv)
             if (a[2] == 's')
                 o.seed = v;
             else if (v < 1 || v > 256)
-                return usage_error(record_usage, "record: --workers wants 1..256, not '%s'", argv[i]);
+                return usage_error(record_usage, "record: --workers wants 1..256, not '%s'",
+                                   argv[i]);
             else
                 o.workers = (unsigned)v;
         } else if (a[0] == '-' && a[1]) {
@@ -343,17 +422,35 @@ static int cmd_record(int argc, char **argv)
             fclose(m);
         o.input = input ? input : "";
     }
-    int rc = trace_record_run(&o, &status, err, sizeof(err));
+    trace_run_info ti = {
+        .platform = o.deterministic ? "sim" : "hosted",
+        .seed = o.deterministic ? o.seed : 0,
+        .commit = ORRERY_COMMIT,
+        .manifest = orrery_default_manifest,
+        .workers = o.deterministic ? 1 : (o.workers ? o.workers : hl_ncpus()),
+        .command = o.command,
+    };
+    int rc = hl_trace_open("trace record", o.path, &ti, &o.rec);
+    if (rc != 0) {
+        free(input);
+        return rc;
+    }
+    rc = trace_record_run(&o, &status, err, sizeof(err));
     free(input);
     if (rc != 0)
-        return trace_fail(err);
+        fprintf(stderr, "orrery: trace record: %s\n", err);
+    else
+        trace_recorder_set_exit_status(o.rec, status);
+    if (hl_trace_close("trace record", o.rec) != 0 || rc != 0)
+        return 1;
     return status < 0 ? 1 : status;
 }
 
 int hl_cmd_trace(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error(trace_usage, "%s", "which command? (summary, show, export, record, import)");
+        return usage_error(trace_usage, "%s",
+                           "which command? (summary, show, export, record, import)");
     if (is_help(argv[1])) {
         fputs(trace_usage, stdout);
         return 0;
@@ -371,6 +468,16 @@ int hl_cmd_trace(int argc, char **argv)
     if (strcmp(argv[1], "corpus") == 0)
         return hl_cmd_trace_corpus(argc - 1, argv + 1);
     return usage_error(trace_usage, "unknown command '%s'", argv[1]);
+}
+
+/* A benchmark's own temporary trace (named by our pid), finished or left incomplete. */
+static void bench_remove(const char *path)
+{
+    char partial[4200];
+
+    snprintf(partial, sizeof(partial), "%s" TRACE_PARTIAL_SUFFIX, path);
+    unlink(path);
+    unlink(partial);
 }
 
 /* One placement of the IPC benchmark, tracing off and on. */
@@ -402,7 +509,9 @@ static const hal_trace_sink_t null_sink = {HAL_TRACE_SINK_VERSION, NULL, null_re
 static int bench_ipc_pair(const char *dir, int client, int server, ipc_pair *o, char *err,
                           size_t errlen)
 {
-    trace_run_info ti = {.platform = "hosted", .commit = ORRERY_COMMIT_STR, .workers = 2,
+    trace_run_info ti = {.platform = "hosted",
+                         .commit = ORRERY_COMMIT_STR,
+                         .workers = 2,
                          .command = "orrery bench trace"};
     trace_recorder_stats st;
     trace_recorder *rec;
@@ -423,7 +532,7 @@ static int bench_ipc_pair(const char *dir, int client, int server, ipc_pair *o, 
     trace_recorder_stats_at_close(rec, &st);
     int rc = hl_bench_ipc_on(client, server, trace_recorder_sink(rec), &o->rtt_on, &o->tput_on);
     trace_recorder_close(rec, NULL, 0);
-    unlink(path);
+    bench_remove(path);
     if (rc != 0) {
         snprintf(err, errlen, "the IPC benchmark failed (tracing on)");
         return -1;
@@ -508,7 +617,7 @@ int hl_cmd_bench_trace(int argc, char **argv)
     snprintf(path, sizeof(path), "%s/orrery-bench-record-%d.db", tmp, (int)getpid());
     rec1_ns = trace_bench_record_ns(path, 1, err, sizeof(err));
     recn_ns = rec1_ns < 0 ? -1 : trace_bench_record_ns(path, (unsigned)threads, err, sizeof(err));
-    unlink(path);
+    bench_remove(path);
     if (rec1_ns < 0 || recn_ns < 0)
         return trace_fail(err);
     if (keep)
@@ -518,7 +627,7 @@ int hl_cmd_bench_trace(int argc, char **argv)
     if (trace_bench_ingest(path, events, (unsigned)threads, &r, err, sizeof(err)) != 0)
         return trace_fail(err);
     if (!keep)
-        unlink(path);
+        bench_remove(path);
     memset(&ov, 0, sizeof(ov));
     if (!no_ipc && bench_ipc_overhead(tmp, &ov, err, sizeof(err)) != 0)
         return trace_fail(err);
@@ -550,8 +659,7 @@ int hl_cmd_bench_trace(int argc, char **argv)
            "  file            %8.1f bytes/event\n"
            "  dropped         %8llu\n",
            (unsigned long long)r.events, r.threads, r.payload_mean, r.record_ns, r.events_per_s,
-           r.close_s, r.writer_events_per_cpu_s, r.bytes_per_event,
-           (unsigned long long)r.dropped);
+           r.close_s, r.writer_events_per_cpu_s, r.bytes_per_event, (unsigned long long)r.dropped);
     if (ov.ran) {
         printf("IPC benchmark (orrery bench ipc, 2 workers pinned to CPUs), tracing off -> on:\n");
         print_pair("same worker: client and server on worker 0, the writer free to use CPU 1",
@@ -580,12 +688,11 @@ int hl_trace_run_open(const char *path, bool deterministic, uint64_t seed, const
         .workers = workers,
         .command = command,
     };
-    char err[512];
+    int rc = hl_trace_open("run", path, &ti, &run_rec);
 
-    if (trace_recorder_open(path, &ti, &run_rec, err, sizeof(err)) != 0) {
-        fprintf(stderr, "orrery: run: --trace: %s\n", err);
+    if (rc != 0) {
         run_rec = NULL;
-        return -1;
+        return rc;
     }
     *sink = trace_recorder_sink(run_rec);
     return 0;
@@ -593,14 +700,12 @@ int hl_trace_run_open(const char *path, bool deterministic, uint64_t seed, const
 
 int hl_trace_run_close(int status)
 {
-    char err[512];
+    int rc;
 
     if (!run_rec)
         return 0;
     trace_recorder_set_exit_status(run_rec, status);
-    int rc = trace_recorder_close(run_rec, err, sizeof(err));
+    rc = hl_trace_close("run", run_rec);
     run_rec = NULL;
-    if (rc != 0)
-        fprintf(stderr, "orrery: run: --trace: %s\n", err);
     return rc;
 }

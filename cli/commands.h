@@ -23,13 +23,22 @@ int hl_cmd_bench_trace(int argc, char **argv);
 int hl_cmd_trace_corpus(int argc, char **argv);
 
 /* `orrery run --trace FILE` (cmd_trace.c): open the recorder for a run and give its sink;
- * 0, or -1 after printing a one-line error. hl_trace_run_close stores the exit status and
- * closes the file (0, or -1 after printing the error). */
+ * 0, or the exit status (2: FILE is not ours to replace) after printing a one-line error.
+ * hl_trace_run_close stores the exit status and closes the file (0, or 1 after printing why
+ * the trace is incomplete or unfinished). */
 struct hal_trace_sink;
 int hl_trace_run_open(const char *path, bool deterministic, uint64_t seed, const char *manifest,
                       size_t manifest_len, unsigned workers, const char *command,
                       const struct hal_trace_sink **sink);
 int hl_trace_run_close(int status);
+/* Any recording command (cmd_trace.c): open a recorder for path, printing "orrery: WHO: ..."
+ * for an error or a notice (an existing trace is replaced); 0 or the exit status (2: the path
+ * is refused). hl_trace_close closes it: 0, or 1 after printing why it is incomplete. */
+struct trace_recorder;
+struct trace_run_info;
+int hl_trace_open(const char *who, const char *path, const struct trace_run_info *ti,
+                  struct trace_recorder **rec);
+int hl_trace_close(const char *who, struct trace_recorder *rec);
 /* bench_ipc.c: one IPC benchmark run (workers 0 and 1) with this trace sink (NULL: off);
  * the median round trip and one-way messages per second. 0 or -1. */
 int hl_bench_ipc_once(const struct hal_trace_sink *trace, uint64_t *rtt_ns, double *msgs_per_s);

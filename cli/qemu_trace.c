@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "qemu.h"
 
+#include "commands.h"
+
 #include <trace/recorder.h>
 #include <trace/stream.h>
 
@@ -74,7 +76,7 @@ static void *import_main(void *arg)
 int hq_trace_start(hq_trace_t *t, const char *path, const hq_opts_t *o, const char *manifest,
                    size_t mlen, int *write_fd)
 {
-    char command[4600], err[512];
+    char command[4600];
     int p[2];
     sigset_t block, old;
 
@@ -99,9 +101,8 @@ int hq_trace_start(hq_trace_t *t, const char *path, const hq_opts_t *o, const ch
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &block, &old);
-    if (trace_recorder_open(path, &run, &t->rec, err, sizeof(err)) != 0) {
+    if (hl_trace_open("qemu", path, &run, &t->rec) != 0) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
-        fprintf(stderr, "orrery: qemu: %s\n", err);
         close(p[0]);
         close(p[1]);
         return -1;
@@ -122,7 +123,6 @@ int hq_trace_start(hq_trace_t *t, const char *path, const hq_opts_t *o, const ch
 
 int hq_trace_end(hq_trace_t *t, const char *path, int status)
 {
-    char err[512] = "";
     int rc = 0;
 
     pthread_join(t->thread, NULL);
@@ -133,10 +133,8 @@ int hq_trace_end(hq_trace_t *t, const char *path, int status)
     }
     if (status >= 0)
         trace_recorder_set_exit_status(t->rec, status);
-    if (trace_recorder_close(t->rec, err, sizeof(err)) != 0) {
-        fprintf(stderr, "orrery: qemu: %s\n", err);
+    if (hl_trace_close("qemu", t->rec) != 0)
         return -1;
-    }
     fprintf(stderr, "orrery: qemu: trace: %llu records in %s (%llu bad frames%s)\n",
             (unsigned long long)t->st.frames, path,
             (unsigned long long)(t->st.bad_frames + t->st.truncated),

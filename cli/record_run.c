@@ -1,4 +1,5 @@
-/* record_run.c — `orrery trace record`: boot the image (sim or hosted) with the SQLite recorder as trace sink. */
+/* record_run.c — `orrery trace record`: boot the image (sim or hosted) with the SQLite recorder as
+ * trace sink. */
 #include <trace/recorder.h>
 #include <trace/tools.h>
 
@@ -10,10 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef ORRERY_COMMIT
-#define ORRERY_COMMIT "unknown"
-#endif
-
 static void out_stdout(void *self, const void *buf, size_t len)
 {
     (void)self;
@@ -23,18 +20,8 @@ static void out_stdout(void *self, const void *buf, size_t len)
 
 int trace_record_run(const trace_record_opts *o, int *status, char *err, size_t errlen)
 {
-    trace_run_info ti = {
-        .platform = o->deterministic ? "sim" : "hosted",
-        .seed = o->deterministic ? o->seed : 0,
-        .commit = ORRERY_COMMIT,
-        .manifest = orrery_default_manifest,
-        .workers = o->deterministic ? 1 : (o->workers ? o->workers : hl_ncpus()),
-        .command = o->command,
-    };
-    trace_recorder *rec;
+    trace_recorder *rec = o->rec;
 
-    if (trace_recorder_open(o->path, &ti, &rec, err, errlen) != 0)
-        return -1;
     if (o->deterministic) {
         sim_config_t sc = {
             .programs = orrery_programs,
@@ -49,7 +36,6 @@ int trace_record_run(const trace_record_opts *o, int *status, char *err, size_t 
         };
         if (sim_boot(&sc) != 0) {
             snprintf(err, errlen, "the simulated kernel did not boot");
-            trace_recorder_close(rec, NULL, 0);
             return -1;
         }
         *status = sim_run(o->max_events);
@@ -69,6 +55,5 @@ int trace_record_run(const trace_record_opts *o, int *status, char *err, size_t 
         rc.console_out = o->quiet ? -1 : 1;
         *status = hl_run(&rc);
     }
-    trace_recorder_set_exit_status(rec, *status);
-    return trace_recorder_close(rec, err, errlen);
+    return 0;
 }

@@ -21,7 +21,9 @@ static const char run_usage[] =
     "                    and input give the same output, byte for byte\n"
     "  --seed N          the seed for --deterministic (default 1)\n"
     "  --trace FILE.db   record every IPC event into a SQLite trace (docs/trace-format.md;\n"
-    "                    read it with 'orrery trace', replay a server with 'orrery replay')\n"
+    "                    read it with 'orrery trace', replay a server with 'orrery replay');\n"
+    "                    written to FILE.db.partial, renamed once complete; an existing\n"
+    "                    FILE.db must be an Orrery trace (else refused, exit 2)\n"
     "  --help            this text\n";
 
 /* Read a whole file; NULL with errno set. */
@@ -142,11 +144,12 @@ int hl_cmd_run(int argc, char **argv)
 
     const hal_trace_sink_t *sink = NULL;
     if (trace_path) {
-        if (hl_trace_run_open(trace_path, deterministic, seed, text, len,
-                              deterministic ? 1 : (workers ? (unsigned)workers : hl_ncpus()),
-                              "orrery run", &sink) != 0) {
+        int trc = hl_trace_run_open(trace_path, deterministic, seed, text, len,
+                                    deterministic ? 1 : (workers ? (unsigned)workers : hl_ncpus()),
+                                    "orrery run", &sink);
+        if (trc != 0) {
             free(owned);
-            return 1;
+            return trc; /* 2: the path is not ours to replace */
         }
     }
 

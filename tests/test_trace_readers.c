@@ -1,10 +1,12 @@
-/* test_trace_readers.c — summary latency pairing, show decoding, Perfetto JSON export. */
+/* test_trace_readers.c — summary latency pairing, show decoding, Perfetto JSON export, unfinished
+ * traces. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
 #include <trace/decode.h>
+#include <trace/outpath.h>
 #include <trace/pair.h>
 #include <trace/reader.h>
 #include <trace/recorder.h>
@@ -38,26 +40,64 @@ static void make_trace(void)
 
     snprintf(path, sizeof(path), "/tmp/orrery-readers-%d.db", (int)getpid());
     assert_int_equal(0, trace_recorder_open(path, &run, &rec, err, sizeof(err)));
-    rec_one(rec, (hal_trace_rec_t){.seq = ++seq, .kind = HAL_TR_SPAWN, .task = 1, .data = "init", .len = 4});
-    rec_one(rec, (hal_trace_rec_t){.seq = ++seq, .kind = HAL_TR_SPAWN, .task = 2, .arg = 1, .data = "echo", .len = 4});
-    rec_one(rec, (hal_trace_rec_t){.seq = ++seq, .kind = HAL_TR_SPAWN, .task = 3, .arg = 1, .data = "shell", .len = 5});
-    rec_one(rec, (hal_trace_rec_t){.seq = ++seq, .kind = HAL_TR_CHAN_CREATE, .task = 1, .chan = 10, .peer = 11});
+    rec_one(rec, (hal_trace_rec_t){
+                     .seq = ++seq, .kind = HAL_TR_SPAWN, .task = 1, .data = "init", .len = 4});
+    rec_one(rec,
+            (hal_trace_rec_t){
+                .seq = ++seq, .kind = HAL_TR_SPAWN, .task = 2, .arg = 1, .data = "echo", .len = 4});
+    rec_one(
+        rec,
+        (hal_trace_rec_t){
+            .seq = ++seq, .kind = HAL_TR_SPAWN, .task = 3, .arg = 1, .data = "shell", .len = 5});
+    rec_one(rec, (hal_trace_rec_t){
+                     .seq = ++seq, .kind = HAL_TR_CHAN_CREATE, .task = 1, .chan = 10, .peer = 11});
     for (int i = 0; i < 10; i++)
-        rec_one(rec, (hal_trace_rec_t){.seq = ++seq, .time_ns = 1000u * i, .kind = HAL_TR_SEND,
-                                       .task = 3, .chan = 10, .peer = 11, .type = 1, .len = 8,
+        rec_one(rec, (hal_trace_rec_t){.seq = ++seq,
+                                       .time_ns = 1000u * i,
+                                       .kind = HAL_TR_SEND,
+                                       .task = 3,
+                                       .chan = 10,
+                                       .peer = 11,
+                                       .type = 1,
+                                       .len = 8,
                                        .data = req});
     /* a failed send is not queued and must not be paired */
-    rec_one(rec, (hal_trace_rec_t){.seq = ++seq, .time_ns = 9500, .kind = HAL_TR_SEND, .task = 3,
-                                   .chan = 10, .peer = 0, .type = 1, .result = -4, .len = 8, .data = req});
+    rec_one(rec, (hal_trace_rec_t){.seq = ++seq,
+                                   .time_ns = 9500,
+                                   .kind = HAL_TR_SEND,
+                                   .task = 3,
+                                   .chan = 10,
+                                   .peer = 0,
+                                   .type = 1,
+                                   .result = -4,
+                                   .len = 8,
+                                   .data = req});
     for (int i = 0; i < 10; i++)
-        rec_one(rec, (hal_trace_rec_t){.seq = ++seq, .time_ns = 1000u * i + 100u * (i + 1),
-                                       .kind = HAL_TR_DELIVER, .task = 2, .chan = 11, .peer = 10,
-                                       .type = 1, .len = 8, .data = req});
+        rec_one(rec, (hal_trace_rec_t){.seq = ++seq,
+                                       .time_ns = 1000u * i + 100u * (i + 1),
+                                       .kind = HAL_TR_DELIVER,
+                                       .task = 2,
+                                       .chan = 11,
+                                       .peer = 10,
+                                       .type = 1,
+                                       .len = 8,
+                                       .data = req});
     req[0] = 9;
-    rec_one(rec, (hal_trace_rec_t){.seq = ++seq, .time_ns = 20000, .kind = HAL_TR_SEND, .task = 2,
-                                   .chan = 11, .peer = 10, .type = 2, .len = 8, .data = req});
-    rec_one(rec, (hal_trace_rec_t){.seq = ++seq, .time_ns = 21000, .kind = HAL_TR_CLOCK_READ, .task = 2, .arg = 21000});
-    rec_one(rec, (hal_trace_rec_t){.seq = ++seq, .time_ns = 22000, .kind = HAL_TR_EXIT, .task = 2, .result = -5});
+    rec_one(rec, (hal_trace_rec_t){.seq = ++seq,
+                                   .time_ns = 20000,
+                                   .kind = HAL_TR_SEND,
+                                   .task = 2,
+                                   .chan = 11,
+                                   .peer = 10,
+                                   .type = 2,
+                                   .len = 8,
+                                   .data = req});
+    rec_one(
+        rec,
+        (hal_trace_rec_t){
+            .seq = ++seq, .time_ns = 21000, .kind = HAL_TR_CLOCK_READ, .task = 2, .arg = 21000});
+    rec_one(rec, (hal_trace_rec_t){
+                     .seq = ++seq, .time_ns = 22000, .kind = HAL_TR_EXIT, .task = 2, .result = -5});
     assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
 }
 
@@ -310,6 +350,54 @@ static void test_decode_by_interface(void **state)
     assert_string_equal("echo.reply", trace_msg_label(echo, 2, label, sizeof(label)));
 }
 
+/*
+ * While a recording runs (and after a kill) its records are in FILE.partial:
+ * the readers open it, and say it did not finish; FILE itself names it.
+ */
+static void test_unfinished_recording_reads(void **state)
+{
+    char file[300], partial[320], err[512], *text = NULL;
+    trace_recorder *rec;
+    trace_run_row run;
+    trace_summary s;
+    trace_db *db;
+    size_t len = 0;
+
+    snprintf(file, sizeof(file), "/tmp/orrery-readers-live-%d.db", (int)getpid());
+    snprintf(partial, sizeof(partial), "%s%s", file, TRACE_PARTIAL_SUFFIX);
+    unlink(file);
+    unlink(partial);
+    assert_int_equal(0, trace_recorder_open(file, NULL, &rec, err, sizeof(err)));
+    rec_one(rec,
+            (hal_trace_rec_t){.seq = 1, .kind = HAL_TR_SPAWN, .task = 1, .data = "init", .len = 4});
+    rec_one(rec, (hal_trace_rec_t){.seq = 2, .time_ns = 5, .kind = HAL_TR_CLOCK_READ, .task = 1});
+    trace_recorder_flush(rec);
+
+    assert_int_equal(-1, trace_db_open(file, &db, err, sizeof(err)));
+    assert_non_null(strstr(err, partial));
+    assert_int_equal(0, trace_db_open(partial, &db, err, sizeof(err)));
+    assert_int_equal(0, trace_db_run(db, &run));
+    assert_false(run.complete);
+    assert_false(run.closed);
+    assert_true(run.commit_unix_ns >= run.start_unix_ns && run.start_unix_ns > 0);
+    assert_int_equal(0, trace_summary_compute(db, &s));
+    FILE *m = open_memstream(&text, &len);
+    trace_summary_print(&s, m);
+    fclose(m);
+    assert_non_null(strstr(text, "did not finish cleanly; its last commit was"));
+    free(text);
+    trace_summary_free(&s);
+    trace_db_close(db);
+
+    assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
+    assert_int_equal(0, trace_db_open(file, &db, err, sizeof(err)));
+    assert_int_equal(0, trace_db_run(db, &run));
+    assert_true(run.complete && run.closed);
+    assert_int_equal(2, run.events);
+    trace_db_close(db);
+    unlink(file);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_show_decodes_and_filters),
         cmocka_unit_test(test_perfetto_json_with_flows),
         cmocka_unit_test(test_decode_by_interface),
+        cmocka_unit_test(test_unfinished_recording_reads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,9 +1,11 @@
-/* test_trace_recorder.c — the SQLite recorder: round trip, per-thread hand-off, schema, bad files. */
+/* test_trace_recorder.c — the SQLite recorder: round trip, hand-off, honest loss counts, output
+ * paths, bad files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <trace/outpath.h>
 #include <trace/reader.h>
 #include <trace/recorder.h>
 
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PER_THREAD 20000
@@ -91,8 +94,8 @@ static void record_meta(trace_recorder *rec)
 
 static void test_round_trip_two_threads(void **state)
 {
-    trace_run_info run = {.platform = "sim", .seed = 42, .commit = "abc123", .manifest = "echo\n",
-                          .workers = 2};
+    trace_run_info run = {
+        .platform = "sim", .seed = 42, .commit = "abc123", .manifest = "echo\n", .workers = 2};
     atomic_uint_fast64_t seq = 0;
     trace_recorder *rec;
     producer p[2];
@@ -126,16 +129,18 @@ static void test_round_trip_two_threads(void **state)
     assert_int_equal(0, scalar(db, "SELECT dropped FROM run"));
     assert_int_equal(2 * PER_THREAD + 3, scalar(db, "SELECT events FROM run"));
     /* per task, the payload says which record it was */
-    assert_int_equal(0, scalar(db, "SELECT count(*) FROM events WHERE kind = 4 AND len > 0 AND"
-                                   " (substr(payload, 1, 4) <> substr(CAST(x'00000000' AS BLOB), 1, 0)"
-                                   " AND length(payload) <> 12)"));
+    assert_int_equal(0,
+                     scalar(db, "SELECT count(*) FROM events WHERE kind = 4 AND len > 0 AND"
+                                " (substr(payload, 1, 4) <> substr(CAST(x'00000000' AS BLOB), 1, 0)"
+                                " AND length(payload) <> 12)"));
     assert_int_equal(PER_THREAD, scalar(db, "SELECT count(*) FROM events WHERE task = 3"));
     assert_int_equal(1, scalar(db, "SELECT count(*) FROM tasks WHERE id = 7 AND name = 'echo'"
                                    " AND parent = 1 AND exit_status = -5"));
     assert_int_equal(2, scalar(db, "SELECT count(*) FROM channels WHERE endpoint IN (70, 71)"));
     assert_int_equal(71, scalar(db, "SELECT peer FROM channels WHERE endpoint = 70"));
     assert_int_equal(1, scalar(db, "SELECT count(*) FROM kinds WHERE name = 'DELIVER' AND id = 5"));
-    assert_int_equal(1, scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'events_task'"));
+    assert_int_equal(1,
+                     scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'events_task'"));
     sqlite3_close(db);
 
     /* The reader checks and iterates the same file, in seq order. */
@@ -282,24 +287,194 @@ static void test_partial_chunks_at_close(void **state)
     check_hand_off(3, 7, false);
 }
 
+static char partial[300];
+
+/* path and path.partial for a test, neither existing. */
+static void fresh(const char *name)
+{
+    tmp_path(name);
+    snprintf(partial, sizeof(partial), "%s%s", path, TRACE_PARTIAL_SUFFIX);
+    unlink(path);
+    unlink(partial);
+}
+
+static bool exists(const char *p)
+{
+    struct stat sb;
+    return lstat(p, &sb) == 0;
+}
+
+static sqlite3 *open_ro(const char *file)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(SQLITE_OK, sqlite3_open_v2(file, &db, SQLITE_OPEN_READONLY, NULL));
+    return db;
+}
+
+static void record_n(trace_recorder *rec, uint64_t first, uint64_t n, uint32_t len)
+{
+    static char blob[4096];
+    for (uint64_t i = first; i < first + n; i++) {
+        hal_trace_rec_t r = {.seq = i,
+                             .time_ns = i,
+                             .kind = HAL_TR_SEND,
+                             .task = 2,
+                             .len = len,
+                             .data = len ? blob : NULL};
+        trace_recorder_record(rec, &r);
+    }
+}
+
 static void test_dropped_past_buffer_limit(void **state)
 {
     trace_recorder *rec;
-    char err[256];
+    char err[512];
     sqlite3 *db;
 
-    tmp_path("dropped");
+    fresh("dropped");
     assert_int_equal(0, trace_recorder_open(path, NULL, &rec, err, sizeof(err)));
     trace_recorder_set_buffer_limit(rec, 0); /* no buffer may be allocated */
     for (int i = 1; i <= 100; i++) {
         hal_trace_rec_t r = {.seq = (uint64_t)i, .kind = HAL_TR_CLOCK_READ, .task = 1};
         trace_recorder_record(rec, &r);
     }
-    assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
-    assert_int_equal(SQLITE_OK, sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL));
+    assert_int_equal(TRACE_INCOMPLETE, trace_recorder_close(rec, err, sizeof(err)));
+    assert_non_null(strstr(err, "100 of 100 records were not stored"));
+    /* Incomplete: never renamed into place. */
+    assert_false(exists(path));
+    db = open_ro(partial);
     assert_int_equal(100, scalar(db, "SELECT dropped FROM run"));
+    assert_int_equal(0, scalar(db, "SELECT complete FROM run"));
+    assert_int_equal(1, scalar(db, "SELECT end_unix_ns IS NOT NULL FROM run"));
     assert_int_equal(0, scalar(db, "SELECT count(*) FROM events"));
     sqlite3_close(db);
+    unlink(partial);
+}
+
+/* Buffers that cannot be allocated (malloc failing): every record counted, complete = 0. */
+static void test_alloc_failure_counts_dropped(void **state)
+{
+    trace_recorder_faults f = {.alloc_ok = 2};
+    trace_recorder_stats st;
+    trace_recorder *rec;
+    char err[512];
+    sqlite3 *db;
+
+    fresh("nomem");
+    assert_int_equal(0, trace_recorder_open(path, NULL, &rec, err, sizeof(err)));
+    trace_recorder_set_faults(rec, &f);
+    /* ~1 KiB each: 3000 records need 6 chunks, only 2 are allocated (not recycled yet). */
+    f.hold_writer = true;
+    trace_recorder_set_faults(rec, &f);
+    record_n(rec, 1, 3000, 1000);
+    f.hold_writer = false;
+    trace_recorder_set_faults(rec, &f);
+    trace_recorder_stats_at_close(rec, &st);
+    assert_int_equal(TRACE_INCOMPLETE, trace_recorder_close(rec, err, sizeof(err)));
+    assert_true(st.dropped > 0);
+    assert_int_equal(3000, st.recorded + st.dropped);
+    assert_false(exists(path));
+    db = open_ro(partial);
+    assert_int_equal(0, scalar(db, "SELECT complete FROM run"));
+    assert_int_equal((sqlite3_int64)st.dropped, scalar(db, "SELECT dropped FROM run"));
+    assert_int_equal(3000, scalar(db, "SELECT count(*) FROM events") +
+                               scalar(db, "SELECT dropped FROM run"));
+    sqlite3_close(db);
+    unlink(partial);
+}
+
+/*
+ * A transaction that fails (as a SQLite error would): its records are
+ * counted as lost, the file says so from the next commit on (a kill after it
+ * leaves an honest file), later records are still stored.
+ */
+static void test_failed_transaction_counts_lost(void **state)
+{
+    trace_recorder_faults f = {.hold_writer = true};
+    trace_recorder_stats st;
+    trace_recorder *rec;
+    char err[512];
+    sqlite3 *db;
+
+    fresh("txnfail");
+    assert_int_equal(0, trace_recorder_open(path, NULL, &rec, err, sizeof(err)));
+    trace_recorder_set_faults(rec, &f);
+    record_n(rec, 1, 1000, 16);
+    f = (trace_recorder_faults){.fail_txn = 1};
+    trace_recorder_set_faults(rec, &f); /* the writer's first transaction holds all 1000 */
+    trace_recorder_flush(rec);
+    record_n(rec, 1001, 500, 16);
+    trace_recorder_flush(rec);
+    trace_recorder_get_stats(rec, &st);
+    assert_int_equal(1000, st.lost);
+    assert_int_equal(500, st.written);
+    /* What a SIGKILL now would leave: the loss is already in the file. */
+    db = open_ro(partial);
+    assert_int_equal(1000, scalar(db, "SELECT dropped FROM run"));
+    assert_int_equal(0, scalar(db, "SELECT complete FROM run"));
+    assert_int_equal(1, scalar(db, "SELECT commit_unix_ns >= start_unix_ns FROM run"));
+    sqlite3_close(db);
+
+    assert_int_equal(TRACE_INCOMPLETE, trace_recorder_close(rec, err, sizeof(err)));
+    assert_non_null(strstr(err, "injected failure"));
+    db = open_ro(partial);
+    assert_int_equal(1000, scalar(db, "SELECT dropped FROM run"));
+    assert_int_equal(500, scalar(db, "SELECT count(*) FROM events"));
+    assert_int_equal(1001, scalar(db, "SELECT min(seq) FROM events"));
+    assert_int_equal(0, scalar(db, "SELECT complete FROM run"));
+    sqlite3_close(db);
+    unlink(partial);
+}
+
+/*
+ * A backlog (the writer stalled, then catches up) is committed in steps of
+ * at most 65536 events, so a kill loses one step, not the whole backlog.
+ */
+static void test_backlog_commits_in_steps(void **state)
+{
+    trace_recorder_faults f = {.hold_writer = true};
+    trace_recorder_stats st;
+    trace_recorder *rec;
+    char err[512];
+
+    fresh("backlog");
+    assert_int_equal(0, trace_recorder_open(path, NULL, &rec, err, sizeof(err)));
+    trace_recorder_set_faults(rec, &f);
+    record_n(rec, 1, 300000, 0);
+    f.hold_writer = false;
+    trace_recorder_set_faults(rec, &f);
+    trace_recorder_flush(rec);
+    trace_recorder_get_stats(rec, &st);
+    assert_int_equal(300000, st.written);
+    assert_true(st.max_txn_rows <= 65536);
+    assert_true(st.batches >= 5);
+    assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
+    assert_true(exists(path));
+    assert_false(exists(partial));
+    unlink(path);
+}
+
+/* A slow writer (a slow disk) still commits every 50 ms: a batch taking longer is split. */
+static void test_slow_writer_commits_often(void **state)
+{
+    trace_recorder_faults f = {.hold_writer = true};
+    trace_recorder_stats st;
+    trace_recorder *rec;
+    char err[512];
+
+    fresh("slow");
+    assert_int_equal(0, trace_recorder_open(path, NULL, &rec, err, sizeof(err)));
+    trace_recorder_set_faults(rec, &f);
+    record_n(rec, 1, 8000, 0);
+    /* 8000 x 25 us: at least 200 ms of writing, so at least two transactions. */
+    f = (trace_recorder_faults){.row_delay_us = 25};
+    trace_recorder_set_faults(rec, &f);
+    trace_recorder_flush(rec);
+    trace_recorder_get_stats(rec, &st);
+    assert_int_equal(8000, st.written);
+    assert_true(st.batches >= 2);
+    assert_true(st.max_txn_rows < 8000);
+    assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
     unlink(path);
 }
 
@@ -322,8 +497,13 @@ static void make_trace(const char *file, int nevents)
     static char blob[3000];
     assert_int_equal(0, trace_recorder_open(file, NULL, &rec, err, sizeof(err)));
     for (int i = 1; i <= nevents; i++) {
-        hal_trace_rec_t r = {.seq = (uint64_t)i, .kind = HAL_TR_SEND, .task = 2, .chan = 1,
-                             .peer = 2, .len = sizeof(blob), .data = blob};
+        hal_trace_rec_t r = {.seq = (uint64_t)i,
+                             .kind = HAL_TR_SEND,
+                             .task = 2,
+                             .chan = 1,
+                             .peer = 2,
+                             .len = sizeof(blob),
+                             .data = blob};
         trace_recorder_record(rec, &r);
     }
     assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
@@ -345,7 +525,8 @@ static void test_bad_files(void **state)
 
     f = fopen(path, "w");
     fputs("this is a text file, long enough to be looked at by sqlite as a header....\n"
-          "more text more text more text more text more text more text more text\n", f);
+          "more text more text more text more text more text more text more text\n",
+          f);
     fclose(f);
     expect_open_error(path, "not a SQLite database");
 
@@ -356,10 +537,12 @@ static void test_bad_files(void **state)
     expect_open_error(path, "not an Orrery trace");
 
     /* A newer schema. */
+    unlink(path);
     make_trace(path, 3);
     assert_int_equal(SQLITE_OK, sqlite3_open(path, &db));
-    assert_int_equal(SQLITE_OK, sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key ="
-                                                 " 'schema_version'",
+    assert_int_equal(SQLITE_OK, sqlite3_exec(db,
+                                             "UPDATE meta SET value = '99' WHERE key ="
+                                             " 'schema_version'",
                                              NULL, NULL, NULL));
     sqlite3_close(db);
     expect_open_error(path, "schema version 99 is newer");
@@ -396,9 +579,181 @@ static void test_cannot_create(void **state)
 {
     trace_recorder *rec = (void *)1;
     char err[256] = "";
-    assert_int_equal(-1, trace_recorder_open("/nonexistent-dir/x.db", NULL, &rec, err, sizeof(err)));
+    assert_int_equal(-1,
+                     trace_recorder_open("/nonexistent-dir/x.db", NULL, &rec, err, sizeof(err)));
     assert_null(rec);
     assert_non_null(strstr(err, "/nonexistent-dir/x.db"));
+}
+
+/* Read a whole small file into buf (NUL-terminated); its length. */
+static size_t slurp(const char *p, char *buf, size_t cap)
+{
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return n;
+}
+
+static void expect_refused(const char *p, const char *what)
+{
+    trace_recorder *rec = (void *)1;
+    char err[1024] = "";
+    assert_int_equal(TRACE_OUT_REFUSED, trace_recorder_open(p, NULL, &rec, err, sizeof(err)));
+    assert_null(rec);
+    if (!strstr(err, what))
+        fail_msg("error '%s' does not say '%s'", err, what);
+    assert_null(strchr(err, '\n'));
+}
+
+/* Paths that exist and are not Orrery traces are refused and left exactly as they were. */
+static void test_refuses_what_is_not_a_trace(void **state)
+{
+    char text[300], link[300], dir[300], fifo[300], other[300], buf[400];
+    sqlite3 *db;
+    struct stat sb;
+    FILE *f;
+
+    fresh("refuse");
+    snprintf(text, sizeof(text), "%s.txt", path);
+    snprintf(link, sizeof(link), "%s.link", path);
+    snprintf(dir, sizeof(dir), "%s.dir", path);
+    snprintf(fifo, sizeof(fifo), "%s.fifo", path);
+    snprintf(other, sizeof(other), "%s.sqlite", path);
+    unlink(text), unlink(link), rmdir(dir), unlink(fifo), unlink(other);
+
+    f = fopen(text, "w");
+    fputs("notes, not a trace\n", f);
+    fclose(f);
+    expect_refused(text, "not a SQLite database");
+    assert_int_equal(19, slurp(text, buf, sizeof(buf)));
+    assert_string_equal("notes, not a trace\n", buf);
+
+    assert_int_equal(0, symlink(text, link));
+    expect_refused(link, "not a SQLite database");
+    assert_int_equal(0, lstat(link, &sb));
+    assert_true(S_ISLNK(sb.st_mode));
+    slurp(text, buf, sizeof(buf));
+    assert_string_equal("notes, not a trace\n", buf);
+    unlink(link);
+
+    assert_int_equal(0, symlink("/nonexistent-dir/none.db", link));
+    expect_refused(link, "a symbolic link to a missing file");
+    unlink(link);
+
+    assert_int_equal(0, mkdir(dir, 0755));
+    expect_refused(dir, "a directory");
+    assert_int_equal(0, mkfifo(fifo, 0644));
+    expect_refused(fifo, "a FIFO");
+    expect_refused("/dev/null", "a character device");
+    assert_int_equal(0, stat("/dev/null", &sb));
+    assert_true(S_ISCHR(sb.st_mode));
+
+    assert_int_equal(SQLITE_OK, sqlite3_open(other, &db));
+    assert_int_equal(SQLITE_OK, sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL));
+    sqlite3_close(db);
+    expect_refused(other, "a SQLite database of something else");
+    db = open_ro(other);
+    assert_int_equal(1, scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 't'"));
+    sqlite3_close(db);
+
+    f = fopen(path, "w");
+    fclose(f);
+    expect_refused(path, "an empty file");
+    assert_int_equal(0, stat(path, &sb));
+    assert_int_equal(0, sb.st_size);
+
+    /* Nothing was created next to any of them. */
+    snprintf(buf, sizeof(buf), "%s%s", text, TRACE_PARTIAL_SUFFIX);
+    assert_false(exists(buf));
+    assert_false(exists(partial));
+    unlink(text), rmdir(dir), unlink(fifo), unlink(other), unlink(path);
+}
+
+/*
+ * An existing trace is replaced (with a notice) only by a complete one: an
+ * incomplete recording stays in FILE.partial and the old trace is untouched.
+ * Through a symlink, the target is replaced and the link kept.
+ */
+static void test_replaces_only_a_trace_and_only_when_complete(void **state)
+{
+    char link[300], err[512];
+    trace_recorder *rec, *second;
+    struct stat sb;
+    sqlite3 *db;
+
+    fresh("replace");
+    make_trace(path, 3);
+    assert_int_equal(0, chmod(path, 0640));
+
+    /* Incomplete: the old trace stays. */
+    assert_int_equal(0, trace_recorder_open(path, NULL, &rec, err, sizeof(err)));
+    assert_non_null(trace_recorder_notice(rec));
+    assert_non_null(strstr(trace_recorder_notice(rec), "replaces it once it is complete"));
+    /* One recording at a time into a file. */
+    assert_int_equal(TRACE_OUT_REFUSED, trace_recorder_open(path, NULL, &second, err, sizeof(err)));
+    assert_non_null(strstr(err, "under way"));
+    trace_recorder_set_buffer_limit(rec, 0);
+    record_n(rec, 1, 10, 0);
+    assert_int_equal(TRACE_INCOMPLETE, trace_recorder_close(rec, err, sizeof(err)));
+    assert_non_null(strstr(err, "the earlier trace was left as it was"));
+    db = open_ro(path);
+    assert_int_equal(3, scalar(db, "SELECT count(*) FROM events"));
+    assert_int_equal(1, scalar(db, "SELECT complete FROM run"));
+    sqlite3_close(db);
+    assert_true(exists(partial));
+
+    /* The next recording removes that unfinished one, and replaces the trace when done. */
+    assert_int_equal(0, trace_recorder_open(path, NULL, &rec, err, sizeof(err)));
+    assert_non_null(strstr(trace_recorder_notice(rec), "an unfinished earlier recording"));
+    record_n(rec, 1, 7, 0);
+    assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
+    assert_false(exists(partial));
+    db = open_ro(path);
+    assert_int_equal(7, scalar(db, "SELECT count(*) FROM events"));
+    assert_int_equal(TRACE_APPLICATION_ID, scalar(db, "PRAGMA application_id"));
+    sqlite3_close(db);
+    assert_int_equal(0, stat(path, &sb));
+    assert_int_equal(0640, sb.st_mode & 07777);
+
+    /* Through a symlink: the target is replaced, the link stays a link. */
+    snprintf(link, sizeof(link), "%s.link", path);
+    unlink(link);
+    assert_int_equal(0, symlink(path, link));
+    assert_int_equal(0, trace_recorder_open(link, NULL, &rec, err, sizeof(err)));
+    record_n(rec, 1, 5, 0);
+    assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
+    assert_int_equal(0, lstat(link, &sb));
+    assert_true(S_ISLNK(sb.st_mode));
+    db = open_ro(path);
+    assert_int_equal(5, scalar(db, "SELECT count(*) FROM events"));
+    sqlite3_close(db);
+    unlink(link);
+    unlink(path);
+}
+
+/* A trace written before the application id existed is still recognized (its meta table). */
+static void test_replaces_an_older_trace(void **state)
+{
+    trace_recorder *rec;
+    char err[512];
+    sqlite3 *db;
+
+    fresh("older");
+    assert_int_equal(SQLITE_OK, sqlite3_open(path, &db));
+    assert_int_equal(SQLITE_OK, sqlite3_exec(db,
+                                             "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+                                             "INSERT INTO meta VALUES('format', 'orrery-trace')",
+                                             NULL, NULL, NULL));
+    sqlite3_close(db);
+    assert_int_equal(0, trace_recorder_open(path, NULL, &rec, err, sizeof(err)));
+    record_n(rec, 1, 2, 0);
+    assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
+    db = open_ro(path);
+    assert_int_equal(2, scalar(db, "SELECT count(*) FROM events"));
+    sqlite3_close(db);
+    unlink(path);
 }
 
 static void test_kind_names(void **state)
@@ -418,8 +773,15 @@ int main(void)
         cmocka_unit_test(test_hand_off_overflow_slot),
         cmocka_unit_test(test_partial_chunks_at_close),
         cmocka_unit_test(test_dropped_past_buffer_limit),
+        cmocka_unit_test(test_alloc_failure_counts_dropped),
+        cmocka_unit_test(test_failed_transaction_counts_lost),
+        cmocka_unit_test(test_backlog_commits_in_steps),
+        cmocka_unit_test(test_slow_writer_commits_often),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_cannot_create),
+        cmocka_unit_test(test_refuses_what_is_not_a_trace),
+        cmocka_unit_test(test_replaces_only_a_trace_and_only_when_complete),
+        cmocka_unit_test(test_replaces_an_older_trace),
         cmocka_unit_test(test_kind_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

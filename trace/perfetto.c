@@ -1,4 +1,5 @@
-/* perfetto.c — `orrery trace export --perfetto`: Chrome trace-event JSON with one track per task and send->deliver flows. */
+/* perfetto.c — `orrery trace export --perfetto`: Chrome trace-event JSON with one track per task
+ * and send->deliver flows. */
 #include <trace/decode.h>
 #include <trace/pair.h>
 #include <trace/recorder.h>
@@ -59,11 +60,14 @@ static int thread_names(trace_db *db, FILE *out)
         char name[96];
         snprintf(name, sizeof(name), "%.*s:%u", (int)(r.len < 64 ? r.len : 64),
                  r.data ? (const char *)r.data : "?", (unsigned)r.task);
-        fprintf(out, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":%u,\"args\":{\"name\":",
-                (unsigned)r.task);
+        fprintf(
+            out,
+            ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":%u,\"args\":{\"name\":",
+            (unsigned)r.task);
         json_str(out, name);
-        fprintf(out, "}},\n{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":1,\"tid\":%u,"
-                     "\"args\":{\"sort_index\":%u}}",
+        fprintf(out,
+                "}},\n{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":1,\"tid\":%u,"
+                "\"args\":{\"sort_index\":%u}}",
                 (unsigned)r.task, (unsigned)r.task);
     }
     trace_iter_close(it);
@@ -90,7 +94,7 @@ int trace_export_perfetto(trace_db *db, FILE *out, trace_clock clock)
     if (!pairer || !ifmap)
         goto out;
 
-    fprintf(out, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"platform\":");
+    fputs(TRACE_PERFETTO_HEAD, out);
     json_str(out, run.platform);
     fprintf(out, ",\"commit\":");
     json_str(out, run.commit);
@@ -103,7 +107,8 @@ int trace_export_perfetto(trace_db *db, FILE *out, trace_clock clock)
     if (thread_names(db, out) != 0 || trace_iter_open(db, NULL, &it) != 0)
         goto out;
 
-    while ((rc = trace_iter_next(it, &r)) == 1) {
+    /* A reader that went away or a full disk: stop at once (the caller reports ferror). */
+    while (!ferror(out) && (rc = trace_iter_next(it, &r)) == 1) {
         const char *kind = trace_kind_name(r.kind);
         uint32_t iface = trace_ifmap_resolve(ifmap, &r);
         bool msg = r.kind == HAL_TR_SEND || r.kind == HAL_TR_DELIVER;
@@ -121,22 +126,25 @@ int trace_export_perfetto(trace_db *db, FILE *out, trace_clock clock)
         json_str(out, label);
         fprintf(out, ",\"cat\":\"%s\",\"ph\":\"X\",\"ts\":", msg ? "ipc" : "event");
         ts_print(out, clock, &r);
-        fprintf(out, ",\"dur\":%s,\"pid\":1,\"tid\":%u,\"args\":{\"seq\":%llu,\"chan\":%u,"
-                     "\"peer\":%u,\"result\":%d,\"detail\":",
+        fprintf(out,
+                ",\"dur\":%s,\"pid\":1,\"tid\":%u,\"args\":{\"seq\":%llu,\"chan\":%u,"
+                "\"peer\":%u,\"result\":%d,\"detail\":",
                 clock == TRACE_CLOCK_SEQ ? "0.5" : "0.001", (unsigned)r.task,
                 (unsigned long long)r.seq, (unsigned)r.chan, (unsigned)r.peer, (int)r.result);
         json_str(out, body);
         fprintf(out, "}}");
 
         if (r.kind == HAL_TR_SEND && r.result == 0 && r.peer) {
-            fprintf(out, ",\n{\"name\":\"message\",\"cat\":\"ipc\",\"ph\":\"s\",\"id\":%llu,\"ts\":",
+            fprintf(out,
+                    ",\n{\"name\":\"message\",\"cat\":\"ipc\",\"ph\":\"s\",\"id\":%llu,\"ts\":",
                     (unsigned long long)r.seq);
             ts_print(out, clock, &r);
             fprintf(out, ",\"pid\":1,\"tid\":%u}", (unsigned)r.task);
         }
         if (trace_pairer_feed(pairer, &r, iface, &pr)) {
-            fprintf(out, ",\n{\"name\":\"message\",\"cat\":\"ipc\",\"ph\":\"f\",\"bp\":\"e\","
-                         "\"id\":%llu,\"ts\":",
+            fprintf(out,
+                    ",\n{\"name\":\"message\",\"cat\":\"ipc\",\"ph\":\"f\",\"bp\":\"e\","
+                    "\"id\":%llu,\"ts\":",
                     (unsigned long long)pr.send_seq);
             ts_print(out, clock, &r);
             fprintf(out, ",\"pid\":1,\"tid\":%u}", (unsigned)r.task);

@@ -1,5 +1,6 @@
 /* reader.c — open and validate a trace file, read its run row, names and events. */
 #include <trace/decode.h>
+#include <trace/outpath.h>
 #include <trace/reader.h>
 #include <trace/recorder.h>
 
@@ -124,8 +125,8 @@ static int check(trace_db *db)
     sqlite3_stmt *st;
     int rc, version;
 
-    rc = sqlite3_prepare_v2(db->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1,
-                            &st, NULL);
+    rc = sqlite3_prepare_v2(db->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st,
+                            NULL);
     if (rc != SQLITE_OK) {
         if (strstr(sqlite3_errmsg(db->db), "no such table"))
             dberr(db, "a SQLite database but not an Orrery trace (no meta table)");
@@ -194,9 +195,15 @@ int trace_db_open(const char *path, trace_db **out, char *err, size_t errlen)
         snprintf(err, errlen, "trace %s: out of memory", path);
         return -1;
     }
-    if (stat(path, &sb) != 0)
-        dberr(db, "no such file");
-    else if (S_ISDIR(sb.st_mode))
+    if (stat(path, &sb) != 0) {
+        char partial[4200];
+        snprintf(partial, sizeof(partial), "%s" TRACE_PARTIAL_SUFFIX, path);
+        if (stat(partial, &sb) == 0)
+            dberr(db, "no such file (%s holds an unfinished or incomplete recording: read that)",
+                  partial);
+        else
+            dberr(db, "no such file");
+    } else if (S_ISDIR(sb.st_mode))
         dberr(db, "is a directory, not a trace");
     else if (sb.st_size == 0)
         dberr(db, "empty file, not a trace");
@@ -272,6 +279,26 @@ int trace_db_run(trace_db *db, trace_run_row *out)
         sqlerr(db, rc);
         return -1;
     }
+    /* commit_unix_ns came later within schema 2: absent from older files. */
+    rc = sqlite3_prepare_v2(db->db,
+                            "SELECT start_unix_ns, end_unix_ns, commit_unix_ns FROM run"
+                            " WHERE id = 1",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        rc = sqlite3_prepare_v2(db->db,
+                                "SELECT start_unix_ns, end_unix_ns, NULL FROM run"
+                                " WHERE id = 1",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        sqlerr(db, rc);
+        return -1;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        out->start_unix_ns = (uint64_t)sqlite3_column_int64(st, 0);
+        out->closed = sqlite3_column_type(st, 1) != SQLITE_NULL;
+        out->commit_unix_ns = (uint64_t)sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
     return 0;
 }
 

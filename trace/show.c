@@ -1,4 +1,5 @@
-/* show.c — `orrery trace show`: one line per event, messages decoded field by field by interface. */
+/* show.c — `orrery trace show`: one line per event, messages decoded field by field by interface.
+ */
 #include <trace/decode.h>
 #include <trace/pair.h>
 #include <trace/recorder.h>
@@ -14,8 +15,8 @@ static const char *errname(int rc)
     switch (rc) {
     case 0:
         return "OK";
-#define SHOW_ERRNAME(name, value, msg)                                                          \
-    case (value):                                                                               \
+#define SHOW_ERRNAME(name, value, msg)                                                             \
+    case (value):                                                                                  \
         return #name;
         OS_ERRNO_MAP(SHOW_ERRNAME)
 #undef SHOW_ERRNAME
@@ -179,7 +180,9 @@ int trace_show(trace_db *db, const trace_filter *f, FILE *out)
         if (f && f->iface && iface != f->iface)
             continue;
         trace_show_format(db, &r, iface, buf, sizeof(buf));
-        fprintf(out, "%s\n", buf);
+        /* A reader that went away or a full disk: stop at once (the caller reports ferror). */
+        if (fprintf(out, "%s\n", buf) < 0 || ferror(out))
+            break;
         if (f && f->limit && ++shown >= f->limit)
             break;
     }

@@ -1,4 +1,5 @@
-/* summary.c — `orrery trace summary`: messages, bytes and send->deliver latency per task and interface. */
+/* summary.c — `orrery trace summary`: messages, bytes and send->deliver latency per task and
+ * interface. */
 #include <trace/pair.h>
 #include <trace/tools.h>
 
@@ -218,8 +219,8 @@ static void print_rows(FILE *out, const char *what, const trace_summary_row *row
 {
     char a[32], b[32], c[32];
 
-    fprintf(out, "%-7s %-14s %9s %11s %9s %11s %6s %9s %9s %9s\n", what == NULL ? "" : "ID",
-            what, "SENT", "SENT_BYTES", "RECV", "RECV_BYTES", "ERRS", "P50", "P90", "P99");
+    fprintf(out, "%-7s %-14s %9s %11s %9s %11s %6s %9s %9s %9s\n", what == NULL ? "" : "ID", what,
+            "SENT", "SENT_BYTES", "RECV", "RECV_BYTES", "ERRS", "P50", "P90", "P99");
     for (size_t i = 0; i < n; i++) {
         const trace_summary_row *r = &rows[i];
         char id[16];
@@ -239,20 +240,29 @@ static void print_rows(FILE *out, const char *what, const trace_summary_row *row
 
 void trace_summary_print(const trace_summary *s, FILE *out)
 {
-    char a[32], b[32], c[32], d[32];
+    char a[32], b[32], c[32], d[32], state[160] = "";
 
+    if (!s->run.complete && s->run.closed)
+        snprintf(state, sizeof(state), " (incomplete: %llu records not stored)",
+                 (unsigned long long)s->run.dropped);
+    else if (!s->run.complete && s->run.commit_unix_ns > s->run.start_unix_ns)
+        snprintf(state, sizeof(state),
+                 " (recording did not finish cleanly; its last commit was %.3f s after the start)",
+                 (double)(s->run.commit_unix_ns - s->run.start_unix_ns) / 1e9);
+    else if (!s->run.complete)
+        snprintf(state, sizeof(state), " (recording did not finish cleanly)");
     fprintf(out, "run: platform %s, seed %llu, commit %s, started %s, %u worker%s%s\n",
             s->run.platform, (unsigned long long)s->run.seed,
             s->run.commit[0] ? s->run.commit : "?", s->run.start_time, s->run.workers,
-            s->run.workers == 1 ? "" : "s",
-            s->run.complete ? "" : " (recording did not finish cleanly)");
+            s->run.workers == 1 ? "" : "s", state);
     fprintf(out, "events: %llu over %s, dropped %llu, bad frames %llu",
             (unsigned long long)s->events, dur(s->last_ns - s->first_ns, a, sizeof(a)),
             (unsigned long long)s->run.dropped, (unsigned long long)s->run.bad_frames);
     if (s->run.has_exit_status)
         fprintf(out, ", exit status %d", s->run.exit_status);
-    fprintf(out, "\nmessages: %llu delivered, send->deliver p50 %s p90 %s p99 %s max %s;"
-                 " %llu sent but never delivered\n\n",
+    fprintf(out,
+            "\nmessages: %llu delivered, send->deliver p50 %s p90 %s p99 %s max %s;"
+            " %llu sent but never delivered\n\n",
             (unsigned long long)s->all.n, dur(s->all.p50, a, sizeof(a)),
             dur(s->all.p90, b, sizeof(b)), dur(s->all.p99, c, sizeof(c)),
             dur(s->all.max, d, sizeof(d)), (unsigned long long)s->unmatched_sends);

@@ -1,4 +1,5 @@
-/* reader.h — opening a trace file safely and iterating its events (summary, show, export, replay). */
+/* reader.h — opening a trace file safely and iterating its events (summary, show, export, replay).
+ */
 #ifndef TRACE_READER_H
 #define TRACE_READER_H
 
@@ -19,7 +20,8 @@ typedef struct trace_db trace_db;
 int trace_db_open(const char *path, trace_db **out, char *err, size_t errlen);
 void trace_db_close(trace_db *db);
 
-/* The last error of a reader call on db, one line ("trace x.db: database disk image is malformed"). */
+/* The last error of a reader call on db, one line ("trace x.db: database disk image is malformed").
+ */
 const char *trace_db_error(const trace_db *db);
 
 typedef struct trace_run_row {
@@ -32,7 +34,10 @@ typedef struct trace_run_row {
     uint64_t bad_frames; /* imported stream: frames rejected */
     unsigned workers;
     int schema_version;
-    bool complete;       /* false: the recording did not close cleanly */
+    bool complete; /* false: records are missing (dropped, or the recording was cut) */
+    bool closed;   /* the recorder closed the file (end_unix_ns is set) */
+    uint64_t start_unix_ns;
+    uint64_t commit_unix_ns; /* the writer's last commit (0: not recorded, older traces) */
     bool has_exit_status;
     int exit_status;
 } trace_run_row;
@@ -48,10 +53,10 @@ const char *trace_db_iface_name(trace_db *db, uint32_t iface);
 
 /* Which events to visit. Zero fields mean "all". */
 typedef struct trace_filter {
-    const char *task;   /* task name or id */
-    uint32_t iface;     /* interface id */
-    uint64_t limit;     /* at most this many events */
-    uint32_t kind;      /* only this kind */
+    const char *task; /* task name or id */
+    uint32_t iface;   /* interface id */
+    uint64_t limit;   /* at most this many events */
+    uint32_t kind;    /* only this kind */
 } trace_filter;
 
 typedef struct trace_iter trace_iter;

@@ -1,4 +1,5 @@
-/* recorder.h — the SQLite trace recorder: a hal_trace_sink_t that never makes the kernel wait on disk. */
+/* recorder.h — the SQLite trace recorder: a hal_trace_sink_t that never makes the kernel wait on
+ * disk. */
 #ifndef TRACE_RECORDER_H
 #define TRACE_RECORDER_H
 
@@ -11,6 +12,12 @@
 /* The trace schema this build writes and the newest it reads (docs/trace-format.md).
  * 2: HANDLE and LIST records (replay needs them); 1 is still read. */
 #define TRACE_SCHEMA_VERSION 2
+
+/* PRAGMA application_id of every trace ("Orry"): tells a trace from any other file at a glance. */
+#define TRACE_APPLICATION_ID 0x4F727279
+
+/* trace_recorder_close: the trace was closed but lost records; it stays at FILE.partial. */
+#define TRACE_INCOMPLETE 1
 
 /* What is known about the run when recording starts; strings are copied. */
 typedef struct trace_run_info {
@@ -27,22 +34,31 @@ typedef struct trace_recorder trace_recorder;
 
 /* Counters of a recorder, readable at any time. */
 typedef struct trace_recorder_stats {
-    uint64_t recorded;     /* records accepted by record() */
-    uint64_t dropped;      /* records dropped because the buffer bound was reached */
-    uint64_t written;      /* records committed to the file */
-    uint64_t batches;      /* transactions committed */
-    uint64_t bad_frames;   /* imported stream: frames rejected (see trace_import) */
-    size_t buffer_bytes;   /* memory held by buffers now */
-    size_t buffer_peak;    /* the most memory buffers held */
+    uint64_t recorded;      /* records accepted by record() */
+    uint64_t dropped;       /* records dropped: the buffer bound was reached or malloc failed */
+    uint64_t lost;          /* records accepted but not stored: a transaction failed */
+    uint64_t written;       /* records committed to the file */
+    uint64_t batches;       /* transactions committed */
+    uint64_t max_txn_rows;  /* events in the largest transaction */
+    uint64_t bad_frames;    /* imported stream: frames rejected (see trace_import) */
+    size_t buffer_bytes;    /* memory held by buffers now */
+    size_t buffer_peak;     /* the most memory buffers held */
     uint64_t writer_cpu_ns; /* CPU time of the writer thread (and close), once closed */
 } trace_recorder_stats;
 
 /*
- * Create (or replace) the trace file at path and start its writer thread.
- * Returns 0, or -1 with a one-line message in err.
+ * Start recording a trace for path and start the writer thread. The records
+ * go to path.partial (trace/outpath.h: a path that exists must be an Orrery
+ * trace, a symlink's target is judged and written); trace_recorder_close
+ * renames it over path when the trace is complete. Returns 0,
+ * TRACE_OUT_REFUSED (path is not ours to replace: nothing was touched) or -1,
+ * with a one-line message in err.
  */
 int trace_recorder_open(const char *path, const trace_run_info *run, trace_recorder **out,
                         char *err, size_t errlen);
+
+/* NULL, or a one-line notice for the user: the trace at path is replaced when this one is done. */
+const char *trace_recorder_notice(const trace_recorder *rec);
 
 /*
  * Bound the memory that buffers may hold while the writer lags (default 256 MiB).
@@ -72,9 +88,27 @@ void trace_recorder_stats_at_close(trace_recorder *rec, trace_recorder_stats *ou
 /*
  * Flush, stop the writer, build the reader indexes, fill the channel
  * interfaces and final counts, and close the file. No record() may run
- * concurrently or afterwards. Returns 0, or -1 with a message in err (err may be NULL).
+ * concurrently or afterwards. Returns 0: a complete trace was renamed into
+ * place; TRACE_INCOMPLETE: records were dropped or lost, run.complete = 0
+ * and run.dropped count them, and the trace stays at path.partial (an
+ * earlier trace at path is left as it was); -1: the file could not be
+ * finished (what was committed is in path.partial). Both with a message in
+ * err (err may be NULL).
  */
 int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen);
+
+/*
+ * Fault injection for tests (SQLite's FAULTSIM idea): a recorder that runs
+ * out of memory, a writer that stalls or is slow, a transaction that fails.
+ * Set before recording; zero fields inject nothing.
+ */
+typedef struct trace_recorder_faults {
+    uint64_t alloc_ok;     /* >0: buffer allocations after this many fail */
+    uint64_t fail_txn;     /* >0: the writer's Nth transaction fails as a SQLite error would */
+    unsigned row_delay_us; /* the writer sleeps this long per event (a slow disk) */
+    bool hold_writer;      /* the writer takes nothing until this is cleared (a stalled disk) */
+} trace_recorder_faults;
+void trace_recorder_set_faults(trace_recorder *rec, const trace_recorder_faults *f);
 
 /* Name of a trace kind ("SEND"), or NULL. */
 const char *trace_kind_name(uint32_t kind);

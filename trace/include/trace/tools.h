@@ -1,4 +1,5 @@
-/* tools.h — the trace readers behind `orrery trace summary|show|export` and `orrery bench trace`. */
+/* tools.h — the trace readers behind `orrery trace summary|show|export` and `orrery bench trace`.
+ */
 #ifndef TRACE_TOOLS_H
 #define TRACE_TOOLS_H
 
@@ -13,12 +14,12 @@ typedef struct trace_latency {
 } trace_latency;
 
 typedef struct trace_summary_row {
-    uint32_t id;                  /* task id or interface id (0: unknown interface) */
+    uint32_t id; /* task id or interface id (0: unknown interface) */
     char name[64];
-    uint64_t sent, sent_bytes;    /* successful SENDs (interfaces: all messages) */
-    uint64_t recv, recv_bytes;    /* DELIVERs */
-    uint64_t send_errors;         /* SENDs with a negative result */
-    trace_latency latency;        /* of messages delivered to the task / on the interface */
+    uint64_t sent, sent_bytes; /* successful SENDs (interfaces: all messages) */
+    uint64_t recv, recv_bytes; /* DELIVERs */
+    uint64_t send_errors;      /* SENDs with a negative result */
+    trace_latency latency;     /* of messages delivered to the task / on the interface */
 } trace_summary_row;
 
 typedef struct trace_summary {
@@ -43,23 +44,26 @@ void trace_show_format(trace_db *db, const hal_trace_rec_t *r, uint32_t iface, c
 
 /* Perfetto / Chrome trace-event JSON. */
 typedef enum trace_clock {
-    TRACE_CLOCK_AUTO, /* seq for sim traces (virtual time stands still while tasks run), else time */
+    TRACE_CLOCK_AUTO, /* seq for sim traces (virtual time stands still while tasks run), else time
+                       */
     TRACE_CLOCK_TIME, /* ts = time_ns */
     TRACE_CLOCK_SEQ,  /* ts = seq, one microsecond per event */
 } trace_clock;
 int trace_export_perfetto(trace_db *db, FILE *out, trace_clock clock);
+/* How every export begins: what tells an earlier export (replaceable) from any other file. */
+#define TRACE_PERFETTO_HEAD "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"platform\":"
 
 /* `orrery bench trace` figures for the recorder alone. */
 typedef struct trace_ingest_result {
     uint64_t events;
     unsigned threads;
-    double record_ns;       /* mean wall time of one record() call, per thread */
-    double events_per_s;    /* from the first record() until every record was committed */
-    double close_s;         /* then close(): build the reader index, checkpoint, finish */
-    double bytes_per_event; /* file size / events */
+    double record_ns;               /* mean wall time of one record() call, per thread */
+    double events_per_s;            /* from the first record() until every record was committed */
+    double close_s;                 /* then close(): build the reader index, checkpoint, finish */
+    double bytes_per_event;         /* file size / events */
     double writer_events_per_cpu_s; /* events / CPU seconds of the writer thread and close */
     uint64_t dropped;
-    double payload_mean;    /* mean payload bytes of the synthetic mix */
+    double payload_mean; /* mean payload bytes of the synthetic mix */
 } trace_ingest_result;
 int trace_bench_ingest(const char *path, uint64_t events, unsigned threads,
                        trace_ingest_result *out, char *err, size_t errlen);
@@ -72,16 +76,18 @@ double trace_bench_record_ns(const char *path, unsigned threads, char *err, size
 
 /* `orrery trace record`: boot the image with the recorder as the kernel's trace sink. */
 typedef struct trace_record_opts {
-    const char *path;      /* the trace file */
-    bool deterministic;    /* sim: one thread, virtual clock, seeded */
+    const char *path;           /* the trace file */
+    struct trace_recorder *rec; /* its recorder, opened by the caller (who also closes it) */
+    bool deterministic;         /* sim: one thread, virtual clock, seeded */
     uint64_t seed;
-    unsigned workers;      /* hosted: 0 = one per core */
-    const char *input;     /* sim: console script (lines); hosted reads stdin */
-    uint64_t max_events;   /* sim: 0 = no limit */
-    bool quiet;            /* do not copy console output to stdout */
-    const char *command;   /* stored in run.command */
+    unsigned workers;    /* hosted: 0 = one per core */
+    const char *input;   /* sim: console script (lines); hosted reads stdin */
+    uint64_t max_events; /* sim: 0 = no limit */
+    bool quiet;          /* do not copy console output to stdout */
+    const char *command; /* stored in run.command */
 } trace_record_opts;
-/* 0 (and *status, the run's exit status) or -1 with a message in err. */
+/* Boot and run with o->rec as the trace sink: 0 (and *status, the run's exit status) or -1
+ * with a message in err. */
 int trace_record_run(const trace_record_opts *o, int *status, char *err, size_t errlen);
 
 #endif

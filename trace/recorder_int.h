@@ -1,0 +1,146 @@
+/* recorder_int.h — recorder internals shared by recorder.c and writer.c (the writer thread). */
+#ifndef TRACE_RECORDER_INT_H
+#define TRACE_RECORDER_INT_H
+
+#include <trace/outpath.h>
+#include <trace/recorder.h>
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+/*
+ * record() runs on kernel workers with kernel locks held, so it only copies.
+ * Each recording thread claims a slot of its own (a thread-local pointer
+ * says which) and appends the record and its payload to the slot's current
+ * chunk with no lock and no atomic read-modify-write: after each entry the
+ * owner publishes the chunk's fill level with a release store (a plain store
+ * on x86), and counts in its own cache line. Only a full chunk takes qmu: it
+ * goes on the writer's queue and a fresh one comes from the pool, or is
+ * allocated while the total stays under the buffer limit; past it the record
+ * is dropped and counted.
+ *
+ * The writer never takes a chunk away from its owner. To commit records still
+ * in a partially filled chunk (every TR_STEAL_NS, at flush and at close) it
+ * reads the slot's chunk and fill level with acquire loads and commits the
+ * bytes between what it already wrote from that chunk (`read`, writer-only)
+ * and the fill level, while the owner goes on appending past it. When the
+ * owner queues that chunk later, the writer commits only the rest. Chunks go
+ * back to the pool only from the writer thread, so a chunk the writer reads
+ * through a slot cannot be recycled under it. An owner clears its slot before
+ * queueing its chunk, so a chunk the writer has popped from the queue is never
+ * also seen through a slot.
+ *
+ * Threads past TR_SLOTS share one more slot under a mutex (the same protocol,
+ * with the mutex standing in for single ownership).
+ */
+#define TR_SLOTS 64
+#define TR_CHUNK (512u * 1024u)
+#define TR_ROWS 64                        /* events per multi-row INSERT */
+#define TR_STEAL_NS (50u * 1000u * 1000u) /* commit partial chunks at least this often */
+/*
+ * A transaction ends after this long or this many events, whatever is left
+ * of the batch: a backlog (the writer fell behind, a checkpoint stalled it)
+ * is committed in steps, so a SIGKILL loses one step, not the backlog. With
+ * TR_STEAL_NS this bounds what a kill loses to about 100 ms of records while
+ * the writer keeps up.
+ */
+#define TR_TXN_NS (50u * 1000u * 1000u)
+#define TR_TXN_ROWS 65536u
+
+typedef struct tr_chunk {
+    struct tr_chunk *next; /* queue or pool link (qmu) */
+    size_t cap;            /* bytes of data[] */
+    size_t read;           /* writer only: bytes of data[] already committed */
+    atomic_size_t used;    /* bytes of data[] filled: owner stores (release), writer loads */
+    unsigned char data[];  /* entries: tr_entry, payload, padding to 8 */
+} tr_chunk;
+
+typedef struct tr_entry {
+    hal_trace_rec_t rec; /* data pointer is meaningless here: payload follows */
+} tr_entry;
+
+/* One recording thread's state; only its owner writes it (or whoever holds mu). */
+typedef struct tr_slot {
+    _Atomic(tr_chunk *) cur;       /* chunk being filled or NULL; the writer loads it */
+    size_t pos;                    /* owner: bytes of cur filled (== cur->used) */
+    atomic_uint_fast64_t recorded; /* owner stores, others load: no read-modify-write */
+    atomic_uint_fast64_t dropped;
+    pthread_mutex_t *mu; /* NULL: one owner; else the shared overflow slot's lock */
+} __attribute__((aligned(64))) tr_slot;
+
+struct trace_recorder {
+    hal_trace_sink_t sink;
+    uint64_t id;        /* unique per open: the thread-local slot cache keys on it */
+    atomic_uint nslots; /* slots claimed (may exceed TR_SLOTS: those share overflow) */
+    tr_slot slots[TR_SLOTS];
+    tr_slot overflow; /* threads past TR_SLOTS, under overflow_mu */
+    pthread_mutex_t overflow_mu;
+
+    /* Guarded by qmu: the writer's queue, the chunk pool, flush requests. */
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;    /* writer: work queued, flush requested or stop */
+    pthread_cond_t donecv; /* flushers: the writer took everything up to a request */
+    tr_chunk *queue_head, *queue_tail;
+    tr_chunk *pool; /* free standard-size chunks */
+    size_t bytes;   /* memory held by all chunks */
+    size_t peak;
+    size_t limit;
+    uint64_t flush_req;  /* flush requests made */
+    uint64_t flush_done; /* requests the writer has satisfied */
+    bool stop;
+    bool writer_exited;
+    trace_recorder_faults faults;
+    trace_recorder_faults wfaults; /* the writer's copy, taken under qmu */
+    uint64_t allocs;               /* buffer allocations made (faults.alloc_ok) */
+
+    atomic_uint_fast64_t bad_frames;
+    uint64_t written, batches; /* writer thread only (read after join or racy stats) */
+    uint64_t lost;             /* writer only: records of failed transactions */
+    uint64_t max_txn_rows;     /* writer only */
+    uint64_t txns;             /* writer only: transactions begun (faults.fail_txn) */
+    uint64_t writer_cpu_ns;    /* set when the writer ends */
+    int exit_status;
+    bool has_exit_status;
+
+    /* Writer thread only. */
+    sqlite3 *db;
+    sqlite3_stmt *ins_event, *ins_events, *ins_spawn, *ins_exit, *ins_chan, *upd_progress;
+    char *path;    /* as the caller gave it (messages) */
+    trace_out out; /* the partial file being written and where it goes */
+    char notice[2 * PATH_MAX + 128];
+    char write_err[256];   /* the first failure of the writer */
+    struct tr_key *sorted; /* a batch's entries in seq order */
+    size_t nsorted;
+    pthread_t writer;
+    bool writer_started;
+    bool remove_partial; /* open failed: the partial file holds nothing worth keeping */
+    trace_recorder_stats *close_stats; /* filled by close (benchmarks) */
+};
+
+static inline size_t tr_entry_size(uint32_t len)
+{
+    return (sizeof(tr_entry) + (size_t)len + 7u) & ~(size_t)7u;
+}
+
+static inline uint64_t tr_clock_ns(clockid_t clock)
+{
+    struct timespec ts;
+
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* recorder.c */
+void tr_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void tr_chunk_release(trace_recorder *rec, tr_chunk *c); /* qmu held; writer thread only */
+
+/* writer.c */
+int tr_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen);
+void *tr_writer_main(void *rec);
+
+#endif

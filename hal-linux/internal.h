@@ -37,8 +37,9 @@ void hl_console_write(const void *buf, size_t len);
 /* ---- fault.c: a task's SIGSEGV/SIGBUS/SIGILL/SIGFPE kills that task alone ---- */
 
 /* The calling thread runs k_run_one(worker) from now on: faults in task handlers on it become
- * k_task_fault (with an alternate signal stack for stack overflows). 0 or -errno. */
-int hl_fault_thread_enter(unsigned worker);
+ * k_task_fault (with an alternate signal stack for stack overflows). deterministic: the fault
+ * messages leave out host addresses, which move with ASLR (the simulator's thread). 0 or -errno. */
+int hl_fault_thread_enter(unsigned worker, bool deterministic);
 /* The thread stops running tasks (before it exits). */
 void hl_fault_thread_leave(void);
 

@@ -1,4 +1,4 @@
-/* runner.c — one seed of a scenario: boot the image on sim, feed it, inject faults, check invariants. */
+/* runner.c — one seed of a scenario: boot the image on sim, feed it, inject faults, check it. */
 #include <sim/runner.h>
 
 #include <stdarg.h>
@@ -74,8 +74,8 @@ static void watch_record(void *self, const hal_trace_rec_t *r)
     h = fnv(h, &r->seq, sizeof r->seq);
     h = fnv(h, &r->time_ns, sizeof r->time_ns);
     h = fnv(h, &r->arg, sizeof r->arg);
-    uint32_t fields[9] = {r->kind, r->task,     r->chan,     r->peer, r->type,
-                          (uint32_t)r->result, r->len, r->nhandles, r->iface};
+    uint32_t fields[9] = {r->kind, r->task,     r->chan, r->peer, r->type, (uint32_t)r->result,
+                          r->len,  r->nhandles, r->iface};
     h = fnv(h, fields, sizeof fields);
     if (r->len && r->data)
         h = fnv(h, r->data, r->len);
@@ -180,6 +180,17 @@ static void check_output(const sim_scenario_t *sc, const char *out, size_t nfed,
         failf(r, "unanswered input: the shell never printed a prompt");
 }
 
+/* The scenario's host-crash hook: the simulator process itself dies, between two events,
+ * outside any task (tests of the sweep's crash isolation, docs/simulation.md). */
+__attribute__((no_sanitize("undefined"))) static void host_crash(void *self, uint64_t how)
+{
+    (void)self;
+    int *volatile nowhere = NULL;
+    if (how == SCN_HOST_CRASH_SEGV)
+        *(volatile int *)nowhere = 1;
+    abort();
+}
+
 int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts_t *o,
                      sim_result_t *r)
 {
@@ -209,6 +220,8 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         .seed = seed,
         .trace = &sink,
         .event_cost_max_ns = 2000, /* each event takes 1..2000 ns of virtual time */
+        .console_out = o->console_out,
+        .console_out_self = o->console_out_self,
     };
     int rc = sim_boot(&cfg);
     if (rc != 0) {
@@ -222,6 +235,8 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
             nfed++;
         }
     }
+    if (rc == 0 && sc->host_crash != SCN_HOST_CRASH_NONE && seed == sc->host_crash_seed)
+        rc = sim_at(0, host_crash, NULL, sc->host_crash);
     sim_faults_t f = sc->fault_cfg;
     f.enabled = o->faults;
     f.duration_ns = sc->duration_ns;
@@ -286,7 +301,8 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
             expect_spawns++;
         }
         if (w.spawns[i] != expect_spawns)
-            failf(r, "restart policy: %s (restart=%s, max-restarts=%u) was told ended %u time(s) "
+            failf(r,
+                  "restart policy: %s (restart=%s, max-restarts=%u) was told ended %u time(s) "
                   "and started %u time(s), want %u",
                   p->name, manifest_restart_name(p->restart), p->max_restarts, told, w.spawns[i],
                   expect_spawns);

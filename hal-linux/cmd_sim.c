@@ -40,7 +40,7 @@ static const char sim_usage[] =
     "\n"
     "  --seed N             run one seed (default: --seed 1)\n"
     "  --seeds A..B         run seeds A to B inclusive (0 <= A <= B <= 18446744073709551615)\n"
-    "  --shard I/N          run only the seeds s with (s - A) %% N == I (0 <= I < N), so N\n"
+    "  --shard I/N          run only the seeds s with (s - A) % N == I (0 <= I < N), so N\n"
     "                       machines (CI matrix, Kubernetes indexed job, Slurm array) share\n"
     "                       one sweep\n"
     "  --count N            stop after the first N seeds (of this shard)\n"

@@ -190,10 +190,12 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
     } else if (strcmp(key, "kill") == 0) {
         if (!parse_names(arg, sc->fault_cfg.kill_allow, SIM_FAULT_ALLOW_MAX,
                          &sc->fault_cfg.nkill_allow))
-            BAD("kill needs program names separated by commas (at most %d)", SIM_FAULT_ALLOW_MAX);
+            BAD("kill needs names separated by commas (at most %d, 31 bytes each)",
+                SIM_FAULT_ALLOW_MAX);
     } else if (strcmp(key, "allow-panic") == 0) {
         if (!parse_names(arg, sc->allow_panic, SIM_FAULT_ALLOW_MAX, &sc->nallow_panic))
-            BAD("allow-panic needs program names separated by commas");
+            BAD("allow-panic needs names separated by commas (at most %d, 31 bytes each)",
+                SIM_FAULT_ALLOW_MAX);
     } else if (strcmp(key, "kills") == 0) {
         if (!parse_number(arg, 0, SCN_KILLS_MAX, &v))
             BAD("kills needs a number 0..%d", SCN_KILLS_MAX);

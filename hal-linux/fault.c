@@ -90,26 +90,22 @@ static bool is_stack_overflow(int sig, uintptr_t a)
            a + OVERFLOW_BELOW >= tl_stack_lo;
 }
 
-/* "page fault at 0x0", "stack overflow: page fault at 0x7ffd5e746f0c": by hand, snprintf is not
- * async-signal-safe. */
+/* "page fault at 0x0", "page fault at 0x7ffd5e746f0c (stack overflow)", on the simulator's thread
+ * "page fault (stack overflow)": by hand, snprintf is not async-signal-safe. */
 static void describe(char *out, size_t max, int sig, const void *addr)
 {
     uintptr_t a = (uintptr_t)addr;
-    size_t n = 0;
-    out[0] = '\0';
-    if (is_stack_overflow(sig, a)) {
-        n = append(out, n, max, "stack overflow");
-        if (tl_deterministic)
-            return;
-        n = append(out, n, max, ": ");
-    }
-    n = append(out, n, max, signal_name(sig));
-    if (!tl_deterministic || (sig != SIGILL && sig != SIGFPE && a < LOW_ADDRESSES)) {
+    bool code = sig == SIGILL || sig == SIGFPE; /* si_addr is the instruction's */
+    bool overflow = is_stack_overflow(sig, a);
+    size_t n = append(out, 0, max, signal_name(sig));
+    if (!tl_deterministic || (!code && a < LOW_ADDRESSES)) {
         n = append(out, n, max, " at ");
-        append_hex(out, n, max, a);
-    } else if (sig != SIGILL && sig != SIGFPE) {
-        append(out, n, max, " at a host address");
+        n = append_hex(out, n, max, a);
+    } else if (!code && !overflow) {
+        n = append(out, n, max, " at a host address");
     }
+    if (overflow)
+        append(out, n, max, " (stack overflow)");
 }
 
 static void on_fault(int sig, siginfo_t *si, void *uc)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -400,7 +401,7 @@ static int run_forked(const sweep_t *sw, const sim_scenario_t *sc, tally_t *t)
         }
         fflush(stdout);
         fflush(stderr);
-        pid_t pid = fork();
+        pid_t parent = getpid(), pid = fork();
         if (pid < 0) {
             fprintf(stderr, "orrery: sim: fork: %s\n", strerror(errno));
             close(p[0]);
@@ -409,6 +410,10 @@ static int run_forked(const sweep_t *sw, const sim_scenario_t *sc, tally_t *t)
         }
         if (pid == 0) {
             close(p[0]);
+            /* Die with the sweep: a CI job that kills `orrery sim` must not leave us running. */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent)
+                _exit(1);
             run_seeds(sw, sc, seed, t, false);
             fflush(stdout);
             exit(0);

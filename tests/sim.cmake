@@ -58,6 +58,12 @@ foreach(how abort segv)
         TIMEOUT 120)
 endforeach()
 
+# The child running the seeds dies with `orrery sim` (a CI job's timeout kills the sweep, not
+# the whole process group): it must not run on alone.
+add_test(NAME sim_child_dies_with_the_sweep
+    COMMAND sh -c "${_sim} sim --seeds 1..18446744073709551615 --quiet & p=$!; c=; for i in $(seq 100); do c=$(pgrep -P $p) && break; sleep 0.05; done; test -n \"$c\" || { kill $p; echo 'no child'; exit 1; }; kill -TERM $p; wait $p; for i in $(seq 100); do s=$(ps -o stat= -p $c) || exit 0; case $s in Z*) exit 0;; esac; sleep 0.05; done; kill -KILL $c; echo 'the child outlived the sweep'; exit 1")
+set_tests_properties(sim_child_dies_with_the_sweep PROPERTIES LABELS "unit;sim" TIMEOUT 60)
+
 # A deliberately broken scenario fails (exit 1), and its printed reproduction command fails the
 # same way (the exact FAIL line comes back).
 add_test(NAME sim_broken_scenario_reproduces

@@ -318,27 +318,29 @@ static void run_seed(const sweep_t *sw, const sim_scenario_t *sc, uint64_t seed,
         if (sw->determinism)
             check_determinism(sc, seed, &o, &r);
     }
-    TALLY_ADD(t, events, r.events);
-    TALLY_ADD(t, vtime, r.vtime_ns);
-    TALLY_ADD(t, kills, r.injected.kills);
-    if (r.ok) {
-        TALLY_ADD(t, passed, 1);
-    } else {
+    bool ok = r.ok;
+    if (!ok) {
         char cmd[4096];
-        TALLY_ADD(t, failed, 1);
         repro_command(sw, seed, sw->faults, cmd, sizeof cmd);
         printf("FAIL %s seed %llu: %s\n", sc->name, (unsigned long long)seed, r.failure);
         if (r.injected.kills)
             printf("  injected: %u kill(s), last %s; %u delayed message(s)\n", r.injected.kills,
                    r.injected.last_kill, r.injected.delayed);
         printf("  reproduce: %s\n", cmd);
+        fflush(stdout); /* before anything later can crash the process and lose it */
         if (sw->keep_dir)
             keep_failing(sw->keep_dir, sc, seed, sw->faults, cmd);
+    } else if (sw->show_output) {
+        fflush(stdout);
     }
-    if (sw->show_output || !r.ok)
-        fflush(stdout); /* before a later seed can crash the process and lose it */
-    TALLY_ADD(t, total, 1);
+    /* Counted last: if the process dies before this, the parent counts the seed instead. */
+    TALLY_ADD(t, events, r.events);
+    TALLY_ADD(t, vtime, r.vtime_ns);
+    TALLY_ADD(t, kills, r.injected.kills);
+    TALLY_ADD(t, passed, ok ? 1 : 0);
+    TALLY_ADD(t, failed, ok ? 0 : 1);
     sim_result_free(&r);
+    TALLY_ADD(t, total, 1);
 }
 
 /* Run the shard's seeds from `seed` on, in this process. */
@@ -401,6 +403,7 @@ static int run_forked(const sweep_t *sw, const sim_scenario_t *sc, tally_t *t)
         }
         fflush(stdout);
         fflush(stderr);
+        uint64_t total_before = TALLY_GET(t, total);
         pid_t parent = getpid(), pid = fork();
         if (pid < 0) {
             fprintf(stderr, "orrery: sim: fork: %s\n", strerror(errno));
@@ -449,7 +452,10 @@ static int run_forked(const sweep_t *sw, const sim_scenario_t *sc, tally_t *t)
         char why[160], cmd[4096];
         describe_death(status, why, sizeof why);
         seed = TALLY_GET(t, seed);
-        if (!running) {
+        if (!running && TALLY_GET(t, total) == total_before) {
+            fprintf(stderr, "orrery: sim: the simulator %s before its first seed\n", why);
+            return -1;
+        } else if (!running) {
             /* It died between seeds (at exit: a sanitizer's leak report?). */
             fprintf(stderr, "orrery: sim: the simulator %s after seed %llu\n", why,
                     (unsigned long long)seed);

@@ -58,6 +58,12 @@ foreach(how abort segv)
         TIMEOUT 120)
 endforeach()
 
+# --keep-failing keeps what a seed that killed the simulator wrote before dying: its trace, one
+# record a line (here the records of the boot before the crash), and its console output.
+add_test(NAME sim_host_crash_keeps_the_trace_so_far
+    COMMAND sh -c "d=${CMAKE_CURRENT_BINARY_DIR}/sim-keep-crash; rm -rf $d; ${_sim} sim ${_scn}/host-crash.scn --seed 5 --keep-failing $d --quiet; test $? -eq 1 && test -f $d/host-crash-seed-5.out && grep -q '^1 0 SPAWN task=1 ' $d/host-crash-seed-5.trace.txt")
+set_tests_properties(sim_host_crash_keeps_the_trace_so_far PROPERTIES LABELS "unit;sim" TIMEOUT 60)
+
 # The child running the seeds dies with `orrery sim` (a CI job's timeout kills the sweep, not
 # the whole process group): it must not run on alone.
 add_test(NAME sim_child_dies_with_the_sweep

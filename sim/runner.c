@@ -33,6 +33,7 @@ typedef struct watch {
     char panic_task[32];     /* first unexpected panic */
     int panic_status;
     uint32_t panics;
+    bool too_many_tasks; /* a task id past TASKS_MAX was spawned */
     /* restart bookkeeping: exits told to init whose program must come back */
     uint32_t exits_told[MANIFEST_PROGRAMS_MAX];
     uint32_t spawns[MANIFEST_PROGRAMS_MAX];
@@ -98,6 +99,8 @@ static void watch_record(void *self, const hal_trace_rec_t *r)
     if (w->tee)
         w->tee->record(w->tee->self, r);
 
+    if (r->kind == HAL_TR_SPAWN && r->task >= TASKS_MAX)
+        w->too_many_tasks = true; /* the checker could not follow it: a failure, said below */
     if (r->kind == HAL_TR_SPAWN && r->task < TASKS_MAX) {
         size_t n = r->len < 31 ? r->len : 31;
         memcpy(w->names[r->task], r->data, n);
@@ -285,6 +288,9 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         if (tasks[i].handles > max_handles)
             failf(r, "handle leak: %s (task %u) holds %u handles (limit %u)", tasks[i].name,
                   tasks[i].id, tasks[i].handles, max_handles);
+    if (w.too_many_tasks)
+        failf(r, "more than %d tasks spawned: the checker follows task ids below %d", TASKS_MAX - 1,
+              TASKS_MAX);
     if (w.panics)
         failf(r, "panic that was not injected: %s exited with %d (%u in all)", w.panic_task,
               w.panic_status, w.panics);

@@ -64,6 +64,12 @@ add_test(NAME sim_host_crash_keeps_the_trace_so_far
     COMMAND sh -c "d=${CMAKE_CURRENT_BINARY_DIR}/sim-keep-crash; rm -rf $d; ${_sim} sim ${_scn}/host-crash.scn --seed 5 --keep-failing $d --quiet; test $? -eq 1 && test -f $d/host-crash-seed-5.out && grep -q '^1 0 SPAWN task=1 ' $d/host-crash-seed-5.trace.txt")
 set_tests_properties(sim_host_crash_keeps_the_trace_so_far PROPERTIES LABELS "unit;sim" TIMEOUT 60)
 
+# --no-fork: the seeds run in orrery sim itself; task faults are still the task's, but a crash of
+# the simulator is the process's (for a debugger): seed 5 of host-crash.scn aborts it.
+add_test(NAME sim_no_fork
+    COMMAND sh -c "${_sim} sim ${_scn}/crash.scn --seeds 1..5 --no-fork --quiet | grep -qF '5 passed, 0 failed' || exit 1; ${_sim} sim ${_scn}/host-crash.scn --seeds 1..10 --no-fork --quiet 2>/dev/null; rc=$?; test $rc -gt 128 || { echo \"exit $rc, want death by a signal\"; exit 1; }")
+set_tests_properties(sim_no_fork PROPERTIES LABELS "unit;sim" TIMEOUT 60)
+
 # The child running the seeds dies with `orrery sim` (a CI job's timeout kills the sweep, not
 # the whole process group): it must not run on alone.
 add_test(NAME sim_child_dies_with_the_sweep

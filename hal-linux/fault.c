@@ -46,8 +46,8 @@ static __thread int tl_worker = -1;
 static __thread bool tl_deterministic;
 static __thread void *tl_altstack;
 static __thread stack_t tl_old_altstack; /* a sanitizer's, restored on leave */
-static __thread uintptr_t
-    tl_stack_lo; /* lowest usable address of the thread's stack (0: unknown) */
+/* the lowest usable address of the thread's stack (0: unknown) */
+static __thread uintptr_t tl_stack_lo;
 
 static const char *signal_name(int sig)
 {

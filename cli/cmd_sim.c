@@ -1,17 +1,28 @@
-/* cmd_sim.c — `orrery sim`: sweep a scenario over seeds (sharded), check determinism, keep failures. */
+/* cmd_sim.c — `orrery sim`: sweep a scenario over seeds in a child, sharded; keep failures. */
 #include "cmd_sim.h"
 
+#define _GNU_SOURCE
+#include <hl/hosted.h>
+
 #include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <k/kernel.h>
+#include "commands.h"
 #include <sim/bench.h>
 #include <sim/runner.h>
 #include <sim/scenario.h>
@@ -19,8 +30,9 @@
 #include <trace/recorder.h>
 
 static const char sim_usage[] =
-    "usage: orrery sim [SCENARIO] [--seed N | --seeds A..B] [--shard I/N] [--faults LIST]\n"
-    "                  [--check-determinism] [--keep-failing DIR] [--show-output] [--quiet]\n"
+    "usage: orrery sim [SCENARIO] [--seed N | --seeds A..B] [--shard I/N] [--count N]\n"
+    "                  [--faults LIST] [--check-determinism] [--keep-failing DIR]\n"
+    "                  [--show-output] [--quiet] [--no-fork]\n"
     "\n"
     "Run a scenario (docs/simulation.md) on the deterministic platform once per seed and\n"
     "check its expectations and the built-in invariants (no panic that was not injected,\n"
@@ -28,10 +40,11 @@ static const char sim_usage[] =
     "Without SCENARIO: the built-in one (boot, ps, echo, kill echo, restart, shutdown).\n"
     "\n"
     "  --seed N             run one seed (default: --seed 1)\n"
-    "  --seeds A..B         run seeds A to B inclusive\n"
-    "  --shard I/N          run only the seeds s with (s - A) %% N == I (0 <= I < N), so N\n"
+    "  --seeds A..B         run seeds A to B inclusive (0 <= A <= B <= 18446744073709551615)\n"
+    "  --shard I/N          run only the seeds s with (s - A) % N == I (0 <= I < N), so N\n"
     "                       machines (CI matrix, Kubernetes indexed job, Slurm array) share\n"
     "                       one sweep\n"
+    "  --count N            stop after the first N seeds (of this shard)\n"
     "  --faults LIST        faults to inject: kill,delay,jitter (or all, none); default: the\n"
     "                       ones the scenario allows (its 'faults' line)\n"
     "  --check-determinism  run every seed twice and compare trace hashes; report the first\n"
@@ -40,17 +53,13 @@ static const char sim_usage[] =
     "                       recorder is built in, else a text dump) and its console output\n"
     "  --show-output        print each run's console output\n"
     "  --quiet              no progress lines\n"
+    "  --no-fork            run the seeds in this process: a crash of the simulator then ends\n"
+    "                       the sweep (for a debugger or a core dump)\n"
     "\n"
-    "Exit status: 0 every seed passed, 1 a seed failed, 2 usage error. Each failing seed's\n"
-    "line ends with the command that reproduces it.\n";
-
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("orrery: sim: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs(" (try 'orrery sim --help')\n", stderr);
-    return 2;
-}
+    "The seeds run in a child process: a fault in a task kills that task (as in 'orrery run'),\n"
+    "and anything that kills the simulator itself is a FAIL line for that seed, then the sweep\n"
+    "goes on. Exit status: 0 every seed passed, 1 a seed failed, 2 usage error. Each failing\n"
+    "seed's line ends with the command that reproduces it.\n";
 
 static double wall_now(void)
 {
@@ -59,45 +68,40 @@ static double wall_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-    if (!s || !*s || *s == '-' || *s == '+')
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
-static char *read_file(const char *path, size_t *len)
+/* Read a whole scenario file of at most SCN_FILE_MAX bytes; NULL with a message in err. */
+static char *read_scenario(const char *path, size_t *len, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
+    if (!f) {
+        snprintf(err, errlen, "%s", strerror(errno));
         return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap)
-            break;
-        char *p = realloc(buf, cap *= 2);
-        if (!p) {
-            free(buf);
-            buf = NULL;
-        }
-        buf = p;
     }
+    char *buf = malloc(SCN_FILE_MAX + 1);
+    size_t n = buf ? fread(buf, 1, SCN_FILE_MAX + 1, f) : 0;
+    if (!buf)
+        snprintf(err, errlen, "out of memory");
+    else if (ferror(f))
+        snprintf(err, errlen, "%s", strerror(errno ? errno : EIO));
+    else if (n > SCN_FILE_MAX)
+        snprintf(err, errlen, "larger than %d bytes", SCN_FILE_MAX);
+    else
+        err[0] = '\0';
     fclose(f);
-    if (buf)
-        *len = n;
+    if (err[0]) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
     return buf;
 }
 
 /* ---- keeping a failing seed ---------------------------------------------------------------- */
+
+static void keep_path(char *buf, size_t len, const char *dir, const sim_scenario_t *sc,
+                      uint64_t seed, const char *ext)
+{
+    snprintf(buf, len, "%s/%s-seed-%llu%s", dir, sc->name, (unsigned long long)seed, ext);
+}
 
 /* Run the seed again with a recording sink and write its trace and output into dir. */
 static void keep_failing(const char *dir, const sim_scenario_t *sc, uint64_t seed, uint32_t faults,
@@ -109,7 +113,7 @@ static void keep_failing(const char *dir, const sim_scenario_t *sc, uint64_t see
     sim_result_t r;
     trace_recorder *rec = NULL;
     char err[256];
-    snprintf(path, sizeof path, "%s/%s-seed-%llu.trace", dir, sc->name, (unsigned long long)seed);
+    keep_path(path, sizeof path, dir, sc, seed, ".trace");
     trace_run_info info = {.platform = "sim", .seed = seed, .workers = 1, .command = command};
     if (trace_recorder_open(path, &info, &rec, err, sizeof err) != 0) {
         fprintf(stderr, "orrery: sim: cannot keep the trace: %s\n", err);
@@ -121,8 +125,7 @@ static void keep_failing(const char *dir, const sim_scenario_t *sc, uint64_t see
     trace_recorder_close(rec, NULL, 0);
     if (rc == 0 && r.output) {
         char opath[4200];
-        snprintf(opath, sizeof opath, "%s/%s-seed-%llu.out", dir, sc->name,
-                 (unsigned long long)seed);
+        keep_path(opath, sizeof opath, dir, sc, seed, ".out");
         FILE *f = fopen(opath, "w");
         if (f) {
             fwrite(r.output, 1, r.output_len, f);
@@ -133,19 +136,129 @@ static void keep_failing(const char *dir, const sim_scenario_t *sc, uint64_t see
     sim_result_free(&r);
 }
 
+/* A seed that kills the simulator keeps what was written before the crash: the console
+ * output and one line per trace record, both written unbuffered as the run goes. */
+static void write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void stream_out(void *self, const void *buf, size_t len)
+{
+    write_all(*(int *)self, buf, len);
+}
+
+static void stream_record(void *self, const hal_trace_rec_t *r)
+{
+    char line[256];
+    const char *kind = k_trace_kind_name(r->kind);
+    int n = snprintf(line, sizeof line,
+                     "%llu %llu %s task=%u chan=%u peer=%u type=%u result=%d len=%u arg=%llu\n",
+                     (unsigned long long)r->seq, (unsigned long long)r->time_ns, kind ? kind : "?",
+                     r->task, r->chan, r->peer, r->type, (int)r->result, r->len,
+                     (unsigned long long)r->arg);
+    if (n > 0)
+        write_all(*(int *)self, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static void keep_crashed(const char *dir, const sim_scenario_t *sc, uint64_t seed, uint32_t faults)
+{
+    char tpath[4096], opath[4096];
+    mkdir(dir, 0777);
+    keep_path(tpath, sizeof tpath, dir, sc, seed, ".trace.txt");
+    keep_path(opath, sizeof opath, dir, sc, seed, ".out");
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int tfd = open(tpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        int ofd = open(opath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        if (tfd < 0 || ofd < 0)
+            _exit(1);
+        hal_trace_sink_t sink = {
+            .version = HAL_TRACE_SINK_VERSION, .self = &tfd, .record = stream_record};
+        sim_run_opts_t o = {
+            .faults = faults, .tee = &sink, .console_out = stream_out, .console_out_self = &ofd};
+        sim_result_t r;
+        hl_fault_thread_enter(0, true);
+        if (sim_run_scenario(sc, seed, &o, &r) == 0)
+            sim_result_free(&r);
+        _exit(0);
+    }
+    int st;
+    if (pid > 0)
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+    fprintf(stderr, "  kept: %s and %s (up to the crash)\n", tpath, opath);
+}
+
 /* ---- the sweep ---------------------------------------------------------------------------- */
 
 typedef struct sweep {
     const char *scenario_path; /* NULL: built-in */
-    uint64_t first, last;
-    uint64_t shard, shards;
+    uint64_t first, last;      /* the range, inclusive */
+    uint64_t shard, shards;    /* this shard's seeds: (s - first) % shards == shard */
+    uint64_t limit;            /* --count (0: all) */
     uint32_t faults;
-    bool faults_given, determinism, show_output, quiet;
+    bool faults_given, determinism, show_output, quiet, no_fork;
     const char *keep_dir;
 } sweep_t;
 
-static void repro_command(const sweep_t *sw, uint64_t seed, uint32_t faults, char *buf,
-                          size_t len)
+/* The sweep's counts. When the seeds run in a child, this lives in memory shared with the
+ * parent: the child updates it after each seed at no cost, and if the child dies, `seed` and
+ * `running` tell the parent which seed killed it. */
+typedef struct tally {
+    uint64_t total, passed, failed, events, vtime, kills;
+    uint64_t seed; /* the seed being run (or the last one run) */
+    int running;   /* 1 while `seed` runs */
+} tally_t;
+
+#define TALLY_SET(t, field, v) __atomic_store_n(&(t)->field, (v), __ATOMIC_RELAXED)
+#define TALLY_GET(t, field) __atomic_load_n(&(t)->field, __ATOMIC_RELAXED)
+#define TALLY_ADD(t, field, v) TALLY_SET(t, field, TALLY_GET(t, field) + (v))
+
+/* The shard's first seed, or false if it has none. Arithmetic, so any range starts at once. */
+static bool first_seed(const sweep_t *sw, uint64_t *seed)
+{
+    if (sw->shard > sw->last - sw->first)
+        return false;
+    *seed = sw->first + sw->shard;
+    return true;
+}
+
+/* The shard's seed after `seed`, or false at the end of the range (no overflow at 2^64 - 1). */
+static bool next_seed(const sweep_t *sw, uint64_t *seed)
+{
+    if (sw->last - *seed < sw->shards)
+        return false;
+    *seed += sw->shards;
+    return true;
+}
+
+/* How many seeds the shard holds, saturated at UINT64_MAX (a whole 2^64 range). */
+static uint64_t shard_count(const sweep_t *sw)
+{
+    if (sw->shard > sw->last - sw->first)
+        return 0;
+    uint64_t n = (sw->last - sw->first - sw->shard) / sw->shards;
+    n = n == UINT64_MAX ? UINT64_MAX : n + 1;
+    return sw->limit && sw->limit < n ? sw->limit : n;
+}
+
+static bool limit_reached(const sweep_t *sw, const tally_t *t)
+{
+    return sw->limit && TALLY_GET(t, total) >= sw->limit;
+}
+
+static void repro_command(const sweep_t *sw, uint64_t seed, uint32_t faults, char *buf, size_t len)
 {
     char exe[2048], fl[128];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -155,186 +268,374 @@ static void repro_command(const sweep_t *sw, uint64_t seed, uint32_t faults, cha
         exe[n] = '\0';
     snprintf(buf, len, "%s sim%s%s --seed %llu --faults %s%s", exe, sw->scenario_path ? " " : "",
              sw->scenario_path ? sw->scenario_path : "", (unsigned long long)seed,
-             sim_faults_format(faults, fl, sizeof fl), sw->determinism ? " --check-determinism" : "");
+             sim_faults_format(faults, fl, sizeof fl),
+             sw->determinism ? " --check-determinism" : "");
+}
+
+/* Run the second run of --check-determinism and name the first record that differs. */
+static void check_determinism(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts_t *o,
+                              sim_result_t *r)
+{
+    sim_run_opts_t o2 = *o;
+    sim_result_t r2;
+    o2.keep_output = false;
+    int rc = sim_run_scenario(sc, seed, &o2, &r2);
+    long d = rc == 0 ? sim_first_difference(r, &r2) : -2;
+    if (d == -2) {
+        snprintf(r->failure, sizeof r->failure, "second run could not run: %s", os_strerror(rc));
+        r->ok = false;
+    } else if (d >= 0) {
+        char a[96] = "(end of trace)", b[96] = "(end of trace)";
+        if ((size_t)d < r->nrecs)
+            snprintf(a, sizeof a, "seq %llu %s task %u", (unsigned long long)r->recs[d].seq,
+                     k_trace_kind_name(r->recs[d].kind), r->recs[d].task);
+        if ((size_t)d < r2.nrecs)
+            snprintf(b, sizeof b, "seq %llu %s task %u", (unsigned long long)r2.recs[d].seq,
+                     k_trace_kind_name(r2.recs[d].kind), r2.recs[d].task);
+        snprintf(r->failure, sizeof r->failure,
+                 "not deterministic: hashes %016llx and %016llx; first difference at "
+                 "record %ld: %s vs %s",
+                 (unsigned long long)r->hash, (unsigned long long)r2.hash, d + 1, a, b);
+        r->ok = false;
+    }
+    if (rc == 0)
+        sim_result_free(&r2);
+}
+
+/* One seed: run it (twice with --check-determinism), print its FAIL lines, count it. */
+static void run_seed(const sweep_t *sw, const sim_scenario_t *sc, uint64_t seed, tally_t *t)
+{
+    sim_run_opts_t o = {
+        .faults = sw->faults, .keep_records = sw->determinism, .keep_output = sw->show_output};
+    sim_result_t r;
+    int rc = sim_run_scenario(sc, seed, &o, &r);
+    if (rc != 0) {
+        memset(&r, 0, sizeof r);
+        snprintf(r.failure, sizeof r.failure, "could not run: %s", os_strerror(rc));
+    } else {
+        if (sw->show_output && r.output)
+            printf("---- seed %llu ----\n%s\n", (unsigned long long)seed, r.output);
+        if (sw->determinism)
+            check_determinism(sc, seed, &o, &r);
+    }
+    bool ok = r.ok;
+    if (!ok) {
+        char cmd[4096];
+        repro_command(sw, seed, sw->faults, cmd, sizeof cmd);
+        printf("FAIL %s seed %llu: %s\n", sc->name, (unsigned long long)seed, r.failure);
+        if (r.injected.kills)
+            printf("  injected: %u kill(s), last %s; %u delayed message(s)\n", r.injected.kills,
+                   r.injected.last_kill, r.injected.delayed);
+        printf("  reproduce: %s\n", cmd);
+        fflush(stdout); /* before anything later can crash the process and lose it */
+        if (sw->keep_dir)
+            keep_failing(sw->keep_dir, sc, seed, sw->faults, cmd);
+    } else if (sw->show_output) {
+        fflush(stdout);
+    }
+    /* Counted last: if the process dies before this, the parent counts the seed instead. */
+    TALLY_ADD(t, events, r.events);
+    TALLY_ADD(t, vtime, r.vtime_ns);
+    TALLY_ADD(t, kills, r.injected.kills);
+    TALLY_ADD(t, passed, ok ? 1 : 0);
+    TALLY_ADD(t, failed, ok ? 0 : 1);
+    sim_result_free(&r);
+    TALLY_ADD(t, total, 1);
+}
+
+/* Run the shard's seeds from `seed` on, in this process. */
+static void run_seeds(const sweep_t *sw, const sim_scenario_t *sc, uint64_t seed, tally_t *t,
+                      bool progress)
+{
+    double t0 = wall_now(), last_progress = t0;
+    uint64_t count = shard_count(sw);
+    hl_fault_thread_enter(0, true); /* a task's fault kills the task, as in `run` */
+    do {
+        if (limit_reached(sw, t))
+            break;
+        TALLY_SET(t, seed, seed);
+        TALLY_SET(t, running, 1);
+        run_seed(sw, sc, seed, t);
+        TALLY_SET(t, running, 0);
+        double now;
+        if (progress && (now = wall_now()) - last_progress >= 2.0) {
+            fprintf(stderr, "sim: %llu/%llu seeds, %llu failed, %.0f seeds/s\n",
+                    (unsigned long long)t->total, (unsigned long long)count,
+                    (unsigned long long)t->failed, (double)t->total / (now - t0));
+            last_progress = now;
+        }
+    } while (next_seed(sw, &seed));
+    hl_fault_thread_leave();
+}
+
+static void describe_death(int status, char *buf, size_t len)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, len, "was killed by signal %d (%s)%s", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)), WCOREDUMP(status) ? ", core dumped" : "");
+    else if (WIFEXITED(status))
+        snprintf(buf, len,
+                 "exited with status %d before the end of the run (a sanitizer's "
+                 "report on stderr?)",
+                 WEXITSTATUS(status));
+    else
+        snprintf(buf, len, "ended with wait status %#x", (unsigned)status);
+}
+
+/*
+ * Run the shard's seeds in a child process that shares `t` with us. The child runs seed
+ * after seed with no per-seed cost; it prints its own FAIL lines (flushed). If it dies, the
+ * seed it was running is a FAIL line printed here, and a new child takes the next seed.
+ * A pipe that only the child holds open tells us, by its end of file, that the child is
+ * gone; while it runs, we print the progress lines.
+ */
+static int run_forked(const sweep_t *sw, const sim_scenario_t *sc, tally_t *t)
+{
+    uint64_t seed, count = shard_count(sw);
+    double t0 = wall_now();
+    if (!first_seed(sw, &seed))
+        return 0;
+    while (!limit_reached(sw, t)) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) != 0) {
+            fprintf(stderr, "orrery: sim: pipe: %s\n", strerror(errno));
+            return -1;
+        }
+        fflush(stdout);
+        fflush(stderr);
+        uint64_t total_before = TALLY_GET(t, total);
+        pid_t parent = getpid(), pid = fork();
+        if (pid < 0) {
+            fprintf(stderr, "orrery: sim: fork: %s\n", strerror(errno));
+            close(p[0]);
+            close(p[1]);
+            return -1;
+        }
+        if (pid == 0) {
+            close(p[0]);
+            /* Die with the sweep: a CI job that kills `orrery sim` must not leave us running. */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent)
+                _exit(1);
+            run_seeds(sw, sc, seed, t, false);
+            fflush(stdout);
+            exit(0);
+        }
+        close(p[1]);
+        for (;;) {
+            struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+            int n = poll(&pfd, 1, 2000);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n > 0) {
+                char c;
+                if (read(p[0], &c, 1) <= 0)
+                    break; /* end of file: the child is gone */
+                continue;
+            }
+            if (n == 0 && !sw->quiet) {
+                uint64_t done = TALLY_GET(t, total);
+                fprintf(stderr, "sim: %llu/%llu seeds, %llu failed, %.0f seeds/s\n",
+                        (unsigned long long)done, (unsigned long long)count,
+                        (unsigned long long)TALLY_GET(t, failed), (double)done / (wall_now() - t0));
+            }
+            if (n < 0)
+                break;
+        }
+        close(p[0]);
+        int status = 0;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        bool running = TALLY_GET(t, running);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !running)
+            return 0; /* the child ran every seed */
+        char why[160], cmd[4096];
+        describe_death(status, why, sizeof why);
+        seed = TALLY_GET(t, seed);
+        if (!running && TALLY_GET(t, total) == total_before) {
+            fprintf(stderr, "orrery: sim: the simulator %s before its first seed\n", why);
+            return -1;
+        } else if (!running) {
+            /* It died between seeds (at exit: a sanitizer's leak report?). */
+            fprintf(stderr, "orrery: sim: the simulator %s after seed %llu\n", why,
+                    (unsigned long long)seed);
+            TALLY_ADD(t, failed, 1);
+        } else {
+            TALLY_SET(t, running, 0);
+            TALLY_ADD(t, failed, 1);
+            TALLY_ADD(t, total, 1);
+            repro_command(sw, seed, sw->faults, cmd, sizeof cmd);
+            printf("FAIL %s seed %llu: the simulator %s\n", sc->name, (unsigned long long)seed,
+                   why);
+            printf("  reproduce: %s\n", cmd);
+            printf("  (add --no-fork to let it crash in one process, e.g. under gdb)\n");
+            fflush(stdout);
+            if (sw->keep_dir)
+                keep_crashed(sw->keep_dir, sc, seed, sw->faults);
+        }
+        if (!next_seed(sw, &seed))
+            return 0;
+    }
+    return 0;
 }
 
 static int sweep_run(const sweep_t *sw, const sim_scenario_t *sc)
 {
-    uint64_t total = 0, passed = 0, failed = 0, events = 0, vtime = 0, kills = 0;
-    double t0 = wall_now(), last_progress = t0;
-    uint64_t count = 0;
-    for (uint64_t s = sw->first; s <= sw->last; s++) {
-        if ((s - sw->first) % sw->shards == sw->shard)
-            count++;
-        if (s == UINT64_MAX)
-            break;
-    }
-    for (uint64_t seed = sw->first; seed <= sw->last; seed++) {
-        if ((seed - sw->first) % sw->shards != sw->shard) {
-            if (seed == UINT64_MAX)
-                break;
-            continue;
-        }
-        sim_run_opts_t o = {.faults = sw->faults, .keep_records = sw->determinism,
-                            .keep_output = sw->show_output};
-        sim_result_t r, r2;
-        int rc = sim_run_scenario(sc, seed, &o, &r);
-        if (rc != 0) {
-            fprintf(stderr, "orrery: sim: seed %llu could not run: %s\n",
-                    (unsigned long long)seed, os_strerror(rc));
+    double t0 = wall_now();
+    tally_t local, *t = &local;
+    memset(&local, 0, sizeof local);
+    int rc = 0;
+    if (sw->no_fork) {
+        uint64_t seed;
+        if (first_seed(sw, &seed))
+            run_seeds(sw, sc, seed, t, !sw->quiet);
+    } else {
+        t = mmap(NULL, sizeof *t, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (t == MAP_FAILED) {
+            fprintf(stderr, "orrery: sim: mmap: %s\n", strerror(errno));
             return 1;
         }
-        if (sw->show_output && r.output)
-            printf("---- seed %llu ----\n%s\n", (unsigned long long)seed, r.output);
-        if (sw->determinism) {
-            sim_run_opts_t o2 = o;
-            o2.keep_output = false;
-            rc = sim_run_scenario(sc, seed, &o2, &r2);
-            long d = rc == 0 ? sim_first_difference(&r, &r2) : -2;
-            if (d == -2) {
-                snprintf(r.failure, sizeof r.failure, "second run could not run: %s",
-                         os_strerror(rc));
-                r.ok = false;
-            } else if (d >= 0) {
-                char a[96] = "(end of trace)", b[96] = "(end of trace)";
-                if ((size_t)d < r.nrecs)
-                    snprintf(a, sizeof a, "seq %llu %s task %u", (unsigned long long)r.recs[d].seq,
-                             k_trace_kind_name(r.recs[d].kind), r.recs[d].task);
-                if ((size_t)d < r2.nrecs)
-                    snprintf(b, sizeof b, "seq %llu %s task %u",
-                             (unsigned long long)r2.recs[d].seq,
-                             k_trace_kind_name(r2.recs[d].kind), r2.recs[d].task);
-                snprintf(r.failure, sizeof r.failure,
-                         "not deterministic: hashes %016llx and %016llx; first difference at "
-                         "record %ld: %s vs %s",
-                         (unsigned long long)r.hash, (unsigned long long)r2.hash, d + 1, a, b);
-                r.ok = false;
-            }
-            if (rc == 0)
-                sim_result_free(&r2);
-        }
-        total++;
-        events += r.events;
-        vtime += r.vtime_ns;
-        kills += r.injected.kills;
-        if (r.ok) {
-            passed++;
-        } else {
-            char cmd[4096];
-            failed++;
-            repro_command(sw, seed, sw->faults, cmd, sizeof cmd);
-            printf("FAIL %s seed %llu: %s\n", sc->name, (unsigned long long)seed, r.failure);
-            if (r.injected.kills)
-                printf("  injected: %u kill(s), last %s; %u delayed message(s)\n", r.injected.kills,
-                       r.injected.last_kill, r.injected.delayed);
-            printf("  reproduce: %s\n", cmd);
-            fflush(stdout);
-            if (sw->keep_dir)
-                keep_failing(sw->keep_dir, sc, seed, sw->faults, cmd);
-        }
-        sim_result_free(&r);
-        double now = wall_now();
-        if (!sw->quiet && now - last_progress >= 2.0) {
-            fprintf(stderr, "sim: %llu/%llu seeds, %llu failed, %.0f seeds/s\n",
-                    (unsigned long long)total, (unsigned long long)count,
-                    (unsigned long long)failed, (double)total / (now - t0));
-            last_progress = now;
-        }
-        if (seed == UINT64_MAX)
-            break;
+        memset(t, 0, sizeof *t);
+        rc = run_forked(sw, sc, t);
     }
     double wall = wall_now() - t0;
     char fl[128];
-    printf("sim: %s: %llu seed(s) (%llu..%llu", sc->name, (unsigned long long)total,
+    printf("sim: %s: %llu seed(s) (%llu..%llu", sc->name, (unsigned long long)t->total,
            (unsigned long long)sw->first, (unsigned long long)sw->last);
     if (sw->shards > 1)
         printf(", shard %llu/%llu", (unsigned long long)sw->shard, (unsigned long long)sw->shards);
     printf("), %llu passed, %llu failed; faults %s (%llu kill(s) injected)%s; %.2f s wall, "
            "%.1f s virtual, %llu events\n",
-           (unsigned long long)passed, (unsigned long long)failed,
-           sim_faults_format(sw->faults, fl, sizeof fl), (unsigned long long)kills,
+           (unsigned long long)t->passed, (unsigned long long)t->failed,
+           sim_faults_format(sw->faults, fl, sizeof fl), (unsigned long long)t->kills,
            sw->determinism ? ", each seed run twice: deterministic" : "", wall,
-           (double)vtime / 1e9, (unsigned long long)events);
-    if (failed && sw->determinism)
+           (double)t->vtime / 1e9, (unsigned long long)t->events);
+    if (t->failed && sw->determinism)
         printf("sim: (a 'not deterministic' failure means host state leaked into the run)\n");
-    return failed ? 1 : 0;
+    bool failed = t->failed != 0;
+    if (t != &local)
+        munmap(t, sizeof *t);
+    return rc != 0 || failed ? 1 : 0;
+}
+
+/* "A..B" or "I/N" -> two numbers; false if malformed. */
+static bool parse_pair(const char *v, const char *sep, uint64_t *a, uint64_t *b)
+{
+    const char *at = strstr(v, sep);
+    char lo[32];
+    if (!at || (size_t)(at - v) >= sizeof lo)
+        return false;
+    memcpy(lo, v, (size_t)(at - v));
+    lo[at - v] = '\0';
+    return hl_parse_u64(lo, 0, UINT64_MAX, a) && hl_parse_u64(at + strlen(sep), 0, UINT64_MAX, b);
 }
 
 int hl_cmd_sim(int argc, char **argv)
 {
+    enum {
+        OPT_SEED = 256,
+        OPT_SEEDS,
+        OPT_SHARD,
+        OPT_COUNT,
+        OPT_FAULTS,
+        OPT_DET,
+        OPT_KEEP,
+        OPT_SHOW,
+        OPT_NOFORK
+    };
+    static const struct option opts[] = {
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"seeds", required_argument, NULL, OPT_SEEDS},
+        {"shard", required_argument, NULL, OPT_SHARD},
+        {"count", required_argument, NULL, OPT_COUNT},
+        {"faults", required_argument, NULL, OPT_FAULTS},
+        {"check-determinism", no_argument, NULL, OPT_DET},
+        {"keep-failing", required_argument, NULL, OPT_KEEP},
+        {"show-output", no_argument, NULL, OPT_SHOW},
+        {"quiet", no_argument, NULL, 'q'},
+        {"no-fork", no_argument, NULL, OPT_NOFORK},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
     sweep_t sw = {.first = 1, .last = 1, .shard = 0, .shards = 1};
     bool seed_given = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    char err[256];
+    int c;
+    optind = 0; /* glibc: start over (main may have parsed before) */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+        const char *v = optarg;
+        switch (c) {
+        case 'h':
             fputs(sim_usage, stdout);
             return 0;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (seed_given || !parse_u64(v, &sw.first))
-                return usage_error("--seed needs one number%s", "");
+        case OPT_SEED:
+            if (seed_given || !hl_parse_u64(v, 0, UINT64_MAX, &sw.first))
+                return hl_usage_error("sim", "sim: --seed needs one number 0..%llu, got '%s'",
+                                      (unsigned long long)UINT64_MAX, v);
             sw.last = sw.first;
             seed_given = true;
-            i++;
-        } else if (strcmp(a, "--seeds") == 0) {
-            const char *dots = v ? strstr(v, "..") : NULL;
-            char lo[32];
-            if (seed_given || !dots || (size_t)(dots - v) >= sizeof lo)
-                return usage_error("--seeds needs A..B (e.g. 1..100), got '%s'", v ? v : "");
-            memcpy(lo, v, (size_t)(dots - v));
-            lo[dots - v] = '\0';
-            if (!parse_u64(lo, &sw.first) || !parse_u64(dots + 2, &sw.last) || sw.last < sw.first)
-                return usage_error("--seeds needs A..B with A <= B, got '%s'", v);
+            break;
+        case OPT_SEEDS:
+            if (seed_given || !parse_pair(v, "..", &sw.first, &sw.last) || sw.last < sw.first)
+                return hl_usage_error("sim",
+                                      "sim: --seeds needs A..B with 0 <= A <= B <= %llu, "
+                                      "got '%s'",
+                                      (unsigned long long)UINT64_MAX, v);
             seed_given = true;
-            i++;
-        } else if (strcmp(a, "--shard") == 0) {
-            const char *slash = v ? strchr(v, '/') : NULL;
-            char lo[32];
-            if (!slash || (size_t)(slash - v) >= sizeof lo)
-                return usage_error("--shard needs I/N (0 <= I < N), got '%s'", v ? v : "");
-            memcpy(lo, v, (size_t)(slash - v));
-            lo[slash - v] = '\0';
-            if (!parse_u64(lo, &sw.shard) || !parse_u64(slash + 1, &sw.shards) || sw.shards == 0 ||
+            break;
+        case OPT_SHARD:
+            if (!parse_pair(v, "/", &sw.shard, &sw.shards) || sw.shards == 0 ||
                 sw.shard >= sw.shards)
-                return usage_error("--shard needs I/N with 0 <= I < N, got '%s'", v);
-            i++;
-        } else if (strcmp(a, "--faults") == 0) {
-            char err[128];
-            if (!v)
-                return usage_error("--faults needs a list (kill,delay,jitter, all, none)%s", "");
+                return hl_usage_error("sim", "sim: --shard needs I/N with 0 <= I < N, got '%s'", v);
+            break;
+        case OPT_COUNT:
+            if (!hl_parse_u64(v, 1, UINT64_MAX, &sw.limit))
+                return hl_usage_error("sim", "sim: --count needs a number >= 1, got '%s'", v);
+            break;
+        case OPT_FAULTS:
             if (sim_faults_parse(v, &sw.faults, err, sizeof err) != 0)
-                return usage_error("--faults: %s", err);
+                return hl_usage_error("sim", "sim: --faults: %s (kill,delay,jitter, all, none)",
+                                      err);
             sw.faults_given = true;
-            i++;
-        } else if (strcmp(a, "--check-determinism") == 0) {
+            break;
+        case OPT_DET:
             sw.determinism = true;
-        } else if (strcmp(a, "--keep-failing") == 0) {
-            if (!v)
-                return usage_error("--keep-failing needs a directory%s", "");
+            break;
+        case OPT_KEEP:
+            if (!*v)
+                return hl_usage_error("sim", "sim: --keep-failing needs a directory");
             sw.keep_dir = v;
-            i++;
-        } else if (strcmp(a, "--show-output") == 0) {
+            break;
+        case OPT_SHOW:
             sw.show_output = true;
-        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            break;
+        case 'q':
             sw.quiet = true;
-        } else if (a[0] == '-') {
-            return usage_error("unknown option '%s'", a);
-        } else if (!sw.scenario_path) {
-            sw.scenario_path = a;
-        } else {
-            return usage_error("unexpected argument '%s'", a);
+            break;
+        case OPT_NOFORK:
+            sw.no_fork = true;
+            break;
+        default:
+            if (optopt && optopt < 256)
+                return hl_usage_error("sim", "sim: unknown option '-%c'", optopt);
+            if (optopt)
+                return hl_usage_error("sim", "sim: %s needs a value", argv[optind - 1]);
+            return hl_usage_error("sim", "sim: unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (optind < argc)
+        sw.scenario_path = argv[optind++];
+    if (optind < argc)
+        return hl_usage_error("sim", "sim: unexpected argument '%s'", argv[optind]);
 
     sim_scenario_t sc;
-    char err[256];
     size_t len = 0;
     char *text = NULL;
     if (sw.scenario_path) {
-        text = read_file(sw.scenario_path, &len);
+        text = read_scenario(sw.scenario_path, &len, err, sizeof err);
         if (!text) {
-            fprintf(stderr, "orrery: sim: cannot read %s: %s\n", sw.scenario_path,
-                    strerror(errno));
+            fprintf(stderr, "orrery: sim: %s: %s\n", sw.scenario_path, err);
             return 2;
         }
     }
@@ -377,13 +678,14 @@ int hl_cmd_bench_sim(int argc, char **argv)
         } else if (strcmp(argv[i], "--json") == 0) {
             json = true;
         } else if (strcmp(argv[i], "--virtual") == 0 && i + 1 < argc &&
-                   parse_u64(argv[i + 1], &vsecs) && vsecs > 0 && vsecs < 1000000000) {
+                   hl_parse_u64(argv[i + 1], 1, 999999999, &vsecs)) {
             i++;
         } else if (strcmp(argv[i], "--msgs") == 0 && i + 1 < argc &&
-                   parse_u64(argv[i + 1], &msgs) && msgs >= 2) {
+                   hl_parse_u64(argv[i + 1], 2, UINT64_MAX, &msgs)) {
             i++;
         } else {
-            fprintf(stderr, "orrery: bench sim: bad argument '%s' (try 'orrery bench sim --help')\n",
+            fprintf(stderr,
+                    "orrery: bench sim: bad argument '%s' (try 'orrery bench sim --help')\n",
                     argv[i]);
             return 2;
         }

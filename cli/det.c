@@ -62,7 +62,7 @@ int hl_run_deterministic(const hl_det_config_t *cfg)
         sim_teardown();
         return rc;
     }
-    hl_fault_thread_enter(0); /* this thread is the simulator's one worker */
+    hl_fault_thread_enter(0, true); /* this thread is the simulator's one worker */
     int status = sim_run(cfg->max_events);
     hl_fault_thread_leave();
     long leaks = sim_teardown();

@@ -141,13 +141,14 @@ struct k_task {
     os_task_state_t run; /* READY (in the policy's queue), RUNNING, IDLE */
     bool started;        /* start() was called */
     bool dying;          /* killed while running: destroy after the handler */
-    int exit_status;
+    int kill_status;     /* the status a kill while running gives it */
     int pin;                /* worker, or -1 */
     k_taskref_t *ref;       /* supervisor's handle, or NULL */
     k_obj_t *phead, *ptail; /* objects with events waiting */
     uint64_t sent, received;
     k_task_t *tnext, *tprev; /* K.tasks, by id */
     /* the running worker's, or the task's while idle */
+    int exit_status;       /* its own exit (os_exit, os_panic, a fault), set in the handler */
     k_msg_t *cur_msg;      /* message being delivered */
     k_devitem_t *cur_item; /* device input being delivered */
     k_msg_t *spare;        /* buffer for our next send */

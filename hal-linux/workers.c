@@ -85,7 +85,7 @@ static void *worker_main(void *arg)
     worker_t *w = arg;
     if (W.pin)
         hl_pin_self(w->index); /* best effort: a restricted cpuset may refuse */
-    hl_fault_thread_enter(w->index);
+    hl_fault_thread_enter(w->index, false);
     while (!stopping()) {
         __atomic_store_n(&w->word, AWAKE, __ATOMIC_SEQ_CST);
         if (k_run_one(w->index))

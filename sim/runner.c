@@ -1,4 +1,4 @@
-/* runner.c — one seed of a scenario: boot the image on sim, feed it, inject faults, check invariants. */
+/* runner.c — one seed of a scenario: boot the image on sim, feed it, inject faults, check it. */
 #include <sim/runner.h>
 
 #include <stdarg.h>
@@ -33,6 +33,7 @@ typedef struct watch {
     char panic_task[32];     /* first unexpected panic */
     int panic_status;
     uint32_t panics;
+    bool too_many_tasks; /* a task id past TASKS_MAX was spawned */
     /* restart bookkeeping: exits told to init whose program must come back */
     uint32_t exits_told[MANIFEST_PROGRAMS_MAX];
     uint32_t spawns[MANIFEST_PROGRAMS_MAX];
@@ -74,8 +75,8 @@ static void watch_record(void *self, const hal_trace_rec_t *r)
     h = fnv(h, &r->seq, sizeof r->seq);
     h = fnv(h, &r->time_ns, sizeof r->time_ns);
     h = fnv(h, &r->arg, sizeof r->arg);
-    uint32_t fields[9] = {r->kind, r->task,     r->chan,     r->peer, r->type,
-                          (uint32_t)r->result, r->len, r->nhandles, r->iface};
+    uint32_t fields[9] = {r->kind, r->task,     r->chan, r->peer, r->type, (uint32_t)r->result,
+                          r->len,  r->nhandles, r->iface};
     h = fnv(h, fields, sizeof fields);
     if (r->len && r->data)
         h = fnv(h, r->data, r->len);
@@ -98,6 +99,8 @@ static void watch_record(void *self, const hal_trace_rec_t *r)
     if (w->tee)
         w->tee->record(w->tee->self, r);
 
+    if (r->kind == HAL_TR_SPAWN && r->task >= TASKS_MAX)
+        w->too_many_tasks = true; /* the checker could not follow it: a failure, said below */
     if (r->kind == HAL_TR_SPAWN && r->task < TASKS_MAX) {
         size_t n = r->len < 31 ? r->len : 31;
         memcpy(w->names[r->task], r->data, n);
@@ -180,6 +183,17 @@ static void check_output(const sim_scenario_t *sc, const char *out, size_t nfed,
         failf(r, "unanswered input: the shell never printed a prompt");
 }
 
+/* The scenario's host-crash hook: the simulator process itself dies, between two events,
+ * outside any task (tests of the sweep's crash isolation, docs/simulation.md). */
+__attribute__((no_sanitize("undefined"))) static void host_crash(void *self, uint64_t how)
+{
+    (void)self;
+    int *volatile nowhere = NULL;
+    if (how == SCN_HOST_CRASH_SEGV)
+        *(volatile int *)nowhere = 1;
+    abort();
+}
+
 int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts_t *o,
                      sim_result_t *r)
 {
@@ -209,6 +223,8 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         .seed = seed,
         .trace = &sink,
         .event_cost_max_ns = 2000, /* each event takes 1..2000 ns of virtual time */
+        .console_out = o->console_out,
+        .console_out_self = o->console_out_self,
     };
     int rc = sim_boot(&cfg);
     if (rc != 0) {
@@ -222,6 +238,8 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
             nfed++;
         }
     }
+    if (rc == 0 && sc->host_crash != SCN_HOST_CRASH_NONE && seed == sc->host_crash_seed)
+        rc = sim_at(0, host_crash, NULL, sc->host_crash);
     sim_faults_t f = sc->fault_cfg;
     f.enabled = o->faults;
     f.duration_ns = sc->duration_ns;
@@ -270,6 +288,9 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         if (tasks[i].handles > max_handles)
             failf(r, "handle leak: %s (task %u) holds %u handles (limit %u)", tasks[i].name,
                   tasks[i].id, tasks[i].handles, max_handles);
+    if (w.too_many_tasks)
+        failf(r, "more than %d tasks spawned: the checker follows task ids below %d", TASKS_MAX - 1,
+              TASKS_MAX);
     if (w.panics)
         failf(r, "panic that was not injected: %s exited with %d (%u in all)", w.panic_task,
               w.panic_status, w.panics);
@@ -286,7 +307,8 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
             expect_spawns++;
         }
         if (w.spawns[i] != expect_spawns)
-            failf(r, "restart policy: %s (restart=%s, max-restarts=%u) was told ended %u time(s) "
+            failf(r,
+                  "restart policy: %s (restart=%s, max-restarts=%u) was told ended %u time(s) "
                   "and started %u time(s), want %u",
                   p->name, manifest_restart_name(p->restart), p->max_restarts, told, w.spawns[i],
                   expect_spawns);

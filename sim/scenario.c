@@ -1,36 +1,38 @@
-/* scenario.c — the scenario parser (format: docs/simulation.md) and the built-in default scenario. */
+/* scenario.c — the scenario parser (format: docs/simulation.md) and the built-in scenario. */
 #include <sim/scenario.h>
 
+#include <os/os.h>
+
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-const char sim_default_scenario[] =
-    "# default: boot, ps, echo, kill echo, restart, ps, shutdown\n"
-    "name default\n"
-    "duration 2s\n"
-    "faults kill,delay,jitter\n"
-    "kill echo\n"
-    "kills 2\n"
-    "exit 0\n"
-    "expect orrery>\n"
-    "at 100ms ps\n"
-    "expect ID   NAME         STATE\n"
-    "expect echo\n"
-    "at +100ms echo hello, orrery\n"
-    "expect hello, orrery\n"
-    "at +100ms kill echo\n"
-    "expect [init] echo (task\n"
-    "expect restarting (restart\n"
-    "at +500ms ps\n"
-    "expect ID   NAME\n"
-    "at +100ms echo still here\n"
-    "expect still here\n"
-    "at +100ms shutdown\n"
-    "expect shutting down\n"
-    "expect-not panic:\n"
-    "expect-not fault:\n";
+const char sim_default_scenario[] = "# default: boot, ps, echo, kill echo, restart, ps, shutdown\n"
+                                    "name default\n"
+                                    "duration 2s\n"
+                                    "faults kill,delay,jitter\n"
+                                    "kill echo\n"
+                                    "kills 2\n"
+                                    "exit 0\n"
+                                    "expect orrery>\n"
+                                    "at 100ms ps\n"
+                                    "expect ID   NAME         STATE\n"
+                                    "expect echo\n"
+                                    "at +100ms echo hello, orrery\n"
+                                    "expect hello, orrery\n"
+                                    "at +100ms kill echo\n"
+                                    "expect [init] echo (task\n"
+                                    "expect restarting (restart\n"
+                                    "at +500ms ps\n"
+                                    "expect ID   NAME\n"
+                                    "at +100ms echo still here\n"
+                                    "expect still here\n"
+                                    "at +100ms shutdown\n"
+                                    "expect shutting down\n"
+                                    "expect-not panic:\n"
+                                    "expect-not fault:\n";
 
 bool sim_parse_duration(const char *s, uint64_t *ns)
 {
@@ -58,6 +60,20 @@ bool sim_parse_duration(const char *s, uint64_t *ns)
         }
     }
     return false;
+}
+
+/* A decimal number in [min, max]; no sign, no spaces. */
+static bool parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (!isdigit((unsigned char)*s))
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
 }
 
 /* Names separated by commas into dst[max][32]; false if one is too long or too many. */
@@ -131,6 +147,8 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
             bool rel = arg[0] == '+';
             if (!sim_parse_duration(arg + rel, &v))
                 BAD("bad time '%s' (try 100ms, +50ms, 1.5s)", arg);
+            if (rel && v > UINT64_MAX / 2 - *last_at)
+                BAD("time '%s' is too far in the future", arg);
             st->kind = SCN_AT;
             st->t = rel ? *last_at + v : v;
             *last_at = st->t;
@@ -147,9 +165,15 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
         }
         sc->nsteps++;
     } else if (strcmp(key, "name") == 0) {
-        if (*arg == '\0' || strlen(arg) >= sizeof(sc->name))
-            BAD("name needs a word of at most %zu bytes", sizeof(sc->name) - 1);
-        copy_text(sc->name, arg);
+        /* It names the files --keep-failing writes: no '/', no spaces. */
+        size_t len = strlen(arg);
+        bool word = len > 0 && len < sizeof(sc->name) && arg[0] != '.';
+        for (size_t k = 0; word && k < len; k++)
+            word = isalnum((unsigned char)arg[k]) || strchr("._-", arg[k]) != NULL;
+        if (!word)
+            BAD("name needs a word of letters, digits, '.', '_' and '-' (at most %zu bytes)",
+                sizeof(sc->name) - 1);
+        memcpy(sc->name, arg, len + 1);
     } else if (strcmp(key, "duration") == 0) {
         if (!sim_parse_duration(arg, &sc->duration_ns) || sc->duration_ns == 0)
             BAD("bad duration '%s'", arg);
@@ -166,26 +190,44 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
     } else if (strcmp(key, "kill") == 0) {
         if (!parse_names(arg, sc->fault_cfg.kill_allow, SIM_FAULT_ALLOW_MAX,
                          &sc->fault_cfg.nkill_allow))
-            BAD("kill needs program names separated by commas (at most %d)", SIM_FAULT_ALLOW_MAX);
+            BAD("kill needs names separated by commas (at most %d, 31 bytes each)",
+                SIM_FAULT_ALLOW_MAX);
     } else if (strcmp(key, "allow-panic") == 0) {
         if (!parse_names(arg, sc->allow_panic, SIM_FAULT_ALLOW_MAX, &sc->nallow_panic))
-            BAD("allow-panic needs program names separated by commas");
-    } else if (strcmp(key, "kills") == 0 || strcmp(key, "delay-rate") == 0 ||
-               strcmp(key, "max-handles") == 0 || strcmp(key, "max-events") == 0) {
-        char *end;
-        unsigned long long u = strtoull(arg, &end, 10);
-        if (*arg == '\0' || *end || u > 100000000ull)
-            BAD("%s needs a number", key);
-        if (key[0] == 'k')
-            sc->fault_cfg.kills = (uint32_t)u;
-        else if (key[0] == 'd' && u <= 100)
-            sc->fault_cfg.delay_pct = (uint32_t)u;
-        else if (key[0] == 'd')
+            BAD("allow-panic needs names separated by commas (at most %d, 31 bytes each)",
+                SIM_FAULT_ALLOW_MAX);
+    } else if (strcmp(key, "kills") == 0) {
+        if (!parse_number(arg, 0, SCN_KILLS_MAX, &v))
+            BAD("kills needs a number 0..%d", SCN_KILLS_MAX);
+        sc->fault_cfg.kills = (uint32_t)v;
+    } else if (strcmp(key, "delay-rate") == 0) {
+        if (!parse_number(arg, 0, 100, &v))
             BAD("delay-rate is a percentage (0..100)");
-        else if (key[4] == 'h')
-            sc->max_handles = (uint32_t)u;
+        sc->fault_cfg.delay_pct = (uint32_t)v;
+    } else if (strcmp(key, "max-handles") == 0) {
+        if (!parse_number(arg, 1, OS_HANDLES_MAX, &v))
+            BAD("max-handles needs a number 1..%d", OS_HANDLES_MAX);
+        sc->max_handles = (uint32_t)v;
+    } else if (strcmp(key, "max-events") == 0) {
+        if (!parse_number(arg, 1, SCN_EVENTS_MAX, &v))
+            BAD("max-events needs a number 1..%d", SCN_EVENTS_MAX);
+        sc->max_events = v;
+    } else if (strcmp(key, "host-crash") == 0) {
+        char *how = arg;
+        while (*how && !isspace((unsigned char)*how))
+            how++;
+        if (*how)
+            *how++ = '\0';
+        while (isspace((unsigned char)*how))
+            how++;
+        if (!parse_number(arg, 0, UINT64_MAX, &sc->host_crash_seed))
+            BAD("host-crash needs SEED abort|segv");
+        if (strcmp(how, "abort") == 0)
+            sc->host_crash = SCN_HOST_CRASH_ABORT;
+        else if (strcmp(how, "segv") == 0)
+            sc->host_crash = SCN_HOST_CRASH_SEGV;
         else
-            sc->max_events = u;
+            BAD("host-crash needs SEED abort|segv");
     } else if (strcmp(key, "delay-max") == 0) {
         if (!sim_parse_duration(arg, &sc->fault_cfg.delay_max_ns))
             BAD("bad duration '%s'", arg);
@@ -199,8 +241,7 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
     return 0;
 }
 
-int sim_scenario_parse(const char *text, size_t len, sim_scenario_t *out, char *err,
-                       size_t errlen)
+int sim_scenario_parse(const char *text, size_t len, sim_scenario_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     snprintf(out->name, sizeof(out->name), "scenario");
@@ -211,7 +252,7 @@ int sim_scenario_parse(const char *text, size_t len, sim_scenario_t *out, char *
         snprintf(err, errlen, "out of memory");
         return 1;
     }
-    char line[SCN_TEXT_MAX + 64];
+    char line[SCN_LINE_MAX + 1];
     uint64_t last_at = 0;
     int lineno = 0;
     size_t i = 0;
@@ -220,8 +261,8 @@ int sim_scenario_parse(const char *text, size_t len, sim_scenario_t *out, char *
         while (j < len && text[j] != '\n')
             j++;
         lineno++;
-        if (j - i >= sizeof(line)) {
-            snprintf(err, errlen, "line too long");
+        if (j - i > SCN_LINE_MAX) {
+            snprintf(err, errlen, "line longer than %d bytes", SCN_LINE_MAX);
             sim_scenario_free(out);
             return lineno;
         }

@@ -1,3 +1,10 @@
-# linux.cmake — tests of the hosted platform (hal-linux): unit tests, and the TSan stress test.
+# linux.cmake — tests of the hosted platform (hal-linux): unit tests, and the multi-worker stress
+# test (kills, faults, restarts, tracing): short in every build, a few seconds under TSan.
 orrery_add_test(test_hal_linux SOURCES test_hal_linux.c LIBS orrery_hal_linux)
-orrery_add_test(test_stress SOURCES test_stress.c LIBS orrery_hal_linux LABELS tsan)
+orrery_add_test(test_stress SOURCES test_stress.c LIBS orrery_hal_linux orrery_trace)
+if(ORRERY_SANITIZE MATCHES "thread")
+    # The TSan step of scripts/test runs the label tsan: 1000 kills (one a millisecond) and
+    # about 330 faults on 4 workers, about 5 s on 2 cores.
+    add_test(NAME test_stress_tsan COMMAND test_stress --kills 1000)
+    set_tests_properties(test_stress_tsan PROPERTIES LABELS "tsan" TIMEOUT 300)
+endif()

@@ -17,8 +17,64 @@ endforeach()
 # Shards 0/2 and 1/2 together cover the range.
 add_test(NAME sim_shards
     COMMAND sh -c "${_sim} sim --seeds 1..10 --shard 0/2 --quiet | grep -q '5 seed(s)' && ${_sim} sim --seeds 1..10 --shard 1/2 --quiet | grep -q '5 seed(s)'")
+# A shard of the whole 2^64 range starts at once (its seeds are computed, not walked): with
+# --count 3, shard 3/7 runs seeds 4, 11 and 18 (broken.scn fails every seed, so each is named).
+add_test(NAME sim_shard_of_a_huge_range
+    COMMAND sh -c "out=$(${_sim} sim ${_scn}/broken.scn --seeds 1..18446744073709551615 --shard 3/7 --count 3 --quiet); test $? -eq 1 || exit 1; printf '%s\\n' \"$out\"; test \"$(printf '%s\\n' \"$out\" | sed -n 's/^FAIL broken seed \\([0-9]*\\):.*/\\1/p' | tr '\\n' ' ')\" = '4 11 18 ' && printf '%s\\n' \"$out\" | grep -qF '3 seed(s) (1..18446744073709551615, shard 3/7)'")
+# The top of the range: no overflow past 2^64 - 1, which is a seed like any other.
+add_test(NAME sim_shard_at_the_top_of_the_range
+    COMMAND sh -c "out=$(${_sim} sim ${_scn}/broken.scn --seeds 18446744073709551610..18446744073709551615 --shard 1/2 --quiet); test $? -eq 1 || exit 1; printf '%s\\n' \"$out\"; test \"$(printf '%s\\n' \"$out\" | sed -n 's/^FAIL broken seed \\([0-9]*\\):.*/\\1/p' | tr '\\n' ' ')\" = '18446744073709551611 18446744073709551613 18446744073709551615 '")
 add_test(NAME sim_usage_errors
-    COMMAND sh -c "${_sim} sim --seeds 5..1; test $? -eq 2 && ${_sim} sim --faults boom; test $? -eq 2 && ${_sim} sim --shard 2/2; test $? -eq 2")
+    COMMAND sh -c "for a in '--seeds 5..1' '--faults boom' '--shard 2/2' '--count 0' '--seeds 1..x' '--seed -1' '--seeds 1..18446744073709551616' '--shard 1' '--bogus' '--seed'; do ${_sim} sim $a 2>/dev/null; rc=$?; test $rc -eq 2 || { echo \"sim $a: exit $rc, want 2\"; exit 1; }; done; ${_sim} sim --seed=3 --count=1 --quiet | grep -qF '1 seed(s) (3..3)'")
+# Scenario files: each limit is an error naming the file (and the line), exit 2.
+add_test(NAME sim_scenario_limits
+    COMMAND sh -c "d=${CMAKE_CURRENT_BINARY_DIR}/sim-limits; rm -rf $d; mkdir -p $d; head -c 1048577 /dev/zero | tr '\\0' '#' > $d/big.scn; ${_sim} sim $d/big.scn 2>$d/err; test $? -eq 2 && grep -qF \"$d/big.scn: larger than 1048576 bytes\" $d/err || exit 1; { echo 'name long'; printf 'at 1s echo '; head -c 2000 /dev/zero | tr '\\0' x; echo; } > $d/long.scn; ${_sim} sim $d/long.scn 2>$d/err; test $? -eq 2 && grep -qF \"$d/long.scn:2: line longer than 1088 bytes\" $d/err || exit 1; printf 'name x\\nkills 1001\\n' > $d/kills.scn; ${_sim} sim $d/kills.scn 2>$d/err; test $? -eq 2 && grep -qF \"$d/kills.scn:2: kills needs a number 0..1000\" $d/err || exit 1; ${_sim} sim $d/missing.scn 2>$d/err; test $? -eq 2 && grep -qF \"$d/missing.scn: No such file\" $d/err")
+
+# Faults in tasks (crash.scn: a null store, a stack overflow, a panic, an assertion) kill the shell
+# alone, in the simulator as in `orrery run`: every seed passes, twice with the same hash, and the
+# console output of a seed is the same in two processes (no host address in fault messages).
+add_test(NAME sim_task_faults
+    COMMAND sh -c "out=$(${_sim} sim ${_scn}/crash.scn --seeds 1..20 --check-determinism --quiet); rc=$?; printf '%s\\n' \"$out\"; test $rc -eq 0 && printf '%s\\n' \"$out\" | grep -qF '20 seed(s) (1..20), 20 passed, 0 failed' && a=$(${_sim} sim ${_scn}/crash.scn --seed 7 --show-output | grep -v '^sim:') && b=$(${_sim} sim ${_scn}/crash.scn --seed 7 --show-output | grep -v '^sim:') && test -n \"$a\" && test \"$a\" = \"$b\" && printf '%s\\n' \"$a\" | grep -qF 'restarting (restart 4 of 10)'")
+# The same under TSan (label tsan): a second fault on the same thread must not kill the process.
+add_test(NAME sim_task_faults_tsan
+    COMMAND ${_sim} sim ${_scn}/crash.scn --seeds 1..10 --check-determinism --quiet)
+
+# A seed that kills the simulator itself (host-crash.scn aborts on seed 5; a copy faults outside
+# any task instead) is a FAIL line with its reproduce command, the other seeds still run, and the
+# reproduce command fails the same way.
+file(READ ${_scn}/host-crash.scn _hc)
+string(REPLACE "host-crash 5 abort" "host-crash 5 segv" _hc "${_hc}")
+file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/host-crash-segv.scn "${_hc}")
+foreach(how abort segv)
+    set(_path ${_scn}/host-crash.scn)
+    set(_why "was killed by signal 6")
+    if(how STREQUAL "segv")
+        set(_path ${CMAKE_CURRENT_BINARY_DIR}/host-crash-segv.scn)
+        set(_why "(was killed by signal 11|exited with status 1 )") # 1: a sanitizer's report
+    endif()
+    add_test(NAME sim_host_crash_${how}_is_a_fail_line
+        COMMAND sh -c "out=$(${_sim} sim ${_path} --seeds 1..10 --quiet 2>/dev/null); test $? -eq 1 || exit 1; printf '%s\\n' \"$out\"; fail=$(printf '%s\\n' \"$out\" | grep '^FAIL'); test \"$(printf '%s\\n' \"$fail\" | wc -l)\" -eq 1 && printf '%s\\n' \"$fail\" | grep -qE '^FAIL host-crash seed 5: the simulator ${_why}' && printf '%s\\n' \"$out\" | grep -qF '10 seed(s) (1..10), 9 passed, 1 failed' || exit 1; cmd=$(printf '%s\\n' \"$out\" | sed -n 's/^  reproduce: //p'); again=$($cmd --quiet 2>/dev/null); test $? -eq 1 && printf '%s\\n' \"$again\" | grep -qxF \"$fail\"")
+    set_tests_properties(sim_host_crash_${how}_is_a_fail_line PROPERTIES LABELS "unit;sim"
+        TIMEOUT 120)
+endforeach()
+
+# --keep-failing keeps what a seed that killed the simulator wrote before dying: its trace, one
+# record a line (here the records of the boot before the crash), and its console output.
+add_test(NAME sim_host_crash_keeps_the_trace_so_far
+    COMMAND sh -c "d=${CMAKE_CURRENT_BINARY_DIR}/sim-keep-crash; rm -rf $d; ${_sim} sim ${_scn}/host-crash.scn --seed 5 --keep-failing $d --quiet; test $? -eq 1 && test -f $d/host-crash-seed-5.out && grep -q '^1 0 SPAWN task=1 ' $d/host-crash-seed-5.trace.txt")
+set_tests_properties(sim_host_crash_keeps_the_trace_so_far PROPERTIES LABELS "unit;sim" TIMEOUT 60)
+
+# --no-fork: the seeds run in orrery sim itself; task faults are still the task's, but a crash of
+# the simulator is the process's (for a debugger): seed 5 of host-crash.scn aborts it.
+add_test(NAME sim_no_fork
+    COMMAND sh -c "${_sim} sim ${_scn}/crash.scn --seeds 1..5 --no-fork --quiet | grep -qF '5 passed, 0 failed' || exit 1; ${_sim} sim ${_scn}/host-crash.scn --seeds 1..10 --no-fork --quiet 2>/dev/null; rc=$?; test $rc -gt 128 || { echo \"exit $rc, want death by a signal\"; exit 1; }")
+set_tests_properties(sim_no_fork PROPERTIES LABELS "unit;sim" TIMEOUT 60)
+
+# The child running the seeds dies with `orrery sim` (a CI job's timeout kills the sweep, not
+# the whole process group): it must not run on alone.
+add_test(NAME sim_child_dies_with_the_sweep
+    COMMAND sh -c "${_sim} sim --seeds 1..18446744073709551615 --quiet & p=$!; c=; for i in $(seq 100); do c=$(pgrep -P $p) && break; sleep 0.05; done; test -n \"$c\" || { kill $p; echo 'no child'; exit 1; }; kill -TERM $p; wait $p; for i in $(seq 100); do s=$(ps -o stat= -p $c) || exit 0; case $s in Z*) exit 0;; esac; sleep 0.05; done; kill -KILL $c; echo 'the child outlived the sweep'; exit 1")
+set_tests_properties(sim_child_dies_with_the_sweep PROPERTIES LABELS "unit;sim" TIMEOUT 60)
 
 # A deliberately broken scenario fails (exit 1), and its printed reproduction command fails the
 # same way (the exact FAIL line comes back).
@@ -45,4 +101,9 @@ if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/regress/sim-seeds.txt)
 endif()
 
 set_tests_properties(sim_default_100_seeds sim_chaos_50_seeds sim_crash_50_seeds sim_shards
-    sim_usage_errors sim_broken_scenario_reproduces PROPERTIES LABELS "unit;sim" TIMEOUT 300)
+    sim_usage_errors sim_broken_scenario_reproduces sim_task_faults sim_scenario_limits
+    PROPERTIES LABELS "unit;sim" TIMEOUT 300)
+# A huge range that were walked seed by seed would never start: the timeout fails it.
+set_tests_properties(sim_shard_of_a_huge_range sim_shard_at_the_top_of_the_range PROPERTIES
+    LABELS "unit;sim" TIMEOUT 60)
+set_tests_properties(sim_task_faults_tsan PROPERTIES LABELS "sim;tsan" TIMEOUT 300)

@@ -1,4 +1,5 @@
-/* test_sim.c — the simulator: timed input, fault hooks (delay order, jitter, kills), scenarios, runs. */
+/* test_sim.c — the simulator: timed input, fault hooks (delay order, jitter, kills), scenarios,
+ * runs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -179,7 +180,54 @@ static void test_injected_kill_is_restarted(void **state)
     assert_int_equal(0, sim_teardown());
 }
 
-/* ---- scenarios and runs ------------------------------------------------------------------------ */
+/* A kill that lands while its victim runs ends it with the kill's status once the handler
+ * returns; if the victim leaves the handler itself (os_exit, panic, fault), its own status
+ * wins. The victim here kills itself from its handler (k_fault_kill), as another worker's
+ * os_task_kill would while it runs. */
+static int victim_exit_status;
+static bool victim_exits_itself;
+
+static void victim_start(os_ctx_t *ctx)
+{
+    assert_int_equal(0, k_fault_kill(os_task_id(ctx), -77));
+    if (victim_exits_itself)
+        os_exit(ctx, 3);
+}
+
+static void watcher_start(os_ctx_t *ctx)
+{
+    os_handle_t task;
+    os_spawn_args_t a = {.program = "victim"};
+    assert_int_equal(0, os_spawn(ctx, &a, &task));
+}
+
+static void watcher_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    if (ev->kind == OS_EV_TASK_EXIT) {
+        victim_exit_status = ev->status;
+        os_shutdown(ctx, 0);
+    }
+}
+
+static const os_program_t victim = {"victim", 0, victim_start, NULL};
+static const os_program_t watcher = {"watcher", 0, watcher_start, watcher_event};
+static const os_program_t *const kill_progs[] = {&watcher, &victim, NULL};
+
+static void test_kill_while_running(void **state)
+{
+    for (int own = 0; own <= 1; own++) {
+        victim_exits_itself = own;
+        victim_exit_status = 0;
+        sim_config_t cfg = {.programs = kill_progs, .init_program = "watcher", .seed = 1};
+        assert_int_equal(0, sim_boot(&cfg));
+        assert_int_equal(0, sim_run(1000));
+        assert_int_equal(own ? 3 : -77, victim_exit_status);
+        assert_int_equal(0, sim_teardown());
+    }
+}
+
+/* ---- scenarios and runs ------------------------------------------------------------------------
+ */
 
 static int parse(const char *text, sim_scenario_t *sc, char *err)
 {
@@ -206,6 +254,62 @@ static void test_scenario_parse(void **state)
     assert_int_equal(1, parse("faults kill,explode\n", &sc, err));
     assert_string_equal("unknown fault 'explode'", err);
     assert_int_equal(1, parse("expect\n", &sc, err));
+}
+
+/* Every limit of the format is an error on its line, with the limit in the message. */
+static void test_scenario_limits(void **state)
+{
+    sim_scenario_t sc;
+    char err[160];
+    static char text[4 * SCN_LINE_MAX];
+    memset(text, 'x', SCN_LINE_MAX + 8);
+    memcpy(text, "name a\nat 1s echo ", 18); /* line 2 starts at offset 7 */
+    text[SCN_LINE_MAX + 8] = '\n';
+    text[SCN_LINE_MAX + 9] = '\0';
+    assert_int_equal(2, parse(text, &sc, err));
+    assert_string_equal("line longer than 1088 bytes", err);
+    text[SCN_LINE_MAX + 7] = '\n'; /* a line of exactly SCN_LINE_MAX bytes is read whole */
+    text[SCN_LINE_MAX + 8] = '\0';
+    assert_int_equal(2, parse(text, &sc, err));
+    assert_string_equal("command longer than 1024 bytes", err);
+
+    size_t n = 0;
+    for (int i = 0; i <= SCN_STEPS_MAX; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "expect %d\n", i);
+    assert_true(n < sizeof text);
+    assert_int_equal(SCN_STEPS_MAX + 1, parse(text, &sc, err));
+    assert_string_equal("too many steps (limit 256)", err);
+
+    assert_int_equal(1, parse("kills 1001\n", &sc, err));
+    assert_string_equal("kills needs a number 0..1000", err);
+    assert_int_equal(0, parse("kills 1000\nmax-events 100000000\nmax-handles 256\n", &sc, err));
+    sim_scenario_free(&sc);
+    assert_int_equal(1, parse("max-events 0\n", &sc, err));
+    assert_int_equal(1, parse("max-events 100000001\n", &sc, err));
+    assert_int_equal(1, parse("max-handles 257\n", &sc, err));
+    assert_int_equal(1, parse("delay-rate 101\n", &sc, err));
+    assert_int_equal(1, parse("kills -1\n", &sc, err));
+    assert_int_equal(1, parse("kills 1 2\n", &sc, err));
+    /* The name becomes a file name under --keep-failing: a plain word only. */
+    assert_int_equal(1, parse("name ../etc/x\n", &sc, err));
+    assert_int_equal(1, parse("name a b\n", &sc, err));
+    assert_int_equal(1, parse("name .hidden\n", &sc, err));
+    assert_int_equal(
+        1,
+        parse("name aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", &sc, err));
+    assert_int_equal(0, parse("name chaos-2_b.v1\n", &sc, err));
+    sim_scenario_free(&sc);
+    /* Relative times add up without wrapping around. */
+    assert_int_equal(2, parse("at 9000000000s ps\nat +9000000000s ps\n", &sc, err));
+    assert_int_equal(1, parse("at 99999999999999999999s ps\n", &sc, err));
+    /* The host-crash hook. */
+    assert_int_equal(0, parse("host-crash 18446744073709551615 segv\n", &sc, err));
+    assert_int_equal(SCN_HOST_CRASH_SEGV, sc.host_crash);
+    assert_true(sc.host_crash_seed == UINT64_MAX);
+    sim_scenario_free(&sc);
+    assert_int_equal(1, parse("host-crash 5\n", &sc, err));
+    assert_int_equal(1, parse("host-crash 5 explode\n", &sc, err));
+    assert_int_equal(1, parse("host-crash x abort\n", &sc, err));
 }
 
 static void test_fault_lists(void **state)
@@ -273,8 +377,8 @@ static void test_broken_scenario_fails(void **state)
 {
     sim_scenario_t sc;
     char err[160];
-    assert_int_equal(0, parse("duration 1s\nat 10ms echo hi\nexpect bye\nat 20ms shutdown\n", &sc,
-                              err));
+    assert_int_equal(
+        0, parse("duration 1s\nat 10ms echo hi\nexpect bye\nat 20ms shutdown\n", &sc, err));
     sim_run_opts_t o = {0};
     sim_result_t r;
     assert_int_equal(0, sim_run_scenario(&sc, 1, &o, &r));
@@ -305,6 +409,8 @@ int main(void)
         cmocka_unit_test(test_console_lines_arrive_at_their_time),
         cmocka_unit_test(test_injected_kill_is_restarted),
         cmocka_unit_test(test_scenario_parse),
+        cmocka_unit_test(test_scenario_limits),
+        cmocka_unit_test(test_kill_while_running),
         cmocka_unit_test(test_fault_lists),
         cmocka_unit_test(test_device_verdicts),
         cmocka_unit_test(test_same_seed_same_hash),

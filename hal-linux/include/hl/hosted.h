@@ -62,10 +62,11 @@ unsigned hl_ncpus(void);
 /* ---- faults: a task's SIGSEGV/SIGBUS/SIGILL/SIGFPE kills that task alone -------------- */
 
 /* The calling thread runs k_run_one(worker) from now on: faults in task handlers on it become
- * k_task_fault (with an alternate signal stack for stack overflows). 0 or -errno. Used by the
- * hosted workers and by any host program that runs a kernel on its own thread (the simulator
- * under `orrery run --deterministic` and `orrery sim`). */
-int hl_fault_thread_enter(unsigned worker);
+ * k_task_fault (with an alternate signal stack for stack overflows). Used by the hosted workers
+ * and by any host program that runs a kernel on its own thread (the simulator under
+ * `orrery run --deterministic` and `orrery sim`). deterministic: the fault messages leave out
+ * host addresses, which move with ASLR (the simulator's thread). 0 or -errno. */
+int hl_fault_thread_enter(unsigned worker, bool deterministic);
 /* The thread stops running tasks (before it exits). */
 void hl_fault_thread_leave(void);
 

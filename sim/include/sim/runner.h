@@ -18,24 +18,27 @@ typedef struct sim_rec_sum {
 } sim_rec_sum_t;
 
 typedef struct sim_run_opts {
-    uint32_t faults;                /* SIM_FAULT_* bits enabled for this run */
-    const hal_trace_sink_t *tee;    /* also give every record to this sink (NULL: none) */
-    bool keep_records;              /* fill result.recs (for --check-determinism) */
-    bool keep_output;               /* fill result.output */
+    uint32_t faults;             /* SIM_FAULT_* bits enabled for this run */
+    const hal_trace_sink_t *tee; /* also give every record to this sink (NULL: none) */
+    bool keep_records;           /* fill result.recs (for --check-determinism) */
+    bool keep_output;            /* fill result.output */
+    /* also stream the console output here as it is written (NULL: no) */
+    void (*console_out)(void *self, const void *buf, size_t len);
+    void *console_out_self;
 } sim_run_opts_t;
 
 typedef struct sim_result {
     bool ok;
-    char failure[512];              /* the first broken invariant or expectation */
-    uint64_t hash;                  /* over every trace record and the console output */
+    char failure[512]; /* the first broken invariant or expectation */
+    uint64_t hash;     /* over every trace record and the console output */
     uint64_t records, events, messages;
-    uint64_t vtime_ns;              /* virtual time at the end */
-    int status;                     /* shutdown status, -1 if none */
-    long leaks;                     /* k_teardown's live allocations */
+    uint64_t vtime_ns; /* virtual time at the end */
+    int status;        /* shutdown status, -1 if none */
+    long leaks;        /* k_teardown's live allocations */
     sim_fault_stats_t injected;
-    sim_rec_sum_t *recs;            /* keep_records: one per record (free with sim_result_free) */
+    sim_rec_sum_t *recs; /* keep_records: one per record (free with sim_result_free) */
     size_t nrecs;
-    char *output;                   /* keep_output: the console output, NUL-terminated */
+    char *output; /* keep_output: the console output, NUL-terminated */
     size_t output_len;
 } sim_result_t;
 

@@ -149,7 +149,6 @@ static void console_dev_resume(void *self)
 }
 
 static const hal_device_ops_t console_ops = {
-    .version = HAL_DEVICE_OPS_VERSION,
     .name = "console",
     .write = console_dev_write,
     .resume = console_dev_resume,

@@ -95,7 +95,6 @@ static void kt_record(void *self, const hal_trace_rec_t *rec)
 }
 
 static const hal_trace_sink_t kt_sink = {
-    .version = HAL_TRACE_SINK_VERSION,
     .self = NULL,
     .record = kt_record,
     .flush = NULL,

@@ -14,10 +14,8 @@
  * Scheduling policy: which ready task a worker runs next. The kernel calls
  * these with its scheduler lock held. A policy keeps its own queue.
  */
-#define K_SCHED_POLICY_VERSION 1
 typedef struct k_task k_task_t;
 typedef struct k_sched_policy {
-    int version;      /* K_SCHED_POLICY_VERSION */
     const char *name; /* "fifo", "seeded" */
     /* Make room for up to max_tasks; called once at boot. 0 or OS_ENOMEM. */
     int (*init)(void **self, size_t max_tasks, uint64_t seed);
@@ -39,11 +37,11 @@ typedef struct k_config {
     const char *init_program;            /* first task, privileged ("init") */
     const void *init_arg;                /* its spawn arg (the boot manifest) */
     size_t init_arg_len;
-    unsigned workers;                    /* workers that will call k_run_one, >= 1 */
-    const k_sched_policy_t *policy;      /* NULL: k_sched_fifo */
-    uint64_t seed;                       /* for the seeded policy */
-    const hal_trace_sink_t *trace;       /* NULL: no tracing */
-    size_t max_tasks;                    /* 0: 256 */
+    unsigned workers;               /* workers that will call k_run_one, >= 1 */
+    const k_sched_policy_t *policy; /* NULL: k_sched_fifo */
+    uint64_t seed;                  /* for the seeded policy */
+    const hal_trace_sink_t *trace;  /* NULL: no tracing */
+    size_t max_tasks;               /* 0: 256 */
 } k_config_t;
 
 /* Register a device before k_boot. Returns its id (>= 1) or a negative code. */

@@ -124,7 +124,7 @@ int k_fault_kill(uint32_t task_id, int status)
             rc = OS_ESTATE;
         } else if (t->run == OS_TASK_RUNNING) {
             t->dying = true; /* k_run_one destroys it after this event */
-            t->exit_status = status;
+            t->kill_status = status;
             rc = 0;
         } else {
             k_task_destroy(t, status);

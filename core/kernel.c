@@ -113,7 +113,7 @@ bool k_run_one(unsigned worker)
     k_devitem_t *item = t->cur_item;
     t->cur_item = NULL;
     if (left || t->dying) {
-        k_task_destroy(t, left ? t->exit_status : K_EXIT_KILLED);
+        k_task_destroy(t, left ? t->exit_status : t->kill_status);
     } else {
         t->run = OS_TASK_IDLE;
         if (!k_list_empty(&t->pending))

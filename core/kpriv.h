@@ -147,16 +147,17 @@ struct k_task {
     os_task_state_t run; /* READY (in the policy's queue), RUNNING, IDLE */
     bool started;        /* start() was called */
     bool dying;          /* killed while running: destroy after the handler */
-    int exit_status;
-    int pin;          /* worker, or -1 */
-    k_taskref_t *ref; /* supervisor's handle, or NULL */
-    k_list_t pending; /* k_obj_t.plink: objects with events waiting */
+    int kill_status;     /* the status that kill gives it (with dying) */
+    int pin;             /* worker, or -1 */
+    k_taskref_t *ref;    /* supervisor's handle, or NULL */
+    k_list_t pending;    /* k_obj_t.plink: objects with events waiting */
     uint64_t sent, received;
     k_link_t tlink; /* K.tasks, by id */
     /* the running worker's, or the task's while idle */
     k_msg_t *cur_msg;      /* message being delivered */
     k_devitem_t *cur_item; /* device input being delivered */
     k_msg_t *spare;        /* buffer for our next send */
+    int exit_status;       /* os_exit/os_panic/fault: the status the handler left with */
     /* handle table */
     uint32_t nfree;
     uint16_t freelist[OS_HANDLES_MAX];

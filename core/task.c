@@ -275,7 +275,7 @@ int os_task_kill(os_ctx_t *ctx, os_handle_t task)
             rc = OS_ESTATE; /* already ended */
         } else if (victim->run == OS_TASK_RUNNING) {
             victim->dying = true; /* k_run_one destroys it after this event */
-            victim->exit_status = K_EXIT_KILLED;
+            victim->kill_status = K_EXIT_KILLED;
         } else {
             k_task_destroy(victim, K_EXIT_KILLED);
         }

@@ -106,11 +106,35 @@ static void sweep_boot_failures(void **state)
     assert_true(booted > 0);
 }
 
+/* The platform kills a task while its handler runs (a hosted worker can): the task ends after
+ * the handler, and its supervisor sees the status the kill gave. */
+static void child_killed_while_running(os_ctx_t *ctx)
+{
+    assert_int_equal(0, k_fault_kill(os_task_id(ctx), -77));
+    assert_int_equal(OS_ESTATE, k_fault_kill(os_task_id(ctx), -78)); /* already dying */
+}
+
+static void kill_while_running_gives_its_status(void **state)
+{
+    kt_on("child", child_killed_while_running, NULL);
+    os_ctx_t *ctx = kt_boot_test();
+    os_handle_t task;
+    os_spawn_args_t args = {.program = "child"};
+    assert_int_equal(0, os_spawn(ctx, &args, &task));
+    kt_run_all();
+    const kt_event_t *e = kt_find("test", OS_EV_TASK_EXIT, 0);
+    assert_non_null(e);
+    assert_int_equal(-77, e->ev.status);
+    assert_int_equal(0, k_task_find("child"));
+    assert_int_equal(0, kt_teardown());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(sweep_allocation_failures, cleanup),
         cmocka_unit_test_teardown(sweep_boot_failures, cleanup),
+        cmocka_unit_test_teardown(kill_while_running_gives_its_status, cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,7 +44,12 @@ typedef struct k_config {
     size_t max_tasks;               /* 0: 256 */
 } k_config_t;
 
-/* Register a device before k_boot. Returns its id (>= 1) or a negative code. */
+/*
+ * Register a device before k_boot. Returns its device number (>= 1, in order of
+ * registration; k_post takes it) or OS_EINVAL (no name, or one of OS_NAME_MAX or more),
+ * OS_EEXIST (the name is taken), OS_ENOSPC (16 devices already). Its object id, shown in
+ * traces, comes from the kernel's one object counter at boot (or at once, after boot).
+ */
 int k_device_add(const hal_device_ops_t *ops);
 
 /* Create the kernel and its init task. 0 or a negative code (OS_ENOENT: no init). */

@@ -184,7 +184,7 @@ static void keep_crashed(const char *dir, const sim_scenario_t *sc, uint64_t see
         if (tfd < 0 || ofd < 0)
             _exit(1);
         hal_trace_sink_t sink = {
-            .version = HAL_TRACE_SINK_VERSION, .self = &tfd, .record = stream_record};
+            .self = &tfd, .record = stream_record};
         sim_run_opts_t o = {
             .faults = faults, .tee = &sink, .console_out = stream_out, .console_out_self = &ofd};
         sim_result_t r;

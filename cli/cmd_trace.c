@@ -501,7 +501,7 @@ static void null_record(void *self, const hal_trace_rec_t *r)
     (void)r;
 }
 
-static const hal_trace_sink_t null_sink = {HAL_TRACE_SINK_VERSION, NULL, null_record, NULL};
+static const hal_trace_sink_t null_sink = {.record = null_record};
 
 /* A round trip records 2 SENDs and 2 DELIVERs. */
 #define RECORDS_PER_RTT 4

@@ -11,13 +11,10 @@
 
 k_msg_t *k_msg_alloc(void)
 {
-    k_msg_t *m = NULL;
     k_lock();
-    if (K.msg_free) {
-        m = K.msg_free;
-        K.msg_free = m->next;
+    k_msg_t *m = k_msg_entry(k_list_pop(&K.msg_free));
+    if (m)
         K.nmsg_free--;
-    }
     k_unlock();
     return m ? m : k_malloc(sizeof(k_msg_t));
 }
@@ -26,8 +23,7 @@ k_msg_t *k_msg_alloc(void)
 void k_msg_free(k_msg_t *m)
 {
     if (K.nmsg_free < K_MSG_FREE_MAX && !K.tearing_down) {
-        m->next = K.msg_free;
-        K.msg_free = m;
+        k_list_push_head(&K.msg_free, &m->link);
         K.nmsg_free++;
     } else {
         k_free(m);
@@ -36,11 +32,9 @@ void k_msg_free(k_msg_t *m)
 
 void k_msg_drain_free(void)
 {
-    while (K.msg_free) {
-        k_msg_t *m = K.msg_free;
-        K.msg_free = m->next;
-        k_free(m);
-    }
+    k_link_t *l;
+    while ((l = k_list_pop(&K.msg_free)))
+        k_free(k_msg_entry(l));
     K.nmsg_free = 0;
 }
 
@@ -49,25 +43,24 @@ void k_msg_drain_free(void)
 bool k_chan_has_event(const k_chan_t *ch)
 {
     if (ch->count > 0)
-        return ch->writable_pending || k_msg_due(ch->head);
+        return ch->writable_pending || k_msg_due(k_chan_head(ch));
     return ch->writable_pending || (ch->peer_closed && !ch->peer_closed_told);
 }
 
 /* Lock held: free queued messages without closing what they carry (teardown only). */
 void k_chan_drop_queue(k_chan_t *ch)
 {
-    while (ch->head) {
-        k_msg_t *m = ch->head;
-        ch->head = m->next;
+    k_link_t *l;
+    while ((l = k_list_pop(&ch->queue))) {
+        k_msg_t *m = k_msg_entry(l);
         m->nh = 0;
         k_msg_free(m);
     }
-    ch->tail = NULL;
     ch->count = 0;
 }
 
 /* Lock held; no table holds ch. Carried handles go on the work list to be closed. */
-void k_chan_destroy(k_chan_t *ch, k_obj_t **work)
+void k_chan_destroy(k_chan_t *ch, k_list_t *work)
 {
     k_chan_t *peer = ch->peer;
     if (peer) {
@@ -77,13 +70,11 @@ void k_chan_destroy(k_chan_t *ch, k_obj_t **work)
         peer->writable_pending = false;
         k_pend(&peer->obj);
     }
-    while (ch->head) {
-        k_msg_t *m = ch->head;
-        ch->head = m->next;
-        for (uint32_t i = 0; i < m->nh; i++) {
-            m->objs[i]->dnext = *work;
-            *work = m->objs[i];
-        }
+    k_link_t *l;
+    while ((l = k_list_pop(&ch->queue))) {
+        k_msg_t *m = k_msg_entry(l);
+        for (uint32_t i = 0; i < m->nh; i++)
+            k_list_push_head(work, &m->objs[i]->dlink);
         m->nh = 0;
         k_msg_free(m);
     }
@@ -100,17 +91,14 @@ bool k_chan_take(k_task_t *t, k_chan_t *ch, os_event_t *ev)
     if (ch->writable_pending) {
         ch->writable_pending = false;
         ev->kind = OS_EV_WRITABLE;
-        K_TRACE_IF(HAL_TR_WRITABLE, t->id, ch->obj.id, ch->peer ? ch->peer->obj.id : 0, 0, 0, 0,
-                   NULL, 0, 0, ch->iface);
+        K_TRACE(.kind = HAL_TR_WRITABLE, .task = t->id, .chan = ch->obj.id,
+                .peer = ch->peer ? ch->peer->obj.id : 0, .iface = ch->iface);
         return true;
     }
     if (ch->count > 0) {
-        if (!k_msg_due(ch->head))
+        if (!k_msg_due(k_chan_head(ch)))
             return false; /* held back by an injected delay: fault.c pends us when due */
-        k_msg_t *m = ch->head;
-        ch->head = m->next;
-        if (!ch->head)
-            ch->tail = NULL;
+        k_msg_t *m = k_msg_entry(k_list_pop(&ch->queue));
         ch->count--;
         ev->kind = OS_EV_MESSAGE;
         ev->type = m->type;
@@ -131,8 +119,10 @@ bool k_chan_take(k_task_t *t, k_chan_t *ch, os_event_t *ev)
         t->cur_msg = m;
         t->received++;
         K.messages++;
-        K_TRACE_IF(HAL_TR_DELIVER, t->id, ch->obj.id, ch->peer ? ch->peer->obj.id : 0, m->type,
-                   ev->status, 0, m->data, m->len, (uint32_t)ev->nhandles, ch->iface);
+        K_TRACE(.kind = HAL_TR_DELIVER, .task = t->id, .chan = ch->obj.id,
+                .peer = ch->peer ? ch->peer->obj.id : 0, .type = m->type, .result = ev->status,
+                .data = m->data, .len = m->len, .nhandles = (uint32_t)ev->nhandles,
+                .iface = ch->iface);
         /* Backpressure: the sender that saw OS_EFULL hears once we drained to half. */
         k_chan_t *peer = ch->peer;
         if (peer && peer->want_writable && ch->count <= OS_CHAN_QUEUE_MAX / 2) {
@@ -145,7 +135,7 @@ bool k_chan_take(k_task_t *t, k_chan_t *ch, os_event_t *ev)
     if (ch->peer_closed && !ch->peer_closed_told) {
         ch->peer_closed_told = true;
         ev->kind = OS_EV_PEER_CLOSED;
-        K_TRACE_IF(HAL_TR_PEER_CLOSED, t->id, ch->obj.id, 0, 0, 0, 0, NULL, 0, 0, ch->iface);
+        K_TRACE(.kind = HAL_TR_PEER_CLOSED, .task = t->id, .chan = ch->obj.id, .iface = ch->iface);
         return true;
     }
     return false;
@@ -178,7 +168,7 @@ int os_channel_create(os_ctx_t *ctx, os_handle_t *a, os_handle_t *b)
     K.nchans += 2;
     os_handle_t ha = k_handle_install(t, &ea->obj, OS_RIGHTS_ALL);
     os_handle_t hb = k_handle_install(t, &eb->obj, OS_RIGHTS_ALL);
-    K_TRACE(HAL_TR_CHAN_CREATE, t->id, ea->obj.id, eb->obj.id, 0, 0, 0, NULL, 0, 0);
+    K_TRACE(.kind = HAL_TR_CHAN_CREATE, .task = t->id, .chan = ea->obj.id, .peer = eb->obj.id);
     k_unlock();
     *a = ha;
     *b = hb;
@@ -236,14 +226,14 @@ int os_send(os_ctx_t *ctx, os_handle_t h, uint32_t type, const void *data, size_
     else if ((len && !data) || (nhandles && !handles))
         rc = OS_EINVAL;
     if (rc) {
-        K_TRACE(HAL_TR_SEND, t->id, 0, 0, type, rc, 0, NULL, 0, 0);
+        K_TRACE(.kind = HAL_TR_SEND, .task = t->id, .type = type, .result = rc);
         return rc;
     }
     /* Copy the caller's memory before taking the lock: a bad pointer faults here. */
     k_msg_t *m = t->spare;
     t->spare = NULL;
     if (!m && !(m = k_msg_alloc())) {
-        K_TRACE(HAL_TR_SEND, t->id, 0, 0, type, OS_ENOMEM, 0, NULL, 0, 0);
+        K_TRACE(.kind = HAL_TR_SEND, .task = t->id, .type = type, .result = OS_ENOMEM);
         return OS_ENOMEM;
     }
     if (len)
@@ -256,9 +246,9 @@ int os_send(os_ctx_t *ctx, os_handle_t h, uint32_t type, const void *data, size_
     if (rc == 0 && __builtin_expect(forced != 0, 0))
         rc = forced;
     if (rc) {
-        K_TRACE_IF(HAL_TR_SEND, t->id, cs ? cs->obj->id : 0, 0, type, rc, 0, m->data, len,
-                   (uint32_t)nhandles,
-                   cs && cs->obj->type == K_OBJ_CHAN ? ((k_chan_t *)cs->obj)->iface : 0);
+        K_TRACE(.kind = HAL_TR_SEND, .task = t->id, .chan = cs ? cs->obj->id : 0, .type = type,
+                .result = rc, .data = m->data, .len = (uint32_t)len, .nhandles = (uint32_t)nhandles,
+                .iface = k_obj_iface(cs ? cs->obj : NULL));
         k_unlock();
         t->spare = m;
         return rc;
@@ -266,7 +256,6 @@ int os_send(os_ctx_t *ctx, os_handle_t h, uint32_t type, const void *data, size_
     /* Perform. */
     k_chan_t *ch = (k_chan_t *)cs->obj;
     k_chan_t *peer = ch->peer;
-    m->next = NULL;
     m->due = 0;
     m->type = type;
     m->len = (uint32_t)len;
@@ -276,15 +265,12 @@ int os_send(os_ctx_t *ctx, os_handle_t h, uint32_t type, const void *data, size_
         m->rights[i] = carried[i]->rights;
         k_handle_remove(t, carried[i]);
     }
-    if (peer->tail)
-        peer->tail->next = m;
-    else
-        peer->head = m;
-    peer->tail = m;
+    k_list_push(&peer->queue, &m->link);
     peer->count++;
     t->sent++;
-    K_TRACE_IF(HAL_TR_SEND, t->id, ch->obj.id, peer->obj.id, type, 0, 0, m->data, len,
-               (uint32_t)nhandles, ch->iface);
+    K_TRACE(.kind = HAL_TR_SEND, .task = t->id, .chan = ch->obj.id, .peer = peer->obj.id,
+            .type = type, .data = m->data, .len = (uint32_t)len, .nhandles = (uint32_t)nhandles,
+            .iface = ch->iface);
     if (__builtin_expect(k_faults != NULL, 0))
         k_fault_on_send(t, peer, m);
     if (m->due == 0)
@@ -314,16 +300,20 @@ int os_chan_list(os_ctx_t *ctx, os_chan_info_t *out, size_t max)
 {
     if (k_replaying(ctx->task)) {
         int rc;
-        if (k_replay_list(2, out, out ? max * sizeof(*out) : 0, &rc)) {
-            K_TRACE(HAL_TR_LIST, ctx->task->id, 0, 0, 2, rc, 0, out,
-                    out && rc > 0 ? ((size_t)rc < max ? (size_t)rc : max) * sizeof(*out) : 0, 0);
+        if (k_replay_list(HAL_TRACE_LIST_CHANS, out, out ? max * sizeof(*out) : 0, &rc)) {
+            K_TRACE(.kind = HAL_TR_LIST, .task = ctx->task->id, .type = HAL_TRACE_LIST_CHANS,
+                    .result = rc, .data = out,
+                    .len = out && rc > 0
+                               ? (uint32_t)(((size_t)rc < max ? (size_t)rc : max) * sizeof(*out))
+                               : 0);
             return rc;
         }
     }
     int n = 0;
     k_lock();
     atomic_store_explicit(&K.list_holder, ctx->task, memory_order_relaxed);
-    for (k_obj_t *o = K.ohead; o; o = o->anext) {
+    K_LIST_FOR(o, &K.objs, k_obj_t, alink)
+    {
         if (o->type != K_OBJ_CHAN)
             continue;
         k_chan_t *ch = (k_chan_t *)o;
@@ -341,8 +331,9 @@ int os_chan_list(os_ctx_t *ctx, os_chan_info_t *out, size_t max)
         n++;
     }
     atomic_store_explicit(&K.list_holder, NULL, memory_order_relaxed);
-    K_TRACE(HAL_TR_LIST, ctx->task->id, 0, 0, 2, n, 0, out,
-            out ? ((size_t)n < max ? (size_t)n : max) * sizeof(*out) : 0, 0);
+    K_TRACE(.kind = HAL_TR_LIST, .task = ctx->task->id, .type = HAL_TRACE_LIST_CHANS, .result = n,
+            .data = out,
+            .len = out ? (uint32_t)(((size_t)n < max ? (size_t)n : max) * sizeof(*out)) : 0);
     k_unlock();
     return n;
 }

@@ -3,14 +3,18 @@
 
 #include "kpriv.h"
 
-/* Registered before k_boot, cleared by k_teardown; input queues guarded by K.lock. */
+/*
+ * Registered before k_boot, cleared by k_teardown; input queues guarded by K.lock.
+ * A device has two numbers: its place here (1..ndevices, what k_device_add returns and
+ * k_post takes) and its object id, from the kernel's one counter like every object's
+ * (k_device_number gives them out at boot, before any other object exists).
+ */
 static k_device_t devices[K_DEVICES_MAX];
 static int ndevices;
 
 int k_device_add(const hal_device_ops_t *ops)
 {
-    if (!ops || ops->version != HAL_DEVICE_OPS_VERSION || !ops->name ||
-        strnlen(ops->name, OS_NAME_MAX) >= OS_NAME_MAX)
+    if (!ops || !ops->name || strnlen(ops->name, OS_NAME_MAX) >= OS_NAME_MAX)
         return OS_EINVAL;
     int rc;
     k_lock();
@@ -22,7 +26,8 @@ int k_device_add(const hal_device_ops_t *ops)
         k_device_t *d = &devices[ndevices++];
         memset(d, 0, sizeof(*d));
         d->obj.type = K_OBJ_DEVICE;
-        d->obj.id = (uint32_t)ndevices;
+        if (K.booted)
+            d->obj.id = K.next_obj_id++; /* added late: the next id */
         d->ops = ops;
         rc = ndevices;
     }
@@ -30,16 +35,21 @@ int k_device_add(const hal_device_ops_t *ops)
     return rc;
 }
 
+/* At boot, before any other object: give each registered device its object id. */
+void k_device_number(void)
+{
+    for (int i = 0; i < ndevices; i++)
+        devices[i].obj.id = K.next_obj_id++;
+}
+
 /* Lock held (teardown): drop queued input and forget every device. */
 void k_device_reset(void)
 {
     for (int i = 0; i < ndevices; i++) {
         k_device_t *d = &devices[i];
-        while (d->head) {
-            k_devitem_t *it = d->head;
-            d->head = it->next;
-            k_free(it);
-        }
+        k_link_t *l;
+        while ((l = k_list_pop(&d->queue)))
+            k_free(K_CONTAINER(l, k_devitem_t, link));
         memset(d, 0, sizeof(*d));
     }
     ndevices = 0;
@@ -54,7 +64,6 @@ int k_post(int dev, uint32_t code, const void *data, size_t len)
     k_devitem_t *it = k_malloc(sizeof(*it) + len);
     if (!it)
         return OS_ENOMEM;
-    it->next = NULL;
     it->code = code;
     it->len = (uint32_t)len;
     if (len)
@@ -68,15 +77,12 @@ int k_post(int dev, uint32_t code, const void *data, size_t len)
         d->want_resume = true;
         rc = OS_EFULL;
     } else {
-        if (d->tail)
-            d->tail->next = it;
-        else
-            d->head = it;
-        d->tail = it;
+        k_list_push(&d->queue, &it->link);
         d->count++;
         k_pend(&d->obj);
     }
-    K_TRACE(HAL_TR_DEV_POST, 0, (uint32_t)dev, 0, code, rc, 0, it->data, len, 0);
+    K_TRACE(.kind = HAL_TR_DEV_POST, .chan = dev <= ndevices ? d->obj.id : 0, .type = code,
+            .result = rc, .data = it->data, .len = (uint32_t)len);
     k_unlock();
     if (rc)
         k_free(it);
@@ -90,19 +96,18 @@ bool k_device_has_event(const k_device_t *d)
 
 bool k_device_take(k_task_t *t, k_device_t *d, os_event_t *ev)
 {
-    k_devitem_t *it = d->head;
-    if (!it)
+    k_link_t *l = k_list_pop(&d->queue);
+    if (!l)
         return false;
-    d->head = it->next;
-    if (!d->head)
-        d->tail = NULL;
+    k_devitem_t *it = K_CONTAINER(l, k_devitem_t, link);
     d->count--;
     ev->kind = OS_EV_DEVICE;
     ev->type = it->code;
     ev->data = it->data;
     ev->len = it->len;
     t->cur_item = it;
-    K_TRACE(HAL_TR_DEV_EVENT, t->id, d->obj.id, 0, it->code, 0, 0, it->data, it->len, 0);
+    K_TRACE(.kind = HAL_TR_DEV_EVENT, .task = t->id, .chan = d->obj.id, .type = it->code,
+            .data = it->data, .len = it->len);
     if (d->want_resume && d->count <= OS_CHAN_QUEUE_MAX / 2) {
         d->want_resume = false;
         if (d->ops->resume)
@@ -168,6 +173,7 @@ int os_device_write(os_ctx_t *ctx, os_handle_t dev, uint32_t code, const void *d
     /* Devices live until teardown and only we can close our handle: no lock needed now. */
     if (rc == 0)
         rc = ops->write ? ops->write(ops->self, code, data, len) : OS_ENOTSUP;
-    K_TRACE(HAL_TR_DEV_WRITE, t->id, id, 0, code, rc, 0, data, len, 0);
+    K_TRACE(.kind = HAL_TR_DEV_WRITE, .task = t->id, .chan = id, .type = code, .result = rc,
+            .data = data, .len = (uint32_t)len);
     return rc;
 }

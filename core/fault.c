@@ -1,7 +1,4 @@
-/* fault.c — thin wrappers around the platform's fault-injection hooks, injected kills, self-audit. */
-#include <stdio.h>
-#include <string.h>
-
+/* fault.c — thin wrappers around the platform's fault-injection hooks, and injected kills. */
 #include <k/fault.h>
 
 #include "kpriv.h"
@@ -15,7 +12,7 @@ const k_fault_ops_t *k_faults;
 
 void k_fault_set(const k_fault_ops_t *ops)
 {
-    k_faults = ops && ops->version == K_FAULT_OPS_VERSION ? ops : NULL;
+    k_faults = ops;
 }
 
 const k_fault_ops_t *k_fault_get(void)
@@ -30,11 +27,7 @@ static void delayed_link(k_chan_t *ch)
     if (ch->delayed)
         return;
     ch->delayed = true;
-    ch->dlprev = NULL;
-    ch->dlnext = K.delayed;
-    if (K.delayed)
-        K.delayed->dlprev = ch;
-    K.delayed = ch;
+    k_list_push_head(&K.delayed, &ch->dllink);
 }
 
 static void delayed_unlink(k_chan_t *ch)
@@ -42,13 +35,12 @@ static void delayed_unlink(k_chan_t *ch)
     if (!ch->delayed)
         return;
     ch->delayed = false;
-    if (ch->dlprev)
-        ch->dlprev->dlnext = ch->dlnext;
-    else
-        K.delayed = ch->dlnext;
-    if (ch->dlnext)
-        ch->dlnext->dlprev = ch->dlprev;
-    ch->dlnext = ch->dlprev = NULL;
+    k_list_remove(&K.delayed, &ch->dllink);
+}
+
+static k_chan_t *delayed_entry(k_link_t *l)
+{
+    return K_ENTRY(l, k_chan_t, dllink);
 }
 
 /* Lock held: m was just queued on peer by `from`. Ask how long to hold it back. */
@@ -75,10 +67,10 @@ void k_fault_on_send(k_task_t *from, k_chan_t *peer, k_msg_t *m)
 /* Lock held, from k_timer_tick: tell receivers whose head message became due. */
 void k_fault_tick(uint64_t now)
 {
-    k_chan_t *ch = K.delayed;
+    k_chan_t *ch = delayed_entry(K.delayed.first);
     while (ch) {
-        k_chan_t *next = ch->dlnext;
-        if (ch->head && k_msg_due(ch->head))
+        k_chan_t *next = delayed_entry(ch->dllink.next);
+        if (ch->count && k_msg_due(k_chan_head(ch)))
             k_pend(&ch->obj);
         if (ch->last_due <= now)
             delayed_unlink(ch); /* everything queued is due: ordinary delivery from here */
@@ -90,8 +82,10 @@ void k_fault_tick(uint64_t now)
 uint64_t k_fault_next_due(void)
 {
     uint64_t now = hal_clock_now_ns(), best = UINT64_MAX;
-    for (k_chan_t *ch = K.delayed; ch; ch = ch->dlnext) {
-        for (k_msg_t *m = ch->head; m; m = m->next) {
+    K_LIST_FOR(ch, &K.delayed, k_chan_t, dllink)
+    {
+        K_LIST_FOR(m, &ch->queue, k_msg_t, link)
+        {
             if (m->due > now) {
                 best = m->due < best ? m->due : best;
                 break; /* due times grow along the queue */
@@ -122,7 +116,8 @@ int k_fault_kill(uint32_t task_id, int status)
 {
     int rc = OS_ENOENT;
     k_lock();
-    for (k_task_t *t = K.thead; t; t = t->tnext) {
+    K_LIST_FOR(t, &K.tasks, k_task_t, tlink)
+    {
         if (t->id != task_id)
             continue;
         if (t->dying) {
@@ -139,173 +134,4 @@ int k_fault_kill(uint32_t task_id, int status)
     }
     k_unlock();
     return rc;
-}
-
-/* ---- audit -------------------------------------------------------------------------------- */
-
-static int fail(char *err, size_t errlen, const char *what, uint32_t a, uint32_t b)
-{
-    if (err && errlen)
-        snprintf(err, errlen, "%s (%u, %u)", what, a, b);
-    return -1;
-}
-
-/* Every used slot of t's table holds an object t owns whose handle names that slot (a full scan). */
-static int audit_slots(k_task_t *t, uint32_t *used_out, char *err, size_t errlen)
-{
-    uint32_t used = 0;
-    for (uint32_t i = 0; i < OS_HANDLES_MAX; i++) {
-        k_slot_t *s = &t->slots[i];
-        if (!s->obj)
-            continue;
-        used++;
-        k_slot_t *back;
-        if (s->obj->owner != t)
-            return fail(err, errlen, "handle slot holds an object owned elsewhere: task, slot",
-                        t->id, i);
-        if (k_handle_get(t, s->obj->hval, &back) != 0 || back != s)
-            return fail(err, errlen, "object's handle does not name its slot: task, slot", t->id,
-                        i);
-    }
-    if (used + t->nfree != OS_HANDLES_MAX)
-        return fail(err, errlen, "free-slot count is off: task, used", t->id, used);
-    *used_out = used;
-    return 0;
-}
-
-static int audit_task(k_task_t *t, bool full, k_audit_task_t *out, char *err, size_t errlen)
-{
-    uint32_t used = OS_HANDLES_MAX - t->nfree, pending = 0;
-    if (t->nfree > OS_HANDLES_MAX)
-        return fail(err, errlen, "free-slot count over the table: task, free", t->id, t->nfree);
-    if (full && audit_slots(t, &used, err, errlen) != 0)
-        return -1;
-    for (k_obj_t *o = t->phead; o; o = o->pnext) {
-        pending++;
-        if (o->owner != t || !o->pending)
-            return fail(err, errlen, "pending list holds a foreign object: task, object", t->id,
-                        o->id);
-        if (pending > OS_HANDLES_MAX + K_DEVICES_MAX)
-            return fail(err, errlen, "pending list loops: task, length", t->id, pending);
-    }
-    if (out) {
-        out->id = t->id;
-        strncpy(out->name, t->prog->name, sizeof(out->name) - 1);
-        out->name[sizeof(out->name) - 1] = '\0';
-        out->handles = used;
-        out->pending = pending;
-        out->ready = t->run == OS_TASK_READY;
-    }
-    return 0;
-}
-
-/*
- * The tasks audit_objects can account handles to: the first AUDIT_TASKS of the task list
- * (with more, handles of the others are checked but not counted).
- */
-enum { AUDIT_TASKS = 128 };
-typedef struct audit_tasks {
-    k_task_t *t[AUDIT_TASKS];
-    uint32_t held[AUDIT_TASKS]; /* objects on K.objs whose handle the task holds */
-    size_t n;
-    bool all; /* every task is in t[] */
-} audit_tasks_t;
-
-/*
- * Walk K.objs once: every object a task holds sits in the slot its handle names; every
- * endpoint's peer points back and its queue matches its count; the channel count
- * matches. Then, per task, the objects it holds are at most its used slots, and the
- * slots not accounted for (devices, which K.objs does not list) number at most the
- * devices, each held by one task at most.
- */
-static int audit_objects(audit_tasks_t *ts, char *err, size_t errlen)
-{
-    uint32_t chans = 0;
-    size_t last = 0;
-    for (k_obj_t *o = K.ohead; o; o = o->anext) {
-        if (o->owner) {
-            k_slot_t *back;
-            if (k_handle_get(o->owner, o->hval, &back) != 0 || back->obj != o)
-                return fail(err, errlen, "object's slot does not hold it: object, handle", o->id,
-                            (uint32_t)o->hval);
-            if (last >= ts->n || ts->t[last] != o->owner)
-                for (last = 0; last < ts->n && ts->t[last] != o->owner; last++)
-                    ;
-            if (last < ts->n)
-                ts->held[last]++;
-            else if (ts->all)
-                return fail(err, errlen, "object held by a task not on the task list: object, "
-                                         "handle", o->id, (uint32_t)o->hval);
-        }
-        if (o->type != K_OBJ_CHAN)
-            continue;
-        k_chan_t *ch = (k_chan_t *)o;
-        chans++;
-        if (ch->peer && ch->peer->peer != ch)
-            return fail(err, errlen, "endpoint's peer does not point back: endpoint, peer", o->id,
-                        ch->peer->obj.id);
-        uint32_t q = 0;
-        const k_msg_t *last_m = NULL;
-        for (const k_msg_t *m = ch->head; m && q <= OS_CHAN_QUEUE_MAX; m = m->next, q++)
-            last_m = m;
-        if (q != ch->count || last_m != ch->tail)
-            return fail(err, errlen, "queue length and count disagree: endpoint, length", o->id, q);
-        if (ch->count > OS_CHAN_QUEUE_MAX)
-            return fail(err, errlen, "queue over its bound: endpoint, count", o->id, ch->count);
-    }
-    if (chans != K.nchans)
-        return fail(err, errlen, "channel list and count disagree", chans, K.nchans);
-    uint32_t unlisted = 0;
-    for (size_t i = 0; i < ts->n; i++) {
-        uint32_t used = OS_HANDLES_MAX - ts->t[i]->nfree;
-        if (ts->held[i] > used)
-            return fail(err, errlen, "task holds more objects than its used slots: task, used",
-                        ts->t[i]->id, used);
-        unlisted += used - ts->held[i];
-    }
-    if (ts->all && unlisted > K_DEVICES_MAX)
-        return fail(err, errlen, "used slots hold objects no list knows: slots, devices",
-                    unlisted, K_DEVICES_MAX);
-    return 0;
-}
-
-static int audit(bool full, k_audit_task_t *out, size_t max, size_t *ntasks, char *err,
-                 size_t errlen)
-{
-    int rc = 0;
-    size_t n = 0;
-    uint32_t ready = 0;
-    static audit_tasks_t ts; /* under the kernel lock */
-    k_lock();
-    ts.n = 0;
-    ts.all = true;
-    for (k_task_t *t = K.thead; t && rc == 0; t = t->tnext, n++) {
-        rc = audit_task(t, full, out && n < max ? &out[n] : NULL, err, errlen);
-        ready += t->run == OS_TASK_READY;
-        if (ts.n < AUDIT_TASKS) {
-            ts.held[ts.n] = 0;
-            ts.t[ts.n++] = t;
-        } else
-            ts.all = false;
-    }
-    if (rc == 0 && n != K.ntasks)
-        rc = fail(err, errlen, "task list and count disagree", (uint32_t)n, K.ntasks);
-    if (rc == 0 && ready != K.nready)
-        rc = fail(err, errlen, "ready tasks and count disagree", ready, K.nready);
-    if (rc == 0)
-        rc = audit_objects(&ts, err, errlen);
-    k_unlock();
-    if (ntasks)
-        *ntasks = n;
-    return rc;
-}
-
-int k_audit(k_audit_task_t *out, size_t max, size_t *ntasks, char *err, size_t errlen)
-{
-    return audit(true, out, max, ntasks, err, errlen);
-}
-
-int k_audit_quick(k_audit_task_t *out, size_t max, size_t *ntasks, char *err, size_t errlen)
-{
-    return audit(false, out, max, ntasks, err, errlen);
 }

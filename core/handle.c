@@ -49,9 +49,9 @@ static bool has_event(k_obj_t *obj)
     case K_OBJ_DEVICE:
         return k_device_has_event((k_device_t *)obj);
     }
+    (void)NEVER(true); /* an object of no known kind */
     return false;
 }
-
 
 os_handle_t k_handle_install(k_task_t *t, k_obj_t *obj, uint32_t rights)
 {
@@ -62,8 +62,8 @@ os_handle_t k_handle_install(k_task_t *t, k_obj_t *obj, uint32_t rights)
     obj->owner = t;
     obj->hval = handle_value(idx, s->gen);
     /* Replay maps recorded object ids to handle values through these records. */
-    K_TRACE(HAL_TR_HANDLE, t->id, obj->id, 0, obj->type | (rights << 8), 0, (uint64_t)obj->hval,
-            NULL, 0, 0);
+    K_TRACE(.kind = HAL_TR_HANDLE, .task = t->id, .chan = obj->id,
+            .type = obj->type | (rights << 8), .arg = (uint64_t)obj->hval);
     /* Events that arrived while it was in flight (or before a device was opened). */
     if (has_event(obj))
         k_pend(obj);
@@ -90,25 +90,12 @@ void k_obj_link(k_obj_t *obj, uint8_t type)
 {
     obj->type = type;
     obj->id = K.next_obj_id++;
-    obj->anext = NULL;
-    obj->aprev = K.otail;
-    if (K.otail)
-        K.otail->anext = obj;
-    else
-        K.ohead = obj;
-    K.otail = obj;
+    k_list_push(&K.objs, &obj->alink);
 }
 
 void k_obj_unlink(k_obj_t *obj)
 {
-    if (obj->aprev)
-        obj->aprev->anext = obj->anext;
-    else
-        K.ohead = obj->anext;
-    if (obj->anext)
-        obj->anext->aprev = obj->aprev;
-    else
-        K.otail = obj->aprev;
+    k_list_remove(&K.objs, &obj->alink);
 }
 
 /*
@@ -118,11 +105,11 @@ void k_obj_unlink(k_obj_t *obj)
  */
 void k_obj_close(k_obj_t *obj)
 {
-    k_obj_t *work = obj;
-    obj->dnext = NULL;
-    while (work) {
-        k_obj_t *o = work;
-        work = o->dnext;
+    k_list_t work = {0};
+    k_link_t *l;
+    k_list_push_head(&work, &obj->dlink);
+    while ((l = k_list_pop(&work))) {
+        k_obj_t *o = K_CONTAINER(l, k_obj_t, dlink);
         k_unpend(o);
         switch (o->type) {
         case K_OBJ_CHAN:
@@ -137,6 +124,9 @@ void k_obj_close(k_obj_t *obj)
         case K_OBJ_DEVICE:
             o->owner = NULL; /* devices live until teardown; input keeps waiting */
             break;
+        default:
+            (void)NEVER(true); /* an object of no known kind */
+            break;
         }
     }
 }
@@ -150,13 +140,7 @@ void k_pend(k_obj_t *obj)
     if (!t || obj->pending || obj->held)
         return;
     obj->pending = true;
-    obj->pnext = NULL;
-    obj->pprev = t->ptail;
-    if (t->ptail)
-        t->ptail->pnext = obj;
-    else
-        t->phead = obj;
-    t->ptail = obj;
+    k_list_push(&t->pending, &obj->plink);
     k_sched_ready(t);
 }
 
@@ -166,21 +150,14 @@ void k_unpend(k_obj_t *obj)
     if (!obj->pending)
         return;
     obj->pending = false;
-    if (obj->pprev)
-        obj->pprev->pnext = obj->pnext;
-    else
-        t->phead = obj->pnext;
-    if (obj->pnext)
-        obj->pnext->pprev = obj->pprev;
-    else
-        t->ptail = obj->pprev;
+    k_list_remove(&t->pending, &obj->plink);
 }
 
 /* Take t's next event, round-robin over its objects. False if none is left. */
 bool k_take_event(k_task_t *t, os_event_t *ev)
 {
-    while (t->phead) {
-        k_obj_t *o = t->phead;
+    while (!k_list_empty(&t->pending)) {
+        k_obj_t *o = K_CONTAINER(t->pending.first, k_obj_t, plink);
         bool got = false, more = false;
         k_unpend(o);
         ev->handle = o->hval;
@@ -204,6 +181,9 @@ bool k_take_event(k_task_t *t, os_event_t *ev)
             got = k_device_take(t, (k_device_t *)o, ev);
             more = k_device_has_event((k_device_t *)o);
             break;
+        default:
+            (void)NEVER(true); /* an object of no known kind */
+            break;
         }
         if (more)
             k_pend(o); /* to the tail: other objects get their turn */
@@ -223,8 +203,8 @@ int os_handle_close(os_ctx_t *ctx, os_handle_t h)
     int rc = k_handle_get(t, h, &s);
     if (rc == 0) {
         k_obj_t *obj = s->obj;
-        K_TRACE_IF(HAL_TR_CLOSE, t->id, obj->id, 0, obj->type, 0, 0, NULL, 0, 0,
-                   obj->type == K_OBJ_CHAN ? ((k_chan_t *)obj)->iface : 0);
+        K_TRACE(.kind = HAL_TR_CLOSE, .task = t->id, .chan = obj->id, .type = obj->type,
+                .iface = k_obj_iface(obj));
         k_handle_remove(t, s);
         k_obj_close(obj);
     }
@@ -269,8 +249,8 @@ int os_handle_replace(os_ctx_t *ctx, os_handle_t h, uint32_t rights, os_handle_t
         s->rights = rights;
         nh = handle_value(idx, s->gen);
         s->obj->hval = nh;
-        K_TRACE(HAL_TR_HANDLE, t->id, s->obj->id, 0, s->obj->type | (rights << 8), 0,
-                (uint64_t)nh, NULL, 0, 0);
+        K_TRACE(.kind = HAL_TR_HANDLE, .task = t->id, .chan = s->obj->id,
+                .type = s->obj->type | (rights << 8), .arg = (uint64_t)nh);
     }
     k_unlock();
     if (rc == 0)

@@ -19,10 +19,6 @@ int k_boot(const k_config_t *cfg)
     if (K.booted)
         return OS_ESTATE;
     const k_sched_policy_t *policy = cfg->policy ? cfg->policy : &k_sched_fifo;
-    if (policy->version != K_SCHED_POLICY_VERSION)
-        return OS_EINVAL;
-    if (cfg->trace && cfg->trace->version != HAL_TRACE_SINK_VERSION)
-        return OS_EINVAL;
 
     memset(&K, 0, sizeof(K));
     K.programs = cfg->programs;
@@ -31,6 +27,7 @@ int k_boot(const k_config_t *cfg)
     K.policy = policy;
     K.next_task_id = 1;
     K.next_obj_id = 1;
+    k_device_number(); /* devices take the first object ids */
     int rc = policy->init(&K.sched, K.max_tasks, cfg->seed);
     if (rc)
         return rc;
@@ -96,7 +93,7 @@ bool k_run_one(unsigned worker)
     K.nrunning++;
     K.events++;
     if (start)
-        K_TRACE(HAL_TR_START, t->id, 0, 0, 0, 0, 0, NULL, 0, 0);
+        K_TRACE(.kind = HAL_TR_START, .task = t->id);
     k_unlock();
 
     K.cur[worker] = t;
@@ -119,7 +116,7 @@ bool k_run_one(unsigned worker)
         k_task_destroy(t, left ? t->exit_status : t->kill_status);
     } else {
         t->run = OS_TASK_IDLE;
-        if (t->phead)
+        if (!k_list_empty(&t->pending))
             k_sched_ready(t);
     }
     k_unlock();
@@ -163,15 +160,15 @@ long k_teardown(void)
     k_lock();
     if (K.booted) {
         K.tearing_down = true;
-        while (K.thead)
-            k_task_destroy(K.thead, K_EXIT_KILLED);
+        while (!k_list_empty(&K.tasks))
+            k_task_destroy(k_task_entry(K.tasks.first), K_EXIT_KILLED);
         /* What is left is in flight, possibly in cycles (A's queue carries B, B's carries
          * A): empty every queue first, then destroy each object alone. */
-        for (k_obj_t *o = K.ohead; o; o = o->anext)
-            if (o->type == K_OBJ_CHAN)
-                k_chan_drop_queue((k_chan_t *)o);
-        while (K.ohead)
-            k_obj_close(K.ohead);
+        K_LIST_FOR(o, &K.objs, k_obj_t, alink)
+        if (o->type == K_OBJ_CHAN)
+            k_chan_drop_queue((k_chan_t *)o);
+        while (!k_list_empty(&K.objs))
+            k_obj_close(k_obj_entry(K.objs.first));
         k_msg_drain_free();
         k_free(K.heap);
         K.policy->fini(K.sched);
@@ -203,7 +200,7 @@ uint64_t os_clock_now(os_ctx_t *ctx)
     uint64_t now;
     if (!k_replaying(ctx->task) || !k_replay_clock(&now))
         now = hal_clock_now_ns();
-    K_TRACE(HAL_TR_CLOCK_READ, ctx->task->id, 0, 0, 0, 0, now, NULL, 0, 0);
+    K_TRACE(.kind = HAL_TR_CLOCK_READ, .task = ctx->task->id, .arg = now);
     return now;
 }
 
@@ -213,7 +210,7 @@ void os_random(os_ctx_t *ctx, void *buf, size_t len)
         return;
     if (!k_replaying(ctx->task) || !k_replay_random(buf, len))
         hal_entropy_fill(buf, len);
-    K_TRACE(HAL_TR_RANDOM, ctx->task->id, 0, 0, 0, 0, 0, buf, len, 0);
+    K_TRACE(.kind = HAL_TR_RANDOM, .task = ctx->task->id, .data = buf, .len = (uint32_t)len);
 }
 
 void k_log_line(k_task_t *t, const char *what, const char *fmt, va_list ap)
@@ -225,6 +222,15 @@ void k_log_line(k_task_t *t, const char *what, const char *fmt, va_list ap)
     size_t len = strnlen(line, sizeof(line) - 2); /* cut long lines, keep room for '\n' */
     line[len++] = '\n';
     hal_console_write(line, len);
+}
+
+/* A NEVER or ALWAYS guessed wrong (kcheck.h): a kernel bug, so stop where it was found. */
+_Noreturn void k_check_failed(const char *what, const char *expr, const char *file, int line)
+{
+    char msg[256];
+    int n = snprintf(msg, sizeof(msg), "kernel: %s(%s) failed at %s:%d\n", what, expr, file, line);
+    hal_console_write(msg, n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+    __builtin_trap();
 }
 
 void os_log(os_ctx_t *ctx, const char *fmt, ...)

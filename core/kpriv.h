@@ -16,6 +16,8 @@
 #include <k/kernel.h>
 #include <os/os.h>
 
+#include "kcheck.h"
+#include "klist.h"
 #include "lock.h"
 
 /* Exit statuses the kernel gives (documented in docs/os-api.md). */
@@ -32,7 +34,13 @@ enum {
     K_HANDLE_GEN_MAX = 0x7fffff,
 };
 
-enum k_obj_type { K_OBJ_CHAN = 1, K_OBJ_TIMER = 2, K_OBJ_TASK = 3, K_OBJ_DEVICE = 4 };
+/* Object kinds; the values are the ones traces store (hal/trace.h). */
+enum k_obj_type {
+    K_OBJ_CHAN = HAL_TRACE_OBJ_CHAN,
+    K_OBJ_TIMER = HAL_TRACE_OBJ_TIMER,
+    K_OBJ_TASK = HAL_TRACE_OBJ_TASK,
+    K_OBJ_DEVICE = HAL_TRACE_OBJ_DEVICE,
+};
 
 /*
  * Every object has exactly one holder: a slot of one task's handle table
@@ -47,16 +55,14 @@ struct k_obj {
     uint32_t id;      /* object id, shown in traces and os_chan_list */
     k_task_t *owner;  /* holding task, NULL while in flight */
     os_handle_t hval; /* owner's handle for it */
-    k_obj_t *pnext;   /* owner's pending list */
-    k_obj_t *pprev;
-    k_obj_t *anext; /* K.objs: every chan, timer, task ref, by id */
-    k_obj_t *aprev;
-    k_obj_t *dnext; /* destroy work list */
+    k_link_t plink;   /* owner's pending list (k_task_t.pending) while `pending` */
+    k_link_t alink;   /* K.objs: every chan, timer, task ref, by id (devices are not on it) */
+    k_link_t dlink;   /* k_obj_close's work list */
 };
 
 typedef struct k_msg {
-    struct k_msg *next;
-    uint64_t due; /* injected delay: not deliverable before this clock time (0: at once) */
+    k_link_t link; /* the receiving endpoint's queue, or K.msg_free */
+    uint64_t due;  /* injected delay: not deliverable before this clock time (0: at once) */
     uint32_t type;
     uint32_t len;
     uint32_t nh; /* carried objects, owned by the message */
@@ -67,18 +73,18 @@ typedef struct k_msg {
 
 typedef struct k_chan {
     k_obj_t obj;
-    struct k_chan *peer;  /* NULL once the peer closed */
-    k_msg_t *head, *tail; /* messages for our holder */
-    uint32_t count;
-    uint32_t iface;   /* interface id (os_channel_tag), 0 if untagged; traced */
-    bool peer_closed; /* tell PEER_CLOSED after the queue drains */
+    struct k_chan *peer; /* NULL once the peer closed */
+    k_list_t queue;      /* k_msg_t: messages for our holder */
+    uint32_t count;      /* on queue */
+    uint32_t iface;      /* interface id (os_channel_tag), 0 if untagged; traced */
+    bool peer_closed;    /* tell PEER_CLOSED after the queue drains */
     bool peer_closed_told;
     bool want_writable;    /* a send from us got OS_EFULL */
     bool writable_pending; /* tell WRITABLE */
     /* fault injection (fault.c): messages held back by send_delay */
-    bool delayed;                   /* on K.delayed: a queued message is not due yet */
-    uint64_t last_due;              /* due time of the last delayed message queued */
-    struct k_chan *dlnext, *dlprev; /* K.delayed */
+    bool delayed;      /* on K.delayed: a queued message is not due yet */
+    uint64_t last_due; /* due time of the last delayed message queued */
+    k_link_t dllink;   /* K.delayed */
 } k_chan_t;
 
 typedef struct k_timer {
@@ -95,12 +101,12 @@ typedef struct k_taskref {
     k_task_t *task; /* NULL once it ended */
     uint32_t task_id;
     int status;
-    bool exited; /* tell TASK_EXIT */
+    bool exited;  /* tell TASK_EXIT */
     bool phantom; /* replay: a recorded spawn, no task behind it (replay.c) */
 } k_taskref_t;
 
 typedef struct k_devitem {
-    struct k_devitem *next;
+    k_link_t link; /* the device's input queue */
     uint32_t code;
     uint32_t len;
     uint8_t data[];
@@ -109,8 +115,8 @@ typedef struct k_devitem {
 typedef struct k_device {
     k_obj_t obj; /* owner: the task that opened it */
     const hal_device_ops_t *ops;
-    k_devitem_t *head, *tail; /* input for the opener */
-    uint32_t count;
+    k_list_t queue;   /* k_devitem_t: input for the opener */
+    uint32_t count;   /* on queue */
     bool want_resume; /* k_post got OS_EFULL */
 } k_device_t;
 
@@ -141,17 +147,17 @@ struct k_task {
     os_task_state_t run; /* READY (in the policy's queue), RUNNING, IDLE */
     bool started;        /* start() was called */
     bool dying;          /* killed while running: destroy after the handler */
-    int kill_status;     /* the status a kill while running gives it */
-    int pin;                /* worker, or -1 */
-    k_taskref_t *ref;       /* supervisor's handle, or NULL */
-    k_obj_t *phead, *ptail; /* objects with events waiting */
+    int kill_status;     /* the status a kill while running gives it (with dying) */
+    int pin;             /* worker, or -1 */
+    k_taskref_t *ref;    /* supervisor's handle, or NULL */
+    k_list_t pending;    /* k_obj_t.plink: objects with events waiting */
     uint64_t sent, received;
-    k_task_t *tnext, *tprev; /* K.tasks, by id */
+    k_link_t tlink; /* K.tasks, by id */
     /* the running worker's, or the task's while idle */
-    int exit_status;       /* its own exit (os_exit, os_panic, a fault), set in the handler */
     k_msg_t *cur_msg;      /* message being delivered */
     k_devitem_t *cur_item; /* device input being delivered */
     k_msg_t *spare;        /* buffer for our next send */
+    int exit_status;       /* os_exit/os_panic/fault: the status the handler left with */
     /* handle table */
     uint32_t nfree;
     uint16_t freelist[OS_HANDLES_MAX];
@@ -169,13 +175,13 @@ typedef struct k_kernel {
     void *sched;
     const hal_trace_sink_t *trace;
     /* tasks */
-    k_task_t *thead, *ttail;
+    k_list_t tasks; /* k_task_t.tlink, by id */
     uint32_t ntasks;
     uint32_t next_task_id;
     uint32_t nready, nrunning;
     /* objects */
-    k_obj_t *ohead, *otail;
-    uint32_t next_obj_id;
+    k_list_t objs;        /* k_obj_t.alink, by id */
+    uint32_t next_obj_id; /* every object's id, devices' included (at boot) */
     uint32_t nchans;
     /* timers: min-heap of armed timers */
     k_timer_t **heap;
@@ -183,9 +189,9 @@ typedef struct k_kernel {
     uint32_t ntimers;
     uint64_t timer_order;
     /* fault injection: endpoints holding messages that are not due yet */
-    struct k_chan *delayed;
+    k_list_t delayed; /* k_chan_t.dllink */
     /* message buffers for reuse */
-    k_msg_t *msg_free;
+    k_list_t msg_free; /* k_msg_t.link, used as a stack */
     uint32_t nmsg_free;
     /* per worker: the task whose handler runs there (touched only by that worker) */
     k_task_t *cur[K_WORKERS_MAX];
@@ -232,7 +238,7 @@ bool k_take_event(k_task_t *t, os_event_t *ev);
 k_msg_t *k_msg_alloc(void);
 void k_msg_free(k_msg_t *m);
 void k_msg_drain_free(void);
-void k_chan_destroy(k_chan_t *ch, k_obj_t **work);
+void k_chan_destroy(k_chan_t *ch, k_list_t *work);
 void k_chan_drop_queue(k_chan_t *ch);
 bool k_chan_has_event(const k_chan_t *ch);
 bool k_chan_take(k_task_t *t, k_chan_t *ch, os_event_t *ev);
@@ -258,6 +264,26 @@ bool k_can_run(k_task_t *t, unsigned worker);
 bool k_device_has_event(const k_device_t *d);
 bool k_device_take(k_task_t *t, k_device_t *d, os_event_t *ev);
 void k_device_reset(void);
+void k_device_number(void);
+
+/* Entry of a list of kernel objects (NULL at the end). */
+static inline k_task_t *k_task_entry(k_link_t *l)
+{
+    return K_ENTRY(l, k_task_t, tlink);
+}
+static inline k_obj_t *k_obj_entry(k_link_t *l)
+{
+    return K_ENTRY(l, k_obj_t, alink);
+}
+static inline k_msg_t *k_msg_entry(k_link_t *l)
+{
+    return K_ENTRY(l, k_msg_t, link);
+}
+/* The first message queued on an endpoint, or NULL. */
+static inline k_msg_t *k_chan_head(const k_chan_t *ch)
+{
+    return k_msg_entry(ch->queue.first);
+}
 
 /* fault.c: hooks, NULL unless a platform installed them (k/fault.h) */
 extern const struct k_fault_ops *k_faults;
@@ -276,7 +302,8 @@ static inline bool k_msg_due(const k_msg_t *m)
 /* timer.c: the earliest armed deadline or delayed message (lock held) */
 uint64_t k_timer_earliest(void);
 
-/* replay.c: hooks for the task being replayed, NULL unless a replayer installed them (k/replay.h) */
+/* replay.c: hooks for the task being replayed, NULL unless a replayer installed them (k/replay.h)
+ */
 extern const struct k_replay_ops *k_replay;
 extern uint32_t k_replay_task_id;
 static inline bool k_replaying(const k_task_t *t)
@@ -291,23 +318,23 @@ uint32_t k_replay_recorded_id(void);
 int k_replay_spawn(k_task_t *parent, const os_spawn_args_t *a, os_handle_t *out);
 
 /* trace.c */
-void k_trace_emit_if(uint32_t kind, uint32_t task, uint32_t chan, uint32_t peer, uint32_t type,
-                     int32_t result, uint64_t arg, const void *data, size_t len, uint32_t nh,
-                     uint32_t iface);
-/* K_TRACE for a record about a channel: iface is the channel's tag. */
-#define K_TRACE_IF(kind, task, chan, peer, type, result, arg, data, len, nh, iface)                \
+void k_trace_emit(hal_trace_rec_t *rec);
+/*
+ * A trace point: K_TRACE(.kind = HAL_TR_SEND, .task = t->id, .chan = ..., ...), the fields
+ * of a hal_trace_rec_t by name (those not named are 0; seq and time are stamped by
+ * k_trace_emit, data is dropped when len is 0). One predictable branch when no sink is set:
+ * the record is built only when there is one.
+ */
+#define K_TRACE(...)                                                                               \
     do {                                                                                           \
         if (__builtin_expect(K.trace != NULL, 0))                                                  \
-            k_trace_emit_if((kind), (task), (chan), (peer), (type), (result), (arg), (data),       \
-                            (len), (nh), (iface));                                                 \
+            k_trace_emit(&(hal_trace_rec_t){__VA_ARGS__});                                         \
     } while (0)
-void k_trace_emit(uint32_t kind, uint32_t task, uint32_t chan, uint32_t peer, uint32_t type,
-                  int32_t result, uint64_t arg, const void *data, size_t len, uint32_t nh);
-#define K_TRACE(kind, task, chan, peer, type, result, arg, data, len, nh)                          \
-    do {                                                                                           \
-        if (__builtin_expect(K.trace != NULL, 0))                                                  \
-            k_trace_emit((kind), (task), (chan), (peer), (type), (result), (arg), (data), (len),   \
-                         (nh));                                                                    \
-    } while (0)
+
+/* The interface tag of a channel object, for records about one (0 for other objects). */
+static inline uint32_t k_obj_iface(const k_obj_t *obj)
+{
+    return obj && obj->type == K_OBJ_CHAN ? ((const k_chan_t *)obj)->iface : 0;
+}
 
 #endif

@@ -1,4 +1,5 @@
-/* replay.c — hooks through which `orrery replay` feeds a task its recorded inputs; off by default. */
+/* replay.c — hooks through which `orrery replay` feeds a task its recorded inputs; off by default.
+ */
 #include <string.h>
 
 #include <k/replay.h>
@@ -17,7 +18,7 @@ static uint32_t replay_harness_id;
 void k_replay_set(const k_replay_ops_t *ops, uint32_t task_id, uint32_t recorded_id,
                   uint32_t harness_id)
 {
-    k_replay = ops && ops->version == K_REPLAY_OPS_VERSION ? ops : NULL;
+    k_replay = ops;
     k_replay_task_id = k_replay ? task_id : 0;
     replay_recorded_id = recorded_id;
     replay_harness_id = harness_id;
@@ -53,17 +54,17 @@ bool k_replay_list(uint32_t which, void *out, size_t max_bytes, int *rc)
 
 static k_task_t *task_by_id(uint32_t id)
 {
-    for (k_task_t *t = K.thead; t; t = t->tnext)
-        if (t->id == id)
-            return t;
+    K_LIST_FOR(t, &K.tasks, k_task_t, tlink)
+    if (t->id == id)
+        return t;
     return NULL;
 }
 
 static k_obj_t *obj_by_id(uint32_t id)
 {
-    for (k_obj_t *o = K.ohead; o; o = o->anext)
-        if (o->id == id)
-            return o;
+    K_LIST_FOR(o, &K.objs, k_obj_t, alink)
+    if (o->id == id)
+        return o;
     return NULL;
 }
 
@@ -102,8 +103,9 @@ int k_replay_spawn(k_task_t *parent, const os_spawn_args_t *a, os_handle_t *out)
         k_free(ref);
         return rc;
     }
-    K_TRACE(HAL_TR_SPAWN, child, 0, parent->id, 0, 0, parent->id, a->program, strlen(a->program),
-            (uint32_t)a->nhandles);
+    K_TRACE(.kind = HAL_TR_SPAWN, .task = child, .peer = parent->id, .arg = parent->id,
+            .data = a->program, .len = (uint32_t)strlen(a->program),
+            .nhandles = (uint32_t)a->nhandles);
     for (size_t i = 0; i < a->nhandles; i++) {
         k_obj_t *obj = carried[i]->obj;
         uint32_t rights = carried[i]->rights;

@@ -27,7 +27,8 @@ int k_task_pin(uint32_t task_id, int worker)
     if (worker >= (int)K.workers) {
         rc = OS_EINVAL;
     } else {
-        for (k_task_t *t = K.thead; t; t = t->tnext) {
+        K_LIST_FOR(t, &K.tasks, k_task_t, tlink)
+        {
             if (t->id != task_id)
                 continue;
             t->pin = worker < 0 ? -1 : worker;
@@ -68,8 +69,8 @@ static int rq_init(void **self, size_t max_tasks, uint64_t seed)
 static void rq_push(void *self, k_task_t *t)
 {
     readyq_t *rq = self;
-    /* NEVER full: each live task is queued at most once and there are <= max_tasks. */
-    if (rq->len == rq->cap)
+    /* Each live task is queued at most once and there are <= max_tasks. */
+    if (NEVER(rq->len == rq->cap))
         return;
     rq->q[(rq->head + rq->len) % rq->cap] = t;
     rq->len++;
@@ -124,7 +125,6 @@ static k_task_t *fifo_pop(void *self, unsigned worker, bool (*can_run)(k_task_t 
 }
 
 const k_sched_policy_t k_sched_fifo = {
-    .version = K_SCHED_POLICY_VERSION,
     .name = "fifo",
     .init = rq_init,
     .push = rq_push,
@@ -150,18 +150,16 @@ static k_task_t *seeded_pop(void *self, unsigned worker, bool (*can_run)(k_task_
         runnable += can_run(*rq_at(rq, i), worker);
     if (!runnable)
         return NULL;
-    size_t pick = (size_t)(splitmix64(&rq->rng) % runnable);
-    for (size_t i = 0; i < rq->len; i++) {
-        if (!can_run(*rq_at(rq, i), worker))
-            continue;
-        if (pick-- == 0)
-            return rq_take(rq, i);
-    }
-    return NULL; /* NEVER */
+    size_t pick = (size_t)(splitmix64(&rq->rng) % runnable), i;
+    for (i = 0; i < rq->len; i++)
+        if (can_run(*rq_at(rq, i), worker) && pick-- == 0)
+            break;
+    if (NEVER(i == rq->len)) /* pick < runnable: the loop always finds it */
+        return NULL;
+    return rq_take(rq, i);
 }
 
 const k_sched_policy_t k_sched_seeded = {
-    .version = K_SCHED_POLICY_VERSION,
     .name = "seeded",
     .init = rq_init,
     .push = rq_push,

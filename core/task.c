@@ -88,15 +88,11 @@ int k_spawn(k_task_t *parent, const os_spawn_args_t *a, os_handle_t *out)
         return rc;
     }
     t->id = K.next_task_id++;
-    t->tprev = K.ttail;
-    if (K.ttail)
-        K.ttail->tnext = t;
-    else
-        K.thead = t;
-    K.ttail = t;
+    k_list_push(&K.tasks, &t->tlink);
     K.ntasks++;
-    K_TRACE(HAL_TR_SPAWN, t->id, 0, parent ? parent->id : 0, 0, 0, parent ? parent->id : 0,
-            prog->name, strlen(prog->name), (uint32_t)a->nhandles);
+    K_TRACE(.kind = HAL_TR_SPAWN, .task = t->id, .peer = parent ? parent->id : 0,
+            .arg = parent ? parent->id : 0, .data = prog->name, .len = (uint32_t)strlen(prog->name),
+            .nhandles = (uint32_t)a->nhandles);
     for (size_t i = 0; i < a->nhandles; i++) {
         k_obj_t *obj = carried[i]->obj;
         uint32_t rights = carried[i]->rights;
@@ -122,7 +118,7 @@ int k_spawn(k_task_t *parent, const os_spawn_args_t *a, os_handle_t *out)
 /* Lock held; t is not running. Close everything it holds and tell its supervisor. */
 void k_task_destroy(k_task_t *t, int status)
 {
-    K_TRACE(HAL_TR_EXIT, t->id, 0, 0, 0, status, 0, NULL, 0, 0);
+    K_TRACE(.kind = HAL_TR_EXIT, .task = t->id, .result = status);
     if (t->run == OS_TASK_READY) {
         K.policy->remove(K.sched, t);
         K.nready--;
@@ -146,14 +142,7 @@ void k_task_destroy(k_task_t *t, int status)
         ref->status = status;
         k_pend(&ref->obj);
     }
-    if (t->tprev)
-        t->tprev->tnext = t->tnext;
-    else
-        K.thead = t->tnext;
-    if (t->tnext)
-        t->tnext->tprev = t->tprev;
-    else
-        K.ttail = t->tprev;
+    k_list_remove(&K.tasks, &t->tlink);
     K.ntasks--;
     free_task_memory(t);
 }
@@ -173,8 +162,8 @@ bool k_taskref_take(k_task_t *t, k_taskref_t *ref, os_event_t *ev)
     ref->exited = false;
     ev->kind = OS_EV_TASK_EXIT;
     ev->status = ref->status;
-    K_TRACE(HAL_TR_TASK_EXIT_EVENT, t->id, ref->obj.id, ref->task_id, 0, ref->status, 0, NULL, 0,
-            0);
+    K_TRACE(.kind = HAL_TR_TASK_EXIT_EVENT, .task = t->id, .chan = ref->obj.id,
+            .peer = ref->task_id, .result = ref->status);
     return true;
 }
 
@@ -250,7 +239,8 @@ int os_spawn(os_ctx_t *ctx, const os_spawn_args_t *args, os_handle_t *task)
     return k_spawn(ctx->task, args, task);
 }
 
-_Static_assert((int)K_EXIT_PANIC == (int)OS_EXIT_PANIC && (int)K_EXIT_KILLED == (int)OS_EXIT_KILLED &&
+_Static_assert((int)K_EXIT_PANIC == (int)OS_EXIT_PANIC &&
+                   (int)K_EXIT_KILLED == (int)OS_EXIT_KILLED &&
                    (int)K_EXIT_FAULT == (int)OS_EXIT_FAULT,
                "kernel exit statuses are the public ones");
 
@@ -312,19 +302,25 @@ int os_task_list(os_ctx_t *ctx, os_task_info_t *out, size_t max)
 {
     if (k_replaying(ctx->task)) {
         int rc;
-        if (k_replay_list(1, out, out ? max * sizeof(*out) : 0, &rc)) {
-            K_TRACE(HAL_TR_LIST, ctx->task->id, 0, 0, 1, rc, 0, out,
-                    out && rc > 0 ? ((size_t)rc < max ? (size_t)rc : max) * sizeof(*out) : 0, 0);
+        if (k_replay_list(HAL_TRACE_LIST_TASKS, out, out ? max * sizeof(*out) : 0, &rc)) {
+            K_TRACE(.kind = HAL_TR_LIST, .task = ctx->task->id, .type = HAL_TRACE_LIST_TASKS,
+                    .result = rc, .data = out,
+                    .len = out && rc > 0
+                               ? (uint32_t)(((size_t)rc < max ? (size_t)rc : max) * sizeof(*out))
+                               : 0);
             return rc;
         }
     }
     int n = 0;
     k_lock();
     atomic_store_explicit(&K.list_holder, ctx->task, memory_order_relaxed);
-    for (k_task_t *t = K.thead; t; t = t->tnext, n++) {
-        if (!out || (size_t)n >= max)
+    K_LIST_FOR(t, &K.tasks, k_task_t, tlink)
+    {
+        if (!out || (size_t)n >= max) {
+            n++;
             continue;
-        os_task_info_t *ti = &out[n];
+        }
+        os_task_info_t *ti = &out[n++];
         memset(ti, 0, sizeof(*ti));
         ti->id = t->id;
         strncpy(ti->name, t->prog->name, OS_NAME_MAX - 1);
@@ -335,8 +331,9 @@ int os_task_list(os_ctx_t *ctx, os_task_info_t *out, size_t max)
         ti->restarts = t->restarts;
     }
     atomic_store_explicit(&K.list_holder, NULL, memory_order_relaxed);
-    K_TRACE(HAL_TR_LIST, ctx->task->id, 0, 0, 1, n, 0, out,
-            out ? ((size_t)n < max ? (size_t)n : max) * sizeof(*out) : 0, 0);
+    K_TRACE(.kind = HAL_TR_LIST, .task = ctx->task->id, .type = HAL_TRACE_LIST_TASKS, .result = n,
+            .data = out,
+            .len = out ? (uint32_t)(((size_t)n < max ? (size_t)n : max) * sizeof(*out)) : 0);
     k_unlock();
     return n;
 }
@@ -360,9 +357,13 @@ uint32_t k_task_find(const char *name)
     if (!name)
         return 0;
     k_lock();
-    for (k_task_t *t = K.thead; t && !id; t = t->tnext)
-        if (strcmp(t->prog->name, name) == 0)
+    K_LIST_FOR(t, &K.tasks, k_task_t, tlink)
+    {
+        if (strcmp(t->prog->name, name) == 0) {
             id = t->id;
+            break;
+        }
+    }
     k_unlock();
     return id;
 }

@@ -59,7 +59,7 @@ static void heap_remove(k_timer_t *tm)
 static uint64_t earliest(void)
 {
     uint64_t e = K.heap_len ? K.heap[0]->deadline : UINT64_MAX;
-    if (__builtin_expect(K.delayed != NULL, 0)) {
+    if (__builtin_expect(!k_list_empty(&K.delayed), 0)) {
         uint64_t d = k_fault_next_due();
         e = d < e ? d : e;
     }
@@ -93,7 +93,7 @@ bool k_timer_take(k_task_t *t, k_timer_t *tm, os_event_t *ev)
         return false;
     tm->fired = false;
     ev->kind = OS_EV_TIMER;
-    K_TRACE(HAL_TR_TIMER_FIRE, t->id, tm->obj.id, 0, 0, 0, tm->deadline, NULL, 0, 0);
+    K_TRACE(.kind = HAL_TR_TIMER_FIRE, .task = t->id, .chan = tm->obj.id, .arg = tm->deadline);
     return true;
 }
 
@@ -107,7 +107,7 @@ void k_timer_tick(void)
             heap_remove(tm);
             fire(tm);
         }
-        if (__builtin_expect(K.delayed != NULL, 0))
+        if (__builtin_expect(!k_list_empty(&K.delayed), 0))
             k_fault_tick(now);
         hal_timer_arm(earliest());
     }
@@ -190,7 +190,7 @@ int os_timer_set(os_ctx_t *ctx, os_handle_t timer, uint64_t deadline_ns)
             heap_remove(tm);
         tm->fired = false;
         k_unpend(&tm->obj);
-        K_TRACE(HAL_TR_TIMER_SET, t->id, tm->obj.id, 0, 0, 0, deadline_ns, NULL, 0, 0);
+        K_TRACE(.kind = HAL_TR_TIMER_SET, .task = t->id, .chan = tm->obj.id, .arg = deadline_ns);
         if (__builtin_expect(k_faults != NULL, 0))
             deadline_ns = k_fault_jitter(t, tm, deadline_ns);
         tm->deadline = deadline_ns;
@@ -221,7 +221,7 @@ int os_timer_cancel(os_ctx_t *ctx, os_handle_t timer)
             heap_remove(tm);
         tm->fired = false;
         k_unpend(&tm->obj);
-        K_TRACE(HAL_TR_TIMER_CANCEL, t->id, tm->obj.id, 0, 0, 0, 0, NULL, 0, 0);
+        K_TRACE(.kind = HAL_TR_TIMER_CANCEL, .task = t->id, .chan = tm->obj.id);
     }
     k_unlock();
     return rc;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <k/audit.h>
 #include <k/fault.h>
 #include <k/kernel.h>
 #include <sim/faults.h>

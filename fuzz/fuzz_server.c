@@ -10,6 +10,7 @@
 #include <iface/all.h>
 #include <iface/init_client.h>
 #include <image.h>
+#include <k/audit.h>
 #include <k/fault.h>
 #include <k/kernel.h>
 #include <sim/sim.h>
@@ -118,7 +119,7 @@ static void watch(void *self, const hal_trace_rec_t *r)
     if ((r->kind == HAL_TR_EXIT || r->kind == HAL_TR_SPAWN) && !ending)
         disturbed++;
 }
-static const hal_trace_sink_t sink = {HAL_TRACE_SINK_VERSION, NULL, watch, NULL};
+static const hal_trace_sink_t sink = {.record = watch};
 
 /* ---- feeding ------------------------------------------------------------------------------- */
 

@@ -238,7 +238,6 @@ static void console_resume(void *self)
 }
 
 static const hal_device_ops_t console_ops = {
-    .version = HAL_DEVICE_OPS_VERSION,
     .name = "console",
     .self = NULL,
     .write = console_write,

@@ -89,7 +89,6 @@ static void trace_flush(void *self)
 }
 
 static const hal_trace_sink_t sink = {
-    .version = HAL_TRACE_SINK_VERSION,
     .self = NULL,
     .record = trace_record,
     .flush = trace_flush,

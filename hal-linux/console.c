@@ -69,7 +69,6 @@ static void console_dev_resume(void *self)
 }
 
 static const hal_device_ops_t console_ops = {
-    .version = HAL_DEVICE_OPS_VERSION,
     .name = "console",
     .self = NULL,
     .write = console_dev_write,

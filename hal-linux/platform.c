@@ -96,7 +96,6 @@ static void lx_shutdown(int status)
 }
 
 static const hal_host_t linux_platform = {
-    .version = HAL_HOST_VERSION,
     .name = "linux",
     .clock_now_ns = lx_clock_now_ns,
     .timer_arm = lx_timer_arm,

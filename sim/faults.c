@@ -120,7 +120,6 @@ static uint64_t hook_timer_jitter(void *self, uint32_t task, uint32_t timer, uin
 }
 
 static const k_fault_ops_t hooks = {
-    .version = K_FAULT_OPS_VERSION,
     .send_delay = hook_send_delay,
     .timer_jitter = hook_timer_jitter,
 };

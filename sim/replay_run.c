@@ -170,7 +170,7 @@ int rp_run_start(rp_run **out, rp_recording *rec, char *err, size_t errlen)
         return -1;
     }
     run->rec = rec;
-    run->sink = (hal_trace_sink_t){HAL_TRACE_SINK_VERSION, run, replay_sink, NULL};
+    run->sink = (hal_trace_sink_t){.self = run, .record = replay_sink};
     harness_ctx = NULL;
     sim_config_t sc = {
         .programs = programs,
@@ -213,8 +213,12 @@ int rp_run_start(rp_run **out, rp_recording *rec, char *err, size_t errlen)
         return -1;
     }
     run->task = id;
-    run->ops = (k_replay_ops_t){K_REPLAY_OPS_VERSION, run, hook_clock, hook_random, hook_send,
-                                hook_spawn, hook_list};
+    run->ops = (k_replay_ops_t){.self = run,
+                                .clock = hook_clock,
+                                .random = hook_random,
+                                .send_result = hook_send,
+                                .spawn = hook_spawn,
+                                .list = hook_list};
     k_replay_set(&run->ops, id, rec->task, run->harness);
     sim_run_until_idle();
     *out = run;

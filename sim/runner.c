@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include <image.h>
-#include <k/fault.h>
+#include <k/audit.h>
 #include <k/kernel.h>
 #include <manifest.h>
 #include <sim/sim.h>
@@ -214,7 +214,7 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
     w.tee = o->tee;
     w.man = &man;
     w.sc = sc;
-    hal_trace_sink_t sink = {HAL_TRACE_SINK_VERSION, &w, watch_record, watch_flush};
+    hal_trace_sink_t sink = {.self = &w, .record = watch_record, .flush = watch_flush};
 
     sim_config_t cfg = {
         .programs = orrery_programs,

@@ -120,7 +120,6 @@ static void sim_shutdown(int status)
 }
 
 static const hal_host_t sim_platform = {
-    .version = HAL_HOST_VERSION,
     .name = "sim",
     .clock_now_ns = sim_clock_now,
     .timer_arm = sim_timer_arm,
@@ -149,7 +148,6 @@ static void console_dev_resume(void *self)
 }
 
 static const hal_device_ops_t console_ops = {
-    .version = HAL_DEVICE_OPS_VERSION,
     .name = "console",
     .write = console_dev_write,
     .resume = console_dev_resume,

@@ -63,7 +63,6 @@ static void kt_shutdown(int status)
 }
 
 static const hal_host_t kt_platform = {
-    .version = HAL_HOST_VERSION,
     .name = "kt",
     .clock_now_ns = kt_clock,
     .timer_arm = kt_timer_arm,
@@ -95,7 +94,6 @@ static void kt_record(void *self, const hal_trace_rec_t *rec)
 }
 
 static const hal_trace_sink_t kt_sink = {
-    .version = HAL_TRACE_SINK_VERSION,
     .self = NULL,
     .record = kt_record,
     .flush = NULL,

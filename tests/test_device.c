@@ -27,7 +27,6 @@ static void dev_resume(void *self)
 }
 
 static const hal_device_ops_t dev_ops = {
-    .version = HAL_DEVICE_OPS_VERSION,
     .name = "dev",
     .write = dev_write,
     .resume = dev_resume,
@@ -124,6 +123,61 @@ static void write_calls_the_device(void **state)
     assert_int_equal(0, kt_teardown());
 }
 
+static const hal_device_ops_t other_ops = {.name = "other"};
+static const hal_device_ops_t late_ops = {.name = "late"};
+
+/*
+ * Devices take their object ids from the kernel's one counter (the first ones, at boot),
+ * so a trace's object id names one object: no channel or timer shares a device's id.
+ */
+static void device_ids_are_object_ids(void **state)
+{
+    assert_int_equal(1, k_device_add(&dev_ops));
+    assert_int_equal(2, k_device_add(&other_ops));
+    os_ctx_t *ctx = kt_boot_test();
+    hal_trace_rec_t r;
+    os_handle_t d1, d2, a, b, tm;
+    assert_int_equal(0, os_device_open(ctx, "dev", &d1));
+    assert_true(kt_trace_last(HAL_TR_HANDLE, &r));
+    uint32_t id1 = r.chan;
+    assert_int_equal(0, os_device_open(ctx, "other", &d2));
+    assert_true(kt_trace_last(HAL_TR_HANDLE, &r));
+    uint32_t id2 = r.chan;
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    assert_true(kt_trace_last(HAL_TR_CHAN_CREATE, &r));
+    uint32_t ca = r.chan, cb = r.peer;
+    assert_int_equal(0, os_timer_create(ctx, &tm));
+    assert_true(kt_trace_last(HAL_TR_HANDLE, &r));
+    uint32_t t1 = r.chan;
+    assert_int_equal(1, id1);
+    assert_int_equal(2, id2);
+    assert_int_equal(3, ca);
+    assert_int_equal(4, cb);
+    assert_int_equal(5, t1);
+    /* Input and writes name the device by that id too. */
+    assert_int_equal(0, k_post(2, 7, "x", 1));
+    assert_true(kt_trace_last(HAL_TR_DEV_POST, &r));
+    assert_int_equal(id2, r.chan);
+    kt_run_all();
+    assert_true(kt_trace_last(HAL_TR_DEV_EVENT, &r));
+    assert_int_equal(id2, r.chan);
+    assert_int_equal(0, os_device_write(ctx, d1, 1, "y", 1));
+    assert_true(kt_trace_last(HAL_TR_DEV_WRITE, &r));
+    assert_int_equal(id1, r.chan);
+    /* A device added after boot takes the next id, not one an object already has. */
+    assert_int_equal(3, k_device_add(&late_ops));
+    os_handle_t d3;
+    assert_int_equal(0, os_device_open(ctx, "late", &d3));
+    assert_true(kt_trace_last(HAL_TR_HANDLE, &r));
+    assert_int_equal(6, r.chan);
+    /* os_chan_list shows only the channel, under its own ids. */
+    os_chan_info_t ci[4];
+    assert_int_equal(1, os_chan_list(ctx, ci, 4));
+    assert_int_equal(ca, ci[0].id);
+    assert_int_equal(cb, ci[0].peer);
+    assert_int_equal(0, kt_teardown());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,6 +185,7 @@ int main(void)
         cmocka_unit_test_teardown(full_queue_then_resume, cleanup),
         cmocka_unit_test_teardown(bad_posts, cleanup),
         cmocka_unit_test_teardown(write_calls_the_device, cleanup),
+        cmocka_unit_test_teardown(device_ids_are_object_ids, cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* test_fault.c — fault sweep (fail the Nth kernel allocation, expect clean errors) and the kernel's self-audits. */
+/* test_fault.c — fault sweep: fail the Nth kernel allocation, expect clean errors and no leak. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,8 +10,6 @@
 #include "kt.h"
 
 #include <k/fault.h>
-
-#include "../core/kpriv.h" /* to corrupt the kernel's bookkeeping on purpose */
 
 static int cleanup(void **state)
 {
@@ -108,35 +106,26 @@ static void sweep_boot_failures(void **state)
     assert_true(booted > 0);
 }
 
-/* Both audits pass on a sane kernel and name a corrupted queue count; the full audit alone
- * sees a free-slot count that disagrees with the table. */
-static void audits_find_corruption(void **state)
+/* The platform kills a task while its handler runs (a hosted worker can): the task ends after
+ * the handler, and its supervisor sees the status the kill gave. */
+static void child_killed_while_running(os_ctx_t *ctx)
 {
-    assert_int_equal(0, kt_boot("test"));
-    kt_run_all();
-    os_ctx_t *ctx = kt_ctx_of("test");
-    os_handle_t a, b;
-    char err[256];
-    size_t n;
-    assert_int_equal(0, os_channel_create(ctx, &a, &b));
-    assert_int_equal(0, os_send(ctx, a, 1, "x", 1, NULL, 0));
-    assert_int_equal(0, k_audit(NULL, 0, &n, err, sizeof err));
-    assert_int_equal(0, k_audit_quick(NULL, 0, &n, err, sizeof err));
+    assert_int_equal(0, k_fault_kill(os_task_id(ctx), -77));
+    assert_int_equal(OS_ESTATE, k_fault_kill(os_task_id(ctx), -78)); /* already dying */
+}
 
-    k_slot_t *slot;
-    assert_int_equal(0, k_handle_get(ctx->task, b, &slot));
-    k_chan_t *ch = (k_chan_t *)slot->obj;
-    ch->count++; /* the queue holds 1, the count says 2 */
-    assert_int_equal(-1, k_audit_quick(NULL, 0, &n, err, sizeof err));
-    assert_int_equal(-1, k_audit(NULL, 0, &n, err, sizeof err));
-    ch->count--;
-    assert_int_equal(0, k_audit_quick(NULL, 0, &n, err, sizeof err));
-
-    ctx->task->nfree--; /* a free slot gone missing */
-    assert_int_equal(-1, k_audit(NULL, 0, &n, err, sizeof err));
-    ctx->task->nfree++;
-    assert_int_equal(0, k_audit(NULL, 0, &n, err, sizeof err));
+static void kill_while_running_gives_its_status(void **state)
+{
+    kt_on("child", child_killed_while_running, NULL);
+    os_ctx_t *ctx = kt_boot_test();
+    os_handle_t task;
+    os_spawn_args_t args = {.program = "child"};
+    assert_int_equal(0, os_spawn(ctx, &args, &task));
     kt_run_all();
+    const kt_event_t *e = kt_find("test", OS_EV_TASK_EXIT, 0);
+    assert_non_null(e);
+    assert_int_equal(-77, e->ev.status);
+    assert_int_equal(0, k_task_find("child"));
     assert_int_equal(0, kt_teardown());
 }
 
@@ -145,7 +134,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(sweep_allocation_failures, cleanup),
         cmocka_unit_test_teardown(sweep_boot_failures, cleanup),
-        cmocka_unit_test_teardown(audits_find_corruption, cleanup),
+        cmocka_unit_test_teardown(kill_while_running_gives_its_status, cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <image.h>
+#include <k/audit.h>
 #include <k/fault.h>
 #include <k/kernel.h>
 #include <sim/faults.h>

@@ -359,7 +359,7 @@ static void stress_run(void **state)
     assert_int_equal(0, trace_recorder_open(path, &info, &rec, err, sizeof err));
     trace_recorder_set_buffer_limit(rec, RECORDER_BUFFER);
     const hal_trace_sink_t *inner = trace_recorder_sink(rec);
-    hal_trace_sink_t counting = {HAL_TRACE_SINK_VERSION, (void *)inner, count_record, count_flush};
+    hal_trace_sink_t counting = {.self = (void *)inner, .record = count_record, .flush = count_flush};
 
     hl_run_config_t rc;
     hl_run_config_init(&rc);

@@ -15,7 +15,6 @@ static int dev_write(void *self, uint32_t code, const void *buf, size_t len)
 }
 
 static const hal_device_ops_t dev_ops = {
-    .version = HAL_DEVICE_OPS_VERSION,
     .name = "console",
     .write = dev_write,
 };

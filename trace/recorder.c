@@ -389,7 +389,6 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
     pthread_cond_init(&rec->qcv, NULL);
     pthread_cond_init(&rec->donecv, NULL);
     rec->limit = 256u << 20;
-    rec->sink.version = HAL_TRACE_SINK_VERSION;
     rec->sink.self = rec;
     rec->sink.record = sink_record;
     rec->sink.flush = sink_flush;

@@ -13,11 +13,6 @@ static const hal_host_t *platform;
 
 void hal_host_set(const hal_host_t *p)
 {
-    if (p && p->version != HAL_HOST_VERSION) {
-        fprintf(stderr, "orrery: platform '%s' has version %d, expected %d\n", p->name,
-                p->version, HAL_HOST_VERSION);
-        abort();
-    }
     __atomic_store_n(&platform, p, __ATOMIC_RELEASE);
 }
 

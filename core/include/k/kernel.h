@@ -14,10 +14,8 @@
  * Scheduling policy: which ready task a worker runs next. The kernel calls
  * these with its scheduler lock held. A policy keeps its own queue.
  */
-#define K_SCHED_POLICY_VERSION 1
 typedef struct k_task k_task_t;
 typedef struct k_sched_policy {
-    int version;      /* K_SCHED_POLICY_VERSION */
     const char *name; /* "fifo", "seeded" */
     /* Make room for up to max_tasks; called once at boot. 0 or OS_ENOMEM. */
     int (*init)(void **self, size_t max_tasks, uint64_t seed);
@@ -39,14 +37,19 @@ typedef struct k_config {
     const char *init_program;            /* first task, privileged ("init") */
     const void *init_arg;                /* its spawn arg (the boot manifest) */
     size_t init_arg_len;
-    unsigned workers;                    /* workers that will call k_run_one, >= 1 */
-    const k_sched_policy_t *policy;      /* NULL: k_sched_fifo */
-    uint64_t seed;                       /* for the seeded policy */
-    const hal_trace_sink_t *trace;       /* NULL: no tracing */
-    size_t max_tasks;                    /* 0: 256 */
+    unsigned workers;               /* workers that will call k_run_one, >= 1 */
+    const k_sched_policy_t *policy; /* NULL: k_sched_fifo */
+    uint64_t seed;                  /* for the seeded policy */
+    const hal_trace_sink_t *trace;  /* NULL: no tracing */
+    size_t max_tasks;               /* 0: 256 */
 } k_config_t;
 
-/* Register a device before k_boot. Returns its id (>= 1) or a negative code. */
+/*
+ * Register a device before k_boot. Returns its device number (>= 1, in order of
+ * registration; k_post takes it) or OS_EINVAL (no name, or one of OS_NAME_MAX or more),
+ * OS_EEXIST (the name is taken), OS_ENOSPC (16 devices already). Its object id, shown in
+ * traces, comes from the kernel's one object counter at boot (or at once, after boot).
+ */
 int k_device_add(const hal_device_ops_t *ops);
 
 /* Create the kernel and its init task. 0 or a negative code (OS_ENOENT: no init). */

@@ -1,4 +1,5 @@
-/* replay.h — the kernel's replay hooks: values for the task being replayed come from a recording. */
+/* replay.h — the kernel's replay hooks: values for the task being replayed come from a recording.
+ */
 #ifndef K_REPLAY_H
 #define K_REPLAY_H
 
@@ -16,9 +17,7 @@
  * as usual (the recording has no more such values). Called with or without
  * the kernel lock: they must not call into the kernel.
  */
-#define K_REPLAY_OPS_VERSION 1
 typedef struct k_replay_ops {
-    int version; /* K_REPLAY_OPS_VERSION */
     void *self;
     bool (*clock)(void *self, uint64_t *now);
     bool (*random)(void *self, void *buf, size_t len);
@@ -26,7 +25,8 @@ typedef struct k_replay_ops {
     bool (*send_result)(void *self, int *rc);
     /* The next recorded spawn of `program`: *task_id is the child's recorded id. */
     bool (*spawn)(void *self, const char *program, uint32_t *task_id);
-    /* which: 1 os_task_list, 2 os_chan_list. Copy at most max_bytes into out; *rc = count. */
+    /* which: a hal_trace_list_t (os_task_list, os_chan_list). Copy at most max_bytes into
+     * out; *rc = count. */
     bool (*list)(void *self, uint32_t which, void *out, size_t max_bytes, int *rc);
 } k_replay_ops_t;
 
@@ -43,7 +43,7 @@ void k_replay_set(const k_replay_ops_t *ops, uint32_t task_id, uint32_t recorded
                   uint32_t harness_id);
 
 /* Inject inputs the harness cannot cause by itself (between events). 0 or OS_ENOENT. */
-int k_replay_writable(uint32_t endpoint_id);               /* OS_EV_WRITABLE on an endpoint */
-int k_replay_task_exit(uint32_t taskref_id, int status);   /* OS_EV_TASK_EXIT on a task handle */
+int k_replay_writable(uint32_t endpoint_id);             /* OS_EV_WRITABLE on an endpoint */
+int k_replay_task_exit(uint32_t taskref_id, int status); /* OS_EV_TASK_EXIT on a task handle */
 
 #endif

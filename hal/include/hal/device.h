@@ -5,8 +5,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HAL_DEVICE_OPS_VERSION 1
-
 /*
  * A device moves frames, lines or sectors, nothing higher. The platform fills
  * one table per device and registers it with k_device_add() before k_boot().
@@ -19,7 +17,6 @@
  * its source; the kernel calls ops->resume once the queue has room again.
  */
 typedef struct hal_device_ops {
-    int version;      /* HAL_DEVICE_OPS_VERSION */
     const char *name; /* "console", later "net0", "blk0"; unique */
     void *self;       /* the backend's own state, passed back to each op */
     /* Task -> device. Called on a worker thread, without kernel locks; must

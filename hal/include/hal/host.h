@@ -12,9 +12,7 @@
  * hal_* call of the contract (hal/include/hal) to the installed table. One
  * platform is installed per kernel lifetime (before k_boot, until k_teardown).
  */
-#define HAL_HOST_VERSION 1
 typedef struct hal_host {
-    int version;      /* HAL_HOST_VERSION */
     const char *name; /* "linux", "sim" */
     uint64_t (*clock_now_ns)(void);
     void (*timer_arm)(uint64_t deadline_ns);

@@ -26,8 +26,8 @@
     X(TASK_EXIT_EVENT, 17) /* supervisor was told task `peer` ended: result */         \
     X(START, 18)       /* task's start() ran */                                       \
     X(HANDLE, 19)      /* handle arg installed in task's table for object chan:      */ \
-                       /* type = object kind | rights << 8 (spawn, create, delivery) */ \
-    X(LIST, 20)        /* task read os_task_list (type 1) / os_chan_list (type 2):   */ \
+                       /* type = hal_trace_obj_t | rights << 8 (spawn, create, ...)  */ \
+    X(LIST, 20)        /* task read a list, type = hal_trace_list_t:                 */ \
                        /* result = count returned, data = the entries filled        */
 
 typedef enum hal_trace_kind {
@@ -36,7 +36,27 @@ typedef enum hal_trace_kind {
 #undef HAL_TRACE_KIND_ENUM
 } hal_trace_kind_t;
 
-/* One record. Pointers are valid only during the record() call. */
+/* Object kinds (HANDLE and CLOSE records' type). Stored in traces: never renumber. */
+typedef enum hal_trace_obj {
+    HAL_TRACE_OBJ_CHAN = 1,   /* channel endpoint */
+    HAL_TRACE_OBJ_TIMER = 2,  /* timer */
+    HAL_TRACE_OBJ_TASK = 3,   /* a supervisor's task handle */
+    HAL_TRACE_OBJ_DEVICE = 4, /* device */
+} hal_trace_obj_t;
+
+/* Which list a LIST record read (its type). Stored in traces: never renumber. */
+typedef enum hal_trace_list {
+    HAL_TRACE_LIST_TASKS = 1, /* os_task_list: os_task_info_t entries */
+    HAL_TRACE_LIST_CHANS = 2, /* os_chan_list: os_chan_info_t entries */
+} hal_trace_list_t;
+
+/*
+ * One record. Object ids (chan, peer for CHAN_CREATE) come from one kernel-wide
+ * counter for every kind of object, devices included, so within one run an id
+ * names one object. (Traces recorded before devices joined that counter may
+ * reuse a device's id for a channel.)
+ * Pointers are valid only during the record() call.
+ */
 typedef struct hal_trace_rec {
     uint64_t seq;      /* kernel-wide sequence number, from 1, no gaps */
     uint64_t time_ns;  /* kernel clock */
@@ -53,8 +73,6 @@ typedef struct hal_trace_rec {
     const void *data;  /* payload, len bytes (NULL when len is 0) */
 } hal_trace_rec_t;
 
-#define HAL_TRACE_SINK_VERSION 1
-
 /*
  * Trace sink ops. record() may be called from several workers at once and
  * with kernel locks held: it must be quick and must not call into the kernel.
@@ -62,11 +80,9 @@ typedef struct hal_trace_rec {
  * interleave, and the sink orders them by seq.
  */
 typedef struct hal_trace_sink {
-    int version; /* HAL_TRACE_SINK_VERSION */
-    void *self;  /* the sink's own state */
+    void *self; /* the sink's own state */
     void (*record)(void *self, const hal_trace_rec_t *rec);
     void (*flush)(void *self); /* at shutdown: make everything durable; may be NULL */
 } hal_trace_sink_t;
-
 
 #endif

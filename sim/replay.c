@@ -79,18 +79,18 @@ uint32_t rp_obj_kind(const hal_trace_rec_t *r)
     case HAL_TR_TIMER_SET:
     case HAL_TR_TIMER_CANCEL:
     case HAL_TR_TIMER_FIRE:
-        return 2;
+        return HAL_TRACE_OBJ_TIMER;
     case HAL_TR_TASK_EXIT_EVENT:
-        return 3;
+        return HAL_TRACE_OBJ_TASK;
     case HAL_TR_DEV_POST:
     case HAL_TR_DEV_EVENT:
     case HAL_TR_DEV_WRITE:
-        return 4;
+        return HAL_TRACE_OBJ_DEVICE;
     case HAL_TR_CLOSE:
     case HAL_TR_HANDLE:
         return r->type & 0xff;
     default:
-        return 1;
+        return HAL_TRACE_OBJ_CHAN;
     }
 }
 
@@ -210,7 +210,7 @@ static int load(trace_db *db, const char *want, rp_recording *rec, char *err, si
         if (!mine && !child)
             continue;
         uint32_t h = r.chan ? (uint32_t)rp_map_get(&hv, RP_KEY(r.chan, rp_obj_kind(&r))) : 0;
-        uint32_t h2 = r.kind == HAL_TR_CHAN_CREATE ? (uint32_t)rp_map_get(&hv, RP_KEY(r.peer, 1)) : 0;
+        uint32_t h2 = r.kind == HAL_TR_CHAN_CREATE ? (uint32_t)rp_map_get(&hv, RP_KEY(r.peer, HAL_TRACE_OBJ_CHAN)) : 0;
         if (r.kind == HAL_TR_START)
             started = true;
         if (rp_push(&rec->events, &r, h, h2) != 0)
@@ -338,7 +338,7 @@ static void format(const rp_ev *e, uint32_t iface, char *buf, size_t len)
         ADD(" status %d", r->result);
         break;
     case HAL_TR_LIST:
-        ADD(" %s -> %d", r->type == 1 ? "tasks" : "channels", r->result);
+        ADD(" %s -> %d", r->type == HAL_TRACE_LIST_TASKS ? "tasks" : "channels", r->result);
         break;
     default:
         break;

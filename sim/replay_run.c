@@ -81,7 +81,7 @@ static void replay_sink(void *self, const hal_trace_rec_t *r)
     if (o && (uint32_t)(o >> 32) == run->task)
         h = (uint32_t)o;
     if (r->kind == HAL_TR_CHAN_CREATE) {
-        uint64_t o2 = rp_map_get(&run->owner, RP_KEY(r->peer, 1));
+        uint64_t o2 = rp_map_get(&run->owner, RP_KEY(r->peer, HAL_TRACE_OBJ_CHAN));
         h2 = (uint32_t)o2;
     }
     rp_push(&run->events, r, h, h2);
@@ -245,7 +245,7 @@ static os_handle_t harness_peer(rp_run *run, uint32_t h, char *err, size_t errle
 {
     uint32_t ep = task_obj(run, h, 1);
     uint32_t peer = ep ? (uint32_t)rp_map_get(&run->pair, ep) : 0;
-    uint64_t o = peer ? rp_map_get(&run->owner, RP_KEY(peer, 1)) : 0;
+    uint64_t o = peer ? rp_map_get(&run->owner, RP_KEY(peer, HAL_TRACE_OBJ_CHAN)) : 0;
     if (!ep)
         snprintf(err, errlen, "the task holds no handle %#x", h);
     else if (!peer || (uint32_t)(o >> 32) != run->harness)

@@ -142,7 +142,7 @@ void trace_show_format(trace_db *db, const hal_trace_rec_t *r, uint32_t iface, c
         break;
     }
     case HAL_TR_LIST:
-        add(&l, " %s -> %d", r->type == 1 ? "tasks" : "channels", (int)r->result);
+        add(&l, " %s -> %d", r->type == HAL_TRACE_LIST_TASKS ? "tasks" : "channels", (int)r->result);
         break;
     default:
         if (r->len) {

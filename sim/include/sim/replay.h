@@ -73,8 +73,9 @@ typedef struct rp_recording {
     rp_inputs in;
 } rp_recording;
 
-/* Object ids are unique per kind only (devices count from 1 apart): maps key on both. */
-uint32_t rp_obj_kind(const hal_trace_rec_t *r); /* kind of r->chan: 1 chan, 2 timer, 3 task, 4 device */
+/* Maps key on an object's id and kind: traces recorded before one counter numbered every
+ * object (devices counted from 1 apart) reuse ids across kinds, and they still replay. */
+uint32_t rp_obj_kind(const hal_trace_rec_t *r); /* HAL_TRACE_OBJ_* of r->chan */
 #define RP_KEY(id, kind) ((uint32_t)(id) << 3 | (uint32_t)(kind))
 
 /* Is this event of the stream an input the harness injects (vs. something the task does)? */

@@ -85,14 +85,33 @@ int k_post(int dev, uint32_t code, const void *data, size_t len)
 
 bool k_device_has_event(const k_device_t *d)
 {
-    return d->count > 0;
+    return d->count > 0 || (d->ended && !d->end_told);
+}
+
+/* Lock held: the opener closed it (or ended). The next opener is told end of input again. */
+void k_device_closed(k_device_t *d)
+{
+    d->obj.owner = NULL;
+    d->end_told = false;
 }
 
 bool k_device_take(k_task_t *t, k_device_t *d, os_event_t *ev)
 {
     k_devitem_t *it = d->head;
+    if (!it && d->ended && !d->end_told) {
+        /* end of input, already given to an earlier opener: this one learns it too */
+        d->end_told = true;
+        ev->kind = OS_EV_DEVICE;
+        ev->type = HAL_DEVICE_END;
+        ev->data = NULL;
+        ev->len = 0;
+        K_TRACE(HAL_TR_DEV_EVENT, t->id, d->obj.id, 0, HAL_DEVICE_END, 0, 0, NULL, 0, 0);
+        return true;
+    }
     if (!it)
         return false;
+    if (it->code == HAL_DEVICE_END)
+        d->ended = d->end_told = true;
     d->head = it->next;
     if (!d->head)
         d->tail = NULL;

@@ -52,7 +52,6 @@ static bool has_event(k_obj_t *obj)
     return false;
 }
 
-
 os_handle_t k_handle_install(k_task_t *t, k_obj_t *obj, uint32_t rights)
 {
     uint32_t idx = t->freelist[--t->nfree];
@@ -135,7 +134,7 @@ void k_obj_close(k_obj_t *obj)
             k_taskref_destroy((k_taskref_t *)o);
             break;
         case K_OBJ_DEVICE:
-            o->owner = NULL; /* devices live until teardown; input keeps waiting */
+            k_device_closed((k_device_t *)o); /* devices live until teardown; input keeps waiting */
             break;
         }
     }
@@ -269,8 +268,8 @@ int os_handle_replace(os_ctx_t *ctx, os_handle_t h, uint32_t rights, os_handle_t
         s->rights = rights;
         nh = handle_value(idx, s->gen);
         s->obj->hval = nh;
-        K_TRACE(HAL_TR_HANDLE, t->id, s->obj->id, 0, s->obj->type | (rights << 8), 0,
-                (uint64_t)nh, NULL, 0, 0);
+        K_TRACE(HAL_TR_HANDLE, t->id, s->obj->id, 0, s->obj->type | (rights << 8), 0, (uint64_t)nh,
+                NULL, 0, 0);
     }
     k_unlock();
     if (rc == 0)

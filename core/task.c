@@ -39,7 +39,9 @@ int k_spawn(k_task_t *parent, const os_spawn_args_t *a, os_handle_t *out)
     const os_program_t *prog = find_program(a->program);
     if (!prog)
         return OS_ENOENT;
-    if (a->nhandles > OS_SPAWN_MAX_HANDLES || a->arg_len > OS_MSG_MAX_DATA)
+    /* init's arg is the boot manifest, given by the platform: it may be larger than a message */
+    if (a->nhandles > OS_SPAWN_MAX_HANDLES ||
+        a->arg_len > (parent ? OS_MSG_MAX_DATA : OS_BOOT_ARG_MAX))
         return OS_E2BIG;
     if ((a->nhandles && !a->handles) || (a->arg_len && !a->arg))
         return OS_EINVAL;
@@ -250,7 +252,8 @@ int os_spawn(os_ctx_t *ctx, const os_spawn_args_t *args, os_handle_t *task)
     return k_spawn(ctx->task, args, task);
 }
 
-_Static_assert((int)K_EXIT_PANIC == (int)OS_EXIT_PANIC && (int)K_EXIT_KILLED == (int)OS_EXIT_KILLED &&
+_Static_assert((int)K_EXIT_PANIC == (int)OS_EXIT_PANIC &&
+                   (int)K_EXIT_KILLED == (int)OS_EXIT_KILLED &&
                    (int)K_EXIT_FAULT == (int)OS_EXIT_FAULT,
                "kernel exit statuses are the public ones");
 

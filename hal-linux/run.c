@@ -8,15 +8,19 @@
 #include <string.h>
 
 #include <image.h>
+#include <k/kernel.h>
 
+/* A printf format: the worker limit comes from the kernel's one definition. */
 static const char run_usage[] =
-    "usage: orrery run [--manifest FILE] [--workers N] [--deterministic --seed N] [--trace FILE.db]\n"
+    "usage: orrery run [--manifest FILE] [--workers N] [--deterministic --seed N] [--trace "
+    "FILE.db]\n"
     "\n"
     "Boot Orrery as a Linux process; the console is stdin/stdout (try 'help' at the\n"
     "'orrery> ' prompt, 'shutdown' to leave). SIGINT/SIGTERM shut it down cleanly.\n"
     "\n"
     "  --manifest FILE   boot manifest to use instead of the built-in one\n"
-    "  --workers N       worker threads running tasks (default: one per core)\n"
+    "  --workers N       worker threads running tasks, 1..%d (default: one per core,\n"
+    "                    at most %d)\n"
     "  --deterministic   one thread, virtual clock, seeded scheduling: the same seed\n"
     "                    and input give the same output, byte for byte\n"
     "  --seed N          the seed for --deterministic (default 1)\n"
@@ -74,7 +78,7 @@ int hl_cmd_run(int argc, char **argv)
         const char *a = argv[i];
         const char *val = NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(run_usage, stdout);
+            printf(run_usage, K_WORKERS_MAX, K_WORKERS_MAX);
             return 0;
         }
         if (strcmp(a, "--deterministic") == 0) {
@@ -106,8 +110,9 @@ int hl_cmd_run(int argc, char **argv)
                 return hl_usage_error("run", "run: --trace needs a file name");
             trace_path = val;
         } else if (which == 1) {
-            if (!hl_parse_u64(val, 1, 256, &workers))
-                return hl_usage_error("run", "run: --workers wants a number 1..256, not '%s'", val);
+            if (!hl_parse_u64(val, 1, K_WORKERS_MAX, &workers))
+                return hl_usage_error("run", "run: --workers wants a number 1..%d, not '%s'",
+                                      K_WORKERS_MAX, val);
         } else {
             if (!hl_parse_u64(val, 0, UINT64_MAX, &seed))
                 return hl_usage_error("run", "run: --seed wants a number, not '%s'", val);
@@ -143,7 +148,8 @@ int hl_cmd_run(int argc, char **argv)
     const hal_trace_sink_t *sink = NULL;
     if (trace_path) {
         if (hl_trace_run_open(trace_path, deterministic, seed, text, len,
-                              deterministic ? 1 : (workers ? (unsigned)workers : hl_ncpus()),
+                              deterministic ? 1
+                                            : (workers ? (unsigned)workers : hl_default_workers()),
                               "orrery run", &sink) != 0) {
             free(owned);
             return 1;

@@ -189,5 +189,6 @@ int hl_cmd_run(int argc, char **argv)
         return 1;
     if (status < 0)
         return 1;
-    return status & 0xff;
+    /* as on bare metal: a status no platform reports exactly becomes OS_EXIT_STATUS_MAX */
+    return status > OS_EXIT_STATUS_MAX ? OS_EXIT_STATUS_MAX : status;
 }

@@ -10,7 +10,7 @@
 #include <image.h>
 #include <k/kernel.h>
 
-/* A printf format: the worker limit comes from the kernel's one definition. */
+/* A printf format: the limits come from their one definition (os.h, k/kernel.h). */
 static const char run_usage[] =
     "usage: orrery run [--manifest FILE] [--workers N] [--deterministic --seed N] [--trace "
     "FILE.db]\n"
@@ -18,7 +18,8 @@ static const char run_usage[] =
     "Boot Orrery as a Linux process; the console is stdin/stdout (try 'help' at the\n"
     "'orrery> ' prompt, 'shutdown' to leave). SIGINT/SIGTERM shut it down cleanly.\n"
     "\n"
-    "  --manifest FILE   boot manifest to use instead of the built-in one\n"
+    "  --manifest FILE   boot manifest to use instead of the built-in one, at most\n"
+    "                    %d bytes (docs/manifest.md)\n"
     "  --workers N       worker threads running tasks, 1..%d (default: one per core,\n"
     "                    at most %d)\n"
     "  --deterministic   one thread, virtual clock, seeded scheduling: the same seed\n"
@@ -78,7 +79,7 @@ int hl_cmd_run(int argc, char **argv)
         const char *a = argv[i];
         const char *val = NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf(run_usage, K_WORKERS_MAX, K_WORKERS_MAX);
+            printf(run_usage, OS_BOOT_ARG_MAX, K_WORKERS_MAX, K_WORKERS_MAX);
             return 0;
         }
         if (strcmp(a, "--deterministic") == 0) {

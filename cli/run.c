@@ -8,15 +8,20 @@
 #include <string.h>
 
 #include <image.h>
+#include <k/kernel.h>
 
+/* A printf format: the limits come from their one definition (os.h, k/kernel.h). */
 static const char run_usage[] =
-    "usage: orrery run [--manifest FILE] [--workers N] [--deterministic --seed N] [--trace FILE.db]\n"
+    "usage: orrery run [--manifest FILE] [--workers N] [--deterministic --seed N] [--trace "
+    "FILE.db]\n"
     "\n"
     "Boot Orrery as a Linux process; the console is stdin/stdout (try 'help' at the\n"
     "'orrery> ' prompt, 'shutdown' to leave). SIGINT/SIGTERM shut it down cleanly.\n"
     "\n"
-    "  --manifest FILE   boot manifest to use instead of the built-in one\n"
-    "  --workers N       worker threads running tasks (default: one per core)\n"
+    "  --manifest FILE   boot manifest to use instead of the built-in one, at most\n"
+    "                    %d bytes (docs/manifest.md)\n"
+    "  --workers N       worker threads running tasks, 1..%d (default: one per core,\n"
+    "                    at most %d)\n"
     "  --deterministic   one thread, virtual clock, seeded scheduling: the same seed\n"
     "                    and input give the same output, byte for byte\n"
     "  --seed N          the seed for --deterministic (default 1)\n"
@@ -76,7 +81,7 @@ int hl_cmd_run(int argc, char **argv)
         const char *a = argv[i];
         const char *val = NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(run_usage, stdout);
+            printf(run_usage, OS_BOOT_ARG_MAX, K_WORKERS_MAX, K_WORKERS_MAX);
             return 0;
         }
         if (strcmp(a, "--deterministic") == 0) {
@@ -108,8 +113,9 @@ int hl_cmd_run(int argc, char **argv)
                 return hl_usage_error("run", "run: --trace needs a file name");
             trace_path = val;
         } else if (which == 1) {
-            if (!hl_parse_u64(val, 1, 256, &workers))
-                return hl_usage_error("run", "run: --workers wants a number 1..256, not '%s'", val);
+            if (!hl_parse_u64(val, 1, K_WORKERS_MAX, &workers))
+                return hl_usage_error("run", "run: --workers wants a number 1..%d, not '%s'",
+                                      K_WORKERS_MAX, val);
         } else {
             if (!hl_parse_u64(val, 0, UINT64_MAX, &seed))
                 return hl_usage_error("run", "run: --seed wants a number, not '%s'", val);
@@ -145,7 +151,7 @@ int hl_cmd_run(int argc, char **argv)
     const hal_trace_sink_t *sink = NULL;
     if (trace_path) {
         int trc = hl_trace_run_open(trace_path, deterministic, seed, text, len,
-                                    deterministic ? 1 : (workers ? (unsigned)workers : hl_ncpus()),
+                                    deterministic ? 1 : (workers ? (unsigned)workers : hl_default_workers()),
                                     "orrery run", &sink);
         if (trc != 0) {
             free(owned);
@@ -186,5 +192,6 @@ int hl_cmd_run(int argc, char **argv)
         return 1;
     if (status < 0)
         return 1;
-    return status & 0xff;
+    /* as on bare metal: a status no platform reports exactly becomes OS_EXIT_STATUS_MAX */
+    return status > OS_EXIT_STATUS_MAX ? OS_EXIT_STATUS_MAX : status;
 }

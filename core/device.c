@@ -91,15 +91,35 @@ int k_post(int dev, uint32_t code, const void *data, size_t len)
 
 bool k_device_has_event(const k_device_t *d)
 {
-    return d->count > 0;
+    return d->count > 0 || (d->ended && !d->end_told);
+}
+
+/* Lock held: the opener closed it (or ended). The next opener is told end of input again. */
+void k_device_closed(k_device_t *d)
+{
+    d->obj.owner = NULL;
+    d->end_told = false;
 }
 
 bool k_device_take(k_task_t *t, k_device_t *d, os_event_t *ev)
 {
-    k_link_t *l = k_list_pop(&d->queue);
-    if (!l)
+    k_link_t *l;
+    if (k_list_empty(&d->queue) && d->ended && !d->end_told) {
+        /* end of input, already given to an earlier opener: this one learns it too */
+        d->end_told = true;
+        ev->kind = OS_EV_DEVICE;
+        ev->type = HAL_DEVICE_END;
+        ev->data = NULL;
+        ev->len = 0;
+        K_TRACE(.kind = HAL_TR_DEV_EVENT, .task = t->id, .chan = d->obj.id,
+                .type = HAL_DEVICE_END);
+        return true;
+    }
+    if (!(l = k_list_pop(&d->queue)))
         return false;
     k_devitem_t *it = K_CONTAINER(l, k_devitem_t, link);
+    if (it->code == HAL_DEVICE_END)
+        d->ended = d->end_told = true;
     d->count--;
     ev->kind = OS_EV_DEVICE;
     ev->type = it->code;

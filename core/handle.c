@@ -122,7 +122,7 @@ void k_obj_close(k_obj_t *obj)
             k_taskref_destroy((k_taskref_t *)o);
             break;
         case K_OBJ_DEVICE:
-            o->owner = NULL; /* devices live until teardown; input keeps waiting */
+            k_device_closed((k_device_t *)o); /* devices live until teardown; input keeps waiting */
             break;
         default:
             (void)NEVER(true); /* an object of no known kind */

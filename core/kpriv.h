@@ -28,7 +28,6 @@ enum {
 };
 
 enum {
-    K_WORKERS_MAX = 64,
     K_DEVICES_MAX = 16,
     K_MSG_FREE_MAX = 256, /* message buffers kept for reuse */
     K_HANDLE_GEN_MAX = 0x7fffff,
@@ -118,6 +117,8 @@ typedef struct k_device {
     k_list_t queue;   /* k_devitem_t: input for the opener */
     uint32_t count;   /* on queue */
     bool want_resume; /* k_post got OS_EFULL */
+    bool ended;       /* HAL_DEVICE_END was delivered: input is over for good */
+    bool end_told;    /* ... to the current opener (cleared when it closes the device) */
 } k_device_t;
 
 typedef struct k_slot {
@@ -263,6 +264,7 @@ bool k_can_run(k_task_t *t, unsigned worker);
 /* device.c */
 bool k_device_has_event(const k_device_t *d);
 bool k_device_take(k_task_t *t, k_device_t *d, os_event_t *ev);
+void k_device_closed(k_device_t *d);
 void k_device_reset(void);
 void k_device_number(void);
 

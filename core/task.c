@@ -39,7 +39,9 @@ int k_spawn(k_task_t *parent, const os_spawn_args_t *a, os_handle_t *out)
     const os_program_t *prog = find_program(a->program);
     if (!prog)
         return OS_ENOENT;
-    if (a->nhandles > OS_SPAWN_MAX_HANDLES || a->arg_len > OS_MSG_MAX_DATA)
+    /* init's arg is the boot manifest, given by the platform: it may be larger than a message */
+    if (a->nhandles > OS_SPAWN_MAX_HANDLES ||
+        a->arg_len > (parent ? OS_MSG_MAX_DATA : OS_BOOT_ARG_MAX))
         return OS_E2BIG;
     if ((a->nhandles && !a->handles) || (a->arg_len && !a->arg))
         return OS_EINVAL;

@@ -234,12 +234,12 @@ _Noreturn void bm_panic(const char *fmt, ...)
  * QEMU's isa-debug-exit (iobase 0xf4, 4 bytes) ends QEMU with exit code
  * (value << 1) | 1. We write status + 1, so the host reads code 2*status + 3
  * and QEMU's own failures (exit 1) are never mistaken for "status 0".
- * Statuses above 126 become 126 (8-bit exit codes).
+ * Statuses above OS_EXIT_STATUS_MAX (126: 8-bit exit codes) become it.
  */
 _Noreturn void bm_exit(int status)
 {
-    if (status < 0 || status > 126)
-        status = 126;
+    if (status < 0 || status > OS_EXIT_STATUS_MAX)
+        status = OS_EXIT_STATUS_MAX;
     irq_disable();
     outl(0xf4, (uint32_t)status + 1);
     bm_serial_write("[exit] no isa-debug-exit device; halted\n", 41);

@@ -31,6 +31,8 @@
  */
 static volatile bool shutdown_called;
 
+static _Noreturn void finish(int status);
+
 void bm_main(uint32_t start_info);
 
 void hal_cpu_relax(void)
@@ -58,7 +60,14 @@ static const char *manifest(size_t *len)
     long n = bm_fwcfg_find("opt/orrery/manifest", &sel);
     char *text;
 
-    if (n < 0 || n > 65536 || !(text = malloc((size_t)n + 1))) {
+    if (n > OS_BOOT_ARG_MAX) {
+        /* `orrery qemu --manifest` checks first; a bigger file given to QEMU by hand ends here */
+        bm_printf("[bm] manifest from fw_cfg is %ld bytes, over the limit of %d; shutting down "
+                  "with status %d\n",
+                  n, OS_BOOT_ARG_MAX, OS_EXIT_BAD_MANIFEST);
+        finish(OS_EXIT_BAD_MANIFEST);
+    }
+    if (n < 0 || !(text = malloc((size_t)n + 1))) {
         *len = strlen(bm_default_manifest);
         return bm_default_manifest;
     }

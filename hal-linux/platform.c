@@ -21,9 +21,9 @@
 static struct {
     uint64_t boot_ns; /* CLOCK_MONOTONIC at boot */
     uv_loop_t loop;
-    uv_async_t poke;    /* any thread -> loop: deadline changed or stop requested */
-    int tfd;            /* timerfd (CLOCK_MONOTONIC, absolute): the kernel's one timer, ns precise */
-    uv_poll_t tpoll;    /* watches tfd on the loop */
+    uv_async_t poke; /* any thread -> loop: deadline changed or stop requested */
+    int tfd;         /* timerfd (CLOCK_MONOTONIC, absolute): the kernel's one timer, ns precise */
+    uv_poll_t tpoll; /* watches tfd on the loop */
     uv_timer_t timeout; /* cfg->timeout_ms */
     uv_signal_t sigint, sigterm;
     bool signals;
@@ -182,6 +182,18 @@ unsigned hl_ncpus(void)
     return n < 1 ? 1 : (unsigned)n;
 }
 
+unsigned hl_workers_for_cores(unsigned ncores)
+{
+    if (ncores < 1)
+        return 1;
+    return ncores > K_WORKERS_MAX ? K_WORKERS_MAX : ncores;
+}
+
+unsigned hl_default_workers(void)
+{
+    return hl_workers_for_cores(hl_ncpus());
+}
+
 void hl_run_config_init(hl_run_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -193,7 +205,7 @@ void hl_run_config_init(hl_run_config_t *cfg)
 
 int hl_run(const hl_run_config_t *cfg)
 {
-    unsigned workers = cfg->workers ? cfg->workers : hl_ncpus();
+    unsigned workers = cfg->workers ? cfg->workers : hl_default_workers();
     memset(&P, 0, sizeof(P));
     P.deadline = UINT64_MAX;
     P.boot_ns = mono_ns();

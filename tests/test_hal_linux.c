@@ -482,6 +482,38 @@ static void missing_init_fails_boot(void **state)
     assert_int_equal(OS_ENOENT, hl_run(&rc));
 }
 
+static void quick_start(os_ctx_t *ctx)
+{
+    os_shutdown(ctx, 9);
+}
+
+static const os_program_t quick_prog = {"quick", 0, quick_start, NULL};
+static const os_program_t *const quick_programs[] = {&quick_prog, NULL};
+
+/* The default worker count boots on any host: one per core, capped at the kernel's limit. */
+static void default_workers_fit_the_kernel(void **state)
+{
+    assert_int_equal(1, hl_workers_for_cores(0));
+    assert_int_equal(1, hl_workers_for_cores(1));
+    assert_int_equal(2, hl_workers_for_cores(2));
+    assert_int_equal(K_WORKERS_MAX, hl_workers_for_cores(K_WORKERS_MAX));
+    assert_int_equal(K_WORKERS_MAX, hl_workers_for_cores(96)); /* a 96-core host */
+    assert_int_equal(K_WORKERS_MAX, hl_workers_for_cores(4096));
+    assert_true(hl_default_workers() >= 1 && hl_default_workers() <= K_WORKERS_MAX);
+
+    /* what a 96-core host gets by default really boots */
+    hl_run_config_t rc;
+    hl_run_config_init(&rc);
+    rc.programs = quick_programs;
+    rc.init_program = "quick";
+    rc.console_in = -1;
+    rc.console_out = 2;
+    rc.workers = hl_workers_for_cores(96);
+    assert_int_equal(9, hl_run(&rc));
+    rc.workers = K_WORKERS_MAX + 1; /* one more does not */
+    assert_int_equal(OS_EINVAL, hl_run(&rc));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -489,7 +521,7 @@ int main(void)
         cmocka_unit_test(lines_cancelled),         cmocka_unit_test(console_lines_through_kernel),
         cmocka_unit_test(timers_fire_in_order),    cmocka_unit_test(wake_across_workers),
         cmocka_unit_test(timeout_ends_run),        cmocka_unit_test(sigterm_ends_run),
-        cmocka_unit_test(missing_init_fails_boot),
+        cmocka_unit_test(missing_init_fails_boot), cmocka_unit_test(default_workers_fit_the_kernel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -10,6 +11,7 @@
 #include <iface/echo.h>
 #include <iface/init_client.h>
 #include <image.h>
+#include <manifest.h>
 #include <sim/sim.h>
 
 /* What the test programs saw. */
@@ -163,7 +165,8 @@ static const os_program_t *const image[] = {&orrery_init, &orrery_echo, &client,
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static void boot(const char *manifest)
+/* Boot with console input `input` followed by its end, or (NULL) with input that never ends. */
+static void boot_input(const char *manifest, const char *input)
 {
     sim_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -171,7 +174,14 @@ static void boot(const char *manifest)
     cfg.init_arg = manifest;
     cfg.init_arg_len = strlen(manifest);
     cfg.seed = 7;
+    cfg.console_input = input;
+    cfg.console_eof = input != NULL;
     assert_int_equal(0, sim_boot(&cfg));
+}
+
+static void boot(const char *manifest)
+{
+    boot_input(manifest, NULL);
 }
 
 static void finish(void)
@@ -312,11 +322,61 @@ static void test_garbage_gets_errors_and_init_survives(void **state)
     finish();
 }
 
-static void test_bad_manifest_shuts_down_with_2(void **state)
+static void test_bad_manifest_shuts_down_with_its_status(void **state)
 {
     boot("program echo colour=red\n");
-    assert_int_equal(2, sim_run(10000));
-    assert_true(output_has("manifest line 1: unknown key 'colour'"));
+    assert_int_equal(OS_EXIT_BAD_MANIFEST, sim_run(10000));
+    assert_true(output_has("manifest line 1: unknown key 'colour' (restart, max-restarts, reach); "
+                           "shutting down with status 122\n"));
+    finish();
+}
+
+static void test_oversized_manifest_names_the_line_past_the_limit(void **state)
+{
+    /* 64 KiB of comment lines of 64 bytes, then a program: one byte over the limit */
+    size_t len = MANIFEST_SIZE_MAX + 1;
+    char *text = malloc(len + 1);
+    for (size_t i = 0; i < len; i++)
+        text[i] = i % 64 == 63 ? '\n' : '#';
+    manifest_t m;
+    char err[128];
+    assert_int_equal(MANIFEST_SIZE_MAX / 64 + 1,
+                     manifest_parse(text, len, NULL, "init", &m, err, sizeof err));
+    assert_string_equal("manifest is 65537 bytes, over the limit of 65536", err);
+    assert_int_equal(0, manifest_parse(text, len - 1, NULL, "init", &m, err, sizeof err));
+    free(text);
+}
+
+static void test_input_end_without_a_console_program(void **state)
+{
+    boot_input("program echo\n", "ps\nps\n");
+    assert_int_equal(OS_EXIT_INPUT_ENDED, sim_run(10000));
+    assert_true(output_has("[init] console input is read and dropped by init (no console program "
+                           "in the manifest)\n"));
+    assert_true(output_has("[init] console input ended and no task can act on it (no console "
+                           "program in the manifest); shutting down with status 120\n"));
+    finish();
+}
+
+static void test_empty_manifest_ends_at_end_of_input(void **state)
+{
+    boot_input("", "");
+    assert_int_equal(OS_EXIT_INPUT_ENDED, sim_run(10000));
+    finish();
+    /* without an end of input it keeps running: nothing else ends it */
+    boot("");
+    assert_int_equal(-1, sim_run(10000));
+    finish();
+}
+
+static void test_every_program_gave_up(void **state)
+{
+    G.exit_status = 3;
+    boot("program quitter restart=always max-restarts=2\n");
+    assert_int_equal(OS_EXIT_NOTHING_LEFT, sim_run(10000));
+    assert_int_equal(3, G.starts);
+    assert_true(output_has("[init] every program has ended for good; shutting down with status "
+                           "121\n"));
     finish();
 }
 
@@ -334,7 +394,11 @@ int main(void)
         cmocka_unit_test_setup(test_on_failure_does_not_restart_a_clean_exit, setup),
         cmocka_unit_test_setup(test_restart_never, setup),
         cmocka_unit_test_setup(test_garbage_gets_errors_and_init_survives, setup),
-        cmocka_unit_test_setup(test_bad_manifest_shuts_down_with_2, setup),
+        cmocka_unit_test_setup(test_bad_manifest_shuts_down_with_its_status, setup),
+        cmocka_unit_test_setup(test_oversized_manifest_names_the_line_past_the_limit, setup),
+        cmocka_unit_test_setup(test_input_end_without_a_console_program, setup),
+        cmocka_unit_test_setup(test_empty_manifest_ends_at_end_of_input, setup),
+        cmocka_unit_test_setup(test_every_program_gave_up, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

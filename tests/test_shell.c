@@ -41,8 +41,9 @@ static void test_parse_commands(void **state)
     assert_string_equal("4", c.arg);
     assert_int_equal(SHELL_SHUTDOWN, parse("shutdown", &c));
     assert_int_equal(0, c.status);
-    assert_int_equal(SHELL_SHUTDOWN, parse("shutdown -3", &c));
-    assert_int_equal(-3, c.status);
+    assert_int_equal(SHELL_SHUTDOWN, parse("shutdown 119", &c));
+    assert_int_equal(119, c.status);
+    assert_int_equal(OS_EXIT_USER_MAX, c.status);
     assert_int_equal(SHELL_CRASH, parse("crash null", &c));
     assert_int_equal(SHELL_CRASH_NULL, c.crash);
     assert_int_equal(SHELL_CRASH, parse("crash panic", &c));
@@ -64,9 +65,18 @@ static void test_parse_errors(void **state)
     assert_string_equal("shell: usage: spawn NAME", c.error);
     assert_int_equal(SHELL_ERROR, parse("kill a b", &c));
     assert_string_equal("shell: usage: kill NAME|ID", c.error);
+    /* a status is exact on every platform or refused: 0..119; the OS's own are 120..126 */
     assert_int_equal(SHELL_ERROR, parse("shutdown soon", &c));
-    assert_string_equal("shell: usage: shutdown [STATUS]", c.error);
+    assert_string_equal("shell: shutdown: STATUS must be 0..119, not 'soon'", c.error);
     assert_int_equal(SHELL_ERROR, parse("shutdown 99999999999", &c));
+    assert_int_equal(SHELL_ERROR, parse("shutdown -1", &c));
+    assert_string_equal("shell: shutdown: STATUS must be 0..119, not '-1'", c.error);
+    assert_int_equal(SHELL_ERROR, parse("shutdown 120", &c));
+    assert_int_equal(SHELL_ERROR, parse("shutdown 126", &c));
+    assert_int_equal(SHELL_ERROR, parse("shutdown 256", &c));
+    assert_string_equal("shell: shutdown: STATUS must be 0..119, not '256'", c.error);
+    assert_int_equal(SHELL_ERROR, parse("shutdown 1 2", &c));
+    assert_string_equal("shell: usage: shutdown [STATUS]", c.error);
     assert_int_equal(SHELL_ERROR, parse("crash softly", &c));
     assert_string_equal("shell: usage: crash null|panic|assert|stack", c.error);
     assert_int_equal(SHELL_ERROR, shell_parse("ps\0x", 4, &c));

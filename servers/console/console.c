@@ -6,12 +6,21 @@
 #include <string.h>
 
 enum {
-    CONSOLE_BUFFERED_MAX = 32, /* input items held until the client reads them */
+    CONSOLE_CREDIT_MAX = 32, /* input items a client may ask for ahead (console.read) */
     CONSOLE_REQ_REGISTER = 1,
 };
 
-/* An input item waiting for the client: a line or an overlong notice. */
+/*
+ * Input is taken from the device only when the client has asked for it: the
+ * device is held otherwise, so unread input stays in the kernel's queue and at
+ * the platform, never here. A console that is killed or crashes loses nothing:
+ * its successor opens the device and reads on where it stopped (and the kernel
+ * tells it again if input had already ended).
+ */
+
+/* The one item taken from the device and not yet given to a client. */
 typedef struct item {
+    bool valid;
     uint32_t type;   /* console_msg_line, _overlong */
     uint32_t length; /* line: bytes in text; overlong: the dropped line's length */
     char text[CONSOLE_LINE_MAX + 1];
@@ -22,14 +31,20 @@ typedef struct console_state {
     os_handle_t client; /* the one client (the latest to connect), or NONE */
     bool blocked;       /* the client's queue was full: wait for WRITABLE */
     uint32_t credit;    /* input items the client asked for (console.read) and has not got */
-    bool held;          /* the device is held: our buffer is full */
+    bool held;          /* the device is held: nobody wants input now */
     uint32_t lines;     /* lines forwarded */
-    uint32_t dropped;   /* NEVER: input dropped because the buffer was full despite the hold */
-    bool eof;           /* input ended: tell the client after the buffered items */
-    bool eof_sent;
-    size_t head, count; /* ring of buffered items */
-    item_t items[CONSOLE_BUFFERED_MAX];
+    bool eof;           /* input ended: tell each client after the last item */
+    bool eof_sent;      /* ... the current client was told */
+    bool eof_reported;  /* ... init was told (input_ended) */
+    item_t pending;     /* taken while a client asked, not delivered yet (its queue was full
+                           or it went away): the next client gets it first */
 } console_state_t;
+
+static void set_hold(os_ctx_t *ctx, console_state_t *st, bool hold)
+{
+    if (st->held != hold && os_handle_hold(ctx, st->dev, hold) == 0)
+        st->held = hold;
+}
 
 static int send_item(os_ctx_t *ctx, console_state_t *st, const item_t *it)
 {
@@ -62,64 +77,60 @@ static bool sent(os_ctx_t *ctx, console_state_t *st, int err)
     return true;
 }
 
-/* Send buffered items while the client takes them. */
+/* Give the client what it asked for, then take more from the device only if it wants more. */
 static void pump(os_ctx_t *ctx, console_state_t *st)
 {
-    while (st->count > 0 && st->client != OS_HANDLE_NONE && !st->blocked && st->credit > 0) {
-        item_t *it = &st->items[st->head];
-        int err = send_item(ctx, st, it);
-        if (!sent(ctx, st, err))
-            return;
-        if (err == 0 && it->type == console_msg_line)
-            st->lines++;
-        st->head = (st->head + 1) % CONSOLE_BUFFERED_MAX;
-        st->count--;
-        st->credit--;
+    bool ready = st->client != OS_HANDLE_NONE && !st->blocked;
+
+    if (ready && st->pending.valid && st->credit > 0) {
+        int err = send_item(ctx, st, &st->pending);
+        if (sent(ctx, st, err)) {
+            if (st->pending.type == console_msg_line)
+                st->lines++;
+            st->pending.valid = false;
+            st->credit--;
+        }
+        ready = st->client != OS_HANDLE_NONE && !st->blocked;
     }
-    if (st->held && st->count < CONSOLE_BUFFERED_MAX) {
-        st->held = false;
-        os_handle_hold(ctx, st->dev, false);
-    }
-    if (st->count > 0 || st->client == OS_HANDLE_NONE || st->blocked)
-        return;
-    if (st->dropped) { /* NEVER: the device is held while the buffer is full */
-        os_log(ctx, "%u input lines dropped: the buffer was full", st->dropped);
-        st->dropped = 0;
-    }
-    if (st->eof && !st->eof_sent) {
+    if (ready && st->eof && !st->pending.valid && !st->eof_sent) {
         console_eof_t m = {st->lines};
         if (sent(ctx, st, console_eof_send(ctx, st->client, &m)))
             st->eof_sent = true;
+        ready = st->client != OS_HANDLE_NONE && !st->blocked;
     }
-}
-
-static item_t *push(console_state_t *st)
-{
-    if (st->count == CONSOLE_BUFFERED_MAX) {
-        st->dropped++;
-        return NULL;
+    if (st->eof && !st->eof_reported && (st->eof_sent || st->client == OS_HANDLE_NONE)) {
+        /* after the client has everything: init decides whether anyone is left to act on it */
+        init_input_ended_t m = {st->lines};
+        if (init_input_ended_send(ctx, init_channel(ctx), &m) == 0)
+            st->eof_reported = true;
     }
-    item_t *it = &st->items[(st->head + st->count) % CONSOLE_BUFFERED_MAX];
-    st->count++;
-    return it;
+    set_hold(ctx, st, !ready || st->credit == 0 || st->pending.valid || st->eof);
 }
 
 static void on_device(os_ctx_t *ctx, console_state_t *st, const os_event_t *ev)
 {
-    item_t *it;
+    item_t *it = &st->pending;
 
+    if (ev->type == CONSOLE_DEV_EOF) {
+        st->eof = true;
+        pump(ctx, st);
+        return;
+    }
+    if (it->valid) {
+        /* NEVER: the device is held while an item waits */
+        os_log(ctx, "console input arrived while a line was still waiting; dropped");
+        return;
+    }
     switch (ev->type) {
     case CONSOLE_DEV_LINE:
-        if (!(it = push(st)))
-            break;
+        it->valid = true;
+        it->length = (uint32_t)ev->len;
         if (ev->len > CONSOLE_LINE_MAX) {
             /* the device promises short lines; never trust it with our buffer */
             it->type = console_msg_overlong;
-            it->length = (uint32_t)ev->len;
             break;
         }
         it->type = console_msg_line;
-        it->length = (uint32_t)ev->len;
         memcpy(it->text, ev->data, ev->len);
         for (size_t i = 0; i < ev->len; i++) {
             if (it->text[i] == 0)
@@ -127,25 +138,16 @@ static void on_device(os_ctx_t *ctx, console_state_t *st, const os_event_t *ev)
         }
         break;
     case CONSOLE_DEV_OVERLONG:
-        if (!(it = push(st)))
-            break;
+        it->valid = true;
         it->type = console_msg_overlong;
         it->length = 0;
         if (ev->len == sizeof(uint32_t))
             memcpy(&it->length, ev->data, sizeof it->length);
         break;
-    case CONSOLE_DEV_EOF:
-        st->eof = true; /* never dropped, even with a full buffer */
-        break;
     default:
         break;
     }
     pump(ctx, st);
-    if (st->count == CONSOLE_BUFFERED_MAX && !st->held) {
-        /* full: the rest waits in the kernel's queue, then at the platform */
-        st->held = true;
-        os_handle_hold(ctx, st->dev, true);
-    }
 }
 
 static void reject(os_ctx_t *ctx, os_handle_t ch, const os_event_t *ev)
@@ -164,7 +166,7 @@ static void on_client_message(os_ctx_t *ctx, console_state_t *st, const os_event
     } m;
 
     if (ev->type == console_msg_read && console_read_decode(ev, &m.read) == 0) {
-        uint32_t room = CONSOLE_BUFFERED_MAX - st->credit; /* a sane bound on credit */
+        uint32_t room = CONSOLE_CREDIT_MAX - st->credit; /* a sane bound on credit */
         st->credit += m.read.count < room ? m.read.count : room;
         pump(ctx, st);
     } else if (ev->type == console_msg_write && console_write_decode(ev, &m.write) == 0) {
@@ -191,7 +193,7 @@ static void on_init_message(os_ctx_t *ctx, console_state_t *st, const os_event_t
             os_handle_close(ctx, st->client);
         st->client = m.nc.chan;
         st->blocked = false;
-        st->credit = 0; /* it asks for input when it is ready */
+        st->credit = 0;       /* it asks for input when it is ready */
         st->eof_sent = false; /* a new client (a restarted shell) learns it too */
         pump(ctx, st);
     } else if (ev->type == init_msg_reply && init_reply_decode(ev, &m.reply) == 0) {
@@ -208,6 +210,7 @@ static void console_start(os_ctx_t *ctx)
     int err = os_device_open(ctx, "console", &st->dev);
     if (err < 0)
         os_panic(ctx, "cannot open the console device: %s", os_strerror(err));
+    set_hold(ctx, st, true); /* no client yet: input waits in the device */
     err = init_register_iface(ctx, CONSOLE_REQ_REGISTER, &console_iface);
     if (err < 0)
         os_log(ctx, "register console: %s", os_strerror(err));
@@ -240,6 +243,7 @@ static void console_on_event(os_ctx_t *ctx, const os_event_t *ev)
         if (ev->handle == st->client) {
             os_handle_close(ctx, st->client);
             st->client = OS_HANDLE_NONE;
+            pump(ctx, st);
         } else if (ev->handle != init_channel(ctx)) {
             os_handle_close(ctx, ev->handle);
         }

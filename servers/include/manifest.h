@@ -18,6 +18,7 @@ enum {
     MANIFEST_PROGRAMS_MAX = 16, /* program lines */
     MANIFEST_REACH_MAX = 8,     /* interfaces in one reach list */
     MANIFEST_LINE_MAX = 512,    /* bytes in one line */
+    MANIFEST_SIZE_MAX = OS_BOOT_ARG_MAX, /* bytes in the whole text (what the kernel hands init) */
     MANIFEST_MAX_RESTARTS_LIMIT = 1000000,
     MANIFEST_DEFAULT_MAX_RESTARTS = 5,
 };
@@ -43,7 +44,8 @@ typedef struct manifest {
 } manifest_t;
 
 /*
- * Parse text (len bytes, no NUL needed). `image` is the NULL-terminated
+ * Parse text (len bytes, no NUL needed; over MANIFEST_SIZE_MAX is an error at the line
+ * holding the limit's byte). `image` is the NULL-terminated
  * program table programs must come from (NULL: any name); `init_name` is the
  * program the kernel starts itself (may not be listed; NULL: none). Returns 0,
  * or the 1-based line of the first error with its message in err.

@@ -1,5 +1,6 @@
 /* init.c — task 1: starts the manifest's programs, serves names, enforces reach, restarts. */
 #include <image.h>
+#include <iface/console.h>
 #include <iface/init.h>
 #include <manifest.h>
 
@@ -10,6 +11,7 @@ enum {
     INIT_SLOTS_MAX = 32,   /* programs init supervises (manifest + spawned on request) */
     INIT_REGS_MAX = 32,    /* registered interfaces */
     INIT_PENDING_MAX = 32, /* connects waiting for their interface */
+    INIT_READ_AHEAD = 8,   /* console input asked for ahead while init reads it itself */
 };
 
 /* One supervised program: its policy and, while it runs, its task. */
@@ -22,6 +24,7 @@ typedef struct slot {
     uint32_t task_id;
     uint32_t restarts;
     bool killed;   /* we killed it on request */
+    bool gave_up;  /* ended for good because max-restarts was reached */
     int kill_from; /* slot that asked for the kill (-1: none) */
     uint32_t kill_req;
 } slot_t;
@@ -48,6 +51,13 @@ typedef struct init_state {
     slot_t slots[INIT_SLOTS_MAX];
     reg_t regs[INIT_REGS_MAX];
     pending_t pending[INIT_PENDING_MAX];
+    /* End of console input (docs/manifest.md): when no program can read or act on the input,
+     * init reads it itself, drops it, and at its end shuts the OS down. */
+    bool input_ended;    /* the console device's input ended */
+    bool down;           /* we asked for shutdown: decide nothing more */
+    os_handle_t dev;     /* the console device, while no console program runs */
+    os_handle_t cclient; /* our own client channel to the console, while no program may read */
+    uint32_t dropped;    /* input lines nobody could read */
 } init_state_t;
 
 /* ---- helpers -------------------------------------------------------------------------- */
@@ -76,6 +86,169 @@ static int slot_index(init_state_t *st, const slot_t *s)
     return (int)(s - st->slots);
 }
 
+/* The program of the image that reads the console device, if the manifest has it. */
+static slot_t *console_slot(init_state_t *st)
+{
+    return slot_by_name(st, orrery_console.name);
+}
+
+/* A running program that may reach the console and ask init to shut down (the shell): it
+ * acts on end of input itself. */
+static slot_t *input_actor(init_state_t *st)
+{
+    for (int i = 0; i < INIT_SLOTS_MAX; i++) {
+        slot_t *s = &st->slots[i];
+        if (s->used && s->running && manifest_may_reach(&s->prog, console_iface.name) &&
+            manifest_may_reach(&s->prog, "init"))
+            return s;
+    }
+    return NULL;
+}
+
+/* A running program, other than init, that may read console input. */
+static bool input_reader(init_state_t *st)
+{
+    for (int i = 0; i < INIT_SLOTS_MAX; i++) {
+        slot_t *s = &st->slots[i];
+        if (s->used && s->running && manifest_may_reach(&s->prog, console_iface.name))
+            return true;
+    }
+    return false;
+}
+
+static void describe_gone(const slot_t *s, char *buf, size_t len)
+{
+    if (s->gave_up)
+        snprintf(buf, len, "%s gave up after %u restart%s", s->prog.name, s->restarts,
+                 s->restarts == 1 ? "" : "s");
+    else
+        snprintf(buf, len, "%s ended and is not restarted", s->prog.name);
+}
+
+/* Why no task can act on console input, for the shutdown line. */
+static void why_nobody(init_state_t *st, char *buf, size_t len)
+{
+    slot_t *c = console_slot(st);
+    if (!c) {
+        snprintf(buf, len, "no %s program in the manifest", orrery_console.name);
+        return;
+    }
+    if (!c->running) {
+        describe_gone(c, buf, len);
+        return;
+    }
+    const slot_t *gone = NULL;
+    for (int i = 0; i < INIT_SLOTS_MAX; i++) {
+        slot_t *s = &st->slots[i];
+        if (!s->used || !manifest_may_reach(&s->prog, console_iface.name))
+            continue;
+        if (s->running) {
+            snprintf(buf, len, "%s may not shut down: no 'init' in its reach (manifest line %d)",
+                     s->prog.name, s->prog.line);
+            return;
+        }
+        gone = s;
+    }
+    if (gone)
+        describe_gone(gone, buf, len);
+    else
+        snprintf(buf, len, "no program in the manifest may reach %s and init", console_iface.name);
+}
+
+static void shut_down(os_ctx_t *ctx, init_state_t *st, int status)
+{
+    st->down = true;
+    os_shutdown(ctx, status);
+}
+
+/* Input ended: if nobody is left to act on it (the shell shuts down at end of input), we do. */
+static void input_check(os_ctx_t *ctx, init_state_t *st)
+{
+    if (!st->input_ended || st->down)
+        return;
+    slot_t *c = console_slot(st);
+    if (c && c->running && input_actor(st))
+        return;
+    char why[128];
+    why_nobody(st, why, sizeof why);
+    os_log(ctx, "console input ended and no task can act on it (%s); shutting down with status %d",
+           why, OS_EXIT_INPUT_ENDED);
+    shut_down(ctx, st, OS_EXIT_INPUT_ENDED);
+}
+
+static reg_t *reg_find(init_state_t *st, const char *name);
+
+/* Make sure someone reads console input, so its end is seen: the console program for its
+ * client; or, with no console program running, init from the device; or, with no program
+ * that may read it, init as the console's client. Init drops what it reads. */
+static void reader_check(os_ctx_t *ctx, init_state_t *st)
+{
+    slot_t *c = console_slot(st);
+    char why[128];
+
+    if (st->down)
+        return;
+    if (!c || !c->running) {
+        if (st->cclient != OS_HANDLE_NONE) {
+            os_handle_close(ctx, st->cclient);
+            st->cclient = OS_HANDLE_NONE;
+        }
+        if (st->dev == OS_HANDLE_NONE && os_device_open(ctx, "console", &st->dev) == 0) {
+            why_nobody(st, why, sizeof why);
+            os_log(ctx, "console input is read and dropped by init (%s)", why);
+        }
+        return;
+    }
+    reg_t *r = reg_find(st, console_iface.name);
+    if (st->cclient != OS_HANDLE_NONE || input_reader(st) || !r ||
+        r->id != iface_id(&console_iface))
+        return;
+    os_handle_t a, b;
+    if (os_channel_create(ctx, &a, &b) < 0)
+        return;
+    os_channel_tag(ctx, a, r->id);
+    init_new_client_t nc;
+    memset(&nc, 0, sizeof nc);
+    strcpy(nc.name, r->name);
+    nc.client = os_task_id(ctx);
+    nc.chan = b;
+    console_read_t rd = {INIT_READ_AHEAD};
+    if (init_new_client_send(ctx, st->slots[r->slot].boot, &nc) < 0 ||
+        console_read_send(ctx, a, &rd) < 0) {
+        os_handle_close(ctx, a);
+        os_handle_close(ctx, b);
+        return;
+    }
+    st->cclient = a;
+    why_nobody(st, why, sizeof why);
+    os_log(ctx, "console input is read and dropped by init (%s)", why);
+}
+
+/* Input init reads itself (device or console client): lines are dropped, the end acted on. */
+static void on_own_input(os_ctx_t *ctx, init_state_t *st, bool ended)
+{
+    if (ended) {
+        st->input_ended = true;
+        input_check(ctx, st);
+        return;
+    }
+    st->dropped++;
+}
+
+/* Every supervised program ended for good: nothing can run any more. */
+static void nothing_left_check(os_ctx_t *ctx, init_state_t *st)
+{
+    for (int i = 0; i < INIT_SLOTS_MAX; i++) {
+        if (st->slots[i].used && st->slots[i].running)
+            return;
+    }
+    if (st->down)
+        return;
+    os_log(ctx, "every program has ended for good; shutting down with status %d",
+           OS_EXIT_NOTHING_LEFT);
+    shut_down(ctx, st, OS_EXIT_NOTHING_LEFT);
+}
+
 static void reply(os_ctx_t *ctx, slot_t *to, uint32_t req, int status, uint32_t value)
 {
     if (!to || !to->running || to->boot == OS_HANDLE_NONE)
@@ -91,6 +264,10 @@ static void reply(os_ctx_t *ctx, slot_t *to, uint32_t req, int status, uint32_t 
 static int start(os_ctx_t *ctx, init_state_t *st, slot_t *s)
 {
     os_handle_t mine, theirs, task;
+    if (strcmp(s->prog.name, orrery_console.name) == 0 && st->dev != OS_HANDLE_NONE) {
+        os_handle_close(ctx, st->dev); /* the console program reads the device again */
+        st->dev = OS_HANDLE_NONE;
+    }
     int err = os_channel_create(ctx, &mine, &theirs);
     if (err < 0)
         return err;
@@ -160,6 +337,7 @@ static void task_ended(os_ctx_t *ctx, init_state_t *st, slot_t *s, int status)
     if (!wants_restart(s, status)) {
         os_log(ctx, "%s (task %u) %s", s->prog.name, old_id, why);
     } else if (s->restarts >= s->prog.max_restarts) {
+        s->gave_up = true;
         os_log(ctx, "%s (task %u) %s; not restarting (max-restarts %u reached)", s->prog.name,
                old_id, why, s->prog.max_restarts);
     } else {
@@ -176,6 +354,11 @@ static void task_ended(os_ctx_t *ctx, init_state_t *st, slot_t *s, int status)
     }
     s->kill_from = -1;
     s->killed = false;
+    if (!s->running) {
+        reader_check(ctx, st);
+        input_check(ctx, st);
+        nothing_left_check(ctx, st);
+    }
 }
 
 /* ---- the name service ----------------------------------------------------------------- */
@@ -280,6 +463,8 @@ static void on_register(os_ctx_t *ctx, init_state_t *st, slot_t *s, const init_r
     r->id = m->id;
     r->slot = slot_index(st, s);
     reply(ctx, s, m->req, 0, 0);
+    if (strcmp(r->name, console_iface.name) == 0)
+        reader_check(ctx, st); /* a console program (re)started: does anyone read it? */
     for (int i = 0; i < INIT_PENDING_MAX; i++) {
         pending_t *p = &st->pending[i];
         if (p->used && strcmp(p->name, m->name) == 0) {
@@ -378,6 +563,7 @@ static void on_message(os_ctx_t *ctx, init_state_t *st, slot_t *s, const os_even
         init_spawn_t spawn;
         init_kill_t kill;
         init_shutdown_t shut;
+        init_input_ended_t ended;
     } m;
     int err = OS_EPROTO;
 
@@ -418,6 +604,15 @@ static void on_message(os_ctx_t *ctx, init_state_t *st, slot_t *s, const os_even
             reply(ctx, s, m.shut.req, err, 0);
         }
         break;
+    case init_msg_input_ended:
+        if ((err = init_input_ended_decode(ev, &m.ended)) == 0) {
+            reg_t *r = reg_find(st, console_iface.name);
+            if (r && r->slot == slot_index(st, s)) { /* only the console's server knows */
+                st->input_ended = true;
+                input_check(ctx, st);
+            }
+        }
+        break;
     default:
         break;
     }
@@ -440,8 +635,9 @@ static void init_start(os_ctx_t *ctx)
     os_spawn_arg(ctx, &arg, &len);
     int line = manifest_parse(arg, len, NULL, os_task_name(ctx), &st->manifest, err, sizeof err);
     if (line) {
-        os_log(ctx, "manifest line %d: %s", line, err);
-        os_shutdown(ctx, 2);
+        os_log(ctx, "manifest line %d: %s; shutting down with status %d", line, err,
+               OS_EXIT_BAD_MANIFEST);
+        shut_down(ctx, st, OS_EXIT_BAD_MANIFEST);
         return;
     }
     for (size_t i = 0; i < st->manifest.count && i < INIT_SLOTS_MAX; i++) {
@@ -453,6 +649,7 @@ static void init_start(os_ctx_t *ctx)
             os_log(ctx, "cannot start %s (manifest line %d): %s", s->prog.name, s->prog.line,
                    os_strerror(e));
     }
+    reader_check(ctx, st); /* no console program: init watches the device for the end */
 }
 
 static void init_on_event(os_ctx_t *ctx, const os_event_t *ev)
@@ -466,10 +663,26 @@ static void init_on_event(os_ctx_t *ctx, const os_event_t *ev)
             task_ended(ctx, st, s, ev->status);
         break;
     case OS_EV_MESSAGE:
-        if ((s = slot_by_handle(st, ev->handle, true)))
+        if ((s = slot_by_handle(st, ev->handle, true))) {
             on_message(ctx, st, s, ev);
-        else
+        } else if (ev->handle == st->cclient && st->cclient != OS_HANDLE_NONE) {
             iface_discard(ctx, ev);
+            if (ev->type == console_msg_line || ev->type == console_msg_overlong) {
+                console_read_t rd = {1};
+                console_read_send(ctx, st->cclient, &rd);
+            }
+            if (ev->type == console_msg_line || ev->type == console_msg_overlong ||
+                ev->type == console_msg_eof)
+                on_own_input(ctx, st, ev->type == console_msg_eof);
+        } else {
+            iface_discard(ctx, ev);
+        }
+        break;
+    case OS_EV_DEVICE:
+        if (ev->handle == st->dev && st->dev != OS_HANDLE_NONE &&
+            (ev->type == CONSOLE_DEV_LINE || ev->type == CONSOLE_DEV_OVERLONG ||
+             ev->type == CONSOLE_DEV_EOF))
+            on_own_input(ctx, st, ev->type == CONSOLE_DEV_EOF);
         break;
     case OS_EV_PEER_CLOSED:
         /* the task is ending (its exit event follows) or dropped its bootstrap channel */
@@ -477,6 +690,9 @@ static void init_on_event(os_ctx_t *ctx, const os_event_t *ev)
             os_handle_close(ctx, s->boot);
             s->boot = OS_HANDLE_NONE;
             forget_server(st, slot_index(st, s));
+        } else if (ev->handle == st->cclient && st->cclient != OS_HANDLE_NONE) {
+            os_handle_close(ctx, st->cclient); /* the console ended; it re-registers if restarted */
+            st->cclient = OS_HANDLE_NONE;
         }
         break;
     default:

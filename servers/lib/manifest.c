@@ -207,6 +207,11 @@ int manifest_parse(const char *text, size_t len, const os_program_t *const *imag
         const char *nl = memchr(text + at, '\n', len - at);
         size_t n = nl ? (size_t)(nl - (text + at)) : len - at;
         p.line++;
+        if (len > MANIFEST_SIZE_MAX && at + n >= MANIFEST_SIZE_MAX) {
+            /* stop at the line holding the first byte past the limit, before using it */
+            return fail(&p, "manifest is %lu bytes, over the limit of %d", (unsigned long)len,
+                        MANIFEST_SIZE_MAX);
+        }
         if (n > MANIFEST_LINE_MAX)
             return fail(&p, "line longer than %d bytes", MANIFEST_LINE_MAX);
         if (memchr(text + at, 0, n))

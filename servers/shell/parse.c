@@ -1,6 +1,8 @@
 /* parse.c — the shell's command parser and help text (pure: no os calls). */
 #include <shell_parse.h>
 
+#include <os/os.h>
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,7 +23,7 @@ static const struct command {
     {"ipc", SHELL_IPC, "", "list the channels and their queued messages"},
     {"spawn", SHELL_SPAWN, "NAME", "start program NAME of the image"},
     {"kill", SHELL_KILL, "NAME|ID", "kill a task (init restarts it by policy)"},
-    {"shutdown", SHELL_SHUTDOWN, "[STATUS]", "stop the OS with exit status STATUS (0)"},
+    {"shutdown", SHELL_SHUTDOWN, "[STATUS]", "stop the OS with exit status STATUS (default 0)"},
     {"crash", SHELL_CRASH, "null|panic|assert|stack", "make the shell fault on purpose"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
@@ -150,8 +152,16 @@ shell_kind_t shell_parse(const char *line, size_t len, shell_cmd_t *out)
         strcpy(out->arg, words[0]);
         return c->kind;
     case SHELL_SHUTDOWN:
-        if (nwords > 1 || (nwords == 1 && parse_int(words[0], &out->status) < 0))
+        if (nwords > 1)
             return usage(out, c);
+        if (nwords == 1 && (parse_int(words[0], &out->status) < 0 || out->status < 0 ||
+                            out->status > OS_EXIT_USER_MAX)) {
+            /* a status the platforms cannot report exactly, or one the OS keeps for itself */
+            if (strlen(words[0]) > 20)
+                strcpy(words[0] + 17, "...");
+            return error(out, "shell: shutdown: STATUS must be 0..%d, not '%s'", OS_EXIT_USER_MAX,
+                         words[0]);
+        }
         return c->kind;
     case SHELL_CRASH:
         if (nwords == 1 && strcmp(words[0], "null") == 0)

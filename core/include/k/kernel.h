@@ -32,16 +32,20 @@ typedef struct k_sched_policy {
 extern const k_sched_policy_t k_sched_fifo;   /* hosted: first ready, first run */
 extern const k_sched_policy_t k_sched_seeded; /* deterministic: a seeded pick among the ready */
 
+enum {
+    K_WORKERS_MAX = 64, /* workers one kernel runs (k_config.workers, k_run_one's worker) */
+};
+
 typedef struct k_config {
     const os_program_t *const *programs; /* the image: NULL-terminated */
     const char *init_program;            /* first task, privileged ("init") */
     const void *init_arg;                /* its spawn arg (the boot manifest) */
     size_t init_arg_len;
-    unsigned workers;               /* workers that will call k_run_one, >= 1 */
-    const k_sched_policy_t *policy; /* NULL: k_sched_fifo */
-    uint64_t seed;                  /* for the seeded policy */
-    const hal_trace_sink_t *trace;  /* NULL: no tracing */
-    size_t max_tasks;               /* 0: 256 */
+    unsigned workers;                    /* workers that will call k_run_one, 1..K_WORKERS_MAX */
+    const k_sched_policy_t *policy;      /* NULL: k_sched_fifo */
+    uint64_t seed;                       /* for the seeded policy */
+    const hal_trace_sink_t *trace;       /* NULL: no tracing */
+    size_t max_tasks;                    /* 0: 256 */
 } k_config_t;
 
 /*

@@ -17,6 +17,8 @@ enum {
     OS_CHAN_QUEUE_MAX = 128,  /* messages queued on one endpoint */
     OS_NAME_MAX = 32,         /* program and device names, with the NUL */
     OS_SPAWN_MAX_HANDLES = 8, /* initial handles given at spawn */
+    OS_BOOT_ARG_MAX = 65536,  /* bytes of init's spawn arg: the boot manifest, the largest
+                                 one every platform carries (hosted file, QEMU fw_cfg) */
 };
 
 /* ---- handles -------------------------------------------------------------------------- */
@@ -145,7 +147,7 @@ typedef struct os_spawn_args {
     const os_handle_t *handles;  /* moved to the child, its initial handles */
     size_t nhandles;             /* <= OS_SPAWN_MAX_HANDLES */
     const void *arg;             /* copied; the child reads it with os_spawn_arg */
-    size_t arg_len;              /* <= OS_MSG_MAX_DATA */
+    size_t arg_len;              /* <= OS_MSG_MAX_DATA (init's, from the kernel: OS_BOOT_ARG_MAX) */
     uint32_t restarts;           /* shown by `ps`: how often the supervisor restarted it */
     bool privileged;             /* may spawn privileged tasks and shut down; needs a privileged caller */
 } os_spawn_args_t;
@@ -167,6 +169,22 @@ enum {
     OS_EXIT_PANIC = -128,  /* os_panic, OS_ASSERT */
     OS_EXIT_KILLED = -129, /* os_task_kill, or alive at teardown */
     OS_EXIT_FAULT = -130,  /* the platform caught a bad access or instruction */
+};
+
+/*
+ * Statuses the whole OS ends with (os_shutdown; the exit status of `orrery run` and of
+ * `orrery qemu`). Every platform reports 0..OS_EXIT_STATUS_MAX exactly (QEMU's
+ * isa-debug-exit gives 2 * (status + 1) + 1, an 8-bit exit code). A user may ask for
+ * 0..OS_EXIT_USER_MAX (the shell's `shutdown N` refuses others); the statuses above it
+ * are the OS's own, so a status always says who ended the run and why.
+ */
+enum {
+    OS_EXIT_USER_MAX = 119,     /* `shutdown N`: 0..119 */
+    OS_EXIT_INPUT_ENDED = 120,  /* console input ended and no task can act on it */
+    OS_EXIT_NOTHING_LEFT = 121, /* every program init supervises ended for good */
+    OS_EXIT_BAD_MANIFEST = 122, /* init could not use the boot manifest */
+    OS_EXIT_KERNEL_PANIC = 125, /* bare metal: the kernel faulted or panicked */
+    OS_EXIT_STATUS_MAX = 126,   /* largest reportable; larger or negative become this */
 };
 
 /* End the calling task now (does not return). */

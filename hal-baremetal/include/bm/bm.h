@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <os/os.h>
+
 /* Set by entry.S. */
 extern uint64_t bm_tsc_entry;  /* TSC at the first instruction */
 extern uint64_t bm_start_info; /* physical address of struct hvm_start_info */
@@ -30,7 +32,7 @@ typedef struct bm_frame {
 
 /* Exit statuses the platform itself produces (documented in docs/baremetal.md). */
 enum {
-    BM_STATUS_PANIC = 125, /* kernel fault or panic */
+    BM_STATUS_PANIC = OS_EXIT_KERNEL_PANIC, /* kernel fault or panic (os.h defines the statuses) */
 };
 
 /* ---- boot.c: the boot information ---------------------------------------------------- */

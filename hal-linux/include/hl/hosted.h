@@ -32,7 +32,7 @@ typedef struct hl_run_config {
     const char *init_program;            /* first task, privileged */
     const void *init_arg;                /* its spawn arg (the manifest text) */
     size_t init_arg_len;
-    unsigned workers;              /* 0: one per online core */
+    unsigned workers;              /* 0: hl_default_workers(); at most K_WORKERS_MAX */
     const hal_trace_sink_t *trace; /* NULL: no tracing */
     int console_in;                /* fd read line by line; -1: no input */
     int console_out;               /* fd for console output */
@@ -46,7 +46,8 @@ typedef struct hl_run_config {
     hl_run_stats_t *stats; /* filled when hl_run returns; may be NULL */
 } hl_run_config_t;
 
-/* Defaults: stdin/stdout console, one worker per core, 50 us spin, no signals. */
+/* Defaults: stdin/stdout console, one worker per core (at most K_WORKERS_MAX), 50 us spin,
+ * no signals. */
 void hl_run_config_init(hl_run_config_t *cfg);
 
 /* Boot, run until shutdown, tear down. The exit status (>= 0), -1 on timeout,
@@ -58,6 +59,11 @@ uint64_t hl_console_full_waits(void);
 
 /* Number of online cores (at least 1). */
 unsigned hl_ncpus(void);
+/* The default worker count for `ncores` cores: one per core, at most K_WORKERS_MAX (the
+ * kernel's limit), at least 1. */
+unsigned hl_workers_for_cores(unsigned ncores);
+/* hl_workers_for_cores(hl_ncpus()): what `orrery run` uses without --workers. */
+unsigned hl_default_workers(void);
 
 /* ---- faults: a task's SIGSEGV/SIGBUS/SIGILL/SIGFPE kills that task alone -------------- */
 

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <hal/device.h>
+
 /*
  * The console is a device named "console" (see device.h). Each platform
  * registers it before boot. Input is posted line by line with these codes;
@@ -16,7 +18,7 @@ enum {
     HAL_CONSOLE_LINE = 1,        /* device -> task: one line, without '\n' */
     HAL_CONSOLE_OVERLONG = 2,    /* device -> task: a line was too long and
                                     dropped; data is its length as uint32_t */
-    HAL_CONSOLE_EOF = 3,         /* device -> task: input ended */
+    HAL_CONSOLE_EOF = HAL_DEVICE_END, /* device -> task: input ended (kept: device.h) */
     HAL_CONSOLE_WRITE = 16,      /* task -> device: bytes to print */
 };
 

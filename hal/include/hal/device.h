@@ -15,7 +15,13 @@
  *   to the task as an OS_EV_DEVICE event with that code.
  * If k_post() returns OS_EFULL the platform keeps the item and stops reading
  * its source; the kernel calls ops->resume once the queue has room again.
+ *
+ * Code HAL_DEVICE_END means the device's input ended: the platform posts it
+ * once, last. The kernel keeps that fact: the task that opens the device
+ * after the one it was delivered to (a restarted server) gets it again, after
+ * any input still queued, so end of input is never lost with a task.
  */
+enum { HAL_DEVICE_END = 3 };
 typedef struct hal_device_ops {
     const char *name; /* "console", later "net0", "blk0"; unique */
     void *self;       /* the backend's own state, passed back to each op */

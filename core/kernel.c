@@ -161,7 +161,7 @@ long k_teardown(void)
     if (K.booted) {
         K.tearing_down = true;
         while (!k_list_empty(&K.tasks))
-            k_task_destroy(k_task_entry(K.tasks.first), K_EXIT_KILLED);
+            k_task_destroy(k_task_entry(K.tasks.first), OS_EXIT_KILLED);
         /* What is left is in flight, possibly in cycles (A's queue carries B, B's carries
          * A): empty every queue first, then destroy each object alone. */
         K_LIST_FOR(o, &K.objs, k_obj_t, alink)

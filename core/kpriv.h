@@ -20,13 +20,6 @@
 #include "klist.h"
 #include "lock.h"
 
-/* Exit statuses the kernel gives (documented in docs/os-api.md). */
-enum {
-    K_EXIT_PANIC = -128,  /* os_panic / OS_ASSERT */
-    K_EXIT_KILLED = -129, /* os_task_kill, or still alive at k_teardown */
-    K_EXIT_FAULT = -130,  /* k_task_fault: the platform caught a fault */
-};
-
 enum {
     K_DEVICES_MAX = 16,
     K_MSG_FREE_MAX = 256, /* message buffers kept for reuse */

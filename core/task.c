@@ -188,7 +188,7 @@ _Noreturn void k_task_fault(unsigned worker, const char *what)
     int n = snprintf(line, sizeof(line), "[%s] fault: %s\n", t ? t->prog->name : "kernel",
                      what ? what : "?");
     hal_console_write(line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
-    k_task_leave(t, K_EXIT_FAULT);
+    k_task_leave(t, OS_EXIT_FAULT);
 }
 
 bool k_in_task(unsigned worker)
@@ -241,11 +241,6 @@ int os_spawn(os_ctx_t *ctx, const os_spawn_args_t *args, os_handle_t *task)
     return k_spawn(ctx->task, args, task);
 }
 
-_Static_assert((int)K_EXIT_PANIC == (int)OS_EXIT_PANIC &&
-                   (int)K_EXIT_KILLED == (int)OS_EXIT_KILLED &&
-                   (int)K_EXIT_FAULT == (int)OS_EXIT_FAULT,
-               "kernel exit statuses are the public ones");
-
 int os_task_handle_id(os_ctx_t *ctx, os_handle_t task, uint32_t *id)
 {
     k_slot_t *s;
@@ -277,9 +272,9 @@ int os_task_kill(os_ctx_t *ctx, os_handle_t task)
             rc = OS_ESTATE; /* already ended */
         } else if (victim->run == OS_TASK_RUNNING) {
             victim->dying = true; /* k_run_one destroys it after this event */
-            victim->kill_status = K_EXIT_KILLED;
+            victim->kill_status = OS_EXIT_KILLED;
         } else {
-            k_task_destroy(victim, K_EXIT_KILLED);
+            k_task_destroy(victim, OS_EXIT_KILLED);
         }
     }
     k_unlock();
@@ -297,7 +292,7 @@ _Noreturn void os_panic(os_ctx_t *ctx, const char *fmt, ...)
     va_start(ap, fmt);
     k_log_line(ctx->task, "panic: ", fmt, ap);
     va_end(ap);
-    k_task_leave(ctx->task, K_EXIT_PANIC);
+    k_task_leave(ctx->task, OS_EXIT_PANIC);
 }
 
 int os_task_list(os_ctx_t *ctx, os_task_info_t *out, size_t max)

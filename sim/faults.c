@@ -8,7 +8,7 @@
 #include <os/errno.h>
 #include <sim/sim.h>
 
-enum { K_EXIT_KILLED_STATUS = -129, PARTITIONS_MAX = 16 };
+enum { PARTITIONS_MAX = 16 };
 
 static struct {
     sim_faults_t f;
@@ -139,7 +139,7 @@ static void kill_now(void *self, uint64_t arg)
     if (n == 0)
         return; /* all of them are down already: nothing to hit this time */
     size_t k = (size_t)(sim_rand() % n);
-    if (k_fault_kill(ids[k], K_EXIT_KILLED_STATUS) == 0) {
+    if (k_fault_kill(ids[k], OS_EXIT_KILLED) == 0) {
         uint64_t t = sim_now();
         F.st.kills++;
         snprintf(F.st.last_kill, sizeof(F.st.last_kill), "%s (task %u) at %llu.%06llus",

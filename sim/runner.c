@@ -13,8 +13,6 @@
 #include <sim/sim.h>
 
 enum {
-    EXIT_PANIC = -128, /* os_panic, OS_ASSERT (docs/os-api.md) */
-    EXIT_FAULT = -130, /* a fault the platform caught */
     TASKS_MAX = 1024,  /* task ids remembered by the checker */
     AUDIT_EVERY = 64,  /* steps between kernel audits */
 };
@@ -110,7 +108,7 @@ static void watch_record(void *self, const hal_trace_rec_t *r)
             w->spawns[i]++;
     } else if (r->kind == HAL_TR_EXIT && r->task < TASKS_MAX) {
         const char *name = w->names[r->task];
-        if ((r->result == EXIT_PANIC || r->result == EXIT_FAULT) && !panic_allowed(w->sc, name)) {
+        if ((r->result == OS_EXIT_PANIC || r->result == OS_EXIT_FAULT) && !panic_allowed(w->sc, name)) {
             if (w->panics++ == 0) {
                 snprintf(w->panic_task, sizeof w->panic_task, "%s", name);
                 w->panic_status = r->result;

@@ -18,11 +18,6 @@
 #include <sim/sim.h>
 
 /* The console server copies the HAL's codes (servers see no <hal/...>): they must agree. */
-_Static_assert((int)CONSOLE_DEV_LINE_MAX == (int)HAL_CONSOLE_LINE_MAX, "line limit");
-_Static_assert((int)CONSOLE_DEV_LINE == (int)HAL_CONSOLE_LINE, "line code");
-_Static_assert((int)CONSOLE_DEV_OVERLONG == (int)HAL_CONSOLE_OVERLONG, "overlong code");
-_Static_assert((int)CONSOLE_DEV_EOF == (int)HAL_CONSOLE_EOF, "eof code");
-_Static_assert((int)CONSOLE_DEV_WRITE == (int)HAL_CONSOLE_WRITE, "write code");
 _Static_assert((int)CONSOLE_LINE_MAX == (int)HAL_CONSOLE_LINE_MAX, "interface line limit");
 
 static struct {

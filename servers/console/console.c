@@ -111,7 +111,7 @@ static void on_device(os_ctx_t *ctx, console_state_t *st, const os_event_t *ev)
 {
     item_t *it = &st->pending;
 
-    if (ev->type == CONSOLE_DEV_EOF) {
+    if (ev->type == HAL_CONSOLE_EOF) {
         st->eof = true;
         pump(ctx, st);
         return;
@@ -122,7 +122,7 @@ static void on_device(os_ctx_t *ctx, console_state_t *st, const os_event_t *ev)
         return;
     }
     switch (ev->type) {
-    case CONSOLE_DEV_LINE:
+    case HAL_CONSOLE_LINE:
         it->valid = true;
         it->length = (uint32_t)ev->len;
         if (ev->len > CONSOLE_LINE_MAX) {
@@ -137,7 +137,7 @@ static void on_device(os_ctx_t *ctx, console_state_t *st, const os_event_t *ev)
                 it->text[i] = '?'; /* a str carries no NUL */
         }
         break;
-    case CONSOLE_DEV_OVERLONG:
+    case HAL_CONSOLE_OVERLONG:
         it->valid = true;
         it->type = console_msg_overlong;
         it->length = 0;
@@ -170,7 +170,7 @@ static void on_client_message(os_ctx_t *ctx, console_state_t *st, const os_event
         st->credit += m.read.count < room ? m.read.count : room;
         pump(ctx, st);
     } else if (ev->type == console_msg_write && console_write_decode(ev, &m.write) == 0) {
-        os_device_write(ctx, st->dev, CONSOLE_DEV_WRITE, m.write.data, m.write.data_len);
+        os_device_write(ctx, st->dev, HAL_CONSOLE_WRITE, m.write.data, m.write.data_len);
     } else if (ev->type == console_msg_flush && console_flush_decode(ev, &m.flush) == 0) {
         /* writes reach the device synchronously, so everything before is out */
         console_flushed_t f = {m.flush.token};

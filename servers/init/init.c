@@ -680,9 +680,9 @@ static void init_on_event(os_ctx_t *ctx, const os_event_t *ev)
         break;
     case OS_EV_DEVICE:
         if (ev->handle == st->dev && st->dev != OS_HANDLE_NONE &&
-            (ev->type == CONSOLE_DEV_LINE || ev->type == CONSOLE_DEV_OVERLONG ||
-             ev->type == CONSOLE_DEV_EOF))
-            on_own_input(ctx, st, ev->type == CONSOLE_DEV_EOF);
+            (ev->type == HAL_CONSOLE_LINE || ev->type == HAL_CONSOLE_OVERLONG ||
+             ev->type == HAL_CONSOLE_EOF))
+            on_own_input(ctx, st, ev->type == HAL_CONSOLE_EOF);
         break;
     case OS_EV_PEER_CLOSED:
         /* the task is ending (its exit event follows) or dropped its bootstrap channel */

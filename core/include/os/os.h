@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <hal/codes.h> /* the device codes tasks see: HAL_DEVICE_END, HAL_CONSOLE_* */
 #include <os/errno.h>
 
 /* ---- limits --------------------------------------------------------------------------- */

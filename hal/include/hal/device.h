@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <hal/codes.h> /* HAL_DEVICE_END */
+
 /*
  * A device moves frames, lines or sectors, nothing higher. The platform fills
  * one table per device and registers it with k_device_add() before k_boot().
@@ -21,7 +23,6 @@
  * after the one it was delivered to (a restarted server) gets it again, after
  * any input still queued, so end of input is never lost with a task.
  */
-enum { HAL_DEVICE_END = 3 };
 typedef struct hal_device_ops {
     const char *name; /* "console", later "net0", "blk0"; unique */
     void *self;       /* the backend's own state, passed back to each op */

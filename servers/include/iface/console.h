@@ -33,16 +33,6 @@ enum { CONSOLE_LINE_MAX = 1024, CONSOLE_WRITE_MAX = 4000 };
 
 IFACE_DECLARE(console, CONSOLE_MESSAGES)
 
-/*
- * The console device's codes, copied from the HAL contract (hal/console.h)
- * because servers see only <os/...>; tests/test_console.c checks they agree.
- */
-enum {
-    CONSOLE_DEV_LINE_MAX = 1024, /* HAL_CONSOLE_LINE_MAX */
-    CONSOLE_DEV_LINE = 1,        /* HAL_CONSOLE_LINE: one line */
-    CONSOLE_DEV_OVERLONG = 2,    /* HAL_CONSOLE_OVERLONG: data is the length, uint32_t */
-    CONSOLE_DEV_EOF = 3,         /* HAL_CONSOLE_EOF */
-    CONSOLE_DEV_WRITE = 16,      /* HAL_CONSOLE_WRITE: bytes to print */
-};
+/* The console device's own codes (HAL_CONSOLE_*) come with <os/os.h>. */
 
 #endif

@@ -101,14 +101,14 @@ class Session:
         self._out = bytearray()
         self._err = bytearray()
         self._cond = threading.Condition()
+        self._mark = 0  # output already returned by run_commands / consumed by expect
+        self._eofs = 0  # readers that reached the end of their stream (set before they start)
         self._readers = [
             threading.Thread(target=self._pump, args=(self.proc.stdout, self._out), daemon=True),
             threading.Thread(target=self._pump, args=(self.proc.stderr, self._err), daemon=True),
         ]
         for t in self._readers:
             t.start()
-        self._mark = 0  # output already returned by run_commands / consumed by expect
-        self._eofs = 0  # readers that reached the end of their stream
 
     def _pump(self, stream, buf):
         while True:

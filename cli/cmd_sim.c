@@ -1,12 +1,12 @@
 /* cmd_sim.c — `orrery sim`: sweep a scenario over seeds in a child, sharded; keep failures. */
-#include "cmd_sim.h"
-
 #define _GNU_SOURCE
+#include "cmd_sim.h"
+#include "opt.h"
+
 #include <hl/hosted.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -69,32 +69,6 @@ static double wall_now(void)
 }
 
 /* Read a whole scenario file of at most SCN_FILE_MAX bytes; NULL with a message in err. */
-static char *read_scenario(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s", strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(SCN_FILE_MAX + 1);
-    size_t n = buf ? fread(buf, 1, SCN_FILE_MAX + 1, f) : 0;
-    if (!buf)
-        snprintf(err, errlen, "out of memory");
-    else if (ferror(f))
-        snprintf(err, errlen, "%s", strerror(errno ? errno : EIO));
-    else if (n > SCN_FILE_MAX)
-        snprintf(err, errlen, "larger than %d bytes", SCN_FILE_MAX);
-    else
-        err[0] = '\0';
-    fclose(f);
-    if (err[0]) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 /* ---- keeping a failing seed ---------------------------------------------------------------- */
 
 static void keep_path(char *buf, size_t len, const char *dir, const sim_scenario_t *sc,
@@ -183,8 +157,7 @@ static void keep_crashed(const char *dir, const sim_scenario_t *sc, uint64_t see
         int ofd = open(opath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
         if (tfd < 0 || ofd < 0)
             _exit(1);
-        hal_trace_sink_t sink = {
-            .self = &tfd, .record = stream_record};
+        hal_trace_sink_t sink = {.self = &tfd, .record = stream_record};
         sim_run_opts_t o = {
             .faults = faults, .tee = &sink, .console_out = stream_out, .console_out_self = &ofd};
         sim_result_t r;
@@ -527,7 +500,7 @@ static bool parse_pair(const char *v, const char *sep, uint64_t *a, uint64_t *b)
         return false;
     memcpy(lo, v, (size_t)(at - v));
     lo[at - v] = '\0';
-    return hl_parse_u64(lo, 0, UINT64_MAX, a) && hl_parse_u64(at + strlen(sep), 0, UINT64_MAX, b);
+    return cli_parse_u64(lo, 0, UINT64_MAX, a) && cli_parse_u64(at + strlen(sep), 0, UINT64_MAX, b);
 }
 
 int hl_cmd_sim(int argc, char **argv)
@@ -561,42 +534,41 @@ int hl_cmd_sim(int argc, char **argv)
     bool seed_given = false;
     char err[256];
     int c;
-    optind = 0; /* glibc: start over (main may have parsed before) */
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "sim", opts)) != -1) {
         const char *v = optarg;
         switch (c) {
         case 'h':
             fputs(sim_usage, stdout);
             return 0;
         case OPT_SEED:
-            if (seed_given || !hl_parse_u64(v, 0, UINT64_MAX, &sw.first))
-                return hl_usage_error("sim", "sim: --seed needs one number 0..%llu, got '%s'",
-                                      (unsigned long long)UINT64_MAX, v);
+            if (seed_given || !cli_parse_u64(v, 0, UINT64_MAX, &sw.first))
+                return cli_usage_error("sim", "sim: --seed needs one number 0..%llu, got '%s'",
+                                       (unsigned long long)UINT64_MAX, v);
             sw.last = sw.first;
             seed_given = true;
             break;
         case OPT_SEEDS:
             if (seed_given || !parse_pair(v, "..", &sw.first, &sw.last) || sw.last < sw.first)
-                return hl_usage_error("sim",
-                                      "sim: --seeds needs A..B with 0 <= A <= B <= %llu, "
-                                      "got '%s'",
-                                      (unsigned long long)UINT64_MAX, v);
+                return cli_usage_error("sim",
+                                       "sim: --seeds needs A..B with 0 <= A <= B <= %llu, "
+                                       "got '%s'",
+                                       (unsigned long long)UINT64_MAX, v);
             seed_given = true;
             break;
         case OPT_SHARD:
             if (!parse_pair(v, "/", &sw.shard, &sw.shards) || sw.shards == 0 ||
                 sw.shard >= sw.shards)
-                return hl_usage_error("sim", "sim: --shard needs I/N with 0 <= I < N, got '%s'", v);
+                return cli_usage_error("sim", "sim: --shard needs I/N with 0 <= I < N, got '%s'",
+                                       v);
             break;
         case OPT_COUNT:
-            if (!hl_parse_u64(v, 1, UINT64_MAX, &sw.limit))
-                return hl_usage_error("sim", "sim: --count needs a number >= 1, got '%s'", v);
+            if (!cli_parse_u64(v, 1, UINT64_MAX, &sw.limit))
+                return cli_usage_error("sim", "sim: --count needs a number >= 1, got '%s'", v);
             break;
         case OPT_FAULTS:
             if (sim_faults_parse(v, &sw.faults, err, sizeof err) != 0)
-                return hl_usage_error("sim", "sim: --faults: %s (kill,delay,jitter, all, none)",
-                                      err);
+                return cli_usage_error("sim", "sim: --faults: %s (kill,delay,jitter, all, none)",
+                                       err);
             sw.faults_given = true;
             break;
         case OPT_DET:
@@ -604,7 +576,7 @@ int hl_cmd_sim(int argc, char **argv)
             break;
         case OPT_KEEP:
             if (!*v)
-                return hl_usage_error("sim", "sim: --keep-failing needs a directory");
+                return cli_usage_error("sim", "sim: --keep-failing needs a directory");
             sw.keep_dir = v;
             break;
         case OPT_SHOW:
@@ -617,27 +589,21 @@ int hl_cmd_sim(int argc, char **argv)
             sw.no_fork = true;
             break;
         default:
-            if (optopt && optopt < 256)
-                return hl_usage_error("sim", "sim: unknown option '-%c'", optopt);
-            if (optopt)
-                return hl_usage_error("sim", "sim: %s needs a value", argv[optind - 1]);
-            return hl_usage_error("sim", "sim: unknown option '%s'", argv[optind - 1]);
+            return 2; /* cli_getopt said why */
         }
     }
     if (optind < argc)
         sw.scenario_path = argv[optind++];
     if (optind < argc)
-        return hl_usage_error("sim", "sim: unexpected argument '%s'", argv[optind]);
+        return cli_usage_error("sim", "sim: unexpected argument '%s'", argv[optind]);
 
     sim_scenario_t sc;
     size_t len = 0;
     char *text = NULL;
     if (sw.scenario_path) {
-        text = read_scenario(sw.scenario_path, &len, err, sizeof err);
-        if (!text) {
-            fprintf(stderr, "orrery: sim: %s: %s\n", sw.scenario_path, err);
-            return 2;
-        }
+        text = cli_read_file(sw.scenario_path, SCN_FILE_MAX, &len);
+        if (!text)
+            return 2; /* cli_read_file said why, naming the file */
     }
     int line = text ? sim_scenario_parse(text, len, &sc, err, sizeof err)
                     : sim_scenario_parse(sim_default_scenario, strlen(sim_default_scenario), &sc,
@@ -671,25 +637,32 @@ int hl_cmd_bench_sim(int argc, char **argv)
 {
     bool json = false;
     uint64_t vsecs = 1000, msgs = 4000000;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'},
+        {"virtual", required_argument, NULL, 'V'},
+        {"msgs", required_argument, NULL, 'm'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = cli_getopt(argc, argv, "bench sim", opts)) != -1) {
+        if (c == 'h') {
             fputs(bench_usage, stdout);
             return 0;
-        } else if (strcmp(argv[i], "--json") == 0) {
+        } else if (c == 'j') {
             json = true;
-        } else if (strcmp(argv[i], "--virtual") == 0 && i + 1 < argc &&
-                   hl_parse_u64(argv[i + 1], 1, 999999999, &vsecs)) {
-            i++;
-        } else if (strcmp(argv[i], "--msgs") == 0 && i + 1 < argc &&
-                   hl_parse_u64(argv[i + 1], 2, UINT64_MAX, &msgs)) {
-            i++;
+        } else if (c == 'V') {
+            if (cli_opt_u64("bench sim", "--virtual", optarg, 1, 999999999, &vsecs) != 0)
+                return 2;
+        } else if (c == 'm') {
+            if (cli_opt_u64("bench sim", "--msgs", optarg, 2, UINT64_MAX, &msgs) != 0)
+                return 2;
         } else {
-            fprintf(stderr,
-                    "orrery: bench sim: bad argument '%s' (try 'orrery bench sim --help')\n",
-                    argv[i]);
-            return 2;
+            return 2; /* cli_getopt said why */
         }
     }
+    if (optind < argc)
+        return cli_usage_error("bench sim", "bench sim: unexpected argument '%s'", argv[optind]);
     sim_bench_result_t r;
     memset(&r, 0, sizeof r);
     int rc = sim_bench_timers(8, 10000000, vsecs * 1000000000ull, &r);

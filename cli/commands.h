@@ -67,6 +67,10 @@ int hl_run_deterministic(const hl_det_config_t *cfg);
 /* `orrery replay` (cmd_replay.c). */
 int hl_cmd_replay(int argc, char **argv);
 
+/* Read and check a boot manifest file (run.c): 0 with *text (the caller frees it), or 2
+ * after printing why, naming the file and line. */
+int hl_manifest_load(const char *path, char **text, size_t *len);
+
 /* Print "orrery: <msg>" and the usage hint for `cmd` to stderr; returns 2. */
 int hl_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

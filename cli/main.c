@@ -1,6 +1,7 @@
-/* main.c — the orrery command line: dispatches run, bench, qemu and version. */
+/* main.c — the orrery command line: one table of commands, dispatched by name. */
 #include "cmd_sim.h"
 #include "commands.h"
+#include "opt.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -16,33 +17,61 @@
 #define ORRERY_COMMIT "unknown"
 #endif
 
-static const char usage[] =
-    "usage: orrery <command> [options]\n"
-    "\n"
-    "Orrery is a microkernel OS; this program runs it as a Linux process.\n"
-    "\n"
-    "commands:\n"
-    "  run          boot Orrery hosted, shell on this terminal (stdin/stdout);\n"
-    "               --trace FILE.db records every IPC event\n"
-    "  bench ipc    measure IPC round trips and throughput against a pipe baseline\n"
-    "  bench boot   measure bare-metal boot time under QEMU\n"
-    "  bench trace  measure the trace recorder's cost\n"
-    "  bench sim    measure the simulator's time compression and message rate\n"
-    "  sim          run scenarios over many seeds deterministically, with faults\n"
-    "  trace        read, decode, export and import IPC traces (SQLite)\n"
-    "  replay       replay one server against a recorded trace, report the first divergence\n"
-    "  qemu         boot the bare-metal image under QEMU\n"
-    "  version      print the version and commit\n"
-    "\n"
-    "Run 'orrery <command> --help' for a command's options.\n";
+/* A command is its file and one line here; `orrery --help` lists this table. */
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the command's name */
+    const char *summary;
+} command_t;
 
-static const char bench_usage[] =
-    "usage: orrery bench <ipc|boot|trace|sim> [options]\n"
-    "\n"
-    "  ipc    IPC round trip and throughput (orrery bench ipc --help)\n"
-    "  boot   bare-metal boot time (orrery bench boot --help)\n"
-    "  trace  the trace recorder's cost (orrery bench trace --help)\n"
-    "  sim    the simulator's speed (orrery bench sim --help)\n";
+static int cmd_version(int argc, char **argv);
+static int cmd_bench(int argc, char **argv);
+
+static const command_t commands[] = {
+    {"run", hl_cmd_run, "boot Orrery hosted, shell on this terminal (--trace FILE.db records)"},
+    {"qemu", hl_cmd_qemu, "boot the bare-metal image under QEMU"},
+    {"sim", hl_cmd_sim, "run scenarios over many seeds deterministically, with faults"},
+    {"trace", hl_cmd_trace, "read, decode, export and import IPC traces (SQLite)"},
+    {"replay", hl_cmd_replay, "replay one server against a recorded trace, report divergence"},
+    {"bench", cmd_bench, "measure: ipc, boot, trace, sim (orrery bench --help)"},
+    {"version", cmd_version, "print the version and commit"},
+};
+
+static const command_t benches[] = {
+    {"ipc", hl_cmd_bench_ipc, "IPC round trip and throughput against a Linux pipe"},
+    {"boot", hl_cmd_bench_boot, "QEMU start -> prompt, OS entry -> ready"},
+    {"trace", hl_cmd_bench_trace, "the trace recorder's cost and ingest rate"},
+    {"sim", hl_cmd_bench_sim, "the simulator's time compression and message rate"},
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static void print_table(FILE *f, const char *prefix, const command_t *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "  %s%-8s %s\n", prefix, t[i].name, t[i].summary);
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: orrery <command> [options]\n"
+          "\n"
+          "Orrery is a microkernel OS; this program runs it as a Linux process, under QEMU,\n"
+          "and in deterministic simulation, and reads its traces.\n"
+          "\n"
+          "commands:\n",
+          f);
+    print_table(f, "", commands, NELEM(commands));
+    fputs("\nRun 'orrery <command> --help' for a command's options.\n", f);
+}
+
+static const command_t *find(const command_t *t, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(t[i].name, name) == 0)
+            return &t[i];
+    return NULL;
+}
 
 static const char version_usage[] = "usage: orrery version\n"
                                     "\n"
@@ -84,7 +113,7 @@ static int cmd_version(int argc, char **argv)
             fputs(version_usage, stdout);
             return 0;
         }
-        return hl_usage_error("version", "version: unexpected argument '%s'", argv[1]);
+        return cli_usage_error("version", "version: unexpected argument '%s'", argv[1]);
     }
     printf("orrery %s (commit %s)\n", ORRERY_VERSION, ORRERY_COMMIT);
     return 0;
@@ -92,53 +121,42 @@ static int cmd_version(int argc, char **argv)
 
 static int cmd_bench(int argc, char **argv)
 {
+    const command_t *b;
+
     if (argc < 2)
-        return hl_usage_error("bench", "bench: which benchmark? (ipc, boot, trace or sim)");
+        return cli_usage_error("bench", "bench: which benchmark? (ipc, boot, trace or sim)");
     if (is_help(argv[1])) {
-        fputs(bench_usage, stdout);
+        fputs("usage: orrery bench <ipc|boot|trace|sim> [options]\n\n", stdout);
+        print_table(stdout, "", benches, NELEM(benches));
+        fputs("\nRun 'orrery bench <name> --help' for a benchmark's options.\n", stdout);
         return 0;
     }
-    if (strcmp(argv[1], "ipc") == 0)
-        return hl_cmd_bench_ipc(argc - 1, argv + 1);
-    if (strcmp(argv[1], "boot") == 0)
-        return hl_cmd_bench_boot(argc - 1, argv + 1);
-    if (strcmp(argv[1], "trace") == 0)
-        return hl_cmd_bench_trace(argc - 1, argv + 1);
-    if (strcmp(argv[1], "sim") == 0)
-        return hl_cmd_bench_sim(argc - 1, argv + 1);
-    return hl_usage_error("bench", "bench: unknown benchmark '%s'", argv[1]);
+    if (!(b = find(benches, NELEM(benches), argv[1])))
+        return cli_usage_error("bench", "bench: unknown benchmark '%s'", argv[1]);
+    return b->run(argc - 1, argv + 1);
 }
 
 int main(int argc, char **argv)
 {
+    const command_t *c;
+
     /* Output goes to pipes in tests: no stdio buffering surprises around exit. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     /* `orrery run | head` must not die of SIGPIPE mid-write; the console drops output instead. */
     signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
-        fputs(usage, stderr);
+        usage(stderr);
         return 2;
     }
-    const char *cmd = argv[1];
-    if (is_help(cmd)) {
-        fputs(usage, stdout);
+    if (is_help(argv[1])) {
+        usage(stdout);
         return 0;
     }
-    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0)
+    if (strcmp(argv[1], "--version") == 0)
         return cmd_version(argc - 1, argv + 1);
-    if (strcmp(cmd, "run") == 0)
-        return hl_cmd_run(argc - 1, argv + 1);
-    if (strcmp(cmd, "bench") == 0)
-        return cmd_bench(argc - 1, argv + 1);
-    if (strcmp(cmd, "qemu") == 0)
-        return hl_cmd_qemu(argc - 1, argv + 1);
-    if (strcmp(cmd, "trace") == 0)
-        return hl_cmd_trace(argc - 1, argv + 1);
-    if (strcmp(cmd, "sim") == 0)
-        return hl_cmd_sim(argc - 1, argv + 1);
-    if (strcmp(cmd, "replay") == 0)
-        return hl_cmd_replay(argc - 1, argv + 1);
-    if (cmd[0] == '-')
-        return hl_usage_error(NULL, "unknown option '%s'", cmd);
-    return hl_usage_error(NULL, "unknown command '%s'", cmd);
+    if ((c = find(commands, NELEM(commands), argv[1])))
+        return c->run(argc - 1, argv + 1);
+    if (argv[1][0] == '-')
+        return cli_usage_error(NULL, "unknown option '%s'", argv[1]);
+    return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
 }

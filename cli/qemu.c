@@ -349,21 +349,6 @@ static void on_signal(int sig)
         kill(child, SIGTERM);
 }
 
-/* Write all of buf to fd; false on error. */
-static bool write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        buf += w;
-        len -= (size_t)w;
-    }
-    return true;
-}
-
 /* QEMU's stderr, minus the one warning our own -fw_cfg etc/sercon-port always causes.
  * Returns what read returned (0: end of file). */
 static ssize_t pass_stderr(int fd, char *acc, size_t *alen)
@@ -373,7 +358,7 @@ static ssize_t pass_stderr(int fd, char *acc, size_t *alen)
 
     if (r <= 0) {
         if (*alen)
-            write_all(2, acc, *alen);
+            cli_write_all(2, acc, *alen);
         *alen = 0;
         return r;
     }
@@ -384,7 +369,7 @@ static ssize_t pass_stderr(int fd, char *acc, size_t *alen)
         /* QEMU's "terminating on signal 15" after a boot deadline would only repeat ours. */
         if (!memmem(acc, n, HQ_FWCFG_WARNING, strlen(HQ_FWCFG_WARNING)) &&
             !(boot_timed_out && memmem(acc, n, "terminating on signal", 21)))
-            write_all(2, acc, n);
+            cli_write_all(2, acc, n);
         memmove(acc, acc + n, *alen - n + 1);
         *alen -= n;
     }
@@ -441,7 +426,7 @@ static int relay(char **argv)
                 poff = plen = 0; /* pending input is dropped: end it now */
                 in_open = false;
                 eof_sent = true;
-                write_all(in[1], "\x04", 1);
+                cli_write_all(in[1], "\x04", 1);
             } else {
                 kill(child, SIGTERM); /* still booting: nothing to shut down cleanly */
             }
@@ -457,7 +442,7 @@ static int relay(char **argv)
             ssize_t r = read(out[0], buf, sizeof(buf));
             if (r <= 0)
                 break; /* QEMU closed its side: it is exiting */
-            write_all(1, buf, (size_t)r);
+            cli_write_all(1, buf, (size_t)r);
             if (!ready)
                 ready = scan_marker(tail, buf, (size_t)r);
         }
@@ -484,7 +469,7 @@ static int relay(char **argv)
                 if (poff == plen)
                     poff = plen = 0;
             } else if (!in_open && !eof_sent) {
-                write_all(in[1], "\x04", 1);
+                cli_write_all(in[1], "\x04", 1);
                 eof_sent = true;
             }
         } else if (fds[2].revents & (POLLERR | POLLHUP)) {
@@ -555,25 +540,6 @@ static int direct(char **argv, int log_rfd)
     if (saved)
         tcsetattr(0, TCSADRAIN, &tio);
     return ws;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long n;
-
-    if (!f)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
-        !(buf = malloc((size_t)n + 1))) {
-        fclose(f);
-        return NULL;
-    }
-    *len = fread(buf, 1, (size_t)n, f);
-    buf[*len] = '\0';
-    fclose(f);
-    return buf;
 }
 
 /*
@@ -715,31 +681,8 @@ int hl_cmd_qemu(int argc, char **argv)
         print_probe(choice);
         return report_choice(choice, o.accel, verbose) == 0 ? 0 : 2;
     }
-    if (o.manifest_path) {
-        size_t len = 0;
-        char err[256] = "";
-        char *text = slurp(o.manifest_path, &len);
-        int line;
-        if (!text) {
-            fprintf(stderr, "orrery: %s: cannot read manifest: %s\n", o.manifest_path,
-                    strerror(errno));
-            return 2;
-        }
-        line = orrery_manifest_check(text, len, err, sizeof(err));
-        manifest_text = text; /* kept for the trace's run row */
-        manifest_len = len;
-        if (line != 0) {
-            fprintf(stderr, "orrery: %s:%d: %s\n", o.manifest_path, line,
-                    err[0] ? err : "invalid manifest");
-            free(text);
-            return 2;
-        }
-        if (len > 65536) {
-            fprintf(stderr, "orrery: %s: manifest larger than 64 KiB\n", o.manifest_path);
-            free(text);
-            return 2;
-        }
-    }
+    if (o.manifest_path && hl_manifest_load(o.manifest_path, &manifest_text, &manifest_len) != 0)
+        return 2; /* the text is kept for the trace's run row */
     /* After the checks of our own input: the probe starts QEMU. */
     want = o.accel;
     choice = hq_choose(qemu, image, want);

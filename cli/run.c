@@ -1,5 +1,6 @@
 /* run.c — `orrery run`: check the manifest, then boot hosted (threads) or deterministic (sim). */
 #include "commands.h"
+#include "opt.h"
 #include <hl/hosted.h>
 
 #include <errno.h>
@@ -31,44 +32,24 @@ static const char run_usage[] =
     "                    FILE.db must be an Orrery trace (else refused, exit 2)\n"
     "  --help            this text\n";
 
-/* Read a whole file; NULL with errno set. */
-static char *slurp(const char *path, size_t *len)
+int hl_manifest_load(const char *path, char **text, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2 + 1);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
+    char err[256] = "";
+    int line;
+
+    /* A generous bound for reading; the manifest's own limit (OS_BOOT_ARG_MAX) is checked
+     * by the parser, which names the line that crosses it. */
+    *text = cli_read_file(path, 16u << 20, len);
+    if (!*text)
+        return 2;
+    line = orrery_manifest_check(*text, *len, err, sizeof(err));
+    if (line != 0) {
+        fprintf(stderr, "orrery: %s:%d: %s\n", path, line, err[0] ? err : "invalid manifest");
+        free(*text);
+        *text = NULL;
+        return 2;
     }
-    int err = ferror(f) ? EIO : 0;
-    fclose(f);
-    if (buf && err) {
-        free(buf);
-        errno = err;
-        return NULL;
-    }
-    if (!buf) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    return 0;
 }
 
 int hl_cmd_run(int argc, char **argv)
@@ -77,82 +58,68 @@ int hl_cmd_run(int argc, char **argv)
     uint64_t workers = 0, seed = 1;
     bool deterministic = false, seed_given = false;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"deterministic", no_argument, NULL, 'd'},
+        {"manifest", required_argument, NULL, 'm'},
+        {"workers", required_argument, NULL, 'w'},
+        {"seed", required_argument, NULL, 's'},
+        {"trace", required_argument, NULL, 't'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    while ((c = cli_getopt(argc, argv, "run", opts)) != -1) {
+        switch (c) {
+        case 'h':
             printf(run_usage, OS_BOOT_ARG_MAX, K_WORKERS_MAX, K_WORKERS_MAX);
             return 0;
-        }
-        if (strcmp(a, "--deterministic") == 0) {
+        case 'd':
             deterministic = true;
-            continue;
-        }
-        /* Options with a value: "--opt VALUE" or "--opt=VALUE". */
-        const char *names[] = {"--manifest", "--workers", "--seed", "--trace"};
-        int which = -1;
-        for (int k = 0; k < 4; k++) {
-            size_t nl = strlen(names[k]);
-            if (strncmp(a, names[k], nl) == 0 && (a[nl] == '\0' || a[nl] == '=')) {
-                which = k;
-                if (a[nl] == '=') {
-                    val = a + nl + 1;
-                } else {
-                    if (i + 1 >= argc)
-                        return hl_usage_error("run", "run: %s needs a value", names[k]);
-                    val = argv[++i];
-                }
-            }
-        }
-        if (which < 0)
-            return hl_usage_error("run", "run: unknown option '%s'", a);
-        if (which == 0) {
-            manifest_path = val;
-        } else if (which == 3) {
-            if (!*val)
-                return hl_usage_error("run", "run: --trace needs a file name");
-            trace_path = val;
-        } else if (which == 1) {
-            if (!hl_parse_u64(val, 1, K_WORKERS_MAX, &workers))
-                return hl_usage_error("run", "run: --workers wants a number 1..%d, not '%s'",
-                                      K_WORKERS_MAX, val);
-        } else {
-            if (!hl_parse_u64(val, 0, UINT64_MAX, &seed))
-                return hl_usage_error("run", "run: --seed wants a number, not '%s'", val);
+            break;
+        case 'm':
+            manifest_path = optarg;
+            break;
+        case 't':
+            if (!*optarg)
+                return cli_usage_error("run", "run: --trace needs a file name");
+            trace_path = optarg;
+            break;
+        case 'w':
+            if (cli_opt_u64("run", "--workers", optarg, 1, K_WORKERS_MAX, &workers) != 0)
+                return 2;
+            break;
+        case 's':
+            if (cli_opt_u64("run", "--seed", optarg, 0, UINT64_MAX, &seed) != 0)
+                return 2;
             seed_given = true;
+            break;
+        default:
+            return 2; /* cli_getopt said why */
         }
     }
+    if (optind < argc)
+        return cli_usage_error("run", "run: unexpected argument '%s'", argv[optind]);
     if (seed_given && !deterministic)
-        return hl_usage_error("run", "run: --seed needs --deterministic");
+        return cli_usage_error("run", "run: --seed needs --deterministic");
     if (deterministic && workers > 1)
-        return hl_usage_error("run", "run: --deterministic runs one worker");
+        return cli_usage_error("run", "run: --deterministic runs one worker");
 
     const char *text = orrery_default_manifest;
     size_t len = strlen(orrery_default_manifest);
     char *owned = NULL;
     if (manifest_path) {
-        owned = slurp(manifest_path, &len);
-        if (!owned) {
-            fprintf(stderr, "orrery: %s: cannot read manifest: %s\n", manifest_path,
-                    strerror(errno));
+        if (hl_manifest_load(manifest_path, &owned, &len) != 0)
             return 2;
-        }
         text = owned;
-        char err[256] = "";
-        int line = orrery_manifest_check(text, len, err, sizeof(err));
-        if (line != 0) {
-            fprintf(stderr, "orrery: %s:%d: %s\n", manifest_path, line,
-                    err[0] ? err : "invalid manifest");
-            free(owned);
-            return 2;
-        }
     }
 
     const hal_trace_sink_t *sink = NULL;
     if (trace_path) {
-        int trc = hl_trace_run_open(trace_path, deterministic, seed, text, len,
-                                    deterministic ? 1 : (workers ? (unsigned)workers : hl_default_workers()),
-                                    "orrery run", &sink);
+        int trc = hl_trace_run_open(
+            trace_path, deterministic, seed, text, len,
+            deterministic ? 1 : (workers ? (unsigned)workers : hl_default_workers()), "orrery run",
+            &sink);
         if (trc != 0) {
             free(owned);
             return trc; /* 2: the path is not ours to replace */

@@ -144,6 +144,7 @@ def test_workers_range_is_stated_and_checked():
     assert f"1..{WORKERS_MAX}" in r.stdout and f"at most {WORKERS_MAX}" in r.stdout
     r = run_cli(["run", "--workers", str(WORKERS_MAX + 1)])
     assert r.returncode == 2
-    assert f"run: --workers wants a number 1..{WORKERS_MAX}, not '{WORKERS_MAX + 1}'" in r.stderr
+    assert (f"run: --workers wants a number from 1 to {WORKERS_MAX}, not '{WORKERS_MAX + 1}'"
+            in r.stderr)
     r = run_cli(["run", "--workers", str(WORKERS_MAX)], input="shutdown 4\n")
     assert r.returncode == 4, r.stderr

@@ -318,3 +318,13 @@ def test_replay_reads_to_the_end_and_reports_a_write_error(big):
                            stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
     assert 1 == r.returncode
     assert "orrery replay: writing the output" in r.stderr
+
+
+def test_corpus_refuses_an_overlong_dir(trace, tmp_path):
+    """A path cut to fit a buffer would name another file: refused whole instead."""
+    d = tmp_path / ("d" * 200)
+    long_dir = str(d) + ("/" + "e" * 200) * 19
+    r = corpus(trace, long_dir)
+    assert 1 == r.returncode
+    assert "longer than 3776 bytes" in r.stderr and 1 == len(r.stderr.strip().splitlines())
+    assert not d.exists()

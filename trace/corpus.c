@@ -296,6 +296,8 @@ static int write_input(const input_t *in, const char *path, char *err, size_t er
     return rc;
 }
 
+#define CORPUS_DIR_MAX (4096 - 256 - 64) /* room in write_inputs' path for the rest */
+
 static int write_inputs(const input_t *v, size_t n, const char *dir, const char *base, char *err,
                         size_t errlen)
 {
@@ -303,6 +305,12 @@ static int write_inputs(const input_t *v, size_t n, const char *dir, const char 
     bool exists;
     int files = 0, rc;
 
+    /* DIR/<server>/<base, under 256>-ch<n>.<part> must fit whole: a cut path names another
+     * file. */
+    if (strlen(dir) > CORPUS_DIR_MAX) {
+        snprintf(err, errlen, "%.200s...: longer than %d bytes", dir, CORPUS_DIR_MAX);
+        return -1;
+    }
     /* Check everything first: a refusal leaves DIR exactly as it was. */
     if ((rc = dir_ok(dir, true, &exists, err, errlen)) != 0)
         return rc;

@@ -1,5 +1,7 @@
-/* cmd_replay.c — `orrery replay FILE --task NAME [--verbose]`: replay one server against a trace. */
+/* cmd_replay.c — `orrery replay FILE --task NAME [--verbose]`: replay one server against a trace.
+ */
 #include "commands.h"
+#include "opt.h"
 #include <sim/replay.h>
 
 #include <stdio.h>
@@ -15,44 +17,48 @@ static const char replay_usage[] =
     "spawns, exit. The first divergence is printed with both events decoded by interface.\n"
     "NAME is a program name (its first task in the trace) or a recorded task id.\n"
     "\n"
-    "  --verbose   print every matched event and the task's console output\n"
+    "  --task NAME|ID   the server to replay\n"
+    "  --verbose, -v    print every matched event and the task's console output\n"
+    "  --help, -h       this text\n"
     "\n"
-    "Exit status: 0 all events matched, 1 divergence, 2 bad trace or usage.\n"
+    "Exit status: 0 all events matched, 1 divergence (or the report could not be written),\n"
+    "2 bad trace or usage. The report stops at once when its reader goes away ('| head').\n"
     "Record a trace with 'orrery run --trace FILE.db'; see docs/replay.md.\n";
 
 int hl_cmd_replay(int argc, char **argv)
 {
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"task", required_argument, NULL, 256},
+        {NULL, 0, NULL, 0},
+    };
     trace_replay_opts o = {.out = stdout};
     char err[512];
+    int c;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    while ((c = cli_getopt(argc, argv, "replay", opts)) != -1) {
+        if (c == 'h') {
             fputs(replay_usage, stdout);
             return 0;
-        }
-        if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+        } else if (c == 'v') {
             o.verbose = true;
-        } else if (strcmp(a, "--task") == 0) {
-            if (i + 1 >= argc)
-                return hl_usage_error("replay", "replay: --task needs a name");
-            o.task = argv[++i];
-        } else if (strncmp(a, "--task=", 7) == 0) {
-            o.task = a + 7;
-        } else if (a[0] == '-' && a[1]) {
-            return hl_usage_error("replay", "replay: unknown option '%s'", a);
-        } else if (!o.path) {
-            o.path = a;
+        } else if (c == 256) {
+            o.task = optarg;
         } else {
-            return hl_usage_error("replay", "replay: unexpected argument '%s'", a);
+            return 2; /* cli_getopt said why */
         }
     }
-    if (!o.path)
-        return hl_usage_error("replay", "replay: which trace file?");
+    if (optind >= argc)
+        return cli_usage_error("replay", "replay: which trace file?");
+    if (argc - optind > 1)
+        return cli_usage_error("replay", "replay: unexpected argument '%s'", argv[optind + 1]);
+    o.path = argv[optind];
     if (!o.task || !*o.task)
-        return hl_usage_error("replay", "replay: which task? (--task NAME)");
+        return cli_usage_error("replay", "replay: which task? (--task NAME)");
+    hl_output_begin();
     int rc = trace_replay(&o, err, sizeof(err));
     if (rc == 2)
         fprintf(stderr, "orrery replay: %s\n", err);
-    return rc;
+    return hl_output_end("replay", stdout, rc);
 }

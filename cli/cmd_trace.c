@@ -1,5 +1,5 @@
-/* cmd_trace.c — `orrery trace summary|show|export|import` and `orrery bench trace` (argv[0] is the
- * subcommand). */
+/* cmd_trace.c — `orrery trace summary|show|export|import|record` and `orrery bench trace` (argv[0]
+ * is the subcommand). */
 #include <trace/outpath.h>
 #include <trace/reader.h>
 #include <trace/recorder.h>
@@ -7,26 +7,20 @@
 #include <trace/tools.h>
 #include <trace/decode.h>
 #include "commands.h"
-#include <hl/hosted.h>
-#include <image.h>
-
-#include <stdbool.h>
+#include "opt.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-int hl_cmd_trace(int argc, char **argv);
-
 #ifndef ORRERY_COMMIT
 #define ORRERY_COMMIT "unknown"
 #endif
-#define ORRERY_COMMIT_STR ORRERY_COMMIT
-int hl_cmd_bench_trace(int argc, char **argv);
 
 static const char trace_usage[] =
     "usage: orrery trace <command> FILE [options]\n"
@@ -36,8 +30,7 @@ static const char trace_usage[] =
     "                                 one line per event, messages decoded by interface\n"
     "  export --perfetto FILE OUT.json [--clock time|seq]\n"
     "                                 Chrome trace-event JSON for ui.perfetto.dev ('-': stdout)\n"
-    "  record OUT.db [--deterministic [--seed N]] [--workers N] [--quiet]\n"
-    "                                 boot the image with tracing on (console: stdin/stdout)\n"
+    "  record OUT.db [RUN OPTIONS]    an alias of 'orrery run --trace OUT.db [RUN OPTIONS]'\n"
     "  import STREAM OUT.db [--platform P]\n"
     "                                 binary frames (bare-metal serial stream, '-': stdin) to a "
     "trace\n"
@@ -72,11 +65,11 @@ static const char import_usage[] =
     "counted in the run table.\n" TRACE_OUT_HELP;
 
 static const char record_usage[] =
-    "usage: orrery trace record OUT.db [--deterministic [--seed N]] [--workers N] [--quiet]\n"
-    "Boot the built-in image with the SQLite recorder as the kernel's trace sink. The console is\n"
-    "stdin/stdout; with --deterministic, stdin is read to its end first and fed as the console\n"
-    "script (then EOF, which shuts the shell down), so a seed and an input give the same "
-    "trace.\n" TRACE_OUT_HELP;
+    "usage: orrery trace record OUT.db [RUN OPTIONS]\n"
+    "An alias of 'orrery run --trace OUT.db [RUN OPTIONS]': boot Orrery with every IPC event\n"
+    "recorded into OUT.db. It takes exactly run's options (--manifest, --workers,\n"
+    "--deterministic, --seed; see 'orrery run --help'); OUT.db comes first. The console is\n"
+    "stdin/stdout; with --deterministic, a seed and an input give the same trace.\n" TRACE_OUT_HELP;
 
 static const char bench_usage[] =
     "usage: orrery bench trace [--events N] [--threads N] [--json] [--keep FILE] [--no-ipc]\n"
@@ -118,45 +111,55 @@ int hl_trace_close(const char *who, trace_recorder *rec)
  * main ignores SIGPIPE for the OS's console, these take it back. Any other
  * write error (a full disk) is reported: 1.
  */
-static void output_begin(void)
+void hl_output_begin(void)
 {
     signal(SIGPIPE, SIG_DFL);
 }
 
-static int output_end(FILE *f, int rc)
+int hl_output_end(const char *who, FILE *f, int rc)
 {
     if ((fflush(f) != 0 || ferror(f)) && rc == 0) {
-        fprintf(stderr, "orrery trace: writing the output: %s\n", strerror(errno));
+        fprintf(stderr, "orrery %s: writing the output: %s\n", who, strerror(errno));
         return 1;
     }
     return rc;
 }
 
-static int is_help(const char *s)
-{
-    return strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0 || strcmp(s, "help") == 0;
-}
+/* Option values that are no short option (cli_getopt makes one of every val below 128). */
+enum {
+    OPT_TASK = 256,
+    OPT_IFACE,
+    OPT_KIND,
+    OPT_LIMIT,
+    OPT_PERFETTO,
+    OPT_CLOCK,
+    OPT_PLATFORM,
+    OPT_EVENTS,
+    OPT_THREADS,
+    OPT_JSON,
+    OPT_KEEP,
+    OPT_NO_IPC
+};
 
-static int usage_error(const char *usage, const char *fmt, const char *arg)
-{
-    fputs("orrery trace: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
-    fputs(usage, stderr);
-    return 2;
-}
+static const struct option help_only[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 
-static int parse_u64(const char *s, uint64_t *out)
+/*
+ * The operands left after cli_getopt (argv[optind..]): at least min (else "CMD: missing") and
+ * at most max (else "CMD: unexpected argument 'X'"). Their count, or -1 after the usage error.
+ */
+static int operands(int argc, char **argv, const char *cmd, int min, int max, const char *missing)
 {
-    char *end;
-    unsigned long long v;
+    int n = argc - optind;
 
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (!*s || *end || errno || *s == '-')
+    if (n < min) {
+        cli_usage_error(cmd, "%s: %s", cmd, missing);
         return -1;
-    *out = v;
-    return 0;
+    }
+    if (n > max) {
+        cli_usage_error(cmd, "%s: unexpected argument '%s'", cmd, argv[optind + max]);
+        return -1;
+    }
+    return n;
 }
 
 static int open_db(const char *path, trace_db **db)
@@ -174,16 +177,17 @@ static int cmd_summary(int argc, char **argv)
     trace_summary s;
     int rc;
 
-    if (argc >= 2 && is_help(argv[1])) {
+    while ((rc = cli_getopt(argc, argv, "trace summary", help_only)) != -1) {
+        if (rc != 'h')
+            return 2; /* cli_getopt said why */
         fputs(summary_usage, stdout);
         return 0;
     }
-    if (argc != 2)
-        return usage_error(summary_usage, "summary: %s",
-                           argc < 2 ? "which trace file?" : "too many arguments");
-    if ((rc = open_db(argv[1], &db)) != 0)
+    if (operands(argc, argv, "trace summary", 1, 1, "which trace file?") < 0)
+        return 2;
+    if ((rc = open_db(argv[optind], &db)) != 0)
         return rc;
-    output_begin();
+    hl_output_begin();
     if (trace_summary_compute(db, &s) != 0) {
         rc = trace_fail(trace_db_error(db));
     } else {
@@ -192,97 +196,90 @@ static int cmd_summary(int argc, char **argv)
     }
     trace_summary_free(&s);
     trace_db_close(db);
-    return output_end(stdout, rc);
+    return hl_output_end("trace", stdout, rc);
 }
 
 static int cmd_show(int argc, char **argv)
 {
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"task", required_argument, NULL, OPT_TASK},
+        {"interface", required_argument, NULL, OPT_IFACE},
+        {"kind", required_argument, NULL, OPT_KIND},
+        {"limit", required_argument, NULL, OPT_LIMIT},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cmd = "trace show";
     trace_filter f = {0};
-    const char *file = NULL;
     trace_db *db;
-    int rc;
+    int c, rc;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (is_help(a)) {
+    while ((c = cli_getopt(argc, argv, cmd, opts)) != -1) {
+        if (c == 'h') {
             fputs(show_usage, stdout);
             return 0;
-        }
-        if (strcmp(a, "--task") == 0 || strcmp(a, "--interface") == 0 ||
-            strcmp(a, "--limit") == 0 || strcmp(a, "--kind") == 0) {
-            if (i + 1 >= argc)
-                return usage_error(show_usage, "show: %s needs a value", a);
-            const char *v = argv[++i];
-            if (strcmp(a, "--task") == 0) {
-                f.task = v;
-            } else if (strcmp(a, "--interface") == 0) {
-                if (!(f.iface = trace_iface_from_name(v)))
-                    return usage_error(show_usage, "show: unknown interface '%s'", v);
-            } else if (strcmp(a, "--kind") == 0) {
-                if (!(f.kind = trace_kind_from_name(v)))
-                    return usage_error(show_usage, "show: unknown kind '%s'", v);
-            } else if (parse_u64(v, &f.limit) != 0 || !f.limit) {
-                return usage_error(show_usage, "show: --limit wants a positive number, not '%s'",
-                                   v);
-            }
-        } else if (a[0] == '-' && a[1]) {
-            return usage_error(show_usage, "show: unknown option '%s'", a);
-        } else if (!file) {
-            file = a;
+        } else if (c == OPT_TASK) {
+            f.task = optarg;
+        } else if (c == OPT_IFACE) {
+            if (!(f.iface = trace_iface_from_name(optarg)))
+                return cli_usage_error(cmd, "%s: unknown interface '%s'", cmd, optarg);
+        } else if (c == OPT_KIND) {
+            if (!(f.kind = trace_kind_from_name(optarg)))
+                return cli_usage_error(cmd, "%s: unknown kind '%s'", cmd, optarg);
+        } else if (c == OPT_LIMIT) {
+            if (cli_opt_u64(cmd, "--limit", optarg, 1, UINT64_MAX, &f.limit) != 0)
+                return 2;
         } else {
-            return usage_error(show_usage, "show: unexpected argument '%s'", a);
+            return 2; /* cli_getopt said why */
         }
     }
-    if (!file)
-        return usage_error(show_usage, "show: %s", "which trace file?");
-    if ((rc = open_db(file, &db)) != 0)
+    if (operands(argc, argv, cmd, 1, 1, "which trace file?") < 0)
+        return 2;
+    if ((rc = open_db(argv[optind], &db)) != 0)
         return rc;
-    output_begin();
+    hl_output_begin();
     rc = trace_show(db, &f, stdout) == 0 ? 0 : trace_fail(trace_db_error(db));
     trace_db_close(db);
-    return output_end(stdout, rc);
+    return hl_output_end("trace", stdout, rc);
 }
 
 static int cmd_export(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL;
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"perfetto", no_argument, NULL, OPT_PERFETTO},
+        {"clock", required_argument, NULL, OPT_CLOCK},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cmd = "trace export", *in, *out;
     trace_clock clock = TRACE_CLOCK_AUTO;
-    int perfetto = 0, rc;
+    int perfetto = 0, c, rc;
     trace_db *db;
     FILE *f;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (is_help(a)) {
+    while ((c = cli_getopt(argc, argv, cmd, opts)) != -1) {
+        if (c == 'h') {
             fputs(export_usage, stdout);
             return 0;
-        }
-        if (strcmp(a, "--perfetto") == 0) {
+        } else if (c == OPT_PERFETTO) {
             perfetto = 1;
-        } else if (strcmp(a, "--clock") == 0) {
-            if (i + 1 >= argc)
-                return usage_error(export_usage, "export: %s needs time or seq", a);
-            const char *v = argv[++i];
-            if (strcmp(v, "time") == 0)
+        } else if (c == OPT_CLOCK) {
+            if (strcmp(optarg, "time") == 0)
                 clock = TRACE_CLOCK_TIME;
-            else if (strcmp(v, "seq") == 0)
+            else if (strcmp(optarg, "seq") == 0)
                 clock = TRACE_CLOCK_SEQ;
             else
-                return usage_error(export_usage, "export: --clock is time or seq, not '%s'", v);
-        } else if (a[0] == '-' && a[1]) {
-            return usage_error(export_usage, "export: unknown option '%s'", a);
-        } else if (!in) {
-            in = a;
-        } else if (!out) {
-            out = a;
+                return cli_usage_error(cmd, "%s: --clock is time or seq, not '%s'", cmd, optarg);
         } else {
-            return usage_error(export_usage, "export: unexpected argument '%s'", a);
+            return 2; /* cli_getopt said why */
         }
     }
     if (!perfetto)
-        return usage_error(export_usage, "export: %s", "which format? (--perfetto)");
-    if (!in || !out)
-        return usage_error(export_usage, "export: %s", "needs FILE and OUT.json");
+        return cli_usage_error(cmd, "%s: which format? (--perfetto)", cmd);
+    if (operands(argc, argv, cmd, 2, 2, "needs FILE and OUT.json") < 0)
+        return 2;
+    in = argv[optind];
+    out = argv[optind + 1];
     if ((rc = open_db(in, &db)) != 0)
         return rc;
     /* Like a trace: written to OUT.json.partial, renamed when done; only an export is replaced. */
@@ -302,9 +299,9 @@ static int cmd_export(int argc, char **argv)
             return rc == TRACE_OUT_REFUSED ? 2 : 1;
         }
     }
-    output_begin();
+    hl_output_begin();
     rc = trace_export_perfetto(db, f, clock) == 0 ? 0 : trace_fail(trace_db_error(db));
-    rc = output_end(f, rc);
+    rc = hl_output_end("trace", f, rc);
     if (f != stdout) {
         if (fclose(f) != 0 && rc == 0)
             rc = trace_fail("error writing the JSON file");
@@ -318,35 +315,32 @@ static int cmd_export(int argc, char **argv)
 
 static int cmd_import(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL, *platform = "qemu";
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"platform", required_argument, NULL, OPT_PLATFORM},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cmd = "trace import", *in, *out, *platform = "qemu";
     trace_run_info run = {0};
     trace_stream_stats st;
     trace_recorder *rec;
     char err[512];
-    int fd, rc;
+    int c, fd, rc;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (is_help(a)) {
+    while ((c = cli_getopt(argc, argv, cmd, opts)) != -1) {
+        if (c == 'h') {
             fputs(import_usage, stdout);
             return 0;
-        }
-        if (strcmp(a, "--platform") == 0) {
-            if (i + 1 >= argc)
-                return usage_error(import_usage, "import: %s needs a value", a);
-            platform = argv[++i];
-        } else if (a[0] == '-' && a[1]) {
-            return usage_error(import_usage, "import: unknown option '%s'", a);
-        } else if (!in) {
-            in = a;
-        } else if (!out) {
-            out = a;
+        } else if (c == OPT_PLATFORM) {
+            platform = optarg;
         } else {
-            return usage_error(import_usage, "import: unexpected argument '%s'", a);
+            return 2; /* cli_getopt said why */
         }
     }
-    if (!in || !out)
-        return usage_error(import_usage, "import: %s", "needs STREAM and OUT.db");
+    if (operands(argc, argv, cmd, 2, 2, "needs STREAM and OUT.db") < 0)
+        return 2;
+    in = argv[optind];
+    out = argv[optind + 1];
     fd = strcmp(in, "-") == 0 ? 0 : open(in, O_RDONLY);
     if (fd < 0) {
         snprintf(err, sizeof(err), "cannot read %s: %s", in, strerror(errno));
@@ -373,85 +367,47 @@ static int cmd_import(int argc, char **argv)
     return 0;
 }
 
+/*
+ * `trace record OUT.db [RUN OPTIONS]` is `run --trace OUT.db [RUN OPTIONS]`: one command line
+ * for recording, so the alias has every option run has and means the same by each.
+ */
 static int cmd_record(int argc, char **argv)
 {
-    trace_record_opts o = {.seed = 1, .command = "orrery trace record"};
-    uint64_t v;
-    char err[512], *input = NULL;
-    size_t len = 0;
-    int status = 0;
+    const char *cmd = "trace record";
+    char **run_argv;
+    int rc;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (is_help(a)) {
-            fputs(record_usage, stdout);
-            return 0;
-        }
-        if (strcmp(a, "--deterministic") == 0) {
-            o.deterministic = true;
-        } else if (strcmp(a, "--quiet") == 0) {
-            o.quiet = true;
-        } else if (strcmp(a, "--seed") == 0 || strcmp(a, "--workers") == 0) {
-            if (i + 1 >= argc || parse_u64(argv[i + 1], &v) != 0)
-                return usage_error(record_usage, "record: %s needs a number", a);
-            i++;
-            if (a[2] == 's')
-                o.seed = v;
-            else if (v < 1 || v > 256)
-                return usage_error(record_usage, "record: --workers wants 1..256, not '%s'",
-                                   argv[i]);
-            else
-                o.workers = (unsigned)v;
-        } else if (a[0] == '-' && a[1]) {
-            return usage_error(record_usage, "record: unknown option '%s'", a);
-        } else if (!o.path) {
-            o.path = a;
-        } else {
-            return usage_error(record_usage, "record: unexpected argument '%s'", a);
-        }
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(record_usage, stdout);
+        return 0;
     }
-    if (!o.path)
-        return usage_error(record_usage, "record: %s", "which trace file?");
-    if (o.deterministic) {
-        FILE *m = open_memstream(&input, &len);
-        char buf[4096];
-        size_t n;
-        while (m && (n = fread(buf, 1, sizeof(buf), stdin)) > 0)
-            fwrite(buf, 1, n, m);
-        if (m)
-            fclose(m);
-        o.input = input ? input : "";
-    }
-    trace_run_info ti = {
-        .platform = o.deterministic ? "sim" : "hosted",
-        .seed = o.deterministic ? o.seed : 0,
-        .commit = ORRERY_COMMIT,
-        .manifest = orrery_default_manifest,
-        .workers = o.deterministic ? 1 : (o.workers ? o.workers : hl_ncpus()),
-        .command = o.command,
-    };
-    int rc = hl_trace_open("trace record", o.path, &ti, &o.rec);
-    if (rc != 0) {
-        free(input);
-        return rc;
-    }
-    rc = trace_record_run(&o, &status, err, sizeof(err));
-    free(input);
-    if (rc != 0)
-        fprintf(stderr, "orrery: trace record: %s\n", err);
-    else
-        trace_recorder_set_exit_status(o.rec, status);
-    if (hl_trace_close("trace record", o.rec) != 0 || rc != 0)
+    if (argc < 2 || (argv[1][0] == '-' && argv[1][1]))
+        return cli_usage_error(cmd, "%s: which trace file? (OUT.db comes first)", cmd);
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--trace") == 0 || strncmp(argv[i], "--trace=", 8) == 0)
+            return cli_usage_error(cmd, "%s: OUT.db is the trace; no --trace", cmd);
+    /* run, --trace, OUT.db, the rest, NULL: argc + 2 slots. */
+    if (!(run_argv = calloc((size_t)argc + 2, sizeof(*run_argv)))) {
+        fprintf(stderr, "orrery: %s: out of memory\n", cmd);
         return 1;
-    return status < 0 ? 1 : status;
+    }
+    run_argv[0] = "run";
+    run_argv[1] = "--trace";
+    for (int i = 1; i < argc; i++)
+        run_argv[i + 1] = argv[i];
+    rc = hl_cmd_run(argc + 1, run_argv);
+    free(run_argv);
+    return rc;
 }
 
 int hl_cmd_trace(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error(trace_usage, "%s",
-                           "which command? (summary, show, export, record, import)");
-    if (is_help(argv[1])) {
+        return cli_usage_error("trace",
+                               "trace: which command? (summary, show, export, import, record,"
+                               " corpus)");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
         fputs(trace_usage, stdout);
         return 0;
     }
@@ -467,7 +423,9 @@ int hl_cmd_trace(int argc, char **argv)
         return cmd_record(argc - 1, argv + 1);
     if (strcmp(argv[1], "corpus") == 0)
         return hl_cmd_trace_corpus(argc - 1, argv + 1);
-    return usage_error(trace_usage, "unknown command '%s'", argv[1]);
+    if (argv[1][0] == '-')
+        return cli_usage_error("trace", "trace: unknown option '%s'", argv[1]);
+    return cli_usage_error("trace", "trace: unknown command '%s'", argv[1]);
 }
 
 /* A benchmark's own temporary trace (named by our pid), finished or left incomplete. */
@@ -510,7 +468,7 @@ static int bench_ipc_pair(const char *dir, int client, int server, ipc_pair *o, 
                           size_t errlen)
 {
     trace_run_info ti = {.platform = "hosted",
-                         .commit = ORRERY_COMMIT_STR,
+                         .commit = ORRERY_COMMIT,
                          .workers = 2,
                          .command = "orrery bench trace"};
     trace_recorder_stats st;
@@ -587,33 +545,41 @@ int hl_cmd_bench_trace(int argc, char **argv)
     char path[256], err[512];
     trace_ingest_result r;
     double rec1_ns, recn_ns;
-    int json = 0, no_ipc = 0;
+    int json = 0, no_ipc = 0, c;
     ipc_overhead ov;
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"events", required_argument, NULL, OPT_EVENTS},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"keep", required_argument, NULL, OPT_KEEP},
+        {"no-ipc", no_argument, NULL, OPT_NO_IPC},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cmd = "bench trace";
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (is_help(a)) {
+    while ((c = cli_getopt(argc, argv, cmd, opts)) != -1) {
+        if (c == 'h') {
             fputs(bench_usage, stdout);
             return 0;
-        }
-        if (strcmp(a, "--json") == 0) {
+        } else if (c == OPT_JSON) {
             json = 1;
-        } else if (strcmp(a, "--no-ipc") == 0) {
+        } else if (c == OPT_NO_IPC) {
             no_ipc = 1;
-        } else if (strcmp(a, "--events") == 0 || strcmp(a, "--threads") == 0 ||
-                   strcmp(a, "--keep") == 0) {
-            if (i + 1 >= argc)
-                return usage_error(bench_usage, "bench trace: %s needs a value", a);
-            const char *v = argv[++i];
-            if (strcmp(a, "--keep") == 0)
-                keep = v;
-            else if (parse_u64(v, strcmp(a, "--events") == 0 ? &events : &threads) != 0 ||
-                     !events || !threads || threads > 64)
-                return usage_error(bench_usage, "bench trace: bad value '%s'", v);
+        } else if (c == OPT_KEEP) {
+            keep = optarg;
+        } else if (c == OPT_EVENTS) {
+            if (cli_opt_u64(cmd, "--events", optarg, 1, UINT64_MAX, &events) != 0)
+                return 2;
+        } else if (c == OPT_THREADS) {
+            if (cli_opt_u64(cmd, "--threads", optarg, 1, 64, &threads) != 0)
+                return 2;
         } else {
-            return usage_error(bench_usage, "bench trace: unknown argument '%s'", a);
+            return 2; /* cli_getopt said why */
         }
     }
+    if (operands(argc, argv, cmd, 0, 0, "") < 0)
+        return 2;
     snprintf(path, sizeof(path), "%s/orrery-bench-record-%d.db", tmp, (int)getpid());
     rec1_ns = trace_bench_record_ns(path, 1, err, sizeof(err));
     recn_ns = rec1_ns < 0 ? -1 : trace_bench_record_ns(path, (unsigned)threads, err, sizeof(err));

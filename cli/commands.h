@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <hal/trace.h>
 #include <os/os.h>
@@ -31,6 +32,12 @@ int hl_trace_run_open(const char *path, bool deterministic, uint64_t seed, const
                       size_t manifest_len, unsigned workers, const char *command,
                       const struct hal_trace_sink **sink);
 int hl_trace_run_close(int status);
+/* Output commands (cmd_trace.c): hl_output_begin makes the process stop at once when its reader
+ * goes away (`orrery trace show | head`; main ignores SIGPIPE for the OS's console).
+ * hl_output_end flushes f: rc, or 1 after printing "orrery WHO: writing the output: <why>" if
+ * rc was 0 and a write failed (a full disk). */
+void hl_output_begin(void);
+int hl_output_end(const char *who, FILE *f, int rc);
 /* Any recording command (cmd_trace.c): open a recorder for path, printing "orrery: WHO: ..."
  * for an error or a notice (an existing trace is replaced); 0 or the exit status (2: the path
  * is refused). hl_trace_close closes it: 0, or 1 after printing why it is incomplete. */

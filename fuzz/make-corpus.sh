@@ -13,7 +13,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 printf '%s\n' 'echo hello' ps ipc uptime help 'kill echo' ps 'spawn echo' 'echo again' \
     ps shutdown |
-    "$b/orrery" trace record "$tmp/session.db" --deterministic --seed 1 --quiet >/dev/null
+    "$b/orrery" trace record "$tmp/session.db" --deterministic --seed 1 >/dev/null
 for t in init echo console shell; do rm -rf "fuzz/corpus/$t"; done
 "$b/orrery" trace corpus "$tmp/session.db" fuzz/corpus
 if [ -x build/fuzz/fuzz_make_frames ]; then

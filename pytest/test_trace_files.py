@@ -24,7 +24,7 @@ ECHO = "echo hello from the trace tests"
 
 def record(db, lines=(ECHO,), expect=0):
     """`orrery trace record DB --deterministic`: a small, reproducible trace."""
-    r = run_cli(["trace", "record", str(db), "--deterministic", "--quiet"],
+    r = run_cli(["trace", "record", str(db), "--deterministic"],
                 input="".join(line + "\n" for line in lines))
     assert expect == r.returncode, r.stderr
     return r
@@ -58,7 +58,7 @@ WRITERS = {
     "run": lambda p: run_cli(["run", "--trace", str(p)], input="shutdown\n"),
     "run-deterministic": lambda p: run_cli(["run", "--deterministic", "--trace", str(p)],
                                            input="shutdown\n"),
-    "trace-record": lambda p: run_cli(["trace", "record", str(p), "--deterministic", "--quiet"],
+    "trace-record": lambda p: run_cli(["trace", "record", str(p), "--deterministic"],
                                       input="shutdown\n"),
     "trace-import": lambda p: run_cli(["trace", "import", "/dev/null", str(p)]),
 }

@@ -7,7 +7,7 @@ orrery_add_test(test_fuzz_corpus
 # Record a short session and turn it into inputs: one per (server, client channel).
 add_test(NAME fuzz_trace_corpus COMMAND sh -c "set -e; d=$(mktemp -d); \
 printf 'echo hello\\nps\\nkill echo\\nspawn echo\\nshutdown\\n' | \
-$<TARGET_FILE:orrery> trace record $d/s.db --deterministic --seed 1 --quiet >/dev/null; \
+$<TARGET_FILE:orrery> trace record $d/s.db --deterministic --seed 1 >/dev/null; \
 $<TARGET_FILE:orrery> trace corpus $d/s.db $d/c >/dev/null; \
 ls $d/c/echo/s-ch* $d/c/init/s-ch* $d/c/console/s-lines $d/c/shell/s-lines; rm -rf $d")
 set_tests_properties(fuzz_trace_corpus PROPERTIES LABELS "fuzz" TIMEOUT 120)

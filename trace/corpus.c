@@ -1,4 +1,5 @@
-/* corpus.c — `orrery trace corpus`: a recorded trace's messages as seed inputs for the fuzz targets. */
+/* corpus.c — `orrery trace corpus`: a recorded trace's messages as seed inputs for the fuzz
+ * targets. */
 #include <trace/corpus.h>
 #include <trace/decode.h>
 #include <trace/reader.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <hal/console.h>
 
@@ -156,7 +158,7 @@ static input_t *input_for(input_t **v, size_t *n, const char *target, uint32_t c
 typedef struct op {
     const iface_t *ifc; /* a message (line == NULL) */
     const hal_trace_rec_t *r;
-    const char *line;   /* or a console line */
+    const char *line; /* or a console line */
     size_t line_len;
 } op_t;
 
@@ -191,38 +193,147 @@ static const iface_t *iface_by_id(uint32_t id)
     return NULL;
 }
 
+/* DIR/<target>/<trace name>-ch<endpoint>[.part] or .../<trace name>-lines[.part]. */
+static void input_path(char *path, size_t cap, const char *dir, const char *base, const input_t *in)
+{
+    char part[16] = "";
+    if (in->part)
+        snprintf(part, sizeof part, ".%u", in->part + 1);
+    if (in->chan)
+        snprintf(path, cap, "%s/%s/%s-ch%u%s", dir, in->target, base, in->chan, part);
+    else
+        snprintf(path, cap, "%s/%s/%s-lines%s", dir, in->target, base, part);
+}
+
+/*
+ * Is path a directory we may write in? DIR itself is followed if a symlink (the user named
+ * it); below DIR nothing is (a symlinked DIR/echo would send inputs elsewhere).
+ * 0 (also: missing, *exists false), -1 or TRACE_CORPUS_REFUSED with a message in err.
+ */
+static int dir_ok(const char *path, bool follow, bool *exists, char *err, size_t errlen)
+{
+    struct stat st;
+    *exists = false;
+    if ((follow ? stat(path, &st) : lstat(path, &st)) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: %s; refusing to write inputs into it", path,
+                 S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
+        return TRACE_CORPUS_REFUSED;
+    }
+    *exists = true;
+    return 0;
+}
+
+/* May an input be renamed onto path: missing, or a regular file (an earlier input by name)? */
+static int target_ok(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: %s; refusing to replace it", path,
+                 S_ISLNK(st.st_mode) ? "a symlink" : "not a regular file");
+        return TRACE_CORPUS_REFUSED;
+    }
+    return 0;
+}
+
+/* Create path as a directory unless it is one (dir_ok's rules); 0 or as dir_ok. */
+static int make_dir(const char *path, bool follow, char *err, size_t errlen)
+{
+    bool exists;
+    int rc = dir_ok(path, follow, &exists, err, errlen);
+    if (rc != 0 || exists)
+        return rc;
+    if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    rc = dir_ok(path, follow, &exists, err, errlen); /* EEXIST: made by someone else meanwhile */
+    return rc;
+}
+
+/* Write one input to a new temporary file beside path, then rename it onto path. */
+static int write_input(const input_t *in, const char *path, char *err, size_t errlen)
+{
+    char tmp[4200];
+    const char *slash = strrchr(path, '/');
+    mode_t mask = umask(0);
+    FILE *f;
+    int fd, rc;
+
+    umask(mask);
+    snprintf(tmp, sizeof tmp, "%.*s/.%s.XXXXXX", (int)(slash - path), path, slash + 1);
+    if ((fd = mkstemp(tmp)) < 0) { /* O_EXCL: never opens what is already there */
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    if (fchmod(fd, 0666 & ~mask) != 0 || !(f = fdopen(fd, "wb"))) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    bool wrote = fwrite(in->buf, 1, in->len, f) == in->len;
+    if (fclose(f) != 0 || !wrote) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        rc = -1;
+    } else if ((rc = target_ok(path, err, errlen)) == 0 && rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    if (rc != 0)
+        unlink(tmp); /* our own temporary file */
+    return rc;
+}
+
+#define CORPUS_DIR_MAX (4096 - 256 - 64) /* room in write_inputs' path for the rest */
+
 static int write_inputs(const input_t *v, size_t n, const char *dir, const char *base, char *err,
                         size_t errlen)
 {
     char path[4096];
-    int files = 0;
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+    bool exists;
+    int files = 0, rc;
+
+    /* DIR/<server>/<base, under 256>-ch<n>.<part> must fit whole: a cut path names another
+     * file. */
+    if (strlen(dir) > CORPUS_DIR_MAX) {
+        snprintf(err, errlen, "%.200s...: longer than %d bytes", dir, CORPUS_DIR_MAX);
         return -1;
     }
+    /* Check everything first: a refusal leaves DIR exactly as it was. */
+    if ((rc = dir_ok(dir, true, &exists, err, errlen)) != 0)
+        return rc;
+    for (size_t i = 0; exists && i < n; i++) {
+        bool sub;
+        snprintf(path, sizeof path, "%s/%s", dir, v[i].target);
+        if ((rc = dir_ok(path, false, &sub, err, errlen)) != 0)
+            return rc;
+        input_path(path, sizeof path, dir, base, &v[i]);
+        if (sub && v[i].len && (rc = target_ok(path, err, errlen)) != 0)
+            return rc;
+    }
+    if ((rc = make_dir(dir, true, err, errlen)) != 0)
+        return rc;
     for (size_t i = 0; i < n; i++) {
         if (!v[i].len)
             continue;
         snprintf(path, sizeof path, "%s/%s", dir, v[i].target);
-        if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
-            return -1;
-        }
-        char part[16] = "";
-        if (v[i].part)
-            snprintf(part, sizeof part, ".%u", v[i].part + 1);
-        if (v[i].chan)
-            snprintf(path, sizeof path, "%s/%s/%s-ch%u%s", dir, v[i].target, base, v[i].chan,
-                     part);
-        else
-            snprintf(path, sizeof path, "%s/%s/%s-lines%s", dir, v[i].target, base, part);
-        FILE *f = fopen(path, "wb");
-        if (!f || fwrite(v[i].buf, 1, v[i].len, f) != v[i].len || fclose(f) != 0) {
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
-            if (f)
-                fclose(f);
-            return -1;
-        }
+        if ((rc = make_dir(path, false, err, errlen)) != 0)
+            return rc;
+        input_path(path, sizeof path, dir, base, &v[i]);
+        if ((rc = write_input(&v[i], path, err, errlen)) != 0)
+            return rc;
         files++;
     }
     return files;

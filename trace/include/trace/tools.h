@@ -74,20 +74,4 @@ int trace_bench_ingest(const char *path, uint64_t events, unsigned threads,
  */
 double trace_bench_record_ns(const char *path, unsigned threads, char *err, size_t errlen);
 
-/* `orrery trace record`: boot the image with the recorder as the kernel's trace sink. */
-typedef struct trace_record_opts {
-    const char *path;           /* the trace file */
-    struct trace_recorder *rec; /* its recorder, opened by the caller (who also closes it) */
-    bool deterministic;         /* sim: one thread, virtual clock, seeded */
-    uint64_t seed;
-    unsigned workers;    /* hosted: 0 = one per core */
-    const char *input;   /* sim: console script (lines); hosted reads stdin */
-    uint64_t max_events; /* sim: 0 = no limit */
-    bool quiet;          /* do not copy console output to stdout */
-    const char *command; /* stored in run.command */
-} trace_record_opts;
-/* Boot and run with o->rec as the trace sink: 0 (and *status, the run's exit status) or -1
- * with a message in err. */
-int trace_record_run(const trace_record_opts *o, int *status, char *err, size_t errlen);
-
 #endif

@@ -78,10 +78,6 @@ int hl_cmd_replay(int argc, char **argv);
  * after printing why, naming the file and line. */
 int hl_manifest_load(const char *path, char **text, size_t *len);
 
-/* Print "orrery: <msg>" and the usage hint for `cmd` to stderr; returns 2. */
-int hl_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Parse a decimal unsigned option value; false if not a number in [min, max]. */
-bool hl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Usage errors, numbers, files and writes: cli_* in opt.h. */
 
 #endif

@@ -77,30 +77,6 @@ static const char version_usage[] = "usage: orrery version\n"
                                     "\n"
                                     "Print the version and the commit it was built from.\n";
 
-int hl_usage_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    fputs("orrery: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (try 'orrery %s%s--help')\n", cmd ? cmd : "", cmd ? " " : "");
-    return 2;
-}
-
-bool hl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    if (!s || !*s || *s == '-' || *s == '+')
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
 static bool is_help(const char *a)
 {
     return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "help") == 0;

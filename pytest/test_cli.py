@@ -2,6 +2,8 @@
 import json
 import re
 
+import pytest
+
 from conftest import run_cli
 
 SCRIPT = "ps\nuptime\necho one two\nipc\nfrobnicate\nkill echo\nps\nshutdown\n"
@@ -91,3 +93,56 @@ def test_bench_ipc_json(orrery_bin):
     for key in ("same_worker_rtt_ns", "cross_worker_rtt_ns", "pipe_rtt_ns", "msgs_per_s"):
         assert key in figures
         assert isinstance(figures[key], (int, float)) and figures[key] > 0
+
+
+# Every command reads its options the same way (cli/opt.c): unknown options, missing values
+# and values given to flags are one line with the usage hint and exit 2.
+COMMANDS = [["run"], ["qemu"], ["sim"], ["bench", "ipc"], ["bench", "boot"], ["bench", "sim"],
+            ["bench", "trace"], ["replay"], ["trace", "show"], ["trace", "summary"],
+            ["trace", "export"], ["trace", "import"], ["trace", "corpus"]]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
+def test_every_command_refuses_an_unknown_option(orrery_bin, cmd):
+    r = run_cli([*cmd, "--no-such-option"])
+    assert r.returncode == 2
+    name = " ".join(cmd)
+    assert r.stderr == (f"orrery: {name}: unknown option '--no-such-option' "
+                        f"(try 'orrery {name} --help')\n")
+
+
+@pytest.mark.parametrize("cmd,flag", [(["run"], "--deterministic"), (["qemu"], "--gdb"),
+                                      (["sim"], "--quiet"), (["bench", "ipc"], "--json")],
+                         ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_a_flag_given_a_value_is_refused(orrery_bin, cmd, flag):
+    r = run_cli([*cmd, f"{flag}=1"])
+    assert r.returncode == 2
+    assert f"{flag} takes no value" in r.stderr
+
+
+def test_values_after_an_equals_sign_on_every_command(orrery_bin, tmp_path):
+    r = run_cli(["run", "--workers=2", "--manifest=/nonexistent"], input="shutdown 3\n")
+    assert r.returncode == 2 and "/nonexistent" in r.stderr  # the value reached the option
+    r = run_cli(["run", "--deterministic", "--seed=7"], input="shutdown 3\n")
+    assert r.returncode == 3, r.stderr
+    r = run_cli(["sim", "--seeds=1..3", "--quiet"])
+    assert r.returncode == 0 and "3 seed(s)" in r.stdout, r.stderr
+    r = run_cli(["sim", "--count=2", "--seeds", "1..100", "--quiet"])
+    assert r.returncode == 0 and "2 seed(s)" in r.stdout, r.stderr
+    r = run_cli(["bench", "sim", "--virtual=1", "--msgs=100", "--json"], timeout=60)
+    assert r.returncode == 0 and "msgs_per_s" in r.stdout, r.stderr
+    r = run_cli(["bench", "boot", "--runs=0"])
+    assert r.returncode == 2 and "--runs wants a number from 1 to 64, not '0'" in r.stderr
+    r = run_cli(["qemu", "--boot-timeout=x"])
+    assert r.returncode == 2 and "--boot-timeout wants seconds" in r.stderr
+
+
+def test_the_command_table_is_the_help(orrery_bin):
+    r = run_cli(["--help"])
+    for name in ("run", "qemu", "sim", "trace", "replay", "bench", "version"):
+        assert f"\n  {name} " in r.stdout
+    r = run_cli(["bench", "--help"])
+    for name in ("ipc", "boot", "trace", "sim"):
+        assert f"\n  {name} " in r.stdout
+    r = run_cli(["bench", "nope"])
+    assert r.returncode == 2 and "unknown benchmark 'nope'" in r.stderr

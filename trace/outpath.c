@@ -66,12 +66,14 @@ static const char *file_kind(mode_t m)
     return "not a regular file";
 }
 
-/* Is the file's database header an Orrery trace's? Older traces (no application id) are asked. */
-int trace_file_is_trace(const char *path, char *why, size_t whylen)
+/*
+ * The first `want` bytes of path into buf (*n: how many there were). 1 when read; 0 when it is
+ * not a non-empty regular file (or is missing), -1 when it cannot be read; *why says which.
+ */
+static int read_head(const char *path, void *buf, size_t want, ssize_t *n, char *why,
+                     size_t whylen)
 {
-    unsigned char h[100];
     struct stat sb;
-    ssize_t n;
     int fd;
 
     if (stat(path, &sb) != 0) {
@@ -91,12 +93,24 @@ int trace_file_is_trace(const char *path, char *why, size_t whylen)
         seterr(why, whylen, "cannot read it: %s", strerror(errno));
         return -1;
     }
-    n = pread(fd, h, sizeof(h), 0);
+    *n = pread(fd, buf, want, 0);
     close(fd);
-    if (n < 0) {
+    if (*n < 0) {
         seterr(why, whylen, "cannot read it: %s", strerror(errno));
         return -1;
     }
+    return 1;
+}
+
+/* Is the file's database header an Orrery trace's? Older traces (no application id) are asked. */
+int trace_file_is_trace(const char *path, char *why, size_t whylen)
+{
+    unsigned char h[100];
+    ssize_t n;
+    int rc = read_head(path, h, sizeof(h), &n, why, whylen);
+
+    if (rc <= 0)
+        return rc;
     if (n < (ssize_t)sizeof(h) || memcmp(h, "SQLite format 3", 16) != 0) {
         seterr(why, whylen, "not a SQLite database");
         return 0;
@@ -124,11 +138,11 @@ int trace_file_is_trace(const char *path, char *why, size_t whylen)
             seterr(why, whylen, "cannot read it as SQLite: %s", msg);
         }
     } else {
-        int rc = sqlite3_step(st);
-        const unsigned char *v = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+        int step = sqlite3_step(st);
+        const unsigned char *v = step == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
         if (v && strcmp((const char *)v, "orrery-trace") == 0) {
             ret = 1;
-        } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+        } else if (step == SQLITE_ROW || step == SQLITE_DONE) {
             seterr(why, whylen, "a SQLite database of something else");
             ret = 0;
         } else {
@@ -145,29 +159,11 @@ static int export_is_ours(const char *path, char *why, size_t whylen)
 {
     char h[sizeof(TRACE_PERFETTO_HEAD)];
     size_t want = sizeof(h) - 1;
-    struct stat sb;
     ssize_t n;
-    int fd;
+    int rc = read_head(path, h, want, &n, why, whylen);
 
-    if (stat(path, &sb) != 0) {
-        seterr(why, whylen, "%s", strerror(errno));
-        return errno == ENOENT ? 0 : -1;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        seterr(why, whylen, "%s", file_kind(sb.st_mode));
-        return 0;
-    }
-    if (sb.st_size == 0) {
-        seterr(why, whylen, "an empty file");
-        return 0;
-    }
-    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        seterr(why, whylen, "cannot read it: %s", strerror(errno));
-        return -1;
-    }
-    n = pread(fd, h, want, 0);
-    close(fd);
+    if (rc <= 0)
+        return rc;
     if (n != (ssize_t)want || memcmp(h, TRACE_PERFETTO_HEAD, want) != 0) {
         seterr(why, whylen, "a file of something else");
         return 0;

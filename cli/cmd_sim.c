@@ -68,7 +68,6 @@ static double wall_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Read a whole scenario file of at most SCN_FILE_MAX bytes; NULL with a message in err. */
 /* ---- keeping a failing seed ---------------------------------------------------------------- */
 
 static void keep_path(char *buf, size_t len, const char *dir, const sim_scenario_t *sc,
@@ -96,14 +95,27 @@ static void keep_failing(const char *dir, const sim_scenario_t *sc, uint64_t see
     o.tee = trace_recorder_sink(rec);
     int rc = sim_run_scenario(sc, seed, &o, &r);
     trace_recorder_set_exit_status(rec, r.status);
-    trace_recorder_close(rec, NULL, 0);
+    int crc = trace_recorder_close(rec, err, sizeof err);
+    if (crc != 0) {
+        /* an incomplete trace stays at PATH.partial (docs/trace-format.md) */
+        fprintf(stderr, "orrery: sim: %s\n", err);
+        strncat(path, ".partial", sizeof path - strlen(path) - 1);
+    }
     if (rc == 0 && r.output) {
-        char opath[4200];
+        char opath[4200], tmp[4300];
+        struct stat st;
+        int fd;
         keep_path(opath, sizeof opath, dir, sc, seed, ".out");
-        FILE *f = fopen(opath, "w");
-        if (f) {
-            fwrite(r.output, 1, r.output_len, f);
-            fclose(f);
+        snprintf(tmp, sizeof tmp, "%s.XXXXXX", opath);
+        /* Written under a fresh name and renamed: only an earlier output file is replaced. */
+        if (lstat(opath, &st) == 0 && !S_ISREG(st.st_mode)) {
+            fprintf(stderr, "orrery: sim: %s exists and is not a regular file; output not kept\n",
+                    opath);
+        } else if ((fd = mkstemp(tmp)) >= 0) {
+            if (cli_write_all(fd, r.output, r.output_len) == 0 && close(fd) == 0)
+                rename(tmp, opath);
+            else
+                unlink(tmp);
         }
     }
     fprintf(stderr, "  kept: %s\n", path);

@@ -114,7 +114,7 @@ static bool ending;    /* the harness is killing the peer: its exit and respawn 
 static int disturbed;  /* other tasks spawned or ended: the image is no longer the booted one */
 static void watch(void *self, const hal_trace_rec_t *r)
 {
-    if (r->kind == HAL_TR_EXIT && (r->result == -128 || r->result == -130))
+    if (r->kind == HAL_TR_EXIT && (r->result == OS_EXIT_PANIC || r->result == OS_EXIT_FAULT))
         panics++;
     if ((r->kind == HAL_TR_EXIT || r->kind == HAL_TR_SPAWN) && !ending)
         disturbed++;
@@ -252,7 +252,13 @@ static void console_line(in_t *in)
 static void check(bool ok, const char *what)
 {
     if (!ok) {
+        size_t len = 0;
+        const char *out = sim_console_output(&len);
         fprintf(stderr, "fuzz_%s: invariant broken: %s\n", srv->name, what);
+        /* what the tasks said (a panic's own line) tells why */
+        if (len)
+            fprintf(stderr, "--- console ---\n%.*s\n---\n", (int)(len > 4000 ? 4000 : len),
+                    out + (len > 4000 ? len - 4000 : 0));
         abort();
     }
 }

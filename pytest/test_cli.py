@@ -146,3 +146,12 @@ def test_the_command_table_is_the_help(orrery_bin):
         assert f"\n  {name} " in r.stdout
     r = run_cli(["bench", "nope"])
     assert r.returncode == 2 and "unknown benchmark 'nope'" in r.stderr
+
+
+def test_a_second_init_is_refused(orrery_bin):
+    # There is one init (the kernel starts it): a second would read the console device beside
+    # it, and a console started later could not open it (found by fuzz_init).
+    r = run_cli(["run", "--deterministic"], input="spawn init\nps\nshutdown 5\n")
+    assert r.returncode == 5, r.stderr
+    assert "spawn init: already exists" in r.stdout
+    assert len([l for l in r.stdout.splitlines() if re.search(r"\binit\s+idle", l)]) == 1

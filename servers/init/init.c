@@ -494,6 +494,12 @@ static bool may_control(os_ctx_t *ctx, slot_t *s, const char *what)
 static void on_spawn(os_ctx_t *ctx, init_state_t *st, slot_t *from, const init_spawn_t *m)
 {
     slot_t *s = slot_by_name(st, m->program);
+    if (strcmp(m->program, os_task_name(ctx)) == 0) {
+        /* There is one init, started by the kernel: a second would run a name service and
+         * read the console device beside us. */
+        reply(ctx, from, m->req, OS_EEXIST, os_task_id(ctx));
+        return;
+    }
     if (s && s->running) {
         reply(ctx, from, m->req, OS_EEXIST, s->task_id);
         return;

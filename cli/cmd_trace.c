@@ -332,6 +332,10 @@ static int cmd_import(int argc, char **argv)
             fputs(import_usage, stdout);
             return 0;
         } else if (c == OPT_PLATFORM) {
+            if (strcmp(optarg, "qemu") != 0 && strcmp(optarg, "sim") != 0 &&
+                strcmp(optarg, "hosted") != 0)
+                return cli_usage_error(cmd, "%s: --platform is qemu, sim or hosted, not '%s'",
+                                       cmd, optarg);
             platform = optarg;
         } else {
             return 2; /* cli_getopt said why */

@@ -328,3 +328,11 @@ def test_corpus_refuses_an_overlong_dir(trace, tmp_path):
     assert 1 == r.returncode
     assert "longer than 3776 bytes" in r.stderr and 1 == len(r.stderr.strip().splitlines())
     assert not d.exists()
+
+
+def test_import_platform_is_one_of_three(tmp_path):
+    r = run_cli(["trace", "import", str(tmp_path / "s.bin"), str(tmp_path / "o.db"),
+                 "--platform=mars"])
+    assert r.returncode == 2
+    assert "--platform is qemu, sim or hosted, not 'mars'" in r.stderr
+    assert not (tmp_path / "o.db").exists()

@@ -48,7 +48,9 @@
 #define LWIP_DHCP 1
 #define LWIP_AUTOIP 0
 #define LWIP_IGMP 0
+#ifndef LWIP_DNS
 #define LWIP_DNS 1
+#endif
 #define LWIP_IPV6 1
 #define LWIP_IPV6_DHCP6 0
 #define IP_REASSEMBLY 1

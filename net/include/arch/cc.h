@@ -18,7 +18,7 @@
 /* The stack's own errno values (no errno.h; no socket API uses them). */
 #define LWIP_PROVIDE_ERRNO 1
 
-#define BYTE_ORDER LITTLE_ENDIAN
+/* BYTE_ORDER: lwIP's default, little-endian (x86_64). */
 
 /* ssize_t: where limits.h names SSIZE_MAX (the host's libc) lwIP expects unistd.h to define
  * the type; we define it as that libc does (LP64) instead. The bare-metal limits.h has no

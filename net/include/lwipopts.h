@@ -1,5 +1,4 @@
-/* lwipopts.h — Orrery's lwIP configuration: NO_SYS, raw API only, static heap (docs/networking.md).
- */
+/* lwipopts.h — Orrery's lwIP options: NO_SYS, raw API, static heap (docs/networking.md). */
 #ifndef ORRERY_LWIPOPTS_H
 #define ORRERY_LWIPOPTS_H
 

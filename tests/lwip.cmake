@@ -19,6 +19,14 @@ set_source_files_properties(${LWIP_TESTDIR}/ip4/test_ip4.c ${LWIP_TESTDIR}/ip6/t
     COMPILE_OPTIONS "-include;${CMAKE_CURRENT_SOURCE_DIR}/lwip/nosys.h")
 set_source_files_properties(${LWIP_TESTDIR}/dhcp/test_dhcp.c PROPERTIES
     COMPILE_OPTIONS "-include;stdio.h")
+# The mem suite's double-free test frees a pointer whose header the next allocation has
+# overwritten; mem_free's sanity check then reads neighbours at whatever (odd) offsets it
+# finds there and rejects the free, as the test expects. UBSan's alignment check would stop
+# that read, so it is off for this test copy of mem.c only (orrery_lwip keeps it).
+if(ORRERY_SANITIZE MATCHES "undefined")
+    set_source_files_properties(${LWIP_DIR}/src/core/mem.c PROPERTIES
+        COMPILE_OPTIONS "-fno-sanitize=alignment")
+endif()
 # The suite and the stack it tests are compiled together with the same options (the test
 # mode and the sizes below change lwIP's structures), so lwIP is compiled again here rather
 # than linked from orrery_lwip.

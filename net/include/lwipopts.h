@@ -1,0 +1,91 @@
+/* lwipopts.h — Orrery's lwIP options: NO_SYS, raw API, static heap (docs/networking.md). */
+#ifndef ORRERY_LWIPOPTS_H
+#define ORRERY_LWIPOPTS_H
+
+/* One server thread drives lwIP from its event loop: no OS threads, no locking, no
+ * sequential or socket API (clients talk to the server over channels instead). */
+#define NO_SYS 1
+#define SYS_LIGHTWEIGHT_PROT 0
+#define LWIP_NETCONN 0
+#define LWIP_SOCKET 0
+#define LWIP_NETIF_API 0
+
+/* Memory: lwIP's own heap in a static array plus its fixed pools, not the C allocator, so
+ * the stack's memory is bounded, the same on every platform, and running out of it is
+ * lwIP's ERR_MEM on one connection rather than a failure of the server's allocator.
+ * The sizes may be raised by a build that includes a header first (#ifndef). */
+#define MEM_LIBC_MALLOC 0
+#define MEMP_MEM_MALLOC 0
+#define MEM_ALIGNMENT 8
+#ifndef MEM_SIZE
+#define MEM_SIZE (256 * 1024)
+#endif
+#ifndef PBUF_POOL_SIZE
+#define PBUF_POOL_SIZE 64
+#endif
+#ifndef MEMP_NUM_TCP_PCB
+#define MEMP_NUM_TCP_PCB 16
+#endif
+#ifndef MEMP_NUM_UDP_PCB
+#define MEMP_NUM_UDP_PCB 8
+#endif
+#ifndef TCP_SND_QUEUELEN
+#define TCP_SND_QUEUELEN 40
+#endif
+#ifndef MEMP_NUM_TCP_SEG
+#define MEMP_NUM_TCP_SEG TCP_SND_QUEUELEN
+#endif
+
+/* Protocols: Ethernet with ARP, IPv4 with ICMP, UDP, TCP, DHCP and DNS; IPv6 too. */
+#define LWIP_ARP 1
+#define LWIP_ETHERNET 1
+#define LWIP_IPV4 1
+#define LWIP_ICMP 1
+#define LWIP_RAW 0
+#define LWIP_UDP 1
+#define LWIP_TCP 1
+#define LWIP_DHCP 1
+#define LWIP_AUTOIP 0
+#define LWIP_IGMP 0
+#ifndef LWIP_DNS
+#define LWIP_DNS 1
+#endif
+#define LWIP_IPV6 1
+#define LWIP_IPV6_DHCP6 0
+#define IP_REASSEMBLY 1
+#define IP_FRAG 1
+#define LWIP_NETIF_STATUS_CALLBACK 1
+#define LWIP_NETIF_LINK_CALLBACK 1
+#ifndef TCP_MSS
+#define TCP_MSS 1460
+#endif
+#ifndef TCP_WND
+#define TCP_WND (4 * TCP_MSS)
+#endif
+#ifndef TCP_SND_BUF
+#define TCP_SND_BUF (4 * TCP_MSS)
+#endif
+
+/* Checksums are computed and checked in software on every layer: virtio-net and slirp
+ * offload nothing we rely on, and the unit suite checks them. */
+#define CHECKSUM_GEN_IP 1
+#define CHECKSUM_GEN_UDP 1
+#define CHECKSUM_GEN_TCP 1
+#define CHECKSUM_GEN_ICMP 1
+#define CHECKSUM_GEN_ICMP6 1
+#define CHECKSUM_CHECK_IP 1
+#define CHECKSUM_CHECK_UDP 1
+#define CHECKSUM_CHECK_TCP 1
+#define CHECKSUM_CHECK_ICMP 1
+#define CHECKSUM_CHECK_ICMP6 1
+
+/* Randomness (initial sequence numbers, ports, DNS ids, DHCP xids) comes from the server,
+ * which takes it from the kernel's entropy so a simulation run is reproducible. */
+#define LWIP_RAND() orrery_lwip_rand()
+
+/* Counters stay (the unit suite reads them); no debug output. */
+#define LWIP_STATS 1
+#define LWIP_STATS_DISPLAY 0
+#define LWIP_DEBUG_TIMERNAMES 0
+
+#endif

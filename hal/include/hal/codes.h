@@ -1,4 +1,5 @@
-/* codes.h — the device codes a task sees: end of input, and the console's lines and writes.
+/* codes.h — the device codes a task sees: end of input, the console's lines and writes, and
+ * the network device's frames.
  * Defined here once; the HAL contract (device.h, console.h) and the os API (os/os.h, for
  * servers) both include it. */
 #ifndef HAL_CODES_H
@@ -16,5 +17,19 @@ enum {
     HAL_CONSOLE_EOF = HAL_DEVICE_END, /* device -> task: input ended */
     HAL_CONSOLE_WRITE = 16,           /* task -> device: bytes to print */
 };
+
+/* The network device (net.h): Ethernet frames. Code 3 is HAL_DEVICE_END on every device. */
+enum {
+    HAL_NET_MTU = 1514,    /* largest frame, without FCS */
+    HAL_NET_FRAME = 1,     /* device <-> task: one Ethernet frame */
+    HAL_NET_LINK_UP = 2,   /* device -> task: link came up; data: 6-byte MAC */
+    HAL_NET_LINK_DOWN = 4, /* device -> task: link went down */
+};
+
+/* A device's own input codes never mean end of input. */
+_Static_assert(HAL_CONSOLE_LINE != HAL_DEVICE_END && HAL_CONSOLE_OVERLONG != HAL_DEVICE_END &&
+                   HAL_NET_FRAME != HAL_DEVICE_END && HAL_NET_LINK_UP != HAL_DEVICE_END &&
+                   HAL_NET_LINK_DOWN != HAL_DEVICE_END,
+               "device codes collide with HAL_DEVICE_END");
 
 #endif

@@ -9,11 +9,6 @@
  * Simulated: links with loss/delay/reorder. Bare metal: virtio-net.
  * Implemented by the networking issue; declared here so the contract is whole.
  */
-enum {
-    HAL_NET_MTU = 1514,    /* largest frame, without FCS */
-    HAL_NET_FRAME = 1,     /* device <-> task: one Ethernet frame */
-    HAL_NET_LINK_UP = 2,   /* device -> task: link came up; data: 6-byte MAC */
-    HAL_NET_LINK_DOWN = 3, /* device -> task: link went down */
-};
+#include <hal/codes.h> /* HAL_NET_*: the codes */
 
 #endif

@@ -27,9 +27,11 @@ enum {
 };
 
 /* A device's own input codes never mean end of input. */
-_Static_assert(HAL_CONSOLE_LINE != HAL_DEVICE_END && HAL_CONSOLE_OVERLONG != HAL_DEVICE_END &&
-                   HAL_NET_FRAME != HAL_DEVICE_END && HAL_NET_LINK_UP != HAL_DEVICE_END &&
-                   HAL_NET_LINK_DOWN != HAL_DEVICE_END,
+_Static_assert((int)HAL_CONSOLE_LINE != (int)HAL_DEVICE_END &&
+                   (int)HAL_CONSOLE_OVERLONG != (int)HAL_DEVICE_END &&
+                   (int)HAL_NET_FRAME != (int)HAL_DEVICE_END &&
+                   (int)HAL_NET_LINK_UP != (int)HAL_DEVICE_END &&
+                   (int)HAL_NET_LINK_DOWN != (int)HAL_DEVICE_END,
                "device codes collide with HAL_DEVICE_END");
 
 #endif

@@ -7,7 +7,7 @@
  * the kernel with HAL_NET_FRAME and written with HAL_NET_FRAME; the TCP/IP
  * server (lwIP) runs above it on every platform. Hosted: libslirp.
  * Simulated: links with loss/delay/reorder. Bare metal: virtio-net.
- * Implemented by the networking issue; declared here so the contract is whole.
+ * Hosted: hal-linux/net.c (docs/networking.md); the others follow.
  */
 #include <hal/codes.h> /* HAL_NET_*: the codes */
 

@@ -44,6 +44,7 @@ typedef struct net_timer {
     uv_timer_t t;
     SlirpTimerCb cb;
     void *cb_opaque;
+    struct net_timer *next, *prev; /* N.timers: closed at stop if slirp left any */
 } net_timer_t;
 
 static struct {
@@ -65,6 +66,7 @@ static struct {
     uv_prepare_t prepare;
     uv_check_t check;
     uv_timer_t tick; /* wakes the loop for slirp's own timeout from pollfds_fill */
+    net_timer_t *timers;
     struct pollfd fds[NET_FDS_MAX];
     int nfds;
     int prev[NET_FDS_MAX]; /* fds in the epoll set after the last prepare */
@@ -149,6 +151,10 @@ static void *cb_timer_new(SlirpTimerCb cb, void *cb_opaque, void *opaque)
     nt->cb = cb;
     nt->cb_opaque = cb_opaque;
     uv_timer_init(N.loop, &nt->t);
+    nt->next = N.timers;
+    if (N.timers)
+        N.timers->prev = nt;
+    N.timers = nt;
     return nt;
 }
 
@@ -157,10 +163,20 @@ static void free_handle(uv_handle_t *h)
     free(h);
 }
 
+static void close_timer(net_timer_t *nt)
+{
+    if (nt->prev)
+        nt->prev->next = nt->next;
+    else
+        N.timers = nt->next;
+    if (nt->next)
+        nt->next->prev = nt->prev;
+    uv_close((uv_handle_t *)&nt->t, free_handle);
+}
+
 static void cb_timer_free(void *timer, void *opaque)
 {
-    net_timer_t *nt = timer;
-    uv_close((uv_handle_t *)&nt->t, free_handle);
+    close_timer(timer);
 }
 
 /* expire_ms is absolute on cb_clock_get_ns's clock, in ms. */
@@ -323,6 +339,7 @@ int hl_net_add(const hl_net_config_t *cfg)
     N.head = N.count = 0;
     N.nfds = N.nprev = 0;
     N.started = false;
+    N.timers = NULL;
     __atomic_store_n(&N.rx_dropped, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&N.tx_full, 0, __ATOMIC_RELAXED);
     int dev = k_device_add(&net_ops);
@@ -396,9 +413,12 @@ void hl_net_stop(void)
         for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
             if (!uv_is_closing(hs[i]))
                 uv_close(hs[i], NULL);
-        /* Its timers are closed through timer_free; the loop's last run frees them. */
+        /* Its timers are closed through timer_free; any it kept are closed here, so the
+         * loop's last run (which frees them) never calls into the freed slirp. */
         slirp_cleanup(N.slirp);
         N.slirp = NULL;
+        while (N.timers)
+            close_timer(N.timers);
         N.started = false;
     }
     if (N.epfd >= 0)

@@ -45,8 +45,7 @@ int hl_net_add(const hl_net_config_t *cfg);
 int hl_net_start(struct uv_loop_s *loop, char *err, size_t errlen);
 /* Close slirp and its handles (loop thread, workers joined; the loop's last run frees them). */
 void hl_net_stop(void);
-uint64_t hl_net_rx_dropped(void);
-uint64_t hl_net_tx_full(void);
+/* hl_net_rx_dropped/hl_net_tx_full are in <hl/hosted.h>. */
 
 /* fault.c: hl_fault_thread_enter/leave are in <hl/hosted.h>. */
 

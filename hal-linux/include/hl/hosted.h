@@ -54,6 +54,11 @@ typedef struct hl_net_config {
  * also be "localhost"; guestaddr must be in 10.0.2.0/24). 0, or -1 with a one-line reason in
  * err (without the option's name).
  */
+/* net0 frames from slirp dropped so far in this run because the kernel's queue was full, and
+ * writes refused with OS_EFULL because the hand-off ring to the loop was full (for tests). */
+uint64_t hl_net_rx_dropped(void);
+uint64_t hl_net_tx_full(void);
+
 int hl_net_parse(const char *spec, bool *enabled, hl_net_config_t *out, char *err, size_t errlen);
 
 typedef struct hl_run_config {

@@ -293,6 +293,7 @@ static void on_prepare(uv_prepare_t *h)
         }
         if (!first)
             continue;
+        /* EPOLLIN/OUT/PRI have poll(2)'s values on Linux. */
         struct epoll_event ee = {.events = ev, .data.fd = N.fds[i].fd};
         if (epoll_ctl(N.epfd, EPOLL_CTL_MOD, N.fds[i].fd, &ee) < 0 && errno == ENOENT)
             epoll_ctl(N.epfd, EPOLL_CTL_ADD, N.fds[i].fd, &ee);

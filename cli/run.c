@@ -15,6 +15,7 @@
 static const char run_usage[] =
     "usage: orrery run [--manifest FILE] [--workers N] [--deterministic --seed N] [--trace "
     "FILE.db]\n"
+    "                  [--net none|user[,hostfwd=...]]\n"
     "\n"
     "Boot Orrery as a Linux process; the console is stdin/stdout (try 'help' at the\n"
     "'orrery> ' prompt, 'shutdown' to leave). SIGINT/SIGTERM shut it down cleanly.\n"
@@ -30,6 +31,13 @@ static const char run_usage[] =
     "                    read it with 'orrery trace', replay a server with 'orrery replay');\n"
     "                    written to FILE.db.partial, renamed once complete; an existing\n"
     "                    FILE.db must be an Orrery trace (else refused, exit 2)\n"
+    "  --net none        no network device (the default: no server uses net0 yet)\n"
+    "  --net user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...\n"
+    "                    the net0 device on libslirp, QEMU's user network: 10.0.2.0/24,\n"
+    "                    gateway 10.0.2.2, DNS 10.0.2.3, DHCP from 10.0.2.15; each hostfwd\n"
+    "                    (at most %d) forwards a host port to the guest (an empty HOSTADDR\n"
+    "                    is every interface, as in QEMU: use 127.0.0.1 to stay local;\n"
+    "                    GUESTADDR defaults to 10.0.2.15); docs/networking.md\n"
     "  --help            this text\n";
 
 int hl_manifest_load(const char *path, char **text, size_t *len)
@@ -56,23 +64,21 @@ int hl_cmd_run(int argc, char **argv)
 {
     const char *manifest_path = NULL, *trace_path = NULL;
     uint64_t workers = 0, seed = 1;
-    bool deterministic = false, seed_given = false;
+    bool deterministic = false, seed_given = false, net_on = false, net_given = false;
+    hl_net_config_t net;
 
     static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"deterministic", no_argument, NULL, 'd'},
-        {"manifest", required_argument, NULL, 'm'},
-        {"workers", required_argument, NULL, 'w'},
-        {"seed", required_argument, NULL, 's'},
-        {"trace", required_argument, NULL, 't'},
-        {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},           {"deterministic", no_argument, NULL, 'd'},
+        {"manifest", required_argument, NULL, 'm'}, {"workers", required_argument, NULL, 'w'},
+        {"seed", required_argument, NULL, 's'},     {"trace", required_argument, NULL, 't'},
+        {"net", required_argument, NULL, 'n'},      {NULL, 0, NULL, 0},
     };
     int c;
 
     while ((c = cli_getopt(argc, argv, "run", opts)) != -1) {
         switch (c) {
         case 'h':
-            printf(run_usage, OS_BOOT_ARG_MAX, K_WORKERS_MAX, K_WORKERS_MAX);
+            printf(run_usage, OS_BOOT_ARG_MAX, K_WORKERS_MAX, K_WORKERS_MAX, HL_NET_FWD_MAX);
             return 0;
         case 'd':
             deterministic = true;
@@ -85,6 +91,13 @@ int hl_cmd_run(int argc, char **argv)
                 return cli_usage_error("run", "run: --trace needs a file name");
             trace_path = optarg;
             break;
+        case 'n': {
+            char err[256];
+            if (hl_net_parse(optarg, &net_on, &net, err, sizeof(err)) != 0)
+                return cli_usage_error("run", "run: --net: %s", err);
+            net_given = true;
+            break;
+        }
         case 'w':
             if (cli_opt_u64("run", "--workers", optarg, 1, K_WORKERS_MAX, &workers) != 0)
                 return 2;
@@ -102,6 +115,9 @@ int hl_cmd_run(int argc, char **argv)
         return cli_usage_error("run", "run: unexpected argument '%s'", argv[optind]);
     if (seed_given && !deterministic)
         return cli_usage_error("run", "run: --seed needs --deterministic");
+    if (deterministic && net_given && net_on)
+        return cli_usage_error("run",
+                               "run: --net user needs the threaded run, not --deterministic");
     if (deterministic && workers > 1)
         return cli_usage_error("run", "run: --deterministic runs one worker");
 
@@ -150,6 +166,7 @@ int hl_cmd_run(int argc, char **argv)
         rc.handle_signals = true;
         rc.stats = &stats;
         rc.trace = sink;
+        rc.net = net_on ? &net : NULL;
         status = hl_run(&rc);
         if (status >= 0 && stats.leaks != 0)
             fprintf(stderr, "orrery: warning: %ld kernel allocations leaked\n", stats.leaks);

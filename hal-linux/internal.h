@@ -3,6 +3,7 @@
 #define HL_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <hl/hosted.h>
@@ -33,6 +34,18 @@ int hl_console_start(void);
 void hl_console_stop(void);
 /* Write whole, under the console mutex (hal_console_write). */
 void hl_console_write(const void *buf, size_t len);
+
+/* ---- net.c: the "net0" device on libslirp ---- */
+
+struct uv_loop_s;
+/* Register the device (before k_boot). 0 or a negative code. */
+int hl_net_add(const hl_net_config_t *cfg);
+/* Start slirp on the loop (loop thread, after k_boot) and post HAL_NET_LINK_UP. 0, or a
+ * negative code with the reason in err. */
+int hl_net_start(struct uv_loop_s *loop, char *err, size_t errlen);
+/* Close slirp and its handles (loop thread, workers joined; the loop's last run frees them). */
+void hl_net_stop(void);
+/* hl_net_rx_dropped/hl_net_tx_full are in <hl/hosted.h>. */
 
 /* fault.c: hl_fault_thread_enter/leave are in <hl/hosted.h>. */
 

@@ -237,6 +237,8 @@ int hl_run(const hl_run_config_t *cfg)
 
     hal_host_set(&linux_platform);
     rc = hl_console_add(cfg->console_in, cfg->console_out);
+    if (rc == 0 && cfg->net)
+        rc = hl_net_add(cfg->net);
     if (rc == 0) {
         k_config_t kc = {
             .programs = cfg->programs,
@@ -259,6 +261,19 @@ int hl_run(const hl_run_config_t *cfg)
         hal_host_set(NULL);
         return rc;
     }
+    if (cfg->net) {
+        char err[256] = "";
+        rc = hl_net_start(&P.loop, err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "orrery: %s\n", err);
+            hl_net_stop();
+            k_teardown();
+            __atomic_store_n(&P.live, false, __ATOMIC_RELEASE);
+            close_all();
+            hal_host_set(NULL);
+            return rc;
+        }
+    }
     if (cfg->on_boot)
         cfg->on_boot(cfg->self);
     if (cfg->timeout_ms)
@@ -278,6 +293,8 @@ int hl_run(const hl_run_config_t *cfg)
     hl_workers_request_stop();
     hl_workers_join();
     hl_console_stop();
+    if (cfg->net)
+        hl_net_stop();
     k_stats_t ks;
     k_get_stats(&ks);
     long leaks = k_teardown();
@@ -293,6 +310,8 @@ int hl_run(const hl_run_config_t *cfg)
         cfg->stats->messages = ks.messages;
         cfg->stats->wakes = hl_workers_syscall_wakes();
         cfg->stats->console_waits = hl_console_full_waits();
+        cfg->stats->net_rx_dropped = cfg->net ? hl_net_rx_dropped() : 0;
+        cfg->stats->net_tx_full = cfg->net ? hl_net_tx_full() : 0;
         cfg->stats->timed_out = P.timed_out;
         cfg->stats->signal = P.signal;
     }

@@ -155,3 +155,32 @@ def test_a_second_init_is_refused(orrery_bin):
     assert r.returncode == 5, r.stderr
     assert "spawn init: already exists" in r.stdout
     assert len([l for l in r.stdout.splitlines() if re.search(r"\binit\s+idle", l)]) == 1
+
+
+def test_net_option(orrery_bin):
+    """--net none|user[,hostfwd=...]: bad values name the option; a busy host port fails the run.
+    Only 127.0.0.1 is used; with no server on net0 nothing is sent anywhere."""
+    import socket
+    for value, says in (("bogus", "'bogus' is not a network"),
+                        ("user,hostfwd=tcp:127.0.0.1:0-:80", "host port must be 1..65535"),
+                        ("user,hostfwd=tcp:127.0.0.1:8080-192.168.0.1:80",
+                         "guest address must be in 10.0.2.0/24")):
+        r = run_cli(["run", "--net", value], input="shutdown\n")
+        assert r.returncode == 2, value
+        assert r.stderr.startswith("orrery: run: --net: "), r.stderr
+        assert says in r.stderr, r.stderr
+    r = run_cli(["run", "--deterministic", "--net", "user"], input="shutdown\n")
+    assert r.returncode == 2 and "--deterministic" in r.stderr
+    assert run_cli(["run", "--net", "none"], input="shutdown\n").returncode == 0
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run_cli(["run", "--net", f"user,hostfwd=tcp:127.0.0.1:{port}-:80"], input="shutdown\n")
+        assert r.returncode == 1
+        assert f"hostfwd tcp:127.0.0.1:{port}: cannot listen" in r.stderr, r.stderr
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    r = run_cli(["run", "--net", f"user,hostfwd=tcp:127.0.0.1:{port}-:80"], input="shutdown\n")
+    assert r.returncode == 0, r.stderr

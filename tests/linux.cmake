@@ -8,3 +8,10 @@ if(ORRERY_SANITIZE MATCHES "thread")
     add_test(NAME test_stress_tsan COMMAND test_stress --kills 1000)
     set_tests_properties(test_stress_tsan PROPERTIES LABELS "tsan" TIMEOUT 300)
 endif()
+# The net0 device on libslirp: only slirp's 10.0.2.x addresses and 127.0.0.1 (restricted mode).
+orrery_add_test(test_net_hosted SOURCES test_net_hosted.c LIBS orrery_hal_linux)
+if(ORRERY_SANITIZE MATCHES "thread")
+    # The worker -> loop hand-off of frames, under TSan in scripts/test's TSan step (about 1 s).
+    add_test(NAME test_net_hosted_tsan COMMAND test_net_hosted)
+    set_tests_properties(test_net_hosted_tsan PROPERTIES LABELS "tsan" TIMEOUT 300)
+endif()

@@ -18,14 +18,48 @@
  * stats->timed_out). One run at a time per process.
  */
 typedef struct hl_run_stats {
-    long leaks;             /* k_teardown(): kernel allocations still live (0 = clean) */
-    uint64_t events;        /* handler invocations during the run */
-    uint64_t messages;      /* messages delivered */
-    uint64_t wakes;         /* wake-ups that needed a futex syscall */
-    uint64_t console_waits; /* times console input waited for room (k_post said OS_EFULL) */
-    bool timed_out;         /* the run hit timeout_ms */
-    int signal;             /* the signal that stopped the run, or 0 */
+    long leaks;              /* k_teardown(): kernel allocations still live (0 = clean) */
+    uint64_t events;         /* handler invocations during the run */
+    uint64_t messages;       /* messages delivered */
+    uint64_t wakes;          /* wake-ups that needed a futex syscall */
+    uint64_t console_waits;  /* times console input waited for room (k_post said OS_EFULL) */
+    uint64_t net_rx_dropped; /* net0 frames from slirp dropped: the kernel's queue was full */
+    uint64_t net_tx_full;    /* net0 writes refused with OS_EFULL: the hand-off ring was full */
+    bool timed_out;          /* the run hit timeout_ms */
+    int signal;              /* the signal that stopped the run, or 0 */
 } hl_run_stats_t;
+
+/* ---- the "net0" device on libslirp (docs/networking.md) ------------------------------- */
+
+enum { HL_NET_FWD_MAX = 16 }; /* hostfwd rules in one --net */
+
+/* One hostfwd rule; addresses are IPv4 in host byte order. */
+typedef struct hl_hostfwd {
+    bool udp;
+    uint32_t host_addr; /* 0: any (QEMU's default for an empty host address) */
+    uint16_t host_port;
+    uint32_t guest_addr; /* default 10.0.2.15, the first DHCP address */
+    uint16_t guest_port;
+} hl_hostfwd_t;
+
+typedef struct hl_net_config {
+    bool restricted; /* slirp's restrict=on: the guest reaches no outside address (tests) */
+    unsigned nfwd;
+    hl_hostfwd_t fwd[HL_NET_FWD_MAX];
+} hl_net_config_t;
+
+/*
+ * Parse a --net value: "none" (*enabled = false) or "user" followed by any number of
+ * ",hostfwd=[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport" (QEMU's syntax; hostaddr may
+ * also be "localhost"; guestaddr must be in 10.0.2.0/24). 0, or -1 with a one-line reason in
+ * err (without the option's name).
+ */
+/* net0 frames from slirp dropped so far in this run because the kernel's queue was full, and
+ * writes refused with OS_EFULL because the hand-off ring to the loop was full (for tests). */
+uint64_t hl_net_rx_dropped(void);
+uint64_t hl_net_tx_full(void);
+
+int hl_net_parse(const char *spec, bool *enabled, hl_net_config_t *out, char *err, size_t errlen);
 
 typedef struct hl_run_config {
     const os_program_t *const *programs; /* the image, NULL-terminated */
@@ -40,6 +74,7 @@ typedef struct hl_run_config {
     unsigned spin_us;              /* idle worker spins this long before sleeping */
     bool pin_cpus;                 /* worker i runs only on CPU i % cores (benchmarks) */
     uint64_t timeout_ms;           /* 0: none */
+    const hl_net_config_t *net;    /* non-NULL: register "net0" on libslirp */
     /* Called on the loop thread after k_boot, before any worker runs. */
     void (*on_boot)(void *self);
     void *self;

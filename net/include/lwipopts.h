@@ -52,6 +52,8 @@
 #endif
 #define LWIP_IPV6 1
 #define LWIP_IPV6_DHCP6 0
+/* ip6_frag.c keeps a pointer in the fragment header, which needs 8 bytes on x86_64: copy it */
+#define IPV6_FRAG_COPYHEADER 1
 #define IP_REASSEMBLY 1
 #define IP_FRAG 1
 #define LWIP_NETIF_STATUS_CALLBACK 1

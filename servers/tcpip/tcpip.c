@@ -146,27 +146,32 @@ static void tcpip_settle(os_ctx_t *ctx, tcpip_state_t *st)
         os_timer_set(ctx, st->timer, os_clock_now(ctx) + (uint64_t)ms * TCPIP_NS_PER_MS);
 }
 
+/* Add the netif with this MAC, bring it up and start DHCP. */
+static void netif_start(os_ctx_t *ctx, tcpip_state_t *st, const uint8_t mac[6])
+{
+    memcpy(st->mac, mac, 6);
+    if (netif_add(&tcpip_netif, IP4_ADDR_ANY4, IP4_ADDR_ANY4, IP4_ADDR_ANY4, st, tcpip_netif_init,
+                  ethernet_input) == NULL)
+        os_panic(ctx, "netif_add failed");
+    netif_set_default(&tcpip_netif);
+    netif_set_up(&tcpip_netif);
+    st->have_netif = true;
+    netif_set_link_up(&tcpip_netif);
+    err_t e = dhcp_start(&tcpip_netif);
+    if (e != ERR_OK)
+        os_log(ctx, "net0: dhcp_start: %s", lwip_strerr(e));
+}
+
 static void on_link_up(os_ctx_t *ctx, tcpip_state_t *st, const os_event_t *ev)
 {
     if (ev->len != 6) {
         os_log(ctx, "net0: link up with a %zu-byte address; ignored", ev->len);
         return;
     }
-    if (!st->have_netif) {
-        memcpy(st->mac, ev->data, 6);
-        if (netif_add(&tcpip_netif, IP4_ADDR_ANY4, IP4_ADDR_ANY4, IP4_ADDR_ANY4, st,
-                      tcpip_netif_init, ethernet_input) == NULL)
-            os_panic(ctx, "netif_add failed");
-        netif_set_default(&tcpip_netif);
-        netif_set_up(&tcpip_netif);
-        st->have_netif = true;
+    if (!st->have_netif)
+        netif_start(ctx, st, ev->data);
+    else
         netif_set_link_up(&tcpip_netif);
-        err_t e = dhcp_start(&tcpip_netif);
-        if (e != ERR_OK)
-            os_log(ctx, "net0: dhcp_start: %s", lwip_strerr(e));
-    } else {
-        netif_set_link_up(&tcpip_netif);
-    }
 }
 
 static void on_frame(os_ctx_t *ctx, tcpip_state_t *st, const os_event_t *ev)
@@ -213,12 +218,21 @@ static void tcpip_start(os_ctx_t *ctx)
         lwip_init();
         lwip_inited = true;
     } else if (tcpip_netif.state != NULL) {
-        /* restarted after a crash: drop the old task's interface (its DHCP release goes out
-         * through our device, as the old state is gone), keep lwIP's heap and timers */
+        /*
+         * Restarted after the previous task died: drop its interface (its DHCP release goes
+         * out through our device, as its state is gone), keep lwIP's heap and timers. The
+         * device posted LINK_UP once, to the task that opened it first, so an interface whose
+         * link was up comes back at once with the same MAC.
+         */
+        bool link_up = netif_is_link_up(&tcpip_netif);
+        uint8_t mac[6];
+        memcpy(mac, tcpip_netif.hwaddr, 6);
         tcpip_netif.state = st;
         dhcp_stop(&tcpip_netif);
         netif_remove(&tcpip_netif);
         memset(&tcpip_netif, 0, sizeof tcpip_netif);
+        if (link_up)
+            netif_start(ctx, st, mac);
     }
     tcpip_settle(ctx, st);
     lwip_ctx = NULL;

@@ -1,0 +1,84 @@
+"""test_tcpip.py — the tcpip server, hosted: lwIP gets its address from slirp's DHCP on net0,
+exits cleanly when there is no net0, comes back after a kill, and is not in the default boot.
+Only slirp's own 10.0.2.x network is used (no DNS, nothing leaves the machine)."""
+import re
+
+import pytest
+
+from conftest import Session, ps_rows
+
+DEFAULT_PROGRAMS = (
+    "program console restart=always\n"
+    "program shell   restart=always max-restarts=10 reach=console,echo,init\n"
+    "program echo    restart=on-failure\n"
+)
+DHCP_LINE = r"\[tcpip\] net0 10\.0\.2\.15/24 gw 10\.0\.2\.2 \(dhcp\)"
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    path = tmp_path / "tcpip.manifest"
+    path.write_text(DEFAULT_PROGRAMS + "program tcpip restart=on-failure\n")
+    return str(path)
+
+
+@pytest.fixture
+def run(orrery_bin):
+    sessions = []
+
+    def start(*args):
+        s = Session([orrery_bin, "run", *args])
+        sessions.append(s)
+        return s
+
+    yield start
+    for s in sessions:
+        s.close_stdin()
+        s.kill()
+
+
+def test_hosted_tcpip_binds_by_dhcp(run, manifest):
+    s = run("--manifest", manifest, "--net", "user")
+    s.expect(DHCP_LINE)
+    rows = ps_rows(s.run_commands(["ps"]))
+    assert rows["tcpip"]["restarts"] == 0, s.output
+    s.send_line("shutdown")
+    assert s.wait() == 0
+    assert len(re.findall(DHCP_LINE, s.output)) == 1, s.output
+    assert "panic" not in s.output and "failed" not in s.output, s.output
+
+
+def test_hosted_tcpip_rebinds_after_kill(run, manifest):
+    """A restarted tcpip re-adds the interface (LINK_UP went to the first task) and binds again."""
+    s = run("--manifest", manifest, "--net", "user")
+    s.expect(DHCP_LINE)
+    out = s.run_commands(["kill tcpip"])
+    assert re.search(r"killed tcpip \(task \d+\)", out), out
+    s.expect(DHCP_LINE)
+    s.send_line("shutdown")
+    assert s.wait() == 0
+    assert len(re.findall(DHCP_LINE, s.output)) == 2, s.output
+
+
+def test_hosted_tcpip_without_net0_exits_cleanly(run, manifest):
+    s = run("--manifest", manifest, "--net", "none")
+    s.expect(r"\[tcpip\] no net0 device \(no such entry\); tcpip not started")
+    s.expect(r"\[init\] tcpip \(task \d+\) exited\n")
+    out = s.run_commands(["echo still running", "ps"])
+    assert "still running" in out
+    rows = ps_rows(out)
+    assert {"init", "console", "shell", "echo"} <= set(rows) and "tcpip" not in rows, out
+    s.send_line("shutdown 3")
+    assert s.wait() == 3
+    assert "restarting" not in s.output, s.output  # exit status 0: on-failure does not restart
+    assert len(re.findall(r"\[tcpip\]", s.output)) == 1, s.output
+
+
+@pytest.mark.parametrize("net", ["none", "user"])
+def test_hosted_default_boot_does_not_start_tcpip(run, net):
+    s = run("--net", net)
+    rows = ps_rows(s.run_commands(["ps"]))
+    assert set(rows) == {"init", "console", "shell", "echo"}, s.output
+    s.send_line("shutdown")
+    assert s.wait() == 0
+    assert "tcpip" not in s.output, s.output

@@ -23,6 +23,15 @@ def manifest(tmp_path):
 
 
 @pytest.fixture
+def net_manifest(tmp_path):
+    """The default programs and tcpip, with the shell allowed to reach `net`."""
+    path = tmp_path / "net.manifest"
+    path.write_text(DEFAULT_PROGRAMS.replace("reach=console,echo,init", "reach=console,echo,init,net")
+                    + "program tcpip restart=on-failure\n")
+    return str(path)
+
+
+@pytest.fixture
 def run(orrery_bin):
     sessions = []
 
@@ -82,3 +91,31 @@ def test_hosted_default_boot_does_not_start_tcpip(run, net):
     s.send_line("shutdown")
     assert s.wait() == 0
     assert "tcpip" not in s.output, s.output
+
+
+def test_hosted_net_command_shows_the_lease_and_counters(run, net_manifest):
+    s = run("--manifest", net_manifest, "--net", "user")
+    s.expect(DHCP_LINE)
+    out = s.run_commands(["net"])
+    assert "net0 10.0.2.15/24 gw 10.0.2.2 mac 52:54:00:12:34:56\n" in out, out
+    m = re.search(r"^frames rx (\d+) tx (\d+) dropped (\d+)$", out, re.M)
+    assert m, out
+    # DHCP alone is a DISCOVER and a REQUEST out, an OFFER and an ACK in
+    assert int(m.group(1)) >= 2 and int(m.group(2)) >= 2 and int(m.group(3)) == 0, out
+    # after a kill the new task has its interface back (same MAC) and fresh counters
+    s.run_commands(["kill tcpip"])
+    s.expect(DHCP_LINE)
+    out = s.run_commands(["net"])
+    assert "net0 10.0.2.15/24 gw 10.0.2.2 mac 52:54:00:12:34:56\n" in out, out
+    s.send_line("shutdown")
+    assert s.wait() == 0
+
+
+def test_hosted_net_command_needs_reach(run):
+    """The default manifest does not let the shell reach net (and starts no tcpip)."""
+    s = run()
+    out = s.run_commands(["net", "net extra"])
+    assert "shell: net: permission denied" in out, out
+    assert "shell: net takes no arguments" in out, out
+    s.send_line("shutdown")
+    assert s.wait() == 0

@@ -22,6 +22,7 @@ typedef enum shell_kind {
     SHELL_KILL,     /* arg: task name or id */
     SHELL_SHUTDOWN, /* status */
     SHELL_CRASH,    /* crash */
+    SHELL_NET,      /* ask the tcpip server for its status */
 } shell_kind_t;
 
 typedef enum shell_crash {

@@ -21,6 +21,7 @@ static const struct command {
     {"ps", SHELL_PS, "", "list the tasks"},
     {"uptime", SHELL_UPTIME, "", "time since boot"},
     {"ipc", SHELL_IPC, "", "list the channels and their queued messages"},
+    {"net", SHELL_NET, "", "the network's address, gateway, MAC and frame counts"},
     {"spawn", SHELL_SPAWN, "NAME", "start program NAME of the image"},
     {"kill", SHELL_KILL, "NAME|ID", "kill a task (init restarts it by policy)"},
     {"shutdown", SHELL_SHUTDOWN, "[STATUS]", "stop the OS with exit status STATUS (default 0)"},
@@ -142,6 +143,7 @@ shell_kind_t shell_parse(const char *line, size_t len, shell_cmd_t *out)
     case SHELL_PS:
     case SHELL_UPTIME:
     case SHELL_IPC:
+    case SHELL_NET:
         if (nwords != 0)
             return error(out, "shell: %s takes no arguments", c->name);
         return c->kind;

@@ -3,6 +3,7 @@
 #include <iface/console.h>
 #include <iface/echo.h>
 #include <iface/init_client.h>
+#include <iface/net.h>
 #include <shell_parse.h>
 
 #include <stdarg.h>
@@ -32,6 +33,7 @@ typedef struct conn {
 typedef enum op_kind {
     OP_NONE,
     OP_ECHO,     /* waiting for echo's reply (or for the connection) */
+    OP_NET,      /* waiting for tcpip's status (or for the connection) */
     OP_SPAWN,    /* waiting for init */
     OP_KILL,     /* waiting for init */
     OP_FLUSH,    /* shutdown: waiting for the console to print "shutting down" */
@@ -46,13 +48,13 @@ typedef struct input {
 } input_t;
 
 typedef struct shell_state {
-    conn_t console, echo;
+    conn_t console, echo, net;
     os_handle_t timer;
     uint32_t next_req;
     /* the command in flight */
     op_kind_t op;
     uint32_t op_req;  /* init request id, echo request id or flush token */
-    bool op_sent;     /* OP_ECHO: the request went out on the current connection */
+    bool op_sent;     /* OP_ECHO, OP_NET: the request went out on the current connection */
     int op_status;    /* OP_FLUSH: the shutdown status */
     uint32_t op_task; /* OP_KILL: the task */
     char op_arg[SHELL_LINE_MAX + 1];
@@ -176,6 +178,46 @@ static void echo_send(os_ctx_t *ctx, shell_state_t *st)
         say(st, "shell: echo: %s\n", os_strerror(err));
         op_done(ctx, st);
     }
+}
+
+static void net_send(os_ctx_t *ctx, shell_state_t *st)
+{
+    net_status_t m = {st->op_req};
+    int err = net_status_send(ctx, st->net.chan, &m);
+    if (err == 0) {
+        st->op_sent = true;
+    } else if (err == OS_EPEER) {
+        conn_lost(ctx, st, &st->net); /* sent again once reconnected */
+    } else {
+        say(st, "shell: net: %s\n", os_strerror(err));
+        op_done(ctx, st);
+    }
+}
+
+static void say_ip(shell_state_t *st, uint32_t a)
+{
+    say(st, "%u.%u.%u.%u", (unsigned)(a >> 24), (unsigned)(a >> 16 & 0xff),
+        (unsigned)(a >> 8 & 0xff), (unsigned)(a & 0xff));
+}
+
+static void print_net(shell_state_t *st, const net_info_t *m)
+{
+    say(st, "net0 ");
+    if (m->addr == 0) {
+        say(st, "no address");
+    } else {
+        int prefix = 0;
+        for (uint32_t k = m->mask; k & 0x80000000u; k <<= 1)
+            prefix++;
+        say_ip(st, m->addr);
+        say(st, "/%d gw ", prefix);
+        say_ip(st, m->gw);
+    }
+    if (m->mac_len == 6)
+        say(st, " mac %02x:%02x:%02x:%02x:%02x:%02x", m->mac[0], m->mac[1], m->mac[2], m->mac[3],
+            m->mac[4], m->mac[5]);
+    say(st, "\nframes rx %llu tx %llu dropped %llu\n", (unsigned long long)m->rx_frames,
+        (unsigned long long)m->tx_frames, (unsigned long long)m->dropped);
 }
 
 static void print_ps(os_ctx_t *ctx, shell_state_t *st)
@@ -314,6 +356,15 @@ static void run_line(os_ctx_t *ctx, shell_state_t *st, const char *line, size_t 
         else if (st->echo.state == CONN_DOWN)
             connect_to(ctx, st, &st->echo);
         break;
+    case SHELL_NET:
+        st->op_req = ++st->next_req;
+        st->op_sent = false;
+        op_start(ctx, st, OP_NET, SHELL_OP_TIMEOUT_NS);
+        if (st->net.state == CONN_UP)
+            net_send(ctx, st);
+        else if (st->net.state == CONN_DOWN)
+            connect_to(ctx, st, &st->net);
+        break;
     case SHELL_PS:
         print_ps(ctx, st);
         break;
@@ -432,6 +483,7 @@ static void on_init_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
     if (ev->type == init_msg_connected && init_connected_decode(ev, &m.conn) == 0) {
         conn_t *c = m.conn.req == st->console.req ? &st->console
                     : m.conn.req == st->echo.req  ? &st->echo
+                    : m.conn.req == st->net.req   ? &st->net
                                                   : NULL;
         if (!c || c->state != CONN_CONNECTING) {
             os_handle_close(ctx, m.conn.chan);
@@ -443,8 +495,10 @@ static void on_init_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
             st->out_blocked = false;
             flush_out(ctx, st);
             request_input(ctx, st);
-        } else if (st->op == OP_ECHO && !st->op_sent) {
+        } else if (c == &st->echo && st->op == OP_ECHO && !st->op_sent) {
             echo_send(ctx, st);
+        } else if (c == &st->net && st->op == OP_NET && !st->op_sent) {
+            net_send(ctx, st);
         }
         return;
     }
@@ -460,6 +514,12 @@ static void on_init_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
         st->echo.state = CONN_DOWN;
         if (st->op == OP_ECHO) {
             say(st, "shell: echo: %s\n", os_strerror(r->status));
+            op_done(ctx, st);
+        }
+    } else if (r->req == st->net.req && st->net.state == CONN_CONNECTING) {
+        st->net.state = CONN_DOWN;
+        if (st->op == OP_NET) {
+            say(st, "shell: net: %s\n", os_strerror(r->status));
             op_done(ctx, st);
         }
     } else if (r->req == st->op_req && st->op == OP_SPAWN) {
@@ -542,11 +602,30 @@ static void on_echo_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
     }
 }
 
+static void on_net_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev)
+{
+    net_info_t m;
+
+    if (ev->type == net_msg_info && net_info_decode(ev, &m) == 0) {
+        if (st->op == OP_NET && m.req == st->op_req) {
+            print_net(st, &m);
+            op_done(ctx, st);
+        }
+        return;
+    }
+    iface_discard(ctx, ev);
+    if (st->op == OP_NET && st->op_sent) {
+        say(st, "shell: net: the server answered with an error\n");
+        op_done(ctx, st);
+    }
+}
+
 static void on_timer(os_ctx_t *ctx, shell_state_t *st)
 {
     switch (st->op) {
     case OP_ECHO:
-        say(st, "shell: echo: %s\n", os_strerror(OS_ETIMEDOUT));
+    case OP_NET:
+        say(st, "shell: %s: %s\n", st->op == OP_ECHO ? "echo" : "net", os_strerror(OS_ETIMEDOUT));
         op_done(ctx, st);
         break;
     case OP_SPAWN:
@@ -568,6 +647,7 @@ static void shell_start(os_ctx_t *ctx)
     shell_state_t *st = os_state(ctx);
     st->console.iface = &console_iface;
     st->echo.iface = &echo_iface;
+    st->net.iface = &net_iface; /* connected on the first `net` command */
     int err = os_timer_create(ctx, &st->timer);
     if (err < 0)
         os_panic(ctx, "no timer: %s", os_strerror(err));
@@ -582,6 +662,7 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
     os_handle_t h = ev->handle;
     bool is_console = st->console.state == CONN_UP && h == st->console.chan;
     bool is_echo = st->echo.state == CONN_UP && h == st->echo.chan;
+    bool is_net = st->net.state == CONN_UP && h == st->net.chan;
 
     switch (ev->kind) {
     case OS_EV_MESSAGE:
@@ -591,6 +672,8 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
             on_console_message(ctx, st, ev);
         else if (is_echo)
             on_echo_message(ctx, st, ev);
+        else if (is_net)
+            on_net_message(ctx, st, ev);
         else
             iface_discard(ctx, ev);
         break;
@@ -599,7 +682,9 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
             conn_lost(ctx, st, &st->console);
         else if (is_echo)
             conn_lost(ctx, st, &st->echo);
-        if (is_echo && st->op == OP_ECHO)
+        else if (is_net)
+            conn_lost(ctx, st, &st->net);
+        if ((is_echo && st->op == OP_ECHO) || (is_net && st->op == OP_NET))
             st->op_sent = false; /* asked again once reconnected */
         break;
     case OS_EV_WRITABLE:

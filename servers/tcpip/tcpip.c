@@ -1,6 +1,7 @@
 /* tcpip.c — the tcpip server: lwIP (NO_SYS, raw API) on the net0 device, address by DHCP. */
 #include <image.h>
 #include <iface/init_client.h>
+#include <iface/net.h>
 
 #include <string.h>
 
@@ -14,7 +15,12 @@
 #include "netif/ethernet.h"
 #include "lwip/ethip6.h"
 
-enum { TCPIP_NS_PER_MS = 1000000, TCPIP_TASKS_SEEN = 64 };
+enum {
+    TCPIP_NS_PER_MS = 1000000,
+    TCPIP_TASKS_SEEN = 64,
+    TCPIP_CLIENTS_MAX = 16,
+    TCPIP_REQ_REGISTER = 1
+};
 
 typedef struct tcpip_state {
     os_handle_t dev;   /* net0 */
@@ -22,6 +28,7 @@ typedef struct tcpip_state {
     bool have_netif;   /* the netif is added (first LINK_UP) */
     bool bound_logged; /* the DHCP line for the current lease was logged */
     uint8_t mac[6];
+    os_handle_t clients[TCPIP_CLIENTS_MAX]; /* of the net interface; NONE: free */
     uint64_t rx_frames, tx_frames;
     uint64_t rx_dropped;                    /* no pbuf for a frame, or lwIP refused it */
     uint64_t tx_dropped;                    /* the device refused a frame (its ring was full) */
@@ -194,11 +201,77 @@ static void on_frame(os_ctx_t *ctx, tcpip_state_t *st, const os_event_t *ev)
     }
 }
 
+/* ---- the net interface ------------------------------------------------------------------ */
+
+static int client_index(tcpip_state_t *st, os_handle_t h)
+{
+    for (int i = 0; i < TCPIP_CLIENTS_MAX; i++)
+        if (st->clients[i] != OS_HANDLE_NONE && st->clients[i] == h)
+            return i;
+    return -1;
+}
+
+static void on_init_message(os_ctx_t *ctx, tcpip_state_t *st, const os_event_t *ev)
+{
+    union {
+        init_new_client_t nc;
+        init_reply_t reply;
+    } m;
+
+    if (ev->type == init_msg_new_client && init_new_client_decode(ev, &m.nc) == 0) {
+        for (int i = 0; i < TCPIP_CLIENTS_MAX; i++) {
+            if (st->clients[i] == OS_HANDLE_NONE) {
+                st->clients[i] = m.nc.chan;
+                return;
+            }
+        }
+        os_log(ctx, "too many net clients; refusing one");
+        os_handle_close(ctx, m.nc.chan);
+    } else if (ev->type == init_msg_reply && init_reply_decode(ev, &m.reply) == 0) {
+        if (m.reply.status < 0)
+            os_log(ctx, "register net: %s", os_strerror(m.reply.status));
+    } else {
+        iface_discard(ctx, ev);
+    }
+}
+
+static uint32_t host_order(const ip4_addr_t *a)
+{
+    return lwip_ntohl(ip4_addr_get_u32(a));
+}
+
+static void on_client_message(os_ctx_t *ctx, tcpip_state_t *st, const os_event_t *ev)
+{
+    net_status_t req;
+    if (ev->type != net_msg_status || net_status_decode(ev, &req) < 0) {
+        iface_discard(ctx, ev);
+        net_error_t e = {ev->type, OS_EPROTO};
+        net_error_send(ctx, ev->handle, &e);
+        return;
+    }
+    net_info_t r;
+    memset(&r, 0, sizeof r);
+    r.req = req.req;
+    if (st->have_netif) {
+        r.addr = host_order(netif_ip4_addr(&tcpip_netif));
+        r.mask = host_order(netif_ip4_netmask(&tcpip_netif));
+        r.gw = host_order(netif_ip4_gw(&tcpip_netif));
+        memcpy(r.mac, st->mac, 6);
+        r.mac_len = 6;
+    }
+    r.rx_frames = st->rx_frames;
+    r.tx_frames = st->tx_frames;
+    r.dropped = st->rx_dropped + st->tx_dropped;
+    net_info_send(ctx, ev->handle, &r); /* a client that does not read loses its answer */
+}
+
 static void tcpip_start(os_ctx_t *ctx)
 {
     tcpip_state_t *st = os_state(ctx);
     st->dev = OS_HANDLE_NONE;
     st->timer = OS_HANDLE_NONE;
+    for (int i = 0; i < TCPIP_CLIENTS_MAX; i++)
+        st->clients[i] = OS_HANDLE_NONE;
     int err = os_device_open(ctx, "net0", &st->dev);
     if (err < 0) {
         os_log(ctx, "no net0 device (%s); tcpip not started", os_strerror(err));
@@ -236,6 +309,7 @@ static void tcpip_start(os_ctx_t *ctx)
     }
     tcpip_settle(ctx, st);
     lwip_ctx = NULL;
+    init_register_iface(ctx, TCPIP_REQ_REGISTER, &net_iface);
 }
 
 static void tcpip_on_event(os_ctx_t *ctx, const os_event_t *ev)
@@ -259,8 +333,21 @@ static void tcpip_on_event(os_ctx_t *ctx, const os_event_t *ev)
         }
         break;
     case OS_EV_MESSAGE:
-        iface_discard(ctx, ev); /* nothing is served yet */
+        if (ev->handle == init_channel(ctx))
+            on_init_message(ctx, st, ev);
+        else if (client_index(st, ev->handle) >= 0)
+            on_client_message(ctx, st, ev);
+        else
+            iface_discard(ctx, ev);
         break;
+    case OS_EV_PEER_CLOSED: {
+        int i = client_index(st, ev->handle);
+        if (i >= 0) {
+            os_handle_close(ctx, st->clients[i]);
+            st->clients[i] = OS_HANDLE_NONE;
+        }
+        break;
+    }
     default:
         break;
     }

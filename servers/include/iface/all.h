@@ -5,6 +5,7 @@
 #include <iface/console.h>
 #include <iface/echo.h>
 #include <iface/init.h>
+#include <iface/net.h>
 
 /*
  * X(name, MESSAGES) for each interface of the image. A new interface is its header
@@ -14,7 +15,8 @@
 #define ORRERY_IFACES(X)                                                                           \
     X(init, INIT_MESSAGES)                                                                         \
     X(console, CONSOLE_MESSAGES)                                                                   \
-    X(echo, ECHO_MESSAGES)
+    X(echo, ECHO_MESSAGES)                                                                         \
+    X(net, NET_MESSAGES)
 
 /* Every interface of ORRERY_IFACES, NULL-terminated. */
 extern const iface_t *const iface_all[];

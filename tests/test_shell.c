@@ -100,6 +100,7 @@ static void test_help_lists_every_command(void **state)
                           "ps",
                           "uptime",
                           "ipc",
+                          "net",
                           "spawn NAME",
                           "kill NAME|ID",
                           "shutdown [STATUS]",
@@ -109,7 +110,7 @@ static void test_help_lists_every_command(void **state)
     int lines = 0;
     for (char *p = buf; *p; p++)
         lines += *p == '\n';
-    assert_int_equal(9, lines);
+    assert_int_equal(10, lines);
     assert_int_equal(n, shell_help(NULL, 0)); /* measuring works */
 }
 

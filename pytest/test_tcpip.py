@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import Session, ps_rows
+from conftest import Session, ps_rows, run_cli
 
 DEFAULT_PROGRAMS = (
     "program console restart=always\n"
@@ -119,3 +119,17 @@ def test_hosted_net_command_needs_reach(run):
     assert "shell: net takes no arguments" in out, out
     s.send_line("shutdown")
     assert s.wait() == 0
+
+
+@pytest.mark.parametrize("net", ["user", "none"])
+def test_hosted_tcpip_trace_replays(run, manifest, tmp_path, net):
+    """A recorded tcpip replays alone: with net0 (a stand-in device) and without."""
+    trace = str(tmp_path / "t.db")
+    s = run("--manifest", manifest, "--net", net, "--trace", trace)
+    s.expect(DHCP_LINE if net == "user" else r"\[init\] tcpip \(task \d+\) exited\n")
+    out = s.run_commands(["ps"])
+    s.send_line("shutdown")
+    assert s.wait() == 0, out
+    r = run_cli(["replay", trace, "--task", "tcpip"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"replay tcpip: \d+ events matched", r.stdout), r.stdout

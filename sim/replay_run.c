@@ -1,4 +1,5 @@
-/* replay_run.c — the sim side of `orrery replay`: the replayed task, its harness, the kernel hooks. */
+/* replay_run.c — the sim side of `orrery replay`: the replayed task, its harness, the kernel hooks.
+ */
 #include <sim/replay.h>
 
 #include <k/fault.h>
@@ -24,11 +25,11 @@
 
 struct rp_run {
     rp_recording *rec;
-    rp_vec events;       /* the replayed task's stream */
-    rp_map owner;        /* object id -> task id << 32 | handle value (last install) */
-    rp_map pair;         /* endpoint id -> peer endpoint id */
-    uint32_t task;       /* the replayed task's id in this run */
-    uint32_t harness;    /* the harness's id (1) */
+    rp_vec events;    /* the replayed task's stream */
+    rp_map owner;     /* object id -> task id << 32 | handle value (last install) */
+    rp_map pair;      /* endpoint id -> peer endpoint id */
+    uint32_t task;    /* the replayed task's id in this run */
+    uint32_t harness; /* the harness's id (1) */
     k_replay_ops_t ops;
     hal_trace_sink_t sink;
 };
@@ -87,7 +88,8 @@ static void replay_sink(void *self, const hal_trace_rec_t *r)
     rp_push(&run->events, r, h, h2);
 }
 
-/* ---- values for the replayed task -------------------------------------------------------------- */
+/* ---- values for the replayed task --------------------------------------------------------------
+ */
 
 static bool hook_clock(void *self, uint64_t *now)
 {
@@ -141,7 +143,43 @@ static bool hook_list(void *self, uint32_t which, void *out, size_t max_bytes, i
     return true;
 }
 
-/* ---- start, inject, stop ------------------------------------------------------------------------ */
+/* ---- start, inject, stop ------------------------------------------------------------------------
+ */
+
+/*
+ * The hosted net0 (hal-linux/net.c), registered after the console, so it has the same device
+ * number here as when recorded. It stands in only when the recorded task used a device (it
+ * got device input or wrote one: the tcpip server; the console server never opens net0), so
+ * a task that found no net0 finds none here either. Its writes return what the recorded ones
+ * did, in order.
+ */
+static rp_recording *net0_rec;
+static size_t net0_next; /* next event of net0_rec to look at for a DEV_WRITE */
+
+static int net0_write(void *self, uint32_t code, const void *buf, size_t len)
+{
+    (void)self, (void)code, (void)buf, (void)len;
+    for (; net0_rec && net0_next < net0_rec->events.n; net0_next++) {
+        const hal_trace_rec_t *r = &net0_rec->events.v[net0_next].r;
+        if (r->kind == HAL_TR_DEV_WRITE) {
+            net0_next++;
+            return r->result;
+        }
+    }
+    return 0;
+}
+
+static const hal_device_ops_t net0_ops = {.name = "net0", .write = net0_write};
+
+static bool used_a_device(const rp_recording *rec)
+{
+    for (size_t i = 0; i < rec->events.n; i++) {
+        const hal_trace_rec_t *r = &rec->events.v[i].r;
+        if (r->kind == HAL_TR_DEV_EVENT || r->kind == HAL_TR_DEV_WRITE)
+            return true;
+    }
+    return false;
+}
 
 static const os_program_t *find_program(const char *name)
 {
@@ -182,6 +220,15 @@ int rp_run_start(rp_run **out, rp_recording *rec, char *err, size_t errlen)
         snprintf(err, errlen, "the simulated kernel did not boot");
         free(run);
         return -1;
+    }
+    if (used_a_device(rec)) {
+        net0_rec = rec;
+        net0_next = 0;
+        if (k_device_add(&net0_ops) < 0) {
+            snprintf(err, errlen, "the replay's net0 stand-in could not be registered");
+            rp_run_stop(run);
+            return -1;
+        }
     }
     sim_run_until_idle();
     run->harness = 1;

@@ -273,8 +273,13 @@ static void tcpip_start(os_ctx_t *ctx)
     for (int i = 0; i < TCPIP_CLIENTS_MAX; i++)
         st->clients[i] = OS_HANDLE_NONE;
     int err = os_device_open(ctx, "net0", &st->dev);
-    if (err < 0) {
+    if (err == OS_ENOENT) {
         os_log(ctx, "no net0 device (%s); tcpip not started", os_strerror(err));
+        os_exit(ctx, 0);
+    }
+    if (err < 0) {
+        /* OS_EBUSY: another task holds net0 (a second tcpip); not a failure to restart */
+        os_log(ctx, "cannot open net0: %s; tcpip not started", os_strerror(err));
         os_exit(ctx, 0);
     }
     if (lwip_owner != 0 && task_alive(ctx, st, lwip_owner)) {

@@ -10,6 +10,8 @@ if(ORRERY_SANITIZE MATCHES "thread")
 endif()
 # The net0 device on libslirp: only slirp's 10.0.2.x addresses and 127.0.0.1 (restricted mode).
 orrery_add_test(test_net_hosted SOURCES test_net_hosted.c LIBS orrery_hal_linux)
+# The tcpip server on slirp (restricted) with init and a client of its net interface.
+orrery_add_test(test_tcpip SOURCES test_tcpip.c LIBS orrery_hal_linux orrery_servers)
 if(ORRERY_SANITIZE MATCHES "thread")
     # The worker -> loop hand-off of frames, under TSan in scripts/test's TSan step (about 1 s).
     add_test(NAME test_net_hosted_tsan COMMAND test_net_hosted)

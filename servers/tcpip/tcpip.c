@@ -7,13 +7,13 @@
 
 #include "lwip/dhcp.h"
 #include "lwip/etharp.h"
+#include "lwip/ethip6.h"
 #include "lwip/init.h"
 #include "lwip/ip4_addr.h"
 #include "lwip/netif.h"
 #include "lwip/pbuf.h"
 #include "lwip/timeouts.h"
 #include "netif/ethernet.h"
-#include "lwip/ethip6.h"
 
 enum {
     TCPIP_NS_PER_MS = 1000000,

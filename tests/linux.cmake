@@ -13,6 +13,11 @@ orrery_add_test(test_net_hosted SOURCES test_net_hosted.c LIBS orrery_hal_linux)
 # The tcpip server on slirp (restricted) with init and a client of its net interface.
 orrery_add_test(test_tcpip SOURCES test_tcpip.c LIBS orrery_hal_linux orrery_servers)
 if(ORRERY_SANITIZE MATCHES "thread")
+    # lwIP's globals are reached from whichever worker runs tcpip: under TSan too.
+    add_test(NAME test_tcpip_tsan COMMAND test_tcpip)
+    set_tests_properties(test_tcpip_tsan PROPERTIES LABELS "tsan" TIMEOUT 300)
+endif()
+if(ORRERY_SANITIZE MATCHES "thread")
     # The worker -> loop hand-off of frames, under TSan in scripts/test's TSan step (about 1 s).
     add_test(NAME test_net_hosted_tsan COMMAND test_net_hosted)
     set_tests_properties(test_net_hosted_tsan PROPERTIES LABELS "tsan" TIMEOUT 300)

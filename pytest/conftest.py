@@ -253,6 +253,20 @@ def orrery_bin():
     return path
 
 
+def head_one_line(argv, timeout=60):
+    """Run argv, read one line of its output and close the pipe, as `| head -1` does.
+    Returns (first line, exit status, stderr)."""
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = p.stdout.readline()
+    p.stdout.close()
+    try:
+        status = p.wait(timeout=timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    return first, status, p.stderr.read()
+
+
 def run_cli(args, input=None, timeout=DEFAULT_TIMEOUT):
     """Run `orrery ARGS` to completion; a CompletedProcess with text output."""
     return subprocess.run([orrery_path(), *args], input=input, capture_output=True, text=True,

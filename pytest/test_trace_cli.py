@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import orrery_path, run_cli
+from conftest import head_one_line, orrery_path, run_cli
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "traces",
                       "session.db")
@@ -296,17 +296,10 @@ def big(tmp_path_factory):
 
 def test_replay_stops_when_the_reader_goes_away(big):
     """`orrery replay big.db --task shell --verbose | head -1` dies of SIGPIPE at once."""
-    p = subprocess.Popen([orrery_path(), "replay", str(big), "--task", "shell", "--verbose"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    first = p.stdout.readline()
-    assert first, p.stderr.read()
-    p.stdout.close()  # what head does after its line
-    try:
-        status = p.wait(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert -signal.SIGPIPE == status, p.stderr.read()
+    first, status, err = head_one_line(
+        [orrery_path(), "replay", str(big), "--task", "shell", "--verbose"])
+    assert first, err
+    assert -signal.SIGPIPE == status, err
 
 
 def test_replay_reads_to_the_end_and_reports_a_write_error(big):

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import Session, orrery_path, run_cli
+from conftest import Session, head_one_line, orrery_path, run_cli
 
 ECHO = "echo hello from the trace tests"
 
@@ -201,20 +201,13 @@ def test_output_stops_when_the_reader_goes_away(big, args):
     argv = [orrery_path(), "trace", args[0], *args[1:], str(big)]
     if args[0] == "export":
         argv.append("-")
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    first = p.stdout.readline()
-    assert first, p.stderr.read()
-    p.stdout.close()  # what head does after its line
-    try:
-        status = p.wait(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
+    first, status, err = head_one_line(argv)
+    assert first, err
     if args[0] == "summary":
         # A summary may fit in the pipe and end before the reader leaves; never an error.
-        assert status in (0, -signal.SIGPIPE), p.stderr.read()
+        assert status in (0, -signal.SIGPIPE), err
     else:
-        assert -signal.SIGPIPE == status, p.stderr.read()
+        assert -signal.SIGPIPE == status, err
 
 
 def test_show_counts_every_row_when_read_to_the_end(big):

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -265,6 +266,26 @@ def head_one_line(argv, timeout=60):
         if p.poll() is None:
             p.kill()
     return first, status, p.stderr.read()
+
+
+def run_row(db):
+    """The run row of a trace file (read-only), as a dict."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        con.row_factory = sqlite3.Row
+        return dict(con.execute("SELECT * FROM run").fetchone())
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="session")
+def big(tmp_path_factory):
+    """A trace whose `trace show` and verbose replay outputs are far larger than a pipe."""
+    db = tmp_path_factory.mktemp("big") / "big.db"
+    lines = "".join(f"echo line {i} of a long session\n" for i in range(1500)) + "shutdown\n"
+    r = run_cli(["run", "--deterministic", "--trace", str(db)], input=lines)
+    assert 0 == r.returncode, r.stderr
+    return db
 
 
 def run_cli(args, input=None, timeout=DEFAULT_TIMEOUT):

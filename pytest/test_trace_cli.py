@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import head_one_line, orrery_path, run_cli
+from conftest import head_one_line, orrery_path, run_cli, run_row
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "traces",
                       "session.db")
@@ -27,15 +27,6 @@ def usage_error(r, *words):
     for w in words:
         assert w in lines[0], (w, lines[0])
     return lines[0]
-
-
-def run_row(db):
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        con.row_factory = sqlite3.Row
-        return dict(con.execute("SELECT * FROM run").fetchone())
-    finally:
-        con.close()
 
 
 def payloads(db):
@@ -283,16 +274,6 @@ def test_corpus_refuses_to_replace_what_is_not_a_regular_file(trace, tmp_path, k
 
 
 # ---- replay stops when its reader goes away -----------------------------------------------------
-
-@pytest.fixture(scope="module")
-def big(tmp_path_factory):
-    """A trace whose verbose replay report is far larger than a pipe's buffer."""
-    db = tmp_path_factory.mktemp("big") / "big.db"
-    lines = "".join(f"echo line {i} of a long session\n" for i in range(1500)) + "shutdown\n"
-    r = run_cli(["run", "--deterministic", "--trace", str(db)], input=lines)
-    assert 0 == r.returncode, r.stderr
-    return db
-
 
 def test_replay_stops_when_the_reader_goes_away(big):
     """`orrery replay big.db --task shell --verbose | head -1` dies of SIGPIPE at once."""

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import Session, head_one_line, orrery_path, run_cli
+from conftest import Session, head_one_line, orrery_path, run_cli, run_row
 
 ECHO = "echo hello from the trace tests"
 
@@ -40,15 +40,6 @@ def events(db):
     try:
         return [bytes(p) for (p,) in con.execute(
             "SELECT payload FROM events WHERE payload IS NOT NULL ORDER BY seq")]
-    finally:
-        con.close()
-
-
-def run_row(db):
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        con.row_factory = sqlite3.Row
-        return dict(con.execute("SELECT * FROM run").fetchone())
     finally:
         con.close()
 
@@ -184,14 +175,6 @@ def test_help_states_the_rule():
         r = run_cli(args)
         assert 0 == r.returncode
         assert ".partial" in r.stdout and "exit 2" in r.stdout, args
-
-
-@pytest.fixture(scope="module")
-def big(tmp_path_factory):
-    """A trace whose `show` output is far larger than a pipe's buffer."""
-    db = tmp_path_factory.mktemp("big") / "big.db"
-    record(db, [f"echo line {i} of a long session" for i in range(1500)] + ["shutdown"])
-    return db
 
 
 @pytest.mark.parametrize("args", [["show"], ["summary"], ["export", "--perfetto"]],

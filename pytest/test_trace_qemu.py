@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import QEMU_TIMEOUT, Session, orrery_path, qemu_missing, run_cli
+from conftest import QEMU_TIMEOUT, Session, orrery_path, qemu_missing, run_cli, run_row
 
 pytestmark = pytest.mark.skipif(qemu_missing() is not None, reason=qemu_missing() or "")
 
@@ -22,15 +22,6 @@ SCRIPT = ["echo hello from qemu", "ps", "kill echo", "echo again", "ps"]
 def qemu_argv(machine, trace, *args):
     return [orrery_path(), "qemu", "--machine", machine, "--accel", "tcg", "--trace", str(trace),
             *args]
-
-
-def run_row(db):
-    con = sqlite3.connect(db)
-    try:
-        con.row_factory = sqlite3.Row
-        return dict(con.execute("SELECT * FROM run").fetchone())
-    finally:
-        con.close()
 
 
 def query(db, sql, *params):

@@ -216,8 +216,14 @@ static void print_net(shell_state_t *st, const net_info_t *m)
     if (m->mac_len == 6)
         say(st, " mac %02x:%02x:%02x:%02x:%02x:%02x", m->mac[0], m->mac[1], m->mac[2], m->mac[3],
             m->mac[4], m->mac[5]);
-    say(st, "\nframes rx %llu tx %llu dropped %llu\n", (unsigned long long)m->rx_frames,
-        (unsigned long long)m->tx_frames, (unsigned long long)m->dropped);
+    say(st, "\n");
+}
+
+static void print_net_counters(shell_state_t *st, const net_counters_t *c)
+{
+    say(st, "frames rx %llu tx %llu dropped %llu\n", (unsigned long long)c->rx_frames,
+        (unsigned long long)c->tx_frames,
+        (unsigned long long)(c->rx_dropped + c->tx_dropped + c->other_dropped));
 }
 
 static void print_ps(os_ctx_t *ctx, shell_state_t *st)
@@ -604,11 +610,19 @@ static void on_echo_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
 
 static void on_net_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev)
 {
-    net_info_t m;
+    union {
+        net_info_t info;
+        net_counters_t counters;
+    } m;
 
-    if (ev->type == net_msg_info && net_info_decode(ev, &m) == 0) {
-        if (st->op == OP_NET && m.req == st->op_req) {
-            print_net(st, &m);
+    if (ev->type == net_msg_info && net_info_decode(ev, &m.info) == 0) {
+        if (st->op == OP_NET && m.info.req == st->op_req)
+            print_net(st, &m.info); /* the counters follow */
+        return;
+    }
+    if (ev->type == net_msg_counters && net_counters_decode(ev, &m.counters) == 0) {
+        if (st->op == OP_NET && m.counters.req == st->op_req) {
+            print_net_counters(st, &m.counters);
             op_done(ctx, st);
         }
         return;

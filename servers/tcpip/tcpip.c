@@ -258,11 +258,18 @@ static void on_client_message(os_ctx_t *ctx, tcpip_state_t *st, const os_event_t
         r.gw = host_order(netif_ip4_gw(&tcpip_netif));
         memcpy(r.mac, st->mac, 6);
         r.mac_len = 6;
+        r.dhcp = 1;
     }
-    r.rx_frames = st->rx_frames;
-    r.tx_frames = st->tx_frames;
-    r.dropped = st->rx_dropped + st->tx_dropped;
-    net_info_send(ctx, ev->handle, &r); /* a client that does not read loses its answer */
+    net_counters_t c;
+    memset(&c, 0, sizeof c);
+    c.req = req.req;
+    c.rx_frames = st->rx_frames;
+    c.tx_frames = st->tx_frames;
+    c.rx_dropped = st->rx_dropped;
+    c.tx_dropped = st->tx_dropped;
+    /* a client that does not read loses its answers */
+    if (net_info_send(ctx, ev->handle, &r) == 0)
+        net_counters_send(ctx, ev->handle, &c);
 }
 
 static void tcpip_start(os_ctx_t *ctx)

@@ -19,7 +19,11 @@
     X(EBUSY, -13, "busy")                                                     \
     X(EIO, -14, "input/output error")                                         \
     X(ETIMEDOUT, -15, "timed out")                                            \
-    X(ESTATE, -16, "wrong state")
+    X(ESTATE, -16, "wrong state")                                             \
+    X(ECONNREFUSED, -17, "connection refused")                                \
+    X(ECONNRESET, -18, "connection reset")                                    \
+    X(EUNREACH, -19, "unreachable")                                           \
+    X(EADDRINUSE, -20, "address in use")
 
 enum {
     OS_OK = 0,

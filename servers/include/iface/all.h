@@ -6,6 +6,8 @@
 #include <iface/echo.h>
 #include <iface/init.h>
 #include <iface/net.h>
+#include <iface/tcp.h>
+#include <iface/udp.h>
 
 /*
  * X(name, MESSAGES) for each interface of the image. A new interface is its header
@@ -16,7 +18,9 @@
     X(init, INIT_MESSAGES)                                                                         \
     X(console, CONSOLE_MESSAGES)                                                                   \
     X(echo, ECHO_MESSAGES)                                                                         \
-    X(net, NET_MESSAGES)
+    X(net, NET_MESSAGES)                                                                           \
+    X(tcp, TCP_MESSAGES)                                                                           \
+    X(udp, UDP_MESSAGES)
 
 /* Every interface of ORRERY_IFACES, NULL-terminated. */
 extern const iface_t *const iface_all[];

@@ -39,6 +39,7 @@ void sim_faults_defaults(sim_faults_t *f)
     f->jitter_max_ns = 1000000; /* 1 ms */
     f->net_loss_pct = 1;
     f->net_reorder_pct = 1;
+    f->net_dup_pct = 1;
     f->net_delay_max_ns = 5000000;
     f->blk_eio_pct = 1;
     f->blk_torn_pct = 1;
@@ -193,7 +194,7 @@ void sim_fault_net_partition(uint32_t a, uint32_t b, uint64_t until_ns)
 
 sim_net_verdict_t sim_fault_net_frame(uint32_t from, uint32_t to, size_t len)
 {
-    sim_net_verdict_t v = {SIM_NET_DELIVER, 0};
+    sim_net_verdict_t v = {SIM_NET_DELIVER, 0, false};
     uint32_t on = F.installed ? F.f.enabled : 0;
     if (on & SIM_FAULT_NET_PARTITION) {
         for (size_t i = 0; i < PARTITIONS_MAX; i++) {
@@ -214,6 +215,10 @@ sim_net_verdict_t sim_fault_net_frame(uint32_t from, uint32_t to, size_t len)
     } else if ((on & SIM_FAULT_NET_DELAY) && F.f.net_delay_max_ns) {
         v.delay_ns = sim_rand() % (F.f.net_delay_max_ns + 1);
         F.st.net_delayed += v.delay_ns != 0;
+    }
+    if ((on & SIM_FAULT_NET_DUP) && chance(F.f.net_dup_pct)) {
+        F.st.net_duplicated++;
+        v.dup = true;
     }
     return v;
 }

@@ -8,6 +8,8 @@
 #include <os/errno.h>
 #include <sim/sim.h>
 
+#include "sim_priv.h"
+
 enum { PARTITIONS_MAX = 16 };
 
 static struct {
@@ -154,8 +156,15 @@ int sim_faults_install(const sim_faults_t *f)
     memset(&F, 0, sizeof(F));
     F.f = *f;
     F.installed = true;
-    if (f->enabled & (SIM_FAULT_DELAY | SIM_FAULT_JITTER))
-        k_fault_set(&hooks);
+    if (f->enabled & (SIM_FAULT_DELAY | SIM_FAULT_JITTER)) {
+        /* the hooks are kernel state: each node's kernel gets them */
+        size_t cur = sim_node_current();
+        for (size_t i = 0; i < sim_node_count(); i++) {
+            sim_node_enter(i);
+            k_fault_set(&hooks);
+        }
+        sim_node_enter(cur);
+    }
     if ((f->enabled & SIM_FAULT_KILL) && f->nkill_allow && f->duration_ns > 1) {
         for (uint32_t i = 0; i < f->kills; i++) {
             uint64_t t = 1 + sim_rand() % (f->duration_ns - 1);
@@ -169,7 +178,12 @@ int sim_faults_install(const sim_faults_t *f)
 
 void sim_faults_remove(void)
 {
-    k_fault_set(NULL);
+    size_t cur = sim_node_current();
+    for (size_t i = 0; i < sim_node_count(); i++) {
+        sim_node_enter(i);
+        k_fault_set(NULL);
+    }
+    sim_node_enter(cur);
     F.installed = false;
 }
 

@@ -621,6 +621,19 @@ int hl_cmd_sim(int argc, char **argv)
                     : sim_scenario_parse(sim_default_scenario, strlen(sim_default_scenario), &sc,
                                          err, sizeof err);
     free(text);
+    if (line == 0 && sw.scenario_path) {
+        /* the manifests it names, relative to the scenario's folder */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", sw.scenario_path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            dir[0] = '\0';
+        line = sim_scenario_load(&sc, dir, err, sizeof err);
+        if (line != 0)
+            sim_scenario_free(&sc);
+    }
     if (line != 0) {
         fprintf(stderr, "orrery: sim: %s:%d: %s\n", sw.scenario_path ? sw.scenario_path : "default",
                 line, err);

@@ -27,8 +27,7 @@ static size_t data_len(void)
 
 static size_t bss_len(void)
 {
-    return __start_orrery_node_bss ? (size_t)(__stop_orrery_node_bss - __start_orrery_node_bss)
-                                   : 0;
+    return __start_orrery_node_bss ? (size_t)(__stop_orrery_node_bss - __start_orrery_node_bss) : 0;
 }
 
 size_t sim_node_state_size(void)
@@ -58,7 +57,8 @@ __attribute__((no_sanitize_address)) static void copy(void *dst, const void *src
     for (size_t i = 0; i < words; i++)
         dw[i] = sw[i];
     volatile unsigned char *d = (volatile unsigned char *)dst + words * sizeof(uint64_t);
-    const volatile unsigned char *s = (const volatile unsigned char *)src + words * sizeof(uint64_t);
+    const volatile unsigned char *s =
+        (const volatile unsigned char *)src + words * sizeof(uint64_t);
     for (size_t i = 0; i < n % sizeof(uint64_t); i++)
         d[i] = s[i];
 }

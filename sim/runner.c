@@ -1,6 +1,7 @@
 /* runner.c — one seed of a scenario: boot the image on sim, feed it, inject faults, check it. */
 #include <sim/runner.h>
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,20 +11,28 @@
 #include <k/audit.h>
 #include <k/kernel.h>
 #include <manifest.h>
+#include <sim/net.h>
 #include <sim/sim.h>
 
+#include "sim_priv.h"
+
 enum {
-    TASKS_MAX = 1024,  /* task ids remembered by the checker */
-    AUDIT_EVERY = 64,  /* steps between kernel audits */
+    TASKS_MAX = 1024, /* task ids remembered by the checker */
+    AUDIT_EVERY = 64, /* steps between kernel audits */
 };
 
-/* What the checker learns from the trace, record by record. */
-typedef struct watch {
+/* The running hash over every node's records, in the order they happened. */
+typedef struct hashsum {
     uint64_t hash;
     uint64_t records;
     sim_rec_sum_t *recs;
     size_t nrecs, cap;
     bool keep, oom;
+} hashsum_t;
+
+/* What the checker learns from one node's trace, record by record. */
+typedef struct watch {
+    hashsum_t *hs;
     const hal_trace_sink_t *tee;
     /* per task id (1..TASKS_MAX-1): program, exits */
     char names[TASKS_MAX][32];
@@ -69,7 +78,8 @@ static bool panic_allowed(const sim_scenario_t *sc, const char *name)
 static void watch_record(void *self, const hal_trace_rec_t *r)
 {
     watch_t *w = self;
-    uint64_t h = w->hash;
+    hashsum_t *hs = w->hs;
+    uint64_t h = hs->hash;
     h = fnv(h, &r->seq, sizeof r->seq);
     h = fnv(h, &r->time_ns, sizeof r->time_ns);
     h = fnv(h, &r->arg, sizeof r->arg);
@@ -78,21 +88,21 @@ static void watch_record(void *self, const hal_trace_rec_t *r)
     h = fnv(h, fields, sizeof fields);
     if (r->len && r->data)
         h = fnv(h, r->data, r->len);
-    w->hash = h;
-    w->records++;
-    if (w->keep && !w->oom) {
-        if (w->nrecs == w->cap) {
-            size_t cap = w->cap ? w->cap * 2 : 4096;
-            sim_rec_sum_t *p = realloc(w->recs, cap * sizeof(*p));
+    hs->hash = h;
+    hs->records++;
+    if (hs->keep && !hs->oom) {
+        if (hs->nrecs == hs->cap) {
+            size_t cap = hs->cap ? hs->cap * 2 : 4096;
+            sim_rec_sum_t *p = realloc(hs->recs, cap * sizeof(*p));
             if (!p)
-                w->oom = true;
+                hs->oom = true;
             else {
-                w->recs = p;
-                w->cap = cap;
+                hs->recs = p;
+                hs->cap = cap;
             }
         }
-        if (!w->oom)
-            w->recs[w->nrecs++] = (sim_rec_sum_t){r->seq, r->kind, r->task, h};
+        if (!hs->oom)
+            hs->recs[hs->nrecs++] = (sim_rec_sum_t){r->seq, r->kind, r->task, h};
     }
     if (w->tee)
         w->tee->record(w->tee->self, r);
@@ -108,7 +118,8 @@ static void watch_record(void *self, const hal_trace_rec_t *r)
             w->spawns[i]++;
     } else if (r->kind == HAL_TR_EXIT && r->task < TASKS_MAX) {
         const char *name = w->names[r->task];
-        if ((r->result == OS_EXIT_PANIC || r->result == OS_EXIT_FAULT) && !panic_allowed(w->sc, name)) {
+        if ((r->result == OS_EXIT_PANIC || r->result == OS_EXIT_FAULT) &&
+            !panic_allowed(w->sc, name)) {
             if (w->panics++ == 0) {
                 snprintf(w->panic_task, sizeof w->panic_task, "%s", name);
                 w->panic_status = r->result;
@@ -192,43 +203,113 @@ __attribute__((no_sanitize("undefined"))) static void host_crash(void *self, uin
     abort();
 }
 
+/*
+ * Checks at the end of the run on the current node, while its tasks still exist: kernel
+ * audit, handle limits, panics that were not injected, restarts within policy. `who` prefixes
+ * each failure ("" for the scenario's node, "peer NAME: " for another).
+ */
+static void check_node(const sim_scenario_t *sc, const watch_t *w, const manifest_t *man,
+                       const char *who, sim_result_t *r)
+{
+    char err[160];
+    k_audit_task_t tasks[64];
+    size_t ntasks = 0;
+    if (k_audit(tasks, 64, &ntasks, err, sizeof err) != 0)
+        failf(r, "%skernel audit at the end: %s", who, err);
+    uint32_t max_handles = sc->max_handles ? sc->max_handles : 64;
+    for (size_t i = 0; i < ntasks && i < 64; i++)
+        if (tasks[i].handles > max_handles)
+            failf(r, "%shandle leak: %s (task %u) holds %u handles (limit %u)", who, tasks[i].name,
+                  tasks[i].id, tasks[i].handles, max_handles);
+    if (w->too_many_tasks)
+        failf(r, "%smore than %d tasks spawned: the checker follows task ids below %d", who,
+              TASKS_MAX - 1, TASKS_MAX);
+    if (w->panics)
+        failf(r, "%spanic that was not injected: %s exited with %d (%u in all)", who, w->panic_task,
+              w->panic_status, w->panics);
+    /* Init restarts within policy: each exit init was told of is followed by the restart the
+     * manifest asks for, and no program is started more often than its max-restarts allow. */
+    for (size_t i = 0; i < man->count; i++) {
+        const manifest_program_t *p = &man->programs[i];
+        uint32_t told = w->exits_told[i], expect_spawns = 1;
+        for (uint32_t k = 0; k < told && expect_spawns - 1 < p->max_restarts; k++) {
+            if (p->restart == MANIFEST_RESTART_NEVER)
+                break;
+            if (p->restart == MANIFEST_RESTART_ON_FAILURE && w->clean_exits_told[i] > 0)
+                break; /* a clean exit ends the on-failure chain (good enough for scenarios) */
+            expect_spawns++;
+        }
+        if (w->spawns[i] != expect_spawns)
+            failf(r,
+                  "%srestart policy: %s (restart=%s, max-restarts=%u) was told ended %u time(s) "
+                  "and started %u time(s), want %u",
+                  who, p->name, manifest_restart_name(p->restart), p->max_restarts, told,
+                  w->spawns[i], expect_spawns);
+    }
+}
+
 int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts_t *o,
                      sim_result_t *r)
 {
-    static watch_t w; /* large: not on the stack */
-    static manifest_t man;
+    /* large: not on the stack; [0] is the scenario's node, [1 + i] peer i */
+    static watch_t w[1 + SCN_PEERS_MAX];
+    static manifest_t man[1 + SCN_PEERS_MAX];
+    static hashsum_t hs;
+    hal_trace_sink_t sinks[1 + SCN_PEERS_MAX];
+    sim_config_t cfg[1 + SCN_PEERS_MAX];
+    size_t nnodes = 1 + sc->npeers;
     char err[160];
     memset(r, 0, sizeof(*r));
     r->ok = true;
     r->status = -1;
-    if (manifest_parse(orrery_default_manifest, strlen(orrery_default_manifest), orrery_programs,
-                       "init", &man, err, sizeof err) != 0) {
-        failf(r, "default manifest: %s", err);
-        return 0;
+    memset(&hs, 0, sizeof hs);
+    hs.hash = 0xcbf29ce484222325ull;
+    hs.keep = o->keep_records;
+    memset(cfg, 0, sizeof cfg);
+    for (size_t n = 0; n < nnodes; n++) {
+        const scn_manifest_t *sm = n == 0 ? &sc->manifest : &sc->peers[n - 1].manifest;
+        const char *text = sm->text ? sm->text : orrery_default_manifest;
+        size_t len = sm->text ? sm->len : strlen(orrery_default_manifest);
+        if (n > 0 && !sm->text) {
+            failf(r, "peer %s: manifest %s was not loaded", sc->peers[n - 1].name, sm->path);
+            return 0;
+        }
+        if (manifest_parse(text, len, orrery_programs, "init", &man[n], err, sizeof err) != 0) {
+            failf(r, "%s manifest: %s", n == 0 ? "the scenario's" : sc->peers[n - 1].name, err);
+            return 0;
+        }
+        memset(&w[n], 0, sizeof(w[n]));
+        w[n].hs = &hs;
+        w[n].tee = n == 0 ? o->tee : NULL;
+        w[n].man = &man[n];
+        w[n].sc = sc;
+        sinks[n] = (hal_trace_sink_t){.self = &w[n], .record = watch_record, .flush = watch_flush};
+        cfg[n] = (sim_config_t){
+            .programs = orrery_programs,
+            .init_arg = text,
+            .init_arg_len = len,
+            /* the scenario's node keeps the seed itself, so single-node runs are as before */
+            .seed = n == 0 ? seed : seed ^ (0x9e3779b97f4a7c15ull * n),
+            .trace = &sinks[n],
+            .event_cost_max_ns = 2000, /* each event takes 1..2000 ns of virtual time */
+            .console_out = n == 0 ? o->console_out : NULL,
+            .console_out_self = n == 0 ? o->console_out_self : NULL,
+            .net = n > 0 || sc->net || sc->npeers > 0,
+        };
     }
-    memset(&w, 0, sizeof(w));
-    w.hash = 0xcbf29ce484222325ull;
-    w.keep = o->keep_records;
-    w.tee = o->tee;
-    w.man = &man;
-    w.sc = sc;
-    hal_trace_sink_t sink = {.self = &w, .record = watch_record, .flush = watch_flush};
-
-    sim_config_t cfg = {
-        .programs = orrery_programs,
-        .init_arg = orrery_default_manifest,
-        .init_arg_len = strlen(orrery_default_manifest),
-        .seed = seed,
-        .trace = &sink,
-        .event_cost_max_ns = 2000, /* each event takes 1..2000 ns of virtual time */
-        .console_out = o->console_out,
-        .console_out_self = o->console_out_self,
-    };
-    int rc = sim_boot(&cfg);
+    int rc = nnodes == 1 ? sim_boot(&cfg[0]) : sim_boot_nodes(cfg, nnodes);
     if (rc != 0) {
         sim_teardown();
         return rc;
     }
+    if (cfg[0].net) {
+        sim_net_config_t nc = {
+            .latency_ns = sc->net_latency_ns, .tap = o->frame_tap, .tap_self = o->frame_tap_self};
+        sim_net_configure(&nc);
+    }
+    for (size_t i = 0; i < sc->npartitions && rc == 0; i++)
+        rc = sim_net_partition(0, 1 + sc->partitions[i].peer, sc->partitions[i].start,
+                               sc->partitions[i].end);
     size_t nfed = 0;
     for (size_t i = 0; i < sc->nsteps && rc == 0; i++) {
         if (sc->steps[i].kind == SCN_AT) {
@@ -257,6 +338,7 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
             stuck = !sim_shutdown_status(NULL);
             break;
         }
+        /* the node that just ran (its kernel is the current one) */
         if (++steps % AUDIT_EVERY == 0 && k_audit(NULL, 0, NULL, err, sizeof err) != 0)
             failf(r, "kernel audit after %llu steps: %s", (unsigned long long)steps, err);
         if (sim_now() > sc->duration_ns) {
@@ -276,40 +358,13 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
     else if (stuck)
         failf(r, "the run stopped with %zu input line(s) never delivered", sim_pending_actions());
 
-    /* Invariants at the end, while the tasks still exist. */
-    k_audit_task_t tasks[64];
-    size_t ntasks = 0;
-    if (k_audit(tasks, 64, &ntasks, err, sizeof err) != 0)
-        failf(r, "kernel audit at the end: %s", err);
-    uint32_t max_handles = sc->max_handles ? sc->max_handles : 64;
-    for (size_t i = 0; i < ntasks && i < 64; i++)
-        if (tasks[i].handles > max_handles)
-            failf(r, "handle leak: %s (task %u) holds %u handles (limit %u)", tasks[i].name,
-                  tasks[i].id, tasks[i].handles, max_handles);
-    if (w.too_many_tasks)
-        failf(r, "more than %d tasks spawned: the checker follows task ids below %d", TASKS_MAX - 1,
-              TASKS_MAX);
-    if (w.panics)
-        failf(r, "panic that was not injected: %s exited with %d (%u in all)", w.panic_task,
-              w.panic_status, w.panics);
-    /* Init restarts within policy: each exit init was told of is followed by the restart the
-     * manifest asks for, and no program is started more often than its max-restarts allow. */
-    for (size_t i = 0; i < man.count; i++) {
-        const manifest_program_t *p = &man.programs[i];
-        uint32_t told = w.exits_told[i], expect_spawns = 1;
-        for (uint32_t k = 0; k < told && expect_spawns - 1 < p->max_restarts; k++) {
-            if (p->restart == MANIFEST_RESTART_NEVER)
-                break;
-            if (p->restart == MANIFEST_RESTART_ON_FAILURE && w.clean_exits_told[i] > 0)
-                break; /* a clean exit ends the on-failure chain (good enough for scenarios) */
-            expect_spawns++;
-        }
-        if (w.spawns[i] != expect_spawns)
-            failf(r,
-                  "restart policy: %s (restart=%s, max-restarts=%u) was told ended %u time(s) "
-                  "and started %u time(s), want %u",
-                  p->name, manifest_restart_name(p->restart), p->max_restarts, told, w.spawns[i],
-                  expect_spawns);
+    /* Invariants at the end, on every node, while the tasks still exist. */
+    for (size_t n = nnodes; n-- > 0;) {
+        char who[48] = "";
+        if (n > 0)
+            snprintf(who, sizeof who, "peer %s: ", sc->peers[n - 1].name);
+        sim_node_enter(n);
+        check_node(sc, &w[n], &man[n], who, r);
     }
     if (sc->has_exit && shut_down && r->status != sc->exit_status)
         failf(r, "shutdown status %d, want %d", r->status, sc->exit_status);
@@ -318,10 +373,10 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
 
     size_t out_len;
     const char *out = sim_console_output(&out_len);
-    int shell = prog_index(&w, "shell");
-    bool shell_died = shell >= 0 && w.exits_told[shell] > 0;
+    int shell = prog_index(&w[0], "shell");
+    bool shell_died = shell >= 0 && w[0].exits_told[shell] > 0;
     check_output(sc, out, nfed, shell_died, shut_down, r);
-    w.hash = fnv(w.hash, out, out_len);
+    hs.hash = fnv(hs.hash, out, out_len);
     if (o->keep_output) {
         r->output = malloc(out_len + 1);
         if (r->output) {
@@ -331,21 +386,76 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
     }
 
     k_stats_t ks;
-    k_get_stats(&ks);
+    k_get_stats(&ks); /* the scenario's node (current since check_node) */
     r->events = ks.events;
     r->messages = ks.messages;
     r->vtime_ns = sim_now();
     sim_faults_stats(&r->injected);
+    if (cfg[0].net)
+        sim_net_stats(&r->net);
     sim_faults_remove();
     r->leaks = sim_teardown();
-    if (r->leaks != 0)
-        failf(r, "memory leak: %ld kernel allocation(s) live after teardown", r->leaks);
-    r->hash = w.hash;
-    r->records = w.records;
-    r->recs = w.recs;
-    r->nrecs = w.nrecs;
-    if (w.oom)
+    for (size_t n = 0; n < nnodes; n++) {
+        long l = sim_node_leaks(n);
+        if (l != 0)
+            failf(r, "memory leak: %ld kernel allocation(s) live after teardown%s%s", l,
+                  n ? " of peer " : "", n ? sc->peers[n - 1].name : "");
+    }
+    r->hash = hs.hash;
+    r->records = hs.records;
+    r->recs = hs.recs;
+    r->nrecs = hs.nrecs;
+    if (hs.oom)
         failf(r, "out of memory keeping trace records");
+    return 0;
+}
+
+/* Read one manifest file and check it; 0 or -1 with err. */
+static int load_manifest(scn_manifest_t *m, const char *dir, char *err, size_t errlen)
+{
+    char path[2 * SCN_PATH_MAX + 2];
+    if (m->path[0] == '/' || dir == NULL || dir[0] == '\0')
+        snprintf(path, sizeof path, "%s", m->path);
+    else
+        snprintf(path, sizeof path, "%s/%s", dir, m->path);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *buf = malloc(OS_BOOT_ARG_MAX + 1);
+    size_t n = buf ? fread(buf, 1, OS_BOOT_ARG_MAX + 1, f) : 0;
+    bool bad = ferror(f);
+    fclose(f);
+    if (!buf || bad || n > OS_BOOT_ARG_MAX) {
+        snprintf(err, errlen, "%s: %s", path,
+                 !buf  ? "out of memory"
+                 : bad ? "read error"
+                       : "manifest over 65536 bytes");
+        free(buf);
+        return -1;
+    }
+    static manifest_t man; /* large: not on the stack */
+    char why[160];
+    int line = manifest_parse(buf, n, orrery_programs, "init", &man, why, sizeof why);
+    if (line != 0) {
+        snprintf(err, errlen, "%s:%d: %s", path, line, why);
+        free(buf);
+        return -1;
+    }
+    free(m->text);
+    m->text = buf;
+    m->len = n;
+    return 0;
+}
+
+int sim_scenario_load(sim_scenario_t *sc, const char *dir, char *err, size_t errlen)
+{
+    if (sc->manifest.path[0] && load_manifest(&sc->manifest, dir, err, errlen) != 0)
+        return sc->manifest.line;
+    for (size_t i = 0; i < sc->npeers; i++)
+        if (load_manifest(&sc->peers[i].manifest, dir, err, errlen) != 0)
+            return sc->peers[i].manifest.line;
     return 0;
 }
 

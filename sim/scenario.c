@@ -104,6 +104,20 @@ static void copy_text(char *dst, const char *src)
     dst[n] = '\0';
 }
 
+/* A manifest path: one word, shorter than SCN_PATH_MAX. */
+static bool set_path(scn_manifest_t *m, const char *arg, int lineno)
+{
+    size_t len = strlen(arg);
+    if (len == 0 || len >= sizeof(m->path))
+        return false;
+    for (size_t k = 0; k < len; k++)
+        if (isspace((unsigned char)arg[k]))
+            return false;
+    memcpy(m->path, arg, len + 1);
+    m->line = lineno;
+    return true;
+}
+
 static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last_at, char *err,
                       size_t errlen)
 {
@@ -234,6 +248,87 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
     } else if (strcmp(key, "jitter-max") == 0) {
         if (!sim_parse_duration(arg, &sc->fault_cfg.jitter_max_ns))
             BAD("bad duration '%s'", arg);
+    } else if (strcmp(key, "manifest") == 0) {
+        if (sc->manifest.path[0])
+            BAD("manifest given twice");
+        if (!set_path(&sc->manifest, arg, lineno))
+            BAD("manifest needs a file name (at most %d bytes, no spaces)", SCN_PATH_MAX - 1);
+    } else if (strcmp(key, "net") == 0) {
+        if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
+            BAD("net is on or off");
+        sc->net = arg[1] == 'n';
+    } else if (strcmp(key, "peer") == 0) {
+        /* peer NAME manifest=FILE */
+        char *rest = arg;
+        while (*rest && !isspace((unsigned char)*rest))
+            rest++;
+        if (*rest)
+            *rest++ = '\0';
+        while (isspace((unsigned char)*rest))
+            rest++;
+        if (sc->npeers == SCN_PEERS_MAX)
+            BAD("too many peers (limit %d)", SCN_PEERS_MAX);
+        scn_peer_t *pe = &sc->peers[sc->npeers];
+        size_t len = strlen(arg);
+        bool word = len > 0 && len < sizeof(pe->name);
+        for (size_t k = 0; word && k < len; k++)
+            word = isalnum((unsigned char)arg[k]) || strchr("_-", arg[k]) != NULL;
+        if (!word)
+            BAD("peer needs a name of letters, digits, '_' and '-' (at most %zu bytes), then "
+                "manifest=FILE",
+                sizeof(pe->name) - 1);
+        for (size_t k = 0; k < sc->npeers; k++)
+            if (strcmp(sc->peers[k].name, arg) == 0)
+                BAD("peer '%s' declared twice", arg);
+        if (strncmp(rest, "manifest=", 9) != 0 || !set_path(&pe->manifest, rest + 9, lineno))
+            BAD("peer %s needs manifest=FILE (at most %d bytes, no spaces)", arg, SCN_PATH_MAX - 1);
+        memcpy(pe->name, arg, len + 1);
+        sc->npeers++;
+    } else if (strcmp(key, "partition") == 0) {
+        /* partition PEER START END|never */
+        char *w[3] = {arg, NULL, NULL};
+        for (int k = 1; k < 3; k++) {
+            char *q = w[k - 1];
+            while (*q && !isspace((unsigned char)*q))
+                q++;
+            if (*q)
+                *q++ = '\0';
+            while (isspace((unsigned char)*q))
+                q++;
+            w[k] = q;
+        }
+        if (sc->npartitions == SCN_PARTITIONS_MAX)
+            BAD("too many partitions (limit %d)", SCN_PARTITIONS_MAX);
+        scn_partition_t *pt = &sc->partitions[sc->npartitions];
+        size_t k = 0;
+        while (k < sc->npeers && strcmp(sc->peers[k].name, w[0]) != 0)
+            k++;
+        if (k == sc->npeers)
+            BAD("partition needs a peer declared above, not '%s' (partition PEER START END)", w[0]);
+        pt->peer = (uint32_t)k;
+        pt->end = UINT64_MAX;
+        if (!sim_parse_duration(w[1], &pt->start) ||
+            (strcmp(w[2], "never") != 0 && !sim_parse_duration(w[2], &pt->end)) ||
+            pt->end <= pt->start)
+            BAD("partition needs PEER START END (END after START, or 'never')");
+        pt->line = lineno;
+        sc->npartitions++;
+    } else if (strcmp(key, "net-latency") == 0) {
+        if (!sim_parse_duration(arg, &sc->net_latency_ns) || sc->net_latency_ns == 0)
+            BAD("bad duration '%s'", arg);
+    } else if (strcmp(key, "net-delay-max") == 0) {
+        if (!sim_parse_duration(arg, &sc->fault_cfg.net_delay_max_ns))
+            BAD("bad duration '%s'", arg);
+    } else if (strcmp(key, "net-loss-rate") == 0 || strcmp(key, "net-dup-rate") == 0 ||
+               strcmp(key, "net-reorder-rate") == 0) {
+        if (!parse_number(arg, 0, 100, &v))
+            BAD("%s is a percentage (0..100)", key);
+        if (key[4] == 'l')
+            sc->fault_cfg.net_loss_pct = (uint32_t)v;
+        else if (key[4] == 'd')
+            sc->fault_cfg.net_dup_pct = (uint32_t)v;
+        else
+            sc->fault_cfg.net_reorder_pct = (uint32_t)v;
     } else {
         BAD("unknown key '%s'", key);
     }
@@ -286,4 +381,10 @@ void sim_scenario_free(sim_scenario_t *sc)
     free(sc->steps);
     sc->steps = NULL;
     sc->nsteps = 0;
+    free(sc->manifest.text);
+    sc->manifest.text = NULL;
+    for (size_t i = 0; i < sc->npeers; i++) {
+        free(sc->peers[i].manifest.text);
+        sc->peers[i].manifest.text = NULL;
+    }
 }

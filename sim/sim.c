@@ -1,4 +1,5 @@
-/* sim.c — the deterministic platform: virtual clock, seeded entropy, scripted console, one thread. */
+/* sim.c — the deterministic platform: virtual clock, seeded entropy, scripted console, one thread.
+ */
 #include <sim/sim.h>
 
 #include <stdlib.h>
@@ -200,7 +201,6 @@ static void console_dev_resume(void *self)
 {
     ((sim_node_t *)self)->blocked = false; /* called by that node's kernel */
 }
-
 
 /* Next line of the script: same contract as sim_input_fn. */
 static int script_read(void *self, char *line, size_t max, size_t *len)
@@ -577,8 +577,7 @@ int sim_at(uint64_t t_ns, sim_action_fn fn, void *self, uint64_t arg)
     return add_action(S.cur, t_ns, fn, self, arg, NULL);
 }
 
-int sim_at_node(size_t node, uint64_t t_ns, void (*fn)(void *, uint64_t), void *self,
-                uint64_t arg)
+int sim_at_node(size_t node, uint64_t t_ns, void (*fn)(void *, uint64_t), void *self, uint64_t arg)
 {
     if (!fn || node >= S.nnodes)
         return OS_EINVAL;

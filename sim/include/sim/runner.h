@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <hal/trace.h>
+#include <sim/net.h>
 #include <sim/scenario.h>
 
 /* One trace record as the determinism check remembers it. */
@@ -25,6 +26,9 @@ typedef struct sim_run_opts {
     /* also stream the console output here as it is written (NULL: no) */
     void (*console_out)(void *self, const void *buf, size_t len);
     void *console_out_self;
+    /* every frame on the switch, as it is sent, at virtual time (--pcap; NULL: none) */
+    void (*frame_tap)(void *self, uint64_t t_ns, uint32_t from, const void *frame, size_t len);
+    void *frame_tap_self;
 } sim_run_opts_t;
 
 typedef struct sim_result {
@@ -36,11 +40,20 @@ typedef struct sim_result {
     int status;        /* shutdown status, -1 if none */
     long leaks;        /* k_teardown's live allocations */
     sim_fault_stats_t injected;
+    sim_net_stats_t net; /* the switch's counters (zero without a network) */
     sim_rec_sum_t *recs; /* keep_records: one per record (free with sim_result_free) */
     size_t nrecs;
     char *output; /* keep_output: the console output, NUL-terminated */
     size_t output_len;
 } sim_result_t;
+
+/*
+ * Read the manifests the scenario names (paths relative to dir; NULL or "" for the current
+ * folder) and check each with the manifest parser against the image. 0, or the scenario line
+ * of the first failure with a message in err (naming the file, and the manifest's own line
+ * for a bad manifest).
+ */
+int sim_scenario_load(sim_scenario_t *sc, const char *dir, char *err, size_t errlen);
 
 /* Run `seed` of sc. Returns 0 (see r->ok for the verdict) or a negative code if it
  * could not run at all (boot failed, out of memory). */

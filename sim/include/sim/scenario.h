@@ -16,7 +16,31 @@ enum {
     SCN_FILE_MAX = 1 << 20,           /* bytes in a scenario file */
     SCN_KILLS_MAX = 1000,             /* `kills` per run */
     SCN_EVENTS_MAX = 100000000,       /* `max-events` */
+    SCN_PEERS_MAX = 7,                /* `peer` nodes besides the scenario's own */
+    SCN_PATH_MAX = 256,               /* a manifest path as written */
+    SCN_PARTITIONS_MAX = 16,          /* `partition` lines */
 };
+
+/* A node's boot manifest: as written, and its text once sim_scenario_load read it. */
+typedef struct scn_manifest {
+    char path[SCN_PATH_MAX]; /* relative to the scenario file's folder; "" : the default */
+    char *text;              /* loaded (owned), NULL before sim_scenario_load */
+    size_t len;
+    int line; /* the directive's line */
+} scn_manifest_t;
+
+/* Another node of the run: boots its manifest, has net0 on the switch, no console script. */
+typedef struct scn_peer {
+    char name[32];
+    scn_manifest_t manifest;
+} scn_peer_t;
+
+/* `partition PEER START END`: the scenario's node and PEER cannot reach each other. */
+typedef struct scn_partition {
+    uint32_t peer; /* index in peers */
+    uint64_t start, end; /* end UINT64_MAX: never heals */
+    int line;
+} scn_partition_t;
 
 /* The `host-crash` test hook: how the simulator process itself dies. */
 typedef enum scn_host_crash {
@@ -53,6 +77,14 @@ typedef struct sim_scenario {
     uint64_t host_crash_seed;
     size_t nsteps;
     scn_step_t *steps; /* nsteps of them (owned) */
+    /* the network (docs/simulation.md): the scenario's node and its peers on one switch */
+    scn_manifest_t manifest; /* the scenario's node's manifest ("" path: the default one) */
+    bool net;                /* the scenario's node has net0 (always, with peers) */
+    scn_peer_t peers[SCN_PEERS_MAX];
+    size_t npeers;
+    scn_partition_t partitions[SCN_PARTITIONS_MAX];
+    size_t npartitions;
+    uint64_t net_latency_ns; /* 0: the switch's default */
 } sim_scenario_t;
 
 /*
@@ -61,6 +93,7 @@ typedef struct sim_scenario {
  */
 int sim_scenario_parse(const char *text, size_t len, sim_scenario_t *out, char *err, size_t errlen);
 void sim_scenario_free(sim_scenario_t *sc);
+
 
 /* The built-in scenario: boot, ps, echo, kill echo, restart, ps, shutdown. */
 extern const char sim_default_scenario[];

@@ -8,6 +8,8 @@
 #include <os/errno.h>
 #include <sim/sim.h>
 
+#include "sim_priv.h"
+
 enum { PARTITIONS_MAX = 16 };
 
 static struct {
@@ -39,6 +41,7 @@ void sim_faults_defaults(sim_faults_t *f)
     f->jitter_max_ns = 1000000; /* 1 ms */
     f->net_loss_pct = 1;
     f->net_reorder_pct = 1;
+    f->net_dup_pct = 1;
     f->net_delay_max_ns = 5000000;
     f->blk_eio_pct = 1;
     f->blk_torn_pct = 1;
@@ -153,8 +156,15 @@ int sim_faults_install(const sim_faults_t *f)
     memset(&F, 0, sizeof(F));
     F.f = *f;
     F.installed = true;
-    if (f->enabled & (SIM_FAULT_DELAY | SIM_FAULT_JITTER))
-        k_fault_set(&hooks);
+    if (f->enabled & (SIM_FAULT_DELAY | SIM_FAULT_JITTER)) {
+        /* the hooks are kernel state: each node's kernel gets them */
+        size_t cur = sim_node_current();
+        for (size_t i = 0; i < sim_node_count(); i++) {
+            sim_node_enter(i);
+            k_fault_set(&hooks);
+        }
+        sim_node_enter(cur);
+    }
     if ((f->enabled & SIM_FAULT_KILL) && f->nkill_allow && f->duration_ns > 1) {
         for (uint32_t i = 0; i < f->kills; i++) {
             uint64_t t = 1 + sim_rand() % (f->duration_ns - 1);
@@ -168,7 +178,12 @@ int sim_faults_install(const sim_faults_t *f)
 
 void sim_faults_remove(void)
 {
-    k_fault_set(NULL);
+    size_t cur = sim_node_current();
+    for (size_t i = 0; i < sim_node_count(); i++) {
+        sim_node_enter(i);
+        k_fault_set(NULL);
+    }
+    sim_node_enter(cur);
     F.installed = false;
 }
 
@@ -193,7 +208,7 @@ void sim_fault_net_partition(uint32_t a, uint32_t b, uint64_t until_ns)
 
 sim_net_verdict_t sim_fault_net_frame(uint32_t from, uint32_t to, size_t len)
 {
-    sim_net_verdict_t v = {SIM_NET_DELIVER, 0};
+    sim_net_verdict_t v = {SIM_NET_DELIVER, 0, false};
     uint32_t on = F.installed ? F.f.enabled : 0;
     if (on & SIM_FAULT_NET_PARTITION) {
         for (size_t i = 0; i < PARTITIONS_MAX; i++) {
@@ -214,6 +229,10 @@ sim_net_verdict_t sim_fault_net_frame(uint32_t from, uint32_t to, size_t len)
     } else if ((on & SIM_FAULT_NET_DELAY) && F.f.net_delay_max_ns) {
         v.delay_ns = sim_rand() % (F.f.net_delay_max_ns + 1);
         F.st.net_delayed += v.delay_ns != 0;
+    }
+    if ((on & SIM_FAULT_NET_DUP) && chance(F.f.net_dup_pct)) {
+        F.st.net_duplicated++;
+        v.dup = true;
     }
     return v;
 }

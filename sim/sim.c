@@ -9,19 +9,16 @@
 #include <hal/host.h>
 #include <k/kernel.h>
 
+#include "sim_priv.h"
+
 typedef struct sim_action sim_action_t;
 
-static struct {
-    /* virtual time and the one HAL timer */
-    uint64_t now;
-    uint64_t deadline;      /* UINT64_MAX: disarmed */
-    uint64_t rng;           /* splitmix64 state for entropy */
-    uint64_t frng;          /* splitmix64 state for sim_rand: faults, latencies */
-    uint64_t cost_max;      /* each event costs 1..cost_max ns of virtual time (0: none) */
-    /* timed actions (console lines at virtual times, injected faults), by (time, seq) */
-    sim_action_t *acts;
-    size_t nacts, cap_acts;
-    uint64_t act_seq;
+/* One node: a whole Orrery with its own kernel (its state section), devices and console. */
+typedef struct sim_node {
+    uint64_t deadline; /* its kernel's one HAL timer; UINT64_MAX: disarmed */
+    uint64_t rng;      /* splitmix64 state for its entropy */
+    bool busy;         /* may have a ready task (cleared when k_run_one finds none) */
+    void *saved;       /* its state section while another node's is loaded (several nodes) */
     /* console output */
     char *out;
     size_t out_len, out_cap;
@@ -29,22 +26,46 @@ static struct {
     void *out_self;
     /* console input */
     int console_dev;
-    const char *script;     /* next unread byte of the script, NULL when done */
+    const char *script; /* next unread byte of the script, NULL when done */
     sim_input_fn read_fn;
     void *read_self;
     bool want_eof, eof_posted, input_done;
-    bool blocked;           /* k_post said OS_EFULL: wait for resume */
+    bool blocked; /* k_post said OS_EFULL: wait for resume */
     char pending[HAL_CONSOLE_LINE_MAX + 1];
-    size_t pending_len;     /* real length, may exceed the buffer (overlong) */
+    size_t pending_len; /* real length, may exceed the buffer (overlong) */
     bool has_pending;
     /* shutdown */
     bool shutdown;
     int status;
     bool booted;
+    hal_device_ops_t console_ops; /* its self is this node */
+} sim_node_t;
+
+static struct {
+    /* virtual time, one for every node */
+    uint64_t now;
+    uint64_t frng;     /* splitmix64 state for sim_rand: faults, latencies */
+    uint64_t nrng;     /* which node runs next, when several have work */
+    uint64_t cost_max; /* each event costs 1..cost_max ns of virtual time (0: none) */
+    /* timed actions (console lines at virtual times, injected faults, frames), by (time, seq) */
+    sim_action_t *acts;
+    size_t nacts, cap_acts;
+    uint64_t act_seq;
+    /* nodes */
+    sim_node_t *nodes;
+    size_t nnodes;
+    size_t cur;       /* the node whose state is loaded */
+    bool multi;       /* sim_boot_nodes: nodes swap their state sections */
+    void *host_saved; /* the process's own state section, put back at teardown */
 } S;
+
+static long node_leaks[SIM_NODES_MAX];
+
+#define N (&S.nodes[S.cur]) /* the current node */
 
 struct sim_action {
     uint64_t t, seq;
+    size_t node;      /* current while it runs */
     sim_action_fn fn; /* NULL: a console line */
     void *self;
     uint64_t arg;
@@ -59,6 +80,38 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
+/* ---- nodes ------------------------------------------------------------------------------ */
+
+size_t sim_node_current(void)
+{
+    return S.cur;
+}
+
+void sim_node_enter(size_t i)
+{
+    if (i == S.cur || i >= S.nnodes)
+        return;
+    if (S.multi) {
+        sim_node_state_save(S.nodes[S.cur].saved);
+        sim_node_state_load(S.nodes[i].saved);
+    }
+    S.cur = i;
+}
+
+int sim_node_alive(size_t i)
+{
+    return i < S.nnodes && S.nodes[i].booted && !S.nodes[i].shutdown;
+}
+
+int sim_node_post(size_t i, int dev, uint32_t code, const void *data, size_t len)
+{
+    sim_node_enter(i);
+    int rc = k_post(dev, code, data, len);
+    if (rc == 0)
+        N->busy = true;
+    return rc;
+}
+
 /* ---- the hal_host ops ------------------------------------------------------------- */
 
 static uint64_t sim_clock_now(void)
@@ -68,14 +121,14 @@ static uint64_t sim_clock_now(void)
 
 static void sim_timer_arm(uint64_t deadline_ns)
 {
-    S.deadline = deadline_ns;
+    N->deadline = deadline_ns;
 }
 
 static void sim_entropy(void *buf, size_t len)
 {
     unsigned char *p = buf;
     while (len > 0) {
-        uint64_t r = splitmix64(&S.rng);
+        uint64_t r = splitmix64(&N->rng);
         size_t n = len < sizeof r ? len : sizeof r;
         memcpy(p, &r, n);
         p += n;
@@ -85,26 +138,28 @@ static void sim_entropy(void *buf, size_t len)
 
 static void sim_console_write(const void *buf, size_t len)
 {
-    if (S.out_len + len + 1 > S.out_cap) {
-        size_t cap = S.out_cap ? S.out_cap : 4096;
-        while (cap < S.out_len + len + 1)
+    sim_node_t *n = N;
+    if (n->out_len + len + 1 > n->out_cap) {
+        size_t cap = n->out_cap ? n->out_cap : 4096;
+        while (cap < n->out_len + len + 1)
             cap *= 2;
-        char *p = realloc(S.out, cap);
+        char *p = realloc(n->out, cap);
         if (!p)
             abort(); /* the host is out of memory: nothing sensible to do */
-        S.out = p;
-        S.out_cap = cap;
+        n->out = p;
+        n->out_cap = cap;
     }
-    memcpy(S.out + S.out_len, buf, len);
-    S.out_len += len;
-    S.out[S.out_len] = '\0';
-    if (S.out_fn)
-        S.out_fn(S.out_self, buf, len);
+    memcpy(n->out + n->out_len, buf, len);
+    n->out_len += len;
+    n->out[n->out_len] = '\0';
+    if (n->out_fn)
+        n->out_fn(n->out_self, buf, len);
 }
 
 static void sim_wake(int worker)
 {
-    (void)worker; /* one thread: the loop looks for work itself */
+    (void)worker; /* one thread: the loop looks for work itself, in the nodes marked busy */
+    N->busy = true;
 }
 
 static void sim_yield(void)
@@ -113,9 +168,9 @@ static void sim_yield(void)
 
 static void sim_shutdown(int status)
 {
-    if (!S.shutdown) {
-        S.shutdown = true;
-        S.status = status;
+    if (!N->shutdown) {
+        N->shutdown = true;
+        N->status = status;
     }
 }
 
@@ -143,99 +198,108 @@ static int console_dev_write(void *self, uint32_t code, const void *buf, size_t 
 
 static void console_dev_resume(void *self)
 {
-    (void)self;
-    S.blocked = false;
+    ((sim_node_t *)self)->blocked = false; /* called by that node's kernel */
 }
 
-static const hal_device_ops_t console_ops = {
-    .name = "console",
-    .write = console_dev_write,
-    .resume = console_dev_resume,
-};
 
 /* Next line of the script: same contract as sim_input_fn. */
 static int script_read(void *self, char *line, size_t max, size_t *len)
 {
-    (void)self;
-    if (!S.script || *S.script == '\0')
+    sim_node_t *node = self;
+    if (!node->script || *node->script == '\0')
         return 0;
-    const char *nl = strchr(S.script, '\n');
-    size_t n = nl ? (size_t)(nl - S.script) : strlen(S.script);
-    memcpy(line, S.script, n < max ? n : max);
+    const char *nl = strchr(node->script, '\n');
+    size_t n = nl ? (size_t)(nl - node->script) : strlen(node->script);
+    memcpy(line, node->script, n < max ? n : max);
     *len = n;
-    S.script = nl ? nl + 1 : S.script + n;
+    node->script = nl ? nl + 1 : node->script + n;
     return 1;
 }
 
-/* Post the pending line (or EOF); false if the console queue is full. */
-static bool post_pending(void)
+/* Post node n's pending line (or EOF); false if the console queue is full. */
+static bool post_pending(sim_node_t *n)
 {
     int rc;
-    if (S.pending_len > HAL_CONSOLE_LINE_MAX) {
-        uint32_t n = (uint32_t)S.pending_len;
-        rc = k_post(S.console_dev, HAL_CONSOLE_OVERLONG, &n, sizeof n);
+    if (n->pending_len > HAL_CONSOLE_LINE_MAX) {
+        uint32_t len = (uint32_t)n->pending_len;
+        rc = k_post(n->console_dev, HAL_CONSOLE_OVERLONG, &len, sizeof len);
     } else {
-        rc = k_post(S.console_dev, HAL_CONSOLE_LINE, S.pending, S.pending_len);
+        rc = k_post(n->console_dev, HAL_CONSOLE_LINE, n->pending, n->pending_len);
     }
     if (rc == OS_EFULL) {
-        S.blocked = true;
+        n->blocked = true;
         return false;
     }
-    S.has_pending = false;
+    n->has_pending = false;
+    n->busy = true;
     return true;
 }
 
-/* Feed one input item when the system is idle. True if something was posted. */
+/* Whether node n has console input left to feed (and room for it). */
+static bool has_input(const sim_node_t *n)
+{
+    return n->booted && !n->shutdown && !n->blocked &&
+           (n->has_pending || !n->input_done || (n->want_eof && !n->eof_posted));
+}
+
+/* Feed one input item to the current node. True if something was posted. */
 static bool feed_input(void)
 {
-    if (S.blocked)
+    sim_node_t *n = N;
+    if (n->blocked)
         return false;
-    if (!S.has_pending && !S.input_done) {
+    if (!n->has_pending && !n->input_done) {
         size_t len = 0;
-        int got = S.read_fn(S.read_self, S.pending, HAL_CONSOLE_LINE_MAX, &len);
+        int got = n->read_fn(n->read_self, n->pending, HAL_CONSOLE_LINE_MAX, &len);
         if (got) {
-            S.pending_len = len;
-            S.has_pending = true;
+            n->pending_len = len;
+            n->has_pending = true;
         } else {
-            S.input_done = true;
+            n->input_done = true;
         }
     }
-    if (S.has_pending)
-        return post_pending();
-    if (S.input_done && S.want_eof && !S.eof_posted) {
-        if (k_post(S.console_dev, HAL_CONSOLE_EOF, NULL, 0) == OS_EFULL) {
-            S.blocked = true;
+    if (n->has_pending)
+        return post_pending(n);
+    if (n->input_done && n->want_eof && !n->eof_posted) {
+        if (k_post(n->console_dev, HAL_CONSOLE_EOF, NULL, 0) == OS_EFULL) {
+            n->blocked = true;
             return false;
         }
-        S.eof_posted = true;
+        n->eof_posted = true;
+        n->busy = true;
         return true;
     }
     return false;
 }
 
-/* ---- the run loop ---------------------------------------------------------------------- */
+/* ---- boot and teardown ------------------------------------------------------------------- */
 
-int sim_boot(const sim_config_t *cfg)
+/* Register node i's devices and boot its kernel; i is current. */
+static int node_boot(size_t i, const sim_config_t *cfg)
 {
-    memset(&S, 0, sizeof S);
-    S.deadline = UINT64_MAX;
-    S.rng = cfg->seed ^ 0x6f72726572792121ull; /* entropy stream apart from the scheduler's */
-    S.frng = cfg->seed ^ 0x73696d6661756c74ull; /* faults and latencies: a third stream */
-    S.cost_max = cfg->event_cost_max_ns;
-    S.out_fn = cfg->console_out;
-    S.out_self = cfg->console_out_self;
-    S.script = cfg->console_input;
-    S.read_fn = cfg->console_read ? cfg->console_read : script_read;
-    S.read_self = cfg->console_read_self;
-    S.want_eof = cfg->console_eof;
-    hal_host_set(&sim_platform);
+    sim_node_t *n = &S.nodes[i];
+    n->deadline = UINT64_MAX;
+    n->rng = cfg->seed ^ 0x6f72726572792121ull; /* entropy stream apart from the scheduler's */
+    n->out_fn = cfg->console_out;
+    n->out_self = cfg->console_out_self;
+    n->script = cfg->console_input;
+    n->read_fn = cfg->console_read ? cfg->console_read : script_read;
+    n->read_self = cfg->console_read ? cfg->console_read_self : n;
 
-    int dev = k_device_add(&console_ops);
-    if (dev < 0) {
-        hal_host_set(NULL);
+    hal_device_ops_t *ops = &n->console_ops;
+    *ops = (hal_device_ops_t){"console", n, console_dev_write, console_dev_resume};
+    n->want_eof = cfg->console_eof;
+    int dev = k_device_add(ops);
+    if (dev < 0)
         return dev;
+    n->console_dev = dev;
+    if (cfg->net) {
+        uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, (uint8_t)(0x56 + i)};
+        static const uint8_t zero[6];
+        int rc = sim_net_attach(i, memcmp(cfg->mac, zero, 6) ? cfg->mac : mac);
+        if (rc < 0)
+            return rc;
     }
-    S.console_dev = dev;
     k_config_t kc = {
         .programs = cfg->programs,
         .init_program = cfg->init_program ? cfg->init_program : "init",
@@ -249,31 +313,133 @@ int sim_boot(const sim_config_t *cfg)
     int rc = k_boot(&kc);
     if (rc < 0) {
         k_teardown();
-        hal_host_set(NULL);
         return rc;
     }
-    S.booted = true;
+    n->booted = true;
+    n->busy = true;
+    if (cfg->net)
+        sim_net_link_up(i);
     return 0;
 }
+
+static int boot(const sim_config_t *cfgs, size_t count, bool multi)
+{
+    memset(&S, 0, sizeof S);
+    memset(node_leaks, 0, sizeof node_leaks);
+    S.nodes = calloc(count, sizeof(S.nodes[0]));
+    if (!S.nodes)
+        return OS_ENOMEM;
+    S.nnodes = count;
+    S.multi = multi;
+    S.frng = cfgs[0].seed ^ 0x73696d6661756c74ull; /* faults and latencies: a third stream */
+    S.nrng = cfgs[0].seed ^ 0x6e6f646573656564ull; /* which node runs: a fourth */
+    S.cost_max = cfgs[0].event_cost_max_ns;
+    hal_host_set(&sim_platform);
+    if (multi) {
+        /* every node from the program's pristine state; the process's own is kept aside */
+        S.host_saved = sim_node_state_new();
+        bool ok = S.host_saved != NULL;
+        for (size_t i = 0; ok && i < count; i++)
+            ok = (S.nodes[i].saved = sim_node_state_new()) != NULL;
+        if (!ok) {
+            sim_teardown();
+            return OS_ENOMEM;
+        }
+        sim_node_state_save(S.host_saved);
+        sim_node_state_load(S.nodes[0].saved);
+    }
+    for (size_t i = 0; i < count; i++) {
+        sim_node_enter(i);
+        int rc = node_boot(i, &cfgs[i]);
+        if (rc < 0) {
+            sim_teardown();
+            return rc;
+        }
+    }
+    sim_node_enter(0);
+    return 0;
+}
+
+int sim_boot(const sim_config_t *cfg)
+{
+    return boot(cfg, 1, false);
+}
+
+int sim_boot_nodes(const sim_config_t *cfgs, size_t n)
+{
+    if (n == 0 || n > SIM_NODES_MAX)
+        return OS_EINVAL;
+    if (n > 1 && sim_node_state_size() == 0)
+        return OS_ENOTSUP;
+    return boot(cfgs, n, n > 1);
+}
+
+size_t sim_node_count(void)
+{
+    return S.nnodes;
+}
+
+long sim_teardown(void)
+{
+    long leaked = 0;
+    for (size_t i = S.nnodes; i-- > 0;) {
+        sim_node_enter(i);
+        long l = S.nodes[i].booted ? k_teardown() : 0;
+        if (i < SIM_NODES_MAX)
+            node_leaks[i] = l;
+        leaked += l;
+    }
+    sim_net_reset();
+    if (S.multi && S.host_saved)
+        sim_node_state_load(S.host_saved); /* the process's own statics, as before the run */
+    hal_host_set(NULL);
+    for (size_t i = 0; i < S.nnodes; i++) {
+        free(S.nodes[i].out);
+        free(S.nodes[i].saved);
+    }
+    free(S.nodes);
+    free(S.host_saved);
+    for (size_t i = 0; i < S.nacts; i++)
+        free(S.acts[i].line);
+    free(S.acts);
+    memset(&S, 0, sizeof S);
+    return leaked;
+}
+
+long sim_node_leaks(size_t node)
+{
+    return node < SIM_NODES_MAX ? node_leaks[node] : 0;
+}
+
+/* ---- the run loop ---------------------------------------------------------------------- */
 
 /* Run the first timed action that is due; true if one ran. */
 static bool run_due_action(void)
 {
     for (size_t i = 0; i < S.nacts && S.acts[i].t <= S.now; i++) {
         sim_action_t a = S.acts[i];
+        sim_node_t *n = &S.nodes[a.node];
         if (!a.fn) {
-            if (S.blocked)
+            if (!n->booted || n->shutdown) {
+                /* a line for a node that stopped: dropped with it */
+            } else if (n->blocked) {
                 continue; /* the console queue is full: lines wait, in order */
-            int rc = k_post(S.console_dev, HAL_CONSOLE_LINE, a.line, strlen(a.line));
-            if (rc == OS_EFULL) {
-                S.blocked = true;
-                continue;
+            } else {
+                sim_node_enter(a.node);
+                int rc = k_post(n->console_dev, HAL_CONSOLE_LINE, a.line, strlen(a.line));
+                if (rc == OS_EFULL) {
+                    n->blocked = true;
+                    continue;
+                }
+                n->busy = true;
             }
         }
         memmove(&S.acts[i], &S.acts[i + 1], (S.nacts - i - 1) * sizeof(S.acts[0]));
         S.nacts--;
-        if (a.fn)
+        if (a.fn) {
+            sim_node_enter(a.node);
             a.fn(a.self, a.arg);
+        }
         free(a.line);
         return true;
     }
@@ -283,39 +449,88 @@ static bool run_due_action(void)
 static uint64_t next_action_time(void)
 {
     for (size_t i = 0; i < S.nacts; i++)
-        if (S.acts[i].fn || !S.blocked)
+        if (S.acts[i].fn || !S.nodes[S.acts[i].node].blocked)
             return S.acts[i].t;
     return UINT64_MAX;
 }
 
+/* A running node (booted, not shut down) whose timer is due, or SIZE_MAX. */
+static size_t due_timer_node(void)
+{
+    for (size_t i = 0; i < S.nnodes; i++)
+        if (sim_node_alive(i) && S.nodes[i].deadline <= S.now)
+            return i;
+    return SIZE_MAX;
+}
+
+static void fire_timer(size_t i)
+{
+    sim_node_enter(i);
+    N->busy = true;
+    k_timer_tick();
+}
+
+/* Run one ready event of some node (drawn from the seed among the busy ones). */
+static bool run_one_event(void)
+{
+    if (S.nnodes == 1) {
+        if (!S.nodes[0].busy)
+            return false;
+        if (k_run_one(0))
+            return true;
+        S.nodes[0].busy = false;
+        return false;
+    }
+    for (;;) {
+        size_t busy[SIM_NODES_MAX], nb = 0;
+        for (size_t i = 0; i < S.nnodes; i++)
+            if (S.nodes[i].busy && sim_node_alive(i))
+                busy[nb++] = i;
+        if (nb == 0)
+            return false;
+        size_t i = busy[nb == 1 ? 0 : splitmix64(&S.nrng) % nb];
+        sim_node_enter(i);
+        if (k_run_one(0))
+            return true;
+        S.nodes[i].busy = false;
+    }
+}
+
 bool sim_step(void)
 {
-    if (S.shutdown)
+    if (S.nodes[0].shutdown)
         return false;
     if (S.nacts && S.acts[0].t <= S.now && run_due_action())
         return true;
-    if (k_run_one(0)) {
+    if (run_one_event()) {
         if (S.cost_max) {
             S.now += 1 + sim_rand() % S.cost_max; /* simulated latency of the event */
-            if (S.deadline <= S.now)
-                k_timer_tick();
+            if (N->deadline <= S.now)
+                fire_timer(S.cur);
         }
         return true;
     }
-    if (S.deadline <= S.now) {
-        k_timer_tick();
+    size_t t = due_timer_node();
+    if (t != SIZE_MAX) {
+        fire_timer(t);
         return true;
     }
-    if (feed_input())
-        return true;
+    for (size_t i = 0; i < S.nnodes; i++) {
+        if (has_input(&S.nodes[i])) {
+            sim_node_enter(i);
+            if (feed_input())
+                return true;
+        }
+    }
     uint64_t next = next_action_time();
-    if (S.deadline < next)
-        next = S.deadline;
+    for (size_t i = 0; i < S.nnodes; i++)
+        if (sim_node_alive(i) && S.nodes[i].deadline < next)
+            next = S.nodes[i].deadline;
     if (next != UINT64_MAX) {
         if (next > S.now)
             S.now = next; /* nothing to do until then: jump */
-        if (S.deadline <= S.now)
-            k_timer_tick();
+        if ((t = due_timer_node()) != SIZE_MAX)
+            fire_timer(t);
         return true;
     }
     return false;
@@ -326,7 +541,8 @@ uint64_t sim_rand(void)
     return splitmix64(&S.frng);
 }
 
-static int add_action(uint64_t t, sim_action_fn fn, void *self, uint64_t arg, const char *line)
+static int add_action(size_t node, uint64_t t, sim_action_fn fn, void *self, uint64_t arg,
+                      const char *line)
 {
     if (S.nacts == S.cap_acts) {
         size_t cap = S.cap_acts ? S.cap_acts * 2 : 32;
@@ -349,7 +565,7 @@ static int add_action(uint64_t t, sim_action_fn fn, void *self, uint64_t arg, co
     while (i > 0 && S.acts[i - 1].t > t)
         i--; /* equal times keep their order of registration */
     memmove(&S.acts[i + 1], &S.acts[i], (S.nacts - i) * sizeof(S.acts[0]));
-    S.acts[i] = (sim_action_t){t, S.act_seq++, fn, self, arg, copy};
+    S.acts[i] = (sim_action_t){t, S.act_seq++, node, fn, self, arg, copy};
     S.nacts++;
     return 0;
 }
@@ -358,14 +574,27 @@ int sim_at(uint64_t t_ns, sim_action_fn fn, void *self, uint64_t arg)
 {
     if (!fn)
         return OS_EINVAL;
-    return add_action(t_ns, fn, self, arg, NULL);
+    return add_action(S.cur, t_ns, fn, self, arg, NULL);
+}
+
+int sim_at_node(size_t node, uint64_t t_ns, void (*fn)(void *, uint64_t), void *self,
+                uint64_t arg)
+{
+    if (!fn || node >= S.nnodes)
+        return OS_EINVAL;
+    return add_action(node, t_ns, fn, self, arg, NULL);
 }
 
 int sim_console_at(uint64_t t_ns, const char *line)
 {
-    if (!line)
+    return sim_node_console_at(0, t_ns, line);
+}
+
+int sim_node_console_at(size_t node, uint64_t t_ns, const char *line)
+{
+    if (!line || node >= S.nnodes)
         return OS_EINVAL;
-    return add_action(t_ns, NULL, NULL, 0, line);
+    return add_action(node, t_ns, NULL, NULL, 0, line);
 }
 
 size_t sim_pending_actions(void)
@@ -378,16 +607,17 @@ int sim_run(uint64_t max_events)
     for (uint64_t n = 0; max_events == 0 || n < max_events; n++)
         if (!sim_step())
             break;
-    return S.shutdown ? S.status : -1;
+    return S.nodes[0].shutdown ? S.nodes[0].status : -1;
 }
 
 void sim_run_until_idle(void)
 {
-    while (!S.shutdown) {
-        if (k_run_one(0))
+    while (!S.nodes[0].shutdown) {
+        if (run_one_event())
             continue;
-        if (S.deadline <= S.now) {
-            k_timer_tick();
+        size_t t = due_timer_node();
+        if (t != SIZE_MAX) {
+            fire_timer(t);
             continue;
         }
         break;
@@ -397,8 +627,9 @@ void sim_run_until_idle(void)
 void sim_advance(uint64_t ns)
 {
     S.now += ns;
-    if (S.deadline <= S.now)
-        k_timer_tick();
+    size_t t;
+    while ((t = due_timer_node()) != SIZE_MAX)
+        fire_timer(t);
 }
 
 uint64_t sim_now(void)
@@ -406,18 +637,25 @@ uint64_t sim_now(void)
     return S.now;
 }
 
+const char *sim_node_console_output(size_t node, size_t *len)
+{
+    const sim_node_t *n = node < S.nnodes ? &S.nodes[node] : NULL;
+    if (len)
+        *len = n ? n->out_len : 0;
+    return n && n->out ? n->out : "";
+}
+
 const char *sim_console_output(size_t *len)
 {
-    if (len)
-        *len = S.out_len;
-    return S.out ? S.out : "";
+    return sim_node_console_output(0, len);
 }
 
 void sim_console_clear(void)
 {
-    S.out_len = 0;
-    if (S.out)
-        S.out[0] = '\0';
+    sim_node_t *n = &S.nodes[0];
+    n->out_len = 0;
+    if (n->out)
+        n->out[0] = '\0';
 }
 
 int sim_console_feed(const char *line)
@@ -425,24 +663,19 @@ int sim_console_feed(const char *line)
     size_t n = strlen(line);
     if (n > HAL_CONSOLE_LINE_MAX)
         return OS_E2BIG;
-    return k_post(S.console_dev, HAL_CONSOLE_LINE, line, n);
+    return sim_node_post(0, S.nodes[0].console_dev, HAL_CONSOLE_LINE, line, n);
+}
+
+bool sim_node_shutdown_status(size_t node, int *status)
+{
+    if (node >= S.nnodes)
+        return false;
+    if (S.nodes[node].shutdown && status)
+        *status = S.nodes[node].status;
+    return S.nodes[node].shutdown;
 }
 
 bool sim_shutdown_status(int *status)
 {
-    if (S.shutdown && status)
-        *status = S.status;
-    return S.shutdown;
-}
-
-long sim_teardown(void)
-{
-    long leaked = S.booted ? k_teardown() : 0;
-    hal_host_set(NULL);
-    free(S.out);
-    for (size_t i = 0; i < S.nacts; i++)
-        free(S.acts[i].line);
-    free(S.acts);
-    memset(&S, 0, sizeof S);
-    return leaked;
+    return sim_node_shutdown_status(0, status);
 }

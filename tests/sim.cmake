@@ -4,6 +4,9 @@
 orrery_add_test(test_sim SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim.c
     LIBS orrery_sim_runner orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim)
 
+orrery_add_test(test_sim_net SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim_net.c
+    LIBS orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim unit)
+
 set(_scn ${CMAKE_SOURCE_DIR}/scenarios)
 set(_sim $<TARGET_FILE:orrery>)
 

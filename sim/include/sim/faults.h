@@ -27,7 +27,8 @@
     X(BLK_EIO, "blk-eio", 7)    /* disk: fail a request with OS_EIO */                               \
     X(BLK_LATENCY, "blk-latency", 8) /* disk: complete late */                                      \
     X(BLK_TORN, "blk-torn", 9)  /* disk: a write reaches only its first sectors */                  \
-    X(BLK_LOST, "blk-lost", 10) /* disk: a write is acknowledged but never stored */
+    X(BLK_LOST, "blk-lost", 10) /* disk: a write is acknowledged but never stored */          \
+    X(NET_DUP, "net-dup", 11)   /* net: deliver a frame twice */
 
 enum {
 #define SIM_FAULT_BIT(up, name, bit) SIM_FAULT_##up = 1u << (bit),
@@ -47,6 +48,7 @@ typedef struct sim_faults {
     uint64_t delay_max_ns;                       /* held back 1..max ns */
     uint64_t jitter_max_ns;                      /* timers late by 0..max ns */
     uint32_t net_loss_pct, net_reorder_pct;      /* per frame, % */
+    uint32_t net_dup_pct;                        /* per frame, % */
     uint64_t net_delay_max_ns;
     uint32_t blk_eio_pct, blk_torn_pct, blk_lost_pct; /* per request, % */
     uint64_t blk_latency_max_ns;
@@ -71,7 +73,8 @@ void sim_faults_remove(void);
 /* What was injected in this run. */
 typedef struct sim_fault_stats {
     uint32_t kills, delayed, jittered;
-    uint32_t net_dropped, net_delayed, net_reordered, blk_failed, blk_torn, blk_lost;
+    uint32_t net_dropped, net_delayed, net_reordered, net_duplicated;
+    uint32_t blk_failed, blk_torn, blk_lost;
     char last_kill[96]; /* "echo (task 4) at 1.234567s" */
 } sim_fault_stats_t;
 void sim_faults_stats(sim_fault_stats_t *out);
@@ -87,6 +90,7 @@ typedef enum sim_net_action {
 typedef struct sim_net_verdict {
     sim_net_action_t action;
     uint64_t delay_ns;
+    bool dup; /* deliver a second copy as well (net-dup) */
 } sim_net_verdict_t;
 
 /* A frame of len bytes goes from node `from` to node `to` (device-defined ids). */

@@ -32,10 +32,35 @@ typedef struct sim_config {
     const hal_trace_sink_t *trace;       /* NULL: no tracing */
     uint64_t event_cost_max_ns;          /* each event advances virtual time by a seeded
                                             1..max ns (0: events take no time) */
+    bool net;                            /* a net0 device on the switch (sim/net.h) */
+    uint8_t mac[6];                      /* its MAC; all zero: 52:54:00:12:34:56 plus the
+                                            node's index in the last byte */
 } sim_config_t;
 
 /* Install the sim platform, register the console device and boot the kernel. */
 int sim_boot(const sim_config_t *cfg);
+
+/*
+ * Boot n nodes in one run (1..SIM_NODES_MAX), each a whole Orrery with its own kernel,
+ * tasks, console and (cfg.net) net0 on the switch. Virtual time is one for all; each step
+ * runs one event of one node, the node drawn from the seed of cfgs[0] among those with
+ * work. Every node starts from the program's pristine state (every static of the kernel,
+ * the servers and lwIP: the per-node state section, docs/simulation.md) and the process's
+ * own state is put back at sim_teardown. sim_step/sim_run end when node 0 shuts down, or
+ * when nothing can happen any more; a node that shut down stops (frames to it are lost).
+ * The calls below without a node (sim_console_output, sim_console_feed,
+ * sim_shutdown_status) are node 0's. OS_EINVAL (n), OS_ENOTSUP (the build has no per-node
+ * state section), OS_ENOMEM, or k_boot's error.
+ */
+enum { SIM_NODES_MAX = 64 };
+int sim_boot_nodes(const sim_config_t *cfgs, size_t n);
+size_t sim_node_count(void);
+const char *sim_node_console_output(size_t node, size_t *len);
+bool sim_node_shutdown_status(size_t node, int *status);
+/* A console line for one node at t_ns (as sim_console_at for node 0). */
+int sim_node_console_at(size_t node, uint64_t t_ns, const char *line);
+/* Kernel allocations still live on each node after teardown (set by sim_teardown). */
+long sim_node_leaks(size_t node);
 
 /*
  * Advance the run by one step: run one ready event; or, when nothing is
@@ -76,7 +101,8 @@ uint64_t sim_rand(void);
 
 /*
  * Timed actions. sim_at calls fn(self, arg) between two events once virtual
- * time reaches t_ns; sim_console_at posts a console input line then (if the
+ * time reaches t_ns, with the node that was current when it was added (the one
+ * whose kernel the caller was using) current again; sim_console_at posts a console input line then (if the
  * console queue is full, the line waits, and later lines wait behind it).
  * Actions at equal times run in the order they were added. When nothing is
  * ready, virtual time jumps to the next action or timer, whichever is first.

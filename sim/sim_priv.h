@@ -1,0 +1,33 @@
+/* sim_priv.h — what the parts of the simulator share: nodes, their state, posting to them. */
+#ifndef SIM_PRIV_H
+#define SIM_PRIV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The per-node state section (node_state.c): its size (0: the build has none). */
+size_t sim_node_state_size(void);
+/* A copy of the section as the program was loaded (NULL: none, or out of memory). */
+void *sim_node_state_new(void);
+void sim_node_state_save(void *buf);
+void sim_node_state_load(const void *buf);
+
+/* The node whose state is loaded and whose HAL calls are being served. */
+size_t sim_node_current(void);
+/* Make node i current (loading its state); its kernel may then be called. */
+void sim_node_enter(size_t i);
+/* True if node i exists and has not shut down. */
+int sim_node_alive(size_t i);
+/* Post device input to node i (entering it); it then has work. k_post's result. */
+int sim_node_post(size_t i, int dev, uint32_t code, const void *data, size_t len);
+
+/* sim_at, with node `node` current while fn runs. */
+int sim_at_node(size_t node, uint64_t t_ns, void (*fn)(void *, uint64_t), void *self,
+                uint64_t arg);
+
+/* The switch (net.c): attach node i's net0 (before its boot), write, reset. */
+int sim_net_attach(size_t node, const uint8_t mac[6]);
+void sim_net_link_up(size_t node);
+void sim_net_reset(void);
+
+#endif

@@ -21,3 +21,7 @@ endforeach()
 add_test(NAME replay_golden_restart_shell
     COMMAND orrery replay ${CMAKE_CURRENT_SOURCE_DIR}/traces/restart.db --task shell)
 set_tests_properties(replay_golden_restart_shell PROPERTIES LABELS "trace;replay")
+
+# Captures of a simulation with two tcpip nodes: the same seed gives the same pcap.
+orrery_add_test(test_pcap_sim SOURCES test_pcap_sim.c
+    LIBS orrery_trace orrery_sim orrery_servers orrery_core orrery_hal_host LABELS trace sim)

@@ -182,6 +182,33 @@ def test_show_decodes_net0_frames(capture):
     assert re.search(r"DEV_POST\s+dev \d+ console LINE \[8 bytes\] .*\|shutdown\|", r.stdout)
 
 
+def test_killed_run_leaves_a_partial_pcap_the_next_run_replaces(tmp_path, orrery_bin):
+    manifest = tmp_path / "tcpip.manifest"
+    manifest.write_text(MANIFEST)
+    pcap = tmp_path / "k.pcap"
+    partial = tmp_path / "k.pcap.partial"
+    s = Session([orrery_bin, "run", "--manifest", str(manifest), "--net", "user",
+                 "--pcap", str(pcap)])
+    try:
+        s.expect(DHCP_LINE)
+    finally:
+        s.kill()  # SIGKILL: no close, no rename
+    assert not pcap.exists()
+    head, _ = read_pcap(partial)  # at least the header, written at once
+    assert head == (0xa1b23c4d, 2, 4, 0, 0, 65535, 1)
+    s = Session([orrery_bin, "run", "--manifest", str(manifest), "--net", "user",
+                 "--pcap", str(pcap)])
+    try:
+        s.expect(DHCP_LINE)
+        s.send_line("shutdown")
+        assert s.wait() == 0, s.stderr
+    finally:
+        s.kill()
+    assert not partial.exists()
+    _, frames = read_pcap(pcap)
+    assert len(frames) >= 4
+
+
 def test_export_without_net0(tmp_path):
     trace = tmp_path / "plain.db"
     r = run_cli(["run", "--deterministic", "--trace", str(trace)], input="shutdown\n")

@@ -83,7 +83,9 @@ int trace_pcap_open(const char *path, trace_pcap **out, char *err, size_t errlen
     put32(h + 12, 0); /* sigfigs */
     put32(h + 16, TRACE_PCAP_SNAPLEN);
     put32(h + 20, TRACE_PCAP_LINKTYPE_ETHERNET);
-    put(p, h, sizeof(h));
+    /* Out at once: even a capture killed before its first frame is a valid, empty pcap. */
+    if (put(p, h, sizeof(h)) == 0 && fflush(p->f) != 0)
+        p->write_errno = errno ? errno : EIO;
     *out = p;
     return 0;
 }

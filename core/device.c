@@ -123,7 +123,8 @@ bool k_device_take(k_task_t *t, k_device_t *d, os_event_t *ev)
         ev->type = HAL_DEVICE_END;
         ev->data = NULL;
         ev->len = 0;
-        K_TRACE(.kind = HAL_TR_DEV_EVENT, .task = t->id, .chan = d->obj.id, .type = HAL_DEVICE_END);
+        K_TRACE(.kind = HAL_TR_DEV_EVENT, .task = t->id, .chan = d->obj.id,
+                .type = HAL_DEVICE_END);
         return true;
     }
     if (!(l = k_list_pop(&d->queue)))

@@ -2,6 +2,8 @@
 #include "commands.h"
 #include "opt.h"
 #include <hl/hosted.h>
+#include <trace/outpath.h>
+#include <trace/pcap.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +17,7 @@
 static const char run_usage[] =
     "usage: orrery run [--manifest FILE] [--workers N] [--deterministic --seed N] [--trace "
     "FILE.db]\n"
-    "                  [--net none|user[,hostfwd=...]]\n"
+    "                  [--net none|user[,hostfwd=...]] [--pcap FILE]\n"
     "\n"
     "Boot Orrery as a Linux process; the console is stdin/stdout (try 'help' at the\n"
     "'orrery> ' prompt, 'shutdown' to leave). SIGINT/SIGTERM shut it down cleanly.\n"
@@ -38,6 +40,10 @@ static const char run_usage[] =
     "                    (at most %d) forwards a host port to the guest (an empty HOSTADDR\n"
     "                    is every interface, as in QEMU: use 127.0.0.1 to stay local;\n"
     "                    GUESTADDR defaults to 10.0.2.15); docs/networking.md\n"
+    "  --pcap FILE       capture every net0 frame, both ways, into a pcap file for\n"
+    "                    'tcpdump -r' (needs --net user; timestamps: the kernel clock, ns\n"
+    "                    since boot); written to FILE.partial, renamed at the end; an\n"
+    "                    existing FILE must be a pcap file (else refused, exit 2)\n"
     "  --help            this text\n";
 
 int hl_manifest_load(const char *path, char **text, size_t *len)
@@ -60,18 +66,30 @@ int hl_manifest_load(const char *path, char **text, size_t *len)
     return 0;
 }
 
+/* net0's capture hook: serialized by net.c, so the writer needs no lock of its own. */
+static void run_pcap_tap(void *self, uint64_t t_ns, bool out, const void *frame, size_t len)
+{
+    (void)out;
+    trace_pcap_write(self, t_ns, frame, len);
+}
+
 int hl_cmd_run(int argc, char **argv)
 {
-    const char *manifest_path = NULL, *trace_path = NULL;
+    const char *manifest_path = NULL, *trace_path = NULL, *pcap_path = NULL;
     uint64_t workers = 0, seed = 1;
     bool deterministic = false, seed_given = false, net_on = false, net_given = false;
     hl_net_config_t net;
 
     static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'},           {"deterministic", no_argument, NULL, 'd'},
-        {"manifest", required_argument, NULL, 'm'}, {"workers", required_argument, NULL, 'w'},
-        {"seed", required_argument, NULL, 's'},     {"trace", required_argument, NULL, 't'},
-        {"net", required_argument, NULL, 'n'},      {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},
+        {"deterministic", no_argument, NULL, 'd'},
+        {"manifest", required_argument, NULL, 'm'},
+        {"workers", required_argument, NULL, 'w'},
+        {"seed", required_argument, NULL, 's'},
+        {"trace", required_argument, NULL, 't'},
+        {"net", required_argument, NULL, 'n'},
+        {"pcap", required_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0},
     };
     int c;
 
@@ -90,6 +108,13 @@ int hl_cmd_run(int argc, char **argv)
             if (!*optarg)
                 return cli_usage_error("run", "run: --trace needs a file name");
             trace_path = optarg;
+            break;
+        case 'p':
+            if (!*optarg)
+                return cli_usage_error("run", "run: --pcap needs a file name");
+            if (strcmp(optarg, "-") == 0)
+                return cli_usage_error("run", "run: --pcap -: stdout is the console; name a file");
+            pcap_path = optarg;
             break;
         case 'n': {
             char err[256];
@@ -118,6 +143,8 @@ int hl_cmd_run(int argc, char **argv)
     if (deterministic && net_given && net_on)
         return cli_usage_error("run",
                                "run: --net user needs the threaded run, not --deterministic");
+    if (pcap_path && !net_on)
+        return cli_usage_error("run", "run: --pcap needs --net user (there is no net0 to capture)");
     if (deterministic && workers > 1)
         return cli_usage_error("run", "run: --deterministic runs one worker");
 
@@ -130,6 +157,20 @@ int hl_cmd_run(int argc, char **argv)
         text = owned;
     }
 
+    /* Opened before the trace and the boot: a path that is not ours stops the run at once. */
+    trace_pcap *pcap = NULL;
+    if (pcap_path) {
+        char err[1024];
+        int prc = trace_pcap_open(pcap_path, &pcap, err, sizeof(err));
+        if (prc != 0) {
+            fprintf(stderr, "orrery: run: --pcap: %s\n", err);
+            free(owned);
+            return prc == TRACE_OUT_REFUSED ? 2 : 1;
+        }
+        net.tap = run_pcap_tap;
+        net.tap_self = pcap;
+    }
+
     const hal_trace_sink_t *sink = NULL;
     if (trace_path) {
         int trc = hl_trace_run_open(
@@ -137,6 +178,7 @@ int hl_cmd_run(int argc, char **argv)
             deterministic ? 1 : (workers ? (unsigned)workers : hl_default_workers()), "orrery run",
             &sink);
         if (trc != 0) {
+            trace_pcap_abort(pcap);
             free(owned);
             return trc; /* 2: the path is not ours to replace */
         }
@@ -172,7 +214,17 @@ int hl_cmd_run(int argc, char **argv)
             fprintf(stderr, "orrery: warning: %ld kernel allocations leaked\n", stats.leaks);
     }
     free(owned);
+    bool pcap_failed = false;
+    if (pcap) {
+        char err[1024];
+        if (trace_pcap_close(pcap, err, sizeof(err)) != 0) {
+            fprintf(stderr, "orrery: run: --pcap: %s\n", err);
+            pcap_failed = true;
+        }
+    }
     if (sink && hl_trace_run_close(status) != 0 && status >= 0)
+        return 1;
+    if (pcap_failed && status >= 0)
         return 1;
     if (status < 0)
         return 1;

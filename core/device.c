@@ -26,10 +26,13 @@ int k_device_add(const hal_device_ops_t *ops)
         k_device_t *d = &devices[ndevices++];
         memset(d, 0, sizeof(*d));
         d->obj.type = K_OBJ_DEVICE;
-        if (K.booted)
-            d->obj.id = K.next_obj_id++; /* added late: the next id */
         d->ops = ops;
         rc = ndevices;
+        if (K.booted) {
+            d->obj.id = K.next_obj_id++; /* added late: the next id */
+            K_TRACE(.kind = HAL_TR_DEVICE, .chan = d->obj.id, .type = (uint32_t)rc,
+                    .data = ops->name, .len = (uint32_t)strlen(ops->name));
+        }
     }
     k_unlock();
     return rc;
@@ -40,6 +43,15 @@ void k_device_number(void)
 {
     for (int i = 0; i < ndevices; i++)
         devices[i].obj.id = K.next_obj_id++;
+}
+
+/* At boot, once tracing is on: one DEVICE record per device, so a trace names each device id
+ * (`trace export --pcap` picks net0's frames by it). */
+void k_device_trace_all(void)
+{
+    for (int i = 0; i < ndevices; i++)
+        K_TRACE(.kind = HAL_TR_DEVICE, .chan = devices[i].obj.id, .type = (uint32_t)(i + 1),
+                .data = devices[i].ops->name, .len = (uint32_t)strlen(devices[i].ops->name));
 }
 
 /* Lock held (teardown): drop queued input and forget every device. */

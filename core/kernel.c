@@ -33,6 +33,7 @@ int k_boot(const k_config_t *cfg)
         return rc;
     K.trace = cfg->trace;
     K.booted = true;
+    k_device_trace_all(); /* the first records: which id is which device */
 
     os_spawn_args_t a = {
         .program = cfg->init_program,

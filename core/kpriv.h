@@ -260,6 +260,7 @@ bool k_device_take(k_task_t *t, k_device_t *d, os_event_t *ev);
 void k_device_closed(k_device_t *d);
 void k_device_reset(void);
 void k_device_number(void);
+void k_device_trace_all(void); /* one DEVICE record per device (boot, tracing on) */
 
 /* Entry of a list of kernel objects (NULL at the end). */
 static inline k_task_t *k_task_entry(k_link_t *l)

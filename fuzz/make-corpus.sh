@@ -4,7 +4,8 @@
 #        build/fuzz/fuzz_make_frames from scripts/fuzz for the trace_frame seeds)
 # Records the session below deterministically (seed 1), turns it into one input per
 # (server, client channel) with `orrery trace corpus`, and writes valid frames for
-# trace_frame. Kernel seeds are hand-made.
+# trace_frame. Kernel seeds are hand-made; the ether seeds (frames of a `run --pcap` capture
+# and two hand-made ones) are kept as they are.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 b=${1:-build}

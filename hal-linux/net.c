@@ -15,6 +15,7 @@
 #include <libslirp.h>
 #include <uv.h>
 
+#include <hal/clock.h>
 #include <hal/device.h>
 #include <hal/net.h>
 #include <k/kernel.h>
@@ -72,14 +73,27 @@ static struct {
     int prev[NET_FDS_MAX]; /* fds in the epoll set after the last prepare */
     int nprev;
 
+    /* capture (cfg.tap): one frame at a time, whichever thread moves it */
+    pthread_mutex_t tap_lock;
+
     /* counters (atomic) */
     uint64_t rx_dropped; /* slirp -> task frames dropped: kernel queue full */
     uint64_t tx_full;    /* task -> slirp frames refused with OS_EFULL: ring full */
-} N = {.lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1};
+} N = {.lock = PTHREAD_MUTEX_INITIALIZER, .tap_lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1};
 
 static const uint8_t net_mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
 
 /* ---- the device ops (worker threads) ---------------------------------------------------- */
+
+/* Hand a frame to the capture hook, stamped with the clock trace records carry. */
+static void net_tap(bool out, const void *frame, size_t len)
+{
+    if (!N.cfg.tap)
+        return;
+    pthread_mutex_lock(&N.tap_lock);
+    N.cfg.tap(N.cfg.tap_self, hal_clock_now_ns(), out, frame, len);
+    pthread_mutex_unlock(&N.tap_lock);
+}
 
 static int net_dev_write(void *self, uint32_t code, const void *buf, size_t len)
 {
@@ -100,6 +114,7 @@ static int net_dev_write(void *self, uint32_t code, const void *buf, size_t len)
     memcpy(f->data, buf, len);
     N.count++;
     pthread_mutex_unlock(&N.lock);
+    net_tap(true, buf, len);
     /* Workers are joined before hl_net_stop closes the async: it is always alive here. */
     uv_async_send(&N.in_async);
     return 0;
@@ -121,6 +136,7 @@ static const hal_device_ops_t net_ops = {
 
 static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 {
+    net_tap(false, buf, len);
     int rc = k_post(N.dev, HAL_NET_FRAME, buf, len);
     if (rc != 0)
         __atomic_add_fetch(&N.rx_dropped, 1, __ATOMIC_RELAXED);

@@ -67,7 +67,7 @@ endforeach()
 # --keep-failing keeps what a seed that killed the simulator wrote before dying: its trace, one
 # record a line (here the records of the boot before the crash), and its console output.
 add_test(NAME sim_host_crash_keeps_the_trace_so_far
-    COMMAND sh -c "d=${CMAKE_CURRENT_BINARY_DIR}/sim-keep-crash; rm -rf $d; ${_sim} sim ${_scn}/host-crash.scn --seed 5 --keep-failing $d --quiet; test $? -eq 1 && test -f $d/host-crash-seed-5.out && grep -q '^1 0 SPAWN task=1 ' $d/host-crash-seed-5.trace.txt")
+    COMMAND sh -c "d=${CMAKE_CURRENT_BINARY_DIR}/sim-keep-crash; rm -rf $d; ${_sim} sim ${_scn}/host-crash.scn --seed 5 --keep-failing $d --quiet; test $? -eq 1 && test -f $d/host-crash-seed-5.out && grep -q '^1 0 DEVICE task=0 ' $d/host-crash-seed-5.trace.txt && grep -q '^2 0 SPAWN task=1 ' $d/host-crash-seed-5.trace.txt")
 set_tests_properties(sim_host_crash_keeps_the_trace_so_far PROPERTIES LABELS "unit;sim" TIMEOUT 60)
 
 # --no-fork: the seeds run in orrery sim itself; task faults are still the task's, but a crash of

@@ -137,6 +137,13 @@ static void device_ids_are_object_ids(void **state)
     os_ctx_t *ctx = kt_boot_test();
     hal_trace_rec_t r;
     os_handle_t d1, d2, a, b, tm;
+    /* The trace names each device at boot: one DEVICE record each (object id, number, name). */
+    assert_int_equal(2, kt_trace_count(HAL_TR_DEVICE));
+    assert_true(kt_trace_last(HAL_TR_DEVICE, &r));
+    assert_int_equal(2, r.chan);
+    assert_int_equal(2, r.type);
+    assert_int_equal(strlen("other"), r.len);
+    assert_int_equal(0, r.task);
     assert_int_equal(0, os_device_open(ctx, "dev", &d1));
     assert_true(kt_trace_last(HAL_TR_HANDLE, &r));
     uint32_t id1 = r.chan;
@@ -166,6 +173,11 @@ static void device_ids_are_object_ids(void **state)
     assert_int_equal(id1, r.chan);
     /* A device added after boot takes the next id, not one an object already has. */
     assert_int_equal(3, k_device_add(&late_ops));
+    assert_int_equal(3, kt_trace_count(HAL_TR_DEVICE));
+    assert_true(kt_trace_last(HAL_TR_DEVICE, &r));
+    assert_int_equal(6, r.chan);
+    assert_int_equal(3, r.type);
+    assert_int_equal(strlen("late"), r.len);
     os_handle_t d3;
     assert_int_equal(0, os_device_open(ctx, "late", &d3));
     assert_true(kt_trace_last(HAL_TR_HANDLE, &r));

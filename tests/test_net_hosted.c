@@ -117,6 +117,34 @@ static size_t dhcp_discover(uint8_t *f)
     return total;
 }
 
+/* The capture hook's view (hl_net_config_t.tap): calls are serialized by net.c. */
+static struct {
+    int in, out;
+    size_t out_len[8]; /* the first frames written, by length */
+    bool in_order;     /* times never went back, per direction */
+    uint64_t last_in, last_out;
+    bool offer_in; /* the DHCP offer went through the hook */
+} tapped;
+
+static void tap(void *self, uint64_t t_ns, bool out, const void *frame, size_t len)
+{
+    const uint8_t *f = frame;
+    if (out) {
+        if (tapped.out < 8)
+            tapped.out_len[tapped.out] = len;
+        tapped.out++;
+        tapped.in_order &= t_ns >= tapped.last_out;
+        tapped.last_out = t_ns;
+    } else {
+        tapped.in++;
+        tapped.in_order &= t_ns >= tapped.last_in;
+        tapped.last_in = t_ns;
+        if (len > 14 + 20 + 8 && f[12] == 8 && f[13] == 0 && f[14 + 9] == 17 &&
+            f[14 + 20 + 1] == 67)
+            tapped.offer_in = true;
+    }
+}
+
 typedef struct net_test {
     os_handle_t dev;
 } net_test_t;
@@ -238,10 +266,21 @@ static int run_net(const hl_net_config_t *net, void (*on_boot)(void *), hl_run_s
 static void arp_and_dhcp(void **state)
 {
     memset(&seen, 0, sizeof(seen));
+    memset(&tapped, 0, sizeof(tapped));
+    tapped.in_order = true;
     hostfwd_run = false;
-    hl_net_config_t net = {.restricted = true}; /* nothing can leave the machine */
+    hl_net_config_t net = {.restricted = true, .tap = tap}; /* nothing can leave the machine */
     hl_run_stats_t stats;
     assert_int_equal(0, run_net(&net, NULL, &stats, net_programs));
+    /* The hook saw the three frames the device took (the MTU of zeros, the ARP request, the
+     * DHCP discover), not the three it refused, and the replies: ARP, then the offer. */
+    assert_int_equal(3, tapped.out);
+    assert_int_equal(HAL_NET_MTU, tapped.out_len[0]);
+    assert_int_equal(60, tapped.out_len[1]);
+    assert_true(tapped.out_len[2] > 14 + 20 + 8 + 240);
+    assert_true(tapped.in >= 2);
+    assert_true(tapped.offer_in);
+    assert_true(tapped.in_order);
     assert_false(stats.timed_out);
     assert_int_equal(0, stats.leaks);
     assert_int_equal(1, seen.link_up);
@@ -314,9 +353,15 @@ static void full_queue_drops_and_counts(void **state)
 {
     memset(&seen, 0, sizeof(seen));
     memset(&flood, 0, sizeof(flood));
-    hl_net_config_t net = {.restricted = true};
+    memset(&tapped, 0, sizeof(tapped));
+    tapped.in_order = true;
+    hl_net_config_t net = {.restricted = true, .tap = tap};
     hl_run_stats_t stats;
     assert_int_equal(0, run_net(&net, NULL, &stats, flood_programs));
+    /* Captured: every request the ring took, and every reply, also those the kernel dropped. */
+    assert_int_equal(FLOOD, tapped.out);
+    assert_int_equal(FLOOD, tapped.in);
+    assert_true(tapped.in_order);
     assert_false(stats.timed_out);
     assert_int_equal(0, stats.leaks);
     assert_int_equal(0, seen.write_errors);

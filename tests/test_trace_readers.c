@@ -12,6 +12,8 @@
 #include <trace/recorder.h>
 #include <trace/tools.h>
 
+#include <os/errno.h>
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -350,6 +352,37 @@ static void test_decode_by_interface(void **state)
     assert_string_equal("echo.reply", trace_msg_label(echo, 2, label, sizeof(label)));
 }
 
+/* The tcp and udp interfaces decode like any other; addresses print dotted, statuses named. */
+static void test_decode_tcp_udp(void **state)
+{
+    uint32_t tcp = trace_iface_from_name("tcp"), udp = trace_iface_from_name("udp");
+    char out[256];
+
+    assert_int_not_equal(0, tcp);
+    assert_int_not_equal(0, udp);
+    /* tcp.accepted {addr 10.0.2.2, port 41396, lport 80, chan}: one handle */
+    unsigned char acc[] = {0x02, 0x02, 0x00, 0x0a, 0xb4, 0xa1, 80, 0};
+    assert_int_equal(0, trace_decode_payload(tcp, 6, acc, sizeof(acc), 1, out, sizeof(out)));
+    assert_string_equal("{addr: 10.0.2.2, port: 41396, lport: 80, chan: handle#0}", out);
+    /* tcp.error {type 0, status OS_ECONNREFUSED} */
+    unsigned char err[8] = {0, 0, 0, 0};
+    int32_t refused = OS_ECONNREFUSED;
+    memcpy(err + 4, &refused, 4);
+    assert_int_equal(0, trace_decode_payload(tcp, 12, err, sizeof(err), 0, out, sizeof(out)));
+    assert_string_equal("{type: 0, status: -17 ECONNREFUSED}", out);
+    /* tcp.data {data "hi"} */
+    unsigned char data[] = {2, 0, 'h', 'i'};
+    assert_int_equal(0, trace_decode_payload(tcp, 8, data, sizeof(data), 0, out, sizeof(out)));
+    assert_non_null(strstr(out, "{data: [2 bytes] 68 69  |hi|}"));
+    /* udp.sendto {addr 10.0.2.3, port 53, data} */
+    unsigned char to[] = {0x03, 0x02, 0x00, 0x0a, 53, 0, 1, 0, 'q'};
+    assert_int_equal(0, trace_decode_payload(udp, 4, to, sizeof(to), 0, out, sizeof(out)));
+    assert_string_equal("{addr: 10.0.2.3, port: 53, data: [1 bytes] 71  |q|}", out);
+    char label[64];
+    assert_string_equal("tcp.accepted", trace_msg_label(tcp, 6, label, sizeof(label)));
+    assert_string_equal("udp.recvfrom", trace_msg_label(udp, 5, label, sizeof(label)));
+}
+
 /*
  * While a recording runs (and after a kill) its records are in FILE.partial:
  * the readers open it, and say it did not finish; FILE itself names it.
@@ -406,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_show_decodes_and_filters),
         cmocka_unit_test(test_perfetto_json_with_flows),
         cmocka_unit_test(test_decode_by_interface),
+        cmocka_unit_test(test_decode_tcp_udp),
         cmocka_unit_test(test_unfinished_recording_reads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

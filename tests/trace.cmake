@@ -2,6 +2,7 @@
 orrery_add_test(test_trace_recorder SOURCES test_trace_recorder.c LIBS orrery_trace LABELS trace)
 orrery_add_test(test_trace_readers SOURCES test_trace_readers.c LIBS orrery_trace LABELS trace)
 orrery_add_test(test_trace_frame SOURCES test_trace_frame.c LIBS orrery_trace LABELS trace)
+orrery_add_test(test_pcap SOURCES test_pcap.c LIBS orrery_trace LABELS trace)
 
 # Channel interface tags in trace records (kernel test platform kt, from core.cmake).
 orrery_add_test(test_chan_tag SOURCES test_chan_tag.c LIBS orrery_kt LABELS trace)
@@ -20,3 +21,7 @@ endforeach()
 add_test(NAME replay_golden_restart_shell
     COMMAND orrery replay ${CMAKE_CURRENT_SOURCE_DIR}/traces/restart.db --task shell)
 set_tests_properties(replay_golden_restart_shell PROPERTIES LABELS "trace;replay")
+
+# Captures of a simulation with two tcpip nodes: the same seed gives the same pcap.
+orrery_add_test(test_pcap_sim SOURCES test_pcap_sim.c
+    LIBS orrery_trace orrery_sim orrery_servers orrery_core orrery_hal_host LABELS trace sim)

@@ -2,7 +2,9 @@
 #include <trace/decode.h>
 
 #include <iface/iface.h>
+#include <os/errno.h>
 
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +143,33 @@ static uint64_t le(const unsigned char *p, size_t w)
     return v;
 }
 
+/*
+ * Fields whose name says what the number is: IPv4 addresses (host order, as tcp.h, udp.h and
+ * net.h carry them) print dotted, and a negative status prints with its OS_E* name. By name
+ * because the interface definitions have no address or status type.
+ */
+static bool is_addr_field(const char *name)
+{
+    static const char *const names[] = {"addr", "laddr", "raddr", "mask", "gw", "dns"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+static const char *errno_name(int32_t v)
+{
+    switch (v) {
+#define DECODE_ERRNAME(name, value, msg)                                                           \
+    case (value):                                                                                  \
+        return #name;
+        OS_ERRNO_MAP(DECODE_ERRNAME)
+#undef DECODE_ERRNAME
+    default:
+        return NULL;
+    }
+}
+
 /* Walk the wire format of iface.h: integers LE at width, str/bytes as u16 length + bytes. */
 static int decode_fields(const iface_msg_t *m, const unsigned char *p, size_t len,
                          uint32_t nhandles, outbuf *o)
@@ -190,7 +219,12 @@ static int decode_fields(const iface_msg_t *m, const unsigned char *p, size_t le
             return -1;
         uint64_t v = le(p + off, w);
         off += w;
-        if (f->kind == IFACE_I32)
+        if (f->kind == IFACE_U32 && is_addr_field(f->name))
+            put(o, "%u.%u.%u.%u", (unsigned)(v >> 24) & 0xff, (unsigned)(v >> 16) & 0xff,
+                (unsigned)(v >> 8) & 0xff, (unsigned)v & 0xff);
+        else if (f->kind == IFACE_I32 && strcmp(f->name, "status") == 0 && errno_name((int32_t)v))
+            put(o, "%d %s", (int)(int32_t)v, errno_name((int32_t)v));
+        else if (f->kind == IFACE_I32)
             put(o, "%d", (int)(int32_t)v);
         else if (f->kind == IFACE_I64)
             put(o, "%lld", (long long)(int64_t)v);

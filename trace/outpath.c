@@ -2,6 +2,7 @@
  * ours. */
 #define _GNU_SOURCE
 #include <trace/outpath.h>
+#include <trace/pcap.h>
 #include <trace/recorder.h>
 #include <trace/tools.h>
 
@@ -35,6 +36,8 @@ static size_t nsiblings(const trace_out *out)
 
 static const char *noun(const trace_out *out)
 {
+    if (out->pcap)
+        return "a pcap file";
     return out->export ? "an Orrery Perfetto export" : "an Orrery trace";
 }
 
@@ -70,8 +73,7 @@ static const char *file_kind(mode_t m)
  * The first `want` bytes of path into buf (*n: how many there were). 1 when read; 0 when it is
  * not a non-empty regular file (or is missing), -1 when it cannot be read; *why says which.
  */
-static int read_head(const char *path, void *buf, size_t want, ssize_t *n, char *why,
-                     size_t whylen)
+static int read_head(const char *path, void *buf, size_t want, ssize_t *n, char *why, size_t whylen)
 {
     struct stat sb;
     int fd;
@@ -171,8 +173,33 @@ static int export_is_ours(const char *path, char *why, size_t whylen)
     return 1;
 }
 
+/* A capture may replace any pcap file (tcpdump -w's too): a 24-byte header with a pcap magic. */
+static int pcap_is_ours(const char *path, char *why, size_t whylen)
+{
+    unsigned char h[TRACE_PCAP_HEADER_LEN];
+    ssize_t n;
+    int rc = read_head(path, h, sizeof(h), &n, why, whylen);
+
+    if (rc <= 0)
+        return rc;
+    uint32_t le =
+        (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+    uint32_t be =
+        (uint32_t)h[3] | (uint32_t)h[2] << 8 | (uint32_t)h[1] << 16 | (uint32_t)h[0] << 24;
+    bool magic = le == 0xa1b2c3d4 || le == TRACE_PCAP_MAGIC_NS || be == 0xa1b2c3d4 ||
+                 be == TRACE_PCAP_MAGIC_NS;
+    if (n < (ssize_t)sizeof(h) || !magic) {
+        seterr(why, whylen, "%s",
+               magic ? "shorter than a pcap header" : "a file of something else");
+        return 0;
+    }
+    return 1;
+}
+
 static int is_ours(const trace_out *out, const char *path, char *why, size_t whylen)
 {
+    if (out->pcap)
+        return pcap_is_ours(path, why, whylen);
     return out->export ? export_is_ours(path, why, whylen) : trace_file_is_trace(path, why, whylen);
 }
 
@@ -260,7 +287,8 @@ static int clear_partial(trace_out *out, const struct stat *sb, char *err, size_
     return 0;
 }
 
-static int prepare(const char *path, bool export, trace_out *out, char *err, size_t errlen)
+static int prepare(const char *path, bool export, bool pcap, trace_out *out, char *err,
+                   size_t errlen)
 {
     char why[200], bad[PATH_MAX + 64];
     struct stat sb;
@@ -269,6 +297,7 @@ static int prepare(const char *path, bool export, trace_out *out, char *err, siz
     memset(out, 0, sizeof(*out));
     out->lock_fd = -1;
     out->export = export;
+    out->pcap = pcap;
     if (!*path) {
         seterr(err, errlen, "trace: an empty file name");
         return TRACE_OUT_REFUSED;
@@ -353,14 +382,23 @@ static int prepare(const char *path, bool export, trace_out *out, char *err, siz
 
 int trace_out_prepare(const char *path, trace_out *out, char *err, size_t errlen)
 {
-    return prepare(path, false, out, err, errlen);
+    return prepare(path, false, false, out, err, errlen);
 }
 
 int trace_out_prepare_export(const char *path, trace_out *out, char *err, size_t errlen)
 {
-    int rc = prepare(path, true, out, err, errlen);
+    int rc = prepare(path, true, false, out, err, errlen);
 
     /* The messages name a trace ("trace PATH: ..."); an export is not one. */
+    if (rc != 0 && err && strncmp(err, "trace ", 6) == 0)
+        memmove(err, err + 6, strlen(err + 6) + 1);
+    return rc;
+}
+
+int trace_out_prepare_pcap(const char *path, trace_out *out, char *err, size_t errlen)
+{
+    int rc = prepare(path, true, true, out, err, errlen);
+
     if (rc != 0 && err && strncmp(err, "trace ", 6) == 0)
         memmove(err, err + 6, strlen(err + 6) + 1);
     return rc;

@@ -20,13 +20,15 @@ struct trace_db {
     int version; /* meta.schema_version */
     char *path;
     char err[512];
-    name_ent *tasks, *ifaces;
-    size_t ntasks, nifaces;
+    name_ent *tasks, *ifaces, *devices;
+    size_t ntasks, nifaces, ndevices;
+    int devices_loaded; /* 0: not yet, 1: loaded, -1: could not be read */
 };
 
 struct trace_iter {
     trace_db *db;
     sqlite3_stmt *st;
+    uint32_t len_column; /* the current row's len column (its payload may disagree) */
 };
 
 static void dberr(trace_db *db, const char *fmt, ...)
@@ -112,6 +114,30 @@ static const char *find_name(const name_ent *e, size_t n, uint32_t id)
 const char *trace_db_task_name(trace_db *db, uint32_t task)
 {
     return find_name(db->tasks, db->ntasks, task);
+}
+
+/* From the DEVICE records, read on first use: only device records ask, and it is a scan. */
+const char *trace_db_device_name(trace_db *db, uint32_t dev)
+{
+    if (!db->devices_loaded) {
+        char saved[sizeof(db->err)], sql[128];
+        memcpy(saved, db->err, sizeof(saved));
+        snprintf(sql, sizeof(sql),
+                 "SELECT chan, CAST(payload AS TEXT) FROM events WHERE kind = %d ORDER BY seq",
+                 HAL_TR_DEVICE);
+        db->devices_loaded = load_names(db, sql, &db->devices, &db->ndevices) == 0 ? 1 : -1;
+        memcpy(db->err, saved, sizeof(saved)); /* a name is a nicety: no error for it */
+    }
+    return find_name(db->devices, db->ndevices, dev);
+}
+
+uint32_t trace_db_device_id(trace_db *db, const char *name)
+{
+    trace_db_device_name(db, 0);
+    for (size_t i = 0; i < db->ndevices; i++)
+        if (strcmp(db->devices[i].name, name) == 0)
+            return db->devices[i].id;
+    return 0;
 }
 
 const char *trace_db_iface_name(trace_db *db, uint32_t iface)
@@ -226,8 +252,11 @@ void trace_db_close(trace_db *db)
         free(db->tasks[i].name);
     for (size_t i = 0; i < db->nifaces; i++)
         free(db->ifaces[i].name);
+    for (size_t i = 0; i < db->ndevices; i++)
+        free(db->devices[i].name);
     free(db->tasks);
     free(db->ifaces);
+    free(db->devices);
     if (db->db)
         sqlite3_close(db->db);
     free(db->path);
@@ -355,11 +384,46 @@ int trace_iter_next(trace_iter *it, hal_trace_rec_t *r)
     r->peer = (uint32_t)sqlite3_column_int64(st, 6);
     r->type = (uint32_t)sqlite3_column_int64(st, 7);
     r->result = (int32_t)sqlite3_column_int64(st, 8);
+    it->len_column = (uint32_t)sqlite3_column_int64(st, 9);
     r->nhandles = (uint32_t)sqlite3_column_int64(st, 10);
     r->iface = (uint32_t)sqlite3_column_int64(st, 11);
     r->data = sqlite3_column_blob(st, 12);
     r->len = r->data ? (uint32_t)sqlite3_column_bytes(st, 12) : 0;
     return 1;
+}
+
+uint32_t trace_iter_len_column(const trace_iter *it)
+{
+    return it->len_column;
+}
+
+int trace_iter_open_device(trace_db *db, uint32_t dev, trace_iter **out)
+{
+    trace_iter *it = calloc(1, sizeof(*it));
+    int rc;
+
+    *out = NULL;
+    if (!it) {
+        dberr(db, "out of memory");
+        return -1;
+    }
+    it->db = db;
+    rc = sqlite3_prepare_v2(db->db,
+                            "SELECT seq, time_ns, arg, kind, task, chan, peer, type, result, len,"
+                            " nhandles, iface, payload FROM events"
+                            " WHERE chan = ?1 AND kind IN (?2, ?3, ?4) ORDER BY seq",
+                            -1, &it->st, NULL);
+    if (rc != SQLITE_OK) {
+        sqlerr(db, rc);
+        free(it);
+        return -1;
+    }
+    sqlite3_bind_int64(it->st, 1, dev);
+    sqlite3_bind_int(it->st, 2, HAL_TR_DEV_POST);
+    sqlite3_bind_int(it->st, 3, HAL_TR_DEV_EVENT);
+    sqlite3_bind_int(it->st, 4, HAL_TR_DEV_WRITE);
+    *out = it;
+    return 0;
 }
 
 void trace_iter_close(trace_iter *it)

@@ -2,9 +2,11 @@
  */
 #include <trace/decode.h>
 #include <trace/pair.h>
+#include <trace/pcap.h>
 #include <trace/recorder.h>
 #include <trace/tools.h>
 
+#include <hal/codes.h>
 #include <os/errno.h>
 
 #include <stdarg.h>
@@ -23,6 +25,27 @@ static const char *errname(int rc)
     default:
         return NULL;
     }
+}
+
+/* A device code's name, for the devices whose codes hal/codes.h defines (NULL: print the number).
+ */
+static const char *code_name(const char *dev, uint32_t code)
+{
+    if (code == HAL_DEVICE_END)
+        return "END";
+    if (!dev)
+        return NULL;
+    if (strcmp(dev, "net0") == 0)
+        return code == HAL_NET_FRAME       ? "FRAME"
+               : code == HAL_NET_LINK_UP   ? "LINK_UP"
+               : code == HAL_NET_LINK_DOWN ? "LINK_DOWN"
+                                           : NULL;
+    if (strcmp(dev, "console") == 0)
+        return code == HAL_CONSOLE_LINE       ? "LINE"
+               : code == HAL_CONSOLE_OVERLONG ? "OVERLONG"
+               : code == HAL_CONSOLE_WRITE    ? "WRITE"
+                                              : NULL;
+    return NULL;
 }
 
 typedef struct line {
@@ -124,11 +147,28 @@ void trace_show_format(trace_db *db, const hal_trace_rec_t *r, uint32_t iface, c
         break;
     case HAL_TR_DEV_POST:
     case HAL_TR_DEV_EVENT:
-    case HAL_TR_DEV_WRITE:
-        trace_hex(r->data, r->len, 48, body, sizeof(body));
-        add(&l, " dev %u code %u [%u bytes] %s", (unsigned)r->chan, (unsigned)r->type,
-            (unsigned)r->len, body);
+    case HAL_TR_DEV_WRITE: {
+        const char *dev = trace_db_device_name(db, r->chan);
+        const char *code = code_name(dev, r->type);
+        add(&l, " dev %u", (unsigned)r->chan);
+        if (dev)
+            add(&l, " %s", dev);
+        if (code)
+            add(&l, " %s", code);
+        else
+            add(&l, " code %u", (unsigned)r->type);
+        add(&l, " [%u bytes] ", (unsigned)r->len);
+        if (dev && strcmp(dev, "net0") == 0 && r->type == HAL_NET_FRAME)
+            trace_ether_describe(r->data, r->len, body, sizeof(body));
+        else
+            trace_hex(r->data, r->len, 48, body, sizeof(body));
+        add(&l, "%s", body);
         add_result(&l, r->result);
+        break;
+    }
+    case HAL_TR_DEVICE:
+        add(&l, " dev %u = \"%.*s\" (number %u)", (unsigned)r->chan, (int)r->len,
+            r->data ? (const char *)r->data : "", (unsigned)r->type);
         break;
     case HAL_TR_RANDOM:
         trace_hex(r->data, r->len, 16, body, sizeof(body));
@@ -142,7 +182,8 @@ void trace_show_format(trace_db *db, const hal_trace_rec_t *r, uint32_t iface, c
         break;
     }
     case HAL_TR_LIST:
-        add(&l, " %s -> %d", r->type == HAL_TRACE_LIST_TASKS ? "tasks" : "channels", (int)r->result);
+        add(&l, " %s -> %d", r->type == HAL_TRACE_LIST_TASKS ? "tasks" : "channels",
+            (int)r->result);
         break;
     default:
         if (r->len) {

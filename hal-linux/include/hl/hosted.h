@@ -42,10 +42,22 @@ typedef struct hl_hostfwd {
     uint16_t guest_port;
 } hl_hostfwd_t;
 
+/*
+ * A capture hook (`orrery run --pcap`): called once per frame net0 moves, in both directions,
+ * with the kernel clock's time (hal_clock_now_ns, the clock trace records carry). out: a frame a
+ * task wrote that the device accepted (frames it refused never reach the wire); else a frame
+ * from slirp, also one the kernel then drops for a full queue. Calls come from the loop thread
+ * (frames in) and from workers (frames out), one at a time under net.c's capture mutex; the
+ * hook must not call into the kernel.
+ */
+typedef void hl_net_tap_fn(void *self, uint64_t t_ns, bool out, const void *frame, size_t len);
+
 typedef struct hl_net_config {
     bool restricted; /* slirp's restrict=on: the guest reaches no outside address (tests) */
     unsigned nfwd;
     hl_hostfwd_t fwd[HL_NET_FWD_MAX];
+    hl_net_tap_fn *tap; /* NULL: no capture (hl_net_parse leaves it NULL) */
+    void *tap_self;
 } hl_net_config_t;
 
 /*

@@ -28,7 +28,9 @@
     X(HANDLE, 19)      /* handle arg installed in task's table for object chan:      */ \
                        /* type = hal_trace_obj_t | rights << 8 (spawn, create, ...)  */ \
     X(LIST, 20)        /* task read a list, type = hal_trace_list_t:                 */ \
-                       /* result = count returned, data = the entries filled        */
+                       /* result = count returned, data = the entries filled        */ \
+    X(DEVICE, 21)      /* device chan exists: type = its number (k_post's),          */ \
+                       /* data = its name ("net0"); at boot, or when added after it */
 
 typedef enum hal_trace_kind {
 #define HAL_TRACE_KIND_ENUM(name, value) HAL_TR_##name = (value),

@@ -29,7 +29,8 @@ typedef struct trace_out {
     bool replaced_partial;       /* an unfinished earlier recording at partial was removed */
     mode_t mode;                 /* replaces: the old trace's permission bits, kept */
     int lock_fd;                 /* the partial, open and flock'ed; -1 when released */
-    bool export;                 /* a Perfetto export (one plain file), not a trace */
+    bool export;                 /* an export (one plain file), not a trace */
+    bool pcap;                   /* ... and that export is a pcap capture */
 } trace_out;
 
 /*
@@ -49,6 +50,12 @@ int trace_out_prepare(const char *path, trace_out *out, char *err, size_t errlen
  * one through lock_fd.
  */
 int trace_out_prepare_export(const char *path, trace_out *out, char *err, size_t errlen);
+
+/*
+ * The same for a pcap capture (`run --pcap`, `trace export --pcap`, trace_pcap_open): an
+ * existing file must be a pcap file (a 24-byte header with a pcap magic, any writer's).
+ */
+int trace_out_prepare_pcap(const char *path, trace_out *out, char *err, size_t errlen);
 
 /* The recording is finished and closed: rename the partial over the target. 0 or -1. */
 int trace_out_commit(trace_out *out, char *err, size_t errlen);

@@ -50,6 +50,10 @@ int trace_db_manifest(trace_db *db, char **out, size_t *len);
 /* Task name by id (NULL if unknown); interface name by id (from the file, then the decoder). */
 const char *trace_db_task_name(trace_db *db, uint32_t task);
 const char *trace_db_iface_name(trace_db *db, uint32_t iface);
+/* Device name by object id, from the trace's DEVICE records (NULL if unknown: also every trace
+ * recorded before they existed); the id of the device named name, or 0. */
+const char *trace_db_device_name(trace_db *db, uint32_t dev);
+uint32_t trace_db_device_id(trace_db *db, const char *name);
 
 /* Which events to visit. Zero fields mean "all". */
 typedef struct trace_filter {
@@ -66,6 +70,11 @@ int trace_iter_open(trace_db *db, const trace_filter *f, trace_iter **out);
 /* 1: *rec filled (rec->data valid until the next call), 0: end, -1: error (trace_db_error). */
 int trace_iter_next(trace_iter *it, hal_trace_rec_t *rec);
 void trace_iter_close(trace_iter *it);
+/* The len column of the row trace_iter_next returned last: rec->len is its payload's length,
+ * and the two differ only in a damaged file. */
+uint32_t trace_iter_len_column(const trace_iter *it);
+/* The device records (DEV_POST, DEV_EVENT, DEV_WRITE) of device object dev, in seq order. */
+int trace_iter_open_device(trace_db *db, uint32_t dev, trace_iter **out);
 
 /* Print "orrery trace: <message>" for a failed reader, return 1 (the CLI's status). */
 int trace_fail(const char *msg);

@@ -27,12 +27,14 @@
 #include <sim/runner.h>
 #include <sim/scenario.h>
 
+#include <trace/outpath.h>
+#include <trace/pcap.h>
 #include <trace/recorder.h>
 
 static const char sim_usage[] =
     "usage: orrery sim [SCENARIO] [--seed N | --seeds A..B] [--shard I/N] [--count N]\n"
     "                  [--faults LIST] [--check-determinism] [--keep-failing DIR]\n"
-    "                  [--show-output] [--quiet] [--no-fork]\n"
+    "                  [--show-output] [--quiet] [--no-fork] [--pcap FILE]\n"
     "\n"
     "Run a scenario (docs/simulation.md) on the deterministic platform once per seed and\n"
     "check its expectations and the built-in invariants (no panic that was not injected,\n"
@@ -45,8 +47,10 @@ static const char sim_usage[] =
     "                       machines (CI matrix, Kubernetes indexed job, Slurm array) share\n"
     "                       one sweep\n"
     "  --count N            stop after the first N seeds (of this shard)\n"
-    "  --faults LIST        faults to inject: kill,delay,jitter (or all, none); default: the\n"
-    "                       ones the scenario allows (its 'faults' line)\n"
+    "  --faults LIST        faults to inject: kill, delay, jitter, net-loss, net-delay,\n"
+    "                       net-reorder, net-dup, net-partition, blk-eio, blk-latency,\n"
+    "                       blk-torn, blk-lost (or all, none); default: the ones the scenario\n"
+    "                       allows (its 'faults' line)\n"
     "  --check-determinism  run every seed twice and compare trace hashes; report the first\n"
     "                       record that differs\n"
     "  --keep-failing DIR   keep each failing seed's trace in DIR (SQLite if the trace\n"
@@ -55,6 +59,9 @@ static const char sim_usage[] =
     "  --quiet              no progress lines\n"
     "  --no-fork            run the seeds in this process: a crash of the simulator then ends\n"
     "                       the sweep (for a debugger or a core dump)\n"
+    "  --pcap FILE          write every frame on the simulated switch to FILE (pcap,\n"
+    "                       virtual-time stamps: the same seed gives the same bytes); one\n"
+    "                       seed only, and a scenario with a network (net on, or a peer)\n"
     "\n"
     "The seeds run in a child process: a fault in a task kills that task (as in 'orrery run'),\n"
     "and anything that kills the simulator itself is a FAIL line for that seed, then the sweep\n"
@@ -195,6 +202,7 @@ typedef struct sweep {
     uint32_t faults;
     bool faults_given, determinism, show_output, quiet, no_fork;
     const char *keep_dir;
+    const char *pcap; /* --pcap: the one seed's frames */
 } sweep_t;
 
 /* The sweep's counts. When the seeds run in a child, this lives in memory shared with the
@@ -264,6 +272,7 @@ static void check_determinism(const sim_scenario_t *sc, uint64_t seed, const sim
     sim_run_opts_t o2 = *o;
     sim_result_t r2;
     o2.keep_output = false;
+    o2.frame_tap = NULL; /* --pcap holds the first run's frames */
     int rc = sim_run_scenario(sc, seed, &o2, &r2);
     long d = rc == 0 ? sim_first_difference(r, &r2) : -2;
     if (d == -2) {
@@ -287,19 +296,50 @@ static void check_determinism(const sim_scenario_t *sc, uint64_t seed, const sim
         sim_result_free(&r2);
 }
 
+static void pcap_tap(void *self, uint64_t t_ns, uint32_t from, const void *frame, size_t len)
+{
+    (void)from;
+    trace_pcap_write(self, t_ns, frame, len);
+}
+
 /* One seed: run it (twice with --check-determinism), print its FAIL lines, count it. */
 static void run_seed(const sweep_t *sw, const sim_scenario_t *sc, uint64_t seed, tally_t *t)
 {
     sim_run_opts_t o = {
         .faults = sw->faults, .keep_records = sw->determinism, .keep_output = sw->show_output};
     sim_result_t r;
+    trace_pcap *pcap = NULL;
+    char perr[512];
+    if (sw->pcap) {
+        /* checked before the sweep started; a failure here (disk full) is this seed's */
+        if (trace_pcap_open(sw->pcap, &pcap, perr, sizeof perr) != 0)
+            fprintf(stderr, "orrery: sim: --pcap: %s\n", perr);
+        o.frame_tap = pcap ? pcap_tap : NULL;
+        o.frame_tap_self = pcap;
+    }
     int rc = sim_run_scenario(sc, seed, &o, &r);
+    if (pcap) {
+        uint64_t frames = trace_pcap_frames(pcap);
+        if (trace_pcap_close(pcap, perr, sizeof perr) != 0)
+            fprintf(stderr, "orrery: sim: --pcap: %s\n", perr);
+        else if (!sw->quiet)
+            fprintf(stderr, "sim: %llu frame(s) written to %s\n", (unsigned long long)frames,
+                    sw->pcap);
+    }
     if (rc != 0) {
         memset(&r, 0, sizeof r);
         snprintf(r.failure, sizeof r.failure, "could not run: %s", os_strerror(rc));
     } else {
         if (sw->show_output && r.output)
             printf("---- seed %llu ----\n%s\n", (unsigned long long)seed, r.output);
+        if (sw->show_output && r.net.sent)
+            printf("net: %llu frame(s) sent, %llu delivered; lost %llu, cut %llu, duplicated %llu, "
+                   "reordered %llu, overflow %llu, unknown %llu, queue full %llu, down %llu\n",
+                   (unsigned long long)r.net.sent, (unsigned long long)r.net.delivered,
+                   (unsigned long long)r.net.lost, (unsigned long long)r.net.cut,
+                   (unsigned long long)r.net.duplicated, (unsigned long long)r.net.reordered,
+                   (unsigned long long)r.net.overflow, (unsigned long long)r.net.unknown,
+                   (unsigned long long)r.net.queue_full, (unsigned long long)r.net.down);
         if (sw->determinism)
             check_determinism(sc, seed, &o, &r);
     }
@@ -526,7 +566,8 @@ int hl_cmd_sim(int argc, char **argv)
         OPT_DET,
         OPT_KEEP,
         OPT_SHOW,
-        OPT_NOFORK
+        OPT_NOFORK,
+        OPT_PCAP
     };
     static const struct option opts[] = {
         {"seed", required_argument, NULL, OPT_SEED},
@@ -539,6 +580,7 @@ int hl_cmd_sim(int argc, char **argv)
         {"show-output", no_argument, NULL, OPT_SHOW},
         {"quiet", no_argument, NULL, 'q'},
         {"no-fork", no_argument, NULL, OPT_NOFORK},
+        {"pcap", required_argument, NULL, OPT_PCAP},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -600,6 +642,12 @@ int hl_cmd_sim(int argc, char **argv)
         case OPT_NOFORK:
             sw.no_fork = true;
             break;
+        case OPT_PCAP:
+            if (!*v || strcmp(v, "-") == 0)
+                return cli_usage_error("sim", "sim: --pcap needs a file name (stdout carries the "
+                                              "sweep's report)");
+            sw.pcap = v;
+            break;
         default:
             return 2; /* cli_getopt said why */
         }
@@ -641,6 +689,26 @@ int hl_cmd_sim(int argc, char **argv)
     }
     if (!sw.faults_given)
         sw.faults = sc.faults;
+    if (sw.pcap) {
+        bool one = sw.first == sw.last || sw.limit == 1;
+        bool net = sc.net || sc.npeers > 0;
+        if (!one || !net) {
+            sim_scenario_free(&sc);
+            return cli_usage_error("sim", "sim: --pcap %s",
+                                   !one ? "needs one seed (--seed N, or --count 1)"
+                                        : "needs a scenario with a network ('net on' or a "
+                                          "'peer' line)");
+        }
+        /* refuse a path that is not ours before anything runs */
+        trace_pcap *probe = NULL;
+        int prc = trace_pcap_open(sw.pcap, &probe, err, sizeof err);
+        if (prc != 0) {
+            sim_scenario_free(&sc);
+            fprintf(stderr, "orrery: sim: --pcap: %s\n", err);
+            return prc == TRACE_OUT_REFUSED ? 2 : 1;
+        }
+        trace_pcap_abort(probe);
+    }
     int rc = sweep_run(&sw, &sc);
     sim_scenario_free(&sc);
     return rc;

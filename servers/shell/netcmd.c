@@ -269,7 +269,8 @@ static void print_conns_end(os_ctx_t *ctx, shell_state_t *st, const net_conns_en
     netcmd_t *nc = &st->nc;
     if (!nc->partial)
         netstat_header(st);
-    sh_say(st, "total: %u sockets (%u tcp, %u udp)", nc->rows, nc->tcp_rows, nc->udp_rows);
+    sh_say(st, "total: %u socket%s (%u tcp, %u udp)", nc->rows, nc->rows == 1 ? "" : "s",
+           nc->tcp_rows, nc->udp_rows);
     if (m->count != nc->rows)
         sh_say(st, "; the server counted %u", m->count);
     sh_say(st, "\n");

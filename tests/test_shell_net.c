@@ -620,6 +620,21 @@ static void test_net_commands_need_reach(void **state)
     assert_int_equal(0, sim_teardown());
 }
 
+static void test_without_tcpip_commands_time_out(void **state)
+{
+    /* reach is given but no tcpip runs: init holds the connects, the shell's timers end them */
+    const char manifest[] = "program console restart=always\n"
+                            "program shell reach=console,echo,init,net,tcp\n"
+                            "program echo\n";
+    assert_int_equal(0, session(manifest, "net\nnetstat\nping 10.0.2.2\nfetch http://h/\n"));
+    expect("orrery> shell: net: timed out\n"
+           "orrery> shell: netstat: timed out\n"
+           "orrery> shell: ping: timed out\n"
+           "orrery> shell: fetch: timed out\n"
+           "orrery> shutting down\n");
+    assert_int_equal(0, sim_teardown());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -638,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_fetch_prints_status_headers_and_body_size),
         cmocka_unit_test(test_fetch_errors_are_one_line),
         cmocka_unit_test(test_net_commands_need_reach),
+        cmocka_unit_test(test_without_tcpip_commands_time_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

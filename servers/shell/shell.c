@@ -1,4 +1,4 @@
-/* shell.c — the shell: reads console lines, runs commands, asks init and echo, prints results. */
+/* shell.c — the shell: reads console lines, runs commands (network ones: netcmd.c), prints. */
 #include "shell.h"
 
 #include <image.h>

@@ -229,6 +229,85 @@ static void test_http_control_bytes_are_not_printed(void **state)
     assert_string_equal("HTTP/1.0 404 Not?[2J Found|Server: caf??|", H.lines);
 }
 
+/* A fixed xorshift: the same bytes every run. */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return (uint32_t)rnd_state;
+}
+
+/* Random responses (mostly plausible ones, mutated) in random pieces: the parser never reads
+ * outside its input, counts exactly the bytes after the blank line, and stays BAD once BAD. */
+static void test_http_random_responses(void **state)
+{
+    static const char good[] = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nA: b\r\n\r\nbody";
+    uint8_t buf[256];
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t len = rnd() % sizeof buf;
+        if (iter % 2 == 0) {
+            len = sizeof good - 1;
+            memcpy(buf, good, len);
+            for (int k = rnd() % 4; k > 0; k--)
+                buf[rnd() % len] = (uint8_t)rnd();
+        } else {
+            for (size_t i = 0; i < len; i++)
+                buf[i] = (uint8_t)rnd();
+        }
+        http_resp_t r;
+        http_resp_init(&r);
+        int rc = 0;
+        for (size_t at = 0; at < len;) {
+            size_t n = 1 + rnd() % 32;
+            n = n > len - at ? len - at : n;
+            uint8_t *piece = malloc(n); /* exactly n bytes: ASan sees any read past them */
+            memcpy(piece, buf + at, n);
+            int was_bad = r.phase == HTTP_BAD;
+            rc = http_resp_feed(&r, piece, n, NULL, NULL);
+            free(piece);
+            assert_true(rc == 0 || r.phase == HTTP_BAD);
+            assert_true(!was_bad || rc == -1);
+            at += n;
+        }
+        int end = http_resp_end(&r);
+        if (end == 0) {
+            assert_int_equal(HTTP_BODY, r.phase);
+            assert_true(r.status >= 100 && r.status <= 999);
+            assert_true(r.body <= len);
+        } else {
+            assert_true(strlen(r.error) > 0 && strlen(r.error) < HTTP_ERROR_MAX);
+        }
+    }
+}
+
+/* Random command lines for the network commands: one result, an error that fits. */
+static void test_parse_random_net_lines(void **state)
+{
+    static const char *const heads[] = {"ping ", "fetch ", "fetch http://",
+                                        "fetch HTTP://h:", "netstat "};
+    static const char alphabet[] = "ab.-_:/?#@[]%0123456789 \t\x01\xff";
+    char line[600];
+    shell_cmd_t c;
+    for (int iter = 0; iter < 20000; iter++) {
+        int n = snprintf(line, sizeof line, "%s", heads[rnd() % 5]);
+        size_t len = (size_t)n + rnd() % (sizeof line - (size_t)n);
+        for (size_t i = (size_t)n; i < len; i++)
+            line[i] = alphabet[rnd() % (sizeof alphabet - 1)];
+        shell_kind_t k = shell_parse(line, len, &c);
+        if (k == SHELL_ERROR) {
+            assert_true(strlen(c.error) > 0 && strlen(c.error) < 120);
+            assert_null(strchr(c.error, '\n'));
+        } else if (k == SHELL_PING) {
+            assert_true(c.count >= 1 && c.count <= SHELL_PING_MAX && strlen(c.host) > 0);
+        } else if (k == SHELL_FETCH) {
+            assert_true(c.port >= 1 && strlen(c.host) > 0 && c.arg[0] == '/');
+            assert_true(strlen(c.arg) <= SHELL_URL_MAX);
+        }
+    }
+}
+
 /* ---- a fake tcpip ------------------------------------------------------------------------ */
 
 /*
@@ -645,6 +724,8 @@ int main(void)
         cmocka_unit_test(test_http_response_in_any_pieces),
         cmocka_unit_test(test_http_malformed_responses),
         cmocka_unit_test(test_http_control_bytes_are_not_printed),
+        cmocka_unit_test(test_http_random_responses),
+        cmocka_unit_test(test_parse_random_net_lines),
         cmocka_unit_test(test_net_prints_address_dns_and_counters),
         cmocka_unit_test(test_netstat_lists_the_sockets),
         cmocka_unit_test(test_ping_sends_one_a_second_and_sums_up),

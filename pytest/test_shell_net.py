@@ -234,6 +234,16 @@ def test_netstat_shows_tcpecho_listening(run, tmp_path):
     finish(s)
 
 
+def test_commands_work_again_after_tcpip_restarts(booted, http_server):
+    out = booted.run_commands(["kill tcpip"])
+    assert re.search(r"killed tcpip \(task \d+\)", out), out
+    booted.expect(DHCP_LINE)
+    out = booted.run_commands(["ping 10.0.2.2 1", f"fetch http://10.0.2.2:{http_server}/big"])
+    assert "1 transmitted, 1 received, 0% loss" in out, out
+    assert f"fetch: 200 OK, {BODY_LEN} bytes in " in out, out
+    finish(booted)
+
+
 def test_net_commands_need_reach(run, tmp_path):
     """Without reach=net (the default manifest) every network command is denied; with net but
     not tcp, fetch is."""

@@ -699,6 +699,19 @@ static void test_net_commands_need_reach(void **state)
     assert_int_equal(0, sim_teardown());
 }
 
+static void test_commands_reconnect_after_tcpip_restarts(void **state)
+{
+    assert_int_equal(0, session(full, "netstat\nkill tcpip\nping 10.0.2.2 1\n"
+                                      "fetch http://10.0.2.2/\nkill tcpip\nnet\n"));
+    expect("total: 3 sockets (2 tcp, 1 udp)\n");
+    expect("killed tcpip (task 5)\n");
+    expect("1 transmitted, 1 received, 0% loss");
+    expect("fetch: 200 OK, 20000 bytes in ");
+    expect("orrery> net0 10.0.2.15/24 gw 10.0.2.2 mac 52:54:00:12:34:56\n");
+    assert_null(strstr(out(), "went away"));
+    assert_int_equal(0, sim_teardown());
+}
+
 static void test_without_tcpip_commands_time_out(void **state)
 {
     /* reach is given but no tcpip runs: init holds the connects, the shell's timers end them */
@@ -734,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_fetch_prints_status_headers_and_body_size),
         cmocka_unit_test(test_fetch_errors_are_one_line),
         cmocka_unit_test(test_net_commands_need_reach),
+        cmocka_unit_test(test_commands_reconnect_after_tcpip_restarts),
         cmocka_unit_test(test_without_tcpip_commands_time_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -234,6 +234,22 @@ def test_netstat_shows_tcpecho_listening(run, tmp_path):
     finish(s)
 
 
+def test_netstat_shows_an_established_connection(run, tmp_path):
+    """A host client reaches tcpecho through hostfwd: netstat shows its connection."""
+    manifest = write_manifest(tmp_path, extra="program tcpecho restart=on-failure reach=tcp,udp\n")
+    port = closed_port()
+    s = run("--manifest", manifest, "--net", f"user,hostfwd=tcp:127.0.0.1:{port}-:7")
+    s.expect(DHCP_LINE)
+    s.run_commands([])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+        c.sendall(b"ping")
+        assert c.recv(4) == b"ping"  # through tcpecho: the connection is established
+        out = s.run_commands(["netstat"])
+        assert re.search(r"^tcp   10\.0\.2\.15:7 +10\.0\.2\.2:\d+ +ESTABLISHED +\d+$", out, re.M), out
+        assert re.search(r"^tcp   0\.0\.0\.0:7 +0\.0\.0\.0:0 +LISTEN +0$", out, re.M), out
+    finish(s)
+
+
 def test_commands_work_again_after_tcpip_restarts(booted, http_server):
     out = booted.run_commands(["kill tcpip"])
     assert re.search(r"killed tcpip \(task \d+\)", out), out

@@ -91,6 +91,9 @@ def test_help_and_uptime(boot):
     out = s.run_commands(["help"])
     for cmd in ("echo", "ps", "uptime", "ipc", "spawn", "kill", "shutdown"):
         assert cmd in out
+    for usage in ("\nnet ", "\nnetstat ", "\nping HOST [COUNT] ",
+                  "\nfetch http://HOST[:PORT]/PATH "):
+        assert usage in out, out
     assert re.search(r"up \d+\.\d+s", s.run_commands(["uptime"]))
     s.send_line("shutdown")
     assert s.wait() == 0

@@ -5,9 +5,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <iface/net.h> /* NET_NAME_MAX: the longest host name */
+
 enum {
     SHELL_LINE_MAX = 1024, /* longest command line, bytes without '\n' */
     SHELL_ERROR_MAX = 160,
+    SHELL_HOST_MAX = NET_NAME_MAX, /* ping, fetch: a host name or dotted address */
+    SHELL_URL_MAX = 512,           /* fetch: the whole URL, bytes */
+    SHELL_PING_DEFAULT = 4,        /* ping: echoes sent when COUNT is not given */
+    SHELL_PING_MAX = 100,          /* ping: the largest COUNT */
 };
 
 typedef enum shell_kind {
@@ -23,6 +29,9 @@ typedef enum shell_kind {
     SHELL_SHUTDOWN, /* status */
     SHELL_CRASH,    /* crash */
     SHELL_NET,      /* ask the tcpip server for its status */
+    SHELL_NETSTAT,  /* list the tcpip server's connections, listeners and UDP sockets */
+    SHELL_PING,     /* host, count */
+    SHELL_FETCH,    /* host, port, arg: the path (with its query, without a fragment) */
 } shell_kind_t;
 
 typedef enum shell_crash {
@@ -35,8 +44,11 @@ typedef enum shell_crash {
 typedef struct shell_cmd {
     shell_kind_t kind;
     char arg[SHELL_LINE_MAX + 1];
-    int status;          /* SHUTDOWN */
-    shell_crash_t crash; /* CRASH */
+    char host[SHELL_HOST_MAX + 1]; /* PING, FETCH */
+    uint16_t port;                 /* FETCH */
+    int count;                     /* PING */
+    int status;                    /* SHUTDOWN */
+    shell_crash_t crash;           /* CRASH */
     char error[SHELL_ERROR_MAX];
 } shell_cmd_t;
 

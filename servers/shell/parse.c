@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,10 @@ static const struct command {
     {"ps", SHELL_PS, "", "list the tasks"},
     {"uptime", SHELL_UPTIME, "", "time since boot"},
     {"ipc", SHELL_IPC, "", "list the channels and their queued messages"},
-    {"net", SHELL_NET, "", "the network's address, gateway, MAC and frame counts"},
+    {"net", SHELL_NET, "", "the network's address, gateway, DNS, MAC and counters"},
+    {"netstat", SHELL_NETSTAT, "", "list TCP connections, listeners and UDP sockets"},
+    {"ping", SHELL_PING, "HOST [COUNT]", "send COUNT ICMP echoes (default 4, at most 100)"},
+    {"fetch", SHELL_FETCH, "http://HOST[:PORT]/PATH", "HTTP GET: status, headers, body size"},
     {"spawn", SHELL_SPAWN, "NAME", "start program NAME of the image"},
     {"kill", SHELL_KILL, "NAME|ID", "kill a task (init restarts it by policy)"},
     {"shutdown", SHELL_SHUTDOWN, "[STATUS]", "stop the OS with exit status STATUS (default 0)"},
@@ -36,7 +40,7 @@ size_t shell_help(char *buf, size_t len)
         char left[48];
         snprintf(left, sizeof left, "%s%s%s", commands[i].name, commands[i].usage[0] ? " " : "",
                  commands[i].usage);
-        int n = snprintf(at < len ? buf + at : NULL, at < len ? len - at : 0, "%-26s %s\n", left,
+        int n = snprintf(at < len ? buf + at : NULL, at < len ? len - at : 0, "%-30s %s\n", left,
                          commands[i].help);
         at += (size_t)n;
     }
@@ -63,6 +67,108 @@ static shell_kind_t usage(shell_cmd_t *out, const struct command *c)
 static int is_space(char c)
 {
     return isspace((unsigned char)c);
+}
+
+/* Shorten a word quoted in an error message, in place. */
+static const char *cut(char *word)
+{
+    if (strlen(word) > 40)
+        strcpy(word + 37, "...");
+    return word;
+}
+
+/* A host name or dotted address: letters, digits, '-', '.', '_'; 1..SHELL_HOST_MAX bytes. */
+static bool host_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > SHELL_HOST_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '.' && s[i] != '_')
+            return false;
+    }
+    return true;
+}
+
+static bool prefix_nocase(const char *s, const char *prefix)
+{
+    for (; *prefix; s++, prefix++) {
+        if (tolower((unsigned char)*s) != *prefix)
+            return false;
+    }
+    return true;
+}
+
+/* The length of the prefix of s without any byte of stop (strcspn; the image's libc has none). */
+static size_t span_until(const char *s, const char *stop)
+{
+    size_t n = 0;
+    while (s[n] && !strchr(stop, s[n]))
+        n++;
+    return n;
+}
+
+/* http://HOST[:PORT][/PATH][?QUERY][#FRAGMENT] into host, port and arg (the path and query;
+ * the fragment is the client's own and is not sent). */
+static shell_kind_t parse_url(shell_cmd_t *out, char *url)
+{
+    size_t len = strlen(url);
+    if (len > SHELL_URL_MAX)
+        return error(out, "shell: fetch: URL too long (%lu bytes, limit %d)", (unsigned long)len,
+                     SHELL_URL_MAX);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)url[i];
+        if (ch <= ' ' || ch >= 0x7f)
+            return error(out, "shell: fetch: byte 0x%02x in the URL must be percent-encoded", ch);
+    }
+    char *sep = strstr(url, "://");
+    if (!sep)
+        return error(out, "shell: fetch: URL must start with http://, not '%s'", cut(url));
+    if (prefix_nocase(url, "https://"))
+        return error(out, "shell: fetch: https is not supported (no TLS); use http://");
+    if (sep - url != 4 || !prefix_nocase(url, "http://")) {
+        sep[3] = 0;
+        return error(out, "shell: fetch: only http:// URLs are supported, not '%s'", cut(url));
+    }
+    char *host = sep + 3;
+    size_t alen = span_until(host, "/?#");
+    char *path = host + alen;
+    if (host[0] == '[')
+        return error(out, "shell: fetch: IPv6 addresses are not supported");
+    char *colon = memchr(host, ':', alen);
+    size_t hlen = colon ? (size_t)(colon - host) : alen;
+    if (memchr(host, '@', alen))
+        return error(out, "shell: fetch: user names in URLs are not supported");
+    out->port = 80;
+    if (colon) {
+        char port[8] = "";
+        size_t plen = alen - hlen - 1;
+        int v = -1;
+        if (plen > 0 && plen < sizeof port) {
+            memcpy(port, colon + 1, plen);
+            port[plen] = 0;
+            for (size_t i = 0; i < plen; i++)
+                v = isdigit((unsigned char)port[i]) ? v : -2;
+            if (v == -1)
+                v = (int)strtol(port, NULL, 10);
+        }
+        if (v < 1 || v > 65535) {
+            char bad[48];
+            snprintf(bad, sizeof bad, "%.*s", (int)(plen < 40 ? plen : 40), colon + 1);
+            return error(out, "shell: fetch: bad port '%s' in the URL (1..65535)", bad);
+        }
+        out->port = (uint16_t)v;
+    }
+    if (hlen == 0)
+        return error(out, "shell: fetch: no host in the URL");
+    if (!host_ok(host, hlen)) {
+        host[hlen] = 0;
+        return error(out, "shell: fetch: bad host name '%s' in the URL", cut(host));
+    }
+    memcpy(out->host, host, hlen);
+    out->host[hlen] = 0;
+    path[span_until(path, "#")] = 0;
+    snprintf(out->arg, sizeof out->arg, "%s%s", path[0] == '/' ? "" : "/", path);
+    return out->kind = SHELL_FETCH;
 }
 
 /* Parse a whole decimal int (optionally negative) within int range. */
@@ -144,9 +250,26 @@ shell_kind_t shell_parse(const char *line, size_t len, shell_cmd_t *out)
     case SHELL_UPTIME:
     case SHELL_IPC:
     case SHELL_NET:
+    case SHELL_NETSTAT:
         if (nwords != 0)
             return error(out, "shell: %s takes no arguments", c->name);
         return c->kind;
+    case SHELL_PING:
+        if (nwords < 1 || nwords > 2)
+            return usage(out, c);
+        if (!host_ok(words[0], strlen(words[0])))
+            return error(out, "shell: ping: bad host name '%s'", cut(words[0]));
+        strcpy(out->host, words[0]);
+        out->count = SHELL_PING_DEFAULT;
+        if (nwords == 2 &&
+            (parse_int(words[1], &out->count) < 0 || out->count < 1 || out->count > SHELL_PING_MAX))
+            return error(out, "shell: ping: COUNT must be 1..%d, not '%s'", SHELL_PING_MAX,
+                         cut(words[1]));
+        return c->kind;
+    case SHELL_FETCH:
+        if (nwords != 1)
+            return usage(out, c);
+        return parse_url(out, words[0]);
     case SHELL_SPAWN:
     case SHELL_KILL:
         if (nwords != 1 || strlen(words[0]) >= 32)

@@ -1,77 +1,14 @@
-/* shell.c — the shell: reads console lines, runs commands, asks init and echo, prints results. */
+/* shell.c — the shell: reads console lines, runs commands (network ones: netcmd.c), prints. */
+#include "shell.h"
+
 #include <image.h>
-#include <iface/console.h>
 #include <iface/echo.h>
 #include <iface/init_client.h>
 #include <iface/net.h>
-#include <shell_parse.h>
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-#define SHELL_PROMPT "orrery> "
-
-enum {
-    SHELL_QUEUE_MAX = 4,   /* input items here: at most one is asked for at a time (+ eof) */
-    SHELL_OUT_MAX = 32768, /* output waiting for the console */
-    SHELL_TASKS_MAX = 256, /* ps */
-    SHELL_CHANS_MAX = 512, /* ipc */
-};
-#define SHELL_OP_TIMEOUT_NS 5000000000ull       /* a request to init or echo */
-#define SHELL_SHUTDOWN_TIMEOUT_NS 1000000000ull /* waiting for the console to flush */
-
-/* A connection to a server through init: down, asked for, or up. */
-typedef struct conn {
-    const iface_t *iface;
-    os_handle_t chan;
-    uint32_t req; /* of the pending connect */
-    enum { CONN_DOWN, CONN_CONNECTING, CONN_UP } state;
-} conn_t;
-
-/* The one command in flight (the others wait in the queue). */
-typedef enum op_kind {
-    OP_NONE,
-    OP_ECHO,     /* waiting for echo's reply (or for the connection) */
-    OP_NET,      /* waiting for tcpip's status (or for the connection) */
-    OP_SPAWN,    /* waiting for init */
-    OP_KILL,     /* waiting for init */
-    OP_FLUSH,    /* shutdown: waiting for the console to print "shutting down" */
-    OP_SHUTDOWN, /* waiting for the end */
-} op_kind_t;
-
-/* An input item: a line, an overlong notice or the end of input. */
-typedef struct input {
-    uint32_t type; /* console_msg_line, _overlong, _eof */
-    uint32_t len;
-    char text[SHELL_LINE_MAX + 1];
-} input_t;
-
-typedef struct shell_state {
-    conn_t console, echo, net;
-    os_handle_t timer;
-    uint32_t next_req;
-    /* the command in flight */
-    op_kind_t op;
-    uint32_t op_req;  /* init request id, echo request id or flush token */
-    bool op_sent;     /* OP_ECHO, OP_NET: the request went out on the current connection */
-    int op_status;    /* OP_FLUSH: the shutdown status */
-    uint32_t op_task; /* OP_KILL: the task */
-    char op_arg[SHELL_LINE_MAX + 1];
-    /* input: pulled from the console one item at a time (console.read) */
-    bool reading; /* a read is out: an item is on its way */
-    size_t qhead, qcount;
-    input_t queue[SHELL_QUEUE_MAX];
-    /* output waiting for the console */
-    size_t out_len;
-    bool out_blocked;  /* EFULL: wait for WRITABLE */
-    bool flush_wanted; /* send console.flush once out is empty */
-    char out[SHELL_OUT_MAX];
-    /* scratch */
-    shell_cmd_t cmd;
-    os_task_info_t tasks[SHELL_TASKS_MAX];
-    os_chan_info_t chans[SHELL_CHANS_MAX];
-} shell_state_t;
 
 static void run_queue(os_ctx_t *ctx, shell_state_t *st);
 
@@ -79,8 +16,7 @@ static void run_queue(os_ctx_t *ctx, shell_state_t *st);
 
 static void flush_out(os_ctx_t *ctx, shell_state_t *st);
 
-static void say(shell_state_t *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(shell_state_t *st, const char *fmt, ...)
+void sh_say(shell_state_t *st, const char *fmt, ...)
 {
     size_t room = SHELL_OUT_MAX - st->out_len;
     va_list ap;
@@ -99,7 +35,7 @@ static void say(shell_state_t *st, const char *fmt, ...)
     st->out_len += (size_t)n;
 }
 
-static void connect_to(os_ctx_t *ctx, shell_state_t *st, conn_t *c)
+void sh_connect(os_ctx_t *ctx, shell_state_t *st, conn_t *c)
 {
     c->req = ++st->next_req;
     c->state = CONN_CONNECTING;
@@ -110,14 +46,14 @@ static void connect_to(os_ctx_t *ctx, shell_state_t *st, conn_t *c)
     }
 }
 
-static void conn_lost(os_ctx_t *ctx, shell_state_t *st, conn_t *c)
+void sh_conn_lost(os_ctx_t *ctx, shell_state_t *st, conn_t *c)
 {
     if (c == &st->console)
         st->reading = false; /* the next console starts without our read */
     if (c->chan != OS_HANDLE_NONE)
         os_handle_close(ctx, c->chan);
     c->chan = OS_HANDLE_NONE;
-    connect_to(ctx, st, c); /* init holds the connect until the server is back */
+    sh_connect(ctx, st, c); /* init holds the connect until the server is back */
 }
 
 static void flush_out(os_ctx_t *ctx, shell_state_t *st)
@@ -133,7 +69,7 @@ static void flush_out(os_ctx_t *ctx, shell_state_t *st)
             return;
         }
         if (err < 0) {
-            conn_lost(ctx, st, &st->console);
+            sh_conn_lost(ctx, st, &st->console);
             return;
         }
         memmove(st->out, st->out + n, st->out_len - n);
@@ -143,24 +79,24 @@ static void flush_out(os_ctx_t *ctx, shell_state_t *st)
         console_flush_t f = {st->op_req};
         st->flush_wanted = false;
         if (console_flush_send(ctx, st->console.chan, &f) < 0)
-            conn_lost(ctx, st, &st->console);
+            sh_conn_lost(ctx, st, &st->console);
     }
 }
 
 /* ---- commands ------------------------------------------------------------------------- */
 
-static void op_start(os_ctx_t *ctx, shell_state_t *st, op_kind_t kind, uint64_t timeout)
+void sh_op_start(os_ctx_t *ctx, shell_state_t *st, op_kind_t kind, uint64_t timeout)
 {
     st->op = kind;
     os_timer_set(ctx, st->timer, os_clock_now(ctx) + timeout);
 }
 
 /* The command in flight finished: a new prompt, then whatever input waited. */
-static void op_done(os_ctx_t *ctx, shell_state_t *st)
+void sh_op_done(os_ctx_t *ctx, shell_state_t *st)
 {
     st->op = OP_NONE;
     os_timer_cancel(ctx, st->timer);
-    say(st, SHELL_PROMPT);
+    sh_say(st, SHELL_PROMPT);
     run_queue(ctx, st);
 }
 
@@ -173,71 +109,31 @@ static void echo_send(os_ctx_t *ctx, shell_state_t *st)
     if (err == 0) {
         st->op_sent = true;
     } else if (err == OS_EPEER) {
-        conn_lost(ctx, st, &st->echo); /* sent again once reconnected */
+        sh_conn_lost(ctx, st, &st->echo); /* sent again once reconnected */
     } else {
-        say(st, "shell: echo: %s\n", os_strerror(err));
-        op_done(ctx, st);
+        sh_say(st, "shell: echo: %s\n", os_strerror(err));
+        sh_op_done(ctx, st);
     }
 }
 
-static void net_send(os_ctx_t *ctx, shell_state_t *st)
+void sh_say_ip(shell_state_t *st, uint32_t a)
 {
-    net_status_t m = {st->op_req};
-    int err = net_status_send(ctx, st->net.chan, &m);
-    if (err == 0) {
-        st->op_sent = true;
-    } else if (err == OS_EPEER) {
-        conn_lost(ctx, st, &st->net); /* sent again once reconnected */
-    } else {
-        say(st, "shell: net: %s\n", os_strerror(err));
-        op_done(ctx, st);
-    }
-}
-
-static void say_ip(shell_state_t *st, uint32_t a)
-{
-    say(st, "%u.%u.%u.%u", (unsigned)(a >> 24), (unsigned)(a >> 16 & 0xff),
-        (unsigned)(a >> 8 & 0xff), (unsigned)(a & 0xff));
-}
-
-static void print_net(shell_state_t *st, const net_info_t *m)
-{
-    say(st, "net0 ");
-    if (m->addr == 0) {
-        say(st, "no address");
-    } else {
-        int prefix = 0;
-        for (uint32_t k = m->mask; k & 0x80000000u; k <<= 1)
-            prefix++;
-        say_ip(st, m->addr);
-        say(st, "/%d gw ", prefix);
-        say_ip(st, m->gw);
-    }
-    if (m->mac_len == 6)
-        say(st, " mac %02x:%02x:%02x:%02x:%02x:%02x", m->mac[0], m->mac[1], m->mac[2], m->mac[3],
-            m->mac[4], m->mac[5]);
-    say(st, "\n");
-}
-
-static void print_net_counters(shell_state_t *st, const net_counters_t *c)
-{
-    say(st, "frames rx %llu tx %llu dropped %llu\n", (unsigned long long)c->rx_frames,
-        (unsigned long long)c->tx_frames,
-        (unsigned long long)(c->rx_dropped + c->tx_dropped + c->other_dropped));
+    sh_say(st, "%u.%u.%u.%u", (unsigned)(a >> 24), (unsigned)(a >> 16 & 0xff),
+           (unsigned)(a >> 8 & 0xff), (unsigned)(a & 0xff));
 }
 
 static void print_ps(os_ctx_t *ctx, shell_state_t *st)
 {
     int n = os_task_list(ctx, st->tasks, SHELL_TASKS_MAX);
-    say(st, "ID   NAME         STATE    HANDLES  SENT     RECV     RESTARTS\n");
+    sh_say(st, "ID   NAME         STATE    HANDLES  SENT     RECV     RESTARTS\n");
     for (int i = 0; i < n && i < SHELL_TASKS_MAX; i++) {
         const os_task_info_t *t = &st->tasks[i];
-        say(st, "%-4u %-12s %-8s %-8u %-8llu %-8llu %u\n", t->id, t->name,
-            os_task_state_name(t->state), t->handles, (unsigned long long)t->msgs_sent,
-            (unsigned long long)t->msgs_received, t->restarts);
+        sh_say(st, "%-4u %-12s %-8s %-8u %-8llu %-8llu %u\n", t->id, t->name,
+               os_task_state_name(t->state), t->handles, (unsigned long long)t->msgs_sent,
+               (unsigned long long)t->msgs_received, t->restarts);
     }
     if (n > SHELL_TASKS_MAX)
-        say(st, "(%d more)\n", n - SHELL_TASKS_MAX);
+        sh_say(st, "(%d more)\n", n - SHELL_TASKS_MAX);
 }
 
 static const char *task_name(shell_state_t *st, int ntasks, uint32_t id, char *buf, size_t len)
@@ -263,7 +159,7 @@ static void print_ipc(os_ctx_t *ctx, shell_state_t *st)
     uint64_t queued = 0;
     char a[48], b[48];
 
-    say(st, "CHAN  PEER  OWNER            QUEUED  PEER OWNER       QUEUED\n");
+    sh_say(st, "CHAN  PEER  OWNER            QUEUED  PEER OWNER       QUEUED\n");
     for (int i = 0; i < n && i < SHELL_CHANS_MAX; i++) {
         const os_chan_info_t *c = &st->chans[i];
         char peer[12];
@@ -271,14 +167,14 @@ static void print_ipc(os_ctx_t *ctx, shell_state_t *st)
             snprintf(peer, sizeof peer, "%u", c->peer);
         else
             snprintf(peer, sizeof peer, "-");
-        say(st, "%-5u %-5s %-16s %-7u %-16s %u\n", c->id, peer,
-            task_name(st, nt, c->owner, a, sizeof a), c->queued,
-            task_name(st, nt, c->peer_owner, b, sizeof b), c->peer_queued);
+        sh_say(st, "%-5u %-5s %-16s %-7u %-16s %u\n", c->id, peer,
+               task_name(st, nt, c->owner, a, sizeof a), c->queued,
+               task_name(st, nt, c->peer_owner, b, sizeof b), c->peer_queued);
         queued += (uint64_t)c->queued + c->peer_queued;
     }
     if (n > SHELL_CHANS_MAX)
-        say(st, "(%d more)\n", n - SHELL_CHANS_MAX);
-    say(st, "total: %d channels, %llu messages queued\n", n, (unsigned long long)queued);
+        sh_say(st, "(%d more)\n", n - SHELL_CHANS_MAX);
+    sh_say(st, "total: %d channels, %llu messages queued\n", n, (unsigned long long)queued);
 }
 
 /* Find a task by name (the lowest id) or by id; 0 if there is none. */
@@ -344,7 +240,7 @@ static void run_line(os_ctx_t *ctx, shell_state_t *st, const char *line, size_t 
     case SHELL_EMPTY:
         break;
     case SHELL_ERROR:
-        say(st, "%s\n", c->error);
+        sh_say(st, "%s\n", c->error);
         break;
     case SHELL_HELP: {
         size_t room = SHELL_OUT_MAX - st->out_len;
@@ -356,28 +252,25 @@ static void run_line(os_ctx_t *ctx, shell_state_t *st, const char *line, size_t 
         strcpy(st->op_arg, c->arg);
         st->op_req = ++st->next_req;
         st->op_sent = false;
-        op_start(ctx, st, OP_ECHO, SHELL_OP_TIMEOUT_NS);
+        sh_op_start(ctx, st, OP_ECHO, SHELL_OP_TIMEOUT_NS);
         if (st->echo.state == CONN_UP)
             echo_send(ctx, st);
         else if (st->echo.state == CONN_DOWN)
-            connect_to(ctx, st, &st->echo);
+            sh_connect(ctx, st, &st->echo);
         break;
     case SHELL_NET:
-        st->op_req = ++st->next_req;
-        st->op_sent = false;
-        op_start(ctx, st, OP_NET, SHELL_OP_TIMEOUT_NS);
-        if (st->net.state == CONN_UP)
-            net_send(ctx, st);
-        else if (st->net.state == CONN_DOWN)
-            connect_to(ctx, st, &st->net);
+    case SHELL_NETSTAT:
+    case SHELL_PING:
+    case SHELL_FETCH:
+        netcmd_start(ctx, st, c);
         break;
     case SHELL_PS:
         print_ps(ctx, st);
         break;
     case SHELL_UPTIME: {
         uint64_t ns = os_clock_now(ctx);
-        say(st, "up %llu.%06llus\n", (unsigned long long)(ns / 1000000000u),
-            (unsigned long long)(ns % 1000000000u / 1000u));
+        sh_say(st, "up %llu.%06llus\n", (unsigned long long)(ns / 1000000000u),
+               (unsigned long long)(ns % 1000000000u / 1000u));
         break;
     }
     case SHELL_IPC:
@@ -390,32 +283,32 @@ static void run_line(os_ctx_t *ctx, shell_state_t *st, const char *line, size_t 
         strcpy(m.program, c->arg);
         strcpy(st->op_arg, c->arg);
         if ((err = init_spawn_send(ctx, init_channel(ctx), &m)) < 0)
-            say(st, "shell: spawn %s: %s\n", c->arg, os_strerror(err));
+            sh_say(st, "shell: spawn %s: %s\n", c->arg, os_strerror(err));
         else
-            op_start(ctx, st, OP_SPAWN, SHELL_OP_TIMEOUT_NS);
+            sh_op_start(ctx, st, OP_SPAWN, SHELL_OP_TIMEOUT_NS);
         break;
     }
     case SHELL_KILL: {
         init_kill_t m;
         m.task = find_task(ctx, st, c->arg, st->op_arg, sizeof st->op_arg);
         if (m.task == 0) {
-            say(st, "shell: kill %s: no such task\n", c->arg);
+            sh_say(st, "shell: kill %s: no such task\n", c->arg);
             break;
         }
         m.req = st->op_req = ++st->next_req;
         st->op_task = m.task;
         if ((err = init_kill_send(ctx, init_channel(ctx), &m)) < 0)
-            say(st, "shell: kill %s: %s\n", c->arg, os_strerror(err));
+            sh_say(st, "shell: kill %s: %s\n", c->arg, os_strerror(err));
         else
-            op_start(ctx, st, OP_KILL, SHELL_OP_TIMEOUT_NS);
+            sh_op_start(ctx, st, OP_KILL, SHELL_OP_TIMEOUT_NS);
         break;
     }
     case SHELL_SHUTDOWN:
-        say(st, "shutting down\n");
+        sh_say(st, "shutting down\n");
         st->op_status = c->status;
         st->op_req = ++st->next_req;
         st->flush_wanted = true;
-        op_start(ctx, st, OP_FLUSH, SHELL_SHUTDOWN_TIMEOUT_NS);
+        sh_op_start(ctx, st, OP_FLUSH, SHELL_SHUTDOWN_TIMEOUT_NS);
         break;
     case SHELL_CRASH:
         flush_out(ctx, st);
@@ -431,8 +324,8 @@ static void shutdown_now(os_ctx_t *ctx, shell_state_t *st)
     os_timer_cancel(ctx, st->timer);
     int err = init_shutdown_send(ctx, init_channel(ctx), &m);
     if (err < 0) {
-        say(st, "shell: shutdown: %s\n", os_strerror(err));
-        op_done(ctx, st);
+        sh_say(st, "shell: shutdown: %s\n", os_strerror(err));
+        sh_op_done(ctx, st);
     }
 }
 
@@ -451,7 +344,7 @@ static void request_input(os_ctx_t *ctx, shell_state_t *st)
     else if (err == OS_EFULL)
         st->out_blocked = true; /* asked again on WRITABLE */
     else
-        conn_lost(ctx, st, &st->console);
+        sh_conn_lost(ctx, st, &st->console);
 }
 
 /* Run queued input until a command has to wait. */
@@ -464,13 +357,13 @@ static void run_queue(os_ctx_t *ctx, shell_state_t *st)
         if (in->type == console_msg_line) {
             run_line(ctx, st, in->text, in->len);
         } else if (in->type == console_msg_overlong) {
-            say(st, "shell: line too long (%u bytes, limit %d)\n", in->len, SHELL_LINE_MAX);
+            sh_say(st, "shell: line too long (%u bytes, limit %d)\n", in->len, SHELL_LINE_MAX);
         } else {
             /* end of input: as `shutdown 0` */
             run_line(ctx, st, "shutdown", 8);
         }
         if (st->op == OP_NONE)
-            say(st, SHELL_PROMPT);
+            sh_say(st, SHELL_PROMPT);
     }
     if (st->op == OP_FLUSH || st->op == OP_NONE)
         flush_out(ctx, st);
@@ -490,6 +383,7 @@ static void on_init_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
         conn_t *c = m.conn.req == st->console.req ? &st->console
                     : m.conn.req == st->echo.req  ? &st->echo
                     : m.conn.req == st->net.req   ? &st->net
+                    : m.conn.req == st->tcp.req   ? &st->tcp
                                                   : NULL;
         if (!c || c->state != CONN_CONNECTING) {
             os_handle_close(ctx, m.conn.chan);
@@ -503,8 +397,8 @@ static void on_init_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
             request_input(ctx, st);
         } else if (c == &st->echo && st->op == OP_ECHO && !st->op_sent) {
             echo_send(ctx, st);
-        } else if (c == &st->net && st->op == OP_NET && !st->op_sent) {
-            net_send(ctx, st);
+        } else if (c == &st->net || c == &st->tcp) {
+            netcmd_connected(ctx, st, c);
         }
         return;
     }
@@ -519,30 +413,30 @@ static void on_init_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
     } else if (r->req == st->echo.req && st->echo.state == CONN_CONNECTING) {
         st->echo.state = CONN_DOWN;
         if (st->op == OP_ECHO) {
-            say(st, "shell: echo: %s\n", os_strerror(r->status));
-            op_done(ctx, st);
+            sh_say(st, "shell: echo: %s\n", os_strerror(r->status));
+            sh_op_done(ctx, st);
         }
     } else if (r->req == st->net.req && st->net.state == CONN_CONNECTING) {
         st->net.state = CONN_DOWN;
-        if (st->op == OP_NET) {
-            say(st, "shell: net: %s\n", os_strerror(r->status));
-            op_done(ctx, st);
-        }
+        netcmd_refused(ctx, st, &st->net, r->status);
+    } else if (r->req == st->tcp.req && st->tcp.state == CONN_CONNECTING) {
+        st->tcp.state = CONN_DOWN;
+        netcmd_refused(ctx, st, &st->tcp, r->status);
     } else if (r->req == st->op_req && st->op == OP_SPAWN) {
         if (r->status == 0)
-            say(st, "spawned %s (task %u)\n", st->op_arg, r->value);
+            sh_say(st, "spawned %s (task %u)\n", st->op_arg, r->value);
         else
-            say(st, "shell: spawn %s: %s\n", st->op_arg, os_strerror(r->status));
-        op_done(ctx, st);
+            sh_say(st, "shell: spawn %s: %s\n", st->op_arg, os_strerror(r->status));
+        sh_op_done(ctx, st);
     } else if (r->req == st->op_req && st->op == OP_KILL) {
         if (r->status == 0)
-            say(st, "killed %s (task %u)\n", st->op_arg, st->op_task);
+            sh_say(st, "killed %s (task %u)\n", st->op_arg, st->op_task);
         else
-            say(st, "shell: kill %s: %s\n", st->op_arg, os_strerror(r->status));
-        op_done(ctx, st);
+            sh_say(st, "shell: kill %s: %s\n", st->op_arg, os_strerror(r->status));
+        sh_op_done(ctx, st);
     } else if (st->op == OP_SHUTDOWN && r->status < 0) {
-        say(st, "shell: shutdown: %s\n", os_strerror(r->status));
-        op_done(ctx, st);
+        sh_say(st, "shell: shutdown: %s\n", os_strerror(r->status));
+        sh_op_done(ctx, st);
     }
 }
 
@@ -565,7 +459,7 @@ static void on_console_message(os_ctx_t *ctx, shell_state_t *st, const os_event_
         ev->type == console_msg_eof) {
         if (st->qcount == SHELL_QUEUE_MAX) {
             /* NEVER with a console that sends only what we read: one that floods us is told */
-            say(st, "shell: console sent input nobody asked for; line dropped\n");
+            sh_say(st, "shell: console sent input nobody asked for; line dropped\n");
             flush_out(ctx, st);
             return;
         }
@@ -596,41 +490,15 @@ static void on_echo_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
 
     if (echo_reply_decode(ev, &m) == 0) {
         if (st->op == OP_ECHO && m.id == st->op_req) {
-            say(st, "%s\n", m.text);
-            op_done(ctx, st);
+            sh_say(st, "%s\n", m.text);
+            sh_op_done(ctx, st);
         }
         return;
     }
     iface_discard(ctx, ev);
     if (st->op == OP_ECHO && st->op_sent) {
-        say(st, "shell: echo: the server answered with an error\n");
-        op_done(ctx, st);
-    }
-}
-
-static void on_net_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev)
-{
-    union {
-        net_info_t info;
-        net_counters_t counters;
-    } m;
-
-    if (ev->type == net_msg_info && net_info_decode(ev, &m.info) == 0) {
-        if (st->op == OP_NET && m.info.req == st->op_req)
-            print_net(st, &m.info); /* the counters follow */
-        return;
-    }
-    if (ev->type == net_msg_counters && net_counters_decode(ev, &m.counters) == 0) {
-        if (st->op == OP_NET && m.counters.req == st->op_req) {
-            print_net_counters(st, &m.counters);
-            op_done(ctx, st);
-        }
-        return;
-    }
-    iface_discard(ctx, ev);
-    if (st->op == OP_NET && st->op_sent) {
-        say(st, "shell: net: the server answered with an error\n");
-        op_done(ctx, st);
+        sh_say(st, "shell: echo: the server answered with an error\n");
+        sh_op_done(ctx, st);
     }
 }
 
@@ -638,15 +506,20 @@ static void on_timer(os_ctx_t *ctx, shell_state_t *st)
 {
     switch (st->op) {
     case OP_ECHO:
+        sh_say(st, "shell: echo: %s\n", os_strerror(OS_ETIMEDOUT));
+        sh_op_done(ctx, st);
+        break;
     case OP_NET:
-        say(st, "shell: %s: %s\n", st->op == OP_ECHO ? "echo" : "net", os_strerror(OS_ETIMEDOUT));
-        op_done(ctx, st);
+    case OP_NETSTAT:
+    case OP_PING:
+    case OP_FETCH:
+        netcmd_on_timer(ctx, st);
         break;
     case OP_SPAWN:
     case OP_KILL:
-        say(st, "shell: %s %s: %s\n", st->op == OP_SPAWN ? "spawn" : "kill", st->op_arg,
-            os_strerror(OS_ETIMEDOUT));
-        op_done(ctx, st);
+        sh_say(st, "shell: %s %s: %s\n", st->op == OP_SPAWN ? "spawn" : "kill", st->op_arg,
+               os_strerror(OS_ETIMEDOUT));
+        sh_op_done(ctx, st);
         break;
     case OP_FLUSH:
         shutdown_now(ctx, st); /* the console is gone: shut down without it */
@@ -661,13 +534,15 @@ static void shell_start(os_ctx_t *ctx)
     shell_state_t *st = os_state(ctx);
     st->console.iface = &console_iface;
     st->echo.iface = &echo_iface;
-    st->net.iface = &net_iface; /* connected on the first `net` command */
+    st->net.iface = &net_iface; /* connected on the first network command */
+    st->tcp.iface = &tcp_iface; /* on the first fetch */
+    st->nc.chan = OS_HANDLE_NONE;
     int err = os_timer_create(ctx, &st->timer);
     if (err < 0)
         os_panic(ctx, "no timer: %s", os_strerror(err));
-    connect_to(ctx, st, &st->console);
-    connect_to(ctx, st, &st->echo);
-    say(st, SHELL_PROMPT); /* printed once the console is connected */
+    sh_connect(ctx, st, &st->console);
+    sh_connect(ctx, st, &st->echo);
+    sh_say(st, SHELL_PROMPT); /* printed once the console is connected */
 }
 
 static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
@@ -677,6 +552,8 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
     bool is_console = st->console.state == CONN_UP && h == st->console.chan;
     bool is_echo = st->echo.state == CONN_UP && h == st->echo.chan;
     bool is_net = st->net.state == CONN_UP && h == st->net.chan;
+    bool is_tcp = st->tcp.state == CONN_UP && h == st->tcp.chan;
+    bool is_fetch = st->nc.chan != OS_HANDLE_NONE && h == st->nc.chan;
 
     switch (ev->kind) {
     case OS_EV_MESSAGE:
@@ -687,25 +564,35 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
         else if (is_echo)
             on_echo_message(ctx, st, ev);
         else if (is_net)
-            on_net_message(ctx, st, ev);
+            netcmd_on_net(ctx, st, ev);
+        else if (is_tcp)
+            netcmd_on_tcp(ctx, st, ev);
+        else if (is_fetch)
+            netcmd_on_chan(ctx, st, ev);
         else
             iface_discard(ctx, ev);
         break;
     case OS_EV_PEER_CLOSED:
         if (is_console)
-            conn_lost(ctx, st, &st->console);
+            sh_conn_lost(ctx, st, &st->console);
         else if (is_echo)
-            conn_lost(ctx, st, &st->echo);
-        else if (is_net)
-            conn_lost(ctx, st, &st->net);
-        if ((is_echo && st->op == OP_ECHO) || (is_net && st->op == OP_NET))
+            sh_conn_lost(ctx, st, &st->echo);
+        else if (is_net || is_tcp)
+            sh_conn_lost(ctx, st, is_net ? &st->net : &st->tcp);
+        if (is_echo && st->op == OP_ECHO)
             st->op_sent = false; /* asked again once reconnected */
+        if (is_net || is_tcp)
+            netcmd_lost(ctx, st, is_net ? &st->net : &st->tcp);
+        if (is_fetch)
+            netcmd_on_chan(ctx, st, ev);
         break;
     case OS_EV_WRITABLE:
         if (is_console) {
             st->out_blocked = false;
             flush_out(ctx, st);
             request_input(ctx, st);
+        } else if (is_fetch) {
+            netcmd_on_chan(ctx, st, ev);
         }
         break;
     case OS_EV_TIMER:
@@ -715,6 +602,8 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
     default:
         break;
     }
+    if (netcmd_is(st->op))
+        flush_out(ctx, st); /* ping's lines and fetch's headers show as they come */
 }
 
 const os_program_t orrery_shell = {"shell", sizeof(shell_state_t), shell_start, shell_on_event};

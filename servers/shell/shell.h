@@ -1,0 +1,142 @@
+/* shell.h — the shell's state and the helpers its command files share (shell.c, netcmd.c). */
+#ifndef ORRERY_SHELL_H
+#define ORRERY_SHELL_H
+
+#include <iface/console.h>
+#include <iface/tcp.h>
+#include <shell_http.h>
+#include <shell_parse.h>
+
+#define SHELL_PROMPT "orrery> "
+
+enum {
+    SHELL_QUEUE_MAX = 4,       /* input items here: at most one is asked for at a time (+ eof) */
+    SHELL_OUT_MAX = 32768,     /* output waiting for the console */
+    SHELL_TASKS_MAX = 256,     /* ps */
+    SHELL_CHANS_MAX = 512,     /* ipc */
+    SHELL_PING_SIZE = 56,      /* ping: ICMP data bytes of each echo (64 with the ICMP header) */
+    SHELL_PING_WAIT_MS = 1000, /* ping: how long tcpip waits for each answer */
+    SHELL_REQUEST_MAX = SHELL_URL_MAX + SHELL_HOST_MAX + 128, /* fetch: the GET request */
+};
+#define SHELL_OP_TIMEOUT_NS 5000000000ull       /* a request to init, echo or net */
+#define SHELL_SHUTDOWN_TIMEOUT_NS 1000000000ull /* waiting for the console to flush */
+#define SHELL_NET_IDLE_NS 10000000000ull     /* ping's lookup, fetch: each step without progress */
+#define SHELL_PING_INTERVAL_NS 1000000000ull /* ping: one echo a second */
+
+/* A connection to a server through init: down, asked for, or up. */
+typedef struct conn {
+    const iface_t *iface;
+    os_handle_t chan;
+    uint32_t req; /* of the pending connect */
+    enum { CONN_DOWN, CONN_CONNECTING, CONN_UP } state;
+} conn_t;
+
+/* The one command in flight (the others wait in the queue). */
+typedef enum op_kind {
+    OP_NONE,
+    OP_ECHO,     /* waiting for echo's reply (or for the connection) */
+    OP_NET,      /* net: waiting for tcpip's status (or for the connection) */
+    OP_NETSTAT,  /* netstat: waiting for the connection list */
+    OP_PING,     /* ping: resolving, then an echo a second */
+    OP_FETCH,    /* fetch: resolving, connecting, reading the response */
+    OP_SPAWN,    /* waiting for init */
+    OP_KILL,     /* waiting for init */
+    OP_FLUSH,    /* shutdown: waiting for the console to print "shutting down" */
+    OP_SHUTDOWN, /* waiting for the end */
+} op_kind_t;
+
+/* Where a network command is (netcmd.c). */
+typedef enum net_phase {
+    NP_CONNECT,   /* waiting for init's connections to net (and tcp) */
+    NP_RESOLVE,   /* net.resolve is out */
+    NP_REQUEST,   /* net.status or net.conns is out */
+    NP_PING,      /* echoes going out, one a second */
+    NP_OPEN,      /* tcp.connect is out */
+    NP_ESTABLISH, /* the connection channel is here; waiting for the handshake */
+    NP_RESPONSE,  /* the request is out (or waiting for room); reading the response */
+} net_phase_t;
+
+/* The network command in flight. */
+typedef struct netcmd {
+    net_phase_t phase;
+    bool sent;    /* the phase's request went out on the current connection */
+    bool partial; /* a part of the answer was printed: asking again would repeat it */
+    uint32_t req; /* the phase's request id (ping: of seq 1; seq n is req + n - 1) */
+    char host[SHELL_HOST_MAX + 1];
+    uint32_t addr;
+    /* netstat */
+    uint32_t rows, tcp_rows, udp_rows;
+    /* ping */
+    int count;    /* echoes to send */
+    int sent_n;   /* sent so far (seq 1..sent_n) */
+    int answered; /* answered, failed or given up */
+    int received; /* answered */
+    uint64_t rtt_min, rtt_max, rtt_sum;
+    bool done[SHELL_PING_MAX + 1]; /* by seq */
+    /* fetch */
+    uint16_t port;
+    char path[SHELL_LINE_MAX + 1]; /* the parser keeps it within SHELL_URL_MAX */
+    os_handle_t chan;              /* the connection channel, or OS_HANDLE_NONE */
+    uint64_t started;              /* when tcp.connect went out */
+    size_t request_len;
+    char request[SHELL_REQUEST_MAX];
+    http_resp_t resp;
+} netcmd_t;
+
+/* An input item: a line, an overlong notice or the end of input. */
+typedef struct input {
+    uint32_t type; /* console_msg_line, _overlong, _eof */
+    uint32_t len;
+    char text[SHELL_LINE_MAX + 1];
+} input_t;
+
+typedef struct shell_state {
+    conn_t console, echo, net, tcp;
+    os_handle_t timer;
+    uint32_t next_req;
+    /* the command in flight */
+    op_kind_t op;
+    uint32_t op_req;  /* init request id, echo request id or flush token */
+    bool op_sent;     /* OP_ECHO: the request went out on the current connection */
+    int op_status;    /* OP_FLUSH: the shutdown status */
+    uint32_t op_task; /* OP_KILL: the task */
+    char op_arg[SHELL_LINE_MAX + 1];
+    netcmd_t nc; /* OP_NET, OP_NETSTAT, OP_PING, OP_FETCH */
+    /* input: pulled from the console one item at a time (console.read) */
+    bool reading; /* a read is out: an item is on its way */
+    size_t qhead, qcount;
+    input_t queue[SHELL_QUEUE_MAX];
+    /* output waiting for the console */
+    size_t out_len;
+    bool out_blocked;  /* EFULL: wait for WRITABLE */
+    bool flush_wanted; /* send console.flush once out is empty */
+    char out[SHELL_OUT_MAX];
+    /* scratch */
+    shell_cmd_t cmd;
+    os_task_info_t tasks[SHELL_TASKS_MAX];
+    os_chan_info_t chans[SHELL_CHANS_MAX];
+} shell_state_t;
+
+/* shell.c */
+void sh_say(shell_state_t *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sh_say_ip(shell_state_t *st, uint32_t addr);
+void sh_connect(os_ctx_t *ctx, shell_state_t *st, conn_t *c);
+void sh_conn_lost(os_ctx_t *ctx, shell_state_t *st, conn_t *c);
+void sh_op_start(os_ctx_t *ctx, shell_state_t *st, op_kind_t kind, uint64_t timeout);
+void sh_op_done(os_ctx_t *ctx, shell_state_t *st);
+
+/* netcmd.c: net, netstat, ping and fetch */
+bool netcmd_is(op_kind_t op);
+void netcmd_start(os_ctx_t *ctx, shell_state_t *st, const shell_cmd_t *c);
+/* c (net or tcp) came up, or init refused it with status. */
+void netcmd_connected(os_ctx_t *ctx, shell_state_t *st, conn_t *c);
+void netcmd_refused(os_ctx_t *ctx, shell_state_t *st, conn_t *c, int status);
+/* c (net or tcp) was lost; the shell already asked init for it again. */
+void netcmd_lost(os_ctx_t *ctx, shell_state_t *st, conn_t *c);
+void netcmd_on_net(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev);
+void netcmd_on_tcp(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev);
+/* An event on the fetch's connection channel (st->nc.chan). */
+void netcmd_on_chan(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev);
+void netcmd_on_timer(os_ctx_t *ctx, shell_state_t *st);
+
+#endif

@@ -16,7 +16,7 @@ set(_sim $<TARGET_FILE:orrery>)
 # 100 seeds of the default scenario, each run twice and compared (the CI sweep).
 add_test(NAME sim_default_100_seeds
     COMMAND ${_sim} sim --seeds 1..100 --check-determinism --quiet)
-foreach(s chaos crash)
+foreach(s chaos crash net)
     add_test(NAME sim_${s}_50_seeds
         COMMAND ${_sim} sim ${_scn}/${s}.scn --seeds 1..50 --check-determinism --quiet)
 endforeach()
@@ -113,3 +113,9 @@ set_tests_properties(sim_default_100_seeds sim_chaos_50_seeds sim_crash_50_seeds
 set_tests_properties(sim_shard_of_a_huge_range sim_shard_at_the_top_of_the_range PROPERTIES
     LABELS "unit;sim" TIMEOUT 60)
 set_tests_properties(sim_task_faults_tsan PROPERTIES LABELS "sim;tsan" TIMEOUT 300)
+
+# The network scenario's frames: the same seed gives the same pcap, byte for byte, which tcpdump
+# reads (ICMP echo between the two nodes, the refused SYN's RST); another seed another file.
+add_test(NAME sim_net_pcap
+    COMMAND sh -c "d=$(mktemp -d) && trap 'rm -rf $d' EXIT && ${_sim} sim ${_scn}/net.scn --seed 4 --pcap $d/a.pcap --quiet >/dev/null && ${_sim} sim ${_scn}/net.scn --seed 4 --pcap $d/b.pcap --quiet >/dev/null && ${_sim} sim ${_scn}/net.scn --seed 5 --pcap $d/c.pcap --quiet >/dev/null && cmp $d/a.pcap $d/b.pcap && ! cmp -s $d/a.pcap $d/c.pcap && if command -v tcpdump >/dev/null; then tcpdump -nn -r $d/a.pcap 2>/dev/null > $d/a.txt && grep -q 'ICMP echo request' $d/a.txt && grep -q 'ICMP echo reply' $d/a.txt && grep -q '10.0.0.2.80 > 10.0.0.1.[0-9]*: Flags \\[R' $d/a.txt; elif [ -n \"$CI\" ]; then echo 'tcpdump missing'; exit 1; fi")
+set_tests_properties(sim_net_pcap PROPERTIES LABELS sim)

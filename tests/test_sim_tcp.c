@@ -1,6 +1,7 @@
 /* test_sim_tcp.c — two simulated nodes, each running the tcpip server (its own lwIP), move
- * 1 MiB over TCP through the switch: byte-exact under loss, reordering and duplication, the
- * same on a second run, across a partition that heals, and ending in an error when it does not. */
+ * 1 MiB over TCP through the switch to the echo service (tcpecho) and back: byte-exact under loss,
+ * reordering and duplication, the same on a second run, across a partition that heals, and ending
+ * in an error when it does not. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,7 +22,6 @@
 enum {
     TOTAL = 1 << 20, /* bytes the source sends */
     REQ_CONNECT = 1,
-    REQ_LISTEN = 2,
 };
 
 /* The pattern: byte i of the stream. Not periodic at any message size. */
@@ -128,84 +128,9 @@ static void source_event(os_ctx_t *ctx, const os_event_t *ev)
     }
 }
 
-/* ---- sink: listens on port 7 and echoes every connection, with backpressure ---- */
-
-typedef struct sink {
-    os_handle_t ctl, listener, conn;
-    tcp_data_t pending; /* an echo the client's queue had no room for */
-    bool has_pending, eof;
-} sink_t;
-
-static void sink_start(os_ctx_t *ctx)
-{
-    init_connect_iface(ctx, 1, &tcp_iface);
-}
-
-static void sink_flush(os_ctx_t *ctx, sink_t *k)
-{
-    if (k->has_pending) {
-        int rc = tcp_data_send(ctx, k->conn, &k->pending);
-        if (rc == OS_EFULL)
-            return;
-        k->has_pending = false;
-        os_handle_hold(ctx, k->conn, false);
-    }
-    if (k->eof) {
-        tcp_shutdown_t sh = {1};
-        tcp_shutdown_send(ctx, k->conn, &sh);
-    }
-}
-
-static void sink_event(os_ctx_t *ctx, const os_event_t *ev)
-{
-    sink_t *k = os_state(ctx);
-    union {
-        init_connected_t c;
-        tcp_listening_t l;
-        tcp_accepted_t a;
-        tcp_eof_t e;
-    } m;
-    if (ev->kind == OS_EV_MESSAGE && ev->handle == init_channel(ctx)) {
-        if (init_connected_decode(ev, &m.c) == 0) {
-            k->ctl = m.c.chan;
-            tcp_listen_t l = {REQ_LISTEN, 0, 7, 4};
-            assert_int_equal(0, tcp_listen_send(ctx, k->ctl, &l));
-        }
-        return;
-    }
-    if (ev->kind == OS_EV_MESSAGE && ev->handle == k->ctl) {
-        assert_int_equal(0, tcp_listening_decode(ev, &m.l));
-        k->listener = m.l.chan;
-        return;
-    }
-    if (ev->kind == OS_EV_MESSAGE && ev->handle == k->listener) {
-        assert_int_equal(0, tcp_accepted_decode(ev, &m.a));
-        k->conn = m.a.chan;
-        return;
-    }
-    if (ev->handle != k->conn || k->conn == OS_HANDLE_NONE)
-        return;
-    if (ev->kind == OS_EV_WRITABLE) {
-        sink_flush(ctx, k);
-    } else if (ev->kind == OS_EV_MESSAGE && ev->type == tcp_msg_data) {
-        assert_int_equal(0, tcp_data_decode(ev, &k->pending));
-        k->has_pending = true;
-        if (tcp_data_send(ctx, k->conn, &k->pending) == 0)
-            k->has_pending = false;
-        else
-            os_handle_hold(ctx, k->conn, true); /* read no more until this one is out */
-    } else if (ev->kind == OS_EV_MESSAGE && tcp_eof_decode(ev, &m.e) == 0) {
-        k->eof = true;
-        sink_flush(ctx, k);
-    } else if (ev->kind == OS_EV_PEER_CLOSED) {
-        os_handle_close(ctx, k->conn);
-        k->conn = OS_HANDLE_NONE;
-    }
-}
-
 static const os_program_t source = {"source", sizeof(source_t), source_start, source_event};
-static const os_program_t sink = {"sink", sizeof(sink_t), sink_start, sink_event};
-static const os_program_t *const image[] = {&orrery_init, &orrery_tcpip, &source, &sink, NULL};
+static const os_program_t *const image[] = {&orrery_init, &orrery_tcpip, &orrery_tcpecho, &source,
+                                            NULL};
 
 static uint64_t tap_hash, tapped;
 
@@ -234,7 +159,7 @@ static outcome_t *run(uint64_t seed, uint32_t faults, uint32_t pct, uint64_t cut
     static const char m0[] = "program tcpip arg=addr=10.0.0.1/24\n"
                              "program source reach=tcp,init\n";
     static const char m1[] = "program tcpip arg=addr=10.0.0.2/24\n"
-                             "program sink reach=tcp\n";
+                             "program tcpecho reach=tcp,udp\n";
     static outcome_t o;
     sim_config_t cfg[2];
     memset(cfg, 0, sizeof cfg);

@@ -7,6 +7,7 @@ ICMP port unreachable) takes the receive ring around several times and the trans
 Only 127.0.0.1 and slirp's 10.0.2.x are addressed. KVM variants skip, with the reason, when
 `orrery qemu --probe` finds that KVM cannot run here (ORRERY_QEMU_ACCELS=tcg,kvm).
 """
+import json
 import os
 import re
 import shutil
@@ -206,3 +207,45 @@ def test_hostfwd_port_in_use_fails_clearly(tmp_path):
     assert f"tcp:127.0.0.1:{port}-10.0.2.15:80" in r.stderr, r.stderr  # QEMU names the rule
     assert "QEMU failed" in r.stderr, r.stderr
     assert os.listdir(tmp_path) == []  # no capture was made: none is left behind
+
+
+def test_link_state_follows_the_device(qemu, manifest, tmp_path, monkeypatch):
+    """STATUS: QEMU's set_link (QMP, reached through a wrapper given as ORRERY_QEMU) interrupts
+    with a configuration change; the driver posts LINK_DOWN, then LINK_UP, and frames flow again
+    once the link is back."""
+    monitor = tmp_path / "qmp.sock"
+    wrapper = tmp_path / "qemu-with-qmp"
+    wrapper.write_text(f'#!/bin/sh\nexec {QEMU} "$@" -qmp unix:{monitor},server=on,wait=off\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("ORRERY_QEMU", str(wrapper))
+    s = qemu("--manifest", manifest, "--net", "user", "--append", "verbose")
+    s.expect(DHCP_LINE)
+
+    def set_link(up):
+        """QMP's set_link; returns once QEMU has answered (the link is changed)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as m:
+            m.connect(str(monitor))
+            f = m.makefile("rw")
+            assert "QMP" in f.readline()
+            for cmd in ({"execute": "qmp_capabilities"},
+                        {"execute": "set_link", "arguments": {"name": "net0", "up": up}}):
+                f.write(json.dumps(cmd) + "\n")
+                f.flush()
+                while True:
+                    line = f.readline()
+                    assert line, "QMP closed"
+                    answer = json.loads(line)
+                    if "return" in answer or "error" in answer:
+                        break
+                assert "return" in answer, answer
+
+    set_link(False)
+    s.expect(r"\[bm\] net0: link down")
+    rx_down, _ = net_counters(s)
+    set_link(True)
+    s.expect(r"\[bm\] net0: link up")
+    # lwIP asks for its lease again when the link comes back: frames flow again
+    s.expect(DHCP_LINE)
+    assert net_counters(s)[0] > rx_down, s.output
+    s.send_line("shutdown")
+    assert s.wait() == 0, s.output + s.stderr

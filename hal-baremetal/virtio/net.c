@@ -233,6 +233,8 @@ static void tell_link(void)
     else
         rc = k_post(N.kdev, HAL_NET_LINK_DOWN, NULL, 0);
     if (rc == 0) {
+        if (bm_boot.verbose && N.told_any)
+            bm_printf("[bm] net0: link %s\n", N.link ? "up" : "down");
         N.told = N.link;
         N.told_any = true;
     }

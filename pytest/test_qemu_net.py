@@ -94,6 +94,7 @@ def test_tcpip_binds_by_dhcp_and_pcap_shows_it(qemu, manifest, tmp_path):
         pytest.skip("tcpdump is not installed (scripts/setup installs it)")
     pcap = tmp_path / "net0.pcap"
     pcap.write_bytes(PCAP_HEADER)  # an earlier capture: replaced
+    (tmp_path / "net0.pcap.partial").write_bytes(PCAP_HEADER)  # a killed one's: removed
     port = free_port(socket.SOCK_STREAM)
     s = qemu("--manifest", manifest, "--net", f"user,hostfwd=tcp:localhost:{port}-:80",
              "--pcap", str(pcap), "--verbose", "--append", "verbose")
@@ -188,8 +189,25 @@ def test_pcap_refuses_what_is_not_a_capture(tmp_path, manifest):
         assert r.returncode == 2, r.stderr
         assert f"--pcap {path}: exists and is not a pcap file ({why}): refusing to replace it" \
             in r.stderr, r.stderr
+    # a leftover FILE.partial that is not a capture of ours is not removed either
+    partial = tmp_path / "new.pcap.partial"
+    partial.write_text("someone's notes\n")
+    r = subprocess.run([orrery_path(), "qemu", "--accel", "tcg", "--net", "user", "--pcap",
+                        str(tmp_path / "new.pcap")], input="", capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert f"{partial} exists and is not a pcap file (no pcap magic number): refusing to " \
+        "touch it" in r.stderr, r.stderr
+    # a symlink to nowhere: the name to write is asked for, nothing is created
+    (tmp_path / "dangling.pcap").symlink_to(tmp_path / "nowhere" / "x.pcap")
+    r = subprocess.run([orrery_path(), "qemu", "--accel", "tcg", "--net", "user", "--pcap",
+                        str(tmp_path / "dangling.pcap")], input="", capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "a symbolic link to a missing file" in r.stderr, r.stderr
     assert notes.read_text() == "not a capture\n" and empty.read_bytes() == b""
-    assert sorted(os.listdir(tmp_path)) == ["empty.pcap", "net.manifest", "notes.txt"]
+    assert partial.read_text() == "someone's notes\n"
+    assert sorted(os.listdir(tmp_path)) == ["dangling.pcap", "empty.pcap", "net.manifest",
+                                            "new.pcap.partial", "notes.txt"]
 
 
 def test_hostfwd_port_in_use_fails_clearly(tmp_path):
@@ -249,3 +267,18 @@ def test_link_state_follows_the_device(qemu, manifest, tmp_path, monkeypatch):
     assert net_counters(s)[0] > rx_down, s.output
     s.send_line("shutdown")
     assert s.wait() == 0, s.output + s.stderr
+
+
+def test_tcpip_trace_from_qemu_replays_on_linux(qemu, manifest, tmp_path):
+    """net0's events (link up, frames both ways) are recorded by the image like any device's;
+    the replayer stands in for net0 and tcpip replays alone on Linux."""
+    trace = tmp_path / "net.db"
+    s = qemu("--manifest", manifest, "--net", "user", "--trace", str(trace))
+    s.expect(DHCP_LINE)
+    net_counters(s)
+    s.send_line("shutdown")
+    assert s.wait() == 0, s.output + s.stderr
+    r = subprocess.run([orrery_path(), "replay", str(trace), "--task", "tcpip"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"replay tcpip: \d+ events matched", r.stdout), r.stdout

@@ -95,6 +95,8 @@ bool k_chan_take(k_task_t *t, k_chan_t *ch, os_event_t *ev)
                 .peer = ch->peer ? ch->peer->obj.id : 0, .iface = ch->iface);
         return true;
     }
+    if (ch->obj.held)
+        return false; /* held: only WRITABLE comes through */
     if (ch->count > 0) {
         if (!k_msg_due(k_chan_head(ch)))
             return false; /* held back by an injected delay: fault.c pends us when due */

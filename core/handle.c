@@ -133,11 +133,20 @@ void k_obj_close(k_obj_t *obj)
 
 /* ---- pending events --------------------------------------------------------------------- */
 
+/*
+ * A held object delivers nothing, except a channel's WRITABLE: a task that stops reading a
+ * channel because its own send there got OS_EFULL must still hear when it may send again.
+ */
+static bool may_pend(const k_obj_t *obj)
+{
+    return !obj->held || (obj->type == K_OBJ_CHAN && ((const k_chan_t *)obj)->writable_pending);
+}
+
 /* obj has an event for its holder: queue it on the owner (later, if in flight). */
 void k_pend(k_obj_t *obj)
 {
     k_task_t *t = obj->owner;
-    if (!t || obj->pending || obj->held)
+    if (!t || obj->pending || !may_pend(obj))
         return;
     obj->pending = true;
     k_list_push(&t->pending, &obj->plink);
@@ -224,8 +233,8 @@ int os_handle_hold(os_ctx_t *ctx, os_handle_t h, bool hold)
         obj->held = hold;
         if (hold)
             k_unpend(obj);
-        else if (has_event(obj))
-            k_pend(obj);
+        if (has_event(obj))
+            k_pend(obj); /* held: only a WRITABLE (may_pend) */
     }
     k_unlock();
     return rc;

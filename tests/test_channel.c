@@ -66,12 +66,38 @@ static void held_channel_delivers_nothing_until_released(void **state)
     assert_int_equal(0, os_handle_hold(ctx, b, false));
     kt_run_all();
     assert_int_equal(OS_CHAN_QUEUE_MAX, kt_count("test", OS_EV_MESSAGE));
-    assert_int_equal(OS_CHAN_QUEUE_MAX - 1, kt_find("test", OS_EV_MESSAGE, OS_CHAN_QUEUE_MAX - 1)->ev.type);
+    assert_int_equal(OS_CHAN_QUEUE_MAX - 1,
+                     kt_find("test", OS_EV_MESSAGE, OS_CHAN_QUEUE_MAX - 1)->ev.type);
     assert_int_equal(1, kt_count("test", OS_EV_WRITABLE));
     /* no READ right, or a stale handle */
     assert_int_equal(0, os_handle_replace(ctx, b, OS_RIGHT_WRITE, &ro));
     assert_int_equal(OS_EACCES, os_handle_hold(ctx, ro, true));
     assert_int_equal(OS_EBADH, os_handle_hold(ctx, b, true));
+    assert_int_equal(0, kt_teardown());
+}
+
+/* A held channel still hears WRITABLE (its own send got EFULL), and nothing else. */
+static void held_channel_still_gets_writable(void **state)
+{
+    os_ctx_t *ctx = kt_boot_test();
+    os_handle_t a, b;
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    assert_int_equal(0, os_handle_hold(ctx, b, true));
+    assert_int_equal(0, os_handle_hold(ctx, a, true));
+    assert_int_equal(0, os_send(ctx, a, 7777, NULL, 0, NULL, 0)); /* waits at b */
+    for (uint32_t i = 0; i < OS_CHAN_QUEUE_MAX; i++)
+        assert_int_equal(0, os_send(ctx, b, i, NULL, 0, NULL, 0));
+    assert_int_equal(OS_EFULL, os_send(ctx, b, 999, NULL, 0, NULL, 0));
+    assert_int_equal(0, os_handle_hold(ctx, a, false));
+    kt_run_all();
+    assert_int_equal(OS_CHAN_QUEUE_MAX, kt_count("test", OS_EV_MESSAGE)); /* all on a */
+    assert_int_equal(1, kt_count("test", OS_EV_WRITABLE));
+    assert_int_equal(b, kt_find("test", OS_EV_WRITABLE, 0)->ev.handle);
+    assert_null(kt_find("test", OS_EV_MESSAGE, OS_CHAN_QUEUE_MAX)); /* b's message still waits */
+    assert_int_equal(0, os_handle_hold(ctx, b, false));
+    kt_run_all();
+    assert_int_equal(OS_CHAN_QUEUE_MAX + 1, kt_count("test", OS_EV_MESSAGE));
+    assert_int_equal(7777, kt_find("test", OS_EV_MESSAGE, OS_CHAN_QUEUE_MAX)->ev.type);
     assert_int_equal(0, kt_teardown());
 }
 
@@ -264,6 +290,7 @@ int main(void)
         cmocka_unit_test_teardown(queue_of_128_then_efull_then_writable, kt_cleanup),
         cmocka_unit_test_teardown(no_writable_without_efull, kt_cleanup),
         cmocka_unit_test_teardown(held_channel_delivers_nothing_until_released, kt_cleanup),
+        cmocka_unit_test_teardown(held_channel_still_gets_writable, kt_cleanup),
         cmocka_unit_test_teardown(peer_closed_after_queued_messages, kt_cleanup),
         cmocka_unit_test_teardown(oversized_and_too_many_handles_are_e2big, kt_cleanup),
         cmocka_unit_test_teardown(bad_carried_handles_move_nothing, kt_cleanup),

@@ -326,7 +326,7 @@ static void test_bad_manifest_shuts_down_with_its_status(void **state)
 {
     boot("program echo colour=red\n");
     assert_int_equal(OS_EXIT_BAD_MANIFEST, sim_run(10000));
-    assert_true(output_has("manifest line 1: unknown key 'colour' (restart, max-restarts, reach); "
+    assert_true(output_has("manifest line 1: unknown key 'colour' (restart, max-restarts, reach, arg); "
                            "shutting down with status 122\n"));
     finish();
 }

@@ -65,6 +65,34 @@ static void test_fields_defaults_comments_and_crlf(void **state)
     assert_string_equal("always", manifest_restart_name(MANIFEST_RESTART_ALWAYS));
 }
 
+/* arg=TEXT is kept as the program's spawn argument: up to 255 bytes, empty allowed. */
+static void test_arg_option(void **state)
+{
+    manifest_t m;
+    char err[128];
+    char text[600];
+    char long_arg[MANIFEST_ARG_MAX + 1];
+    memset(long_arg, 'a', MANIFEST_ARG_MAX);
+    long_arg[MANIFEST_ARG_MAX] = 0;
+    snprintf(text, sizeof text,
+             "program tcpip arg=addr=10.0.0.2/24,gw=10.0.0.1 restart=never\n"
+             "program echo\nprogram shell arg=\nprogram console arg=%s\n",
+             long_arg);
+    assert_int_equal(0, parse(text, &m, err, sizeof err));
+    assert_string_equal("addr=10.0.0.2/24,gw=10.0.0.1", m.programs[0].arg);
+    assert_int_equal(strlen("addr=10.0.0.2/24,gw=10.0.0.1"), m.programs[0].arg_len);
+    assert_int_equal(MANIFEST_RESTART_NEVER, m.programs[0].restart);
+    assert_int_equal(0, m.programs[1].arg_len);
+    assert_int_equal(0, m.programs[2].arg_len);
+    assert_int_equal(MANIFEST_ARG_MAX, m.programs[3].arg_len);
+    assert_string_equal(long_arg, m.programs[3].arg);
+
+    /* one byte more is refused, naming the line */
+    snprintf(text, sizeof text, "program echo\nprogram tcpip arg=%sb\n", long_arg);
+    assert_int_equal(2, parse(text, &m, err, sizeof err));
+    assert_string_equal("arg is 256 bytes, over the limit of 255", err);
+}
+
 static void test_empty_manifest(void **state)
 {
     manifest_t m;
@@ -95,6 +123,7 @@ static const struct bad {
     {"program echo reach=a,a\n", 1, "listed twice"},
     {"program echo reach=a,b,c,d,e,f,g,h,i\n", 1, "more than 8"},
     {"program ec/ho\n", 1, "bad program name"},
+    {"program echo\nprogram tcpip arg=a arg= x\n", 2, "expected key=value, got 'x'"},
 };
 
 static void test_each_error_names_its_line(void **state)
@@ -148,6 +177,7 @@ int main(void)
         cmocka_unit_test(test_default_manifest_is_valid),
         cmocka_unit_test(test_fields_defaults_comments_and_crlf),
         cmocka_unit_test(test_empty_manifest),
+        cmocka_unit_test(test_arg_option),
         cmocka_unit_test(test_each_error_names_its_line),
         cmocka_unit_test(test_limits),
     };

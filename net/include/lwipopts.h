@@ -18,22 +18,33 @@
 #define MEMP_MEM_MALLOC 0
 #define MEM_ALIGNMENT 8
 #ifndef MEM_SIZE
-#define MEM_SIZE (256 * 1024)
+#define MEM_SIZE (512 * 1024)
 #endif
 #ifndef PBUF_POOL_SIZE
-#define PBUF_POOL_SIZE 64
+#define PBUF_POOL_SIZE 256
 #endif
+/* The tcpip server's tables (servers/tcpip/tcpip.h) hold 96 connections, 16 listeners and
+ * 16 UDP sockets; the pcbs beyond them are those lwIP still closes (FIN_WAIT, TIME_WAIT) after
+ * their channel went, and DHCP's and DNS's UDP pcbs. */
 #ifndef MEMP_NUM_TCP_PCB
-#define MEMP_NUM_TCP_PCB 16
+#define MEMP_NUM_TCP_PCB 128
+#endif
+#ifndef MEMP_NUM_TCP_PCB_LISTEN
+#define MEMP_NUM_TCP_PCB_LISTEN 16
 #endif
 #ifndef MEMP_NUM_UDP_PCB
-#define MEMP_NUM_UDP_PCB 8
+#define MEMP_NUM_UDP_PCB 24
 #endif
 #ifndef TCP_SND_QUEUELEN
 #define TCP_SND_QUEUELEN 40
 #endif
+/* segments are shared by every connection: more than one connection's queue */
 #ifndef MEMP_NUM_TCP_SEG
-#define MEMP_NUM_TCP_SEG TCP_SND_QUEUELEN
+#define MEMP_NUM_TCP_SEG 256
+#endif
+/* lwIP's own timeouts plus one per ping in flight (the server's TCPIP_PINGS_MAX) */
+#ifndef MEMP_NUM_SYS_TIMEOUT
+#define MEMP_NUM_SYS_TIMEOUT (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 8)
 #endif
 
 /* Protocols: Ethernet with ARP, IPv4 with ICMP, UDP, TCP, DHCP and DNS; IPv6 too. */
@@ -41,7 +52,7 @@
 #define LWIP_ETHERNET 1
 #define LWIP_IPV4 1
 #define LWIP_ICMP 1
-#define LWIP_RAW 0
+#define LWIP_RAW 1 /* an ICMP pcb for the net interface's ping */
 #define LWIP_UDP 1
 #define LWIP_TCP 1
 #define LWIP_DHCP 1
@@ -65,7 +76,7 @@
 #define TCP_WND (4 * TCP_MSS)
 #endif
 #ifndef TCP_SND_BUF
-#define TCP_SND_BUF (4 * TCP_MSS)
+#define TCP_SND_BUF (8 * TCP_MSS)
 #endif
 
 /* Checksums are computed and checked in software on every layer: virtio-net and slirp

@@ -11,6 +11,7 @@
  * The text (docs/manifest.md):
  *     # comment
  *     program NAME [restart=always|on-failure|never] [max-restarts=N] [reach=IFACE,...]
+ *                  [arg=TEXT]
  * one program per line, started in order. Pure C: init parses it at boot and
  * the CLI checks a --manifest file with the same code.
  */
@@ -18,6 +19,7 @@ enum {
     MANIFEST_PROGRAMS_MAX = 16, /* program lines */
     MANIFEST_REACH_MAX = 8,     /* interfaces in one reach list */
     MANIFEST_LINE_MAX = 512,    /* bytes in one line */
+    MANIFEST_ARG_MAX = 255,     /* bytes of one arg= value (the program's spawn argument) */
     MANIFEST_SIZE_MAX = OS_BOOT_ARG_MAX, /* bytes in the whole text (what the kernel hands init) */
     MANIFEST_MAX_RESTARTS_LIMIT = 1000000,
     MANIFEST_DEFAULT_MAX_RESTARTS = 5,
@@ -36,6 +38,8 @@ typedef struct manifest_program {
     uint32_t nreach;
     char reach[MANIFEST_REACH_MAX][OS_NAME_MAX]; /* interfaces it may connect to */
     int line;                                    /* 1-based line in the manifest */
+    uint32_t arg_len;                            /* bytes of arg (0: no arg= given) */
+    char arg[MANIFEST_ARG_MAX + 1];              /* arg=TEXT: the spawn argument, NUL-ended */
 } manifest_program_t;
 
 typedef struct manifest {

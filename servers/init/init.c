@@ -277,6 +277,8 @@ static int start(os_ctx_t *ctx, init_state_t *st, slot_t *s)
     args.handles = &theirs;
     args.nhandles = 1;
     args.restarts = s->restarts;
+    args.arg = s->prog.arg; /* arg= of the manifest line; empty when not given */
+    args.arg_len = s->prog.arg_len;
     err = os_spawn(ctx, &args, &task);
     if (err < 0) {
         os_handle_close(ctx, mine);

@@ -126,7 +126,16 @@ static int parse_option(parser_t *p, manifest_program_t *prog, char *word)
     }
     if (strcmp(word, "reach") == 0)
         return parse_reach(p, prog, value);
-    return fail(p, "unknown key '%s' (restart, max-restarts, reach)", word);
+    if (strcmp(word, "arg") == 0) {
+        /* words hold no blank, so the value has none; only its length needs a check */
+        size_t n = strlen(value);
+        if (n > MANIFEST_ARG_MAX)
+            return fail(p, "arg is %zu bytes, over the limit of %d", n, MANIFEST_ARG_MAX);
+        memcpy(prog->arg, value, n + 1);
+        prog->arg_len = (uint32_t)n;
+        return 0;
+    }
+    return fail(p, "unknown key '%s' (restart, max-restarts, reach, arg)", word);
 }
 
 /* Split line (modified in place) into words; returns the count, at most max. */

@@ -119,7 +119,9 @@ int os_handle_close(os_ctx_t *ctx, os_handle_t h);
  * Hold (true) or release (false) the events of h: while held, nothing from it
  * is delivered; messages and device input wait in the kernel's bounded queue,
  * so a held channel's senders get OS_EFULL and a held device stops reading
- * its source — backpressure end to end. A moved handle arrives released.
+ * its source — backpressure end to end. A channel's OS_EV_WRITABLE still comes
+ * through (a task that stopped reading because its send there got OS_EFULL must
+ * hear when it may send again). A moved handle arrives released.
  * OS_EBADH, OS_EACCES (no READ).
  */
 int os_handle_hold(os_ctx_t *ctx, os_handle_t h, bool hold);

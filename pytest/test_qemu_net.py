@@ -13,6 +13,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -282,3 +283,36 @@ def test_tcpip_trace_from_qemu_replays_on_linux(qemu, manifest, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"replay tcpip: \d+ events matched", r.stdout), r.stdout
+
+
+def test_tcp_echo_of_1_mib_through_hostfwd(qemu, tmp_path):
+    """Python's socket to 127.0.0.1:PORT, slirp's hostfwd to 10.0.2.15:7, virtio-net, tcpip and
+    tcpecho: 1 MiB of random bytes comes back exactly, then the half close ends the echo."""
+    path = tmp_path / "echo.manifest"
+    path.write_text(MANIFEST + "program tcpecho reach=tcp,udp\n")
+    port = free_port(socket.SOCK_STREAM)
+    s = qemu("--manifest", str(path), "--net", f"user,hostfwd=tcp:127.0.0.1:{port}-:7",
+             "--append", "verbose")
+    s.expect(DHCP_LINE)
+    data = os.urandom(1 << 20)
+    got = bytearray()
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as c:
+        def reader():
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    return
+                got.extend(chunk)
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        c.sendall(data)
+        c.shutdown(socket.SHUT_WR)
+        t.join(TIMEOUT)
+        assert not t.is_alive(), f"{len(got)} bytes back, no end of stream\n{s.output}"
+    assert len(got) == len(data) and bytes(got) == data, f"{len(got)} bytes back"
+    rx, tx = net_counters(s)
+    assert rx > RX_RING and tx > RX_RING, s.output  # about 1450 frames each way
+    s.send_line("shutdown")
+    assert s.wait() == 0, s.output + s.stderr
+    assert "panic" not in s.output and "fault" not in s.output, s.output

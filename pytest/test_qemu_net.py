@@ -287,13 +287,22 @@ def test_tcpip_trace_from_qemu_replays_on_linux(qemu, manifest, tmp_path):
 
 def test_tcp_echo_of_1_mib_through_hostfwd(qemu, tmp_path):
     """Python's socket to 127.0.0.1:PORT, slirp's hostfwd to 10.0.2.15:7, virtio-net, tcpip and
-    tcpecho: 1 MiB of random bytes comes back exactly, then the half close ends the echo."""
+    tcpecho: a UDP datagram comes back, and 1 MiB of random bytes over TCP comes back exactly,
+    then the half close ends the echo."""
     path = tmp_path / "echo.manifest"
     path.write_text(MANIFEST + "program tcpecho reach=tcp,udp\n")
-    port = free_port(socket.SOCK_STREAM)
-    s = qemu("--manifest", str(path), "--net", f"user,hostfwd=tcp:127.0.0.1:{port}-:7",
+    port, uport = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)
+    s = qemu("--manifest", str(path), "--net",
+             f"user,hostfwd=tcp:127.0.0.1:{port}-:7,hostfwd=udp:127.0.0.1:{uport}-:7",
              "--append", "verbose")
     s.expect(DHCP_LINE)
+    s._wait_for(lambda: "[tcpecho] tcp port 7\n" in s.output
+                and "[tcpecho] udp port 7\n" in s.output, None, "tcpecho on port 7")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.settimeout(TIMEOUT)
+        u.connect(("127.0.0.1", uport))
+        u.send(b"one datagram")
+        assert u.recv(2048) == b"one datagram"
     data = os.urandom(1 << 20)
     got = bytearray()
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as c:

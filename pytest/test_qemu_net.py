@@ -285,16 +285,19 @@ def test_tcpip_trace_from_qemu_replays_on_linux(qemu, manifest, tmp_path):
     assert re.search(r"replay tcpip: \d+ events matched", r.stdout), r.stdout
 
 
-def test_tcp_echo_of_1_mib_through_hostfwd(qemu, tmp_path):
+@pytest.mark.parametrize("tx_ring", [None, 1], ids=["tx256", "tx1"])
+def test_tcp_echo_of_1_mib_through_hostfwd(qemu, tmp_path, tx_ring):
     """Python's socket to 127.0.0.1:PORT, slirp's hostfwd to 10.0.2.15:7, virtio-net, tcpip and
     tcpecho: a UDP datagram comes back, and 1 MiB of random bytes over TCP comes back exactly,
-    then the half close ends the echo."""
+    then the half close ends the echo. With a transmit ring of one slot (`nettx=1`) writes meet
+    a full ring (QEMU sends from a bottom half, after the vCPU has moved on): OS_EFULL, counted
+    by the driver, and tcpip's retries still deliver every byte."""
     path = tmp_path / "echo.manifest"
     path.write_text(MANIFEST + "program tcpecho reach=tcp,udp\n")
     port, uport = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)
     s = qemu("--manifest", str(path), "--net",
              f"user,hostfwd=tcp:127.0.0.1:{port}-:7,hostfwd=udp:127.0.0.1:{uport}-:7",
-             "--append", "verbose")
+             "--append", "verbose" + (f" nettx={tx_ring}" if tx_ring else ""))
     s.expect(DHCP_LINE)
     s._wait_for(lambda: "[tcpecho] tcp port 7\n" in s.output
                 and "[tcpecho] udp port 7\n" in s.output, None, "tcpecho on port 7")
@@ -325,3 +328,9 @@ def test_tcp_echo_of_1_mib_through_hostfwd(qemu, tmp_path):
     s.send_line("shutdown")
     assert s.wait() == 0, s.output + s.stderr
     assert "panic" not in s.output and "fault" not in s.output, s.output
+    m = re.search(r"\[bm\] net0: .* tx ring (\d+),", s.output)
+    assert m and int(m.group(1)) == (tx_ring or TX_RING), s.output
+    m = re.search(r"\[bm\] net0: rx \d+ frames .* \((\d+) refused: ring full\)", s.output)
+    assert m, s.output
+    if tx_ring == 1:
+        assert int(m.group(1)) > 0, s.output

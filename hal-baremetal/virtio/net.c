@@ -139,6 +139,29 @@ static bool rx_give(uint8_t *slot)
     return virtq_add(&N.rx, &b, 0, 1, slot) == 0;
 }
 
+/*
+ * `--append nettx=N` (N a power of two, 1..TX_RING): a smaller transmit ring, for the tests
+ * that need writes to meet a full one (OS_EFULL). Anything else: TX_RING.
+ */
+static uint16_t tx_ring_wanted(void)
+{
+    const char *p = bm_boot.cmdline;
+    unsigned long n;
+    char *end;
+
+    for (; (p = strstr(p, "nettx=")) != NULL; p++) {
+        if (p != bm_boot.cmdline && p[-1] != ' ')
+            continue;
+        n = strtoul(p + 6, &end, 10);
+        if (n >= 1 && n <= TX_RING && !(n & (n - 1)) && (*end == '\0' || *end == ' '))
+            return (uint16_t)n;
+        bm_printf("[bm] net0: nettx wants a power of two from 1 to %d; using %d\n", TX_RING,
+                  TX_RING);
+        break;
+    }
+    return TX_RING;
+}
+
 static bool link_now(void)
 {
     if (!N.has_status)
@@ -159,7 +182,7 @@ int bm_virtio_net_init(void)
         return -1;
     }
     if (vio_irq_enable(d, on_irq, NULL) != 0 || vio_queue_setup(d, RXQ, &N.rx, RX_RING) != 0 ||
-        vio_queue_setup(d, TXQ, &N.tx, TX_RING) != 0) {
+        vio_queue_setup(d, TXQ, &N.tx, tx_ring_wanted()) != 0) {
         bm_printf("[bm] virtio-net at %s: no interrupt or queues; no net0\n", d->where);
         d->ops->set_status(d, VIO_S_FAILED);
         return -1;

@@ -26,6 +26,7 @@ static const char qemu_usage[] =
     "usage: orrery qemu [--machine q35|microvm] [--accel kvm|tcg|auto] [--manifest FILE]\n"
     "                   [--gdb] [--append ARGS] [--verbose] [--trace FILE.db]\n"
     "                   [--boot-timeout SECONDS] [--probe]\n"
+    "                   [--net none|user[,hostfwd=...]...] [--pcap FILE]\n"
     "\n"
     "Boot the bare-metal image (orrery.elf next to this binary, or $ORRERY_IMAGE) under\n"
     "qemu-system-x86_64 (or $ORRERY_QEMU), serial console on this terminal.\n"
@@ -40,6 +41,18 @@ static const char qemu_usage[] =
     "                   cannot run)\n"
     "  --manifest FILE  boot manifest instead of the built-in one (checked first;\n"
     "                   passed to the image as fw_cfg file opt/orrery/manifest)\n"
+    "  --net none       no network device (the default; the image then has no net0)\n"
+    "  --net user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...\n"
+    "                   net0 on QEMU's user network (virtio-net-pci on q35,\n"
+    "                   virtio-net-device on microvm): 10.0.2.0/24, DHCP from 10.0.2.15,\n"
+    "                   gateway 10.0.2.2, DNS 10.0.2.3; each hostfwd forwards a host port\n"
+    "                   to the guest (the syntax of 'orrery run --net', checked the same\n"
+    "                   way; at most 16 rules; HOSTADDR empty: every interface, write\n"
+    "                   127.0.0.1 to keep it local). docs/networking.md\n"
+    "  --pcap FILE      with --net user: every frame of net0, both ways, as a pcap file\n"
+    "                   (QEMU's filter-dump; read it with tcpdump -r), written to\n"
+    "                   FILE.partial and renamed when QEMU ends; an existing FILE must be\n"
+    "                   a pcap file (else refused, exit 2)\n"
     "  --gdb            start QEMU's gdb stub on :1234, stopped; prints how to attach\n"
     "                   (no boot deadline unless --boot-timeout is given)\n"
     "  --append ARGS    extra kernel command line words (verbose, rngtest, costs)\n"
@@ -163,6 +176,21 @@ int hq_build_argv(const hq_opts_t *o, char **argv, int max)
     ARG("isa-debug-exit,iobase=0xf4,iosize=0x04");
     ARG("-device");
     ARG(strcmp(o->machine, "microvm") == 0 ? "virtio-rng-device" : "virtio-rng-pci");
+    if (o->net) {
+        hq_netdev_arg(o->net, pool[p], sizeof(pool[p]));
+        ARG("-netdev");
+        ARG(pool[p++]);
+        ARG("-device");
+        /* No option ROM on q35: the image boots by -kernel, iPXE would only slow SeaBIOS. */
+        ARG(strcmp(o->machine, "microvm") == 0 ? "virtio-net-device,netdev=net0"
+                                               : "virtio-net-pci,netdev=net0,romfile=");
+        if (o->pcap_fd > 0) {
+            snprintf(pool[p], sizeof(pool[p]), "filter-dump,id=dump0,netdev=net0,file=/dev/fd/%d",
+                     o->pcap_fd);
+            ARG("-object");
+            ARG(pool[p++]);
+        }
+    }
     if (o->trace_fd > 0) {
         /* COM2 as an explicit isa-serial: microvm only creates COM1 from -serial. */
         snprintf(pool[p], sizeof(pool[p]), "file,id=trace,path=/dev/fd/%d", o->trace_fd);
@@ -217,6 +245,7 @@ static volatile sig_atomic_t stop_asked; /* SIGINT or SIGTERM: shut the OS down 
 static bool relaying;
 static int trace_wfd = -1; /* --trace: the pipe's write end, for QEMU alone */
 static int log_wfd = -1;   /* on a terminal: the console copy's write end, for QEMU alone */
+static int pcap_fd = -1;   /* --pcap: FILE.partial, which QEMU opens as /dev/fd/N */
 static pid_t parent_pid;
 static double boot_deadline; /* monotonic seconds; 0: no deadline (--boot-timeout 0) */
 static bool boot_timed_out;  /* no boot line before boot_deadline: QEMU was stopped */
@@ -234,6 +263,8 @@ static void child_setup(void)
         fcntl(trace_wfd, F_SETFD, 0);
     if (log_wfd >= 0)
         fcntl(log_wfd, F_SETFD, 0);
+    if (pcap_fd >= 0)
+        fcntl(pcap_fd, F_SETFD, 0);
 }
 
 /* In the parent after fork: QEMU holds the only write ends, so its exit ends our reads. */
@@ -593,6 +624,8 @@ int hl_cmd_qemu(int argc, char **argv)
         OPT_TRACE,
         OPT_BOOT_TIMEOUT,
         OPT_APPEND,
+        OPT_NET,
+        OPT_PCAP,
     };
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},
@@ -605,6 +638,8 @@ int hl_cmd_qemu(int argc, char **argv)
         {"trace", required_argument, NULL, OPT_TRACE},
         {"boot-timeout", required_argument, NULL, OPT_BOOT_TIMEOUT},
         {"append", required_argument, NULL, OPT_APPEND},
+        {"net", required_argument, NULL, OPT_NET},
+        {"pcap", required_argument, NULL, OPT_PCAP},
         {NULL, 0, NULL, 0},
     };
     hq_opts_t o = {.machine = "q35", .accel = "auto"};
@@ -619,6 +654,11 @@ int hl_cmd_qemu(int argc, char **argv)
     uint64_t boot_timeout = HQ_BOOT_TIMEOUT_S;
     bool boot_timeout_set = false;
     int ws, status, c, log_pipe[2] = {-1, -1};
+    static hl_net_config_t net;
+    bool net_on = false;
+    const char *pcap_path = NULL;
+    hq_pcap_t pcap = {.fd = -1};
+    char err[400];
 
     while ((c = cli_getopt(argc, argv, "qemu", opts)) != -1) {
         switch (c) {
@@ -666,12 +706,25 @@ int hl_cmd_qemu(int argc, char **argv)
         case OPT_APPEND:
             o.append = optarg;
             break;
+        case OPT_NET:
+            if (hl_net_parse(optarg, &net_on, &net, err, sizeof(err)) != 0)
+                return cli_usage_error("qemu", "qemu: --net: %s", err);
+            break;
+        case OPT_PCAP:
+            if (!*optarg)
+                return cli_usage_error("qemu", "qemu: --pcap needs a file name");
+            pcap_path = optarg;
+            break;
         default:
             return 2; /* CLI_OPT_ERROR: cli_getopt said why */
         }
     }
     if (optind < argc)
         return cli_usage_error("qemu", "qemu: unexpected argument '%s'", argv[optind]);
+    if (pcap_path && !net_on)
+        return cli_usage_error("qemu", "qemu: --pcap needs --net user (without a network there "
+                                       "are no frames to capture)");
+    o.net = net_on ? &net : NULL;
     if (hq_find_qemu(qemu, sizeof(qemu)) != 0 || hq_find_image(image, sizeof(image)) != 0)
         return 2;
     o.qemu = qemu;
@@ -692,12 +745,22 @@ int hl_cmd_qemu(int argc, char **argv)
     }
     o.accel = hq_cands[choice->chosen].accel;
     o.cpu = hq_cands[choice->chosen].cpu;
+    if (pcap_path) {
+        if (hq_pcap_prepare(&pcap, pcap_path, err, sizeof(err)) != 0) {
+            free(manifest_text);
+            fprintf(stderr, "orrery: qemu: %s\n", err);
+            return 2;
+        }
+        pcap_fd = pcap.fd;
+        o.pcap_fd = pcap.fd;
+    }
     o.tty = isatty(0) && isatty(1);
     if (o.tty) {
         /* QEMU owns the terminal; a copy of the console's output shows us the boot line. */
         if (pipe2(log_pipe, O_CLOEXEC) != 0) {
             perror("orrery: qemu: pipe");
             free(manifest_text);
+            hq_pcap_release(&pcap);
             return 2;
         }
         log_wfd = log_pipe[1];
@@ -708,6 +771,7 @@ int hl_cmd_qemu(int argc, char **argv)
         if (hq_trace_start(&trace, trace_path, &o, mt, manifest_text ? manifest_len : 0,
                            &trace_wfd) != 0) {
             free(manifest_text);
+            hq_pcap_release(&pcap);
             return 2;
         }
         o.trace_fd = trace_wfd;
@@ -735,6 +799,11 @@ int hl_cmd_qemu(int argc, char **argv)
         close(log_pipe[0]);
     status = hq_os_status(ws, &why);
     parent_after_fork(); /* if QEMU never started, our write ends are the last ones */
+    if (hq_pcap_finish(&pcap, err, sizeof(err)) != 0) {
+        fprintf(stderr, "orrery: qemu: %s\n", err);
+        if (status >= 0)
+            return 2;
+    }
     if (trace_path && hq_trace_end(&trace, trace_path, status) != 0 && status >= 0)
         return 2;
     if (WIFEXITED(ws) && WEXITSTATUS(ws) == 127)

@@ -5,25 +5,31 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <limits.h>
 #include <stddef.h>
+#include <sys/types.h>
 
+#include <hl/hosted.h>
 #include <trace/recorder.h>
 #include <trace/stream.h>
 
 typedef struct hq_opts {
-    const char *qemu;          /* qemu-system-x86_64 path */
-    const char *image;         /* orrery.elf */
-    const char *machine;       /* "q35" or "microvm" */
-    const char *accel;         /* "kvm" or "tcg" (resolved, not "auto") */
-    const char *cpu;           /* -cpu MODEL, or NULL: QEMU's default model */
-    const char *manifest_path; /* validated manifest file, or NULL */
-    const char *append;        /* extra kernel command line words, or NULL */
-    bool tty;                  /* the console is an interactive terminal */
-    bool gdb;                  /* -s -S: wait for gdb on :1234 */
-    int trace_fd;              /* > 0: the trace port (COM2) writes to this inherited fd
-                                * (/dev/fd/N) and the image is told to trace; 0: no trace */
-    int console_log_fd;        /* > 0: QEMU also copies the console's output to this inherited
-                                * fd (chardev logfile), so a terminal run can see the boot line */
+    const char *qemu;           /* qemu-system-x86_64 path */
+    const char *image;          /* orrery.elf */
+    const char *machine;        /* "q35" or "microvm" */
+    const char *accel;          /* "kvm" or "tcg" (resolved, not "auto") */
+    const char *cpu;            /* -cpu MODEL, or NULL: QEMU's default model */
+    const char *manifest_path;  /* validated manifest file, or NULL */
+    const char *append;         /* extra kernel command line words, or NULL */
+    bool tty;                   /* the console is an interactive terminal */
+    bool gdb;                   /* -s -S: wait for gdb on :1234 */
+    int trace_fd;               /* > 0: the trace port (COM2) writes to this inherited fd
+                                 * (/dev/fd/N) and the image is told to trace; 0: no trace */
+    int console_log_fd;         /* > 0: QEMU also copies the console's output to this inherited
+                                 * fd (chardev logfile), so a terminal run can see the boot line */
+    const hl_net_config_t *net; /* non-NULL: net0 on QEMU's user network (--net user) */
+    int pcap_fd;                /* > 0: QEMU's filter-dump writes net0's frames to this
+                                 * inherited fd (/dev/fd/N) as pcap (--pcap) */
 } hq_opts_t;
 
 /* `orrery qemu --boot-timeout`: the default (TCG boots q35 in well under a second; a loaded
@@ -82,6 +88,27 @@ int hq_build_argv(const hq_opts_t *o, char **argv, int max);
  * status (0..126), or -1 when QEMU ended otherwise (*why says how).
  */
 int hq_os_status(int wait_status, const char **why);
+
+/* --net and --pcap (qemu_net.c). The -netdev value for QEMU: "user,id=net0,hostfwd=..." with
+ * every rule written out in QEMU's own spelling. */
+void hq_netdev_arg(const hl_net_config_t *net, char *out, size_t n);
+
+/* --pcap FILE: the capture is written to FILE.partial and renamed over FILE at the end. */
+typedef struct hq_pcap {
+    char target[PATH_MAX];       /* FILE (a symlink's target, resolved) */
+    char partial[PATH_MAX + 16]; /* target + ".partial": QEMU writes it, we hold its flock */
+    bool replaces;               /* FILE is an earlier capture (it starts with a pcap magic) */
+    mode_t mode;                 /* replaces: its permission bits, kept */
+    int fd;                      /* the partial, open and locked; -1 when done */
+} hq_pcap_t;
+/* Check FILE (it must not exist, or be a pcap file: never replace what is not a capture) and
+ * create FILE.partial. 0, or -1 with a one-line reason in err (a usage error). */
+int hq_pcap_prepare(hq_pcap_t *p, const char *path, char *err, size_t errlen);
+/* QEMU has exited: rename FILE.partial over FILE (or remove it when QEMU wrote nothing). 0, or
+ * -1 with the reason in err. */
+int hq_pcap_finish(hq_pcap_t *p, char *err, size_t errlen);
+/* QEMU never ran: remove FILE.partial. */
+void hq_pcap_release(hq_pcap_t *p);
 
 /*
  * --trace (qemu_trace.c): the recorder, and a thread that imports COM2's

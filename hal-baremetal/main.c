@@ -140,6 +140,8 @@ static int __attribute__((noinline)) recurse(int depth)
 static _Noreturn void finish(int status)
 {
     irq_disable();
+    if (bm_boot.verbose)
+        bm_virtio_net_report();
     bm_trace_finish();
     bm_console_hold(false);
     bm_exit(status);
@@ -191,6 +193,7 @@ void bm_main(uint32_t start_info)
     }
     if (bm_console_register() < 0)
         bm_panic("cannot register the console device");
+    bm_virtio_net_init(); /* "net0" only when a virtio-net device is there */
     mtext = manifest(&mlen);
     k_config_t cfg = {
         .programs = bm_programs,
@@ -208,6 +211,7 @@ void bm_main(uint32_t start_info)
     bm_kernel_running = true;
     bm_serial_start_irq();
     irq_enable();
+    bm_virtio_net_start(); /* HAL_NET_LINK_UP, queued until tcpip opens net0 */
     if (bm_cmdline_has("rngtest"))
         bm_virtio_rng_selftest(); /* interrupts on: it counts the device's */
 
@@ -218,8 +222,10 @@ void bm_main(uint32_t start_info)
             bm_timer_due = false;
             k_timer_tick();
         }
-        if (ready)
-            bm_serial_poll(); /* input waits until boot is over (it would delay "ready") */
+        if (ready) {
+            bm_serial_poll();     /* input waits until boot is over (it would delay "ready") */
+            bm_virtio_net_poll(); /* frames too */
+        }
         if (k_run_one(0))
             continue;
         if (!ready) {
@@ -231,7 +237,8 @@ void bm_main(uint32_t start_info)
                 recurse(0);
         }
         irq_disable();
-        if (bm_timer_due || (ready && bm_serial_pending()) || shutdown_called)
+        if (bm_timer_due || (ready && (bm_serial_pending() || bm_virtio_net_pending())) ||
+            shutdown_called)
             irq_enable();
         else
             __asm__ volatile("sti; hlt" ::: "memory");

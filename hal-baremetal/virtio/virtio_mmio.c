@@ -7,6 +7,7 @@
 
 /*
  * QEMU: -machine microvm -device virtio-rng-device
+ *       -netdev user,id=net0 -device virtio-net-device,netdev=net0
  *       -global virtio-mmio.force-legacy=false   (else QEMU offers version 1, legacy)
  * microvm places its virtio-mmio transports at 0xfeb00000 + 512 * i (its
  * VIRTIO_MMIO_BASE, include/hw/i386/microvm.h): 8 of them, 24 with the second
@@ -112,12 +113,20 @@ static void m_notify(vio_dev_t *d, virtq_t *q)
     mmio_write32(q->notify, q->index);
 }
 
+/*
+ * QEMU holds the line high while any status bit is set, and we route it edge-triggered
+ * (m_irq_setup): acknowledge until the status reads 0, so that a bit set meanwhile raises the
+ * line again from low (a new edge) instead of keeping it high with no interrupt to come.
+ */
 static uint32_t m_isr_ack(vio_dev_t *d)
 {
-    uint32_t s = rd(d, R_INT_STATUS);
+    uint32_t all = 0, s;
 
-    wr(d, R_INT_ACK, s);
-    return s;
+    while ((s = rd(d, R_INT_STATUS)) != 0) {
+        wr(d, R_INT_ACK, s);
+        all |= s;
+    }
+    return all;
 }
 
 static uint64_t m_config_read(vio_dev_t *d, uint32_t off, int width)

@@ -7,12 +7,11 @@
 #include <bm/x86.h>
 
 /*
- * QEMU: -machine q35 -device virtio-rng-pci. Devices on bus 0 with vendor
- * 0x1af4 and device 0x1000-0x107f (0x1040 + type: modern; 0x1000-0x103f:
- * transitional, type from the subsystem id). The firmware (SeaBIOS) has
- * assigned the BARs; we enable memory decoding and bus mastering, then find
- * the common, notify, ISR and device windows in the vendor capabilities
- * (virtio 1.x, 4.1.4). Only bus 0 is scanned: -device without a bus= lands there.
+ * QEMU: -machine q35 -device virtio-rng-pci (-device virtio-net-pci,netdev=...). Devices on bus 0
+ * with vendor 0x1af4 and device 0x1000-0x107f (0x1040 + type: modern; 0x1000-0x103f: transitional,
+ * type from the subsystem id). The firmware (SeaBIOS) has assigned the BARs; we enable memory
+ * decoding and bus mastering, then find the common, notify, ISR and device windows in the vendor
+ * capabilities (virtio 1.x, 4.1.4). Only bus 0 is scanned: -device without a bus= lands there.
  */
 enum {
     PCI_CAP_VENDOR = 0x09,
@@ -142,7 +141,8 @@ static void p_config_write(vio_dev_t *d, uint32_t off, int width, uint64_t v)
     mmio_write_width(d->devcfg + off, width, v);
 }
 
-/* MSI-X entry 0 -> vector on this CPU; queues then name entry 0 (p_queue_enable). */
+/* MSI-X entry 0 -> vector on this CPU; queues (p_queue_enable) and configuration changes
+ * name entry 0; the ISR register, read by the handler, tells them apart. */
 static int p_irq_setup(vio_dev_t *d, int vector)
 {
     uint32_t ctl;
@@ -156,7 +156,7 @@ static int p_irq_setup(vio_dev_t *d, int vector)
     ctl = cfg_read32(d->bus, d->slot, d->fn, d->msix_cap);
     ctl = (ctl | (1u << 31)) & ~(1u << 30); /* enable, function not masked */
     cfg_write32(d->bus, d->slot, d->fn, d->msix_cap, ctl);
-    mmio_write16(d->common + 0x10, 0xFFFF); /* no config-change interrupt */
+    mmio_write16(d->common + 0x10, 0); /* config changes (net's link) on entry 0 too */
     return 0;
 }
 

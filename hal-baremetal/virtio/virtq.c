@@ -82,7 +82,9 @@ static void on_irq(void *slot)
 {
     int i = (int)(uintptr_t)slot;
 
-    irqs[i].dev->ops->isr_ack(irqs[i].dev);
+    uint32_t isr = irqs[i].dev->ops->isr_ack(irqs[i].dev);
+
+    __atomic_or_fetch(&irqs[i].dev->isr_seen, isr, __ATOMIC_SEQ_CST);
     irqs[i].fn(irqs[i].self);
 }
 

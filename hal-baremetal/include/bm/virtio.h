@@ -108,11 +108,13 @@ typedef struct vio_ops {
 
 struct vio_dev {
     const vio_ops_t *ops;
-    uint16_t type;  /* VIO_ID_* */
-    char where[32]; /* "pci 00:03.0", "mmio 0xfeb00e00" */
-    int gsi;        /* mmio: interrupt line (IOAPIC input), -1 if unknown */
-    int vector;     /* after vio_irq_enable, else 0 */
-    bool claimed;   /* a driver owns it */
+    uint16_t type;     /* VIO_ID_* */
+    char where[32];    /* "pci 00:03.0", "mmio 0xfeb00e00" */
+    int gsi;           /* mmio: interrupt line (IOAPIC input), -1 if unknown */
+    int vector;        /* after vio_irq_enable, else 0 */
+    uint32_t isr_seen; /* interrupt status bits acknowledged by the handler, not yet taken
+                        * (bit 1: configuration changed); the driver takes them atomically */
+    bool claimed;      /* a driver owns it */
     /* transport state */
     uintptr_t base;                             /* mmio: register window */
     uintptr_t common, isr, devcfg, notify_base; /* pci: capability windows */
@@ -149,5 +151,12 @@ void bm_virtio_rng_init(void); /* claim the first virtio-rng device, if any */
 bool bm_virtio_rng_present(void);
 size_t bm_virtio_rng_read(void *buf, size_t len);
 void bm_virtio_rng_selftest(void);
+
+/* virtio-net (virtio/net.c): the "net0" device, only when a virtio-net device is present. */
+int bm_virtio_net_init(void);     /* before k_boot: claim it, register net0; 0, or -1: none */
+void bm_virtio_net_start(void);   /* after k_boot: post the link state (HAL_NET_LINK_UP) */
+bool bm_virtio_net_poll(void);    /* run loop: post received frames; true if any moved */
+bool bm_virtio_net_pending(void); /* work for the run loop (checked before halting) */
+void bm_virtio_net_report(void);  /* one log line of counters (verbose, at shutdown) */
 
 #endif

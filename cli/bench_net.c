@@ -369,13 +369,17 @@ typedef struct child {
     size_t loglen;
 } child_t;
 
-/* The child alive now, killed (its whole group) when we are stopped by a signal. */
+/* The child alive now, killed (its whole group) when we are stopped by a signal, and our
+ * manifest file, removed then ("" while there is none). */
 static volatile pid_t live_child;
+static char manifest_path[4096];
 
 static void on_fatal_signal(int sig)
 {
     if (live_child > 0)
         kill(-live_child, SIGKILL);
+    if (manifest_path[0])
+        unlink(manifest_path);
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -579,18 +583,22 @@ static void run_qemu(row_t *row, const char *machine, const char *self, const ch
 {
     static char qemu[4096], image[4096];
     static const hq_choice_t *choice;
-    static bool found, looked;
+    static const char *missing; /* why the QEMU rows cannot run, or NULL */
+    static bool looked;
     char net[128];
     if (!looked) {
         looked = true;
-        /* hq_find_* say why on stderr; the row says it too */
-        found = hq_find_qemu(qemu, sizeof(qemu)) == 0 && hq_find_image(image, sizeof(image)) == 0;
-        if (found)
+        /* hq_find_* also say why on stderr */
+        if (hq_find_qemu(qemu, sizeof(qemu)) != 0)
+            missing = "no QEMU: qemu-system-x86_64 is not on PATH, or $ORRERY_QEMU is not "
+                      "executable";
+        else if (hq_find_image(image, sizeof(image)) != 0)
+            missing = "no image: orrery.elf is not next to orrery, or $ORRERY_IMAGE is missing";
+        else
             choice = hq_choose(qemu, image, "auto");
     }
-    if (!found) {
-        say(row->why, "no QEMU or no image here (qemu-system-x86_64 on PATH or $ORRERY_QEMU; "
-                      "orrery.elf next to orrery or $ORRERY_IMAGE)");
+    if (missing) {
+        say(row->why, "%s", missing);
         row->state = ST_SKIPPED;
         return;
     }
@@ -913,9 +921,7 @@ static void print_json(const row_t *rows, const figures_t *base, uint64_t count,
             fputs(", \"clock\": \"wall\", ", stdout);
             json_figures(&r->f, base);
             fputs(", \"virtual\": {", stdout);
-            json_num("rtt_median_us", r->virt.rtt_med_us, true);
-            json_num("rtt_p99_us", r->virt.rtt_p99_us, true);
-            json_num("bulk_mib_s", r->virt.bulk_mib_s, false);
+            json_figures(&r->virt, base);
             fputs("}, ", stdout);
             json_num("run_wall_s", r->wall_s, true);
             json_num("run_virtual_s", r->virt_s, false);
@@ -1084,11 +1090,23 @@ int hl_cmd_bench_net(int argc, char **argv)
         return 1;
     }
 
-    /* The manifest for the children: a file of ours, removed on every path below. */
-    char manifest[] = "/tmp/orrery-bench-net-XXXXXX";
+    /* The manifest for the children: a file of ours, removed on every path below (and by
+     * on_fatal_signal). */
+    const char *tmp = getenv("TMPDIR");
+    char manifest[sizeof(manifest_path)];
+    snprintf(manifest, sizeof(manifest), "%s/orrery-bench-net-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     static char self[4096];
     bool need_child = rows[ROW_HOSTED].state || rows[ROW_Q35].state || rows[ROW_MICROVM].state;
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &old); /* no signal between creating and naming it */
     int mfd = need_child ? mkstemp(manifest) : -1;
+    if (mfd >= 0)
+        memcpy(manifest_path, manifest, sizeof(manifest_path));
+    sigprocmask(SIG_SETMASK, &old, NULL);
     ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (need_child &&
         (mfd < 0 || cli_write_all(mfd, net_manifest, strlen(net_manifest)) != 0 || sl <= 0)) {
@@ -1097,6 +1115,7 @@ int hl_cmd_bench_net(int argc, char **argv)
         if (mfd >= 0) {
             close(mfd);
             unlink(manifest);
+            manifest_path[0] = '\0';
         }
         return 1;
     }
@@ -1121,8 +1140,10 @@ int hl_cmd_bench_net(int argc, char **argv)
         else
             run_sim(r, count, bytes);
     }
-    if (mfd >= 0)
+    if (mfd >= 0) {
         unlink(manifest);
+        manifest_path[0] = '\0';
+    }
 
     int status = 0;
     for (int i = 0; i < NROWS; i++) {

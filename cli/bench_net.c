@@ -362,11 +362,20 @@ static int free_port(char *why)
 
 /* ---- a child: `orrery run` or `orrery qemu` serving the echo on a forwarded port ------------ */
 
+#define READY_LINE "[tcpecho] tcp port 7"
+
+/* A child and a thread reading its output all along (a child whose console pipe filled up
+ * would stall mid-measurement): the last part of it is kept for reasons. */
 typedef struct child {
     pid_t pid; /* also its process group (QEMU is in it) */
     int in, out;
-    char log[16384]; /* the start of its console output, for reasons */
+    pthread_t drain;
+    bool draining;
+    pthread_mutex_t mu; /* guards the fields below */
+    char log[16384];    /* the last of its output */
     size_t loglen;
+    bool ready_seen; /* READY_LINE went by */
+    bool eof;        /* its output ended: it exited */
 } child_t;
 
 /* The child alive now, killed (its whole group) when we are stopped by a signal, and our
@@ -384,20 +393,56 @@ static void on_fatal_signal(int sig)
     raise(sig);
 }
 
+static void *child_drain(void *arg)
+{
+    child_t *c = arg;
+    char buf[4096];
+    for (;;) {
+        ssize_t r = read(c->out, buf, sizeof(buf));
+        if (r < 0 && errno == EINTR)
+            continue;
+        pthread_mutex_lock(&c->mu);
+        if (r <= 0) {
+            c->eof = true;
+            pthread_mutex_unlock(&c->mu);
+            return NULL;
+        }
+        if (c->loglen + (size_t)r >= sizeof(c->log)) { /* keep the newer half */
+            size_t keep = sizeof(c->log) / 2;
+            memmove(c->log, c->log + c->loglen - keep, keep);
+            c->loglen = keep;
+        }
+        memcpy(c->log + c->loglen, buf, (size_t)r);
+        c->loglen += (size_t)r;
+        c->log[c->loglen] = '\0';
+        /* the line may straddle two reads: look back over the last sizeof(READY_LINE) too */
+        size_t from = c->loglen > (size_t)r + sizeof(READY_LINE)
+                          ? c->loglen - (size_t)r - sizeof(READY_LINE)
+                          : 0;
+        if (strstr(c->log + from, READY_LINE))
+            c->ready_seen = true;
+        pthread_mutex_unlock(&c->mu);
+    }
+}
+
 static int child_start(child_t *c, char **argv, char *why)
 {
     int in[2], out[2];
     memset(c, 0, sizeof(*c));
     c->pid = -1;
-    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
+    c->in = c->out = -1;
+    pthread_mutex_init(&c->mu, NULL);
+    if (pipe2(in, O_CLOEXEC) != 0) {
         say(why, "pipe: %s", strerror(errno));
         return -1;
     }
-    pid_t pid = fork();
-    if (pid < 0) {
-        say(why, "fork: %s", strerror(errno));
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        say(why, "pipe: %s", strerror(errno));
+        close(in[0]);
+        close(in[1]);
         return -1;
     }
+    pid_t pid = fork();
     if (pid == 0) {
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* we died without cleaning up: so does it */
@@ -407,35 +452,26 @@ static int child_start(child_t *c, char **argv, char *why)
         execv(argv[0], argv);
         _exit(127);
     }
-    setpgid(pid, pid); /* both sides, so that no kill finds it in our group */
-    live_child = pid;
-    c->pid = pid;
     close(in[0]);
     close(out[1]);
     c->in = in[1];
     c->out = out[0];
+    if (pid < 0) {
+        say(why, "fork: %s", strerror(errno));
+        return -1;
+    }
+    setpgid(pid, pid); /* both sides, so that no kill finds it in our group */
+    live_child = pid;
+    c->pid = pid;
+    if (pthread_create(&c->drain, NULL, child_drain, c) != 0) {
+        say(why, "pthread_create failed");
+        return -1;
+    }
+    c->draining = true;
     return 0;
 }
 
-/* Read what the child printed (keeping the start of it); false at its end (it exited). */
-static bool child_drain(child_t *c, int ms)
-{
-    char buf[4096];
-    struct pollfd p = {c->out, POLLIN, 0};
-    if (poll(&p, 1, ms) <= 0)
-        return true;
-    ssize_t r = read(c->out, buf, sizeof(buf));
-    if (r <= 0)
-        return r < 0 && errno == EINTR;
-    size_t room = sizeof(c->log) - 1 - c->loglen;
-    size_t n = (size_t)r < room ? (size_t)r : room;
-    memcpy(c->log + c->loglen, buf, n);
-    c->loglen += n;
-    c->log[c->loglen] = '\0';
-    return true;
-}
-
-/* The last line of its output that says something, for a reason. */
+/* The last line of its output that says something, for a reason (caller holds mu). */
 static const char *child_last_line(child_t *c)
 {
     static char line[256];
@@ -456,30 +492,46 @@ static void child_died(child_t *c, char *why)
     while (waitpid(c->pid, &ws, 0) < 0 && errno == EINTR)
         ;
     live_child = 0;
+    c->pid = -1;
+    pthread_mutex_lock(&c->mu);
     say(why, "%s before its echo service answered (%s %d): %s",
         WIFSIGNALED(ws) ? "it was killed" : "it exited", WIFSIGNALED(ws) ? "signal" : "status",
         WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws), child_last_line(c));
-    c->pid = -1;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* 1: READY_LINE went by, 0: not yet, -1: its output ended (it exited). */
+static int child_state(child_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int s = c->ready_seen ? 1 : c->eof ? -1 : 0;
+    pthread_mutex_unlock(&c->mu);
+    return s;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
 }
 
 /*
- * Wait for tcpecho's "tcp port 7", then until one echo goes through the forwarded port (slirp
+ * Wait for tcpecho's READY_LINE, then until one echo goes through the forwarded port (slirp
  * accepts on the host before the guest has its address by DHCP; those first connections
  * close or hang, and are tried again). 0, or -1 with why (a child that exits fails at once).
  */
 static int child_ready(child_t *c, int port, char *why)
 {
     uint64_t deadline = now_ns() + (uint64_t)BOOT_TIMEOUT_S * 1000000000u;
-    while (!strstr(c->log, "[tcpecho] tcp port 7")) {
-        if (!child_drain(c, 200)) {
-            child_died(c, why);
-            return -1;
-        }
+    int s;
+    while ((s = child_state(c)) == 0) {
         if (now_ns() > deadline) {
-            say(why, "no '[tcpecho] tcp port 7' within %d s: %s", BOOT_TIMEOUT_S,
-                child_last_line(c));
+            pthread_mutex_lock(&c->mu);
+            say(why, "no '" READY_LINE "' within %d s: %s", BOOT_TIMEOUT_S, child_last_line(c));
+            pthread_mutex_unlock(&c->mu);
             return -1;
         }
+        sleep_ms(20);
     }
     char err[REASON_MAX] = "";
     for (uint64_t n = 0;; n++) {
@@ -490,7 +542,7 @@ static int child_ready(child_t *c, int port, char *why)
             if (rc == 0)
                 return 0;
         }
-        if (!child_drain(c, 100)) {
+        if (s < 0 || child_state(c) < 0) {
             child_died(c, why);
             return -1;
         }
@@ -499,32 +551,37 @@ static int child_ready(child_t *c, int port, char *why)
                 err);
             return -1;
         }
+        sleep_ms(100);
     }
 }
 
-/* Stop it and its group: the end of its input, SIGTERM (a clean shutdown), SIGKILL after 10 s. */
+/* Stop it and its group: the end of its input, SIGTERM (a clean shutdown), SIGKILL after 10 s;
+ * then the drain thread sees the end of its output. */
 static void child_stop(child_t *c)
 {
-    if (c->pid > 0) {
+    if (c->in >= 0)
         close(c->in);
+    if (c->pid > 0) {
         kill(-c->pid, SIGTERM);
         int ws;
         uint64_t end = now_ns() + 10000000000ull;
         pid_t r;
         while ((r = waitpid(c->pid, &ws, WNOHANG)) == 0 && now_ns() < end)
-            child_drain(c, 50);
+            sleep_ms(20);
         kill(-c->pid, SIGKILL); /* QEMU too, whatever its parent did */
         if (r == 0)
             while (waitpid(c->pid, &ws, 0) < 0 && errno == EINTR)
                 ;
         live_child = 0;
-    } else if (c->in > 0) {
-        close(c->in);
     }
-    if (c->out > 0)
+    if (c->draining)
+        pthread_join(c->drain, NULL);
+    if (c->out >= 0)
         close(c->out);
+    pthread_mutex_destroy(&c->mu);
     c->pid = -1;
     c->in = c->out = -1;
+    c->draining = false;
 }
 
 /* ---- rows ---------------------------------------------------------------------------------- */
@@ -551,13 +608,11 @@ static const char net_manifest[] = "# orrery bench net: the echo service on port
 /* A child serving the echo (argv ends with --net user,hostfwd=...PORT-:7), measured. */
 static void run_child_row(row_t *row, char **argv, int port, uint64_t count, uint64_t bytes)
 {
-    child_t c;
-    if (child_start(&c, argv, row->why) != 0) {
+    static child_t c;
+    if (child_start(&c, argv, row->why) != 0)
         row->state = ST_FAILED;
-        return;
-    }
-    if (child_ready(&c, port, row->why) == 0 &&
-        measure_all(port, count, bytes, &row->f, row->why) == 0)
+    else if (child_ready(&c, port, row->why) == 0 &&
+             measure_all(port, count, bytes, &row->f, row->why) == 0)
         row->state = ST_MEASURED;
     else
         row->state = ST_FAILED;

@@ -31,7 +31,7 @@
 #include <iface/udp.h>
 #include <image.h>
 
-#include "../servers/tcpip/tcpip.h" /* TCPIP_CONNS_MAX */
+#include "../servers/tcpip/tcpip_limits.h" /* TCPIP_CONNS_MAX */
 
 enum {
     GUARD_MS = 60000, /* hang guards only: a wait that long means the OS is stuck */
@@ -525,8 +525,11 @@ static void denied_event(os_ctx_t *ctx, const os_event_t *ev)
 
 static const os_program_t denied = {"denied", 0, denied_start, denied_event};
 
-static const os_program_t *const image[] = {&orrery_init, &orrery_tcpip, &orrery_tcpecho, &stopper,
-                                            &lazy,        &prober,       &denied,         NULL};
+extern const os_program_t greeter; /* docs/networking.md's example */
+
+static const os_program_t *const image[] = {&orrery_init, &orrery_tcpip, &orrery_tcpecho,
+                                            &stopper,     &lazy,         &prober,
+                                            &denied,      &greeter,      NULL};
 
 /* ---- the host side ------------------------------------------------------------------------ */
 
@@ -1020,12 +1023,62 @@ static void test_malformed_refused_and_denied(void **state)
     assert_non_null(strstr(console, "may not reach tcp"));
 }
 
+/* docs/networking.md's example program greets a host socket and closes. */
+static void *host_greeter_main(void *arg)
+{
+    (void)arg;
+    if (wait_ready()) {
+        int s = tcp_to(host_ports[0]);
+        char b[64];
+        long got = 0;
+        uint64_t end = now_ms() + GUARD_MS;
+        while (s >= 0 && now_ms() < end && got < (long)sizeof b) {
+            struct pollfd pf = {s, POLLIN, 0};
+            if (poll(&pf, 1, 1000) != 1)
+                continue;
+            ssize_t r = recv(s, b + got, sizeof b - (size_t)got, 0);
+            if (r <= 0) {
+                G.bulk_eof = r == 0;
+                break;
+            }
+            got += r;
+        }
+        G.probe_ok = got == 18 && memcmp(b, "hello from orrery\n", 18) == 0;
+        if (s >= 0)
+            close(s);
+    }
+    atomic_store(&G.host_done, 1);
+    return NULL;
+}
+
+static void test_doc_greeter(void **state)
+{
+    (void)state;
+    reset_globals();
+    host_ports[0] = free_port(SOCK_STREAM);
+    expected_ports[0] = 13;
+    nexpected = 1;
+    char fwd[160];
+    snprintf(fwd, sizeof fwd, "user,hostfwd=tcp:127.0.0.1:%d-:13", host_ports[0]);
+    hl_run_stats_t stats;
+    int status = run("program tcpip\nprogram greeter reach=tcp\nprogram stopper reach=net,init\n",
+                     fwd, host_greeter_main, &stats, console, sizeof console);
+    if (G.host_fail[0])
+        fail_msg("host: %s\n%s", G.host_fail, console);
+    assert_int_equal(0, status);
+    assert_int_equal(0, stats.leaks);
+    assert_int_equal(1, G.probe_ok);
+    assert_int_equal(1, G.bulk_eof); /* and the close came after the line */
+    assert_non_null(strstr(console, "[greeter] listening on tcp port 13"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tcpecho_bulk_half_close_udp_and_many),
         cmocka_unit_test(test_slow_reader_and_unaccepted_listener),
         cmocka_unit_test(test_malformed_refused_and_denied),
+        cmocka_unit_test(test_doc_greeter),
     };
     if (getenv("TEST_TCP_ONLY"))
         cmocka_set_test_filter(getenv("TEST_TCP_ONLY"));

@@ -54,6 +54,7 @@ static struct {
     atomic_int host_done;  /* the host side finished */
     atomic_int go;         /* the host tells the lazy task to start reading its connection */
     atomic_int go_backlog; /* ... and to accept from its second listener */
+    atomic_int ping_done;  /* the prober's ping was answered (or failed) */
     char host_fail[256];   /* the first thing the host side found wrong */
     /* host side */
     long bulk_echoed; /* bytes of BULK echoed back, identical */
@@ -84,6 +85,8 @@ static struct {
     int refused_closed;
     int denied; /* the reply status of a connect without reach */
     uint32_t resolved;
+    net_pong_t pong;   /* ping 10.0.2.2 */
+    int net_failed[8]; /* failed{req} by req */
     int udp_errors[8];
     uint32_t udp_error_types[8];
     int nudp_errors;
@@ -460,8 +463,12 @@ static void prober_event(os_ctx_t *ctx, const os_event_t *ev)
         return;
     }
     if (ev->handle == p->refused) {
-        if (tcp_error_decode(ev, &m.err) == 0 && m.err.type == 0)
+        if (tcp_error_decode(ev, &m.err) == 0 && m.err.type == 0) {
             G.refused = m.err.status;
+            /* now 10.0.2.2's MAC is known (lwIP's ARP keeps one packet while it asks) */
+            net_ping_t ping = {.req = 3, .addr = 0x0a000202, .seq = 42, .size = 56};
+            net_ping_send(ctx, p->net, &ping);
+        }
         return;
     }
     if (ev->handle == p->conn) {
@@ -499,6 +506,20 @@ static void prober_event(os_ctx_t *ctx, const os_event_t *ev)
             init_connect_iface(ctx, 2, &udp_iface);
             net_resolve_t r = {1, "10.0.2.2"};
             net_resolve_send(ctx, p->net, &r);
+            net_resolve_t empty = {2, ""};
+            net_resolve_send(ctx, p->net, &empty);
+            net_ping_t big = {.req = 4, .addr = 0x0a000202, .seq = 1, .size = NET_PING_MAX + 1};
+            net_ping_send(ctx, p->net, &big);
+            net_ping_t none = {.req = 5, .addr = 0, .seq = 1, .size = 8};
+            net_ping_send(ctx, p->net, &none);
+        } else {
+            net_failed_t f;
+            if (net_pong_decode(ev, &G.pong) == 0)
+                atomic_store(&G.ping_done, 1);
+            else if (net_failed_decode(ev, &f) == 0 && f.req < 8)
+                G.net_failed[f.req] = f.status;
+            if (G.net_failed[3] != 0)
+                atomic_store(&G.ping_done, 1);
         }
         return;
     }
@@ -828,6 +849,8 @@ static void *host_probe_main(void *arg)
         G.probe_ok = got == 2 && memcmp(b, "ok", 2) == 0;
         if (s >= 0)
             close(s);
+        while (!atomic_load(&G.ping_done) && now_ms() < end)
+            usleep(1000);
     }
     atomic_store(&G.host_done, 1);
     return NULL;
@@ -1017,6 +1040,18 @@ static void test_malformed_refused_and_denied(void **state)
     assert_int_equal(OS_EINVAL, G.udp_errors[4]);
     assert_int_equal(udp_msg_sendto, G.udp_error_types[4]);
     assert_int_equal(0x0a000202, G.resolved);
+    assert_int_equal(OS_EINVAL, G.net_failed[2]); /* resolve "" */
+    assert_int_equal(OS_EINVAL, G.net_failed[4]); /* ping of 1401 bytes */
+    assert_int_equal(OS_EINVAL, G.net_failed[5]); /* ping of address 0 */
+    /* slirp answers pings to its own address */
+    if (G.net_failed[3] != 0)
+        fail_msg("ping 10.0.2.2: %s", os_strerror(G.net_failed[3]));
+    assert_int_equal(3, G.pong.req);
+    assert_int_equal(0x0a000202, G.pong.addr);
+    assert_int_equal(42, G.pong.seq);
+    assert_int_equal(56, G.pong.size);
+    assert_true(G.pong.ttl > 0);
+    assert_true(G.pong.rtt_ns > 0);
     /* without reach=tcp */
     assert_int_equal(OS_EACCES, G.denied);
     assert_non_null(strstr(console, "denied: denied (task"));

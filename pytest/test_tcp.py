@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from conftest import Session
+from conftest import Session, run_cli
 
 PROGRAMS = (
     "program console restart=always\n"
@@ -163,3 +163,27 @@ def test_bad_arg_stops_tcpip(run, arg, why):
     assert "still here" in out
     s.send_line("shutdown")
     assert s.wait() == 0
+
+
+def test_trace_of_tcp_traffic_replays(run, orrery_bin, tmp_path):
+    """tcpip and tcpecho of a traced run replay alone: frames, lwIP's clock and randomness,
+    holds, os_chan_list and every send come back from the trace."""
+    tport = free_port(socket.SOCK_STREAM)
+    trace = tmp_path / "tcp.db"
+    manifest = tmp_path / "traced.manifest"
+    manifest.write_text(PROGRAMS + "program tcpip\n" + ECHO)
+    s = Session([orrery_bin, "run", "--manifest", str(manifest), "--net",
+                 f"user,hostfwd=tcp:127.0.0.1:{tport}-:7", "--trace", str(trace)])
+    try:
+        s.expect(LISTENING)
+        s.expect(DHCP_LINE)
+        data = bytes(range(256)) * 400
+        assert echo_bulk(s, tport, data) == data
+        s.send_line("shutdown")
+        assert s.wait() == 0
+    finally:
+        s.kill()
+    for task in ("tcpip", "tcpecho"):
+        r = run_cli(["replay", str(trace), "--task", task], timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert re.search(rf"replay {task}: \d+ events matched", r.stdout), r.stdout

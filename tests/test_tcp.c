@@ -55,6 +55,7 @@ static struct {
     atomic_int go;         /* the host tells the lazy task to start reading its connection */
     atomic_int go_backlog; /* ... and to accept from its second listener */
     atomic_int ping_done;  /* the prober's ping was answered (or failed) */
+    atomic_int accepted2;  /* the prober has the connection the host will reset */
     char host_fail[256];   /* the first thing the host side found wrong */
     /* host side */
     long bulk_echoed; /* bytes of BULK echoed back, identical */
@@ -83,6 +84,8 @@ static struct {
     int nconn_errors;
     int refused; /* the error{0, status} of the connect to a closed port */
     int refused_closed;
+    int reset_error; /* the error{0} on a connection the host reset */
+    int reset_closed;
     int denied; /* the reply status of a connect without reach */
     uint32_t resolved;
     net_pong_t pong;   /* ping 10.0.2.2 */
@@ -344,7 +347,7 @@ static const os_program_t lazy = {"lazy", sizeof(lazy_t), lazy_start, lazy_event
 /* ---- prober: malformed messages everywhere, a refused connect, udp, net ------------------ */
 
 typedef struct prober {
-    os_handle_t tcp, udp, net, listener, refused, sock, conn, timer;
+    os_handle_t tcp, udp, net, listener, refused, sock, conn, conn2, timer;
     bool started;
 } prober_t;
 
@@ -352,7 +355,7 @@ typedef struct prober {
 static void prober_start(os_ctx_t *ctx)
 {
     prober_t *p = os_state(ctx);
-    p->listener = p->refused = p->sock = p->conn = OS_HANDLE_NONE;
+    p->listener = p->refused = p->sock = p->conn = p->conn2 = OS_HANDLE_NONE;
     os_timer_create(ctx, &p->timer);
     init_connect_iface(ctx, 3, &net_iface);
 }
@@ -400,6 +403,8 @@ static void prober_event(os_ctx_t *ctx, const os_event_t *ev)
     if (ev->kind == OS_EV_PEER_CLOSED) {
         if (ev->handle == p->refused)
             G.refused_closed = 1;
+        if (ev->handle == p->conn2)
+            G.reset_closed = 1;
         os_handle_close(ctx, ev->handle);
         return;
     }
@@ -447,7 +452,10 @@ static void prober_event(os_ctx_t *ctx, const os_event_t *ev)
         return;
     }
     if (ev->handle == p->listener) {
-        if (tcp_accepted_decode(ev, &m.acc) == 0) {
+        if (tcp_accepted_decode(ev, &m.acc) == 0 && p->conn != OS_HANDLE_NONE) {
+            p->conn2 = m.acc.chan; /* the host resets this one */
+            atomic_store(&G.accepted2, 1);
+        } else if (tcp_accepted_decode(ev, &m.acc) == 0) {
             p->conn = m.acc.chan;
             garbage(ctx, p->conn, tcp_msg_shutdown, tcp_msg_eof);
             tcp_shutdown_t bad = {2};
@@ -469,6 +477,11 @@ static void prober_event(os_ctx_t *ctx, const os_event_t *ev)
             net_ping_t ping = {.req = 3, .addr = 0x0a000202, .seq = 42, .size = 56};
             net_ping_send(ctx, p->net, &ping);
         }
+        return;
+    }
+    if (ev->handle == p->conn2) {
+        if (tcp_error_decode(ev, &m.err) == 0 && m.err.type == 0)
+            G.reset_error = m.err.status;
         return;
     }
     if (ev->handle == p->conn) {
@@ -849,6 +862,17 @@ static void *host_probe_main(void *arg)
         G.probe_ok = got == 2 && memcmp(b, "ok", 2) == 0;
         if (s >= 0)
             close(s);
+        /* the peer vanishing: a connection the host resets (SO_LINGER 0) once it is up */
+        s = tcp_to(host_ports[0]);
+        while (s >= 0 && !atomic_load(&G.accepted2) && now_ms() < end)
+            usleep(1000);
+        if (s >= 0) {
+            struct linger lg = {1, 0};
+            setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            close(s);
+        }
+        while (!G.reset_closed && now_ms() < end)
+            usleep(1000);
         while (!atomic_load(&G.ping_done) && now_ms() < end)
             usleep(1000);
     }
@@ -1035,6 +1059,9 @@ static void test_malformed_refused_and_denied(void **state)
     /* a closed port on 10.0.2.2: refused, then the channel closed */
     assert_int_equal(OS_ECONNREFUSED, G.refused);
     assert_int_equal(1, G.refused_closed);
+    /* a peer that resets: error ECONNRESET, then the channel closed */
+    assert_int_equal(OS_ECONNRESET, G.reset_error);
+    assert_int_equal(1, G.reset_closed);
     /* udp: 4 malformed and a sendto to address 0 */
     assert_int_equal(5, G.nudp_errors);
     assert_int_equal(OS_EINVAL, G.udp_errors[4]);

@@ -440,6 +440,8 @@ static void prober_event(os_ctx_t *ctx, const os_event_t *ev)
         if (tcp_listening_decode(ev, &m.ok) == 0) {
             p->listener = m.ok.chan;
             garbage(ctx, p->listener, tcp_msg_accepted, tcp_msg_accepted);
+            tcp_listen_t again = {5, 0, PORT_PROBE, 0}; /* the same port twice */
+            tcp_listen_send(ctx, p->tcp, &again);
         } else if (tcp_opened_decode(ev, &m.op) == 0) {
             p->refused = m.op.chan;
         } else if (tcp_reply_decode(ev, &r) == 0) {
@@ -1037,17 +1039,20 @@ static void test_malformed_refused_and_denied(void **state)
     assert_false(stats.timed_out);
     assert_int_equal(0, stats.leaks);
     /* control channel: 4 malformed; listener channel: 4; then the answers to bad requests */
-    int proto = 0, einval = 0;
+    int proto = 0, einval = 0, inuse = 0;
     for (int i = 0; i < G.nerrors; i++) {
         if (G.errors[i] == OS_EPROTO)
             proto++;
         else if (G.errors[i] == OS_EINVAL)
             einval++;
+        else if (G.errors[i] == OS_EADDRINUSE && G.error_types[i] == 1005)
+            inuse++;
         else
             fail_msg("error %d: type %u status %d", i, G.error_types[i], G.errors[i]);
     }
     assert_int_equal(8, proto);
     assert_int_equal(2, einval); /* connect to address 0, backlog 65 */
+    assert_int_equal(1, inuse);  /* a second listener on port 9 */
     /* the connection channel: 4 malformed, shutdown how 2, data after shutdown */
     assert_int_equal(6, G.nconn_errors);
     for (int i = 0; i < 5; i++)

@@ -71,6 +71,9 @@
 #define IP_FRAG 1
 #define LWIP_NETIF_STATUS_CALLBACK 1
 #define LWIP_NETIF_LINK_CALLBACK 1
+/* SOF_REUSEADDR on listeners (servers/tcpip/tcp.c): a port is free again while its
+ * connections still close */
+#define SO_REUSE 1
 #ifndef TCP_MSS
 #define TCP_MSS 1460
 #endif

@@ -385,6 +385,12 @@ static void on_listen(os_ctx_t *ctx, tcpip_state_t *st, os_handle_t ch, const tc
     }
     ip_addr_t a;
     ip_addr_set_ip4_u32_val(a, lwip_htonl(m->addr));
+    /*
+     * A listener's port is free again while connections it accepted still close (FIN_WAIT,
+     * TIME_WAIT): a restarted server listens at once. lwIP still refuses a second listener
+     * on the same address and port (ERR_USE).
+     */
+    ip_set_option(pcb, SOF_REUSEADDR);
     err_t e = tcp_bind(pcb, &a, m->port);
     if (e != ERR_OK) {
         tcp_close(pcb);
@@ -392,10 +398,10 @@ static void on_listen(os_ctx_t *ctx, tcpip_state_t *st, os_handle_t ch, const tc
         return;
     }
     uint8_t backlog = (uint8_t)(m->backlog ? m->backlog : TCPIP_BACKLOG_DEFAULT);
-    struct tcp_pcb *lpcb = tcp_listen_with_backlog(pcb, backlog);
+    struct tcp_pcb *lpcb = tcp_listen_with_backlog_and_err(pcb, backlog, &e);
     if (lpcb == NULL) {
         tcp_close(pcb);
-        reply(ctx, ch, m->req, OS_ENOMEM);
+        reply(ctx, ch, m->req, e == ERR_USE ? OS_EADDRINUSE : OS_ENOMEM);
         return;
     }
     os_handle_t mine, theirs;

@@ -66,6 +66,18 @@ static void pcb_close(struct tcp_pcb *pcb)
         tcp_abort(pcb);
 }
 
+/*
+ * Both FINs are out (ours may still wait for memory, TF_CLOSEPEND): let lwIP end the pcb.
+ * Called from lwIP's callbacks too, so it never frees the pcb: tcp_close past ESTABLISHED and
+ * CLOSE_WAIT only marks it closed; in those two (our FIN not sent yet) detaching is enough.
+ */
+static void pcb_finish(struct tcp_pcb *pcb)
+{
+    pcb_detach(pcb);
+    if (pcb->state != ESTABLISHED && pcb->state != CLOSE_WAIT)
+        tcp_close(pcb);
+}
+
 void tcp_forget_all(void)
 {
     while (tcp_listen_pcbs.pcbs != NULL) {
@@ -186,7 +198,7 @@ static void conn_flush(os_ctx_t *ctx, tcpip_state_t *st, tcpip_conn_t *c)
         return;
     }
     if (c->pcb != NULL && conn_done(c)) {
-        pcb_close(c->pcb);
+        pcb_finish(c->pcb);
         conn_free(ctx, c);
     }
 }

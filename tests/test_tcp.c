@@ -84,9 +84,9 @@ static struct {
     int nconn_errors;
     int refused; /* the error{0, status} of the connect to a closed port */
     int refused_closed;
-    int reset_error; /* the error{0} on a connection the host reset */
-    int reset_closed;
-    int denied; /* the reply status of a connect without reach */
+    int reset_error;         /* the error{0} on a connection the host reset */
+    atomic_int reset_closed; /* read by the host thread */
+    int denied;              /* the reply status of a connect without reach */
     uint32_t resolved;
     net_pong_t pong;   /* ping 10.0.2.2 */
     int net_failed[8]; /* failed{req} by req */
@@ -404,7 +404,7 @@ static void prober_event(os_ctx_t *ctx, const os_event_t *ev)
         if (ev->handle == p->refused)
             G.refused_closed = 1;
         if (ev->handle == p->conn2)
-            G.reset_closed = 1;
+            atomic_store(&G.reset_closed, 1);
         os_handle_close(ctx, ev->handle);
         return;
     }
@@ -873,7 +873,7 @@ static void *host_probe_main(void *arg)
             setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
             close(s);
         }
-        while (!G.reset_closed && now_ms() < end)
+        while (!atomic_load(&G.reset_closed) && now_ms() < end)
             usleep(1000);
         while (!atomic_load(&G.ping_done) && now_ms() < end)
             usleep(1000);
@@ -1066,7 +1066,7 @@ static void test_malformed_refused_and_denied(void **state)
     assert_int_equal(1, G.refused_closed);
     /* a peer that resets: error ECONNRESET, then the channel closed */
     assert_int_equal(OS_ECONNRESET, G.reset_error);
-    assert_int_equal(1, G.reset_closed);
+    assert_int_equal(1, atomic_load(&G.reset_closed));
     /* udp: 4 malformed and a sendto to address 0 */
     assert_int_equal(5, G.nudp_errors);
     assert_int_equal(OS_EINVAL, G.udp_errors[4]);

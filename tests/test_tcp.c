@@ -561,11 +561,105 @@ static void denied_event(os_ctx_t *ctx, const os_event_t *ev)
 
 static const os_program_t denied = {"denied", 0, denied_start, denied_event};
 
+/* ---- selfcon: connects to its own listener through lwIP's loopback ----------------------- */
+
+enum { PORT_SELF = 12 };
+
+static struct {
+    tcp_established_t est;
+    int pong; /* the client side got "pong" */
+    uint64_t eof_bytes;
+    int ping;          /* the server side got "ping" */
+    atomic_int closed; /* the host thread waits for it */
+} S;
+
+typedef struct selfcon {
+    os_handle_t tcp, net, timer, listener, client, server;
+} selfcon_t;
+
+static void selfcon_start(os_ctx_t *ctx)
+{
+    selfcon_t *c = os_state(ctx);
+    c->listener = c->client = c->server = OS_HANDLE_NONE;
+    os_timer_create(ctx, &c->timer);
+    init_connect_iface(ctx, 1, &net_iface);
+}
+
+static void selfcon_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    selfcon_t *c = os_state(ctx);
+    union {
+        init_connected_t conn;
+        net_info_t info;
+        tcp_listening_t ok;
+        tcp_opened_t op;
+        tcp_accepted_t acc;
+        tcp_data_t data;
+        tcp_eof_t eof;
+    } m;
+    if (ev->kind == OS_EV_TIMER) {
+        net_status_t q = {1};
+        net_status_send(ctx, c->net, &q);
+        return;
+    }
+    if (ev->kind == OS_EV_PEER_CLOSED) {
+        if (ev->handle == c->client)
+            atomic_store(&S.closed, 1);
+        os_handle_close(ctx, ev->handle);
+        return;
+    }
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    if (ev->handle == init_channel(ctx) && init_connected_decode(ev, &m.conn) == 0) {
+        if (m.conn.req == 1) {
+            c->net = m.conn.chan;
+            net_status_t q = {1};
+            net_status_send(ctx, c->net, &q);
+        } else {
+            c->tcp = m.conn.chan;
+            tcp_listen_t l = {1, 0, PORT_SELF, 0};
+            tcp_listen_send(ctx, c->tcp, &l);
+        }
+    } else if (ev->handle == c->net && net_info_decode(ev, &m.info) == 0) {
+        if (m.info.addr == 0)
+            os_timer_set(ctx, c->timer, os_clock_now(ctx) + TICK_NS);
+        else
+            init_connect_iface(ctx, 2, &tcp_iface);
+    } else if (ev->handle == c->tcp && tcp_listening_decode(ev, &m.ok) == 0) {
+        c->listener = m.ok.chan;
+        tcp_connect_t q = {2, 0x0a00020f, PORT_SELF}; /* ourselves */
+        tcp_connect_send(ctx, c->tcp, &q);
+    } else if (ev->handle == c->tcp && tcp_opened_decode(ev, &m.op) == 0) {
+        c->client = m.op.chan;
+    } else if (ev->handle == c->client && tcp_established_decode(ev, &S.est) == 0) {
+        tcp_data_t d = {.data_len = 4, .data = {'p', 'i', 'n', 'g'}};
+        tcp_data_send(ctx, c->client, &d);
+        tcp_shutdown_t sh = {1};
+        tcp_shutdown_send(ctx, c->client, &sh);
+    } else if (ev->handle == c->listener && tcp_accepted_decode(ev, &m.acc) == 0) {
+        c->server = m.acc.chan;
+    } else if (ev->handle == c->server && tcp_data_decode(ev, &m.data) == 0) {
+        S.ping = m.data.data_len == 4 && memcmp(m.data.data, "ping", 4) == 0;
+        tcp_data_t d = {.data_len = 4, .data = {'p', 'o', 'n', 'g'}};
+        tcp_data_send(ctx, c->server, &d);
+        os_handle_close(ctx, c->server); /* our FIN after the pong */
+        c->server = OS_HANDLE_NONE;
+    } else if (ev->handle == c->client && tcp_data_decode(ev, &m.data) == 0) {
+        S.pong = m.data.data_len == 4 && memcmp(m.data.data, "pong", 4) == 0;
+    } else if (ev->handle == c->client && tcp_eof_decode(ev, &m.eof) == 0) {
+        S.eof_bytes = m.eof.bytes;
+    } else {
+        iface_discard(ctx, ev);
+    }
+}
+
+static const os_program_t selfcon = {"selfcon", sizeof(selfcon_t), selfcon_start, selfcon_event};
+
 extern const os_program_t greeter; /* docs/networking.md's example */
 
-static const os_program_t *const image[] = {&orrery_init, &orrery_tcpip, &orrery_tcpecho,
-                                            &stopper,     &lazy,         &prober,
-                                            &denied,      &greeter,      NULL};
+static const os_program_t *const image[] = {&orrery_init, &orrery_tcpip, &orrery_tcpecho, &stopper,
+                                            &lazy,        &prober,       &denied,         &greeter,
+                                            &selfcon,     NULL};
 
 /* ---- the host side ------------------------------------------------------------------------ */
 
@@ -1091,6 +1185,17 @@ static void test_malformed_refused_and_denied(void **state)
 }
 
 /* docs/networking.md's example program greets a host socket and closes. */
+/* the host only waits for selfcon's connection to end; the stopper then checks the pcbs */
+static void *host_idle_main(void *arg)
+{
+    (void)arg;
+    uint64_t end = now_ms() + GUARD_MS;
+    while (wait_ready() && !atomic_load(&S.closed) && now_ms() < end)
+        usleep(1000);
+    atomic_store(&G.host_done, 1);
+    return NULL;
+}
+
 static void *host_greeter_main(void *arg)
 {
     (void)arg;
@@ -1139,6 +1244,32 @@ static void test_doc_greeter(void **state)
     assert_non_null(strstr(console, "[greeter] listening on tcp port 13"));
 }
 
+/* Connect to our own address: established (addresses and ports), data both ways, both FINs. */
+static void test_connect_to_ourselves(void **state)
+{
+    (void)state;
+    reset_globals();
+    memset(&S, 0, sizeof S);
+    expected_ports[0] = PORT_SELF;
+    nexpected = 1;
+    hl_run_stats_t stats;
+    int status =
+        run("program tcpip\nprogram selfcon reach=net,tcp\nprogram stopper reach=net,init\n",
+            "user", host_idle_main, &stats, console, sizeof console);
+    assert_int_equal(0, status);
+    assert_int_equal(0, stats.leaks);
+    assert_int_equal(0x0a00020f, S.est.laddr);
+    assert_int_equal(0x0a00020f, S.est.raddr);
+    assert_int_equal(PORT_SELF, S.est.rport);
+    assert_true(S.est.lport != 0 && S.est.lport != PORT_SELF);
+    assert_int_equal(1, S.ping);
+    assert_int_equal(1, S.pong);
+    assert_int_equal(4, S.eof_bytes);
+    assert_int_equal(
+        1, atomic_load(&S.closed)); /* after both FINs the server closed the client's channel */
+    assert_int_equal(0, G.conns_tcp_other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1146,6 +1277,7 @@ int main(void)
         cmocka_unit_test(test_slow_reader_and_unaccepted_listener),
         cmocka_unit_test(test_malformed_refused_and_denied),
         cmocka_unit_test(test_doc_greeter),
+        cmocka_unit_test(test_connect_to_ourselves),
     };
     if (getenv("TEST_TCP_ONLY"))
         cmocka_set_test_filter(getenv("TEST_TCP_ONLY"));

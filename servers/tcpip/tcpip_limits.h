@@ -24,6 +24,7 @@ enum {
     TCPIP_ARG_MAX = 255,        /* the spawn argument (the manifest's arg=) */
     TCPIP_TXQ_MAX = 64,         /* frames waiting for room in the device's transmit ring */
     TCPIP_TX_RETRY_NS = 200000, /* and how soon they are tried again */
+    TCPIP_LOOP_ROUNDS = 16,     /* netif_poll rounds per event for looped-back packets */
 };
 
 #endif

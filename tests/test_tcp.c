@@ -655,11 +655,77 @@ static void selfcon_event(os_ctx_t *ctx, const os_event_t *ev)
 
 static const os_program_t selfcon = {"selfcon", sizeof(selfcon_t), selfcon_start, selfcon_event};
 
+/* ---- udpsink: a UDP socket nobody reads until the server has dropped the excess ---------- */
+
+enum { PORT_SINK = 5, DGRAMS = 200 };
+
+static struct {
+    atomic_int released; /* the server counted a drop: the socket is read now */
+    atomic_int got;      /* datagrams read from it */
+} U;
+
+typedef struct udpsink {
+    os_handle_t udp, net, sink, timer;
+} udpsink_t;
+
+static void udpsink_start(os_ctx_t *ctx)
+{
+    udpsink_t *u = os_state(ctx);
+    u->sink = OS_HANDLE_NONE;
+    os_timer_create(ctx, &u->timer);
+    init_connect_iface(ctx, 1, &udp_iface);
+    init_connect_iface(ctx, 2, &net_iface);
+}
+
+static void udpsink_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    udpsink_t *u = os_state(ctx);
+    union {
+        init_connected_t conn;
+        udp_bound_t bound;
+        udp_recvfrom_t dgram;
+        net_counters_t counters;
+    } m;
+    if (ev->kind == OS_EV_TIMER) {
+        net_status_t q = {1};
+        net_status_send(ctx, u->net, &q);
+        return;
+    }
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    if (ev->handle == init_channel(ctx) && init_connected_decode(ev, &m.conn) == 0) {
+        if (m.conn.req == 1) {
+            u->udp = m.conn.chan;
+            udp_bind_t a = {1, 0, PORT_SINK};
+            udp_bind_send(ctx, u->udp, &a);
+        } else {
+            u->net = m.conn.chan;
+            os_timer_set(ctx, u->timer, os_clock_now(ctx) + TICK_NS);
+        }
+    } else if (ev->handle == u->udp && udp_bound_decode(ev, &m.bound) == 0) {
+        u->sink = m.bound.chan;
+        os_handle_hold(ctx, u->sink, true); /* nobody reads: its queue fills */
+    } else if (ev->handle == u->net && net_counters_decode(ev, &m.counters) == 0) {
+        if (m.counters.other_dropped > 0) {
+            os_handle_hold(ctx, u->sink, false); /* now read what waited */
+            atomic_store(&U.released, 1);
+        } else {
+            os_timer_set(ctx, u->timer, os_clock_now(ctx) + TICK_NS);
+        }
+    } else if (ev->handle == u->sink && udp_recvfrom_decode(ev, &m.dgram) == 0) {
+        atomic_fetch_add(&U.got, 1);
+    } else {
+        iface_discard(ctx, ev); /* net.info and the rest */
+    }
+}
+
+static const os_program_t udpsink = {"udpsink", sizeof(udpsink_t), udpsink_start, udpsink_event};
+
 extern const os_program_t greeter; /* docs/networking.md's example */
 
-static const os_program_t *const image[] = {&orrery_init, &orrery_tcpip, &orrery_tcpecho, &stopper,
-                                            &lazy,        &prober,       &denied,         &greeter,
-                                            &selfcon,     NULL};
+static const os_program_t *const image[] = {
+    &orrery_init, &orrery_tcpip, &orrery_tcpecho, &stopper, &lazy, &prober,
+    &denied,      &greeter,      &selfcon,        &udpsink, NULL};
 
 /* ---- the host side ------------------------------------------------------------------------ */
 
@@ -1185,6 +1251,29 @@ static void test_malformed_refused_and_denied(void **state)
 }
 
 /* docs/networking.md's example program greets a host socket and closes. */
+/* DGRAMS datagrams to the socket nobody reads; then wait until its client reads again. */
+static void *host_udp_main(void *arg)
+{
+    (void)arg;
+    if (wait_ready()) {
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)host_ports[0]),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        for (int i = 0; i < DGRAMS; i++)
+            sendto(s, "d", 1, 0, (struct sockaddr *)&a, sizeof a);
+        close(s);
+        uint64_t end = now_ms() + GUARD_MS;
+        while ((!atomic_load(&U.released) || atomic_load(&U.got) < OS_CHAN_QUEUE_MAX) &&
+               now_ms() < end)
+            usleep(1000);
+        if (!atomic_load(&U.released))
+            host_failed("udp: no datagram was dropped, or the queue was not read");
+    }
+    atomic_store(&G.host_done, 1);
+    return NULL;
+}
+
 /* the host only waits for selfcon's connection to end; the stopper then checks the pcbs */
 static void *host_idle_main(void *arg)
 {
@@ -1270,6 +1359,35 @@ static void test_connect_to_ourselves(void **state)
     assert_int_equal(0, G.conns_tcp_other);
 }
 
+/* A UDP socket whose client does not read: 128 datagrams wait, the rest are dropped and
+ * counted; nothing else is lost (frames the kernel had no room for are counted too). */
+static void test_udp_full_queue_drops_and_counts(void **state)
+{
+    (void)state;
+    reset_globals();
+    memset(&U, 0, sizeof U);
+    host_ports[0] = free_port(SOCK_DGRAM);
+    nexpected = 0; /* no TCP listener to wait for: the stopper waits for the address only */
+    char fwd[160];
+    snprintf(fwd, sizeof fwd, "user,hostfwd=udp:127.0.0.1:%d-:%d", host_ports[0], PORT_SINK);
+    hl_run_stats_t stats;
+    int status = run("program tcpip\nprogram udpsink reach=udp,net\nprogram stopper "
+                     "reach=net,init\n",
+                     fwd, host_udp_main, &stats, console, sizeof console);
+    if (G.host_fail[0])
+        fail_msg("host: %s (got %d, rx %lu dropped %lu other %lu, kernel dropped %lu)\n%s",
+                 G.host_fail, atomic_load(&U.got), (unsigned long)G.counters.rx_frames,
+                 (unsigned long)G.counters.rx_dropped, (unsigned long)G.counters.other_dropped,
+                 (unsigned long)stats.net_rx_dropped, console);
+    assert_int_equal(0, status);
+    assert_int_equal(0, stats.leaks);
+    /* the queue filled (128 waited), the rest was dropped and counted, nothing came twice;
+     * datagrams may also be lost before the server (slirp, the kernel's device queue) */
+    assert_true(atomic_load(&U.got) >= OS_CHAN_QUEUE_MAX);
+    assert_true(G.counters.other_dropped > 0);
+    assert_true(atomic_load(&U.got) + G.counters.other_dropped <= DGRAMS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1278,6 +1396,7 @@ int main(void)
         cmocka_unit_test(test_malformed_refused_and_denied),
         cmocka_unit_test(test_doc_greeter),
         cmocka_unit_test(test_connect_to_ourselves),
+        cmocka_unit_test(test_udp_full_queue_drops_and_counts),
     };
     if (getenv("TEST_TCP_ONLY"))
         cmocka_set_test_filter(getenv("TEST_TCP_ONLY"));

@@ -38,8 +38,10 @@ target_include_directories(lwip_unit PRIVATE ${ORRERY_LWIP_INCLUDE} ${CMAKE_CURR
     ${LWIP_TESTDIR})
 # What the suite needs beyond our options (test mode, its own sizes, options it tests) is in
 # lwip/unit_opts.h, included ahead of everything; lwipopts.h leaves those to it (#ifndef).
+# lwIP's own tests pass messages with arguments to libcheck macros whose format has no
+# conversion for them (test_pbuf.c, test_dhcp.c): their warning, not ours to fix.
 target_compile_options(lwip_unit PRIVATE ${ORRERY_HOST_FLAGS}
-    -include ${CMAKE_CURRENT_SOURCE_DIR}/lwip/unit_opts.h)
+    -include ${CMAKE_CURRENT_SOURCE_DIR}/lwip/unit_opts.h -Wno-format-extra-args)
 target_link_options(lwip_unit PRIVATE ${ORRERY_HOST_FLAGS})
 target_link_libraries(lwip_unit PRIVATE PkgConfig::CHECK)
 set_target_properties(lwip_unit PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)

@@ -22,3 +22,5 @@ if(ORRERY_SANITIZE MATCHES "thread")
     add_test(NAME test_net_hosted_tsan COMMAND test_net_hosted)
     set_tests_properties(test_net_hosted_tsan PROPERTIES LABELS "tsan" TIMEOUT 300)
 endif()
+# The tcp and udp interfaces with tcpecho, against host sockets through hostfwd (restricted slirp).
+orrery_add_test(test_tcp SOURCES test_tcp.c LIBS orrery_hal_linux orrery_servers)

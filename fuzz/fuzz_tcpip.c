@@ -1,0 +1,430 @@
+/* fuzz_tcpip.c — libFuzzer target of the tcpip server: Ethernet frames on net0 and messages on its
+ * tcp/udp/net channels. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hal/codes.h>
+#include <hal/device.h>
+#include <iface/init_client.h>
+#include <iface/net.h>
+#include <iface/tcp.h>
+#include <iface/udp.h>
+#include <image.h>
+#include <k/audit.h>
+#include <k/kernel.h>
+#include <sim/sim.h>
+
+#include "sim_priv.h" /* the per-node state section: lwIP's globals, pristine for every input */
+
+#include "fuzz_tcpip.h"
+
+/*
+ * The hooks (docs/fuzzing.md, "tcpip"):
+ *   init     boot init, tcpip (static address 10.0.0.2/24, gateway 10.0.0.1) and a fake
+ *            client `fuzz_peer` on sim, with a net0 stand-in registered by the harness:
+ *            the frames tcpip writes come to net0_write (parsed: ARP requests, pings and
+ *            TCP segments are tracked so the next frames can answer them), the frames of
+ *            the input are posted with k_post; lwIP's globals start pristine (the per-node
+ *            state section, reloaded before each boot);
+ *   connect  the peer connects to net, tcp and udp, listens on TCP port 7 and binds UDP
+ *            port 7; every listener, connection and socket channel tcpip hands out is kept;
+ *   feed     ops from the input: frames (structured templates or raw, each after a time
+ *            step), interface messages on a kept channel (structured or raw), closes and
+ *            holds of kept channels, time jumps;
+ *   clean up close every channel, let 20 virtual minutes pass, tear down.
+ * Invariants (abort() is the crash libFuzzer reports): tcpip did not panic or fault (an
+ * lwIP assertion is os_panic of the task), the kernel audit holds, sim_teardown reports no
+ * leaked kernel allocation. Every input starts from a fresh boot, so every input reproduces
+ * alone.
+ */
+
+enum {
+    KEPT_MAX = 32,     /* listener/connection/socket channels the peer keeps */
+    REQ_LISTEN7 = 900, /* the boot-time listen and bind */
+    REQ_BIND7 = 901,
+};
+
+typedef enum kept_kind { KEPT_FREE, KEPT_CTL, KEPT_LISTENER, KEPT_CONN, KEPT_UDP } kept_kind_t;
+
+typedef struct kept {
+    os_handle_t h;
+    kept_kind_t kind;
+    const iface_t *iface;
+    bool held;
+} kept_t;
+
+/* ---- the fake peer ------------------------------------------------------------------------- */
+
+static struct {
+    os_ctx_t *ctx;
+    uint32_t id;
+    kept_t ch[KEPT_MAX]; /* 0..2: the net, tcp and udp control channels */
+    int nctl;
+} P;
+
+static const iface_t *const ctl_ifaces[3] = {&net_iface, &tcp_iface, &udp_iface};
+
+static void keep(os_handle_t h, kept_kind_t kind, const iface_t *ifc)
+{
+    for (int i = 3; i < KEPT_MAX; i++)
+        if (P.ch[i].kind == KEPT_FREE) {
+            P.ch[i] = (kept_t){.h = h, .kind = kind, .iface = ifc};
+            return;
+        }
+    os_handle_close(P.ctx, h); /* full: the server sees the channel close */
+}
+
+static void peer_start(os_ctx_t *ctx)
+{
+    memset(&P, 0, sizeof P);
+    P.ctx = ctx;
+    P.id = os_task_id(ctx);
+    for (uint32_t i = 0; i < 3; i++)
+        init_connect_iface(ctx, i + 1, ctl_ifaces[i]);
+}
+
+static void note_port(uint16_t port, bool udp);
+
+static void peer_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    union {
+        init_connected_t c;
+        tcp_listening_t l;
+        tcp_opened_t o;
+        tcp_accepted_t a;
+        udp_bound_t b;
+    } m;
+    int i = -1;
+    for (int k = 0; k < KEPT_MAX; k++)
+        if (P.ch[k].kind != KEPT_FREE && P.ch[k].h == ev->handle)
+            i = k;
+    if (ev->kind == OS_EV_PEER_CLOSED && i >= 0) {
+        os_handle_close(ctx, ev->handle);
+        P.ch[i].kind = KEPT_FREE;
+        return;
+    }
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    if (ev->handle == init_channel(ctx) && ev->type == init_msg_connected &&
+        init_connected_decode(ev, &m.c) == 0 && m.c.req >= 1 && m.c.req <= 3) {
+        int k = (int)m.c.req - 1;
+        P.ch[k] = (kept_t){.h = m.c.chan, .kind = KEPT_CTL, .iface = ctl_ifaces[k]};
+        if (k == 1)
+            tcp_listen_send(ctx, m.c.chan, &(tcp_listen_t){REQ_LISTEN7, 0, 7, 4});
+        if (k == 2)
+            udp_bind_send(ctx, m.c.chan, &(udp_bind_t){REQ_BIND7, 0, 7});
+        P.nctl++;
+        return;
+    }
+    /* handles handed out: listeners, connections, sockets (their ports are frame targets) */
+    if (ev->type == tcp_msg_listening && i >= 0 && P.ch[i].iface == &tcp_iface &&
+        tcp_listening_decode(ev, &m.l) == 0) {
+        keep(m.l.chan, KEPT_LISTENER, &tcp_iface);
+        note_port(m.l.port, false);
+    } else if (ev->type == tcp_msg_opened && i >= 0 && P.ch[i].iface == &tcp_iface &&
+               tcp_opened_decode(ev, &m.o) == 0) {
+        keep(m.o.chan, KEPT_CONN, &tcp_iface);
+    } else if (ev->type == tcp_msg_accepted && i >= 0 && P.ch[i].kind == KEPT_LISTENER &&
+               tcp_accepted_decode(ev, &m.a) == 0) {
+        keep(m.a.chan, KEPT_CONN, &tcp_iface);
+    } else if (ev->type == udp_msg_bound && i >= 0 && P.ch[i].iface == &udp_iface &&
+               udp_bound_decode(ev, &m.b) == 0) {
+        keep(m.b.chan, KEPT_UDP, &udp_iface);
+        note_port(m.b.port, true);
+    } else {
+        for (size_t k = 0; k < ev->nhandles; k++)
+            os_handle_close(ctx, ev->handles[k]); /* nothing else is meant to carry one */
+    }
+}
+
+static const os_program_t peer = {"fuzz_peer", 0, peer_start, peer_event};
+
+/* ---- the watch: panics ---------------------------------------------------------------------- */
+
+static int panics;
+static void watch(void *self, const hal_trace_rec_t *r)
+{
+    (void)self;
+    if (r->kind == HAL_TR_EXIT && (r->result == OS_EXIT_PANIC || r->result == OS_EXIT_FAULT))
+        panics++;
+}
+static const hal_trace_sink_t sink = {.record = watch};
+
+/* ---- net0: what tcpip writes is parsed into the frame builder's state ----------------------- */
+
+static fz_net_t N; /* the frame builder's view of the link (fuzz_tcpip.h) */
+static int net0_dev;
+
+static int net0_write(void *self, uint32_t code, const void *buf, size_t len)
+{
+    (void)self;
+    if (code == HAL_NET_FRAME)
+        fz_net_observe(&N, buf, len);
+    return 0;
+}
+
+static const hal_device_ops_t net0_ops = {.name = "net0", .write = net0_write};
+
+static void note_port(uint16_t port, bool udp)
+{
+    fz_net_note_port(&N, port, udp);
+}
+
+/* ---- feeding ------------------------------------------------------------------------------- */
+
+static void check(bool ok, const char *what)
+{
+    if (!ok) {
+        size_t len = 0;
+        const char *out = sim_console_output(&len);
+        fprintf(stderr, "fuzz_tcpip: invariant broken: %s\n", what);
+        if (len)
+            fprintf(stderr, "--- console ---\n%.*s\n---\n", (int)(len > 4000 ? 4000 : len),
+                    out + (len > 4000 ? len - 4000 : 0));
+        abort();
+    }
+}
+
+static void idle(void)
+{
+    sim_run_until_idle();
+}
+
+static kept_t *pick(fz_in_t *in)
+{
+    int n = 0;
+    for (int i = 0; i < KEPT_MAX; i++)
+        n += P.ch[i].kind != KEPT_FREE;
+    if (n == 0)
+        return NULL;
+    int want = fz_byte(in) % n;
+    for (int i = 0; i < KEPT_MAX; i++)
+        if (P.ch[i].kind != KEPT_FREE && want-- == 0)
+            return &P.ch[i];
+    return NULL;
+}
+
+/* A well-formed message of the channel's interface, its fields filled from the input. */
+static void send_structured(fz_in_t *in, kept_t *k)
+{
+    const iface_msg_t *m = &k->iface->msgs[fz_byte(in) % k->iface->nmsgs];
+    static uint8_t msg[8192], wire[OS_MSG_MAX_DATA];
+    os_handle_t hs[OS_MSG_MAX_HANDLES], ours[OS_MSG_MAX_HANDLES];
+    size_t nours = 0;
+    memset(msg, 0, m->size);
+    for (size_t i = 0; i < m->nfields; i++) {
+        const iface_field_t *f = &m->fields[i];
+        uint8_t *at = msg + f->offset;
+        switch (f->kind) {
+        case IFACE_U8:
+        case IFACE_U16:
+        case IFACE_U32:
+        case IFACE_U64:
+        case IFACE_I32:
+        case IFACE_I64: {
+            size_t w = iface_int_width(f->kind);
+            for (size_t b = 0; b < w; b++)
+                at[b] = fz_byte(in);
+            /* addresses: mostly the link's (10.0.0.x), so connects and sends go somewhere */
+            if (w == 4 && (strcmp(f->name, "addr") == 0) && !(at[3] & 0x80)) {
+                uint32_t a = 0x0a000000u | (at[0] & 3);
+                memcpy(at, &a, 4);
+            }
+            break;
+        }
+        case IFACE_STR:
+        case IFACE_BYTES: {
+            size_t len = fz_byte(in);
+            if (len == 255)
+                len = (size_t)fz_byte(in) * 16;
+            if (len > f->max)
+                len = f->max;
+            for (size_t b = 0; b < len; b++) {
+                uint8_t c = fz_byte(in);
+                at[b] = f->kind == IFACE_STR && c == 0 ? 'a' : c;
+            }
+            if (f->kind == IFACE_BYTES)
+                memcpy(msg + f->len_offset, &(uint32_t){(uint32_t)len}, sizeof(uint32_t));
+            break;
+        }
+        case IFACE_HANDLE: {
+            os_handle_t a, b;
+            if (os_channel_create(P.ctx, &a, &b) == 0) {
+                memcpy(at, &b, sizeof b);
+                ours[nours++] = a;
+            }
+            break;
+        }
+        }
+    }
+    size_t len = 0, nh = 0;
+    if (iface_encode(m, msg, wire, sizeof wire, &len, hs, &nh) != 0 ||
+        os_send(P.ctx, k->h, m->number, wire, len, hs, nh) != 0)
+        for (size_t i = 0; i < nh; i++)
+            os_handle_close(P.ctx, hs[i]);
+    for (size_t i = 0; i < nours; i++)
+        os_handle_close(P.ctx, ours[i]);
+}
+
+static void send_raw(fz_in_t *in, kept_t *k)
+{
+    static uint8_t data[OS_MSG_MAX_DATA];
+    uint32_t type = fz_byte(in) % 14;
+    size_t len = fz_byte(in);
+    if (len == 255)
+        len = (size_t)fz_byte(in) * 16;
+    for (size_t b = 0; b < len; b++)
+        data[b] = fz_byte(in);
+    os_handle_t h[1], other;
+    size_t nh = 0;
+    if (fz_byte(in) & 1 && os_channel_create(P.ctx, &h[0], &other) == 0) {
+        nh = 1;
+        os_handle_close(P.ctx, other);
+    }
+    if (os_send(P.ctx, k->h, type, data, len, h, nh) != 0 && nh)
+        os_handle_close(P.ctx, h[0]);
+}
+
+static void post_frame(const uint8_t *f, size_t len)
+{
+    if (len > 0 && len <= HAL_NET_MTU)
+        k_post(net0_dev, HAL_NET_FRAME, f, len);
+}
+
+/* ---- boot, input, teardown ------------------------------------------------------------------ */
+
+static const os_program_t *programs[4];
+static void *pristine; /* the per-node state section as loaded: lwIP never ran */
+
+static const char manifest[] = "program tcpip restart=never arg=addr=10.0.0.2/24,gw=10.0.0.1\n"
+                               "program fuzz_peer restart=never reach=net,tcp,udp\n";
+
+static const os_program_t *find_program(const char *name)
+{
+    for (const os_program_t *const *p = orrery_programs; *p; p++)
+        if (strcmp((*p)->name, name) == 0)
+            return *p;
+    return NULL;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    programs[0] = find_program("init");
+    programs[1] = find_program("tcpip");
+    programs[2] = &peer;
+    programs[3] = NULL;
+    pristine = sim_node_state_new();
+    if (!programs[0] || !programs[1] || !pristine) {
+        fprintf(stderr, "fuzz_tcpip: %s\n",
+                pristine
+                    ? "init or tcpip is not in the image"
+                    : "this build has no per-node state section (lwIP would not start afresh)");
+        abort();
+    }
+    return 0;
+}
+
+static void boot(void)
+{
+    sim_node_state_load(pristine);
+    memset(&P, 0, sizeof P);
+    fz_net_reset(&N);
+    sim_config_t cfg = {.programs = programs,
+                        .init_arg = manifest,
+                        .init_arg_len = sizeof manifest - 1,
+                        .seed = 1,
+                        .trace = &sink};
+    check(sim_boot(&cfg) == 0, "boot");
+    net0_dev = k_device_add(&net0_ops);
+    check(net0_dev > 0, "net0 stand-in");
+    k_post(net0_dev, HAL_NET_LINK_UP, N.our_mac, 6);
+    idle();
+    check(P.ctx && P.nctl == 3, "the peer did not connect to net, tcp and udp");
+}
+
+static void audit(void)
+{
+    char err[160];
+    check(k_audit_quick(NULL, 0, NULL, err, sizeof err) == 0, err);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    panics = 0;
+    boot();
+    fz_in_t in = {data, size};
+    static uint8_t frame[HAL_NET_MTU + 64];
+    while (in.n && panics == 0 && k_task_find("tcpip") != 0) {
+        uint8_t op = fz_byte(&in);
+        kept_t *k;
+        switch (op % 8) {
+        case 0:
+        case 1:
+        case 2: { /* a structured frame, after a time step */
+            sim_advance((uint64_t)(fz_byte(&in) & 0x1f) * 20000000ull);
+            size_t len = fz_net_build(&N, &in, frame, sizeof frame);
+            post_frame(frame, len);
+            break;
+        }
+        case 3: { /* a raw frame */
+            sim_advance((uint64_t)(fz_byte(&in) & 0x1f) * 20000000ull);
+            size_t len = fz_byte(&in);
+            if (len == 255)
+                len = (size_t)fz_byte(&in) * 8;
+            for (size_t b = 0; b < len && b < HAL_NET_MTU; b++)
+                frame[b] = fz_byte(&in);
+            post_frame(frame, len > HAL_NET_MTU ? HAL_NET_MTU : len);
+            break;
+        }
+        case 4:
+        case 5: /* a message of the channel's interface */
+            if ((k = pick(&in)) != NULL)
+                send_structured(&in, k);
+            break;
+        case 6: /* a raw message, or a close or hold of a channel */
+            if ((k = pick(&in)) == NULL)
+                break;
+            switch (fz_byte(&in) % 4) {
+            case 0:
+            case 1:
+                send_raw(&in, k);
+                break;
+            case 2:
+                os_handle_close(P.ctx, k->h);
+                k->kind = KEPT_FREE;
+                break;
+            case 3:
+                k->held = !k->held; /* backpressure: tcpip's window closes */
+                os_handle_hold(P.ctx, k->h, k->held);
+                break;
+            }
+            break;
+        case 7: /* a time jump: lwIP's retransmissions, keepalives, TIME_WAIT */
+            sim_advance(((uint64_t)fz_byte(&in) + 1) * 250000000ull);
+            break;
+        }
+        idle();
+        audit();
+    }
+    check(panics == 0, "tcpip panicked or faulted (an lwIP assertion is a panic)");
+    /* the client goes away: every channel closes, lwIP finishes or times out what is left */
+    for (int i = 0; P.ctx && i < KEPT_MAX; i++)
+        if (P.ch[i].kind != KEPT_FREE) {
+            os_handle_close(P.ctx, P.ch[i].h);
+            P.ch[i].kind = KEPT_FREE;
+        }
+    idle();
+    sim_advance(1200000000000ull);
+    idle();
+    check(panics == 0, "tcpip panicked or faulted after its client went away");
+    char err[160];
+    check(k_audit(NULL, 0, NULL, err, sizeof err) == 0, err);
+    sim_console_clear();
+    check(sim_teardown() == 0, "kernel memory leaked");
+    return 0;
+}

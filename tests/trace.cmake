@@ -20,3 +20,16 @@ endforeach()
 add_test(NAME replay_golden_restart_shell
     COMMAND orrery replay ${CMAKE_CURRENT_SOURCE_DIR}/traces/restart.db --task shell)
 set_tests_properties(replay_golden_restart_shell PROPERTIES LABELS "trace;replay")
+
+# The golden tcpip trace: two simulated nodes, node 0's tcpip recorded while it serves a TCP
+# echo both ways, a UDP datagram and a ping (tests/traces/record_tcpip.c, record.sh).
+add_executable(record_tcpip ${CMAKE_CURRENT_SOURCE_DIR}/traces/record_tcpip.c)
+target_link_libraries(record_tcpip PRIVATE orrery_sim orrery_servers orrery_lwip orrery_core
+    orrery_hal_host orrery_trace)
+target_compile_options(record_tcpip PRIVATE ${ORRERY_HOST_FLAGS})
+target_link_options(record_tcpip PRIVATE ${ORRERY_HOST_FLAGS})
+set_target_properties(record_tcpip PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME replay_golden_tcpip
+    COMMAND orrery replay ${CMAKE_CURRENT_SOURCE_DIR}/traces/tcpip-sim.db --task tcpip)
+set_tests_properties(replay_golden_tcpip PROPERTIES LABELS "trace;replay"
+    PASS_REGULAR_EXPRESSION "events matched")

@@ -57,6 +57,8 @@ typedef struct kept {
     bool held;
 } kept_t;
 
+static bool verbose; /* FUZZ_VERBOSE: print what each input reached */
+
 /* ---- the fake peer ------------------------------------------------------------------------- */
 
 static struct {
@@ -64,6 +66,8 @@ static struct {
     uint32_t id;
     kept_t ch[KEPT_MAX]; /* 0..2: the net, tcp and udp control channels */
     int nctl;
+    int newest; /* the slot of the channel kept last (-1: none) */
+    int peak;   /* most channels kept at once (FUZZ_VERBOSE) */
 } P;
 
 static const iface_t *const ctl_ifaces[3] = {&net_iface, &tcp_iface, &udp_iface};
@@ -73,6 +77,8 @@ static void keep(os_handle_t h, kept_kind_t kind, const iface_t *ifc)
     for (int i = 3; i < KEPT_MAX; i++)
         if (P.ch[i].kind == KEPT_FREE) {
             P.ch[i] = (kept_t){.h = h, .kind = kind, .iface = ifc};
+            P.newest = i;
+            P.peak = i + 1 > P.peak ? i + 1 : P.peak;
             return;
         }
     os_handle_close(P.ctx, h); /* full: the server sees the channel close */
@@ -83,6 +89,7 @@ static void peer_start(os_ctx_t *ctx)
     memset(&P, 0, sizeof P);
     P.ctx = ctx;
     P.id = os_task_id(ctx);
+    P.newest = -1;
     for (uint32_t i = 0; i < 3; i++)
         init_connect_iface(ctx, i + 1, ctl_ifaces[i]);
 }
@@ -109,6 +116,12 @@ static void peer_event(os_ctx_t *ctx, const os_event_t *ev)
     }
     if (ev->kind != OS_EV_MESSAGE)
         return;
+    if (verbose && i >= 0)
+        for (size_t k = 0; k < P.ch[i].iface->nmsgs; k++)
+            if (P.ch[i].iface->msgs[k].number == ev->type)
+                fprintf(stderr, "peer <- %s.%s (%zu bytes%s%s) on slot %d\n", P.ch[i].iface->name,
+                        P.ch[i].iface->msgs[k].name, ev->len, ev->len == 8 ? ": " : "",
+                        ev->len == 8 ? os_strerror(((const int32_t *)ev->data)[1]) : "", i);
     if (ev->handle == init_channel(ctx) && ev->type == init_msg_connected &&
         init_connected_decode(ev, &m.c) == 0 && m.c.req >= 1 && m.c.req <= 3) {
         int k = (int)m.c.req - 1;
@@ -159,11 +172,38 @@ static const hal_trace_sink_t sink = {.record = watch};
 static fz_net_t N; /* the frame builder's view of the link (fuzz_tcpip.h) */
 static int net0_dev;
 
+/* FUZZ_VERBOSE: one line per frame in either direction (ARP, IPv4 protocol and ports, TCP flags).
+ */
+static void show_frame(const char *dir, const uint8_t *f, size_t len)
+{
+    fprintf(stderr, "%s %zu bytes", dir, len);
+    if (len >= 42 && f[12] == 0x08 && f[13] == 0x06)
+        fprintf(stderr, " ARP op %u for %u.%u.%u.%u", f[21], f[38], f[39], f[40], f[41]);
+    else if (len >= 34 && f[12] == 0x08 && f[13] == 0x00) {
+        fprintf(stderr, " IPv4 proto %u %u.%u.%u.%u -> %u.%u.%u.%u", f[23], f[26], f[27], f[28],
+                f[29], f[30], f[31], f[32], f[33]);
+        if (f[23] == 6 && len >= 54)
+            fprintf(stderr, " TCP %u -> %u flags %#x seq %u ack %u", f[34] << 8 | f[35],
+                    f[36] << 8 | f[37], f[47],
+                    (unsigned)(f[38] << 24 | f[39] << 16 | f[40] << 8 | f[41]),
+                    (unsigned)(f[42] << 24 | f[43] << 16 | f[44] << 8 | f[45]));
+        else if (f[23] == 17 && len >= 42)
+            fprintf(stderr, " UDP %u -> %u", f[34] << 8 | f[35], f[36] << 8 | f[37]);
+        else if (f[23] == 1 && len >= 35)
+            fprintf(stderr, " ICMP type %u", f[34]);
+    } else if (len >= 14)
+        fprintf(stderr, " ethertype %#x", f[12] << 8 | f[13]);
+    fputc('\n', stderr);
+}
+
 static int net0_write(void *self, uint32_t code, const void *buf, size_t len)
 {
     (void)self;
-    if (code == HAL_NET_FRAME)
+    if (code == HAL_NET_FRAME) {
+        if (verbose)
+            show_frame("tcpip ->", buf, len);
         fz_net_observe(&N, buf, len);
+    }
     return 0;
 }
 
@@ -201,7 +241,10 @@ static kept_t *pick(fz_in_t *in)
         n += P.ch[i].kind != KEPT_FREE;
     if (n == 0)
         return NULL;
-    int want = fz_byte(in) % n;
+    uint8_t b = fz_byte(in);
+    if (b == TRACE_CORPUS_TCPIP_NEWEST && P.newest >= 0 && P.ch[P.newest].kind != KEPT_FREE)
+        return &P.ch[P.newest];
+    int want = b % n;
     for (int i = 0; i < KEPT_MAX; i++)
         if (P.ch[i].kind != KEPT_FREE && want-- == 0)
             return &P.ch[i];
@@ -229,8 +272,11 @@ static void send_structured(fz_in_t *in, kept_t *k)
             size_t w = iface_int_width(f->kind);
             for (size_t b = 0; b < w; b++)
                 at[b] = fz_byte(in);
-            /* addresses: mostly the link's (10.0.0.x), so connects and sends go somewhere */
-            if (w == 4 && (strcmp(f->name, "addr") == 0) && !(at[3] & 0x80)) {
+            /* addresses: 0 (any) stays; else mostly the link's (10.0.0.0-3), so connects
+             * and sends go somewhere; a top bit set keeps the bytes as they are */
+            uint32_t v;
+            memcpy(&v, at, 4);
+            if (w == 4 && strcmp(f->name, "addr") == 0 && v != 0 && !(at[3] & 0x80)) {
                 uint32_t a = 0x0a000000u | (at[0] & 3);
                 memcpy(at, &a, 4);
             }
@@ -291,6 +337,8 @@ static void send_raw(fz_in_t *in, kept_t *k)
 
 static void post_frame(const uint8_t *f, size_t len)
 {
+    if (verbose)
+        show_frame("-> tcpip", f, len);
     if (len > 0 && len <= HAL_NET_MTU)
         k_post(net0_dev, HAL_NET_FRAME, f, len);
 }
@@ -319,6 +367,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     programs[2] = &peer;
     programs[3] = NULL;
     pristine = sim_node_state_new();
+    verbose = getenv("FUZZ_VERBOSE") != NULL;
     if (!programs[0] || !programs[1] || !pristine) {
         fprintf(stderr, "fuzz_tcpip: %s\n",
                 pristine
@@ -363,30 +412,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t op = fz_byte(&in);
         kept_t *k;
         switch (op % 8) {
-        case 0:
-        case 1:
-        case 2: { /* a structured frame, after a time step */
-            sim_advance((uint64_t)(fz_byte(&in) & 0x1f) * 20000000ull);
+        case TRACE_CORPUS_TCPIP_FRAME:
+        case TRACE_CORPUS_TCPIP_FRAME + 1:
+        case TRACE_CORPUS_TCPIP_FRAME + 2: { /* a structured frame, after a time step */
+            sim_advance((uint64_t)(fz_byte(&in) & 31) * TRACE_CORPUS_TCPIP_STEP_NS);
             size_t len = fz_net_build(&N, &in, frame, sizeof frame);
             post_frame(frame, len);
             break;
         }
-        case 3: { /* a raw frame */
-            sim_advance((uint64_t)(fz_byte(&in) & 0x1f) * 20000000ull);
+        case TRACE_CORPUS_TCPIP_RAW: { /* a raw frame */
+            sim_advance((uint64_t)(fz_byte(&in) & 31) * TRACE_CORPUS_TCPIP_STEP_NS);
             size_t len = fz_byte(&in);
-            if (len == 255)
-                len = (size_t)fz_byte(&in) * 8;
-            for (size_t b = 0; b < len && b < HAL_NET_MTU; b++)
+            len = (len | (size_t)fz_byte(&in) << 8) % (HAL_NET_MTU + 1);
+            for (size_t b = 0; b < len; b++)
                 frame[b] = fz_byte(&in);
-            post_frame(frame, len > HAL_NET_MTU ? HAL_NET_MTU : len);
+            post_frame(frame, len);
             break;
         }
-        case 4:
-        case 5: /* a message of the channel's interface */
+        case TRACE_CORPUS_TCPIP_MSG:
+        case TRACE_CORPUS_TCPIP_MSG + 1: /* a message of the channel's interface */
             if ((k = pick(&in)) != NULL)
                 send_structured(&in, k);
             break;
-        case 6: /* a raw message, or a close or hold of a channel */
+        case TRACE_CORPUS_TCPIP_CHAN: /* a raw message, or a close or hold of a channel */
             if ((k = pick(&in)) == NULL)
                 break;
             switch (fz_byte(&in) % 4) {
@@ -404,7 +452,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             }
             break;
-        case 7: /* a time jump: lwIP's retransmissions, keepalives, TIME_WAIT */
+        case TRACE_CORPUS_TCPIP_TIME: /* a time jump: retransmissions, keepalives, TIME_WAIT */
             sim_advance(((uint64_t)fz_byte(&in) + 1) * 250000000ull);
             break;
         }
@@ -424,6 +472,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(panics == 0, "tcpip panicked or faulted after its client went away");
     char err[160];
     check(k_audit(NULL, 0, NULL, err, sizeof err) == 0, err);
+    if (verbose) {
+        /* what the input reached: the console, and what tcpip wrote */
+        fprintf(stderr, "%s--- tcpip wrote %llu frames; channels kept:", sim_console_output(NULL),
+                (unsigned long long)N.frames_seen);
+        fprintf(stderr, " %d at most\n", P.peak);
+    }
     sim_console_clear();
     check(sim_teardown() == 0, "kernel memory leaked");
     return 0;

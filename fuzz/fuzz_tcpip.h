@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <trace/corpus.h> /* the op and template numbers */
+
 /* The input, read a byte at a time (0 once it runs out). */
 typedef struct fz_in {
     const uint8_t *p;
@@ -25,7 +27,6 @@ enum {
     FZ_FLOWS = 8, /* TCP flows tracked (remote addr, remote port, local port) */
     FZ_PORTS = 8, /* listening TCP ports, bound UDP ports */
     FZ_ECHO_MAX = 1472,
-    FZ_TPL_COUNT = 10, /* templates: see fz_net_build */
 };
 
 /* A TCP flow between the server (10.0.0.2:lport) and a remote (rip:rport). */

@@ -289,15 +289,18 @@ static void tcp_seg(bld_t *b, fz_net_t *n, fz_in_t *in)
     uint8_t sel = fz_byte(in);
     uint8_t fl = fz_byte(in);
     uint8_t flags = fl >= 0xf0 ? fz_byte(in) : tcp_flag_sets[fl % 8];
+    /* read whether used or not, so an input's bytes mean the same in any state */
+    uint8_t p = fz_byte(in);
+    uint32_t rip = remote(in);
+    uint8_t isn = fz_byte(in);
     fz_flow_t *f = &n->flows[sel % FZ_FLOWS];
     if (!f->used || (flags & 0x12) == 0x02) {
         /* a new connection to a port the server listens on (or any port) */
-        uint8_t p = fz_byte(in);
         uint16_t lport = p < 224 ? n->tcp_ports[p % n->ntcp] : (uint16_t)(p * 257);
-        f = flow_find(n, remote(in), n->next_rport++, lport, true);
+        f = flow_find(n, rip, n->next_rport++, lport, true);
         if (n->next_rport < 40000)
             n->next_rport = 40000;
-        f->our_nxt = (uint32_t)fz_byte(in) * 0x01000193u;
+        f->our_nxt = (uint32_t)isn * 0x01000193u;
         flags = 0x02;
     }
     /* the numbers: right, or a little (or a lot) off */
@@ -493,31 +496,33 @@ size_t fz_net_build(fz_net_t *n, fz_in_t *in, uint8_t *out, size_t max)
     uint8_t t = fz_byte(in);
     uint8_t mut = fz_byte(in);
     memset(out, 0, b.max);
-    switch (t % FZ_TPL_COUNT) {
-    case 0: /* ARP: who has 10.0.0.2 (the asker's entry is learned) */
+    switch (t % TRACE_CORPUS_TPL_COUNT) {
+    case TRACE_CORPUS_TPL_ARP_REQUEST: /* who has 10.0.0.2 (the asker's entry is learned) */
         arp(&b, n, 1, remote(in), fz_byte(in) < 240 ? n->our_ip : 0x0a000000u | fz_byte(in), true);
         break;
-    case 1: /* ARP: the answer to what the server asked */
-        arp(&b, n, 2, n->arp_asked ? n->arp_asked : remote(in), n->our_ip, false);
+    case TRACE_CORPUS_TPL_ARP_REPLY: { /* the answer to what the server asked */
+        uint32_t ip = remote(in);
+        arp(&b, n, 2, n->arp_asked ? n->arp_asked : ip, n->our_ip, false);
         break;
-    case 2:
+    }
+    case TRACE_CORPUS_TPL_ECHO_REQUEST:
         icmp_echo(&b, n, in, false);
         break;
-    case 3:
+    case TRACE_CORPUS_TPL_ECHO_REPLY:
         icmp_echo(&b, n, in, true);
         break;
-    case 4:
-    case 5:
-    case 6:
+    case TRACE_CORPUS_TPL_TCP:
+    case TRACE_CORPUS_TPL_TCP + 1:
+    case TRACE_CORPUS_TPL_TCP + 2:
         tcp_seg(&b, n, in);
         break;
-    case 7:
+    case TRACE_CORPUS_TPL_UDP:
         udp_dgram(&b, n, in);
         break;
-    case 8:
+    case TRACE_CORPUS_TPL_ICMP6:
         icmp6(&b, n, in);
         break;
-    case 9:
+    case TRACE_CORPUS_TPL_FRAGMENT:
         fragment(&b, n, in);
         break;
     }

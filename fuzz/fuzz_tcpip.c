@@ -20,6 +20,9 @@
 
 #include "sim_priv.h" /* the per-node state section: lwIP's globals, pristine for every input */
 
+#include "lwip/priv/tcp_priv.h" /* lwIP's pcb lists: every pcb goes when its client does */
+#include "lwip/udp.h"
+
 #include "fuzz_tcpip.h"
 
 /*
@@ -46,6 +49,7 @@ enum {
     KEPT_MAX = 32,     /* listener/connection/socket channels the peer keeps */
     REQ_LISTEN7 = 900, /* the boot-time listen and bind */
     REQ_BIND7 = 901,
+    SETTLE_TIMEOUTS = 400, /* lwIP timer events after the client went away */
 };
 
 typedef enum kept_kind { KEPT_FREE, KEPT_CTL, KEPT_LISTENER, KEPT_CONN, KEPT_UDP } kept_kind_t;
@@ -185,8 +189,8 @@ static void show_frame(const char *dir, const uint8_t *f, size_t len)
         if (f[23] == 6 && len >= 54)
             fprintf(stderr, " TCP %u -> %u flags %#x seq %u ack %u", f[34] << 8 | f[35],
                     f[36] << 8 | f[37], f[47],
-                    (unsigned)(f[38] << 24 | f[39] << 16 | f[40] << 8 | f[41]),
-                    (unsigned)(f[42] << 24 | f[43] << 16 | f[44] << 8 | f[45]));
+                    (uint32_t)f[38] << 24 | (uint32_t)f[39] << 16 | (uint32_t)f[40] << 8 | f[41],
+                    (uint32_t)f[42] << 24 | (uint32_t)f[43] << 16 | (uint32_t)f[44] << 8 | f[45]);
         else if (f[23] == 17 && len >= 42)
             fprintf(stderr, " UDP %u -> %u", f[34] << 8 | f[35], f[36] << 8 | f[37]);
         else if (f[23] == 1 && len >= 35)
@@ -345,6 +349,17 @@ static void post_frame(const uint8_t *f, size_t len)
 
 /* ---- boot, input, teardown ------------------------------------------------------------------ */
 
+/* lwIP's UDP pcbs (its own DNS pcb and the sockets of clients). */
+static int udp_pcb_count(void)
+{
+    int n = 0;
+    for (struct udp_pcb *p = udp_pcbs; p; p = p->next)
+        n++;
+    return n;
+}
+
+static int udp_base; /* lwIP's own UDP pcbs (DNS): those at boot but the peer's port 7 */
+
 static const os_program_t *programs[4];
 static void *pristine; /* the per-node state section as loaded: lwIP never ran */
 
@@ -394,6 +409,7 @@ static void boot(void)
     k_post(net0_dev, HAL_NET_LINK_UP, N.our_mac, 6);
     idle();
     check(P.ctx && P.nctl == 3, "the peer did not connect to net, tcp and udp");
+    udp_base = udp_pcb_count() - 1;
 }
 
 static void audit(void)
@@ -460,16 +476,43 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         audit();
     }
     check(panics == 0, "tcpip panicked or faulted (an lwIP assertion is a panic)");
-    /* the client goes away: every channel closes, lwIP finishes or times out what is left */
+    /*
+     * The client goes away: every channel closes. Then lwIP's timers run SETTLE_TIMEOUTS
+     * times, each at its deadline (lwIP runs a cyclic timer once however far time jumps, so
+     * its retransmissions and closing states age by timer events, not by time): about 40
+     * virtual seconds, which ends SYN_RCVD and FIN_WAIT_2 but not every retransmission,
+     * TIME_WAIT, or a connection whose peer keeps its window shut while tcpip still holds
+     * data for it, so those are not counted. Listeners, connects still in SYN_SENT and UDP
+     * sockets must be gone.
+     */
     for (int i = 0; P.ctx && i < KEPT_MAX; i++)
         if (P.ch[i].kind != KEPT_FREE) {
             os_handle_close(P.ctx, P.ch[i].h);
             P.ch[i].kind = KEPT_FREE;
         }
     idle();
-    sim_advance(1200000000000ull);
-    idle();
+    for (int i = 0; i < SETTLE_TIMEOUTS && panics == 0; i++) {
+        uint64_t d = k_next_deadline();
+        if (d == UINT64_MAX)
+            break;
+        if (d > sim_now())
+            sim_advance(d - sim_now());
+        idle();
+    }
     check(panics == 0, "tcpip panicked or faulted after its client went away");
+    if (verbose)
+        fprintf(stderr, "settled at %.3f s virtual, next deadline %llu\n", sim_now() / 1e9,
+                (unsigned long long)k_next_deadline());
+    if (verbose)
+        for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next)
+            fprintf(stderr, "left: TCP pcb %u -> %u state %d\n", p->local_port, p->remote_port,
+                    (int)p->state);
+    for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next)
+        check(p->state != SYN_SENT,
+              "lwIP still has a connect in SYN_SENT after its channel closed");
+    check(tcp_listen_pcbs.listen_pcbs == NULL,
+          "lwIP still has a listening pcb after its listener channel closed");
+    check(udp_pcb_count() == udp_base, "lwIP still has UDP pcbs after their channels closed");
     char err[160];
     check(k_audit(NULL, 0, NULL, err, sizeof err) == 0, err);
     if (verbose) {

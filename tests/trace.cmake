@@ -33,3 +33,9 @@ add_test(NAME replay_golden_tcpip
     COMMAND orrery replay ${CMAKE_CURRENT_SOURCE_DIR}/traces/tcpip-sim.db --task tcpip)
 set_tests_properties(replay_golden_tcpip PROPERTIES LABELS "trace;replay"
     PASS_REGULAR_EXPRESSION "events matched")
+# record_tcpip is deterministic: two recordings show the same events.
+add_test(NAME record_tcpip_deterministic COMMAND sh -c "set -e; d=$(mktemp -d); \
+$<TARGET_FILE:record_tcpip> $d/a.db 2>/dev/null; $<TARGET_FILE:record_tcpip> $d/b.db 2>/dev/null; \
+$<TARGET_FILE:orrery> trace show $d/a.db > $d/a.txt; $<TARGET_FILE:orrery> trace show $d/b.db > $d/b.txt; \
+test -s $d/a.txt; cmp $d/a.txt $d/b.txt; rm -rf $d")
+set_tests_properties(record_tcpip_deterministic PROPERTIES LABELS "trace;replay")

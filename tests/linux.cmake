@@ -24,3 +24,8 @@ if(ORRERY_SANITIZE MATCHES "thread")
 endif()
 # The tcp and udp interfaces with tcpecho, against host sockets through hostfwd (restricted slirp).
 orrery_add_test(test_tcp SOURCES test_tcp.c LIBS orrery_hal_linux orrery_servers)
+if(ORRERY_SANITIZE MATCHES "thread")
+    # tcpip, tcpecho and the host's sockets on several workers and the loop: under TSan too.
+    add_test(NAME test_tcp_tsan COMMAND test_tcp)
+    set_tests_properties(test_tcp_tsan PROPERTIES LABELS "tsan" TIMEOUT 300)
+endif()

@@ -121,6 +121,49 @@ static void client_event(os_ctx_t *ctx, const os_event_t *ev)
 static const os_program_t client = {"client", sizeof(client_t), client_start, client_event};
 static const os_program_t *const image[] = {&orrery_init, &orrery_tcpip, &client, NULL};
 
+static int run_manifest(const char *manifest, hl_run_stats_t *stats)
+{
+    memset(&G, 0, sizeof G);
+    hl_net_config_t net = {.restricted = true};
+    hl_run_config_t rc;
+    hl_run_config_init(&rc);
+    rc.programs = image;
+    rc.init_program = "init";
+    rc.init_arg = manifest;
+    rc.init_arg_len = strlen(manifest);
+    int in[2]; /* console input that never ends (ended input with no shell stops the OS) */
+    assert_int_equal(0, pipe2(in, O_CLOEXEC));
+    rc.console_in = in[0];
+    rc.console_out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    rc.workers = 2;
+    rc.net = &net;
+    rc.stats = stats;
+    rc.timeout_ms = 60000; /* a hang guard only: the run ends when the answers are in */
+    int status = hl_run(&rc);
+    close(rc.console_out);
+    close(in[0]);
+    close(in[1]);
+    return status;
+}
+
+/* arg=addr=...: the address, gateway and DNS server are ours at once, no DHCP. */
+static void test_static_address_from_the_manifest(void **state)
+{
+    hl_run_stats_t stats;
+    int status = run_manifest("program tcpip arg=addr=10.0.2.16/25,gw=10.0.2.2,dns=10.0.2.3\n"
+                              "program client reach=net,init\n",
+                              &stats);
+    assert_int_equal(0, status);
+    assert_int_equal(0, stats.leaks);
+    assert_int_equal(0x0a000210, G.bound.addr);
+    assert_int_equal(0xffffff80, G.bound.mask);
+    assert_int_equal(0x0a000202, G.bound.gw);
+    assert_int_equal(0x0a000203, G.bound.dns);
+    assert_int_equal(0, G.bound.dhcp);
+    assert_int_equal(0, G.polls); /* the first answer had the address */
+    assert_int_equal(6, G.nerrors);
+}
+
 static void test_dhcp_status_and_malformed_requests(void **state)
 {
     const char *manifest = "program tcpip\nprogram client reach=net,init\n";
@@ -155,6 +198,7 @@ static void test_dhcp_status_and_malformed_requests(void **state)
     static const uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
     assert_int_equal(6, G.bound.mac_len);
     assert_memory_equal(mac, G.bound.mac, 6);
+    assert_int_equal(1, G.bound.dhcp);
     assert_true(G.counters.rx_frames >= 2); /* OFFER, ACK */
     assert_true(G.counters.tx_frames >= 2); /* DISCOVER, REQUEST */
     assert_int_equal(0, G.counters.rx_dropped + G.counters.tx_dropped);
@@ -178,6 +222,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dhcp_status_and_malformed_requests),
+        cmocka_unit_test(test_static_address_from_the_manifest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

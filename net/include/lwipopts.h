@@ -24,10 +24,12 @@
 #define PBUF_POOL_SIZE 256
 #endif
 /* The tcpip server's tables (servers/tcpip/tcpip.h) hold 96 connections, 16 listeners and
- * 16 UDP sockets; the pcbs beyond them are those lwIP still closes (FIN_WAIT, TIME_WAIT) after
- * their channel went, and DHCP's and DNS's UDP pcbs. */
+ * 16 UDP sockets. Far more TCP pcbs than connections (a pcb is ~200 bytes): a burst of SYNs
+ * gets pcbs, and the connections beyond the table are reset at once (a SYN lwIP has no pcb
+ * for is dropped silently, and the peer retries for minutes); pcbs that lwIP still closes
+ * (FIN_WAIT, TIME_WAIT) after their channel went need them too. */
 #ifndef MEMP_NUM_TCP_PCB
-#define MEMP_NUM_TCP_PCB 128
+#define MEMP_NUM_TCP_PCB 512
 #endif
 #ifndef MEMP_NUM_TCP_PCB_LISTEN
 #define MEMP_NUM_TCP_PCB_LISTEN 16
@@ -73,7 +75,7 @@
 #define TCP_MSS 1460
 #endif
 #ifndef TCP_WND
-#define TCP_WND (4 * TCP_MSS)
+#define TCP_WND (8 * TCP_MSS)
 #endif
 #ifndef TCP_SND_BUF
 #define TCP_SND_BUF (8 * TCP_MSS)

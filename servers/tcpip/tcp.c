@@ -258,6 +258,8 @@ static void on_err(void *arg, err_t err)
 static void conn_attach(tcpip_conn_t *c, struct tcp_pcb *pcb)
 {
     c->pcb = pcb;
+    /* the client's messages are its segments already (up to 4092 bytes): no Nagle wait */
+    tcp_nagle_disable(pcb);
     tcp_arg(pcb, c);
     tcp_recv(pcb, on_recv);
     tcp_sent(pcb, on_sent);

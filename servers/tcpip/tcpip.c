@@ -76,6 +76,30 @@ void orrery_lwip_assert(const char *msg, const char *file, int line)
     os_panic(cur(), "lwIP assertion failed: %s (%s:%d)", msg, file, line);
 }
 
+/* Write the frames that wait, in order, until the device refuses one (its ring is full). */
+static void tx_flush(os_ctx_t *ctx, tcpip_state_t *st)
+{
+    while (st->txq_count > 0) {
+        tcpip_frame_t *f = &st->txq[st->txq_head];
+        int err = os_device_write(ctx, st->dev, HAL_NET_FRAME, f->data, f->len);
+        if (err == OS_EFULL)
+            return;
+        if (err < 0) {
+            st->tx_dropped++;
+        } else {
+            st->tx_frames++;
+            st->tx_bytes += f->len;
+        }
+        st->txq_head = (st->txq_head + 1) % TCPIP_TXQ_MAX;
+        st->txq_count--;
+    }
+}
+
+/*
+ * A frame the device's ring cannot take now waits in our queue and is written before any
+ * later one (a retry timer runs while frames wait): a dropped RST or SYN-ACK is never sent
+ * again, and dropped data costs a retransmission timeout. Beyond the queue, frames drop.
+ */
 static err_t tcpip_linkoutput(struct netif *nif, struct pbuf *p)
 {
     os_ctx_t *ctx = cur();
@@ -84,18 +108,30 @@ static err_t tcpip_linkoutput(struct netif *nif, struct pbuf *p)
         st->tx_dropped++;
         return ERR_IF;
     }
-    const void *data = p->payload;
-    if (p->len != p->tot_len) {
-        pbuf_copy_partial(p, st->frame, p->tot_len, 0);
-        data = st->frame;
+    if (st->txq_count == 0) {
+        const void *data = p->payload;
+        if (p->len != p->tot_len) {
+            pbuf_copy_partial(p, st->frame, p->tot_len, 0);
+            data = st->frame;
+        }
+        int err = os_device_write(ctx, st->dev, HAL_NET_FRAME, data, p->tot_len);
+        if (err == 0) {
+            st->tx_frames++;
+            st->tx_bytes += p->tot_len;
+            return ERR_OK;
+        }
+        if (err != OS_EFULL) {
+            st->tx_dropped++;
+            return ERR_OK;
+        }
     }
-    int err = os_device_write(ctx, st->dev, HAL_NET_FRAME, data, p->tot_len);
-    if (err < 0) {
-        st->tx_dropped++; /* a full transmit ring: Ethernet may lose frames, TCP resends */
+    if (st->txq_count == TCPIP_TXQ_MAX) {
+        st->tx_dropped++; /* Ethernet may lose frames; TCP resends */
         return ERR_OK;
     }
-    st->tx_frames++;
-    st->tx_bytes += p->tot_len;
+    tcpip_frame_t *f = &st->txq[(st->txq_head + st->txq_count) % TCPIP_TXQ_MAX];
+    f->len = pbuf_copy_partial(p, f->data, p->tot_len, 0);
+    st->txq_count++;
     return ERR_OK;
 }
 
@@ -150,6 +186,7 @@ static void log_address(os_ctx_t *ctx, tcpip_state_t *st)
 static void tcpip_settle(os_ctx_t *ctx, tcpip_state_t *st)
 {
     sys_check_timeouts();
+    tx_flush(ctx, st);
     if (st->have_netif) {
         bool bound = st->is_static ? netif_is_link_up(&tcpip_netif) != 0
                                    : dhcp_supplied_address(&tcpip_netif) != 0;
@@ -158,10 +195,14 @@ static void tcpip_settle(os_ctx_t *ctx, tcpip_state_t *st)
         st->bound_logged = bound;
     }
     u32_t ms = sys_timeouts_sleeptime();
-    if (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE)
+    uint64_t now = os_clock_now(ctx);
+    if (st->txq_count > 0 && (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE ||
+                              (uint64_t)ms * TCPIP_NS_PER_MS > TCPIP_TX_RETRY_NS))
+        os_timer_set(ctx, st->timer, now + TCPIP_TX_RETRY_NS); /* frames wait for the ring */
+    else if (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE)
         os_timer_cancel(ctx, st->timer);
     else
-        os_timer_set(ctx, st->timer, os_clock_now(ctx) + (uint64_t)ms * TCPIP_NS_PER_MS);
+        os_timer_set(ctx, st->timer, now + (uint64_t)ms * TCPIP_NS_PER_MS);
 }
 
 /* Add the netif with this MAC, bring it up, and start DHCP or set the static address. */
@@ -412,7 +453,8 @@ static void tcpip_start(os_ctx_t *ctx)
         os_log(ctx, "cannot open net0: %s; tcpip not started", os_strerror(e));
         os_exit(ctx, 0);
     }
-    if (lwip_owner != 0 && task_alive(ctx, st, lwip_owner)) {
+    /* our own id: the previous owner ran in an earlier boot of this process (tests) */
+    if (lwip_owner != 0 && lwip_owner != os_task_id(ctx) && task_alive(ctx, st, lwip_owner)) {
         /* lwIP's state is one per process: a second tcpip task cannot have its own */
         os_log(ctx, "lwIP already runs in task %u; exiting", (unsigned)lwip_owner);
         os_exit(ctx, 0);
@@ -437,6 +479,7 @@ static void tcpip_start(os_ctx_t *ctx)
          */
         tcp_forget_all();
         udp_forget_all();
+        sys_restart_timeouts(); /* an earlier boot's clock may have been ahead of ours */
         if (tcpip_netif.state != NULL) {
             bool link_up = netif_is_link_up(&tcpip_netif);
             uint8_t mac[6];

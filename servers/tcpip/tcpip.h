@@ -33,9 +33,16 @@ enum {
     TCPIP_PINGS_MAX = 8,      /* pings in flight (lwipopts.h: MEMP_NUM_SYS_TIMEOUT) */
     TCPIP_CHANS_SEEN = 1024,  /* os_chan_list entries read to count a listener's queue */
     TCPIP_BACKLOG_DEFAULT = 16,
-    TCPIP_REQ_REGISTER = 1, /* init requests: net, tcp, udp follow */
-    TCPIP_ARG_MAX = 255,    /* the spawn argument (the manifest's arg=) */
+    TCPIP_REQ_REGISTER = 1,     /* init requests: net, tcp, udp follow */
+    TCPIP_ARG_MAX = 255,        /* the spawn argument (the manifest's arg=) */
+    TCPIP_TXQ_MAX = 64,         /* frames waiting for room in the device's transmit ring */
+    TCPIP_TX_RETRY_NS = 200000, /* and how soon they are tried again */
 };
+
+typedef struct tcpip_frame {
+    uint16_t len;
+    uint8_t data[HAL_NET_MTU];
+} tcpip_frame_t;
 
 typedef enum tcpip_client_kind {
     TCPIP_CLIENT_FREE = 0,
@@ -116,6 +123,9 @@ typedef struct tcpip_state {
     tcpip_udp_t udps[TCPIP_UDP_MAX];
     tcpip_resolve_t resolves[TCPIP_RESOLVES_MAX];
     tcpip_ping_t pings[TCPIP_PINGS_MAX];
+    /* frames the device's ring refused (OS_EFULL), oldest at txq_head */
+    tcpip_frame_t txq[TCPIP_TXQ_MAX];
+    uint32_t txq_head, txq_count;
     /* scratch */
     uint8_t frame[HAL_NET_MTU]; /* a chained pbuf is copied here for os_device_write */
     union {

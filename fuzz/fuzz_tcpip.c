@@ -1,5 +1,4 @@
-/* fuzz_tcpip.c — libFuzzer target of the tcpip server: Ethernet frames on net0 and messages on its
- * tcp/udp/net channels. */
+/* fuzz_tcpip.c — libFuzzer target of tcpip: frames on a net0 stand-in, messages on its channels. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,7 +19,7 @@
 
 #include "sim_priv.h" /* the per-node state section: lwIP's globals, pristine for every input */
 
-#include "lwip/priv/tcp_priv.h" /* lwIP's pcb lists: every pcb goes when its client does */
+#include "lwip/priv/tcp_priv.h" /* lwIP's pcb lists: listeners and connects go with their client */
 #include "lwip/udp.h"
 
 #include "fuzz_tcpip.h"
@@ -38,11 +37,11 @@
  *   feed     ops from the input: frames (structured templates or raw, each after a time
  *            step), interface messages on a kept channel (structured or raw), closes and
  *            holds of kept channels, time jumps;
- *   clean up close every channel, let 20 virtual minutes pass, tear down.
+ *   clean up close every channel, run lwIP's timers at their deadlines for a while, tear down.
  * Invariants (abort() is the crash libFuzzer reports): tcpip did not panic or fault (an
- * lwIP assertion is os_panic of the task), the kernel audit holds, sim_teardown reports no
- * leaked kernel allocation. Every input starts from a fresh boot, so every input reproduces
- * alone.
+ * lwIP assertion is os_panic of the task), the kernel audit holds, no listener, connect in
+ * SYN_SENT or client UDP pcb outlives the client, sim_teardown reports no leaked kernel
+ * allocation. Every input starts from a fresh boot, so every input reproduces alone.
  */
 
 enum {

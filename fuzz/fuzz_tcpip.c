@@ -199,9 +199,13 @@ static void show_frame(const char *dir, const uint8_t *f, size_t len)
     fputc('\n', stderr);
 }
 
+static bool ring_full; /* net0 refuses writes (OS_EFULL): tcpip queues and retries */
+
 static int net0_write(void *self, uint32_t code, const void *buf, size_t len)
 {
     (void)self;
+    if (ring_full)
+        return OS_EFULL;
     if (code == HAL_NET_FRAME) {
         if (verbose)
             show_frame("tcpip ->", buf, len);
@@ -397,6 +401,7 @@ static void boot(void)
     sim_node_state_load(pristine);
     memset(&P, 0, sizeof P);
     fz_net_reset(&N);
+    ring_full = false;
     sim_config_t cfg = {.programs = programs,
                         .init_arg = manifest,
                         .init_arg_len = sizeof manifest - 1,
@@ -449,10 +454,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if ((k = pick(&in)) != NULL)
                 send_structured(&in, k);
             break;
-        case TRACE_CORPUS_TCPIP_CHAN: /* a raw message, or a close or hold of a channel */
+        case TRACE_CORPUS_TCPIP_CHAN: /* a raw message, a close or hold of a channel, net0 */
             if ((k = pick(&in)) == NULL)
                 break;
-            switch (fz_byte(&in) % 4) {
+            switch (fz_byte(&in) % 5) {
             case 0:
             case 1:
                 send_raw(&in, k);
@@ -464,6 +469,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             case 3:
                 k->held = !k->held; /* backpressure: tcpip's window closes */
                 os_handle_hold(P.ctx, k->h, k->held);
+                break;
+            case 4:
+                ring_full = !ring_full; /* net0's transmit ring fills, or drains */
                 break;
             }
             break;
@@ -484,6 +492,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * data for it, so those are not counted. Listeners, connects still in SYN_SENT and UDP
      * sockets must be gone.
      */
+    ring_full = false;
     for (int i = 0; P.ctx && i < KEPT_MAX; i++)
         if (P.ch[i].kind != KEPT_FREE) {
             os_handle_close(P.ctx, P.ch[i].h);

@@ -32,7 +32,8 @@ printf '\x04\x05\x00\x10\x00\x06\x00\x00\x0c\x05\x00\x03\x05\x0a\x03\x03' >fuzz/
 # op, then fields): ARP and ping both ways with net status and conns; a TCP accept with data
 # both ways and FIN; a connect answered by SYN|ACK, data, then RST; a held connection channel
 # (the window closes) and a reset; UDP, a bind and sendto, an IPv6 router advertisement, two
-# fragments of one datagram. printf '%b' joins its arguments.
+# fragments of one datagram; a SYN while net0's ring is full (its SYN|ACK waits in tcpip's
+# queue). printf '%b' joins its arguments.
 t=fuzz/corpus/tcpip
 rm -rf "$t" && mkdir -p "$t"
 "$b/orrery" trace corpus tests/traces/tcpip-sim.db "$tmp/net" >/dev/null
@@ -68,4 +69,7 @@ printf '%b' \
     '\x00\x00\x00\x00\x04\xff\x03\x01\x00\x00\x0a\x35\x00\x04\x70\x69\x6e\x67\x00\x00\x01\x00' \
     '\x00\x00\x00\x08\x00\x00\x00\x40\x00\x07\x08\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00\x01' \
     '\x00\xc0\x10\x10\x02\x10\x00\x00\x09\x00\x28\x00\x0a\x00\x00\x09\x00\x28\x0b\xff\x07\x04' >"$t/udp-ipv6-fragments"
+printf '%b' \
+    '\x00\x00\x00\x00\x00\x00\x06\x00\x04\x00\x00\x04\x00\x00\xf0\x02\x00\x00\x00\x00\x00\x00' \
+    '\x00\x07\x03\x06\x00\x04\x07\x03' >"$t/net0-ring-full"
 ls fuzz/corpus/*/ | head -50

@@ -25,8 +25,9 @@ enum {
     TRACE_CORPUS_TCPIP_FRAME = 0, /* (1, 2 too) then: time step, template, mutation, fields */
     TRACE_CORPUS_TCPIP_RAW = 3,   /* then: time step, length (u16 LE), the frame's bytes */
     TRACE_CORPUS_TCPIP_MSG = 4,   /* (5 too) then: channel pick, message index, fields */
-    TRACE_CORPUS_TCPIP_CHAN = 6,  /* then: channel pick, action % 4 (0, 1 raw, 2 close, 3 hold) */
-    TRACE_CORPUS_TCPIP_TIME = 7,  /* then: n: virtual time moves (n + 1) * 250 ms */
+    TRACE_CORPUS_TCPIP_CHAN =
+        6, /* then: channel pick, action % 5 (raw, raw, close, hold, net0 full) */
+    TRACE_CORPUS_TCPIP_TIME = 7,           /* then: n: virtual time moves (n + 1) * 250 ms */
     TRACE_CORPUS_TCPIP_STEP_NS = 20000000, /* a frame's time step: (byte & 31) of these */
     TRACE_CORPUS_TCPIP_NEWEST = 255, /* channel pick: the channel the server handed out last */
     TRACE_CORPUS_TCPIP_MAX = 16384,  /* bytes of one tcpip input (a whole conversation) */

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from conftest import Session
+from conftest import Session, run_cli
 
 PROGRAMS = (
     "program console restart=always\n"
@@ -137,6 +137,27 @@ def test_tcpecho_comes_back_after_tcpip_is_killed(run):
     assert "panic" not in s.output, s.output
 
 
+def test_tcpecho_killed_with_a_connection_open_listens_again(run):
+    """Its connection closes (the host sees EOF) and the restarted tcpecho listens on port 7
+    again at once, while lwIP still closes the old connection on that port."""
+    tport = free_port(socket.SOCK_STREAM)
+    s = run(PROGRAMS + "program tcpip\n" + ECHO, f"user,hostfwd=tcp:127.0.0.1:{tport}-:7")
+    s.expect(LISTENING)
+    s.expect(DHCP_LINE)
+    c = socket.create_connection(("127.0.0.1", tport), timeout=30)
+    c.sendall(b"one\n")
+    assert c.recv(16) == b"one\n"
+    out = s.run_commands(["kill tcpecho"])
+    assert re.search(r"killed tcpecho \(task \d+\)", out), out
+    assert c.recv(16) == b""  # our FIN, after the echoed bytes
+    c.close()
+    s._wait_for(lambda: len(re.findall(LISTENING, s.output)) == 2, None, "tcpecho listening again")
+    assert "address in use" not in s.output, s.output
+    assert echo_bulk(s, tport, b"two\n") == b"two\n"
+    s.send_line("shutdown")
+    assert s.wait() == 0
+
+
 def test_static_address_from_arg(run):
     tport = free_port(socket.SOCK_STREAM)
     s = run(PROGRAMS + "program tcpip arg=addr=10.0.2.16/24,gw=10.0.2.2,dns=10.0.2.3\n" + ECHO,
@@ -163,3 +184,27 @@ def test_bad_arg_stops_tcpip(run, arg, why):
     assert "still here" in out
     s.send_line("shutdown")
     assert s.wait() == 0
+
+
+def test_trace_of_tcp_traffic_replays(run, orrery_bin, tmp_path):
+    """tcpip and tcpecho of a traced run replay alone: frames, lwIP's clock and randomness,
+    holds, os_chan_list and every send come back from the trace."""
+    tport = free_port(socket.SOCK_STREAM)
+    trace = tmp_path / "tcp.db"
+    manifest = tmp_path / "traced.manifest"
+    manifest.write_text(PROGRAMS + "program tcpip\n" + ECHO)
+    s = Session([orrery_bin, "run", "--manifest", str(manifest), "--net",
+                 f"user,hostfwd=tcp:127.0.0.1:{tport}-:7", "--trace", str(trace)])
+    try:
+        s.expect(LISTENING)
+        s.expect(DHCP_LINE)
+        data = bytes(range(256)) * 400
+        assert echo_bulk(s, tport, data) == data
+        s.send_line("shutdown")
+        assert s.wait() == 0
+    finally:
+        s.kill()
+    for task in ("tcpip", "tcpecho"):
+        r = run_cli(["replay", str(trace), "--task", task], timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert re.search(rf"replay {task}: \d+ events matched", r.stdout), r.stdout

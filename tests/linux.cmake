@@ -22,8 +22,18 @@ if(ORRERY_SANITIZE MATCHES "thread")
     add_test(NAME test_net_hosted_tsan COMMAND test_net_hosted)
     set_tests_properties(test_net_hosted_tsan PROPERTIES LABELS "tsan" TIMEOUT 300)
 endif()
-# The tcp and udp interfaces with tcpecho, against host sockets through hostfwd (restricted slirp).
-orrery_add_test(test_tcp SOURCES test_tcp.c LIBS orrery_hal_linux orrery_servers)
+# The tcp and udp interfaces with tcpecho, against host sockets through hostfwd (restricted slirp),
+# and docs/networking.md's example program (extracted by scripts/doc-code).
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+set(_net_doc ${CMAKE_SOURCE_DIR}/docs/networking.md)
+set(_net_out ${CMAKE_BINARY_DIR}/doc-code-net)
+add_custom_command(
+    OUTPUT ${_net_out}/servers/greeter/greeter.c
+    COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/scripts/doc-code ${_net_doc} ${_net_out}
+    DEPENDS ${_net_doc} ${CMAKE_SOURCE_DIR}/scripts/doc-code
+    COMMENT "Extracting the example program of docs/networking.md")
+orrery_add_test(test_tcp SOURCES test_tcp.c ${_net_out}/servers/greeter/greeter.c
+    LIBS orrery_hal_linux orrery_servers)
 if(ORRERY_SANITIZE MATCHES "thread")
     # tcpip, tcpecho and the host's sockets on several workers and the loop: under TSan too.
     add_test(NAME test_tcp_tsan COMMAND test_tcp)

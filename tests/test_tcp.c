@@ -31,7 +31,7 @@
 #include <iface/udp.h>
 #include <image.h>
 
-#include "../servers/tcpip/tcpip.h" /* TCPIP_CONNS_MAX */
+#include "../servers/tcpip/tcpip_limits.h" /* TCPIP_CONNS_MAX */
 
 enum {
     GUARD_MS = 60000, /* hang guards only: a wait that long means the OS is stuck */
@@ -54,6 +54,8 @@ static struct {
     atomic_int host_done;  /* the host side finished */
     atomic_int go;         /* the host tells the lazy task to start reading its connection */
     atomic_int go_backlog; /* ... and to accept from its second listener */
+    atomic_int ping_done;  /* the prober's ping was answered (or failed) */
+    atomic_int accepted2;  /* the prober has the connection the host will reset */
     char host_fail[256];   /* the first thing the host side found wrong */
     /* host side */
     long bulk_echoed; /* bytes of BULK echoed back, identical */
@@ -82,8 +84,12 @@ static struct {
     int nconn_errors;
     int refused; /* the error{0, status} of the connect to a closed port */
     int refused_closed;
-    int denied; /* the reply status of a connect without reach */
+    int reset_error;         /* the error{0} on a connection the host reset */
+    atomic_int reset_closed; /* read by the host thread */
+    int denied;              /* the reply status of a connect without reach */
     uint32_t resolved;
+    net_pong_t pong;   /* ping 10.0.2.2 */
+    int net_failed[8]; /* failed{req} by req */
     int udp_errors[8];
     uint32_t udp_error_types[8];
     int nudp_errors;
@@ -341,7 +347,7 @@ static const os_program_t lazy = {"lazy", sizeof(lazy_t), lazy_start, lazy_event
 /* ---- prober: malformed messages everywhere, a refused connect, udp, net ------------------ */
 
 typedef struct prober {
-    os_handle_t tcp, udp, net, listener, refused, sock, conn, timer;
+    os_handle_t tcp, udp, net, listener, refused, sock, conn, conn2, timer;
     bool started;
 } prober_t;
 
@@ -349,7 +355,7 @@ typedef struct prober {
 static void prober_start(os_ctx_t *ctx)
 {
     prober_t *p = os_state(ctx);
-    p->listener = p->refused = p->sock = p->conn = OS_HANDLE_NONE;
+    p->listener = p->refused = p->sock = p->conn = p->conn2 = OS_HANDLE_NONE;
     os_timer_create(ctx, &p->timer);
     init_connect_iface(ctx, 3, &net_iface);
 }
@@ -397,6 +403,8 @@ static void prober_event(os_ctx_t *ctx, const os_event_t *ev)
     if (ev->kind == OS_EV_PEER_CLOSED) {
         if (ev->handle == p->refused)
             G.refused_closed = 1;
+        if (ev->handle == p->conn2)
+            atomic_store(&G.reset_closed, 1);
         os_handle_close(ctx, ev->handle);
         return;
     }
@@ -432,6 +440,8 @@ static void prober_event(os_ctx_t *ctx, const os_event_t *ev)
         if (tcp_listening_decode(ev, &m.ok) == 0) {
             p->listener = m.ok.chan;
             garbage(ctx, p->listener, tcp_msg_accepted, tcp_msg_accepted);
+            tcp_listen_t again = {5, 0, PORT_PROBE, 0}; /* the same port twice */
+            tcp_listen_send(ctx, p->tcp, &again);
         } else if (tcp_opened_decode(ev, &m.op) == 0) {
             p->refused = m.op.chan;
         } else if (tcp_reply_decode(ev, &r) == 0) {
@@ -444,7 +454,10 @@ static void prober_event(os_ctx_t *ctx, const os_event_t *ev)
         return;
     }
     if (ev->handle == p->listener) {
-        if (tcp_accepted_decode(ev, &m.acc) == 0) {
+        if (tcp_accepted_decode(ev, &m.acc) == 0 && p->conn != OS_HANDLE_NONE) {
+            p->conn2 = m.acc.chan; /* the host resets this one */
+            atomic_store(&G.accepted2, 1);
+        } else if (tcp_accepted_decode(ev, &m.acc) == 0) {
             p->conn = m.acc.chan;
             garbage(ctx, p->conn, tcp_msg_shutdown, tcp_msg_eof);
             tcp_shutdown_t bad = {2};
@@ -460,8 +473,17 @@ static void prober_event(os_ctx_t *ctx, const os_event_t *ev)
         return;
     }
     if (ev->handle == p->refused) {
-        if (tcp_error_decode(ev, &m.err) == 0 && m.err.type == 0)
+        if (tcp_error_decode(ev, &m.err) == 0 && m.err.type == 0) {
             G.refused = m.err.status;
+            /* now 10.0.2.2's MAC is known (lwIP's ARP keeps one packet while it asks) */
+            net_ping_t ping = {.req = 3, .addr = 0x0a000202, .seq = 42, .size = 56};
+            net_ping_send(ctx, p->net, &ping);
+        }
+        return;
+    }
+    if (ev->handle == p->conn2) {
+        if (tcp_error_decode(ev, &m.err) == 0 && m.err.type == 0)
+            G.reset_error = m.err.status;
         return;
     }
     if (ev->handle == p->conn) {
@@ -499,6 +521,20 @@ static void prober_event(os_ctx_t *ctx, const os_event_t *ev)
             init_connect_iface(ctx, 2, &udp_iface);
             net_resolve_t r = {1, "10.0.2.2"};
             net_resolve_send(ctx, p->net, &r);
+            net_resolve_t empty = {2, ""};
+            net_resolve_send(ctx, p->net, &empty);
+            net_ping_t big = {.req = 4, .addr = 0x0a000202, .seq = 1, .size = NET_PING_MAX + 1};
+            net_ping_send(ctx, p->net, &big);
+            net_ping_t none = {.req = 5, .addr = 0, .seq = 1, .size = 8};
+            net_ping_send(ctx, p->net, &none);
+        } else {
+            net_failed_t f;
+            if (net_pong_decode(ev, &G.pong) == 0)
+                atomic_store(&G.ping_done, 1);
+            else if (net_failed_decode(ev, &f) == 0 && f.req < 8)
+                G.net_failed[f.req] = f.status;
+            if (G.net_failed[3] != 0)
+                atomic_store(&G.ping_done, 1);
         }
         return;
     }
@@ -525,8 +561,171 @@ static void denied_event(os_ctx_t *ctx, const os_event_t *ev)
 
 static const os_program_t denied = {"denied", 0, denied_start, denied_event};
 
-static const os_program_t *const image[] = {&orrery_init, &orrery_tcpip, &orrery_tcpecho, &stopper,
-                                            &lazy,        &prober,       &denied,         NULL};
+/* ---- selfcon: connects to its own listener through lwIP's loopback ----------------------- */
+
+enum { PORT_SELF = 12 };
+
+static struct {
+    tcp_established_t est;
+    int pong; /* the client side got "pong" */
+    uint64_t eof_bytes;
+    int ping;          /* the server side got "ping" */
+    atomic_int closed; /* the host thread waits for it */
+} S;
+
+typedef struct selfcon {
+    os_handle_t tcp, net, timer, listener, client, server;
+} selfcon_t;
+
+static void selfcon_start(os_ctx_t *ctx)
+{
+    selfcon_t *c = os_state(ctx);
+    c->listener = c->client = c->server = OS_HANDLE_NONE;
+    os_timer_create(ctx, &c->timer);
+    init_connect_iface(ctx, 1, &net_iface);
+}
+
+static void selfcon_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    selfcon_t *c = os_state(ctx);
+    union {
+        init_connected_t conn;
+        net_info_t info;
+        tcp_listening_t ok;
+        tcp_opened_t op;
+        tcp_accepted_t acc;
+        tcp_data_t data;
+        tcp_eof_t eof;
+    } m;
+    if (ev->kind == OS_EV_TIMER) {
+        net_status_t q = {1};
+        net_status_send(ctx, c->net, &q);
+        return;
+    }
+    if (ev->kind == OS_EV_PEER_CLOSED) {
+        if (ev->handle == c->client)
+            atomic_store(&S.closed, 1);
+        os_handle_close(ctx, ev->handle);
+        return;
+    }
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    if (ev->handle == init_channel(ctx) && init_connected_decode(ev, &m.conn) == 0) {
+        if (m.conn.req == 1) {
+            c->net = m.conn.chan;
+            net_status_t q = {1};
+            net_status_send(ctx, c->net, &q);
+        } else {
+            c->tcp = m.conn.chan;
+            tcp_listen_t l = {1, 0, PORT_SELF, 0};
+            tcp_listen_send(ctx, c->tcp, &l);
+        }
+    } else if (ev->handle == c->net && net_info_decode(ev, &m.info) == 0) {
+        if (m.info.addr == 0)
+            os_timer_set(ctx, c->timer, os_clock_now(ctx) + TICK_NS);
+        else
+            init_connect_iface(ctx, 2, &tcp_iface);
+    } else if (ev->handle == c->tcp && tcp_listening_decode(ev, &m.ok) == 0) {
+        c->listener = m.ok.chan;
+        tcp_connect_t q = {2, 0x0a00020f, PORT_SELF}; /* ourselves */
+        tcp_connect_send(ctx, c->tcp, &q);
+    } else if (ev->handle == c->tcp && tcp_opened_decode(ev, &m.op) == 0) {
+        c->client = m.op.chan;
+    } else if (ev->handle == c->client && tcp_established_decode(ev, &S.est) == 0) {
+        tcp_data_t d = {.data_len = 4, .data = {'p', 'i', 'n', 'g'}};
+        tcp_data_send(ctx, c->client, &d);
+        tcp_shutdown_t sh = {1};
+        tcp_shutdown_send(ctx, c->client, &sh);
+    } else if (ev->handle == c->listener && tcp_accepted_decode(ev, &m.acc) == 0) {
+        c->server = m.acc.chan;
+    } else if (ev->handle == c->server && tcp_data_decode(ev, &m.data) == 0) {
+        S.ping = m.data.data_len == 4 && memcmp(m.data.data, "ping", 4) == 0;
+        tcp_data_t d = {.data_len = 4, .data = {'p', 'o', 'n', 'g'}};
+        tcp_data_send(ctx, c->server, &d);
+        os_handle_close(ctx, c->server); /* our FIN after the pong */
+        c->server = OS_HANDLE_NONE;
+    } else if (ev->handle == c->client && tcp_data_decode(ev, &m.data) == 0) {
+        S.pong = m.data.data_len == 4 && memcmp(m.data.data, "pong", 4) == 0;
+    } else if (ev->handle == c->client && tcp_eof_decode(ev, &m.eof) == 0) {
+        S.eof_bytes = m.eof.bytes;
+    } else {
+        iface_discard(ctx, ev);
+    }
+}
+
+static const os_program_t selfcon = {"selfcon", sizeof(selfcon_t), selfcon_start, selfcon_event};
+
+/* ---- udpsink: a UDP socket nobody reads until the server has dropped the excess ---------- */
+
+enum { PORT_SINK = 5, DGRAMS = 200 };
+
+static struct {
+    atomic_int released; /* the server counted a drop: the socket is read now */
+    atomic_int got;      /* datagrams read from it */
+} U;
+
+typedef struct udpsink {
+    os_handle_t udp, net, sink, timer;
+} udpsink_t;
+
+static void udpsink_start(os_ctx_t *ctx)
+{
+    udpsink_t *u = os_state(ctx);
+    u->sink = OS_HANDLE_NONE;
+    os_timer_create(ctx, &u->timer);
+    init_connect_iface(ctx, 1, &udp_iface);
+    init_connect_iface(ctx, 2, &net_iface);
+}
+
+static void udpsink_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    udpsink_t *u = os_state(ctx);
+    union {
+        init_connected_t conn;
+        udp_bound_t bound;
+        udp_recvfrom_t dgram;
+        net_counters_t counters;
+    } m;
+    if (ev->kind == OS_EV_TIMER) {
+        net_status_t q = {1};
+        net_status_send(ctx, u->net, &q);
+        return;
+    }
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    if (ev->handle == init_channel(ctx) && init_connected_decode(ev, &m.conn) == 0) {
+        if (m.conn.req == 1) {
+            u->udp = m.conn.chan;
+            udp_bind_t a = {1, 0, PORT_SINK};
+            udp_bind_send(ctx, u->udp, &a);
+        } else {
+            u->net = m.conn.chan;
+            os_timer_set(ctx, u->timer, os_clock_now(ctx) + TICK_NS);
+        }
+    } else if (ev->handle == u->udp && udp_bound_decode(ev, &m.bound) == 0) {
+        u->sink = m.bound.chan;
+        os_handle_hold(ctx, u->sink, true); /* nobody reads: its queue fills */
+    } else if (ev->handle == u->net && net_counters_decode(ev, &m.counters) == 0) {
+        if (m.counters.other_dropped > 0) {
+            os_handle_hold(ctx, u->sink, false); /* now read what waited */
+            atomic_store(&U.released, 1);
+        } else {
+            os_timer_set(ctx, u->timer, os_clock_now(ctx) + TICK_NS);
+        }
+    } else if (ev->handle == u->sink && udp_recvfrom_decode(ev, &m.dgram) == 0) {
+        atomic_fetch_add(&U.got, 1);
+    } else {
+        iface_discard(ctx, ev); /* net.info and the rest */
+    }
+}
+
+static const os_program_t udpsink = {"udpsink", sizeof(udpsink_t), udpsink_start, udpsink_event};
+
+extern const os_program_t greeter; /* docs/networking.md's example */
+
+static const os_program_t *const image[] = {
+    &orrery_init, &orrery_tcpip, &orrery_tcpecho, &stopper, &lazy, &prober,
+    &denied,      &greeter,      &selfcon,        &udpsink, NULL};
 
 /* ---- the host side ------------------------------------------------------------------------ */
 
@@ -825,6 +1024,19 @@ static void *host_probe_main(void *arg)
         G.probe_ok = got == 2 && memcmp(b, "ok", 2) == 0;
         if (s >= 0)
             close(s);
+        /* the peer vanishing: a connection the host resets (SO_LINGER 0) once it is up */
+        s = tcp_to(host_ports[0]);
+        while (s >= 0 && !atomic_load(&G.accepted2) && now_ms() < end)
+            usleep(1000);
+        if (s >= 0) {
+            struct linger lg = {1, 0};
+            setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            close(s);
+        }
+        while (!atomic_load(&G.reset_closed) && now_ms() < end)
+            usleep(1000);
+        while (!atomic_load(&G.ping_done) && now_ms() < end)
+            usleep(1000);
     }
     atomic_store(&G.host_done, 1);
     return NULL;
@@ -987,17 +1199,20 @@ static void test_malformed_refused_and_denied(void **state)
     assert_false(stats.timed_out);
     assert_int_equal(0, stats.leaks);
     /* control channel: 4 malformed; listener channel: 4; then the answers to bad requests */
-    int proto = 0, einval = 0;
+    int proto = 0, einval = 0, inuse = 0;
     for (int i = 0; i < G.nerrors; i++) {
         if (G.errors[i] == OS_EPROTO)
             proto++;
         else if (G.errors[i] == OS_EINVAL)
             einval++;
+        else if (G.errors[i] == OS_EADDRINUSE && G.error_types[i] == 1005)
+            inuse++;
         else
             fail_msg("error %d: type %u status %d", i, G.error_types[i], G.errors[i]);
     }
     assert_int_equal(8, proto);
     assert_int_equal(2, einval); /* connect to address 0, backlog 65 */
+    assert_int_equal(1, inuse);  /* a second listener on port 9 */
     /* the connection channel: 4 malformed, shutdown how 2, data after shutdown */
     assert_int_equal(6, G.nconn_errors);
     for (int i = 0; i < 5; i++)
@@ -1009,15 +1224,168 @@ static void test_malformed_refused_and_denied(void **state)
     /* a closed port on 10.0.2.2: refused, then the channel closed */
     assert_int_equal(OS_ECONNREFUSED, G.refused);
     assert_int_equal(1, G.refused_closed);
+    /* a peer that resets: error ECONNRESET, then the channel closed */
+    assert_int_equal(OS_ECONNRESET, G.reset_error);
+    assert_int_equal(1, atomic_load(&G.reset_closed));
     /* udp: 4 malformed and a sendto to address 0 */
     assert_int_equal(5, G.nudp_errors);
     assert_int_equal(OS_EINVAL, G.udp_errors[4]);
     assert_int_equal(udp_msg_sendto, G.udp_error_types[4]);
     assert_int_equal(0x0a000202, G.resolved);
+    assert_int_equal(OS_EINVAL, G.net_failed[2]); /* resolve "" */
+    assert_int_equal(OS_EINVAL, G.net_failed[4]); /* ping of 1401 bytes */
+    assert_int_equal(OS_EINVAL, G.net_failed[5]); /* ping of address 0 */
+    /* slirp answers pings to its own address */
+    if (G.net_failed[3] != 0)
+        fail_msg("ping 10.0.2.2: %s", os_strerror(G.net_failed[3]));
+    assert_int_equal(3, G.pong.req);
+    assert_int_equal(0x0a000202, G.pong.addr);
+    assert_int_equal(42, G.pong.seq);
+    assert_int_equal(56, G.pong.size);
+    assert_true(G.pong.ttl > 0);
+    assert_true(G.pong.rtt_ns > 0);
     /* without reach=tcp */
     assert_int_equal(OS_EACCES, G.denied);
     assert_non_null(strstr(console, "denied: denied (task"));
     assert_non_null(strstr(console, "may not reach tcp"));
+}
+
+/* docs/networking.md's example program greets a host socket and closes. */
+/* DGRAMS datagrams to the socket nobody reads; then wait until its client reads again. */
+static void *host_udp_main(void *arg)
+{
+    (void)arg;
+    if (wait_ready()) {
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)host_ports[0]),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        for (int i = 0; i < DGRAMS; i++)
+            sendto(s, "d", 1, 0, (struct sockaddr *)&a, sizeof a);
+        close(s);
+        uint64_t end = now_ms() + GUARD_MS;
+        while ((!atomic_load(&U.released) || atomic_load(&U.got) < OS_CHAN_QUEUE_MAX) &&
+               now_ms() < end)
+            usleep(1000);
+        if (!atomic_load(&U.released))
+            host_failed("udp: no datagram was dropped, or the queue was not read");
+    }
+    atomic_store(&G.host_done, 1);
+    return NULL;
+}
+
+/* the host only waits for selfcon's connection to end; the stopper then checks the pcbs */
+static void *host_idle_main(void *arg)
+{
+    (void)arg;
+    uint64_t end = now_ms() + GUARD_MS;
+    while (wait_ready() && !atomic_load(&S.closed) && now_ms() < end)
+        usleep(1000);
+    atomic_store(&G.host_done, 1);
+    return NULL;
+}
+
+static void *host_greeter_main(void *arg)
+{
+    (void)arg;
+    if (wait_ready()) {
+        int s = tcp_to(host_ports[0]);
+        char b[64];
+        long got = 0;
+        uint64_t end = now_ms() + GUARD_MS;
+        while (s >= 0 && now_ms() < end && got < (long)sizeof b) {
+            struct pollfd pf = {s, POLLIN, 0};
+            if (poll(&pf, 1, 1000) != 1)
+                continue;
+            ssize_t r = recv(s, b + got, sizeof b - (size_t)got, 0);
+            if (r <= 0) {
+                G.bulk_eof = r == 0;
+                break;
+            }
+            got += r;
+        }
+        G.probe_ok = got == 18 && memcmp(b, "hello from orrery\n", 18) == 0;
+        if (s >= 0)
+            close(s);
+    }
+    atomic_store(&G.host_done, 1);
+    return NULL;
+}
+
+static void test_doc_greeter(void **state)
+{
+    (void)state;
+    reset_globals();
+    host_ports[0] = free_port(SOCK_STREAM);
+    expected_ports[0] = 13;
+    nexpected = 1;
+    char fwd[160];
+    snprintf(fwd, sizeof fwd, "user,hostfwd=tcp:127.0.0.1:%d-:13", host_ports[0]);
+    hl_run_stats_t stats;
+    int status = run("program tcpip\nprogram greeter reach=tcp\nprogram stopper reach=net,init\n",
+                     fwd, host_greeter_main, &stats, console, sizeof console);
+    if (G.host_fail[0])
+        fail_msg("host: %s\n%s", G.host_fail, console);
+    assert_int_equal(0, status);
+    assert_int_equal(0, stats.leaks);
+    assert_int_equal(1, G.probe_ok);
+    assert_int_equal(1, G.bulk_eof); /* and the close came after the line */
+    assert_non_null(strstr(console, "[greeter] listening on tcp port 13"));
+}
+
+/* Connect to our own address: established (addresses and ports), data both ways, both FINs. */
+static void test_connect_to_ourselves(void **state)
+{
+    (void)state;
+    reset_globals();
+    memset(&S, 0, sizeof S);
+    expected_ports[0] = PORT_SELF;
+    nexpected = 1;
+    hl_run_stats_t stats;
+    int status =
+        run("program tcpip\nprogram selfcon reach=net,tcp\nprogram stopper reach=net,init\n",
+            "user", host_idle_main, &stats, console, sizeof console);
+    assert_int_equal(0, status);
+    assert_int_equal(0, stats.leaks);
+    assert_int_equal(0x0a00020f, S.est.laddr);
+    assert_int_equal(0x0a00020f, S.est.raddr);
+    assert_int_equal(PORT_SELF, S.est.rport);
+    assert_true(S.est.lport != 0 && S.est.lport != PORT_SELF);
+    assert_int_equal(1, S.ping);
+    assert_int_equal(1, S.pong);
+    assert_int_equal(4, S.eof_bytes);
+    assert_int_equal(
+        1, atomic_load(&S.closed)); /* after both FINs the server closed the client's channel */
+    assert_int_equal(0, G.conns_tcp_other);
+}
+
+/* A UDP socket whose client does not read: 128 datagrams wait, the rest are dropped and
+ * counted; nothing else is lost (frames the kernel had no room for are counted too). */
+static void test_udp_full_queue_drops_and_counts(void **state)
+{
+    (void)state;
+    reset_globals();
+    memset(&U, 0, sizeof U);
+    host_ports[0] = free_port(SOCK_DGRAM);
+    nexpected = 0; /* no TCP listener to wait for: the stopper waits for the address only */
+    char fwd[160];
+    snprintf(fwd, sizeof fwd, "user,hostfwd=udp:127.0.0.1:%d-:%d", host_ports[0], PORT_SINK);
+    hl_run_stats_t stats;
+    int status = run("program tcpip\nprogram udpsink reach=udp,net\nprogram stopper "
+                     "reach=net,init\n",
+                     fwd, host_udp_main, &stats, console, sizeof console);
+    if (G.host_fail[0])
+        fail_msg("host: %s (got %d, rx %lu dropped %lu other %lu, kernel dropped %lu)\n%s",
+                 G.host_fail, atomic_load(&U.got), (unsigned long)G.counters.rx_frames,
+                 (unsigned long)G.counters.rx_dropped, (unsigned long)G.counters.other_dropped,
+                 (unsigned long)stats.net_rx_dropped, console);
+    assert_int_equal(0, status);
+    assert_int_equal(0, stats.leaks);
+    /* the queue filled (128 waited), the rest was dropped and counted, nothing came twice;
+     * datagrams may also be lost before the server (slirp, the kernel's device queue) */
+    assert_true(atomic_load(&U.got) >= OS_CHAN_QUEUE_MAX);
+    assert_true(G.counters.other_dropped > 0);
+    assert_true(atomic_load(&U.got) + G.counters.other_dropped <= DGRAMS);
 }
 
 int main(void)
@@ -1026,6 +1394,9 @@ int main(void)
         cmocka_unit_test(test_tcpecho_bulk_half_close_udp_and_many),
         cmocka_unit_test(test_slow_reader_and_unaccepted_listener),
         cmocka_unit_test(test_malformed_refused_and_denied),
+        cmocka_unit_test(test_doc_greeter),
+        cmocka_unit_test(test_connect_to_ourselves),
+        cmocka_unit_test(test_udp_full_queue_drops_and_counts),
     };
     if (getenv("TEST_TCP_ONLY"))
         cmocka_set_test_filter(getenv("TEST_TCP_ONLY"));

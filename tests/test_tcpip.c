@@ -21,10 +21,10 @@ enum { REQ_POLL = 1, REQ_FINAL = 77, ERRORS_MAX = 16 };
 
 /* What the client saw; read by the test after hl_run returned (handlers run on workers). */
 static struct {
-    net_info_t bound; /* the first info with an address */
-    net_info_t final; /* the answer to the good request after the garbage */
+    net_info_t bound;        /* the first info with an address */
+    net_info_t final;        /* the answer to the good request after the garbage */
     net_counters_t counters; /* the counters that came with `bound` */
-    int polls;        /* infos without an address yet */
+    int polls;               /* infos without an address yet */
     int errors[ERRORS_MAX];
     uint32_t error_types[ERRORS_MAX];
     int nerrors;

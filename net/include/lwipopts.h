@@ -69,8 +69,16 @@
 #define IPV6_FRAG_COPYHEADER 1
 #define IP_REASSEMBLY 1
 #define IP_FRAG 1
+/* Packets to our own address loop back inside lwIP (the server polls them after every
+ * event): a task can connect to another task's listener on this node. */
+#ifndef LWIP_NETIF_LOOPBACK
+#define LWIP_NETIF_LOOPBACK 1
+#endif
 #define LWIP_NETIF_STATUS_CALLBACK 1
 #define LWIP_NETIF_LINK_CALLBACK 1
+/* SOF_REUSEADDR on listeners (servers/tcpip/tcp.c): a port is free again while its
+ * connections still close */
+#define SO_REUSE 1
 #ifndef TCP_MSS
 #define TCP_MSS 1460
 #endif

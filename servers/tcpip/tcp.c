@@ -66,6 +66,18 @@ static void pcb_close(struct tcp_pcb *pcb)
         tcp_abort(pcb);
 }
 
+/*
+ * Both FINs are out (ours may still wait for memory, TF_CLOSEPEND): let lwIP end the pcb.
+ * Called from lwIP's callbacks too, so it never frees the pcb: tcp_close past ESTABLISHED and
+ * CLOSE_WAIT only marks it closed; in those two (our FIN not sent yet) detaching is enough.
+ */
+static void pcb_finish(struct tcp_pcb *pcb)
+{
+    pcb_detach(pcb);
+    if (pcb->state != ESTABLISHED && pcb->state != CLOSE_WAIT)
+        tcp_close(pcb);
+}
+
 void tcp_forget_all(void)
 {
     while (tcp_listen_pcbs.pcbs != NULL) {
@@ -186,7 +198,7 @@ static void conn_flush(os_ctx_t *ctx, tcpip_state_t *st, tcpip_conn_t *c)
         return;
     }
     if (c->pcb != NULL && conn_done(c)) {
-        pcb_close(c->pcb);
+        pcb_finish(c->pcb);
         conn_free(ctx, c);
     }
 }
@@ -385,6 +397,12 @@ static void on_listen(os_ctx_t *ctx, tcpip_state_t *st, os_handle_t ch, const tc
     }
     ip_addr_t a;
     ip_addr_set_ip4_u32_val(a, lwip_htonl(m->addr));
+    /*
+     * A listener's port is free again while connections it accepted still close (FIN_WAIT,
+     * TIME_WAIT): a restarted server listens at once. lwIP still refuses a second listener
+     * on the same address and port (ERR_USE).
+     */
+    ip_set_option(pcb, SOF_REUSEADDR);
     err_t e = tcp_bind(pcb, &a, m->port);
     if (e != ERR_OK) {
         tcp_close(pcb);
@@ -392,10 +410,10 @@ static void on_listen(os_ctx_t *ctx, tcpip_state_t *st, os_handle_t ch, const tc
         return;
     }
     uint8_t backlog = (uint8_t)(m->backlog ? m->backlog : TCPIP_BACKLOG_DEFAULT);
-    struct tcp_pcb *lpcb = tcp_listen_with_backlog(pcb, backlog);
+    struct tcp_pcb *lpcb = tcp_listen_with_backlog_and_err(pcb, backlog, &e);
     if (lpcb == NULL) {
         tcp_close(pcb);
-        reply(ctx, ch, m->req, OS_ENOMEM);
+        reply(ctx, ch, m->req, e == ERR_USE ? OS_EADDRINUSE : OS_ENOMEM);
         return;
     }
     os_handle_t mine, theirs;

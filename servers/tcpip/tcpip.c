@@ -185,6 +185,9 @@ static void log_address(os_ctx_t *ctx, tcpip_state_t *st)
 /* Run lwIP's due timeouts, log a new address, and arm the timer for the next timeout. */
 static void tcpip_settle(os_ctx_t *ctx, tcpip_state_t *st)
 {
+    /* packets to our own address, queued by lwIP's loopback; their answers may loop too */
+    for (int i = 0; st->have_netif && i < TCPIP_LOOP_ROUNDS && tcpip_netif.loop_first != NULL; i++)
+        netif_poll(&tcpip_netif);
     sys_check_timeouts();
     tx_flush(ctx, st);
     if (st->have_netif) {
@@ -196,8 +199,9 @@ static void tcpip_settle(os_ctx_t *ctx, tcpip_state_t *st)
     }
     u32_t ms = sys_timeouts_sleeptime();
     uint64_t now = os_clock_now(ctx);
-    if (st->txq_count > 0 && (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE ||
-                              (uint64_t)ms * TCPIP_NS_PER_MS > TCPIP_TX_RETRY_NS))
+    bool waiting = st->txq_count > 0 || (st->have_netif && tcpip_netif.loop_first != NULL);
+    if (waiting && (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE ||
+                    (uint64_t)ms * TCPIP_NS_PER_MS > TCPIP_TX_RETRY_NS))
         os_timer_set(ctx, st->timer, now + TCPIP_TX_RETRY_NS); /* frames wait for the ring */
     else if (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE)
         os_timer_cancel(ctx, st->timer);

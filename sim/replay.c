@@ -1,9 +1,12 @@
-/* replay.c — `orrery replay`: load one task's recorded stream, replay it on sim, report the first divergence. */
+/* replay.c — `orrery replay`: load one task's recorded stream, replay it on sim, report the first
+ * divergence. */
 #include <trace/decode.h>
 #include <trace/pair.h>
 #include <trace/reader.h>
 #include <trace/recorder.h>
 #include <sim/replay.h>
+
+#include <manifest.h>
 
 #include <os/os.h>
 
@@ -160,6 +163,7 @@ static int find_task(trace_db *db, const char *want, rp_recording *rec, char *er
             rec->name[n] = '\0';
             rec->task = r.task;
             rec->privileged = r.arg == 0;
+            rec->parent = r.arg;
             break;
         }
     }
@@ -175,13 +179,75 @@ static int find_task(trace_db *db, const char *want, rp_recording *rec, char *er
     return 0;
 }
 
+/*
+ * The spawn argument of a task init started. A SPAWN record does not carry it, but init gives
+ * a program its manifest line's arg= (the same on every start, and on a `spawn` request), and
+ * the trace keeps the manifest: parse it as init did. A program not in the manifest, or a task
+ * another task spawned, gets none (as before). A manifest that does not parse is the trace's
+ * fault: init would not have started anything from it.
+ */
+static int manifest_arg(trace_db *db, rp_recording *rec, char *err, size_t errlen)
+{
+    trace_filter f = {.kind = HAL_TR_SPAWN};
+    trace_iter *it;
+    hal_trace_rec_t r;
+    char root[OS_NAME_MAX] = "";
+    int rc;
+    if (trace_iter_open(db, &f, &it) != 0) {
+        snprintf(err, errlen, "%s", trace_db_error(db));
+        return -1;
+    }
+    while ((rc = trace_iter_next(it, &r)) == 1)
+        if (r.task == rec->parent && r.arg == 0 && r.len < sizeof root) {
+            memcpy(root, r.data, r.len); /* the parent is the kernel's first task: init */
+            root[r.len] = '\0';
+            break;
+        }
+    trace_iter_close(it);
+    char *text = NULL;
+    size_t len = 0;
+    if (rc < 0 || (root[0] && trace_db_manifest(db, &text, &len) != 0)) {
+        snprintf(err, errlen, "%s", trace_db_error(db));
+        return -1;
+    }
+    if (!root[0] || !text || !len) {
+        free(text);
+        return 0;
+    }
+    manifest_t *m = malloc(sizeof *m);
+    char why[160];
+    int line = m ? manifest_parse(text, len, NULL, root, m, why, sizeof why) : -1;
+    free(text);
+    if (line != 0) {
+        if (m)
+            snprintf(err, errlen, "the trace's manifest does not parse (line %d: %s)", line, why);
+        else
+            snprintf(err, errlen, "out of memory");
+        free(m);
+        return -1;
+    }
+    const manifest_program_t *p = manifest_find(m, rec->name);
+    if (p && p->arg_len) {
+        rec->arg = malloc(p->arg_len);
+        if (!rec->arg) {
+            free(m);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        memcpy(rec->arg, p->arg, p->arg_len);
+        rec->arg_len = p->arg_len;
+    }
+    free(m);
+    return 0;
+}
+
 static int load(trace_db *db, const char *want, rp_recording *rec, char *err, size_t errlen)
 {
     trace_filter f = {0};
     trace_iter *it;
     hal_trace_rec_t r;
     trace_ifmap *ifm;
-    rp_map hv = {0}; /* object id -> the task's handle value */
+    rp_map hv = {0};  /* object id -> the task's handle value */
     uint8_t kinds[8]; /* kinds of the task's latest installs, for a DELIVER's carried handles */
     size_t nk = 0;
     bool started = false, any_handle = false;
@@ -210,7 +276,9 @@ static int load(trace_db *db, const char *want, rp_recording *rec, char *err, si
         if (!mine && !child)
             continue;
         uint32_t h = r.chan ? (uint32_t)rp_map_get(&hv, RP_KEY(r.chan, rp_obj_kind(&r))) : 0;
-        uint32_t h2 = r.kind == HAL_TR_CHAN_CREATE ? (uint32_t)rp_map_get(&hv, RP_KEY(r.peer, HAL_TRACE_OBJ_CHAN)) : 0;
+        uint32_t h2 = r.kind == HAL_TR_CHAN_CREATE
+                          ? (uint32_t)rp_map_get(&hv, RP_KEY(r.peer, HAL_TRACE_OBJ_CHAN))
+                          : 0;
         if (r.kind == HAL_TR_START)
             started = true;
         if (rp_push(&rec->events, &r, h, h2) != 0)
@@ -257,14 +325,17 @@ static int load(trace_db *db, const char *want, rp_recording *rec, char *err, si
         return -1;
     }
     if (!any_handle) {
-        snprintf(err, errlen, "the trace has no HANDLE records (schema 1?): record it again with "
-                              "this orrery to replay it");
+        snprintf(err, errlen,
+                 "the trace has no HANDLE records (schema 1?): record it again with "
+                 "this orrery to replay it");
         return -1;
     }
     if (rec->privileged && trace_db_manifest(db, &rec->arg, &rec->arg_len) != 0) {
         snprintf(err, errlen, "%s", trace_db_error(db));
         return -1;
     }
+    if (!rec->privileged && manifest_arg(db, rec, err, errlen) != 0)
+        return -1;
     return 0;
 nomem:
     trace_iter_close(it);
@@ -274,7 +345,8 @@ nomem:
     return -1;
 }
 
-/* ---- comparing and printing ------------------------------------------------------------------- */
+/* ---- comparing and printing -------------------------------------------------------------------
+ */
 
 static const char *errname(int rc)
 {
@@ -330,8 +402,8 @@ static void format(const rp_ev *e, uint32_t iface, char *buf, size_t len)
         ADD(" %u bytes", r->len);
         break;
     case HAL_TR_SPAWN:
-        ADD(" %.*s with %u handle%s", (int)r->len, r->data ? (const char *)r->data : "", r->nhandles,
-            r->nhandles == 1 ? "" : "s");
+        ADD(" %.*s with %u handle%s", (int)r->len, r->data ? (const char *)r->data : "",
+            r->nhandles, r->nhandles == 1 ? "" : "s");
         break;
     case HAL_TR_EXIT:
     case HAL_TR_TASK_EXIT_EVENT:
@@ -367,8 +439,8 @@ static void differ(const rp_ev *a, const rp_ev *b, char *buf, size_t len)
     case HAL_TR_DEV_EVENT:
     case HAL_TR_DEV_WRITE:
         D(a->h != b->h, "handle");
-        D(x->type != y->type, x->kind == HAL_TR_SEND || x->kind == HAL_TR_DELIVER ? "message type"
-                                                                                 : "code");
+        D(x->type != y->type,
+          x->kind == HAL_TR_SEND || x->kind == HAL_TR_DELIVER ? "message type" : "code");
         D(x->len != y->len || (x->len && memcmp(x->data, y->data, x->len) != 0), "payload");
         D(x->nhandles != y->nhandles, "handles carried");
         D(x->result != y->result, "result");
@@ -411,8 +483,8 @@ static void differ(const rp_ev *a, const rp_ev *b, char *buf, size_t len)
 #undef D
 }
 
-static int report(FILE *out, const rp_recording *rec, size_t i, const rp_ev *want,
-                  const rp_ev *got, const char *what)
+static int report(FILE *out, const rp_recording *rec, size_t i, const rp_ev *want, const rp_ev *got,
+                  const char *what)
 {
     char a[2048], b[2048], d[128];
     uint32_t iface = want ? want->iface : 0;

@@ -8,6 +8,8 @@
 #include <image.h>
 #include <sim/sim.h>
 
+#include "sim_priv.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,7 @@ struct rp_run {
     uint32_t harness; /* the harness's id (1) */
     k_replay_ops_t ops;
     hal_trace_sink_t sink;
+    void *host_saved; /* the process's per-node state section, put back at rp_run_stop */
 };
 
 static os_ctx_t *harness_ctx;
@@ -210,6 +213,22 @@ int rp_run_start(rp_run **out, rp_recording *rec, char *err, size_t errlen)
     run->rec = rec;
     run->sink = (hal_trace_sink_t){.self = run, .record = replay_sink};
     harness_ctx = NULL;
+    /*
+     * The replayed task starts on a fresh machine: every static of the kernel, the servers and
+     * lwIP as the program loaded them (the per-node state section, sim/node_state.c), as the
+     * recorded task found them at its boot. lwIP's state is one per process; without this a
+     * second tcpip replay in one process found the first one's lwIP (and its owner's task
+     * id, alive again in the new kernel) and exited. The process's own copy is put back at
+     * rp_run_stop.
+     */
+    run->host_saved = sim_node_state_new();
+    if (run->host_saved) {
+        void *fresh = sim_node_state_new();
+        sim_node_state_save(run->host_saved);
+        if (fresh)
+            sim_node_state_load(fresh);
+        free(fresh);
+    }
     sim_config_t sc = {
         .programs = programs,
         .init_program = harness_prog.name,
@@ -218,6 +237,9 @@ int rp_run_start(rp_run **out, rp_recording *rec, char *err, size_t errlen)
     };
     if (sim_boot(&sc) != 0) {
         snprintf(err, errlen, "the simulated kernel did not boot");
+        if (run->host_saved)
+            sim_node_state_load(run->host_saved);
+        free(run->host_saved);
         free(run);
         return -1;
     }
@@ -371,6 +393,9 @@ void rp_run_stop(rp_run *run)
 {
     k_replay_set(NULL, 0, 0, 0);
     sim_teardown();
+    if (run->host_saved)
+        sim_node_state_load(run->host_saved);
+    free(run->host_saved);
     rp_vec_free(&run->events);
     rp_map_free(&run->owner);
     rp_map_free(&run->pair);

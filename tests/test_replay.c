@@ -1,4 +1,5 @@
-/* test_replay.c — orrery replay: golden traces match, an altered output is caught and decoded, bad traces fail cleanly. */
+/* test_replay.c — orrery replay: golden traces match, an altered output is caught and decoded, bad
+ * traces fail cleanly. */
 #define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -55,6 +56,8 @@ static void copy_golden(const char *name, char *dst, size_t len)
     assert_int_equal(0, system(cmd));
 }
 
+static void expect_error(const char *path, const char *task, const char *needle);
+
 static void sql(const char *path, const char *stmt)
 {
     sqlite3 *db;
@@ -81,9 +84,9 @@ static void alter_payload(const char *path, const char *seq_sql, const char *wor
     unsigned char *at = memmem(p, (size_t)n, word, strlen(word));
     assert_non_null(at);
     at[strlen(word) - 1] = (unsigned char)to;
-    assert_int_equal(SQLITE_OK,
-                     sqlite3_prepare_v2(db, "UPDATE events SET payload = ?1 WHERE seq = ?2", -1,
-                                        &st, NULL));
+    assert_int_equal(
+        SQLITE_OK,
+        sqlite3_prepare_v2(db, "UPDATE events SET payload = ?1 WHERE seq = ?2", -1, &st, NULL));
     sqlite3_bind_blob(st, 1, p, n, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, seq);
     assert_int_equal(SQLITE_DONE, sqlite3_step(st));
@@ -95,9 +98,9 @@ static void alter_payload(const char *path, const char *seq_sql, const char *wor
 static void golden_traces_match(void **state)
 {
     static const char *const cases[][2] = {
-        {"session.db", "init"},   {"session.db", "console"}, {"session.db", "shell"},
-        {"session.db", "echo"},   {"restart.db", "init"},    {"restart.db", "shell"},
-        {"restart.db", "echo"},   {"restart.db", "5"},       {"restart.db", "6"},
+        {"session.db", "init"}, {"session.db", "console"}, {"session.db", "shell"},
+        {"session.db", "echo"}, {"restart.db", "init"},    {"restart.db", "shell"},
+        {"restart.db", "echo"}, {"restart.db", "5"},       {"restart.db", "6"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char path[512], err[512], *out = NULL;
@@ -116,9 +119,11 @@ static void altered_reply_is_caught(void **state)
     char path[512], err[512], *out = NULL;
     copy_golden("session.db", path, sizeof(path));
     /* echo's first reply carries the text "hello": make the recording say "hellp". */
-    alter_payload(path, "SELECT min(e.seq) FROM events e JOIN tasks t ON t.id = e.task "
-                        "WHERE t.name = 'echo' AND e.kind = 4 AND instr(e.payload, CAST('hello' AS BLOB)) > 0",
-                  "hello", 'p');
+    alter_payload(
+        path,
+        "SELECT min(e.seq) FROM events e JOIN tasks t ON t.id = e.task "
+        "WHERE t.name = 'echo' AND e.kind = 4 AND instr(e.payload, CAST('hello' AS BLOB)) > 0",
+        "hello", 'p');
     int rc = replay(path, "echo", &out, err, sizeof(err));
     assert_int_equal(1, rc);
     assert_non_null(strstr(out, "replay echo: divergence at event"));
@@ -144,6 +149,49 @@ static void altered_send_type_is_caught(void **state)
     assert_int_equal(1, replay(path, "shell", &out, err, sizeof(err)));
     assert_non_null(strstr(out, "differs:  message type"));
     free(out);
+}
+
+/*
+ * tcpip from two simulated nodes (tcpip-sim.db): it served a TCP echo both ways, a UDP datagram
+ * and a ping. It replays; a changed byte of a frame it wrote is caught as a DEV_WRITE payload.
+ */
+static void tcpip_golden_replays_and_a_changed_frame_is_caught(void **state)
+{
+    char path[512], err[512], *out = NULL;
+    snprintf(path, sizeof(path), "%s/tcpip-sim.db", ORRERY_TRACES_DIR);
+    int rc = replay(path, "tcpip", &out, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("tcpip-sim.db --task tcpip: %d %s%s", rc, out, err);
+    assert_non_null(strstr(out, "events matched"));
+    free(out);
+    copy_golden("tcpip-sim.db", path, sizeof(path));
+    /* the last frame tcpip wrote: its last byte off by one */
+    sql(path, "UPDATE events SET payload = substr(payload, 1, length(payload) - 1) || "
+              "CAST(char((unicode(substr(CAST(payload AS TEXT), -1)) + 1) % 128) AS BLOB) "
+              "WHERE seq = (SELECT max(e.seq) FROM events e JOIN tasks t ON t.id = e.task "
+              "WHERE t.name = 'tcpip' AND e.kind = 14)");
+    assert_int_equal(1, replay(path, "tcpip", &out, err, sizeof(err)));
+    assert_non_null(strstr(out, "expected: DEV_WRITE"));
+    assert_non_null(strstr(out, "differs:  payload"));
+    free(out);
+}
+
+/*
+ * A task init started gets its manifest line's arg= (SPAWN records do not carry it): with
+ * another address in the recorded manifest, tcpip's first frame (its gratuitous ARP) differs;
+ * a manifest that does not parse is the trace's fault (exit 2).
+ */
+static void tcpip_spawn_arg_comes_from_the_manifest(void **state)
+{
+    char path[512], err[512], *out = NULL;
+    copy_golden("tcpip-sim.db", path, sizeof(path));
+    sql(path, "UPDATE run SET manifest = replace(manifest, '10.0.0.2/24', '10.0.0.9/24')");
+    assert_int_equal(1, replay(path, "tcpip", &out, err, sizeof(err)));
+    assert_non_null(strstr(out, "expected: DEV_WRITE"));
+    assert_non_null(strstr(out, "differs:  payload"));
+    free(out);
+    sql(path, "UPDATE run SET manifest = 'program tcpip bogus=1'");
+    expect_error(path, "tcpip", "the trace's manifest does not parse (line 1");
 }
 
 static void expect_error(const char *path, const char *task, const char *needle)
@@ -200,6 +248,8 @@ int main(void)
         cmocka_unit_test(golden_traces_match),
         cmocka_unit_test(altered_reply_is_caught),
         cmocka_unit_test(altered_send_type_is_caught),
+        cmocka_unit_test(tcpip_golden_replays_and_a_changed_frame_is_caught),
+        cmocka_unit_test(tcpip_spawn_arg_comes_from_the_manifest),
         cmocka_unit_test(bad_traces_fail_cleanly),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

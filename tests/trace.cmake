@@ -25,3 +25,21 @@ set_tests_properties(replay_golden_restart_shell PROPERTIES LABELS "trace;replay
 # Captures of a simulation with two tcpip nodes: the same seed gives the same pcap.
 orrery_add_test(test_pcap_sim SOURCES test_pcap_sim.c
     LIBS orrery_trace orrery_sim orrery_servers orrery_core orrery_hal_host LABELS trace sim)
+# The golden tcpip trace: two simulated nodes, node 0's tcpip recorded while it serves a TCP
+# echo both ways, a UDP datagram and a ping (tests/traces/record_tcpip.c, record.sh).
+add_executable(record_tcpip ${CMAKE_CURRENT_SOURCE_DIR}/traces/record_tcpip.c)
+target_link_libraries(record_tcpip PRIVATE orrery_sim orrery_servers orrery_lwip orrery_core
+    orrery_hal_host orrery_trace)
+target_compile_options(record_tcpip PRIVATE ${ORRERY_HOST_FLAGS})
+target_link_options(record_tcpip PRIVATE ${ORRERY_HOST_FLAGS})
+set_target_properties(record_tcpip PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME replay_golden_tcpip
+    COMMAND orrery replay ${CMAKE_CURRENT_SOURCE_DIR}/traces/tcpip-sim.db --task tcpip)
+set_tests_properties(replay_golden_tcpip PROPERTIES LABELS "trace;replay"
+    PASS_REGULAR_EXPRESSION "events matched")
+# record_tcpip is deterministic: two recordings show the same events.
+add_test(NAME record_tcpip_deterministic COMMAND sh -c "set -e; d=$(mktemp -d); \
+$<TARGET_FILE:record_tcpip> $d/a.db 2>/dev/null; $<TARGET_FILE:record_tcpip> $d/b.db 2>/dev/null; \
+$<TARGET_FILE:orrery> trace show $d/a.db > $d/a.txt; $<TARGET_FILE:orrery> trace show $d/b.db > $d/b.txt; \
+test -s $d/a.txt; cmp $d/a.txt $d/b.txt; rm -rf $d")
+set_tests_properties(record_tcpip_deterministic PROPERTIES LABELS "trace;replay")

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <hal/codes.h>
 #include <hal/console.h>
 
 extern const iface_t *const *trace_iface_table(void);
@@ -111,17 +112,53 @@ int trace_corpus_line(const char *line, size_t n, uint8_t *out, size_t *len, siz
     return 0;
 }
 
+int trace_corpus_tcpip_msg(const iface_t *ifc, uint32_t type, const void *data, size_t dlen,
+                           uint32_t nhandles, uint8_t *out, size_t *len, size_t cap)
+{
+    uint8_t pick = TRACE_CORPUS_TCPIP_NEWEST;
+    if (strcmp(ifc->name, "net") == 0)
+        pick = 0;
+    else if (strcmp(ifc->name, "tcp") == 0 && (type == 1 || type == 2)) /* listen, connect */
+        pick = 1;
+    else if (strcmp(ifc->name, "udp") == 0 && type == 1) /* bind */
+        pick = 2;
+    for (size_t i = 0; i < ifc->nmsgs; i++) {
+        if (ifc->msgs[i].number != type)
+            continue;
+        size_t w = *len;
+        if (cap - w < 16 + dlen) /* room for the op whatever its fields (lengths: 2 bytes) */
+            return -1;
+        /* structured() writes [OP_MSG][index][fields]: ours is [MSG][pick][index][fields] */
+        size_t at = w + 1;
+        if (structured(ifc, i, data, dlen, nhandles, out, &at, cap) != 0)
+            return 1;
+        out[w] = TRACE_CORPUS_TCPIP_MSG;
+        out[w + 1] = pick;
+        *len = at;
+        return 0;
+    }
+    return 1;
+}
+
 /* ---- reading a trace ----------------------------------------------------------------------- */
 
 typedef struct input {
     char target[16];
-    uint32_t chan; /* 0: the console lines */
+    uint32_t chan; /* 0: the console lines; tcpip: its task id */
     unsigned part; /* a long session is split into inputs of at most TRACE_CORPUS_MAX bytes */
-    uint8_t buf[TRACE_CORPUS_MAX];
+    uint8_t buf[TRACE_CORPUS_TCPIP_MAX];
     size_t len;
+    trace_corpus_net_t net; /* tcpip: the flows so far */
+    uint64_t last_ns;       /* tcpip: when the last frame came */
 } input_t;
 
-static const char *const targets[] = {"init", "echo", "console", "shell", NULL};
+static const char *const targets[] = {"init", "echo", "console", "shell", "tcpip", NULL};
+
+/* Bytes of one input: tcpip's hold a whole conversation (a fresh boot each). */
+static size_t input_cap(const input_t *in)
+{
+    return strcmp(in->target, "tcpip") == 0 ? TRACE_CORPUS_TCPIP_MAX : TRACE_CORPUS_MAX;
+}
 
 static const char *target_of(const char *name)
 {
@@ -160,14 +197,29 @@ typedef struct op {
     const hal_trace_rec_t *r;
     const char *line; /* or a console line */
     size_t line_len;
+    bool frame; /* or a frame tcpip received */
 } op_t;
 
 static int append(input_t *in, const op_t *o)
 {
+    size_t cap = input_cap(in);
+    if (o->frame) {
+        uint64_t step =
+            in->last_ns && o->r->time_ns > in->last_ns ? o->r->time_ns - in->last_ns : 0;
+        int rc = trace_corpus_frame(&in->net, o->r->data, o->r->len, step, in->buf, &in->len, cap);
+        if (rc == 0)
+            in->last_ns = o->r->time_ns;
+        return rc;
+    }
+    if (strcmp(in->target, "tcpip") == 0)
+        return trace_corpus_tcpip_msg(o->ifc, o->r->type, o->r->data, o->r->len, o->r->nhandles,
+                                      in->buf, &in->len, cap) < 0
+                   ? -1
+                   : 0;
     if (o->line)
-        return trace_corpus_line(o->line, o->line_len, in->buf, &in->len, sizeof in->buf);
+        return trace_corpus_line(o->line, o->line_len, in->buf, &in->len, cap);
     return trace_corpus_msg(o->ifc, o->r->type, o->r->data, o->r->len, o->r->nhandles, in->buf,
-                            &in->len, sizeof in->buf);
+                            &in->len, cap);
 }
 
 /* Append o to the input of (target, chan), starting a new part when the current one is full. */
@@ -199,7 +251,9 @@ static void input_path(char *path, size_t cap, const char *dir, const char *base
     char part[16] = "";
     if (in->part)
         snprintf(part, sizeof part, ".%u", in->part + 1);
-    if (in->chan)
+    if (in->chan && strcmp(in->target, "tcpip") == 0)
+        snprintf(path, cap, "%s/%s/%s-task%u%s", dir, in->target, base, in->chan, part);
+    else if (in->chan)
         snprintf(path, cap, "%s/%s/%s-ch%u%s", dir, in->target, base, in->chan, part);
     else
         snprintf(path, cap, "%s/%s/%s-lines%s", dir, in->target, base, part);
@@ -363,13 +417,36 @@ int trace_corpus_write(const char *db_path, const char *dir, char *err, size_t e
                 goto oom;
             continue;
         }
+        const char *t = target_of(trace_db_task_name(db, r.task));
+        bool tcpip = t && strcmp(t, "tcpip") == 0;
+        if (tcpip && r.type == HAL_NET_FRAME && r.data &&
+            (r.kind == HAL_TR_DEV_EVENT || r.kind == HAL_TR_DEV_WRITE)) {
+            if (r.kind == HAL_TR_DEV_WRITE) { /* what it sent: its flows */
+                input_t *in = input_for(&v, &n, t, r.task, false);
+                if (!in)
+                    goto oom;
+                trace_corpus_net_sent(&in->net, r.data, r.len);
+                continue;
+            }
+            op_t o = {.r = &r, .frame = true};
+            if (add(&v, &n, t, r.task, &o) != 0)
+                goto oom;
+            continue;
+        }
         if (r.kind != HAL_TR_DELIVER || r.result != 0)
             continue;
-        const char *t = target_of(trace_db_task_name(db, r.task));
         if (!t || strcmp(t, "shell") == 0) /* the shell's input is console lines */
             continue;
         uint32_t id = r.iface ? r.iface : trace_guess_iface(r.type, r.data, r.len, r.nhandles);
         const iface_t *ifc = iface_by_id(id);
+        if (tcpip && ifc &&
+            (strcmp(ifc->name, "tcp") == 0 || strcmp(ifc->name, "udp") == 0 ||
+             strcmp(ifc->name, "net") == 0)) {
+            op_t o = {.ifc = ifc, .r = &r};
+            if (add(&v, &n, t, r.task, &o) != 0)
+                goto oom;
+            continue;
+        }
         if (!ifc || strcmp(ifc->name, t) != 0) /* only the server's own interface: its target's */
             continue;
         op_t o = {.ifc = ifc, .r = &r};

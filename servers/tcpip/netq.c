@@ -190,7 +190,8 @@ void net_ping_init(void)
 
 static void on_ping(os_ctx_t *ctx, tcpip_state_t *st, os_handle_t ch, const net_ping_t *m)
 {
-    if (m->addr == 0 || m->size > NET_PING_MAX) {
+    /* lwIP asserts on a timeout over UINT32_MAX/4 ms: a client must not panic the server */
+    if (m->addr == 0 || m->size > NET_PING_MAX || m->timeout_ms > NET_PING_TIMEOUT_MAX) {
         failed(ctx, ch, m->req, OS_EINVAL);
         return;
     }

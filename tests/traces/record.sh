@@ -4,8 +4,10 @@
 #   tests/traces/record.sh [path/to/orrery]      (default: build/orrery)
 #
 # Each NAME.txt is a console script; NAME.db is the deterministic run of the built-in image
-# with that input (seed 1), compacted to 4 KiB pages so the file stays small. Re-record after
-# a deliberate change of a server's behaviour, and commit the .db files with that change.
+# with that input (seed 1), compacted to 4 KiB pages so the file stays small. tcpip-sim.db is
+# node 0 of two simulated nodes (record_tcpip.c, built beside orrery as tests/record_tcpip):
+# its tcpip serves a TCP echo both ways, a UDP datagram and a ping. Re-record after a
+# deliberate change of a server's behaviour, and commit the .db files with that change.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 orrery=${1:-build/orrery}
@@ -19,3 +21,8 @@ for script in "$here"/*.txt; do
     sqlite3 "$db" 'PRAGMA journal_mode=DELETE; PRAGMA page_size=4096; VACUUM;' > /dev/null
     echo "$name.db: exit status $status, $(sqlite3 "$db" 'SELECT count(*) FROM events') events, $(wc -c < "$db") bytes"
 done
+db="$here/tcpip-sim.db"
+rm -f "$db"
+"$(dirname "$orrery")/tests/record_tcpip" "$db"
+sqlite3 "$db" 'PRAGMA journal_mode=DELETE; PRAGMA page_size=4096; VACUUM;' > /dev/null
+echo "tcpip-sim.db: $(sqlite3 "$db" 'SELECT count(*) FROM events') events, $(wc -c < "$db") bytes"

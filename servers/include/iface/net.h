@@ -18,7 +18,8 @@
  *     A dotted IPv4 address resolves to itself.
  *   ping {req, addr, seq, size, timeout_ms} -> pong {req, addr, seq, size, ttl, rtt_ns}
  *     (the ICMP echo answer; rtt in the kernel clock) or failed {req, OS_ETIMEDOUT} after
- *     timeout_ms (0: 1000), OS_EUNREACH, OS_EBUSY (too many pings at once).
+ *     timeout_ms (0: 1000), OS_EUNREACH, OS_EBUSY (too many pings at once), OS_EINVAL
+ *     (addr 0, size over NET_PING_MAX, timeout_ms over NET_PING_TIMEOUT_MAX: an hour).
  *   conns {req} -> conn {req, proto, state, laddr, lport, raddr, rport, queued} for each
  *     TCP pcb (listeners included) and UDP socket, then conns_end {req, count}. proto 6 or
  *     17; state lwIP's tcp_state (0 CLOSED, 1 LISTEN, 2 SYN_SENT, 3 SYN_RCVD, 4 ESTABLISHED,
@@ -26,7 +27,7 @@
  *     UDP); queued: bytes waiting to be sent (TCP) or held for the client.
  * A malformed request (or any other message) gets error {type, OS_EPROTO}.
  */
-enum { NET_NAME_MAX = 253, NET_PING_MAX = 1400 };
+enum { NET_NAME_MAX = 253, NET_PING_MAX = 1400, NET_PING_TIMEOUT_MAX = 3600000 };
 
 #define NET_MESSAGES(MSG)                                                                          \
     MSG(net, status, 1, (u32, req, 0))                                                             \

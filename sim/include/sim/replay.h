@@ -65,9 +65,11 @@ typedef struct rp_recording {
     uint32_t task;              /* recorded id */
     char name[64];
     bool privileged;            /* spawned by the kernel (init) */
+    uint32_t parent;            /* the recorded id of the task that spawned it (0: the kernel) */
     uint8_t initial[8];         /* object kinds of its initial handles */
     size_t ninitial;
-    char *arg;                  /* spawn arg (init: the manifest) */
+    char *arg;                  /* spawn arg: init's is the manifest; a program init started
+                                   gets its manifest line's arg= (replay.c, manifest_arg) */
     size_t arg_len;
     rp_vec events;              /* its stream */
     rp_inputs in;

@@ -334,3 +334,44 @@ def test_tcp_echo_of_1_mib_through_hostfwd(qemu, tmp_path, tx_ring):
     assert m, s.output
     if tx_ring == 1:
         assert int(m.group(1)) > 0, s.output
+
+
+def test_ping_and_fetch_through_slirp(qemu, tmp_path):
+    """The shell on the image pings slirp's gateway and fetches a page from a server on the
+    host's 127.0.0.1, reached as 10.0.2.2: the same commands and tcpip as hosted."""
+    import http.server
+
+    body = bytes(range(256)) * 300  # 76800 bytes
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        path = tmp_path / "shell.manifest"
+        path.write_text(MANIFEST.replace("reach=console,echo,init,net",
+                                         "reach=console,echo,init,net,tcp"))
+        s = qemu("--manifest", str(path), "--net", "user")
+        s.expect(DHCP_LINE)
+        out = s.run_commands(["ping 10.0.2.2 2"], timeout=TIMEOUT)
+        if "2 transmitted, 0 received" in out:
+            pytest.skip(f"this host's slirp does not answer ICMP echo for 10.0.2.2: {out!r}")
+        assert re.search(r"^64 bytes from 10\.0\.2\.2: seq=\d ttl=\d+ time=\d+\.\d{3} ms$", out,
+                         re.M), out
+        url = f"http://10.0.2.2:{server.server_address[1]}/page"
+        out = s.run_commands([f"fetch {url}"], timeout=TIMEOUT)
+        assert re.search(r"^HTTP/1\.0 200 OK$", out, re.M), out
+        assert re.search(rf"^fetch: 200 OK, {len(body)} bytes in \d+\.\d ms$", out, re.M), out
+        s.send_line("shutdown")
+        assert s.wait() == 0, s.output + s.stderr
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -80,12 +80,20 @@ def selected_platforms():
     return [n.strip() for n in names.split(",") if n.strip()]
 
 
+def image_path():
+    """The bare-metal image the QEMU tests boot (ORRERY_IMAGE, else next to the binary)."""
+    return os.environ.get("ORRERY_IMAGE",
+                          os.path.join(os.path.dirname(orrery_path()), "orrery.elf"))
+
+
+QEMU_CONFIGS = [(m, a) for a in qemu_accels() for m in ("q35", "microvm")]
+
+
 def qemu_missing():
     """Why the QEMU platforms cannot run here, or None."""
     if shutil.which(os.environ.get("ORRERY_QEMU", "qemu-system-x86_64")) is None:
         return "qemu-system-x86_64 is not installed"
-    image = os.environ.get("ORRERY_IMAGE",
-                           os.path.join(os.path.dirname(orrery_path()), "orrery.elf"))
+    image = image_path()
     if not os.access(image, os.R_OK):
         return f"{image} is not built"
     return None
@@ -292,6 +300,51 @@ def run_cli(args, input=None, timeout=DEFAULT_TIMEOUT):
     """Run `orrery ARGS` to completion; a CompletedProcess with text output."""
     return subprocess.run([orrery_path(), *args], input=input, capture_output=True, text=True,
                           timeout=timeout)
+
+
+@pytest.fixture
+def run(orrery_bin):
+    """run(*args) -> Session of `orrery run ARGS`; each is killed at the end of the test."""
+    sessions = []
+
+    def start(*args):
+        s = Session([orrery_bin, "run", *args])
+        sessions.append(s)
+        return s
+
+    yield start
+    for s in sessions:
+        s.close_stdin()
+        s.kill()
+
+
+@pytest.fixture(params=QEMU_CONFIGS, ids=[f"{m}-{a}" for m, a in QEMU_CONFIGS])
+def qemu(request):
+    """qemu(*args) -> Session running `orrery qemu --machine M --accel A ARGS`, on q35 and
+    microvm with each accelerator; the test module's TIMEOUT (else QEMU_TIMEOUT) per wait."""
+    machine, accel = request.param
+    if shutil.which(os.environ.get("ORRERY_QEMU", "qemu-system-x86_64")) is None:
+        pytest.skip("qemu-system-x86_64 is not installed")
+    if not os.access(image_path(), os.R_OK):
+        pytest.fail(f"{image_path()} is not built (run scripts/build)")
+    if accel == "kvm" and kvm_skip_reason():
+        pytest.skip(kvm_skip_reason())
+    timeout = getattr(request.module, "TIMEOUT", QEMU_TIMEOUT)
+    sessions = []
+
+    def start(*args):
+        s = Session([orrery_path(), "qemu", "--machine", machine, "--accel", accel, *args],
+                    timeout=timeout)
+        sessions.append(s)
+        return s
+
+    start.machine = machine
+    start.accel = accel
+    yield start
+    for s in sessions:
+        s.close_stdin()
+        if s.proc.poll() is None:
+            s.kill()
 
 
 @pytest.fixture(params=selected_platforms())

@@ -16,47 +16,11 @@ import tempfile
 
 import pytest
 
-from conftest import (Session, kvm_skip_reason, orrery_path, ps_rows, qemu_accels,
-                      wait_restarts)
+from conftest import orrery_path, ps_rows, wait_restarts
 
 QEMU = shutil.which(os.environ.get("ORRERY_QEMU", "qemu-system-x86_64"))
 BOOT_LINE = re.compile(r"\[boot\] ready in (\d+) us")
 TIMEOUT = 60  # TCG on a busy 2-core CI machine
-
-
-def image_path():
-    return os.environ.get("ORRERY_IMAGE",
-                          os.path.join(os.path.dirname(orrery_path()), "orrery.elf"))
-
-
-CONFIGS = [(m, a) for a in qemu_accels() for m in ("q35", "microvm")]
-
-
-@pytest.fixture(params=CONFIGS, ids=[f"{m}-{a}" for m, a in CONFIGS])
-def qemu(request):
-    """qemu(*args) -> Session running `orrery qemu --machine M --accel A ARGS`."""
-    machine, accel = request.param
-    if QEMU is None:
-        pytest.skip("qemu-system-x86_64 is not installed")
-    if not os.access(image_path(), os.R_OK):
-        pytest.fail(f"{image_path()} is not built (run scripts/build)")
-    if accel == "kvm" and kvm_skip_reason():
-        pytest.skip(kvm_skip_reason())
-    sessions = []
-
-    def start(*args):
-        s = Session([orrery_path(), "qemu", "--machine", machine, "--accel", accel, *args],
-                    timeout=TIMEOUT)
-        sessions.append(s)
-        return s
-
-    start.machine = machine
-    start.accel = accel
-    yield start
-    for s in sessions:
-        s.close_stdin()
-        if s.proc.poll() is None:
-            s.kill()
 
 
 def test_boot_line_precedes_the_prompt(qemu):

@@ -9,7 +9,6 @@ import threading
 
 import pytest
 
-from conftest import Session
 
 PROGRAMS = (
     "program console restart=always\n"
@@ -26,21 +25,6 @@ def write_manifest(tmp_path, reach=FULL_REACH, extra=""):
     path = tmp_path / "net.manifest"
     path.write_text(PROGRAMS.format(reach=reach) + extra)
     return str(path)
-
-
-@pytest.fixture
-def run(orrery_bin):
-    sessions = []
-
-    def start(*args):
-        s = Session([orrery_bin, "run", *args])
-        sessions.append(s)
-        return s
-
-    yield start
-    for s in sessions:
-        s.close_stdin()
-        s.kill()
 
 
 @pytest.fixture

@@ -28,20 +28,17 @@ def free_port(kind):
 
 
 @pytest.fixture
-def run(orrery_bin, tmp_path):
-    sessions = []
+def run_net(run, tmp_path):
+    """run_net(manifest_text, net) -> `orrery run --manifest M --net NET`."""
+    count = [0]
 
     def start(manifest_text, net):
-        path = tmp_path / f"m{len(sessions)}.manifest"
+        path = tmp_path / f"m{count[0]}.manifest"
+        count[0] += 1
         path.write_text(manifest_text)
-        s = Session([orrery_bin, "run", "--manifest", str(path), "--net", net])
-        sessions.append(s)
-        return s
+        return run("--manifest", str(path), "--net", net)
 
-    yield start
-    for s in sessions:
-        s.close_stdin()
-        s.kill()
+    return start
 
 
 def alive(s):
@@ -101,9 +98,9 @@ def udp_echo(s, port, count=3):
     return back
 
 
-def test_tcpecho_bulk_half_close_and_udp(run):
+def test_tcpecho_bulk_half_close_and_udp(run_net):
     tport, uport = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)
-    s = run(PROGRAMS + "program tcpip\n" + ECHO,
+    s = run_net(PROGRAMS + "program tcpip\n" + ECHO,
             f"user,hostfwd=tcp:127.0.0.1:{tport}-:7,hostfwd=udp:127.0.0.1:{uport}-:7")
     s.expect(LISTENING)
     s.expect(DHCP_LINE)
@@ -116,11 +113,11 @@ def test_tcpecho_bulk_half_close_and_udp(run):
     assert "panic" not in s.output and "failed" not in s.output, s.output
 
 
-def test_tcpecho_comes_back_after_tcpip_is_killed(run):
+def test_tcpecho_comes_back_after_tcpip_is_killed(run_net):
     """The restarted tcpip drops the dead task's pcbs; tcpecho, cut off, exits and is restarted,
     listens again, and echoes."""
     tport = free_port(socket.SOCK_STREAM)
-    s = run(PROGRAMS + "program tcpip restart=on-failure\n" + ECHO,
+    s = run_net(PROGRAMS + "program tcpip restart=on-failure\n" + ECHO,
             f"user,hostfwd=tcp:127.0.0.1:{tport}-:7")
     s.expect(LISTENING)
     s.expect(DHCP_LINE)
@@ -137,11 +134,11 @@ def test_tcpecho_comes_back_after_tcpip_is_killed(run):
     assert "panic" not in s.output, s.output
 
 
-def test_tcpecho_killed_with_a_connection_open_listens_again(run):
+def test_tcpecho_killed_with_a_connection_open_listens_again(run_net):
     """Its connection closes (the host sees EOF) and the restarted tcpecho listens on port 7
     again at once, while lwIP still closes the old connection on that port."""
     tport = free_port(socket.SOCK_STREAM)
-    s = run(PROGRAMS + "program tcpip\n" + ECHO, f"user,hostfwd=tcp:127.0.0.1:{tport}-:7")
+    s = run_net(PROGRAMS + "program tcpip\n" + ECHO, f"user,hostfwd=tcp:127.0.0.1:{tport}-:7")
     s.expect(LISTENING)
     s.expect(DHCP_LINE)
     c = socket.create_connection(("127.0.0.1", tport), timeout=30)
@@ -158,9 +155,9 @@ def test_tcpecho_killed_with_a_connection_open_listens_again(run):
     assert s.wait() == 0
 
 
-def test_static_address_from_arg(run):
+def test_static_address_from_arg(run_net):
     tport = free_port(socket.SOCK_STREAM)
-    s = run(PROGRAMS + "program tcpip arg=addr=10.0.2.16/24,gw=10.0.2.2,dns=10.0.2.3\n" + ECHO,
+    s = run_net(PROGRAMS + "program tcpip arg=addr=10.0.2.16/24,gw=10.0.2.2,dns=10.0.2.3\n" + ECHO,
             f"user,hostfwd=tcp:127.0.0.1:{tport}-10.0.2.16:7")
     s.expect(r"\[tcpip\] net0 10\.0\.2\.16/24 gw 10\.0\.2\.2 \(static\)")
     s.expect(LISTENING)
@@ -176,8 +173,8 @@ def test_static_address_from_arg(run):
     ("gw=10.0.2.2", r"gw= and dns= need addr="),
     ("addr=10.0.2.16/24,mtu=9000", r"unknown or repeated key 'mtu'"),
 ])
-def test_bad_arg_stops_tcpip(run, arg, why):
-    s = run(PROGRAMS + f"program tcpip restart=never arg={arg}\n", "user")
+def test_bad_arg_stops_tcpip(run_net, arg, why):
+    s = run_net(PROGRAMS + f"program tcpip restart=never arg={arg}\n", "user")
     s.expect(r"\[tcpip\] bad arg '" + re.escape(arg) + r"': " + why + r".*; tcpip not started")
     s.expect(r"\[init\] tcpip \(task \d+\) failed \(status 2\)")
     out = s.run_commands(["echo still here"])
@@ -186,7 +183,7 @@ def test_bad_arg_stops_tcpip(run, arg, why):
     assert s.wait() == 0
 
 
-def test_trace_of_tcp_traffic_replays(run, orrery_bin, tmp_path):
+def test_trace_of_tcp_traffic_replays(run_net, orrery_bin, tmp_path):
     """tcpip and tcpecho of a traced run replay alone: frames, lwIP's clock and randomness,
     holds, os_chan_list and every send come back from the trace."""
     tport = free_port(socket.SOCK_STREAM)

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import Session, ps_rows, run_cli
+from conftest import ps_rows, run_cli
 
 DEFAULT_PROGRAMS = (
     "program console restart=always\n"
@@ -29,21 +29,6 @@ def net_manifest(tmp_path):
     path.write_text(DEFAULT_PROGRAMS.replace("reach=console,echo,init", "reach=console,echo,init,net")
                     + "program tcpip restart=on-failure\n")
     return str(path)
-
-
-@pytest.fixture
-def run(orrery_bin):
-    sessions = []
-
-    def start(*args):
-        s = Session([orrery_bin, "run", *args])
-        sessions.append(s)
-        return s
-
-    yield start
-    for s in sessions:
-        s.close_stdin()
-        s.kill()
 
 
 def test_hosted_tcpip_binds_by_dhcp(run, manifest):

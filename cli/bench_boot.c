@@ -131,21 +131,6 @@ typedef struct result {
     int ok;
 } result_t;
 
-/* A JSON string (QEMU's messages may hold quotes and backslashes). */
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", *s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
-}
-
 /* A figure, or null when nothing measured it. */
 static void json_num(const char *fmt, double v)
 {
@@ -309,7 +294,7 @@ int hl_cmd_bench_boot(int argc, char **argv)
             printf(", \"ok_runs\": %d", res[i].ok);
             if (res[i].skipped) {
                 printf(", \"skipped\": ");
-                json_str(res[i].skipped);
+                cli_json_str(res[i].skipped);
             }
             printf("}");
         }

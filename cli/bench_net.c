@@ -903,20 +903,6 @@ out:
 
 /* ---- output -------------------------------------------------------------------------------- */
 
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", *s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
-}
-
 static void json_num(const char *key, double v, bool comma)
 {
     printf("\"%s\": ", key);
@@ -971,7 +957,7 @@ static void print_json(const row_t *rows, const figures_t *base, uint64_t count,
             printf(", \"accel\": \"%s\"", r->accel);
         if (r->state != ST_MEASURED) {
             fputs(", \"reason\": ", stdout);
-            json_str(r->why);
+            cli_json_str(r->why);
         } else if (i == ROW_SIM) {
             fputs(", \"clock\": \"wall\", ", stdout);
             json_figures(&r->f, base);

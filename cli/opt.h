@@ -41,4 +41,7 @@ char *cli_read_file(const char *path, size_t max, size_t *len);
 /* Write all of buf to fd, retrying short writes and EINTR. 0, or -errno. */
 int cli_write_all(int fd, const void *buf, size_t len);
 
+/* Print s on stdout as a JSON string: quotes, with '"', '\\' and control bytes escaped. */
+void cli_json_str(const char *s);
+
 #endif

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "outbuf.h"
+
 /* The image's interface table (iface_table.c). */
 extern const iface_t *const *trace_iface_table(void);
 
@@ -98,13 +100,7 @@ void trace_hex(const void *data, size_t len, size_t max, char *out, size_t outle
     }
 }
 
-/* A bounded appender. */
-typedef struct outbuf {
-    char *p;
-    size_t cap, len;
-} outbuf;
-
-static void put(outbuf *o, const char *fmt, ...)
+void trace_outbuf_put(trace_outbuf *o, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -118,21 +114,21 @@ static void put(outbuf *o, const char *fmt, ...)
         o->len = o->len + (size_t)n < o->cap ? o->len + (size_t)n : o->cap - 1;
 }
 
-static void put_quoted(outbuf *o, const unsigned char *s, size_t n, size_t max)
+static void put_quoted(trace_outbuf *o, const unsigned char *s, size_t n, size_t max)
 {
-    put(o, "\"");
+    trace_outbuf_put(o, "\"");
     for (size_t i = 0; i < n && i < max; i++) {
         unsigned char c = s[i];
         if (c == '"' || c == '\\')
-            put(o, "\\%c", c);
+            trace_outbuf_put(o, "\\%c", c);
         else if (c == '\n')
-            put(o, "\\n");
+            trace_outbuf_put(o, "\\n");
         else if (c >= 0x20 && c < 0x7f)
-            put(o, "%c", c);
+            trace_outbuf_put(o, "%c", c);
         else
-            put(o, "\\x%02x", c);
+            trace_outbuf_put(o, "\\x%02x", c);
     }
-    put(o, n > max ? "\"..." : "\"");
+    trace_outbuf_put(o, n > max ? "\"..." : "\"");
 }
 
 static uint64_t le(const unsigned char *p, size_t w)
@@ -172,16 +168,16 @@ static const char *errno_name(int32_t v)
 
 /* Walk the wire format of iface.h: integers LE at width, str/bytes as u16 length + bytes. */
 static int decode_fields(const iface_msg_t *m, const unsigned char *p, size_t len,
-                         uint32_t nhandles, outbuf *o)
+                         uint32_t nhandles, trace_outbuf *o)
 {
     size_t off = 0, handle = 0;
 
-    put(o, "{");
+    trace_outbuf_put(o, "{");
     for (size_t i = 0; i < m->nfields; i++) {
         const iface_field_t *f = &m->fields[i];
         size_t w = iface_int_width(f->kind);
 
-        put(o, "%s%s: ", i ? ", " : "", f->name);
+        trace_outbuf_put(o, "%s%s: ", i ? ", " : "", f->name);
         switch (f->kind) {
         case IFACE_U8:
         case IFACE_U16:
@@ -191,7 +187,7 @@ static int decode_fields(const iface_msg_t *m, const unsigned char *p, size_t le
         case IFACE_I64:
             break;
         case IFACE_HANDLE:
-            put(o, "handle#%zu", handle++);
+            trace_outbuf_put(o, "handle#%zu", handle++);
             continue;
         case IFACE_STR:
         case IFACE_BYTES: {
@@ -207,7 +203,7 @@ static int decode_fields(const iface_msg_t *m, const unsigned char *p, size_t le
             else {
                 char hex[200];
                 trace_hex(p + off, n, 32, hex, sizeof(hex));
-                put(o, "[%zu bytes] %s", n, hex);
+                trace_outbuf_put(o, "[%zu bytes] %s", n, hex);
             }
             off += n;
             continue;
@@ -220,18 +216,19 @@ static int decode_fields(const iface_msg_t *m, const unsigned char *p, size_t le
         uint64_t v = le(p + off, w);
         off += w;
         if (f->kind == IFACE_U32 && is_addr_field(f->name))
-            put(o, "%u.%u.%u.%u", (unsigned)(v >> 24) & 0xff, (unsigned)(v >> 16) & 0xff,
-                (unsigned)(v >> 8) & 0xff, (unsigned)v & 0xff);
+            trace_outbuf_put(o, "%u.%u.%u.%u", (unsigned)(v >> 24) & 0xff,
+                             (unsigned)(v >> 16) & 0xff, (unsigned)(v >> 8) & 0xff,
+                             (unsigned)v & 0xff);
         else if (f->kind == IFACE_I32 && strcmp(f->name, "status") == 0 && errno_name((int32_t)v))
-            put(o, "%d %s", (int)(int32_t)v, errno_name((int32_t)v));
+            trace_outbuf_put(o, "%d %s", (int)(int32_t)v, errno_name((int32_t)v));
         else if (f->kind == IFACE_I32)
-            put(o, "%d", (int)(int32_t)v);
+            trace_outbuf_put(o, "%d", (int)(int32_t)v);
         else if (f->kind == IFACE_I64)
-            put(o, "%lld", (long long)(int64_t)v);
+            trace_outbuf_put(o, "%lld", (long long)(int64_t)v);
         else
-            put(o, "%llu", (unsigned long long)v);
+            trace_outbuf_put(o, "%llu", (unsigned long long)v);
     }
-    put(o, "}");
+    trace_outbuf_put(o, "}");
     return (off == len && handle == nhandles) ? 0 : -1;
 }
 
@@ -240,7 +237,7 @@ int trace_decode_payload(uint32_t iface, uint32_t type, const void *data, size_t
 {
     const iface_t *f = lookup(iface);
     const iface_msg_t *m = NULL;
-    outbuf o = {out, outlen, 0};
+    trace_outbuf o = {out, outlen, 0};
     char hex[512];
 
     if (!outlen)
@@ -256,9 +253,9 @@ int trace_decode_payload(uint32_t iface, uint32_t type, const void *data, size_t
     out[0] = 0;
     trace_hex(data, data ? len : 0, 64, hex, sizeof(hex));
     if (m)
-        put(&o, "<malformed %s.%s, %zu bytes> %s", f->name, m->name, len, hex);
+        trace_outbuf_put(&o, "<malformed %s.%s, %zu bytes> %s", f->name, m->name, len, hex);
     else
-        put(&o, "%s%s", len ? "" : "<empty>", hex);
+        trace_outbuf_put(&o, "%s%s", len ? "" : "<empty>", hex);
     return 1;
 }
 
@@ -272,7 +269,7 @@ uint32_t trace_guess_iface(uint32_t type, const void *data, size_t len, uint32_t
         for (size_t i = 0; i < f->nmsgs; i++) {
             if (f->msgs[i].number != type)
                 continue;
-            outbuf o = {scratch, sizeof(scratch), 0};
+            trace_outbuf o = {scratch, sizeof(scratch), 0};
             if (decode_fields(&f->msgs[i], data ? data : "", data ? len : 0, nhandles, &o) == 0)
                 return canon_id(f);
         }

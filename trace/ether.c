@@ -2,28 +2,10 @@
  * (DHCP, DNS) and TCP, like tcpdump's one-liners; every read is bounded by the frame. */
 #include <trace/pcap.h>
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-typedef struct out {
-    char *p;
-    size_t cap, len;
-} out;
-
-static void add(out *o, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (o->len + 1 >= o->cap)
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        o->len = o->len + (size_t)n < o->cap ? o->len + (size_t)n : o->cap - 1;
-}
+#include "outbuf.h"
 
 /* A bounded view of the bytes of one layer. */
 typedef struct view {
@@ -53,27 +35,27 @@ static view skip(view v, size_t k)
 }
 
 /* true when v holds need bytes; otherwise says so ("[truncated TCP header: 7 of 20 bytes]"). */
-static bool need(out *o, view v, size_t need_n, const char *what)
+static bool need(trace_outbuf *o, view v, size_t need_n, const char *what)
 {
     if (v.n >= need_n)
         return true;
-    add(o, "[truncated %s: %zu of %zu bytes]", what, v.n, need_n);
+    trace_outbuf_put(o, "[truncated %s: %zu of %zu bytes]", what, v.n, need_n);
     return false;
 }
 
-static void add_mac(out *o, view v, size_t off)
+static void add_mac(trace_outbuf *o, view v, size_t off)
 {
-    add(o, "%02x:%02x:%02x:%02x:%02x:%02x", u8(v, off), u8(v, off + 1), u8(v, off + 2),
-        u8(v, off + 3), u8(v, off + 4), u8(v, off + 5));
+    trace_outbuf_put(o, "%02x:%02x:%02x:%02x:%02x:%02x", u8(v, off), u8(v, off + 1), u8(v, off + 2),
+                     u8(v, off + 3), u8(v, off + 4), u8(v, off + 5));
 }
 
-static void add_ip4(out *o, view v, size_t off)
+static void add_ip4(trace_outbuf *o, view v, size_t off)
 {
-    add(o, "%u.%u.%u.%u", u8(v, off), u8(v, off + 1), u8(v, off + 2), u8(v, off + 3));
+    trace_outbuf_put(o, "%u.%u.%u.%u", u8(v, off), u8(v, off + 1), u8(v, off + 2), u8(v, off + 3));
 }
 
 /* RFC 5952's short form, enough to read a trace: the longest run of zero groups becomes "::". */
-static void add_ip6(out *o, view v, size_t off)
+static void add_ip6(trace_outbuf *o, view v, size_t off)
 {
     unsigned g[8];
     int best = -1, bestlen = 0;
@@ -91,67 +73,68 @@ static void add_ip6(out *o, view v, size_t off)
     }
     for (int i = 0; i < 8; i++) {
         if (i == best) {
-            add(o, "::");
+            trace_outbuf_put(o, "::");
             i += bestlen - 1;
             continue;
         }
-        add(o, "%s%x", i > 0 && i != best + bestlen ? ":" : "", g[i]);
+        trace_outbuf_put(o, "%s%x", i > 0 && i != best + bestlen ? ":" : "", g[i]);
     }
 }
 
 /* ---- ARP -------------------------------------------------------------------------------- */
 
-static void arp(out *o, view v)
+static void arp(trace_outbuf *o, view v)
 {
-    add(o, "ARP ");
+    trace_outbuf_put(o, "ARP ");
     if (!need(o, v, 8, "ARP header"))
         return;
     unsigned htype = u16(v, 0), ptype = u16(v, 2), hlen = u8(v, 4), plen = u8(v, 5);
     unsigned op = u16(v, 6);
     if (htype != 1 || ptype != 0x0800 || hlen != 6 || plen != 4) {
-        add(o, "op %u (hardware %u/%u, protocol %#06x/%u)", op, htype, hlen, ptype, plen);
+        trace_outbuf_put(o, "op %u (hardware %u/%u, protocol %#06x/%u)", op, htype, hlen, ptype,
+                         plen);
         return;
     }
     if (!need(o, v, 28, "ARP"))
         return;
     /* sender MAC 8, sender IP 14, target MAC 18, target IP 24 */
     if (op == 1) {
-        add(o, "who-has ");
+        trace_outbuf_put(o, "who-has ");
         add_ip4(o, v, 24);
-        add(o, " tell ");
+        trace_outbuf_put(o, " tell ");
         add_ip4(o, v, 14);
     } else if (op == 2) {
         add_ip4(o, v, 14);
-        add(o, " is-at ");
+        trace_outbuf_put(o, " is-at ");
         add_mac(o, v, 8);
     } else {
-        add(o, "op %u", op);
+        trace_outbuf_put(o, "op %u", op);
     }
 }
 
 /* ---- ICMP ------------------------------------------------------------------------------- */
 
-static void icmp(out *o, view v)
+static void icmp(trace_outbuf *o, view v)
 {
-    add(o, "ICMP ");
+    trace_outbuf_put(o, "ICMP ");
     if (!need(o, v, 4, "ICMP header"))
         return;
     unsigned type = u8(v, 0), code = u8(v, 1);
     if (type == 0 || type == 8) {
         if (!need(o, v, 8, "ICMP echo"))
             return;
-        add(o, "echo %s id %u seq %u len %zu", type == 8 ? "request" : "reply", u16(v, 4),
-            u16(v, 6), v.n - 8);
+        trace_outbuf_put(o, "echo %s id %u seq %u len %zu", type == 8 ? "request" : "reply",
+                         u16(v, 4), u16(v, 6), v.n - 8);
     } else if (type == 3) {
-        add(o, "unreachable code %u", code);
+        trace_outbuf_put(o, "unreachable code %u", code);
     } else if (type == 11) {
-        add(o, "time exceeded code %u", code);
+        trace_outbuf_put(o, "time exceeded code %u", code);
     } else {
-        add(o, "type %u code %u", type, code);
+        trace_outbuf_put(o, "type %u code %u", type, code);
     }
 }
 
-static void icmp6(out *o, view v)
+static void icmp6(trace_outbuf *o, view v)
 {
     static const struct {
         unsigned type;
@@ -170,32 +153,32 @@ static void icmp6(out *o, view v)
         {136, "neighbor advertisement"},
         {143, "MLDv2 report"},
     };
-    add(o, "ICMPv6 ");
+    trace_outbuf_put(o, "ICMPv6 ");
     if (!need(o, v, 4, "ICMPv6 header"))
         return;
     unsigned type = u8(v, 0);
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (names[i].type == type) {
-            add(o, "%s", names[i].name);
+            trace_outbuf_put(o, "%s", names[i].name);
             if ((type == 128 || type == 129) && v.n >= 8)
-                add(o, " id %u seq %u", u16(v, 4), u16(v, 6));
+                trace_outbuf_put(o, " id %u seq %u", u16(v, 4), u16(v, 6));
             if ((type == 135 || type == 136) && v.n >= 24) {
-                add(o, " ");
+                trace_outbuf_put(o, " ");
                 add_ip6(o, v, 8);
             }
             return;
         }
     }
-    add(o, "type %u code %u", type, u8(v, 1));
+    trace_outbuf_put(o, "type %u code %u", type, u8(v, 1));
 }
 
 /* ---- UDP: DHCP, DNS ---------------------------------------------------------------------- */
 
-static void dhcp(out *o, view v)
+static void dhcp(trace_outbuf *o, view v)
 {
     static const char *const types[] = {"?",   "DISCOVER", "OFFER",   "REQUEST", "DECLINE",
                                         "ACK", "NAK",      "RELEASE", "INFORM"};
-    add(o, ", DHCP ");
+    trace_outbuf_put(o, ", DHCP ");
     /* op, htype, hlen, hops, xid 4, secs, flags, ciaddr, yiaddr 16, siaddr, giaddr, chaddr 28,
      * sname 44, file 108, magic 236, options 240 */
     if (!need(o, v, 240, "BOOTP"))
@@ -203,7 +186,8 @@ static void dhcp(out *o, view v)
     unsigned op = u8(v, 0);
     uint32_t xid = u32(v, 4);
     if (u32(v, 236) != 0x63825363) {
-        add(o, "BOOTP %s xid %#010x (no DHCP magic)", op == 1 ? "request" : "reply", (unsigned)xid);
+        trace_outbuf_put(o, "BOOTP %s xid %#010x (no DHCP magic)", op == 1 ? "request" : "reply",
+                         (unsigned)xid);
         return;
     }
     int mtype = -1;
@@ -223,20 +207,20 @@ static void dhcp(out *o, view v)
         off += 2 + l;
     }
     if (mtype > 0 && mtype < (int)(sizeof(types) / sizeof(types[0])))
-        add(o, "%s", types[mtype]);
+        trace_outbuf_put(o, "%s", types[mtype]);
     else if (mtype >= 0)
-        add(o, "type %d", mtype);
+        trace_outbuf_put(o, "type %d", mtype);
     else
-        add(o, "%s (no message type)", op == 1 ? "request" : "reply");
-    add(o, " xid %#010x", (unsigned)xid);
+        trace_outbuf_put(o, "%s (no message type)", op == 1 ? "request" : "reply");
+    trace_outbuf_put(o, " xid %#010x", (unsigned)xid);
     if (u32(v, 16)) {
-        add(o, " yiaddr ");
+        trace_outbuf_put(o, " yiaddr ");
         add_ip4(o, v, 16);
     }
 }
 
 /* A DNS name at off (compression pointers followed, at most 16 hops); false when malformed. */
-static bool dns_name(out *o, view v, size_t off)
+static bool dns_name(trace_outbuf *o, view v, size_t off)
 {
     int hops = 0, labels = 0;
     bool first = true;
@@ -254,43 +238,43 @@ static bool dns_name(out *o, view v, size_t off)
             return false;
         if (l == 0) {
             if (first)
-                add(o, ".");
+                trace_outbuf_put(o, ".");
             return true;
         }
         if (off + 1 + l > v.n || ++labels > 128)
             return false;
         if (!first)
-            add(o, ".");
+            trace_outbuf_put(o, ".");
         for (unsigned i = 0; i < l; i++) {
             unsigned c = u8(v, off + 1 + i);
             if (c > 0x20 && c < 0x7f && c != '\\')
-                add(o, "%c", (int)c);
+                trace_outbuf_put(o, "%c", (int)c);
             else
-                add(o, "\\%03u", c);
+                trace_outbuf_put(o, "\\%03u", c);
         }
         first = false;
         off += 1 + l;
     }
 }
 
-static void dns(out *o, view v)
+static void dns(trace_outbuf *o, view v)
 {
-    add(o, ", DNS ");
+    trace_outbuf_put(o, ", DNS ");
     if (!need(o, v, 12, "DNS header"))
         return;
     unsigned id = u16(v, 0), flags = u16(v, 2), qd = u16(v, 4), an = u16(v, 6);
     bool resp = flags & 0x8000;
-    add(o, "%s id %#06x", resp ? "response" : "query", id);
+    trace_outbuf_put(o, "%s id %#06x", resp ? "response" : "query", id);
     if (resp)
-        add(o, " rcode %u answers %u", flags & 0xf, an);
+        trace_outbuf_put(o, " rcode %u answers %u", flags & 0xf, an);
     if (qd == 0)
         return;
-    add(o, " ");
+    trace_outbuf_put(o, " ");
     size_t mark = o->len;
     if (!dns_name(o, v, 12)) {
         o->len = mark;
         o->p[mark] = 0;
-        add(o, "[bad name]");
+        trace_outbuf_put(o, "[bad name]");
         return;
     }
     /* the question's type follows the name as written (not where pointers led) */
@@ -306,28 +290,28 @@ static void dns(out *o, view v)
                            : qt == 12 ? "PTR"
                                       : NULL;
         if (name)
-            add(o, " %s", name);
+            trace_outbuf_put(o, " %s", name);
         else
-            add(o, " type %u", qt);
+            trace_outbuf_put(o, " type %u", qt);
     }
 }
 
-static void udp(out *o, view v)
+static void udp(trace_outbuf *o, view v)
 {
-    add(o, "UDP ");
+    trace_outbuf_put(o, "UDP ");
     if (!need(o, v, 8, "UDP header"))
         return;
     unsigned sp = u16(v, 0), dp = u16(v, 2), ulen = u16(v, 4);
-    add(o, "%u > %u len %u", sp, dp, ulen >= 8 ? ulen - 8 : 0);
+    trace_outbuf_put(o, "%u > %u len %u", sp, dp, ulen >= 8 ? ulen - 8 : 0);
     if (ulen < 8) {
-        add(o, " [bad UDP length %u]", ulen);
+        trace_outbuf_put(o, " [bad UDP length %u]", ulen);
         return;
     }
     view body = skip(v, 8);
     if (ulen - 8u < body.n)
         body.n = ulen - 8u;
     else if (ulen - 8u > body.n) {
-        add(o, " [truncated UDP: %zu of %u bytes]", body.n, ulen - 8);
+        trace_outbuf_put(o, " [truncated UDP: %zu of %u bytes]", body.n, ulen - 8);
         return;
     }
     if ((sp == 67 || sp == 68) && (dp == 67 || dp == 68))
@@ -338,13 +322,13 @@ static void udp(out *o, view v)
 
 /* ---- TCP -------------------------------------------------------------------------------- */
 
-static void tcp(out *o, view v)
+static void tcp(trace_outbuf *o, view v)
 {
-    add(o, "TCP ");
+    trace_outbuf_put(o, "TCP ");
     if (!need(o, v, 20, "TCP header"))
         return;
     unsigned sp = u16(v, 0), dp = u16(v, 2), doff = u8(v, 12) >> 4, fl = u8(v, 13);
-    add(o, "%u > %u [", sp, dp);
+    trace_outbuf_put(o, "%u > %u [", sp, dp);
     /* tcpdump's letters; "." is ACK */
     static const struct {
         unsigned bit;
@@ -354,29 +338,29 @@ static void tcp(out *o, view v)
     bool any = false;
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         if (fl & flags[i].bit) {
-            add(o, "%c", flags[i].c);
+            trace_outbuf_put(o, "%c", flags[i].c);
             any = true;
         }
     if (!any)
-        add(o, "none");
-    add(o, "] seq %u", (unsigned)u32(v, 4));
+        trace_outbuf_put(o, "none");
+    trace_outbuf_put(o, "] seq %u", (unsigned)u32(v, 4));
     if (fl & 0x10)
-        add(o, " ack %u", (unsigned)u32(v, 8));
-    add(o, " win %u", u16(v, 14));
+        trace_outbuf_put(o, " ack %u", (unsigned)u32(v, 8));
+    trace_outbuf_put(o, " win %u", u16(v, 14));
     if (doff < 5) {
-        add(o, " [bad TCP header length %u]", doff * 4);
+        trace_outbuf_put(o, " [bad TCP header length %u]", doff * 4);
         return;
     }
     if (v.n < doff * 4u) {
-        add(o, " [truncated TCP options: %zu of %u bytes]", v.n, doff * 4);
+        trace_outbuf_put(o, " [truncated TCP options: %zu of %u bytes]", v.n, doff * 4);
         return;
     }
-    add(o, " len %zu", v.n - doff * 4u);
+    trace_outbuf_put(o, " len %zu", v.n - doff * 4u);
 }
 
 /* ---- IP --------------------------------------------------------------------------------- */
 
-static void transport(out *o, unsigned proto, view v)
+static void transport(trace_outbuf *o, unsigned proto, view v)
 {
     switch (proto) {
     case 1:
@@ -392,32 +376,32 @@ static void transport(out *o, unsigned proto, view v)
         icmp6(o, v);
         break;
     default:
-        add(o, "proto %u len %zu", proto, v.n);
+        trace_outbuf_put(o, "proto %u len %zu", proto, v.n);
         break;
     }
 }
 
-static void ipv4(out *o, view v)
+static void ipv4(trace_outbuf *o, view v)
 {
-    add(o, "IPv4 ");
+    trace_outbuf_put(o, "IPv4 ");
     if (!need(o, v, 20, "IPv4 header"))
         return;
     unsigned ver = u8(v, 0) >> 4, ihl = (u8(v, 0) & 0xf) * 4u, total = u16(v, 2);
     unsigned frag = u16(v, 6), proto = u8(v, 9);
     add_ip4(o, v, 12);
-    add(o, " > ");
+    trace_outbuf_put(o, " > ");
     add_ip4(o, v, 16);
-    add(o, ": ");
+    trace_outbuf_put(o, ": ");
     if (ver != 4 || ihl < 20) {
-        add(o, "[bad IPv4 header: version %u, length %u]", ver, ihl);
+        trace_outbuf_put(o, "[bad IPv4 header: version %u, length %u]", ver, ihl);
         return;
     }
     if (total < ihl) {
-        add(o, "[bad IPv4 total length %u]", total);
+        trace_outbuf_put(o, "[bad IPv4 total length %u]", total);
         return;
     }
     if (v.n < ihl) {
-        add(o, "[truncated IPv4 options: %zu of %u bytes]", v.n, ihl);
+        trace_outbuf_put(o, "[truncated IPv4 options: %zu of %u bytes]", v.n, ihl);
         return;
     }
     view body = skip(v, ihl);
@@ -426,30 +410,31 @@ static void ipv4(out *o, view v)
     if (!cut)
         body.n = want; /* Ethernet pads short frames: the padding is not the datagram's */
     if (frag & 0x1fff) {
-        add(o, "fragment of proto %u offset %u len %zu", proto, (frag & 0x1fff) * 8u, want);
+        trace_outbuf_put(o, "fragment of proto %u offset %u len %zu", proto, (frag & 0x1fff) * 8u,
+                         want);
         return;
     }
     if (cut) {
-        add(o, "[truncated IPv4: %zu of %zu bytes] ", body.n, want);
+        trace_outbuf_put(o, "[truncated IPv4: %zu of %zu bytes] ", body.n, want);
     }
     transport(o, proto, body);
     if (frag & 0x2000)
-        add(o, " (first fragment)");
+        trace_outbuf_put(o, " (first fragment)");
 }
 
-static void ipv6(out *o, view v)
+static void ipv6(trace_outbuf *o, view v)
 {
-    add(o, "IPv6 ");
+    trace_outbuf_put(o, "IPv6 ");
     if (!need(o, v, 40, "IPv6 header"))
         return;
     unsigned plen = u16(v, 4), next = u8(v, 6);
     add_ip6(o, v, 8);
-    add(o, " > ");
+    trace_outbuf_put(o, " > ");
     add_ip6(o, v, 24);
-    add(o, ": ");
+    trace_outbuf_put(o, ": ");
     view body = skip(v, 40);
     if (body.n < plen) {
-        add(o, "[truncated IPv6: %zu of %u bytes] ", body.n, plen);
+        trace_outbuf_put(o, "[truncated IPv6: %zu of %u bytes] ", body.n, plen);
     } else {
         body.n = plen;
     }
@@ -464,7 +449,7 @@ static void ipv6(out *o, view v)
 
 const char *trace_ether_describe(const void *data, size_t len, char *buf, size_t buflen)
 {
-    out o = {buf, buflen, 0};
+    trace_outbuf o = {buf, buflen, 0};
     view v = {data, data ? len : 0};
 
     if (!buflen)
@@ -473,13 +458,13 @@ const char *trace_ether_describe(const void *data, size_t len, char *buf, size_t
     if (!need(&o, v, 14, "Ethernet header"))
         return buf;
     add_mac(&o, v, 6);
-    add(&o, " > ");
+    trace_outbuf_put(&o, " > ");
     add_mac(&o, v, 0);
-    add(&o, ", ");
+    trace_outbuf_put(&o, ", ");
     unsigned type = u16(v, 12);
     view body = skip(v, 14);
     if (type == 0x8100 && body.n >= 4) {
-        add(&o, "802.1Q vlan %u, ", u16(body, 0) & 0xfff);
+        trace_outbuf_put(&o, "802.1Q vlan %u, ", u16(body, 0) & 0xfff);
         type = u16(body, 2);
         body = skip(body, 4);
     }
@@ -495,9 +480,9 @@ const char *trace_ether_describe(const void *data, size_t len, char *buf, size_t
         break;
     default:
         if (type <= 1500)
-            add(&o, "802.3 length %u", type);
+            trace_outbuf_put(&o, "802.3 length %u", type);
         else
-            add(&o, "ethertype %#06x len %zu", type, body.n);
+            trace_outbuf_put(&o, "ethertype %#06x len %zu", type, body.n);
         break;
     }
     return buf;

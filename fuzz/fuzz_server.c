@@ -1,4 +1,5 @@
-/* fuzz_server.c — one libFuzzer harness for every server: init, connect, feed, clean up (per FUZZ_SERVER). */
+/* fuzz_server.c — one libFuzzer harness for every server: init, connect, feed, clean up (per
+ * FUZZ_SERVER). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,8 @@
 #include <k/fault.h>
 #include <k/kernel.h>
 #include <sim/sim.h>
+
+#include "fz_input.h"
 
 /*
  * The hooks, one row per server (docs/fuzzing.md):
@@ -47,15 +50,22 @@ typedef struct fuzz_server {
 } fuzz_server_t;
 
 static const fuzz_server_t servers[] = {
-    {"echo", "program echo restart=always\nprogram fuzz_peer restart=always max-restarts=1000000 reach=echo\n",
+    {"echo",
+     "program echo restart=always\nprogram fuzz_peer restart=always max-restarts=1000000 "
+     "reach=echo\n",
      &echo_iface, true},
-    {"init", "program echo restart=on-failure max-restarts=2\n"
-             "program fuzz_peer restart=always max-restarts=1000000 reach=echo,init\n",
+    {"init",
+     "program echo restart=on-failure max-restarts=2\n"
+     "program fuzz_peer restart=always max-restarts=1000000 reach=echo,init\n",
      NULL, false},
-    {"console", "program console restart=always\nprogram fuzz_peer restart=always max-restarts=1000000 reach=console\n",
+    {"console",
+     "program console restart=always\nprogram fuzz_peer restart=always max-restarts=1000000 "
+     "reach=console\n",
      &console_iface, false},
-    {"shell", "program console restart=always\nprogram shell restart=always reach=console,echo\n"
-              "program echo restart=always\nprogram fuzz_peer restart=always max-restarts=1000000 reach=echo\n",
+    {"shell",
+     "program console restart=always\nprogram shell restart=always reach=console,echo\n"
+     "program echo restart=always\nprogram fuzz_peer restart=always max-restarts=1000000 "
+     "reach=echo\n",
      NULL, false},
 };
 
@@ -111,8 +121,8 @@ static const os_program_t *programs[8];
 /* ---- the watch: panics ---------------------------------------------------------------------- */
 
 static int panics;
-static bool ending;    /* the harness is killing the peer: its exit and respawn are expected */
-static int disturbed;  /* other tasks spawned or ended: the image is no longer the booted one */
+static bool ending;   /* the harness is killing the peer: its exit and respawn are expected */
+static int disturbed; /* other tasks spawned or ended: the image is no longer the booted one */
 static void watch(void *self, const hal_trace_rec_t *r)
 {
     if (r->kind == HAL_TR_EXIT && (r->result == OS_EXIT_PANIC || r->result == OS_EXIT_FAULT))
@@ -123,19 +133,6 @@ static void watch(void *self, const hal_trace_rec_t *r)
 static const hal_trace_sink_t sink = {.record = watch};
 
 /* ---- feeding ------------------------------------------------------------------------------- */
-
-typedef struct in {
-    const uint8_t *p;
-    size_t n;
-} in_t;
-
-static uint8_t byte(in_t *in)
-{
-    if (!in->n)
-        return 0;
-    in->n--;
-    return *in->p++;
-}
 
 static bool peer_alive(void)
 {
@@ -148,78 +145,37 @@ static void idle(void)
 }
 
 /* Fill message m's struct from the input, encode it and send it. */
-static void send_structured(in_t *in)
+static void send_structured(fz_in_t *in)
 {
     const iface_t *ifc = srv->iface ? srv->iface : &init_iface;
-    const iface_msg_t *m = &ifc->msgs[byte(in) % ifc->nmsgs];
+    const iface_msg_t *m = &ifc->msgs[fz_byte(in) % ifc->nmsgs];
     static uint8_t msg[8192], wire[OS_MSG_MAX_DATA];
     os_handle_t hs[OS_MSG_MAX_HANDLES], keep[OS_MSG_MAX_HANDLES];
-    size_t nkeep = 0;
-    memset(msg, 0, m->size);
-    for (size_t i = 0; i < m->nfields; i++) {
-        const iface_field_t *f = &m->fields[i];
-        uint8_t *at = msg + f->offset;
-        switch (f->kind) {
-        case IFACE_U8:
-        case IFACE_U16:
-        case IFACE_U32:
-        case IFACE_U64:
-        case IFACE_I32:
-        case IFACE_I64: {
-            size_t w = iface_int_width(f->kind);
-            for (size_t k = 0; k < w; k++)
-                at[k] = byte(in);
-            break;
-        }
-        case IFACE_STR:
-        case IFACE_BYTES: {
-            size_t len = byte(in);
-            if (len == 255)
-                len = (size_t)byte(in) * 16; /* now and then a long one */
-            if (len > f->max)
-                len = f->max;
-            for (size_t k = 0; k < len; k++) {
-                uint8_t c = byte(in);
-                at[k] = f->kind == IFACE_STR && c == 0 ? 'a' : c;
-            }
-            if (f->kind == IFACE_BYTES)
-                memcpy(msg + f->len_offset, &(uint32_t){(uint32_t)len}, sizeof(uint32_t));
-            break;
-        }
-        case IFACE_HANDLE: {
-            os_handle_t a, b;
-            if (os_channel_create(P.ctx, &a, &b) == 0) {
-                memcpy(at, &b, sizeof b);
-                keep[nkeep++] = a;
-            }
-            break;
-        }
-        }
-    }
+    size_t nkeep;
+    fz_fill_message(P.ctx, m, in, msg, keep, &nkeep, NULL);
     size_t len = 0, nh = 0;
     if (iface_encode(m, msg, wire, sizeof wire, &len, hs, &nh) == 0 &&
         os_send(P.ctx, P.chan, m->number, wire, len, hs, nh) == 0) {
         P.sent++;
         if (srv->answers_all)
             idle(); /* one request at a time: no answer is lost to a full queue */
-    }
-    else
+    } else
         for (size_t i = 0; i < nh; i++)
             os_handle_close(P.ctx, hs[i]);
     for (size_t i = 0; i < nkeep; i++)
         os_handle_close(P.ctx, keep[i]); /* the server sees its end's peer close */
 }
 
-static void send_raw(in_t *in)
+static void send_raw(fz_in_t *in)
 {
     static uint8_t data[OS_MSG_MAX_DATA];
-    uint32_t type = byte(in) % 12;
-    size_t len = byte(in);
+    uint32_t type = fz_byte(in) % 12;
+    size_t len = fz_byte(in);
     for (size_t k = 0; k < len; k++)
-        data[k] = byte(in);
+        data[k] = fz_byte(in);
     os_handle_t h[1], other;
     size_t nh = 0;
-    if (byte(in) & 1 && os_channel_create(P.ctx, &h[0], &other) == 0) {
+    if (fz_byte(in) & 1 && os_channel_create(P.ctx, &h[0], &other) == 0) {
         nh = 1;
         os_handle_close(P.ctx, other);
     }
@@ -231,18 +187,18 @@ static void send_raw(in_t *in)
         os_handle_close(P.ctx, h[0]);
 }
 
-static void console_line(in_t *in)
+static void console_line(fz_in_t *in)
 {
     char line[HAL_CONSOLE_LINE_MAX + 1];
-    size_t len = byte(in) % 64;
+    size_t len = fz_byte(in) % 64;
     for (size_t k = 0; k < len; k++) {
-        uint8_t c = byte(in);
+        uint8_t c = fz_byte(in);
         line[k] = c == 0 || c == '\n' ? ' ' : (char)c;
     }
     line[len] = '\0';
     /* Bias towards real commands, so the shell gets past its parser. */
-    static const char *const cmds[] = {"ps", "ipc", "uptime", "help", "echo hi", "kill echo",
-                                       "spawn echo", "kill 4", ""};
+    static const char *const cmds[] = {"ps",        "ipc",        "uptime", "help", "echo hi",
+                                       "kill echo", "spawn echo", "kill 4", ""};
     if (len > 0 && (uint8_t)line[0] < 0x40) {
         const char *c = cmds[(uint8_t)line[0] % (sizeof cmds / sizeof cmds[0])];
         snprintf(line, sizeof line, "%s", c);
@@ -371,10 +327,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     panics = disturbed = 0;
     full_audit = H.fresh_each || H.inputs % FULL_EVERY == FULL_EVERY - 1;
     P.sent = P.answers = 0;
-    in_t in = {data, size};
+    fz_in_t in = {data, size};
     int shut = 0;
     while (in.n && !sim_shutdown_status(&shut) && peer_alive() && P.chan != OS_HANDLE_NONE) {
-        switch (byte(&in) % 8) {
+        switch (fz_byte(&in) % 8) {
         case 0:
         case 1:
         case 2:
@@ -387,7 +343,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             idle();
             break;
         case 5:
-            sim_advance(((uint64_t)byte(&in) + 1) * 1000000);
+            sim_advance(((uint64_t)fz_byte(&in) + 1) * 1000000);
             idle();
             break;
         case 6:

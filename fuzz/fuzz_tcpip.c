@@ -258,62 +258,28 @@ static kept_t *pick(fz_in_t *in)
     return NULL;
 }
 
+/* Addresses: 0 (any) stays; else mostly the link's (10.0.0.0-3), so connects and sends go
+ * somewhere; a top bit set keeps the bytes as they are. */
+static void steer_addr(const iface_field_t *f, uint8_t *at, size_t width)
+{
+    uint32_t v;
+    if (width != 4 || strcmp(f->name, "addr") != 0)
+        return;
+    memcpy(&v, at, 4);
+    if (v != 0 && !(at[3] & 0x80)) {
+        uint32_t a = 0x0a000000u | (at[0] & 3);
+        memcpy(at, &a, 4);
+    }
+}
+
 /* A well-formed message of the channel's interface, its fields filled from the input. */
 static void send_structured(fz_in_t *in, kept_t *k)
 {
     const iface_msg_t *m = &k->iface->msgs[fz_byte(in) % k->iface->nmsgs];
     static uint8_t msg[8192], wire[OS_MSG_MAX_DATA];
     os_handle_t hs[OS_MSG_MAX_HANDLES], ours[OS_MSG_MAX_HANDLES];
-    size_t nours = 0;
-    memset(msg, 0, m->size);
-    for (size_t i = 0; i < m->nfields; i++) {
-        const iface_field_t *f = &m->fields[i];
-        uint8_t *at = msg + f->offset;
-        switch (f->kind) {
-        case IFACE_U8:
-        case IFACE_U16:
-        case IFACE_U32:
-        case IFACE_U64:
-        case IFACE_I32:
-        case IFACE_I64: {
-            size_t w = iface_int_width(f->kind);
-            for (size_t b = 0; b < w; b++)
-                at[b] = fz_byte(in);
-            /* addresses: 0 (any) stays; else mostly the link's (10.0.0.0-3), so connects
-             * and sends go somewhere; a top bit set keeps the bytes as they are */
-            uint32_t v;
-            memcpy(&v, at, 4);
-            if (w == 4 && strcmp(f->name, "addr") == 0 && v != 0 && !(at[3] & 0x80)) {
-                uint32_t a = 0x0a000000u | (at[0] & 3);
-                memcpy(at, &a, 4);
-            }
-            break;
-        }
-        case IFACE_STR:
-        case IFACE_BYTES: {
-            size_t len = fz_byte(in);
-            if (len == 255)
-                len = (size_t)fz_byte(in) * 16;
-            if (len > f->max)
-                len = f->max;
-            for (size_t b = 0; b < len; b++) {
-                uint8_t c = fz_byte(in);
-                at[b] = f->kind == IFACE_STR && c == 0 ? 'a' : c;
-            }
-            if (f->kind == IFACE_BYTES)
-                memcpy(msg + f->len_offset, &(uint32_t){(uint32_t)len}, sizeof(uint32_t));
-            break;
-        }
-        case IFACE_HANDLE: {
-            os_handle_t a, b;
-            if (os_channel_create(P.ctx, &a, &b) == 0) {
-                memcpy(at, &b, sizeof b);
-                ours[nours++] = a;
-            }
-            break;
-        }
-        }
-    }
+    size_t nours;
+    fz_fill_message(P.ctx, m, in, msg, ours, &nours, steer_addr);
     size_t len = 0, nh = 0;
     if (iface_encode(m, msg, wire, sizeof wire, &len, hs, &nh) != 0 ||
         os_send(P.ctx, k->h, m->number, wire, len, hs, nh) != 0)

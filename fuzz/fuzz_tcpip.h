@@ -9,19 +9,7 @@
 
 #include <trace/corpus.h> /* the op and template numbers */
 
-/* The input, read a byte at a time (0 once it runs out). */
-typedef struct fz_in {
-    const uint8_t *p;
-    size_t n;
-} fz_in_t;
-
-static inline uint8_t fz_byte(fz_in_t *in)
-{
-    if (!in->n)
-        return 0;
-    in->n--;
-    return *in->p++;
-}
+#include "fz_input.h"
 
 enum {
     FZ_FLOWS = 8, /* TCP flows tracked (remote addr, remote port, local port) */

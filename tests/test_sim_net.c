@@ -18,6 +18,8 @@
 #include <sim/net.h>
 #include <sim/sim.h>
 
+#include "sim_pair.h"
+
 /*
  * node 0 runs `talker`: once its link is up it broadcasts NPING numbered frames, one per
  * millisecond; node 1 runs `answerer`, which sends each one back to the sender's MAC.
@@ -26,8 +28,6 @@
 enum { NPING = 200, ETHERTYPE_TEST = 0x88b5 /* local experimental */ };
 
 static uint32_t answered[NPING]; /* per ping: copies that came back (duplicates count) */
-static uint64_t tapped;          /* frames the tap saw */
-static uint64_t tap_hash;        /* FNV-1a over (time, from, bytes) of every frame */
 
 typedef struct talker {
     os_handle_t dev, timer;
@@ -121,18 +121,6 @@ static const os_program_t answerer = {"answerer", sizeof(answerer_t), answerer_s
                                       answerer_event};
 static const os_program_t *const image[] = {&orrery_init, &talker, &answerer, NULL};
 
-static void tap(void *self, uint64_t t, uint32_t from, const void *frame, size_t len)
-{
-    (void)self;
-    const uint8_t *p = frame;
-    uint64_t words[2] = {t, from};
-    tapped++;
-    for (size_t i = 0; i < sizeof words; i++)
-        tap_hash = (tap_hash ^ ((const uint8_t *)words)[i]) * 0x100000001b3ull;
-    for (size_t i = 0; i < len; i++)
-        tap_hash = (tap_hash ^ p[i]) * 0x100000001b3ull;
-}
-
 typedef struct outcome {
     int status;
     uint32_t answered, duplicates;
@@ -147,28 +135,9 @@ static outcome_t run(uint64_t seed, uint32_t faults, uint32_t pct, uint64_t cut_
 {
     static const char m0[] = "program talker reach=init\n";
     static const char m1[] = "program answerer\n";
-    sim_config_t cfg[2];
-    memset(cfg, 0, sizeof cfg);
-    for (int i = 0; i < 2; i++) {
-        cfg[i].programs = image;
-        cfg[i].seed = seed + (uint64_t)i;
-        cfg[i].net = true;
-        cfg[i].init_arg = i == 0 ? m0 : m1;
-        cfg[i].init_arg_len = strlen(i == 0 ? m0 : m1);
-    }
     memset(answered, 0, sizeof answered);
-    tapped = 0;
-    tap_hash = 0xcbf29ce484222325ull;
-    assert_int_equal(0, sim_boot_nodes(cfg, 2));
-    sim_net_config_t nc = {.tap = tap};
-    sim_net_configure(&nc);
-    if (cut_to > cut_from)
-        assert_int_equal(0, sim_net_partition(0, 1, cut_from, cut_to));
-    sim_faults_t f;
-    sim_faults_defaults(&f);
-    f.enabled = faults;
-    f.net_loss_pct = f.net_dup_pct = f.net_reorder_pct = pct;
-    assert_int_equal(0, sim_faults_install(&f));
+    assert_int_equal(
+        0, sim_pair_boot(image, m0, seed, m1, seed + 1, 0, faults, pct, cut_from, cut_to));
 
     outcome_t o = {0};
     o.status = sim_run(10000000);
@@ -180,8 +149,8 @@ static outcome_t run(uint64_t seed, uint32_t faults, uint32_t pct, uint64_t cut_
         o.answered += answered[i] > 0;
         o.duplicates += answered[i] > 1 ? answered[i] - 1 : 0;
     }
-    o.tapped = tapped;
-    o.hash = tap_hash;
+    o.tapped = sim_pair_seen.frames;
+    o.hash = sim_pair_seen.hash;
     return o;
 }
 
@@ -196,8 +165,8 @@ static void test_two_nodes_exchange_frames(void **state)
     assert_int_equal(2 * NPING, o.net.sent);
     assert_int_equal(2 * NPING, o.net.delivered);
     assert_int_equal(2 * NPING, o.tapped);
-    assert_int_equal(0, o.net.lost + o.net.cut + o.net.overflow + o.net.unknown +
-                            o.net.queue_full + o.net.down);
+    assert_int_equal(0, o.net.lost + o.net.cut + o.net.overflow + o.net.unknown + o.net.queue_full +
+                            o.net.down);
 }
 
 static void test_loss_and_duplication_are_counted_and_deterministic(void **state)

@@ -19,6 +19,8 @@
 #include <sim/net.h>
 #include <sim/sim.h>
 
+#include "sim_pair.h"
+
 enum {
     TOTAL = 1 << 20, /* bytes the source sends */
     REQ_CONNECT = 1,
@@ -132,19 +134,6 @@ static const os_program_t source = {"source", sizeof(source_t), source_start, so
 static const os_program_t *const image[] = {&orrery_init, &orrery_tcpip, &orrery_tcpecho, &source,
                                             NULL};
 
-static uint64_t tap_hash, tapped;
-
-static void tap(void *self, uint64_t t, uint32_t from, const void *frame, size_t len)
-{
-    (void)self;
-    uint64_t words[2] = {t, from};
-    tapped++;
-    for (size_t i = 0; i < sizeof words; i++)
-        tap_hash = (tap_hash ^ ((const uint8_t *)words)[i]) * 0x100000001b3ull;
-    for (size_t i = 0; i < len; i++)
-        tap_hash = (tap_hash ^ ((const uint8_t *)frame)[i]) * 0x100000001b3ull;
-}
-
 typedef struct outcome {
     int status;
     uint64_t hash, frames, end_ns;
@@ -161,31 +150,11 @@ static outcome_t *run(uint64_t seed, uint32_t faults, uint32_t pct, uint64_t cut
     static const char m1[] = "program tcpip arg=addr=10.0.0.2/24\n"
                              "program tcpecho reach=tcp,udp\n";
     static outcome_t o;
-    sim_config_t cfg[2];
-    memset(cfg, 0, sizeof cfg);
     memset(&o, 0, sizeof o);
     memset(&R, 0, sizeof R);
     R.mismatch_at = UINT64_MAX;
-    for (int i = 0; i < 2; i++) {
-        cfg[i].programs = image;
-        cfg[i].seed = seed * 2 + (uint64_t)i;
-        cfg[i].net = true;
-        cfg[i].event_cost_max_ns = 2000;
-        cfg[i].init_arg = i == 0 ? m0 : m1;
-        cfg[i].init_arg_len = strlen(i == 0 ? m0 : m1);
-    }
-    tap_hash = 0xcbf29ce484222325ull;
-    tapped = 0;
-    assert_int_equal(0, sim_boot_nodes(cfg, 2));
-    sim_net_config_t nc = {.tap = tap};
-    sim_net_configure(&nc);
-    if (cut_to > cut_from)
-        assert_int_equal(0, sim_net_partition(0, 1, cut_from, cut_to));
-    sim_faults_t f;
-    sim_faults_defaults(&f);
-    f.enabled = faults;
-    f.net_loss_pct = f.net_dup_pct = f.net_reorder_pct = pct;
-    assert_int_equal(0, sim_faults_install(&f));
+    assert_int_equal(0, sim_pair_boot(image, m0, seed * 2, m1, seed * 2 + 1, 2000, faults, pct,
+                                      cut_from, cut_to));
     o.status = sim_run(50000000);
     o.end_ns = sim_now();
     sim_net_stats(&o.net);
@@ -193,8 +162,8 @@ static outcome_t *run(uint64_t seed, uint32_t faults, uint32_t pct, uint64_t cut
     snprintf(o.out1, sizeof o.out1, "%s", sim_node_console_output(1, NULL));
     sim_faults_remove();
     o.leaks = sim_teardown();
-    o.hash = tap_hash;
-    o.frames = tapped;
+    o.hash = sim_pair_seen.hash;
+    o.frames = sim_pair_seen.frames;
     return &o;
 }
 

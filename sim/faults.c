@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <hal/codes.h>
 #include <k/kernel.h>
 #include <os/errno.h>
 #include <sim/sim.h>
@@ -249,7 +250,7 @@ sim_blk_verdict_t sim_fault_blk_request(uint32_t op, uint64_t sector, uint32_t c
         v.sectors = 0;
         return v;
     }
-    if (op != 2 /* HAL_BLK_WRITE */ || count == 0)
+    if (op != HAL_BLK_WRITE || count == 0)
         return v;
     if ((on & SIM_FAULT_BLK_LOST) && chance(F.f.blk_lost_pct)) {
         F.st.blk_lost++;

@@ -1,5 +1,5 @@
-/* codes.h — the device codes a task sees: end of input, the console's lines and writes, and
- * the network device's frames.
+/* codes.h — the device codes a task sees: end of input, the console's lines and writes, the
+ * network device's frames and the block device's requests.
  * Defined here once; the HAL contract (device.h, console.h) and the os API (os/os.h, for
  * servers) both include it. */
 #ifndef HAL_CODES_H
@@ -26,12 +26,50 @@ enum {
     HAL_NET_LINK_DOWN = 4, /* device -> task: link went down */
 };
 
+/*
+ * The block device (blk.h): 512-byte sectors. A task writes a request (code READ, WRITE or
+ * FLUSH; data: hal_blk_req_t, then for WRITE the count sectors); the device later posts the
+ * completion with the same code (data: the hal_blk_req_t with its status, then for a READ
+ * that succeeded the count sectors). Requests may complete in any order; id tells them apart.
+ * At start the device posts HAL_BLK_INFO (hal_blk_info_t), queued until a task opens it.
+ */
+#include <stdint.h>
+
+typedef struct hal_blk_req {
+    uint64_t id;     /* chosen by the task, echoed in the completion */
+    uint64_t sector; /* first sector (FLUSH: 0) */
+    uint32_t count;  /* sectors, 1..HAL_BLK_MAX_SECTORS (FLUSH: 0) */
+    int32_t status;  /* completion: 0, or OS_EIO, OS_EINVAL (past the end, a bad count),
+                        OS_EACCES (a write to a read-only disk) */
+} hal_blk_req_t;
+
+typedef struct hal_blk_info {
+    uint64_t sectors;     /* capacity */
+    uint32_t read_only;   /* 1: writes complete with OS_EACCES */
+    uint32_t max_sectors; /* HAL_BLK_MAX_SECTORS */
+} hal_blk_info_t;
+
+enum {
+    HAL_BLK_SECTOR = 512,
+    HAL_BLK_MAX_SECTORS = 7, /* (OS_MSG_MAX_DATA 4096 - 24-byte header) / 512 */
+    HAL_BLK_READ = 1,        /* task -> device request, device -> task completion */
+    HAL_BLK_WRITE = 2,       /* the same */
+    HAL_BLK_FLUSH = 4,       /* the same: everything completed before it is on the medium */
+    HAL_BLK_INFO = 5,        /* device -> task, once at start: hal_blk_info_t */
+};
+_Static_assert(sizeof(hal_blk_req_t) + HAL_BLK_MAX_SECTORS * HAL_BLK_SECTOR <= 4096,
+               "a block request with its sectors fits one device message");
+
 /* A device's own input codes never mean end of input. */
 _Static_assert((int)HAL_CONSOLE_LINE != (int)HAL_DEVICE_END &&
                    (int)HAL_CONSOLE_OVERLONG != (int)HAL_DEVICE_END &&
                    (int)HAL_NET_FRAME != (int)HAL_DEVICE_END &&
                    (int)HAL_NET_LINK_UP != (int)HAL_DEVICE_END &&
-                   (int)HAL_NET_LINK_DOWN != (int)HAL_DEVICE_END,
+                   (int)HAL_NET_LINK_DOWN != (int)HAL_DEVICE_END &&
+                   (int)HAL_BLK_READ != (int)HAL_DEVICE_END &&
+                   (int)HAL_BLK_WRITE != (int)HAL_DEVICE_END &&
+                   (int)HAL_BLK_FLUSH != (int)HAL_DEVICE_END &&
+                   (int)HAL_BLK_INFO != (int)HAL_DEVICE_END,
                "device codes collide with HAL_DEVICE_END");
 
 #endif

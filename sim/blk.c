@@ -282,10 +282,6 @@ static void complete(void *self, uint64_t arg)
         return; /* issued before a power cut: died with it */
     slot_t *s = &b->slots[(uint32_t)arg];
     hal_blk_req_t *r = (hal_blk_req_t *)s->msg;
-    if (!sim_node_alive(b->node)) {
-        slot_free(b, s); /* the node shut down: nobody reads completions */
-        return;
-    }
     size_t len = sizeof *r;
     if (!s->done) {
         s->done = true;
@@ -300,6 +296,10 @@ static void complete(void *self, uint64_t arg)
             cache_drop(b->disk, sim_rand() % b->disk->dirty, true);
             B.st.early++;
         }
+    }
+    if (!sim_node_alive(b->node)) {
+        slot_free(b, s); /* the node shut down (the drive did the work): nobody reads it */
+        return;
     }
     if (r->status == 0 && s->code == HAL_BLK_READ)
         len += (size_t)r->count * SECTOR;

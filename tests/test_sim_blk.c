@@ -374,6 +374,69 @@ static void test_power_cut_in_flight_drops_completions(void **state)
     sim_disk_free(disk);
 }
 
+/* Node 0 waits 50 ms and shuts the run down; node 1 has the disk. */
+typedef struct waiter {
+    os_handle_t timer;
+} waiter_t;
+
+static void waiter_start(os_ctx_t *ctx)
+{
+    waiter_t *w = os_state(ctx);
+    assert_int_equal(0, os_timer_create(ctx, &w->timer));
+    os_timer_set(ctx, w->timer, os_clock_now(ctx) + 50000000);
+}
+
+static void waiter_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    if (ev->kind == OS_EV_TIMER)
+        shutdown_node(ctx);
+}
+
+static const os_program_t waiter = {"waiter", sizeof(waiter_t), waiter_start, waiter_event};
+static const os_program_t *const image2[] = {&orrery_init, &disker, &waiter, NULL};
+
+static void test_power_cut_of_one_node_among_several(void **state)
+{
+    (void)state;
+    static const char m0[] = "program waiter reach=init\n";
+    sim_disk_t *disk = sim_disk_new(DISK_SECTORS);
+    memset(&T, 0, sizeof T);
+    T.mode = MODE_CUT;
+    sim_config_t cfg[2];
+    memset(cfg, 0, sizeof cfg);
+    for (int i = 0; i < 2; i++) {
+        cfg[i].programs = image2;
+        cfg[i].seed = 21 + (uint64_t)i;
+        cfg[i].init_arg = i == 0 ? m0 : manifest;
+        cfg[i].init_arg_len = strlen(cfg[i].init_arg);
+    }
+    cfg[1].disk = disk;
+    assert_int_equal(0, sim_boot_nodes(cfg, 2));
+    for (int n = 0; !T.writes_done && n < 1000000; n++)
+        assert_true(sim_step());
+    assert_true(T.writes_done);
+    assert_int_equal(0, sim_node_power_cut(1, true));
+    int status = sim_run(1000000);
+    int st1 = -2;
+    assert_true(sim_node_shutdown_status(1, &st1));
+    sim_blk_stats_t st;
+    sim_blk_stats(&st);
+    long leaks = sim_teardown();
+    assert_int_equal(0, status); /* node 0 ran on, untouched */
+    assert_int_equal(0, st1);    /* node 1 booted again, read its disk and shut down */
+    assert_int_equal(0, leaks);
+    assert_int_equal(2, T.boots);
+    assert_int_equal(1, st.power_cuts);
+    assert_int_equal(NSEC, T.reads_back);
+    const uint8_t *m = sim_disk_medium(disk);
+    for (uint64_t s = 0; s < NSEC; s++) {
+        assert_memory_equal(m + s * SEC, T.seen[s], SEC);
+        if (s < 16)
+            assert_true(is_pattern(T.seen[s], s));
+    }
+    sim_disk_free(disk);
+}
+
 static void test_faults_are_counted(void **state)
 {
     (void)state;
@@ -497,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_bad_requests_are_refused_at_once),
         cmocka_unit_test(test_power_cut_keeps_flushed_writes_and_reboots),
         cmocka_unit_test(test_power_cut_in_flight_drops_completions),
+        cmocka_unit_test(test_power_cut_of_one_node_among_several),
         cmocka_unit_test(test_faults_are_counted),
         cmocka_unit_test(test_same_seed_same_disk_and_order),
         cmocka_unit_test(test_save_and_reload),

@@ -8,6 +8,7 @@
 #include <hal/console.h>
 #include <hal/device.h>
 #include <hal/host.h>
+#include <k/fault.h>
 #include <k/kernel.h>
 
 #include "sim_priv.h"
@@ -39,8 +40,8 @@ typedef struct sim_node {
     bool shutdown;
     int status;
     bool booted;
-    unsigned boots;     /* how many times it booted (power cuts reboot it) */
-    sim_config_t cfg;   /* its config, to boot it again after a power cut */
+    unsigned boots;               /* how many times it booted (power cuts reboot it) */
+    sim_config_t cfg;             /* its config, to boot it again after a power cut */
     hal_device_ops_t console_ops; /* its self is this node */
 } sim_node_t;
 
@@ -347,7 +348,9 @@ int sim_node_reboot(size_t i, int again)
     n->booted = false;
     sim_blk_power_cut(i);
     if (sim_node_state_size() != 0) {
-        /* the statics of the kernel, the servers and lwIP as the program was loaded */
+        /* the statics of the kernel, the servers and lwIP as the program was loaded; the
+         * fault hooks the platform installed in this node's kernel stay (they are its) */
+        const k_fault_ops_t *hooks = k_fault_get();
         void *p = sim_node_state_new();
         if (!p) {
             n->shutdown = true;
@@ -356,6 +359,7 @@ int sim_node_reboot(size_t i, int again)
         }
         sim_node_state_load(p);
         free(p);
+        k_fault_set(hooks);
     }
     n->deadline = UINT64_MAX;
     n->busy = false;

@@ -15,6 +15,7 @@
 #include <hal/blk.h>
 #include <iface/init_client.h>
 #include <image.h>
+#include <k/fault.h>
 #include <k/kernel.h>
 #include <sim/blk.h>
 #include <sim/faults.h>
@@ -250,12 +251,16 @@ static outcome_t run(sim_disk_t *disk, int mode, uint64_t seed, uint32_t faults,
 /* MODE_CUT: run until the unflushed writes completed, cut the power, reboot, run to the end. */
 static outcome_t run_cut(sim_disk_t *disk, uint64_t seed, size_t *dirty_at_cut)
 {
-    boot(disk, MODE_CUT, seed, 0, 0);
+    /* delayed deliveries: the kernel's fault hooks must outlive the reboot */
+    boot(disk, MODE_CUT, seed, SIM_FAULT_DELAY, 0);
     for (int n = 0; !T.writes_done && n < 1000000; n++)
         assert_true(sim_step());
     assert_true(T.writes_done);
     *dirty_at_cut = sim_disk_dirty(disk);
+    const k_fault_ops_t *hooks = k_fault_get();
+    assert_non_null(hooks);
     assert_int_equal(0, sim_node_power_cut(0, true));
+    assert_ptr_equal(hooks, k_fault_get());
     return finish(sim_run(1000000));
 }
 

@@ -373,6 +373,9 @@ int sim_blk_attach(size_t node, sim_disk_t *disk)
 {
     if (node >= SIM_NODES_MAX || !disk)
         return OS_EINVAL;
+    for (size_t j = 0; j < SIM_NODES_MAX; j++)
+        if (j != node && B.n[j] && B.n[j]->disk == disk)
+            return OS_EBUSY; /* one drive, one node: two caches over one medium would lie */
     bnode_t *b = B.n[node];
     if (!b && !(b = B.n[node] = calloc(1, sizeof *b)))
         return OS_ENOMEM;
@@ -396,6 +399,7 @@ void sim_blk_started(size_t node)
 void sim_blk_power_cut(size_t node)
 {
     bnode_t *b = node < SIM_NODES_MAX ? B.n[node] : NULL;
+    B.st.power_cuts++;
     if (!b)
         return;
     /* writes in flight may have reached the drive: their sectors join the cache's fate */
@@ -413,7 +417,6 @@ void sim_blk_power_cut(size_t node)
     b->inflight = 0;
     b->gen++;
     cache_cut(b->disk);
-    B.st.power_cuts++;
 }
 
 void sim_blk_reset(void)

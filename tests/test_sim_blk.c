@@ -415,7 +415,9 @@ static void test_power_cut_of_one_node_among_several(void **state)
         cfg[i].init_arg = i == 0 ? m0 : manifest;
         cfg[i].init_arg_len = strlen(cfg[i].init_arg);
     }
-    cfg[1].disk = disk;
+    cfg[0].disk = cfg[1].disk = disk; /* one disk, two nodes: refused */
+    assert_int_equal(OS_EBUSY, sim_boot_nodes(cfg, 2));
+    cfg[0].disk = NULL;
     assert_int_equal(0, sim_boot_nodes(cfg, 2));
     for (int n = 0; !T.writes_done && n < 1000000; n++)
         assert_true(sim_step());

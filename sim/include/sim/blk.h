@@ -11,7 +11,8 @@
  * volatile write cache. It belongs to the caller, outlives the nodes it is attached to
  * (sim_config_t.disk) and so survives their power cuts and reboots.
  *
- * A node booted with a disk has a blk0 device (hal/blk.h). It posts HAL_BLK_INFO at boot.
+ * A node booted with a disk has a blk0 device (hal/blk.h); a disk serves one node of a run
+ * (sim_boot_nodes fails with OS_EBUSY when two name the same disk). It posts HAL_BLK_INFO at boot.
  * A request is checked when it is written (OS_EINVAL: an unknown code, a length that does
  * not match the count, a count outside 1..HAL_BLK_MAX_SECTORS, sectors past the end, a
  * FLUSH with a sector or count; OS_EFULL: SIM_BLK_INFLIGHT_MAX requests are in flight), then
@@ -74,10 +75,10 @@ typedef struct sim_blk_stats {
     uint64_t torn;                   /* blk-torn */
     uint64_t lost;                   /* blk-lost */
     uint64_t early;                  /* cached sectors landed before a FLUSH */
-    uint64_t power_cuts;
-    uint64_t cut_lost_sectors; /* unflushed sectors a power cut lost */
-    uint64_t cut_kept_sectors; /* unflushed sectors that reached the medium anyway */
-    uint64_t dropped;          /* completions dropped by a power cut */
+    uint64_t power_cuts;             /* of any node, with a disk or not */
+    uint64_t cut_lost_sectors;       /* unflushed sectors a power cut lost */
+    uint64_t cut_kept_sectors;       /* unflushed sectors that reached the medium anyway */
+    uint64_t dropped;                /* completions dropped by a power cut */
 } sim_blk_stats_t;
 /* Counters of the run (every node), reset at sim_teardown. */
 void sim_blk_stats(sim_blk_stats_t *out);

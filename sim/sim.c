@@ -8,6 +8,7 @@
 #include <hal/console.h>
 #include <hal/device.h>
 #include <hal/host.h>
+#include <k/fault.h>
 #include <k/kernel.h>
 
 #include "sim_priv.h"
@@ -39,6 +40,8 @@ typedef struct sim_node {
     bool shutdown;
     int status;
     bool booted;
+    unsigned boots;               /* how many times it booted (power cuts reboot it) */
+    sim_config_t cfg;             /* its config, to boot it again after a power cut */
     hal_device_ops_t console_ops; /* its self is this node */
 } sim_node_t;
 
@@ -61,6 +64,7 @@ static struct {
 } S;
 
 static long node_leaks[SIM_NODES_MAX];
+static long reboot_leaks[SIM_NODES_MAX]; /* left by kernels torn down at power cuts */
 
 #define N (&S.nodes[S.cur]) /* the current node */
 
@@ -279,12 +283,16 @@ static int node_boot(size_t i, const sim_config_t *cfg)
 {
     sim_node_t *n = &S.nodes[i];
     n->deadline = UINT64_MAX;
-    n->rng = cfg->seed ^ 0x6f72726572792121ull; /* entropy stream apart from the scheduler's */
-    n->out_fn = cfg->console_out;
-    n->out_self = cfg->console_out_self;
-    n->script = cfg->console_input;
-    n->read_fn = cfg->console_read ? cfg->console_read : script_read;
-    n->read_self = cfg->console_read ? cfg->console_read_self : n;
+    /* entropy stream apart from the scheduler's; another one after each reboot */
+    n->rng = (cfg->seed ^ 0x6f72726572792121ull) + n->boots * 0x9e3779b97f4a7c15ull;
+    if (n->boots++ == 0) {
+        n->cfg = *cfg;
+        n->out_fn = cfg->console_out;
+        n->out_self = cfg->console_out_self;
+        n->script = cfg->console_input;
+        n->read_fn = cfg->console_read ? cfg->console_read : script_read;
+        n->read_self = cfg->console_read ? cfg->console_read_self : n;
+    } /* after a power cut: the output goes on, the input goes on where it stopped */
 
     hal_device_ops_t *ops = &n->console_ops;
     *ops = (hal_device_ops_t){"console", n, console_dev_write, console_dev_resume};
@@ -297,6 +305,11 @@ static int node_boot(size_t i, const sim_config_t *cfg)
         uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, (uint8_t)(0x56 + i)};
         static const uint8_t zero[6];
         int rc = sim_net_attach(i, memcmp(cfg->mac, zero, 6) ? cfg->mac : mac);
+        if (rc < 0)
+            return rc;
+    }
+    if (cfg->disk) {
+        int rc = sim_blk_attach(i, cfg->disk);
         if (rc < 0)
             return rc;
     }
@@ -319,13 +332,63 @@ static int node_boot(size_t i, const sim_config_t *cfg)
     n->busy = true;
     if (cfg->net)
         sim_net_link_up(i);
+    if (cfg->disk)
+        sim_blk_started(i);
     return 0;
+}
+
+int sim_node_reboot(size_t i, int again)
+{
+    if (i >= S.nnodes)
+        return OS_EINVAL;
+    sim_node_enter(i);
+    sim_node_t *n = &S.nodes[i];
+    if (n->booted)
+        reboot_leaks[i] += k_teardown(); /* every task dies with its kernel */
+    n->booted = false;
+    sim_blk_power_cut(i);
+    if (sim_node_state_size() != 0) {
+        /* the statics of the kernel, the servers and lwIP as the program was loaded; the
+         * fault hooks the platform installed in this node's kernel stay (they are its) */
+        const k_fault_ops_t *hooks = k_fault_get();
+        void *p = sim_node_state_new();
+        if (!p) {
+            n->shutdown = true;
+            n->status = -1;
+            return OS_ENOMEM;
+        }
+        sim_node_state_load(p);
+        free(p);
+        k_fault_set(hooks);
+    }
+    n->deadline = UINT64_MAX;
+    n->busy = false;
+    n->blocked = false;
+    n->has_pending = false; /* a line being posted died with the kernel */
+    n->eof_posted = false;
+    if (!again) {
+        n->shutdown = true;
+        n->status = -1;
+        return 0;
+    }
+    n->shutdown = false;
+    n->status = 0;
+    int rc = node_boot(i, &n->cfg);
+    if (rc < 0) {
+        if (n->booted)
+            reboot_leaks[i] += k_teardown();
+        n->booted = false;
+        n->shutdown = true;
+        n->status = -1;
+    }
+    return rc;
 }
 
 static int boot(const sim_config_t *cfgs, size_t count, bool multi)
 {
     memset(&S, 0, sizeof S);
     memset(node_leaks, 0, sizeof node_leaks);
+    memset(reboot_leaks, 0, sizeof reboot_leaks);
     S.nodes = calloc(count, sizeof(S.nodes[0]));
     if (!S.nodes)
         return OS_ENOMEM;
@@ -386,10 +449,13 @@ long sim_teardown(void)
         sim_node_enter(i);
         long l = S.nodes[i].booted ? k_teardown() : 0;
         if (i < SIM_NODES_MAX)
+            l += reboot_leaks[i];
+        if (i < SIM_NODES_MAX)
             node_leaks[i] = l;
         leaked += l;
     }
     sim_net_reset();
+    sim_blk_reset();
     if (S.multi && S.host_saved)
         sim_node_state_load(S.host_saved); /* the process's own statics, as before the run */
     hal_host_set(NULL);

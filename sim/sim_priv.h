@@ -30,4 +30,17 @@ int sim_net_attach(size_t node, const uint8_t mac[6]);
 void sim_net_link_up(size_t node);
 void sim_net_reset(void);
 
+/* The disks (blk.c): attach node i's blk0 on disk (before its boot), post its info (after),
+ * a power cut (drop its requests, the seed decides its cache), reset at teardown. */
+struct sim_disk;
+int sim_blk_attach(size_t node, struct sim_disk *disk);
+void sim_blk_started(size_t node);
+void sim_blk_power_cut(size_t node);
+void sim_blk_reset(void);
+
+/* Tear node i's kernel down at once (its disk's power cut included), put its state section
+ * back to the program's pristine state and, if again, boot it anew with its config; else it
+ * stays down as shut down with status -1. 0 or node_boot's error (the node is then down). */
+int sim_node_reboot(size_t i, int again);
+
 #endif

@@ -35,6 +35,8 @@ typedef struct sim_config {
     bool net;                            /* a net0 device on the switch (sim/net.h) */
     uint8_t mac[6];                      /* its MAC; all zero: 52:54:00:12:34:56 plus the
                                             node's index in the last byte */
+    struct sim_disk *disk;               /* a blk0 device on this disk (sim/blk.h); the
+                                            disk is the caller's and outlives the node */
 } sim_config_t;
 
 /* Install the sim platform, register the console device and boot the kernel. */

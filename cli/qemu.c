@@ -733,6 +733,9 @@ int hl_cmd_qemu(int argc, char **argv)
             pcap_path = optarg;
             break;
         case OPT_DISK:
+            if (o.disk)
+                return cli_usage_error("qemu", "qemu: --disk given twice (the image has one "
+                                               "disk, blk0)");
             if (hq_disk_parse(optarg, &disk, err, sizeof(err)) != 0)
                 return cli_usage_error("qemu", "qemu: %s", err);
             o.disk = &disk;

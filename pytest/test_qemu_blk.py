@@ -139,5 +139,8 @@ def test_bad_disk_values_exit_2(tmp_path):
         assert "orrery: qemu: --disk" in r.stderr and why in r.stderr, (arg, r.stderr)
         assert len(r.stderr.strip().splitlines()) <= 2, r.stderr  # the line, then usage hint
     assert (tmp_path / "odd.img").read_bytes() == b"x" * 1000
+    good = str(make_image(tmp_path, sectors=1))
+    r = run_cli(["qemu", "--disk", good, "--disk", good])
+    assert r.returncode == 2 and "--disk given twice" in r.stderr, r.stderr
     r = run_cli(["qemu", "--help"])
     assert "--disk FILE[,ro]" in r.stdout and "blktest" in r.stdout

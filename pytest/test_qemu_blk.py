@@ -10,6 +10,8 @@ with the reason, when `orrery qemu --probe` finds that KVM cannot run here.
 """
 import os
 import re
+import shutil
+import stat
 
 import pytest
 
@@ -48,8 +50,9 @@ def blktest(s):
     r["write_status"], r["write_note"] = int(m.group(1)), m.group(2)
     m = s.expect(r"\[bm\] blktest: flush: (-?\d+), status (-?\d+)")
     r["flush"] = (int(m.group(1)), int(m.group(2)))
-    m = s.expect(r"\[bm\] blktest: read back 64 sectors: (\d+) differ from the pattern")
-    r["differ"] = int(m.group(1))
+    m = s.expect(r"\[bm\] blktest: read back 64 sectors: (\d+) differ from the pattern, "
+                 r"status (-?\d+)(.*)")
+    r["differ"], r["read_status"], r["read_note"] = int(m.group(1)), int(m.group(2)), m.group(3)
     m = s.expect(r"\[bm\] blktest: queue full after (\d+) requests in flight: (-?\d+)(.*)")
     r["full_at"], r["full_note"] = int(m.group(1)), m.group(3)
     m = s.expect(r"\[bm\] blktest: (\d+) requests completed of (\d+) sent \((\d+) with a bad "
@@ -73,6 +76,7 @@ def test_blktest_writes_the_pattern_into_the_image_file(qemu, tmp_path):
     assert r["sectors"] == 2048 and r["mode"] == "read-write"
     assert r["einval"] == 4
     assert r["write_status"] == 0 and r["flush"] == (0, 0) and r["differ"] == 0
+    assert r["read_status"] == 0
     assert r["full_at"] == SLOTS and "OS_EFULL" in r["full_note"]
     # every completion came, including those the (test's) kernel queue refused at first
     assert r["completed"] == r["sent"] and r["bad"] == 0 and r["held"] > 0
@@ -109,6 +113,34 @@ def test_blktest_read_only_disk_refuses_writes(qemu, tmp_path):
     s.send_line("shutdown")
     assert s.wait() == 0
     assert img.read_bytes() == before
+
+
+def test_blktest_device_read_error_is_os_eio(qemu, tmp_path, monkeypatch):
+    """QEMU's blkdebug driver fails every read with EIO: the device answers VIRTIO_BLK_S_IOERR
+    and each read completes with OS_EIO (writes and the flush still succeed)."""
+    img = make_image(tmp_path)
+    conf = tmp_path / "blkdebug.conf"
+    conf.write_text('[inject-error]\nevent = "read_aio"\niotype = "read"\nerrno = "5"\n')
+    real = shutil.which(os.environ.get("ORRERY_QEMU", "qemu-system-x86_64"))
+    wrapper = tmp_path / "qemu-blkdebug"
+    # The same command line with the drive behind blkdebug.
+    wrapper.write_text(
+        "#!/usr/bin/python3\nimport os, sys\n"
+        f"args = [a.replace('file={img},', 'file=blkdebug:{conf}:{img},') for a in sys.argv[1:]]\n"
+        f"os.execv({real!r}, [{real!r}] + args)\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("ORRERY_QEMU", str(wrapper))
+    s = qemu("--disk", str(img), "--append", "blktest")
+    r = blktest(s)
+    assert r["write_status"] == 0 and r["flush"] == (0, 0)
+    assert r["read_status"] < 0 and "OS_EIO" in r["read_note"] and r["differ"] == TEST_SECTORS
+    assert r["completed"] == r["sent"] and r["bad"] == r["sent"] - 17
+    assert r["errors"] == r["sent"] - 17 and r["reads"] == 0 and r["writes"] == 16
+    s.wait_prompt()
+    s.send_line("shutdown")
+    assert s.wait() == 0
+    data = img.read_bytes()
+    assert data[:SECTOR] == pattern(0)  # the writes reached the file
 
 
 def test_blktest_without_a_disk_finds_no_blk0(qemu):

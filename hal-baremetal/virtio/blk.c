@@ -504,8 +504,9 @@ void bm_virtio_blk_selftest(void)
         pattern(s, want);
         T.mismatches += memcmp(want, T.readback + s * HAL_BLK_SECTOR, HAL_BLK_SECTOR) != 0;
     }
-    bm_printf("[bm] blktest: read back %d sectors: %u differ from the pattern\n", TEST_SECTORS,
-              T.mismatches);
+    bm_printf("[bm] blktest: read back %d sectors: %u differ from the pattern, status %d%s\n",
+              TEST_SECTORS, T.mismatches, T.last_status[HAL_BLK_READ],
+              T.last_status[HAL_BLK_READ] == OS_EIO ? " (OS_EIO)" : "");
 
     /* Fill every slot: the next request finds none. */
     while ((rc = submit(HAL_BLK_READ, 0, 1, NULL)) == 0)

@@ -39,30 +39,30 @@ def make_image(tmp_path, sectors=2048):
 
 
 def blktest(s):
-    """The self-test's result lines as a dict."""
+    """The self-test's result lines as a dict (a trailing note is read up to its line's end)."""
     r = {}
     m = s.expect(r"\[bm\] blktest: virtio-blk at (\S+ \S+) \((virtio-\w+)\), (\d+) sectors, "
                  r"(read-only|read-write)")
     r["transport"], r["sectors"], r["mode"] = m.group(2), int(m.group(3)), m.group(4)
-    m = s.expect(r"\[bm\] blktest: (\d) of 4 bad requests refused with OS_EINVAL")
+    m = s.expect(r"\[bm\] blktest: (\d) of 4 bad requests refused with OS_EINVAL\r?\n")
     r["einval"] = int(m.group(1))
-    m = s.expect(r"\[bm\] blktest: wrote 64 sectors in 16 requests: status (-?\d+)(.*)")
+    m = s.expect(r"\[bm\] blktest: wrote 64 sectors in 16 requests: status (-?\d+)([^\r\n]*)\r?\n")
     r["write_status"], r["write_note"] = int(m.group(1)), m.group(2)
-    m = s.expect(r"\[bm\] blktest: flush: (-?\d+), status (-?\d+)")
+    m = s.expect(r"\[bm\] blktest: flush: (-?\d+), status (-?\d+)\r?\n")
     r["flush"] = (int(m.group(1)), int(m.group(2)))
     m = s.expect(r"\[bm\] blktest: read back 64 sectors: (\d+) differ from the pattern, "
-                 r"status (-?\d+)(.*)")
+                 r"status (-?\d+)([^\r\n]*)\r?\n")
     r["differ"], r["read_status"], r["read_note"] = int(m.group(1)), int(m.group(2)), m.group(3)
-    m = s.expect(r"\[bm\] blktest: queue full after (\d+) requests in flight: (-?\d+)(.*)")
+    m = s.expect(r"\[bm\] blktest: queue full after (\d+) requests in flight: (-?\d+)([^\r\n]*)\r?\n")
     r["full_at"], r["full_note"] = int(m.group(1)), m.group(3)
     m = s.expect(r"\[bm\] blktest: (\d+) requests completed of (\d+) sent \((\d+) with a bad "
                  r"status, (\d+) held and retried\); (\d+) reads in (\d+) us: (\d+) requests per "
-                 r"second")
+                 r"second\r?\n")
     r["completed"], r["sent"], r["bad"], r["held"] = (int(m.group(i)) for i in range(1, 5))
     r["rps"] = int(m.group(7))
     m = s.expect(r"\[bm\] blk0: (\d+) reads, (\d+) writes, (\d+) flushes, (\d+) errors, (\d+) "
                  r"writes refused \(read-only\), (\d+) refused \(queue full\), held (\d+) times "
-                 r"for a full kernel queue, interrupts (\d+)")
+                 r"for a full kernel queue, interrupts (\d+)\r?\n")
     (r["reads"], r["writes"], r["flushes"], r["errors"], r["refused_ro"], r["refused_full"],
      r["held_count"], r["irqs"]) = (int(m.group(i)) for i in range(1, 9))
     return r

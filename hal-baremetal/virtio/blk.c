@@ -371,7 +371,7 @@ void bm_virtio_blk_report(void)
  * in the image file (pytest/test_qemu_blk.py): sector s holds "orrery blktest sector s"
  * and then bytes (s + i) & 0xff.
  */
-enum { TEST_SECTORS = 64, TEST_PER_REQ = 4, TIMED = 2000 };
+enum { TEST_SECTORS = 64, TEST_PER_REQ = 4, TIMED = 10000 };
 
 static struct {
     unsigned completed, refusals, mismatches, bad_status;

@@ -445,7 +445,7 @@ void bm_virtio_blk_selftest(void)
     uint8_t want[TEST_PER_REQ * HAL_BLK_SECTOR];
     unsigned sent = 0, full_at = 0;
     int rc, inval;
-    uint64_t t0, t1;
+    uint64_t t1;
 
     if (!B.dev) {
         bm_printf("[bm] blktest: no virtio-blk device\n");
@@ -474,7 +474,6 @@ void bm_virtio_blk_selftest(void)
     inval += blk_write(NULL, 3, "", 0) == OS_EINVAL;
     bm_printf("[bm] blktest: %d of 4 bad requests refused with OS_EINVAL\n", inval);
 
-    t0 = rdtsc();
     for (uint64_t s = 0; s < TEST_SECTORS; s += TEST_PER_REQ) {
         for (unsigned k = 0; k < TEST_PER_REQ; k++)
             pattern(s + k, want + k * HAL_BLK_SECTOR);
@@ -528,13 +527,11 @@ void bm_virtio_blk_selftest(void)
     }
     wait_for(sent);
     t1 = rdtsc() - t1;
-    t0 = rdtsc() - t0;
     bm_printf("[bm] blktest: %u requests completed of %u sent (%u with a bad status, %u held "
               "and retried); %u reads in %lu us: %lu requests per second\n",
               T.completed, sent, T.bad_status, (unsigned)B.held, TIMED,
               (unsigned long)(bm_tsc_to_ns(t1) / 1000),
               (unsigned long)(TIMED * 1000000000ull / (bm_tsc_to_ns(t1) ? bm_tsc_to_ns(t1) : 1)));
-    (void)t0;
     bm_virtio_blk_report();
     B.sink = NULL;
     B.blocked = false;

@@ -27,6 +27,7 @@ static const char qemu_usage[] =
     "                   [--gdb] [--append ARGS] [--verbose] [--trace FILE.db]\n"
     "                   [--boot-timeout SECONDS] [--probe]\n"
     "                   [--net none|user[,hostfwd=...]...] [--pcap FILE]\n"
+    "                   [--disk FILE[,ro]]\n"
     "\n"
     "Boot the bare-metal image (orrery.elf next to this binary, or $ORRERY_IMAGE) under\n"
     "qemu-system-x86_64 (or $ORRERY_QEMU), serial console on this terminal.\n"
@@ -53,9 +54,14 @@ static const char qemu_usage[] =
     "                   (QEMU's filter-dump; read it with tcpdump -r), written to\n"
     "                   FILE.partial and renamed when QEMU ends; an existing FILE must be\n"
     "                   a pcap file (else refused, exit 2)\n"
+    "  --disk FILE[,ro] the raw image FILE as blk0 (virtio-blk-pci on q35, virtio-blk-device\n"
+    "                   on microvm); FILE must exist, be a regular file and hold a whole\n"
+    "                   number of 512-byte sectors (not 0); ,ro: read-only (writes fail\n"
+    "                   with OS_EACCES). docs/storage-qemu.md\n"
     "  --gdb            start QEMU's gdb stub on :1234, stopped; prints how to attach\n"
     "                   (no boot deadline unless --boot-timeout is given)\n"
-    "  --append ARGS    extra kernel command line words (verbose, rngtest, costs)\n"
+    "  --append ARGS    extra kernel command line words (verbose, rngtest, blktest,\n"
+    "                   costs)\n"
     "  --boot-timeout S stop QEMU and fail (exit 2) when the image has not printed its\n"
     "                   boot line within S seconds (default 60, enough for TCG on a\n"
     "                   loaded 2-core machine; 0: no deadline)\n"
@@ -190,6 +196,14 @@ int hq_build_argv(const hq_opts_t *o, char **argv, int max)
             ARG("-object");
             ARG(pool[p++]);
         }
+    }
+    if (o->disk) {
+        hq_drive_arg(o->disk, pool[p], sizeof(pool[p]));
+        ARG("-drive");
+        ARG(pool[p++]);
+        ARG("-device");
+        ARG(strcmp(o->machine, "microvm") == 0 ? "virtio-blk-device,drive=blk0"
+                                               : "virtio-blk-pci,drive=blk0");
     }
     if (o->trace_fd > 0) {
         /* COM2 as an explicit isa-serial: microvm only creates COM1 from -serial. */
@@ -626,6 +640,7 @@ int hl_cmd_qemu(int argc, char **argv)
         OPT_APPEND,
         OPT_NET,
         OPT_PCAP,
+        OPT_DISK,
     };
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},
@@ -640,6 +655,7 @@ int hl_cmd_qemu(int argc, char **argv)
         {"append", required_argument, NULL, OPT_APPEND},
         {"net", required_argument, NULL, OPT_NET},
         {"pcap", required_argument, NULL, OPT_PCAP},
+        {"disk", required_argument, NULL, OPT_DISK},
         {NULL, 0, NULL, 0},
     };
     hq_opts_t o = {.machine = "q35", .accel = "auto"};
@@ -658,6 +674,7 @@ int hl_cmd_qemu(int argc, char **argv)
     bool net_on = false;
     const char *pcap_path = NULL;
     hq_pcap_t pcap = {.fd = -1};
+    static hq_disk_t disk;
     char err[400];
 
     while ((c = cli_getopt(argc, argv, "qemu", opts)) != -1) {
@@ -714,6 +731,14 @@ int hl_cmd_qemu(int argc, char **argv)
             if (!*optarg)
                 return cli_usage_error("qemu", "qemu: --pcap needs a file name");
             pcap_path = optarg;
+            break;
+        case OPT_DISK:
+            if (o.disk)
+                return cli_usage_error("qemu", "qemu: --disk given twice (the image has one "
+                                               "disk, blk0)");
+            if (hq_disk_parse(optarg, &disk, err, sizeof(err)) != 0)
+                return cli_usage_error("qemu", "qemu: %s", err);
+            o.disk = &disk;
             break;
         default:
             return 2; /* CLI_OPT_ERROR: cli_getopt said why */

@@ -30,6 +30,7 @@ typedef struct hq_opts {
     const hl_net_config_t *net; /* non-NULL: net0 on QEMU's user network (--net user) */
     int pcap_fd;                /* > 0: QEMU's filter-dump writes net0's frames to this
                                  * inherited fd (/dev/fd/N) as pcap (--pcap) */
+    const struct hq_disk *disk; /* non-NULL: blk0 on this image file (--disk) */
 } hq_opts_t;
 
 /* `orrery qemu --boot-timeout`: the default (TCG boots q35 in well under a second; a loaded
@@ -92,6 +93,18 @@ int hq_os_status(int wait_status, const char **why);
 /* --net and --pcap (qemu_net.c). The -netdev value for QEMU: "user,id=net0,hostfwd=..." with
  * every rule written out in QEMU's own spelling. */
 void hq_netdev_arg(const hl_net_config_t *net, char *out, size_t n);
+
+/* --disk FILE[,ro] (qemu_disk.c). */
+typedef struct hq_disk {
+    char path[PATH_MAX];
+    bool ro;
+    unsigned long long sectors;
+} hq_disk_t;
+/* Check FILE (exists, a regular file, a whole number of 512-byte sectors, not empty). 0, or
+ * -1 with a one-line reason naming the option in err (a usage error). */
+int hq_disk_parse(const char *arg, hq_disk_t *d, char *err, size_t errlen);
+/* The -drive value: "file=FILE,format=raw,if=none,id=blk0[,readonly=on]". */
+void hq_drive_arg(const hq_disk_t *d, char *out, size_t n);
 
 /* --pcap FILE: the capture is written to FILE.partial and renamed over FILE at the end. */
 typedef struct hq_pcap {

@@ -142,6 +142,8 @@ static _Noreturn void finish(int status)
     irq_disable();
     if (bm_boot.verbose)
         bm_virtio_net_report();
+    if (bm_boot.verbose)
+        bm_virtio_blk_report();
     bm_trace_finish();
     bm_console_hold(false);
     bm_exit(status);
@@ -194,6 +196,7 @@ void bm_main(uint32_t start_info)
     if (bm_console_register() < 0)
         bm_panic("cannot register the console device");
     bm_virtio_net_init(); /* "net0" only when a virtio-net device is there */
+    bm_virtio_blk_init(); /* "blk0" only when a virtio-blk device is there */
     mtext = manifest(&mlen);
     k_config_t cfg = {
         .programs = bm_programs,
@@ -214,6 +217,9 @@ void bm_main(uint32_t start_info)
     bm_virtio_net_start(); /* HAL_NET_LINK_UP, queued until tcpip opens net0 */
     if (bm_cmdline_has("rngtest"))
         bm_virtio_rng_selftest(); /* interrupts on: it counts the device's */
+    if (bm_cmdline_has("blktest"))
+        bm_virtio_blk_selftest(); /* before blk0's first post: completions go to the test */
+    bm_virtio_blk_start();        /* HAL_BLK_INFO, queued until a task opens blk0 */
 
     for (;;) {
         if (shutdown_called && k_shutdown_requested(&status))
@@ -225,6 +231,7 @@ void bm_main(uint32_t start_info)
         if (ready) {
             bm_serial_poll();     /* input waits until boot is over (it would delay "ready") */
             bm_virtio_net_poll(); /* frames too */
+            bm_virtio_blk_poll();
         }
         if (k_run_one(0))
             continue;
@@ -237,7 +244,9 @@ void bm_main(uint32_t start_info)
                 recurse(0);
         }
         irq_disable();
-        if (bm_timer_due || (ready && (bm_serial_pending() || bm_virtio_net_pending())) ||
+        if (bm_timer_due ||
+            (ready &&
+             (bm_serial_pending() || bm_virtio_net_pending() || bm_virtio_blk_pending())) ||
             shutdown_called)
             irq_enable();
         else

@@ -159,4 +159,12 @@ bool bm_virtio_net_poll(void);    /* run loop: post received frames; true if any
 bool bm_virtio_net_pending(void); /* work for the run loop (checked before halting) */
 void bm_virtio_net_report(void);  /* one log line of counters (verbose, at shutdown) */
 
+/* virtio-blk (virtio/blk.c): the "blk0" device, only when a virtio-blk device is present. */
+int bm_virtio_blk_init(void);      /* before k_boot: claim it, register blk0; 0, or -1: none */
+void bm_virtio_blk_start(void);    /* after k_boot: post HAL_BLK_INFO */
+bool bm_virtio_blk_poll(void);     /* run loop: post completions; true if any moved */
+bool bm_virtio_blk_pending(void);  /* work for the run loop (checked before halting) */
+void bm_virtio_blk_report(void);   /* one log line of counters (verbose, at shutdown) */
+void bm_virtio_blk_selftest(void); /* `--append blktest`: write, flush, read back, log */
+
 #endif

@@ -330,6 +330,373 @@ static void test_symlinks(void **state)
         }
 }
 
+/* ---- Corrupted images: every damage gives an error naming the structure, never a crash. ---- */
+
+static uint32_t rd32(const img_t *im, size_t off)
+{
+    const uint8_t *p = im->data + off;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void wr32(img_t *im, size_t off, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        im->data[off + (size_t)i] = (uint8_t)(v >> (8 * i));
+}
+
+static void wr16(img_t *im, size_t off, uint16_t v)
+{
+    im->data[off] = (uint8_t)v;
+    im->data[off + 1] = (uint8_t)(v >> 8);
+}
+
+static img_t dup_img(const img_t *im)
+{
+    img_t c = {.data = malloc(im->size), .size = im->size};
+    assert_non_null(c.data);
+    memcpy(c.data, im->data, im->size);
+    return c;
+}
+
+/* Mount a copy after `damage`: the code returned, with fs holding the reason. */
+static int mount_damaged(ext2_fs_t *fs, img_t *im)
+{
+    return ext2_mount(fs, mem_read, im, im->size);
+}
+
+static void expect_why(const ext2_fs_t *fs, const char *part)
+{
+    if (!strstr(ext2_why(fs), part))
+        fail_msg("reason '%s' does not name '%s'", ext2_why(fs), part);
+}
+
+#define SB 1024
+
+static void test_corrupt_super(void **state)
+{
+    (void)state;
+    static ext2_fs_t fs;
+    for (int b = 0; b < 2; b++)
+        for (int r = 0; r < 2; r++) {
+            img_t im = dup_img(&g_img[b][r]);
+            struct {
+                size_t off;
+                uint32_t val;
+                int width, err;
+                const char *why;
+            } cases[] = {
+                {SB + 56, 0xEF54, 2, OS_EINVAL, "magic"},
+                {SB + 24, 3, 4, OS_EINVAL, "block size"},
+                {SB + 0, rd32(&im, SB + 0) + 1, 4, OS_EINVAL, "inodes"},
+                {SB + 4, 0x7fffffff, 4, OS_EINVAL, "exceed"},
+                {SB + 4, 1, 4, OS_EINVAL, "blocks"},
+                {SB + 32, 0, 4, OS_EINVAL, "blocks per group"},
+                {SB + 40, 0, 4, OS_EINVAL, "inodes per group"},
+                {SB + 20, 5, 4, OS_EINVAL, "first data block"},
+                {SB + 76, 7, 4, OS_EINVAL, "revision"},
+                {SB + 88, r ? 100 : 0, 2, r ? OS_EINVAL : 0, "inode size"},
+                {SB + 84, r ? 1 : 0, 4, r ? OS_EINVAL : 0, "first inode"},
+                {SB + 96, r ? 0x40 | 0x80 | 0x2 : 0, 4, r ? OS_ENOTSUP : 0, "extents, 64bit"},
+                {SB + 96, r ? 0x4 | 0x2 : 0, 4, r ? OS_ENOTSUP : 0, "needs_recovery"},
+                {SB + 96, r ? 0x80000002u : 0, 4, r ? OS_ENOTSUP : 0, "0x80000000"},
+            };
+            for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                memcpy(im.data, g_img[b][r].data, 8192);
+                if (cases[i].width == 2)
+                    wr16(&im, cases[i].off, (uint16_t)cases[i].val);
+                else
+                    wr32(&im, cases[i].off, cases[i].val);
+                int rc = mount_damaged(&fs, &im);
+                if (rc != cases[i].err)
+                    fail_msg("case %zu: %s (%s)", i, os_errname(rc), ext2_why(&fs));
+                if (rc)
+                    expect_why(&fs, cases[i].why);
+            }
+            /* A device shorter than the volume. */
+            memcpy(im.data, g_img[b][r].data, 8192);
+            assert_int_equal(ext2_mount(&fs, mem_read, &im, im.size / 2), OS_EINVAL);
+            expect_why(&fs, "exceed");
+            assert_int_equal(ext2_mount(&fs, mem_read, &im, 1500), OS_EIO);
+            expect_why(&fs, "superblock");
+            /* ext3/4 features that only forbid writing: mounted, with a note naming them. */
+            if (r) {
+                wr32(&im, SB + 100, rd32(&im, SB + 100) | 0x400);
+                wr32(&im, SB + 92, rd32(&im, SB + 92) | 0x4);
+                assert_int_equal(mount_damaged(&fs, &im), 0);
+                assert_non_null(strstr(fs.ro_note, "metadata_csum"));
+                assert_non_null(strstr(fs.ro_note, "has_journal"));
+                compare(&fs, "small");
+            }
+            mount_ok(&fs, &g_img[b][r]);
+            assert_string_equal(fs.ro_note, "");
+            free(im.data);
+        }
+}
+
+/* Byte offset of group 0's descriptor, and of inode `ino`'s record. */
+static size_t gd_off(const ext2_fs_t *fs, uint32_t g)
+{
+    return (size_t)(fs->first_data_block + 1) * fs->block_size + (size_t)g * 32;
+}
+
+static size_t inode_off(const ext2_fs_t *fs, const img_t *im, uint32_t ino)
+{
+    uint32_t g = (ino - 1) / fs->inodes_per_group, i = (ino - 1) % fs->inodes_per_group;
+    return (size_t)rd32(im, gd_off(fs, g) + 8) * fs->block_size + (size_t)i * fs->inode_size;
+}
+
+static void test_corrupt_groups(void **state)
+{
+    (void)state;
+    static ext2_fs_t fs;
+    for (int b = 0; b < 2; b++)
+        for (int r = 0; r < 2; r++) {
+            img_t im = dup_img(&g_img[b][r]);
+            mount_ok(&fs, &im);
+            size_t gd = gd_off(&fs, fs.groups - 1);
+            wr32(&im, gd + 8, 0xffffff00);
+            assert_int_equal(mount_damaged(&fs, &im), OS_EIO);
+            expect_why(&fs, "inode table");
+            memcpy(im.data, g_img[b][r].data, im.size);
+            wr32(&im, gd + 0, 0);
+            assert_int_equal(mount_damaged(&fs, &im), OS_EIO);
+            expect_why(&fs, "bitmap");
+            memcpy(im.data, g_img[b][r].data, im.size);
+            wr16(&im, gd + 14, 0xffff);
+            assert_int_equal(mount_damaged(&fs, &im), OS_EIO);
+            expect_why(&fs, "free counts");
+            free(im.data);
+        }
+}
+
+static void test_corrupt_inodes(void **state)
+{
+    (void)state;
+    static ext2_fs_t fs;
+    for (int b = 0; b < 2; b++)
+        for (int r = 0; r < 2; r++) {
+            img_t im = dup_img(&g_img[b][r]);
+            mount_ok(&fs, &im);
+            ext2_inode_t in;
+            assert_int_equal(ext2_lookup(&fs, "small", true, &in), 0);
+            size_t io = inode_off(&fs, &im, in.ino);
+            char name[32];
+            snprintf(name, sizeof name, "inode %u", in.ino);
+            struct {
+                size_t off;
+                uint32_t val;
+                int width;
+                const char *why;
+            } cases[] = {
+                {0, 0xf1a4, 2, "mode"},
+                {26, 0, 2, "0 links"},
+                {32, 0x80000, 4, "extents"},
+                {32, 0x10000000, 4, "inline data"},
+                {108, 0xffffffff, 4, "beyond its block map"},
+            };
+            for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                memcpy(im.data + io, g_img[b][r].data + io, 128);
+                if (cases[i].width == 2)
+                    wr16(&im, io + cases[i].off, (uint16_t)cases[i].val);
+                else
+                    wr32(&im, io + cases[i].off, cases[i].val);
+                ext2_inode_t x;
+                int rc = ext2_lookup(&fs, "small", true, &x);
+                if (rc != OS_EIO)
+                    fail_msg("case %zu: %s (%s)", i, os_errname(rc), ext2_why(&fs));
+                expect_why(&fs, name);
+                expect_why(&fs, cases[i].why);
+            }
+            /* A data pointer outside the volume fails the read, naming the inode. */
+            memcpy(im.data + io, g_img[b][r].data + io, 128);
+            wr32(&im, io + 40, fs.blocks_count);
+            assert_int_equal(ext2_lookup(&fs, "small", true, &in), 0);
+            uint8_t buf[16];
+            size_t got;
+            assert_int_equal(ext2_read(&fs, &in, 0, buf, sizeof buf, &got), OS_EIO);
+            expect_why(&fs, name);
+            expect_why(&fs, "outside the volume");
+            /* The root must be a directory. */
+            size_t ro = inode_off(&fs, &im, EXT2_ROOT_INO);
+            wr16(&im, ro, 0x81a4);
+            assert_int_equal(mount_damaged(&fs, &im), OS_EIO);
+            expect_why(&fs, "root");
+            /* Inode numbers out of range. */
+            mount_ok(&fs, &g_img[b][r]);
+            assert_int_equal(ext2_iget(&fs, 0, &in), OS_EINVAL);
+            assert_int_equal(ext2_iget(&fs, fs.inodes_count + 1, &in), OS_EINVAL);
+            free(im.data);
+        }
+}
+
+static void test_corrupt_dirs(void **state)
+{
+    (void)state;
+    static ext2_fs_t fs;
+    for (int b = 0; b < 2; b++)
+        for (int r = 0; r < 2; r++) {
+            img_t im = dup_img(&g_img[b][r]);
+            mount_ok(&fs, &im);
+            ext2_inode_t root;
+            uint32_t pblk;
+            assert_int_equal(ext2_iget(&fs, EXT2_ROOT_INO, &root), 0);
+            assert_int_equal(ext2_bmap(&fs, &root, 0, &pblk), 0);
+            size_t db = (size_t)pblk * fs.block_size; /* "." is the first entry: 12 bytes */
+            struct {
+                size_t off;
+                uint32_t val;
+                int width;
+                const char *why;
+            } cases[] = {
+                {4, 0, 2, "rec_len 0"},   {4, 6, 2, "rec_len 6"},
+                {4, 14, 2, "rec_len 14"}, {4, fs.block_size + 4, 2, "rec_len"},
+                {6, 9, 1, "name_len"},    {0, fs.inodes_count + 1, 4, "names inode"},
+                {8, '/', 1, "'/'"},
+            };
+            for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                memcpy(im.data + db, g_img[b][r].data + db, fs.block_size);
+                fs.scratch_blk = 0; /* the library caches one directory block */
+                if (cases[i].width == 1)
+                    im.data[db + cases[i].off] = (uint8_t)cases[i].val;
+                else if (cases[i].width == 2)
+                    wr16(&im, db + cases[i].off, (uint16_t)cases[i].val);
+                else
+                    wr32(&im, db + cases[i].off, cases[i].val);
+                ext2_inode_t x;
+                int rc = ext2_lookup(&fs, "small", true, &x);
+                if (rc != OS_EIO)
+                    fail_msg("case %zu: %s (%s)", i, os_errname(rc), ext2_why(&fs));
+                expect_why(&fs, "directory inode 2");
+                expect_why(&fs, cases[i].why);
+            }
+            /* A hole in a directory. */
+            memcpy(im.data + db, g_img[b][r].data + db, fs.block_size);
+            size_t ro = inode_off(&fs, &im, EXT2_ROOT_INO);
+            wr32(&im, ro + 40, 0);
+            ext2_inode_t x;
+            assert_int_equal(ext2_lookup(&fs, "small", true, &x), OS_EIO);
+            expect_why(&fs, "hole");
+            free(im.data);
+        }
+}
+
+static void test_corrupt_indirect(void **state)
+{
+    (void)state;
+    static ext2_fs_t fs;
+    for (int b = 0; b < 2; b++)
+        for (int r = 0; r < 2; r++) {
+            img_t im = dup_img(&g_img[b][r]);
+            mount_ok(&fs, &im);
+            ext2_inode_t in;
+            assert_int_equal(ext2_lookup(&fs, "big", true, &in), 0);
+            char name[32];
+            snprintf(name, sizeof name, "inode %u", in.ino);
+            uint64_t bs = fs.block_size, p = fs.ptrs;
+            uint8_t buf[64];
+            size_t got;
+            /* Single indirect: its first pointer leaves the volume. */
+            size_t ind = (size_t)in.block[12] * bs;
+            wr32(&im, ind, 0xfffffff0);
+            assert_int_equal(ext2_read(&fs, &in, 12 * bs, buf, sizeof buf, &got), OS_EIO);
+            expect_why(&fs, name);
+            expect_why(&fs, "block 12 maps to");
+            /* Pointing an indirect block at itself cannot make a walk loop. */
+            wr32(&im, ind, in.block[12]);
+            assert_int_equal(ext2_read(&fs, &in, 12 * bs, buf, sizeof buf, &got), 0);
+            /* Double indirect: the second level leaves the volume. */
+            size_t dind = (size_t)in.block[13] * bs;
+            size_t lvl2 = (size_t)rd32(&im, dind) * bs;
+            wr32(&im, lvl2 + 4, fs.blocks_count + 7);
+            assert_int_equal(ext2_read(&fs, &in, (12 + p + 1) * bs, buf, sizeof buf, &got), OS_EIO);
+            expect_why(&fs, name);
+            /* The inode's own indirect pointers are checked too. */
+            in.block[14] = fs.blocks_count;
+            uint32_t pb;
+            assert_int_equal(ext2_bmap(&fs, &in, 12 + p + p * p, &pb), OS_EIO);
+            assert_int_equal(ext2_bmap(&fs, &in, 12 + p + p * p + p * p * p, &pb), OS_EIO);
+            expect_why(&fs, "past the block map");
+            free(im.data);
+        }
+}
+
+/* Walk everything reachable, reading some of every file: only must end without a crash. */
+static void walk(ext2_fs_t *fs, const ext2_inode_t *dir, int depth, int *budget)
+{
+    ext2_dirent_t e;
+    uint64_t pos = 0;
+    uint8_t buf[2048];
+    char link[EXT2_PATH_MAX + 1];
+    while (*budget > 0 && ext2_dir_next(fs, dir, &pos, &e) == 1) {
+        (*budget)--;
+        if (strcmp(e.name, ".") == 0 || strcmp(e.name, "..") == 0)
+            continue;
+        ext2_inode_t in;
+        if (ext2_iget(fs, e.ino, &in) < 0)
+            continue;
+        size_t got;
+        switch (ext2_type(&in)) {
+        case EXT2_T_DIR:
+            if (depth < 4)
+                walk(fs, &in, depth + 1, budget);
+            break;
+        case EXT2_T_LNK:
+            (void)ext2_readlink(fs, &in, link, sizeof link);
+            break;
+        default:
+            (void)ext2_read(fs, &in, 0, buf, sizeof buf, &got);
+            if (in.size > sizeof buf)
+                (void)ext2_read(fs, &in, in.size - sizeof buf / 2, buf, sizeof buf, &got);
+            break;
+        }
+    }
+}
+
+static void test_random_damage(void **state)
+{
+    (void)state;
+    static ext2_fs_t fs;
+    uint32_t x = 12345;
+    int mounted = 0;
+    for (int b = 0; b < 2; b++)
+        for (int r = 0; r < 2; r++) {
+            img_t *im = &g_img[b][r];
+            mount_ok(&fs, im);
+            /* Metadata lives early: superblock, descriptors, bitmaps, inode table, first dirs. */
+            size_t span = (size_t)rd32(im, gd_off(&fs, 0) + 8) * fs.block_size +
+                          (size_t)fs.inodes_per_group * fs.inode_size + 64 * fs.block_size;
+            size_t itab = (size_t)rd32(im, gd_off(&fs, 0) + 8) * fs.block_size;
+            if (span > im->size)
+                span = im->size;
+            for (int iter = 0; iter < 300; iter++) {
+                size_t at[8];
+                uint8_t old[8];
+                for (int k = 0; k < 8; k++) {
+                    x = x * 1103515245u + 12345u;
+                    /* Half the flips hit the used inodes, where most damage shows. */
+                    at[k] = k % 2 ? itab + (x >> 4) % (160 * fs.inode_size)
+                                  : 1024 + (x >> 4) % (span - 1024);
+                    old[k] = im->data[at[k]];
+                    x = x * 1103515245u + 12345u;
+                    im->data[at[k]] ^= (uint8_t)(1u << ((x >> 16) % 8));
+                }
+                if (ext2_mount(&fs, mem_read, im, im->size) == 0) {
+                    mounted++;
+                    ext2_inode_t root, in;
+                    int budget = 2000;
+                    if (ext2_iget(&fs, EXT2_ROOT_INO, &root) == 0)
+                        walk(&fs, &root, 0, &budget);
+                    (void)ext2_lookup(&fs, "sublink/up", true, &in);
+                    (void)ext2_lookup(&fs, "loop1", true, &in);
+                }
+                for (int k = 7; k >= 0; k--)
+                    im->data[at[k]] = old[k];
+            }
+        }
+    print_message("%d of 1200 damaged images mounted\n", mounted);
+    assert_true(mounted > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +704,12 @@ int main(void)
         cmocka_unit_test(test_sparse),
         cmocka_unit_test(test_dirs),
         cmocka_unit_test(test_symlinks),
+        cmocka_unit_test(test_corrupt_super),
+        cmocka_unit_test(test_corrupt_groups),
+        cmocka_unit_test(test_corrupt_inodes),
+        cmocka_unit_test(test_corrupt_dirs),
+        cmocka_unit_test(test_corrupt_indirect),
+        cmocka_unit_test(test_random_damage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

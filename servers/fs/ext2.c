@@ -91,9 +91,10 @@ static int dev_read(ext2_fs_t *fs, uint64_t off, void *buf, size_t len, const ch
     return 0;
 }
 
+/* A block a pointer may name: past the superblock's block, inside the volume. */
 static bool blk_ok(const ext2_fs_t *fs, uint32_t b)
 {
-    return b >= fs->first_data_block && b < fs->blocks_count;
+    return b > fs->first_data_block && b < fs->blocks_count;
 }
 
 static int check_super(ext2_fs_t *fs, const uint8_t *sb)

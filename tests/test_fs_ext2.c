@@ -697,6 +697,69 @@ static void test_random_damage(void **state)
     assert_true(mounted > 0);
 }
 
+/* A cache in front of the image: a miss marks the 1 KiB piece present and says OS_EBUSY. */
+typedef struct {
+    img_t *im;
+    uint8_t *have; /* one flag per KiB */
+    int misses;
+} lazy_t;
+
+static int lazy_read(void *arg, uint64_t off, void *buf, size_t len)
+{
+    lazy_t *lz = arg;
+    bool missed = false;
+    for (uint64_t k = off / 1024; k <= (off + len - 1) / 1024; k++)
+        if (!lz->have[k]) {
+            lz->have[k] = 1;
+            missed = true;
+        }
+    if (missed) {
+        lz->misses++;
+        return OS_EBUSY;
+    }
+    return mem_read(lz->im, off, buf, len);
+}
+
+/* Every operation returns OS_EBUSY on a miss and succeeds when run again: a server fetches
+ * blocks between runs. The results equal direct reads. */
+static void test_busy_reads_restart(void **state)
+{
+    (void)state;
+    static ext2_fs_t fs, ref;
+    for (int b = 0; b < 2; b++)
+        for (int r = 0; r < 2; r++) {
+            img_t *im = &g_img[b][r];
+            lazy_t lz = {.im = im, .have = calloc(im->size / 1024 + 1, 1)};
+            int rc, runs = 0;
+            while ((rc = ext2_mount(&fs, lazy_read, &lz, im->size)) == OS_EBUSY)
+                runs++;
+            assert_int_equal(rc, 0);
+            assert_true(runs > 0);
+            mount_ok(&ref, im);
+            static const char *paths[] = {"big", "sublink/up", "many/file-with-a-longish-name-119",
+                                          "sparse"};
+            for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+                ext2_inode_t in, want;
+                while ((rc = ext2_lookup(&fs, paths[i], true, &in)) == OS_EBUSY)
+                    assert_string_not_equal(ext2_why(&fs), "");
+                assert_int_equal(rc, 0);
+                assert_int_equal(ext2_lookup(&ref, paths[i], true, &want), 0);
+                assert_int_equal(in.ino, want.ino);
+                static uint8_t got[20000], exp[20000];
+                uint64_t off = in.size > 70000 ? in.size - 70000 : 0;
+                size_t n, m;
+                while ((rc = ext2_read(&fs, &in, off, got, sizeof got, &n)) == OS_EBUSY)
+                    ;
+                assert_int_equal(rc, 0);
+                assert_int_equal(ext2_read(&ref, &want, off, exp, sizeof exp, &m), 0);
+                assert_int_equal(n, m);
+                assert_memory_equal(got, exp, n);
+            }
+            assert_true(lz.misses > 10);
+            free(lz.have);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -710,6 +773,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_dirs),
         cmocka_unit_test(test_corrupt_indirect),
         cmocka_unit_test(test_random_damage),
+        cmocka_unit_test(test_busy_reads_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -85,6 +85,10 @@ static int dev_read(ext2_fs_t *fs, uint64_t off, void *buf, size_t len, const ch
         return fail(fs, OS_EIO, "%s: bytes %llu+%zu past the device's end", what,
                     (unsigned long long)off, len);
     int rc = fs->read(fs->arg, off, buf, len);
+    /* Not there yet: the caller fetches it and runs the whole operation again. */
+    if (rc == OS_EBUSY)
+        return fail(fs, OS_EBUSY, "%s: bytes %llu+%zu not cached yet", what,
+                    (unsigned long long)off, len);
     if (rc < 0)
         return fail(fs, OS_EIO, "%s: device read at byte %llu failed (%s)", what,
                     (unsigned long long)off, os_errname(rc));

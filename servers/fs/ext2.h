@@ -21,7 +21,12 @@
 #define EXT2_WHY_MAX 160    /* length of a reason string, with its NUL */
 #define EXT2_N_BLOCKS 15    /* 12 direct, single, double, triple indirect */
 
-/* Read `len` bytes at byte offset `off` of the device into buf: 0 or a negative os code. */
+/*
+ * Read `len` bytes at byte offset `off` of the device into buf: 0 or a negative os code.
+ * OS_EBUSY means "not available yet": the library stops and returns OS_EBUSY from the call
+ * in progress, which the caller runs again, whole, once it has the bytes (every operation
+ * only reads, so a re-run is safe). Any other error becomes OS_EIO.
+ */
 typedef int (*ext2_read_fn)(void *arg, uint64_t off, void *buf, size_t len);
 
 /* File types, as in an inode's mode (mode >> 12). */

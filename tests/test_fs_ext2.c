@@ -516,8 +516,17 @@ static void test_corrupt_inodes(void **state)
             assert_int_equal(ext2_read(&fs, &in, 0, buf, sizeof buf, &got), OS_EIO);
             expect_why(&fs, name);
             expect_why(&fs, "outside the volume");
-            /* The root must be a directory. */
+            /* A directory larger than what it owns, or than the limit, is refused. */
             size_t ro = inode_off(&fs, &im, EXT2_ROOT_INO);
+            wr32(&im, ro + 4, 64 * fs.block_size);
+            assert_int_equal(mount_damaged(&fs, &im), OS_EIO);
+            expect_why(&fs, "inode 2: directory size");
+            wr32(&im, ro + 28, 0xffffffff);
+            wr32(&im, ro + 4, 0x40000000);
+            assert_int_equal(mount_damaged(&fs, &im), OS_EIO);
+            expect_why(&fs, "limit");
+            memcpy(im.data + ro, g_img[b][r].data + ro, 128);
+            /* The root must be a directory. */
             wr16(&im, ro, 0x81a4);
             assert_int_equal(mount_damaged(&fs, &im), OS_EIO);
             expect_why(&fs, "root");

@@ -290,6 +290,10 @@ int ext2_iget(ext2_fs_t *fs, uint32_t ino, ext2_inode_t *out)
     if (t == EXT2_T_DIR && out->size % fs->block_size != 0)
         return fail(fs, OS_EIO, "inode %u: directory size %llu not a multiple of the block size",
                     ino, (unsigned long long)out->size);
+    /* Bounds the time a scan of a (corrupt) directory can take. */
+    if (t == EXT2_T_DIR && (out->size > EXT2_DIR_MAX || out->size > (uint64_t)out->sectors * 512))
+        return fail(fs, OS_EIO, "inode %u: directory size %llu over its %u sectors or the %u limit",
+                    ino, (unsigned long long)out->size, out->sectors, EXT2_DIR_MAX);
     if (t == EXT2_T_LNK && (out->size == 0 || out->size > EXT2_PATH_MAX))
         return fail(fs, OS_EIO, "inode %u: symlink length %llu", ino,
                     (unsigned long long)out->size);

@@ -14,12 +14,13 @@
  */
 
 #define EXT2_ROOT_INO 2
-#define EXT2_BLOCK_MAX 4096 /* largest block size mounted (1024, 2048, 4096 accepted) */
-#define EXT2_NAME_MAX 255   /* longest directory entry name */
-#define EXT2_PATH_MAX 1024  /* longest path given or built while following symlinks */
-#define EXT2_SYMLINK_MAX 8  /* symlinks followed in one path lookup */
-#define EXT2_WHY_MAX 160    /* length of a reason string, with its NUL */
-#define EXT2_N_BLOCKS 15    /* 12 direct, single, double, triple indirect */
+#define EXT2_BLOCK_MAX 4096       /* largest block size mounted (1024, 2048, 4096 accepted) */
+#define EXT2_NAME_MAX 255         /* longest directory entry name */
+#define EXT2_PATH_MAX 1024        /* longest path given or built while following symlinks */
+#define EXT2_SYMLINK_MAX 8        /* symlinks followed in one path lookup */
+#define EXT2_DIR_MAX (128u << 20) /* largest directory read, in bytes */
+#define EXT2_WHY_MAX 160          /* length of a reason string, with its NUL */
+#define EXT2_N_BLOCKS 15          /* 12 direct, single, double, triple indirect */
 
 /*
  * Read `len` bytes at byte offset `off` of the device into buf: 0 or a negative os code.

@@ -4,3 +4,9 @@ foreach(t iface manifest init console shell shell_net echo)
     orrery_add_test(test_${t} SOURCES test_${t}.c
         LIBS orrery_servers orrery_sim orrery_core orrery_hal_host LABELS servers)
 endforeach()
+
+# The ext2 library of the fs server, alone: images made at test time by the host's mke2fs.
+orrery_add_test(test_fs_ext2 SOURCES test_fs_ext2.c ${CMAKE_SOURCE_DIR}/servers/fs/ext2.c
+    LIBS orrery_core LABELS servers)
+orrery_add_test(test_fs_iface SOURCES test_fs_iface.c LIBS orrery_servers orrery_core
+    LABELS servers)

@@ -66,7 +66,7 @@ static void test_ids_of_the_image_are_unique(void **state)
     size_t n = 0;
     while (iface_all[n])
         n++;
-    assert_int_equal(6, n); /* init, console, echo, net, tcp, udp */
+    assert_int_equal(7, n); /* init, console, echo, net, tcp, udp, fs */
     assert_int_equal(0, iface_check_set(iface_all, n, err, sizeof err));
 }
 

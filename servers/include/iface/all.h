@@ -4,6 +4,7 @@
 
 #include <iface/console.h>
 #include <iface/echo.h>
+#include <iface/fs.h>
 #include <iface/init.h>
 #include <iface/net.h>
 #include <iface/tcp.h>
@@ -20,7 +21,8 @@
     X(echo, ECHO_MESSAGES)                                                                         \
     X(net, NET_MESSAGES)                                                                           \
     X(tcp, TCP_MESSAGES)                                                                           \
-    X(udp, UDP_MESSAGES)
+    X(udp, UDP_MESSAGES)                                                                           \
+    X(fs, FS_MESSAGES)
 
 /* Every interface of ORRERY_IFACES, NULL-terminated. */
 extern const iface_t *const iface_all[];

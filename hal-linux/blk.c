@@ -244,13 +244,15 @@ static void on_done(uv_async_t *a)
         int rc = k_post(B.dev, s->code, s->u.raw, s->len);
         pthread_mutex_lock(&B.lock);
         if (rc == OS_EFULL) {
-            /* Kept first; resume (or the next completion) pokes us again. */
+            /* Kept first; resume (or the next completion) pokes us again. Every completion
+             * behind it waits too: each is counted once. */
             list_push_front(&B.done, s);
+            for (blk_slot_t *w = B.done.head; w; w = w->next)
+                if (!w->waited) {
+                    w->waited = true;
+                    count(&B.post_waits, 1);
+                }
             pthread_mutex_unlock(&B.lock);
-            if (!s->waited) {
-                s->waited = true;
-                count(&B.post_waits, 1);
-            }
             return;
         }
         /* 0; anything else would be a bug in the checks above, and retrying cannot help. */

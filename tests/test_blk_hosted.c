@@ -551,6 +551,12 @@ static void open_checks_the_image(void **state)
     assert_true(c.read_only);
     assert_string_equal(img, c.path);
     hl_blk_close(&c);
+    /* A file we may not write is served read-only (root may write anything: nothing to see). */
+    assert_int_equal(0, chmod(img, 0444));
+    assert_int_equal(0, hl_blk_open(img, &c, err, sizeof(err)));
+    assert_int_equal(geteuid() != 0, c.read_only);
+    hl_blk_close(&c);
+    assert_int_equal(0, chmod(img, 0644));
 }
 
 static void open_locks_the_image(void **state)

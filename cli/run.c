@@ -17,7 +17,7 @@
 static const char run_usage[] =
     "usage: orrery run [--manifest FILE] [--workers N] [--deterministic --seed N] [--trace "
     "FILE.db]\n"
-    "                  [--net none|user[,hostfwd=...]] [--pcap FILE]\n"
+    "                  [--net none|user[,hostfwd=...]] [--pcap FILE] [--disk FILE[,ro]]\n"
     "\n"
     "Boot Orrery as a Linux process; the console is stdin/stdout (try 'help' at the\n"
     "'orrery> ' prompt, 'shutdown' to leave). SIGINT/SIGTERM shut it down cleanly.\n"
@@ -44,6 +44,11 @@ static const char run_usage[] =
     "                    'tcpdump -r' (needs --net user; timestamps: the kernel clock, ns\n"
     "                    since boot); written to FILE.partial, renamed at the end; an\n"
     "                    existing FILE must be a pcap file (else refused, exit 2)\n"
+    "  --disk FILE[,ro]  the blk0 device on an image file: 512-byte sectors, capacity =\n"
+    "                    the file's size / 512 (a non-zero multiple of 512; never created\n"
+    "                    or truncated: make one with 'truncate -s 64M FILE'); locked while\n"
+    "                    the run lasts; ',ro' (or a file we may not write) serves it\n"
+    "                    read-only; docs/storage.md\n"
     "  --help            this text\n";
 
 int hl_manifest_load(const char *path, char **text, size_t *len)
@@ -75,21 +80,17 @@ static void run_pcap_tap(void *self, uint64_t t_ns, bool out, const void *frame,
 
 int hl_cmd_run(int argc, char **argv)
 {
-    const char *manifest_path = NULL, *trace_path = NULL, *pcap_path = NULL;
+    const char *manifest_path = NULL, *trace_path = NULL, *pcap_path = NULL, *disk_spec = NULL;
     uint64_t workers = 0, seed = 1;
     bool deterministic = false, seed_given = false, net_on = false, net_given = false;
     hl_net_config_t net;
 
     static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"deterministic", no_argument, NULL, 'd'},
-        {"manifest", required_argument, NULL, 'm'},
-        {"workers", required_argument, NULL, 'w'},
-        {"seed", required_argument, NULL, 's'},
-        {"trace", required_argument, NULL, 't'},
-        {"net", required_argument, NULL, 'n'},
-        {"pcap", required_argument, NULL, 'p'},
-        {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},           {"deterministic", no_argument, NULL, 'd'},
+        {"manifest", required_argument, NULL, 'm'}, {"workers", required_argument, NULL, 'w'},
+        {"seed", required_argument, NULL, 's'},     {"trace", required_argument, NULL, 't'},
+        {"net", required_argument, NULL, 'n'},      {"pcap", required_argument, NULL, 'p'},
+        {"disk", required_argument, NULL, 'D'},     {NULL, 0, NULL, 0},
     };
     int c;
 
@@ -115,6 +116,11 @@ int hl_cmd_run(int argc, char **argv)
             if (strcmp(optarg, "-") == 0)
                 return cli_usage_error("run", "run: --pcap -: stdout is the console; name a file");
             pcap_path = optarg;
+            break;
+        case 'D':
+            if (disk_spec)
+                return cli_usage_error("run", "run: --disk given twice (there is one blk0)");
+            disk_spec = optarg;
             break;
         case 'n': {
             char err[256];
@@ -145,6 +151,8 @@ int hl_cmd_run(int argc, char **argv)
                                "run: --net user needs the threaded run, not --deterministic");
     if (pcap_path && !net_on)
         return cli_usage_error("run", "run: --pcap needs --net user (there is no net0 to capture)");
+    if (deterministic && disk_spec)
+        return cli_usage_error("run", "run: --disk needs the threaded run, not --deterministic");
     if (deterministic && workers > 1)
         return cli_usage_error("run", "run: --deterministic runs one worker");
 
@@ -157,6 +165,16 @@ int hl_cmd_run(int argc, char **argv)
         text = owned;
     }
 
+    /* Opened (and locked) before anything is written: a bad image stops the run at once. */
+    hl_blk_config_t disk = {.fd = -1};
+    if (disk_spec) {
+        char err[4200];
+        if (hl_blk_open(disk_spec, &disk, err, sizeof(err)) != 0) {
+            free(owned);
+            return cli_usage_error("run", "run: --disk: %s", err);
+        }
+    }
+
     /* Opened before the trace and the boot: a path that is not ours stops the run at once. */
     trace_pcap *pcap = NULL;
     if (pcap_path) {
@@ -165,6 +183,7 @@ int hl_cmd_run(int argc, char **argv)
         if (prc != 0) {
             fprintf(stderr, "orrery: run: --pcap: %s\n", err);
             free(owned);
+            hl_blk_close(&disk);
             return prc == TRACE_OUT_REFUSED ? 2 : 1;
         }
         net.tap = run_pcap_tap;
@@ -180,6 +199,7 @@ int hl_cmd_run(int argc, char **argv)
         if (trc != 0) {
             trace_pcap_abort(pcap);
             free(owned);
+            hl_blk_close(&disk);
             return trc; /* 2: the path is not ours to replace */
         }
     }
@@ -209,11 +229,13 @@ int hl_cmd_run(int argc, char **argv)
         rc.stats = &stats;
         rc.trace = sink;
         rc.net = net_on ? &net : NULL;
+        rc.disk = disk_spec ? &disk : NULL;
         status = hl_run(&rc);
         if (status >= 0 && stats.leaks != 0)
             fprintf(stderr, "orrery: warning: %ld kernel allocations leaked\n", stats.leaks);
     }
     free(owned);
+    hl_blk_close(&disk);
     bool pcap_failed = false;
     if (pcap) {
         char err[1024];

@@ -47,6 +47,19 @@ int hl_net_start(struct uv_loop_s *loop, char *err, size_t errlen);
 void hl_net_stop(void);
 /* hl_net_rx_dropped/hl_net_tx_full are in <hl/hosted.h>. */
 
+/* ---- blk.c: the "blk0" device on an image file ---- */
+
+/* Register the device (before k_boot). 0 or a negative code. */
+int hl_blk_add(const hl_blk_config_t *cfg);
+/* Start the I/O threads and the completion hand-off on the loop (loop thread, after k_boot),
+ * and post HAL_BLK_INFO. 0, or a negative code with the reason in err. */
+int hl_blk_start(struct uv_loop_s *loop, char *err, size_t errlen);
+/* Wait for every accepted request, join the I/O threads, close the loop handle (loop thread,
+ * workers joined, kernel alive). Completions not yet posted are dropped: no task will run. */
+void hl_blk_stop(void);
+/* Counters of this run: reads, writes, flushes, bytes, writes refused OS_EFULL, post waits. */
+void hl_blk_counts(uint64_t out[6]);
+
 /* fault.c: hl_fault_thread_enter/leave are in <hl/hosted.h>. */
 
 /* ---- platform.c ---- */

@@ -239,6 +239,8 @@ int hl_run(const hl_run_config_t *cfg)
     rc = hl_console_add(cfg->console_in, cfg->console_out);
     if (rc == 0 && cfg->net)
         rc = hl_net_add(cfg->net);
+    if (rc == 0 && cfg->disk)
+        rc = hl_blk_add(cfg->disk);
     if (rc == 0) {
         k_config_t kc = {
             .programs = cfg->programs,
@@ -274,6 +276,21 @@ int hl_run(const hl_run_config_t *cfg)
             return rc;
         }
     }
+    if (cfg->disk) {
+        char err[256] = "";
+        rc = hl_blk_start(&P.loop, err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "orrery: %s\n", err);
+            hl_blk_stop();
+            if (cfg->net)
+                hl_net_stop();
+            k_teardown();
+            __atomic_store_n(&P.live, false, __ATOMIC_RELEASE);
+            close_all();
+            hal_host_set(NULL);
+            return rc;
+        }
+    }
     if (cfg->on_boot)
         cfg->on_boot(cfg->self);
     if (cfg->timeout_ms)
@@ -295,6 +312,8 @@ int hl_run(const hl_run_config_t *cfg)
     hl_console_stop();
     if (cfg->net)
         hl_net_stop();
+    if (cfg->disk)
+        hl_blk_stop(); /* after the workers: no request can arrive while it drains */
     k_stats_t ks;
     k_get_stats(&ks);
     long leaks = k_teardown();
@@ -312,6 +331,16 @@ int hl_run(const hl_run_config_t *cfg)
         cfg->stats->console_waits = hl_console_full_waits();
         cfg->stats->net_rx_dropped = cfg->net ? hl_net_rx_dropped() : 0;
         cfg->stats->net_tx_full = cfg->net ? hl_net_tx_full() : 0;
+        if (cfg->disk) {
+            uint64_t bc[6];
+            hl_blk_counts(bc);
+            cfg->stats->blk_reads = bc[0];
+            cfg->stats->blk_writes = bc[1];
+            cfg->stats->blk_flushes = bc[2];
+            cfg->stats->blk_bytes = bc[3];
+            cfg->stats->blk_full = bc[4];
+            cfg->stats->blk_post_waits = bc[5];
+        }
         cfg->stats->timed_out = P.timed_out;
         cfg->stats->signal = P.signal;
     }

@@ -10,6 +10,13 @@ if(ORRERY_SANITIZE MATCHES "thread")
 endif()
 # The net0 device on libslirp: only slirp's 10.0.2.x addresses and 127.0.0.1 (restricted mode).
 orrery_add_test(test_net_hosted SOURCES test_net_hosted.c LIBS orrery_hal_linux)
+# The blk0 device on image files in a temp dir it makes and removes.
+orrery_add_test(test_blk_hosted SOURCES test_blk_hosted.c LIBS orrery_hal_linux)
+if(ORRERY_SANITIZE MATCHES "thread")
+    # I/O threads, the loop and two workers hand requests and completions around.
+    add_test(NAME test_blk_hosted_tsan COMMAND test_blk_hosted)
+    set_tests_properties(test_blk_hosted_tsan PROPERTIES LABELS "tsan" TIMEOUT 300)
+endif()
 # The tcpip server on slirp (restricted) with init and a client of its net interface.
 orrery_add_test(test_tcpip SOURCES test_tcpip.c LIBS orrery_hal_linux orrery_servers)
 if(ORRERY_SANITIZE MATCHES "thread")

@@ -25,6 +25,12 @@ typedef struct hl_run_stats {
     uint64_t console_waits;  /* times console input waited for room (k_post said OS_EFULL) */
     uint64_t net_rx_dropped; /* net0 frames from slirp dropped: the kernel's queue was full */
     uint64_t net_tx_full;    /* net0 writes refused with OS_EFULL: the hand-off ring was full */
+    uint64_t blk_reads;      /* blk0 READ requests served (whatever their status) */
+    uint64_t blk_writes;     /* blk0 WRITE requests served (also those refused with OS_EACCES) */
+    uint64_t blk_flushes;    /* blk0 FLUSH requests served */
+    uint64_t blk_bytes;      /* blk0 bytes read plus bytes written on the image */
+    uint64_t blk_full;       /* blk0 writes refused with OS_EFULL: HL_BLK_INFLIGHT outstanding */
+    uint64_t blk_post_waits; /* blk0 completions that found the kernel's queue full and waited */
     bool timed_out;          /* the run hit timeout_ms */
     int signal;              /* the signal that stopped the run, or 0 */
 } hl_run_stats_t;
@@ -73,6 +79,31 @@ uint64_t hl_net_tx_full(void);
 
 int hl_net_parse(const char *spec, bool *enabled, hl_net_config_t *out, char *err, size_t errlen);
 
+/* ---- the "blk0" device on an image file (docs/storage-hosted.md) -------------------- */
+
+enum {
+    HL_BLK_INFLIGHT = 32, /* requests accepted and not yet posted back; more: OS_EFULL */
+    HL_BLK_THREADS = 4,   /* I/O threads doing pread/pwrite/fdatasync */
+};
+
+/* An opened image: hl_blk_open fills it, hl_run serves it as blk0, hl_blk_close closes it. */
+typedef struct hl_blk_config {
+    int fd;           /* the image, locked (flock: exclusive, or shared when read_only) */
+    uint64_t sectors; /* file size / HAL_BLK_SECTOR */
+    bool read_only;   /* ",ro" or the file was not writable: writes complete with OS_EACCES */
+    char path[4096];  /* for messages */
+} hl_blk_config_t;
+
+/*
+ * Open a --disk value: "FILE" or "FILE,ro". The file must exist and be a regular file whose
+ * size is a non-zero multiple of 512; it is never created or truncated. Opened read-write
+ * (read-only with ",ro", or when the file is not writable by us), and locked so that no other
+ * run writes it at the same time. 0, or -1 with a one-line reason naming the file in err.
+ */
+int hl_blk_open(const char *spec, hl_blk_config_t *out, char *err, size_t errlen);
+/* Close the image (releases the lock). Safe on a config hl_blk_open did not fill (fd -1). */
+void hl_blk_close(hl_blk_config_t *cfg);
+
 typedef struct hl_run_config {
     const os_program_t *const *programs; /* the image, NULL-terminated */
     const char *init_program;            /* first task, privileged */
@@ -87,6 +118,7 @@ typedef struct hl_run_config {
     bool pin_cpus;                 /* worker i runs only on CPU i % cores (benchmarks) */
     uint64_t timeout_ms;           /* 0: none */
     const hl_net_config_t *net;    /* non-NULL: register "net0" on libslirp */
+    const hl_blk_config_t *disk;   /* non-NULL: register "blk0" on this opened image */
     /* Called on the loop thread after k_boot, before any worker runs. */
     void (*on_boot)(void *self);
     void *self;

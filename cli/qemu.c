@@ -57,7 +57,7 @@ static const char qemu_usage[] =
     "  --disk FILE[,ro] the raw image FILE as blk0 (virtio-blk-pci on q35, virtio-blk-device\n"
     "                   on microvm); FILE must exist, be a regular file and hold a whole\n"
     "                   number of 512-byte sectors (not 0); ,ro: read-only (writes fail\n"
-    "                   with OS_EACCES). docs/storage-qemu.md\n"
+    "                   with OS_EACCES). docs/storage.md\n"
     "  --gdb            start QEMU's gdb stub on :1234, stopped; prints how to attach\n"
     "                   (no boot deadline unless --boot-timeout is given)\n"
     "  --append ARGS    extra kernel command line words (verbose, rngtest, blktest,\n"

@@ -79,7 +79,7 @@ uint64_t hl_net_tx_full(void);
 
 int hl_net_parse(const char *spec, bool *enabled, hl_net_config_t *out, char *err, size_t errlen);
 
-/* ---- the "blk0" device on an image file (docs/storage-hosted.md) -------------------- */
+/* ---- the "blk0" device on an image file (docs/storage.md) -------------------- */
 
 enum {
     HL_BLK_INFLIGHT = 32, /* requests accepted and not yet posted back; more: OS_EFULL */

@@ -100,20 +100,6 @@ void trace_hex(const void *data, size_t len, size_t max, char *out, size_t outle
     }
 }
 
-void trace_outbuf_put(trace_outbuf *o, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (o->len + 1 >= o->cap)
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        o->len = o->len + (size_t)n < o->cap ? o->len + (size_t)n : o->cap - 1;
-}
-
 static void put_quoted(trace_outbuf *o, const unsigned char *s, size_t n, size_t max)
 {
     trace_outbuf_put(o, "\"");

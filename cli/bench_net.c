@@ -2,6 +2,7 @@
  * through the echo service on port 7 (hosted, under QEMU, in the simulator), against Linux
  * loopback TCP between two threads measured in the same run. */
 #define _GNU_SOURCE
+#include "bench_net.h"
 #include "commands.h"
 #include "opt.h"
 #include "qemu.h"
@@ -23,34 +24,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <iface/init_client.h>
-#include <iface/tcp.h>
-#include <image.h>
-#include <sim/net.h>
-#include <sim/sim.h>
-
 enum {
-    MSG_BYTES = 64,       /* one round trip's message */
     DEFAULT_COUNT = 1000, /* round trips, and connections */
     COUNT_MAX = 1000000,
-    WARMUP_MAX = 50,      /* round trips before the timed ones (count / 10, at most this) */
     BOOT_TIMEOUT_S = 180, /* child start -> the echo service answers (TCG on a busy host) */
     STALL_TIMEOUT_S = 30, /* no byte moved for this long: the row failed */
     CHUNK = 64 * 1024,    /* host-side reads and writes of the bulk echo */
-    REASON_MAX = 512,
 };
 #define DEFAULT_BYTES (16ull << 20)
 #define BYTES_MAX (1ull << 30)
 
-/* The pattern: byte i of every stream. Not periodic at any message size, so a lost, repeated
- * or reordered chunk is a mismatch. */
-static uint8_t pattern(uint64_t i)
-{
-    uint64_t x = i * 0x9e3779b97f4a7c15ull;
-    return (uint8_t)(x >> 56 ^ x >> 29 ^ i);
-}
-
-static uint64_t now_ns(void)
+uint64_t bench_net_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -59,23 +43,13 @@ static uint64_t now_ns(void)
 
 /* ---- figures ----------------------------------------------------------------------------- */
 
-/* One set of figures; -1: not measured. */
-typedef struct figures {
-    double rtt_med_us, rtt_p99_us;
-    double bulk_mib_s;
-    double conns_per_s;
-} figures_t;
-
-static const figures_t no_figures = {-1, -1, -1, -1};
-
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
-/* Median and 99th percentile (nearest rank) of n samples in ns, in microseconds. */
-static void percentiles(uint64_t *v, size_t n, figures_t *f)
+void bench_net_percentiles(uint64_t *v, size_t n, figures_t *f)
 {
     qsort(v, n, sizeof(v[0]), cmp_u64);
     size_t p99 = (n * 99 + 99) / 100; /* ceil(0.99 n), 1-based */
@@ -84,13 +58,12 @@ static void percentiles(uint64_t *v, size_t n, figures_t *f)
     f->rtt_p99_us = (double)v[(p99 ? p99 : 1) - 1] / 1e3;
 }
 
-static double mib_s(uint64_t bytes, uint64_t ns)
+double bench_net_mib_s(uint64_t bytes, uint64_t ns)
 {
     return ns ? (double)bytes / (1024.0 * 1024.0) / ((double)ns / 1e9) : -1;
 }
 
-static void say(char *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(char *why, const char *fmt, ...)
+void bench_net_say(char *why, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -107,12 +80,12 @@ static int tcp_dial(int port, char *why)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd < 0) {
-        say(why, "socket: %s", strerror(errno));
+        bench_net_say(why, "socket: %s", strerror(errno));
         return -1;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        say(why, "connect to 127.0.0.1:%d: %s", port, strerror(errno));
+        bench_net_say(why, "connect to 127.0.0.1:%d: %s", port, strerror(errno));
         close(fd);
         return -1;
     }
@@ -124,9 +97,9 @@ static int read_full(int fd, uint8_t *buf, size_t n, uint64_t deadline, char *wh
 {
     size_t got = 0;
     while (got < n) {
-        uint64_t now = now_ns();
+        uint64_t now = bench_net_now_ns();
         if (now >= deadline) {
-            say(why, "no echo within the time limit (%zu of %zu bytes)", got, n);
+            bench_net_say(why, "no echo within the time limit (%zu of %zu bytes)", got, n);
             return -1;
         }
         struct pollfd p = {fd, POLLIN, 0};
@@ -135,11 +108,11 @@ static int read_full(int fd, uint8_t *buf, size_t n, uint64_t deadline, char *wh
             continue;
         ssize_t r = read(fd, buf + got, n - got);
         if (r == 0) {
-            say(why, "the echo service closed the connection (%zu of %zu bytes)", got, n);
+            bench_net_say(why, "the echo service closed the connection (%zu of %zu bytes)", got, n);
             return -1;
         }
         if (r < 0 && errno != EINTR && errno != EAGAIN) {
-            say(why, "read: %s", strerror(errno));
+            bench_net_say(why, "read: %s", strerror(errno));
             return -1;
         }
         if (r > 0)
@@ -153,15 +126,16 @@ static int echo_once(int fd, uint64_t seq, uint64_t timeout_ns, char *why)
 {
     uint8_t out[MSG_BYTES], in[MSG_BYTES];
     for (int i = 0; i < MSG_BYTES; i++)
-        out[i] = pattern(seq * MSG_BYTES + (uint64_t)i);
+        out[i] = bench_net_pattern(seq * MSG_BYTES + (uint64_t)i);
     if (cli_write_all(fd, out, sizeof(out)) != 0) {
-        say(why, "write: %s", strerror(errno));
+        bench_net_say(why, "write: %s", strerror(errno));
         return -1;
     }
-    if (read_full(fd, in, sizeof(in), now_ns() + timeout_ns, why) != 0)
+    if (read_full(fd, in, sizeof(in), bench_net_now_ns() + timeout_ns, why) != 0)
         return -1;
     if (memcmp(in, out, sizeof(in)) != 0) {
-        say(why, "the echo differs from what was sent (message %llu)", (unsigned long long)seq);
+        bench_net_say(why, "the echo differs from what was sent (message %llu)",
+                      (unsigned long long)seq);
         return -1;
     }
     return 0;
@@ -178,19 +152,19 @@ static int measure_rtt(int port, uint64_t count, figures_t *f, char *why)
     if (fd >= 0) {
         uint64_t i;
         for (i = 0; i < warm + count; i++) {
-            uint64_t t0 = now_ns();
+            uint64_t t0 = bench_net_now_ns();
             if (echo_once(fd, i, STALL_NS, why) != 0)
                 break;
             if (i >= warm)
-                v[i - warm] = now_ns() - t0;
+                v[i - warm] = bench_net_now_ns() - t0;
         }
         if (i == warm + count) {
-            percentiles(v, count, f);
+            bench_net_percentiles(v, count, f);
             rc = 0;
         }
         close(fd);
     } else if (!v) {
-        say(why, "out of memory");
+        bench_net_say(why, "out of memory");
     }
     free(v);
     return rc;
@@ -205,14 +179,14 @@ static int measure_bulk(int port, uint64_t bytes, figures_t *f, char *why)
         return -1;
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     static uint8_t out[CHUNK], in[CHUNK];
-    uint64_t sent = 0, got = 0, t0 = now_ns(), last = t0;
+    uint64_t sent = 0, got = 0, t0 = bench_net_now_ns(), last = t0;
     int rc = -1;
     bool shut = false;
     while (got < bytes) {
         struct pollfd p = {fd, (short)(POLLIN | (sent < bytes ? POLLOUT : 0)), 0};
-        if (now_ns() - last > STALL_NS) {
-            say(why, "bulk echo stalled for %d s (%llu of %llu bytes back)", STALL_TIMEOUT_S,
-                (unsigned long long)got, (unsigned long long)bytes);
+        if (bench_net_now_ns() - last > STALL_NS) {
+            bench_net_say(why, "bulk echo stalled for %d s (%llu of %llu bytes back)",
+                          STALL_TIMEOUT_S, (unsigned long long)got, (unsigned long long)bytes);
             goto out;
         }
         if (poll(&p, 1, 1000) <= 0)
@@ -220,15 +194,15 @@ static int measure_bulk(int port, uint64_t bytes, figures_t *f, char *why)
         if (p.revents & POLLOUT && sent < bytes) {
             size_t n = bytes - sent < CHUNK ? (size_t)(bytes - sent) : CHUNK;
             for (size_t i = 0; i < n; i++)
-                out[i] = pattern(sent + i);
+                out[i] = bench_net_pattern(sent + i);
             ssize_t w = write(fd, out, n);
             if (w < 0 && errno != EAGAIN && errno != EINTR) {
-                say(why, "bulk write: %s", strerror(errno));
+                bench_net_say(why, "bulk write: %s", strerror(errno));
                 goto out;
             }
             if (w > 0) {
                 sent += (uint64_t)w;
-                last = now_ns();
+                last = bench_net_now_ns();
             }
         }
         if (sent == bytes && !shut) {
@@ -238,27 +212,28 @@ static int measure_bulk(int port, uint64_t bytes, figures_t *f, char *why)
         if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
             ssize_t r = read(fd, in, sizeof(in));
             if (r == 0) {
-                say(why, "the echo service closed after %llu of %llu bytes",
-                    (unsigned long long)got, (unsigned long long)bytes);
+                bench_net_say(why, "the echo service closed after %llu of %llu bytes",
+                              (unsigned long long)got, (unsigned long long)bytes);
                 goto out;
             }
             if (r < 0 && errno != EAGAIN && errno != EINTR) {
-                say(why, "bulk read: %s", strerror(errno));
+                bench_net_say(why, "bulk read: %s", strerror(errno));
                 goto out;
             }
             for (ssize_t i = 0; i < r; i++) {
-                if (in[i] != pattern(got + (uint64_t)i)) {
-                    say(why, "bulk echo differs at byte %llu", (unsigned long long)(got + i));
+                if (in[i] != bench_net_pattern(got + (uint64_t)i)) {
+                    bench_net_say(why, "bulk echo differs at byte %llu",
+                                  (unsigned long long)(got + i));
                     goto out;
                 }
             }
             if (r > 0) {
                 got += (uint64_t)r;
-                last = now_ns();
+                last = bench_net_now_ns();
             }
         }
     }
-    f->bulk_mib_s = mib_s(bytes, now_ns() - t0);
+    f->bulk_mib_s = bench_net_mib_s(bytes, bench_net_now_ns() - t0);
     rc = 0;
 out:
     close(fd);
@@ -268,7 +243,7 @@ out:
 /* count connections, each: open, one echo, close. */
 static int measure_conns(int port, uint64_t count, figures_t *f, char *why)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_net_now_ns();
     for (uint64_t i = 0; i < count; i++) {
         int fd = tcp_dial(port, why);
         if (fd < 0)
@@ -278,7 +253,7 @@ static int measure_conns(int port, uint64_t count, figures_t *f, char *why)
         if (rc != 0)
             return -1;
     }
-    f->conns_per_s = (double)count * 1e9 / (double)(now_ns() - t0);
+    f->conns_per_s = (double)count * 1e9 / (double)(bench_net_now_ns() - t0);
     return 0;
 }
 
@@ -323,7 +298,7 @@ static int listen_local(int *port, char *why)
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 64) != 0 ||
         getsockname(fd, (struct sockaddr *)&a, &al) != 0) {
-        say(why, "a socket on 127.0.0.1: %s", strerror(errno));
+        bench_net_say(why, "a socket on 127.0.0.1: %s", strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
@@ -339,7 +314,7 @@ static int measure_loopback(uint64_t count, uint64_t bytes, figures_t *f, char *
     if (lfd < 0)
         return -1;
     if (pthread_create(&t, NULL, loop_echo, &lfd) != 0) {
-        say(why, "pthread_create failed");
+        bench_net_say(why, "pthread_create failed");
         close(lfd);
         return -1;
     }
@@ -433,11 +408,11 @@ static int child_start(child_t *c, char **argv, char *why)
     c->in = c->out = -1;
     pthread_mutex_init(&c->mu, NULL);
     if (pipe2(in, O_CLOEXEC) != 0) {
-        say(why, "pipe: %s", strerror(errno));
+        bench_net_say(why, "pipe: %s", strerror(errno));
         return -1;
     }
     if (pipe2(out, O_CLOEXEC) != 0) {
-        say(why, "pipe: %s", strerror(errno));
+        bench_net_say(why, "pipe: %s", strerror(errno));
         close(in[0]);
         close(in[1]);
         return -1;
@@ -457,14 +432,14 @@ static int child_start(child_t *c, char **argv, char *why)
     c->in = in[1];
     c->out = out[0];
     if (pid < 0) {
-        say(why, "fork: %s", strerror(errno));
+        bench_net_say(why, "fork: %s", strerror(errno));
         return -1;
     }
     setpgid(pid, pid); /* both sides, so that no kill finds it in our group */
     live_child = pid;
     c->pid = pid;
     if (pthread_create(&c->drain, NULL, child_drain, c) != 0) {
-        say(why, "pthread_create failed");
+        bench_net_say(why, "pthread_create failed");
         return -1;
     }
     c->draining = true;
@@ -494,9 +469,10 @@ static void child_died(child_t *c, char *why)
     live_child = 0;
     c->pid = -1;
     pthread_mutex_lock(&c->mu);
-    say(why, "%s before its echo service answered (%s %d): %s",
-        WIFSIGNALED(ws) ? "it was killed" : "it exited", WIFSIGNALED(ws) ? "signal" : "status",
-        WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws), child_last_line(c));
+    bench_net_say(why, "%s before its echo service answered (%s %d): %s",
+                  WIFSIGNALED(ws) ? "it was killed" : "it exited",
+                  WIFSIGNALED(ws) ? "signal" : "status",
+                  WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws), child_last_line(c));
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -522,12 +498,13 @@ static void sleep_ms(int ms)
  */
 static int child_ready(child_t *c, int port, char *why)
 {
-    uint64_t deadline = now_ns() + (uint64_t)BOOT_TIMEOUT_S * 1000000000u;
+    uint64_t deadline = bench_net_now_ns() + (uint64_t)BOOT_TIMEOUT_S * 1000000000u;
     int s;
     while ((s = child_state(c)) == 0) {
-        if (now_ns() > deadline) {
+        if (bench_net_now_ns() > deadline) {
             pthread_mutex_lock(&c->mu);
-            say(why, "no '" READY_LINE "' within %d s: %s", BOOT_TIMEOUT_S, child_last_line(c));
+            bench_net_say(why, "no '" READY_LINE "' within %d s: %s", BOOT_TIMEOUT_S,
+                          child_last_line(c));
             pthread_mutex_unlock(&c->mu);
             return -1;
         }
@@ -546,9 +523,9 @@ static int child_ready(child_t *c, int port, char *why)
             child_died(c, why);
             return -1;
         }
-        if (now_ns() > deadline) {
-            say(why, "the echo on port %d never answered within %d s: %s", port, BOOT_TIMEOUT_S,
-                err);
+        if (bench_net_now_ns() > deadline) {
+            bench_net_say(why, "the echo on port %d never answered within %d s: %s", port,
+                          BOOT_TIMEOUT_S, err);
             return -1;
         }
         sleep_ms(100);
@@ -564,9 +541,9 @@ static void child_stop(child_t *c)
     if (c->pid > 0) {
         kill(-c->pid, SIGTERM);
         int ws;
-        uint64_t end = now_ns() + 10000000000ull;
+        uint64_t end = bench_net_now_ns() + 10000000000ull;
         pid_t r;
-        while ((r = waitpid(c->pid, &ws, WNOHANG)) == 0 && now_ns() < end)
+        while ((r = waitpid(c->pid, &ws, WNOHANG)) == 0 && bench_net_now_ns() < end)
             sleep_ms(20);
         kill(-c->pid, SIGKILL); /* QEMU too, whatever its parent did */
         if (r == 0)
@@ -586,20 +563,8 @@ static void child_stop(child_t *c)
 
 /* ---- rows ---------------------------------------------------------------------------------- */
 
-enum { ROW_HOSTED, ROW_Q35, ROW_MICROVM, ROW_SIM, NROWS };
-enum { ST_OFF, ST_MEASURED, ST_SKIPPED, ST_FAILED };
 static const char *const row_names[NROWS] = {"hosted", "qemu-q35", "qemu-microvm", "sim"};
 static const char *const st_names[] = {"off", "measured", "skipped", "failed"};
-
-typedef struct row {
-    int state;
-    char why[REASON_MAX];
-    const char *accel; /* QEMU rows */
-    figures_t f;       /* wall clock */
-    figures_t virt;    /* sim: virtual time */
-    double wall_s;     /* sim: the whole run, wall clock */
-    double virt_s;     /* sim: the whole run, virtual */
-} row_t;
 
 static const char net_manifest[] = "# orrery bench net: the echo service on port 7\n"
                                    "program tcpip\n"
@@ -653,7 +618,7 @@ static void run_qemu(row_t *row, const char *machine, const char *self, const ch
             choice = hq_choose(qemu, image, "auto");
     }
     if (missing) {
-        say(row->why, "%s", missing);
+        bench_net_say(row->why, "%s", missing);
         row->state = ST_SKIPPED;
         return;
     }
@@ -671,234 +636,6 @@ static void run_qemu(row_t *row, const char *machine, const char *self, const ch
                     "--net",      net,
                     NULL};
     run_child_row(row, argv, port, count, bytes);
-}
-
-/* ---- the simulator: two nodes, a client on one, tcpecho on the other ----------------------- */
-
-enum { REQ_CONNECT = 1, REQ_SHUTDOWN = 9 };
-
-static struct {
-    uint64_t count, warm, bytes;
-    uint64_t *virt, *wall; /* per timed round trip, ns */
-    uint64_t bulk_virt_ns, bulk_wall_ns;
-    int error; /* the connection's error status, or a mismatch (-1) */
-    bool done;
-} S;
-
-enum { PH_CONNECT, PH_RTT, PH_BULK };
-
-typedef struct sclient {
-    os_handle_t ctl, conn;
-    int phase;
-    uint64_t seq, got; /* round trips: which one, and bytes of its echo back */
-    uint64_t t0_virt, t0_wall;
-    uint64_t sent, received; /* bulk */
-} sclient_t;
-
-static void sim_finish(os_ctx_t *ctx, int status)
-{
-    init_shutdown_t s = {REQ_SHUTDOWN, status};
-    init_shutdown_send(ctx, init_channel(ctx), &s);
-}
-
-static void sim_ping(os_ctx_t *ctx, sclient_t *c)
-{
-    tcp_data_t m;
-    for (int i = 0; i < MSG_BYTES; i++)
-        m.data[i] = pattern(c->seq * MSG_BYTES + (uint64_t)i);
-    m.data_len = MSG_BYTES;
-    c->got = 0;
-    c->t0_virt = os_clock_now(ctx);
-    c->t0_wall = now_ns();
-    if (tcp_data_send(ctx, c->conn, &m) != 0) {
-        S.error = -2;
-        sim_finish(ctx, 3);
-    }
-}
-
-static void sim_pump(os_ctx_t *ctx, sclient_t *c)
-{
-    static tcp_data_t m;
-    while (c->sent < S.bytes) {
-        uint64_t n = S.bytes - c->sent < TCP_DATA_MAX ? S.bytes - c->sent : TCP_DATA_MAX;
-        for (uint64_t i = 0; i < n; i++)
-            m.data[i] = pattern(c->sent + i);
-        m.data_len = (uint32_t)n;
-        int rc = tcp_data_send(ctx, c->conn, &m);
-        if (rc == OS_EFULL)
-            return; /* OS_EV_WRITABLE follows */
-        if (rc != 0) {
-            S.error = rc;
-            sim_finish(ctx, 3);
-            return;
-        }
-        c->sent += n;
-    }
-}
-
-static void sim_data(os_ctx_t *ctx, sclient_t *c, const tcp_data_t *d)
-{
-    if (c->phase == PH_RTT) {
-        for (uint32_t i = 0; i < d->data_len; i++)
-            if (d->data[i] != pattern(c->seq * MSG_BYTES + c->got + i))
-                S.error = -1;
-        c->got += d->data_len;
-        if (S.error) {
-            sim_finish(ctx, 3);
-        } else if (c->got == MSG_BYTES) {
-            if (c->seq >= S.warm) {
-                S.virt[c->seq - S.warm] = os_clock_now(ctx) - c->t0_virt;
-                S.wall[c->seq - S.warm] = now_ns() - c->t0_wall;
-            }
-            if (++c->seq < S.warm + S.count) {
-                sim_ping(ctx, c);
-            } else {
-                c->phase = PH_BULK;
-                c->t0_virt = os_clock_now(ctx);
-                c->t0_wall = now_ns();
-                sim_pump(ctx, c);
-            }
-        }
-        return;
-    }
-    for (uint32_t i = 0; i < d->data_len; i++)
-        if (d->data[i] != pattern(c->received + i))
-            S.error = -1;
-    c->received += d->data_len;
-    if (S.error) {
-        sim_finish(ctx, 3);
-    } else if (c->received == S.bytes) {
-        S.bulk_virt_ns = os_clock_now(ctx) - c->t0_virt;
-        S.bulk_wall_ns = now_ns() - c->t0_wall;
-        S.done = true;
-        sim_finish(ctx, 0);
-    }
-}
-
-static void sclient_start(os_ctx_t *ctx)
-{
-    init_connect_iface(ctx, REQ_CONNECT, &tcp_iface);
-}
-
-static void sclient_event(os_ctx_t *ctx, const os_event_t *ev)
-{
-    sclient_t *c = os_state(ctx);
-    union {
-        init_connected_t conn;
-        tcp_opened_t o;
-        tcp_data_t d;
-        tcp_error_t err;
-        tcp_established_t est;
-        tcp_eof_t eof;
-    } m;
-    if (ev->kind == OS_EV_MESSAGE && ev->handle == init_channel(ctx)) {
-        if (init_connected_decode(ev, &m.conn) == 0) {
-            c->ctl = m.conn.chan;
-            tcp_connect_t t = {REQ_CONNECT, 0x0a000002, 7}; /* 10.0.0.2:7 */
-            tcp_connect_send(ctx, c->ctl, &t);
-        }
-        return;
-    }
-    if (ev->kind == OS_EV_MESSAGE && ev->handle == c->ctl) {
-        if (tcp_opened_decode(ev, &m.o) == 0) {
-            c->conn = m.o.chan;
-        } else {
-            S.error = -3;
-            sim_finish(ctx, 4);
-        }
-        return;
-    }
-    if (c->conn == OS_HANDLE_NONE || ev->handle != c->conn)
-        return;
-    if (ev->kind == OS_EV_WRITABLE && c->phase == PH_BULK) {
-        sim_pump(ctx, c);
-    } else if (ev->kind == OS_EV_MESSAGE && tcp_established_decode(ev, &m.est) == 0) {
-        c->phase = PH_RTT;
-        sim_ping(ctx, c);
-    } else if (ev->kind == OS_EV_MESSAGE && tcp_data_decode(ev, &m.d) == 0) {
-        sim_data(ctx, c, &m.d);
-    } else if (ev->kind == OS_EV_MESSAGE && tcp_error_decode(ev, &m.err) == 0) {
-        S.error = m.err.status;
-        sim_finish(ctx, 4);
-    } else if ((ev->kind == OS_EV_MESSAGE && tcp_eof_decode(ev, &m.eof) == 0) ||
-               ev->kind == OS_EV_PEER_CLOSED) {
-        S.error = -4;
-        sim_finish(ctx, 4);
-    }
-}
-
-static const os_program_t sim_client = {"netbench-client", sizeof(sclient_t), sclient_start,
-                                        sclient_event};
-static const os_program_t *const sim_image[] = {&orrery_init, &orrery_tcpip, &orrery_tcpecho,
-                                                &sim_client, NULL};
-
-static void run_sim(row_t *row, uint64_t count, uint64_t bytes)
-{
-    static const char m0[] = "program tcpip arg=addr=10.0.0.1/24\n"
-                             "program netbench-client reach=tcp,init\n";
-    static const char m1[] = "program tcpip arg=addr=10.0.0.2/24\n"
-                             "program tcpecho reach=tcp,udp\n";
-    sim_config_t cfg[2];
-    memset(cfg, 0, sizeof(cfg));
-    memset(&S, 0, sizeof(S));
-    S.count = count;
-    S.warm = count / 10 < WARMUP_MAX ? count / 10 : WARMUP_MAX;
-    S.bytes = bytes;
-    S.virt = calloc(count, sizeof(uint64_t));
-    S.wall = calloc(count, sizeof(uint64_t));
-    row->f = row->virt = no_figures;
-    if (!S.virt || !S.wall) {
-        say(row->why, "out of memory");
-        row->state = ST_FAILED;
-        goto out;
-    }
-    for (int i = 0; i < 2; i++) {
-        cfg[i].programs = sim_image;
-        cfg[i].seed = 1 + (uint64_t)i;
-        cfg[i].net = true;
-        cfg[i].event_cost_max_ns = 2000;
-        cfg[i].init_arg = i == 0 ? m0 : m1;
-        cfg[i].init_arg_len = strlen(i == 0 ? m0 : m1);
-    }
-    uint64_t t0 = now_ns();
-    int rc = sim_boot_nodes(cfg, 2);
-    if (rc == OS_ENOTSUP) {
-        say(row->why, "this build has no per-node state section (several simulated nodes)");
-        row->state = ST_SKIPPED;
-        goto out;
-    }
-    if (rc != 0) {
-        say(row->why, "booting two simulated nodes: %s", os_strerror(rc));
-        row->state = ST_FAILED;
-        goto out;
-    }
-    sim_net_config_t nc = {0};
-    sim_net_configure(&nc);
-    int status = sim_run(0);
-    uint64_t end_virt = sim_now();
-    row->wall_s = (double)(now_ns() - t0) / 1e9;
-    row->virt_s = (double)end_virt / 1e9;
-    if (status != 0 || !S.done) {
-        const char *out1 = sim_node_console_output(1, NULL);
-        say(row->why, "the simulated run ended with status %d, connection error %d (%s)%s%.200s",
-            status, S.error,
-            S.error < -4 || S.error > 0 ? os_strerror(S.error)
-                                        : "mismatch, eof "
-                                          "or refused",
-            out1 && out1[0] ? "; node 1: " : "", out1 ? out1 : "");
-        row->state = ST_FAILED;
-    } else {
-        percentiles(S.virt, count, &row->virt);
-        percentiles(S.wall, count, &row->f);
-        row->virt.bulk_mib_s = mib_s(bytes, S.bulk_virt_ns);
-        row->f.bulk_mib_s = mib_s(bytes, S.bulk_wall_ns);
-        row->state = ST_MEASURED;
-    }
-    sim_teardown();
-out:
-    free(S.virt);
-    free(S.wall);
-    S.virt = S.wall = NULL;
 }
 
 /* ---- output -------------------------------------------------------------------------------- */
@@ -1179,7 +916,7 @@ int hl_cmd_bench_net(int argc, char **argv)
         else if (i == ROW_MICROVM)
             run_qemu(r, "microvm", self, manifest, count, bytes);
         else
-            run_sim(r, count, bytes);
+            bench_net_run_sim(r, count, bytes);
     }
     if (mfd >= 0) {
         unlink(manifest);

@@ -39,7 +39,7 @@ add_custom_command(
     COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/scripts/doc-code ${_net_doc} ${_net_out}
     DEPENDS ${_net_doc} ${CMAKE_SOURCE_DIR}/scripts/doc-code
     COMMENT "Extracting the example program of docs/networking.md")
-orrery_add_test(test_tcp SOURCES test_tcp.c ${_net_out}/servers/greeter/greeter.c
+orrery_add_test(test_tcp SOURCES test_tcp.c tcp_tasks.c ${_net_out}/servers/greeter/greeter.c
     LIBS orrery_hal_linux orrery_servers)
 if(ORRERY_SANITIZE MATCHES "thread")
     # tcpip, tcpecho and the host's sockets on several workers and the loop: under TSan too.

@@ -21,6 +21,9 @@
 #include <hl/hosted.h>
 #include <k/kernel.h>
 
+/* hal-linux/internal.h: the device's counters, read while the run goes on. */
+void hl_blk_counts(uint64_t out[6]);
+
 enum { SEC = HAL_BLK_SECTOR, MAXS = HAL_BLK_MAX_SECTORS };
 
 static char dir[64];
@@ -187,8 +190,17 @@ static void on_info(os_ctx_t *ctx)
             else if (rc != OS_EFULL)
                 seen.errors++;
         }
-        /* Every slot now holds a completion the full queue refused: deterministic OS_EFULL. */
+        /* Every slot is taken (by a completion the full queue refused, or by a read the I/O
+         * threads have not finished yet): deterministic OS_EFULL. */
         seen.extra_rc = req(ctx, HAL_BLK_READ, 999, 0, 1, 0, 0);
+        /* Stay until the loop thread has met the full queue at least once; returning earlier
+         * would let the queue drain before the slowest reads finish, and then no completion
+         * ever waits (seen on a loaded machine). */
+        for (uint64_t c[6] = {0}; c[5] == 0 && time(NULL) < give_up;) {
+            hl_blk_counts(c);
+            if (c[5] == 0)
+                nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+        }
         break;
     }
     case M_EIO: {

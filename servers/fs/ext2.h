@@ -63,6 +63,33 @@ typedef struct ext2_dirent {
     char name[EXT2_NAME_MAX + 1]; /* NUL-terminated */
 } ext2_dirent_t;
 
+/*
+ * The write side. Write `len` bytes at byte offset `off` of the device; `kind` is EXT2_W_DATA
+ * for a file's contents and EXT2_W_META for every other structure (bitmaps, indirect blocks,
+ * inode table, directories, group descriptors, superblock), so a caller that writes back
+ * later can put data first. 0, or a negative os code: OS_EBUSY as for reads (the caller
+ * needs the block around these bytes first). A call that returns OS_EBUSY may already have
+ * written: the caller undoes every write of that call, restores its ext2_fs_t as it was
+ * before the call (a copy), and runs the call again once it has the bytes. Every write
+ * call below touches at most EXT2_CALL_BLOCKS_MAX distinct blocks, so a cache of that many
+ * blocks can always hold one call's working set.
+ */
+typedef int (*ext2_write_fn)(void *arg, uint64_t off, const void *buf, size_t len, int kind);
+
+enum {
+    EXT2_W_DATA = 0,
+    EXT2_W_META = 1,
+    EXT2_CALL_BLOCKS_MAX = 96, /* distinct blocks read or written by one write-side call */
+    EXT2_FREE_STEP = 32,       /* data blocks freed by one ext2_truncate call at most */
+};
+
+/* Counts for df. */
+typedef struct ext2_statfs {
+    uint32_t block_size;
+    uint32_t blocks, free_blocks; /* free_blocks: what a non-root user may still allocate */
+    uint32_t inodes, free_inodes;
+} ext2_statfs_t;
+
 /* A mounted volume: geometry from the checked superblock, plus the library's scratch. */
 typedef struct ext2_fs {
     /* The device, from ext2_mount. */
@@ -81,6 +108,13 @@ typedef struct ext2_fs {
     uint32_t feat_compat, feat_incompat, feat_ro_compat;
     uint32_t ptrs;      /* block numbers in one indirect block: block_size / 4 */
     uint32_t gdt_block; /* first block of the group descriptor table */
+
+    /* The write side: NULL until ext2_mount_rw. */
+    ext2_write_fn write;
+    /* Seconds stamped into mtime/ctime/atime by the write side; the caller sets it. */
+    uint32_t now;
+    /* Allocation hints (any value is safe; a call may leave them changed after OS_EBUSY). */
+    uint32_t hint_group_block, hint_group_inode;
 
     /* Why the volume could only be mounted read-only ("" if for no special reason). */
     char ro_note[EXT2_WHY_MAX];
@@ -148,5 +182,75 @@ int ext2_lookup(ext2_fs_t *fs, const char *path, bool follow, ext2_inode_t *out)
 
 /* A symlink's target into buf (NUL-terminated, at most cap-1 bytes). 0, OS_EINVAL, OS_EIO. */
 int ext2_readlink(ext2_fs_t *fs, const ext2_inode_t *in, char *buf, size_t cap);
+
+/* ---- the write side ------------------------------------------------------------------------
+ *
+ * Every call below takes an ext2_fs_t made writable by ext2_mount_rw and keeps the volume's
+ * accounting right: block and inode bitmaps, the group descriptors' free and directory
+ * counts, the superblock's free counts, i_blocks (sectors, indirect blocks included), links,
+ * sizes and times. Names are one component (no '/', 1..255 bytes, not "." or ".."). Errors:
+ * OS_EROFS (not mounted writable), OS_EINVAL (a bad name or argument), OS_ENAMETOOLONG,
+ * OS_ENOENT, OS_EEXIST, OS_ENOTDIR, OS_EISDIR, OS_ENOTEMPTY, OS_EDISKFULL (no free block or
+ * inode: nothing was changed), OS_EIO (a corrupt structure met; ext2_why says which),
+ * OS_EBUSY (see ext2_write_fn).
+ */
+
+/*
+ * Make a mounted volume writable: OS_EROFS (with ext2_why) if ro_note is set or the volume
+ * has errors recorded; else marks the superblock not-clean (s_state) and counts the mount.
+ */
+int ext2_mount_rw(ext2_fs_t *fs, ext2_write_fn write);
+
+/* Mark the superblock clean again (s_state valid, s_wtime = now). The volume stays mounted. */
+int ext2_unmount(ext2_fs_t *fs);
+
+/* Counts for df, from the superblock. */
+int ext2_statfs(ext2_fs_t *fs, ext2_statfs_t *out);
+
+/*
+ * Create `name` in directory `dir`: mode is the type and permission bits (EXT2_T_REG << 12,
+ * EXT2_T_DIR << 12 for a directory with "." and "..", EXT2_T_LNK << 12 for a symlink whose
+ * text is `target`, a fast symlink under 60 bytes). *ino is the new inode (may be NULL).
+ */
+int ext2_create(ext2_fs_t *fs, uint32_t dir, const char *name, size_t len, uint16_t mode,
+                const char *target, uint32_t *ino);
+
+/*
+ * Remove `name` from directory `dir` and drop one link of its inode; `want_dir` says rmdir
+ * (OS_ENOTDIR if it is not a directory, OS_ENOTEMPTY if it holds more than . and ..) or
+ * unlink (OS_EISDIR on a directory). *ino is the inode; *gone says its links reached 0, and
+ * then the caller frees it with ext2_truncate to 0 and ext2_release (now, or when its last
+ * open file closes).
+ */
+int ext2_remove(ext2_fs_t *fs, uint32_t dir, const char *name, size_t len, bool want_dir,
+                uint32_t *ino, bool *gone);
+
+/*
+ * Move `from_name` of `from_dir` to `to_name` of `to_dir`. An existing `to_name` is replaced
+ * when the types agree (a directory only by an empty directory), and then *replaced is its
+ * inode and *gone whether its links reached 0 (as for ext2_remove); *replaced is 0 otherwise.
+ * OS_EINVAL to move a directory under itself. A moved directory's ".." and the link counts
+ * of both parents follow.
+ */
+int ext2_rename(ext2_fs_t *fs, uint32_t from_dir, const char *from_name, size_t from_len,
+                uint32_t to_dir, const char *to_name, size_t to_len, uint32_t *replaced,
+                bool *gone);
+
+/*
+ * Write len bytes at byte off of regular file `ino`, allocating blocks (and indirect blocks
+ * up to the triple level) as needed; a gap before off stays a hole. len is at most 4096.
+ * Grows the size; sets mtime and ctime. OS_EDISKFULL leaves the file as it was.
+ */
+int ext2_write(ext2_fs_t *fs, uint32_t ino, uint64_t off, const void *buf, size_t len);
+
+/*
+ * Set the size of regular file (or symlink, to 0 only) `ino`: growing leaves a hole; cutting
+ * frees the blocks past the new end, at most EXT2_FREE_STEP data blocks per call: *more says
+ * to call again (each call is complete and consistent on its own).
+ */
+int ext2_truncate(ext2_fs_t *fs, uint32_t ino, uint64_t size, bool *more);
+
+/* Free inode `ino`, whose links are 0 and which holds no block any more (after truncate). */
+int ext2_release(ext2_fs_t *fs, uint32_t ino);
 
 #endif

@@ -23,7 +23,13 @@
     X(ECONNREFUSED, -17, "connection refused")                                \
     X(ECONNRESET, -18, "connection reset")                                    \
     X(EUNREACH, -19, "unreachable")                                           \
-    X(EADDRINUSE, -20, "address in use")
+    X(EADDRINUSE, -20, "address in use")                                    \
+    X(ENOTDIR, -21, "not a directory")                                        \
+    X(EISDIR, -22, "is a directory")                                          \
+    X(ENOTEMPTY, -23, "directory not empty")                                  \
+    X(EROFS, -24, "read-only file system")                                    \
+    X(ENAMETOOLONG, -25, "name too long")                                     \
+    X(EDISKFULL, -26, "no space left on device")
 
 enum {
     OS_OK = 0,

@@ -27,6 +27,7 @@ enum {
     SPARSE = 70 << 20,      /* over 64 MiB, mostly holes */
     DIRFILES = 150,         /* names in d/: more than one readdir page */
     WDATA = 20000,
+    HUGE = 3 << 20, /* more than the server's 1 MiB cache: write-back must make room */
     MANYDATA = 60000,
     GUARD_MS = 120000, /* a hang guard only */
 };
@@ -44,7 +45,7 @@ static const os_program_t *const image[] = {&orrery_init,
                                             NULL};
 
 static char dir[64], src[128], img[160];
-static uint8_t *big, *sparse, *wdata, *many[4];
+static uint8_t *big, *sparse, *wdata, *many[4], *huge;
 static const char hello[] = "hello, orrery\n";
 static char console[1 << 16];
 
@@ -108,6 +109,8 @@ static void make_tree(void)
     sh("ln -s hello.txt %s/link && ln -s sub %s/dlink", src, src);
     wdata = malloc(WDATA);
     fill(wdata, WDATA, 5);
+    huge = malloc(HUGE);
+    fill(huge, HUGE, 6);
     for (int i = 0; i < 4; i++) {
         many[i] = malloc(MANYDATA);
         fill(many[i], MANYDATA, 10 + (unsigned)i);
@@ -137,6 +140,7 @@ static int teardown(void **state)
     free(big);
     free(sparse);
     free(wdata);
+    free(huge);
     for (int i = 0; i < 4; i++)
         free(many[i]);
     return 0;
@@ -678,6 +682,32 @@ static void test_many_clients(void **state)
     }
 }
 
+/* A file three times the cache: dirty blocks are written back to make room, and it reads back;
+ * a burst of 120 requests (more than the server queues, within a channel's 128) is answered
+ * whole. */
+static void test_bigger_than_the_cache(void **state)
+{
+    (void)state;
+    make_image();
+    reset_scripts();
+    S(0, .op = OP_OPEN, .slot = 0, .path = "huge", .flags = FS_O_READ | FS_O_WRITE | FS_O_CREAT,
+      .mode = 0644);
+    S(0, .op = OP_WRITEALL, .slot = 0, .data = huge, .data_len = HUGE);
+    S(0, .op = OP_READALL, .slot = 0, .data = huge, .data_len = HUGE);
+    S(0, .op = OP_BURST, .slot = 0, .len = 120, .data_len = 100);
+    S(0, .op = OP_STAT, .slot = 0);
+    S(0, .op = OP_TRUNC, .slot = 0, .len = 10);
+    S(0, .op = OP_OPEN, .slot = 1, .path = "huge2", .flags = FS_O_READ | FS_O_WRITE | FS_O_CREAT,
+      .mode = 0644);
+    S(0, .op = OP_WRITEALL, .slot = 1, .data = huge, .data_len = HUGE);
+    S(0, .op = OP_SYNC);
+    S(0, .op = OP_SHUTDOWN);
+    check_scripts(run("program fs\nprogram fsc0 reach=fs,init\n", img));
+    fsck_clean();
+    debugfs_is("/huge", huge, 10);
+    debugfs_is("/huge2", huge, HUGE);
+}
+
 /* A client that dies holding an unlinked file: its blocks and inode are freed. */
 static void test_dying_client_frees_unlinked(void **state)
 {
@@ -708,10 +738,15 @@ static void test_dying_client_frees_unlinked(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_read_side),      cmocka_unit_test(test_no_disk),
-        cmocka_unit_test(test_read_only_disk), cmocka_unit_test(test_open_table_and_a_dying_client),
-        cmocka_unit_test(test_corrupt_images), cmocka_unit_test(test_write_side),
-        cmocka_unit_test(test_many_clients),   cmocka_unit_test(test_dying_client_frees_unlinked),
+        cmocka_unit_test(test_read_side),
+        cmocka_unit_test(test_no_disk),
+        cmocka_unit_test(test_read_only_disk),
+        cmocka_unit_test(test_open_table_and_a_dying_client),
+        cmocka_unit_test(test_corrupt_images),
+        cmocka_unit_test(test_write_side),
+        cmocka_unit_test(test_many_clients),
+        cmocka_unit_test(test_bigger_than_the_cache),
+        cmocka_unit_test(test_dying_client_frees_unlinked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

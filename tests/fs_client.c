@@ -243,7 +243,7 @@ static void next(os_ctx_t *ctx, client_t *c)
     case OP_BURST:
         /* more than the server queues: it stops reading us until it catches up */
         for (uint64_t k = 0; k < s->len; k++)
-            send_read(ctx, c, 0, (uint32_t)s->data_len);
+            send_read(ctx, c, s->off, (uint32_t)s->data_len);
         return;
     case OP_EXIT:
         atomic_store(&c->sc->done, 1);

@@ -44,7 +44,7 @@ typedef enum op {
     OP_GARBAGE,  /* slot (-1: the control channel): message `flags` with `len` bytes of junk */
     OP_SETFLAG,  /* flag */
     OP_WAITFLAG, /* flag */
-    OP_BURST,    /* slot: `len` reads of `data_len` bytes at 0 sent at once; each must give data */
+    OP_BURST,    /* slot: `len` reads of `data_len` bytes at off sent at once; each gives them */
     OP_EXIT,     /* the task exits now (its channels close) */
     OP_SHUTDOWN, /* ask init to shut the OS down with status 0 */
 } op_t;

@@ -247,6 +247,36 @@ static void test_deep_maps(void **state)
     }
 }
 
+/* One byte under each of many indirect blocks: a step stops on its block budget too. */
+static void test_sparse_cut(void **state)
+{
+    (void)state;
+    disk_t *d = disk_make(1, 16);
+    ext2_fs_t *fs = mount_rw(d);
+    ext2_statfs_t st0, st1;
+    assert_int_equal(ext2_statfs(fs, &st0), 0);
+    uint32_t f = mk(fs, EXT2_ROOT_INO, "holes", EXT2_T_REG << 12 | 0644, NULL);
+    uint64_t p = fs->ptrs, bs = fs->block_size;
+    for (uint64_t i = 0; i < 150; i++)
+        wr(fs, f, (12 + p + i * p + i % 7) * bs + i, "x", 1);
+    ext2_inode_t in;
+    assert_int_equal(ext2_iget(fs, f, &in), 0);
+    /* 150 data blocks, 150 single indirect blocks, one double indirect block. */
+    assert_int_equal(in.sectors, (150 + 150 + 1) * (bs / 512));
+    int steps = trunc_all(fs, f, (12 + p + 20 * p) * bs, d);
+    assert_true(steps >= 5);
+    assert_int_equal(ext2_iget(fs, f, &in), 0);
+    assert_int_equal(in.sectors, (20 + 20 + 1) * (bs / 512));
+    fsck_ok(d, "sparse cut");
+    steps = trunc_all(fs, f, 0, d);
+    assert_int_equal(ext2_iget(fs, f, &in), 0);
+    assert_int_equal(in.sectors, 0);
+    assert_int_equal(ext2_statfs(fs, &st1), 0);
+    assert_int_equal(st1.free_blocks, st0.free_blocks);
+    fsck_ok(d, "sparse emptied");
+    disk_free(d, fs);
+}
+
 /* Sizes past 2 GiB: large_file set on revision 1, refused on revision 0; past 4 GiB. */
 static void test_large_files(void **state)
 {
@@ -838,7 +868,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_write_read), cmocka_unit_test(test_remove_and_free),
         cmocka_unit_test(test_truncate),          cmocka_unit_test(test_many_names),
-        cmocka_unit_test(test_deep_maps),         cmocka_unit_test(test_large_files),
+        cmocka_unit_test(test_deep_maps),
+        cmocka_unit_test(test_sparse_cut),
+        cmocka_unit_test(test_large_files),
         cmocka_unit_test(test_symlinks),          cmocka_unit_test(test_rename),
         cmocka_unit_test(test_disk_full),         cmocka_unit_test(test_inodes_full),
         cmocka_unit_test(test_read_only),         cmocka_unit_test(test_corrupt),

@@ -265,10 +265,13 @@ typedef struct {
     bool stopped;   /* the budget ran out: more to do */
 } cut_t;
 
-/* Room for one more step: a block freed touches a bitmap and a descriptor block at most. */
+/*
+ * Room for one more step: a block freed touches a bitmap and a descriptor block at most, and
+ * the call's end may still zero the last block's tail (its map: three indirect blocks).
+ */
 static bool cut_room(cut_t *c)
 {
-    if (c->fs->touched_n + 4 > EXT2_CALL_BLOCKS_MAX)
+    if (c->fs->touched_n + 8 > EXT2_CALL_BLOCKS_MAX)
         c->stopped = true;
     return !c->stopped;
 }

@@ -170,6 +170,13 @@ int disk_write(void *arg, uint64_t off, const void *buf, size_t len, int kind)
     if (busy_now(d))
         return OS_EBUSY;
     d->writes++;
+    if (kind == EXT2_W_DATA && d->fs && d->fs->block_size) {
+        uint32_t bs = d->fs->block_size;
+        if (off % bs == 0 && len == bs)
+            d->data_whole++;
+        else
+            d->data_part++;
+    }
     note_blocks(d, off, len);
     if (d->logging) {
         if (d->nlog == d->caplog) {

@@ -44,6 +44,7 @@ typedef struct {
     uint32_t call_blocks[EXT2_CALL_BLOCKS_MAX * 4];
     size_t ncall_blocks, max_call_blocks;
     unsigned long reads, writes;
+    unsigned long data_whole, data_part; /* EXT2_W_DATA writes of whole blocks, of less */
 } disk_t;
 
 int suite_setup(void **state);

@@ -57,6 +57,27 @@ static void test_create_write_read(void **state)
     }
 }
 
+/* A new data block is written whole, in one call, so a cache need not read it first. */
+static void test_fresh_blocks_whole(void **state)
+{
+    (void)state;
+    disk_t *d = disk_make(1, 8);
+    ext2_fs_t *fs = mount_rw(d);
+    uint32_t f = mk(fs, EXT2_ROOT_INO, "f", EXT2_T_REG << 12 | 0644, NULL);
+    wr(fs, f, 100, "ten bytes!", 10);
+    assert_int_equal(d->data_whole, 1);
+    assert_int_equal(d->data_part, 0);
+    wr(fs, f, 200, "ten bytes!", 10);
+    assert_int_equal(d->data_whole, 1);
+    assert_int_equal(d->data_part, 1);
+    uint8_t want[210] = {0};
+    memcpy(want + 100, "ten bytes!", 10);
+    memcpy(want + 200, "ten bytes!", 10);
+    expect_file(fs, "/f", want, sizeof want);
+    fsck_ok(d, "fresh blocks");
+    disk_free(d, fs);
+}
+
 /* unlink and rmdir give everything back: the free counts return to where they started. */
 static void test_remove_and_free(void **state)
 {
@@ -866,11 +887,10 @@ static void test_placement(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_write_read), cmocka_unit_test(test_remove_and_free),
-        cmocka_unit_test(test_truncate),          cmocka_unit_test(test_many_names),
-        cmocka_unit_test(test_deep_maps),
-        cmocka_unit_test(test_sparse_cut),
-        cmocka_unit_test(test_large_files),
+        cmocka_unit_test(test_create_write_read), cmocka_unit_test(test_fresh_blocks_whole),
+        cmocka_unit_test(test_remove_and_free),   cmocka_unit_test(test_truncate),
+        cmocka_unit_test(test_many_names),        cmocka_unit_test(test_deep_maps),
+        cmocka_unit_test(test_sparse_cut),        cmocka_unit_test(test_large_files),
         cmocka_unit_test(test_symlinks),          cmocka_unit_test(test_rename),
         cmocka_unit_test(test_disk_full),         cmocka_unit_test(test_inodes_full),
         cmocka_unit_test(test_read_only),         cmocka_unit_test(test_corrupt),

@@ -1,6 +1,8 @@
 /* test_fs_ext2_write.c — the ext2 library's write side on mke2fs images, judged by e2fsck. */
 #include "ext2w_util.h"
 
+static void refused(disk_t *d, int rc, int want, const char *says, const uint8_t *snap);
+
 /* ---- the first subset: files, directories, remove, truncate ----------------------------- */
 
 /* A file written in uneven pieces reads back through the library and through debugfs. */
@@ -47,6 +49,10 @@ static void test_create_write_read(void **state)
         assert_int_equal(ext2_create(fs, dir, longname, 255, EXT2_T_REG << 12, NULL, &ino), 0);
         assert_int_equal(ext2_create(fs, f, "x", 1, EXT2_T_REG << 12, NULL, &ino), OS_ENOTDIR);
         assert_int_equal(ext2_write(fs, dir, 0, "x", 1), OS_EISDIR);
+        assert_int_equal(ext2_write(fs, f, 5, "x", 0), 0);
+        assert_int_equal(ext2_write(fs, f, 0, want, 4097), OS_EINVAL);
+        assert_int_equal(ext2_write(fs, f, UINT64_MAX - 2, "xyz", 3), OS_EINVAL);
+        assert_non_null(strstr(ext2_why(fs), "block map"));
         assert_int_equal(ext2_statfs(fs, &st1), 0);
         assert_true(st1.free_blocks < st0.free_blocks);
         assert_int_equal(st1.free_inodes, st0.free_inodes - 5);
@@ -207,6 +213,41 @@ static void test_many_names(void **state)
         fsck_ok(d, "many names removed");
         disk_free(d, fs);
     }
+}
+
+/* A directory stops growing at EXT2_DIR_GROW_MAX blocks; a freed slot takes a name again. */
+static void test_directory_full(void **state)
+{
+    (void)state;
+    disk_t *d = disk_make(1, 16);
+    ext2_fs_t *fs = mount_rw(d);
+    uint32_t dir = mk(fs, EXT2_ROOT_INO, "d", EXT2_T_DIR << 12 | 0755, NULL);
+    uint8_t *snap = malloc(d->size);
+    char name[256];
+    int made = 0, rc;
+    uint32_t ino;
+    for (;;) {
+        memset(name, 'n', 250);
+        snprintf(name + 240, 16, "%010d", made);
+        memcpy(snap, d->data, d->size);
+        rc = ext2_create(fs, dir, name, strlen(name), EXT2_T_REG << 12 | 0644, NULL, &ino);
+        if (rc != 0)
+            break;
+        made++;
+    }
+    refused(d, rc, OS_ENOSPC, "32 blocks", snap);
+    ext2_inode_t in;
+    assert_int_equal(ext2_iget(fs, dir, &in), 0);
+    assert_int_equal(in.size, (uint64_t)EXT2_DIR_GROW_MAX * fs->block_size);
+    assert_int_equal(made, EXT2_DIR_GROW_MAX * 3); /* entries of 260 bytes, 3 a block */
+    bool gone;
+    snprintf(name + 240, 16, "%010d", 7);
+    assert_int_equal(ext2_remove(fs, dir, name, strlen(name), false, &ino, &gone), 0);
+    free_inode(fs, ino);
+    mk(fs, dir, "short", EXT2_T_REG << 12 | 0644, NULL);
+    fsck_ok(d, "directory full");
+    free(snap);
+    disk_free(d, fs);
 }
 
 /* Sparse data under the double and triple indirect blocks, cut back in steps. */
@@ -887,14 +928,23 @@ static void test_placement(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_write_read), cmocka_unit_test(test_fresh_blocks_whole),
-        cmocka_unit_test(test_remove_and_free),   cmocka_unit_test(test_truncate),
-        cmocka_unit_test(test_many_names),        cmocka_unit_test(test_deep_maps),
-        cmocka_unit_test(test_sparse_cut),        cmocka_unit_test(test_large_files),
-        cmocka_unit_test(test_symlinks),          cmocka_unit_test(test_rename),
-        cmocka_unit_test(test_disk_full),         cmocka_unit_test(test_inodes_full),
-        cmocka_unit_test(test_read_only),         cmocka_unit_test(test_corrupt),
-        cmocka_unit_test(test_random_damage),     cmocka_unit_test(test_directory_budget),
+        cmocka_unit_test(test_create_write_read),
+        cmocka_unit_test(test_fresh_blocks_whole),
+        cmocka_unit_test(test_remove_and_free),
+        cmocka_unit_test(test_truncate),
+        cmocka_unit_test(test_many_names),
+        cmocka_unit_test(test_directory_full),
+        cmocka_unit_test(test_deep_maps),
+        cmocka_unit_test(test_sparse_cut),
+        cmocka_unit_test(test_large_files),
+        cmocka_unit_test(test_symlinks),
+        cmocka_unit_test(test_rename),
+        cmocka_unit_test(test_disk_full),
+        cmocka_unit_test(test_inodes_full),
+        cmocka_unit_test(test_read_only),
+        cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_random_damage),
+        cmocka_unit_test(test_directory_budget),
         cmocka_unit_test(test_placement),
     };
     return cmocka_run_group_tests(tests, suite_setup, suite_teardown);

@@ -318,3 +318,13 @@ void debugfs_stat(disk_t *d, const char *path, char *buf, size_t cap)
     buf[k] = '\0';
     fclose(f);
 }
+
+/* The call fails with `want`, ext2_why holds `says`, and the image is unchanged. */
+void refused(disk_t *d, int rc, int want, const char *says, const uint8_t *snap)
+{
+    if (rc != want || !strstr(ext2_why(d->fs), says))
+        fail_msg("got %s (%s), expected %s with '%s'", os_errname(rc), ext2_why(d->fs),
+                 os_errname(want), says);
+    if (snap)
+        assert_memory_equal(snap, d->data, d->size);
+}

@@ -86,4 +86,7 @@ void debugfs_cat(disk_t *d, const char *path, const uint8_t *want, size_t n);
 /* debugfs's `stat` of path, into buf. */
 void debugfs_stat(disk_t *d, const char *path, char *buf, size_t cap);
 
+/* The call failed with `want`, ext2_why holds `says`, the image equals snap (if given). */
+void refused(disk_t *d, int rc, int want, const char *says, const uint8_t *snap);
+
 #endif

@@ -111,6 +111,32 @@ static void test_corrupt(void **state)
     }
 }
 
+/* A group whose bitmaps or inode table sit outside it (or on each other): not written. */
+static void test_bad_layout(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 3; k++) {
+        disk_t *d = disk_make(1, 16);
+        ext2_fs_t *fs = calloc(1, sizeof *fs);
+        d->fs = fs;
+        assert_int_equal(ext2_mount(fs, disk_read, d, d->size), 0);
+        size_t g1 = gd_off(fs, 1);
+        uint32_t bb = rd32(d, g1), it = rd32(d, g1 + 8);
+        if (k == 0)
+            wr32(d, g1 + 8, rd32(d, gd_off(fs, 0) + 8) + 1); /* inode table in group 0 */
+        else if (k == 1)
+            wr32(d, g1 + 4, bb); /* both bitmaps on one block */
+        else
+            wr32(d, g1, it + 3); /* the block bitmap inside the inode table */
+        assert_int_equal(ext2_mount(fs, disk_read, d, d->size), 0);
+        uint8_t *snap = malloc(d->size);
+        memcpy(snap, d->data, d->size);
+        refused(d, ext2_mount_rw(fs, disk_write), OS_EROFS, "group 1", snap);
+        free(snap);
+        disk_free(d, fs);
+    }
+}
+
 /* Random damage to a populated volume, then writing calls: errors, never a crash. */
 static void test_random_damage(void **state)
 {
@@ -206,6 +232,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_bad_layout),
         cmocka_unit_test(test_random_damage),
         cmocka_unit_test(test_directory_budget),
     };

@@ -336,7 +336,7 @@ int ext2__ialloc(ext2_fs_t *fs, uint32_t parent, bool dir, uint32_t *ino)
     uint32_t pg = (parent - 1) / fs->inodes_per_group, best = UINT32_MAX;
     ext2__gd_t gd, bgd = {0};
     int rc;
-    /* Directories spread: the group with the fewest of them; files stay near their parent. */
+    /* Directories spread over the groups; files stay near their parent. */
     for (uint32_t i = 0; i < fs->groups; i++) {
         uint32_t g = dir ? (fs->hint_group_inode + i) % fs->groups : (pg + i) % fs->groups;
         if ((rc = ext2__group(fs, g, &gd)) < 0)
@@ -348,8 +348,12 @@ int ext2__ialloc(ext2_fs_t *fs, uint32_t parent, bool dir, uint32_t *ino)
             bgd = gd;
             break;
         }
-        if (best == UINT32_MAX || gd.used_dirs < bgd.used_dirs ||
-            (gd.used_dirs == bgd.used_dirs && gd.free_blocks > bgd.free_blocks)) {
+        /* A group with free blocks first, then the fewest directories, then the most room. */
+        bool room = gd.free_blocks > 0, broom = bgd.free_blocks > 0;
+        if (best == UINT32_MAX || (room && !broom) ||
+            (room == broom &&
+             (gd.used_dirs < bgd.used_dirs ||
+              (gd.used_dirs == bgd.used_dirs && gd.free_blocks > bgd.free_blocks)))) {
             best = g;
             bgd = gd;
         }

@@ -495,6 +495,10 @@ static int rename_(ext2_fs_t *fs, uint32_t from_dir, const char *from_name, size
         if ((rc = add_need(fs, &tw.in, &ts, &need)) < 0 || (rc = ext2__space(fs, need, 0)) < 0)
             return rc;
     }
+    /* A directory changing parents: its ".." is found (and checked) before any write. */
+    uint32_t up, up_blk = 0, up_off = 0;
+    if (src_dir && !same && (rc = dotdot(fs, &sw.in, &up, &up_blk, &up_off)) < 0)
+        return rc;
     if ((rc = ext2__room(fs)) < 0)
         return rc;
     /* The new name first: the file is never without one. */
@@ -527,10 +531,9 @@ static int rename_(ext2_fs_t *fs, uint32_t from_dir, const char *from_name, size
     if ((rc = dir_del(fs, &fw, &fs_)) < 0)
         return rc;
     if (src_dir && !same) {
-        uint32_t up, blk, off;
-        if ((rc = dotdot(fs, &sw.in, &up, &blk, &off)) < 0)
+        if ((rc = ext2__scratch_load(fs, up_blk)) < 0)
             return rc;
-        put32(fs->scratch + off, to_dir);
+        put32(fs->scratch + up_off, to_dir);
         if ((rc = scratch_store(fs)) < 0)
             return rc;
         if (fw.in.links > 1)

@@ -222,11 +222,14 @@ static void test_random_damage(void **state)
 static void test_directory_budget(void **state)
 {
     (void)state;
-    sh("rm -rf /tmp/orrery-ext2w-src && mkdir -p /tmp/orrery-ext2w-src/big && cd "
-       "/tmp/orrery-ext2w-src/big && for i in $(seq 1 2600); do : > "
-       "file-with-a-name-of-some-length-$i; done");
-    disk_t *d = disk_make_opts(0, 16, "-d /tmp/orrery-ext2w-src");
-    sh("rm -rf /tmp/orrery-ext2w-src");
+    /* The source tree lives in the suite's own temporary folder. */
+    char src[160], opt[200];
+    snprintf(src, sizeof src, "%s/src", suite_dir());
+    sh("mkdir -p %s/big && cd %s/big && for i in $(seq 1 2600); do : > "
+       "file-with-a-name-of-some-length-$i; done",
+       src, src);
+    snprintf(opt, sizeof opt, "-d %s", src);
+    disk_t *d = disk_make_opts(0, 16, opt);
     ext2_fs_t *fs = mount_rw(d);
     ext2_inode_t big;
     assert_int_equal(ext2_lookup(fs, "/big", false, &big), 0);

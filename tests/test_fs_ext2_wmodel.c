@@ -299,6 +299,14 @@ static void op_remove(model_t *m, bool dir)
     expect_rc(m, 0, rc, dir ? "rmdir" : "unlink", e->path);
     assert_int_equal(c.out_ino, e->ino);
     assert_true(c.gone);
+    if (e->type == EXT2_T_REG && rnd(m, 3) == 0) {
+        /* Still open somewhere: an unlinked file is written until its last close. */
+        uint8_t buf[3000];
+        fill(buf, sizeof buf, m->rng);
+        call_t w = {
+            .kind = C_WRITE, .ino = e->ino, .off = rnd(m, 70000), .buf = buf, .len = sizeof buf};
+        expect_rc(m, 0, call(m, &w), "write to unlinked", e->path);
+    }
     release(m, e->ino);
     ent_drop(e);
 }

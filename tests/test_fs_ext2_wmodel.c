@@ -22,6 +22,7 @@ typedef struct {
     bool busy;                   /* inject OS_EBUSY */
     unsigned long busies;        /* calls run again after OS_EBUSY */
     unsigned long calls, failed; /* library calls; those the model expected to fail */
+    uint32_t most_blocks;        /* the most distinct blocks one call touched */
     uint32_t now;
 } model_t;
 
@@ -179,6 +180,9 @@ static int call(model_t *m, call_t *c)
         int rc = call_once(m->fs, c);
         d->busy_in = -1;
         d->logging = false;
+        if (m->fs->touched_n > m->most_blocks)
+            m->most_blocks = m->fs->touched_n;
+        assert_true(m->fs->touched_n <= EXT2_CALL_BLOCKS_MAX);
         if (rc != OS_EBUSY)
             return rc;
         assert_true(ext2_why(m->fs)[0] != '\0');
@@ -460,8 +464,9 @@ static void test_model(void **state)
         int live = 0;
         for (int i = 0; i < ENT_MAX; i++)
             live += m.e[i].used;
-        print_message("%s: %lu calls (%lu refused as the model said), %d names left\n",
-                      conf_name[c], m.calls, m.failed, live);
+        print_message("%s: %lu calls (%lu refused as the model said), %d names left, at most "
+                      "%u blocks in one call\n",
+                      conf_name[c], m.calls, m.failed, live, m.most_blocks);
         assert_true(live > 20);
         check_model(&m);
         fsck_ok(d, "random operations");

@@ -492,14 +492,15 @@ static int release_(ext2_fs_t *fs, uint32_t ino)
     if (in->sectors != acl)
         return ext2__fail(fs, OS_EIO, "inode %u: %u sectors with no block mapped", ino,
                           in->sectors);
+    /* The bitmap first: an inode already free (released twice) is refused unchanged. */
+    if ((rc = ext2__ifree(fs, ino, ext2_type(in) == EXT2_T_DIR)) < 0)
+        return rc;
     if (in->file_acl && (rc = drop_xattr(fs, &wi)) < 0)
         return rc;
     memset(in->block, 0, sizeof in->block);
     in->size = 0;
     put32(wi.raw + 20, fs->now ? fs->now : 1); /* dtime: a deleted inode's mark */
-    if ((rc = ext2__wi_store(fs, &wi)) < 0)
-        return rc;
-    return ext2__ifree(fs, ino, ext2_type(in) == EXT2_T_DIR);
+    return ext2__wi_store(fs, &wi);
 }
 
 int ext2_release(ext2_fs_t *fs, uint32_t ino)

@@ -14,6 +14,7 @@
 int hl_cmd_run(int argc, char **argv);       /* run.c */
 int hl_cmd_bench_ipc(int argc, char **argv); /* bench_ipc.c */
 int hl_cmd_bench_net(int argc, char **argv); /* bench_net.c */
+int hl_cmd_mkfs(int argc, char **argv);      /* mkfs.c */
 
 /* The bare-metal image under QEMU (qemu.c, bench_boot.c). */
 int hl_cmd_qemu(int argc, char **argv);
@@ -62,9 +63,9 @@ typedef struct hl_det_config {
     const void *init_arg;
     size_t init_arg_len;
     uint64_t seed;
-    int console_in;      /* fd; -1: no input (EOF at once) */
-    int console_out;     /* fd */
-    uint64_t max_events; /* 0: no limit */
+    int console_in;                /* fd; -1: no input (EOF at once) */
+    int console_out;               /* fd */
+    uint64_t max_events;           /* 0: no limit */
     const hal_trace_sink_t *trace; /* NULL: no tracing */
 } hl_det_config_t;
 

@@ -80,6 +80,11 @@ int hl_cmd_replay(int argc, char **argv);
  * after printing why, naming the file and line. */
 int hl_manifest_load(const char *path, char **text, size_t *len);
 
+/* The default disk: HL_DEFAULT_DISK next to this binary (build/disk.img, made from disk/ by the
+ * build). 0 with its path when it exists, else -1 with the path it would have. */
+#define HL_DEFAULT_DISK "disk.img"
+int hl_default_disk(char *out, size_t n); /* qemu_disk.c */
+
 /* Usage errors, numbers, files and writes: cli_* in opt.h. */
 
 #endif

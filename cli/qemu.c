@@ -772,6 +772,15 @@ int hl_cmd_qemu(int argc, char **argv)
     }
     if (o.manifest_path && hl_manifest_load(o.manifest_path, &manifest_text, &manifest_len) != 0)
         return 2; /* the text is kept for the trace's run row */
+    /* After the checks of our own input: the probe starts QEMU. */
+    want = o.accel;
+    choice = hq_choose(qemu, image, want);
+    if (report_choice(choice, want, verbose) != 0) {
+        free(manifest_text);
+        return 2;
+    }
+    o.accel = hq_cands[choice->chosen].accel;
+    o.cpu = hq_cands[choice->chosen].cpu;
     if (!o.disk && !no_disk) {
         /* the default disk, locked for the run so no other run writes it meanwhile */
         char path[sizeof(disk.path)], dwhy[4400];
@@ -788,15 +797,6 @@ int hl_cmd_qemu(int argc, char **argv)
     if (o.disk)
         fprintf(stderr, "orrery: disk: %s (%s%s)\n", o.disk->path,
                 o.disk->ro ? "read-only" : "read-write", disk_lock >= 0 ? ", the default" : "");
-    /* After the checks of our own input: the probe starts QEMU. */
-    want = o.accel;
-    choice = hq_choose(qemu, image, want);
-    if (report_choice(choice, want, verbose) != 0) {
-        free(manifest_text);
-        return 2;
-    }
-    o.accel = hq_cands[choice->chosen].accel;
-    o.cpu = hq_cands[choice->chosen].cpu;
     if (pcap_path) {
         if (hq_pcap_prepare(&pcap, pcap_path, err, sizeof(err)) != 0) {
             free(manifest_text);

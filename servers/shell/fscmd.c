@@ -796,6 +796,17 @@ void fscmd_init(shell_state_t *st)
     strcpy(st->cwd, "/");
 }
 
+/* Whether a task named "fs" runs (it ends at start when there is no blk0). */
+static bool fs_running(os_ctx_t *ctx, shell_state_t *st)
+{
+    int n = os_task_list(ctx, st->tasks, SHELL_TASKS_MAX);
+    for (int i = 0; i < n && i < SHELL_TASKS_MAX; i++) {
+        if (strcmp(st->tasks[i].name, "fs") == 0)
+            return true;
+    }
+    return false;
+}
+
 void fscmd_start(os_ctx_t *ctx, shell_state_t *st, const shell_cmd_t *c)
 {
     fscmd_t *fc = &st->fc;
@@ -830,6 +841,13 @@ void fscmd_start(os_ctx_t *ctx, shell_state_t *st, const shell_cmd_t *c)
         if (n > 0 || c->kind == SHELL_APPEND)
             fc->text[n++] = '\n'; /* as echo TEXT > FILE */
         fc->text_len = (uint32_t)n;
+    }
+    if (st->fs.state != CONN_UP && !fs_running(ctx, st)) {
+        /* init would hold the connect until an fs server registers: say so now instead */
+        sh_say(st, "shell: %s: no file system: the fs server is not running (no disk? boot with "
+                   "--disk FILE)\n",
+               cmd_name(c->kind));
+        return;
     }
     fc->starting = true;
     fc->wait = FW_CONNECT;

@@ -80,8 +80,9 @@ int hl_cmd_replay(int argc, char **argv);
  * after printing why, naming the file and line. */
 int hl_manifest_load(const char *path, char **text, size_t *len);
 
-/* The default disk: HL_DEFAULT_DISK next to this binary (build/disk.img, made from disk/ by the
- * build). 0 with its path when it exists, else -1 with the path it would have. */
+/* The default disk: $ORRERY_DISK if set (a path, or "none": 1, no disk), else HL_DEFAULT_DISK
+ * next to this binary (build/disk.img, made from disk/ by the build). 0 with its path when it
+ * exists, else -1 with the path it would have. */
 #define HL_DEFAULT_DISK "disk.img"
 int hl_default_disk(char *out, size_t n); /* qemu_disk.c */
 

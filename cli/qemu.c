@@ -61,7 +61,8 @@ static const char qemu_usage[] =
     "                   Without --disk: disk.img next to this binary (build/disk.img, the\n"
     "                   default disk made from disk/ by the build; what the OS writes stays\n"
     "                   in it), unless another run has it open (then no disk);\n"
-    "                   --disk none: no disk. The disk used is said on stderr at the start.\n"
+    "                   --disk none: no disk. $ORRERY_DISK=FILE|none replaces the default.\n"
+    "                   The disk used is said on stderr at the start.\n"
     "                   docs/storage-shell.md\n"
     "  --gdb            start QEMU's gdb stub on :1234, stopped; prints how to attach\n"
     "                   (no boot deadline unless --boot-timeout is given)\n"
@@ -784,7 +785,10 @@ int hl_cmd_qemu(int argc, char **argv)
     if (!o.disk && !no_disk) {
         /* the default disk, locked for the run so no other run writes it meanwhile */
         char path[sizeof(disk.path)], dwhy[4400];
-        if (hl_default_disk(path, sizeof(path)) != 0) {
+        int found = hl_default_disk(path, sizeof(path));
+        if (found == 1) {
+            /* ORRERY_DISK=none: as --disk none */
+        } else if (found != 0) {
             fprintf(stderr, "orrery: disk: none (no default image %s; --disk FILE attaches one)\n",
                     path);
         } else if (hq_disk_parse(path, &disk, dwhy, sizeof(dwhy)) != 0 ||

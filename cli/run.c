@@ -53,8 +53,9 @@ static const char run_usage[] =
     "                    Without --disk: disk.img next to this binary (build/disk.img, the\n"
     "                    default disk made from disk/ by the build; what the OS writes\n"
     "                    stays in it), unless another run has it open (then no disk);\n"
-    "                    --disk none: no disk. The disk used is said on stderr at the\n"
-    "                    start. --deterministic runs have no disk. docs/storage-shell.md\n"
+    "                    --disk none: no disk. $ORRERY_DISK=FILE|none replaces the\n"
+    "                    default. The disk used is said on stderr at the start.\n"
+    "                    --deterministic runs have no disk. docs/storage-shell.md\n"
     "  --help            this text\n";
 
 int hl_manifest_load(const char *path, char **text, size_t *len)
@@ -181,7 +182,10 @@ int hl_cmd_run(int argc, char **argv)
     if (!disk_spec && !no_disk && !deterministic) {
         /* the default disk; a run that has it open already leaves this one without */
         char err[4200];
-        if (hl_default_disk(default_path, sizeof(default_path)) != 0)
+        int found = hl_default_disk(default_path, sizeof(default_path));
+        if (found == 1)
+            ; /* ORRERY_DISK=none: as --disk none */
+        else if (found != 0)
             fprintf(stderr, "orrery: disk: none (no default image %s; --disk FILE attaches one)\n",
                     default_path);
         else if (hl_blk_open(default_path, &disk, err, sizeof(err)) != 0)

@@ -58,6 +58,12 @@ def mkfs(folder, image, *args):
     return r
 
 
+def mounted(s):
+    """Wait for the fs server's mount line, so that no log line falls into a command's output."""
+    s.expect(r"\[fs\] blk0: ext2[^\n]*\n")
+    return s
+
+
 def cmd(s, line, timeout=None):
     """One shell command's output: prompts and the OS's log lines ("[fs] ...") left out."""
     out = s.run_commands([line], timeout=timeout).replace("\r\n", "\n")
@@ -82,7 +88,7 @@ def shutdown(s):
 
 def test_shell_changes_files_and_the_disk_keeps_them(boot, tmp_path):
     img = disk_copy(tmp_path)
-    s = boot("--disk", str(img))
+    s = mounted(boot("--disk", str(img)))
 
     out = cmd(s, "mount")
     assert re.search(r"^blk0 on / type ext2 \(rw", out, re.M), out
@@ -162,7 +168,7 @@ def test_files_made_by_mke2fs_read_back_identically(boot, tmp_path):
         (many / f"file-with-a-long-name-{i:03d}.txt").write_text(f"{i}\n")
     img = tmp_path / "made.img"
     mkfs(src, img)
-    s = boot("--disk", str(img))
+    s = mounted(boot("--disk", str(img)))
 
     assert cat(s, "long.txt", timeout=120) == text
     assert cat(s, "deep/er/small.txt") == "small\n"
@@ -179,7 +185,7 @@ def test_files_made_by_mke2fs_read_back_identically(boot, tmp_path):
 def test_read_only_disk_refuses_changes(boot, tmp_path):
     img = disk_copy(tmp_path)
     before = hashlib.sha256(img.read_bytes()).hexdigest()
-    s = boot("--disk", f"{img},ro")
+    s = mounted(boot("--disk", f"{img},ro"))
     out = cmd(s, "mount")
     assert re.search(r"^blk0 on / type ext2 \(ro", out, re.M), out
     assert "this shell may only read: the volume is read-only" in out
@@ -210,7 +216,7 @@ def test_a_shell_granted_fs_ro_may_only_read(run, tmp_path):
     manifest.write_text("program console restart=always\n"
                         "program shell restart=always reach=console,init,fs:ro\n"
                         "program fs restart=on-failure\n")
-    s = run("--manifest", str(manifest), "--disk", str(img))
+    s = mounted(run("--manifest", str(manifest), "--disk", str(img)))
     out = cmd(s, "mount")
     assert re.search(r"^blk0 on / type ext2 \(rw", out, re.M), out
     assert "this shell may only read: its manifest line grants reach=fs:ro" in out
@@ -228,7 +234,7 @@ def test_a_shell_without_fs_in_its_reach_is_told(run, tmp_path):
     manifest.write_text("program console restart=always\n"
                         "program shell restart=always reach=console,init\n"
                         "program fs restart=on-failure\n")
-    s = run("--manifest", str(manifest), "--disk", str(img))
+    s = mounted(run("--manifest", str(manifest), "--disk", str(img)))
     assert cmd(s, "ls") == ("shell: ls: this shell may not reach the file system (no 'fs' in "
                             "its reach in the manifest)\n")
     shutdown(s)
@@ -245,9 +251,10 @@ def start_copy(tmp_path, with_disk=True):
     return binary, env
 
 
-def test_run_attaches_the_disk_next_to_the_binary(tmp_path):
+def test_run_attaches_the_disk_next_to_the_binary(tmp_path, monkeypatch):
     binary, env = start_copy(tmp_path)
-    r = subprocess.run([str(binary), "run"], input="cat hello.txt\nwrite mine.txt kept\n",
+    monkeypatch.delenv("ORRERY_DISK")  # for Session, which runs with this environment
+    r = subprocess.run([str(binary), "run"], input="cat hello.txt\nwrite mine.txt kept\nsync\n",
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stderr == f"orrery: disk: {tmp_path}/disk.img (read-write, the default)\n"
@@ -257,7 +264,7 @@ def test_run_attaches_the_disk_next_to_the_binary(tmp_path):
     # a second run while one holds the disk boots without it, and says so
     first = Session([str(binary), "run"])
     try:
-        first.wait_prompt()
+        mounted(first)
         r = subprocess.run([str(binary), "run"], input="ls\n", capture_output=True, text=True,
                            env=env, timeout=60)
         assert r.returncode == 0, r.stderr

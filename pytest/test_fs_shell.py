@@ -254,7 +254,7 @@ def start_copy(tmp_path, with_disk=True):
 def test_run_attaches_the_disk_next_to_the_binary(tmp_path, monkeypatch):
     binary, env = start_copy(tmp_path)
     monkeypatch.delenv("ORRERY_DISK")  # for Session, which runs with this environment
-    r = subprocess.run([str(binary), "run"], input="cat hello.txt\nwrite mine.txt kept\nsync\n",
+    r = subprocess.run([str(binary), "run"], input="cat hello.txt\nwrite mine.txt kept\n",
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stderr == f"orrery: disk: {tmp_path}/disk.img (read-write, the default)\n"

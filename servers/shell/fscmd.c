@@ -66,6 +66,8 @@ static const char *cmd_name(shell_kind_t k)
         return "mount";
     case SHELL_CD:
         return "cd";
+    case SHELL_SHUTDOWN:
+        return "shutdown: sync";
     default:
         return "pwd";
     }
@@ -94,6 +96,10 @@ static void finish(os_ctx_t *ctx, shell_state_t *st)
     close_handle(ctx, &fc->entry);
     close_handle(ctx, &fc->file);
     fc->step = 0;
+    if (fc->kind == SHELL_SHUTDOWN) {
+        sh_shutdown_flush(ctx, st); /* synced or not: the shutdown goes on */
+        return;
+    }
     if (fc->starting) {
         st->op = OP_NONE;
         os_timer_cancel(ctx, st->timer);
@@ -127,7 +133,8 @@ static void fail_status(os_ctx_t *ctx, shell_state_t *st, int status)
         hint = " (this shell may only read: reach=fs:ro in the manifest)";
     if (fc->kind == SHELL_MV)
         fail(ctx, st, "%s -> %s: %s", fc->path, fc->path2, os_strerror(status));
-    else if (fc->kind == SHELL_DF || fc->kind == SHELL_SYNC || fc->kind == SHELL_MOUNT)
+    else if (fc->kind == SHELL_DF || fc->kind == SHELL_SYNC || fc->kind == SHELL_MOUNT ||
+             fc->kind == SHELL_SHUTDOWN)
         fail(ctx, st, "%s", os_strerror(status));
     else
         fail(ctx, st, "%s: %s%s", fc->path, os_strerror(status), hint);
@@ -297,7 +304,8 @@ static void begin(os_ctx_t *ctx, shell_state_t *st)
         err = fs_symlink_send(ctx, st->fs.chan, m);
         break;
     }
-    case SHELL_SYNC: {
+    case SHELL_SYNC:
+    case SHELL_SHUTDOWN: {
         fs_sync_t m = {fc->req};
         err = fs_sync_send(ctx, st->fs.chan, &m);
         break;
@@ -857,6 +865,18 @@ void fscmd_start(os_ctx_t *ctx, shell_state_t *st, const shell_cmd_t *c)
     else if (st->fs.state == CONN_DOWN)
         sh_connect(ctx, st, &st->fs);
     fc->starting = false;
+}
+
+void fscmd_sync_then_shutdown(os_ctx_t *ctx, shell_state_t *st)
+{
+    fscmd_t *fc = &st->fc;
+    memset(fc, 0, offsetof(fscmd_t, page));
+    fc->file = OS_HANDLE_NONE;
+    fc->entry = OS_HANDLE_NONE;
+    fc->kind = SHELL_SHUTDOWN;
+    fc->wait = FW_CONNECT;
+    sh_op_start(ctx, st, OP_FS, SHELL_FS_TIMEOUT_NS);
+    begin(ctx, st);
 }
 
 void fscmd_connected(os_ctx_t *ctx, shell_state_t *st)

@@ -324,15 +324,23 @@ static void run_line(os_ctx_t *ctx, shell_state_t *st, const char *line, size_t 
     case SHELL_SHUTDOWN:
         sh_say(st, "shutting down\n");
         st->op_status = c->status;
-        st->op_req = ++st->next_req;
-        st->flush_wanted = true;
-        sh_op_start(ctx, st, OP_FLUSH, SHELL_SHUTDOWN_TIMEOUT_NS);
+        if (st->fs.state == CONN_UP)
+            fscmd_sync_then_shutdown(ctx, st); /* what the files hold reaches the disk first */
+        else
+            sh_shutdown_flush(ctx, st);
         break;
     case SHELL_CRASH:
         flush_out(ctx, st);
         crash(ctx, c->crash);
         break;
     }
+}
+
+void sh_shutdown_flush(os_ctx_t *ctx, shell_state_t *st)
+{
+    st->op_req = ++st->next_req;
+    st->flush_wanted = true;
+    sh_op_start(ctx, st, OP_FLUSH, SHELL_SHUTDOWN_TIMEOUT_NS);
 }
 
 static void shutdown_now(os_ctx_t *ctx, shell_state_t *st)

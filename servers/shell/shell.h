@@ -184,6 +184,8 @@ void sh_connect(os_ctx_t *ctx, shell_state_t *st, conn_t *c);
 void sh_conn_lost(os_ctx_t *ctx, shell_state_t *st, conn_t *c);
 void sh_op_start(os_ctx_t *ctx, shell_state_t *st, op_kind_t kind, uint64_t timeout);
 void sh_op_done(os_ctx_t *ctx, shell_state_t *st);
+/* shutdown: wait for the console to print what is left, then ask init to shut down. */
+void sh_shutdown_flush(os_ctx_t *ctx, shell_state_t *st);
 
 /* netcmd.c: net, netstat, ping and fetch */
 bool netcmd_is(op_kind_t op);
@@ -202,6 +204,8 @@ void netcmd_on_timer(os_ctx_t *ctx, shell_state_t *st);
 /* fscmd.c: ls, cat, write, append, mkdir, rm, rmdir, mv, ln, stat, df, sync, mount, cd, pwd */
 void fscmd_init(shell_state_t *st);
 void fscmd_start(os_ctx_t *ctx, shell_state_t *st, const shell_cmd_t *c);
+/* shutdown with the fs connection up: fs.sync, then sh_shutdown_flush (also when it fails). */
+void fscmd_sync_then_shutdown(os_ctx_t *ctx, shell_state_t *st);
 /* st->fs came up, or init refused it with status. */
 void fscmd_connected(os_ctx_t *ctx, shell_state_t *st);
 void fscmd_refused(os_ctx_t *ctx, shell_state_t *st, int status);

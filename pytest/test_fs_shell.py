@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import PROMPT, Session, orrery_path, run_cli
+from conftest import PROMPT, Session, image_path, orrery_path, qemu_missing, run_cli
 
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 HELLO = "Hello from the disk of Orrery.\n"  # disk/hello.txt
@@ -274,6 +274,29 @@ def test_run_attaches_the_disk_next_to_the_binary(tmp_path, monkeypatch):
     finally:
         first.close_stdin()
         assert first.wait() == 0
+
+
+def test_qemu_attaches_the_disk_next_to_the_binary(tmp_path):
+    if qemu_missing():
+        pytest.skip(qemu_missing())
+    binary, env = start_copy(tmp_path)
+    env["ORRERY_IMAGE"] = image_path()
+    r = subprocess.run([str(binary), "qemu", "--machine", "microvm", "--accel", "tcg"],
+                       input="cat hello.txt\nwrite from-qemu.txt yes\n", capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == f"orrery: disk: {tmp_path}/disk.img (read-write, the default)\n"
+    assert HELLO in r.stdout.replace("\r\n", "\n")
+    fsck(tmp_path / "disk.img")
+    assert debugfs(tmp_path / "disk.img", "cat /from-qemu.txt") == b"yes\n"
+    # ORRERY_DISK names another default; --disk none wins over both
+    other = disk_copy(tmp_path, "other.img")
+    env["ORRERY_DISK"] = str(other)
+    r = subprocess.run([str(binary), "qemu", "--machine", "microvm", "--accel", "tcg",
+                        "--disk", "none"], input="ls\n", capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "no file system: the fs server is not running" in r.stdout
 
 
 def test_run_without_a_default_disk_says_so(tmp_path):

@@ -852,8 +852,9 @@ void fscmd_start(os_ctx_t *ctx, shell_state_t *st, const shell_cmd_t *c)
     }
     if (st->fs.state != CONN_UP && !fs_running(ctx, st)) {
         /* init would hold the connect until an fs server registers: say so now instead */
-        sh_say(st, "shell: %s: no file system: the fs server is not running (no disk? boot with "
-                   "--disk FILE)\n",
+        sh_say(st,
+               "shell: %s: no file system: the fs server is not running (no disk? boot with "
+               "--disk FILE)\n",
                cmd_name(c->kind));
         return;
     }

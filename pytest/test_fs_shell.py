@@ -417,3 +417,21 @@ def test_mkfs_reports_a_failing_mke2fs_and_leaves_nothing(tmp_path):
     assert r.stderr == ("orrery: mkfs: mke2fs failed (status 1): mke2fs: something went "
                         "wrong\n")
     assert list(out.iterdir()) == []  # the temporary file is gone, no image
+
+
+def test_mkfs_never_replaces_an_image_that_appears_meanwhile(tmp_path):
+    (tmp_path / "src").mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    fake = tmp_path / "mke2fs"  # makes the image, and someone else makes IMAGE meanwhile
+    fake.write_text('#!/bin/sh\nfor a; do last=$a; done\necho theirs > "$(dirname "$last")/o.img"'
+                    '\nexit 0\n')
+    fake.chmod(0o755)
+    env = dict(os.environ, ORRERY_MKE2FS=str(fake))
+    r = subprocess.run([orrery_path(), "mkfs", str(tmp_path / "src"), str(out / "o.img")],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 2
+    assert r.stderr == (f"orrery: mkfs: {out}/o.img: appeared while the image was made; not "
+                        "replaced\n")
+    assert (out / "o.img").read_text() == "theirs\n"
+    assert [p.name for p in out.iterdir()] == ["o.img"]  # our temporary file is gone

@@ -518,8 +518,11 @@ static void print_fsinfo(shell_state_t *st, const fs_fsinfo_t *m)
     }
     sh_say(st, "blk0 on / type ext2 (%s", m->flags & FS_INFO_RO ? "ro" : "rw");
     if (m->note[0]) {
+        const char *note = m->note;
+        if (strncmp(note, "read-only: ", 11) == 0)
+            note += 11; /* "(ro: the disk is read-only)", not "(ro: read-only: ...)" */
         sh_say(st, ": ");
-        put_name(st, m->note);
+        put_name(st, note);
     }
     sh_say(st, ")\n");
     if (m->flags & FS_INFO_RO)

@@ -807,6 +807,8 @@ void fscmd_init(shell_state_t *st)
     strcpy(st->cwd, "/");
 }
 
+#define NOT_RUNNING "no file system: the fs server is not running (no disk? boot with --disk FILE)"
+
 /* Whether a task named "fs" runs (it ends at start when there is no blk0). */
 static bool fs_running(os_ctx_t *ctx, shell_state_t *st)
 {
@@ -855,15 +857,13 @@ void fscmd_start(os_ctx_t *ctx, shell_state_t *st, const shell_cmd_t *c)
     }
     if (st->fs.state != CONN_UP && !fs_running(ctx, st)) {
         /* init would hold the connect until an fs server registers: say so now instead */
-        sh_say(st,
-               "shell: %s: no file system: the fs server is not running (no disk? boot with "
-               "--disk FILE)\n",
-               cmd_name(c->kind));
+        sh_say(st, "shell: %s: %s\n", cmd_name(c->kind), NOT_RUNNING);
         return;
     }
     fc->starting = true;
     fc->wait = FW_CONNECT;
-    sh_op_start(ctx, st, OP_FS, SHELL_FS_TIMEOUT_NS);
+    fc->deadline = os_clock_now(ctx) + SHELL_FS_TIMEOUT_NS;
+    sh_op_start(ctx, st, OP_FS, SHELL_FS_POLL_NS);
     if (st->fs.state == CONN_UP)
         begin(ctx, st);
     else if (st->fs.state == CONN_DOWN)
@@ -929,9 +929,18 @@ void fscmd_on_file(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev)
 
 void fscmd_on_timer(os_ctx_t *ctx, shell_state_t *st)
 {
-    if (st->fc.wait == FW_CONNECT)
-        fail(ctx, st, "no file system: the fs server did not come up (is a disk attached?)");
-    else if (st->fc.wait != FW_ROOM)
+    if (st->fc.wait == FW_CONNECT) {
+        /* init holds the connect while no server has registered fs: one that ended (no
+         * disk) never will, one that mounts soon does */
+        uint64_t now = os_clock_now(ctx);
+        if (!fs_running(ctx, st))
+            fail(ctx, st, NOT_RUNNING);
+        else if (now >= st->fc.deadline)
+            fail(ctx, st, "no file system: the fs server did not register in time (%s)",
+                 os_strerror(OS_ETIMEDOUT));
+        else
+            os_timer_set(ctx, st->timer, now + SHELL_FS_POLL_NS);
+    } else if (st->fc.wait != FW_ROOM)
         fail(ctx, st, "the fs server did not answer: %s", os_strerror(OS_ETIMEDOUT));
 }
 

@@ -25,6 +25,7 @@ enum {
 #define SHELL_NET_IDLE_NS 10000000000ull     /* ping's lookup, fetch: each step without progress */
 #define SHELL_PING_INTERVAL_NS 1000000000ull /* ping: one echo a second */
 #define SHELL_FS_TIMEOUT_NS 10000000000ull   /* a file command: each answer of the fs server */
+#define SHELL_FS_POLL_NS 50000000ull         /* waiting for fs: is its server still running? */
 
 /* A connection to a server through init: down, asked for, or up. */
 typedef struct conn {
@@ -110,6 +111,7 @@ typedef struct fscmd {
     uint8_t type;                  /* FS_T_* of the open file */
     uint64_t off;                  /* cat: the next byte; ls: the next page's cookie */
     uint32_t entries;              /* ls: entries listed */
+    uint64_t deadline;             /* FW_CONNECT: when to give up on fs registering */
     char path[FS_PATH_MAX + 1];    /* the (first) path, absolute */
     char path2[FS_PATH_MAX + 1];   /* mv: TO; ln: the symlink's path */
     char text[SHELL_LINE_MAX + 2]; /* write, append: TEXT and a newline; ln: the target */

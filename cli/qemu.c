@@ -84,6 +84,17 @@ static const char qemu_usage[] =
     "(shutdown N); 2 for usage errors, a missing QEMU or image, a QEMU failure or no\n"
     "boot line in time.\n";
 
+/* Whether the space-separated list s holds word. */
+static bool has_word(const char *s, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = strstr(s, word); p; p = strstr(p + 1, word)) {
+        if ((p == s || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return true;
+    }
+    return false;
+}
+
 int hq_find_image(char *out, size_t n)
 {
     const char *env = getenv("ORRERY_IMAGE");
@@ -788,6 +799,9 @@ int hl_cmd_qemu(int argc, char **argv)
         int found = hl_default_disk(path, sizeof(path));
         if (found == 1) {
             /* ORRERY_DISK=none: as --disk none */
+        } else if (o.append && has_word(o.append, "blktest")) {
+            fprintf(stderr, "orrery: disk: none (blktest writes the disk's first sectors: give it "
+                            "a scratch image with --disk)\n");
         } else if (found != 0) {
             fprintf(stderr, "orrery: disk: none (no default image %s; --disk FILE attaches one)\n",
                     path);

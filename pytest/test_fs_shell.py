@@ -299,6 +299,22 @@ def test_qemu_attaches_the_disk_next_to_the_binary(tmp_path):
     assert "no file system: the fs server is not running" in r.stdout
 
 
+def test_qemu_blktest_never_gets_the_default_disk(tmp_path):
+    if qemu_missing():
+        pytest.skip(qemu_missing())
+    binary, env = start_copy(tmp_path)
+    env["ORRERY_IMAGE"] = image_path()
+    before = (tmp_path / "disk.img").read_bytes()
+    r = subprocess.run([str(binary), "qemu", "--machine", "microvm", "--accel", "tcg", "--append",
+                        "blktest"], input="", capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ("orrery: disk: none (blktest writes the disk's first sectors: give it a "
+                        "scratch image with --disk)\n")
+    assert "[bm] blktest: no virtio-blk device" in r.stdout
+    assert (tmp_path / "disk.img").read_bytes() == before
+
+
 def test_run_without_a_default_disk_says_so(tmp_path):
     binary, env = start_copy(tmp_path, with_disk=False)
     r = subprocess.run([str(binary), "run"], input="", capture_output=True, text=True, env=env,

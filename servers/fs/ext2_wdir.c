@@ -129,7 +129,7 @@ static int dir_scan(ext2_fs_t *fs, const ext2_inode_t *dir, scan_t *s)
 static int scratch_store(ext2_fs_t *fs)
 {
     uint32_t b = fs->scratch_blk;
-    int rc = ext2__blk_check(fs, b, "directory block");
+    int rc = ext2__blk_check(fs, 0, b, "directory block");
     if (rc < 0)
         return rc;
     return ext2__dev_write(fs, (uint64_t)b * fs->block_size, fs->scratch, fs->block_size,

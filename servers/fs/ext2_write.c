@@ -164,10 +164,13 @@ static bool group_has_super(const ext2_fs_t *fs, uint32_t g)
     return is_power(g, 3) || is_power(g, 5) || is_power(g, 7);
 }
 
-int ext2__blk_check(ext2_fs_t *fs, uint32_t b, const char *what)
+int ext2__blk_check(ext2_fs_t *fs, uint32_t ino, uint32_t b, const char *what)
 {
+    char who[24] = "";
+    if (ino)
+        snprintf(who, sizeof who, "inode %u: ", ino);
     if (!ext2__blk_ok(fs, b))
-        return ext2__fail(fs, OS_EIO, "%s: block %u outside the volume", what, b);
+        return ext2__fail(fs, OS_EIO, "%s%s: block %u outside the volume", who, what, b);
     uint32_t g = (b - fs->first_data_block) / fs->blocks_per_group;
     uint32_t rel = (b - fs->first_data_block) % fs->blocks_per_group;
     ext2__gd_t gd;
@@ -188,7 +191,7 @@ int ext2__blk_check(ext2_fs_t *fs, uint32_t b, const char *what)
         meta = rel < 1 + gdt + resv;
     }
     if (meta)
-        return ext2__fail(fs, OS_EIO, "%s: block %u holds group %u's metadata", what, b, g);
+        return ext2__fail(fs, OS_EIO, "%s%s: block %u holds group %u's metadata", who, what, b, g);
     return 0;
 }
 
@@ -239,7 +242,7 @@ static uint32_t group_blocks(const ext2_fs_t *fs, uint32_t g)
 
 int ext2__balloc(ext2_fs_t *fs, uint32_t goal, uint32_t *out)
 {
-    if (!ext2__blk_ok(fs, goal))
+    if (goal < fs->first_data_block || goal >= fs->blocks_count)
         goal = fs->first_data_block + fs->hint_group_block % fs->groups * fs->blocks_per_group;
     uint32_t g0 = (goal - fs->first_data_block) / fs->blocks_per_group;
     for (uint32_t i = 0; i < fs->groups; i++) {
@@ -260,7 +263,7 @@ int ext2__balloc(ext2_fs_t *fs, uint32_t goal, uint32_t *out)
                               gd.free_blocks);
         uint32_t b = first + bit;
         bool was;
-        if ((rc = ext2__blk_check(fs, b, "free block")) < 0 ||
+        if ((rc = ext2__blk_check(fs, 0, b, "free block")) < 0 ||
             (rc = bit_put(fs, gd.block_bitmap, bit, true, &was)) < 0 ||
             (rc = gd_adjust(fs, g, -1, 0, 0)) < 0 || (rc = sb_adjust(fs, -1, 0)) < 0)
             return rc;
@@ -273,7 +276,7 @@ int ext2__balloc(ext2_fs_t *fs, uint32_t goal, uint32_t *out)
 
 int ext2__bfree(ext2_fs_t *fs, uint32_t b)
 {
-    int rc = ext2__blk_check(fs, b, "freeing");
+    int rc = ext2__blk_check(fs, 0, b, "freeing");
     if (rc < 0)
         return rc;
     uint32_t g = (b - fs->first_data_block) / fs->blocks_per_group;

@@ -258,7 +258,8 @@ static int create_(ext2_fs_t *fs, uint32_t dir, const char *name, size_t len, ui
     if (t != EXT2_T_REG && t != EXT2_T_DIR && t != EXT2_T_LNK)
         return ext2__fail(fs, OS_EINVAL, "mode 0%o: only files, directories and symlinks", mode);
     if (t == EXT2_T_LNK) {
-        tlen = target ? strnlen(target, EXT2_PATH_MAX + 1) : 0;
+        while (target && tlen <= EXT2_PATH_MAX && target[tlen] != '\0')
+            tlen++;
         if (tlen == 0)
             return ext2__fail(fs, OS_EINVAL, "an empty symlink target");
         if (tlen > EXT2_PATH_MAX || tlen >= fs->block_size)

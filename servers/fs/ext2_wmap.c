@@ -185,19 +185,23 @@ int ext2__map_ensure(ext2_fs_t *fs, ext2__wino_t *wi, uint64_t first, uint64_t l
     return 0;
 }
 
-/* Write file bytes into block b at offset o; a fresh block gets zeros around them. */
+/*
+ * Write file bytes into block b at offset o. A fresh block is written whole in one call
+ * (zeros around the bytes, composed in the scratch block): a cache in front of the device
+ * need not read a block that is overwritten whole.
+ */
 static int data_put(ext2_fs_t *fs, uint32_t b, uint32_t o, const uint8_t *src, size_t n, bool fresh)
 {
     uint64_t at = (uint64_t)b * fs->block_size;
     int rc = ext2__blk_check(fs, 0, b, "file data");
-    if (rc == 0 && fresh && o > 0)
-        rc = ext2__dev_write(fs, at, ext2__zeros, o, EXT2_W_DATA, "file data");
-    if (rc == 0)
-        rc = ext2__dev_write(fs, at + o, src, n, EXT2_W_DATA, "file data");
-    if (rc == 0 && fresh && o + n < fs->block_size)
-        rc = ext2__dev_write(fs, at + o + n, ext2__zeros, fs->block_size - o - n, EXT2_W_DATA,
-                             "file data");
-    return rc;
+    if (rc < 0)
+        return rc;
+    if (!fresh || (o == 0 && n == fs->block_size))
+        return ext2__dev_write(fs, at + o, src, n, EXT2_W_DATA, "file data");
+    fs->scratch_blk = 0;
+    memset(fs->scratch, 0, fs->block_size);
+    memcpy(fs->scratch + o, src, n);
+    return ext2__dev_write(fs, at, fs->scratch, fs->block_size, EXT2_W_DATA, "file data");
 }
 
 static int write_(ext2_fs_t *fs, uint32_t ino, uint64_t off, const void *buf, size_t len)

@@ -14,6 +14,7 @@
 int hl_cmd_run(int argc, char **argv);       /* run.c */
 int hl_cmd_bench_ipc(int argc, char **argv); /* bench_ipc.c */
 int hl_cmd_bench_net(int argc, char **argv); /* bench_net.c */
+int hl_cmd_mkfs(int argc, char **argv);      /* mkfs.c */
 
 /* The bare-metal image under QEMU (qemu.c, bench_boot.c). */
 int hl_cmd_qemu(int argc, char **argv);
@@ -62,9 +63,9 @@ typedef struct hl_det_config {
     const void *init_arg;
     size_t init_arg_len;
     uint64_t seed;
-    int console_in;      /* fd; -1: no input (EOF at once) */
-    int console_out;     /* fd */
-    uint64_t max_events; /* 0: no limit */
+    int console_in;                /* fd; -1: no input (EOF at once) */
+    int console_out;               /* fd */
+    uint64_t max_events;           /* 0: no limit */
     const hal_trace_sink_t *trace; /* NULL: no tracing */
 } hl_det_config_t;
 
@@ -78,6 +79,12 @@ int hl_cmd_replay(int argc, char **argv);
 /* Read and check a boot manifest file (run.c): 0 with *text (the caller frees it), or 2
  * after printing why, naming the file and line. */
 int hl_manifest_load(const char *path, char **text, size_t *len);
+
+/* The default disk: $ORRERY_DISK if set (a path, or "none": 1, no disk), else HL_DEFAULT_DISK
+ * next to this binary (build/disk.img, made from disk/ by the build). 0 with its path when it
+ * exists, else -1 with the path it would have. */
+#define HL_DEFAULT_DISK "disk.img"
+int hl_default_disk(char *out, size_t n); /* qemu_disk.c */
 
 /* Usage errors, numbers, files and writes: cli_* in opt.h. */
 

@@ -30,6 +30,7 @@ static int cmd_bench(int argc, char **argv);
 static const command_t commands[] = {
     {"run", hl_cmd_run, "boot Orrery hosted, shell on this terminal (--trace FILE.db records)"},
     {"qemu", hl_cmd_qemu, "boot the bare-metal image under QEMU"},
+    {"mkfs", hl_cmd_mkfs, "make an ext2 disk image from a folder (mke2fs -d)"},
     {"sim", hl_cmd_sim, "run scenarios over many seeds deterministically, with faults"},
     {"trace", hl_cmd_trace, "read, decode, export and import IPC traces (SQLite)"},
     {"replay", hl_cmd_replay, "replay one server against a recorded trace, report divergence"},

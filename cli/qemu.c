@@ -27,7 +27,7 @@ static const char qemu_usage[] =
     "                   [--gdb] [--append ARGS] [--verbose] [--trace FILE.db]\n"
     "                   [--boot-timeout SECONDS] [--probe]\n"
     "                   [--net none|user[,hostfwd=...]...] [--pcap FILE]\n"
-    "                   [--disk FILE[,ro]]\n"
+    "                   [--disk FILE[,ro]|none]\n"
     "\n"
     "Boot the bare-metal image (orrery.elf next to this binary, or $ORRERY_IMAGE) under\n"
     "qemu-system-x86_64 (or $ORRERY_QEMU), serial console on this terminal.\n"
@@ -58,6 +58,12 @@ static const char qemu_usage[] =
     "                   on microvm); FILE must exist, be a regular file and hold a whole\n"
     "                   number of 512-byte sectors (not 0); ,ro: read-only (writes fail\n"
     "                   with OS_EACCES). docs/storage.md\n"
+    "                   Without --disk: disk.img next to this binary (build/disk.img, the\n"
+    "                   default disk made from disk/ by the build; what the OS writes stays\n"
+    "                   in it), unless another run has it open (then no disk);\n"
+    "                   --disk none: no disk. $ORRERY_DISK=FILE|none replaces the default.\n"
+    "                   The disk used is said on stderr at the start.\n"
+    "                   docs/storage-shell.md\n"
     "  --gdb            start QEMU's gdb stub on :1234, stopped; prints how to attach\n"
     "                   (no boot deadline unless --boot-timeout is given)\n"
     "  --append ARGS    extra kernel command line words (verbose, rngtest, blktest,\n"
@@ -77,6 +83,17 @@ static const char qemu_usage[] =
     "and the end of input reaches the shell as end of file. The exit status is the OS's\n"
     "(shutdown N); 2 for usage errors, a missing QEMU or image, a QEMU failure or no\n"
     "boot line in time.\n";
+
+/* Whether the space-separated list s holds word. */
+static bool has_word(const char *s, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = strstr(s, word); p; p = strstr(p + 1, word)) {
+        if ((p == s || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return true;
+    }
+    return false;
+}
 
 int hq_find_image(char *out, size_t n)
 {
@@ -675,6 +692,8 @@ int hl_cmd_qemu(int argc, char **argv)
     const char *pcap_path = NULL;
     hq_pcap_t pcap = {.fd = -1};
     static hq_disk_t disk;
+    bool no_disk = false;
+    int disk_lock = -1;
     char err[400];
 
     while ((c = cli_getopt(argc, argv, "qemu", opts)) != -1) {
@@ -733,9 +752,13 @@ int hl_cmd_qemu(int argc, char **argv)
             pcap_path = optarg;
             break;
         case OPT_DISK:
-            if (o.disk)
+            if (o.disk || no_disk)
                 return cli_usage_error("qemu", "qemu: --disk given twice (the image has one "
                                                "disk, blk0)");
+            if (strcmp(optarg, "none") == 0) {
+                no_disk = true;
+                break;
+            }
             if (hq_disk_parse(optarg, &disk, err, sizeof(err)) != 0)
                 return cli_usage_error("qemu", "qemu: %s", err);
             o.disk = &disk;
@@ -770,6 +793,28 @@ int hl_cmd_qemu(int argc, char **argv)
     }
     o.accel = hq_cands[choice->chosen].accel;
     o.cpu = hq_cands[choice->chosen].cpu;
+    if (!o.disk && !no_disk) {
+        /* the default disk, locked for the run so no other run writes it meanwhile */
+        char path[sizeof(disk.path)], dwhy[4400];
+        int found = hl_default_disk(path, sizeof(path));
+        if (found == 1) {
+            /* ORRERY_DISK=none: as --disk none */
+        } else if (o.append && has_word(o.append, "blktest")) {
+            fprintf(stderr, "orrery: disk: none (blktest writes the disk's first sectors: give it "
+                            "a scratch image with --disk)\n");
+        } else if (found != 0) {
+            fprintf(stderr, "orrery: disk: none (no default image %s; --disk FILE attaches one)\n",
+                    path);
+        } else if (hq_disk_parse(path, &disk, dwhy, sizeof(dwhy)) != 0 ||
+                   (disk_lock = hq_disk_lock(&disk, dwhy, sizeof(dwhy))) < 0) {
+            fprintf(stderr, "orrery: disk: none (the default image cannot be used: %s)\n", dwhy);
+        } else {
+            o.disk = &disk;
+        }
+    }
+    if (o.disk)
+        fprintf(stderr, "orrery: disk: %s (%s%s)\n", o.disk->path,
+                o.disk->ro ? "read-only" : "read-write", disk_lock >= 0 ? ", the default" : "");
     if (pcap_path) {
         if (hq_pcap_prepare(&pcap, pcap_path, err, sizeof(err)) != 0) {
             free(manifest_text);

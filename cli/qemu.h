@@ -105,6 +105,10 @@ typedef struct hq_disk {
 int hq_disk_parse(const char *arg, hq_disk_t *d, char *err, size_t errlen);
 /* The -drive value: "file=FILE,format=raw,if=none,id=blk0[,readonly=on]". */
 void hq_drive_arg(const hq_disk_t *d, char *out, size_t n);
+/* Lock d's file as `orrery run` does (flock: exclusive, shared when read-only), so a run and
+ * a QEMU never share a disk they may write: the descriptor holding the lock, or -1 with why
+ * ("FILE: in use: another run has the image open"). */
+int hq_disk_lock(const hq_disk_t *d, char *err, size_t errlen);
 
 /* --pcap FILE: the capture is written to FILE.partial and renamed over FILE at the end. */
 typedef struct hq_pcap {

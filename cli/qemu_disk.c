@@ -1,12 +1,58 @@
-/* qemu_disk.c — `orrery qemu --disk FILE[,ro]`: a raw image file as the image's blk0 (virtio-blk).
- */
+/* qemu_disk.c — `orrery qemu --disk FILE[,ro]`: a raw image file as the image's blk0 (virtio-blk);
+ * and the default disk both run and qemu attach without --disk. */
 #define _GNU_SOURCE
 #include "qemu.h"
 
+#include "commands.h"
+
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+int hl_default_disk(char *out, size_t n)
+{
+    const char *env = getenv("ORRERY_DISK");
+    if (env && *env) {
+        snprintf(out, n, "%s", env);
+        if (strcmp(env, "none") == 0)
+            return 1;
+        return access(out, F_OK) == 0 ? 0 : -1;
+    }
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (len <= 0)
+        return -1;
+    self[len] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(out, n, "%s/%s", self, HL_DEFAULT_DISK);
+    return access(out, F_OK) == 0 ? 0 : -1;
+}
+
+int hq_disk_lock(const hq_disk_t *d, char *err, size_t errlen)
+{
+    int fd = open(d->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", d->path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, (d->ro ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            snprintf(err, errlen, "%s: in use: another run has the image open", d->path);
+        else
+            snprintf(err, errlen, "%s: %s", d->path, strerror(e));
+        return -1;
+    }
+    return fd;
+}
 
 /*
  * The checks are the hosted device's (`orrery run --disk`): FILE exists, is a regular file

@@ -17,7 +17,8 @@
 static const char run_usage[] =
     "usage: orrery run [--manifest FILE] [--workers N] [--deterministic --seed N] [--trace "
     "FILE.db]\n"
-    "                  [--net none|user[,hostfwd=...]] [--pcap FILE] [--disk FILE[,ro]]\n"
+    "                  [--net none|user[,hostfwd=...]] [--pcap FILE]\n"
+    "                  [--disk FILE[,ro]|none]\n"
     "\n"
     "Boot Orrery as a Linux process; the console is stdin/stdout (try 'help' at the\n"
     "'orrery> ' prompt, 'shutdown' to leave). SIGINT/SIGTERM shut it down cleanly.\n"
@@ -49,6 +50,12 @@ static const char run_usage[] =
     "                    or truncated: make one with 'truncate -s 64M FILE'); locked while\n"
     "                    the run lasts; ',ro' (or a file we may not write) serves it\n"
     "                    read-only; docs/storage.md\n"
+    "                    Without --disk: disk.img next to this binary (build/disk.img, the\n"
+    "                    default disk made from disk/ by the build; what the OS writes\n"
+    "                    stays in it), unless another run has it open (then no disk);\n"
+    "                    --disk none: no disk. $ORRERY_DISK=FILE|none replaces the\n"
+    "                    default. The disk used is said on stderr at the start.\n"
+    "                    --deterministic runs have no disk. docs/storage-shell.md\n"
     "  --help            this text\n";
 
 int hl_manifest_load(const char *path, char **text, size_t *len)
@@ -83,6 +90,7 @@ int hl_cmd_run(int argc, char **argv)
     const char *manifest_path = NULL, *trace_path = NULL, *pcap_path = NULL, *disk_spec = NULL;
     uint64_t workers = 0, seed = 1;
     bool deterministic = false, seed_given = false, net_on = false, net_given = false;
+    bool no_disk = false, default_disk = false;
     hl_net_config_t net;
 
     static const struct option opts[] = {
@@ -118,9 +126,12 @@ int hl_cmd_run(int argc, char **argv)
             pcap_path = optarg;
             break;
         case 'D':
-            if (disk_spec)
+            if (disk_spec || no_disk)
                 return cli_usage_error("run", "run: --disk given twice (there is one blk0)");
-            disk_spec = optarg;
+            if (strcmp(optarg, "none") == 0)
+                no_disk = true;
+            else
+                disk_spec = optarg;
             break;
         case 'n': {
             char err[256];
@@ -167,6 +178,21 @@ int hl_cmd_run(int argc, char **argv)
 
     /* Opened (and locked) before anything is written: a bad image stops the run at once. */
     hl_blk_config_t disk = {.fd = -1};
+    char default_path[4096];
+    if (!disk_spec && !no_disk && !deterministic) {
+        /* the default disk; a run that has it open already leaves this one without */
+        char err[4200];
+        int found = hl_default_disk(default_path, sizeof(default_path));
+        if (found == 1)
+            ; /* ORRERY_DISK=none: as --disk none */
+        else if (found != 0)
+            fprintf(stderr, "orrery: disk: none (no default image %s; --disk FILE attaches one)\n",
+                    default_path);
+        else if (hl_blk_open(default_path, &disk, err, sizeof(err)) != 0)
+            fprintf(stderr, "orrery: disk: none (the default image cannot be used: %s)\n", err);
+        else
+            default_disk = true;
+    }
     if (disk_spec) {
         char err[4200];
         if (hl_blk_open(disk_spec, &disk, err, sizeof(err)) != 0) {
@@ -174,6 +200,9 @@ int hl_cmd_run(int argc, char **argv)
             return cli_usage_error("run", "run: --disk: %s", err);
         }
     }
+    if (disk.fd >= 0)
+        fprintf(stderr, "orrery: disk: %s (%s%s)\n", disk.path,
+                disk.read_only ? "read-only" : "read-write", default_disk ? ", the default" : "");
 
     /* Opened before the trace and the boot: a path that is not ours stops the run at once. */
     trace_pcap *pcap = NULL;
@@ -229,7 +258,7 @@ int hl_cmd_run(int argc, char **argv)
         rc.stats = &stats;
         rc.trace = sink;
         rc.net = net_on ? &net : NULL;
-        rc.disk = disk_spec ? &disk : NULL;
+        rc.disk = disk.fd >= 0 ? &disk : NULL;
         status = hl_run(&rc);
         if (status >= 0 && stats.leaks != 0)
             fprintf(stderr, "orrery: warning: %ld kernel allocations leaked\n", stats.leaks);

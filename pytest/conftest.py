@@ -20,6 +20,9 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Boots without --disk attach no disk: never the build's own build/disk.img (tests that use a
+# disk pass --disk with a copy; test_fs_shell.py tests the default with ORRERY_DISK unset).
+os.environ.setdefault("ORRERY_DISK", "none")
 PROMPT = "orrery> "
 DEFAULT_TIMEOUT = 30
 

@@ -194,7 +194,8 @@ def test_bench_boot_runs_kvm_with_the_cpu_model_that_works(fake_kvm):
 @needs_qemu
 def test_no_boot_line_stops_qemu_at_the_deadline():
     env = dict(os.environ, ORRERY_QEMU=os.path.join(FAKES, "never-boots"))
-    r = orrery(["qemu", "--accel", "tcg", "--boot-timeout", "1"], env=env, input="ps\n")
+    r = orrery(["qemu", "--accel", "tcg", "--boot-timeout", "1", "--disk", "none"], env=env,
+               input="ps\n")
     assert r.returncode == 2
     line, = r.stderr.splitlines()
     assert line.startswith('orrery: qemu: no boot line ("[boot] ready") from ')

@@ -144,7 +144,7 @@ def test_blktest_device_read_error_is_os_eio(qemu, tmp_path, monkeypatch):
 
 
 def test_blktest_without_a_disk_finds_no_blk0(qemu):
-    s = qemu("--append", "blktest")
+    s = qemu("--append", "blktest", "--disk", "none")
     s.expect(r"\[bm\] blktest: no virtio-blk device")
     s.wait_prompt()
     s.send_line("shutdown")

@@ -6,14 +6,16 @@
 const os_program_t *const orrery_programs[] = {ORRERY_PROGRAMS(ORRERY_PROGRAM_ENTRY) NULL};
 #undef ORRERY_PROGRAM_ENTRY
 
-/* Started in this order: console is task 2, shell 3, echo 4. */
+/* Started in this order: console is task 2, shell 3, echo 4, fs 5 (it ends at once, saying
+ * so, when there is no blk0). */
 const char orrery_default_manifest[] =
     "# Orrery default boot manifest: the programs init starts, in order.\n"
     "# program NAME [restart=always|on-failure|never] [max-restarts=N] [reach=IFACE,...]\n"
-    "# reach=init lets a program ask init to spawn, kill and shut down.\n"
+    "# reach=init lets a program ask init to spawn, kill and shut down; reach=fs:ro reads only.\n"
     "program console restart=always\n"
-    "program shell   restart=always max-restarts=10 reach=console,echo,init\n"
-    "program echo    restart=on-failure\n";
+    "program shell   restart=always max-restarts=10 reach=console,echo,init,fs\n"
+    "program echo    restart=on-failure\n"
+    "program fs      restart=on-failure\n";
 
 int orrery_manifest_check(const char *text, size_t len, char *err, size_t errlen)
 {

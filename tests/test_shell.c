@@ -54,6 +54,64 @@ static void test_parse_commands(void **state)
     assert_int_equal(SHELL_CRASH_STACK, c.crash);
 }
 
+static void test_parse_file_commands(void **state)
+{
+    shell_cmd_t c;
+    assert_int_equal(SHELL_LS, parse("ls", &c));
+    assert_string_equal("", c.arg);
+    assert_false(c.long_list);
+    assert_int_equal(SHELL_LS, parse("ls -l /etc", &c));
+    assert_string_equal("/etc", c.arg);
+    assert_true(c.long_list);
+    assert_int_equal(SHELL_CAT, parse("cat  a/b.txt ", &c));
+    assert_string_equal("a/b.txt", c.arg);
+    /* write and append keep the text after FILE verbatim */
+    assert_int_equal(SHELL_WRITE, parse("write f  hello   world", &c));
+    assert_string_equal("f", c.arg);
+    assert_string_equal("hello   world", c.arg2);
+    assert_int_equal(SHELL_WRITE, parse("write f", &c));
+    assert_string_equal("", c.arg2);
+    assert_int_equal(SHELL_APPEND, parse("append f x", &c));
+    assert_string_equal("x", c.arg2);
+    assert_int_equal(SHELL_MV, parse("mv a b", &c));
+    assert_string_equal("a", c.arg);
+    assert_string_equal("b", c.arg2);
+    assert_int_equal(SHELL_LN, parse("ln -s ../t l", &c));
+    assert_string_equal("../t", c.arg);
+    assert_string_equal("l", c.arg2);
+    assert_int_equal(SHELL_CD, parse("cd", &c));
+    assert_string_equal("/", c.arg);
+    assert_int_equal(SHELL_MKDIR, parse("mkdir d", &c));
+    assert_int_equal(SHELL_RM, parse("rm d", &c));
+    assert_int_equal(SHELL_RMDIR, parse("rmdir d", &c));
+    assert_int_equal(SHELL_STAT, parse("stat d", &c));
+    assert_int_equal(SHELL_DF, parse("df", &c));
+    assert_int_equal(SHELL_SYNC, parse("sync", &c));
+    assert_int_equal(SHELL_MOUNT, parse("mount", &c));
+    assert_int_equal(SHELL_PWD, parse("pwd", &c));
+
+    assert_int_equal(SHELL_ERROR, parse("ls -a", &c));
+    assert_string_equal("shell: ls: unknown option '-a' (usage: ls [-l] [PATH])", c.error);
+    assert_int_equal(SHELL_ERROR, parse("ls a b", &c));
+    assert_string_equal("shell: usage: ls [-l] [PATH]", c.error);
+    assert_int_equal(SHELL_ERROR, parse("cat", &c));
+    assert_string_equal("shell: usage: cat FILE", c.error);
+    assert_int_equal(SHELL_ERROR, parse("append f", &c));
+    assert_string_equal("shell: usage: append FILE TEXT", c.error);
+    assert_int_equal(SHELL_ERROR, parse("mv a", &c));
+    assert_string_equal("shell: usage: mv FROM TO", c.error);
+    assert_int_equal(SHELL_ERROR, parse("ln a b", &c));
+    assert_string_equal("shell: ln: only symbolic links (ln -s TARGET PATH): the file system "
+                        "interface has no hard links",
+                        c.error);
+    assert_int_equal(SHELL_ERROR, parse("ln -s a", &c));
+    assert_string_equal("shell: usage: ln -s TARGET PATH", c.error);
+    assert_int_equal(SHELL_ERROR, parse("rm a b", &c));
+    assert_string_equal("shell: usage: rm PATH", c.error);
+    assert_int_equal(SHELL_ERROR, parse("df x", &c));
+    assert_string_equal("shell: df takes no arguments", c.error);
+}
+
 static void test_parse_errors(void **state)
 {
     shell_cmd_t c;
@@ -104,6 +162,21 @@ static void test_help_lists_every_command(void **state)
                           "netstat",
                           "ping HOST [COUNT]",
                           "fetch http://HOST[:PORT]/PATH",
+                          "ls [-l] [PATH]",
+                          "cat FILE",
+                          "write FILE [TEXT]",
+                          "append FILE TEXT",
+                          "mkdir PATH",
+                          "rm PATH",
+                          "rmdir PATH",
+                          "mv FROM TO",
+                          "ln -s TARGET PATH",
+                          "stat PATH",
+                          "df",
+                          "sync",
+                          "mount",
+                          "cd [PATH]",
+                          "pwd",
                           "spawn NAME",
                           "kill NAME|ID",
                           "shutdown [STATUS]",
@@ -113,7 +186,7 @@ static void test_help_lists_every_command(void **state)
     int lines = 0;
     for (char *p = buf; *p; p++)
         lines += *p == '\n';
-    assert_int_equal(13, lines);
+    assert_int_equal(28, lines);
     assert_int_equal(n, shell_help(NULL, 0)); /* measuring works */
 }
 
@@ -295,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_parse_commands),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_help_lists_every_command),
+        cmocka_unit_test(test_parse_file_commands),
         cmocka_unit_test(test_session_ps_errors_kill_and_shutdown),
         cmocka_unit_test(test_session_echo_spawn_kill_errors_uptime_ipc),
         cmocka_unit_test(test_session_echo_after_echo_restart),

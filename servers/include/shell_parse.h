@@ -2,6 +2,7 @@
 #ifndef ORRERY_SHELL_PARSE_H
 #define ORRERY_SHELL_PARSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,22 @@ typedef enum shell_kind {
     SHELL_NETSTAT,  /* list the tcpip server's connections, listeners and UDP sockets */
     SHELL_PING,     /* host, count */
     SHELL_FETCH,    /* host, port, arg: the path (with its query, without a fragment) */
+    /* file commands (fscmd.c): arg is the (first) path as typed, arg2 the second or the text */
+    SHELL_LS,     /* arg: the directory or file ("" for the current directory), long_list */
+    SHELL_CAT,    /* arg: the file */
+    SHELL_WRITE,  /* arg: the file, arg2: the text (may be empty) */
+    SHELL_APPEND, /* arg: the file, arg2: the text */
+    SHELL_MKDIR,  /* arg */
+    SHELL_RM,     /* arg */
+    SHELL_RMDIR,  /* arg */
+    SHELL_MV,     /* arg: from, arg2: to */
+    SHELL_LN,     /* arg: the target text, arg2: the new symlink's path */
+    SHELL_STAT,   /* arg */
+    SHELL_DF,
+    SHELL_SYNC,
+    SHELL_MOUNT,
+    SHELL_CD, /* arg ("" for /) */
+    SHELL_PWD,
 } shell_kind_t;
 
 typedef enum shell_crash {
@@ -44,6 +61,8 @@ typedef enum shell_crash {
 typedef struct shell_cmd {
     shell_kind_t kind;
     char arg[SHELL_LINE_MAX + 1];
+    char arg2[SHELL_LINE_MAX + 1]; /* MV, LN: the second path; WRITE, APPEND: the text */
+    bool long_list;                /* LS: -l */
     char host[SHELL_HOST_MAX + 1]; /* PING, FETCH */
     uint16_t port;                 /* FETCH */
     int count;                     /* PING */

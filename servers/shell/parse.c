@@ -26,6 +26,21 @@ static const struct command {
     {"netstat", SHELL_NETSTAT, "", "list TCP connections, listeners and UDP sockets"},
     {"ping", SHELL_PING, "HOST [COUNT]", "send COUNT ICMP echoes (default 4, at most 100)"},
     {"fetch", SHELL_FETCH, "http://HOST[:PORT]/PATH", "HTTP GET: status, headers, body size"},
+    {"ls", SHELL_LS, "[-l] [PATH]", "list a directory (-l: type, mode, links, size, mtime)"},
+    {"cat", SHELL_CAT, "FILE", "print a file (control bytes shown as '?')"},
+    {"write", SHELL_WRITE, "FILE [TEXT]", "make FILE hold TEXT and a newline (no TEXT: empty)"},
+    {"append", SHELL_APPEND, "FILE TEXT", "add TEXT and a newline at the end of FILE"},
+    {"mkdir", SHELL_MKDIR, "PATH", "make a directory"},
+    {"rm", SHELL_RM, "PATH", "remove a file or symlink"},
+    {"rmdir", SHELL_RMDIR, "PATH", "remove an empty directory"},
+    {"mv", SHELL_MV, "FROM TO", "rename or move a file or directory"},
+    {"ln", SHELL_LN, "-s TARGET PATH", "make PATH a symlink to TARGET"},
+    {"stat", SHELL_STAT, "PATH", "a file's inode, type, mode, links, size, mtime"},
+    {"df", SHELL_DF, "", "the file system's blocks and inodes, used and free"},
+    {"sync", SHELL_SYNC, "", "write every change to the disk now"},
+    {"mount", SHELL_MOUNT, "", "what is mounted, read-write or read-only, and why"},
+    {"cd", SHELL_CD, "[PATH]", "change the current directory (default /)"},
+    {"pwd", SHELL_PWD, "", "print the current directory"},
     {"spawn", SHELL_SPAWN, "NAME", "start program NAME of the image"},
     {"kill", SHELL_KILL, "NAME|ID", "kill a task (init restarts it by policy)"},
     {"shutdown", SHELL_SHUTDOWN, "[STATUS]", "stop the OS with exit status STATUS (default 0)"},
@@ -184,6 +199,88 @@ static int parse_int(const char *s, int *v)
     return 0;
 }
 
+/* The next word of *s (ended by white space), advancing *s past the space after it; NULL at the
+ * end. The word is cut out of the buffer in place. */
+static char *next_word(char **s)
+{
+    char *w = *s;
+    if (*w == 0)
+        return NULL;
+    while (**s && !is_space(**s))
+        (*s)++;
+    if (**s)
+        *(*s)++ = 0;
+    while (is_space(**s))
+        (*s)++;
+    return w;
+}
+
+/* The file commands: paths are single words (no quoting); write and append keep the rest of
+ * the line after FILE verbatim as the text. */
+static shell_kind_t parse_fs(shell_cmd_t *out, const struct command *c, char *rest)
+{
+    char *w[4] = {NULL, NULL, NULL, NULL};
+    size_t n = 0;
+
+    out->kind = c->kind;
+    if (c->kind == SHELL_WRITE || c->kind == SHELL_APPEND) {
+        w[0] = next_word(&rest);
+        if (!w[0] || (c->kind == SHELL_APPEND && *rest == 0))
+            return usage(out, c);
+        strcpy(out->arg, w[0]);
+        strcpy(out->arg2, rest);
+        return c->kind;
+    }
+    while (n < 4 && (w[n] = next_word(&rest)) != NULL)
+        n++;
+    switch (c->kind) {
+    case SHELL_LS:
+        if (n > 0 && strcmp(w[0], "-l") == 0) {
+            out->long_list = true;
+            memmove(w, w + 1, 3 * sizeof w[0]);
+            n--;
+        }
+        if (n > 0 && w[0][0] == '-' && w[0][1] != 0)
+            return error(out, "shell: ls: unknown option '%s' (usage: ls [-l] [PATH])", cut(w[0]));
+        if (n > 1)
+            return usage(out, c);
+        strcpy(out->arg, n ? w[0] : "");
+        return c->kind;
+    case SHELL_CD:
+        if (n > 1)
+            return usage(out, c);
+        strcpy(out->arg, n ? w[0] : "/");
+        return c->kind;
+    case SHELL_DF:
+    case SHELL_SYNC:
+    case SHELL_MOUNT:
+    case SHELL_PWD:
+        if (n != 0)
+            return error(out, "shell: %s takes no arguments", c->name);
+        return c->kind;
+    case SHELL_MV:
+        if (n != 2)
+            return usage(out, c);
+        strcpy(out->arg, w[0]);
+        strcpy(out->arg2, w[1]);
+        return c->kind;
+    case SHELL_LN:
+        if (n == 2 && strcmp(w[0], "-s") != 0)
+            return error(out, "shell: ln: only symbolic links (ln -s TARGET PATH): the file "
+                              "system interface has no hard links");
+        if (n != 3 || strcmp(w[0], "-s") != 0)
+            return usage(out, c);
+        strcpy(out->arg, w[1]);
+        strcpy(out->arg2, w[2]);
+        return c->kind;
+    default: /* one path */
+        if (n != 1)
+            return usage(out, c);
+        strcpy(out->arg, w[0]);
+        return c->kind;
+    }
+}
+
 shell_kind_t shell_parse(const char *line, size_t len, shell_cmd_t *out)
 {
     char buf[SHELL_LINE_MAX + 1];
@@ -233,6 +330,8 @@ shell_kind_t shell_parse(const char *line, size_t len, shell_cmd_t *out)
         strcpy(out->arg, rest);
         return SHELL_ECHO;
     }
+    if (c->kind >= SHELL_LS)
+        return parse_fs(out, c, rest);
     for (char *w = rest; *w && nwords < 3;) {
         words[nwords++] = w;
         while (*w && !is_space(*w))

@@ -1,4 +1,5 @@
-/* shell.c — the shell: reads console lines, runs commands (network ones: netcmd.c), prints. */
+/* shell.c — the shell: reads console lines, runs commands (network ones: netcmd.c, file ones:
+ * fscmd.c), prints. */
 #include "shell.h"
 
 #include <image.h>
@@ -264,6 +265,23 @@ static void run_line(os_ctx_t *ctx, shell_state_t *st, const char *line, size_t 
     case SHELL_FETCH:
         netcmd_start(ctx, st, c);
         break;
+    case SHELL_LS:
+    case SHELL_CAT:
+    case SHELL_WRITE:
+    case SHELL_APPEND:
+    case SHELL_MKDIR:
+    case SHELL_RM:
+    case SHELL_RMDIR:
+    case SHELL_MV:
+    case SHELL_LN:
+    case SHELL_STAT:
+    case SHELL_DF:
+    case SHELL_SYNC:
+    case SHELL_MOUNT:
+    case SHELL_CD:
+    case SHELL_PWD:
+        fscmd_start(ctx, st, c);
+        break;
     case SHELL_PS:
         print_ps(ctx, st);
         break;
@@ -306,15 +324,23 @@ static void run_line(os_ctx_t *ctx, shell_state_t *st, const char *line, size_t 
     case SHELL_SHUTDOWN:
         sh_say(st, "shutting down\n");
         st->op_status = c->status;
-        st->op_req = ++st->next_req;
-        st->flush_wanted = true;
-        sh_op_start(ctx, st, OP_FLUSH, SHELL_SHUTDOWN_TIMEOUT_NS);
+        if (st->fs.state == CONN_UP)
+            fscmd_sync_then_shutdown(ctx, st); /* what the files hold reaches the disk first */
+        else
+            sh_shutdown_flush(ctx, st);
         break;
     case SHELL_CRASH:
         flush_out(ctx, st);
         crash(ctx, c->crash);
         break;
     }
+}
+
+void sh_shutdown_flush(os_ctx_t *ctx, shell_state_t *st)
+{
+    st->op_req = ++st->next_req;
+    st->flush_wanted = true;
+    sh_op_start(ctx, st, OP_FLUSH, SHELL_SHUTDOWN_TIMEOUT_NS);
 }
 
 static void shutdown_now(os_ctx_t *ctx, shell_state_t *st)
@@ -384,6 +410,7 @@ static void on_init_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
                     : m.conn.req == st->echo.req  ? &st->echo
                     : m.conn.req == st->net.req   ? &st->net
                     : m.conn.req == st->tcp.req   ? &st->tcp
+                    : m.conn.req == st->fs.req    ? &st->fs
                                                   : NULL;
         if (!c || c->state != CONN_CONNECTING) {
             os_handle_close(ctx, m.conn.chan);
@@ -399,6 +426,8 @@ static void on_init_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
             echo_send(ctx, st);
         } else if (c == &st->net || c == &st->tcp) {
             netcmd_connected(ctx, st, c);
+        } else if (c == &st->fs) {
+            fscmd_connected(ctx, st);
         }
         return;
     }
@@ -422,6 +451,9 @@ static void on_init_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
     } else if (r->req == st->tcp.req && st->tcp.state == CONN_CONNECTING) {
         st->tcp.state = CONN_DOWN;
         netcmd_refused(ctx, st, &st->tcp, r->status);
+    } else if (r->req == st->fs.req && st->fs.state == CONN_CONNECTING) {
+        st->fs.state = CONN_DOWN;
+        fscmd_refused(ctx, st, r->status);
     } else if (r->req == st->op_req && st->op == OP_SPAWN) {
         if (r->status == 0)
             sh_say(st, "spawned %s (task %u)\n", st->op_arg, r->value);
@@ -515,6 +547,9 @@ static void on_timer(os_ctx_t *ctx, shell_state_t *st)
     case OP_FETCH:
         netcmd_on_timer(ctx, st);
         break;
+    case OP_FS:
+        fscmd_on_timer(ctx, st);
+        break;
     case OP_SPAWN:
     case OP_KILL:
         sh_say(st, "shell: %s %s: %s\n", st->op == OP_SPAWN ? "spawn" : "kill", st->op_arg,
@@ -537,6 +572,7 @@ static void shell_start(os_ctx_t *ctx)
     st->net.iface = &net_iface; /* connected on the first network command */
     st->tcp.iface = &tcp_iface; /* on the first fetch */
     st->nc.chan = OS_HANDLE_NONE;
+    fscmd_init(st);
     int err = os_timer_create(ctx, &st->timer);
     if (err < 0)
         os_panic(ctx, "no timer: %s", os_strerror(err));
@@ -554,6 +590,8 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
     bool is_net = st->net.state == CONN_UP && h == st->net.chan;
     bool is_tcp = st->tcp.state == CONN_UP && h == st->tcp.chan;
     bool is_fetch = st->nc.chan != OS_HANDLE_NONE && h == st->nc.chan;
+    bool is_fs = st->fs.state == CONN_UP && h == st->fs.chan;
+    bool is_file = fscmd_owns(st, h);
 
     switch (ev->kind) {
     case OS_EV_MESSAGE:
@@ -569,6 +607,10 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
             netcmd_on_tcp(ctx, st, ev);
         else if (is_fetch)
             netcmd_on_chan(ctx, st, ev);
+        else if (is_fs)
+            fscmd_on_fs(ctx, st, ev);
+        else if (is_file)
+            fscmd_on_file(ctx, st, ev);
         else
             iface_discard(ctx, ev);
         break;
@@ -585,6 +627,12 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
             netcmd_lost(ctx, st, is_net ? &st->net : &st->tcp);
         if (is_fetch)
             netcmd_on_chan(ctx, st, ev);
+        if (is_fs) {
+            sh_conn_lost(ctx, st, &st->fs);
+            fscmd_lost(ctx, st);
+        }
+        if (is_file)
+            fscmd_on_file(ctx, st, ev);
         break;
     case OS_EV_WRITABLE:
         if (is_console) {
@@ -602,8 +650,10 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
     default:
         break;
     }
-    if (netcmd_is(st->op))
-        flush_out(ctx, st); /* ping's lines and fetch's headers show as they come */
+    if (netcmd_is(st->op) || st->op == OP_FS)
+        flush_out(ctx, st); /* ping's lines, fetch's headers and cat's pieces show as they come */
+    if (st->op == OP_FS)
+        fscmd_room(ctx, st); /* cat and ls go on once the console took what they printed */
 }
 
 const os_program_t orrery_shell = {"shell", sizeof(shell_state_t), shell_start, shell_on_event};

@@ -1,8 +1,10 @@
-/* shell.h — the shell's state and the helpers its command files share (shell.c, netcmd.c). */
+/* shell.h — the shell's state and the helpers its command files share (shell.c, netcmd.c,
+ * fscmd.c). */
 #ifndef ORRERY_SHELL_H
 #define ORRERY_SHELL_H
 
 #include <iface/console.h>
+#include <iface/fs.h>
 #include <iface/tcp.h>
 #include <shell_http.h>
 #include <shell_parse.h>
@@ -22,6 +24,8 @@ enum {
 #define SHELL_SHUTDOWN_TIMEOUT_NS 1000000000ull /* waiting for the console to flush */
 #define SHELL_NET_IDLE_NS 10000000000ull     /* ping's lookup, fetch: each step without progress */
 #define SHELL_PING_INTERVAL_NS 1000000000ull /* ping: one echo a second */
+#define SHELL_FS_TIMEOUT_NS 10000000000ull   /* a file command: each answer of the fs server */
+#define SHELL_FS_POLL_NS 50000000ull         /* waiting for fs: is its server still running? */
 
 /* A connection to a server through init: down, asked for, or up. */
 typedef struct conn {
@@ -39,6 +43,7 @@ typedef enum op_kind {
     OP_NETSTAT,  /* netstat: waiting for the connection list */
     OP_PING,     /* ping: resolving, then an echo a second */
     OP_FETCH,    /* fetch: resolving, connecting, reading the response */
+    OP_FS,       /* a file command: waiting for the fs server (fscmd.c) */
     OP_SPAWN,    /* waiting for init */
     OP_KILL,     /* waiting for init */
     OP_FLUSH,    /* shutdown: waiting for the console to print "shutting down" */
@@ -83,6 +88,61 @@ typedef struct netcmd {
     http_resp_t resp;
 } netcmd_t;
 
+/* What the file command in flight waits for (fscmd.c). */
+typedef enum fs_wait {
+    FW_CONNECT, /* init's connection to fs */
+    FW_CONTROL, /* the answer to a request on the control channel */
+    FW_FILE,    /* the answer to a request on the open file's channel */
+    FW_ENTRY,   /* ls -l: the answer about one entry (its open, stat or link text) */
+    FW_ROOM,    /* the console to take the output so far */
+} fs_wait_t;
+
+/* The file command in flight. */
+typedef struct fscmd {
+    shell_kind_t kind;
+    fs_wait_t wait;
+    uint32_t step;                 /* which request of the command is out (fscmd.c's FS_STEP_*) */
+    uint32_t req;                  /* its request id */
+    bool starting;                 /* inside fscmd_start: an end now is printed by the caller */
+    bool long_list;                /* ls -l */
+    bool last_nl;                  /* cat: the last byte printed was a newline */
+    os_handle_t file;              /* the open file or directory, or OS_HANDLE_NONE */
+    os_handle_t entry;             /* ls -l: the entry being looked at, or OS_HANDLE_NONE */
+    uint8_t type;                  /* FS_T_* of the open file */
+    uint64_t off;                  /* cat: the next byte; ls: the next page's cookie */
+    uint32_t entries;              /* ls: entries listed */
+    uint64_t deadline;             /* FW_CONNECT: when to give up on fs registering */
+    char path[FS_PATH_MAX + 1];    /* the (first) path, absolute */
+    char path2[FS_PATH_MAX + 1];   /* mv: TO; ln: the symlink's path */
+    char text[SHELL_LINE_MAX + 2]; /* write, append: TEXT and a newline; ln: the target */
+    uint32_t text_len;
+    /* ls: the page being listed */
+    uint8_t page[FS_DIRENTS_MAX];
+    uint32_t page_len, page_at;
+    char name[FS_NAME_MAX + 1]; /* ls -l: the entry */
+    uint8_t etype;              /* ls -l: the entry's type from the page */
+    fs_attr_t attr;             /* stat, ls -l */
+    /* messages of up to 4 KiB: kept here, off the task's stack */
+    union fs_rx {
+        fs_opened_t opened;
+        fs_reply_t reply;
+        fs_data_t data;
+        fs_attr_t attr;
+        fs_dirents_t dirents;
+        fs_fsinfo_t fsinfo;
+        fs_error_t error;
+    } rx;
+    union fs_tx {
+        fs_write_t write;
+        fs_open_t open;
+        fs_rename_t rename;
+        fs_symlink_t symlink;
+        fs_mkdir_t mkdir;
+        fs_unlink_t unlink;
+        fs_rmdir_t rmdir;
+    } tx;
+} fscmd_t;
+
 /* An input item: a line, an overlong notice or the end of input. */
 typedef struct input {
     uint32_t type; /* console_msg_line, _overlong, _eof */
@@ -91,7 +151,7 @@ typedef struct input {
 } input_t;
 
 typedef struct shell_state {
-    conn_t console, echo, net, tcp;
+    conn_t console, echo, net, tcp, fs;
     os_handle_t timer;
     uint32_t next_req;
     /* the command in flight */
@@ -101,7 +161,9 @@ typedef struct shell_state {
     int op_status;    /* OP_FLUSH: the shutdown status */
     uint32_t op_task; /* OP_KILL: the task */
     char op_arg[SHELL_LINE_MAX + 1];
-    netcmd_t nc; /* OP_NET, OP_NETSTAT, OP_PING, OP_FETCH */
+    netcmd_t nc;               /* OP_NET, OP_NETSTAT, OP_PING, OP_FETCH */
+    fscmd_t fc;                /* OP_FS */
+    char cwd[FS_PATH_MAX + 1]; /* cd, pwd: "/" at start; relative paths start here */
     /* input: pulled from the console one item at a time (console.read) */
     bool reading; /* a read is out: an item is on its way */
     size_t qhead, qcount;
@@ -124,6 +186,8 @@ void sh_connect(os_ctx_t *ctx, shell_state_t *st, conn_t *c);
 void sh_conn_lost(os_ctx_t *ctx, shell_state_t *st, conn_t *c);
 void sh_op_start(os_ctx_t *ctx, shell_state_t *st, op_kind_t kind, uint64_t timeout);
 void sh_op_done(os_ctx_t *ctx, shell_state_t *st);
+/* shutdown: wait for the console to print what is left, then ask init to shut down. */
+void sh_shutdown_flush(os_ctx_t *ctx, shell_state_t *st);
 
 /* netcmd.c: net, netstat, ping and fetch */
 bool netcmd_is(op_kind_t op);
@@ -138,5 +202,24 @@ void netcmd_on_tcp(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev);
 /* An event on the fetch's connection channel (st->nc.chan). */
 void netcmd_on_chan(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev);
 void netcmd_on_timer(os_ctx_t *ctx, shell_state_t *st);
+
+/* fscmd.c: ls, cat, write, append, mkdir, rm, rmdir, mv, ln, stat, df, sync, mount, cd, pwd */
+void fscmd_init(shell_state_t *st);
+void fscmd_start(os_ctx_t *ctx, shell_state_t *st, const shell_cmd_t *c);
+/* shutdown with the fs connection up: fs.sync, then sh_shutdown_flush (also when it fails). */
+void fscmd_sync_then_shutdown(os_ctx_t *ctx, shell_state_t *st);
+/* st->fs came up, or init refused it with status. */
+void fscmd_connected(os_ctx_t *ctx, shell_state_t *st);
+void fscmd_refused(os_ctx_t *ctx, shell_state_t *st, int status);
+/* st->fs was lost; the shell already asked init for it again. */
+void fscmd_lost(os_ctx_t *ctx, shell_state_t *st);
+void fscmd_on_fs(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev);
+/* Whether h is the channel of the command's open file or entry. */
+bool fscmd_owns(const shell_state_t *st, os_handle_t h);
+/* A message or peer closed on one of those channels. */
+void fscmd_on_file(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev);
+void fscmd_on_timer(os_ctx_t *ctx, shell_state_t *st);
+/* The console took output: go on if the command waits for room. */
+void fscmd_room(os_ctx_t *ctx, shell_state_t *st);
 
 #endif

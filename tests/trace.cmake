@@ -3,6 +3,7 @@ orrery_add_test(test_trace_recorder SOURCES test_trace_recorder.c LIBS orrery_tr
 orrery_add_test(test_trace_readers SOURCES test_trace_readers.c LIBS orrery_trace LABELS trace)
 orrery_add_test(test_trace_frame SOURCES test_trace_frame.c LIBS orrery_trace LABELS trace)
 orrery_add_test(test_pcap SOURCES test_pcap.c LIBS orrery_trace LABELS trace)
+orrery_add_test(test_blkdec SOURCES test_blkdec.c LIBS orrery_trace LABELS trace)
 
 # Channel interface tags in trace records (kernel test platform kt, from core.cmake).
 orrery_add_test(test_chan_tag SOURCES test_chan_tag.c LIBS orrery_kt LABELS trace)

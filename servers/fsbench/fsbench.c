@@ -268,6 +268,8 @@ static void on_control(os_ctx_t *ctx, fsbench_state_t *st, const os_event_t *ev)
         send_open(ctx, st, "/fsbench/seq", FS_O_READ | FS_O_WRITE | FS_O_CREAT | FS_O_EXCL);
     } else if (st->ph == PH_CREATE_SYNC) {
         st->t_create = os_clock_now(ctx) - st->t0;
+        os_log(ctx, "created %u files in %llu ms", (unsigned)st->files,
+               (unsigned long long)(st->t_create / 1000000));
         st->ph = PH_FSYNC_OPEN;
         send_open(ctx, st, "/fsbench/fsync", FS_O_WRITE | FS_O_CREAT | FS_O_EXCL);
     } else {
@@ -309,6 +311,7 @@ static void on_file(os_ctx_t *ctx, fsbench_state_t *st, const os_event_t *ev)
         st->inflight--;
         if (st->done >= st->bytes) {
             st->t_read = os_clock_now(ctx) - st->t0;
+            os_log(ctx, "read it back in %llu ms", (unsigned long long)(st->t_read / 1000000));
             os_handle_close(ctx, st->file);
             st->file = OS_HANDLE_NONE;
             st->ph = PH_CREATE_OPEN;
@@ -346,6 +349,8 @@ static void on_file(os_ctx_t *ctx, fsbench_state_t *st, const os_event_t *ev)
         break;
     case PH_SEQ_FSYNC:
         st->t_write = os_clock_now(ctx) - st->t0;
+        os_log(ctx, "wrote %llu MiB and fsynced in %llu ms", (unsigned long long)(st->bytes >> 20),
+               (unsigned long long)(st->t_write / 1000000));
         os_handle_close(ctx, st->file);
         st->file = OS_HANDLE_NONE;
         st->ph = PH_READ_OPEN;

@@ -100,6 +100,7 @@ static int cmp_u64(const void *a, const void *b)
 static char tmpdir[4096];  /* ours: removed with everything in it */
 static char mounted[4096]; /* a fuse2fs mount of ours, or "" */
 static volatile pid_t live_child;
+static char last_progress[512]; /* run_child: the last line with its `progress` text */
 
 /* Unmount p: umount(8) as root, fusermount3/fusermount otherwise; 0 when the mount is gone. */
 static int unmount(const char *p)
@@ -328,6 +329,7 @@ static int run_child(char **argv, const char *row, const char *progress, const c
     bool stalled = false;
     if (found && foundlen)
         found[0] = '\0';
+    last_progress[0] = '\0';
     if (last && lastlen)
         last[0] = '\0';
     for (;;) {
@@ -355,8 +357,10 @@ static int run_child(char **argv, const char *row, const char *progress, const c
             if (nl)
                 *nl = '\0';
             last_line = now_ns();
-            if (progress && strstr(start, progress))
+            if (progress && strstr(start, progress)) {
                 fprintf(stderr, "orrery: bench fs: %s: %s\n", row, start);
+                copy_str(last_progress, sizeof(last_progress), start);
+            }
             if (key && found && !found[0] && strstr(start, key))
                 copy_str(found, foundlen, start);
             if (last && *start)
@@ -455,8 +459,13 @@ static void run_os_row(fs_row_t *row, const char *name, char **argv, const char 
     if (st < 0) {
         row->state = ST_FAILED;
     } else if (!result[0]) {
-        say(row->why, "no result from fsbench (exit status %d): %s", st,
-            last[0] ? last : "(no output)");
+        /* fsbench says why it stopped; otherwise the run's last words */
+        const char *w = strstr(last_progress, "[fsbench] failed: ");
+        if (w)
+            say(row->why, "fsbench %s (exit status %d)", w + strlen("[fsbench] "), st);
+        else
+            say(row->why, "no result from fsbench (exit status %d): %s", st,
+                last[0] ? last : "(no output)");
         row->state = ST_FAILED;
     } else if (st != 0) {
         say(row->why, "exit status %d after the result: %s", st, last);

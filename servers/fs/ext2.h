@@ -81,6 +81,7 @@ enum {
     EXT2_W_META = 1,
     EXT2_CALL_BLOCKS_MAX = 96, /* distinct blocks read or written by one write-side call */
     EXT2_FREE_STEP = 32,       /* data blocks freed by one ext2_truncate call at most */
+    EXT2_DIR_GROW_MAX = 32,    /* blocks a directory may grow to by ext2_create/rename */
 };
 
 /* Counts for df. */
@@ -126,6 +127,11 @@ typedef struct ext2_fs {
     uint8_t scratch[EXT2_BLOCK_MAX];
     /* Path buffers for symlink expansion. */
     char path[2][EXT2_PATH_MAX + 1];
+
+    /* The distinct blocks the write-side call in progress has read or written (track set). */
+    bool track;
+    uint32_t touched_n;
+    uint32_t touched[EXT2_CALL_BLOCKS_MAX];
 } ext2_fs_t;
 
 /*

@@ -54,12 +54,10 @@ target_link_libraries(record_fs PRIVATE orrery_sim orrery_servers orrery_core or
 target_compile_options(record_fs PRIVATE ${ORRERY_HOST_FLAGS})
 target_link_options(record_fs PRIVATE ${ORRERY_HOST_FLAGS})
 set_target_properties(record_fs PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
-if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/traces/fs-sim.db)
-    add_test(NAME replay_golden_fs
-        COMMAND orrery replay ${CMAKE_CURRENT_SOURCE_DIR}/traces/fs-sim.db --task fs)
-    set_tests_properties(replay_golden_fs PROPERTIES LABELS "trace;replay"
-        PASS_REGULAR_EXPRESSION "events matched")
-endif()
+add_test(NAME replay_golden_fs
+    COMMAND orrery replay ${CMAKE_CURRENT_SOURCE_DIR}/traces/fs-sim.db --task fs)
+set_tests_properties(replay_golden_fs PROPERTIES LABELS "trace;replay"
+    PASS_REGULAR_EXPRESSION "events matched")
 # record_fs is deterministic: two recordings on the same image show the same events.
 add_test(NAME record_fs_deterministic COMMAND sh -c "set -e; d=$(mktemp -d); \
 trap 'rm -rf $d' EXIT; \

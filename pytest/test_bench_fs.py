@@ -1,6 +1,6 @@
-"""test_bench_fs.py — `orrery bench fs`: its JSON (the host baseline measured, every row measured
-or skipped with a reason, every ratio against the baseline), the fuse2fs row leaving no mount,
-no fuse2fs on PATH, usage errors, and nothing left behind. No timing thresholds."""
+"""test_bench_fs.py — `orrery bench fs`: its JSON (the host baseline measured, the hosted, QEMU
+and fuse2fs rows measured or skipped with a reason, every ratio against the baseline), no fuse2fs
+on PATH, usage errors, and nothing left behind (files, mounts). No timing thresholds."""
 import json
 import os
 import subprocess
@@ -42,7 +42,8 @@ def mounts_under(path):
 
 
 def test_json_baseline_and_rows(orrery_bin, tmp_path):
-    r = bench(["--json", "--rows", "hosted,fuse2fs", "--size", "2", "--files", "20"], tmp_path)
+    r = bench(["--json", "--rows", "hosted,qemu-microvm,fuse2fs", "--size", "2", "--files", "20"],
+              tmp_path)
     out = json.loads(r.stdout)
     assert out["bench"] == "fs" and out["size_mib"] == 2 and out["files"] == 20
     assert out["fsyncs"] == 50 and out["file_bytes"] == 1024
@@ -51,7 +52,8 @@ def test_json_baseline_and_rows(orrery_bin, tmp_path):
     for key in FIGURES:
         assert positive(base[key]), key
     rows = {row["row"]: row for row in out["rows"]}
-    assert sorted(rows) == ["fuse2fs", "hosted"]
+    assert sorted(rows) == ["fuse2fs", "hosted", "qemu-microvm"]
+    assert rows["qemu-microvm"]["accel"] == "tcg"
     for row in rows.values():
         assert row["status"] in ("measured", "skipped"), (row, r.stderr)
         if row["status"] == "skipped":
@@ -59,8 +61,10 @@ def test_json_baseline_and_rows(orrery_bin, tmp_path):
         else:
             check_row(row, base)
     assert r.returncode == 0, r.stderr
-    # the hosted row needs nothing the build lacks
+    # the hosted row needs nothing the build lacks; QEMU's only QEMU and the image
     assert rows["hosted"]["status"] == "measured"
+    if rows["qemu-microvm"]["status"] == "skipped":
+        assert "QEMU" in rows["qemu-microvm"]["reason"] or "image" in rows["qemu-microvm"]["reason"]
     # the images, the manifest, the mount point: all gone, and nothing mounted
     assert os.listdir(tmp_path) == []
     assert mounts_under(tmp_path) == []

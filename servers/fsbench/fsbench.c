@@ -54,6 +54,7 @@ typedef struct fsbench_state {
     uint64_t sent, done; /* sequential phases: bytes asked for and answered */
     uint32_t inflight;   /* sequential phases: requests not yet answered */
     uint32_t i;          /* creates and fsyncs done */
+    uint64_t logged;     /* sequential phases: progress lines so far (one per 64 MiB) */
     uint64_t t0, t_write, t_read, t_create, t_fsync0;
     uint64_t fsync_ns[FSYNCS_MAX];
     union {
@@ -68,6 +69,15 @@ static uint8_t pattern(uint64_t i)
 {
     uint64_t x = i * 0x9e3779b97f4a7c15ull;
     return (uint8_t)(x >> 56 ^ x >> 29 ^ i);
+}
+
+/* A line per 64 MiB of a sequential phase, so a slow run (TCG) shows it is alive. */
+static void progress(os_ctx_t *ctx, fsbench_state_t *st, const char *what, uint64_t bytes)
+{
+    if (bytes >> 26 > st->logged) {
+        st->logged = bytes >> 26;
+        os_log(ctx, "%s %llu MiB", what, (unsigned long long)(bytes >> 20));
+    }
 }
 
 static void finish(os_ctx_t *ctx, fsbench_state_t *st, int status)
@@ -224,7 +234,7 @@ static void on_control(os_ctx_t *ctx, fsbench_state_t *st, const os_event_t *ev)
         st->file = m.op.chan;
         if (st->ph == PH_SEQ_OPEN || st->ph == PH_READ_OPEN) {
             st->ph = st->ph == PH_SEQ_OPEN ? PH_SEQ_WRITE : PH_READ;
-            st->sent = st->done = 0;
+            st->sent = st->done = st->logged = 0;
             st->inflight = 0;
             int rc = pump(ctx, st);
             if (rc < 0)
@@ -309,6 +319,7 @@ static void on_file(os_ctx_t *ctx, fsbench_state_t *st, const os_event_t *ev)
         }
         st->done += m.d.data_len;
         st->inflight--;
+        progress(ctx, st, "read", st->done);
         if (st->done >= st->bytes) {
             st->t_read = os_clock_now(ctx) - st->t0;
             os_log(ctx, "read it back in %llu ms", (unsigned long long)(st->t_read / 1000000));
@@ -339,6 +350,8 @@ static void on_file(os_ctx_t *ctx, fsbench_state_t *st, const os_event_t *ev)
     switch (st->ph) {
     case PH_SEQ_WRITE:
         st->inflight--;
+        st->done += (uint64_t)m.r.status;
+        progress(ctx, st, "written", st->done);
         if (st->sent == st->bytes && st->inflight == 0) {
             fs_fsync_t f = {++st->req};
             st->ph = PH_SEQ_FSYNC;

@@ -44,6 +44,7 @@ typedef enum op {
     OP_GARBAGE,  /* slot (-1: the control channel): message `flags` with `len` bytes of junk */
     OP_SETFLAG,  /* flag */
     OP_WAITFLAG, /* flag */
+    OP_BURST,    /* slot: `len` reads of `data_len` bytes at off sent at once; each gives them */
     OP_EXIT,     /* the task exits now (its channels close) */
     OP_SHUTDOWN, /* ask init to shut the OS down with status 0 */
 } op_t;
@@ -77,6 +78,7 @@ typedef struct script {
     char names[NAMES_MAX]; /* OP_READDIR's names, the last one's */
     size_t names_len;
     char fail[512]; /* the first step that went wrong */
+    atomic_int at;  /* the step running (for a run that hangs) */
     atomic_int done;
 } script_t;
 

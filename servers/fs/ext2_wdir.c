@@ -129,7 +129,7 @@ static int dir_scan(ext2_fs_t *fs, const ext2_inode_t *dir, scan_t *s)
 static int scratch_store(ext2_fs_t *fs)
 {
     uint32_t b = fs->scratch_blk;
-    int rc = ext2__blk_check(fs, b, "directory block");
+    int rc = ext2__blk_check(fs, 0, b, "directory block");
     if (rc < 0)
         return rc;
     return ext2__dev_write(fs, (uint64_t)b * fs->block_size, fs->scratch, fs->block_size,
@@ -258,7 +258,8 @@ static int create_(ext2_fs_t *fs, uint32_t dir, const char *name, size_t len, ui
     if (t != EXT2_T_REG && t != EXT2_T_DIR && t != EXT2_T_LNK)
         return ext2__fail(fs, OS_EINVAL, "mode 0%o: only files, directories and symlinks", mode);
     if (t == EXT2_T_LNK) {
-        tlen = target ? strnlen(target, EXT2_PATH_MAX + 1) : 0;
+        while (target && tlen <= EXT2_PATH_MAX && target[tlen] != '\0')
+            tlen++;
         if (tlen == 0)
             return ext2__fail(fs, OS_EINVAL, "an empty symlink target");
         if (tlen > EXT2_PATH_MAX || tlen >= fs->block_size)

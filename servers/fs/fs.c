@@ -92,8 +92,15 @@ static fs_req_t *enqueue(os_ctx_t *ctx, fs_state_t *st)
     r->file = r->client = -1;
     r->chan = OS_HANDLE_NONE;
     st->qcount++;
-    if (st->qcount == FS_QUEUE_MAX && !st->held)
+    if (st->qcount == FS_QUEUE_MAX && !st->held) {
+        if (!st->held_once)
+            os_log(ctx,
+                   "%d requests wait: no channel is read until they are answered (logged "
+                   "once)",
+                   FS_QUEUE_MAX);
+        st->held_once = true;
         hold_all(ctx, st, true);
+    }
     return r;
 }
 

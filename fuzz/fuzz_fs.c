@@ -37,18 +37,20 @@
  *   clean up close every channel, run the timers (write-back) for a while, tear down.
  * Invariants (abort() is the crash libFuzzer reports): the fs server did not panic or fault,
  * the kernel audit holds after every op, every step ends (HANG_STEPS rounds of completions at
- * most: a server that keeps asking for sectors forever is a hang), sim_teardown reports no
+ * most: a server that keeps asking for sectors forever is a hang; TIMER_SPIN_MAX timer events
+ * at one virtual instant: a timer armed in the past over and over), sim_teardown reports no
  * leaked kernel allocation. Every input starts from a fresh boot, so every input reproduces
  * alone.
  */
 
 enum {
-    FS_SECTORS_MIN = 128, /* 64 KiB */
-    FS_SECTORS_MAX = 512, /* 256 KiB */
-    INFLIGHT_MAX = 32,    /* as every blk0 */
-    FILES_MAX = 16,       /* file channels the peer keeps */
-    HANG_STEPS = 20000,   /* rounds of completions one step may take */
-    SETTLE_TIMERS = 50,   /* timer events after the client went away */
+    FS_SECTORS_MIN = 128,   /* 64 KiB */
+    FS_SECTORS_MAX = 512,   /* 256 KiB */
+    INFLIGHT_MAX = 32,      /* as every blk0 */
+    FILES_MAX = 16,         /* file channels the peer keeps */
+    HANG_STEPS = 20000,     /* rounds of completions one step may take */
+    SETTLE_TIMERS = 50,     /* timer events after the client went away */
+    TIMER_SPIN_MAX = 10000, /* timer events at one virtual instant: a hang */
     REQ_FS = 1,
 };
 
@@ -226,11 +228,25 @@ static const os_program_t peer = {"fuzz_fs_peer", 0, peer_start, peer_event};
 /* ---- the watch: panics ---------------------------------------------------------------------- */
 
 static int panics;
+static uint64_t fire_ns, fires; /* timer events at one virtual instant */
 static void watch(void *self, const hal_trace_rec_t *r)
 {
     (void)self;
     if (r->kind == HAL_TR_EXIT && (r->result == OS_EXIT_PANIC || r->result == OS_EXIT_FAULT))
         panics++;
+    /* A timer that fires again and again without time passing never lets a step end (a timer
+     * armed in the past, over and over): say so rather than wait for libFuzzer's -timeout. */
+    if (r->kind == HAL_TR_TIMER_FIRE) {
+        fires = r->time_ns == fire_ns ? fires + 1 : 1;
+        fire_ns = r->time_ns;
+        if (fires > TIMER_SPIN_MAX) {
+            fprintf(stderr,
+                    "fuzz_fs: invariant broken: hang: a timer fired %d times at %llu ns "
+                    "(armed in the past over and over)\n",
+                    TIMER_SPIN_MAX, (unsigned long long)fire_ns);
+            abort();
+        }
+    }
 }
 static const hal_trace_sink_t sink = {.record = watch};
 
@@ -520,6 +536,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     in.n -= have;
     panics = 0;
     req_id = 0;
+    fire_ns = fires = 0;
     boot();
     /* a volume the server refused leaves it without a client to serve: the input is spent */
     while (in.n && panics == 0 && P.fs != OS_HANDLE_NONE && k_task_find("fs") != 0) {

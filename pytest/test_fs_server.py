@@ -6,6 +6,8 @@ import subprocess
 
 import pytest
 
+from conftest import run_cli
+
 MANIFEST = """program console restart=always
 program shell restart=always reach=console,echo,init
 program fs
@@ -70,3 +72,12 @@ def test_no_disk(run, tmp_path):
     s.expect(r"\[init\] fs \(task 4\) exited\n")
     s.send_line("shutdown")
     assert s.wait() == 0
+
+
+def test_reach_suffix_other_than_fs_ro_is_a_usage_error(tmp_path):
+    m = tmp_path / "bad.manifest"
+    m.write_text("program echo reach=echo:ro\n")
+    r = run_cli(["run", "--manifest", str(m)], input="shutdown\n")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == (f"orrery: {m}:1: bad interface 'echo:ro' in reach "
+                                "(only 'fs:ro' takes a ':' suffix)"), r.stderr

@@ -32,6 +32,11 @@ int suite_teardown(void **state)
     return 0;
 }
 
+const char *suite_dir(void)
+{
+    return g_dir;
+}
+
 void fill(uint8_t *p, size_t n, uint32_t seed)
 {
     uint32_t x = seed * 2654435761u + 1;

@@ -50,6 +50,8 @@ typedef struct {
 int suite_setup(void **state);
 int suite_teardown(void **state);
 
+/* The suite's temporary folder (mkdtemp; removed at the end). */
+const char *suite_dir(void);
 /* Deterministic bytes. */
 void fill(uint8_t *p, size_t n, uint32_t seed);
 /* Run a shell command; abort the test on failure. */

@@ -22,7 +22,8 @@ typedef struct client {
     uint64_t off; /* READALL, WRITEALL: how far; READDIR: the cookie */
     bool waiting; /* an answer is due */
     bool finished;
-    union { /* answers decoded */
+    bool slept; /* OP_SLEEP armed its timer */
+    union {     /* answers decoded */
         fs_opened_t opened;
         fs_reply_t reply;
         fs_data_t data;
@@ -244,6 +245,15 @@ static void next(os_ctx_t *ctx, client_t *c)
         /* more than the server queues: it stops reading us until it catches up */
         for (uint64_t k = 0; k < s->len; k++)
             send_read(ctx, c, s->off, (uint32_t)s->data_len);
+        return;
+    case OP_SLEEP:
+        if (c->slept) {
+            c->slept = false;
+            advance(ctx, c);
+        } else {
+            c->slept = true;
+            os_timer_set(ctx, c->timer, os_clock_now(ctx) + s->len);
+        }
         return;
     case OP_EXIT:
         atomic_store(&c->sc->done, 1);

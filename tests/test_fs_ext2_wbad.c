@@ -104,6 +104,24 @@ static void test_corrupt(void **state)
         bool gone;
         refused(d2, ext2_rename(fs2, EXT2_ROOT_INO, "c", 1, b, "c", 1, &rep, &gone), OS_EIO,
                 "loops", NULL);
+        /* A '.' whose rec_len points far past the block: the move of a directory stops. */
+        ext2_inode_t ain;
+        assert_int_equal(ext2_iget(fs2, a, &ain), 0);
+        size_t dot = (size_t)ain.block[0] * fs2->block_size;
+        d2->data[dot + 4] = 0xfc;
+        d2->data[dot + 5] = 0xff;
+        fs2->scratch_blk = 0;
+        memcpy(snap, d2->data, d2->size);
+        refused(d2, ext2_rename(fs2, EXT2_ROOT_INO, "a", 1, EXT2_ROOT_INO, "c2", 2, &rep, &gone), 0,
+                "", NULL);
+        uint32_t cino;
+        assert_int_equal(ext2_dir_lookup(fs2, &ain, "b", 1, &cino), OS_EIO);
+        ext2_inode_t root;
+        assert_int_equal(ext2_iget(fs2, EXT2_ROOT_INO, &root), 0);
+        assert_int_equal(ext2_dir_lookup(fs2, &root, "c", 1, &cino), 0);
+        memcpy(snap, d2->data, d2->size);
+        refused(d2, ext2_rename(fs2, EXT2_ROOT_INO, "c2", 2, cino, "a", 1, &rep, &gone), OS_EIO,
+                "rec_len", snap);
         (void)y;
         free(snap);
         disk_free(d2, fs2);
@@ -154,6 +172,8 @@ static void test_random_damage(void **state)
             wr(fs, f, (uint64_t)i * 4096 * 3, buf, sizeof buf);
         mk(fs, dir, "s", EXT2_T_LNK << 12 | 0777, "f");
         mk(fs, EXT2_ROOT_INO, "e", EXT2_T_DIR << 12 | 0755, NULL);
+        uint32_t sub = mk(fs, dir, "sub", EXT2_T_DIR << 12 | 0755, NULL);
+        mk(fs, sub, "x", EXT2_T_REG << 12 | 0644, NULL);
         assert_int_equal(ext2_unmount(fs), 0);
         uint8_t *pristine = malloc(d->size);
         memcpy(pristine, d->data, d->size);
@@ -175,7 +195,7 @@ static void test_random_damage(void **state)
             mounted++;
             uint32_t ino, rep;
             bool gone, more;
-            int rc[8];
+            int rc[9];
             rc[0] = ext2_create(fs, dir, "new", 3, EXT2_T_REG << 12, NULL, &ino);
             rc[1] = ext2_write(fs, f, 5000, buf, 3000);
             rc[2] = ext2_write(fs, f, 300000, buf, 4096);
@@ -184,7 +204,8 @@ static void test_random_damage(void **state)
             rc[5] = ext2_create(fs, EXT2_ROOT_INO, "dd", 2, EXT2_T_DIR << 12, NULL, &ino);
             rc[6] = ext2_remove(fs, EXT2_ROOT_INO, "e", 1, true, &ino, &gone);
             rc[7] = gone ? ext2_release(fs, ino) : 0;
-            for (int k = 0; k < 8; k++) {
+            rc[8] = ext2_rename(fs, dir, "sub", 3, EXT2_ROOT_INO, "sub", 3, &rep, &gone);
+            for (int k = 0; k < 9; k++) {
                 assert_true(rc[k] <= 0 && rc[k] != OS_EBUSY);
                 ok_calls += rc[k] == 0;
             }
@@ -201,11 +222,14 @@ static void test_random_damage(void **state)
 static void test_directory_budget(void **state)
 {
     (void)state;
-    sh("rm -rf /tmp/orrery-ext2w-src && mkdir -p /tmp/orrery-ext2w-src/big && cd "
-       "/tmp/orrery-ext2w-src/big && for i in $(seq 1 2600); do : > "
-       "file-with-a-name-of-some-length-$i; done");
-    disk_t *d = disk_make_opts(0, 16, "-d /tmp/orrery-ext2w-src");
-    sh("rm -rf /tmp/orrery-ext2w-src");
+    /* The source tree lives in the suite's own temporary folder. */
+    char src[160], opt[200];
+    snprintf(src, sizeof src, "%s/src", suite_dir());
+    sh("mkdir -p %s/big && cd %s/big && for i in $(seq 1 2600); do : > "
+       "file-with-a-name-of-some-length-$i; done",
+       src, src);
+    snprintf(opt, sizeof opt, "-d %s", src);
+    disk_t *d = disk_make_opts(0, 16, opt);
     ext2_fs_t *fs = mount_rw(d);
     ext2_inode_t big;
     assert_int_equal(ext2_lookup(fs, "/big", false, &big), 0);

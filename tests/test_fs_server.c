@@ -626,6 +626,16 @@ static void test_write_side(void **state)
     S(0, .op = OP_READALL, .slot = 6, .data = big, .data_len = 70000);
     S(0, .op = OP_WRITE, .slot = 6, .data = "x", .data_len = 1, .expect = OS_ENOENT);
     S(0, .op = OP_CLOSE, .slot = 6);
+    /* a rename that replaces a file some channel has open: it reads on, freed at close */
+    S(0, .op = OP_OPEN, .slot = 6, .path = "sub/deep/f.txt", .flags = FS_O_READ);
+    S(0, .op = OP_OPEN, .slot = 7, .path = "mv.txt", .flags = RW | FS_O_CREAT, .mode = 0600);
+    S(0, .op = OP_WRITE, .slot = 7, .data = "moved", .data_len = 5, .expect = 5);
+    S(0, .op = OP_CLOSE, .slot = 7);
+    S(0, .op = OP_RENAME, .path = "mv.txt", .path2 = "sub/deep/f.txt");
+    S(0, .op = OP_READALL, .slot = 6, .data = "deep\n", .data_len = 5);
+    S(0, .op = OP_STAT, .slot = 6);
+    int st_replaced = last(0);
+    S(0, .op = OP_CLOSE, .slot = 6);
     S(0, .op = OP_STATFS);
     int sf_after = last(0);
     S(0, .op = OP_SYNC);
@@ -636,6 +646,7 @@ static void test_write_side(void **state)
     assert_int_equal(100004, sn[st_tail].attr.size);
     assert_int_equal(FS_T_REG << 12 | 0640, sn[st_tail].attr.mode);
     assert_true(sn[sf_after].info.free_blocks > sn[sf_before].info.free_blocks);
+    assert_int_equal(0, sn[st_replaced].attr.links);
     fsck_clean();
     uint8_t *want = calloc(1, 100004);
     memcpy(want, wdata, 5000);
@@ -645,6 +656,7 @@ static void test_write_side(void **state)
     debugfs_is("/app.txt", "abcd", 4);
     debugfs_is("/big.bin", "", 0);
     debugfs_is("/sub/hello2.txt", hello, strlen(hello));
+    debugfs_is("/sub/deep/f.txt", "moved", 5);
     debugfs_has("stat /sl", "Fast link dest: \"sub/hello2.txt\"");
     debugfs_has("stat /new.txt", "Mode:  0640");
 }

@@ -154,11 +154,65 @@ static void test_failed_write_makes_the_volume_read_only(void **state)
     sim_disk_free(d);
 }
 
+static uint64_t flushes(void)
+{
+    sim_blk_stats_t b;
+    sim_blk_stats(&b);
+    return b.flushes;
+}
+
+/* Without any sync: 100 ms after the last change the cache is written back and flushed; and
+ * changes that never pause are written back 5 s after the first one. */
+static void test_write_back_timer(void **state)
+{
+    (void)state;
+    sim_disk_t *d = boot();
+    S(.op = OP_OPEN, .slot = 0, .path = "w", .flags = FS_O_READ | FS_O_WRITE | FS_O_CREAT,
+      .mode = 0644);
+    S(.op = OP_SLEEP, .len = 1000000000ull);
+    S(.op = OP_SETFLAG, .flag = 0);
+    S(.op = OP_WRITE, .slot = 0, .data = "abc", .data_len = 3, .expect = 3);
+    S(.op = OP_SLEEP, .len = 50000000ull); /* 50 ms: not yet */
+    S(.op = OP_SETFLAG, .flag = 1);
+    S(.op = OP_SLEEP, .len = 100000000ull); /* 150 ms: written back */
+    S(.op = OP_SETFLAG, .flag = 2);
+    for (int i = 0; i < 90; i++) { /* a write every 60 ms for 5.4 s */
+        S(.op = OP_WRITE, .slot = 0, .off = (uint64_t)i, .data = "x", .data_len = 1, .expect = 1);
+        S(.op = OP_SLEEP, .len = 60000000ull);
+        if (i == 40)
+            S(.op = OP_SETFLAG, .flag = 3);
+    }
+    S(.op = OP_SETFLAG, .flag = 4);
+    S(.op = OP_WRITE, .slot = 0, .data = "y", .data_len = 1, .expect = 1);
+    S(.op = OP_SLEEP, .len = 50000000ull);
+    S(.op = OP_SETFLAG, .flag = 5);
+    S(.op = OP_SHUTDOWN);
+    start(d);
+    uint64_t at[6];
+    for (int k = 0; k < 6; k++) {
+        while (!atomic_load(&flags[k]) && sim_step())
+            ;
+        assert_true(atomic_load(&flags[k]));
+        at[k] = flushes();
+    }
+    assert_int_equal(0, sim_run(10000000));
+    if (scripts[0].fail[0])
+        fail_msg("%s\n%s", scripts[0].fail, console());
+    assert_int_equal(at[0], at[1]); /* 50 ms after a change: nothing yet */
+    assert_true(at[2] > at[1]);     /* 150 ms: written back and flushed */
+    assert_int_equal(at[2], at[3]); /* 2.4 s of changes 60 ms apart: waiting */
+    assert_true(at[4] > at[3]);     /* 5.4 s: the 5 s cap wrote them back */
+    assert_int_equal(at[4], at[5]); /* the cap counts from the first change after that */
+    assert_int_equal(0, sim_teardown());
+    sim_disk_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_fills_the_queue),
         cmocka_unit_test(test_failed_write_makes_the_volume_read_only),
+        cmocka_unit_test(test_write_back_timer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -320,7 +320,8 @@ static int cut_node(cut_t *c, uint32_t b, int h, uint64_t base)
             }
             /* A child wholly past the end is empty now: free it and its pointer. */
             if (cbase >= c->end) {
-                if ((rc = cut_free(c, v)) < 0 || (rc = ptr_put(fs, c->wi->in.ino, b, i, 0)) < 0)
+                /* The pointer goes first: a block refused as corrupt is lost, never shared. */
+                if ((rc = ptr_put(fs, c->wi->in.ino, b, i, 0)) < 0 || (rc = cut_free(c, v)) < 0)
                     return rc;
             }
         }
@@ -363,9 +364,9 @@ static int cut_map(cut_t *c)
             }
             /* An indirect block across the new end keeps what lies before it. */
             if (base[s] >= c->end) {
+                in->block[s] = 0;
                 if ((rc = cut_free(c, b)) < 0)
                     return rc;
-                in->block[s] = 0;
             }
         }
         c->low = base[s] > c->end ? base[s] : c->end;

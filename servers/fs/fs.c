@@ -179,6 +179,9 @@ void fs_drive(os_ctx_t *ctx, fs_state_t *st)
                 continue;
             }
             fs_pump(ctx, st);
+            if ((st->wait == FS_WAIT_FETCH && st->fetching == 0) ||
+                (st->wait == FS_WAIT_WB && st->wb_phase == 0))
+                continue; /* refused at once, or nothing to write: no completion will come */
             break;
         }
         /* short of clean slots: write back before a miss has to wait for it */

@@ -81,3 +81,17 @@ def test_reach_suffix_other_than_fs_ro_is_a_usage_error(tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip() == (f"orrery: {m}:1: bad interface 'echo:ro' in reach "
                                 "(only 'fs:ro' takes a ':' suffix)"), r.stderr
+
+
+def test_qemu_mounts_and_leaves_a_clean_image(qemu, tmp_path):
+    """The same server in the bare-metal image, on virtio-blk."""
+    img = ext2_image(tmp_path)
+    m = tmp_path / "m.manifest"
+    m.write_text(MANIFEST)
+    s = qemu("--disk", str(img), "--manifest", str(m))
+    s.expect(r"\[fs\] blk0: ext2, 8192 blocks of 1024 bytes, read-write\r?\n")
+    s.wait_prompt()
+    s.send_line("shutdown")
+    assert s.wait() == 0
+    r = subprocess.run(["e2fsck", "-fn", str(img)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

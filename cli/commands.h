@@ -14,6 +14,7 @@
 int hl_cmd_run(int argc, char **argv);       /* run.c */
 int hl_cmd_bench_ipc(int argc, char **argv); /* bench_ipc.c */
 int hl_cmd_bench_net(int argc, char **argv); /* bench_net.c */
+int hl_cmd_bench_fs(int argc, char **argv);  /* bench_fs.c */
 int hl_cmd_mkfs(int argc, char **argv);      /* mkfs.c */
 
 /* The bare-metal image under QEMU (qemu.c, bench_boot.c). */

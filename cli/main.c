@@ -34,7 +34,7 @@ static const command_t commands[] = {
     {"sim", hl_cmd_sim, "run scenarios over many seeds deterministically, with faults"},
     {"trace", hl_cmd_trace, "read, decode, export and import IPC traces (SQLite)"},
     {"replay", hl_cmd_replay, "replay one server against a recorded trace, report divergence"},
-    {"bench", cmd_bench, "measure: ipc, boot, trace, sim, net (orrery bench --help)"},
+    {"bench", cmd_bench, "measure: ipc, boot, trace, sim, net, fs (orrery bench --help)"},
     {"version", cmd_version, "print the version and commit"},
 };
 
@@ -44,6 +44,7 @@ static const command_t benches[] = {
     {"trace", hl_cmd_bench_trace, "the trace recorder's cost and ingest rate"},
     {"sim", hl_cmd_bench_sim, "the simulator's time compression and message rate"},
     {"net", hl_cmd_bench_net, "TCP echo: round trip, bulk, connections/s against loopback"},
+    {"fs", hl_cmd_bench_fs, "files: write, read, creates/s, fsync against host files"},
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -102,9 +103,9 @@ static int cmd_bench(int argc, char **argv)
     const command_t *b;
 
     if (argc < 2)
-        return cli_usage_error("bench", "bench: which benchmark? (ipc, boot, trace, sim or net)");
+        return cli_usage_error("bench", "bench: which benchmark? (ipc, boot, trace, sim, net or fs)");
     if (is_help(argv[1])) {
-        fputs("usage: orrery bench <ipc|boot|trace|sim|net> [options]\n\n", stdout);
+        fputs("usage: orrery bench <ipc|boot|trace|sim|net|fs> [options]\n\n", stdout);
         print_table(stdout, "", benches, NELEM(benches));
         fputs("\nRun 'orrery bench <name> --help' for a benchmark's options.\n", stdout);
         return 0;

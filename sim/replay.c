@@ -281,6 +281,11 @@ static int load(trace_db *db, const char *want, rp_recording *rec, char *err, si
                           : 0;
         if (r.kind == HAL_TR_START)
             started = true;
+        if ((r.kind == HAL_TR_DEV_EVENT || r.kind == HAL_TR_DEV_WRITE) && !rec->device[0]) {
+            /* traces from before DEVICE records were written name no device: net0 then */
+            const char *dev = trace_db_device_name(db, r.chan);
+            snprintf(rec->device, sizeof rec->device, "%s", dev ? dev : "net0");
+        }
         if (rp_push(&rec->events, &r, h, h2) != 0)
             goto nomem;
         rp_ev *e = &rec->events.v[rec->events.n - 1];

@@ -150,29 +150,31 @@ static bool hook_list(void *self, uint32_t which, void *out, size_t max_bytes, i
  */
 
 /*
- * The hosted net0 (hal-linux/net.c), registered after the console, so it has the same device
- * number here as when recorded. It stands in only when the recorded task used a device (it
- * got device input or wrote one: the tcpip server; the console server never opens net0), so
- * a task that found no net0 finds none here either. Its writes return what the recorded ones
- * did, in order.
+ * The device the recorded task used (net0 for tcpip, blk0 for fs), registered after the
+ * console, so it has the same device number here as when recorded (a node has the console,
+ * then its one device). It stands in only when the recorded task used a device (it got
+ * device input or wrote one; the console server never opens net0), so a task that found no
+ * device finds none here either. It has the recorded name, so the task's os_device_open finds
+ * it; its writes return what the recorded ones did, in order, and its input (net0's frames,
+ * blk0's completions) is the recorded DEV_EVENTs, injected in order.
  */
-static rp_recording *net0_rec;
-static size_t net0_next; /* next event of net0_rec to look at for a DEV_WRITE */
+static rp_recording *dev_rec;
+static size_t dev_next; /* next event of dev_rec to look at for a DEV_WRITE */
 
-static int net0_write(void *self, uint32_t code, const void *buf, size_t len)
+static int dev_write(void *self, uint32_t code, const void *buf, size_t len)
 {
     (void)self, (void)code, (void)buf, (void)len;
-    for (; net0_rec && net0_next < net0_rec->events.n; net0_next++) {
-        const hal_trace_rec_t *r = &net0_rec->events.v[net0_next].r;
+    for (; dev_rec && dev_next < dev_rec->events.n; dev_next++) {
+        const hal_trace_rec_t *r = &dev_rec->events.v[dev_next].r;
         if (r->kind == HAL_TR_DEV_WRITE) {
-            net0_next++;
+            dev_next++;
             return r->result;
         }
     }
     return 0;
 }
 
-static const hal_device_ops_t net0_ops = {.name = "net0", .write = net0_write};
+static hal_device_ops_t dev_ops = {.name = "net0", .write = dev_write};
 
 static bool used_a_device(const rp_recording *rec)
 {
@@ -244,10 +246,11 @@ int rp_run_start(rp_run **out, rp_recording *rec, char *err, size_t errlen)
         return -1;
     }
     if (used_a_device(rec)) {
-        net0_rec = rec;
-        net0_next = 0;
-        if (k_device_add(&net0_ops) < 0) {
-            snprintf(err, errlen, "the replay's net0 stand-in could not be registered");
+        dev_rec = rec;
+        dev_next = 0;
+        dev_ops.name = rec->device[0] ? rec->device : "net0";
+        if (k_device_add(&dev_ops) < 0) {
+            snprintf(err, errlen, "the replay's %s stand-in could not be registered", dev_ops.name);
             rp_run_stop(run);
             return -1;
         }

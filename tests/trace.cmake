@@ -3,6 +3,7 @@ orrery_add_test(test_trace_recorder SOURCES test_trace_recorder.c LIBS orrery_tr
 orrery_add_test(test_trace_readers SOURCES test_trace_readers.c LIBS orrery_trace LABELS trace)
 orrery_add_test(test_trace_frame SOURCES test_trace_frame.c LIBS orrery_trace LABELS trace)
 orrery_add_test(test_pcap SOURCES test_pcap.c LIBS orrery_trace LABELS trace)
+orrery_add_test(test_blkdec SOURCES test_blkdec.c LIBS orrery_trace LABELS trace)
 
 # Channel interface tags in trace records (kernel test platform kt, from core.cmake).
 orrery_add_test(test_chan_tag SOURCES test_chan_tag.c LIBS orrery_kt LABELS trace)
@@ -43,3 +44,26 @@ $<TARGET_FILE:record_tcpip> $d/a.db 2>/dev/null; $<TARGET_FILE:record_tcpip> $d/
 $<TARGET_FILE:orrery> trace show $d/a.db > $d/a.txt; $<TARGET_FILE:orrery> trace show $d/b.db > $d/b.txt; \
 test -s $d/a.txt; cmp $d/a.txt $d/b.txt; rm -rf $d")
 set_tests_properties(record_tcpip_deterministic PROPERTIES LABELS "trace;replay")
+
+# The golden fs trace: one simulated node whose fs server serves a client on an ext2 image
+# (tests/traces/record_fs.c, make-fs-image.sh, record.sh). Replaying it feeds blk0's recorded
+# completions back to the fs server through a blk0 stand-in (sim/replay_run.c).
+add_executable(record_fs ${CMAKE_CURRENT_SOURCE_DIR}/traces/record_fs.c)
+target_link_libraries(record_fs PRIVATE orrery_sim orrery_servers orrery_core orrery_hal_host
+    orrery_trace)
+target_compile_options(record_fs PRIVATE ${ORRERY_HOST_FLAGS})
+target_link_options(record_fs PRIVATE ${ORRERY_HOST_FLAGS})
+set_target_properties(record_fs PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME replay_golden_fs
+    COMMAND orrery replay ${CMAKE_CURRENT_SOURCE_DIR}/traces/fs-sim.db --task fs)
+set_tests_properties(replay_golden_fs PROPERTIES LABELS "trace;replay"
+    PASS_REGULAR_EXPRESSION "events matched")
+# record_fs is deterministic: two recordings on the same image show the same events.
+add_test(NAME record_fs_deterministic COMMAND sh -c "set -e; d=$(mktemp -d); \
+trap 'rm -rf $d' EXIT; \
+${CMAKE_CURRENT_SOURCE_DIR}/traces/make-fs-image.sh $d/fs.img; \
+$<TARGET_FILE:record_fs> $d/fs.img $d/a.db 2>/dev/null; \
+$<TARGET_FILE:record_fs> $d/fs.img $d/b.db 2>/dev/null; \
+$<TARGET_FILE:orrery> trace show $d/a.db > $d/a.txt; $<TARGET_FILE:orrery> trace show $d/b.db > $d/b.txt; \
+grep -q 'blk0 READ' $d/a.txt; grep -q 'fs.open' $d/a.txt; cmp $d/a.txt $d/b.txt")
+set_tests_properties(record_fs_deterministic PROPERTIES LABELS "trace;replay")

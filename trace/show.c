@@ -1,5 +1,6 @@
 /* show.c — `orrery trace show`: one line per event, messages decoded field by field by interface.
  */
+#include <trace/blk.h>
 #include <trace/decode.h>
 #include <trace/pair.h>
 #include <trace/pcap.h>
@@ -45,6 +46,8 @@ static const char *code_name(const char *dev, uint32_t code)
                : code == HAL_CONSOLE_OVERLONG ? "OVERLONG"
                : code == HAL_CONSOLE_WRITE    ? "WRITE"
                                               : NULL;
+    if (strcmp(dev, "blk0") == 0)
+        return trace_blk_code_name(code);
     return NULL;
 }
 
@@ -160,6 +163,9 @@ void trace_show_format(trace_db *db, const hal_trace_rec_t *r, uint32_t iface, c
         add(&l, " [%u bytes] ", (unsigned)r->len);
         if (dev && strcmp(dev, "net0") == 0 && r->type == HAL_NET_FRAME)
             trace_ether_describe(r->data, r->len, body, sizeof(body));
+        else if (dev && strcmp(dev, "blk0") == 0 && trace_blk_code_name(r->type))
+            trace_blk_describe(r->type, r->kind != HAL_TR_DEV_WRITE, r->data, r->len, body,
+                               sizeof(body));
         else
             trace_hex(r->data, r->len, 48, body, sizeof(body));
         add(&l, "%s", body);

@@ -6,7 +6,8 @@
 # Each NAME.txt is a console script; NAME.db is the deterministic run of the built-in image
 # with that input (seed 1), compacted to 4 KiB pages so the file stays small. tcpip-sim.db is
 # node 0 of two simulated nodes (record_tcpip.c, built beside orrery as tests/record_tcpip):
-# its tcpip serves a TCP echo both ways, a UDP datagram and a ping. Re-record after a
+# its tcpip serves a TCP echo both ways, a UDP datagram and a ping. fs-sim.db is the fs server of
+# one simulated node (record_fs.c) on the image of make-fs-image.sh. Re-record after a
 # deliberate change of a server's behaviour, and commit the .db files with that change.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,3 +27,15 @@ rm -f "$db"
 "$(dirname "$orrery")/tests/record_tcpip" "$db"
 sqlite3 "$db" 'PRAGMA journal_mode=DELETE; PRAGMA page_size=4096; VACUUM;' > /dev/null
 echo "tcpip-sim.db: $(sqlite3 "$db" 'SELECT count(*) FROM events') events, $(wc -c < "$db") bytes"
+# fs-sim.db: the fs server of one simulated node serving a client (record_fs.c, built beside
+# orrery as tests/record_fs) on an image made here the same way every time (fixed times, UUID
+# and hash seed; atimes after mtimes, so reading the tree does not change them).
+command -v mke2fs >/dev/null || PATH=$PATH:/usr/sbin:/sbin
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$here/make-fs-image.sh" "$tmp/fs.img"
+db="$here/fs-sim.db"
+rm -f "$db"
+"$(dirname "$orrery")/tests/record_fs" "$tmp/fs.img" "$db"
+sqlite3 "$db" 'PRAGMA journal_mode=DELETE; PRAGMA page_size=4096; VACUUM;' > /dev/null
+echo "fs-sim.db: $(sqlite3 "$db" 'SELECT count(*) FROM events') events, $(wc -c < "$db") bytes"

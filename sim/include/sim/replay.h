@@ -73,6 +73,8 @@ typedef struct rp_recording {
     size_t arg_len;
     rp_vec events;              /* its stream */
     rp_inputs in;
+    char device[16];            /* the device it used (its DEVICE record's name: "net0",
+                                   "blk0"), "" if none; the replay registers a stand-in */
 } rp_recording;
 
 /* Maps key on an object's id and kind: traces recorded before one counter numbered every

@@ -108,6 +108,11 @@ int sim_node_alive(size_t i)
     return i < S.nnodes && S.nodes[i].booted && !S.nodes[i].shutdown;
 }
 
+int sim_node_booted(size_t i)
+{
+    return i < S.nnodes && S.nodes[i].booted;
+}
+
 int sim_node_post(size_t i, int dev, uint32_t code, const void *data, size_t len)
 {
     sim_node_enter(i);

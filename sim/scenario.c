@@ -399,6 +399,19 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
     } else if (strcmp(key, "net-delay-max") == 0) {
         if (!sim_parse_duration(arg, &sc->fault_cfg.net_delay_max_ns))
             BAD("bad duration '%s'", arg);
+    } else if (strcmp(key, "blk-eio-rate") == 0 || strcmp(key, "blk-torn-rate") == 0 ||
+               strcmp(key, "blk-lost-rate") == 0) {
+        if (!parse_number(arg, 0, 100, &v))
+            BAD("%s is a percentage (0..100)", key);
+        if (key[4] == 'e')
+            sc->fault_cfg.blk_eio_pct = (uint32_t)v;
+        else if (key[4] == 't')
+            sc->fault_cfg.blk_torn_pct = (uint32_t)v;
+        else
+            sc->fault_cfg.blk_lost_pct = (uint32_t)v;
+    } else if (strcmp(key, "blk-latency-max") == 0) {
+        if (!sim_parse_duration(arg, &sc->fault_cfg.blk_latency_max_ns))
+            BAD("bad duration '%s'", arg);
     } else if (strcmp(key, "net-loss-rate") == 0 || strcmp(key, "net-dup-rate") == 0 ||
                strcmp(key, "net-reorder-rate") == 0) {
         if (!parse_number(arg, 0, 100, &v))

@@ -100,7 +100,8 @@ typedef struct fsstress_state {
     bool limited; /* arg ops=N */
     uint64_t ops_max, ops, fsyncs, errors;
     uint64_t lrecs; /* records in the ledger */
-    bool done;
+    bool done;      /* no more ops */
+    bool stopping;  /* shutdown asked */
     /* the op in progress: a list of actions, run one request at a time */
     act_t acts[ACTS_MAX];
     size_t nacts, cur;
@@ -290,9 +291,14 @@ static bool plan_op(os_ctx_t *ctx, fsstress_state_t *st)
 static void next_op(os_ctx_t *ctx, fsstress_state_t *st);
 static void run(os_ctx_t *ctx, fsstress_state_t *st);
 
+/* Shut the OS down with status (once): the run ends when fsstress does. */
 static void stop(os_ctx_t *ctx, fsstress_state_t *st, int status)
 {
+    if (st->stopping)
+        return;
+    st->stopping = true;
     st->done = true;
+    st->nacts = st->cur = 0;
     init_shutdown_t m = {REQ_SHUTDOWN, status};
     if (init_shutdown_send(ctx, init_channel(ctx), &m) < 0)
         os_exit(ctx, status);
@@ -608,7 +614,7 @@ static void on_ledger_open(os_ctx_t *ctx, fsstress_state_t *st, const fs_opened_
         open_ledger(ctx, st, FS_O_READ | FS_O_WRITE | FS_O_CREAT | FS_O_EXCL);
     } else {
         os_log(ctx, "cannot open /fsstress.ledger: %s", os_strerror(status));
-        os_exit(ctx, 1);
+        stop(ctx, st, 1);
     }
 }
 
@@ -662,7 +668,7 @@ static void on_fs(os_ctx_t *ctx, fsstress_state_t *st, const os_event_t *ev)
     } else if (fs_error_decode(ev, &m.error) == 0) {
         os_log(ctx, "the server refused message %u: %s", (unsigned)m.error.type,
                os_strerror(m.error.status));
-        os_exit(ctx, 1);
+        stop(ctx, st, 1);
     } else {
         iface_discard(ctx, ev);
     }
@@ -727,7 +733,7 @@ static void on_file(os_ctx_t *ctx, fsstress_state_t *st, const os_event_t *ev)
     } else if (fs_error_decode(ev, &m.error) == 0) {
         os_log(ctx, "the server refused message %u: %s", (unsigned)m.error.type,
                os_strerror(m.error.status));
-        os_exit(ctx, 1);
+        stop(ctx, st, 1);
     } else {
         iface_discard(ctx, ev);
     }
@@ -738,8 +744,9 @@ static void fsstress_on_event(os_ctx_t *ctx, const os_event_t *ev)
     fsstress_state_t *st = os_state(ctx);
     if (ev->kind == OS_EV_PEER_CLOSED) {
         if (ev->handle == st->fs || ev->handle == st->ledger || ev->handle == st->file) {
-            os_log(ctx, "the fs server went away; exiting");
-            os_exit(ctx, 1);
+            os_log(ctx, "the fs server went away; stopping");
+            stop(ctx, st, 1);
+            return;
         }
         os_handle_close(ctx, ev->handle);
         return;

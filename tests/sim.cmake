@@ -10,6 +10,9 @@ orrery_add_test(test_sim_net SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim_net.c
 orrery_add_test(test_sim_blk SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim_blk.c
     LIBS orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim unit)
 
+orrery_add_test(test_fsstress SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_fsstress.c
+    LIBS orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim unit)
+
 orrery_add_test(test_sim_tcp SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim_tcp.c
     LIBS orrery_sim orrery_servers orrery_lwip orrery_core orrery_hal_host LABELS sim unit)
 
@@ -19,7 +22,7 @@ set(_sim $<TARGET_FILE:orrery>)
 # 100 seeds of the default scenario, each run twice and compared (the CI sweep).
 add_test(NAME sim_default_100_seeds
     COMMAND ${_sim} sim --seeds 1..100 --check-determinism --quiet)
-foreach(s chaos crash net)
+foreach(s chaos crash net power-cut)
     add_test(NAME sim_${s}_50_seeds
         COMMAND ${_sim} sim ${_scn}/${s}.scn --seeds 1..50 --check-determinism --quiet)
 endforeach()
@@ -110,6 +113,7 @@ if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/regress/sim-seeds.txt)
 endif()
 
 set_tests_properties(sim_default_100_seeds sim_chaos_50_seeds sim_crash_50_seeds sim_shards
+    sim_power-cut_50_seeds
     sim_usage_errors sim_broken_scenario_reproduces sim_task_faults sim_scenario_limits
     PROPERTIES LABELS "unit;sim" TIMEOUT 300)
 # A huge range that were walked seed by seed would never start: the timeout fails it.

@@ -8,5 +8,10 @@ endforeach()
 # The ext2 library of the fs server, alone: images made at test time by the host's mke2fs.
 orrery_add_test(test_fs_ext2 SOURCES test_fs_ext2.c ${CMAKE_SOURCE_DIR}/servers/fs/ext2.c
     LIBS orrery_core LABELS servers)
+# Its write side, judged by the host's e2fsck and debugfs on images mke2fs makes at test time.
+set(EXT2_LIB ${CMAKE_SOURCE_DIR}/servers/fs/ext2.c ${CMAKE_SOURCE_DIR}/servers/fs/ext2_write.c
+    ${CMAKE_SOURCE_DIR}/servers/fs/ext2_wmap.c ${CMAKE_SOURCE_DIR}/servers/fs/ext2_wdir.c)
+orrery_add_test(test_fs_ext2_write SOURCES test_fs_ext2_write.c ext2w_util.c ${EXT2_LIB}
+    LIBS orrery_core LABELS servers)
 orrery_add_test(test_fs_iface SOURCES test_fs_iface.c LIBS orrery_servers orrery_core
     LABELS servers)

@@ -126,6 +126,11 @@ typedef struct ext2_fs {
     uint8_t scratch[EXT2_BLOCK_MAX];
     /* Path buffers for symlink expansion. */
     char path[2][EXT2_PATH_MAX + 1];
+
+    /* The distinct blocks the write-side call in progress has read or written (track set). */
+    bool track;
+    uint32_t touched_n;
+    uint32_t touched[EXT2_CALL_BLOCKS_MAX];
 } ext2_fs_t;
 
 /*

@@ -1,0 +1,354 @@
+/* test_fs_ext2_write.c — the ext2 library's write side on mke2fs images, judged by e2fsck. */
+#include "ext2w_util.h"
+
+/* ---- the first subset: files, directories, remove, truncate ----------------------------- */
+
+/* A file written in uneven pieces reads back through the library and through debugfs. */
+static void test_create_write_read(void **state)
+{
+    (void)state;
+    for (int c = 0; c < NCONF; c++) {
+        disk_t *d = disk_make(c, 16);
+        ext2_fs_t *fs = mount_rw(d);
+        ext2_statfs_t st0, st1;
+        assert_int_equal(ext2_statfs(fs, &st0), 0);
+        uint32_t dir = mk(fs, EXT2_ROOT_INO, "d", EXT2_T_DIR << 12 | 0755, NULL);
+        uint32_t sub = mk(fs, dir, "sub", EXT2_T_DIR << 12 | 0700, NULL);
+        uint32_t f = mk(fs, sub, "file", EXT2_T_REG << 12 | 0644, NULL);
+        uint32_t e = mk(fs, EXT2_ROOT_INO, "empty", EXT2_T_REG << 12 | 0600, NULL);
+        (void)e;
+        size_t n = 70000;
+        uint8_t *want = malloc(n);
+        fill(want, n, 7);
+        for (size_t at = 0; at < n;) {
+            size_t k = (at * 7 + 1000) % 4097;
+            if (k > n - at)
+                k = n - at;
+            wr(fs, f, at, want + at, k);
+            at += k;
+        }
+        expect_file(fs, "/d/sub/file", want, n);
+        ext2_inode_t in;
+        assert_int_equal(ext2_lookup(fs, "/d/sub", false, &in), 0);
+        assert_int_equal(in.links, 2);
+        assert_int_equal(ext2_lookup(fs, "/d", false, &in), 0);
+        assert_int_equal(in.links, 3);
+        assert_int_equal(in.mtime, fs->now);
+        /* Names already there, bad names, a file as the directory. */
+        uint32_t ino;
+        assert_int_equal(ext2_create(fs, dir, "sub", 3, EXT2_T_REG << 12, NULL, &ino), OS_EEXIST);
+        assert_int_equal(ext2_create(fs, dir, "a/b", 3, EXT2_T_REG << 12, NULL, &ino), OS_EINVAL);
+        assert_int_equal(ext2_create(fs, dir, "..", 2, EXT2_T_REG << 12, NULL, &ino), OS_EINVAL);
+        assert_int_equal(ext2_create(fs, dir, "", 0, EXT2_T_REG << 12, NULL, &ino), OS_EINVAL);
+        char longname[300];
+        memset(longname, 'n', sizeof longname);
+        assert_int_equal(ext2_create(fs, dir, longname, 256, EXT2_T_REG << 12, NULL, &ino),
+                         OS_ENAMETOOLONG);
+        assert_int_equal(ext2_create(fs, dir, longname, 255, EXT2_T_REG << 12, NULL, &ino), 0);
+        assert_int_equal(ext2_create(fs, f, "x", 1, EXT2_T_REG << 12, NULL, &ino), OS_ENOTDIR);
+        assert_int_equal(ext2_write(fs, dir, 0, "x", 1), OS_EISDIR);
+        assert_int_equal(ext2_statfs(fs, &st1), 0);
+        assert_true(st1.free_blocks < st0.free_blocks);
+        assert_int_equal(st1.free_inodes, st0.free_inodes - 5);
+        fsck_ok(d, "create_write_read");
+        debugfs_cat(d, "/d/sub/file", want, n);
+        free(want);
+        disk_free(d, fs);
+    }
+}
+
+/* unlink and rmdir give everything back: the free counts return to where they started. */
+static void test_remove_and_free(void **state)
+{
+    (void)state;
+    for (int c = 0; c < NCONF; c++) {
+        disk_t *d = disk_make(c, 16);
+        ext2_fs_t *fs = mount_rw(d);
+        ext2_statfs_t st0, st1;
+        assert_int_equal(ext2_statfs(fs, &st0), 0);
+        uint32_t dir = mk(fs, EXT2_ROOT_INO, "dir", EXT2_T_DIR << 12 | 0755, NULL);
+        uint32_t f = mk(fs, dir, "big", EXT2_T_REG << 12 | 0644, NULL);
+        uint8_t buf[4096];
+        for (int i = 0; i < 200; i++) {
+            fill(buf, sizeof buf, (uint32_t)i);
+            wr(fs, f, (uint64_t)i * 4096, buf, sizeof buf);
+        }
+        uint32_t ino;
+        bool gone;
+        assert_int_equal(ext2_remove(fs, EXT2_ROOT_INO, "dir", 3, true, &ino, &gone), OS_ENOTEMPTY);
+        assert_int_equal(ext2_remove(fs, EXT2_ROOT_INO, "dir", 3, false, &ino, &gone), OS_EISDIR);
+        assert_int_equal(ext2_remove(fs, dir, "big", 3, true, &ino, &gone), OS_ENOTDIR);
+        assert_int_equal(ext2_remove(fs, dir, "nope", 4, false, &ino, &gone), OS_ENOENT);
+        assert_int_equal(ext2_remove(fs, dir, "big", 3, false, &ino, &gone), 0);
+        assert_int_equal(ino, f);
+        assert_true(gone);
+        /* The caller frees it in steps, each leaving a clean volume. */
+        int steps = free_inode(fs, ino);
+        assert_true(steps >= (int)(800 / EXT2_FREE_STEP / (fs->block_size / 1024)));
+        assert_int_equal(ext2_remove(fs, EXT2_ROOT_INO, "dir", 3, true, &ino, &gone), 0);
+        assert_int_equal(ino, dir);
+        assert_true(gone);
+        free_inode(fs, ino);
+        assert_int_equal(ext2_statfs(fs, &st1), 0);
+        assert_int_equal(st1.free_blocks, st0.free_blocks);
+        assert_int_equal(st1.free_inodes, st0.free_inodes);
+        ext2_inode_t root;
+        assert_int_equal(ext2_iget(fs, EXT2_ROOT_INO, &root), 0);
+        assert_int_equal(root.links, 3); /* ".", its own "..", lost+found's ".." */
+        fsck_ok(d, "remove_and_free");
+        disk_free(d, fs);
+    }
+}
+
+/* Truncation down and up: the tail of the last block is zeroed, a grown file reads zeros. */
+static void test_truncate(void **state)
+{
+    (void)state;
+    for (int c = 0; c < NCONF; c++) {
+        disk_t *d = disk_make(c, 16);
+        ext2_fs_t *fs = mount_rw(d);
+        uint32_t f = mk(fs, EXT2_ROOT_INO, "t", EXT2_T_REG << 12 | 0644, NULL);
+        size_t n = 300000;
+        uint8_t *want = malloc(n + 100000);
+        fill(want, n, 3);
+        for (size_t at = 0; at < n; at += 4096)
+            wr(fs, f, at, want + at, n - at < 4096 ? n - at : 4096);
+        trunc_all(fs, f, 123457, d);
+        expect_file(fs, "/t", want, 123457);
+        fsck_ok(d, "truncate down");
+        /* Up again: a hole, and the old bytes past 123457 do not come back. */
+        trunc_all(fs, f, 250000, d);
+        memset(want + 123457, 0, 250000 - 123457);
+        expect_file(fs, "/t", want, 250000);
+        fsck_ok(d, "truncate up");
+        wr(fs, f, 249990, "0123456789abcdef", 16);
+        memcpy(want + 249990, "0123456789abcdef", 16);
+        expect_file(fs, "/t", want, 250006);
+        trunc_all(fs, f, 0, d);
+        expect_file(fs, "/t", want, 0);
+        ext2_inode_t in;
+        assert_int_equal(ext2_iget(fs, f, &in), 0);
+        assert_int_equal(in.sectors, 0);
+        for (int i = 0; i < EXT2_N_BLOCKS; i++)
+            assert_int_equal(in.block[i], 0);
+        fsck_ok(d, "truncate to 0");
+        free(want);
+        disk_free(d, fs);
+    }
+}
+
+/* A directory past twelve blocks (single indirect with 1 KiB blocks), emptied again. */
+static void test_many_names(void **state)
+{
+    (void)state;
+    for (int c = 0; c < NCONF; c++) {
+        disk_t *d = disk_make(c, 16);
+        ext2_fs_t *fs = mount_rw(d);
+        uint32_t dir = mk(fs, EXT2_ROOT_INO, "many", EXT2_T_DIR << 12 | 0755, NULL);
+        int n = d->fs->block_size == 1024 ? 400 : d->fs->block_size == 2048 ? 700 : 1100;
+        char name[80];
+        for (int i = 0; i < n; i++) {
+            snprintf(name, sizeof name, "a-rather-long-file-name-to-fill-blocks-%04d", i);
+            uint32_t ino = mk(fs, dir, name, (i % 10 ? EXT2_T_REG : EXT2_T_DIR) << 12 | 0644, NULL);
+            if (i % 10 == 1)
+                wr(fs, ino, 0, name, strlen(name));
+        }
+        ext2_inode_t in;
+        assert_int_equal(ext2_iget(fs, dir, &in), 0);
+        assert_true(in.size > 12 * fs->block_size);
+        assert_int_equal(in.links, 2 + n / 10);
+        fsck_ok(d, "many names");
+        /* Every other one goes; the rest are still found. */
+        for (int i = 0; i < n; i += 2) {
+            uint32_t ino;
+            bool gone;
+            snprintf(name, sizeof name, "a-rather-long-file-name-to-fill-blocks-%04d", i);
+            disk_call_start(d);
+            assert_int_equal(ext2_remove(fs, dir, name, strlen(name), i % 10 == 0, &ino, &gone), 0);
+            assert_true(gone);
+            free_inode(fs, ino);
+        }
+        for (int i = 0; i < n; i++) {
+            uint32_t ino;
+            snprintf(name, sizeof name, "a-rather-long-file-name-to-fill-blocks-%04d", i);
+            assert_int_equal(ext2_dir_lookup(fs, &in, name, strlen(name), &ino),
+                             i % 2 ? 0 : OS_ENOENT);
+        }
+        /* Names come back into the freed room: the directory does not grow. */
+        for (int i = 0; i < n; i += 2) {
+            snprintf(name, sizeof name, "B%d", i);
+            mk(fs, dir, name, EXT2_T_REG << 12 | 0644, NULL);
+        }
+        ext2_inode_t after;
+        assert_int_equal(ext2_iget(fs, dir, &after), 0);
+        assert_int_equal(after.size, in.size);
+        assert_int_equal(after.links, 2); /* every subdirectory had an even number */
+        fsck_ok(d, "many names removed");
+        disk_free(d, fs);
+    }
+}
+
+/* Sparse data under the double and triple indirect blocks, cut back in steps. */
+static void test_deep_maps(void **state)
+{
+    (void)state;
+    static const int confs[] = {0, 1, 4};
+    for (size_t k = 0; k < sizeof confs / sizeof confs[0]; k++) {
+        disk_t *d = disk_make(confs[k], 16);
+        ext2_fs_t *fs = mount_rw(d);
+        uint32_t f = mk(fs, EXT2_ROOT_INO, "sparse", EXT2_T_REG << 12 | 0644, NULL);
+        uint64_t p = fs->ptrs, bs = fs->block_size;
+        uint64_t at[] = {0,
+                         11 * bs + 100,
+                         (12 + p) * bs - 10, /* crosses into the double indirect range */
+                         (12 + p + 3 * p + 5) * bs,
+                         (12 + p + p * p) * bs - 2000, /* crosses into the triple range */
+                         (12 + p + p * p + p * p + 7 * p + 3) * bs + 1,
+                         (uint64_t)1 << 30}; /* 1 GiB: large_file is already set */
+        size_t n = sizeof at / sizeof at[0];
+        uint8_t buf[4096];
+        for (size_t i = 0; i < n; i++) {
+            fill(buf, sizeof buf, (uint32_t)i + 50);
+            wr(fs, f, at[i], buf, sizeof buf);
+        }
+        ext2_inode_t in;
+        assert_int_equal(ext2_iget(fs, f, &in), 0);
+        uint64_t end = 0;
+        for (size_t i = 0; i < n; i++)
+            end = at[i] + 4096 > end ? at[i] + 4096 : end;
+        assert_int_equal(in.size, end);
+        assert_true(in.block[13] != 0 && in.block[14] != 0);
+        /* Data blocks, and the indirect blocks over them, count in i_blocks. */
+        assert_true(in.sectors < 200);
+        for (size_t i = 0; i < n; i++) {
+            uint8_t got[4096], zero[100] = {0};
+            size_t m;
+            fill(buf, sizeof buf, (uint32_t)i + 50);
+            assert_int_equal(ext2_read(fs, &in, at[i], got, sizeof got, &m), 0);
+            assert_memory_equal(got, buf, sizeof got);
+            if (at[i] >= 100000) {
+                assert_int_equal(ext2_read(fs, &in, at[i] - 100, got, 100, &m), 0);
+                assert_memory_equal(got, zero, 100);
+            }
+        }
+        fsck_ok(d, "deep maps");
+        char st[8192];
+        debugfs_stat(d, "/sparse", st, sizeof st);
+        assert_non_null(strstr(st, "(TIND)"));
+        /* Cut to inside the double indirect range, then to 0: each step is clean. */
+        trunc_all(fs, f, at[3] + 10, d);
+        assert_int_equal(ext2_iget(fs, f, &in), 0);
+        assert_int_equal(in.block[14], 0);
+        assert_true(in.block[13] != 0);
+        fsck_ok(d, "deep maps cut");
+        trunc_all(fs, f, 0, d);
+        fsck_ok(d, "deep maps emptied");
+        disk_free(d, fs);
+    }
+}
+
+/* Sizes past 2 GiB: large_file set on revision 1, refused on revision 0; past 4 GiB. */
+static void test_large_files(void **state)
+{
+    (void)state;
+    for (int c = 0; c < NCONF; c++) {
+        disk_t *d = disk_make(c, 16);
+        ext2_fs_t *fs = mount_rw(d);
+        uint32_t f = mk(fs, EXT2_ROOT_INO, "large", EXT2_T_REG << 12 | 0644, NULL);
+        uint64_t big = (uint64_t)5 << 30;
+        bool more;
+        if (fs->rev == 0) {
+            assert_int_equal(ext2_write(fs, f, 0x7fffffff, "x", 1), OS_EINVAL);
+            assert_int_equal(ext2_truncate(fs, f, 0x80000000u, &more), OS_EINVAL);
+            wr(fs, f, 0x7ffffffe, "x", 1);
+            fsck_ok(d, "just under 2 GiB");
+            disk_free(d, fs);
+            continue;
+        }
+        bool had = fs->feat_ro_compat & 2;
+        assert_int_equal(had, c != 4);
+        wr(fs, f, big, "tail", 4);
+        assert_true(fs->feat_ro_compat & 2);
+        ext2_inode_t in;
+        assert_int_equal(ext2_iget(fs, f, &in), 0);
+        assert_int_equal(in.size, big + 4);
+        fsck_ok(d, "over 4 GiB");
+        char st[4096];
+        debugfs_stat(d, "/large", st, sizeof st);
+        assert_non_null(strstr(st, "Size: 5368709124"));
+        trunc_all(fs, f, 3000000000u, d);
+        fsck_ok(d, "cut to 3 GB");
+        disk_free(d, fs);
+    }
+}
+
+/* Fast symlinks (under 60 bytes, in i_block) and slow ones (a block), freed again. */
+static void test_symlinks(void **state)
+{
+    (void)state;
+    for (int c = 0; c < NCONF; c++) {
+        disk_t *d = disk_make(c, 16);
+        ext2_fs_t *fs = mount_rw(d);
+        uint32_t dir = mk(fs, EXT2_ROOT_INO, "dir", EXT2_T_DIR << 12 | 0755, NULL);
+        uint32_t f = mk(fs, dir, "target", EXT2_T_REG << 12 | 0644, NULL);
+        wr(fs, f, 0, "hello", 5);
+        char slow[400], fast60[61];
+        snprintf(slow, sizeof slow, "%s",
+                 "/dir/./././././././././././././././././././././."
+                 "/././././././././././././././././././././target");
+        memset(fast60, 'x', 60);
+        fast60[59] = '\0'; /* 59 bytes: the longest fast one */
+        uint32_t a = mk(fs, EXT2_ROOT_INO, "fast", EXT2_T_LNK << 12 | 0777, "dir/target");
+        uint32_t b = mk(fs, EXT2_ROOT_INO, "slow", EXT2_T_LNK << 12 | 0777, slow);
+        uint32_t e = mk(fs, EXT2_ROOT_INO, "edge", EXT2_T_LNK << 12 | 0777, fast60);
+        ext2_inode_t in;
+        char buf[EXT2_PATH_MAX + 1];
+        assert_int_equal(ext2_iget(fs, a, &in), 0);
+        assert_int_equal(in.sectors, 0);
+        assert_int_equal(ext2_iget(fs, e, &in), 0);
+        assert_int_equal(in.sectors, 0);
+        assert_int_equal(ext2_readlink(fs, &in, buf, sizeof buf), 0);
+        assert_string_equal(buf, fast60);
+        assert_int_equal(ext2_iget(fs, b, &in), 0);
+        assert_int_equal(in.sectors, fs->block_size / 512);
+        assert_int_equal(ext2_readlink(fs, &in, buf, sizeof buf), 0);
+        assert_string_equal(buf, slow);
+        expect_file(fs, "/fast", (const uint8_t *)"hello", 5);
+        expect_file(fs, "/slow", (const uint8_t *)"hello", 5);
+        uint32_t ino;
+        assert_int_equal(ext2_create(fs, dir, "l", 1, EXT2_T_LNK << 12, "", &ino), OS_EINVAL);
+        memset(buf, 'y', sizeof buf);
+        buf[fs->block_size] = '\0';
+        assert_int_equal(ext2_create(fs, dir, "l", 1, EXT2_T_LNK << 12, buf, &ino),
+                         OS_ENAMETOOLONG);
+        bool more;
+        assert_int_equal(ext2_truncate(fs, a, 5, &more), OS_EINVAL);
+        assert_int_equal(ext2_write(fs, a, 0, "x", 1), OS_EINVAL);
+        fsck_ok(d, "symlinks");
+        char st[4096];
+        debugfs_stat(d, "/fast", st, sizeof st);
+        assert_non_null(strstr(st, "Fast link dest: \"dir/target\""));
+        /* Removed and freed, fast and slow. */
+        static const char *names[] = {"fast", "slow", "edge"};
+        for (int i = 0; i < 3; i++) {
+            bool gone;
+            assert_int_equal(
+                ext2_remove(fs, EXT2_ROOT_INO, names[i], strlen(names[i]), false, &ino, &gone), 0);
+            assert_true(gone);
+            free_inode(fs, ino);
+        }
+        fsck_ok(d, "symlinks removed");
+        disk_free(d, fs);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_create_write_read), cmocka_unit_test(test_remove_and_free),
+        cmocka_unit_test(test_truncate),          cmocka_unit_test(test_many_names),
+        cmocka_unit_test(test_deep_maps),         cmocka_unit_test(test_large_files),
+        cmocka_unit_test(test_symlinks),
+    };
+    return cmocka_run_group_tests(tests, suite_setup, suite_teardown);
+}

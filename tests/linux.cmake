@@ -46,3 +46,11 @@ if(ORRERY_SANITIZE MATCHES "thread")
     add_test(NAME test_tcp_tsan COMMAND test_tcp)
     set_tests_properties(test_tcp_tsan PROPERTIES LABELS "tsan" TIMEOUT 300)
 endif()
+# The fs server on an image made by the host's mke2fs, with scripted clients; e2fsck judges it.
+orrery_add_test(test_fs_server SOURCES test_fs_server.c fs_client.c
+    LIBS orrery_hal_linux orrery_servers)
+if(ORRERY_SANITIZE MATCHES "thread")
+    # The server, several clients and blk0's I/O threads on two workers.
+    add_test(NAME test_fs_server_tsan COMMAND test_fs_server)
+    set_tests_properties(test_fs_server_tsan PROPERTIES LABELS "tsan" TIMEOUT 300)
+endif()

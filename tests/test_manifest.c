@@ -93,6 +93,23 @@ static void test_arg_option(void **state)
     assert_string_equal("arg is 256 bytes, over the limit of 255", err);
 }
 
+/* reach=fs:ro reaches fs, read-only; reach=fs reaches it read-write; a ':' never connects. */
+static void test_fs_read_only_reach(void **state)
+{
+    (void)state;
+    manifest_t m;
+    char err[128];
+    assert_int_equal(0, parse("program echo reach=console,fs:ro\nprogram shell reach=fs\n", &m, err,
+                              sizeof err));
+    assert_true(manifest_may_reach(&m.programs[0], "fs"));
+    assert_true(manifest_reach_ro(&m.programs[0], "fs"));
+    assert_false(manifest_reach_ro(&m.programs[0], "console"));
+    assert_false(manifest_may_reach(&m.programs[0], "fs:ro"));
+    assert_true(manifest_may_reach(&m.programs[1], "fs"));
+    assert_false(manifest_reach_ro(&m.programs[1], "fs"));
+    assert_false(manifest_may_reach(&m.programs[1], "f"));
+}
+
 static void test_empty_manifest(void **state)
 {
     manifest_t m;
@@ -123,6 +140,11 @@ static const struct bad {
     {"program echo reach=a,a\n", 1, "listed twice"},
     {"program echo reach=a,b,c,d,e,f,g,h,i\n", 1, "more than 8"},
     {"program ec/ho\n", 1, "bad program name"},
+    {"program echo reach=echo:ro\n", 1, "bad interface 'echo:ro' in reach (only 'fs:ro'"},
+    {"program echo reach=fs:rw\n", 1, "bad interface 'fs:rw' in reach"},
+    {"program echo reach=fs:\n", 1, "bad interface 'fs:' in reach"},
+    {"program echo reach=fs,fs:ro\n", 1, "reach lists both 'fs' and 'fs:ro'"},
+    {"program echo reach=fs:ro,fs:ro\n", 1, "listed twice"},
     {"program echo\nprogram tcpip arg=a arg= x\n", 2, "expected key=value, got 'x'"},
 };
 
@@ -177,6 +199,7 @@ int main(void)
         cmocka_unit_test(test_default_manifest_is_valid),
         cmocka_unit_test(test_fields_defaults_comments_and_crlf),
         cmocka_unit_test(test_empty_manifest),
+        cmocka_unit_test(test_fs_read_only_reach),
         cmocka_unit_test(test_arg_option),
         cmocka_unit_test(test_each_error_names_its_line),
         cmocka_unit_test(test_limits),

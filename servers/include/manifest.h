@@ -59,8 +59,10 @@ int manifest_parse(const char *text, size_t len, const os_program_t *const *imag
 
 /* The program called name, or NULL. */
 const manifest_program_t *manifest_find(const manifest_t *m, const char *name);
-/* True if p's reach list names iface. */
+/* True if p's reach list names iface ("fs:ro" names fs; a name with ':' is never reached). */
 int manifest_may_reach(const manifest_program_t *p, const char *iface);
+/* True if p reaches iface read-only only (reach=fs:ro): init names it "fs:ro" in new_client. */
+int manifest_reach_ro(const manifest_program_t *p, const char *iface);
 /* "always", "on-failure", "never". */
 const char *manifest_restart_name(manifest_restart_t r);
 

@@ -394,7 +394,10 @@ static void grant(os_ctx_t *ctx, init_state_t *st, slot_t *client, uint32_t req,
     os_channel_tag(ctx, a, r->id); /* the interface the client connected to, for traces */
     init_new_client_t nc;
     memset(&nc, 0, sizeof nc);
+    /* reach=fs:ro: the server learns the client may only read */
     strcpy(nc.name, r->name);
+    if (manifest_reach_ro(&client->prog, r->name) && strlen(nc.name) + 3 < sizeof nc.name)
+        strcat(nc.name, ":ro");
     nc.client = client->task_id;
     nc.chan = b;
     err = init_new_client_send(ctx, server->boot, &nc);

@@ -71,6 +71,19 @@ static int in_image(const parser_t *p, const char *name)
     return 0;
 }
 
+/* The interface a reach entry names: "fs:ro" names fs. */
+static size_t iface_len(const char *entry)
+{
+    const char *colon = strchr(entry, ':');
+    return colon ? (size_t)(colon - entry) : strlen(entry);
+}
+
+static bool same_iface(const char *a, const char *b)
+{
+    size_t n = iface_len(a);
+    return n == iface_len(b) && strncmp(a, b, n) == 0;
+}
+
 static int parse_reach(parser_t *p, manifest_program_t *prog, char *value)
 {
     prog->nreach = 0;
@@ -81,11 +94,22 @@ static int parse_reach(parser_t *p, manifest_program_t *prog, char *value)
         char *comma = strchr(s, ',');
         if (comma)
             *comma = 0;
-        if (!valid_name(s))
+        /* "fs:ro": the fs interface, read-only; no other interface takes a suffix */
+        char *colon = strchr(s, ':');
+        if (colon) {
+            *colon = 0;
+            bool ok = valid_name(s) && strcmp(s, "fs") == 0 && strcmp(colon + 1, "ro") == 0;
+            *colon = ':';
+            if (!ok)
+                return fail(p, "bad interface '%s' in reach (only 'fs:ro' takes a ':' suffix)", s);
+        } else if (!valid_name(s)) {
             return fail(p, "bad interface name '%s' in reach", s);
+        }
         for (uint32_t i = 0; i < prog->nreach; i++) {
             if (strcmp(prog->reach[i], s) == 0)
                 return fail(p, "interface '%s' listed twice in reach", s);
+            if (same_iface(prog->reach[i], s))
+                return fail(p, "reach lists both '%s' and '%s'", prog->reach[i], s);
         }
         if (prog->nreach == MANIFEST_REACH_MAX)
             return fail(p, "reach lists more than %d interfaces", MANIFEST_REACH_MAX);
@@ -246,9 +270,21 @@ const manifest_program_t *manifest_find(const manifest_t *m, const char *name)
 
 int manifest_may_reach(const manifest_program_t *p, const char *iface)
 {
+    if (strchr(iface, ':'))
+        return 0; /* a connect names the interface; ":ro" is the manifest's word only */
     for (uint32_t i = 0; i < p->nreach; i++) {
-        if (strcmp(p->reach[i], iface) == 0)
+        if (same_iface(p->reach[i], iface))
             return 1;
+    }
+    return 0;
+}
+
+int manifest_reach_ro(const manifest_program_t *p, const char *iface)
+{
+    for (uint32_t i = 0; i < p->nreach; i++) {
+        const char *colon = strchr(p->reach[i], ':');
+        if (colon && same_iface(p->reach[i], iface))
+            return strcmp(colon, ":ro") == 0;
     }
     return 0;
 }

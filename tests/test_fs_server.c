@@ -1,0 +1,360 @@
+/* test_fs_server.c — the fs server hosted on an image made by the host's mke2fs: every message
+ * of the fs interface from scripted clients (fs_client.c), read-only clients and disks, many
+ * clients, a client that dies with files open, corrupt images; e2fsck and debugfs judge the
+ * image after the run. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <hl/hosted.h>
+#include <image.h>
+
+#include "fs_client.h"
+
+enum {
+    BIG = 300 * 1024 + 123, /* past 268 KiB: double indirect blocks on 1 KiB blocks */
+    SPARSE = 70 << 20,      /* over 64 MiB, mostly holes */
+    DIRFILES = 150,         /* names in d/: more than one readdir page */
+    WDATA = 20000,
+    MANYDATA = 60000,
+    GUARD_MS = 120000, /* a hang guard only */
+};
+
+static const os_program_t *const image[] = {&orrery_init,
+                                            &orrery_fs,
+                                            &fsc_programs[0],
+                                            &fsc_programs[1],
+                                            &fsc_programs[2],
+                                            &fsc_programs[3],
+                                            &fsc_programs[4],
+                                            &fsc_programs[5],
+                                            &fsc_programs[6],
+                                            &fsc_programs[7],
+                                            NULL};
+
+static char dir[64], src[128], img[160];
+static uint8_t *big, *sparse, *wdata, *many[4];
+static const char hello[] = "hello, orrery\n";
+static char console[1 << 16];
+
+/* ---- host helpers ---------------------------------------------------------------------- */
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+    char cmd[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    if (rc != 0)
+        fail_msg("'%s' exited with %d", cmd, rc);
+}
+
+static void put(const char *name, const void *data, size_t len)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", src, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal((ssize_t)len, write(fd, data, len));
+    close(fd);
+}
+
+static void fill(uint8_t *b, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)(i * 7 + (i >> 11) + seed * 13 + 1);
+}
+
+/* The tree mke2fs -d copies into every image. */
+static void make_tree(void)
+{
+    snprintf(src, sizeof src, "%s/src", dir);
+    sh("mkdir -p %s/d %s/sub/deep %s/empty", src, src, src);
+    put("hello.txt", hello, strlen(hello));
+    big = malloc(BIG);
+    fill(big, BIG, 1);
+    put("big.bin", big, BIG);
+    sparse = calloc(1, SPARSE);
+    fill(sparse, 5000, 2);
+    fill(sparse + (33 << 20) + 100, 3000, 3);
+    fill(sparse + SPARSE - 10, 10, 4);
+    char path[256];
+    snprintf(path, sizeof path, "%s/sparse.bin", src);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(5000, pwrite(fd, sparse, 5000, 0));
+    assert_int_equal(3000, pwrite(fd, sparse + (33 << 20) + 100, 3000, (33 << 20) + 100));
+    assert_int_equal(10, pwrite(fd, sparse + SPARSE - 10, 10, SPARSE - 10));
+    close(fd);
+    for (int i = 0; i < DIRFILES; i++) {
+        snprintf(path, sizeof path, "d/file-with-a-rather-long-name-%03d", i);
+        put(path, path, strlen(path));
+    }
+    put("sub/deep/f.txt", "deep\n", 5);
+    sh("ln -s hello.txt %s/link && ln -s sub %s/dlink", src, src);
+    wdata = malloc(WDATA);
+    fill(wdata, WDATA, 5);
+    for (int i = 0; i < 4; i++) {
+        many[i] = malloc(MANYDATA);
+        fill(many[i], MANYDATA, 10 + (unsigned)i);
+    }
+}
+
+/* A fresh 1 KiB-block image of the tree. */
+static void make_image(void)
+{
+    snprintf(img, sizeof img, "%s/disk.img", dir);
+    sh("rm -f %s && mke2fs -q -F -t ext2 -b 1024 -d %s %s 16M >/dev/null", img, src, img);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/test_fs_serverXXXXXX");
+    assert_non_null(mkdtemp(dir));
+    make_tree();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    sh("rm -rf %s", dir);
+    free(big);
+    free(sparse);
+    free(wdata);
+    for (int i = 0; i < 4; i++)
+        free(many[i]);
+    return 0;
+}
+
+static void reset_scripts(void)
+{
+    memset(scripts, 0, sizeof scripts);
+    for (int i = 0; i < FLAGS; i++)
+        atomic_store(&flags[i], 0);
+    for (int i = 0; i < SCRIPTS; i++)
+        scripts[i].program = fsc_programs[i].name;
+}
+
+/* Boot init, fs and the clients of the manifest on the image `spec`; the status of the run. */
+static int run(const char *manifest, const char *spec)
+{
+    hl_blk_config_t disk;
+    char err[256];
+    if (hl_blk_open(spec, &disk, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    hl_run_config_t rc;
+    hl_run_config_init(&rc);
+    rc.programs = image;
+    rc.init_program = "init";
+    rc.init_arg = manifest;
+    rc.init_arg_len = strlen(manifest);
+    int in[2]; /* console input that never ends */
+    assert_int_equal(0, pipe2(in, O_CLOEXEC));
+    char path[] = "/tmp/test_fs_server_outXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    rc.console_in = in[0];
+    rc.console_out = fd;
+    rc.workers = 2;
+    rc.disk = &disk;
+    rc.timeout_ms = GUARD_MS;
+    int status = hl_run(&rc);
+    hl_blk_close(&disk);
+    ssize_t n = pread(fd, console, sizeof console - 1, 0);
+    console[n > 0 ? n : 0] = 0;
+    close(fd);
+    close(in[0]);
+    close(in[1]);
+    if (getenv("TEST_FS_VERBOSE"))
+        fprintf(stderr, "%s", console);
+    return status;
+}
+
+static void check_scripts(int status)
+{
+    for (int i = 0; i < SCRIPTS; i++)
+        if (scripts[i].fail[0])
+            fail_msg("%s\n%s", scripts[i].fail, console);
+    if (status != 0)
+        fail_msg("the run ended with %d\n%s", status, console);
+    if (strstr(console, "[init] fs "))
+        fail_msg("the fs server ended:\n%s", console);
+}
+
+/* Append a step to script i. */
+static void add(int i, step_t s)
+{
+    script_t *sc = &scripts[i];
+    int n = 0;
+    while (sc->steps[n].op != OP_END)
+        n++;
+    assert_true(n + 1 < STEPS_MAX);
+    sc->steps[n] = s;
+}
+
+static int last(int i)
+{
+    int n = 0;
+    while (scripts[i].steps[n].op != OP_END)
+        n++;
+    return n - 1;
+}
+
+#define S(i, ...) add(i, (step_t){__VA_ARGS__})
+
+/* The host's e2fsck finds the image clean. */
+static void fsck_clean(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "e2fsck -fn %s >%s/fsck.out 2>&1", img, dir);
+    if (system(cmd) != 0) {
+        char out[4096] = "";
+        snprintf(cmd, sizeof cmd, "%s/fsck.out", dir);
+        FILE *f = fopen(cmd, "r");
+        if (f) {
+            size_t n = fread(out, 1, sizeof out - 1, f);
+            out[n] = 0;
+            fclose(f);
+        }
+        fail_msg("e2fsck -fn failed:\n%s\nconsole:\n%s", out, console);
+    }
+}
+
+/* debugfs -R 'cat PATH' gives exactly these bytes. */
+static void debugfs_is(const char *path, const void *data, size_t len)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "debugfs -R 'cat %s' %s 2>/dev/null", path, img);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    uint8_t *got = malloc(len + 1);
+    size_t n = fread(got, 1, len + 1, p);
+    pclose(p);
+    if (n != len || memcmp(got, data, len) != 0)
+        fail_msg("debugfs cat %s: %zu bytes, expected %zu (or they differ)", path, n, len);
+    free(got);
+}
+
+/* ---- the read side ----------------------------------------------------------------------- */
+
+static void test_read_side(void **state)
+{
+    (void)state;
+    make_image();
+    reset_scripts();
+    char longname[400];
+    memset(longname, 'x', 300);
+    longname[300] = 0;
+    S(0, .op = OP_OPEN, .slot = 0, .path = "hello.txt", .flags = FS_O_READ,
+      .len = sizeof hello - 1);
+    S(0, .op = OP_READALL, .slot = 0, .data = hello, .data_len = strlen(hello));
+    S(0, .op = OP_READ, .slot = 0, .off = 7, .len = 6, .data = "orrery", .data_len = 6);
+    S(0, .op = OP_READ, .slot = 0, .off = 1000, .len = 10, .data = "", .data_len = 0);
+    S(0, .op = OP_STAT, .slot = 0);
+    int stat_hello = last(0);
+    S(0, .op = OP_OPEN, .slot = 1, .path = "big.bin", .flags = FS_O_READ, .len = BIG);
+    S(0, .op = OP_READALL, .slot = 1, .data = big, .data_len = BIG);
+    S(0, .op = OP_OPEN, .slot = 2, .path = "/sparse.bin", .flags = FS_O_READ, .len = SPARSE);
+    S(0, .op = OP_READALL, .slot = 2, .data = sparse, .data_len = SPARSE);
+    S(0, .op = OP_CLOSE, .slot = 0);
+    S(0, .op = OP_CLOSE, .slot = 1);
+    S(0, .op = OP_CLOSE, .slot = 2);
+    S(0, .op = OP_OPEN, .slot = 6, .path = "empty", .flags = FS_O_READ);
+    S(0, .op = OP_READDIR, .slot = 6);
+    int readdir_empty = last(0);
+    S(0, .op = OP_OPEN, .slot = 0, .path = "d", .flags = FS_O_READ);
+    S(0, .op = OP_READDIR, .slot = 0);
+    int readdir_d = last(0);
+    S(0, .op = OP_READDIR, .slot = 0, .off = 13,
+      .expect = OS_EINVAL); /* a cookie never handed out */
+    S(0, .op = OP_READ, .slot = 0, .len = 10, .expect = OS_EISDIR);
+    S(0, .op = OP_OPEN, .slot = 1, .path = "hello.txt", .flags = FS_O_READ);
+    S(0, .op = OP_READDIR, .slot = 1, .expect = OS_ENOTDIR);
+    S(0, .op = OP_OPEN, .slot = 2, .path = "link", .flags = FS_O_READ);
+    S(0, .op = OP_READALL, .slot = 2, .data = hello, .data_len = strlen(hello));
+    S(0, .op = OP_OPEN, .slot = 3, .path = "link", .flags = FS_O_READ | FS_O_NOFOLLOW);
+    S(0, .op = OP_READALL, .slot = 3, .data = "hello.txt", .data_len = 9);
+    S(0, .op = OP_OPEN, .slot = 4, .path = "dlink/deep/f.txt", .flags = FS_O_READ);
+    S(0, .op = OP_READALL, .slot = 4, .data = "deep\n", .data_len = 5);
+    S(0, .op = OP_OPEN, .slot = 5, .path = "sub/../sub/./deep//f.txt", .flags = FS_O_READ);
+    S(0, .op = OP_READALL, .slot = 5, .data = "deep\n", .data_len = 5);
+    S(0, .op = OP_OPEN, .slot = 7, .path = "nosuch", .flags = FS_O_READ, .expect = OS_ENOENT);
+    S(0, .op = OP_OPEN, .slot = 7, .path = "hello.txt/x", .flags = FS_O_READ, .expect = OS_ENOTDIR);
+    S(0, .op = OP_OPEN, .slot = 7, .path = "nosuchdir/x", .flags = FS_O_READ, .expect = OS_ENOENT);
+    S(0, .op = OP_OPEN, .slot = 7, .path = longname, .flags = FS_O_READ, .expect = OS_ENAMETOOLONG);
+    S(0, .op = OP_OPEN, .slot = 7, .path = "hello.txt", .flags = 0x1000, .expect = OS_EINVAL);
+    S(0, .op = OP_OPEN, .slot = 7, .path = "hello.txt", .flags = FS_O_TRUNC, .expect = OS_EINVAL);
+    S(0, .op = OP_STATFS);
+    int statfs = last(0);
+    S(0, .op = OP_GARBAGE, .slot = -1, .flags = 999, .len = 8, .expect = OS_EPROTO);
+    S(0, .op = OP_GARBAGE, .slot = -1, .flags = fs_msg_open, .len = 3, .expect = OS_EPROTO);
+    S(0, .op = OP_GARBAGE, .slot = -1, .flags = fs_msg_read, .len = 16, .expect = OS_EPROTO);
+    S(0, .op = OP_GARBAGE, .slot = 1, .flags = fs_msg_mkdir, .len = 12, .expect = OS_EPROTO);
+    S(0, .op = OP_READ, .slot = 1, .len = 5, .data = "hello",
+      .data_len = 5); /* the channel goes on */
+    S(0, .op = OP_WAITFLAG, .flag = 1);
+    S(0, .op = OP_SHUTDOWN);
+    /* a read-only client */
+    S(1, .op = OP_OPEN, .slot = 0, .path = "hello.txt", .flags = FS_O_READ);
+    S(1, .op = OP_READALL, .slot = 0, .data = hello, .data_len = strlen(hello));
+    S(1, .op = OP_OPEN, .slot = 1, .path = "hello.txt", .flags = FS_O_READ | FS_O_WRITE,
+      .expect = OS_EACCES);
+    S(1, .op = OP_OPEN, .slot = 1, .path = "new", .flags = FS_O_CREAT | FS_O_WRITE,
+      .expect = OS_EACCES);
+    S(1, .op = OP_MKDIR, .path = "nd", .expect = OS_EACCES);
+    S(1, .op = OP_UNLINK, .path = "hello.txt", .expect = OS_EACCES);
+    S(1, .op = OP_RMDIR, .path = "empty", .expect = OS_EACCES);
+    S(1, .op = OP_RENAME, .path = "hello.txt", .path2 = "x", .expect = OS_EACCES);
+    S(1, .op = OP_SYMLINK, .path = "sl", .path2 = "x", .expect = OS_EACCES);
+    S(1, .op = OP_STATFS);
+    int statfs_ro = last(1);
+    S(1, .op = OP_SETFLAG, .flag = 1);
+
+    int status = run("program fs\nprogram fsc0 reach=fs,init\nprogram fsc1 reach=fs:ro\n", img);
+    check_scripts(status);
+    seen_t *sn = scripts[0].seen;
+    assert_int_equal(strlen(hello), sn[stat_hello].attr.size);
+    assert_int_equal(FS_T_REG, sn[stat_hello].attr.mode >> 12);
+    assert_int_equal(1, sn[stat_hello].attr.links);
+    assert_int_equal(DIRFILES + 2, sn[readdir_d].nnames);
+    assert_true(sn[readdir_d].pages >= 2);
+    assert_int_equal(2, sn[readdir_empty].nnames);
+    if (strncmp(scripts[0].names, ".\n..\n", 5) != 0)
+        fail_msg("readdir of d/: %.60s", scripts[0].names);
+    for (int i = 0; i < DIRFILES; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "\nfile-with-a-rather-long-name-%03d\n", i);
+        if (!strstr(scripts[0].names, name))
+            fail_msg("readdir of d/ missed %s", name + 1);
+    }
+    assert_int_equal(1024, sn[statfs].info.block_size);
+    assert_int_equal(16384, sn[statfs].info.blocks);
+    assert_int_equal(0, sn[statfs].info.flags & FS_INFO_CLIENT_RO);
+    assert_int_equal(FS_INFO_CLIENT_RO, scripts[1].seen[statfs_ro].info.flags & FS_INFO_CLIENT_RO);
+    fsck_clean();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_read_side),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

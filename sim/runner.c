@@ -425,7 +425,7 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
     const char *out = sim_console_output(&out_len);
     int shell = prog_index(&w[0], "shell");
     /* a power cut kills the shell with its kernel: the lines it held die with it */
-    bool shell_died = (shell >= 0 && w[0].exits_told[shell] > 0) || r->blk.power_cuts > 0;
+    bool shell_died = shell >= 0 && (w[0].exits_told[shell] > 0 || r->blk.power_cuts > 0);
     check_output(sc, out, nfed, shell_died, shut_down, r);
     hs.hash = fnv(hs.hash, out, out_len);
     if (o->keep_output) {

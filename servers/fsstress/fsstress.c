@@ -526,8 +526,11 @@ static void next_op(os_ctx_t *ctx, fsstress_state_t *st)
     }
     st->ops++;
     if (!plan_op(ctx, st)) {
-        os_log(ctx, "every file failed: stopping");
-        st->done = true;
+        os_log(ctx, "every file failed: stopping after %llu ops", (unsigned long long)st->ops);
+        if (st->limited)
+            stop(ctx, st, 0); /* the errors were reported: what a faulty disk should give */
+        else
+            st->done = true;
         return;
     }
     run(ctx, st);

@@ -206,6 +206,20 @@ def test_scenario_disk_file_is_relative_to_the_scenario_and_checked_first(tmp_pa
     assert out.read_bytes() == bytes(4096)
 
 
+def test_the_same_seed_saves_the_same_disk_byte_for_byte(tmp_path):
+    """fs.scn: fsstress on the fs server until a seeded power cut; two processes, one disk."""
+    scn = os.path.join(SCN, "fs.scn")
+    disks = {}
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        path = tmp_path / f"{name}.img"
+        r = sim(scn, "--seed", str(seed), "--save-disk", str(path), "--show-output")
+        assert "[fsstress] fsynced" in r.stdout, r.stdout[-2000:]
+        assert re.search(r"^blk: \d+ read\(s\), [1-9]\d* write\(s\)", r.stdout, re.M)
+        disks[name] = path.read_bytes()
+    assert disks["a"] == disks["b"]
+    assert disks["a"] != disks["c"]
+
+
 # ---- fs-check judges what it must ------------------------------------------------------------
 
 def volume_with(tmp_path, files):

@@ -111,6 +111,13 @@ static void next(os_ctx_t *ctx, client_t *c)
     const step_t *s = cur(c);
     c->waiting = true;
     uint32_t req = ++c->req;
+    bool on_file = s->op == OP_READ || s->op == OP_READALL || s->op == OP_WRITE ||
+                   s->op == OP_WRITEALL || s->op == OP_STAT || s->op == OP_READDIR ||
+                   s->op == OP_TRUNC || s->op == OP_FSYNC || (s->op == OP_GARBAGE && s->slot >= 0);
+    if (on_file && file(c) == OS_HANDLE_NONE) {
+        status_is(ctx, c, OS_EBADH); /* its open failed (corrupt images) */
+        return;
+    }
     switch (s->op) {
     case OP_END:
         c->waiting = false;
@@ -364,6 +371,10 @@ static void on_fs(os_ctx_t *ctx, client_t *c, const os_event_t *ev)
                 send_write_piece(ctx, c);
             else
                 status_is(ctx, c, (int)s->expect);
+            return;
+        }
+        if (s->op == OP_OPEN && s->flag == 1 && m->reply.status == OS_ENOSPC) {
+            os_timer_set(ctx, c->timer, os_clock_now(ctx) + TICK); /* a dead client's files */
             return;
         }
         status_is(ctx, c, m->reply.status);

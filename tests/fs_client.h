@@ -12,8 +12,8 @@
 enum {
     ANYERR = 1000, /* expect: any negative status */
     ANY = 1001,    /* expect: any answer at all (corrupt images) */
-    SLOTS = 8,     /* files a client holds at once */
-    STEPS_MAX = 96,
+    SLOTS = 72,    /* files a client holds at once (more than the server's 64) */
+    STEPS_MAX = 192,
     NAMES_MAX = 1 << 16,
     FLAGS = 8,
     SCRIPTS = 8,
@@ -21,7 +21,8 @@ enum {
 
 typedef enum op {
     OP_END = 0,
-    OP_OPEN,     /* slot, path, flags, mode -> expect (0: opened); len: expected size if set */
+    OP_OPEN,     /* slot, path, flags, mode -> expect (0: opened); len: expected size if set;
+                    flag 1: OS_ENOSPC is tried again a tick later */
     OP_CLOSE,    /* slot */
     OP_READ,     /* slot, off, len -> data/data_len expected, or expect < 0 */
     OP_READALL,  /* slot: reads from 0 to the end; data/data_len is the whole content */

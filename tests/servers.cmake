@@ -13,5 +13,7 @@ set(EXT2_LIB ${CMAKE_SOURCE_DIR}/servers/fs/ext2.c ${CMAKE_SOURCE_DIR}/servers/f
     ${CMAKE_SOURCE_DIR}/servers/fs/ext2_wmap.c ${CMAKE_SOURCE_DIR}/servers/fs/ext2_wdir.c)
 orrery_add_test(test_fs_ext2_write SOURCES test_fs_ext2_write.c ext2w_util.c ${EXT2_LIB}
     LIBS orrery_core LABELS servers)
+orrery_add_test(test_fs_ext2_wmodel SOURCES test_fs_ext2_wmodel.c ext2w_util.c ${EXT2_LIB}
+    LIBS orrery_core LABELS servers)
 orrery_add_test(test_fs_iface SOURCES test_fs_iface.c LIBS orrery_servers orrery_core
     LABELS servers)

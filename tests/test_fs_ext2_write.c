@@ -342,13 +342,263 @@ static void test_symlinks(void **state)
     }
 }
 
+static int ren(ext2_fs_t *fs, uint32_t from, const char *a, uint32_t to, const char *b,
+               uint32_t *replaced, bool *gone)
+{
+    disk_call_start(fs->arg);
+    return ext2_rename(fs, from, a, strlen(a), to, b, strlen(b), replaced, gone);
+}
+
+static uint32_t ino_of(ext2_fs_t *fs, const char *path)
+{
+    ext2_inode_t in;
+    int rc = ext2_lookup(fs, path, false, &in);
+    if (rc != 0)
+        fail_msg("lookup %s: %s: %s", path, os_errname(rc), ext2_why(fs));
+    return in.ino;
+}
+
+static uint16_t links_of(ext2_fs_t *fs, uint32_t ino)
+{
+    ext2_inode_t in;
+    assert_int_equal(ext2_iget(fs, ino, &in), 0);
+    return in.links;
+}
+
+/* Renames in one directory and between two, replacing files and empty directories. */
+static void test_rename(void **state)
+{
+    (void)state;
+    for (int c = 0; c < NCONF; c++) {
+        disk_t *d = disk_make(c, 16);
+        ext2_fs_t *fs = mount_rw(d);
+        uint32_t x = mk(fs, EXT2_ROOT_INO, "x", EXT2_T_DIR << 12 | 0755, NULL);
+        uint32_t y = mk(fs, x, "y", EXT2_T_DIR << 12 | 0755, NULL);
+        uint32_t z = mk(fs, EXT2_ROOT_INO, "z", EXT2_T_DIR << 12 | 0755, NULL);
+        uint32_t a = mk(fs, x, "a", EXT2_T_REG << 12 | 0644, NULL);
+        uint32_t b = mk(fs, z, "b", EXT2_T_REG << 12 | 0644, NULL);
+        uint32_t e = mk(fs, z, "empty", EXT2_T_DIR << 12 | 0755, NULL);
+        uint32_t full = mk(fs, z, "full", EXT2_T_DIR << 12 | 0755, NULL);
+        mk(fs, full, "inside", EXT2_T_REG << 12 | 0644, NULL);
+        wr(fs, a, 0, "AAAA", 4);
+        wr(fs, b, 0, "BBBBBBBB", 8);
+        uint32_t rep;
+        bool gone;
+        /* In one directory, then over a file in another: the replaced file is the caller's. */
+        assert_int_equal(ren(fs, x, "a", x, "a2", &rep, &gone), 0);
+        assert_int_equal(rep, 0);
+        assert_int_equal(ren(fs, x, "a2", z, "b", &rep, &gone), 0);
+        assert_int_equal(rep, b);
+        assert_true(gone);
+        free_inode(fs, b);
+        expect_file(fs, "/z/b", (const uint8_t *)"AAAA", 4);
+        assert_int_equal(ino_of(fs, "/z/b"), a);
+        /* The same file under both names: nothing happens. */
+        assert_int_equal(ren(fs, z, "b", z, "b", &rep, &gone), 0);
+        /* Type clashes, a non-empty directory, missing names, a directory under itself. */
+        assert_int_equal(ren(fs, z, "b", z, "empty", &rep, &gone), OS_EISDIR);
+        assert_int_equal(ren(fs, z, "empty", z, "b", &rep, &gone), OS_ENOTDIR);
+        assert_int_equal(ren(fs, x, "y", z, "full", &rep, &gone), OS_ENOTEMPTY);
+        assert_int_equal(ren(fs, x, "nope", z, "q", &rep, &gone), OS_ENOENT);
+        assert_int_equal(ren(fs, EXT2_ROOT_INO, "x", y, "x", &rep, &gone), OS_EINVAL);
+        assert_int_equal(ren(fs, EXT2_ROOT_INO, "x", x, "x", &rep, &gone), OS_EINVAL);
+        assert_int_equal(ren(fs, EXT2_ROOT_INO, "x", EXT2_ROOT_INO, "..", &rep, &gone), OS_EINVAL);
+        fsck_ok(d, "rename errors");
+        /* A directory to another parent: its ".." and both parents' links follow. */
+        uint16_t lx = links_of(fs, x), lz = links_of(fs, z);
+        assert_int_equal(ren(fs, x, "y", z, "y", &rep, &gone), 0);
+        assert_int_equal(links_of(fs, x), lx - 1);
+        assert_int_equal(links_of(fs, z), lz + 1);
+        assert_int_equal(ino_of(fs, "/z/y/.."), z);
+        fsck_ok(d, "directory moved");
+        /* Over an empty directory elsewhere: the parent loses the replaced one's "..". */
+        mk(fs, y, "f", EXT2_T_REG << 12 | 0644, NULL);
+        lz = links_of(fs, z);
+        lx = links_of(fs, x);
+        assert_int_equal(ren(fs, z, "y", z, "empty", &rep, &gone), 0);
+        assert_int_equal(rep, e);
+        assert_true(gone);
+        free_inode(fs, e);
+        assert_int_equal(links_of(fs, z), lz - 1);
+        assert_int_equal(ren(fs, z, "empty", x, "back", &rep, &gone), 0);
+        assert_int_equal(links_of(fs, x), lx + 1);
+        assert_int_equal(ino_of(fs, "/x/back/.."), x);
+        assert_int_equal(ino_of(fs, "/x/back/f"), ino_of(fs, "/x/back/f"));
+        /* A deep move up: /x/back/deeper to the root. */
+        uint32_t deeper = mk(fs, y, "deeper", EXT2_T_DIR << 12 | 0755, NULL);
+        assert_int_equal(ren(fs, y, "deeper", EXT2_ROOT_INO, "top", &rep, &gone), 0);
+        assert_int_equal(ino_of(fs, "/top"), deeper);
+        assert_int_equal(ino_of(fs, "/top/.."), EXT2_ROOT_INO);
+        assert_int_equal(ren(fs, EXT2_ROOT_INO, "x", deeper, "x", &rep, &gone), 0);
+        assert_int_equal(ino_of(fs, "/top/x/back/f"), ino_of(fs, "/top/x/back/f"));
+        assert_int_equal(ren(fs, EXT2_ROOT_INO, "top", y, "t", &rep, &gone), OS_EINVAL);
+        fsck_ok(d, "directories moved");
+        disk_free(d, fs);
+    }
+}
+
+/* Fill the volume: OS_EDISKFULL changes nothing, files stay whole, e2fsck stays happy. */
+static void test_disk_full(void **state)
+{
+    (void)state;
+    static const int confs[] = {0, 3, 4};
+    for (size_t k = 0; k < sizeof confs / sizeof confs[0]; k++) {
+        disk_t *d = disk_make(confs[k], 4);
+        ext2_fs_t *fs = mount_rw(d);
+        uint8_t *snap = malloc(d->size), buf[4096];
+        uint32_t files[64];
+        uint64_t sizes[64] = {0};
+        uint8_t *model[64] = {0};
+        int nf = 0, fulls = 0;
+        char name[32];
+        ext2_statfs_t st;
+        for (int round = 0; fulls < 8; round++) {
+            assert_true(round < 100000);
+            if (round % 64 == 0 && nf < 64) {
+                snprintf(name, sizeof name, "f%d", nf);
+                disk_call_start(d);
+                int rc = ext2_create(fs, EXT2_ROOT_INO, name, strlen(name), EXT2_T_REG << 12 | 0644,
+                                     NULL, &files[nf]);
+                if (rc == 0)
+                    nf++;
+                else
+                    assert_int_equal(rc, OS_EDISKFULL);
+            }
+            int i = round % nf;
+            /* Unaligned 4 KiB pieces: some need five blocks and an indirect one. */
+            uint64_t off = sizes[i] + (uint64_t)(round % 3) * 1000;
+            fill(buf, sizeof buf, (uint32_t)(i * 7919 + off));
+            assert_int_equal(ext2_statfs(fs, &st), 0);
+            bool near = st.free_blocks < 40;
+            if (near)
+                memcpy(snap, d->data, d->size);
+            disk_call_start(d);
+            int rc = ext2_write(fs, files[i], off, buf, sizeof buf);
+            if (rc == OS_EDISKFULL) {
+                assert_true(near);
+                assert_memory_equal(snap, d->data, d->size);
+                fulls++;
+                continue;
+            }
+            assert_int_equal(rc, 0);
+            /* The gap the offset left is a hole: zeros. */
+            model[i] = realloc(model[i], off + sizeof buf);
+            memset(model[i] + sizes[i], 0, off - sizes[i]);
+            memcpy(model[i] + off, buf, sizeof buf);
+            sizes[i] = off + sizeof buf;
+        }
+        assert_int_equal(ext2_statfs(fs, &st), 0);
+        assert_true(st.free_blocks < 5);
+        /* A directory needs a block: refused, nothing changed. */
+        memcpy(snap, d->data, d->size);
+        uint32_t ino;
+        disk_call_start(d);
+        int rc = ext2_create(fs, EXT2_ROOT_INO, "dir", 3, EXT2_T_DIR << 12 | 0755, NULL, &ino);
+        if (st.free_blocks == 0) {
+            assert_int_equal(rc, OS_EDISKFULL);
+            assert_memory_equal(snap, d->data, d->size);
+        }
+        fsck_ok(d, "disk full");
+        for (int i = 0; i < nf; i++) {
+            snprintf(name, sizeof name, "/f%d", i);
+            expect_file(fs, name, model[i], sizes[i]);
+        }
+        /* Freeing one file makes room again. */
+        uint32_t gone_ino;
+        bool gone;
+        assert_int_equal(ext2_remove(fs, EXT2_ROOT_INO, "f0", 2, false, &gone_ino, &gone), 0);
+        free_inode(fs, gone_ino);
+        wr(fs, files[1], sizes[1], "more", 4);
+        fsck_ok(d, "disk full, then room");
+        for (int i = 0; i < nf; i++)
+            free(model[i]);
+        free(snap);
+        disk_free(d, fs);
+    }
+}
+
+/* Inodes run out: OS_EDISKFULL, nothing changed. */
+static void test_inodes_full(void **state)
+{
+    (void)state;
+    disk_t *d = disk_make_opts(1, 4, "-N 64");
+    ext2_fs_t *fs = mount_rw(d);
+    uint8_t *snap = malloc(d->size);
+    int made = 0;
+    for (;;) {
+        char name[32];
+        uint32_t ino;
+        snprintf(name, sizeof name, "n%d", made);
+        memcpy(snap, d->data, d->size);
+        int rc = ext2_create(fs, EXT2_ROOT_INO, name, strlen(name),
+                             (made % 3 ? EXT2_T_REG : EXT2_T_DIR) << 12 | 0644, NULL, &ino);
+        if (rc == OS_EDISKFULL)
+            break;
+        assert_int_equal(rc, 0);
+        made++;
+    }
+    assert_memory_equal(snap, d->data, d->size);
+    assert_true(made > 20 && made < 64);
+    ext2_statfs_t st;
+    assert_int_equal(ext2_statfs(fs, &st), 0);
+    assert_int_equal(st.free_inodes, 0);
+    fsck_ok(d, "inodes full");
+    free(snap);
+    disk_free(d, fs);
+}
+
+/* What is not writable says so: not mounted writable, ext3 features, flex_bg, errors. */
+static void test_read_only(void **state)
+{
+    (void)state;
+    disk_t *d = disk_make(1, 8);
+    ext2_fs_t *fs = calloc(1, sizeof *fs);
+    assert_int_equal(ext2_mount(fs, disk_read, d, d->size), 0);
+    uint32_t ino;
+    bool more, gone;
+    uint8_t *snap = malloc(d->size);
+    memcpy(snap, d->data, d->size);
+    assert_int_equal(ext2_create(fs, 2, "a", 1, EXT2_T_REG << 12, NULL, &ino), OS_EROFS);
+    assert_int_equal(ext2_write(fs, 2, 0, "a", 1), OS_EROFS);
+    assert_int_equal(ext2_truncate(fs, 2, 0, &more), OS_EROFS);
+    assert_int_equal(ext2_remove(fs, 2, "a", 1, false, &ino, &gone), OS_EROFS);
+    assert_int_equal(ext2_release(fs, 12), OS_EROFS);
+    assert_int_equal(ext2_unmount(fs), OS_EROFS);
+    ext2_statfs_t st;
+    assert_int_equal(ext2_statfs(fs, &st), 0);
+    assert_true(st.free_blocks > 0 && st.free_blocks < st.blocks);
+    assert_memory_equal(snap, d->data, d->size);
+    /* Errors recorded in the superblock (s_state 2). */
+    d->data[1024 + 58] = 2;
+    assert_int_equal(ext2_mount(fs, disk_read, d, d->size), 0);
+    assert_int_equal(ext2_mount_rw(fs, disk_write), OS_EROFS);
+    assert_non_null(strstr(ext2_why(fs), "errors"));
+    free(fs);
+    free(snap);
+    disk_free(d, NULL);
+    static const char *opts[] = {"-j", "-O flex_bg", "-O metadata_csum"};
+    static const char *says[] = {"has_journal", "flex_bg", "metadata_csum"};
+    for (int i = 0; i < 3; i++) {
+        d = disk_make_opts(1, 8, opts[i]);
+        fs = calloc(1, sizeof *fs);
+        assert_int_equal(ext2_mount(fs, disk_read, d, d->size), 0);
+        assert_int_equal(ext2_mount_rw(fs, disk_write), OS_EROFS);
+        if (!strstr(ext2_why(fs), says[i]))
+            fail_msg("%s: %s", opts[i], ext2_why(fs));
+        free(fs);
+        disk_free(d, NULL);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_write_read), cmocka_unit_test(test_remove_and_free),
         cmocka_unit_test(test_truncate),          cmocka_unit_test(test_many_names),
         cmocka_unit_test(test_deep_maps),         cmocka_unit_test(test_large_files),
-        cmocka_unit_test(test_symlinks),
+        cmocka_unit_test(test_symlinks),          cmocka_unit_test(test_rename),
+        cmocka_unit_test(test_disk_full),         cmocka_unit_test(test_inodes_full),
+        cmocka_unit_test(test_read_only),
     };
     return cmocka_run_group_tests(tests, suite_setup, suite_teardown);
 }

@@ -154,9 +154,9 @@ static void reset_scripts(void)
 /* Boot init, fs and the clients of the manifest on the image `spec`; the status of the run. */
 static int run(const char *manifest, const char *spec)
 {
-    hl_blk_config_t disk;
+    hl_blk_config_t disk = {.fd = -1};
     char err[256];
-    if (hl_blk_open(spec, &disk, err, sizeof err) != 0)
+    if (spec && hl_blk_open(spec, &disk, err, sizeof err) != 0)
         fail_msg("%s", err);
     hl_run_config_t rc;
     hl_run_config_init(&rc);
@@ -173,7 +173,7 @@ static int run(const char *manifest, const char *spec)
     rc.console_in = in[0];
     rc.console_out = fd;
     rc.workers = 2;
-    rc.disk = &disk;
+    rc.disk = spec ? &disk : NULL;
     rc.timeout_ms = GUARD_MS;
     int status = hl_run(&rc);
     hl_blk_close(&disk);
@@ -351,10 +351,195 @@ static void test_read_side(void **state)
     fsck_clean();
 }
 
+/* The whole image file, to compare before and after a run. */
+static uint8_t *slurp(size_t *len)
+{
+    int fd = open(img, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    struct stat sb;
+    assert_int_equal(0, fstat(fd, &sb));
+    uint8_t *b = malloc((size_t)sb.st_size);
+    assert_int_equal(sb.st_size, pread(fd, b, (size_t)sb.st_size, 0));
+    close(fd);
+    *len = (size_t)sb.st_size;
+    return b;
+}
+
+/* Bytes at an offset of the image. */
+static void poke(uint64_t off, const void *b, size_t n)
+{
+    int fd = open(img, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal((ssize_t)n, pwrite(fd, b, n, (off_t)off));
+    close(fd);
+}
+
+/* A number from debugfs's answer to `request`, after `key` (e.g. "located at block "). */
+static unsigned long debugfs_num(const char *request, const char *key, int base)
+{
+    char cmd[512], out[4096];
+    snprintf(cmd, sizeof cmd, "debugfs -R '%s' %s 2>/dev/null", request, img);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    pclose(p);
+    char *at = key ? strstr(out, key) : out;
+    if (!at)
+        fail_msg("debugfs %s: no '%s' in %s", request, key, out);
+    return strtoul(at + (key ? strlen(key) : 0), NULL, base);
+}
+
+/* No blk0: the server says so once and ends cleanly (init then has nothing left to run). */
+static void test_no_disk(void **state)
+{
+    (void)state;
+    reset_scripts();
+    int status = run("program fs\n", NULL);
+    assert_int_equal(OS_EXIT_NOTHING_LEFT, status);
+    assert_non_null(strstr(console, "[fs] no blk0 device\n"));
+    assert_non_null(strstr(console, "[init] fs (task 2) exited\n"));
+}
+
+/* A read-only disk: the volume is read-only, every change OS_EROFS, the file untouched. */
+static void test_read_only_disk(void **state)
+{
+    (void)state;
+    make_image();
+    size_t n0, n1;
+    uint8_t *before = slurp(&n0);
+    reset_scripts();
+    S(0, .op = OP_OPEN, .slot = 0, .path = "hello.txt", .flags = FS_O_READ);
+    S(0, .op = OP_READALL, .slot = 0, .data = hello, .data_len = strlen(hello));
+    S(0, .op = OP_OPEN, .slot = 1, .path = "hello.txt", .flags = FS_O_READ | FS_O_WRITE,
+      .expect = OS_EROFS);
+    S(0, .op = OP_OPEN, .slot = 1, .path = "new", .flags = FS_O_WRITE | FS_O_CREAT,
+      .expect = OS_EROFS);
+    S(0, .op = OP_MKDIR, .path = "nd", .expect = OS_EROFS);
+    S(0, .op = OP_UNLINK, .path = "hello.txt", .expect = OS_EROFS);
+    S(0, .op = OP_RMDIR, .path = "empty", .expect = OS_EROFS);
+    S(0, .op = OP_RENAME, .path = "hello.txt", .path2 = "x", .expect = OS_EROFS);
+    S(0, .op = OP_SYMLINK, .path = "sl", .path2 = "x", .expect = OS_EROFS);
+    S(0, .op = OP_SYNC);
+    S(0, .op = OP_STATFS);
+    int sf = last(0);
+    S(0, .op = OP_SHUTDOWN);
+    char spec[200];
+    snprintf(spec, sizeof spec, "%s,ro", img);
+    check_scripts(run("program fs\nprogram fsc0 reach=fs,init\n", spec));
+    fs_fsinfo_t *info = &scripts[0].seen[sf].info;
+    assert_int_equal(FS_INFO_RO, info->flags);
+    assert_string_equal("read-only: the disk is read-only", info->note);
+    uint8_t *after = slurp(&n1);
+    assert_int_equal(n0, n1);
+    assert_memory_equal(before, after, n0);
+    free(before);
+    free(after);
+}
+
+/* The open-file table: 64 channels, the 65th OS_ENOSPC; a client that dies with files open
+ * leaves none of them behind. */
+static void test_open_table_and_a_dying_client(void **state)
+{
+    (void)state;
+    make_image();
+    reset_scripts();
+    for (int i = 0; i < 60; i++)
+        S(1, .op = OP_OPEN, .slot = i, .path = i % 2 ? "big.bin" : "d", .flags = FS_O_READ);
+    S(1, .op = OP_SETFLAG, .flag = 0);
+    S(1, .op = OP_EXIT);
+    S(0, .op = OP_WAITFLAG, .flag = 0);
+    for (int i = 0; i < 64; i++)
+        S(0, .op = OP_OPEN, .slot = i, .path = "hello.txt", .flags = FS_O_READ, .flag = 1);
+    S(0, .op = OP_OPEN, .slot = 64, .path = "hello.txt", .flags = FS_O_READ, .expect = OS_ENOSPC);
+    S(0, .op = OP_CLOSE, .slot = 3);
+    S(0, .op = OP_OPEN, .slot = 64, .path = "hello.txt", .flags = FS_O_READ, .flag = 1);
+    S(0, .op = OP_READALL, .slot = 64, .data = hello, .data_len = strlen(hello));
+    S(0, .op = OP_SHUTDOWN);
+    check_scripts(
+        run("program fs\nprogram fsc0 reach=fs,init\nprogram fsc1 reach=fs restart=never\n", img));
+}
+
+/* Corrupt images give errors and log lines naming the structure, never a crash. */
+static void corrupt_script(void)
+{
+    reset_scripts();
+    S(0, .op = OP_STATFS, .expect = ANY);
+    S(0, .op = OP_OPEN, .slot = 0, .path = "hello.txt", .flags = FS_O_READ, .expect = ANY);
+    S(0, .op = OP_READALL, .slot = 0, .expect = ANY);
+    S(0, .op = OP_STAT, .slot = 0, .expect = ANY);
+    S(0, .op = OP_OPEN, .slot = 1, .path = "d", .flags = FS_O_READ, .expect = ANY);
+    S(0, .op = OP_READDIR, .slot = 1, .expect = ANY);
+    S(0, .op = OP_OPEN, .slot = 2, .path = "d/file-with-a-rather-long-name-100", .flags = FS_O_READ,
+      .expect = ANY);
+    S(0, .op = OP_OPEN, .slot = 3, .path = "big.bin", .flags = FS_O_READ, .expect = ANY);
+    S(0, .op = OP_READALL, .slot = 3, .expect = ANY);
+    S(0, .op = OP_OPEN, .slot = 4, .path = "dlink/deep/f.txt", .flags = FS_O_READ, .expect = ANY);
+    S(0, .op = OP_OPEN, .slot = 5, .path = "new", .flags = FS_O_READ | FS_O_WRITE | FS_O_CREAT,
+      .expect = ANY);
+    S(0, .op = OP_STATFS, .expect = ANY);
+    S(0, .op = OP_SHUTDOWN);
+}
+
+static void corrupt_run(const char *want_log)
+{
+    check_scripts(run("program fs\nprogram fsc0 reach=fs,init\n", img));
+    if (want_log && !strstr(console, want_log))
+        fail_msg("no '%s' in:\n%s", want_log, console);
+}
+
+static void test_corrupt_images(void **state)
+{
+    (void)state;
+    /* the superblock's magic: not mounted; statfs says why, the rest is OS_EIO */
+    make_image();
+    poke(1024 + 56, "\x00\x00", 2);
+    corrupt_script();
+    corrupt_run("cannot mount blk0: superblock: bad magic 0x0000 (not ext2)");
+    assert_int_equal(OS_EIO, scripts[0].seen[1].status);
+    assert_non_null(strstr(scripts[0].seen[0].info.note, "not mounted: superblock: bad magic"));
+    /* group 0's inode table pointer (the descriptors are in block 2 on 1 KiB blocks) */
+    make_image();
+    poke(2048 + 8, "\xf0\xff\xff\xff", 4);
+    corrupt_script();
+    corrupt_run("group 0: inode table at block 4294967280 outside the volume");
+    /* hello.txt's inode: a mode with no known type */
+    make_image();
+    unsigned long ino = debugfs_num("stat /hello.txt", "Inode: ", 10);
+    unsigned long blk = debugfs_num("imap /hello.txt", "located at block ", 10);
+    unsigned long off = debugfs_num("imap /hello.txt", "offset ", 16);
+    poke(blk * 1024 + off, "\xff\xff", 2);
+    corrupt_script();
+    char want[80];
+    snprintf(want, sizeof want, "inode %lu: bad mode 0177777", ino);
+    corrupt_run(want);
+    assert_int_equal(OS_EIO, scripts[0].seen[1].status);
+    /* d's first directory block: an entry with rec_len 0 */
+    make_image();
+    unsigned long dblk = debugfs_num("blocks /d", NULL, 10);
+    poke(dblk * 1024 + 12 + 4, "\x00\x00", 2);
+    corrupt_script();
+    corrupt_run("has rec_len 0");
+    assert_int_equal(OS_EIO, scripts[0].seen[5].status);
+    /* random bytes over the metadata, a few seeds */
+    for (unsigned seed = 1; seed <= 6; seed++) {
+        make_image();
+        srand(seed);
+        for (int k = 0; k < 40; k++) {
+            uint8_t b = (uint8_t)rand();
+            poke((uint64_t)(rand() % (200 * 1024)), &b, 1);
+        }
+        corrupt_script();
+        corrupt_run(NULL);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_read_side),
+        cmocka_unit_test(test_read_side),      cmocka_unit_test(test_no_disk),
+        cmocka_unit_test(test_read_only_disk), cmocka_unit_test(test_open_table_and_a_dying_client),
+        cmocka_unit_test(test_corrupt_images),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -81,6 +81,7 @@ enum {
     EXT2_W_META = 1,
     EXT2_CALL_BLOCKS_MAX = 96, /* distinct blocks read or written by one write-side call */
     EXT2_FREE_STEP = 32,       /* data blocks freed by one ext2_truncate call at most */
+    EXT2_DIR_GROW_MAX = 32,    /* blocks a directory may grow to by ext2_create/rename */
 };
 
 /* Counts for df. */

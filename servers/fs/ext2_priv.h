@@ -120,6 +120,13 @@ extern const uint8_t ext2__zeros[EXT2_BLOCK_MAX];
 int ext2__wbegin(ext2_fs_t *fs);
 int ext2__wend(ext2_fs_t *fs, int rc);
 
+/*
+ * OS_ENOTSUP unless the call has room left for its writing part (which reads the descriptor
+ * table and a few blocks more): checked before the first write, so a call that would pass
+ * EXT2_CALL_BLOCKS_MAX stops before it changed anything.
+ */
+int ext2__room(ext2_fs_t *fs);
+
 /* Write device bytes: inside the volume, never below the superblock, counted, scratch kept. */
 int ext2__dev_write(ext2_fs_t *fs, uint64_t off, const void *buf, size_t len, int kind,
                     const char *what);

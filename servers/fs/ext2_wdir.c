@@ -64,6 +64,7 @@ typedef struct {
     const char *name; /* the name looked for, or NULL */
     size_t len;
     uint32_t need; /* bytes of a new entry, 0: no slot wanted */
+    bool stop;     /* stop at the name (or, with no name, at an entry other than . and ..) */
     /* Results: the name's entry (block, offset, previous entry's offset or NONE). */
     bool found;
     uint32_t f_blk, f_off, f_prev, f_ino;
@@ -115,6 +116,8 @@ static int dir_scan(ext2_fs_t *fs, const ext2_inode_t *dir, scan_t *s)
                 s->s_blk = pb;
                 s->s_off = o;
             }
+            if (s->stop && (s->found || (!s->name && s->others)))
+                return 0;
             prev = o;
             o += rec;
         }
@@ -162,9 +165,10 @@ static int add_need(ext2_fs_t *fs, const ext2_inode_t *dir, const scan_t *s, uin
     *need = 0;
     if (s->s_blk)
         return 0;
-    if (dir->size + fs->block_size > EXT2_DIR_MAX)
-        return ext2__fail(fs, OS_EDISKFULL, "directory inode %u at its %u-byte limit", dir->ino,
-                          EXT2_DIR_MAX);
+    /* Bounds the blocks one call reads in a directory it changes. */
+    if (s->blocks >= EXT2_DIR_GROW_MAX)
+        return ext2__fail(fs, OS_ENOSPC, "directory inode %u is full (%u blocks, the limit)",
+                          dir->ino, EXT2_DIR_GROW_MAX);
     return ext2__map_need(fs, dir, s->blocks, need);
 }
 
@@ -278,7 +282,7 @@ static int create_(ext2_fs_t *fs, uint32_t dir, const char *name, size_t len, ui
         return rc;
     bool slow = t == EXT2_T_LNK && tlen >= 60;
     need += t == EXT2_T_DIR || slow;
-    if ((rc = ext2__space(fs, need, 1)) < 0)
+    if ((rc = ext2__space(fs, need, 1)) < 0 || (rc = ext2__room(fs)) < 0)
         return rc;
     uint32_t ino;
     if ((rc = ext2__ialloc(fs, dir, t == EXT2_T_DIR, &ino)) < 0 ||
@@ -347,7 +351,7 @@ int ext2_create(ext2_fs_t *fs, uint32_t dir, const char *name, size_t len, uint1
 /* OS_ENOTEMPTY unless directory `in` holds only . and .. */
 static int dir_empty(ext2_fs_t *fs, const ext2_inode_t *in)
 {
-    scan_t s = {0};
+    scan_t s = {.stop = true};
     int rc = dir_scan(fs, in, &s);
     if (rc < 0)
         return rc;
@@ -378,7 +382,7 @@ static int remove_(ext2_fs_t *fs, uint32_t dir, const char *name, size_t len, bo
     int rc;
     if ((rc = name_check(fs, name, len)) < 0 || (rc = dir_load(fs, dir, &dw)) < 0)
         return rc;
-    scan_t s = {.name = name, .len = len};
+    scan_t s = {.name = name, .len = len, .stop = true};
     if ((rc = dir_scan(fs, &dw.in, &s)) < 0)
         return rc;
     if (!s.found)
@@ -393,7 +397,7 @@ static int remove_(ext2_fs_t *fs, uint32_t dir, const char *name, size_t len, bo
         return ext2__fail(fs, OS_EISDIR, "'%.*s' is a directory", (int)len, name);
     if (is_dir && (rc = dir_empty(fs, &vw.in)) < 0)
         return rc;
-    if ((rc = dir_del(fs, &dw, &s)) < 0)
+    if ((rc = ext2__room(fs)) < 0 || (rc = dir_del(fs, &dw, &s)) < 0)
         return rc;
     unlink_inode(fs, &vw, &dw);
     if ((rc = ext2__wi_store(fs, &vw)) < 0 || (rc = ext2__wi_store(fs, &dw)) < 0)
@@ -450,7 +454,7 @@ static int rename_(ext2_fs_t *fs, uint32_t from_dir, const char *from_name, size
         (rc = dir_load(fs, to_dir, &tw)) < 0)
         return rc;
     bool same = from_dir == to_dir;
-    scan_t fs_ = {.name = from_name, .len = from_len};
+    scan_t fs_ = {.name = from_name, .len = from_len, .stop = true};
     if ((rc = dir_scan(fs, &fw.in, &fs_)) < 0)
         return rc;
     if (!fs_.found)
@@ -484,6 +488,8 @@ static int rename_(ext2_fs_t *fs, uint32_t from_dir, const char *from_name, size
         if ((rc = add_need(fs, &tw.in, &ts, &need)) < 0 || (rc = ext2__space(fs, need, 0)) < 0)
             return rc;
     }
+    if ((rc = ext2__room(fs)) < 0)
+        return rc;
     /* The new name first: the file is never without one. */
     if (ts.found) {
         if ((rc = ext2__scratch_load(fs, ts.f_blk)) < 0)

@@ -51,6 +51,17 @@ int ext2__dev_write(ext2_fs_t *fs, uint64_t off, const void *buf, size_t len, in
     return 0;
 }
 
+int ext2__room(ext2_fs_t *fs)
+{
+    uint32_t gdt = (fs->groups * GD_SIZE + fs->block_size - 1) / fs->block_size;
+    if (fs->touched_n + gdt + 16 > EXT2_CALL_BLOCKS_MAX)
+        return ext2__fail(fs, OS_ENOTSUP,
+                          "the operation needs more than %u blocks at once (a directory too "
+                          "large to change?)",
+                          EXT2_CALL_BLOCKS_MAX);
+    return 0;
+}
+
 /* ---- superblock and group counts -------------------------------------------------------- */
 
 int ext2__sb_get(ext2_fs_t *fs, uint32_t field, uint32_t size, uint32_t *v)

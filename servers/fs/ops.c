@@ -21,7 +21,7 @@ void fs_answer(os_ctx_t *ctx, fs_state_t *st, fs_req_t *r, int status)
 /* Answer reply{req, rc}; an OS_EIO from the library is logged with its reason (inode, block). */
 static int answer(os_ctx_t *ctx, fs_state_t *st, fs_req_t *r, int rc)
 {
-    if (rc == OS_EIO && st->fs.why[0])
+    if (rc == OS_EIO && st->mounted && st->fs.why[0])
         os_log(ctx, "%s", st->fs.why);
     fs_answer(ctx, st, r, rc);
     return 0;

@@ -560,7 +560,7 @@ static void fsstress_start(os_ctx_t *ctx)
     size_t len;
     os_spawn_arg(ctx, &arg, &len);
     char a[32] = "";
-    if (len < sizeof a)
+    if (len > 0 && len < sizeof a) /* no arg: data may be NULL */
         memcpy(a, arg, len);
     if (len > 0) {
         /* ops=N: N ops, then sync and shut down */

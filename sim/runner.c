@@ -439,9 +439,11 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
     k_stats_t ks = {0};
     sim_node_enter(0);
     if (sim_node_booted(0))
-        k_get_stats(&ks); /* the scenario's node */
-    r->events = ks.events;
-    r->messages = ks.messages;
+        k_get_stats(&ks);     /* the scenario's node */
+    uint64_t cut_ev, cut_msg; /* kernels torn down by power cuts ran events too */
+    sim_node_cut_stats(0, &cut_ev, &cut_msg);
+    r->events = ks.events + cut_ev;
+    r->messages = ks.messages + cut_msg;
     r->vtime_ns = sim_now();
     sim_faults_stats(&r->injected);
     if (cfg[0].net)

@@ -46,7 +46,7 @@ static struct {
     mchan_t chans[MCHANS];
     os_handle_t ctl[4];
     int nctl;
-    uint64_t fsyncs, ops;
+    uint64_t fsyncs, syncs, ops;
 } M;
 
 static int mfind(const char *path)
@@ -162,6 +162,14 @@ static void on_ctl(os_ctx_t *ctx, os_handle_t ch, const os_event_t *ev)
         M.files[f].present = false;
         reply(ctx, ch, m.rename.req, 0);
     } else if (fs_sync_decode(ev, &m.sync) == 0) {
+        /* everything, names included, reaches the disk */
+        for (int i = 0; i < MFILES; i++) {
+            mfile_t *f = &M.files[i];
+            f->dpresent = f->present;
+            f->dlen = f->len;
+            memcpy(f->ddata, f->data, f->len);
+        }
+        M.syncs++;
         reply(ctx, ch, m.sync.req, 0);
     } else {
         fail_msg("model: unexpected control message %u", (unsigned)ev->type);
@@ -394,7 +402,14 @@ static void test_ops_n_syncs_and_shuts_down(void **state)
     assert_non_null(strstr(out, "[fsstress] done: 150 ops, "));
     assert_non_null(strstr(out, ", 0 errors"));
     assert_int_equal(0, status);
-    assert_true(check_facts(out) > 0);
+    /* after the final sync every file is claimed ("(sync)"), each as the model holds it */
+    assert_true(M.syncs > 0);
+    assert_non_null(strstr(out, " (sync)\n"));
+    int files = 0;
+    for (int i = 0; i < MFILES; i++)
+        files += M.files[i].present && M.files[i].path[1] == 'd';
+    assert_true(files > 0);
+    assert_int_equal(files, check_facts(out));
     assert_int_equal(0, sim_teardown());
 }
 

@@ -15,7 +15,8 @@
  * what each holds. The facts it states, on the console and in /fsstress.ledger:
  *
  *   fsynced PATH len N crc32 0xC   the fsync of PATH answered 0: PATH holds those N bytes
- *                                  (CRC-32, as zlib's) on the disk, whatever happens next;
+ *                                  (CRC-32, as zlib's) on the disk, whatever happens next
+ *                                  (said with "(sync)" of every file after a sync too);
  *   superseded PATH (why)          PATH is about to change (write, truncate, rename, unlink):
  *                                  the previous fact about it no longer binds. Said, and the
  *                                  ledger's record of it fsynced, BEFORE the change is sent,
@@ -99,9 +100,10 @@ typedef struct fsstress_state {
     uint32_t crc_table[256];
     bool limited; /* arg ops=N */
     uint64_t ops_max, ops, fsyncs, errors;
-    uint64_t lrecs; /* records in the ledger */
-    bool done;      /* no more ops */
-    bool stopping;  /* shutdown asked */
+    uint64_t lrecs;       /* records in the ledger */
+    bool done;            /* no more ops */
+    bool stopping;        /* shutdown asked */
+    uint32_t sync_claims; /* files a sync made durable, to claim (a bit per file) */
     /* the op in progress: a list of actions, run one request at a time */
     act_t acts[ACTS_MAX];
     size_t nacts, cur;
@@ -383,7 +385,8 @@ static void run(os_ctx_t *ctx, fsstress_state_t *st)
         case A_CLAIM: {
             shadow_t *f = &st->files[a->fi];
             uint32_t crc = crc_update(st, 0, f->data, f->len);
-            os_log(ctx, "fsynced %s len %u crc32 0x%08x", a->path, (unsigned)f->len, (unsigned)crc);
+            os_log(ctx, "fsynced %s len %u crc32 0x%08x%s", a->path, (unsigned)f->len,
+                   (unsigned)crc, a->flags ? " (sync)" : "");
             f->claimed = true;
             st->fsyncs++;
             /* the record goes after the actions still planned (none follow a claim) */
@@ -511,6 +514,15 @@ static void next_op(os_ctx_t *ctx, fsstress_state_t *st)
 {
     if (st->done)
         return;
+    if (st->sync_claims) {
+        /* a sync answered 0: every file is on the disk as we know it; claim one at a time */
+        int fi = __builtin_ctz(st->sync_claims);
+        st->sync_claims &= st->sync_claims - 1;
+        st->nacts = st->cur = 0;
+        add(st, A_CLAIM, fi)->flags = 1;
+        run(ctx, st);
+        return;
+    }
     if (st->limited && st->ops == st->ops_max) {
         st->ops++; /* once */
         st->nacts = st->cur = 0;
@@ -663,6 +675,10 @@ static void on_fs(os_ctx_t *ctx, fsstress_state_t *st, const os_event_t *ev)
             return;
         }
         if (m.reply.status == 0 || (a->kind == A_MKDIR && m.reply.status == OS_EEXIST)) {
+            if (a->kind == A_SYNC)
+                for (int fi = 0; fi < NF; fi++)
+                    if (st->files[fi].exists && !st->files[fi].broken && !st->files[fi].claimed)
+                        st->sync_claims |= 1u << fi;
             st->cur++;
             run(ctx, st);
         } else {

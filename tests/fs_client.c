@@ -109,6 +109,7 @@ static void next(os_ctx_t *ctx, client_t *c)
             c->at++;
     }
     const step_t *s = cur(c);
+    atomic_store(&c->sc->at, c->at);
     c->waiting = true;
     uint32_t req = ++c->req;
     bool on_file = s->op == OP_READ || s->op == OP_READALL || s->op == OP_WRITE ||

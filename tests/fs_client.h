@@ -77,6 +77,7 @@ typedef struct script {
     char names[NAMES_MAX]; /* OP_READDIR's names, the last one's */
     size_t names_len;
     char fail[512]; /* the first step that went wrong */
+    atomic_int at;  /* the step running (for a run that hangs) */
     atomic_int done;
 } script_t;
 

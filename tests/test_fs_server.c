@@ -174,7 +174,8 @@ static int run(const char *manifest, const char *spec)
     rc.console_out = fd;
     rc.workers = 2;
     rc.disk = spec ? &disk : NULL;
-    rc.timeout_ms = GUARD_MS;
+    rc.timeout_ms =
+        getenv("TEST_FS_GUARD_MS") ? strtoull(getenv("TEST_FS_GUARD_MS"), NULL, 10) : GUARD_MS;
     int status = hl_run(&rc);
     hl_blk_close(&disk);
     ssize_t n = pread(fd, console, sizeof console - 1, 0);
@@ -192,8 +193,14 @@ static void check_scripts(int status)
     for (int i = 0; i < SCRIPTS; i++)
         if (scripts[i].fail[0])
             fail_msg("%s\n%s", scripts[i].fail, console);
-    if (status != 0)
+    if (status != 0) {
+        for (int i = 0; i < SCRIPTS; i++)
+            if (scripts[i].steps[0].op != OP_END)
+                fprintf(stderr, "%s: at step %d (op %d)\n", scripts[i].program,
+                        atomic_load(&scripts[i].at),
+                        scripts[i].steps[atomic_load(&scripts[i].at)].op);
         fail_msg("the run ended with %d\n%s", status, console);
+    }
     if (strstr(console, "[init] fs "))
         fail_msg("the fs server ended:\n%s", console);
 }
@@ -250,6 +257,20 @@ static void debugfs_is(const char *path, const void *data, size_t len)
     if (n != len || memcmp(got, data, len) != 0)
         fail_msg("debugfs cat %s: %zu bytes, expected %zu (or they differ)", path, n, len);
     free(got);
+}
+
+/* debugfs's answer to `request` holds `needle`. */
+static void debugfs_has(const char *request, const char *needle)
+{
+    char cmd[512], out[8192];
+    snprintf(cmd, sizeof cmd, "debugfs -R '%s' %s 2>/dev/null", request, img);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    pclose(p);
+    if (!strstr(out, needle))
+        fail_msg("debugfs %s: no '%s' in:\n%s", request, needle, out);
 }
 
 /* ---- the read side ----------------------------------------------------------------------- */
@@ -534,12 +555,163 @@ static void test_corrupt_images(void **state)
     }
 }
 
+/* Every change, its errors, then sync: e2fsck finds the image clean and debugfs reads the
+ * bytes the clients wrote. */
+static void test_write_side(void **state)
+{
+    (void)state;
+    make_image();
+    reset_scripts();
+    const uint32_t RW = FS_O_READ | FS_O_WRITE;
+    S(0, .op = OP_OPEN, .slot = 0, .path = "new.txt", .flags = RW | FS_O_CREAT | FS_O_EXCL,
+      .mode = 0640);
+    S(0, .op = OP_WRITEALL, .slot = 0, .data = wdata, .data_len = WDATA);
+    S(0, .op = OP_READALL, .slot = 0, .data = wdata, .data_len = WDATA);
+    S(0, .op = OP_OPEN, .slot = 1, .path = "new.txt", .flags = RW | FS_O_CREAT | FS_O_EXCL,
+      .expect = OS_EEXIST);
+    S(0, .op = OP_TRUNC, .slot = 0, .len = 5000);
+    S(0, .op = OP_STAT, .slot = 0);
+    int st_trunc = last(0);
+    S(0, .op = OP_WRITE, .slot = 0, .off = 100000, .data = "tail", .data_len = 4, .expect = 4);
+    S(0, .op = OP_STAT, .slot = 0);
+    int st_tail = last(0);
+    S(0, .op = OP_READ, .slot = 0, .off = 99998, .len = 100, .data = "\0\0tail", .data_len = 6);
+    S(0, .op = OP_FSYNC, .slot = 0);
+    /* a channel opened read-only may not write; an append channel writes at the end */
+    S(0, .op = OP_OPEN, .slot = 1, .path = "hello.txt", .flags = FS_O_READ);
+    S(0, .op = OP_WRITE, .slot = 1, .data = "x", .data_len = 1, .expect = OS_EACCES);
+    S(0, .op = OP_TRUNC, .slot = 1, .len = 0, .expect = OS_EACCES);
+    S(0, .op = OP_OPEN, .slot = 2, .path = "app.txt", .flags = RW | FS_O_CREAT | FS_O_APPEND,
+      .mode = 0600);
+    S(0, .op = OP_WRITE, .slot = 2, .off = 7, .data = "ab", .data_len = 2, .expect = 2);
+    S(0, .op = OP_WRITE, .slot = 2, .off = 0, .data = "cd", .data_len = 2, .expect = 2);
+    S(0, .op = OP_OPEN, .slot = 3, .path = "big.bin", .flags = RW | FS_O_TRUNC, .len = 0);
+    /* directories */
+    S(0, .op = OP_MKDIR, .path = "nd", .mode = 0755);
+    S(0, .op = OP_MKDIR, .path = "nd", .mode = 0755, .expect = OS_EEXIST);
+    S(0, .op = OP_MKDIR, .path = "nosuch/x", .mode = 0755, .expect = OS_ENOENT);
+    S(0, .op = OP_MKDIR, .path = "hello.txt/x", .mode = 0755, .expect = OS_ENOTDIR);
+    S(0, .op = OP_OPEN, .slot = 4, .path = "nd/f", .flags = RW | FS_O_CREAT, .mode = 0644);
+    S(0, .op = OP_WRITE, .slot = 4, .data = "in nd", .data_len = 5, .expect = 5);
+    S(0, .op = OP_CLOSE, .slot = 4);
+    S(0, .op = OP_RMDIR, .path = "nd", .expect = OS_ENOTEMPTY);
+    S(0, .op = OP_UNLINK, .path = "nd/f");
+    S(0, .op = OP_UNLINK, .path = "nd/f", .expect = OS_ENOENT);
+    S(0, .op = OP_RMDIR, .path = "nd");
+    S(0, .op = OP_UNLINK, .path = "sub", .expect = OS_EISDIR);
+    S(0, .op = OP_RMDIR, .path = "hello.txt", .expect = OS_ENOTDIR);
+    S(0, .op = OP_RMDIR, .path = "/", .expect = OS_EBUSY);
+    S(0, .op = OP_OPEN, .slot = 4, .path = "sub", .flags = RW, .expect = OS_EISDIR);
+    /* rename, symlink */
+    S(0, .op = OP_RENAME, .path = "hello.txt", .path2 = "sub/hello2.txt");
+    S(0, .op = OP_OPEN, .slot = 4, .path = "hello.txt", .flags = FS_O_READ, .expect = OS_ENOENT);
+    S(0, .op = OP_OPEN, .slot = 4, .path = "sub/hello2.txt", .flags = FS_O_READ);
+    S(0, .op = OP_READALL, .slot = 4, .data = hello, .data_len = strlen(hello));
+    S(0, .op = OP_RENAME, .path = "sub", .path2 = "sub/deep/x", .expect = OS_EINVAL);
+    S(0, .op = OP_RENAME, .path = "empty", .path2 = "renamed");
+    S(0, .op = OP_SYMLINK, .path = "sl", .path2 = "sub/hello2.txt");
+    S(0, .op = OP_SYMLINK, .path = "sl", .path2 = "x", .expect = OS_EEXIST);
+    S(0, .op = OP_OPEN, .slot = 5, .path = "sl", .flags = FS_O_READ);
+    S(0, .op = OP_READALL, .slot = 5, .data = hello, .data_len = strlen(hello));
+    /* an unlinked file stays readable through its channel until it closes */
+    S(0, .op = OP_OPEN, .slot = 6, .path = "gone.txt", .flags = RW | FS_O_CREAT, .mode = 0644);
+    S(0, .op = OP_WRITEALL, .slot = 6, .data = big, .data_len = 70000);
+    S(0, .op = OP_STATFS);
+    int sf_before = last(0);
+    S(0, .op = OP_UNLINK, .path = "gone.txt");
+    S(0, .op = OP_READALL, .slot = 6, .data = big, .data_len = 70000);
+    S(0, .op = OP_WRITE, .slot = 6, .data = "x", .data_len = 1, .expect = OS_ENOENT);
+    S(0, .op = OP_CLOSE, .slot = 6);
+    S(0, .op = OP_STATFS);
+    int sf_after = last(0);
+    S(0, .op = OP_SYNC);
+    S(0, .op = OP_SHUTDOWN);
+    check_scripts(run("program fs\nprogram fsc0 reach=fs,init\n", img));
+    seen_t *sn = scripts[0].seen;
+    assert_int_equal(5000, sn[st_trunc].attr.size);
+    assert_int_equal(100004, sn[st_tail].attr.size);
+    assert_int_equal(FS_T_REG << 12 | 0640, sn[st_tail].attr.mode);
+    assert_true(sn[sf_after].info.free_blocks > sn[sf_before].info.free_blocks);
+    fsck_clean();
+    uint8_t *want = calloc(1, 100004);
+    memcpy(want, wdata, 5000);
+    memcpy(want + 100000, "tail", 4);
+    debugfs_is("/new.txt", want, 100004);
+    free(want);
+    debugfs_is("/app.txt", "abcd", 4);
+    debugfs_is("/big.bin", "", 0);
+    debugfs_is("/sub/hello2.txt", hello, strlen(hello));
+    debugfs_has("stat /sl", "Fast link dest: \"sub/hello2.txt\"");
+    debugfs_has("stat /new.txt", "Mode:  0640");
+}
+
+/* Several clients at once, each writing and reading back its own file. */
+static void test_many_clients(void **state)
+{
+    (void)state;
+    make_image();
+    reset_scripts();
+    char names[4][16];
+    for (int i = 0; i < 4; i++) {
+        snprintf(names[i], sizeof names[i], "m%d", i);
+        int k = i + 1;
+        S(k, .op = OP_OPEN, .slot = 0, .path = names[i],
+          .flags = FS_O_READ | FS_O_WRITE | FS_O_CREAT, .mode = 0644);
+        S(k, .op = OP_WRITEALL, .slot = 0, .data = many[i], .data_len = MANYDATA);
+        S(k, .op = OP_READALL, .slot = 0, .data = many[i], .data_len = MANYDATA);
+        S(k, .op = OP_OPEN, .slot = 1, .path = "big.bin", .flags = FS_O_READ);
+        S(k, .op = OP_READALL, .slot = 1, .data = big, .data_len = BIG);
+        S(k, .op = OP_FSYNC, .slot = 0);
+        S(k, .op = OP_SETFLAG, .flag = i);
+        S(0, .op = OP_WAITFLAG, .flag = i);
+    }
+    S(0, .op = OP_SYNC);
+    S(0, .op = OP_SHUTDOWN);
+    check_scripts(run("program fs\nprogram fsc0 reach=fs,init\nprogram fsc1 reach=fs\n"
+                      "program fsc2 reach=fs\nprogram fsc3 reach=fs\nprogram fsc4 reach=fs\n",
+                      img));
+    fsck_clean();
+    for (int i = 0; i < 4; i++) {
+        char path[20];
+        snprintf(path, sizeof path, "/m%d", i);
+        debugfs_is(path, many[i], MANYDATA);
+    }
+}
+
+/* A client that dies holding an unlinked file: its blocks and inode are freed. */
+static void test_dying_client_frees_unlinked(void **state)
+{
+    (void)state;
+    make_image();
+    reset_scripts();
+    S(0, .op = OP_STATFS);
+    int before = last(0);
+    S(0, .op = OP_SETFLAG, .flag = 1);
+    S(0, .op = OP_WAITFLAG, .flag = 0);
+    S(0, .op = OP_WAITFREE, .flag = before);
+    S(0, .op = OP_SYNC);
+    S(0, .op = OP_SHUTDOWN);
+    S(1, .op = OP_WAITFLAG, .flag = 1);
+    S(1, .op = OP_OPEN, .slot = 0, .path = "tmp", .flags = FS_O_READ | FS_O_WRITE | FS_O_CREAT,
+      .mode = 0644);
+    S(1, .op = OP_WRITEALL, .slot = 0, .data = big, .data_len = BIG);
+    S(1, .op = OP_OPEN, .slot = 1, .path = "tmp", .flags = FS_O_READ);
+    S(1, .op = OP_UNLINK, .path = "tmp");
+    S(1, .op = OP_READALL, .slot = 1, .data = big, .data_len = BIG);
+    S(1, .op = OP_SETFLAG, .flag = 0);
+    S(1, .op = OP_EXIT);
+    check_scripts(
+        run("program fs\nprogram fsc0 reach=fs,init\nprogram fsc1 reach=fs restart=never\n", img));
+    fsck_clean();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_side),      cmocka_unit_test(test_no_disk),
         cmocka_unit_test(test_read_only_disk), cmocka_unit_test(test_open_table_and_a_dying_client),
-        cmocka_unit_test(test_corrupt_images),
+        cmocka_unit_test(test_corrupt_images), cmocka_unit_test(test_write_side),
+        cmocka_unit_test(test_many_clients),   cmocka_unit_test(test_dying_client_frees_unlinked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

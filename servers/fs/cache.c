@@ -280,8 +280,10 @@ int fs_call_end(fs_state_t *st, int rc)
         fs_undo_t *u = &st->undo[k];
         fs_slot_t *s = &st->slots[u->slot];
         if (!u->was_used) {
-            s->used = false;
-            s->valid = s->dirty = s->meta = 0;
+            /* taken by this call; a miss of the call may have asked to fill it since */
+            s->valid = (fs_mask_t)~on_device(st, s->unit);
+            s->dirty = s->meta = 0;
+            s->used = (s->want | s->reading) != 0;
             continue;
         }
         s->unit = u->unit;

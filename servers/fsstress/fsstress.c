@@ -207,9 +207,11 @@ static int pick_healthy(fsstress_state_t *st)
     return -1;
 }
 
-/* Plan the next op into acts. false: nothing left to do. */
+/* Plan the next op into acts. false: nothing left to do. A ledger record is numbered when it
+ * is planned, so nothing may be planned before a `return plan_op` (it would be dropped). */
 static bool plan_op(os_ctx_t *ctx, fsstress_state_t *st)
 {
+    OS_ASSERT(ctx, st->nacts == 0 || st->cur == st->nacts);
     st->nacts = st->cur = 0;
     int fi = pick_healthy(st);
     if (fi < 0)
@@ -234,12 +236,12 @@ static bool plan_op(os_ctx_t *ctx, fsstress_state_t *st)
         f->exists = true;
         scribble(st, f, off, len);
     } else if (dice < 45) {
-        supersede(ctx, st, fi, "append");
         uint32_t len = 1 + (uint32_t)(rnd(st) % 3000);
         if (f->len + len > FILE_MAX)
             len = FILE_MAX - f->len;
         if (len == 0)
-            return plan_op(ctx, st);
+            return plan_op(ctx, st); /* before any record is planned: a re-plan drops them */
+        supersede(ctx, st, fi, "append");
         act_t *a = add(st, A_OPEN, fi);
         a->flags = FS_O_WRITE | FS_O_APPEND;
         a = add(st, A_WRITE, fi);

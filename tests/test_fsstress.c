@@ -392,6 +392,28 @@ static void test_a_file_that_lost_its_bytes_fails_the_check(void **state)
     assert_int_equal(0, sim_teardown());
 }
 
+static void test_a_hole_in_the_ledger_fails_the_check(void **state)
+{
+    boot(4, stress);
+    run_until(50);
+    /* a record in the middle of the ledger lost: the facts after it must not be trusted */
+    int f = -1;
+    for (int i = 0; i < MFILES; i++)
+        if (M.files[i].dpresent && !strcmp(M.files[i].path, "/fsstress.ledger"))
+            f = i;
+    assert_true(f >= 0 && M.files[f].dlen >= 64 * 10);
+    memset(M.files[f].ddata + 64 * 5, 0, 64);
+    assert_int_equal(0, sim_node_power_cut(0, true));
+    int status = sim_run(5000000);
+    size_t len;
+    const char *out = sim_console_output(&len);
+    assert_non_null(strstr(out, "[fsstress] ledger: 5 record(s) to check"));
+    assert_non_null(strstr(out, "[fsstress] verify FAILED /fsstress.ledger: record 6 is not "
+                                "whole, but record 7, written after its fsync, is"));
+    assert_int_equal(1, status);
+    assert_int_equal(0, sim_teardown());
+}
+
 static void test_ops_n_syncs_and_shuts_down(void **state)
 {
     boot(5, "program fs restart=never\n"
@@ -428,6 +450,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_facts_are_what_the_disk_holds_then_a_reboot_verifies_them),
         cmocka_unit_test(test_a_file_that_lost_its_bytes_fails_the_check),
+        cmocka_unit_test(test_a_hole_in_the_ledger_fails_the_check),
         cmocka_unit_test(test_ops_n_syncs_and_shuts_down),
         cmocka_unit_test(test_bad_arg_is_refused),
     };

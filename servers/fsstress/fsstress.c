@@ -111,6 +111,8 @@ typedef struct fsstress_state {
     uint32_t crc;  /* A_READ: running CRC */
     int verify_fi; /* verify: the file being checked */
     uint32_t verified, failed;
+    bool ledger_end;      /* verify: met the first record that is not whole */
+    uint32_t ledger_hole; /* verify: a whole record past that one (its seq), or 0 */
     expect_t expect[NF];
     shadow_t files[NF];
     union {
@@ -488,7 +490,11 @@ static void verify_result(os_ctx_t *ctx, fsstress_state_t *st, int fi, uint64_t 
     verify_next(ctx, st);
 }
 
-/* Records of the ledger, in order; the first that is not whole (a tail the cut tore) ends it. */
+/*
+ * Records of the ledger, in order, a page at a time; true while pages are full (read on). The
+ * first record that is not whole ends what binds (the cut may have taken the one in flight);
+ * a whole record after it means one that was fsync'ed is gone: a failure (ledger_hole).
+ */
 static bool ledger_records(fsstress_state_t *st, const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i + REC <= n; i += REC) {
@@ -497,14 +503,19 @@ static bool ledger_records(fsstress_state_t *st, const uint8_t *p, size_t n)
         memcpy(w, r, sizeof w);
         memcpy(&crc, r + 16, 4);
         memcpy(&self, r + REC - 4, 4);
-        if (w[0] != REC_MAGIC || w[1] != st->lrecs + 1 || crc_update(st, 0, r, REC - 4) != self)
-            return false;
-        st->lrecs++;
-        for (int fi = 0; fi < NF; fi++) {
-            char path[PATH_LEN];
-            path_of(fi, path);
-            if (memcmp(path, r + 20, PATH_LEN) == 0)
-                st->expect[fi] = (expect_t){w[2] == K_FSYNCED, w[3], crc};
+        bool whole = w[0] == REC_MAGIC && crc_update(st, 0, r, REC - 4) == self;
+        if (!st->ledger_end && whole && w[1] == st->lrecs + 1) {
+            st->lrecs++;
+            for (int fi = 0; fi < NF; fi++) {
+                char path[PATH_LEN];
+                path_of(fi, path);
+                if (memcmp(path, r + 20, PATH_LEN) == 0)
+                    st->expect[fi] = (expect_t){w[2] == K_FSYNCED, w[3], crc};
+            }
+        } else if (!st->ledger_end) {
+            st->ledger_end = true;
+        } else if (whole && !st->ledger_hole) {
+            st->ledger_hole = w[1]; /* record lrecs + 1 is gone, this later one is there */
         }
     }
     return n == RECS_PER_READ * REC;
@@ -716,6 +727,13 @@ static void on_file(os_ctx_t *ctx, fsstress_state_t *st, const os_event_t *ev)
                 return;
             }
             os_log(ctx, "ledger: %llu record(s) to check", (unsigned long long)st->lrecs);
+            if (st->ledger_hole) {
+                st->failed++;
+                os_log(ctx,
+                       "verify FAILED /fsstress.ledger: record %llu is not whole, but record "
+                       "%u, written after its fsync, is",
+                       (unsigned long long)st->lrecs + 1, (unsigned)st->ledger_hole);
+            }
             st->verify_fi = -1;
             verify_next(ctx, st);
             return;

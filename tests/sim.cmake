@@ -142,7 +142,7 @@ add_test(NAME sim_fs_clean_50_seeds
 add_test(NAME sim_fs-reboot_50_seeds
     COMMAND ${_sim} sim ${_scn}/fs-reboot.scn --seeds 1..50 --check-determinism --quiet)
 add_test(NAME sim_fs-faults_50_seeds
-    COMMAND sh -c "out=$(${_sim} sim ${_scn}/fs-faults.scn --seeds 1..50 --show-output); rc=$?; printf '%s\\n' \"$out\" | grep -A1 '^FAIL'; test $rc -eq 0 || exit 1; printf '%s\\n' \"$out\" | grep -q '^\\[fsstress\\] error ' || { echo 'no error reached fsstress in 50 seeds'; exit 1; }; printf '%s\\n' \"$out\" | grep -qE '^blk: .* eio [1-9]' || { echo 'no blk-eio in 50 seeds'; exit 1; }")
+    COMMAND sh -c "out=$(${_sim} sim ${_scn}/fs-faults.scn --seeds 1..50 --check-determinism --show-output); rc=$?; printf '%s\\n' \"$out\" | grep -A1 '^FAIL'; test $rc -eq 0 || exit 1; printf '%s\\n' \"$out\" | grep -q '^\\[fsstress\\] error ' || { echo 'no error reached fsstress in 50 seeds'; exit 1; }; printf '%s\\n' \"$out\" | grep -qE '^blk: .* eio [1-9]' || { echo 'no blk-eio in 50 seeds'; exit 1; }")
 set_tests_properties(sim_fs_clean_50_seeds sim_fs-reboot_50_seeds sim_fs-faults_50_seeds
     PROPERTIES LABELS "unit;sim" TIMEOUT 300)
 # Not under the sanitizers (label unit): the 50-seed runs above cover the same code there.

@@ -132,7 +132,8 @@ set_tests_properties(sim_net_pcap PROPERTIES LABELS sim)
 # a second e2fsck -fn must be clean, and every file fsstress said it fsync'ed (and did not
 # supersede) must hold its bytes, its ledger whole. fs-clean.scn's disks must be clean as they
 # are after a clean shutdown. fs-reboot.scn boots again after the cut and fsstress checks its
-# ledger itself (and the disk's bytes are part of the determinism check). fs-faults.scn: a disk
+# ledger itself, then fs-check the disk it leaves (and its bytes are part of the determinism
+# check). fs-faults.scn: a disk
 # that fails, tears and loses requests gets errors reported, never a crash or a hang.
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(_fscheck ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/scripts/fs-check --orrery ${_sim})
@@ -140,7 +141,7 @@ add_test(NAME sim_fs_200_seeds COMMAND ${_fscheck} --scenario ${_scn}/fs.scn --s
 add_test(NAME sim_fs_clean_50_seeds
     COMMAND ${_fscheck} --scenario ${_scn}/fs-clean.scn --clean --seeds 1..50)
 add_test(NAME sim_fs-reboot_50_seeds
-    COMMAND ${_sim} sim ${_scn}/fs-reboot.scn --seeds 1..50 --check-determinism --quiet)
+    COMMAND ${_fscheck} --scenario ${_scn}/fs-reboot.scn --seeds 1..50 --check-determinism)
 add_test(NAME sim_fs-faults_50_seeds
     COMMAND sh -c "out=$(${_sim} sim ${_scn}/fs-faults.scn --seeds 1..50 --check-determinism --show-output); rc=$?; printf '%s\\n' \"$out\" | grep -A1 '^FAIL'; test $rc -eq 0 || exit 1; printf '%s\\n' \"$out\" | grep -q '^\\[fsstress\\] error ' || { echo 'no error reached fsstress in 50 seeds'; exit 1; }; printf '%s\\n' \"$out\" | grep -qE '^blk: .* eio [1-9]' || { echo 'no blk-eio in 50 seeds'; exit 1; }")
 set_tests_properties(sim_fs_clean_50_seeds sim_fs-reboot_50_seeds sim_fs-faults_50_seeds

@@ -11,6 +11,7 @@ import re
 import shutil
 import struct
 import subprocess
+import threading
 import zlib
 
 import pytest
@@ -305,3 +306,32 @@ def test_fs_check_reads_the_ledger_up_to_its_last_whole_record():
     assert why and why.startswith("/fsstress.ledger: record 2 (bytes 64..127) is not whole (or out of "
                                   "order), but record 3, written after its fsync, is")
     assert fc.ledger_problem(rec(1) + rec(3)) is not None  # out of order
+
+
+def test_fsstress_hosted_leaves_a_disk_the_same_check_passes(tmp_path):
+    """fsstress is a program of the image: hosted, on a file-backed blk0, 200 ops then shutdown."""
+    need_e2fsprogs()
+    fc = load_fs_check()
+    img = str(tmp_path / "h.img")
+    mkfs(img, "4M")
+    man = tmp_path / "h.manifest"
+    man.write_text("program fs restart=on-failure\n"
+                   "program fsstress restart=never reach=fs,init arg=ops=200\n")
+    # stdin stays open (a pipe nobody writes): the run ends when fsstress shuts it down
+    p = subprocess.Popen([orrery_path(), "run", "--disk", img, "--manifest", str(man)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    timer = threading.Timer(120, p.kill)
+    timer.start()
+    try:
+        out = p.stdout.read()  # to the end: the process is gone (stdin stays open meanwhile)
+        p.wait()
+    finally:
+        timer.cancel()
+        p.stdin.close()
+    assert p.returncode == 0, out[-2000:]
+    assert "[fsstress] done: 200 ops, " in out and ", 0 errors" in out
+    assert len(fc.required_files(out)) > 0
+    work = tmp_path / "w"
+    work.mkdir()
+    assert fc.check_disk(img, out, True, str(work)) is None

@@ -254,7 +254,9 @@ def test_fs_check_passes_a_volume_that_holds_what_was_fsynced(tmp_path):
     work = tmp_path / "w"
     work.mkdir()
     assert fc.check_disk(img, out, True, str(work)) is None
-    assert fc.check_disk(img, out, False, str(work)) is None
+    seen = {}
+    assert fc.check_disk(img, out, False, str(work), seen) is None
+    assert seen == {"repaired": False}
 
 
 def test_fs_check_fails_wrong_contents_a_missing_file_and_a_broken_volume(tmp_path):
@@ -286,7 +288,9 @@ def test_fs_check_fails_wrong_contents_a_missing_file_and_a_broken_volume(tmp_pa
     env = dict(os.environ, PATH=E2FS_PATH)
     subprocess.run(["debugfs", "-w", "-R", "sif /a links_count 5", img2], check=True,
                    capture_output=True, env=env)
-    assert fc.check_disk(img2, "", False, str(work)) is None
+    seen = {}
+    assert fc.check_disk(img2, "", False, str(work), seen) is None
+    assert seen == {"repaired": True}
     why = fc.check_disk(img2, "", True, str(work))
     assert why and why.startswith("e2fsck -fn on the disk after a clean shutdown exited")
 

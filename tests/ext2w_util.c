@@ -32,6 +32,11 @@ int suite_teardown(void **state)
     return 0;
 }
 
+const char *suite_dir(void)
+{
+    return g_dir;
+}
+
 void fill(uint8_t *p, size_t n, uint32_t seed)
 {
     uint32_t x = seed * 2654435761u + 1;
@@ -170,6 +175,13 @@ int disk_write(void *arg, uint64_t off, const void *buf, size_t len, int kind)
     if (busy_now(d))
         return OS_EBUSY;
     d->writes++;
+    if (kind == EXT2_W_DATA && d->fs && d->fs->block_size) {
+        uint32_t bs = d->fs->block_size;
+        if (off % bs == 0 && len == bs)
+            d->data_whole++;
+        else
+            d->data_part++;
+    }
     note_blocks(d, off, len);
     if (d->logging) {
         if (d->nlog == d->caplog) {
@@ -310,4 +322,14 @@ void debugfs_stat(disk_t *d, const char *path, char *buf, size_t cap)
     size_t k = fread(buf, 1, cap - 1, f);
     buf[k] = '\0';
     fclose(f);
+}
+
+/* The call fails with `want`, ext2_why holds `says`, and the image is unchanged. */
+void refused(disk_t *d, int rc, int want, const char *says, const uint8_t *snap)
+{
+    if (rc != want || !strstr(ext2_why(d->fs), says))
+        fail_msg("got %s (%s), expected %s with '%s'", os_errname(rc), ext2_why(d->fs),
+                 os_errname(want), says);
+    if (snap)
+        assert_memory_equal(snap, d->data, d->size);
 }

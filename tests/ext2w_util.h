@@ -44,11 +44,14 @@ typedef struct {
     uint32_t call_blocks[EXT2_CALL_BLOCKS_MAX * 4];
     size_t ncall_blocks, max_call_blocks;
     unsigned long reads, writes;
+    unsigned long data_whole, data_part; /* EXT2_W_DATA writes of whole blocks, of less */
 } disk_t;
 
 int suite_setup(void **state);
 int suite_teardown(void **state);
 
+/* The suite's temporary folder (mkdtemp; removed at the end). */
+const char *suite_dir(void);
 /* Deterministic bytes. */
 void fill(uint8_t *p, size_t n, uint32_t seed);
 /* Run a shell command; abort the test on failure. */
@@ -84,5 +87,8 @@ void fsck_ok(disk_t *d, const char *label);
 void debugfs_cat(disk_t *d, const char *path, const uint8_t *want, size_t n);
 /* debugfs's `stat` of path, into buf. */
 void debugfs_stat(disk_t *d, const char *path, char *buf, size_t cap);
+
+/* The call failed with `want`, ext2_why holds `says`, the image equals snap (if given). */
+void refused(disk_t *d, int rc, int want, const char *says, const uint8_t *snap);
 
 #endif

@@ -22,7 +22,8 @@ typedef struct client {
     uint64_t off; /* READALL, WRITEALL: how far; READDIR: the cookie */
     bool waiting; /* an answer is due */
     bool finished;
-    union { /* answers decoded */
+    bool slept; /* OP_SLEEP armed its timer */
+    union {     /* answers decoded */
         fs_opened_t opened;
         fs_reply_t reply;
         fs_data_t data;
@@ -112,9 +113,10 @@ static void next(os_ctx_t *ctx, client_t *c)
     atomic_store(&c->sc->at, c->at);
     c->waiting = true;
     uint32_t req = ++c->req;
-    bool on_file = s->op == OP_READ || s->op == OP_READALL || s->op == OP_WRITE ||
-                   s->op == OP_WRITEALL || s->op == OP_STAT || s->op == OP_READDIR ||
-                   s->op == OP_TRUNC || s->op == OP_FSYNC || (s->op == OP_GARBAGE && s->slot >= 0);
+    bool on_file = s->op == OP_READ || s->op == OP_BURST || s->op == OP_READALL ||
+                   s->op == OP_WRITE || s->op == OP_WRITEALL || s->op == OP_STAT ||
+                   s->op == OP_READDIR || s->op == OP_TRUNC || s->op == OP_FSYNC ||
+                   (s->op == OP_GARBAGE && s->slot >= 0);
     if (on_file && file(c) == OS_HANDLE_NONE) {
         status_is(ctx, c, OS_EBADH); /* its open failed (corrupt images) */
         return;
@@ -239,6 +241,20 @@ static void next(os_ctx_t *ctx, client_t *c)
         else
             os_timer_set(ctx, c->timer, os_clock_now(ctx) + TICK);
         return;
+    case OP_BURST:
+        /* more than the server queues: it stops reading us until it catches up */
+        for (uint64_t k = 0; k < s->len; k++)
+            send_read(ctx, c, s->off, (uint32_t)s->data_len);
+        return;
+    case OP_SLEEP:
+        if (c->slept) {
+            c->slept = false;
+            advance(ctx, c);
+        } else {
+            c->slept = true;
+            os_timer_set(ctx, c->timer, os_clock_now(ctx) + s->len);
+        }
+        return;
     case OP_EXIT:
         atomic_store(&c->sc->done, 1);
         os_exit(ctx, 0);
@@ -255,6 +271,13 @@ static void next(os_ctx_t *ctx, client_t *c)
 static void on_data(os_ctx_t *ctx, client_t *c, const fs_data_t *d)
 {
     const step_t *s = cur(c);
+    if (s->op == OP_BURST) {
+        if (d->data_len != s->data_len)
+            failf(c, "burst read gave %u bytes", d->data_len);
+        if (++c->off == s->len)
+            status_is(ctx, c, 0);
+        return;
+    }
     if (s->op == OP_READ) {
         if (s->expect == ANY) {
             status_is(ctx, c, 0);

@@ -13,7 +13,7 @@ enum {
     ANYERR = 1000, /* expect: any negative status */
     ANY = 1001,    /* expect: any answer at all (corrupt images) */
     SLOTS = 72,    /* files a client holds at once (more than the server's 64) */
-    STEPS_MAX = 192,
+    STEPS_MAX = 256,
     NAMES_MAX = 1 << 16,
     FLAGS = 8,
     SCRIPTS = 8,
@@ -44,6 +44,8 @@ typedef enum op {
     OP_GARBAGE,  /* slot (-1: the control channel): message `flags` with `len` bytes of junk */
     OP_SETFLAG,  /* flag */
     OP_WAITFLAG, /* flag */
+    OP_BURST,    /* slot: `len` reads of `data_len` bytes at off sent at once; each gives them */
+    OP_SLEEP,    /* wait `len` ns of the kernel clock */
     OP_EXIT,     /* the task exits now (its channels close) */
     OP_SHUTDOWN, /* ask init to shut the OS down with status 0 */
 } op_t;

@@ -15,5 +15,7 @@ orrery_add_test(test_fs_ext2_write SOURCES test_fs_ext2_write.c ext2w_util.c ${E
     LIBS orrery_core LABELS servers)
 orrery_add_test(test_fs_ext2_wmodel SOURCES test_fs_ext2_wmodel.c ext2w_util.c ${EXT2_LIB}
     LIBS orrery_core LABELS servers)
+orrery_add_test(test_fs_ext2_wbad SOURCES test_fs_ext2_wbad.c ext2w_util.c ${EXT2_LIB}
+    LIBS orrery_core LABELS servers)
 orrery_add_test(test_fs_iface SOURCES test_fs_iface.c LIBS orrery_servers orrery_core
     LABELS servers)

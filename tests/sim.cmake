@@ -126,6 +126,9 @@ set_tests_properties(sim_task_faults_tsan PROPERTIES LABELS "sim;tsan" TIMEOUT 3
 add_test(NAME sim_net_pcap
     COMMAND sh -c "d=$(mktemp -d) && trap 'rm -rf $d' EXIT && ${_sim} sim ${_scn}/net.scn --seed 4 --pcap $d/a.pcap --quiet >/dev/null && ${_sim} sim ${_scn}/net.scn --seed 4 --pcap $d/b.pcap --quiet >/dev/null && ${_sim} sim ${_scn}/net.scn --seed 5 --pcap $d/c.pcap --quiet >/dev/null && cmp $d/a.pcap $d/b.pcap && ! cmp -s $d/a.pcap $d/c.pcap && if command -v tcpdump >/dev/null; then tcpdump -nn -r $d/a.pcap 2>/dev/null > $d/a.txt && grep -q 'ICMP echo request' $d/a.txt && grep -q 'ICMP echo reply' $d/a.txt && grep -q '10.0.0.2.80 > 10.0.0.1.[0-9]*: Flags \\[R' $d/a.txt; elif [ -n \"$CI\" ]; then echo 'tcpdump missing'; exit 1; fi")
 set_tests_properties(sim_net_pcap PROPERTIES LABELS sim)
+# The fs server on a simulated disk (an image made by mke2fs): a full request queue, failed writes.
+orrery_add_test(test_fs_server_sim SOURCES test_fs_server_sim.c fs_client.c
+    LIBS orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim)
 
 # The file system under power cuts (docs/storage-sim.md). scripts/fs-check runs fs.scn's 200
 # seeds in shards, then per seed: e2fsck -fy must repair the disk the cut left (exit 0 or 1),
@@ -133,8 +136,8 @@ set_tests_properties(sim_net_pcap PROPERTIES LABELS sim)
 # supersede) must hold its bytes, its ledger whole. fs-clean.scn's disks must be clean as they
 # are after a clean shutdown. fs-reboot.scn boots again after the cut and fsstress checks its
 # ledger itself, then fs-check the disk it leaves (and its bytes are part of the determinism
-# check). fs-faults.scn: a disk
-# that fails, tears and loses requests gets errors reported, never a crash or a hang.
+# check). fs-faults.scn: a disk that fails, tears and loses requests gets errors reported,
+# never a crash or a hang.
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(_fscheck ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/scripts/fs-check --orrery ${_sim})
 add_test(NAME sim_fs_200_seeds COMMAND ${_fscheck} --scenario ${_scn}/fs.scn --seeds 1..200)

@@ -514,11 +514,61 @@ static void test_busy_torture(void **state)
     }
 }
 
+/* The deep block maps under OS_EBUSY: triple indirect writes, cuts in steps, a release. */
+static void deep_calls(model_t *m)
+{
+    call_t c = {.kind = C_CREATE, .dir = EXT2_ROOT_INO, .name = "deep", .mode = EXT2_T_REG << 12};
+    assert_int_equal(call(m, &c), 0);
+    uint32_t f = c.out_ino;
+    uint64_t p = m->fs->ptrs, bs = m->fs->block_size;
+    uint8_t buf[4096];
+    for (uint64_t i = 0; i < 40; i++) {
+        uint64_t lblk = 12 + p + p * p + i * (p * p / 3 + p / 2 + 1);
+        fill(buf, sizeof buf, (uint32_t)i);
+        c = (call_t){.kind = C_WRITE, .ino = f, .off = lblk * bs - 700, .buf = buf, .len = 4096};
+        assert_int_equal(call(m, &c), 0);
+    }
+    c = (call_t){.kind = C_TRUNC, .ino = f, .off = (12 + p + p * p + 5 * p * p) * bs + 3};
+    do
+        assert_int_equal(call(m, &c), 0);
+    while (c.more);
+    c = (call_t){.kind = C_REMOVE, .dir = EXT2_ROOT_INO, .name = "deep"};
+    assert_int_equal(call(m, &c), 0);
+    release(m, f);
+}
+
+static void test_busy_deep(void **state)
+{
+    (void)state;
+    static model_t plain, busy;
+    disk_t *a = disk_make(1, 16), *b = calloc(1, sizeof *b);
+    *b = *a;
+    b->data = malloc(a->size);
+    memcpy(b->data, a->data, a->size);
+    mount_at(a, 5);
+    mount_at(b, 5);
+    model_init(&plain, a, 3, false);
+    model_init(&busy, b, 3, true);
+    deep_calls(&plain);
+    deep_calls(&busy);
+    print_message("%lu of %lu calls run again after OS_EBUSY\n", busy.busies, busy.calls);
+    assert_true(busy.busies > busy.calls / 3);
+    a->fs->now = b->fs->now = 9;
+    fsck_ok(a, "deep, plain");
+    fsck_ok(b, "deep, with OS_EBUSY");
+    assert_memory_equal(a->data, b->data, a->size);
+    model_free(&plain);
+    model_free(&busy);
+    disk_free(a, a->fs);
+    disk_free(b, b->fs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model),
         cmocka_unit_test(test_busy_torture),
+        cmocka_unit_test(test_busy_deep),
     };
     return cmocka_run_group_tests(tests, suite_setup, suite_teardown);
 }

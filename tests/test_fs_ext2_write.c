@@ -47,6 +47,10 @@ static void test_create_write_read(void **state)
         assert_int_equal(ext2_create(fs, dir, longname, 255, EXT2_T_REG << 12, NULL, &ino), 0);
         assert_int_equal(ext2_create(fs, f, "x", 1, EXT2_T_REG << 12, NULL, &ino), OS_ENOTDIR);
         assert_int_equal(ext2_write(fs, dir, 0, "x", 1), OS_EISDIR);
+        assert_int_equal(ext2_write(fs, f, 5, "x", 0), 0);
+        assert_int_equal(ext2_write(fs, f, 0, want, 4097), OS_EINVAL);
+        assert_int_equal(ext2_write(fs, f, UINT64_MAX - 2, "xyz", 3), OS_EINVAL);
+        assert_non_null(strstr(ext2_why(fs), "block map"));
         assert_int_equal(ext2_statfs(fs, &st1), 0);
         assert_true(st1.free_blocks < st0.free_blocks);
         assert_int_equal(st1.free_inodes, st0.free_inodes - 5);
@@ -55,6 +59,27 @@ static void test_create_write_read(void **state)
         free(want);
         disk_free(d, fs);
     }
+}
+
+/* A new data block is written whole, in one call, so a cache need not read it first. */
+static void test_fresh_blocks_whole(void **state)
+{
+    (void)state;
+    disk_t *d = disk_make(1, 8);
+    ext2_fs_t *fs = mount_rw(d);
+    uint32_t f = mk(fs, EXT2_ROOT_INO, "f", EXT2_T_REG << 12 | 0644, NULL);
+    wr(fs, f, 100, "ten bytes!", 10);
+    assert_int_equal(d->data_whole, 1);
+    assert_int_equal(d->data_part, 0);
+    wr(fs, f, 200, "ten bytes!", 10);
+    assert_int_equal(d->data_whole, 1);
+    assert_int_equal(d->data_part, 1);
+    uint8_t want[210] = {0};
+    memcpy(want + 100, "ten bytes!", 10);
+    memcpy(want + 200, "ten bytes!", 10);
+    expect_file(fs, "/f", want, sizeof want);
+    fsck_ok(d, "fresh blocks");
+    disk_free(d, fs);
 }
 
 /* unlink and rmdir give everything back: the free counts return to where they started. */
@@ -188,6 +213,41 @@ static void test_many_names(void **state)
     }
 }
 
+/* A directory stops growing at EXT2_DIR_GROW_MAX blocks; a freed slot takes a name again. */
+static void test_directory_full(void **state)
+{
+    (void)state;
+    disk_t *d = disk_make(1, 16);
+    ext2_fs_t *fs = mount_rw(d);
+    uint32_t dir = mk(fs, EXT2_ROOT_INO, "d", EXT2_T_DIR << 12 | 0755, NULL);
+    uint8_t *snap = malloc(d->size);
+    char name[256];
+    int made = 0, rc;
+    uint32_t ino;
+    for (;;) {
+        memset(name, 'n', 250);
+        snprintf(name + 240, 16, "%010d", made);
+        memcpy(snap, d->data, d->size);
+        rc = ext2_create(fs, dir, name, strlen(name), EXT2_T_REG << 12 | 0644, NULL, &ino);
+        if (rc != 0)
+            break;
+        made++;
+    }
+    refused(d, rc, OS_ENOSPC, "32 blocks", snap);
+    ext2_inode_t in;
+    assert_int_equal(ext2_iget(fs, dir, &in), 0);
+    assert_int_equal(in.size, (uint64_t)EXT2_DIR_GROW_MAX * fs->block_size);
+    assert_int_equal(made, EXT2_DIR_GROW_MAX * 3); /* entries of 260 bytes, 3 a block */
+    bool gone;
+    snprintf(name + 240, 16, "%010d", 7);
+    assert_int_equal(ext2_remove(fs, dir, name, strlen(name), false, &ino, &gone), 0);
+    free_inode(fs, ino);
+    mk(fs, dir, "short", EXT2_T_REG << 12 | 0644, NULL);
+    fsck_ok(d, "directory full");
+    free(snap);
+    disk_free(d, fs);
+}
+
 /* Sparse data under the double and triple indirect blocks, cut back in steps. */
 static void test_deep_maps(void **state)
 {
@@ -245,6 +305,36 @@ static void test_deep_maps(void **state)
         fsck_ok(d, "deep maps emptied");
         disk_free(d, fs);
     }
+}
+
+/* One byte under each of many indirect blocks: a step stops on its block budget too. */
+static void test_sparse_cut(void **state)
+{
+    (void)state;
+    disk_t *d = disk_make(1, 16);
+    ext2_fs_t *fs = mount_rw(d);
+    ext2_statfs_t st0, st1;
+    assert_int_equal(ext2_statfs(fs, &st0), 0);
+    uint32_t f = mk(fs, EXT2_ROOT_INO, "holes", EXT2_T_REG << 12 | 0644, NULL);
+    uint64_t p = fs->ptrs, bs = fs->block_size;
+    for (uint64_t i = 0; i < 150; i++)
+        wr(fs, f, (12 + p + i * p + i % 7) * bs + i, "x", 1);
+    ext2_inode_t in;
+    assert_int_equal(ext2_iget(fs, f, &in), 0);
+    /* 150 data blocks, 150 single indirect blocks, one double indirect block. */
+    assert_int_equal(in.sectors, (150 + 150 + 1) * (bs / 512));
+    int steps = trunc_all(fs, f, (12 + p + 20 * p) * bs, d);
+    assert_true(steps >= 5);
+    assert_int_equal(ext2_iget(fs, f, &in), 0);
+    assert_int_equal(in.sectors, (20 + 20 + 1) * (bs / 512));
+    fsck_ok(d, "sparse cut");
+    steps = trunc_all(fs, f, 0, d);
+    assert_int_equal(ext2_iget(fs, f, &in), 0);
+    assert_int_equal(in.sectors, 0);
+    assert_int_equal(ext2_statfs(fs, &st1), 0);
+    assert_int_equal(st1.free_blocks, st0.free_blocks);
+    fsck_ok(d, "sparse emptied");
+    disk_free(d, fs);
 }
 
 /* Sizes past 2 GiB: large_file set on revision 1, refused on revision 0; past 4 GiB. */
@@ -317,10 +407,14 @@ static void test_symlinks(void **state)
         expect_file(fs, "/slow", (const uint8_t *)"hello", 5);
         uint32_t ino;
         assert_int_equal(ext2_create(fs, dir, "l", 1, EXT2_T_LNK << 12, "", &ino), OS_EINVAL);
-        memset(buf, 'y', sizeof buf);
-        buf[fs->block_size] = '\0';
-        assert_int_equal(ext2_create(fs, dir, "l", 1, EXT2_T_LNK << 12, buf, &ino),
+        /* Too long: over the path limit, or no room for the NUL in a 1 KiB block. */
+        char too[EXT2_PATH_MAX + 2];
+        memset(too, 'y', sizeof too);
+        too[fs->block_size == 1024 ? 1024 : EXT2_PATH_MAX + 1] = '\0';
+        assert_int_equal(ext2_create(fs, dir, "l", 1, EXT2_T_LNK << 12, too, &ino),
                          OS_ENAMETOOLONG);
+        too[fs->block_size == 1024 ? 1023 : EXT2_PATH_MAX] = '\0';
+        assert_int_equal(ext2_create(fs, dir, "l", 1, EXT2_T_LNK << 12, too, &ino), 0);
         bool more;
         assert_int_equal(ext2_truncate(fs, a, 5, &more), OS_EINVAL);
         assert_int_equal(ext2_write(fs, a, 0, "x", 1), OS_EINVAL);
@@ -590,15 +684,52 @@ static void test_read_only(void **state)
     }
 }
 
+/* Directories spread over the groups; a file's inode and blocks stay near its directory. */
+static void test_placement(void **state)
+{
+    (void)state;
+    disk_t *d = disk_make(1, 16);
+    ext2_fs_t *fs = mount_rw(d);
+    uint32_t groups_seen = 0, ipg = fs->inodes_per_group;
+    uint32_t dirs[4];
+    for (int i = 0; i < 4; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "d%d", i);
+        dirs[i] = mk(fs, EXT2_ROOT_INO, name, EXT2_T_DIR << 12 | 0755, NULL);
+        groups_seen |= 1u << ((dirs[i] - 1) / ipg);
+    }
+    assert_int_equal(__builtin_popcount(groups_seen), 4);
+    for (int i = 0; i < 4; i++) {
+        uint32_t f = mk(fs, dirs[i], "f", EXT2_T_REG << 12 | 0644, NULL);
+        assert_int_equal((f - 1) / ipg, (dirs[i] - 1) / ipg);
+        wr(fs, f, 0, "data", 4);
+        ext2_inode_t in;
+        assert_int_equal(ext2_iget(fs, f, &in), 0);
+        assert_int_equal((in.block[0] - fs->first_data_block) / fs->blocks_per_group,
+                         (f - 1) / ipg);
+    }
+    fsck_ok(d, "placement");
+    disk_free(d, fs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_write_read), cmocka_unit_test(test_remove_and_free),
-        cmocka_unit_test(test_truncate),          cmocka_unit_test(test_many_names),
-        cmocka_unit_test(test_deep_maps),         cmocka_unit_test(test_large_files),
-        cmocka_unit_test(test_symlinks),          cmocka_unit_test(test_rename),
-        cmocka_unit_test(test_disk_full),         cmocka_unit_test(test_inodes_full),
+        cmocka_unit_test(test_create_write_read),
+        cmocka_unit_test(test_fresh_blocks_whole),
+        cmocka_unit_test(test_remove_and_free),
+        cmocka_unit_test(test_truncate),
+        cmocka_unit_test(test_many_names),
+        cmocka_unit_test(test_directory_full),
+        cmocka_unit_test(test_deep_maps),
+        cmocka_unit_test(test_sparse_cut),
+        cmocka_unit_test(test_large_files),
+        cmocka_unit_test(test_symlinks),
+        cmocka_unit_test(test_rename),
+        cmocka_unit_test(test_disk_full),
+        cmocka_unit_test(test_inodes_full),
         cmocka_unit_test(test_read_only),
+        cmocka_unit_test(test_placement),
     };
     return cmocka_run_group_tests(tests, suite_setup, suite_teardown);
 }

@@ -27,6 +27,7 @@ enum {
     SPARSE = 70 << 20,      /* over 64 MiB, mostly holes */
     DIRFILES = 150,         /* names in d/: more than one readdir page */
     WDATA = 20000,
+    HUGE = 3 << 20, /* more than the server's 1 MiB cache: write-back must make room */
     MANYDATA = 60000,
     GUARD_MS = 120000, /* a hang guard only */
 };
@@ -44,7 +45,7 @@ static const os_program_t *const image[] = {&orrery_init,
                                             NULL};
 
 static char dir[64], src[128], img[160];
-static uint8_t *big, *sparse, *wdata, *many[4];
+static uint8_t *big, *sparse, *wdata, *many[4], *huge;
 static const char hello[] = "hello, orrery\n";
 static char console[1 << 16];
 
@@ -108,6 +109,8 @@ static void make_tree(void)
     sh("ln -s hello.txt %s/link && ln -s sub %s/dlink", src, src);
     wdata = malloc(WDATA);
     fill(wdata, WDATA, 5);
+    huge = malloc(HUGE);
+    fill(huge, HUGE, 6);
     for (int i = 0; i < 4; i++) {
         many[i] = malloc(MANYDATA);
         fill(many[i], MANYDATA, 10 + (unsigned)i);
@@ -137,6 +140,7 @@ static int teardown(void **state)
     free(big);
     free(sparse);
     free(wdata);
+    free(huge);
     for (int i = 0; i < 4; i++)
         free(many[i]);
     return 0;
@@ -622,6 +626,16 @@ static void test_write_side(void **state)
     S(0, .op = OP_READALL, .slot = 6, .data = big, .data_len = 70000);
     S(0, .op = OP_WRITE, .slot = 6, .data = "x", .data_len = 1, .expect = OS_ENOENT);
     S(0, .op = OP_CLOSE, .slot = 6);
+    /* a rename that replaces a file some channel has open: it reads on, freed at close */
+    S(0, .op = OP_OPEN, .slot = 6, .path = "sub/deep/f.txt", .flags = FS_O_READ);
+    S(0, .op = OP_OPEN, .slot = 7, .path = "mv.txt", .flags = RW | FS_O_CREAT, .mode = 0600);
+    S(0, .op = OP_WRITE, .slot = 7, .data = "moved", .data_len = 5, .expect = 5);
+    S(0, .op = OP_CLOSE, .slot = 7);
+    S(0, .op = OP_RENAME, .path = "mv.txt", .path2 = "sub/deep/f.txt");
+    S(0, .op = OP_READALL, .slot = 6, .data = "deep\n", .data_len = 5);
+    S(0, .op = OP_STAT, .slot = 6);
+    int st_replaced = last(0);
+    S(0, .op = OP_CLOSE, .slot = 6);
     S(0, .op = OP_STATFS);
     int sf_after = last(0);
     S(0, .op = OP_SYNC);
@@ -632,6 +646,7 @@ static void test_write_side(void **state)
     assert_int_equal(100004, sn[st_tail].attr.size);
     assert_int_equal(FS_T_REG << 12 | 0640, sn[st_tail].attr.mode);
     assert_true(sn[sf_after].info.free_blocks > sn[sf_before].info.free_blocks);
+    assert_int_equal(0, sn[st_replaced].attr.links);
     fsck_clean();
     uint8_t *want = calloc(1, 100004);
     memcpy(want, wdata, 5000);
@@ -641,6 +656,7 @@ static void test_write_side(void **state)
     debugfs_is("/app.txt", "abcd", 4);
     debugfs_is("/big.bin", "", 0);
     debugfs_is("/sub/hello2.txt", hello, strlen(hello));
+    debugfs_is("/sub/deep/f.txt", "moved", 5);
     debugfs_has("stat /sl", "Fast link dest: \"sub/hello2.txt\"");
     debugfs_has("stat /new.txt", "Mode:  0640");
 }
@@ -678,6 +694,32 @@ static void test_many_clients(void **state)
     }
 }
 
+/* A file three times the cache: dirty blocks are written back to make room, and it reads back;
+ * a burst of 120 requests (more than the server queues, within a channel's 128) is answered
+ * whole. */
+static void test_bigger_than_the_cache(void **state)
+{
+    (void)state;
+    make_image();
+    reset_scripts();
+    S(0, .op = OP_OPEN, .slot = 0, .path = "huge", .flags = FS_O_READ | FS_O_WRITE | FS_O_CREAT,
+      .mode = 0644);
+    S(0, .op = OP_WRITEALL, .slot = 0, .data = huge, .data_len = HUGE);
+    S(0, .op = OP_READALL, .slot = 0, .data = huge, .data_len = HUGE);
+    S(0, .op = OP_BURST, .slot = 0, .len = 120, .data_len = 100);
+    S(0, .op = OP_STAT, .slot = 0);
+    S(0, .op = OP_TRUNC, .slot = 0, .len = 10);
+    S(0, .op = OP_OPEN, .slot = 1, .path = "huge2", .flags = FS_O_READ | FS_O_WRITE | FS_O_CREAT,
+      .mode = 0644);
+    S(0, .op = OP_WRITEALL, .slot = 1, .data = huge, .data_len = HUGE);
+    S(0, .op = OP_SYNC);
+    S(0, .op = OP_SHUTDOWN);
+    check_scripts(run("program fs\nprogram fsc0 reach=fs,init\n", img));
+    fsck_clean();
+    debugfs_is("/huge", huge, 10);
+    debugfs_is("/huge2", huge, HUGE);
+}
+
 /* A client that dies holding an unlinked file: its blocks and inode are freed. */
 static void test_dying_client_frees_unlinked(void **state)
 {
@@ -708,10 +750,15 @@ static void test_dying_client_frees_unlinked(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_read_side),      cmocka_unit_test(test_no_disk),
-        cmocka_unit_test(test_read_only_disk), cmocka_unit_test(test_open_table_and_a_dying_client),
-        cmocka_unit_test(test_corrupt_images), cmocka_unit_test(test_write_side),
-        cmocka_unit_test(test_many_clients),   cmocka_unit_test(test_dying_client_frees_unlinked),
+        cmocka_unit_test(test_read_side),
+        cmocka_unit_test(test_no_disk),
+        cmocka_unit_test(test_read_only_disk),
+        cmocka_unit_test(test_open_table_and_a_dying_client),
+        cmocka_unit_test(test_corrupt_images),
+        cmocka_unit_test(test_write_side),
+        cmocka_unit_test(test_many_clients),
+        cmocka_unit_test(test_bigger_than_the_cache),
+        cmocka_unit_test(test_dying_client_frees_unlinked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -373,7 +373,7 @@ void fs_writeback_start(os_ctx_t *ctx, fs_state_t *st)
     if (st->wb_phase != 0)
         return;
     st->wb_seq++;
-    st->first_dirty_ns = 0;
+    st->dirty_since = false; /* changes from now on wait for the next one */
     for (int i = 0; i < FS_CACHE_SLOTS; i++) {
         fs_slot_t *s = &st->slots[i];
         s->wb_data = (fs_mask_t)(s->dirty & ~s->meta);

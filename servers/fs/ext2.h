@@ -197,13 +197,17 @@ int ext2_readlink(ext2_fs_t *fs, const ext2_inode_t *in, char *buf, size_t cap);
  * sizes and times. Names are one component (no '/', 1..255 bytes, not "." or ".."). Errors:
  * OS_EROFS (not mounted writable), OS_EINVAL (a bad name or argument), OS_ENAMETOOLONG,
  * OS_ENOENT, OS_EEXIST, OS_ENOTDIR, OS_EISDIR, OS_ENOTEMPTY, OS_EDISKFULL (no free block or
- * inode: nothing was changed), OS_EIO (a corrupt structure met; ext2_why says which),
- * OS_EBUSY (see ext2_write_fn).
+ * inode: nothing was changed), OS_ENOSPC (a directory at EXT2_DIR_GROW_MAX blocks, or 32000
+ * links), OS_ENOTSUP (the call would need more than EXT2_CALL_BLOCKS_MAX blocks, as in a
+ * huge directory made elsewhere: nothing was changed), OS_EIO (a corrupt structure met;
+ * ext2_why says which), OS_EBUSY (see ext2_write_fn). Outputs mean something only on success.
  */
 
 /*
- * Make a mounted volume writable: OS_EROFS (with ext2_why) if ro_note is set or the volume
- * has errors recorded; else marks the superblock not-clean (s_state) and counts the mount.
+ * Make a mounted volume writable: OS_EROFS (with ext2_why) if ro_note is set, the volume uses
+ * flex_bg or an unknown compatible feature, has over 32 descriptor blocks, a group's bitmaps
+ * or inode table out of place, or errors recorded; else marks the superblock not-clean
+ * (s_state), counts the mount and stamps s_mtime.
  */
 int ext2_mount_rw(ext2_fs_t *fs, ext2_write_fn write);
 
@@ -243,14 +247,15 @@ int ext2_rename(ext2_fs_t *fs, uint32_t from_dir, const char *from_name, size_t 
                 bool *gone);
 
 /*
- * Write len bytes at byte off of regular file `ino`, allocating blocks (and indirect blocks
- * up to the triple level) as needed; a gap before off stays a hole. len is at most 4096.
- * Grows the size; sets mtime and ctime. OS_EDISKFULL leaves the file as it was.
+ * Write len bytes at byte off of regular file `ino` (linked or not), allocating blocks (and
+ * indirect blocks up to the triple level) as needed; a gap before off stays a hole. len is at most
+ * 4096. Grows the size; sets mtime and ctime. OS_EDISKFULL leaves the file as it was.
  */
 int ext2_write(ext2_fs_t *fs, uint32_t ino, uint64_t off, const void *buf, size_t len);
 
 /*
- * Set the size of regular file (or symlink, to 0 only) `ino`: growing leaves a hole; cutting
+ * Set the size of regular file (or symlink, or removed directory, to 0 only) `ino`, linked
+ * or not: growing leaves a hole; cutting
  * frees the blocks past the new end, at most EXT2_FREE_STEP data blocks per call: *more says
  * to call again (each call is complete and consistent on its own).
  */

@@ -141,8 +141,8 @@ int ext2__space(ext2_fs_t *fs, uint32_t blocks, uint32_t inodes);
 /* A size over 2^31-1: sets large_file (revision 1) or OS_EINVAL (revision 0). */
 int ext2__large_file(ext2_fs_t *fs, uint64_t size);
 
-/* OS_EIO unless block b is inside the volume and none of its group's metadata. */
-int ext2__blk_check(ext2_fs_t *fs, uint32_t b, const char *what);
+/* OS_EIO unless block b is inside the volume and none of its group's metadata (ino: whose). */
+int ext2__blk_check(ext2_fs_t *fs, uint32_t ino, uint32_t b, const char *what);
 
 /* Allocate a block near `goal` (bitmap, group and superblock counts); free one. */
 int ext2__balloc(ext2_fs_t *fs, uint32_t goal, uint32_t *out);

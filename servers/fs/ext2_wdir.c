@@ -94,7 +94,12 @@ static int dir_scan(ext2_fs_t *fs, const ext2_inode_t *dir, scan_t *s)
         uint32_t prev = NONE;
         for (uint32_t o = 0; o < bs;) {
             const uint8_t *e = fs->scratch + o;
-            uint32_t ino = o + 8 <= bs ? le32(e) : 0, rec = o + 8 <= bs ? le16(e + 4) : 0;
+            if (o + 8 > bs)
+                return ext2__fail(fs, OS_EIO,
+                                  "directory inode %u: entry header at block %llu+%u "
+                                  "crosses the block",
+                                  dir->ino, (unsigned long long)l, o);
+            uint32_t ino = le32(e), rec = le16(e + 4);
             uint32_t nlen = (fs->feat_incompat & INCOMPAT_FILETYPE) ? e[6] : le16(e + 6);
             if (rec < 8 || rec % 4 || o + rec > bs || ino > fs->inodes_count ||
                 (ino && (nlen == 0 || 8 + nlen > rec)))
@@ -129,7 +134,7 @@ static int dir_scan(ext2_fs_t *fs, const ext2_inode_t *dir, scan_t *s)
 static int scratch_store(ext2_fs_t *fs)
 {
     uint32_t b = fs->scratch_blk;
-    int rc = ext2__blk_check(fs, b, "directory block");
+    int rc = ext2__blk_check(fs, 0, b, "directory block");
     if (rc < 0)
         return rc;
     return ext2__dev_write(fs, (uint64_t)b * fs->block_size, fs->scratch, fs->block_size,
@@ -234,10 +239,11 @@ static int dotdot(ext2_fs_t *fs, const ext2_inode_t *dir, uint32_t *parent, uint
     if (rc < 0)
         return rc;
     uint32_t rec0 = le16(fs->scratch + 4);
+    if (rec0 < 12 || rec0 % 4 || rec0 + 12 > fs->block_size)
+        return ext2__fail(fs, OS_EIO, "directory inode %u: '.' has rec_len %u", dir->ino, rec0);
     const uint8_t *e = fs->scratch + rec0;
     uint32_t nlen = (fs->feat_incompat & INCOMPAT_FILETYPE) ? e[6] : le16(e + 6);
-    if (rec0 < 12 || rec0 + 12 > fs->block_size || nlen != 2 || e[8] != '.' || e[9] != '.' ||
-        le32(e) == 0 || le32(e) > fs->inodes_count)
+    if (nlen != 2 || e[8] != '.' || e[9] != '.' || le32(e) == 0 || le32(e) > fs->inodes_count)
         return ext2__fail(fs, OS_EIO, "directory inode %u: no '..' entry", dir->ino);
     *parent = le32(e);
     *off = rec0;
@@ -258,7 +264,8 @@ static int create_(ext2_fs_t *fs, uint32_t dir, const char *name, size_t len, ui
     if (t != EXT2_T_REG && t != EXT2_T_DIR && t != EXT2_T_LNK)
         return ext2__fail(fs, OS_EINVAL, "mode 0%o: only files, directories and symlinks", mode);
     if (t == EXT2_T_LNK) {
-        tlen = target ? strnlen(target, EXT2_PATH_MAX + 1) : 0;
+        while (target && tlen <= EXT2_PATH_MAX && target[tlen] != '\0')
+            tlen++;
         if (tlen == 0)
             return ext2__fail(fs, OS_EINVAL, "an empty symlink target");
         if (tlen > EXT2_PATH_MAX || tlen >= fs->block_size)
@@ -488,6 +495,10 @@ static int rename_(ext2_fs_t *fs, uint32_t from_dir, const char *from_name, size
         if ((rc = add_need(fs, &tw.in, &ts, &need)) < 0 || (rc = ext2__space(fs, need, 0)) < 0)
             return rc;
     }
+    /* A directory changing parents: its ".." is found (and checked) before any write. */
+    uint32_t up, up_blk = 0, up_off = 0;
+    if (src_dir && !same && (rc = dotdot(fs, &sw.in, &up, &up_blk, &up_off)) < 0)
+        return rc;
     if ((rc = ext2__room(fs)) < 0)
         return rc;
     /* The new name first: the file is never without one. */
@@ -520,10 +531,9 @@ static int rename_(ext2_fs_t *fs, uint32_t from_dir, const char *from_name, size
     if ((rc = dir_del(fs, &fw, &fs_)) < 0)
         return rc;
     if (src_dir && !same) {
-        uint32_t up, blk, off;
-        if ((rc = dotdot(fs, &sw.in, &up, &blk, &off)) < 0)
+        if ((rc = ext2__scratch_load(fs, up_blk)) < 0)
             return rc;
-        put32(fs->scratch + off, to_dir);
+        put32(fs->scratch + up_off, to_dir);
         if ((rc = scratch_store(fs)) < 0)
             return rc;
         if (fw.in.links > 1)

@@ -50,10 +50,9 @@ static int ptr_get(ext2_fs_t *fs, uint32_t ino, uint32_t ind, uint32_t idx, uint
 static int ptr_put(ext2_fs_t *fs, uint32_t ino, uint32_t ind, uint32_t idx, uint32_t v)
 {
     uint8_t b[4];
-    int rc = ext2__blk_check(fs, ind, "indirect block");
+    int rc = ext2__blk_check(fs, ino, ind, "indirect block");
     if (rc < 0)
         return rc;
-    (void)ino;
     put32(b, v);
     return ext2__dev_write(fs, (uint64_t)ind * fs->block_size + (uint64_t)idx * 4, b, 4,
                            EXT2_W_META, "indirect block");
@@ -93,10 +92,16 @@ static int map_count(ext2_fs_t *fs, const ext2_inode_t *in, uint64_t first, uint
         if (rc < 0)
             return rc;
         for (int k = 0; k <= p.depth; k++) {
+            /* Every block this call will write into is checked before anything changes. */
             if (node[k] != 0) {
                 *goal = node[k];
+                if (k == p.depth && (rc = ext2__blk_check(fs, in->ino, node[k], "file data")) < 0)
+                    return rc;
                 continue;
             }
+            if (k > 0 && node[k - 1] != 0 &&
+                (rc = ext2__blk_check(fs, in->ino, node[k - 1], "indirect block")) < 0)
+                return rc;
             bool shared = k < p.depth && l > first && prev.slot == p.slot && prev_node[k] == 0;
             for (int j = 0; shared && j < k; j++)
                 shared = prev.idx[j] == p.idx[j];
@@ -180,19 +185,23 @@ int ext2__map_ensure(ext2_fs_t *fs, ext2__wino_t *wi, uint64_t first, uint64_t l
     return 0;
 }
 
-/* Write file bytes into block b at offset o; a fresh block gets zeros around them. */
+/*
+ * Write file bytes into block b at offset o. A fresh block is written whole in one call
+ * (zeros around the bytes, composed in the scratch block): a cache in front of the device
+ * need not read a block that is overwritten whole.
+ */
 static int data_put(ext2_fs_t *fs, uint32_t b, uint32_t o, const uint8_t *src, size_t n, bool fresh)
 {
     uint64_t at = (uint64_t)b * fs->block_size;
-    int rc = ext2__blk_check(fs, b, "file data");
-    if (rc == 0 && fresh && o > 0)
-        rc = ext2__dev_write(fs, at, ext2__zeros, o, EXT2_W_DATA, "file data");
-    if (rc == 0)
-        rc = ext2__dev_write(fs, at + o, src, n, EXT2_W_DATA, "file data");
-    if (rc == 0 && fresh && o + n < fs->block_size)
-        rc = ext2__dev_write(fs, at + o + n, ext2__zeros, fs->block_size - o - n, EXT2_W_DATA,
-                             "file data");
-    return rc;
+    int rc = ext2__blk_check(fs, 0, b, "file data");
+    if (rc < 0)
+        return rc;
+    if (!fresh || (o == 0 && n == fs->block_size))
+        return ext2__dev_write(fs, at + o, src, n, EXT2_W_DATA, "file data");
+    fs->scratch_blk = 0;
+    memset(fs->scratch, 0, fs->block_size);
+    memcpy(fs->scratch + o, src, n);
+    return ext2__dev_write(fs, at, fs->scratch, fs->block_size, EXT2_W_DATA, "file data");
 }
 
 static int write_(ext2_fs_t *fs, uint32_t ino, uint64_t off, const void *buf, size_t len)
@@ -260,10 +269,13 @@ typedef struct {
     bool stopped;   /* the budget ran out: more to do */
 } cut_t;
 
-/* Room for one more step: a block freed touches a bitmap and a descriptor block at most. */
+/*
+ * Room for one more step: a block freed touches a bitmap and a descriptor block at most, and
+ * the call's end may still zero the last block's tail (its map: three indirect blocks).
+ */
 static bool cut_room(cut_t *c)
 {
-    if (c->fs->touched_n + 4 > EXT2_CALL_BLOCKS_MAX)
+    if (c->fs->touched_n + 8 > EXT2_CALL_BLOCKS_MAX)
         c->stopped = true;
     return !c->stopped;
 }
@@ -308,7 +320,8 @@ static int cut_node(cut_t *c, uint32_t b, int h, uint64_t base)
             }
             /* A child wholly past the end is empty now: free it and its pointer. */
             if (cbase >= c->end) {
-                if ((rc = cut_free(c, v)) < 0 || (rc = ptr_put(fs, c->wi->in.ino, b, i, 0)) < 0)
+                /* The pointer goes first: a block refused as corrupt is lost, never shared. */
+                if ((rc = ptr_put(fs, c->wi->in.ino, b, i, 0)) < 0 || (rc = cut_free(c, v)) < 0)
                     return rc;
             }
         }
@@ -351,9 +364,9 @@ static int cut_map(cut_t *c)
             }
             /* An indirect block across the new end keeps what lies before it. */
             if (base[s] >= c->end) {
+                in->block[s] = 0;
                 if ((rc = cut_free(c, b)) < 0)
                     return rc;
-                in->block[s] = 0;
             }
         }
         c->low = base[s] > c->end ? base[s] : c->end;
@@ -394,22 +407,23 @@ static int truncate_(ext2_fs_t *fs, uint32_t ino, uint64_t size, bool *more)
         return ext2__wi_store(fs, &wi);
     }
     cut_t c = {.fs = fs, .wi = &wi, .end = (size + bs - 1) / bs};
-    if ((rc = cut_map(&c)) < 0)
-        return rc;
-    if (c.stopped) {
+    rc = cut_map(&c);
+    if (rc < 0 || c.stopped) {
         /* Blocks below c.low remain: the size may not cut them off yet. */
         uint64_t keep = c.low * bs;
         if (keep < in->size)
             in->size = keep > size ? keep : size;
-        *more = true;
-        return ext2__wi_store(fs, &wi);
+        *more = rc == 0;
+        /* After a corrupt pointer, the inode still forgets the blocks already freed. */
+        int st = rc == OS_EBUSY ? 0 : ext2__wi_store(fs, &wi);
+        return rc < 0 ? rc : st;
     }
     /* The last, partial block: bytes past the new end read as zeros if the file grows again. */
     if (size % bs != 0) {
         uint32_t pb;
         if ((rc = ext2_bmap(fs, in, size / bs, &pb)) < 0)
             return rc;
-        if (pb != 0 && ((rc = ext2__blk_check(fs, pb, "file data")) < 0 ||
+        if (pb != 0 && ((rc = ext2__blk_check(fs, ino, pb, "file data")) < 0 ||
                         (rc = ext2__dev_write(fs, (uint64_t)pb * bs + size % bs, ext2__zeros,
                                               bs - size % bs, EXT2_W_DATA, "file data")) < 0))
             return rc;
@@ -438,7 +452,7 @@ static int drop_xattr(ext2_fs_t *fs, ext2__wino_t *wi)
 {
     uint32_t b = wi->in.file_acl;
     uint8_t h[8];
-    int rc = ext2__blk_check(fs, b, "xattr block");
+    int rc = ext2__blk_check(fs, wi->in.ino, b, "xattr block");
     if (rc == 0)
         rc = ext2__dev_read(fs, (uint64_t)b * fs->block_size, h, sizeof h, "xattr block");
     if (rc < 0)

@@ -156,6 +156,12 @@ static bool is_power(uint32_t n, uint32_t base)
     return n == 1;
 }
 
+static uint32_t group_blocks(const ext2_fs_t *fs, uint32_t g)
+{
+    uint32_t left = fs->blocks_count - fs->first_data_block - g * fs->blocks_per_group;
+    return left < fs->blocks_per_group ? left : fs->blocks_per_group;
+}
+
 /* Whether group g carries a copy of the superblock and descriptor table. */
 static bool group_has_super(const ext2_fs_t *fs, uint32_t g)
 {
@@ -164,10 +170,13 @@ static bool group_has_super(const ext2_fs_t *fs, uint32_t g)
     return is_power(g, 3) || is_power(g, 5) || is_power(g, 7);
 }
 
-int ext2__blk_check(ext2_fs_t *fs, uint32_t b, const char *what)
+int ext2__blk_check(ext2_fs_t *fs, uint32_t ino, uint32_t b, const char *what)
 {
+    char who[24] = "";
+    if (ino)
+        snprintf(who, sizeof who, "inode %u: ", ino);
     if (!ext2__blk_ok(fs, b))
-        return ext2__fail(fs, OS_EIO, "%s: block %u outside the volume", what, b);
+        return ext2__fail(fs, OS_EIO, "%s%s: block %u outside the volume", who, what, b);
     uint32_t g = (b - fs->first_data_block) / fs->blocks_per_group;
     uint32_t rel = (b - fs->first_data_block) % fs->blocks_per_group;
     ext2__gd_t gd;
@@ -188,7 +197,45 @@ int ext2__blk_check(ext2_fs_t *fs, uint32_t b, const char *what)
         meta = rel < 1 + gdt + resv;
     }
     if (meta)
-        return ext2__fail(fs, OS_EIO, "%s: block %u holds group %u's metadata", what, b, g);
+        return ext2__fail(fs, OS_EIO, "%s%s: block %u holds group %u's metadata", who, what, b, g);
+    return 0;
+}
+
+/*
+ * Without flex_bg a group's bitmaps and inode table lie inside the group, past its copy of
+ * the superblock and descriptors, apart from each other: the write side relies on that to
+ * tell metadata from data, so a volume where it does not hold is not written.
+ */
+static int layout_check(ext2_fs_t *fs)
+{
+    uint32_t resv = 0,
+             it_blocks =
+                 (uint32_t)(((uint64_t)fs->inodes_per_group * fs->inode_size + fs->block_size - 1) /
+                            fs->block_size);
+    uint32_t gdt = (fs->groups * GD_SIZE + fs->block_size - 1) / fs->block_size;
+    int rc;
+    if ((fs->feat_compat & COMPAT_RESIZE_INODE) &&
+        (rc = ext2__sb_get(fs, SB_RESERVED_GDT, 2, &resv)) < 0)
+        return rc;
+    for (uint32_t g = 0; g < fs->groups; g++) {
+        ext2__gd_t gd;
+        if ((rc = ext2__group(fs, g, &gd)) < 0)
+            return rc;
+        uint32_t first = fs->first_data_block + g * fs->blocks_per_group;
+        uint32_t lo = first + (group_has_super(fs, g) ? 1 + gdt + resv : 0);
+        uint32_t end = first + group_blocks(fs, g);
+        bool bad =
+            gd.block_bitmap < lo || gd.block_bitmap >= end || gd.inode_bitmap < lo ||
+            gd.inode_bitmap >= end || gd.inode_table < lo || gd.inode_table + it_blocks > end ||
+            gd.block_bitmap == gd.inode_bitmap ||
+            (gd.block_bitmap >= gd.inode_table && gd.block_bitmap < gd.inode_table + it_blocks) ||
+            (gd.inode_bitmap >= gd.inode_table && gd.inode_bitmap < gd.inode_table + it_blocks);
+        if (bad)
+            return ext2__fail(fs, OS_EROFS,
+                              "read-only: group %u's bitmaps or inode table (%u, %u, %u) are "
+                              "not where ext2 puts them (run e2fsck)",
+                              g, gd.block_bitmap, gd.inode_bitmap, gd.inode_table);
+    }
     return 0;
 }
 
@@ -231,15 +278,9 @@ static int bit_put(ext2_fs_t *fs, uint32_t bm, uint32_t bit, bool set, bool *was
     return ext2__dev_write(fs, off, &v, 1, EXT2_W_META, "bitmap");
 }
 
-static uint32_t group_blocks(const ext2_fs_t *fs, uint32_t g)
-{
-    uint32_t left = fs->blocks_count - fs->first_data_block - g * fs->blocks_per_group;
-    return left < fs->blocks_per_group ? left : fs->blocks_per_group;
-}
-
 int ext2__balloc(ext2_fs_t *fs, uint32_t goal, uint32_t *out)
 {
-    if (!ext2__blk_ok(fs, goal))
+    if (goal < fs->first_data_block || goal >= fs->blocks_count)
         goal = fs->first_data_block + fs->hint_group_block % fs->groups * fs->blocks_per_group;
     uint32_t g0 = (goal - fs->first_data_block) / fs->blocks_per_group;
     for (uint32_t i = 0; i < fs->groups; i++) {
@@ -260,7 +301,7 @@ int ext2__balloc(ext2_fs_t *fs, uint32_t goal, uint32_t *out)
                               gd.free_blocks);
         uint32_t b = first + bit;
         bool was;
-        if ((rc = ext2__blk_check(fs, b, "free block")) < 0 ||
+        if ((rc = ext2__blk_check(fs, 0, b, "free block")) < 0 ||
             (rc = bit_put(fs, gd.block_bitmap, bit, true, &was)) < 0 ||
             (rc = gd_adjust(fs, g, -1, 0, 0)) < 0 || (rc = sb_adjust(fs, -1, 0)) < 0)
             return rc;
@@ -273,7 +314,7 @@ int ext2__balloc(ext2_fs_t *fs, uint32_t goal, uint32_t *out)
 
 int ext2__bfree(ext2_fs_t *fs, uint32_t b)
 {
-    int rc = ext2__blk_check(fs, b, "freeing");
+    int rc = ext2__blk_check(fs, 0, b, "freeing");
     if (rc < 0)
         return rc;
     uint32_t g = (b - fs->first_data_block) / fs->blocks_per_group;
@@ -295,7 +336,7 @@ int ext2__ialloc(ext2_fs_t *fs, uint32_t parent, bool dir, uint32_t *ino)
     uint32_t pg = (parent - 1) / fs->inodes_per_group, best = UINT32_MAX;
     ext2__gd_t gd, bgd = {0};
     int rc;
-    /* Directories spread: the group with the fewest of them; files stay near their parent. */
+    /* Directories spread over the groups; files stay near their parent. */
     for (uint32_t i = 0; i < fs->groups; i++) {
         uint32_t g = dir ? (fs->hint_group_inode + i) % fs->groups : (pg + i) % fs->groups;
         if ((rc = ext2__group(fs, g, &gd)) < 0)
@@ -307,8 +348,12 @@ int ext2__ialloc(ext2_fs_t *fs, uint32_t parent, bool dir, uint32_t *ino)
             bgd = gd;
             break;
         }
-        if (best == UINT32_MAX || gd.used_dirs < bgd.used_dirs ||
-            (gd.used_dirs == bgd.used_dirs && gd.free_blocks > bgd.free_blocks)) {
+        /* A group with free blocks first, then the fewest directories, then the most room. */
+        bool room = gd.free_blocks > 0, broom = bgd.free_blocks > 0;
+        if (best == UINT32_MAX || (room && !broom) ||
+            (room == broom &&
+             (gd.used_dirs < bgd.used_dirs ||
+              (gd.used_dirs == bgd.used_dirs && gd.free_blocks > bgd.free_blocks)))) {
             best = g;
             bgd = gd;
         }
@@ -402,8 +447,8 @@ int ext2_mount_rw(ext2_fs_t *fs, ext2_write_fn write)
         return ext2__fail(fs, OS_EROFS, "read-only: %u groups (the write side takes at most %u)",
                           fs->groups, GDT_BLOCKS_MAX * fs->block_size / GD_SIZE);
     uint32_t state, count;
-    int rc = ext2__sb_get(fs, SB_STATE, 2, &state);
-    if (rc < 0)
+    int rc = layout_check(fs);
+    if (rc < 0 || (rc = ext2__sb_get(fs, SB_STATE, 2, &state)) < 0)
         return rc;
     if (state & 2)
         return ext2__fail(fs, OS_EROFS, "read-only: the volume has errors recorded (run e2fsck)");

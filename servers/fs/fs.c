@@ -92,8 +92,15 @@ static fs_req_t *enqueue(os_ctx_t *ctx, fs_state_t *st)
     r->file = r->client = -1;
     r->chan = OS_HANDLE_NONE;
     st->qcount++;
-    if (st->qcount == FS_QUEUE_MAX && !st->held)
+    if (st->qcount == FS_QUEUE_MAX && !st->held) {
+        if (!st->held_once)
+            os_log(ctx,
+                   "%d requests wait: no channel is read until they are answered (logged "
+                   "once)",
+                   FS_QUEUE_MAX);
+        st->held_once = true;
         hold_all(ctx, st, true);
+    }
     return r;
 }
 
@@ -172,6 +179,9 @@ void fs_drive(os_ctx_t *ctx, fs_state_t *st)
                 continue;
             }
             fs_pump(ctx, st);
+            if ((st->wait == FS_WAIT_FETCH && st->fetching == 0) ||
+                (st->wait == FS_WAIT_WB && st->wb_phase == 0))
+                continue; /* refused at once, or nothing to write: no completion will come */
             break;
         }
         /* short of clean slots: write back before a miss has to wait for it */

@@ -189,8 +189,9 @@ typedef struct fs_state {
     /* Requests: a FIFO; the head runs. */
     fs_req_t queue[FS_QUEUE_MAX];
     uint32_t qhead, qcount;
-    int wait;  /* FS_WAIT_* of the head */
-    bool held; /* the queue was full: every channel is held */
+    int wait;       /* FS_WAIT_* of the head */
+    bool held;      /* the queue was full: every channel is held */
+    bool held_once; /* ... which was logged */
 
     fs_client_t clients[FS_CLIENTS_MAX];
     fs_file_t files[FS_FILES_MAX];

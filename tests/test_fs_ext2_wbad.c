@@ -79,6 +79,15 @@ static void test_corrupt(void **state)
                 "directory inode", snap);
         d->data[e1 + 4] = keep;
         fs->scratch_blk = 0;
+        /* An entry naming a reserved inode (7: the resize inode) is never unlinked. */
+        size_t ey = (size_t)din.block[0] * bs + 24; /* "y", after "." and ".." */
+        assert_int_equal(rd32(d, ey), y);
+        wr32(d, ey, 7);
+        memcpy(snap, d->data, d->size);
+        bool gone0;
+        refused(d, ext2_remove(fs, dir, "y", 1, true, &ino, &gone0), OS_EIO, "reserved", snap);
+        wr32(d, ey, y);
+        fs->scratch_blk = 0;
         /* A group that counts free blocks its bitmap does not have. */
         size_t g0 = gd_off(fs, 0);
         uint16_t had = (uint16_t)(d->data[g0 + 12] | d->data[g0 + 13] << 8);
@@ -122,7 +131,6 @@ static void test_corrupt(void **state)
         memcpy(snap, d2->data, d2->size);
         refused(d2, ext2_rename(fs2, EXT2_ROOT_INO, "c2", 2, cino, "a", 1, &rep, &gone), OS_EIO,
                 "rec_len", snap);
-        (void)y;
         free(snap);
         disk_free(d2, fs2);
         disk_free(d, fs);

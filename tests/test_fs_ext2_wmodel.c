@@ -22,6 +22,7 @@ typedef struct {
     bool busy;                   /* inject OS_EBUSY */
     unsigned long busies;        /* calls run again after OS_EBUSY */
     unsigned long calls, failed; /* library calls; those the model expected to fail */
+    uint32_t most_blocks;        /* the most distinct blocks one call touched */
     uint32_t now;
 } model_t;
 
@@ -179,6 +180,9 @@ static int call(model_t *m, call_t *c)
         int rc = call_once(m->fs, c);
         d->busy_in = -1;
         d->logging = false;
+        if (m->fs->touched_n > m->most_blocks)
+            m->most_blocks = m->fs->touched_n;
+        assert_true(m->fs->touched_n <= EXT2_CALL_BLOCKS_MAX);
         if (rc != OS_EBUSY)
             return rc;
         assert_true(ext2_why(m->fs)[0] != '\0');
@@ -299,6 +303,14 @@ static void op_remove(model_t *m, bool dir)
     expect_rc(m, 0, rc, dir ? "rmdir" : "unlink", e->path);
     assert_int_equal(c.out_ino, e->ino);
     assert_true(c.gone);
+    if (e->type == EXT2_T_REG && rnd(m, 3) == 0) {
+        /* Still open somewhere: an unlinked file is written until its last close. */
+        uint8_t buf[3000];
+        fill(buf, sizeof buf, m->rng);
+        call_t w = {
+            .kind = C_WRITE, .ino = e->ino, .off = rnd(m, 70000), .buf = buf, .len = sizeof buf};
+        expect_rc(m, 0, call(m, &w), "write to unlinked", e->path);
+    }
     release(m, e->ino);
     ent_drop(e);
 }
@@ -452,8 +464,9 @@ static void test_model(void **state)
         int live = 0;
         for (int i = 0; i < ENT_MAX; i++)
             live += m.e[i].used;
-        print_message("%s: %lu calls (%lu refused as the model said), %d names left\n",
-                      conf_name[c], m.calls, m.failed, live);
+        print_message("%s: %lu calls (%lu refused as the model said), %d names left, at most "
+                      "%u blocks in one call\n",
+                      conf_name[c], m.calls, m.failed, live, m.most_blocks);
         assert_true(live > 20);
         check_model(&m);
         fsck_ok(d, "random operations");

@@ -114,6 +114,15 @@ static void test_remove_and_free(void **state)
         assert_int_equal(ino, dir);
         assert_true(gone);
         free_inode(fs, ino);
+        /* Released twice: refused, nothing changed. */
+        uint8_t *snap = malloc(d->size);
+        memcpy(snap, d->data, d->size);
+        refused(d, ext2_release(fs, ino), OS_EIO, "already free", snap);
+        /* The resize inode (7) and the other reserved ones are never written. */
+        bool more;
+        refused(d, ext2_write(fs, 7, 0, "x", 1), OS_EINVAL, "reserved", snap);
+        refused(d, ext2_truncate(fs, 7, 0, &more), OS_EINVAL, "reserved", snap);
+        free(snap);
         assert_int_equal(ext2_statfs(fs, &st1), 0);
         assert_int_equal(st1.free_blocks, st0.free_blocks);
         assert_int_equal(st1.free_inodes, st0.free_inodes);

@@ -227,6 +227,15 @@ static int dir_del(ext2_fs_t *fs, ext2__wino_t *dw, const scan_t *s)
     return scratch_store(fs);
 }
 
+/* An entry naming a reserved inode (or the root) is corrupt: never unlinked or moved. */
+static int entry_ino_ok(ext2_fs_t *fs, uint32_t dir, uint32_t ino)
+{
+    if (ino < fs->first_ino)
+        return ext2__fail(fs, OS_EIO, "directory inode %u: an entry names reserved inode %u", dir,
+                          ino);
+    return 0;
+}
+
 /* ".." of directory `dir`: its inode number and where it sits (offset in block 0). */
 static int dotdot(ext2_fs_t *fs, const ext2_inode_t *dir, uint32_t *parent, uint32_t *blk,
                   uint32_t *off)
@@ -395,7 +404,8 @@ static int remove_(ext2_fs_t *fs, uint32_t dir, const char *name, size_t len, bo
     if (!s.found)
         return ext2__fail(fs, OS_ENOENT, "'%.*s' not found in directory inode %u", (int)len, name,
                           dir);
-    if ((rc = ext2__wi_load(fs, s.f_ino, &vw, false)) < 0)
+    if ((rc = entry_ino_ok(fs, dir, s.f_ino)) < 0 ||
+        (rc = ext2__wi_load(fs, s.f_ino, &vw, false)) < 0)
         return rc;
     bool is_dir = ext2_type(&vw.in) == EXT2_T_DIR;
     if (want_dir && !is_dir)
@@ -472,7 +482,9 @@ static int rename_(ext2_fs_t *fs, uint32_t from_dir, const char *from_name, size
         return rc;
     if (ts.found && ts.f_ino == fs_.f_ino)
         return 0; /* the same file under both names: nothing to do */
-    if ((rc = ext2__wi_load(fs, fs_.f_ino, &sw, false)) < 0)
+    if ((rc = entry_ino_ok(fs, from_dir, fs_.f_ino)) < 0 ||
+        (ts.found && (rc = entry_ino_ok(fs, to_dir, ts.f_ino)) < 0) ||
+        (rc = ext2__wi_load(fs, fs_.f_ino, &sw, false)) < 0)
         return rc;
     bool src_dir = ext2_type(&sw.in) == EXT2_T_DIR;
     if (src_dir && !same && (rc = not_under(fs, fs_.f_ino, to_dir)) < 0)

@@ -210,6 +210,9 @@ static int write_(ext2_fs_t *fs, uint32_t ino, uint64_t off, const void *buf, si
     int rc;
     if (len > 4096)
         return ext2__fail(fs, OS_EINVAL, "write of %zu bytes (4096 at most)", len);
+    /* The reserved inodes (resize, journal, ...) are the file system's own. */
+    if (ino < fs->first_ino && ino != EXT2_ROOT_INO)
+        return ext2__fail(fs, OS_EINVAL, "inode %u is reserved", ino);
     /* An unlinked file still open is written as any other. */
     if ((rc = ext2__wi_load(fs, ino, &wi, true)) < 0)
         return rc;
@@ -377,6 +380,8 @@ static int cut_map(cut_t *c)
 static int truncate_(ext2_fs_t *fs, uint32_t ino, uint64_t size, bool *more)
 {
     ext2__wino_t wi;
+    if (ino < fs->first_ino && ino != EXT2_ROOT_INO)
+        return ext2__fail(fs, OS_EINVAL, "inode %u is reserved", ino);
     int rc = ext2__wi_load(fs, ino, &wi, true);
     if (rc < 0)
         return rc;
@@ -492,14 +497,15 @@ static int release_(ext2_fs_t *fs, uint32_t ino)
     if (in->sectors != acl)
         return ext2__fail(fs, OS_EIO, "inode %u: %u sectors with no block mapped", ino,
                           in->sectors);
+    /* The bitmap first: an inode already free (released twice) is refused unchanged. */
+    if ((rc = ext2__ifree(fs, ino, ext2_type(in) == EXT2_T_DIR)) < 0)
+        return rc;
     if (in->file_acl && (rc = drop_xattr(fs, &wi)) < 0)
         return rc;
     memset(in->block, 0, sizeof in->block);
     in->size = 0;
     put32(wi.raw + 20, fs->now ? fs->now : 1); /* dtime: a deleted inode's mark */
-    if ((rc = ext2__wi_store(fs, &wi)) < 0)
-        return rc;
-    return ext2__ifree(fs, ino, ext2_type(in) == EXT2_T_DIR);
+    return ext2__wi_store(fs, &wi);
 }
 
 int ext2_release(ext2_fs_t *fs, uint32_t ino)

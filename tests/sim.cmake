@@ -149,5 +149,10 @@ add_test(NAME sim_fs-faults_50_seeds
     COMMAND sh -c "out=$(${_sim} sim ${_scn}/fs-faults.scn --seeds 1..50 --check-determinism --show-output); rc=$?; printf '%s\\n' \"$out\" | grep -A1 '^FAIL'; test $rc -eq 0 || exit 1; printf '%s\\n' \"$out\" | grep -q '^\\[fsstress\\] error ' || { echo 'no error reached fsstress in 50 seeds'; exit 1; }; printf '%s\\n' \"$out\" | grep -qE '^blk: .* eio [1-9]' || { echo 'no blk-eio in 50 seeds'; exit 1; }")
 set_tests_properties(sim_fs_clean_50_seeds sim_fs-reboot_50_seeds sim_fs-faults_50_seeds
     PROPERTIES LABELS "unit;sim" TIMEOUT 300)
+# The check has teeth: on a disk that acknowledges writes and loses 1% of them (blk-lost),
+# fs-check finds fsync'ed data lost in some of 20 seeds, names the seed and fails.
+add_test(NAME sim_fs_check_finds_lost_writes
+    COMMAND sh -c "out=$(${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/scripts/fs-check --orrery ${_sim} --scenario ${_scn}/fs.scn --seeds 1..20 --faults blk-lost 2>&1); rc=$?; printf '%s\\n' \"$out\" | tail -n 1; test $rc -eq 1 && printf '%s\\n' \"$out\" | grep -qE '^FAIL fs seed [0-9]+: fsynced data lost:' && printf '%s\\n' \"$out\" | grep -qE '^  reproduce: .* --seed [0-9]+ --faults blk-lost --save-disk '")
+set_tests_properties(sim_fs_check_finds_lost_writes PROPERTIES LABELS "unit;sim" TIMEOUT 300)
 # Not under the sanitizers (label unit): the 50-seed runs above cover the same code there.
 set_tests_properties(sim_fs_200_seeds PROPERTIES LABELS "sim" TIMEOUT 300)

@@ -332,6 +332,10 @@ static void test_read_side(void **state)
     S(0, .op = OP_GARBAGE, .slot = -1, .flags = fs_msg_open, .len = 3, .expect = OS_EPROTO);
     S(0, .op = OP_GARBAGE, .slot = -1, .flags = fs_msg_read, .len = 16, .expect = OS_EPROTO);
     S(0, .op = OP_GARBAGE, .slot = 1, .flags = fs_msg_mkdir, .len = 12, .expect = OS_EPROTO);
+    for (uint32_t type = 1; type <= 22; type++) { /* every type, short, on both channels */
+        S(0, .op = OP_GARBAGE, .slot = -1, .flags = type, .len = 3, .expect = OS_EPROTO);
+        S(0, .op = OP_GARBAGE, .slot = 1, .flags = type, .len = 3, .expect = OS_EPROTO);
+    }
     S(0, .op = OP_READ, .slot = 1, .len = 5, .data = "hello",
       .data_len = 5); /* the channel goes on */
     S(0, .op = OP_WAITFLAG, .flag = 1);

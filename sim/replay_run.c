@@ -245,10 +245,13 @@ int rp_run_start(rp_run **out, rp_recording *rec, char *err, size_t errlen)
         free(run);
         return -1;
     }
-    if (used_a_device(rec)) {
+    /* The console server's device is the replay's own console, registered first: no
+     * stand-in for it (a second "console" would be refused). */
+    const char *dev_name = rec->device[0] ? rec->device : "net0";
+    if (used_a_device(rec) && strcmp(dev_name, "console") != 0) {
         dev_rec = rec;
         dev_next = 0;
-        dev_ops.name = rec->device[0] ? rec->device : "net0";
+        dev_ops.name = dev_name;
         if (k_device_add(&dev_ops) < 0) {
             snprintf(err, errlen, "the replay's %s stand-in could not be registered", dev_ops.name);
             rp_run_stop(run);

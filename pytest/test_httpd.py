@@ -170,9 +170,18 @@ def test_httpd_serves_the_site(boot, disk, tmp_path):
         assert r.status == 200 and len(r.read()) == int(r.getheader("Content-Length"))
     c.close()
     # pipelined: three requests in one write, three answers in order
-    st, out = raw(s, b"GET /index.html HTTP/1.1\r\n\r\nHEAD / HTTP/1.1\r\n\r\n"
-                     b"GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n")
-    assert st == 200
+    with socket.create_connection(("127.0.0.1", s.port), timeout=s.timeout) as k:
+        k.sendall(b"GET /index.html HTTP/1.1\r\n\r\nHEAD / HTTP/1.1\r\n\r\n"
+                  b"GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n")
+        out = b""
+        while True:
+            chunk = k.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    statuses = re.findall(rb"^HTTP/1\.1 (\d{3}) ", out, re.M)
+    assert statuses == [b"200", b"200", b"404"], out
+    assert out.count(index) == 1 and out.endswith(b"404 Not Found\n"), out
     # 20 connections at once
     cs = [conn(s) for _ in range(20)]
     for c in cs:

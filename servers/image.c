@@ -7,7 +7,7 @@ const os_program_t *const orrery_programs[] = {ORRERY_PROGRAMS(ORRERY_PROGRAM_EN
 #undef ORRERY_PROGRAM_ENTRY
 
 /* Started in this order: console is task 2, shell 3, echo 4, fs 5 (it ends at once, saying
- * so, when there is no blk0), tcpip 6 (it ends at once, quietly, when there is no net0) and
+ * so, when there is no blk0), tcpip 6 (idle and silent when there is no net0) and
  * httpd 7 (it ends quietly with tcpip; docs/httpd.md). */
 const char orrery_default_manifest[] =
     "# Orrery default boot manifest: the programs init starts, in order.\n"

@@ -270,7 +270,7 @@ static void test_session_echo_spawn_kill_errors_uptime_ipc(void **state)
     expect("shell: kill init: permission denied\n");
     expect("orrery> up 0.");
     expect("CHAN  PEER  OWNER            QUEUED  PEER OWNER       QUEUED\n");
-    expect("total: 6 channels, "); /* httpd waits on init for tcp (no net0 here) */
+    expect("total: 7 channels, "); /* tcpip idles without net0; httpd waits for tcp */
     expect("shutting down\n");     /* end of input */
     assert_int_equal(0, sim_teardown());
 }

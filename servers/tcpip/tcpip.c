@@ -456,9 +456,14 @@ static void tcpip_start(os_ctx_t *ctx)
         os_exit(ctx, 2);
     }
     int e = os_device_open(ctx, "net0", &st->dev);
+    if (e == OS_ENOENT && quiet) {
+        /* no line, and no exit either (init would say so): an idle task that serves nothing;
+         * its clients' connects wait on init, as if tcpip were still starting */
+        st->idle = true;
+        return;
+    }
     if (e == OS_ENOENT) {
-        if (!quiet)
-            os_log(ctx, "no net0 device (%s); tcpip not started", os_strerror(e));
+        os_log(ctx, "no net0 device (%s); tcpip not started", os_strerror(e));
         os_exit(ctx, 0);
     }
     if (e < 0) {
@@ -556,6 +561,11 @@ static void on_client(os_ctx_t *ctx, tcpip_state_t *st, int i, const os_event_t 
 static void tcpip_on_event(os_ctx_t *ctx, const os_event_t *ev)
 {
     tcpip_state_t *st = os_state(ctx);
+    if (st->idle) {
+        if (ev->kind == OS_EV_MESSAGE)
+            iface_discard(ctx, ev);
+        return;
+    }
     lwip_ctx = ctx;
     int i;
     if (ev->kind == OS_EV_DEVICE) {

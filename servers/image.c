@@ -8,7 +8,7 @@ const os_program_t *const orrery_programs[] = {ORRERY_PROGRAMS(ORRERY_PROGRAM_EN
 
 /* Started in this order: console is task 2, shell 3, echo 4, fs 5 (it ends at once, saying
  * so, when there is no blk0), tcpip 6 (idle and silent when there is no net0) and
- * httpd 7 (it ends quietly with tcpip; docs/httpd.md). */
+ * httpd 7 (it waits for tcp without a word while tcpip idles; docs/httpd.md). */
 const char orrery_default_manifest[] =
     "# Orrery default boot manifest: the programs init starts, in order.\n"
     "# program NAME [restart=always|on-failure|never] [max-restarts=N] [reach=IFACE,...]\n"

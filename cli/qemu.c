@@ -49,7 +49,9 @@ static const char qemu_usage[] =
     "                   gateway 10.0.2.2, DNS 10.0.2.3; each hostfwd forwards a host port\n"
     "                   to the guest (the syntax of 'orrery run --net', checked the same\n"
     "                   way; at most 16 rules; HOSTADDR empty: every interface, write\n"
-    "                   127.0.0.1 to keep it local). docs/networking.md\n"
+    "                   127.0.0.1 to keep it local). docs/networking.md; a TCP hostfwd\n"
+    "                   to guest port 80 reaches httpd and its URL is printed on stderr\n"
+    "                   (docs/httpd.md)\n"
     "  --pcap FILE      with --net user: every frame of net0, both ways, as a pcap file\n"
     "                   (QEMU's filter-dump; read it with tcpdump -r), written to\n"
     "                   FILE.partial and renamed when QEMU ends; an existing FILE must be\n"
@@ -777,6 +779,8 @@ int hl_cmd_qemu(int argc, char **argv)
         return 2;
     o.qemu = qemu;
     o.image = image;
+    if (!probe && net_on)
+        hq_print_http_urls(&net, stderr);
     if (probe) {
         choice = hq_choose(qemu, image, o.accel);
         print_probe(choice);

@@ -1,6 +1,7 @@
 /* run.c — `orrery run`: check the manifest, then boot hosted (threads) or deterministic (sim). */
 #include "commands.h"
 #include "opt.h"
+#include "qemu.h"
 #include <hl/hosted.h>
 #include <trace/outpath.h>
 #include <trace/pcap.h>
@@ -34,13 +35,15 @@ static const char run_usage[] =
     "                    read it with 'orrery trace', replay a server with 'orrery replay');\n"
     "                    written to FILE.db.partial, renamed once complete; an existing\n"
     "                    FILE.db must be an Orrery trace (else refused, exit 2)\n"
-    "  --net none        no network device (the default: no server uses net0 yet)\n"
+    "  --net none        no network device (the default; tcpip and httpd then idle)\n"
     "  --net user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...\n"
     "                    the net0 device on libslirp, QEMU's user network: 10.0.2.0/24,\n"
     "                    gateway 10.0.2.2, DNS 10.0.2.3, DHCP from 10.0.2.15; each hostfwd\n"
     "                    (at most %d) forwards a host port to the guest (an empty HOSTADDR\n"
     "                    is every interface, as in QEMU: use 127.0.0.1 to stay local;\n"
-    "                    GUESTADDR defaults to 10.0.2.15); docs/networking.md\n"
+    "                    GUESTADDR defaults to 10.0.2.15); docs/networking.md; a TCP\n"
+    "                    hostfwd to guest port 80 reaches httpd and its URL is printed\n"
+    "                    on stderr (docs/httpd.md)\n"
     "  --pcap FILE       capture every net0 frame, both ways, into a pcap file for\n"
     "                    'tcpdump -r' (needs --net user; timestamps: the kernel clock, ns\n"
     "                    since boot); written to FILE.partial, renamed at the end; an\n"
@@ -259,6 +262,8 @@ int hl_cmd_run(int argc, char **argv)
         rc.trace = sink;
         rc.net = net_on ? &net : NULL;
         rc.disk = disk.fd >= 0 ? &disk : NULL;
+        if (net_on)
+            hq_print_http_urls(&net, stderr);
         status = hl_run(&rc);
         if (status >= 0 && stats.leaks != 0)
             fprintf(stderr, "orrery: warning: %ld kernel allocations leaked\n", stats.leaks);

@@ -440,6 +440,14 @@ static void tcpip_start(os_ctx_t *ctx)
     size_t arg_len;
     char err[160];
     os_spawn_arg(ctx, &arg, &arg_len);
+    /* "quiet" first: a boot without net0 is normal (the default manifest), not worth a line */
+    bool quiet = false;
+    if (arg_len >= 5 && memcmp(arg, "quiet", 5) == 0 &&
+        (arg_len == 5 || ((const char *)arg)[5] == ',')) {
+        quiet = true;
+        arg = (const char *)arg + (arg_len == 5 ? 5 : 6);
+        arg_len -= arg_len == 5 ? 5 : 6;
+    }
     if (arg_len > TCPIP_ARG_MAX || parse_config(st, arg, arg_len, err, sizeof err) < 0) {
         if (arg_len > TCPIP_ARG_MAX)
             snprintf(err, sizeof err, "over %d bytes", TCPIP_ARG_MAX);
@@ -448,6 +456,12 @@ static void tcpip_start(os_ctx_t *ctx)
         os_exit(ctx, 2);
     }
     int e = os_device_open(ctx, "net0", &st->dev);
+    if (e == OS_ENOENT && quiet) {
+        /* no line, and no exit either (init would say so): an idle task that serves nothing;
+         * its clients' connects wait on init, as if tcpip were still starting */
+        st->idle = true;
+        return;
+    }
     if (e == OS_ENOENT) {
         os_log(ctx, "no net0 device (%s); tcpip not started", os_strerror(e));
         os_exit(ctx, 0);
@@ -547,6 +561,11 @@ static void on_client(os_ctx_t *ctx, tcpip_state_t *st, int i, const os_event_t 
 static void tcpip_on_event(os_ctx_t *ctx, const os_event_t *ev)
 {
     tcpip_state_t *st = os_state(ctx);
+    if (st->idle) {
+        if (ev->kind == OS_EV_MESSAGE)
+            iface_discard(ctx, ev);
+        return;
+    }
     lwip_ctx = ctx;
     int i;
     if (ev->kind == OS_EV_DEVICE) {

@@ -85,6 +85,7 @@ typedef struct tcpip_state {
     os_handle_t dev;   /* net0 */
     os_handle_t timer; /* lwIP's timeouts: armed at sys_timeouts_sleeptime() */
     bool have_netif;   /* the netif is added (first LINK_UP) */
+    bool idle;         /* arg=quiet and no net0: we stay, silent and serving nothing */
     bool bound_logged; /* the address line for the current lease was logged */
     uint8_t mac[6];
     /* the address: by DHCP unless the spawn argument gave one */

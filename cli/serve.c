@@ -1143,12 +1143,21 @@ int hl_cmd_serve(int argc, char **argv)
     if (parse_listen(listen_s, &la) != 0)
         return 2;
 
+    if (S.cfg.manifest && access(S.cfg.manifest, R_OK) != 0)
+        return cli_usage_error("serve", "serve: --manifest %s: %s", S.cfg.manifest,
+                               strerror(errno));
     /* The disk: checked now so a typo is a usage error; each instance opens it again. */
     char path[4096];
     if (disk) {
         snprintf(path, sizeof(path), "%s", disk);
-    } else if (hl_default_disk(path, sizeof(path)) != 0) {
-        return cli_usage_error("serve", "serve: no default disk (%s); give --disk FILE", path);
+    } else {
+        int d = hl_default_disk(path, sizeof(path));
+        if (d == 1)
+            return cli_usage_error("serve", "serve: no disk ($ORRERY_DISK is 'none'); the site "
+                                            "is on a disk: give --disk FILE");
+        if (d != 0)
+            return cli_usage_error("serve", "serve: no default disk (%s); give --disk FILE",
+                                   path);
     }
     struct stat st;
     if (stat(path, &st) != 0)
@@ -1156,9 +1165,6 @@ int hl_cmd_serve(int argc, char **argv)
     if (!S_ISREG(st.st_mode))
         return cli_usage_error("serve", "serve: --disk %s: not a regular file", path);
     snprintf(S.disk_arg, sizeof(S.disk_arg), "%s,ro", path);
-    if (S.cfg.manifest && access(S.cfg.manifest, R_OK) != 0)
-        return cli_usage_error("serve", "serve: --manifest %s: %s", S.cfg.manifest,
-                               strerror(errno));
 
     static char self[4096];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);

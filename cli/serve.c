@@ -69,6 +69,7 @@ typedef struct inst {
     uint64_t t_start, t_ready;
     bool seen_net, seen_httpd, ready;
     bool eof; /* its output ended */
+    uint64_t eof_at;
     bool reaped;
     int wstatus;
     bool dying; /* thrown away: killed, waiting to be reaped */
@@ -499,6 +500,14 @@ static int request_parse(client_t *c, size_t head_end)
     return 0;
 }
 
+static unsigned waiting_clients(void)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < CLIENTS_MAX; i++)
+        n += S.cl[i].used && S.cl[i].st == C_WAIT && !S.cl[i].inst;
+    return n;
+}
+
 /* Read from the client until its request is whole; then it waits for an instance. */
 static void client_read(client_t *c)
 {
@@ -554,14 +563,13 @@ static void client_read(client_t *c)
     c->fwd_len += body;
     c->st = C_WAIT;
     c->seq = ++S.seq;
-}
-
-static unsigned waiting_clients(void)
-{
-    unsigned n = 0;
-    for (size_t i = 0; i < CLIENTS_MAX; i++)
-        n += S.cl[i].used && S.cl[i].st == C_WAIT && !S.cl[i].inst;
-    return n;
+    /* it waits only when no instance is idle and none may start, and then up to --queue */
+    if (idle_instances() == 0 && live_instances() >= S.cfg.max_instances &&
+        waiting_clients() > S.cfg.queue)
+        client_error(c, 503,
+                     "orrery serve: busy: %u instances in flight and %u requests "
+                     "waiting (--max-instances, --queue)\n",
+                     S.cfg.max_instances, S.cfg.queue);
 }
 
 /* Connect to the instance's forwarded port (non-blocking). */
@@ -783,17 +791,18 @@ static void check_instances(void)
             continue;
         }
         client_t *c = in->client;
+        if (in->eof && !in->reaped) {
+            /* its output ended: its status comes next, for the reason; one that closed its
+             * output and lives on is killed */
+            if (!in->eof_at)
+                in->eof_at = now;
+            if (now - in->eof_at < MS(KILL_GRACE_MS))
+                continue;
+            kill(-in->pid, SIGKILL);
+        }
         if ((in->eof || in->reaped) && (!c || !c->answered)) {
             if (!in->ready)
                 S.fails++;
-            if (in->eof && !in->reaped) { /* wait for its status so the reason has it */
-                int ws;
-                if (waitpid(in->pid, &ws, 0) == in->pid) {
-                    in->reaped = true;
-                    in->wstatus = ws;
-                    kill(-in->pid, SIGKILL);
-                }
-            }
             if (c) {
                 char why[600];
                 inst_reason(in, why, sizeof(why));
@@ -861,12 +870,6 @@ static void accept_clients(void)
         c->st = C_READ;
         c->deadline = now_ns() + MS(READ_TIMEOUT_S * 1000);
         client_read(c);
-        if (c->st == C_WAIT && waiting_clients() > S.cfg.queue && idle_instances() == 0 &&
-            live_instances() >= S.cfg.max_instances)
-            client_error(c, 503,
-                         "orrery serve: busy: %u instances in flight and %u requests "
-                         "waiting (--max-instances, --queue)\n",
-                         S.cfg.max_instances, S.cfg.queue);
     }
 }
 
@@ -932,7 +935,15 @@ static int serve_loop(void)
                 kind[n++] = 'u';
             }
         }
-        int r = poll(pf, (nfds_t)n, 5);
+        /* short waits only while something is due soon: a retry, a reaping */
+        int wait_ms = 100;
+        for (size_t i = 0; i < NELEM_INST; i++)
+            if (S.inst[i].used && (S.inst[i].dying || S.inst[i].eof))
+                wait_ms = RETRY_MS;
+        for (size_t i = 0; i < CLIENTS_MAX; i++)
+            if (S.cl[i].used && S.cl[i].st == C_WAIT && S.cl[i].inst && S.cl[i].inst->ready)
+                wait_ms = RETRY_MS;
+        int r = poll(pf, (nfds_t)n, wait_ms);
         if (r < 0 && errno != EINTR) {
             fprintf(stderr, "orrery serve: poll: %s\n", strerror(errno));
             return 1;
@@ -1156,8 +1167,7 @@ int hl_cmd_serve(int argc, char **argv)
             return cli_usage_error("serve", "serve: no disk ($ORRERY_DISK is 'none'); the site "
                                             "is on a disk: give --disk FILE");
         if (d != 0)
-            return cli_usage_error("serve", "serve: no default disk (%s); give --disk FILE",
-                                   path);
+            return cli_usage_error("serve", "serve: no default disk (%s); give --disk FILE", path);
     }
     struct stat st;
     if (stat(path, &st) != 0)

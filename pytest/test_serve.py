@@ -186,36 +186,45 @@ def test_an_instance_that_cannot_boot_gives_502_and_the_next_request_succeeds(se
     assert s.stop() == 0
 
 
+GOOD_MANIFEST = ("program console restart=always\n"
+                 "program fs restart=on-failure\n"
+                 "program tcpip restart=on-failure arg=addr=10.0.2.15/24,gw=10.0.2.2\n"
+                 "program httpd restart=on-failure reach=tcp,fs:ro,net arg=root=/www,port=80\n")
+
+
 def test_a_bad_manifest_gives_502_naming_it_and_the_next_request_succeeds(serve, disk, tmp_path):
     manifest = tmp_path / "m.manifest"
     manifest.write_text("program nosuchprogram\n")
     s = serve("--disk", disk, "--manifest", manifest)
     status, _, body = s.get()
     assert status == 502, (status, body)
-    assert "before httpd was ready" in body.decode() and "m.manifest" in body.decode(), body
-    manifest.unlink()  # no --manifest file: serve passes the path; the default is wanted
-    shutil.copyfile(os.path.join(ROOT, "servers", "init", "default.manifest")
-                    if os.path.exists(os.path.join(ROOT, "servers", "init", "default.manifest"))
-                    else default_manifest(tmp_path), manifest)
+    text = body.decode()
+    assert "exited (status 2) before httpd was ready" in text and "m.manifest" in text, text
+    manifest.write_text(GOOD_MANIFEST)  # each instance reads the manifest when it starts
     check_answer(*s.get(), s.stderr)
     assert s.stop() == 0
 
 
-def default_manifest(tmp_path):
-    """The default manifest as `orrery run` boots it, written to a file."""
-    path = tmp_path / "default.manifest"
-    path.write_text("program console restart=always\n"
-                    "program shell restart=always reach=console,echo,init,net,fs\n"
-                    "program echo restart=on-failure\n"
-                    "program fs restart=on-failure\n"
-                    "program tcpip restart=on-failure\n"
-                    "program httpd restart=on-failure reach=tcp,fs\n")
-    return path
+def test_the_default_manifest_is_a_temp_file_removed_at_the_end(serve, disk, tmp_path):
+    env_tmp = tmp_path / "tmp"
+    env_tmp.mkdir()
+    os.environ["TMPDIR"] = str(env_tmp)
+    try:
+        s = serve("--disk", disk)
+    finally:
+        del os.environ["TMPDIR"]
+    (made,) = os.listdir(env_tmp)
+    assert "program tcpip" in (env_tmp / made).read_text()
+    assert "addr=10.0.2.15/24" in (env_tmp / made).read_text()
+    check_answer(*s.get(), s.stderr)
+    assert s.stop() == 0
+    assert os.listdir(env_tmp) == []
 
 
 def test_an_instance_whose_httpd_never_listens_gives_504(serve, disk, tmp_path):
     manifest = tmp_path / "nohttpd.manifest"
-    manifest.write_text("program console restart=always\nprogram tcpip restart=on-failure\n")
+    manifest.write_text("program console restart=always\n"
+                        "program tcpip restart=on-failure arg=addr=10.0.2.15/24,gw=10.0.2.2\n")
     s = serve("--disk", disk, "--manifest", manifest, "--boot-timeout", "2")
     status, _, body = s.get()
     assert status == 504, (status, body)

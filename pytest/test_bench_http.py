@@ -90,14 +90,23 @@ def test_json_serve_hosted_boot_times_beside_starina(orrery_bin, tmp_path):
 
 
 def test_missing_wrk_skips_every_row_with_the_reason(orrery_bin, tmp_path):
-    # wrk is looked up at /usr/bin and /usr/local/bin only when present; hide it with PATH is
-    # not enough, so this runs only where wrk is absent
-    if os.access("/usr/bin/wrk", os.X_OK) or os.access("/usr/local/bin/wrk", os.X_OK):
-        pytest.skip("wrk is installed here; the skip path is taken where it is not")
-    r = bench(["--json", "--duration", "1"], tmp_path)
+    r = bench(["--json", "--duration", "1"], tmp_path, env={"ORRERY_WRK": "/nonexistent/wrk"})
+    assert r.returncode == 0, r.stderr  # skipped rows are not failures
     out = json.loads(r.stdout)
     for row in out["rows"][:-1]:
-        assert row["state"] == "skipped" and "no wrk" in row["why"]
+        assert row["state"] == "skipped" and "no wrk" in row["why"], row
+    assert out["rows"][-1]["name"] == "starina-vmcgi"
+
+
+def test_missing_nginx_skips_the_baseline_and_leaves_ratios_empty(orrery_bin, tmp_path):
+    need("wrk")
+    r = bench(["--json", "--only", "nginx,hosted", "--duration", "1", "--connections", "1"],
+              tmp_path, env={"ORRERY_NGINX": "/nonexistent/nginx"})
+    assert r.returncode == 0, r.stderr
+    rows = rows_of(json.loads(r.stdout))
+    assert rows["nginx"]["state"] == "skipped" and "no nginx" in rows["nginx"]["why"]
+    assert rows["hosted"]["state"] == "measured"
+    check_point(rows["hosted"]["points"][0], None)
 
 
 def test_kvm_row_is_skipped_with_the_reason_where_kvm_cannot_run(orrery_bin, tmp_path):

@@ -42,6 +42,7 @@ enum {
 #define READY_NET "[tcpip] net0 "
 #define READY_HTTPD "[httpd] serving "
 #define READY_FS "[fs] blk0: "
+#define PROBE_REQ "HEAD / HTTP/1.1\r\nHost: orrery-serve\r\nConnection: close\r\n\r\n"
 
 static uint64_t now_ns(void)
 {
@@ -79,6 +80,11 @@ typedef struct inst {
     struct client *client;
     char log[LOG_KEEP + 1];
     size_t loglen;
+    int probe; /* the readiness probe's connection, -1: none */
+    size_t probe_sent, probe_got;
+    char probe_buf[64];
+    int probe_status; /* the last status it answered, 0: none */
+    uint64_t probe_at;
     char carry[64];
     size_t carrylen;
 } inst_t;
@@ -240,11 +246,14 @@ static inst_t *inst_start(void)
     in->out = pout[0];
     fcntl(in->out, F_SETFL, O_NONBLOCK);
     in->port = port;
+    in->probe = -1;
     in->t_start = t0;
     snprintf(in->id, sizeof(in->id), "%08x-%llu", S.run_id, (unsigned long long)++S.nboots);
     inst_say(in, "started");
     return in;
 }
+
+static void probe_close(inst_t *in, bool again);
 
 /* Throw it away: SIGTERM to its group now, SIGKILL after the grace, reaped in the loop. */
 static void inst_kill(inst_t *in)
@@ -253,6 +262,7 @@ static void inst_kill(inst_t *in)
         return;
     in->dying = true;
     in->client = NULL;
+    probe_close(in, false);
     if (in->in >= 0) {
         close(in->in);
         in->in = -1;
@@ -320,7 +330,71 @@ static void inst_read(inst_t *in)
         memcpy(in->log + in->loglen, src, n);
         in->loglen += n;
         in->log[in->loglen] = '\0';
-        if (!in->ready && in->seen_net && in->seen_httpd && in->seen_fs) {
+    }
+}
+
+/* The probe: once the three lines went by, HEAD / until httpd answers with a status below 500
+ * (at boot httpd may answer 500 while its fs connection is being made; slirp may accept before
+ * the guest can, and close with nothing). Called from the loop; ready when it answers. */
+static void probe_close(inst_t *in, bool again)
+{
+    if (in->probe >= 0)
+        close(in->probe);
+    in->probe = -1;
+    in->probe_sent = in->probe_got = 0;
+    if (again)
+        in->probe_at = now_ns() + MS(RETRY_MS);
+}
+
+static void probe_step(inst_t *in, short revents)
+{
+    static const char req[] = PROBE_REQ;
+    if (in->probe < 0) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)in->port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd < 0)
+            return;
+        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 && errno != EINPROGRESS) {
+            close(fd);
+            in->probe_at = now_ns() + MS(RETRY_MS);
+            return;
+        }
+        in->probe = fd;
+        return;
+    }
+    if (revents & (POLLERR | POLLHUP) && !(revents & POLLIN)) {
+        probe_close(in, true);
+        return;
+    }
+    if (in->probe_sent < sizeof(req) - 1 && (revents & POLLOUT)) {
+        ssize_t w =
+            send(in->probe, req + in->probe_sent, sizeof(req) - 1 - in->probe_sent, MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            probe_close(in, true);
+            return;
+        }
+        if (w > 0)
+            in->probe_sent += (size_t)w;
+    }
+    if (revents & POLLIN) {
+        ssize_t r = read(in->probe, in->probe_buf + in->probe_got,
+                         sizeof(in->probe_buf) - 1 - in->probe_got);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (r <= 0) {
+            probe_close(in, true);
+            return;
+        }
+        in->probe_got += (size_t)r;
+        in->probe_buf[in->probe_got] = '\0';
+        if (in->probe_got < 12 && !strchr(in->probe_buf, '\n'))
+            return;
+        int status = 0;
+        sscanf(in->probe_buf, "HTTP/1.%*d %d", &status);
+        in->probe_status = status;
+        probe_close(in, status < 100 || status >= 500);
+        if (status >= 100 && status < 500) {
             in->ready = true;
             in->t_ready = now_ns();
             inst_say(in, "ready");
@@ -822,14 +896,27 @@ static void check_instances(void)
         }
         if (in->ready)
             S.fails = 0;
+        else if (in->seen_net && in->seen_httpd && in->seen_fs && in->probe < 0 &&
+                 now >= in->probe_at)
+            probe_step(in, 0);
         if (!in->ready && now - in->t_start > MS(S.cfg.boot_timeout_s * 1000)) {
+            char why[600];
+            if (in->probe_status)
+                snprintf(why, sizeof(why), "httpd answers HEAD / with %d", in->probe_status);
+            else if (in->seen_net && in->seen_httpd && in->seen_fs)
+                snprintf(why, sizeof(why), "httpd does not answer on port 80");
+            else
+                snprintf(why, sizeof(why), "waiting for%s%s%s; its last line: %s",
+                         in->seen_net ? "" : " '" READY_NET "'",
+                         in->seen_fs ? "" : " '" READY_FS "'",
+                         in->seen_httpd ? "" : " '" READY_HTTPD "'", inst_last_line(in));
             S.fails++;
-            if (c)
-                client_error(c, 504, "orrery serve: instance %s was not ready within %u s: %s\n",
-                             in->id, S.cfg.boot_timeout_s, inst_last_line(in));
-            else {
-                fprintf(stderr, "orrery serve: instance %s was not ready within %u s: %s\n", in->id,
-                        S.cfg.boot_timeout_s, inst_last_line(in));
+            if (c) {
+                client_error(c, 504, "orrery serve: instance %s was not ready within %u s (%s)\n",
+                             in->id, S.cfg.boot_timeout_s, why);
+            } else {
+                fprintf(stderr, "orrery serve: instance %s was not ready within %u s (%s)\n",
+                        in->id, S.cfg.boot_timeout_s, why);
                 inst_kill(in);
             }
         }
@@ -880,7 +967,7 @@ static void accept_clients(void)
 
 static int serve_loop(void)
 {
-    struct pollfd pf[2 + CLIENTS_MAX * 2 + NELEM_INST];
+    struct pollfd pf[2 + CLIENTS_MAX * 2 + NELEM_INST * 2];
     void *who[sizeof(pf) / sizeof(pf[0])];
     char kind[sizeof(pf) / sizeof(pf[0])];
     uint64_t stop_deadline = 0;
@@ -915,12 +1002,22 @@ static int serve_loop(void)
             pf[n] = (struct pollfd){S.lfd, POLLIN, 0};
             kind[n++] = 'l';
         }
-        for (size_t i = 0; i < NELEM_INST; i++)
-            if (S.inst[i].used && S.inst[i].out >= 0) {
-                pf[n] = (struct pollfd){S.inst[i].out, POLLIN, 0};
-                who[n] = &S.inst[i];
+        for (size_t i = 0; i < NELEM_INST; i++) {
+            inst_t *in = &S.inst[i];
+            if (in->used && in->out >= 0) {
+                pf[n] = (struct pollfd){in->out, POLLIN, 0};
+                who[n] = in;
                 kind[n++] = 'i';
             }
+            if (in->used && in->probe >= 0) {
+                short ev = POLLIN;
+                if (in->probe_sent < sizeof(PROBE_REQ) - 1)
+                    ev |= POLLOUT;
+                pf[n] = (struct pollfd){in->probe, ev, 0};
+                who[n] = in;
+                kind[n++] = 'p';
+            }
+        }
         for (size_t i = 0; i < CLIENTS_MAX; i++) {
             client_t *c = &S.cl[i];
             if (!c->used)
@@ -943,7 +1040,8 @@ static int serve_loop(void)
         /* short waits only while something is due soon: a retry, a reaping */
         int wait_ms = 100;
         for (size_t i = 0; i < NELEM_INST; i++)
-            if (S.inst[i].used && (S.inst[i].dying || S.inst[i].eof))
+            if (S.inst[i].used &&
+                (S.inst[i].dying || S.inst[i].eof || (S.inst[i].seen_fs && !S.inst[i].ready)))
                 wait_ms = RETRY_MS;
         for (size_t i = 0; i < CLIENTS_MAX; i++)
             if (S.cl[i].used && S.cl[i].st == C_WAIT && S.cl[i].inst && S.cl[i].inst->ready)
@@ -983,6 +1081,12 @@ static int serve_loop(void)
             case 'i':
                 inst_read(who[i]);
                 break;
+            case 'p': {
+                inst_t *in = who[i];
+                if (in->used && in->probe >= 0 && !in->ready)
+                    probe_step(in, pf[i].revents);
+                break;
+            }
             case 'c': {
                 client_t *c = who[i];
                 if (!c->used)
@@ -1070,10 +1174,28 @@ static int write_manifest(void)
     while (f && *p) {
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        fwrite(p, 1, len, f);
-        if (strncmp(p, "program tcpip", 13) == 0 && (p[13] == ' ' || p[13] == '\t') &&
-            !memmem(p, len, " arg=", 5))
+        const char *arg = memmem(p, len, " arg=", 5);
+        if (strncmp(p, "program tcpip", 13) != 0 || (p[13] != ' ' && p[13] != '\t')) {
+            fwrite(p, 1, len, f);
+        } else if (!arg) {
+            fwrite(p, 1, len, f);
             fputs(static_net, f);
+        } else {
+            /* DHCP (arg= empty, dhcp, quiet or quiet,dhcp) becomes the static address */
+            const char *v = arg + 5, *ve = v;
+            while (ve < p + len && *ve != ' ' && *ve != '\t')
+                ve++;
+            size_t vl = (size_t)(ve - v);
+            bool dhcp = vl == 0 || (vl == 4 && !memcmp(v, "dhcp", 4)) ||
+                        (vl == 5 && !memcmp(v, "quiet", 5)) ||
+                        (vl == 10 && !memcmp(v, "quiet,dhcp", 10));
+            fwrite(p, 1, (size_t)(arg - p), f);
+            if (dhcp)
+                fputs(static_net, f);
+            else
+                fwrite(arg, 1, (size_t)(ve - arg), f);
+            fwrite(ve, 1, (size_t)(p + len - ve), f);
+        }
         fputc('\n', f);
         p += len + (nl ? 1 : 0);
     }

@@ -114,9 +114,13 @@ def serve():
 
     yield start
     for s in started:
-        if s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait()
+        if s.proc.poll() is None:  # a failed test: stopped as a user would (temp files go)
+            s.proc.send_signal(signal.SIGTERM)
+            try:
+                s.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                s.proc.kill()
+                s.proc.wait()
 
 
 def check_answer(status, headers, body, why=""):
@@ -228,7 +232,9 @@ def test_an_instance_whose_httpd_never_listens_gives_504(serve, disk, tmp_path):
     s = serve("--disk", disk, "--manifest", manifest, "--boot-timeout", "2")
     status, _, body = s.get()
     assert status == 504, (status, body)
-    assert "not ready within 2 s" in body.decode(), body
+    assert "not ready within 2 s (waiting for" in body.decode(), body
+    assert "'[httpd] serving '" in body.decode(), body
+    assert s.stop() == 0
 
 
 def test_pool_keeps_booted_instances_and_each_serves_once(serve, disk):

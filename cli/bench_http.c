@@ -678,6 +678,15 @@ static void jnum(const char *key, double v)
         printf("\"%s\": %.3f", key, v);
 }
 
+/* a ratio: significant digits, not decimals (serve against nginx is 1e-4) */
+static void jratio(const char *key, double v)
+{
+    if (v < 0)
+        printf("\"%s\": null", key);
+    else
+        printf("\"%s\": %.4g", key, v);
+}
+
 static void print_json(const bench_t *b, size_t page_len)
 {
     printf("{\"benchmark\": \"http\", \"tool\": \"wrk --latency\", \"duration_s\": %u, "
@@ -707,9 +716,9 @@ static void print_json(const bench_t *b, size_t page_len)
             printf(", ");
             jnum("p99_ms", p->p99);
             printf(", \"requests\": %llu, \"errors\": %llu, ", p->requests, p->errors);
-            jnum("rps_vs_nginx", g && g->rps > 0 ? p->rps / g->rps : -1);
+            jratio("rps_vs_nginx", g && g->rps > 0 ? p->rps / g->rps : -1);
             printf(", ");
-            jnum("p50_vs_nginx", g && g->p50 > 0 && p->p50 >= 0 ? p->p50 / g->p50 : -1);
+            jratio("p50_vs_nginx", g && g->p50 > 0 && p->p50 >= 0 ? p->p50 / g->p50 : -1);
             printf("}");
         }
         printf("]");
@@ -723,7 +732,7 @@ static void print_json(const bench_t *b, size_t page_len)
             printf(", ");
             jnum("request_ms_median", r->boots ? r->req_med : -1);
             printf(", ");
-            jnum("request_ms_vs_starina", r->boots ? r->req_med / STARINA_MS : -1);
+            jratio("request_ms_vs_starina", r->boots ? r->req_med / STARINA_MS : -1);
         }
         printf("},\n");
     }
@@ -763,7 +772,7 @@ static void print_text(const bench_t *b, size_t page_len)
             fmt_ms(d, sizeof(d), p->p90);
             fmt_ms(e, sizeof(e), p->p99);
             if (g && g->rps > 0)
-                snprintf(ratio, sizeof(ratio), "%.3f", p->rps / g->rps);
+                snprintf(ratio, sizeof(ratio), "%.3g", p->rps / g->rps);
             else
                 snprintf(ratio, sizeof(ratio), "-");
             printf("%-22s %5u %10.1f %9s %9s %9s %9s %8llu %7s\n", k ? "" : r->name, p->conns,

@@ -331,3 +331,42 @@ def test_qemu_microvm_requests_each_from_a_fresh_vm(serve, disk, accel):
     assert s.stop() == 0
     for pid in kids:
         assert group_gone(pid)
+
+
+NO_HTTPD = ("program console restart=always\n"
+            "program tcpip restart=on-failure arg=addr=10.0.2.15/24,gw=10.0.2.2\n")
+
+
+def test_an_instance_killed_while_a_request_waits_gives_502_and_serving_goes_on(serve, disk,
+                                                                                tmp_path):
+    manifest = tmp_path / "m.manifest"
+    manifest.write_text(NO_HTTPD)  # never ready: the request waits on it
+    s = serve("--disk", disk, "--manifest", manifest, "--verbose")
+    result = []
+    t = threading.Thread(target=lambda: result.append(s.get()))
+    t.start()
+    s.wait_stderr(r"instance \S+: started", 1)
+    (kid,) = s.children()
+    os.killpg(kid, signal.SIGKILL)  # the instance crashes
+    t.join(TIMEOUT)
+    status, _, body = result[0]
+    assert status == 502, (status, body)
+    assert "was killed (signal 9) before httpd was ready" in body.decode(), body
+    manifest.write_text(GOOD_MANIFEST)
+    check_answer(*s.get(), s.stderr)
+    assert s.stop() == 0
+
+
+def test_past_the_queue_limit_a_request_gets_503(serve, disk, tmp_path):
+    manifest = tmp_path / "m.manifest"
+    manifest.write_text(NO_HTTPD)
+    s = serve("--disk", disk, "--manifest", manifest, "--max-instances", "1", "--queue", "0",
+              "--verbose")
+    c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=TIMEOUT)
+    c.request("GET", "/")  # holds the only instance
+    s.wait_stderr(r"instance \S+: started", 1)
+    status, _, body = s.get()
+    assert status == 503, (status, body)
+    assert "busy: 1 instances in flight and 0 requests waiting" in body.decode(), body
+    c.close()
+    assert s.stop() == 0

@@ -998,7 +998,10 @@ static int serve_loop(void)
         int n = 0;
         pf[n] = (struct pollfd){S.sigpipe[0], POLLIN, 0};
         kind[n++] = 's';
-        if (S.lfd >= 0) {
+        bool room = false; /* a free client slot: else the listener waits (no busy loop) */
+        for (size_t i = 0; i < CLIENTS_MAX && !room; i++)
+            room = !S.cl[i].used;
+        if (S.lfd >= 0 && room) {
             pf[n] = (struct pollfd){S.lfd, POLLIN, 0};
             kind[n++] = 'l';
         }

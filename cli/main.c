@@ -105,7 +105,8 @@ static int cmd_bench(int argc, char **argv)
     const command_t *b;
 
     if (argc < 2)
-        return cli_usage_error("bench", "bench: which benchmark? (ipc, boot, trace, sim, net, fs or http)");
+        return cli_usage_error("bench",
+                               "bench: which benchmark? (ipc, boot, trace, sim, net, fs or http)");
     if (is_help(argv[1])) {
         fputs("usage: orrery bench <ipc|boot|trace|sim|net|fs|http> [options]\n\n", stdout);
         print_table(stdout, "", benches, NELEM(benches));

@@ -370,3 +370,20 @@ def test_past_the_queue_limit_a_request_gets_503(serve, disk, tmp_path):
     assert "busy: 1 instances in flight and 0 requests waiting" in body.decode(), body
     c.close()
     assert s.stop() == 0
+
+
+def test_a_non_loopback_address_is_taken_only_when_given_and_said(disk):
+    p = subprocess.Popen([orrery_path(), "serve", "--listen", "0.0.0.0:0", "--disk", str(disk)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        assert re.match(r"orrery serve: http://0\.0\.0\.0:\d+/ ", line), line
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) == 0
+        assert "which is not loopback" in p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    r = subprocess.run([orrery_path(), "serve", "--help"], capture_output=True, text=True)
+    assert "default 127.0.0.1:8000" in r.stdout

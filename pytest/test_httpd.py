@@ -71,8 +71,7 @@ def start(boot, disk, tmp_path, manifest=MANIFEST):
         path.write_text(manifest)
         args += ["--manifest", str(path)]
     s = boot(*args)
-    s.expect(SERVING)
-    s.expect(DHCP)
+    s.expect(f"(?s)(?=.*{SERVING})(?=.*{DHCP})")  # either line may come first
     s.port = port
     return s
 
@@ -307,3 +306,18 @@ def test_httpd_bad_arg_is_one_line_and_status_2(run, tmp_path):
     s.expect(r"\[init\] httpd \(task \d+\) failed \(status 2\)")
     s.send_line("shutdown")
     assert s.wait() == 0
+
+
+def test_run_prints_the_url_of_a_hostfwd_to_port_80(tmp_path):
+    """`orrery run` names the URL on stderr for a TCP hostfwd to guest port 80, and only then."""
+    from conftest import run_cli
+    port = free_port()
+    r = run_cli(["run", "--disk", "none", "--net",
+                 f"user,hostfwd=tcp:127.0.0.1:{port}-:80,hostfwd=tcp::{free_port()}-:7"],
+                input="shutdown\n")
+    assert r.returncode == 0, r.stderr
+    assert re.findall(r"^orrery: httpd: .*$", r.stderr, re.M) == [
+        f"orrery: httpd: http://127.0.0.1:{port}/"], r.stderr
+    r = run_cli(["run", "--disk", "none", "--net", f"user,hostfwd=tcp:127.0.0.1:{port}-:7"],
+                input="shutdown\n")
+    assert r.returncode == 0 and "httpd:" not in r.stderr, r.stderr

@@ -11,11 +11,13 @@
 #include <os/os.h>
 
 /* Each returns the process exit status: 0 ok, 2 usage error, else the command's own. */
-int hl_cmd_run(int argc, char **argv);       /* run.c */
-int hl_cmd_bench_ipc(int argc, char **argv); /* bench_ipc.c */
-int hl_cmd_bench_net(int argc, char **argv); /* bench_net.c */
-int hl_cmd_bench_fs(int argc, char **argv);  /* bench_fs.c */
-int hl_cmd_mkfs(int argc, char **argv);      /* mkfs.c */
+int hl_cmd_run(int argc, char **argv);        /* run.c */
+int hl_cmd_bench_ipc(int argc, char **argv);  /* bench_ipc.c */
+int hl_cmd_bench_net(int argc, char **argv);  /* bench_net.c */
+int hl_cmd_bench_fs(int argc, char **argv);   /* bench_fs.c */
+int hl_cmd_mkfs(int argc, char **argv);       /* mkfs.c */
+int hl_cmd_serve(int argc, char **argv);      /* serve.c */
+int hl_cmd_bench_http(int argc, char **argv); /* bench_http.c */
 
 /* The bare-metal image under QEMU (qemu.c, bench_boot.c). */
 int hl_cmd_qemu(int argc, char **argv);

@@ -33,8 +33,9 @@ static const command_t commands[] = {
     {"mkfs", hl_cmd_mkfs, "make an ext2 disk image from a folder (mke2fs -d)"},
     {"sim", hl_cmd_sim, "run scenarios over many seeds deterministically, with faults"},
     {"trace", hl_cmd_trace, "read, decode, export and import IPC traces (SQLite)"},
+    {"serve", hl_cmd_serve, "HTTP proxy that boots a fresh Orrery for every request"},
     {"replay", hl_cmd_replay, "replay one server against a recorded trace, report divergence"},
-    {"bench", cmd_bench, "measure: ipc, boot, trace, sim, net, fs (orrery bench --help)"},
+    {"bench", cmd_bench, "measure: ipc, boot, trace, sim, net, fs, http (orrery bench --help)"},
     {"version", cmd_version, "print the version and commit"},
 };
 
@@ -45,6 +46,7 @@ static const command_t benches[] = {
     {"sim", hl_cmd_bench_sim, "the simulator's time compression and message rate"},
     {"net", hl_cmd_bench_net, "TCP echo: round trip, bulk, connections/s against loopback"},
     {"fs", hl_cmd_bench_fs, "files: write, read, creates/s, fsync against host files"},
+    {"http", hl_cmd_bench_http, "HTTP with wrk: httpd, orrery serve, against nginx"},
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -103,9 +105,10 @@ static int cmd_bench(int argc, char **argv)
     const command_t *b;
 
     if (argc < 2)
-        return cli_usage_error("bench", "bench: which benchmark? (ipc, boot, trace, sim, net or fs)");
+        return cli_usage_error("bench",
+                               "bench: which benchmark? (ipc, boot, trace, sim, net, fs or http)");
     if (is_help(argv[1])) {
-        fputs("usage: orrery bench <ipc|boot|trace|sim|net|fs> [options]\n\n", stdout);
+        fputs("usage: orrery bench <ipc|boot|trace|sim|net|fs|http> [options]\n\n", stdout);
         print_table(stdout, "", benches, NELEM(benches));
         fputs("\nRun 'orrery bench <name> --help' for a benchmark's options.\n", stdout);
         return 0;

@@ -24,6 +24,7 @@
 #include <k/kernel.h>
 #include "commands.h"
 #include <sim/bench.h>
+#include <sim/blk.h>
 #include <sim/runner.h>
 #include <sim/scenario.h>
 
@@ -35,6 +36,7 @@ static const char sim_usage[] =
     "usage: orrery sim [SCENARIO] [--seed N | --seeds A..B] [--shard I/N] [--count N]\n"
     "                  [--faults LIST] [--check-determinism] [--keep-failing DIR]\n"
     "                  [--show-output] [--quiet] [--no-fork] [--pcap FILE]\n"
+    "                  [--disk IMAGE] [--save-disk FILE | --save-disks DIR]\n"
     "\n"
     "Run a scenario (docs/simulation.md) on the deterministic platform once per seed and\n"
     "check its expectations and the built-in invariants (no panic that was not injected,\n"
@@ -62,6 +64,15 @@ static const char sim_usage[] =
     "  --pcap FILE          write every frame on the simulated switch to FILE (pcap,\n"
     "                       virtual-time stamps: the same seed gives the same bytes); one\n"
     "                       seed only, and a scenario with a network (net on, or a peer)\n"
+    "  --disk IMAGE         the scenario's node gets blk0 on a copy of the image file IMAGE\n"
+    "                       (read once; every seed starts on the same bytes), instead of the\n"
+    "                       scenario's 'disk' line; IMAGE itself is never written\n"
+    "  --save-disk FILE     write the disk to FILE when the run ends (after a power cut: what\n"
+    "                       the cut left); one seed only; FILE must not exist or be a regular\n"
+    "                       file (replaced whole)\n"
+    "  --save-disks DIR     for every seed, write DIR/NAME-seed-N.img (the disk) and\n"
+    "                       DIR/NAME-seed-N.out (the console output): what a checker such as\n"
+    "                       e2fsck reads (docs/storage-sim.md)\n"
     "\n"
     "The seeds run in a child process: a fault in a task kills that task (as in 'orrery run'),\n"
     "and anything that kills the simulator itself is a FAIL line for that seed, then the sweep\n"
@@ -202,7 +213,10 @@ typedef struct sweep {
     uint32_t faults;
     bool faults_given, determinism, show_output, quiet, no_fork;
     const char *keep_dir;
-    const char *pcap; /* --pcap: the one seed's frames */
+    const char *pcap;       /* --pcap: the one seed's frames */
+    const char *disk_path;  /* --disk: for the reproduce command */
+    const char *save_disk;  /* --save-disk FILE (one seed) */
+    const char *save_disks; /* --save-disks DIR */
 } sweep_t;
 
 /* The sweep's counts. When the seeds run in a child, this lives in memory shared with the
@@ -259,10 +273,11 @@ static void repro_command(const sweep_t *sw, uint64_t seed, uint32_t faults, cha
         snprintf(exe, sizeof exe, "orrery");
     else
         exe[n] = '\0';
-    snprintf(buf, len, "%s sim%s%s --seed %llu --faults %s%s", exe, sw->scenario_path ? " " : "",
-             sw->scenario_path ? sw->scenario_path : "", (unsigned long long)seed,
-             sim_faults_format(faults, fl, sizeof fl),
-             sw->determinism ? " --check-determinism" : "");
+    snprintf(buf, len, "%s sim%s%s --seed %llu --faults %s%s%s%s", exe,
+             sw->scenario_path ? " " : "", sw->scenario_path ? sw->scenario_path : "",
+             (unsigned long long)seed, sim_faults_format(faults, fl, sizeof fl),
+             sw->determinism ? " --check-determinism" : "", sw->disk_path ? " --disk " : "",
+             sw->disk_path ? sw->disk_path : "");
 }
 
 /* Run the second run of --check-determinism and name the first record that differs. */
@@ -273,6 +288,7 @@ static void check_determinism(const sim_scenario_t *sc, uint64_t seed, const sim
     sim_result_t r2;
     o2.keep_output = false;
     o2.frame_tap = NULL; /* --pcap holds the first run's frames */
+    o2.save_disk = NULL; /* the first run's disk is the one kept */
     int rc = sim_run_scenario(sc, seed, &o2, &r2);
     long d = rc == 0 ? sim_first_difference(r, &r2) : -2;
     if (d == -2) {
@@ -302,12 +318,64 @@ static void pcap_tap(void *self, uint64_t t_ns, uint32_t from, const void *frame
     trace_pcap_write(self, t_ns, frame, len);
 }
 
+/* Write buf to path under a fresh name, then rename it over path (a regular file or none). */
+static int save_file(const char *path, const char *buf, size_t len)
+{
+    char tmp[4300];
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "orrery: sim: %s exists and is not a regular file; not overwritten\n",
+                path);
+        return -1;
+    }
+    snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        fprintf(stderr, "orrery: sim: %s: %s\n", tmp, strerror(errno));
+        return -1;
+    }
+    if (cli_write_all(fd, buf, len) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "orrery: sim: %s: %s\n", path, strerror(errno));
+        unlink(tmp); /* ours: made by mkstemp above */
+        return -1;
+    }
+    return 0;
+}
+
+/* The disk's counters and the power cuts of a run, for --show-output. */
+static void show_disk(const sim_result_t *r)
+{
+    const sim_blk_stats_t *b = &r->blk;
+    if (r->disk)
+        printf("blk: %llu read(s), %llu write(s), %llu flush(es), %llu refused; eio %llu, torn "
+               "%llu, lost %llu; %llu sector(s) landed early\n",
+               (unsigned long long)b->reads, (unsigned long long)b->writes,
+               (unsigned long long)b->flushes, (unsigned long long)b->invalid,
+               (unsigned long long)b->eio, (unsigned long long)b->torn, (unsigned long long)b->lost,
+               (unsigned long long)b->early);
+    for (size_t i = 0; i < r->ncuts; i++)
+        printf("power cut %zu due at %.6f s%s\n", i + 1, (double)r->cut_ns[i] / 1e9,
+               i < b->power_cuts ? "" : " (never came)");
+    if (b->power_cuts && r->disk)
+        printf("power cuts: %llu unflushed sector(s) kept, %llu lost, %llu completion(s) "
+               "dropped\n",
+               (unsigned long long)b->cut_kept_sectors, (unsigned long long)b->cut_lost_sectors,
+               (unsigned long long)b->dropped);
+}
+
 /* One seed: run it (twice with --check-determinism), print its FAIL lines, count it. */
 static void run_seed(const sweep_t *sw, const sim_scenario_t *sc, uint64_t seed, tally_t *t)
 {
-    sim_run_opts_t o = {
-        .faults = sw->faults, .keep_records = sw->determinism, .keep_output = sw->show_output};
+    sim_run_opts_t o = {.faults = sw->faults,
+                        .keep_records = sw->determinism,
+                        .keep_output = sw->show_output || sw->save_disks,
+                        .save_disk = sw->save_disk};
     sim_result_t r;
+    char dpath[4200];
+    if (sw->save_disks) {
+        keep_path(dpath, sizeof dpath, sw->save_disks, sc, seed, ".img");
+        o.save_disk = dpath;
+    }
     trace_pcap *pcap = NULL;
     char perr[512];
     if (sw->pcap) {
@@ -332,6 +400,17 @@ static void run_seed(const sweep_t *sw, const sim_scenario_t *sc, uint64_t seed,
     } else {
         if (sw->show_output && r.output)
             printf("---- seed %llu ----\n%s\n", (unsigned long long)seed, r.output);
+        if (sw->show_output)
+            show_disk(&r);
+        if (sw->save_disks && r.output) {
+            char opath[4200];
+            keep_path(opath, sizeof opath, sw->save_disks, sc, seed, ".out");
+            if (save_file(opath, r.output, r.output_len) != 0 && r.ok) {
+                r.ok = false;
+                snprintf(r.failure, sizeof r.failure, "cannot save the console output to %.400s",
+                         opath);
+            }
+        }
         if (sw->show_output && r.net.sent)
             printf("net: %llu frame(s) sent, %llu delivered; lost %llu, cut %llu, duplicated %llu, "
                    "reordered %llu, overflow %llu, unknown %llu, queue full %llu, down %llu\n",
@@ -567,7 +646,10 @@ int hl_cmd_sim(int argc, char **argv)
         OPT_KEEP,
         OPT_SHOW,
         OPT_NOFORK,
-        OPT_PCAP
+        OPT_PCAP,
+        OPT_DISK,
+        OPT_SAVE_DISK,
+        OPT_SAVE_DISKS
     };
     static const struct option opts[] = {
         {"seed", required_argument, NULL, OPT_SEED},
@@ -581,6 +663,9 @@ int hl_cmd_sim(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"no-fork", no_argument, NULL, OPT_NOFORK},
         {"pcap", required_argument, NULL, OPT_PCAP},
+        {"disk", required_argument, NULL, OPT_DISK},
+        {"save-disk", required_argument, NULL, OPT_SAVE_DISK},
+        {"save-disks", required_argument, NULL, OPT_SAVE_DISKS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -648,6 +733,25 @@ int hl_cmd_sim(int argc, char **argv)
                                               "sweep's report)");
             sw.pcap = v;
             break;
+        case OPT_DISK:
+            if (!*v || sw.disk_path)
+                return cli_usage_error("sim", "sim: --disk needs one image file%s",
+                                       sw.disk_path ? " (given twice: the node has one blk0)" : "");
+            sw.disk_path = v;
+            break;
+        case OPT_SAVE_DISK:
+        case OPT_SAVE_DISKS:
+            if (!*v || strcmp(v, "-") == 0 || sw.save_disk || sw.save_disks)
+                return cli_usage_error("sim",
+                                       "sim: %s needs a %s (once; not both --save-disk and "
+                                       "--save-disks)",
+                                       c == OPT_SAVE_DISK ? "--save-disk" : "--save-disks",
+                                       c == OPT_SAVE_DISK ? "file name" : "directory");
+            if (c == OPT_SAVE_DISK)
+                sw.save_disk = v;
+            else
+                sw.save_disks = v;
+            break;
         default:
             return 2; /* cli_getopt said why */
         }
@@ -669,6 +773,14 @@ int hl_cmd_sim(int argc, char **argv)
                     : sim_scenario_parse(sim_default_scenario, strlen(sim_default_scenario), &sc,
                                          err, sizeof err);
     free(text);
+    if (line == 0 && sw.disk_path) {
+        /* --disk replaces the scenario's disk: sim_scenario_load then makes none */
+        sc.disk.image = sim_disk_open(sw.disk_path, err, sizeof err);
+        if (!sc.disk.image) {
+            sim_scenario_free(&sc);
+            return cli_usage_error("sim", "sim: --disk %s", err);
+        }
+    }
     if (line == 0 && sw.scenario_path) {
         /* the manifests it names, relative to the scenario's folder */
         char dir[4096];
@@ -689,6 +801,38 @@ int hl_cmd_sim(int argc, char **argv)
     }
     if (!sw.faults_given)
         sw.faults = sc.faults;
+    if ((sw.save_disk || sw.save_disks) && !sc.disk.image) {
+        sim_scenario_free(&sc);
+        return cli_usage_error("sim",
+                               "sim: %s needs a disk (--disk IMAGE, or a 'disk' line in "
+                               "the scenario)",
+                               sw.save_disk ? "--save-disk" : "--save-disks");
+    }
+    if (sw.save_disk) {
+        struct stat st;
+        const char *why = !(sw.first == sw.last || sw.limit == 1)
+                              ? "needs one seed (--seed N, or --count 1); --save-disks DIR "
+                                "keeps every seed's"
+                          : lstat(sw.save_disk, &st) == 0 && !S_ISREG(st.st_mode)
+                              ? "exists and is not a regular file; not overwritten"
+                              : NULL;
+        if (why) {
+            sim_scenario_free(&sc);
+            return cli_usage_error("sim", "sim: --save-disk %s: %s", sw.save_disk, why);
+        }
+    }
+    if (sw.save_disks) {
+        struct stat st;
+        if (mkdir(sw.save_disks, 0777) != 0 && errno != EEXIST) {
+            sim_scenario_free(&sc);
+            return cli_usage_error("sim", "sim: --save-disks %s: %s", sw.save_disks,
+                                   strerror(errno));
+        }
+        if (stat(sw.save_disks, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            sim_scenario_free(&sc);
+            return cli_usage_error("sim", "sim: --save-disks %s: not a directory", sw.save_disks);
+        }
+    }
     if (sw.pcap) {
         bool one = sw.first == sw.last || sw.limit == 1;
         bool net = sc.net || sc.npeers > 0;

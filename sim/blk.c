@@ -84,6 +84,17 @@ sim_disk_t *sim_disk_new(uint64_t sectors)
     return disk_alloc(sectors);
 }
 
+sim_disk_t *sim_disk_copy(const sim_disk_t *d)
+{
+    sim_disk_t *c = disk_alloc(d->sectors);
+    if (!c)
+        return NULL;
+    memcpy(c->medium, d->medium, (size_t)d->sectors * SECTOR);
+    for (size_t e = 0; e < d->dirty; e++) /* the cache as landed: no draw, no count */
+        memcpy(c->medium + d->csec[e] * SECTOR, d->cdata + e * SECTOR, SECTOR);
+    return c;
+}
+
 void sim_disk_free(sim_disk_t *d)
 {
     if (!d)

@@ -107,6 +107,14 @@ static void watch_record(void *self, const hal_trace_rec_t *r)
     if (w->tee)
         w->tee->record(w->tee->self, r);
 
+    if (r->kind == HAL_TR_SPAWN && r->task == 1) {
+        /* init again: the node booted anew after a power cut. Restarts and task names are
+         * the new kernel's; panics seen before the cut still count. */
+        memset(w->names, 0, sizeof w->names);
+        memset(w->exits_told, 0, sizeof w->exits_told);
+        memset(w->spawns, 0, sizeof w->spawns);
+        memset(w->clean_exits_told, 0, sizeof w->clean_exits_told);
+    }
     if (r->kind == HAL_TR_SPAWN && r->task >= TASKS_MAX)
         w->too_many_tasks = true; /* the checker could not follow it: a failure, said below */
     if (r->kind == HAL_TR_SPAWN && r->task < TASKS_MAX) {
@@ -248,6 +256,18 @@ static void check_node(const sim_scenario_t *sc, const watch_t *w, const manifes
     }
 }
 
+/* When power-cut line i strikes: a seeded time in [start, end], apart from every stream of
+ * the run (so a cut window never reshuffles the run's own choices). */
+static uint64_t cut_time(const scn_power_cut_t *pc, uint64_t seed, size_t i)
+{
+    uint64_t z = seed ^ (0x706f7765722d6375ull + 0x9e3779b97f4a7c15ull * (i + 1));
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    uint64_t span = pc->end - pc->start;
+    return pc->start + (span == UINT64_MAX ? z : z % (span + 1));
+}
+
 int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts_t *o,
                      sim_result_t *r)
 {
@@ -266,16 +286,28 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
     hs.hash = 0xcbf29ce484222325ull;
     hs.keep = o->keep_records;
     memset(cfg, 0, sizeof cfg);
+    /* every seed on a fresh copy of the disk it starts from */
+    const sim_disk_t *image = sc->disk.image;
+    if (sc->disk.kind != SCN_DISK_NONE && !image) {
+        failf(r, "disk (scenario line %d) was not loaded", sc->disk.line);
+        return 0;
+    }
+    sim_disk_t *disk = image ? sim_disk_copy(image) : NULL;
+    if (image && !disk)
+        return OS_ENOMEM;
+    r->disk = disk != NULL;
     for (size_t n = 0; n < nnodes; n++) {
         const scn_manifest_t *sm = n == 0 ? &sc->manifest : &sc->peers[n - 1].manifest;
         const char *text = sm->text ? sm->text : orrery_default_manifest;
         size_t len = sm->text ? sm->len : strlen(orrery_default_manifest);
         if (n > 0 && !sm->text) {
             failf(r, "peer %s: manifest %s was not loaded", sc->peers[n - 1].name, sm->path);
+            sim_disk_free(disk);
             return 0;
         }
         if (manifest_parse(text, len, orrery_programs, "init", &man[n], err, sizeof err) != 0) {
             failf(r, "%s manifest: %s", n == 0 ? "the scenario's" : sc->peers[n - 1].name, err);
+            sim_disk_free(disk);
             return 0;
         }
         memset(&w[n], 0, sizeof(w[n]));
@@ -295,12 +327,19 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
             .console_out = n == 0 ? o->console_out : NULL,
             .console_out_self = n == 0 ? o->console_out_self : NULL,
             .net = n > 0 || sc->net || sc->npeers > 0,
+            .disk = n == 0 ? disk : NULL,
         };
     }
     int rc = nnodes == 1 ? sim_boot(&cfg[0]) : sim_boot_nodes(cfg, nnodes);
     if (rc != 0) {
         sim_teardown();
+        sim_disk_free(disk);
         return rc;
+    }
+    r->ncuts = sc->ncuts;
+    for (size_t i = 0; i < sc->ncuts && rc == 0; i++) {
+        r->cut_ns[i] = cut_time(&sc->cuts[i], seed, i);
+        rc = sim_node_power_cut_at(0, r->cut_ns[i], sc->cuts[i].reboot);
     }
     if (cfg[0].net) {
         sim_net_config_t nc = {
@@ -327,6 +366,7 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
     if (rc != 0) {
         sim_faults_remove();
         sim_teardown();
+        sim_disk_free(disk);
         return rc;
     }
 
@@ -338,8 +378,9 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
             stuck = !sim_shutdown_status(NULL);
             break;
         }
-        /* the node that just ran (its kernel is the current one) */
-        if (++steps % AUDIT_EVERY == 0 && k_audit(NULL, 0, NULL, err, sizeof err) != 0)
+        /* the node that just ran (its kernel is the current one, unless a power cut took it) */
+        if (++steps % AUDIT_EVERY == 0 && sim_node_booted(sim_node_current()) &&
+            k_audit(NULL, 0, NULL, err, sizeof err) != 0)
             failf(r, "kernel audit after %llu steps: %s", (unsigned long long)steps, err);
         if (sim_now() > sc->duration_ns) {
             failf(r, "no shutdown within the scenario's duration (%llu ms of virtual time)",
@@ -358,11 +399,20 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
     else if (stuck)
         failf(r, "the run stopped with %zu input line(s) never delivered", sim_pending_actions());
 
-    /* Invariants at the end, on every node, while the tasks still exist. */
+    /* Every power cut came (a run that ended first proved nothing about the disk). */
+    sim_blk_stats(&r->blk);
+    for (size_t i = r->blk.power_cuts; i < sc->ncuts; i++)
+        failf(r, "power cut (scenario line %d) due at %.6f s never came: the run ended at %.6f s",
+              sc->cuts[i].line, (double)r->cut_ns[i] / 1e9, (double)sim_now() / 1e9);
+
+    /* Invariants at the end, on every node, while the tasks still exist (a node a power cut
+     * left down has none: its kernel's leaks are counted below). */
     for (size_t n = nnodes; n-- > 0;) {
         char who[48] = "";
         if (n > 0)
             snprintf(who, sizeof who, "peer %s: ", sc->peers[n - 1].name);
+        if (!sim_node_booted(n))
+            continue;
         sim_node_enter(n);
         check_node(sc, &w[n], &man[n], who, r);
     }
@@ -374,7 +424,8 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
     size_t out_len;
     const char *out = sim_console_output(&out_len);
     int shell = prog_index(&w[0], "shell");
-    bool shell_died = shell >= 0 && w[0].exits_told[shell] > 0;
+    /* a power cut kills the shell with its kernel: the lines it held die with it */
+    bool shell_died = shell >= 0 && (w[0].exits_told[shell] > 0 || r->blk.power_cuts > 0);
     check_output(sc, out, nfed, shell_died, shut_down, r);
     hs.hash = fnv(hs.hash, out, out_len);
     if (o->keep_output) {
@@ -385,10 +436,14 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         }
     }
 
-    k_stats_t ks;
-    k_get_stats(&ks); /* the scenario's node (current since check_node) */
-    r->events = ks.events;
-    r->messages = ks.messages;
+    k_stats_t ks = {0};
+    sim_node_enter(0);
+    if (sim_node_booted(0))
+        k_get_stats(&ks);     /* the scenario's node */
+    uint64_t cut_ev, cut_msg; /* kernels torn down by power cuts ran events too */
+    sim_node_cut_stats(0, &cut_ev, &cut_msg);
+    r->events = ks.events + cut_ev;
+    r->messages = ks.messages + cut_msg;
     r->vtime_ns = sim_now();
     sim_faults_stats(&r->injected);
     if (cfg[0].net)
@@ -400,6 +455,15 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         if (l != 0)
             failf(r, "memory leak: %ld kernel allocation(s) live after teardown%s%s", l,
                   n ? " of peer " : "", n ? sc->peers[n - 1].name : "");
+    }
+    if (disk) {
+        sim_disk_flush(disk); /* as a clean power-off and sim_disk_save leave it */
+        if (o->keep_records)  /* the disk's bytes are part of what must be deterministic */
+            hs.hash = fnv(hs.hash, sim_disk_medium(disk), sim_disk_sectors(disk) * 512);
+        char serr[512];
+        if (o->save_disk && sim_disk_save(disk, o->save_disk, serr, sizeof serr) != 0)
+            failf(r, "cannot save the disk: %s", serr);
+        sim_disk_free(disk);
     }
     r->hash = hs.hash;
     r->records = hs.records;
@@ -451,6 +515,9 @@ static int load_manifest(scn_manifest_t *m, const char *dir, char *err, size_t e
 
 int sim_scenario_load(sim_scenario_t *sc, const char *dir, char *err, size_t errlen)
 {
+    int line = sim_scenario_load_disk(sc, dir, err, errlen);
+    if (line != 0)
+        return line;
     if (sc->manifest.path[0] && load_manifest(&sc->manifest, dir, err, errlen) != 0)
         return sc->manifest.line;
     for (size_t i = 0; i < sc->npeers; i++)

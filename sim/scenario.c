@@ -2,6 +2,7 @@
 #include <sim/scenario.h>
 
 #include <os/os.h>
+#include <sim/blk.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -60,6 +61,31 @@ bool sim_parse_duration(const char *s, uint64_t *ns)
         }
     }
     return false;
+}
+
+bool sim_parse_disk_size(const char *s, uint64_t *bytes)
+{
+    if (!s || !isdigit((unsigned char)*s))
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    uint64_t mul = 1;
+    if (*end == 'K' || *end == 'k')
+        mul = 1ull << 10;
+    else if (*end == 'M' || *end == 'm')
+        mul = 1ull << 20;
+    else if (*end == 'G' || *end == 'g')
+        mul = 1ull << 30;
+    if (mul != 1)
+        end++;
+    if (errno || *end || v == 0 || v > SIM_DISK_MAX_BYTES / mul)
+        return false;
+    v *= mul;
+    if (v % 512 != 0)
+        return false;
+    *bytes = v;
+    return true;
 }
 
 /* A decimal number in [min, max]; no sign, no spaces. */
@@ -313,11 +339,78 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
             BAD("partition needs PEER START END (END after START, or 'never')");
         pt->line = lineno;
         sc->npartitions++;
+    } else if (strcmp(key, "disk") == 0) {
+        /* disk IMAGE | disk zero size=SIZE | disk ext2 size=SIZE */
+        char *rest = arg;
+        while (*rest && !isspace((unsigned char)*rest))
+            rest++;
+        if (*rest)
+            *rest++ = '\0';
+        while (isspace((unsigned char)*rest))
+            rest++;
+        scn_disk_t *d = &sc->disk;
+        if (d->kind != SCN_DISK_NONE)
+            BAD("disk given twice (the node has one blk0)");
+        bool made = strcmp(arg, "zero") == 0 || strcmp(arg, "ext2") == 0;
+        if (made) {
+            if (strncmp(rest, "size=", 5) != 0 || !sim_parse_disk_size(rest + 5, &d->size))
+                BAD("disk %s needs size=SIZE (a multiple of 512 bytes up to 1G: 4M, 512K, "
+                    "1048576)",
+                    arg);
+            d->kind = arg[0] == 'z' ? SCN_DISK_ZERO : SCN_DISK_EXT2;
+        } else {
+            scn_manifest_t m = {.line = 0};
+            if (*arg == '\0' || *rest || !set_path(&m, arg, lineno))
+                BAD("disk needs IMAGE (a file, at most %d bytes, no spaces), or zero|ext2 "
+                    "size=SIZE",
+                    SCN_PATH_MAX - 1);
+            memcpy(d->path, m.path, sizeof d->path);
+            d->kind = SCN_DISK_FILE;
+        }
+        d->line = lineno;
+    } else if (strcmp(key, "power-cut") == 0) {
+        /* power-cut TIME|START..END [reboot] */
+        char *rest = arg;
+        while (*rest && !isspace((unsigned char)*rest))
+            rest++;
+        if (*rest)
+            *rest++ = '\0';
+        while (isspace((unsigned char)*rest))
+            rest++;
+        if (sc->ncuts == SCN_CUTS_MAX)
+            BAD("too many power cuts (limit %d)", SCN_CUTS_MAX);
+        scn_power_cut_t *pc = &sc->cuts[sc->ncuts];
+        char *dots = strstr(arg, "..");
+        if (dots)
+            *dots = '\0';
+        bool ok = sim_parse_duration(arg, &pc->start);
+        pc->end = pc->start;
+        if (ok && dots)
+            ok = sim_parse_duration(dots + 2, &pc->end) && pc->end >= pc->start;
+        if (!ok || (*rest && strcmp(rest, "reboot") != 0))
+            BAD("power-cut needs TIME or START..END (END not before START), then optionally "
+                "'reboot'");
+        pc->reboot = *rest != '\0';
+        pc->line = lineno;
+        sc->ncuts++;
     } else if (strcmp(key, "net-latency") == 0) {
         if (!sim_parse_duration(arg, &sc->net_latency_ns) || sc->net_latency_ns == 0)
             BAD("bad duration '%s'", arg);
     } else if (strcmp(key, "net-delay-max") == 0) {
         if (!sim_parse_duration(arg, &sc->fault_cfg.net_delay_max_ns))
+            BAD("bad duration '%s'", arg);
+    } else if (strcmp(key, "blk-eio-rate") == 0 || strcmp(key, "blk-torn-rate") == 0 ||
+               strcmp(key, "blk-lost-rate") == 0) {
+        if (!parse_number(arg, 0, 100, &v))
+            BAD("%s is a percentage (0..100)", key);
+        if (key[4] == 'e')
+            sc->fault_cfg.blk_eio_pct = (uint32_t)v;
+        else if (key[4] == 't')
+            sc->fault_cfg.blk_torn_pct = (uint32_t)v;
+        else
+            sc->fault_cfg.blk_lost_pct = (uint32_t)v;
+    } else if (strcmp(key, "blk-latency-max") == 0) {
+        if (!sim_parse_duration(arg, &sc->fault_cfg.blk_latency_max_ns))
             BAD("bad duration '%s'", arg);
     } else if (strcmp(key, "net-loss-rate") == 0 || strcmp(key, "net-dup-rate") == 0 ||
                strcmp(key, "net-reorder-rate") == 0) {
@@ -383,6 +476,8 @@ void sim_scenario_free(sim_scenario_t *sc)
     sc->nsteps = 0;
     free(sc->manifest.text);
     sc->manifest.text = NULL;
+    sim_disk_free(sc->disk.image);
+    sc->disk.image = NULL;
     for (size_t i = 0; i < sc->npeers; i++) {
         free(sc->peers[i].manifest.text);
         sc->peers[i].manifest.text = NULL;

@@ -65,6 +65,7 @@ static struct {
 
 static long node_leaks[SIM_NODES_MAX];
 static long reboot_leaks[SIM_NODES_MAX]; /* left by kernels torn down at power cuts */
+static uint64_t cut_events[SIM_NODES_MAX], cut_messages[SIM_NODES_MAX]; /* ran by those */
 
 #define N (&S.nodes[S.cur]) /* the current node */
 
@@ -106,6 +107,17 @@ void sim_node_enter(size_t i)
 int sim_node_alive(size_t i)
 {
     return i < S.nnodes && S.nodes[i].booted && !S.nodes[i].shutdown;
+}
+
+void sim_node_cut_stats(size_t i, uint64_t *events, uint64_t *messages)
+{
+    *events = i < SIM_NODES_MAX ? cut_events[i] : 0;
+    *messages = i < SIM_NODES_MAX ? cut_messages[i] : 0;
+}
+
+int sim_node_booted(size_t i)
+{
+    return i < S.nnodes && S.nodes[i].booted;
 }
 
 int sim_node_post(size_t i, int dev, uint32_t code, const void *data, size_t len)
@@ -343,8 +355,13 @@ int sim_node_reboot(size_t i, int again)
         return OS_EINVAL;
     sim_node_enter(i);
     sim_node_t *n = &S.nodes[i];
-    if (n->booted)
+    if (n->booted) {
+        k_stats_t ks;
+        k_get_stats(&ks);
+        cut_events[i] += ks.events;
+        cut_messages[i] += ks.messages;
         reboot_leaks[i] += k_teardown(); /* every task dies with its kernel */
+    }
     n->booted = false;
     sim_blk_power_cut(i);
     if (sim_node_state_size() != 0) {
@@ -389,6 +406,8 @@ static int boot(const sim_config_t *cfgs, size_t count, bool multi)
     memset(&S, 0, sizeof S);
     memset(node_leaks, 0, sizeof node_leaks);
     memset(reboot_leaks, 0, sizeof reboot_leaks);
+    memset(cut_events, 0, sizeof cut_events);
+    memset(cut_messages, 0, sizeof cut_messages);
     S.nodes = calloc(count, sizeof(S.nodes[0]));
     if (!S.nodes)
         return OS_ENOMEM;

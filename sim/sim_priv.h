@@ -18,12 +18,15 @@ size_t sim_node_current(void);
 void sim_node_enter(size_t i);
 /* True if node i exists and has not shut down. */
 int sim_node_alive(size_t i);
+/* Events and messages the kernels of node i that power cuts tore down had run (this run). */
+void sim_node_cut_stats(size_t i, uint64_t *events, uint64_t *messages);
+/* True if node i has a kernel (booted, and not torn down by a power cut since). */
+int sim_node_booted(size_t i);
 /* Post device input to node i (entering it); it then has work. k_post's result. */
 int sim_node_post(size_t i, int dev, uint32_t code, const void *data, size_t len);
 
 /* sim_at, with node `node` current while fn runs. */
-int sim_at_node(size_t node, uint64_t t_ns, void (*fn)(void *, uint64_t), void *self,
-                uint64_t arg);
+int sim_at_node(size_t node, uint64_t t_ns, void (*fn)(void *, uint64_t), void *self, uint64_t arg);
 
 /* The switch (net.c): attach node i's net0 (before its boot), write, reset. */
 int sim_net_attach(size_t node, const uint8_t mac[6]);

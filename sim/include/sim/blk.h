@@ -47,6 +47,9 @@ sim_disk_t *sim_disk_open(const char *path, char *err, size_t errlen);
  */
 int sim_disk_save(sim_disk_t *d, const char *path, char *err, size_t errlen);
 void sim_disk_free(sim_disk_t *d);
+/* A new disk holding d as a clean power-off would leave it (its cache landed); NULL: out of
+ * memory. A sweep starts each seed on a copy of one image. */
+sim_disk_t *sim_disk_copy(const sim_disk_t *d);
 uint64_t sim_disk_sectors(const sim_disk_t *d);
 /* The durable medium (sectors * 512 bytes): what a power cut now would leave, before the
  * seed decides the fate of the cache. */

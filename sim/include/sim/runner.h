@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <hal/trace.h>
+#include <sim/blk.h>
 #include <sim/net.h>
 #include <sim/scenario.h>
 
@@ -29,6 +30,8 @@ typedef struct sim_run_opts {
     /* every frame on the switch, as it is sent, at virtual time (--pcap; NULL: none) */
     void (*frame_tap)(void *self, uint64_t t_ns, uint32_t from, const void *frame, size_t len);
     void *frame_tap_self;
+    /* write the disk here when the run ends (sim_disk_save; NULL: no); a failure fails it */
+    const char *save_disk;
 } sim_run_opts_t;
 
 typedef struct sim_result {
@@ -40,8 +43,12 @@ typedef struct sim_result {
     int status;        /* shutdown status, -1 if none */
     long leaks;        /* k_teardown's live allocations */
     sim_fault_stats_t injected;
-    sim_net_stats_t net; /* the switch's counters (zero without a network) */
-    sim_rec_sum_t *recs; /* keep_records: one per record (free with sim_result_free) */
+    sim_net_stats_t net;           /* the switch's counters (zero without a network) */
+    bool disk;                     /* the scenario's node had a disk */
+    sim_blk_stats_t blk;           /* the disk's counters (zero without one) */
+    size_t ncuts;                  /* power cuts drawn (the scenario's `power-cut` lines) */
+    uint64_t cut_ns[SCN_CUTS_MAX]; /* when each was due, drawn from the seed */
+    sim_rec_sum_t *recs;           /* keep_records: one per record (free with sim_result_free) */
     size_t nrecs;
     char *output; /* keep_output: the console output, NUL-terminated */
     size_t output_len;

@@ -19,6 +19,7 @@ enum {
     SCN_PEERS_MAX = 7,                /* `peer` nodes besides the scenario's own */
     SCN_PATH_MAX = 256,               /* a manifest path as written */
     SCN_PARTITIONS_MAX = 16,          /* `partition` lines */
+    SCN_CUTS_MAX = 8,                 /* `power-cut` lines */
 };
 
 /* A node's boot manifest: as written, and its text once sim_scenario_load read it. */
@@ -37,10 +38,33 @@ typedef struct scn_peer {
 
 /* `partition PEER START END`: the scenario's node and PEER cannot reach each other. */
 typedef struct scn_partition {
-    uint32_t peer; /* index in peers */
+    uint32_t peer;       /* index in peers */
     uint64_t start, end; /* end UINT64_MAX: never heals */
     int line;
 } scn_partition_t;
+
+/* `disk ...`: the scenario's node has blk0 on a disk of this kind (docs/storage-sim.md). */
+typedef enum scn_disk_kind {
+    SCN_DISK_NONE = 0,
+    SCN_DISK_FILE = 1, /* an image file, read whole */
+    SCN_DISK_ZERO = 2, /* `disk zero size=S`: zeroed */
+    SCN_DISK_EXT2 = 3, /* `disk ext2 size=S`: made by the host's mke2fs, once per sweep */
+} scn_disk_kind_t;
+
+typedef struct scn_disk {
+    scn_disk_kind_t kind;
+    char path[SCN_PATH_MAX]; /* SCN_DISK_FILE: relative to the scenario file's folder */
+    uint64_t size;           /* bytes (ZERO, EXT2) */
+    struct sim_disk *image;  /* loaded by sim_scenario_load (owned): every seed starts on a copy */
+    int line;
+} scn_disk_t;
+
+/* `power-cut START[..END] [reboot]`: node 0 loses power at a seeded time in [start, end]. */
+typedef struct scn_power_cut {
+    uint64_t start, end;
+    bool reboot; /* boot again on the same disk right after the cut */
+    int line;
+} scn_power_cut_t;
 
 /* The `host-crash` test hook: how the simulator process itself dies. */
 typedef enum scn_host_crash {
@@ -85,6 +109,10 @@ typedef struct sim_scenario {
     scn_partition_t partitions[SCN_PARTITIONS_MAX];
     size_t npartitions;
     uint64_t net_latency_ns; /* 0: the switch's default */
+    /* storage (docs/storage-sim.md): the scenario's node's disk, and its power cuts */
+    scn_disk_t disk;
+    scn_power_cut_t cuts[SCN_CUTS_MAX];
+    size_t ncuts;
 } sim_scenario_t;
 
 /*
@@ -94,11 +122,22 @@ typedef struct sim_scenario {
 int sim_scenario_parse(const char *text, size_t len, sim_scenario_t *out, char *err, size_t errlen);
 void sim_scenario_free(sim_scenario_t *sc);
 
+/*
+ * Make or read the scenario's disk into sc->disk.image (once: every seed starts on a copy):
+ * an image file relative to dir (NULL or "" for the current folder), a zeroed disk, or an
+ * ext2 volume made by the host's mke2fs. 0 (also without a disk), or the `disk` line with a
+ * one-line message in err.
+ */
+int sim_scenario_load_disk(sim_scenario_t *sc, const char *dir, char *err, size_t errlen);
 
 /* The built-in scenario: boot, ps, echo, kill echo, restart, ps, shutdown. */
 extern const char sim_default_scenario[];
 
 /* "1.5s", "250ms", "10us", "42ns", "3" (seconds) -> ns. false if malformed. */
 bool sim_parse_duration(const char *s, uint64_t *ns);
+
+/* A disk size: "4M", "512K", "1G" (binary units) or bytes; a non-zero multiple of 512 of at
+ * most SIM_DISK_MAX_BYTES. false if malformed or out of range. */
+bool sim_parse_disk_size(const char *s, uint64_t *bytes);
 
 #endif

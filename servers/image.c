@@ -7,7 +7,8 @@ const os_program_t *const orrery_programs[] = {ORRERY_PROGRAMS(ORRERY_PROGRAM_EN
 #undef ORRERY_PROGRAM_ENTRY
 
 /* Started in this order: console is task 2, shell 3, echo 4, fs 5 (it ends at once, saying
- * so, when there is no blk0). */
+ * so, when there is no blk0), tcpip 6 (it ends at once, quietly, when there is no net0) and
+ * httpd 7 (it ends quietly with tcpip; docs/httpd.md). */
 const char orrery_default_manifest[] =
     "# Orrery default boot manifest: the programs init starts, in order.\n"
     "# program NAME [restart=always|on-failure|never] [max-restarts=N] [reach=IFACE,...]\n"
@@ -15,7 +16,9 @@ const char orrery_default_manifest[] =
     "program console restart=always\n"
     "program shell   restart=always max-restarts=10 reach=console,echo,init,fs\n"
     "program echo    restart=on-failure\n"
-    "program fs      restart=on-failure\n";
+    "program fs      restart=on-failure\n"
+    "program tcpip   restart=on-failure\n"
+    "program httpd   restart=on-failure reach=tcp,fs:ro,net arg=root=/www,port=80,log=off\n";
 
 int orrery_manifest_check(const char *text, size_t len, char *err, size_t errlen)
 {

@@ -19,3 +19,8 @@ orrery_add_test(test_fs_ext2_wbad SOURCES test_fs_ext2_wbad.c ext2w_util.c ${EXT
     LIBS orrery_core LABELS servers)
 orrery_add_test(test_fs_iface SOURCES test_fs_iface.c LIBS orrery_servers orrery_core
     LABELS servers)
+# httpd's pure parts: request parser, path normalisation, ranges, dates, MIME, arg.
+orrery_add_test(test_http_parse SOURCES test_http_parse.c
+    ${CMAKE_SOURCE_DIR}/servers/httpd/http_parse.c ${CMAKE_SOURCE_DIR}/servers/httpd/path.c
+    LIBS orrery_core LABELS servers)
+target_include_directories(test_http_parse PRIVATE ${ORRERY_SERVERS_INCLUDE})

@@ -272,6 +272,8 @@ static void response_head(conn_t *c, const char *h, size_t len)
               isdigit((unsigned char)h[10]) && isdigit((unsigned char)h[11]) && h[12] == ' ',
           "response: malformed status line");
     int status = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
+    if (verbose)
+        fprintf(stderr, "response: %.*s", (int)(strchr(h, '\n') - h + 1), h);
     check(status >= 100 && status <= 599, "response: status out of range");
     P.statuses[status / 100]++;
     const char *p = memchr(h, '\n', len);
@@ -398,7 +400,9 @@ static uint8_t verdict(void)
     return b < 160 ? 0 : (uint8_t)(1 + b % 8);
 }
 
-/* A bad answer to request req on channel h (verdict v in 1..8); true if it answered. */
+/* A bad answer to request req on channel h (verdict v in 1..8); false when the proper answer
+ * is still to follow. Every request gets an answer of some kind, as from a real fs server (an fs
+ * that never answers stalls httpd's connection until the fs channel closes: not a case). */
 static bool bad_answer(os_ctx_t *ctx, os_handle_t h, uint32_t type, uint32_t req, uint8_t v)
 {
     P.trouble = true;
@@ -406,13 +410,14 @@ static bool bad_answer(os_ctx_t *ctx, os_handle_t h, uint32_t type, uint32_t req
     case 1:
         fs_reply_send(ctx, h, &(fs_reply_t){req, fs_errors[fz_byte(IN) % 8]});
         return true;
-    case 2:
+    case 2: /* a stray protocol error first */
         fs_error_send(ctx, h, &(fs_error_t){type, OS_EPROTO});
-        return true;
-    case 3: /* an answer to some other request */
+        return false;
+    case 3: /* an answer to some other request first */
         fs_reply_send(ctx, h, &(fs_reply_t){req + 1 + fz_byte(IN), 0});
-        return true;
-    case 4: /* none at all */
+        return false;
+    case 4: /* an error that no fs request expects */
+        fs_reply_send(ctx, h, &(fs_reply_t){req, OS_EPROTO});
         return true;
     case 5: /* a data answer of any length, to anything */
     {
@@ -636,9 +641,16 @@ static const os_program_t peer = {"fuzz_httpd_peer", 0, peer_start, peer_event};
 
 static int panics;
 static uint64_t fire_ns, fires, step_records;
+static uint32_t debug_task; /* FUZZ_DEBUG_HANDLES: httpd's task id, its handles shown */
 static void watch(void *self, const hal_trace_rec_t *r)
 {
     (void)self;
+    if (debug_task && r->task == debug_task &&
+        (r->kind == HAL_TR_HANDLE || r->kind == HAL_TR_CLOSE || r->kind == HAL_TR_PEER_CLOSED ||
+         r->kind == HAL_TR_SEND || r->kind == HAL_TR_DELIVER))
+        fprintf(stderr, "trace: kind %u obj %u peer %u type %u iface %u result %d arg %llu\n",
+                r->kind, r->chan, r->peer, r->type, r->iface, r->result,
+                (unsigned long long)r->arg);
     if (r->kind == HAL_TR_EXIT && (r->result == OS_EXIT_PANIC || r->result == OS_EXIT_FAULT))
         panics++;
     if (r->kind == HAL_TR_TIMER_FIRE) {
@@ -878,6 +890,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_in_t in = {data, size};
     IN = &in;
     memset(&P, 0, sizeof P);
+    debug_task = 0;
     panics = 0;
     fire_ns = fires = 0;
     sim_config_t cfg = {.programs = programs,
@@ -888,6 +901,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(sim_boot(&cfg) == 0, "boot");
     step();
     check(P.listener != OS_HANDLE_NONE, "httpd did not listen");
+    if (getenv("FUZZ_DEBUG_HANDLES"))
+        debug_task = k_task_find("httpd");
+    if (verbose) {
+        k_audit_task_t t[8];
+        size_t nt = 0;
+        char e[160];
+        k_audit(t, 8, &nt, e, sizeof e);
+        for (size_t k = 0; k < nt && k < 8; k++)
+            fprintf(stderr, "boot: %s holds %u handles\n", t[k].name, t[k].handles);
+    }
     while (in.n && panics == 0 && k_task_find("httpd") != 0) {
         op();
         step();

@@ -14,7 +14,7 @@ hex() { printf '\\x%02x' "$@"; }
 accept() { hex 0 "$1"; }                 # op 0: a new connection (remote port 40000 + N)
 whole() { hex 3 "$1" "$2" 0 1; }         # op 3: request N of the vocabulary on conn C, whole
 split() { hex 3 "$1" "$2"; shift 2; for p in "$@"; do hex "$p" 0 1; done; } # pieces, a step each
-raw() { local c=$1 s=$2 i; for ((i = 0; i < ${#s}; i++)); do hex 1 "$c" 1; printf '%s' "${s:i:1}"; done; }
+raw() { local c=$1 s=$2 i; for ((i = 0; i < ${#s}; i++)); do hex 1 "$c" 1 "'${s:i:1}"; done; }
 fin() { hex 6 "$1"; }
 reset() { hex 7 "$1" 1; }
 hold() { hex 8 "$1"; }

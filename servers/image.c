@@ -17,7 +17,7 @@ const char orrery_default_manifest[] =
     "program shell   restart=always max-restarts=10 reach=console,echo,init,fs\n"
     "program echo    restart=on-failure\n"
     "program fs      restart=on-failure\n"
-    "program tcpip   restart=on-failure\n"
+    "program tcpip   restart=on-failure arg=quiet\n"
     "program httpd   restart=on-failure reach=tcp,fs:ro,net arg=root=/www,port=80,log=off\n";
 
 int orrery_manifest_check(const char *text, size_t len, char *err, size_t errlen)

@@ -21,8 +21,15 @@ static void test_default_manifest_is_valid(void **state)
     manifest_t m;
     char err[128];
     assert_int_equal(0, parse(orrery_default_manifest, &m, err, sizeof err));
-    assert_int_equal(4, m.count);
+    assert_int_equal(6, m.count);
     assert_string_equal("console", m.programs[0].name);
+    assert_string_equal("tcpip", m.programs[4].name);
+    assert_string_equal("quiet", m.programs[4].arg);
+    assert_string_equal("httpd", m.programs[5].name);
+    assert_true(manifest_may_reach(&m.programs[5], "tcp"));
+    assert_true(manifest_may_reach(&m.programs[5], "fs"));
+    assert_true(manifest_reach_ro(&m.programs[5], "fs"));
+    assert_false(manifest_may_reach(&m.programs[5], "init"));
     assert_string_equal("shell", m.programs[1].name);
     assert_string_equal("echo", m.programs[2].name);
     assert_string_equal("fs", m.programs[3].name);

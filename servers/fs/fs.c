@@ -234,6 +234,13 @@ void fs_write_failed(os_ctx_t *ctx, fs_state_t *st, uint64_t sector, int status)
 
 /* ---- the task ------------------------------------------------------------------------ */
 
+/* blk0 posts HAL_BLK_INFO once, to its first opener: a restarted fs (init restarts it after a
+ * kill or a failure) mounts from the copy its first task kept. Per node in the simulator. */
+static hal_blk_info_t fs_blk_info;
+static bool fs_blk_info_known;
+
+static void mount_with(os_ctx_t *ctx, fs_state_t *st, const hal_blk_info_t *info);
+
 static void fs_start(os_ctx_t *ctx)
 {
     fs_state_t *st = os_state(ctx);
@@ -249,7 +256,9 @@ static void fs_start(os_ctx_t *ctx)
     if (os_timer_create(ctx, &st->timer) < 0)
         st->timer = OS_HANDLE_NONE; /* then only syncs and a full cache write back */
     st->start_ns = os_clock_now(ctx);
-    /* the mount waits for HAL_BLK_INFO, which blk0 posts at start */
+    /* the mount waits for HAL_BLK_INFO, which blk0 posts at start (to the first task) */
+    if (fs_blk_info_known)
+        mount_with(ctx, st, &fs_blk_info);
 }
 
 static void on_device(os_ctx_t *ctx, fs_state_t *st, const os_event_t *ev)
@@ -262,6 +271,14 @@ static void on_device(os_ctx_t *ctx, fs_state_t *st, const os_event_t *ev)
     if (ev->len < sizeof info || st->dev_size != 0)
         return;
     memcpy(&info, ev->data, sizeof info);
+    fs_blk_info = info;
+    fs_blk_info_known = true;
+    mount_with(ctx, st, &info);
+}
+
+static void mount_with(os_ctx_t *ctx, fs_state_t *st, const hal_blk_info_t *i)
+{
+    hal_blk_info_t info = *i;
     st->dev_size = info.sectors * HAL_BLK_SECTOR;
     st->dev_ro = info.read_only != 0;
     fs_req_t *r = enqueue(ctx, st);

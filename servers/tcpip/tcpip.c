@@ -440,6 +440,14 @@ static void tcpip_start(os_ctx_t *ctx)
     size_t arg_len;
     char err[160];
     os_spawn_arg(ctx, &arg, &arg_len);
+    /* "quiet" first: a boot without net0 is normal (the default manifest), not worth a line */
+    bool quiet = false;
+    if (arg_len >= 5 && memcmp(arg, "quiet", 5) == 0 &&
+        (arg_len == 5 || ((const char *)arg)[5] == ',')) {
+        quiet = true;
+        arg = (const char *)arg + (arg_len == 5 ? 5 : 6);
+        arg_len -= arg_len == 5 ? 5 : 6;
+    }
     if (arg_len > TCPIP_ARG_MAX || parse_config(st, arg, arg_len, err, sizeof err) < 0) {
         if (arg_len > TCPIP_ARG_MAX)
             snprintf(err, sizeof err, "over %d bytes", TCPIP_ARG_MAX);
@@ -449,7 +457,8 @@ static void tcpip_start(os_ctx_t *ctx)
     }
     int e = os_device_open(ctx, "net0", &st->dev);
     if (e == OS_ENOENT) {
-        os_log(ctx, "no net0 device (%s); tcpip not started", os_strerror(e));
+        if (!quiet)
+            os_log(ctx, "no net0 device (%s); tcpip not started", os_strerror(e));
         os_exit(ctx, 0);
     }
     if (e < 0) {

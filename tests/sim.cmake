@@ -175,3 +175,7 @@ printf 'name k\\npeer-disk s zero size=1M\\n' > $d/e.scn; ${_sim} sim $d/e.scn 2
 printf 'name k\\npeer s manifest=s.manifest\\npeer-disk s ext2 size=1M from=nowhere\\n' > $d/f.scn; ${_sim} sim $d/f.scn 2>$d/err; test $? -eq 2 && grep -qF 'from=' $d/err && grep -qF 'nowhere: No such file' $d/err || exit 1; \
 printf 'name k\\npeer s manifest=s.manifest\\nkill-at 1s q:tcpecho\\n' > $d/g.scn; ${_sim} sim $d/g.scn 2>$d/err; test $? -eq 2 && grep -qF \"$d/g.scn:3: kill-at needs a peer declared above, not 'q'\" $d/err")
 set_tests_properties(sim_kill_at_and_peer_disk PROPERTIES LABELS "unit;sim" TIMEOUT 60)
+# The shell's fetch -r N (retries; the http scenario exercises them): its argument errors.
+add_test(NAME shell_fetch_retry_usage
+    COMMAND sh -c "out=$(printf 'fetch -r 11 http://x/\\nfetch -r x http://x/\\nfetch -r 2\\nshutdown\\n' | ${_sim} run --deterministic 2>&1); printf '%s\\n' \"$out\"; printf '%s\\n' \"$out\" | grep -qF \"shell: fetch: -r needs a number of retries 0..10, not '11'\" && printf '%s\\n' \"$out\" | grep -qF \"shell: fetch: -r needs a number of retries 0..10, not 'x'\" && printf '%s\\n' \"$out\" | grep -qF 'shell: usage: fetch http://HOST[:PORT]/PATH'")
+set_tests_properties(shell_fetch_retry_usage PROPERTIES LABELS "unit;sim" TIMEOUT 60)

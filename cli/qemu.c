@@ -777,6 +777,8 @@ int hl_cmd_qemu(int argc, char **argv)
         return 2;
     o.qemu = qemu;
     o.image = image;
+    if (!probe && net_on)
+        hq_print_http_urls(&net, stderr);
     if (probe) {
         choice = hq_choose(qemu, image, o.accel);
         print_probe(choice);

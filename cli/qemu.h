@@ -10,6 +10,8 @@
 #include <sys/types.h>
 
 #include <hl/hosted.h>
+
+#include <stdio.h>
 #include <trace/recorder.h>
 #include <trace/stream.h>
 
@@ -93,6 +95,9 @@ int hq_os_status(int wait_status, const char **why);
 /* --net and --pcap (qemu_net.c). The -netdev value for QEMU: "user,id=net0,hostfwd=..." with
  * every rule written out in QEMU's own spelling. */
 void hq_netdev_arg(const hl_net_config_t *net, char *out, size_t n);
+/* "orrery: httpd: http://127.0.0.1:8080/" for each TCP hostfwd that reaches guest port 80
+ * (httpd's, docs/httpd.md), so the user knows the URL to open. */
+void hq_print_http_urls(const hl_net_config_t *net, FILE *out);
 
 /* --disk FILE[,ro] (qemu_disk.c). */
 typedef struct hq_disk {

@@ -207,3 +207,16 @@ void hq_pcap_release(hq_pcap_t *p)
     close(p->fd);
     p->fd = -1;
 }
+
+void hq_print_http_urls(const hl_net_config_t *net, FILE *out)
+{
+    for (unsigned i = 0; net && i < net->nfwd; i++) {
+        const hl_hostfwd_t *f = &net->fwd[i];
+        if (f->udp || f->guest_port != 80)
+            continue;
+        uint32_t a = f->host_addr ? f->host_addr : 0x7f000001u; /* any address: loopback too */
+        fprintf(out, "orrery: httpd: http://%u.%u.%u.%u:%u/\n", (unsigned)(a >> 24),
+                (unsigned)(a >> 16 & 255), (unsigned)(a >> 8 & 255), (unsigned)(a & 255),
+                (unsigned)f->host_port);
+    }
+}

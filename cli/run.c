@@ -1,6 +1,7 @@
 /* run.c — `orrery run`: check the manifest, then boot hosted (threads) or deterministic (sim). */
 #include "commands.h"
 #include "opt.h"
+#include "qemu.h"
 #include <hl/hosted.h>
 #include <trace/outpath.h>
 #include <trace/pcap.h>
@@ -259,6 +260,8 @@ int hl_cmd_run(int argc, char **argv)
         rc.trace = sink;
         rc.net = net_on ? &net : NULL;
         rc.disk = disk.fd >= 0 ? &disk : NULL;
+        if (net_on)
+            hq_print_http_urls(&net, stderr);
         status = hl_run(&rc);
         if (status >= 0 && stats.leaks != 0)
             fprintf(stderr, "orrery: warning: %ld kernel allocations leaked\n", stats.leaks);

@@ -71,8 +71,7 @@ def start(boot, disk, tmp_path, manifest=MANIFEST):
         path.write_text(manifest)
         args += ["--manifest", str(path)]
     s = boot(*args)
-    s.expect(SERVING)
-    s.expect(DHCP)
+    s.expect(f"(?s)(?=.*{SERVING})(?=.*{DHCP})")  # either line may come first
     s.port = port
     return s
 
@@ -170,9 +169,18 @@ def test_httpd_serves_the_site(boot, disk, tmp_path):
         assert r.status == 200 and len(r.read()) == int(r.getheader("Content-Length"))
     c.close()
     # pipelined: three requests in one write, three answers in order
-    st, out = raw(s, b"GET /index.html HTTP/1.1\r\n\r\nHEAD / HTTP/1.1\r\n\r\n"
-                     b"GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n")
-    assert st == 200
+    with socket.create_connection(("127.0.0.1", s.port), timeout=s.timeout) as k:
+        k.sendall(b"GET /index.html HTTP/1.1\r\n\r\nHEAD / HTTP/1.1\r\n\r\n"
+                  b"GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n")
+        out = b""
+        while True:
+            chunk = k.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    statuses = re.findall(rb"^HTTP/1\.1 (\d{3}) ", out, re.M)
+    assert statuses == [b"200", b"200", b"404"], out
+    assert out.count(index) == 1 and out.endswith(b"404 Not Found\n"), out
     # 20 connections at once
     cs = [conn(s) for _ in range(20)]
     for c in cs:
@@ -255,14 +263,15 @@ def test_httpd_limits(run, disk, tmp_path):
 
 
 def test_httpd_over_the_connection_limit_answers_503(run, disk, tmp_path):
-    s = start(run, disk, tmp_path)
+    # a long timeout: the 64 half-sent requests must not end in 408 while the test runs
+    s = start(run, disk, tmp_path, manifest=MANIFEST.replace("timeout=2", "timeout=600"))
     held = [socket.create_connection(("127.0.0.1", s.port), timeout=s.timeout)
             for _ in range(64)]
     for k in held:
         k.sendall(b"G")  # each holds a slot with a request under way
     # once 64 are taken the next is refused; earlier ones may still be on their way in
-    st, out = None, b""
-    for _ in range(8):
+    out = b""
+    for _ in range(64):
         with socket.create_connection(("127.0.0.1", s.port), timeout=s.timeout) as k:
             k.sendall(b"GET / HTTP/1.1\r\n\r\n")
             out = k.recv(4096)
@@ -297,3 +306,18 @@ def test_httpd_bad_arg_is_one_line_and_status_2(run, tmp_path):
     s.expect(r"\[init\] httpd \(task \d+\) failed \(status 2\)")
     s.send_line("shutdown")
     assert s.wait() == 0
+
+
+def test_run_prints_the_url_of_a_hostfwd_to_port_80(tmp_path):
+    """`orrery run` names the URL on stderr for a TCP hostfwd to guest port 80, and only then."""
+    from conftest import run_cli
+    port = free_port()
+    r = run_cli(["run", "--disk", "none", "--net",
+                 f"user,hostfwd=tcp:127.0.0.1:{port}-:80,hostfwd=tcp::{free_port()}-:7"],
+                input="shutdown\n")
+    assert r.returncode == 0, r.stderr
+    assert re.findall(r"^orrery: httpd: .*$", r.stderr, re.M) == [
+        f"orrery: httpd: http://127.0.0.1:{port}/"], r.stderr
+    r = run_cli(["run", "--disk", "none", "--net", f"user,hostfwd=tcp:127.0.0.1:{port}-:7"],
+                input="shutdown\n")
+    assert r.returncode == 0 and "httpd:" not in r.stderr, r.stderr

@@ -1,5 +1,6 @@
 """test_tcpip.py — the tcpip server, hosted: lwIP gets its address from slirp's DHCP on net0,
-exits cleanly when there is no net0, comes back after a kill, and is not in the default boot.
+exits cleanly when there is no net0, comes back after a kill, and is in the default boot (quiet
+without net0).
 Only slirp's own 10.0.2.x network is used (no DNS, nothing leaves the machine)."""
 import re
 
@@ -68,15 +69,27 @@ def test_hosted_tcpip_without_net0_exits_cleanly(run, manifest):
     assert len(re.findall(r"\[tcpip\]", s.output)) == 1, s.output
 
 
-@pytest.mark.parametrize("net", ["none", "user"])
-def test_hosted_default_boot_does_not_start_tcpip(run, net):
-    s = run("--net", net)
+def test_hosted_default_boot_starts_tcpip_quietly_without_net0(run):
+    """The default manifest starts tcpip with arg=quiet: without net0 it ends without a line of
+    its own (init still says it exited); httpd waits for tcp (docs/httpd.md)."""
+    s = run("--net", "none")
+    s.expect(r"\[init\] tcpip \(task \d+\) exited\n")
     rows = ps_rows(s.run_commands(["ps"]))
     # fs (the default manifest's) ends at once without a disk: ps may still list it
-    assert set(rows) - {"fs"} == {"init", "console", "shell", "echo"}, s.output
+    assert set(rows) - {"fs"} == {"init", "console", "shell", "echo", "httpd"}, s.output
     s.send_line("shutdown")
     assert s.wait() == 0
-    assert "tcpip" not in s.output, s.output
+    assert "[tcpip]" not in s.output and "[httpd]" not in s.output, s.output
+
+
+def test_hosted_default_boot_with_net_starts_tcpip_and_httpd(run):
+    s = run("--net", "user")
+    # either line may come first
+    s.expect(r"(?s)(?=.*\[httpd\] serving /www on tcp port 80)(?=.*" + DHCP_LINE + ")")
+    rows = ps_rows(s.run_commands(["ps"]))
+    assert {"tcpip", "httpd"} <= set(rows), s.output
+    s.send_line("shutdown")
+    assert s.wait() == 0
 
 
 def test_hosted_net_command_shows_the_lease_and_counters(run, net_manifest):
@@ -98,7 +111,7 @@ def test_hosted_net_command_shows_the_lease_and_counters(run, net_manifest):
 
 
 def test_hosted_net_command_needs_reach(run):
-    """The default manifest does not let the shell reach net (and starts no tcpip)."""
+    """The default manifest does not let the shell reach net."""
     s = run()
     out = s.run_commands(["net", "net extra"])
     assert "shell: net: permission denied" in out, out

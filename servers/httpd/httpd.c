@@ -363,6 +363,9 @@ static void handle_request(os_ctx_t *ctx, httpd_state_t *st, conn_t *c, const ht
 /* Parse what has come in, while the connection waits for a request. */
 static void conn_process(os_ctx_t *ctx, httpd_state_t *st, conn_t *c)
 {
+    if (c->processing)
+        return; /* finish() inside our loop: the loop goes on with the next request */
+    c->processing = true;
     while (c->phase == C_READING) {
         if (c->skip > 0) {
             size_t n = c->skip < c->in_len ? (size_t)c->skip : c->in_len;
@@ -385,12 +388,17 @@ static void conn_process(os_ctx_t *ctx, httpd_state_t *st, conn_t *c)
             respond_error(ctx, st, c, -rc);
             return;
         }
-        handle_request(ctx, st, c, &r);
+        /* the head moves to scratch and out of the buffer before it is answered: an answer
+         * that completes at once comes back here for the next pipelined request */
+        memcpy(st->head, c->in, (size_t)rc);
         memmove(c->in, c->in + rc, c->in_len - (size_t)rc);
         c->in_len -= (size_t)rc;
+        http_parse_request(st->head, (size_t)rc, &r);
+        handle_request(ctx, st, c, &r);
     }
     if (c->phase == C_READING && c->eof)
         conn_free(ctx, c); /* the client is done sending and nothing is left to answer */
+    c->processing = false;
 }
 
 /* ---- connections ------------------------------------------------------------------------- */
@@ -408,7 +416,7 @@ static void on_accepted(os_ctx_t *ctx, httpd_state_t *st, const os_event_t *ev)
             c->phase = C_READING;
             c->chan = m.chan;
             c->gen = ++st->next_gen & 0xffffff;
-            c->held = c->eof = false;
+            c->held = c->eof = c->processing = false;
             c->file = OS_HANDLE_NONE;
             c->in_len = 0;
             c->skip = 0;

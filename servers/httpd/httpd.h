@@ -30,6 +30,7 @@ typedef struct conn {
     bool held;         /* we hold chan: no reading while a response is under way */
     bool keep;         /* keep the connection after this response */
     bool eof;          /* the client sent FIN */
+    bool processing;   /* conn_process is on the stack (answers that complete at once) */
     uint64_t deadline; /* READING: the head must be complete by then (ns) */
     /* the request */
     http_method_t method;
@@ -68,7 +69,8 @@ typedef struct httpd_state {
     uint64_t requests, refused;
     conn_t conns[HTTPD_CONNS_MAX];
     char json[HTTPD_STATUS_BODY_MAX];
-    tcp_data_t data; /* scratch: one tcp data message, in or out */
+    tcp_data_t data;             /* scratch: one tcp data message, in or out */
+    char head[HTTP_HEADERS_MAX]; /* scratch: the request head being answered */
 } httpd_state_t;
 
 /* The /status body into st->json; returns its length. */

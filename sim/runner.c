@@ -9,6 +9,7 @@
 
 #include <image.h>
 #include <k/audit.h>
+#include <k/fault.h>
 #include <k/kernel.h>
 #include <manifest.h>
 #include <sim/net.h>
@@ -268,6 +269,25 @@ static uint64_t cut_time(const scn_power_cut_t *pc, uint64_t seed, size_t i)
     return pc->start + (span == UINT64_MAX ? z : z % (span + 1));
 }
 
+/* `kill-at`: the named program's live task on the current node (none alive: nothing). */
+static bool kill_at_missed[SCN_KILL_AT_MAX]; /* this run's kill-at lines that found no task */
+
+static void kill_at_now(void *self, uint64_t arg)
+{
+    const sim_scenario_t *sc = self;
+    uint32_t id = k_task_find(sc->kill_at[arg].program);
+    if (!id || k_fault_kill(id, OS_EXIT_KILLED) != 0)
+        kill_at_missed[arg] = true;
+}
+
+static void free_disks(sim_disk_t **disks, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sim_disk_free(disks[i]);
+        disks[i] = NULL;
+    }
+}
+
 int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts_t *o,
                      sim_result_t *r)
 {
@@ -286,15 +306,22 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
     hs.hash = 0xcbf29ce484222325ull;
     hs.keep = o->keep_records;
     memset(cfg, 0, sizeof cfg);
-    /* every seed on a fresh copy of the disk it starts from */
-    const sim_disk_t *image = sc->disk.image;
-    if (sc->disk.kind != SCN_DISK_NONE && !image) {
-        failf(r, "disk (scenario line %d) was not loaded", sc->disk.line);
-        return 0;
+    /* every seed on a fresh copy of the disk it starts from (the scenario node's and peers') */
+    sim_disk_t *disks[1 + SCN_PEERS_MAX] = {NULL};
+    for (size_t n = 0; n < nnodes; n++) {
+        const scn_disk_t *sd = n == 0 ? &sc->disk : &sc->peers[n - 1].disk;
+        if (sd->kind != SCN_DISK_NONE && !sd->image) {
+            failf(r, "disk (scenario line %d) was not loaded", sd->line);
+            free_disks(disks, nnodes);
+            return 0;
+        }
+        disks[n] = sd->image ? sim_disk_copy(sd->image) : NULL;
+        if (sd->image && !disks[n]) {
+            free_disks(disks, nnodes);
+            return OS_ENOMEM;
+        }
     }
-    sim_disk_t *disk = image ? sim_disk_copy(image) : NULL;
-    if (image && !disk)
-        return OS_ENOMEM;
+    sim_disk_t *disk = disks[0];
     r->disk = disk != NULL;
     for (size_t n = 0; n < nnodes; n++) {
         const scn_manifest_t *sm = n == 0 ? &sc->manifest : &sc->peers[n - 1].manifest;
@@ -302,12 +329,12 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         size_t len = sm->text ? sm->len : strlen(orrery_default_manifest);
         if (n > 0 && !sm->text) {
             failf(r, "peer %s: manifest %s was not loaded", sc->peers[n - 1].name, sm->path);
-            sim_disk_free(disk);
+            free_disks(disks, nnodes);
             return 0;
         }
         if (manifest_parse(text, len, orrery_programs, "init", &man[n], err, sizeof err) != 0) {
             failf(r, "%s manifest: %s", n == 0 ? "the scenario's" : sc->peers[n - 1].name, err);
-            sim_disk_free(disk);
+            free_disks(disks, nnodes);
             return 0;
         }
         memset(&w[n], 0, sizeof(w[n]));
@@ -327,13 +354,13 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
             .console_out = n == 0 ? o->console_out : NULL,
             .console_out_self = n == 0 ? o->console_out_self : NULL,
             .net = n > 0 || sc->net || sc->npeers > 0,
-            .disk = n == 0 ? disk : NULL,
+            .disk = disks[n],
         };
     }
     int rc = nnodes == 1 ? sim_boot(&cfg[0]) : sim_boot_nodes(cfg, nnodes);
     if (rc != 0) {
         sim_teardown();
-        sim_disk_free(disk);
+        free_disks(disks, nnodes);
         return rc;
     }
     r->ncuts = sc->ncuts;
@@ -356,6 +383,12 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
             nfed++;
         }
     }
+    memset(kill_at_missed, 0, sizeof kill_at_missed);
+    for (size_t i = 0; i < sc->nkill_at && rc == 0; i++) {
+        sim_node_enter(sc->kill_at[i].node); /* the action runs on the node it was added on */
+        rc = sim_at(sc->kill_at[i].t, kill_at_now, (void *)sc, i);
+        sim_node_enter(0);
+    }
     if (rc == 0 && sc->host_crash != SCN_HOST_CRASH_NONE && seed == sc->host_crash_seed)
         rc = sim_at(0, host_crash, NULL, sc->host_crash);
     sim_faults_t f = sc->fault_cfg;
@@ -366,7 +399,7 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
     if (rc != 0) {
         sim_faults_remove();
         sim_teardown();
-        sim_disk_free(disk);
+        free_disks(disks, nnodes);
         return rc;
     }
 
@@ -399,6 +432,15 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
     else if (stuck)
         failf(r, "the run stopped with %zu input line(s) never delivered", sim_pending_actions());
 
+    /* Every kill-at hit a live task (a kill that hit nothing tested nothing). */
+    for (size_t i = 0; i < sc->nkill_at; i++)
+        if (kill_at_missed[i] || sc->kill_at[i].t > sim_now())
+            failf(r, "kill-at (scenario line %d): %s%s%s%s at %llu ms", sc->kill_at[i].line,
+                  sc->kill_at[i].t > sim_now() ? "the run ended before killing "
+                                               : "no live task of ",
+                  sc->kill_at[i].node ? sc->peers[sc->kill_at[i].node - 1].name : "",
+                  sc->kill_at[i].node ? ":" : "", sc->kill_at[i].program,
+                  (unsigned long long)(sc->kill_at[i].t / 1000000));
     /* Every power cut came (a run that ended first proved nothing about the disk). */
     sim_blk_stats(&r->blk);
     for (size_t i = r->blk.power_cuts; i < sc->ncuts; i++)
@@ -463,8 +505,14 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         char serr[512];
         if (o->save_disk && sim_disk_save(disk, o->save_disk, serr, sizeof serr) != 0)
             failf(r, "cannot save the disk: %s", serr);
-        sim_disk_free(disk);
     }
+    for (size_t n = 1; n < nnodes; n++)
+        if (disks[n]) { /* a peer's disk: as deterministic as the scenario node's */
+            sim_disk_flush(disks[n]);
+            if (o->keep_records)
+                hs.hash = fnv(hs.hash, sim_disk_medium(disks[n]), sim_disk_sectors(disks[n]) * 512);
+        }
+    free_disks(disks, nnodes);
     r->hash = hs.hash;
     r->records = hs.records;
     r->recs = hs.recs;

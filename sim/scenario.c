@@ -144,6 +144,65 @@ static bool set_path(scn_manifest_t *m, const char *arg, int lineno)
     return true;
 }
 
+/*
+ * A disk's description, the words after `disk` or `peer-disk PEER`: IMAGE | zero size=SIZE |
+ * ext2 size=SIZE [from=DIR]. 0, or -1 with err (what names the directive).
+ */
+static int parse_disk(scn_disk_t *d, const char *what, char *arg, int lineno, char *err,
+                      size_t errlen)
+{
+    char *rest = arg;
+    while (*rest && !isspace((unsigned char)*rest))
+        rest++;
+    if (*rest)
+        *rest++ = '\0';
+    while (isspace((unsigned char)*rest))
+        rest++;
+    bool made = strcmp(arg, "zero") == 0 || strcmp(arg, "ext2") == 0;
+    if (made) {
+        char *from = rest;
+        while (*from && !isspace((unsigned char)*from))
+            from++;
+        if (*from)
+            *from++ = '\0';
+        while (isspace((unsigned char)*from))
+            from++;
+        if (strncmp(rest, "size=", 5) != 0 || !sim_parse_disk_size(rest + 5, &d->size)) {
+            snprintf(err, errlen,
+                     "%s %s needs size=SIZE (a multiple of 512 bytes up to 1G: 4M, 512K, "
+                     "1048576)",
+                     what, arg);
+            return -1;
+        }
+        d->kind = arg[0] == 'z' ? SCN_DISK_ZERO : SCN_DISK_EXT2;
+        if (*from) {
+            scn_manifest_t m = {.line = 0};
+            if (d->kind != SCN_DISK_EXT2 || strncmp(from, "from=", 5) != 0 ||
+                !set_path(&m, from + 5, lineno)) {
+                snprintf(err, errlen,
+                         "%s %s size=SIZE takes only from=DIR (a folder, at most %d bytes, no "
+                         "spaces; ext2 only)",
+                         what, arg, SCN_PATH_MAX - 1);
+                return -1;
+            }
+            memcpy(d->from, m.path, sizeof d->from);
+        }
+    } else {
+        scn_manifest_t m = {.line = 0};
+        if (*arg == '\0' || *rest || !set_path(&m, arg, lineno)) {
+            snprintf(err, errlen,
+                     "%s needs IMAGE (a file, at most %d bytes, no spaces), or zero|ext2 "
+                     "size=SIZE",
+                     what, SCN_PATH_MAX - 1);
+            return -1;
+        }
+        memcpy(d->path, m.path, sizeof d->path);
+        d->kind = SCN_DISK_FILE;
+    }
+    d->line = lineno;
+    return 0;
+}
+
 static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last_at, char *err,
                       size_t errlen)
 {
@@ -340,7 +399,50 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
         pt->line = lineno;
         sc->npartitions++;
     } else if (strcmp(key, "disk") == 0) {
-        /* disk IMAGE | disk zero size=SIZE | disk ext2 size=SIZE */
+        /* disk IMAGE | disk zero size=SIZE | disk ext2 size=SIZE [from=DIR] */
+        if (sc->disk.kind != SCN_DISK_NONE)
+            BAD("disk given twice (the node has one blk0)");
+        if (parse_disk(&sc->disk, "disk", arg, lineno, err, errlen) != 0)
+            return -1;
+    } else if (strcmp(key, "kill-at") == 0) {
+        /* kill-at TIME [PEER:]PROGRAM */
+        char *prog = arg;
+        while (*prog && !isspace((unsigned char)*prog))
+            prog++;
+        if (*prog)
+            *prog++ = '\0';
+        while (isspace((unsigned char)*prog))
+            prog++;
+        if (sc->nkill_at == SCN_KILL_AT_MAX)
+            BAD("too many kill-at lines (limit %d)", SCN_KILL_AT_MAX);
+        scn_kill_at_t *ka = &sc->kill_at[sc->nkill_at];
+        if (!sim_parse_duration(arg, &ka->t))
+            BAD("kill-at needs TIME [PEER:]PROGRAM, not time '%s'", arg);
+        ka->node = 0;
+        char *colon = strchr(prog, ':');
+        if (colon) {
+            *colon = '\0';
+            size_t k = 0;
+            while (k < sc->npeers && strcmp(sc->peers[k].name, prog) != 0)
+                k++;
+            if (k == sc->npeers)
+                BAD("kill-at needs a peer declared above, not '%s' (kill-at TIME PEER:PROGRAM)",
+                    prog);
+            ka->node = (uint32_t)(1 + k);
+            prog = colon + 1;
+        }
+        size_t len = strlen(prog);
+        bool word = len > 0 && len < sizeof(ka->program);
+        for (size_t k = 0; word && k < len; k++)
+            word = isalnum((unsigned char)prog[k]) || strchr("_-", prog[k]) != NULL;
+        if (!word)
+            BAD("kill-at needs a program name of at most %zu bytes (kill-at TIME [PEER:]PROGRAM)",
+                sizeof(ka->program) - 1);
+        memcpy(ka->program, prog, len + 1);
+        ka->line = lineno;
+        sc->nkill_at++;
+    } else if (strcmp(key, "peer-disk") == 0) {
+        /* peer-disk PEER IMAGE | zero size=SIZE | ext2 size=SIZE [from=DIR] */
         char *rest = arg;
         while (*rest && !isspace((unsigned char)*rest))
             rest++;
@@ -348,26 +450,17 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
             *rest++ = '\0';
         while (isspace((unsigned char)*rest))
             rest++;
-        scn_disk_t *d = &sc->disk;
-        if (d->kind != SCN_DISK_NONE)
-            BAD("disk given twice (the node has one blk0)");
-        bool made = strcmp(arg, "zero") == 0 || strcmp(arg, "ext2") == 0;
-        if (made) {
-            if (strncmp(rest, "size=", 5) != 0 || !sim_parse_disk_size(rest + 5, &d->size))
-                BAD("disk %s needs size=SIZE (a multiple of 512 bytes up to 1G: 4M, 512K, "
-                    "1048576)",
-                    arg);
-            d->kind = arg[0] == 'z' ? SCN_DISK_ZERO : SCN_DISK_EXT2;
-        } else {
-            scn_manifest_t m = {.line = 0};
-            if (*arg == '\0' || *rest || !set_path(&m, arg, lineno))
-                BAD("disk needs IMAGE (a file, at most %d bytes, no spaces), or zero|ext2 "
-                    "size=SIZE",
-                    SCN_PATH_MAX - 1);
-            memcpy(d->path, m.path, sizeof d->path);
-            d->kind = SCN_DISK_FILE;
-        }
-        d->line = lineno;
+        size_t k = 0;
+        while (k < sc->npeers && strcmp(sc->peers[k].name, arg) != 0)
+            k++;
+        if (k == sc->npeers)
+            BAD("peer-disk needs a peer declared above, not '%s' (peer-disk PEER IMAGE|zero|ext2 "
+                "...)",
+                arg);
+        if (sc->peers[k].disk.kind != SCN_DISK_NONE)
+            BAD("peer-disk %s given twice (the node has one blk0)", arg);
+        if (parse_disk(&sc->peers[k].disk, "peer-disk", rest, lineno, err, errlen) != 0)
+            return -1;
     } else if (strcmp(key, "power-cut") == 0) {
         /* power-cut TIME|START..END [reboot] */
         char *rest = arg;
@@ -479,6 +572,8 @@ void sim_scenario_free(sim_scenario_t *sc)
     sim_disk_free(sc->disk.image);
     sc->disk.image = NULL;
     for (size_t i = 0; i < sc->npeers; i++) {
+        sim_disk_free(sc->peers[i].disk.image);
+        sc->peers[i].disk.image = NULL;
         free(sc->peers[i].manifest.text);
         sc->peers[i].manifest.text = NULL;
     }

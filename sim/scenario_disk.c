@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,8 +22,14 @@ extern char **environ;
  * so the same e2fsprogs gives the same image byte for byte, every sweep. Blocks of 1 KiB (a
  * small disk's), the default revision-1 features of an ext2 volume.
  */
-static int make_ext2(scn_disk_t *d, char *err, size_t errlen)
+static int make_ext2(scn_disk_t *d, const char *dir, char *err, size_t errlen)
 {
+    /* `from=DIR`: the volume holds DIR's files (mke2fs -d), as the default disk holds disk/ */
+    char from[2 * SCN_PATH_MAX + 2] = "";
+    if (d->from[0] == '/' || dir == NULL || dir[0] == '\0')
+        snprintf(from, sizeof from, "%s", d->from);
+    else if (d->from[0])
+        snprintf(from, sizeof from, "%s/%s", dir, d->from);
     char tmp[] = "/tmp/orrery-sim-disk-XXXXXX";
     int fd = mkstemp(tmp);
     if (fd < 0) {
@@ -46,7 +53,23 @@ static int make_ext2(scn_disk_t *d, char *err, size_t errlen)
                     "-E",
                     "hash_seed=6f727265-7279-4f53-8000-000000000002,root_owner=0:0",
                     tmp,
+                    NULL,
+                    NULL,
                     NULL};
+    if (from[0]) {
+        struct stat st;
+        if (stat(from, &st) != 0) {
+            snprintf(err, errlen, "disk ext2 from=%s: %s", from, strerror(errno));
+            goto out;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "disk ext2 from=%s: not a folder", from);
+            goto out;
+        }
+        argv[11] = "-d";
+        argv[12] = from;
+        argv[13] = tmp;
+    }
     /* the environment, with PATH reaching the sbin folders and the time fixed */
     size_t n = 0;
     while (environ[n])
@@ -100,9 +123,9 @@ out:
     return rc;
 }
 
-int sim_scenario_load_disk(sim_scenario_t *sc, const char *dir, char *err, size_t errlen)
+/* One disk: made or read into d->image. 0 (also without a disk), or -1 with err. */
+static int load_disk(scn_disk_t *d, const char *dir, char *err, size_t errlen)
 {
-    scn_disk_t *d = &sc->disk;
     if (d->kind == SCN_DISK_NONE || d->image)
         return 0;
     if (d->kind == SCN_DISK_ZERO) {
@@ -111,7 +134,7 @@ int sim_scenario_load_disk(sim_scenario_t *sc, const char *dir, char *err, size_
             snprintf(err, errlen, "disk zero: out of memory for %llu bytes",
                      (unsigned long long)d->size);
     } else if (d->kind == SCN_DISK_EXT2) {
-        make_ext2(d, err, errlen);
+        make_ext2(d, dir, err, errlen);
     } else {
         char path[2 * SCN_PATH_MAX + 2];
         if (d->path[0] == '/' || dir == NULL || dir[0] == '\0')
@@ -120,5 +143,15 @@ int sim_scenario_load_disk(sim_scenario_t *sc, const char *dir, char *err, size_
             snprintf(path, sizeof path, "%s/%s", dir, d->path);
         d->image = sim_disk_open(path, err, errlen);
     }
-    return d->image ? 0 : d->line;
+    return d->image ? 0 : -1;
+}
+
+int sim_scenario_load_disk(sim_scenario_t *sc, const char *dir, char *err, size_t errlen)
+{
+    if (load_disk(&sc->disk, dir, err, errlen) != 0)
+        return sc->disk.line;
+    for (size_t i = 0; i < sc->npeers; i++)
+        if (load_disk(&sc->peers[i].disk, dir, err, errlen) != 0)
+            return sc->peers[i].disk.line;
+    return 0;
 }

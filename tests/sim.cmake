@@ -156,3 +156,26 @@ add_test(NAME sim_fs_check_finds_lost_writes
 set_tests_properties(sim_fs_check_finds_lost_writes PROPERTIES LABELS "unit;sim" TIMEOUT 300)
 # Not under the sanitizers (label unit): the 50-seed runs above cover the same code there.
 set_tests_properties(sim_fs_200_seeds PROPERTIES LABELS "sim" TIMEOUT 300)
+
+# httpd on a server node with a disk made from disk/ (peer-disk ... from=), fetched by the
+# scenario's shell across a lossy network, killed twice at set times (kill-at) and restarted by
+# init: 30 seeds, each run twice and compared (docs/httpd-sim.md).
+add_test(NAME sim_http_30_seeds
+    COMMAND ${_sim} sim ${_scn}/http.scn --seeds 1..30 --check-determinism --quiet)
+set_tests_properties(sim_http_30_seeds PROPERTIES LABELS "unit;sim" TIMEOUT 300)
+# kill-at and peer-disk: a kill that finds no live task, or that the run ends before, fails the
+# seed naming the line; a peer-disk of an undeclared peer, or from a missing folder, is a usage
+# error naming the file and line.
+add_test(NAME sim_kill_at_and_peer_disk
+    COMMAND sh -c "d=${CMAKE_CURRENT_BINARY_DIR}/sim-killat; rm -rf $d; mkdir -p $d; cp ${_scn}/net/server.manifest $d/s.manifest; \
+printf 'name k\\npeer s manifest=s.manifest\\nkill-at 1s s:echo\\nat 2s shutdown\\n' > $d/a.scn; out=$(${_sim} sim $d/a.scn --seed 1 --quiet); test $? -eq 1 && printf '%s\\n' \"$out\" | grep -qF 'kill-at (scenario line 3): no live task of s:echo at 1000 ms' || exit 1; \
+printf 'name k\\npeer s manifest=s.manifest\\nkill-at 9s s:tcpecho\\nat 2s shutdown\\n' > $d/b.scn; out=$(${_sim} sim $d/b.scn --seed 1 --quiet); test $? -eq 1 && printf '%s\\n' \"$out\" | grep -qF 'kill-at (scenario line 3): the run ended before killing s:tcpecho' || exit 1; \
+printf 'name k\\npeer s manifest=s.manifest\\nkill-at 1s s:tcpecho\\nat 2s shutdown\\n' > $d/c.scn; ${_sim} sim $d/c.scn --seed 1 --quiet | grep -qF '1 passed' || exit 1; \
+printf 'name k\\npeer-disk s zero size=1M\\n' > $d/e.scn; ${_sim} sim $d/e.scn 2>$d/err; test $? -eq 2 && grep -qF \"$d/e.scn:2: peer-disk needs a peer declared above, not 's'\" $d/err || exit 1; \
+printf 'name k\\npeer s manifest=s.manifest\\npeer-disk s ext2 size=1M from=nowhere\\n' > $d/f.scn; ${_sim} sim $d/f.scn 2>$d/err; test $? -eq 2 && grep -qF 'from=' $d/err && grep -qF 'nowhere: No such file' $d/err || exit 1; \
+printf 'name k\\npeer s manifest=s.manifest\\nkill-at 1s q:tcpecho\\n' > $d/g.scn; ${_sim} sim $d/g.scn 2>$d/err; test $? -eq 2 && grep -qF \"$d/g.scn:3: kill-at needs a peer declared above, not 'q'\" $d/err")
+set_tests_properties(sim_kill_at_and_peer_disk PROPERTIES LABELS "unit;sim" TIMEOUT 60)
+# The shell's fetch -r N (retries; the http scenario exercises them): its argument errors.
+add_test(NAME shell_fetch_retry_usage
+    COMMAND sh -c "out=$(printf 'fetch -r 11 http://x/\\nfetch -r x http://x/\\nfetch -r 2\\nshutdown\\n' | ${_sim} run --deterministic 2>&1); printf '%s\\n' \"$out\"; printf '%s\\n' \"$out\" | grep -qF \"shell: fetch: -r needs a number of retries 0..10, not '11'\" && printf '%s\\n' \"$out\" | grep -qF \"shell: fetch: -r needs a number of retries 0..10, not 'x'\" && printf '%s\\n' \"$out\" | grep -qF 'shell: usage: fetch http://HOST[:PORT]/PATH'")
+set_tests_properties(shell_fetch_retry_usage PROPERTIES LABELS "unit;sim" TIMEOUT 60)

@@ -67,3 +67,28 @@ $<TARGET_FILE:record_fs> $d/fs.img $d/b.db 2>/dev/null; \
 $<TARGET_FILE:orrery> trace show $d/a.db > $d/a.txt; $<TARGET_FILE:orrery> trace show $d/b.db > $d/b.txt; \
 grep -q 'blk0 READ' $d/a.txt; grep -q 'fs.open' $d/a.txt; cmp $d/a.txt $d/b.txt")
 set_tests_properties(record_fs_deterministic PROPERTIES LABELS "trace;replay")
+
+# The golden httpd trace: two simulated nodes, node 0's httpd (beside tcpip and the fs server on
+# an ext2 image) serving pipelined requests and a malformed one to a client on node 1
+# (tests/traces/record_httpd.c, make-httpd-image.sh, record.sh; docs/httpd-sim.md).
+add_executable(record_httpd ${CMAKE_CURRENT_SOURCE_DIR}/traces/record_httpd.c)
+target_link_libraries(record_httpd PRIVATE orrery_sim orrery_servers orrery_lwip orrery_core
+    orrery_hal_host orrery_trace)
+target_compile_options(record_httpd PRIVATE ${ORRERY_HOST_FLAGS})
+target_link_options(record_httpd PRIVATE ${ORRERY_HOST_FLAGS})
+set_target_properties(record_httpd PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME replay_golden_httpd
+    COMMAND orrery replay ${CMAKE_CURRENT_SOURCE_DIR}/traces/httpd-sim.db --task httpd)
+set_tests_properties(replay_golden_httpd PROPERTIES LABELS "trace;replay"
+    PASS_REGULAR_EXPRESSION "events matched")
+# record_httpd is deterministic: two recordings on the same image show the same events, and
+# `trace show` decodes httpd's channels (tcp and fs messages by their interface).
+add_test(NAME record_httpd_deterministic COMMAND sh -c "set -e; d=$(mktemp -d); \
+trap 'rm -rf $d' EXIT; \
+${CMAKE_CURRENT_SOURCE_DIR}/traces/make-httpd-image.sh $d/h.img; \
+$<TARGET_FILE:record_httpd> $d/h.img $d/a.db 2>/dev/null; \
+$<TARGET_FILE:record_httpd> $d/h.img $d/b.db 2>/dev/null; \
+$<TARGET_FILE:orrery> trace show $d/a.db > $d/a.txt; $<TARGET_FILE:orrery> trace show $d/b.db > $d/b.txt; \
+grep -q 'tcp.accepted' $d/a.txt; grep -q 'tcp.data' $d/a.txt; grep -q 'fs.open' $d/a.txt; \
+grep -q 'fs.data' $d/a.txt; cmp $d/a.txt $d/b.txt")
+set_tests_properties(record_httpd_deterministic PROPERTIES LABELS "trace;replay")

@@ -13,6 +13,7 @@ enum {
     SHELL_ERROR_MAX = 160,
     SHELL_HOST_MAX = NET_NAME_MAX, /* ping, fetch: a host name or dotted address */
     SHELL_URL_MAX = 512,           /* fetch: the whole URL, bytes */
+    SHELL_FETCH_RETRY_MAX = 10,    /* fetch -r N: retries after a failure or a 5xx answer */
     SHELL_PING_DEFAULT = 4,        /* ping: echoes sent when COUNT is not given */
     SHELL_PING_MAX = 100,          /* ping: the largest COUNT */
 };
@@ -65,7 +66,7 @@ typedef struct shell_cmd {
     bool long_list;                /* LS: -l */
     char host[SHELL_HOST_MAX + 1]; /* PING, FETCH */
     uint16_t port;                 /* FETCH */
-    int count;                     /* PING */
+    int count;                     /* PING; FETCH: retries (-r N) */
     int status;                    /* SHUTDOWN */
     shell_crash_t crash;           /* CRASH */
     char error[SHELL_ERROR_MAX];

@@ -55,6 +55,27 @@ static void finish(os_ctx_t *ctx, shell_state_t *st, bool failed)
     sh_op_done(ctx, st);
 }
 
+/* fetch -r N: say why this try failed and start the next one a second later, while tries
+ * are left; false when none is (the command ends as without -r). */
+static bool retry_later(os_ctx_t *ctx, shell_state_t *st, const char *why)
+{
+    netcmd_t *nc = &st->nc;
+    if (st->op != OP_FETCH || nc->phase == NP_RETRY || nc->tries >= nc->count)
+        return false;
+    nc->tries++;
+    sh_say(st, "shell: fetch: %s; retry %d of %d in 1 s\n", why, nc->tries, nc->count);
+    if (nc->chan != OS_HANDLE_NONE) {
+        tcp_reset_t r = {0};
+        tcp_reset_send(ctx, nc->chan, &r);
+        os_handle_close(ctx, nc->chan);
+        nc->chan = OS_HANDLE_NONE;
+    }
+    nc->phase = NP_RETRY;
+    nc->sent = false;
+    os_timer_set(ctx, st->timer, os_clock_now(ctx) + 1000000000ull);
+    return true;
+}
+
 /* End the command with one error line: "shell: ping: ...". */
 static void fail(os_ctx_t *ctx, shell_state_t *st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -65,6 +86,8 @@ static void fail(os_ctx_t *ctx, shell_state_t *st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (retry_later(ctx, st, msg))
+        return;
     sh_say(st, "shell: %s: %s\n", op_name(st->op), msg);
     finish(ctx, st, true);
 }
@@ -536,6 +559,13 @@ static void fetch_done(os_ctx_t *ctx, shell_state_t *st)
         fail(ctx, st, "%s", nc->resp.error);
         return;
     }
+    if (nc->resp.status >= 500) { /* a server error: fetch -r tries again */
+        char why[96];
+        snprintf(why, sizeof why, "%d%s%s", nc->resp.status, nc->resp.reason[0] ? " " : "",
+                 nc->resp.reason);
+        if (retry_later(ctx, st, why))
+            return;
+    }
     sh_say(st, "fetch: %d%s%s, %llu bytes in %s ms\n", nc->resp.status,
            nc->resp.reason[0] ? " " : "", nc->resp.reason, (unsigned long long)nc->resp.body,
            msstr(t, sizeof t, os_clock_now(ctx) - nc->started, 1));
@@ -593,6 +623,17 @@ void netcmd_on_timer(os_ctx_t *ctx, shell_state_t *st)
 {
     netcmd_t *nc = &st->nc;
     char t[300];
+    if (nc->phase == NP_RETRY) { /* fetch -r: the next try, from the connect on */
+        nc->phase = NP_CONNECT;
+        http_resp_init(&nc->resp);
+        idle_restart(ctx, st);
+        if (st->tcp.state == CONN_DOWN)
+            sh_connect(ctx, st, &st->tcp);
+        if (st->net.state == CONN_DOWN)
+            sh_connect(ctx, st, &st->net);
+        advance(ctx, st);
+        return;
+    }
     if (nc->phase == NP_PING)
         ping_tick(ctx, st);
     else if (nc->phase == NP_RESOLVE && nc->sent)

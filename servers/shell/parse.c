@@ -25,7 +25,8 @@ static const struct command {
     {"net", SHELL_NET, "", "the network's address, gateway, DNS, MAC and counters"},
     {"netstat", SHELL_NETSTAT, "", "list TCP connections, listeners and UDP sockets"},
     {"ping", SHELL_PING, "HOST [COUNT]", "send COUNT ICMP echoes (default 4, at most 100)"},
-    {"fetch", SHELL_FETCH, "http://HOST[:PORT]/PATH", "HTTP GET: status, headers, body size"},
+    {"fetch", SHELL_FETCH, "http://HOST[:PORT]/PATH",
+     "HTTP GET: status, headers, body size (fetch -r N URL: N retries)"},
     {"ls", SHELL_LS, "[-l] [PATH]", "list a directory (-l: type, mode, links, size, mtime)"},
     {"cat", SHELL_CAT, "FILE", "print a file (control bytes shown as '?')"},
     {"write", SHELL_WRITE, "FILE [TEXT]", "make FILE hold TEXT and a newline (no TEXT: empty)"},
@@ -366,6 +367,16 @@ shell_kind_t shell_parse(const char *line, size_t len, shell_cmd_t *out)
                          cut(words[1]));
         return c->kind;
     case SHELL_FETCH:
+        out->count = 0; /* retries */
+        if (nwords >= 1 && strcmp(words[0], "-r") == 0) {
+            if (nwords != 3)
+                return usage(out, c);
+            if (parse_int(words[1], &out->count) < 0 || out->count < 0 ||
+                out->count > SHELL_FETCH_RETRY_MAX)
+                return error(out, "shell: fetch: -r needs a number of retries 0..%d, not '%s'",
+                             SHELL_FETCH_RETRY_MAX, cut(words[1]));
+            return parse_url(out, words[2]);
+        }
         if (nwords != 1)
             return usage(out, c);
         return parse_url(out, words[0]);

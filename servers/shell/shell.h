@@ -59,6 +59,7 @@ typedef enum net_phase {
     NP_OPEN,      /* tcp.connect is out */
     NP_ESTABLISH, /* the connection channel is here; waiting for the handshake */
     NP_RESPONSE,  /* the request is out (or waiting for room); reading the response */
+    NP_RETRY,     /* fetch -r: a try failed; the next starts when the timer fires */
 } net_phase_t;
 
 /* The network command in flight. */
@@ -86,6 +87,7 @@ typedef struct netcmd {
     size_t request_len;
     char request[SHELL_REQUEST_MAX];
     http_resp_t resp;
+    int tries; /* fetch -r N: tries that failed so far (count holds N) */
 } netcmd_t;
 
 /* What the file command in flight waits for (fscmd.c). */

@@ -7,7 +7,8 @@
 # with that input (seed 1), compacted to 4 KiB pages so the file stays small. tcpip-sim.db is
 # node 0 of two simulated nodes (record_tcpip.c, built beside orrery as tests/record_tcpip):
 # its tcpip serves a TCP echo both ways, a UDP datagram and a ping. fs-sim.db is the fs server of
-# one simulated node (record_fs.c) on the image of make-fs-image.sh. Re-record after a
+# one simulated node (record_fs.c) on the image of make-fs-image.sh. httpd-sim.db is httpd's node
+# of two (record_httpd.c) on the image of make-httpd-image.sh. Re-record after a
 # deliberate change of a server's behaviour, and commit the .db files with that change.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -39,3 +40,12 @@ rm -f "$db"
 "$(dirname "$orrery")/tests/record_fs" "$tmp/fs.img" "$db"
 sqlite3 "$db" 'PRAGMA journal_mode=DELETE; PRAGMA page_size=4096; VACUUM;' > /dev/null
 echo "fs-sim.db: $(sqlite3 "$db" 'SELECT count(*) FROM events') events, $(wc -c < "$db") bytes"
+# httpd-sim.db: node 0 of two simulated nodes (record_httpd.c, built beside orrery as
+# tests/record_httpd): its httpd serves pipelined requests and a malformed one from the image of
+# make-httpd-image.sh (tcpip and the fs server run beside it).
+"$here/make-httpd-image.sh" "$tmp/httpd.img"
+db="$here/httpd-sim.db"
+rm -f "$db"
+"$(dirname "$orrery")/tests/record_httpd" "$tmp/httpd.img" "$db"
+sqlite3 "$db" 'PRAGMA journal_mode=DELETE; PRAGMA page_size=4096; VACUUM;' > /dev/null
+echo "httpd-sim.db: $(sqlite3 "$db" 'SELECT count(*) FROM events') events, $(wc -c < "$db") bytes"

@@ -20,6 +20,7 @@ enum {
     SCN_PATH_MAX = 256,               /* a manifest path as written */
     SCN_PARTITIONS_MAX = 16,          /* `partition` lines */
     SCN_CUTS_MAX = 8,                 /* `power-cut` lines */
+    SCN_KILL_AT_MAX = 16,             /* `kill-at` lines */
 };
 
 /* A node's boot manifest: as written, and its text once sim_scenario_load read it. */
@@ -29,19 +30,6 @@ typedef struct scn_manifest {
     size_t len;
     int line; /* the directive's line */
 } scn_manifest_t;
-
-/* Another node of the run: boots its manifest, has net0 on the switch, no console script. */
-typedef struct scn_peer {
-    char name[32];
-    scn_manifest_t manifest;
-} scn_peer_t;
-
-/* `partition PEER START END`: the scenario's node and PEER cannot reach each other. */
-typedef struct scn_partition {
-    uint32_t peer;       /* index in peers */
-    uint64_t start, end; /* end UINT64_MAX: never heals */
-    int line;
-} scn_partition_t;
 
 /* `disk ...`: the scenario's node has blk0 on a disk of this kind (docs/storage-sim.md). */
 typedef enum scn_disk_kind {
@@ -55,9 +43,32 @@ typedef struct scn_disk {
     scn_disk_kind_t kind;
     char path[SCN_PATH_MAX]; /* SCN_DISK_FILE: relative to the scenario file's folder */
     uint64_t size;           /* bytes (ZERO, EXT2) */
+    char from[SCN_PATH_MAX]; /* EXT2 `from=DIR`: mke2fs -d DIR (relative as path); "" empty */
     struct sim_disk *image;  /* loaded by sim_scenario_load (owned): every seed starts on a copy */
     int line;
 } scn_disk_t;
+
+/* Another node of the run: boots its manifest, has net0 on the switch, no console script. */
+typedef struct scn_peer {
+    char name[32];
+    scn_manifest_t manifest;
+    scn_disk_t disk; /* `peer-disk NAME ...`: its blk0, as the scenario node's `disk` */
+} scn_peer_t;
+
+/* `partition PEER START END`: the scenario's node and PEER cannot reach each other. */
+typedef struct scn_partition {
+    uint32_t peer;       /* index in peers */
+    uint64_t start, end; /* end UINT64_MAX: never heals */
+    int line;
+} scn_partition_t;
+
+/* `kill-at TIME [PEER:]PROGRAM`: at TIME, kill that program's live task on that node. */
+typedef struct scn_kill_at {
+    uint64_t t;
+    uint32_t node; /* 0: the scenario's node; 1 + index in peers */
+    char program[32];
+    int line;
+} scn_kill_at_t;
 
 /* `power-cut START[..END] [reboot]`: node 0 loses power at a seeded time in [start, end]. */
 typedef struct scn_power_cut {
@@ -111,6 +122,8 @@ typedef struct sim_scenario {
     uint64_t net_latency_ns; /* 0: the switch's default */
     /* storage (docs/storage-sim.md): the scenario's node's disk, and its power cuts */
     scn_disk_t disk;
+    scn_kill_at_t kill_at[SCN_KILL_AT_MAX]; /* `kill-at`: one named task killed at a set time */
+    size_t nkill_at;
     scn_power_cut_t cuts[SCN_CUTS_MAX];
     size_t ncuts;
 } sim_scenario_t;

@@ -55,6 +55,7 @@ static struct {
     blk_slot_t slots[HL_BLK_INFLIGHT];
     blk_list_t free, queued, done;
     unsigned inflight; /* slots not on the free list */
+    bool info_due;     /* a task asked for HAL_BLK_INFO again */
     bool stopping;
     pthread_t threads[HL_BLK_THREADS];
     unsigned nthreads;
@@ -123,6 +124,16 @@ static int blk_check(uint32_t code, const void *buf, size_t len, hal_blk_req_t *
 
 static int blk_dev_write(void *self, uint32_t code, const void *buf, size_t len)
 {
+    if (code == HAL_BLK_INFO) {
+        if (len != 0)
+            return OS_EINVAL;
+        /* posted from the loop thread, like every completion */
+        pthread_mutex_lock(&B.lock);
+        B.info_due = true;
+        pthread_mutex_unlock(&B.lock);
+        uv_async_send(&B.done_async);
+        return 0;
+    }
     hal_blk_req_t req;
     int rc = blk_check(code, buf, len, &req);
     if (rc != 0)
@@ -235,6 +246,17 @@ static void *blk_thread(void *arg)
 
 static void on_done(uv_async_t *a)
 {
+    pthread_mutex_lock(&B.lock);
+    bool info = B.info_due;
+    pthread_mutex_unlock(&B.lock);
+    if (info) {
+        hal_blk_info_t in = {B.cfg.sectors, B.cfg.read_only ? 1 : 0, HAL_BLK_MAX_SECTORS};
+        if (k_post(B.dev, HAL_BLK_INFO, &in, sizeof(in)) == OS_EFULL)
+            return; /* resume pokes us again */
+        pthread_mutex_lock(&B.lock);
+        B.info_due = false;
+        pthread_mutex_unlock(&B.lock);
+    }
     for (;;) {
         pthread_mutex_lock(&B.lock);
         blk_slot_t *s = list_pop(&B.done);
@@ -271,6 +293,7 @@ int hl_blk_add(const hl_blk_config_t *cfg)
     B.stopping = false;
     B.nthreads = 0;
     B.inflight = 0;
+    B.info_due = false;
     B.free = B.queued = B.done = (blk_list_t){0};
     for (unsigned i = 0; i < HL_BLK_INFLIGHT; i++)
         list_push(&B.free, &B.slots[i]);

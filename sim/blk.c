@@ -325,6 +325,10 @@ static int blk_write(void *self, uint32_t code, const void *buf, size_t len)
 {
     bnode_t *b = self;
     hal_blk_req_t r;
+    if (code == HAL_BLK_INFO && len == 0) {
+        sim_blk_started(b->node); /* the size again, for a restarted server */
+        return 0;
+    }
     if (len < sizeof r || (code != HAL_BLK_READ && code != HAL_BLK_WRITE && code != HAL_BLK_FLUSH))
         goto invalid;
     memcpy(&r, buf, sizeof r);

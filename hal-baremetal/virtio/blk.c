@@ -121,8 +121,15 @@ static int blk_write(void *self, uint32_t code, const void *buf, size_t len)
     slot_t *s;
     vq_buf_t b[3];
     unsigned nout, nin;
-    int rc = check(code, buf, len, &r);
+    int rc;
 
+    if (code == HAL_BLK_INFO) {
+        if (len != 0)
+            return OS_EINVAL;
+        B.info_due = true; /* posted by the next poll, for a restarted server */
+        return 0;
+    }
+    rc = check(code, buf, len, &r);
     if (rc != 0)
         return rc;
     if (!B.free || B.in_flight >= B.max_flight) {

@@ -7,7 +7,15 @@
 #include "fs_priv.h"
 
 /* blk0 request ids: the slot in the high bits, what it was in the low ones. */
-enum { ID_READ = 1, ID_WRITE = 2, ID_FLUSH = 3, ID_SHIFT = 4 };
+enum { ID_READ = 1, ID_WRITE = 2, ID_FLUSH = 3, ID_SHIFT = 4, ID_EPOCH_SHIFT = 48 };
+
+/* A request id: the task's epoch (random at start) in the top 16 bits, so a completion meant
+ * for an fs task that died (init restarts fs; blk0 still posts what the dead one asked for)
+ * is told apart and dropped; then the slot and the kind. */
+static uint64_t req_id(const fs_state_t *st, uint64_t slot, unsigned kind)
+{
+    return ((uint64_t)st->epoch << ID_EPOCH_SHIFT) | (slot << ID_SHIFT) | kind;
+}
 
 static fs_mask_t bit(unsigned s)
 {
@@ -342,8 +350,7 @@ static unsigned first_run(fs_mask_t m, unsigned *at)
 static int submit(os_ctx_t *ctx, fs_state_t *st, uint32_t code, int slot, unsigned at, unsigned n)
 {
     uint8_t *msg = st->io; /* os_device_write copies it */
-    hal_blk_req_t r = {.id = ((uint64_t)slot << ID_SHIFT) |
-                             (code == HAL_BLK_READ ? ID_READ : ID_WRITE),
+    hal_blk_req_t r = {.id = req_id(st, (uint64_t)slot, code == HAL_BLK_READ ? ID_READ : ID_WRITE),
                        .sector = st->slots[slot].unit * FS_UNIT_SECTORS + at,
                        .count = n};
     size_t len = sizeof r;
@@ -451,7 +458,7 @@ void fs_pump(os_ctx_t *ctx, fs_state_t *st)
         }
         if (st->inflight >= FS_INFLIGHT_MAX)
             return;
-        hal_blk_req_t r = {.id = ID_FLUSH};
+        hal_blk_req_t r = {.id = req_id(st, 0, ID_FLUSH)};
         int rc = os_device_write(ctx, st->dev, HAL_BLK_FLUSH, &r, sizeof r);
         if (rc == OS_EFULL)
             return;
@@ -468,7 +475,7 @@ void fs_pump(os_ctx_t *ctx, fs_state_t *st)
 /* The slot a completion names, checked against the request it echoes; NULL if none. */
 static fs_slot_t *done_slot(fs_state_t *st, const hal_blk_req_t *r, fs_mask_t *m)
 {
-    uint64_t slot = r->id >> ID_SHIFT;
+    uint64_t slot = (r->id & ((1ull << ID_EPOCH_SHIFT) - 1)) >> ID_SHIFT;
     if (slot >= FS_CACHE_SLOTS || r->count == 0 || r->count > HAL_BLK_MAX_SECTORS)
         return NULL;
     fs_slot_t *s = &st->slots[slot];
@@ -523,6 +530,8 @@ void fs_blk_done(os_ctx_t *ctx, fs_state_t *st, uint32_t code, const void *data,
     if (len < sizeof r)
         return;
     memcpy(&r, data, sizeof r);
+    if ((uint16_t)(r.id >> ID_EPOCH_SHIFT) != st->epoch)
+        return; /* asked for by an fs task before us */
     if (st->inflight > 0)
         st->inflight--;
     unsigned kind = (unsigned)(r.id & ((1u << ID_SHIFT) - 1));

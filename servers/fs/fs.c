@@ -234,11 +234,6 @@ void fs_write_failed(os_ctx_t *ctx, fs_state_t *st, uint64_t sector, int status)
 
 /* ---- the task ------------------------------------------------------------------------ */
 
-/* blk0 posts HAL_BLK_INFO once, to its first opener: a restarted fs (init restarts it after a
- * kill or a failure) mounts from the copy its first task kept. Per node in the simulator. */
-static hal_blk_info_t fs_blk_info;
-static bool fs_blk_info_known;
-
 static void mount_with(os_ctx_t *ctx, fs_state_t *st, const hal_blk_info_t *info);
 
 /* How often init has restarted us in this boot (0: the boot's first fs). */
@@ -268,11 +263,11 @@ static void fs_start(os_ctx_t *ctx)
     if (os_timer_create(ctx, &st->timer) < 0)
         st->timer = OS_HANDLE_NONE; /* then only syncs and a full cache write back */
     st->start_ns = os_clock_now(ctx);
-    /* the mount waits for HAL_BLK_INFO, which blk0 posts at start (to the first task) */
-    if (fs_blk_info_known && own_restarts(ctx) > 0)
-        mount_with(ctx, st, &fs_blk_info);
-    else
-        fs_blk_info_known = false; /* a new boot (tests boot many in one process): wait */
+    os_random(ctx, &st->epoch, sizeof st->epoch);
+    /* The mount waits for HAL_BLK_INFO, which blk0 posts at start, to the boot's first fs.
+     * A restarted fs asks for it again. */
+    if (own_restarts(ctx) > 0 && os_device_write(ctx, st->dev, HAL_BLK_INFO, NULL, 0) != 0)
+        os_log(ctx, "blk0 refused to repeat its size; not mounted");
 }
 
 static void on_device(os_ctx_t *ctx, fs_state_t *st, const os_event_t *ev)
@@ -285,8 +280,6 @@ static void on_device(os_ctx_t *ctx, fs_state_t *st, const os_event_t *ev)
     if (ev->len < sizeof info || st->dev_size != 0)
         return;
     memcpy(&info, ev->data, sizeof info);
-    fs_blk_info = info;
-    fs_blk_info_known = true;
     mount_with(ctx, st, &info);
 }
 

@@ -151,6 +151,7 @@ typedef struct fs_state {
     uint64_t dev_size; /* bytes, from HAL_BLK_INFO */
     bool dev_ro;
     uint32_t inflight; /* blk0 requests not completed */
+    uint16_t epoch;    /* random at start: the top bits of our blk0 request ids (cache.c) */
 
     /* The volume. */
     ext2_fs_t fs;

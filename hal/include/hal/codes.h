@@ -31,7 +31,9 @@ enum {
  * FLUSH; data: hal_blk_req_t, then for WRITE the count sectors); the device later posts the
  * completion with the same code (data: the hal_blk_req_t with its status, then for a READ
  * that succeeded the count sectors). Requests may complete in any order; id tells them apart.
- * At start the device posts HAL_BLK_INFO (hal_blk_info_t), queued until a task opens it.
+ * At start the device posts HAL_BLK_INFO (hal_blk_info_t), queued until a task opens it; a
+ * task that writes HAL_BLK_INFO with no data (a restarted file-system server, which missed the
+ * first) gets it posted again.
  */
 #include <stdint.h>
 
@@ -55,7 +57,7 @@ enum {
     HAL_BLK_READ = 1,        /* task -> device request, device -> task completion */
     HAL_BLK_WRITE = 2,       /* the same */
     HAL_BLK_FLUSH = 4,       /* the same: everything completed before it is on the medium */
-    HAL_BLK_INFO = 5,        /* device -> task, once at start: hal_blk_info_t */
+    HAL_BLK_INFO = 5,        /* device -> task at start, and again on request: hal_blk_info_t */
 };
 _Static_assert(sizeof(hal_blk_req_t) + HAL_BLK_MAX_SECTORS * HAL_BLK_SECTOR <= 4096,
                "a block request with its sectors fits one device message");

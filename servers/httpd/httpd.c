@@ -510,7 +510,10 @@ static void on_file(os_ctx_t *ctx, httpd_state_t *st, conn_t *c, const os_event_
         c->off += m.data.data_len;
         c->body_bytes += m.data.data_len;
         conn_pump(ctx, st, c);
-    } else if (fs_reply_decode(ev, &m.reply) == 0 && m.reply.status < 0) {
+    } else if (fs_reply_decode(ev, &m.reply) == 0 &&
+               (c->phase == C_STAT || (c->phase == C_SENDING && c->reading))) {
+        /* an error, or a bare reply where attributes or data were due (a confused server):
+         * either way what we wait for will not come */
         if (c->phase == C_SENDING)
             conn_free(ctx, c);
         else

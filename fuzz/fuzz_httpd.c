@@ -20,7 +20,7 @@
 #include "fz_input.h"
 
 /*
- * The input (docs/httpd-sim.md, "Fuzzing"): ops, one byte each and its operands (op()), until
+ * The input (docs/httpd.md, "Fuzzing"): ops, one byte each and its operands (op()), until
  * the input ends. The harness:
  *   boot     init, httpd and a fake peer `fuzz_httpd_peer` on sim; the peer registers the tcp
  *            and fs interfaces, so httpd's connects reach it: it answers httpd's listen with a

@@ -159,7 +159,7 @@ set_tests_properties(sim_fs_200_seeds PROPERTIES LABELS "sim" TIMEOUT 300)
 
 # httpd on a server node with a disk made from disk/ (peer-disk ... from=), fetched by the
 # scenario's shell across a lossy network, killed twice at set times (kill-at) and restarted by
-# init: 30 seeds, each run twice and compared (docs/httpd-sim.md).
+# init: 30 seeds, each run twice and compared (docs/httpd.md).
 add_test(NAME sim_http_30_seeds
     COMMAND ${_sim} sim ${_scn}/http.scn --seeds 1..30 --check-determinism --quiet)
 set_tests_properties(sim_http_30_seeds PROPERTIES LABELS "unit;sim" TIMEOUT 300)

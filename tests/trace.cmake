@@ -70,7 +70,7 @@ set_tests_properties(record_fs_deterministic PROPERTIES LABELS "trace;replay")
 
 # The golden httpd trace: two simulated nodes, node 0's httpd (beside tcpip and the fs server on
 # an ext2 image) serving pipelined requests and a malformed one to a client on node 1
-# (tests/traces/record_httpd.c, make-httpd-image.sh, record.sh; docs/httpd-sim.md).
+# (tests/traces/record_httpd.c, make-httpd-image.sh, record.sh; docs/httpd.md).
 add_executable(record_httpd ${CMAKE_CURRENT_SOURCE_DIR}/traces/record_httpd.c)
 target_link_libraries(record_httpd PRIVATE orrery_sim orrery_servers orrery_lwip orrery_core
     orrery_hal_host orrery_trace)

@@ -15,7 +15,7 @@
 
 /*
  * usage: record_httpd IMAGE OUT.db   (tests/traces/record.sh makes IMAGE with
- * make-httpd-image.sh and runs it; docs/httpd-sim.md)
+ * make-httpd-image.sh and runs it; docs/httpd.md)
  *
  * Node 0 (10.0.0.2) runs tcpip, the fs server on blk0 (a simulated disk loaded from IMAGE; the
  * file is not changed) and httpd, and is recorded. Node 1 (10.0.0.1) runs tcpip and `client`:

@@ -200,6 +200,9 @@ def test_read_only_disk_refuses_changes(boot, tmp_path):
 
 def test_without_a_disk_file_commands_say_so(boot):
     s = boot("--disk", "none")
+    # fs finds no blk0 and exits; init says so: wait for that line, so that it cannot fall
+    # into (and split) a command's output
+    s.expect(r"\[init\] fs \(task \d+\) exited[^\n]*\n")
     for line in ("ls", "cat hello.txt", "df"):
         name = line.split()[0]
         assert cmd(s, line) == (f"shell: {name}: no file system: the fs server is not running "

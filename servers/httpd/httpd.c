@@ -504,6 +504,10 @@ static void on_file(os_ctx_t *ctx, httpd_state_t *st, conn_t *c, const os_event_
             conn_free(ctx, c); /* the file shrank under us: the promised length cannot come */
             return;
         }
+        if (m.data.data_len > c->end - c->off) {
+            conn_free(ctx, c); /* more than we asked for: past the Content-Length we promised */
+            return;
+        }
         memcpy(c->out, m.data.data, m.data.data_len);
         c->out_len = m.data.data_len;
         c->out_off = 0;

@@ -494,7 +494,6 @@ static void on_file(os_ctx_t *ctx, httpd_state_t *st, conn_t *c, const os_event_
     union {
         fs_attr_t attr;
         fs_data_t data;
-        fs_reply_t reply;
     } m;
     if (c->phase == C_STAT && fs_attr_decode(ev, &m.attr) == 0) {
         file_attr(ctx, st, c, &m.attr);
@@ -514,10 +513,10 @@ static void on_file(os_ctx_t *ctx, httpd_state_t *st, conn_t *c, const os_event_
         c->off += m.data.data_len;
         c->body_bytes += m.data.data_len;
         conn_pump(ctx, st, c);
-    } else if (fs_reply_decode(ev, &m.reply) == 0 &&
-               (c->phase == C_STAT || (c->phase == C_SENDING && c->reading))) {
-        /* an error, or a bare reply where attributes or data were due (a confused server):
-         * either way what we wait for will not come */
+    } else if (c->phase == C_STAT || (c->phase == C_SENDING && c->reading)) {
+        /* an error, or anything else where attributes or data were due (a confused server):
+         * either way what we wait for will not come, and the connection must not wait */
+        iface_discard(ctx, ev);
         if (c->phase == C_SENDING)
             conn_free(ctx, c);
         else

@@ -4,60 +4,26 @@
  * requests per second and boot time per request beside Starina's published figure. */
 #define _GNU_SOURCE
 #include "commands.h"
+#include "bench_http.h"
 #include "opt.h"
 #include "qemu.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-enum {
-    NPOINTS_MAX = 8,
-    REASON = 512,
-    BOOT_TIMEOUT_S = 180, /* child start -> a 200 on / (TCG on a busy host) */
-    SERVE_SAMPLES = 5,    /* sequential requests through orrery serve for the boot times */
-};
 
 /* Starina's published vmcgi figure: 100 ms per request on a Raspberry Pi 5, of which 60 ms is
  * QEMU's start and 40 ms the OS's boot (https://seiya.me/blog/starina-vmcgi). */
 #define STARINA_MS 100.0
 #define STARINA_QEMU_MS 60.0
 #define STARINA_OS_MS 40.0
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void say(char *why, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, REASON, fmt, ap);
-    va_end(ap);
-}
-
-typedef struct point {
-    unsigned conns;
-    bool ok;
-    double rps, p50, p75, p90, p99; /* ms */
-    unsigned long long requests, errors;
-} point_t;
 
 typedef enum { ST_OFF, ST_MEASURED, ST_SKIPPED, ST_FAILED } state_t;
 static const char *const st_names[] = {"off", "measured", "skipped", "failed"};
@@ -77,344 +43,6 @@ typedef struct row {
 } row_t;
 
 enum { R_NGINX, R_HOSTED, R_TCG, R_KVM, R_SERVE_HOSTED, R_SERVE_TCG, NROWS };
-
-/* ---- children ------------------------------------------------------------------------------ */
-
-static volatile pid_t live_pid;
-static char tmpdir[256];
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static void cleanup_tmp(void)
-{
-    if (tmpdir[0])
-        nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    tmpdir[0] = '\0';
-}
-
-static void on_fatal(int sig)
-{
-    if (live_pid > 0)
-        kill(-live_pid, SIGKILL);
-    cleanup_tmp();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-typedef struct child {
-    pid_t pid;
-    int in, out;
-    char log[8192];
-    size_t loglen;
-    bool eof;
-} child_t;
-
-/* argv in its own process group, output (stdout and stderr) on a pipe we read. */
-static int child_start(child_t *c, char **argv, char *why)
-{
-    int in[2], out[2];
-    memset(c, 0, sizeof(*c));
-    c->pid = -1;
-    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
-        say(why, "pipe: %s", strerror(errno));
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        dup2(out[1], 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    c->in = in[1];
-    c->out = out[0];
-    fcntl(c->out, F_SETFL, O_NONBLOCK);
-    if (pid < 0) {
-        say(why, "fork: %s", strerror(errno));
-        return -1;
-    }
-    setpgid(pid, pid);
-    c->pid = live_pid = pid;
-    return 0;
-}
-
-/* Read what it wrote (up to ms of waiting); false once its output ended. */
-static bool child_pump(child_t *c, int ms)
-{
-    if (c->eof)
-        return false;
-    struct pollfd p = {c->out, POLLIN, 0};
-    if (poll(&p, 1, ms) <= 0)
-        return true;
-    char buf[4096];
-    ssize_t r = read(c->out, buf, sizeof(buf));
-    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-        c->eof = true;
-        return false;
-    }
-    if (r > 0) {
-        if (c->loglen + (size_t)r >= sizeof(c->log)) {
-            size_t keep = sizeof(c->log) / 2;
-            if (keep > c->loglen)
-                keep = c->loglen;
-            memmove(c->log, c->log + c->loglen - keep, keep);
-            c->loglen = keep;
-            if ((size_t)r >= sizeof(c->log) / 2)
-                r = (ssize_t)(sizeof(c->log) / 2 - 1);
-        }
-        memcpy(c->log + c->loglen, buf, (size_t)r);
-        c->loglen += (size_t)r;
-        c->log[c->loglen] = '\0';
-    }
-    return true;
-}
-
-static const char *child_last_line(child_t *c)
-{
-    static char line[256];
-    char *end = c->log + c->loglen;
-    while (end > c->log && (end[-1] == '\n' || end[-1] == '\r'))
-        end--;
-    char *start = end;
-    while (start > c->log && start[-1] != '\n')
-        start--;
-    snprintf(line, sizeof(line), "%.*s", (int)(end - start), start);
-    return line[0] ? line : "(no output)";
-}
-
-static void child_stop(child_t *c)
-{
-    if (c->in >= 0)
-        close(c->in);
-    if (c->pid > 0) {
-        kill(-c->pid, SIGTERM);
-        double end = now_s() + 10;
-        int ws;
-        pid_t r;
-        while ((r = waitpid(c->pid, &ws, WNOHANG)) == 0 && now_s() < end)
-            child_pump(c, 20);
-        kill(-c->pid, SIGKILL);
-        if (r == 0)
-            waitpid(c->pid, &ws, 0);
-    }
-    live_pid = 0;
-    if (c->out >= 0)
-        close(c->out);
-    c->pid = c->in = c->out = -1;
-}
-
-/* ---- HTTP on the host side ------------------------------------------------------------------- */
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t al = sizeof(a);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &al) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-/* GET / on 127.0.0.1:port with Connection: close; the status (0: no answer) and the value of
- * header hdr (if any) in val. */
-static int http_get(int port, double timeout_s, const char *hdr, char *val, size_t vn)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (val)
-        val[0] = '\0';
-    if (fd < 0)
-        return 0;
-    struct timeval tv = {(time_t)timeout_s, (long)((timeout_s - (double)(time_t)timeout_s) * 1e6)};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    static const char req[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    char buf[8192];
-    size_t got = 0;
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        cli_write_all(fd, req, sizeof(req) - 1) != 0) {
-        close(fd);
-        return 0;
-    }
-    for (;;) {
-        ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-        if (got == sizeof(buf) - 1) { /* the head is in; drain the rest */
-            char sink[8192];
-            while (read(fd, sink, sizeof(sink)) > 0)
-                ;
-            break;
-        }
-    }
-    close(fd);
-    buf[got] = '\0';
-    int status = 0;
-    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
-        return 0;
-    if (hdr && val) {
-        char *end = strstr(buf, "\r\n\r\n");
-        size_t hl = strlen(hdr);
-        for (char *l = strstr(buf, "\r\n"); l && (!end || l < end); l = strstr(l + 2, "\r\n"))
-            if (strncasecmp(l + 2, hdr, hl) == 0 && l[2 + hl] == ':') {
-                char *v = l + 3 + hl;
-                while (*v == ' ')
-                    v++;
-                size_t n = strcspn(v, "\r\n");
-                snprintf(val, vn, "%.*s", (int)n, v);
-            }
-    }
-    return status;
-}
-
-/* Until GET / answers 200 (slirp accepts before the guest can; those tries fail and are
- * repeated), the child exits, or the time is up. */
-static int wait_http(child_t *c, int port, char *why)
-{
-    double deadline = now_s() + BOOT_TIMEOUT_S;
-    int status = 0;
-    for (;;) {
-        if (c && !child_pump(c, 0)) {
-            int ws = 0;
-            waitpid(c->pid, &ws, 0);
-            c->pid = -1;
-            say(why, "it exited before answering HTTP (%s %d): %s",
-                WIFSIGNALED(ws) ? "signal" : "status",
-                WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws), child_last_line(c));
-            return -1;
-        }
-        if ((status = http_get(port, 2, NULL, NULL, 0)) == 200)
-            return 0;
-        if (now_s() > deadline) {
-            say(why, "GET / on port %d gave no 200 within %d s (last status %d): %s", port,
-                BOOT_TIMEOUT_S, status, c ? child_last_line(c) : "");
-            return -1;
-        }
-        if (c)
-            child_pump(c, 20);
-        else
-            usleep(20000);
-    }
-}
-
-/* ---- wrk ------------------------------------------------------------------------------------ */
-
-static char wrk_path[4096];
-
-/* "1.23ms" -> ms */
-static double wrk_time(const char *s)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (strncmp(end, "us", 2) == 0)
-        return v / 1e3;
-    if (strncmp(end, "ms", 2) == 0)
-        return v;
-    if (strncmp(end, "s", 1) == 0)
-        return v * 1e3;
-    if (strncmp(end, "m", 1) == 0)
-        return v * 60e3;
-    return -1;
-}
-
-/* wrk --latency for duration_s at conns connections on 127.0.0.1:port/. While it runs, c's
- * output is read so a full pipe never stalls it. */
-static int run_wrk(int port, unsigned conns, unsigned duration_s, unsigned timeout_s, child_t *c,
-                   point_t *p, char *why)
-{
-    char cs[16], ts[16], ds[16], to[16], url[64];
-    snprintf(cs, sizeof(cs), "%u", conns);
-    snprintf(ts, sizeof(ts), "%u", conns < 2 ? 1u : 2u);
-    snprintf(ds, sizeof(ds), "%us", duration_s);
-    snprintf(to, sizeof(to), "%us", timeout_s);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
-    char *argv[] = {wrk_path, "--latency", "-t",        ts, "-c", cs,
-                    "-d",     ds,          "--timeout", to, url,  NULL};
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) != 0) {
-        say(why, "pipe: %s", strerror(errno));
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(out[1], 1);
-        dup2(out[1], 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(out[1]);
-    static char buf[65536];
-    size_t got = 0;
-    for (;;) {
-        struct pollfd pf[2] = {{out[0], POLLIN, 0}, {c ? c->out : -1, POLLIN, 0}};
-        if (poll(pf, c && !c->eof ? 2 : 1, 200) < 0 && errno != EINTR)
-            break;
-        if (c && !c->eof && pf[1].revents)
-            child_pump(c, 0);
-        if (pf[0].revents) {
-            ssize_t r = read(out[0], buf + got, sizeof(buf) - 1 - got);
-            if (r <= 0)
-                break;
-            got += (size_t)r;
-        }
-    }
-    close(out[0]);
-    buf[got] = '\0';
-    int ws = 0;
-    waitpid(pid, &ws, 0);
-    memset(p, 0, sizeof(*p));
-    p->conns = conns;
-    char *rps = strstr(buf, "Requests/sec:");
-    if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0 || !rps) {
-        char *nl = strchr(buf, '\n');
-        say(why, "wrk failed (status %d): %.*s", WIFEXITED(ws) ? WEXITSTATUS(ws) : -1,
-            (int)(nl ? nl - buf : (long)strlen(buf)), buf);
-        return -1;
-    }
-    p->rps = strtod(rps + 13, NULL);
-    struct {
-        const char *key;
-        double *v;
-    } pcts[] = {{"50%", &p->p50}, {"75%", &p->p75}, {"90%", &p->p90}, {"99%", &p->p99}};
-    char *dist = strstr(buf, "Latency Distribution");
-    for (size_t i = 0; i < 4; i++) {
-        char *k = dist ? strstr(dist, pcts[i].key) : NULL;
-        *pcts[i].v = k ? wrk_time(k + 3 + strspn(k + 3, " ")) : -1;
-    }
-    char *req = strstr(buf, " requests in ");
-    if (req) {
-        char *s = req;
-        while (s > buf && s[-1] != '\n')
-            s--;
-        p->requests = strtoull(s + strspn(s, " "), NULL, 10);
-    }
-    unsigned long long a = 0, b = 0, d = 0, e = 0, n2 = 0;
-    char *se = strstr(buf, "Socket errors:");
-    if (se)
-        sscanf(se, "Socket errors: connect %llu, read %llu, write %llu, timeout %llu", &a, &b, &d,
-               &e);
-    char *nx = strstr(buf, "Non-2xx or 3xx responses:");
-    if (nx)
-        n2 = strtoull(nx + 26, NULL, 10);
-    p->errors = a + b + d + e + n2;
-    p->ok = true;
-    return 0;
-}
 
 /* ---- rows ----------------------------------------------------------------------------------- */
 
@@ -443,7 +71,7 @@ static void measure_points(bench_t *b, row_t *r, int port, child_t *c)
     r->state = ST_MEASURED;
     for (size_t i = 0; i < b->nconns; i++) {
         progress("%s: %u connection(s), %u s", r->name, b->conns[i], b->duration_s);
-        if (run_wrk(port, b->conns[i], b->duration_s, 10, c, &r->pt[r->npoints], r->why) != 0) {
+        if (bh_run_wrk(port, b->conns[i], b->duration_s, 10, c, &r->pt[r->npoints], r->why) != 0) {
             r->state = ST_FAILED;
             return;
         }
@@ -462,22 +90,22 @@ static void run_nginx(bench_t *b, row_t *r, const char *page, size_t page_len)
         nginx = env;
     if (!nginx) {
         r->state = ST_SKIPPED;
-        say(r->why, "no nginx%s%s (Debian package nginx-light; scripts/setup installs it)",
-            env ? " at $ORRERY_NGINX " : "", env ? env : "");
+        bh_say(r->why, "no nginx%s%s (Debian package nginx-light; scripts/setup installs it)",
+               env ? " at $ORRERY_NGINX " : "", env ? env : "");
         return;
     }
     char path[512], conf[4096];
-    int port = free_port();
-    snprintf(path, sizeof(path), "%s/www", tmpdir);
+    int port = bh_free_port();
+    snprintf(path, sizeof(path), "%s/www", bh_tmpdir);
     mkdir(path, 0700);
-    snprintf(path, sizeof(path), "%s/www/index.html", tmpdir);
+    snprintf(path, sizeof(path), "%s/www/index.html", bh_tmpdir);
     FILE *f = fopen(path, "w");
     if (!f || fwrite(page, 1, page_len, f) != page_len || fclose(f) != 0) {
         r->state = ST_FAILED;
-        say(r->why, "%s: %s", path, strerror(errno));
+        bh_say(r->why, "%s: %s", path, strerror(errno));
         return;
     }
-    snprintf(path, sizeof(path), "%s/tmp", tmpdir);
+    snprintf(path, sizeof(path), "%s/tmp", bh_tmpdir);
     mkdir(path, 0700);
     /* A private nginx: its own prefix, config, pid and logs in our temp folder, one worker, in
      * the foreground; never the system's service. */
@@ -489,28 +117,29 @@ static void run_nginx(bench_t *b, row_t *r, const char *page, size_t page_len)
              "  scgi_temp_path %s/tmp;\n  types { text/html html; }\n"
              "  server {\n    listen 127.0.0.1:%d;\n    root %s/www;\n    index index.html;\n"
              "  }\n}\n",
-             tmpdir, tmpdir, tmpdir, tmpdir, tmpdir, tmpdir, tmpdir, port, tmpdir);
-    snprintf(path, sizeof(path), "%s/nginx.conf", tmpdir);
+             bh_tmpdir, bh_tmpdir, bh_tmpdir, bh_tmpdir, bh_tmpdir, bh_tmpdir, bh_tmpdir, port,
+             bh_tmpdir);
+    snprintf(path, sizeof(path), "%s/nginx.conf", bh_tmpdir);
     f = fopen(path, "w");
     if (!f || fputs(conf, f) < 0 || fclose(f) != 0) {
         r->state = ST_FAILED;
-        say(r->why, "%s: %s", path, strerror(errno));
+        bh_say(r->why, "%s: %s", path, strerror(errno));
         return;
     }
     char errlog[512];
-    snprintf(errlog, sizeof(errlog), "%s/error.log", tmpdir);
-    char *argv[] = {(char *)nginx, "-p", tmpdir, "-c", path, "-e", errlog, NULL};
+    snprintf(errlog, sizeof(errlog), "%s/error.log", bh_tmpdir);
+    char *argv[] = {(char *)nginx, "-p", bh_tmpdir, "-c", path, "-e", errlog, NULL};
     child_t c;
     progress("nginx: starting a private nginx on 127.0.0.1:%d", port);
-    if (child_start(&c, argv, r->why) != 0) {
+    if (bh_child_start(&c, argv, r->why) != 0) {
         r->state = ST_FAILED;
         return;
     }
-    if (wait_http(&c, port, r->why) == 0)
+    if (bh_wait_http(&c, port, r->why) == 0)
         measure_points(b, r, port, &c);
     else
         r->state = ST_FAILED;
-    child_stop(&c);
+    bh_child_stop(&c);
 }
 
 static const hq_choice_t *qemu_choice;
@@ -524,11 +153,11 @@ static void qemu_look(void)
         return;
     looked = true;
     if (hq_find_qemu(qemu, sizeof(qemu)) != 0)
-        say(qemu_missing, "no QEMU: qemu-system-x86_64 is not on PATH, or $ORRERY_QEMU is not "
-                          "executable");
+        bh_say(qemu_missing, "no QEMU: qemu-system-x86_64 is not on PATH, or $ORRERY_QEMU is not "
+                             "executable");
     else if (hq_find_image(image, sizeof(image)) != 0)
-        say(qemu_missing, "no image: orrery.elf is not next to orrery, or $ORRERY_IMAGE is "
-                          "missing");
+        bh_say(qemu_missing, "no image: orrery.elf is not next to orrery, or $ORRERY_IMAGE is "
+                             "missing");
     else
         qemu_choice = hq_choose(qemu, image, "auto");
 }
@@ -537,7 +166,7 @@ static void qemu_look(void)
 static void run_orrery(bench_t *b, row_t *r, const char *accel)
 {
     char net[96];
-    int port = free_port();
+    int port = bh_free_port();
     snprintf(net, sizeof(net), "user,hostfwd=tcp:127.0.0.1:%d-:80", port);
     char *argv[16];
     int n = 0;
@@ -562,15 +191,15 @@ static void run_orrery(bench_t *b, row_t *r, const char *accel)
     argv[n] = NULL;
     child_t c;
     progress("%s: booting", r->name);
-    if (child_start(&c, argv, r->why) != 0) {
+    if (bh_child_start(&c, argv, r->why) != 0) {
         r->state = ST_FAILED;
         return;
     }
-    if (wait_http(&c, port, r->why) == 0)
+    if (bh_wait_http(&c, port, r->why) == 0)
         measure_points(b, r, port, &c);
     else
         r->state = ST_FAILED;
-    child_stop(&c);
+    bh_child_stop(&c);
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -584,7 +213,7 @@ static int cmp_d(const void *a, const void *b)
 static void run_serve(bench_t *b, row_t *r, bool qemu)
 {
     char listen[32];
-    int port = free_port();
+    int port = bh_free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
     char *argv[16];
     int n = 0;
@@ -609,14 +238,14 @@ static void run_serve(bench_t *b, row_t *r, bool qemu)
     argv[n] = NULL;
     child_t c;
     progress("%s: starting orrery serve", r->name);
-    if (child_start(&c, argv, r->why) != 0) {
+    if (bh_child_start(&c, argv, r->why) != 0) {
         r->state = ST_FAILED;
         return;
     }
     r->serve = true;
-    if (wait_http(&c, port, r->why) != 0) {
+    if (bh_wait_http(&c, port, r->why) != 0) {
         r->state = ST_FAILED;
-        child_stop(&c);
+        bh_child_stop(&c);
         return;
     }
     double boot[SERVE_SAMPLES], req[SERVE_SAMPLES];
@@ -624,14 +253,14 @@ static void run_serve(bench_t *b, row_t *r, bool qemu)
     for (int i = 0; i < SERVE_SAMPLES; i++) {
         char val[64];
         double t0 = now_s();
-        int st = http_get(port, BOOT_TIMEOUT_S, "orrery-boot-time", val, sizeof(val));
+        int st = bh_http_get(port, BOOT_TIMEOUT_S, "orrery-boot-time", val, sizeof(val));
         req[i] = (now_s() - t0) * 1e3;
-        child_pump(&c, 0);
+        bh_child_pump(&c, 0);
         if (st != 200 || !val[0]) {
             r->state = ST_FAILED;
-            say(r->why, "request %d through orrery serve: status %d%s", i + 1, st,
-                val[0] ? "" : ", no orrery-boot-time header");
-            child_stop(&c);
+            bh_say(r->why, "request %d through orrery serve: status %d%s", i + 1, st,
+                   val[0] ? "" : ", no orrery-boot-time header");
+            bh_child_stop(&c);
             return;
         }
         boot[i] = strtod(val, NULL);
@@ -647,14 +276,14 @@ static void run_serve(bench_t *b, row_t *r, bool qemu)
     r->state = ST_MEASURED;
     for (size_t i = 0; i < 2; i++) {
         progress("%s: %u connection(s), %u s", r->name, sconns[i], b->duration_s);
-        if (run_wrk(port, sconns[i], b->duration_s, qemu ? 60 : 20, &c, &r->pt[r->npoints],
-                    r->why) != 0) {
+        if (bh_run_wrk(port, sconns[i], b->duration_s, qemu ? 60 : 20, &c, &r->pt[r->npoints],
+                       r->why) != 0) {
             r->state = ST_FAILED;
             break;
         }
         r->npoints++;
     }
-    child_stop(&c);
+    bh_child_stop(&c);
 }
 
 /* ---- output --------------------------------------------------------------------------------- */
@@ -834,7 +463,7 @@ static const char *const row_keys[NROWS] = {"nginx",       "hosted",       "micr
 static char *read_page(const char *disk, size_t *len, char *why)
 {
     char out[512], cmd[600];
-    snprintf(out, sizeof(out), "%s/page.html", tmpdir);
+    snprintf(out, sizeof(out), "%s/page.html", bh_tmpdir);
     snprintf(cmd, sizeof(cmd), "dump /www/index.html %s", out);
     const char *debugfs = access("/usr/sbin/debugfs", X_OK) == 0 ? "/usr/sbin/debugfs"
                           : access("/sbin/debugfs", X_OK) == 0   ? "/sbin/debugfs"
@@ -853,7 +482,7 @@ static char *read_page(const char *disk, size_t *len, char *why)
     struct stat st;
     if (pid < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0 || stat(out, &st) != 0 ||
         st.st_size == 0) {
-        say(why, "cannot read /www/index.html from %s with debugfs (e2fsprogs)", disk);
+        bh_say(why, "cannot read /www/index.html from %s with debugfs (e2fsprogs)", disk);
         return NULL;
     }
     return cli_read_file(out, 1 << 20, len);
@@ -969,15 +598,15 @@ int hl_cmd_bench_http(int argc, char **argv)
         b.rows[i].what = whats[i];
     }
 
-    snprintf(tmpdir, sizeof(tmpdir), "%s/orrery-bench-http.XXXXXX",
+    snprintf(bh_tmpdir, sizeof(bh_tmpdir), "%s/orrery-bench-http.XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmpdir)) {
+    if (!mkdtemp(bh_tmpdir)) {
         fprintf(stderr, "orrery bench http: a temp folder: %s\n", strerror(errno));
-        tmpdir[0] = '\0';
+        bh_tmpdir[0] = '\0';
         return 1;
     }
-    signal(SIGINT, on_fatal);
-    signal(SIGTERM, on_fatal);
+    signal(SIGINT, bh_on_fatal);
+    signal(SIGTERM, bh_on_fatal);
 
     char why[REASON] = "";
     size_t page_len = 0;
@@ -985,12 +614,12 @@ int hl_cmd_bench_http(int argc, char **argv)
     const char *wrk_missing = NULL;
     /* $ORRERY_WRK and $ORRERY_NGINX name the programs (tests hide them this way) */
     const char *cands[] = {"/usr/bin/wrk", "/usr/local/bin/wrk"}, *wenv = getenv("ORRERY_WRK");
-    for (size_t i = 0; i < 2 && !wrk_path[0] && !wenv; i++)
+    for (size_t i = 0; i < 2 && !bh_wrk_path[0] && !wenv; i++)
         if (access(cands[i], X_OK) == 0)
-            snprintf(wrk_path, sizeof(wrk_path), "%s", cands[i]);
+            snprintf(bh_wrk_path, sizeof(bh_wrk_path), "%s", cands[i]);
     if (wenv && wenv[0] && access(wenv, X_OK) == 0)
-        snprintf(wrk_path, sizeof(wrk_path), "%s", wenv);
-    if (!wrk_path[0])
+        snprintf(bh_wrk_path, sizeof(bh_wrk_path), "%s", wenv);
+    if (!bh_wrk_path[0])
         wrk_missing = "no wrk (Debian package wrk; scripts/setup installs it)";
 
     for (size_t i = 0; i < NROWS; i++) {
@@ -999,13 +628,13 @@ int hl_cmd_bench_http(int argc, char **argv)
             continue;
         if (wrk_missing) {
             r->state = ST_SKIPPED;
-            say(r->why, "%s", wrk_missing);
+            bh_say(r->why, "%s", wrk_missing);
             continue;
         }
         if (i == R_NGINX) {
             if (!page) {
                 r->state = ST_FAILED;
-                say(r->why, "%s", why);
+                bh_say(r->why, "%s", why);
             } else {
                 run_nginx(&b, r, page, page_len);
             }
@@ -1018,13 +647,13 @@ int hl_cmd_bench_http(int argc, char **argv)
             r->accel = i == R_KVM ? "kvm" : "tcg";
             if (!qemu_choice) {
                 r->state = ST_SKIPPED;
-                say(r->why, "%s", qemu_missing);
+                bh_say(r->why, "%s", qemu_missing);
             } else if (i == R_KVM && (qemu_choice->chosen < 0 ||
                                       strcmp(hq_cands[qemu_choice->chosen].accel, "kvm") != 0)) {
                 char kw[1024];
                 hq_kvm_why(qemu_choice, kw, sizeof(kw));
                 r->state = ST_SKIPPED;
-                say(r->why, "KVM is not usable: %s", kw);
+                bh_say(r->why, "KVM is not usable: %s", kw);
             } else if (i == R_SERVE_TCG) {
                 r->accel = NULL; /* orrery serve lets orrery qemu choose */
                 run_serve(&b, r, true);
@@ -1036,7 +665,7 @@ int hl_cmd_bench_http(int argc, char **argv)
             progress("%s: %s: %s", r->name, st_names[r->state], r->why);
     }
     free(page);
-    cleanup_tmp();
+    bh_cleanup_tmp();
     if (json)
         print_json(&b, page_len);
     else

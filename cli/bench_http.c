@@ -454,7 +454,7 @@ static const char usage_text[] =
     "\n"
     "Needs wrk (Debian package wrk; $ORRERY_WRK names another); nginx (nginx-light;\n"
     "$ORRERY_NGINX) for the baseline, QEMU and orrery.elf for the microvm rows; a row that\n"
-    "cannot run says why, and the exit status is 1 only when a row failed. docs/httpd-serve.md\n";
+    "cannot run says why, and the exit status is 1 only when a row failed. docs/httpd.md\n";
 
 static const char *const row_keys[NROWS] = {"nginx",       "hosted",       "microvm-tcg",
                                             "microvm-kvm", "serve-hosted", "serve-microvm"};

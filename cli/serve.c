@@ -269,7 +269,7 @@ static const char usage_text[] =
     "\n"
     "An instance that fails to boot or dies answers 502 with the reason in the body; the\n"
     "proxy keeps serving. SIGINT/SIGTERM: stop accepting, answer waiting requests 503, let\n"
-    "in-flight ones finish for up to 5 s, kill every instance, exit 0. docs/httpd-serve.md\n";
+    "in-flight ones finish for up to 5 s, kill every instance, exit 0. docs/httpd.md\n";
 
 /* Without --manifest: the default manifest with tcpip on slirp's fixed address (10.0.2.15, the
  * gateway 10.0.2.2, DNS 10.0.2.3) instead of DHCP, which costs about a second of every boot

@@ -20,7 +20,7 @@ enum {
     CHUNK = 64 * 1024,
 };
 
-/* The two lines that make an instance ready (docs/httpd-serve.md): tcpip has its address (a
+/* The two lines that make an instance ready (docs/httpd.md): tcpip has its address (a
  * connection through hostfwd reaches the guest) and httpd listens on port 80. */
 #define READY_NET "[tcpip] net0 "
 #define READY_HTTPD "[httpd] serving "

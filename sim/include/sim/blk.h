@@ -71,6 +71,21 @@ void sim_disk_flush(sim_disk_t *d);
 int sim_node_power_cut(size_t node, bool reboot);
 int sim_node_power_cut_at(size_t node, uint64_t t_ns, bool reboot);
 
+/*
+ * A node crash: sim_node_power_cut at t_ns without reboot and, when down_ns is not
+ * UINT64_MAX, the node boots again down_ns later on the same disk (a node without a disk
+ * boots from nothing). While down, frames to it are lost (counted as down).
+ * 0, OS_EINVAL (no such node), OS_ENOMEM.
+ */
+int sim_node_crash_at(size_t node, uint64_t t_ns, uint64_t down_ns);
+
+/*
+ * Pause node between start_ns and end_ns: none of its events run, its timers do not fire
+ * (they fire late, at end_ns at the earliest, as in a stopped VM), and frames to it wait in
+ * its device queue (dropped, counted, when it is full). 0, OS_EINVAL, OS_ENOMEM.
+ */
+int sim_node_pause(size_t node, uint64_t start_ns, uint64_t end_ns);
+
 typedef struct sim_blk_stats {
     uint64_t reads, writes, flushes; /* requests accepted */
     uint64_t invalid;                /* refused with OS_EINVAL or OS_EFULL */

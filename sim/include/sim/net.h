@@ -48,8 +48,68 @@ typedef struct sim_net_stats {
     uint64_t overflow;    /* the path was full */
     uint64_t unknown;     /* no node has the destination MAC, or a runt frame */
     uint64_t queue_full;  /* the receiving node's queue was full */
-    uint64_t down;        /* the receiving node had shut down */
+    uint64_t down;        /* the receiving node had shut down (or was down: crashed) */
+    uint64_t clogged;     /* copies that waited on a clogged path (then delivered or dropped) */
+    uint64_t paused;      /* copies that reached a paused node and waited in its queue */
 } sim_net_stats_t;
 void sim_net_stats(sim_net_stats_t *out);
+
+/*
+ * The packet simulator (docs/simulation.md, "The packet simulator"). Everything below is
+ * drawn from the run's seed; frames are never lost silently: each copy is delivered or
+ * counted in one of sim_net_stats' drop counters.
+ */
+
+/* Any node, in sim_net_set_link / sim_net_clog / sim_net_cut. */
+#define SIM_NET_ANY UINT32_MAX
+
+/* One path's character (from -> to). Zero fields take the switch's defaults. */
+typedef struct sim_net_link {
+    uint64_t latency_ns;    /* the one-way minimum delay (0: sim_net_config.latency_ns) */
+    uint64_t tail_mean_ns;  /* plus an exponential tail of this mean per frame, which
+                               reorders frames on the path (0: none; FIFO) */
+    uint64_t bandwidth_bps; /* bits per second: a frame occupies the path len*8/bw, later
+                               frames queue behind it (0: unlimited) */
+    uint32_t capacity;      /* frames in flight on the path before drops (0: path_frames_max) */
+} sim_net_link_t;
+
+/* Set the paths from -> to (either may be SIM_NET_ANY). OS_EINVAL for no such node. */
+int sim_net_set_link(uint32_t from, uint32_t to, const sim_net_link_t *l);
+
+/* Clog the path from -> to between start_ns and end_ns: it delivers nothing then; frames
+ * wait on it (its capacity still bounds them: more are dropped as overflow) and go on in
+ * order when it unclogs. SIM_NET_ANY allowed. OS_ENOSPC past SIM_NET_CUTS_MAX. */
+int sim_net_clog(uint32_t from, uint32_t to, uint64_t start_ns, uint64_t end_ns);
+
+/* Seeded random network faults, each ending by until_ns (so every partition and clog has
+ * healed then). A zero mean turns that kind off. */
+typedef enum sim_net_split {
+    SIM_NET_SPLIT_ANY = 0,     /* each time, one of the two below, drawn */
+    SIM_NET_SPLIT_ISOLATE = 1, /* one node against the rest */
+    SIM_NET_SPLIT_HALVES = 2,  /* the nodes split into two random non-empty groups */
+} sim_net_split_t;
+
+typedef struct sim_net_chaos {
+    uint64_t partition_every_mean_ns; /* exponential gaps between partitions */
+    uint64_t partition_heal_mean_ns;  /* and their exponential lengths */
+    sim_net_split_t split;
+    uint32_t asymmetric_pct; /* share of partitions that cut one direction only */
+    uint64_t clog_every_mean_ns;      /* per path: exponential gaps between clogs */
+    uint64_t clog_mean_ns;            /* and their exponential lengths */
+    uint64_t swizzle_start_ns, swizzle_end_ns; /* FoundationDB's swizzle-clog (0, 0: none):
+                               a random subset of nodes, their paths clogged one by one at
+                               random times from start, unclogged in another random order by end */
+    uint64_t until_ns;                /* no fault lasts past this (0: the run's end) */
+} sim_net_chaos_t;
+int sim_net_chaos(const sim_net_chaos_t *c);
+
+/* The virtual time at which the last partition, cut or clog scheduled so far ends (0: none;
+ * UINT64_MAX: one never heals). The runner's liveness check counts from it. */
+uint64_t sim_net_last_heal(void);
+
+/* Every copy of a frame as it is delivered to node `to` (per-node pcaps; NULL: none). */
+typedef void (*sim_net_deliver_tap_fn)(void *self, uint64_t t_ns, uint32_t from, uint32_t to,
+                                       const void *frame, size_t len);
+void sim_net_set_deliver_tap(sim_net_deliver_tap_fn fn, void *self);
 
 #endif

@@ -21,7 +21,12 @@ typedef struct sim_rec_sum {
 
 typedef struct sim_run_opts {
     uint32_t faults;             /* SIM_FAULT_* bits enabled for this run */
-    const hal_trace_sink_t *tee; /* also give every record to this sink (NULL: none) */
+    const hal_trace_sink_t *tee; /* also give every record of node 0 to this sink (NULL: none) */
+    /* also give every record of every node here, with its node index (NULL: none); the
+     * node names are given first (node_names, nnodes) */
+    void (*tee_node)(void *self, uint32_t node, const hal_trace_rec_t *r);
+    void (*node_names)(void *self, const char *const *names, size_t nnodes);
+    void *tee_node_self;
     bool keep_records;           /* fill result.recs (for --check-determinism) */
     bool keep_output;            /* fill result.output */
     /* also stream the console output here as it is written (NULL: no) */

@@ -72,6 +72,18 @@ const hal_trace_sink_t *trace_recorder_sink(trace_recorder *rec);
 /* Record one record (what the sink's record() does); any thread, never blocks on disk. */
 void trace_recorder_record(trace_recorder *rec, const hal_trace_rec_t *r);
 
+/*
+ * Several nodes in one trace (a simulated cluster, docs/trace-format.md): name the nodes
+ * once before their first record, then give each record with its node index. Node 0's
+ * records may also come through trace_recorder_record / the sink. The file then has a
+ * `nodes` table and a `node` column on every row that holds a task, a channel or an event;
+ * a trace without nodes is one node (0) and reads as before. 0 or OS_EINVAL (n over 64,
+ * a name over 31 bytes), OS_ESTATE (a record came first).
+ */
+enum { TRACE_NODES_MAX = 64 };
+int trace_recorder_set_nodes(trace_recorder *rec, const char *const *names, size_t n);
+void trace_recorder_record_node(trace_recorder *rec, uint32_t node, const hal_trace_rec_t *r);
+
 /* Block until every record accepted so far is committed to the file. */
 void trace_recorder_flush(trace_recorder *rec);
 

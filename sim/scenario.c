@@ -300,6 +300,11 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
             copy_text(st->text, arg);
         }
         sc->nsteps++;
+    } else if (sc->cluster && (strcmp(key, "manifest") == 0 || strcmp(key, "disk") == 0 ||
+                               strcmp(key, "peer") == 0 || strcmp(key, "peer-disk") == 0)) {
+        BAD("%s is not for a cluster file: give the node its options (node NAME "
+            "manifest=FILE disk=... addr=...)",
+            key);
     } else if (strcmp(key, "name") == 0) {
         /* It names the files --keep-failing writes: no '/', no spaces. */
         size_t len = strlen(arg);
@@ -406,11 +411,6 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
             BAD("peer %s needs manifest=FILE (at most %d bytes, no spaces)", arg, SCN_PATH_MAX - 1);
         memcpy(pe->name, arg, len + 1);
         sc->npeers++;
-    } else if (sc->cluster && (strcmp(key, "manifest") == 0 || strcmp(key, "disk") == 0 ||
-                               strcmp(key, "peer") == 0 || strcmp(key, "peer-disk") == 0)) {
-        BAD("%s is not for a cluster file: give the node its options (node NAME "
-            "manifest=FILE disk=... addr=...)",
-            key);
     } else if (strcmp(key, "partition") == 0 && !sc->cluster) {
         /* partition PEER START END|never */
         char *w[3] = {arg, NULL, NULL};
@@ -633,11 +633,6 @@ int sim_scenario_parse(const char *text, size_t len, sim_scenario_t *out, char *
             return lineno;
         }
         i = j + 1;
-    }
-    if (out->cluster && out->nnodes == 0) {
-        snprintf(err, errlen, "a cluster file needs a node line");
-        sim_scenario_free(out);
-        return lineno ? lineno : 1;
     }
     out->fault_cfg.duration_ns = out->duration_ns;
     return 0;

@@ -10,8 +10,9 @@
 #include <hal/trace.h>
 
 /* The trace schema this build writes and the newest it reads (docs/trace-format.md).
- * 2: HANDLE and LIST records (replay needs them); 1 is still read. */
-#define TRACE_SCHEMA_VERSION 2
+ * 2: HANDLE and LIST records (replay needs them); 3: several nodes in one file (a nodes
+ * table, a node column on tasks, channels and events); 1 and 2 are still read. */
+#define TRACE_SCHEMA_VERSION 3
 
 /* PRAGMA application_id of every trace ("Orry"): tells a trace from any other file at a glance. */
 #define TRACE_APPLICATION_ID 0x4F727279

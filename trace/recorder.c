@@ -41,7 +41,7 @@ static const char *const schema_sql =
      * file's own order, node_seq the record's seq on its node. A trace without
      * nodes has an empty nodes table and node 0 everywhere (node_seq = seq).
      */
-    "CREATE TABLE nodes(id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+    "CREATE TABLE nodes(id INTEGER PRIMARY KEY, name TEXT NOT NULL, manifest TEXT);"
     "CREATE TABLE tasks(id INTEGER NOT NULL, name TEXT, parent INTEGER,"
     " spawned_seq INTEGER, exit_seq INTEGER, exit_status INTEGER,"
     " node INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(node, id));"
@@ -267,6 +267,40 @@ int trace_recorder_set_nodes(trace_recorder *rec, const char *const *names, size
     return 0;
 }
 
+int trace_recorder_set_node_manifest(trace_recorder *rec, uint32_t node, const char *text,
+                                     size_t len)
+{
+    char *copy;
+
+    if (node >= rec->nnodes || !text)
+        return OS_EINVAL;
+    if (atomic_load(&rec->any_record))
+        return OS_ESTATE;
+    if (!rec->node_manifests) {
+        rec->node_manifests = calloc(rec->nnodes, sizeof(*rec->node_manifests));
+        rec->node_manifest_len = calloc(rec->nnodes, sizeof(*rec->node_manifest_len));
+        if (!rec->node_manifests || !rec->node_manifest_len) {
+            free(rec->node_manifests);
+            free(rec->node_manifest_len);
+            rec->node_manifests = NULL;
+            rec->node_manifest_len = NULL;
+            return OS_ENOMEM;
+        }
+    }
+    if (!len)
+        len = strlen(text);
+    if (!(copy = malloc(len + 1)))
+        return OS_ENOMEM;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    pthread_mutex_lock(&rec->qmu);
+    free(rec->node_manifests[node]);
+    rec->node_manifests[node] = copy;
+    rec->node_manifest_len[node] = len;
+    pthread_mutex_unlock(&rec->qmu);
+    return 0;
+}
+
 static void sink_record(void *self, const hal_trace_rec_t *r)
 {
     trace_recorder_record(self, r);
@@ -392,6 +426,10 @@ static void recorder_free(trace_recorder *rec)
     pthread_cond_destroy(&rec->qcv);
     pthread_cond_destroy(&rec->donecv);
     free(rec->sorted);
+    for (size_t i = 0; rec->node_manifests && i < rec->nnodes; i++)
+        free(rec->node_manifests[i]);
+    free(rec->node_manifests);
+    free(rec->node_manifest_len);
     free(rec->node_names);
     free(rec->path);
     free(rec);

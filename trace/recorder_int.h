@@ -109,6 +109,8 @@ struct trace_recorder {
      * its own from 1.
      */
     char (*node_names)[32];
+    char **node_manifests; /* NULL, or one per node (NULL: none given) */
+    size_t *node_manifest_len;
     size_t nnodes;
     atomic_uint_fast64_t gseq; /* the last global seq given */
     atomic_bool any_record;    /* a record came: set_nodes is too late */

@@ -54,12 +54,18 @@ int tr_write_nodes(trace_recorder *rec)
 
     if (rec->nnodes == 0 || rec->nodes_written)
         return 0;
-    if (sqlite3_prepare_v2(rec->db, "INSERT OR REPLACE INTO nodes(id, name) VALUES(?, ?)", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(rec->db,
+                           "INSERT OR REPLACE INTO nodes(id, name, manifest) VALUES(?,?,?)", -1,
+                           &st, NULL) != SQLITE_OK)
         return -1;
     for (size_t i = 0; i < rec->nnodes && rc == SQLITE_DONE; i++) {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)i);
         sqlite3_bind_text(st, 2, rec->node_names[i], -1, SQLITE_STATIC);
+        if (rec->node_manifests && rec->node_manifests[i])
+            sqlite3_bind_text(st, 3, rec->node_manifests[i], (int)rec->node_manifest_len[i],
+                              SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 3);
         rc = sqlite3_step(st);
         sqlite3_reset(st);
     }

@@ -84,6 +84,13 @@ void trace_recorder_record(trace_recorder *rec, const hal_trace_rec_t *r);
 enum { TRACE_NODES_MAX = 64 };
 int trace_recorder_set_nodes(trace_recorder *rec, const char *const *names, size_t n);
 void trace_recorder_record_node(trace_recorder *rec, uint32_t node, const hal_trace_rec_t *r);
+/*
+ * A node's boot manifest (nodes.manifest; `orrery replay --node` reads it as it reads
+ * run.manifest for a trace of one kernel). After trace_recorder_set_nodes, before the first
+ * record; copied. 0, OS_EINVAL (no such node), OS_ESTATE (a record came first), OS_ENOMEM.
+ */
+int trace_recorder_set_node_manifest(trace_recorder *rec, uint32_t node, const char *text,
+                                     size_t len);
 
 /* Block until every record accepted so far is committed to the file. */
 void trace_recorder_flush(trace_recorder *rec);

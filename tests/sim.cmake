@@ -20,6 +20,10 @@ orrery_add_test(test_fsstress SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_fsstress.c
 orrery_add_test(test_sim_tcp SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim_tcp.c
     LIBS orrery_sim orrery_servers orrery_lwip orrery_core orrery_hal_host LABELS sim unit)
 
+orrery_add_test(test_sim_streams SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim_streams.c
+    LIBS orrery_sim_runner orrery_sim orrery_servers orrery_lwip orrery_core orrery_hal_host
+    LABELS sim unit)
+
 set(_scn ${CMAKE_SOURCE_DIR}/scenarios)
 set(_sim $<TARGET_FILE:orrery>)
 

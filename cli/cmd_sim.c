@@ -461,7 +461,12 @@ static void run_seed(const sweep_t *sw, const sim_scenario_t *sc, uint64_t seed,
                         .save_disk = sw->save_disk};
     sim_result_t r;
     char dpath[4200];
-    if (sw->save_disks) {
+    keep_nodes_t sd = {.sc = sc, .dir = sw->save_disks, .seed = seed};
+    if (sw->save_disks && sc->cluster) {
+        /* every node's disk: DIR/NAME-seed-N.NODE.img */
+        o.node_disk = keep_disk;
+        o.node_disk_self = &sd;
+    } else if (sw->save_disks) {
         keep_path(dpath, sizeof dpath, sw->save_disks, sc, seed, ".img");
         o.save_disk = dpath;
     }
@@ -501,7 +506,19 @@ static void run_seed(const sweep_t *sw, const sim_scenario_t *sc, uint64_t seed,
                    (double)r.crash_ns[i] / 1e9);
         if (sw->show_output)
             show_disk(&r);
-        if (sw->save_disks && r.output) {
+        for (size_t n = 0; sw->save_disks && sc->cluster && n < r.nnodes; n++) {
+            char opath[4200], ext[64];
+            const char *out = n == 0 ? r.output : r.node_output[n];
+            snprintf(ext, sizeof ext, ".%s.out", sim_scenario_node_name(sc, n));
+            keep_path(opath, sizeof opath, sw->save_disks, sc, seed, ext);
+            if (out && save_file(opath, out, n == 0 ? r.output_len : r.node_output_len[n]) != 0 &&
+                r.ok) {
+                r.ok = false;
+                snprintf(r.failure, sizeof r.failure, "cannot save the console output to %.400s",
+                         opath);
+            }
+        }
+        if (sw->save_disks && r.output && !sc->cluster) {
             char opath[4200];
             keep_path(opath, sizeof opath, sw->save_disks, sc, seed, ".out");
             if (save_file(opath, r.output, r.output_len) != 0 && r.ok) {
@@ -902,7 +919,10 @@ int hl_cmd_sim(int argc, char **argv)
     }
     if (!sw.faults_given)
         sw.faults = sc.faults;
-    if ((sw.save_disk || sw.save_disks) && !sim_scenario_node_disk(&sc, 0)->image) {
+    bool some_disk = sim_scenario_node_disk(&sc, 0)->image != NULL;
+    for (size_t n = 1; sc.cluster && sw.save_disks && n < sim_scenario_node_count(&sc); n++)
+        some_disk = some_disk || sim_scenario_node_disk(&sc, n)->image != NULL;
+    if ((sw.save_disk || sw.save_disks) && !some_disk) {
         sim_scenario_free(&sc);
         return cli_usage_error("sim",
                                "sim: %s needs a disk (--disk IMAGE, or a 'disk' line in "

@@ -201,14 +201,14 @@ add_test(NAME sim_cluster_20_seeds
 set_tests_properties(sim_cluster_20_seeds PROPERTIES LABELS "unit;sim" TIMEOUT 120)
 # A cluster file that fails (an expectation on n2 no run meets) keeps one trace naming the three
 # nodes, and per node its console output, its frames and its disk; its reproduce command fails
-# the same way.
+# the same way; --save-disks keeps every node's disk and console output.
 file(READ ${_scn}/cluster.scn _cl)
 string(REPLACE "manifest=cluster/node.manifest addr=10.0.0.{i}/24"
     "manifest=${_scn}/cluster/node.manifest addr=10.0.0.{i}/24 disk=zero:64K" _cl "${_cl}")
 string(REPLACE "name cluster" "name cluster-broken" _cl "${_cl}")
 file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/cluster-broken.scn "${_cl}expect n2 never printed\n")
 add_test(NAME sim_cluster_keep_failing
-    COMMAND sh -c "d=${CMAKE_CURRENT_BINARY_DIR}/sim-keep-cluster; rm -rf $d; out=$(${_sim} sim ${CMAKE_CURRENT_BINARY_DIR}/cluster-broken.scn --seed 3 --keep-failing $d --quiet 2>/dev/null); test $? -eq 1 || exit 1; printf '%s\\n' \"$out\"; fail=$(printf '%s\\n' \"$out\" | grep '^FAIL'); printf '%s\\n' \"$fail\" | grep -qF \"FAIL cluster-broken seed 3: node n2: expectation (scenario line 39): output has no 'never printed'\" || exit 1; for n in n1 n2 n3; do for e in out pcap img; do test -s $d/cluster-broken-seed-3.$n.$e || { echo \"missing $n.$e\"; exit 1; }; done; done; grep -qF 'PING 10.0.0.2' $d/cluster-broken-seed-3.n1.out && grep -qF '[tcpip] net0 10.0.0.2/24' $d/cluster-broken-seed-3.n2.out && ${_sim} trace summary $d/cluster-broken-seed-3.trace | grep -qF 'nodes: 3 (n1, n2, n3)' || exit 1; cmd=$(printf '%s\\n' \"$out\" | sed -n 's/^  reproduce: //p'); again=$($cmd --quiet 2>/dev/null); test $? -eq 1 && printf '%s\\n' \"$again\" | grep -qxF \"$fail\"")
+    COMMAND sh -c "d=${CMAKE_CURRENT_BINARY_DIR}/sim-keep-cluster; rm -rf $d; out=$(${_sim} sim ${CMAKE_CURRENT_BINARY_DIR}/cluster-broken.scn --seed 3 --keep-failing $d --quiet 2>/dev/null); test $? -eq 1 || exit 1; printf '%s\\n' \"$out\"; fail=$(printf '%s\\n' \"$out\" | grep '^FAIL'); printf '%s\\n' \"$fail\" | grep -qF \"FAIL cluster-broken seed 3: node n2: expectation (scenario line 39): output has no 'never printed'\" || exit 1; for n in n1 n2 n3; do for e in out pcap img; do test -s $d/cluster-broken-seed-3.$n.$e || { echo \"missing $n.$e\"; exit 1; }; done; done; grep -qF 'PING 10.0.0.2' $d/cluster-broken-seed-3.n1.out && grep -qF '[tcpip] net0 10.0.0.2/24' $d/cluster-broken-seed-3.n2.out && ${_sim} trace summary $d/cluster-broken-seed-3.trace | grep -qF 'nodes: 3 (n1, n2, n3)' || exit 1; cmd=$(printf '%s\\n' \"$out\" | sed -n 's/^  reproduce: //p'); again=$($cmd --quiet 2>/dev/null); test $? -eq 1 && printf '%s\\n' \"$again\" | grep -qxF \"$fail\" || exit 1; ${_sim} sim ${CMAKE_CURRENT_BINARY_DIR}/cluster-broken.scn --seed 3 --save-disks $d/s --quiet >/dev/null; for n in n1 n2 n3; do test -s $d/s/cluster-broken-seed-3.$n.img && test -s $d/s/cluster-broken-seed-3.$n.out || exit 1; done")
 set_tests_properties(sim_cluster_keep_failing PROPERTIES LABELS "unit;sim" TIMEOUT 120)
 # Errors in cluster files name the file and the line, exit 2: a node nobody declared, a
 # manifest whose ${...} cannot be filled.

@@ -129,8 +129,8 @@ static void keep_sent(void *self, uint64_t t_ns, uint32_t from, const void *fram
         trace_pcap_write(k->pcap[from], t_ns, frame, len);
 }
 
-static void keep_received(void *self, uint64_t t_ns, uint32_t from, uint32_t to,
-                          const void *frame, size_t len)
+static void keep_received(void *self, uint64_t t_ns, uint32_t from, uint32_t to, const void *frame,
+                          size_t len)
 {
     keep_nodes_t *k = self;
     (void)from;

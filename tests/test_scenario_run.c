@@ -261,8 +261,7 @@ static void test_e2fsck_of_every_disk(void **state)
     sim_result_free(&r);
     sim_scenario_free(&sc);
     /* the same nodes with b on a clean volume: every disk passes */
-    snprintf(cmd, sizeof cmd, "PATH=$PATH:/sbin:/usr/sbin; mke2fs -q -F -t ext2 -b 1024 %s",
-             path);
+    snprintf(cmd, sizeof cmd, "PATH=$PATH:/sbin:/usr/sbin; mke2fs -q -F -t ext2 -b 1024 %s", path);
     assert_int_equal(0, system(cmd));
     run(text, 1, &sc, &r);
     if (!r.ok)

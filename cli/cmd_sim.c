@@ -249,17 +249,34 @@ static void stream_out(void *self, const void *buf, size_t len)
     write_all(*(int *)self, buf, len);
 }
 
-static void stream_record(void *self, const hal_trace_rec_t *r)
+/* One record a line; a cluster file's lines start with the node's name. */
+static void stream_line(int fd, const char *node, const hal_trace_rec_t *r)
 {
-    char line[256];
+    char line[320];
     const char *kind = k_trace_kind_name(r->kind);
     int n = snprintf(line, sizeof line,
-                     "%llu %llu %s task=%u chan=%u peer=%u type=%u result=%d len=%u arg=%llu\n",
-                     (unsigned long long)r->seq, (unsigned long long)r->time_ns, kind ? kind : "?",
-                     r->task, r->chan, r->peer, r->type, (int)r->result, r->len,
-                     (unsigned long long)r->arg);
+                     "%s%s%llu %llu %s task=%u chan=%u peer=%u type=%u result=%d len=%u arg=%llu\n",
+                     node, node[0] ? " " : "", (unsigned long long)r->seq,
+                     (unsigned long long)r->time_ns, kind ? kind : "?", r->task, r->chan, r->peer,
+                     r->type, (int)r->result, r->len, (unsigned long long)r->arg);
     if (n > 0)
-        write_all(*(int *)self, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        write_all(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static void stream_record(void *self, const hal_trace_rec_t *r)
+{
+    stream_line(*(int *)self, "", r);
+}
+
+typedef struct stream_nodes {
+    int fd;
+    const sim_scenario_t *sc;
+} stream_nodes_t;
+
+static void stream_record_node(void *self, uint32_t node, const hal_trace_rec_t *r)
+{
+    stream_nodes_t *s = self;
+    stream_line(s->fd, sim_scenario_node_name(s->sc, node), r);
 }
 
 static void keep_crashed(const char *dir, const sim_scenario_t *sc, uint64_t seed, uint32_t faults)
@@ -277,8 +294,14 @@ static void keep_crashed(const char *dir, const sim_scenario_t *sc, uint64_t see
         if (tfd < 0 || ofd < 0)
             _exit(1);
         hal_trace_sink_t sink = {.self = &tfd, .record = stream_record};
+        stream_nodes_t sn = {.fd = tfd, .sc = sc};
         sim_run_opts_t o = {
             .faults = faults, .tee = &sink, .console_out = stream_out, .console_out_self = &ofd};
+        if (sc->cluster) { /* every node's records, each line naming its node */
+            o.tee = NULL;
+            o.tee_node = stream_record_node;
+            o.tee_node_self = &sn;
+        }
         sim_result_t r;
         hl_fault_thread_enter(0, true);
         if (sim_run_scenario(sc, seed, &o, &r) == 0)

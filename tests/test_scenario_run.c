@@ -93,6 +93,7 @@ static void test_three_nodes(void **state)
     /* the same seed: the same hash, over every node's records, outputs, frames */
     sim_scenario_free(&sc);
     run(text, 1, &sc, &b);
+    sim_scenario_free(&sc);
     run(text, 1, &sc, &a);
     assert_int_equal(a.hash, b.hash);
     assert_int_equal(-1, sim_first_difference(&a, &b));
@@ -166,6 +167,7 @@ static void test_crash_and_reboot(void **state)
     assert_true(r.ok);
     assert_true(t >= 1000000000ull && t <= 2000000000ull);
     sim_result_free(&r);
+    sim_scenario_free(&sc);
     run(text, 7, &sc, &r);
     assert_int_equal(t, r.crash_ns[0]);
     sim_result_free(&r);

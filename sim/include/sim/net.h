@@ -14,9 +14,10 @@
  * for a broadcast or multicast address; a frame for a MAC no node has is dropped and
  * counted. Each copy travels its own path (from, to): it arrives after the path's latency
  * plus what the fault verdict adds (sim_fault_net_frame: net-loss, net-delay, net-reorder,
- * net-dup, net-partition), in order on its path unless reordered, and is lost when the path
- * holds path_frames_max frames already, when the path is cut, or when the receiving node's
- * queue is full. Every choice comes from the run's seed, so a seed gives the same frames at
+ * net-dup, net-partition) and what the path's link adds (sim_net_set_link: a latency tail,
+ * bandwidth), in order on its path unless reordered, waits while the path is clogged, and is
+ * lost when the path holds its capacity (path_frames_max) already, when the path is cut, or
+ * when the receiving node's queue is full or it is down. Every choice comes from the run's seed, so a seed gives the same frames at
  * the same virtual times. Frames are Ethernet without FCS, 1..HAL_NET_MTU bytes; a write of
  * another size is refused (OS_EINVAL, OS_E2BIG), one under 14 bytes is dropped and counted.
  */

@@ -380,6 +380,7 @@ static sim_net_stats_t pk_run(uint32_t nodes)
     sim_net_stats_t s;
     assert_int_equal(0, sim_run(10000000));
     sim_net_stats(&s);
+    sim_faults_remove();
     assert_int_equal(0, sim_teardown());
     assert_int_equal(PK.frames, s.sent);
     assert_copies_add_up(&s, nodes);
@@ -433,6 +434,35 @@ static void test_an_exponential_tail_reorders_with_its_mean(void **state)
     assert_true(avg > mean * 9 / 10 && avg < mean * 11 / 10);
     assert_true(above > 300 && above < 440);
     assert_true(max > 4 * mean);
+}
+
+/* Which frames a run with 10% loss delivered, with or without a tail on the path. */
+static void lossy_run(uint64_t tail_ns, bool got[PK_MAX])
+{
+    pk_boot(17, 2, 500, 5, 60);
+    sim_faults_t f;
+    sim_faults_defaults(&f);
+    f.enabled = SIM_FAULT_NET_LOSS;
+    f.net_loss_pct = 10;
+    assert_int_equal(0, sim_faults_install(&f));
+    sim_net_link_t l = {.tail_mean_ns = tail_ns, .capacity = 1000};
+    assert_int_equal(0, sim_net_set_link(0, 1, &l));
+    sim_net_stats_t s = pk_run(2);
+    assert_true(s.lost > 20);
+    memset(got, 0, PK_MAX * sizeof got[0]);
+    for (uint32_t i = 0; i < PK.ngot; i++)
+        got[PK.order[i]] = true;
+}
+
+static void test_a_tail_moves_no_other_draw(void **state)
+{
+    (void)state;
+    /* the tail comes from the path's own stream: sim_rand's loss draws stay where they were */
+    static bool plain[PK_MAX], tailed[PK_MAX];
+    lossy_run(0, plain);
+    lossy_run(2000000, tailed);
+    assert_memory_equal(plain, tailed, sizeof plain);
+    assert_true(inversions() > 0);
 }
 
 static void test_bandwidth_spaces_frames_exactly(void **state)
@@ -636,6 +666,37 @@ static void test_swizzle_clogs_a_subset_and_unclogs_in_another_order(void **stat
     }
 }
 
+/* Whether the listed partitions cut from -> to at t. */
+static bool listed_cut(const sim_net_fault_t *f, size_t n, uint64_t t, uint32_t from, uint32_t to)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (f[i].kind != SIM_NET_FAULT_PARTITION || t < f[i].start_ns || t >= f[i].end_ns)
+            continue;
+        bool a = f[i].side >> from & 1, b = f[i].side >> to & 1;
+        if ((a && !b) || (!f[i].one_way && b && !a))
+            return true;
+    }
+    return false;
+}
+
+/* When a copy due at t on from -> to is delivered, by the listed clogs and swizzle. */
+static uint64_t listed_unclog(const sim_net_fault_t *f, size_t n, uint64_t t, uint32_t from,
+                              uint32_t to)
+{
+    for (bool more = true; more;) {
+        more = false;
+        for (size_t i = 0; i < n; i++) {
+            bool on = (f[i].kind == SIM_NET_FAULT_CLOG && f[i].from == from && f[i].to == to) ||
+                      (f[i].kind == SIM_NET_FAULT_SWIZZLE && (f[i].from == from || f[i].from == to));
+            if (on && f[i].start_ns <= t && t < f[i].end_ns) {
+                t = f[i].end_ns;
+                more = true;
+            }
+        }
+    }
+    return t;
+}
+
 static void test_chaos_with_traffic_adds_up_and_is_quiet_after_until(void **state)
 {
     (void)state;
@@ -651,10 +712,14 @@ static void test_chaos_with_traffic_adds_up_and_is_quiet_after_until(void **stat
     };
     sim_net_stats_t s[2];
     uint64_t hash[2];
+    static sim_net_fault_t f[256];
+    size_t nf = 0;
     for (int r = 0; r < 2; r++) {
         pk_boot(31, 4, 300, 1, 60); /* a broadcast a millisecond for 300 ms */
         assert_int_equal(0, sim_net_chaos(&ch));
         assert_true(sim_net_last_heal() <= ch.until_ns);
+        nf = sim_net_chaos_faults(UINT64_MAX, f, 256);
+        assert_true(nf < 256);
         s[r] = pk_run(4);
         hash[r] = 0xcbf29ce484222325ull;
         for (uint32_t i = 0; i < PK.ngot; i++)
@@ -672,6 +737,18 @@ static void test_chaos_with_traffic_adds_up_and_is_quiet_after_until(void **stat
     for (uint32_t q = 0; q < 300; q++)
         if (PK.sent_at[q] >= ch.until_ns)
             assert_int_equal(3, late[q]);
+    /* the run did what the listed schedule says: copies sent across a partition were cut,
+     * the others arrived on time or at the end of the clogs they met */
+    uint64_t cut = 0;
+    for (uint32_t q = 0; q < 300; q++)
+        for (uint32_t to = 1; to < 4; to++)
+            cut += listed_cut(f, nf, PK.sent_at[q], 0, to);
+    assert_int_equal(s[0].cut, cut);
+    for (uint32_t i = 0; i < PK.ngot; i++) {
+        uint64_t sent = PK.sent_at[PK.order[i]];
+        assert_false(listed_cut(f, nf, sent, 0, PK.got_to[i]));
+        assert_int_equal(listed_unclog(f, nf, sent + 50000, 0, PK.got_to[i]), PK.got_at[i]);
+    }
 }
 
 int main(void)
@@ -683,6 +760,7 @@ int main(void)
         cmocka_unit_test(test_node_state_is_per_node),
         cmocka_unit_test(test_without_a_tail_frames_keep_their_order),
         cmocka_unit_test(test_an_exponential_tail_reorders_with_its_mean),
+        cmocka_unit_test(test_a_tail_moves_no_other_draw),
         cmocka_unit_test(test_bandwidth_spaces_frames_exactly),
         cmocka_unit_test(test_capacity_bounds_frames_in_flight),
         cmocka_unit_test(test_a_clog_holds_frames_then_releases_them_in_order),

@@ -412,7 +412,10 @@ static void test_an_exponential_tail_reorders_with_its_mean(void **state)
     (void)state;
     const uint64_t mean = 1000000, lat = 200000;
     pk_boot(12, 2, 1000, 10, 60);
-    sim_net_link_t l = {.latency_ns = lat, .tail_mean_ns = mean, .capacity = 2000};
+    /* the tail as every path's default, the rest on the path */
+    sim_net_config_t nc = {.tap = pk_sent, .tail_mean_ns = mean};
+    sim_net_configure(&nc);
+    sim_net_link_t l = {.latency_ns = lat, .capacity = 2000};
     assert_int_equal(0, sim_net_set_link(SIM_NET_ANY, SIM_NET_ANY, &l));
     sim_net_stats_t s = pk_run(2);
     assert_int_equal(1000, s.delivered);

@@ -24,6 +24,8 @@
 typedef struct sim_net_config {
     uint64_t latency_ns;      /* one-way delay of every path (0: 50 us) */
     uint32_t path_frames_max; /* frames in flight on one path before drops (0: 256) */
+    uint64_t tail_mean_ns;    /* every path's latency tail (sim_net_link_t; 0: none) */
+    uint64_t bandwidth_bps;   /* every path's bandwidth (sim_net_link_t; 0: unlimited) */
     /* every frame a node sends, at the time it is sent (for --pcap); may be NULL */
     void (*tap)(void *self, uint64_t t_ns, uint32_t from, const void *frame, size_t len);
     void *tap_self;
@@ -69,7 +71,8 @@ void sim_net_stats(sim_net_stats_t *out);
 #define SIM_NET_ANY UINT32_MAX
 
 /*
- * One path's character (from -> to). Zero fields take the switch's defaults. A copy of a frame
+ * One path's character (from -> to). Zero fields take the switch's defaults (sim_net_config:
+ * latency_ns, tail_mean_ns, bandwidth_bps, path_frames_max). A copy of a frame
  * leaves when the path has sent the frames before it (bandwidth), then arrives latency_ns
  * later, plus net-delay's draw, plus an exponential draw of mean tail_mean_ns (from the
  * path's own stream of the seed). Without a tail, frames arrive in the order they were sent
@@ -79,9 +82,9 @@ void sim_net_stats(sim_net_stats_t *out);
 typedef struct sim_net_link {
     uint64_t latency_ns;    /* the one-way minimum delay (0: sim_net_config.latency_ns) */
     uint64_t tail_mean_ns;  /* plus an exponential tail of this mean per frame, which
-                               reorders frames on the path (0: none; FIFO) */
+                               reorders frames on the path (0: sim_net_config's; none: FIFO) */
     uint64_t bandwidth_bps; /* bits per second: a frame occupies the path len*8/bw, later
-                               frames queue behind it (0: unlimited) */
+                               frames queue behind it (0: sim_net_config's; none: unlimited) */
     uint32_t capacity;      /* frames in flight on the path before drops (0: path_frames_max) */
 } sim_net_link_t;
 

@@ -16,6 +16,9 @@ orrery_add_test(test_scenario_run SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_scenari
 orrery_add_test(test_sim_net SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim_net.c
     LIBS orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim unit)
 
+orrery_add_test(test_sim_nodes SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim_nodes.c
+    LIBS orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim unit)
+
 orrery_add_test(test_sim_blk SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim_blk.c
     LIBS orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim unit)
 

@@ -440,7 +440,11 @@ int trace_corpus_write(const char *db_path, const char *dir, char *err, size_t e
     while ((got = trace_iter_next(it, &r)) == 1) {
         /* A trace of several nodes: each node's inputs apart (ids and endpoints are its own). */
         const char *node = node_part(db, trace_iter_node(it), nodebuf, sizeof nodebuf);
-        if (r.kind == HAL_TR_DEV_POST && r.type == HAL_CONSOLE_LINE) {
+        /* A console line (net0's FRAME has the same code: the device tells them apart; a trace
+         * from before DEVICE records names none, and had only the console posting). */
+        const char *dev = r.kind == HAL_TR_DEV_POST ? trace_db_device_name(db, r.chan) : NULL;
+        if (r.kind == HAL_TR_DEV_POST && r.type == HAL_CONSOLE_LINE &&
+            (!dev || strcmp(dev, "console") == 0)) {
             op_t o = {.r = &r, .line = r.data ? r.data : "", .line_len = r.len};
             if (add(&v, &n, "shell", node, 0, &o) != 0 || add(&v, &n, "console", node, 0, &o) != 0)
                 goto oom;

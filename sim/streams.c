@@ -33,8 +33,9 @@
  * Pairing: `established` {laddr, lport, raddr, rport} of a connecting end always comes before
  * the `accepted` {addr, port, lport} of its other end (the listener accepts on the handshake's
  * last ACK, which the connecting side sends after its `established`), so an accepted end
- * takes the oldest waiting connecting end of another node with addr:port = laddr:lport and
- * lport = rport (and raddr the accepting node's address when known). A connecting end waits
+ * takes the oldest waiting connecting end with addr:port = laddr:lport and lport = rport, and
+ * raddr the accepting node's address when known (on another node; on its own node, a
+ * connection to itself, the ports decide). A connecting end waits
  * until it is paired, finished, or replaced by a newer end with the same 4-tuple on its node.
  */
 
@@ -333,8 +334,9 @@ static void find_peer(sim_streams_t *s, end_t *a)
 {
     uint32_t my_addr = s->nodes[a->node].addr;
     for (end_t *c = s->waiting; c; c = c->wnext) {
-        if (c->node != a->node && c->laddr == a->raddr && c->lport == a->rport &&
-            c->rport == a->lport && (my_addr == 0 || my_addr == c->raddr)) {
+        /* on one node (a connection to itself, or over loopback) the ports decide */
+        if (c->laddr == a->raddr && c->lport == a->rport && c->rport == a->lport &&
+            (c->node == a->node || my_addr == 0 || my_addr == c->raddr)) {
             pair(s, c, a);
             return;
         }

@@ -158,13 +158,18 @@ static void close_app(conn_t *c, int node)
 
 static char err[512];
 
-static bool check(uint64_t now, uint64_t heal)
+static bool check_within(uint64_t now, uint64_t heal, uint64_t bound)
 {
     err[0] = 0;
-    bool ok = sim_streams_check(S, now, heal, BOUND, err, sizeof err);
+    bool ok = sim_streams_check(S, now, heal, bound, err, sizeof err);
     if (!ok)
         printf("violation: %s\n", err);
     return ok;
+}
+
+static bool check(uint64_t now, uint64_t heal)
+{
+    return check_within(now, heal, BOUND);
 }
 
 static int setup(void **state)
@@ -416,6 +421,29 @@ static void test_a_reused_four_tuple_is_a_new_pairing(void **state)
     assert_int_equal(300, st.bytes);
 }
 
+/* A connection from node 0 to itself (its own address) is paired and checked too. */
+static void test_a_connection_to_itself_is_checked(void **state)
+{
+    (void)state;
+    conn_t c;
+    memset(&c, 0, sizeof c);
+    tcp_opened_t o = {.req = 1, .port = 49152, .chan = 1};
+    new_end(0, &c.csrv, &c.capp, tcp_msg_opened, &o);
+    tcp_established_t e = {A_CLIENT, 49152, A_CLIENT, 12};
+    msg(0, HAL_TR_SEND, TCPIP, c.csrv, tcp_msg_established, &e);
+    tcp_accepted_t a = {A_CLIENT, 49152, 12, 1};
+    new_end(0, &c.ssrv, &c.sapp, tcp_msg_accepted, &a);
+    tcp_data_t m = {.data_len = 4, .data = "ping"};
+    msg(0, HAL_TR_SEND, APP, c.capp, tcp_msg_data, &m);
+    m.data[1] = 'o';
+    msg(0, HAL_TR_DELIVER, APP, c.sapp, tcp_msg_data, &m);
+    assert_false(check(2 * SEC, 0));
+    assert_non_null(strstr(err, "10.0.0.1:49152 (node 0) -> 10.0.0.1:12 (node 0): byte 1 "));
+    sim_streams_stats_t st;
+    sim_streams_stats(S, &st);
+    assert_int_equal(1, st.connections);
+}
+
 /* A connection to a host peer is checked for nothing, and holds a bounded amount. */
 static void test_a_host_peer_is_not_checked(void **state)
 {
@@ -438,11 +466,17 @@ static void test_a_host_peer_is_not_checked(void **state)
 /* ---- real runs: node 0's source streams to tcpecho on node 1 and checks the echo ---------- */
 
 enum { TOTAL = 256 << 10, REQ_CONNECT = 1 };
+#define REAL_BOUND (120 * SEC) /* the scenarios' default: past lwIP's longest retransmission wait  \
+                                */
 
 static struct {
     uint64_t sent, received, mismatches;
     bool eof;
 } R;
+
+static struct {
+    uint64_t cut, end_ns; /* the switch's cut frames, the run's end */
+} RUN;
 
 typedef struct source {
     os_handle_t ctl, conn;
@@ -540,7 +574,7 @@ static void tap_record(void *self, const hal_trace_rec_t *r)
 }
 
 /* Boot the two nodes with the checker tapping both, run, checking as it goes. The verdict. */
-static bool run_pair(uint64_t seed, uint32_t pct)
+static bool run_pair(uint64_t seed, uint32_t pct, uint64_t cut_from, uint64_t cut_to)
 {
     static const char m0[] = "program tcpip arg=addr=10.0.0.1/24\n"
                              "program source reach=tcp,init\n";
@@ -569,25 +603,33 @@ static bool run_pair(uint64_t seed, uint32_t pct)
     f.enabled = SIM_FAULT_NET_LOSS | SIM_FAULT_NET_REORDER | SIM_FAULT_NET_DUP;
     f.net_loss_pct = f.net_dup_pct = f.net_reorder_pct = pct;
     assert_int_equal(0, sim_faults_install(&f));
+    uint64_t heal = 0;
+    if (cut_to > cut_from) {
+        assert_int_equal(0, sim_net_partition(0, 1, cut_from, cut_to));
+        heal = cut_to;
+    }
     bool ok = true;
     uint64_t steps = 0;
     while (ok && sim_step() && steps++ < 50000000)
         if (steps % 1000 == 0)
-            ok = check(sim_now(), 0);
-    ok = ok && check(sim_now(), 0);
+            ok = check_within(sim_now(), heal, REAL_BOUND);
+    ok = ok && check_within(sim_now(), heal, REAL_BOUND);
     int status = -1;
     sim_shutdown_status(&status);
     sim_net_stats_t ns;
     sim_net_stats(&ns);
+    RUN.cut = ns.cut;
+    RUN.end_ns = sim_now();
     sim_streams_stats_t st;
     sim_streams_stats(S, &st);
-    printf("seed %llu: status %d, sent %llu received %llu, lost %llu reordered %llu dup %llu; "
+    printf("seed %llu: status %d at %.3f s, sent %llu received %llu, lost %llu reordered %llu "
+           "dup %llu cut %llu; "
            "checker: %llu connection(s), %llu unpaired, %llu bytes\n",
-           (unsigned long long)seed, status, (unsigned long long)R.sent,
+           (unsigned long long)seed, status, (double)sim_now() / 1e9, (unsigned long long)R.sent,
            (unsigned long long)R.received, (unsigned long long)ns.lost,
            (unsigned long long)ns.reordered, (unsigned long long)ns.duplicated,
-           (unsigned long long)st.connections, (unsigned long long)st.unpaired,
-           (unsigned long long)st.bytes);
+           (unsigned long long)ns.cut, (unsigned long long)st.connections,
+           (unsigned long long)st.unpaired, (unsigned long long)st.bytes);
     sim_faults_remove();
     assert_int_equal(0, sim_teardown());
     return ok;
@@ -600,7 +642,7 @@ static void test_a_real_lossy_reordering_exchange_has_no_violation(void **state)
     for (uint64_t seed = 1; seed <= 2; seed++) {
         sim_streams_free(S);
         S = sim_streams_new();
-        assert_true(run_pair(seed, 5));
+        assert_true(run_pair(seed, 5, 0, 0));
         assert_int_equal(TOTAL, R.received);
         assert_int_equal(0, R.mismatches);
         assert_true(R.eof);
@@ -612,12 +654,27 @@ static void test_a_real_lossy_reordering_exchange_has_no_violation(void **state)
     }
 }
 
+/* Cut apart for 20 s mid-stream, then healed: lwIP's retransmissions finish the stream. */
+static void test_a_real_partition_that_heals_has_no_violation(void **state)
+{
+    (void)state;
+    memset(&TAP, 0, sizeof TAP);
+    assert_true(run_pair(4, 2, 2000000, 22000000000));
+    assert_int_equal(TOTAL, R.received);
+    assert_true(R.eof);
+    sim_streams_stats_t st;
+    sim_streams_stats(S, &st);
+    assert_int_equal(1, st.connections);
+    assert_int_equal(2 * TOTAL, st.bytes);
+    assert_true(RUN.cut > 0 && RUN.end_ns > 22 * SEC);
+}
+
 static void test_a_byte_corrupted_on_its_way_into_the_checker_is_caught(void **state)
 {
     (void)state;
     memset(&TAP, 0, sizeof TAP);
     TAP.corrupt_at = 20;
-    assert_false(run_pair(3, 5));
+    assert_false(run_pair(3, 5, 0, 0));
     assert_true(TAP.corrupted);
     assert_non_null(strstr(err, "10.0.0.2:7 (node 1) -> 10.0.0.1:"));
     assert_non_null(strstr(err, " delivered is 0x"));
@@ -642,8 +699,10 @@ int main(void)
         T_(test_node_down_ends_its_connections_and_ids_start_again),
         T_(test_the_task_holding_an_end_exits),
         T_(test_a_reused_four_tuple_is_a_new_pairing),
+        T_(test_a_connection_to_itself_is_checked),
         T_(test_a_host_peer_is_not_checked),
         T_(test_a_real_lossy_reordering_exchange_has_no_violation),
+        T_(test_a_real_partition_that_heals_has_no_violation),
         T_(test_a_byte_corrupted_on_its_way_into_the_checker_is_caught),
     };
 #undef T_

@@ -34,8 +34,8 @@
  * the `accepted` {addr, port, lport} of its other end (the listener accepts on the handshake's
  * last ACK, which the connecting side sends after its `established`), so an accepted end
  * takes the oldest waiting connecting end with addr:port = laddr:lport and lport = rport, and
- * raddr the accepting node's address when known (on another node; on its own node, a
- * connection to itself, the ports decide). A connecting end waits
+ * raddr the accepting node's address when it was given (sim_streams_node_addr; on its own
+ * node, a connection to itself, the ports decide). A connecting end waits
  * until it is paired, finished, or replaced by a newer end with the same 4-tuple on its node.
  */
 
@@ -88,7 +88,7 @@ struct sim_streams {
     end_t *by_app[STREAMS_BUCKETS], *by_srv[STREAMS_BUCKETS];
     struct {
         uint32_t cc_task, cc_a, cc_b; /* the last CHAN_CREATE */
-        uint32_t addr;                /* learnt from `established`, or given */
+        uint32_t addr;                /* sim_streams_node_addr's (0: not given) */
         char name[STREAMS_NAME_MAX];
     } nodes[STREAMS_NODES_MAX];
     struct streams_tap {
@@ -366,6 +366,12 @@ static void finish(sim_streams_t *s, end_t *e, uint64_t t)
     shut(e, t);
     conn_over(e);
     e->finished = true;
+    if (e->peer) { /* nothing more reaches this end's application: drop what it would get */
+        sbuf_t *b = &e->peer->out;
+        free(b->buf);
+        b->buf = NULL;
+        b->off = b->len = b->cap = 0;
+    }
     reap(s, e);
 }
 
@@ -548,8 +554,6 @@ static void on_send(sim_streams_t *s, uint32_t node, const hal_trace_rec_t *r)
         e->lport = m.est.lport;
         e->raddr = m.est.raddr;
         e->rport = m.est.rport;
-        if (s->nodes[node].addr == 0)
-            s->nodes[node].addr = m.est.laddr;
         wait_for_peer(s, e);
     } else if (r->type == tcp_msg_error && decode(r, tcp_msg_error, &m.err, sizeof m.err) &&
                m.err.type == 0) {

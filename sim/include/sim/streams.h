@@ -46,8 +46,9 @@ bool sim_streams_check(sim_streams_t *s, uint64_t now_ns, uint64_t heal_ns, uint
                        char *err, size_t errlen);
 
 /* Optional: the node's name for failures ("node NAME"; else "node INDEX"), and its IPv4
- * address (host order) to pair by when several nodes could hold the accepting end (else the
- * address each node's `established` messages show is used). */
+ * address (host order): an accepting end on it then pairs only with a connecting end that
+ * connected to that address (else addresses and ports of both ends are enough, unless two
+ * nodes share an address). */
 void sim_streams_node_name(sim_streams_t *s, uint32_t node, const char *name);
 void sim_streams_node_addr(sim_streams_t *s, uint32_t node, uint32_t addr);
 

@@ -25,6 +25,11 @@
  *    crashed), within bound_ns.
  *
  * A connection whose other end is not in the run (a host peer) is checked for nothing.
+ * A pending shutdown (no eof yet) counts as undelivered for liveness. heal_ns UINT64_MAX:
+ * the network never heals, liveness is not checked. Memory: per direction, the bytes written
+ * and not yet delivered (the checked prefix is dropped); an end not yet paired keeps at most
+ * 4 MiB, then is taken as talking to a host. sim/streams.c says which records tell what.
+ * It is in the orrery_sim_runner library (it decodes the tcp interface of the servers).
  */
 typedef struct sim_streams sim_streams_t;
 
@@ -34,7 +39,8 @@ void sim_streams_free(sim_streams_t *s);
 /* One record of node `node` (the records of each node in order; nodes interleaved as run). */
 void sim_streams_record(sim_streams_t *s, uint32_t node, const hal_trace_rec_t *r);
 
-/* Node `node` lost power or crashed: its ends of every connection are gone (not a stall). */
+/* Node `node` lost power or crashed: its ends of every connection are gone (not a stall);
+ * also for a node that shut down for good while others run on. */
 void sim_streams_node_down(sim_streams_t *s, uint32_t node);
 
 /*

@@ -40,14 +40,10 @@
  */
 
 enum {
-    STREAMS_NODES_MAX = 64,         /* node indexes the checker follows (SIM_NODES_MAX) */
-    STREAMS_BUCKETS = 1024,         /* endpoint hash buckets */
-    STREAMS_NAME_MAX = 32,          /* a node's name, NUL included */
-    STREAMS_ERR_MAX = 512,          /* the first violation */
-    STREAMS_UNPAIRED_MAX = 4 << 20, /* bytes an end not yet paired may hold: more than can be
-                                     in flight before the other end is accepted (its channel's
-                                     128 messages and lwIP's buffers); past it, the other end
-                                     is taken as not in the run */
+    STREAMS_NODES_MAX = 64, /* node indexes the checker follows (SIM_NODES_MAX) */
+    STREAMS_BUCKETS = 1024, /* endpoint hash buckets */
+    STREAMS_NAME_MAX = 32,  /* a node's name, NUL included */
+    STREAMS_ERR_MAX = 512,  /* the first violation */
 };
 
 /* The bytes one end's application wrote and the other's has not received yet. */
@@ -404,7 +400,7 @@ static void on_write(sim_streams_t *s, end_t *w, const uint8_t *p, size_t n, uin
         return;
     if (w->peer && w->peer->finished)
         return; /* nobody will receive it */
-    if (!w->peer && w->out.len + n > STREAMS_UNPAIRED_MAX) {
+    if (!w->peer && w->out.len + n > SIM_STREAMS_UNPAIRED_MAX) {
         make_blind(w);
         return;
     }

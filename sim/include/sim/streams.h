@@ -28,9 +28,12 @@
  * A pending shutdown (no eof yet) counts as undelivered for liveness. heal_ns UINT64_MAX:
  * the network never heals, liveness is not checked. Memory: per direction, the bytes written
  * and not yet delivered (the checked prefix is dropped); an end not yet paired keeps at most
- * 4 MiB, then is taken as talking to a host. sim/streams.c says which records tell what.
+ * SIM_STREAMS_UNPAIRED_MAX bytes, then is taken as talking to a host (more than can be in
+ * flight before the other end is accepted: its channel's 128 messages and lwIP's buffers).
+ * sim/streams.c says which records tell what.
  * It is in the orrery_sim_runner library (it decodes the tcp interface of the servers).
  */
+enum { SIM_STREAMS_UNPAIRED_MAX = 4 << 20 };
 typedef struct sim_streams sim_streams_t;
 
 sim_streams_t *sim_streams_new(void);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <iface/tcp.h>
+#include <sim/sim.h>
 
 /*
  * What the records carry. The kernel gives the sink each message's whole payload (its
@@ -40,7 +41,7 @@
  */
 
 enum {
-    STREAMS_NODES_MAX = 64, /* node indexes the checker follows (SIM_NODES_MAX) */
+    SIM_NODES_MAX = 64,     /* node indexes the checker follows (SIM_NODES_MAX) */
     STREAMS_BUCKETS = 1024, /* endpoint hash buckets */
     STREAMS_NAME_MAX = 32,  /* a node's name, NUL included */
     STREAMS_ERR_MAX = 512,  /* the first violation */
@@ -86,11 +87,11 @@ struct sim_streams {
         uint32_t cc_task, cc_a, cc_b; /* the last CHAN_CREATE */
         uint32_t addr;                /* sim_streams_node_addr's (0: not given) */
         char name[STREAMS_NAME_MAX];
-    } nodes[STREAMS_NODES_MAX];
+    } nodes[SIM_NODES_MAX];
     struct streams_tap {
         sim_streams_t *s;
         uint32_t node;
-    } taps[STREAMS_NODES_MAX]; /* sim_streams_sink's selves */
+    } taps[SIM_NODES_MAX]; /* sim_streams_sink's selves */
     uint32_t tcp_id;
     sim_streams_stats_t stats;
     bool failed;
@@ -124,13 +125,13 @@ void sim_streams_free(sim_streams_t *s)
 
 void sim_streams_node_name(sim_streams_t *s, uint32_t node, const char *name)
 {
-    if (node < STREAMS_NODES_MAX)
+    if (node < SIM_NODES_MAX)
         snprintf(s->nodes[node].name, sizeof s->nodes[node].name, "%s", name);
 }
 
 void sim_streams_node_addr(sim_streams_t *s, uint32_t node, uint32_t addr)
 {
-    if (node < STREAMS_NODES_MAX)
+    if (node < SIM_NODES_MAX)
         s->nodes[node].addr = addr;
 }
 
@@ -594,7 +595,7 @@ static void on_task_exit(sim_streams_t *s, uint32_t node, uint32_t task, uint64_
 
 void sim_streams_record(sim_streams_t *s, uint32_t node, const hal_trace_rec_t *r)
 {
-    if (node >= STREAMS_NODES_MAX)
+    if (node >= SIM_NODES_MAX)
         return;
     switch (r->kind) {
     case HAL_TR_CHAN_CREATE:
@@ -644,7 +645,7 @@ void sim_streams_record(sim_streams_t *s, uint32_t node, const hal_trace_rec_t *
 
 void sim_streams_node_down(sim_streams_t *s, uint32_t node)
 {
-    if (node >= STREAMS_NODES_MAX)
+    if (node >= SIM_NODES_MAX)
         return;
     for (;;) {
         end_t *e = s->ends;
@@ -706,7 +707,7 @@ static void tap_record(void *self, const hal_trace_rec_t *r)
 
 hal_trace_sink_t sim_streams_sink(sim_streams_t *s, uint32_t node)
 {
-    uint32_t i = node < STREAMS_NODES_MAX ? node : STREAMS_NODES_MAX - 1;
+    uint32_t i = node < SIM_NODES_MAX ? node : SIM_NODES_MAX - 1;
     s->taps[i] = (struct streams_tap){.s = s, .node = node};
     return (hal_trace_sink_t){.self = &s->taps[i], .record = tap_record};
 }

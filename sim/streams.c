@@ -41,7 +41,6 @@
  */
 
 enum {
-    SIM_NODES_MAX = 64,     /* node indexes the checker follows (SIM_NODES_MAX) */
     STREAMS_BUCKETS = 1024, /* endpoint hash buckets */
     STREAMS_NAME_MAX = 32,  /* a node's name, NUL included */
     STREAMS_ERR_MAX = 512,  /* the first violation */

@@ -1,7 +1,8 @@
 /* test_sim_streams.c — the cross-node TCP stream checker: synthetic records of two nodes (a
  * changed byte, a lost segment, an extra byte, a wrong eof, stalls after and before the heal,
  * an error, a node down, reused ports, a host peer), then real two-node runs through tcpecho
- * on a lossy, reordering network: clean, and with one delivered byte corrupted on its way in. */
+ * on a lossy, reordering network: clean, across a partition that heals, to a reader that never
+ * reads (a stall), and with one delivered byte corrupted on its way into the checker. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -465,9 +466,10 @@ static void test_a_host_peer_is_not_checked(void **state)
 
 /* ---- real runs: node 0's source streams to tcpecho on node 1 and checks the echo ---------- */
 
-enum { TOTAL = 256 << 10, REQ_CONNECT = 1 };
-#define REAL_BOUND (120 * SEC) /* the scenarios' default: past lwIP's longest retransmission wait  \
-                                */
+enum { TOTAL = 256 << 10, REQ_CONNECT = 1, PORT_ECHO = 7, PORT_LAZY = 9 };
+#define REAL_BOUND                                                                                 \
+    (120 * SEC) /* the scenarios' default: past lwIP's longest retransmission wait                 \
+                 */
 
 static struct {
     uint64_t sent, received, mismatches;
@@ -475,8 +477,10 @@ static struct {
 } R;
 
 static struct {
+    uint16_t port;        /* the source connects to 10.0.0.2:port (tcpecho's 7, lazy's 9) */
+    uint64_t stop_ns;     /* end the run then (0: when node 0 shuts down) */
     uint64_t cut, end_ns; /* the switch's cut frames, the run's end */
-} RUN;
+} RUN = {.port = PORT_ECHO};
 
 typedef struct source {
     os_handle_t ctl, conn;
@@ -517,7 +521,7 @@ static void source_event(os_ctx_t *ctx, const os_event_t *ev)
     if (ev->kind == OS_EV_MESSAGE && ev->handle == init_channel(ctx)) {
         if (init_connected_decode(ev, &m.c) == 0) {
             s->ctl = m.c.chan;
-            tcp_connect_t c = {REQ_CONNECT, A_SERVER, 7};
+            tcp_connect_t c = {REQ_CONNECT, A_SERVER, RUN.port};
             tcp_connect_send(ctx, s->ctl, &c);
         }
     } else if (ev->kind == OS_EV_MESSAGE && ev->handle == s->ctl) {
@@ -542,8 +546,36 @@ static void source_event(os_ctx_t *ctx, const os_event_t *ev)
 }
 
 static const os_program_t source = {"source", sizeof(source_t), source_start, source_event};
-static const os_program_t *const image[] = {&orrery_init, &orrery_tcpip, &orrery_tcpecho, &source,
-                                            NULL};
+
+/* lazy: listens on port 9 and holds the connection it accepts: it never reads a byte. */
+typedef struct lazy {
+    os_handle_t ctl, listener;
+} lazy_t;
+
+static void lazy_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    lazy_t *l = os_state(ctx);
+    union {
+        init_connected_t c;
+        tcp_listening_t ok;
+        tcp_accepted_t a;
+    } m;
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    if (ev->handle == init_channel(ctx) && init_connected_decode(ev, &m.c) == 0) {
+        l->ctl = m.c.chan;
+        tcp_listen_t listen = {1, 0, PORT_LAZY, 0};
+        tcp_listen_send(ctx, l->ctl, &listen);
+    } else if (ev->handle == l->ctl && tcp_listening_decode(ev, &m.ok) == 0) {
+        l->listener = m.ok.chan;
+    } else if (ev->handle == l->listener && tcp_accepted_decode(ev, &m.a) == 0) {
+        os_handle_hold(ctx, m.a.chan, true);
+    }
+}
+
+static const os_program_t lazy = {"lazy", sizeof(lazy_t), source_start, lazy_event};
+static const os_program_t *const image[] = {&orrery_init, &orrery_tcpip, &orrery_tcpecho,
+                                            &source,      &lazy,         NULL};
 
 /* The records on their way into the checker: corrupt_at > 0 flips a byte of the
  * corrupt_at-th `data` the source received (the echo coming back). */
@@ -578,8 +610,11 @@ static bool run_pair(uint64_t seed, uint32_t pct, uint64_t cut_from, uint64_t cu
 {
     static const char m0[] = "program tcpip arg=addr=10.0.0.1/24\n"
                              "program source reach=tcp,init\n";
-    static const char m1[] = "program tcpip arg=addr=10.0.0.2/24\n"
-                             "program tcpecho reach=tcp,udp\n";
+    static const char echo[] = "program tcpip arg=addr=10.0.0.2/24\n"
+                               "program tcpecho reach=tcp,udp\n";
+    static const char lazy1[] = "program tcpip arg=addr=10.0.0.2/24\n"
+                                "program lazy reach=tcp,init\n";
+    const char *m1 = RUN.port == PORT_LAZY ? lazy1 : echo;
     hal_trace_sink_t sinks[2];
     sim_config_t cfg[2];
     memset(cfg, 0, sizeof cfg);
@@ -610,7 +645,7 @@ static bool run_pair(uint64_t seed, uint32_t pct, uint64_t cut_from, uint64_t cu
     }
     bool ok = true;
     uint64_t steps = 0;
-    while (ok && sim_step() && steps++ < 50000000)
+    while (ok && (RUN.stop_ns == 0 || sim_now() < RUN.stop_ns) && sim_step() && steps++ < 50000000)
         if (steps % 1000 == 0)
             ok = check_within(sim_now(), heal, REAL_BOUND);
     ok = ok && check_within(sim_now(), heal, REAL_BOUND);
@@ -669,6 +704,24 @@ static void test_a_real_partition_that_heals_has_no_violation(void **state)
     assert_true(RUN.cut > 0 && RUN.end_ns > 22 * SEC);
 }
 
+/* A reader that never reads: the window closes, the source waits, nothing fails in the OS;
+ * the checker calls it a stall once the bound has passed. */
+static void test_a_real_reader_that_never_reads_is_a_stall(void **state)
+{
+    (void)state;
+    memset(&TAP, 0, sizeof TAP);
+    RUN.port = PORT_LAZY;
+    RUN.stop_ns = 200 * SEC;
+    bool ok = run_pair(5, 0, 0, 0);
+    uint64_t stop = RUN.stop_ns;
+    RUN.port = PORT_ECHO;
+    RUN.stop_ns = 0;
+    assert_false(ok);
+    assert_non_null(strstr(err, "-> 10.0.0.2:9 (node 1): stalled: bytes 0.."));
+    assert_true(R.sent > 0 && R.received == 0);
+    assert_true(RUN.end_ns > REAL_BOUND && RUN.end_ns < stop); /* checked every 1000 steps */
+}
+
 static void test_a_byte_corrupted_on_its_way_into_the_checker_is_caught(void **state)
 {
     (void)state;
@@ -703,6 +756,7 @@ int main(void)
         T_(test_a_host_peer_is_not_checked),
         T_(test_a_real_lossy_reordering_exchange_has_no_violation),
         T_(test_a_real_partition_that_heals_has_no_violation),
+        T_(test_a_real_reader_that_never_reads_is_a_stall),
         T_(test_a_byte_corrupted_on_its_way_into_the_checker_is_caught),
     };
 #undef T_

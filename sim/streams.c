@@ -694,6 +694,9 @@ bool sim_streams_check(sim_streams_t *s, uint64_t now_ns, uint64_t heal_ns, uint
 void sim_streams_stats(const sim_streams_t *s, sim_streams_stats_t *out)
 {
     *out = s->stats;
+    out->held = 0;
+    for (const end_t *e = s->ends; e; e = e->next)
+        out->held += e->out.len;
 }
 
 /* ---- as a trace sink ---------------------------------------------------------------------- */

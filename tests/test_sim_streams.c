@@ -422,6 +422,30 @@ static void test_a_reused_four_tuple_is_a_new_pairing(void **state)
     assert_int_equal(300, st.bytes);
 }
 
+/* What is kept is what is in flight: the checked prefix goes, and all of it with the ends. */
+static void test_only_what_is_in_flight_is_held(void **state)
+{
+    (void)state;
+    conn_t c;
+    connect_ends(&c, 49152, 7, false);
+    sim_streams_stats_t st;
+    for (int i = 0; i < 1000; i++) { /* 4 MB through, at most 3 messages in flight */
+        write_bytes(&c, 0, 4092);
+        if (i >= 2)
+            deliver(&c, 0, 4092);
+        sim_streams_stats(S, &st);
+        assert_true(st.held <= 3 * 4092);
+    }
+    assert_int_equal(2 * 4092, st.held);
+    close_app(&c, 1); /* the reader is gone: nothing more to compare */
+    sim_streams_stats(S, &st);
+    assert_int_equal(0, st.held);
+    close_app(&c, 0);
+    assert_true(check(100 * SEC, 0));
+    sim_streams_stats(S, &st);
+    assert_int_equal(998 * 4092, st.bytes);
+}
+
 /* A connection from node 0 to itself (its own address) is paired and checked too. */
 static void test_a_connection_to_itself_is_checked(void **state)
 {
@@ -686,6 +710,7 @@ static void test_a_real_lossy_reordering_exchange_has_no_violation(void **state)
         assert_int_equal(1, st.connections);
         assert_int_equal(0, st.unpaired);
         assert_int_equal(2 * TOTAL, st.bytes); /* there and back */
+        assert_int_equal(0, st.held);
     }
 }
 
@@ -752,6 +777,7 @@ int main(void)
         T_(test_node_down_ends_its_connections_and_ids_start_again),
         T_(test_the_task_holding_an_end_exits),
         T_(test_a_reused_four_tuple_is_a_new_pairing),
+        T_(test_only_what_is_in_flight_is_held),
         T_(test_a_connection_to_itself_is_checked),
         T_(test_a_host_peer_is_not_checked),
         T_(test_a_real_lossy_reordering_exchange_has_no_violation),

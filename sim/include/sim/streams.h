@@ -68,6 +68,7 @@ typedef struct sim_streams_stats {
     uint64_t connections; /* paired across nodes */
     uint64_t unpaired;    /* an end whose other end is not in the run */
     uint64_t bytes;       /* delivered and checked */
+    uint64_t held;        /* now: bytes written and not yet delivered, kept to compare */
 } sim_streams_stats_t;
 void sim_streams_stats(const sim_streams_t *s, sim_streams_stats_t *out);
 

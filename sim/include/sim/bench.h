@@ -39,6 +39,8 @@ int sim_bench_msgs(uint64_t msgs, unsigned window, sim_bench_result_t *r);
  *     every SIM_BENCH_BUSY_PERIOD_NS, alternating `fetch http://NEXT:7/bench` (a TCP
  *     connection to the next node's tcpecho: handshake, request echoed, close) and
  *     `ping NEXT 1` (NEXT: node i+1's address, the last node's is node 0's).
+ * 0; OS_EINVAL (nodes, virtual_ns 0), sim_boot_nodes' errors (OS_ENOTSUP: the build has no
+ * per-node state), OS_ESTATE if a kernel leaked at teardown.
  */
 #define SIM_BENCH_BUSY_PERIOD_NS 10000000ull
 

@@ -23,7 +23,6 @@
 
 #include <k/kernel.h>
 #include "commands.h"
-#include <sim/bench.h>
 #include <sim/blk.h>
 #include <sim/runner.h>
 #include <sim/scenario.h>
@@ -1000,71 +999,4 @@ int hl_cmd_sim(int argc, char **argv)
     int rc = sweep_run(&sw, &sc);
     sim_scenario_free(&sc);
     return rc;
-}
-
-/* ---- orrery bench sim ------------------------------------------------------------------- */
-
-static const char bench_usage[] =
-    "usage: orrery bench sim [--json] [--virtual SECONDS] [--msgs N]\n"
-    "\n"
-    "Measure the simulator on one core:\n"
-    "  time compression  virtual seconds per wall second: 8 tasks with periodic 10 ms timers\n"
-    "                    for --virtual seconds of virtual time (default 1000)\n"
-    "  msgs/s            messages delivered per wall second: a ping-pong pair with 16\n"
-    "                    messages in flight until --msgs were delivered (default 4000000)\n"
-    "  --json            print {\"time_compression\": ..., \"msgs_per_s\": ..., ...}\n";
-
-int hl_cmd_bench_sim(int argc, char **argv)
-{
-    bool json = false;
-    uint64_t vsecs = 1000, msgs = 4000000;
-    static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"json", no_argument, NULL, 'j'},
-        {"virtual", required_argument, NULL, 'V'},
-        {"msgs", required_argument, NULL, 'm'},
-        {NULL, 0, NULL, 0},
-    };
-    int c;
-    while ((c = cli_getopt(argc, argv, "bench sim", opts)) != -1) {
-        if (c == 'h') {
-            fputs(bench_usage, stdout);
-            return 0;
-        } else if (c == 'j') {
-            json = true;
-        } else if (c == 'V') {
-            if (cli_opt_u64("bench sim", "--virtual", optarg, 1, 999999999, &vsecs) != 0)
-                return 2;
-        } else if (c == 'm') {
-            if (cli_opt_u64("bench sim", "--msgs", optarg, 2, UINT64_MAX, &msgs) != 0)
-                return 2;
-        } else {
-            return 2; /* cli_getopt said why */
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("bench sim", "bench sim: unexpected argument '%s'", argv[optind]);
-    sim_bench_result_t r;
-    memset(&r, 0, sizeof r);
-    int rc = sim_bench_timers(8, 10000000, vsecs * 1000000000ull, &r);
-    if (rc == 0)
-        rc = sim_bench_msgs(msgs, 16, &r);
-    if (rc != 0) {
-        fprintf(stderr, "orrery: bench sim: %s\n", os_strerror(rc));
-        return 1;
-    }
-    if (json) {
-        printf("{\"time_compression\": %.0f, \"virtual_s\": %.1f, \"timer_wall_s\": %.4f, "
-               "\"timer_events\": %llu, \"msgs_per_s\": %.0f, \"msgs\": %llu, \"msgs_wall_s\": "
-               "%.4f}\n",
-               r.time_compression, r.virtual_s, r.ticks_wall_s, (unsigned long long)r.ticks,
-               r.msgs_per_s, (unsigned long long)r.msgs, r.msgs_wall_s);
-    } else {
-        printf("time compression: %.0fx (%.0f virtual s in %.3f wall s, %llu events, 8 periodic "
-               "timers)\n",
-               r.time_compression, r.virtual_s, r.ticks_wall_s, (unsigned long long)r.ticks);
-        printf("messages: %.2fM msgs/s on one core (%llu delivered in %.3f s, ping-pong)\n",
-               r.msgs_per_s / 1e6, (unsigned long long)r.msgs, r.msgs_wall_s);
-    }
-    return 0;
 }

@@ -364,12 +364,6 @@ static void node_who(const sim_scenario_t *sc, size_t n, char *who, size_t len)
 static int setup_net(const sim_scenario_t *sc, size_t nnodes, sim_result_t *r)
 {
     int rc = 0;
-    const sim_net_link_t *dl = &sc->net_link;
-    if (dl->tail_mean_ns || dl->bandwidth_bps) {
-        rc = sim_net_set_link(SIM_NET_ANY, SIM_NET_ANY, dl);
-        if (rc != 0)
-            failf(r, "net-tail/net-bandwidth: the switch refused them: %s", os_strerror(rc));
-    }
     for (size_t i = 0; i < sc->nlinks && rc == 0; i++) {
         const scn_link_t *l = &sc->links[i];
         rc = sim_net_set_link(l->from, l->to, &l->link);
@@ -530,6 +524,8 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         bool tap = fh.hash || o->frame_tap;
         sim_net_config_t nc = {.latency_ns = sc->net_latency_ns,
                                .path_frames_max = sc->net_capacity,
+                               .tail_mean_ns = sc->net_link.tail_mean_ns,
+                               .bandwidth_bps = sc->net_link.bandwidth_bps,
                                .tap = tap ? frame_tap : NULL,
                                .tap_self = tap ? &fh : NULL};
         sim_net_configure(&nc);

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -194,6 +195,48 @@ static void test_pause(void **state)
     sim_scenario_free(&sc);
 }
 
+/* The smallest round trip of the ping statistics after the first (or last) `after` in out,
+ * in ms. */
+static double rtt_min(const char *out, const char *after, bool last)
+{
+    const char *p = strstr(out, after), *next;
+    assert_non_null(p);
+    while (last && (next = strstr(p + 1, after)) != NULL)
+        p = next;
+    p = strstr(p, "rtt min/avg/max ");
+    assert_non_null(p);
+    return strtod(p + 16, NULL);
+}
+
+/* Paths: a slow link, the switch's bandwidth, a clog of one direction (virtual times). */
+static void test_links_and_clogs(void **state)
+{
+    (void)state;
+    sim_scenario_t sc;
+    sim_result_t r;
+    char text[4096];
+    snprintf(text, sizeof text,
+             "%slink n1 n3 latency=30ms\nnet-bandwidth 1M\n"
+             "at 1s n1 ping 10.1.0.3 2\nat 4s n1 ping 10.1.0.2 2\n"
+             "clog n2 n1 7s 9s\nat 7.5s n1 ping 10.1.0.2 1\n"
+             "expect n1 1 transmitted, 0 received\nat 10s n1 shutdown\n",
+             three);
+    run(text, 1, &sc, &r);
+    if (!r.ok)
+        fail_msg("%s", r.failure);
+    /* 30 ms each way to n3, and 98 bytes at 1 Mbit/s (784 us) on every path; the second ping
+     * to n3 (the first one waited for ARP) */
+    double slow = rtt_min(r.output, "PING 10.1.0.3", true);
+    double fast = rtt_min(r.output, "PING 10.1.0.2", false);
+    if (!(slow >= 61.5 && slow < 70) || !(fast >= 1.5 && fast < 10))
+        fail_msg("round trips %f ms and %f ms", slow, fast);
+    assert_true(slow >= 61.5 && slow < 70);
+    assert_true(fast >= 1.5 && fast < 10);
+    assert_true(r.net.clogged > 0);
+    sim_result_free(&r);
+    sim_scenario_free(&sc);
+}
+
 static void test_kill_at_a_node(void **state)
 {
     (void)state;
@@ -293,11 +336,9 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_three_nodes),
-        cmocka_unit_test(test_crash_and_reboot),
-        cmocka_unit_test(test_pause),
-        cmocka_unit_test(test_kill_at_a_node),
-        cmocka_unit_test(test_e2fsck_of_every_disk),
+        cmocka_unit_test(test_three_nodes),    cmocka_unit_test(test_crash_and_reboot),
+        cmocka_unit_test(test_pause),          cmocka_unit_test(test_links_and_clogs),
+        cmocka_unit_test(test_kill_at_a_node), cmocka_unit_test(test_e2fsck_of_every_disk),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

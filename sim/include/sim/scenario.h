@@ -195,7 +195,7 @@ typedef struct sim_scenario {
     size_t nnodes;
     scn_link_t links[SCN_LINKS_MAX];
     size_t nlinks;
-    sim_net_link_t net_link; /* `net-tail`, `net-bandwidth`: every path (zero: none given) */
+    sim_net_link_t net_link; /* `net-tail`, `net-bandwidth`: the switch's defaults (0: none) */
     uint32_t net_capacity;   /* `net-capacity N` (0: the switch's default) */
     scn_net_cut_t net_cuts[SCN_NET_CUTS_MAX];
     size_t nnet_cuts;

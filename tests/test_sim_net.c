@@ -538,6 +538,32 @@ static void test_a_clogged_path_still_bounds_what_it_holds(void **state)
     }
 }
 
+static void test_sets_of_nodes_cut_and_clog_in_one_call(void **state)
+{
+    (void)state;
+    /* {0,1} | {2,3} from 5 to 15 ms; the paths into node 3 also clog from 20 to 30 ms */
+    pk_boot(18, 4, 40, 1, 60);
+    assert_int_equal(0, sim_net_cut_sets(0x3, 0xc, 5000000, 15000000));
+    assert_int_equal(0, sim_net_cut_sets(0xc, 0x3, 5000000, 15000000));
+    assert_int_equal(0, sim_net_clog_sets(0xf, 0x8, 20000000, 30000000));
+    assert_int_equal(OS_EINVAL, sim_net_cut_sets(0, 0x3, 0, 1));
+    assert_int_equal(OS_EINVAL, sim_net_cut_sets(0x10, 0x3, 0, 1)); /* node 4: none */
+    assert_int_equal(OS_EINVAL, sim_net_clog_sets(0x1, 0x2, 1, 1));
+    assert_int_equal(30000000, sim_net_last_heal());
+    sim_net_stats_t s = pk_run(4);
+    uint64_t cut = 0;
+    for (uint32_t q = 0; q < 40; q++)
+        cut += PK.sent_at[q] >= 5000000 && PK.sent_at[q] < 15000000 ? 2 : 0;
+    assert_int_equal(20, cut);
+    assert_int_equal(cut, s.cut);
+    for (uint32_t i = 0; i < PK.ngot; i++) {
+        uint64_t due = PK.sent_at[PK.order[i]] + 50000;
+        bool held = PK.got_to[i] == 3 && due >= 20000000 && due < 30000000;
+        assert_int_equal(held ? 30000000 : due, PK.got_at[i]);
+    }
+    assert_int_equal(10, s.clogged);
+}
+
 /* The schedule sim_net_chaos draws for seed on `nodes` idle nodes (the run is not run). */
 static size_t chaos_plan(uint64_t seed, uint32_t nodes, const sim_net_chaos_t *c,
                          sim_net_fault_t *out, size_t max, uint64_t *heal,
@@ -768,6 +794,7 @@ int main(void)
         cmocka_unit_test(test_capacity_bounds_frames_in_flight),
         cmocka_unit_test(test_a_clog_holds_frames_then_releases_them_in_order),
         cmocka_unit_test(test_a_clogged_path_still_bounds_what_it_holds),
+        cmocka_unit_test(test_sets_of_nodes_cut_and_clog_in_one_call),
         cmocka_unit_test(test_chaos_is_a_function_of_the_seed_and_heals_by_until),
         cmocka_unit_test(test_swizzle_clogs_a_subset_and_unclogs_in_another_order),
         cmocka_unit_test(test_chaos_with_traffic_adds_up_and_is_quiet_after_until),

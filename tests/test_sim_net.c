@@ -342,8 +342,7 @@ static void pk_got(void *self, uint64_t t, uint32_t from, uint32_t to, const voi
 
 /* Boot `nodes` nodes (burst on node 0, sinks elsewhere) with the taps; the test then shapes
  * the switch before pk_run. */
-static void pk_boot(uint64_t seed, uint32_t nodes, uint32_t frames, uint32_t per_tick,
-                    uint32_t len)
+static void pk_boot(uint64_t seed, uint32_t nodes, uint32_t frames, uint32_t per_tick, uint32_t len)
 {
     static const char m0[] = "program burst reach=init\n", m1[] = "program sink\n";
     sim_config_t cfg[8];
@@ -370,9 +369,9 @@ static void pk_boot(uint64_t seed, uint32_t nodes, uint32_t frames, uint32_t per
 /* Every copy (one per other node for each broadcast) is delivered or in one drop counter. */
 static void assert_copies_add_up(const sim_net_stats_t *s, uint32_t nodes)
 {
-    assert_int_equal(s->sent * (nodes - 1) + s->duplicated,
-                     s->delivered + s->lost + s->cut + s->overflow + s->unknown + s->queue_full +
-                         s->down);
+    assert_int_equal(s->sent * (nodes - 1) + s->duplicated, s->delivered + s->lost + s->cut +
+                                                                s->overflow + s->unknown +
+                                                                s->queue_full + s->down);
 }
 
 static sim_net_stats_t pk_run(uint32_t nodes)
@@ -566,8 +565,7 @@ static void test_sets_of_nodes_cut_and_clog_in_one_call(void **state)
 
 /* The schedule sim_net_chaos draws for seed on `nodes` idle nodes (the run is not run). */
 static size_t chaos_plan(uint64_t seed, uint32_t nodes, const sim_net_chaos_t *c,
-                         sim_net_fault_t *out, size_t max, uint64_t *heal,
-                         sim_net_swizzle_t *z)
+                         sim_net_fault_t *out, size_t max, uint64_t *heal, sim_net_swizzle_t *z)
 {
     pk_boot(seed, nodes, 0, 1, 60);
     assert_int_equal(0, sim_net_chaos(c));
@@ -715,8 +713,9 @@ static uint64_t listed_unclog(const sim_net_fault_t *f, size_t n, uint64_t t, ui
     for (bool more = true; more;) {
         more = false;
         for (size_t i = 0; i < n; i++) {
-            bool on = (f[i].kind == SIM_NET_FAULT_CLOG && f[i].from == from && f[i].to == to) ||
-                      (f[i].kind == SIM_NET_FAULT_SWIZZLE && (f[i].from == from || f[i].from == to));
+            bool on =
+                (f[i].kind == SIM_NET_FAULT_CLOG && f[i].from == from && f[i].to == to) ||
+                (f[i].kind == SIM_NET_FAULT_SWIZZLE && (f[i].from == from || f[i].from == to));
             if (on && f[i].start_ns <= t && t < f[i].end_ns) {
                 t = f[i].end_ns;
                 more = true;

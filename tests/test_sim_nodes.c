@@ -158,9 +158,9 @@ static outcome_t finish(void)
     for (int i = 0; i < NPING; i++)
         o.answered += L.answered[i] > 0;
     /* every copy is delivered or counted in one drop counter; waiting ones once more */
-    assert_int_equal(o.net.sent + o.net.duplicated,
-                     o.net.delivered + o.net.lost + o.net.cut + o.net.overflow + o.net.unknown +
-                         o.net.queue_full + o.net.down);
+    assert_int_equal(o.net.sent + o.net.duplicated, o.net.delivered + o.net.lost + o.net.cut +
+                                                        o.net.overflow + o.net.unknown +
+                                                        o.net.queue_full + o.net.down);
     return o;
 }
 

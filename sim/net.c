@@ -43,9 +43,9 @@ typedef struct windows {
 
 typedef struct path {
     /* the frames on it */
-    uint64_t last;       /* when the latest in-order frame on it arrives */
-    uint64_t busy_until; /* bandwidth: when it has sent its last frame out */
-    uint32_t inflight;   /* frames on it now, held ones included */
+    uint64_t last;                      /* when the latest in-order frame on it arrives */
+    uint64_t busy_until;                /* bandwidth: when it has sent its last frame out */
+    uint32_t inflight;                  /* frames on it now, held ones included */
     sim_frame_t *held_head, *held_tail; /* waiting for the unclog, in arrival order */
     bool release_pending;               /* a release action is scheduled */
     /* its character */
@@ -53,13 +53,13 @@ typedef struct path {
     uint64_t tail_rng;
     bool tail_seeded;
     /* chaos */
-    windows_t clogs;              /* sim_net_chaos' clogs of this path */
+    windows_t clogs; /* sim_net_chaos' clogs of this path */
     bool clogs_on;
     uint64_t swizzle_start, swizzle_end; /* its swizzle clog (end 0: none) */
 } path_t;
 
 typedef struct cut {
-    uint32_t from, to; /* either may be SIM_NET_ANY */
+    uint64_t from, to; /* the nodes it cuts or clogs from, and to (bit i: node i) */
     uint64_t start, end;
 } cut_t;
 
@@ -83,9 +83,9 @@ static struct {
     uint64_t chaos_from, chaos_until; /* the window of its faults */
     windows_t parts;                  /* its partitions, one at a time */
     bool parts_on;
-    uint64_t part_side;               /* the current partition: one side (bit i: node i) */
-    bool part_one_way;                /* only side -> the rest is cut */
-    uint64_t chaos_heal;              /* when its last fault ends */
+    uint64_t part_side;  /* the current partition: one side (bit i: node i) */
+    bool part_one_way;   /* only side -> the rest is cut */
+    uint64_t chaos_heal; /* when its last fault ends */
     sim_net_swizzle_t swizzle;
 } W;
 
@@ -101,7 +101,13 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
 
 static bool matches(const cut_t *c, uint32_t from, uint32_t to)
 {
-    return (c->from == SIM_NET_ANY || c->from == from) && (c->to == SIM_NET_ANY || c->to == to);
+    return (c->from >> from & 1) && (c->to >> to & 1);
+}
+
+/* A node, or SIM_NET_ANY, as a set of nodes. */
+static uint64_t node_set(uint32_t node)
+{
+    return node == SIM_NET_ANY ? UINT64_MAX : 1ull << node;
 }
 
 /* ---- seeded fault windows ----------------------------------------------------------------- */
@@ -161,8 +167,7 @@ static void partition_draw(windows_t *w, uint32_t n, uint64_t *side, bool *one_w
 
 static void partitions_next(windows_t *w, uint64_t *side, bool *one_way)
 {
-    windows_next(w, W.chaos.partition_every_mean_ns, W.chaos.partition_heal_mean_ns,
-                 W.chaos_until);
+    windows_next(w, W.chaos.partition_every_mean_ns, W.chaos.partition_heal_mean_ns, W.chaos_until);
     if (!w->done)
         partition_draw(w, (uint32_t)sim_node_count(), side, one_way);
 }
@@ -504,14 +509,36 @@ static bool valid_path(uint32_t from, uint32_t to)
            (from != to || from == SIM_NET_ANY);
 }
 
+/* Add [start, end) for the paths from the nodes `from` to the nodes `to` to list (cuts or
+ * clogs). */
+static int add_window(cut_t *list, size_t *n, uint64_t from, uint64_t to, uint64_t start,
+                      uint64_t end)
+{
+    uint64_t all = all_nodes((uint32_t)sim_node_count());
+    if (from == 0 || to == 0 || (from & ~all) || (to & ~all) || end <= start)
+        return OS_EINVAL;
+    if (*n == SIM_NET_CUTS_MAX)
+        return OS_ENOSPC;
+    list[(*n)++] = (cut_t){from, to, start, end};
+    return 0;
+}
+
 int sim_net_cut(uint32_t from, uint32_t to, uint64_t start_ns, uint64_t end_ns)
 {
-    if (!valid_path(from, to) || end_ns <= start_ns)
+    if (!valid_path(from, to))
         return OS_EINVAL;
-    if (W.ncuts == SIM_NET_CUTS_MAX)
-        return OS_ENOSPC;
-    W.cuts[W.ncuts++] = (cut_t){from, to, start_ns, end_ns};
-    return 0;
+    uint64_t all = all_nodes((uint32_t)sim_node_count());
+    return add_window(W.cuts, &W.ncuts, node_set(from) & all, node_set(to) & all, start_ns, end_ns);
+}
+
+int sim_net_cut_sets(uint64_t from_nodes, uint64_t to_nodes, uint64_t start_ns, uint64_t end_ns)
+{
+    return add_window(W.cuts, &W.ncuts, from_nodes, to_nodes, start_ns, end_ns);
+}
+
+int sim_net_clog_sets(uint64_t from_nodes, uint64_t to_nodes, uint64_t start_ns, uint64_t end_ns)
+{
+    return add_window(W.clogs, &W.nclogs, from_nodes, to_nodes, start_ns, end_ns);
 }
 
 int sim_net_partition(uint32_t a, uint32_t b, uint64_t start_ns, uint64_t end_ns)
@@ -524,12 +551,11 @@ int sim_net_partition(uint32_t a, uint32_t b, uint64_t start_ns, uint64_t end_ns
 
 int sim_net_clog(uint32_t from, uint32_t to, uint64_t start_ns, uint64_t end_ns)
 {
-    if (!valid_path(from, to) || end_ns <= start_ns)
+    if (!valid_path(from, to))
         return OS_EINVAL;
-    if (W.nclogs == SIM_NET_CUTS_MAX)
-        return OS_ENOSPC;
-    W.clogs[W.nclogs++] = (cut_t){from, to, start_ns, end_ns};
-    return 0;
+    uint64_t all = all_nodes((uint32_t)sim_node_count());
+    return add_window(W.clogs, &W.nclogs, node_set(from) & all, node_set(to) & all, start_ns,
+                      end_ns);
 }
 
 int sim_net_set_link(uint32_t from, uint32_t to, const sim_net_link_t *l)
@@ -590,8 +616,8 @@ static void swizzle_draw(uint64_t start, uint64_t end, uint32_t n)
             z->clog_order[z->count++] = i;
     shuffle(&rng, z->clog_order, z->count);
     memcpy(z->unclog_order, z->clog_order, z->count * sizeof z->clog_order[0]);
-    while (z->count > 1 && memcmp(z->unclog_order, z->clog_order,
-                                  z->count * sizeof z->clog_order[0]) == 0)
+    while (z->count > 1 &&
+           memcmp(z->unclog_order, z->clog_order, z->count * sizeof z->clog_order[0]) == 0)
         shuffle(&rng, z->unclog_order, z->count);
     uint64_t mid = start + (end - start) / 2;
     for (uint32_t i = 0; i < z->count; i++) {

@@ -40,11 +40,11 @@ typedef struct sim_node {
     bool shutdown;
     int status;
     bool booted;
-    unsigned boots;               /* how many times it booted (power cuts reboot it) */
+    unsigned boots; /* how many times it booted (power cuts reboot it) */
     /* node faults (sim_node_crash_at, sim_node_pause) */
-    bool down;              /* crashed: neither booted nor shut down, boots at down_until */
-    uint64_t down_until;    /* the latest reboot time its crashes asked for */
-    uint64_t paused_until;  /* runs nothing before this virtual time */
+    bool down;                    /* crashed: neither booted nor shut down, boots at down_until */
+    uint64_t down_until;          /* the latest reboot time its crashes asked for */
+    uint64_t paused_until;        /* runs nothing before this virtual time */
     sim_config_t cfg;             /* its config, to boot it again after a power cut */
     hal_device_ops_t console_ops; /* its self is this node */
 } sim_node_t;
@@ -476,8 +476,8 @@ int sim_node_crash_at(size_t node, uint64_t t_ns, uint64_t down_ns)
 {
     if (node >= S.nnodes)
         return OS_EINVAL;
-    uint64_t until = down_ns == UINT64_MAX || t_ns > UINT64_MAX - down_ns ? UINT64_MAX
-                                                                          : t_ns + down_ns;
+    uint64_t until =
+        down_ns == UINT64_MAX || t_ns > UINT64_MAX - down_ns ? UINT64_MAX : t_ns + down_ns;
     int rc = sim_at_node(node, t_ns, crash_action, (void *)(uintptr_t)node, until);
     if (rc == 0 && until != UINT64_MAX)
         rc = sim_at_node(node, until, crash_boot_action, (void *)(uintptr_t)node, 0);

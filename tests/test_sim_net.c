@@ -342,8 +342,7 @@ static void pk_got(void *self, uint64_t t, uint32_t from, uint32_t to, const voi
 
 /* Boot `nodes` nodes (burst on node 0, sinks elsewhere) with the taps; the test then shapes
  * the switch before pk_run. */
-static void pk_boot(uint64_t seed, uint32_t nodes, uint32_t frames, uint32_t per_tick,
-                    uint32_t len)
+static void pk_boot(uint64_t seed, uint32_t nodes, uint32_t frames, uint32_t per_tick, uint32_t len)
 {
     static const char m0[] = "program burst reach=init\n", m1[] = "program sink\n";
     sim_config_t cfg[8];
@@ -370,9 +369,9 @@ static void pk_boot(uint64_t seed, uint32_t nodes, uint32_t frames, uint32_t per
 /* Every copy (one per other node for each broadcast) is delivered or in one drop counter. */
 static void assert_copies_add_up(const sim_net_stats_t *s, uint32_t nodes)
 {
-    assert_int_equal(s->sent * (nodes - 1) + s->duplicated,
-                     s->delivered + s->lost + s->cut + s->overflow + s->unknown + s->queue_full +
-                         s->down);
+    assert_int_equal(s->sent * (nodes - 1) + s->duplicated, s->delivered + s->lost + s->cut +
+                                                                s->overflow + s->unknown +
+                                                                s->queue_full + s->down);
 }
 
 static sim_net_stats_t pk_run(uint32_t nodes)
@@ -538,10 +537,35 @@ static void test_a_clogged_path_still_bounds_what_it_holds(void **state)
     }
 }
 
+static void test_sets_of_nodes_cut_and_clog_in_one_call(void **state)
+{
+    (void)state;
+    /* {0,1} | {2,3} from 5 to 15 ms; the paths into node 3 also clog from 20 to 30 ms */
+    pk_boot(18, 4, 40, 1, 60);
+    assert_int_equal(0, sim_net_cut_sets(0x3, 0xc, 5000000, 15000000));
+    assert_int_equal(0, sim_net_cut_sets(0xc, 0x3, 5000000, 15000000));
+    assert_int_equal(0, sim_net_clog_sets(0xf, 0x8, 20000000, 30000000));
+    assert_int_equal(OS_EINVAL, sim_net_cut_sets(0, 0x3, 0, 1));
+    assert_int_equal(OS_EINVAL, sim_net_cut_sets(0x10, 0x3, 0, 1)); /* node 4: none */
+    assert_int_equal(OS_EINVAL, sim_net_clog_sets(0x1, 0x2, 1, 1));
+    assert_int_equal(30000000, sim_net_last_heal());
+    sim_net_stats_t s = pk_run(4);
+    uint64_t cut = 0;
+    for (uint32_t q = 0; q < 40; q++)
+        cut += PK.sent_at[q] >= 5000000 && PK.sent_at[q] < 15000000 ? 2 : 0;
+    assert_int_equal(20, cut);
+    assert_int_equal(cut, s.cut);
+    for (uint32_t i = 0; i < PK.ngot; i++) {
+        uint64_t due = PK.sent_at[PK.order[i]] + 50000;
+        bool held = PK.got_to[i] == 3 && due >= 20000000 && due < 30000000;
+        assert_int_equal(held ? 30000000 : due, PK.got_at[i]);
+    }
+    assert_int_equal(10, s.clogged);
+}
+
 /* The schedule sim_net_chaos draws for seed on `nodes` idle nodes (the run is not run). */
 static size_t chaos_plan(uint64_t seed, uint32_t nodes, const sim_net_chaos_t *c,
-                         sim_net_fault_t *out, size_t max, uint64_t *heal,
-                         sim_net_swizzle_t *z)
+                         sim_net_fault_t *out, size_t max, uint64_t *heal, sim_net_swizzle_t *z)
 {
     pk_boot(seed, nodes, 0, 1, 60);
     assert_int_equal(0, sim_net_chaos(c));
@@ -689,8 +713,9 @@ static uint64_t listed_unclog(const sim_net_fault_t *f, size_t n, uint64_t t, ui
     for (bool more = true; more;) {
         more = false;
         for (size_t i = 0; i < n; i++) {
-            bool on = (f[i].kind == SIM_NET_FAULT_CLOG && f[i].from == from && f[i].to == to) ||
-                      (f[i].kind == SIM_NET_FAULT_SWIZZLE && (f[i].from == from || f[i].from == to));
+            bool on =
+                (f[i].kind == SIM_NET_FAULT_CLOG && f[i].from == from && f[i].to == to) ||
+                (f[i].kind == SIM_NET_FAULT_SWIZZLE && (f[i].from == from || f[i].from == to));
             if (on && f[i].start_ns <= t && t < f[i].end_ns) {
                 t = f[i].end_ns;
                 more = true;
@@ -768,6 +793,7 @@ int main(void)
         cmocka_unit_test(test_capacity_bounds_frames_in_flight),
         cmocka_unit_test(test_a_clog_holds_frames_then_releases_them_in_order),
         cmocka_unit_test(test_a_clogged_path_still_bounds_what_it_holds),
+        cmocka_unit_test(test_sets_of_nodes_cut_and_clog_in_one_call),
         cmocka_unit_test(test_chaos_is_a_function_of_the_seed_and_heals_by_until),
         cmocka_unit_test(test_swizzle_clogs_a_subset_and_unclogs_in_another_order),
         cmocka_unit_test(test_chaos_with_traffic_adds_up_and_is_quiet_after_until),

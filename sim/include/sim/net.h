@@ -44,6 +44,11 @@ void sim_net_configure(const sim_net_config_t *cfg);
 enum { SIM_NET_CUTS_MAX = 64 };
 int sim_net_cut(uint32_t from, uint32_t to, uint64_t start_ns, uint64_t end_ns);
 int sim_net_partition(uint32_t a, uint32_t b, uint64_t start_ns, uint64_t end_ns);
+/* One cut of every path from a node of from_nodes to a node of to_nodes (bit i: node i):
+ * a partition of groups A|B is sim_net_cut_sets(A, B) and (B, A), two cuts whatever the
+ * groups' sizes (a path from a node to itself does not exist). OS_EINVAL for an empty set,
+ * a node that does not exist or an empty interval; OS_ENOSPC as sim_net_cut. */
+int sim_net_cut_sets(uint64_t from_nodes, uint64_t to_nodes, uint64_t start_ns, uint64_t end_ns);
 
 typedef struct sim_net_stats {
     uint64_t sent;        /* frames written by nodes */
@@ -99,6 +104,8 @@ int sim_net_set_link(uint32_t from, uint32_t to, const sim_net_link_t *l);
  * OS_EINVAL as sim_net_cut. Each copy that waited counts once in sim_net_stats.clogged and
  * then once more where it ended (delivered or a drop). */
 int sim_net_clog(uint32_t from, uint32_t to, uint64_t start_ns, uint64_t end_ns);
+/* One clog of every path from a node of from_nodes to a node of to_nodes (as sim_net_cut_sets). */
+int sim_net_clog_sets(uint64_t from_nodes, uint64_t to_nodes, uint64_t start_ns, uint64_t end_ns);
 
 /* Seeded random network faults, each ending by until_ns (so every partition and clog has
  * healed then). A zero mean turns that kind off. */

@@ -381,12 +381,19 @@ static int setup_net(const sim_scenario_t *sc, size_t nnodes, sim_result_t *r)
         memcpy(g, pt->groups, ng * sizeof g[0]);
         if (ng == 1) /* isolate: the node against every other */
             g[ng++] = all & ~pt->groups[0];
+        /* two cuts per pair of groups (old files: the scenario's node and a peer, as before) */
         for (size_t x = 0; x < ng && rc == 0; x++)
-            for (size_t y = x + 1; y < ng && rc == 0; y++)
-                for (uint32_t a = 0; a < nnodes && rc == 0; a++)
-                    for (uint32_t b = 0; b < nnodes && rc == 0; b++)
-                        if ((g[x] >> a & 1) && (g[y] >> b & 1))
-                            rc = sim_net_partition(a, b, pt->start, pt->end);
+            for (size_t y = x + 1; y < ng && rc == 0; y++) {
+                if (!sc->cluster) {
+                    rc = sim_net_partition(0, 1 + pt->peer, pt->start, pt->end);
+                    continue;
+                }
+                if (g[x] == 0 || g[y] == 0)
+                    continue; /* isolating the only node: nobody to cut it from */
+                rc = sim_net_cut_sets(g[x], g[y], pt->start, pt->end);
+                if (rc == 0)
+                    rc = sim_net_cut_sets(g[y], g[x], pt->start, pt->end);
+            }
         if (rc != 0)
             failf(r, "partition (scenario line %d): the switch refused it: %s", pt->line,
                   os_strerror(rc));

@@ -237,6 +237,29 @@ static void test_links_and_clogs(void **state)
     sim_scenario_free(&sc);
 }
 
+/* `partition NODE` isolates it from every other node; the others still reach each other. */
+static void test_isolate(void **state)
+{
+    (void)state;
+    sim_scenario_t sc;
+    sim_result_t r;
+    char text[4096];
+    snprintf(text, sizeof text,
+             "%spartition n2 1s 5s\nat 1.5s n1 ping 10.1.0.2 1\n"
+             "expect n1 1 transmitted, 0 received\nat 1.5s n3 ping 10.1.0.2 1\n"
+             "expect n3 1 transmitted, 0 received\nat 3s n1 ping 10.1.0.3 1\n"
+             "expect n1 1 transmitted, 1 received\nat 6s n1 ping 10.1.0.2 1\n"
+             "expect n1 1 transmitted, 1 received\nat 8s n1 shutdown\n",
+             three);
+    run(text, 1, &sc, &r);
+    if (!r.ok)
+        fail_msg("%s", r.failure);
+    assert_true(r.net.cut > 0);
+    assert_int_equal(5000000000ull, r.net_last_heal_ns);
+    sim_result_free(&r);
+    sim_scenario_free(&sc);
+}
+
 static void test_kill_at_a_node(void **state)
 {
     (void)state;
@@ -336,9 +359,13 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_three_nodes),    cmocka_unit_test(test_crash_and_reboot),
-        cmocka_unit_test(test_pause),          cmocka_unit_test(test_links_and_clogs),
-        cmocka_unit_test(test_kill_at_a_node), cmocka_unit_test(test_e2fsck_of_every_disk),
+        cmocka_unit_test(test_three_nodes),
+        cmocka_unit_test(test_crash_and_reboot),
+        cmocka_unit_test(test_pause),
+        cmocka_unit_test(test_links_and_clogs),
+        cmocka_unit_test(test_isolate),
+        cmocka_unit_test(test_kill_at_a_node),
+        cmocka_unit_test(test_e2fsck_of_every_disk),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

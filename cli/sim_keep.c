@@ -31,6 +31,16 @@ static void keep_names(void *self, const char *const *names, size_t n)
         fprintf(stderr, "orrery: sim: the trace cannot name the nodes: %s\n", os_strerror(rc));
 }
 
+/* replay of a node's task needs that node's manifest (its tasks' spawn args) */
+static void keep_manifest(void *self, uint32_t node, const char *text, size_t len)
+{
+    hl_sim_keep_t *k = self;
+    int rc = trace_recorder_set_node_manifest(k->rec, node, text, len);
+    if (rc != 0)
+        fprintf(stderr, "orrery: sim: the trace cannot keep node %u's manifest: %s\n", node,
+                os_strerror(rc));
+}
+
 static void keep_record(void *self, uint32_t node, const hal_trace_rec_t *r)
 {
     trace_recorder_record_node(((hl_sim_keep_t *)self)->rec, node, r);
@@ -84,6 +94,7 @@ void hl_sim_keep_failing(const char *dir, const sim_scenario_t *sc, uint64_t see
     if (sc->cluster) {
         /* one trace of every node; per node its console, its frames and its disk */
         o.node_names = keep_names;
+        o.node_manifest = keep_manifest;
         o.tee_node = keep_record;
         o.tee_node_self = &kn;
         o.node_disk = hl_sim_keep_disk;

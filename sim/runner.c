@@ -467,6 +467,15 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         free_disks(disks, nnodes);
         return OS_ENOMEM;
     }
+    for (size_t n = 0; streams && n < nnodes; n++) {
+        /* violations name the node; its own address pairs its ends (a learnt one could be
+         * loopback) */
+        sim_streams_node_name(streams, (uint32_t)n,
+                              n == 0 && !sc->cluster ? "main" : sim_scenario_node_name(sc, n));
+        unsigned a, b, c, d;
+        if (sc->cluster && sscanf(sc->nodes[n].addr, "%u.%u.%u.%u", &a, &b, &c, &d) == 4)
+            sim_streams_node_addr(streams, (uint32_t)n, a << 24 | b << 16 | c << 8 | d);
+    }
     for (size_t n = 0; n < nnodes; n++) {
         const scn_manifest_t *sm = sim_scenario_node_manifest(msc, n);
         const char *text = sm->text ? sm->text : orrery_default_manifest;
@@ -512,6 +521,9 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
             names[n] = n == 0 && !sc->cluster ? sc->name : sim_scenario_node_name(sc, n);
         o->node_names(o->tee_node_self, names, nnodes);
     }
+    for (size_t n = 0; o->node_manifest && n < nnodes; n++)
+        o->node_manifest(o->tee_node_self, (uint32_t)n, (const char *)cfg[n].init_arg,
+                         cfg[n].init_arg_len);
     int rc = nnodes == 1 ? sim_boot(&cfg[0]) : sim_boot_nodes(cfg, nnodes);
     if (rc != 0) {
         sim_teardown();
@@ -595,6 +607,13 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
 
     uint64_t max_events = sc->max_events ? sc->max_events : 10000000;
     uint64_t liveness = sim_scenario_liveness(sc);
+    /* the network has healed for good once every cut, clog and chaos fault has ended, and
+     * every pause: a paused node's streams stall with it */
+    uint64_t heal = sim_net_last_heal();
+    for (size_t i = 0; i < sc->npauses; i++)
+        if (sc->pauses[i].end > heal)
+            heal = sc->pauses[i].end;
+    bool down[SIM_NODES_MAX] = {false}; /* nodes that shut down, told to the stream checker */
     uint64_t steps = 0;
     bool stuck = false;
     while (r->ok) {
@@ -610,8 +629,14 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
                 failf(r, "%skernel audit after %llu steps: %s", sc->cluster ? who : "",
                       (unsigned long long)steps, err);
             }
-            if (streams && !sim_streams_check(streams, sim_now(), sim_net_last_heal(), liveness,
-                                              err, sizeof err))
+            /* a node that shut down closed its ends: what its peers still send it is not
+             * a stall */
+            for (size_t n = 0; streams && n < nnodes; n++)
+                if (!down[n] && sim_node_shutdown_status(n, NULL)) {
+                    down[n] = true;
+                    sim_streams_node_down(streams, (uint32_t)n);
+                }
+            if (streams && !sim_streams_check(streams, sim_now(), heal, liveness, err, sizeof err))
                 failf(r, "%s", err);
         }
         if (sim_now() > sc->duration_ns) {
@@ -631,7 +656,7 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
     else if (stuck)
         failf(r, "the run stopped with %zu input line(s) never delivered", sim_pending_actions());
     if (streams &&
-        !sim_streams_check(streams, sim_now(), sim_net_last_heal(), liveness, err, sizeof err))
+        !sim_streams_check(streams, sim_now(), heal, liveness, err, sizeof err))
         failf(r, "%s", err);
 
     /* Every kill-at hit a live task (a kill that hit nothing tested nothing). */

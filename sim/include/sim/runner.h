@@ -26,6 +26,8 @@ typedef struct sim_run_opts {
      * node names are given first (node_names, nnodes) */
     void (*tee_node)(void *self, uint32_t node, const hal_trace_rec_t *r);
     void (*node_names)(void *self, const char *const *names, size_t nnodes);
+    /* and each node's boot manifest as it booted (substituted), after the names (NULL: none) */
+    void (*node_manifest)(void *self, uint32_t node, const char *text, size_t len);
     void *tee_node_self;
     bool keep_records; /* fill result.recs (for --check-determinism) */
     bool keep_output;  /* fill result.output */

@@ -1,5 +1,5 @@
-/* cmd_replay.c — `orrery replay FILE --task NAME [--verbose]`: replay one server against a trace.
- */
+/* cmd_replay.c — `orrery replay FILE --task NAME [--node NAME] [--verbose]`: replay one server
+ * against a trace. */
 #include "commands.h"
 #include "opt.h"
 #include <sim/replay.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 
 static const char replay_usage[] =
-    "usage: orrery replay FILE --task NAME|ID [--verbose]\n"
+    "usage: orrery replay FILE --task NAME|ID [--node NAME] [--verbose]\n"
     "\n"
     "Run one server alone on the deterministic kernel, feed it its recorded inputs in order\n"
     "(messages, peer closes, timers, device input, task exits, and every clock read, random\n"
@@ -18,6 +18,8 @@ static const char replay_usage[] =
     "NAME is a program name (its first task in the trace) or a recorded task id.\n"
     "\n"
     "  --task NAME|ID   the server to replay\n"
+    "  --node NAME      the node it ran on, in a trace of several nodes (a simulated cluster:\n"
+    "                   'orrery trace summary FILE' lists them); required there\n"
     "  --verbose, -v    print every matched event and the task's console output\n"
     "  --help, -h       this text\n"
     "\n"
@@ -31,6 +33,7 @@ int hl_cmd_replay(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},
         {"task", required_argument, NULL, 256},
+        {"node", required_argument, NULL, 257},
         {NULL, 0, NULL, 0},
     };
     trace_replay_opts o = {.out = stdout};
@@ -45,6 +48,8 @@ int hl_cmd_replay(int argc, char **argv)
             o.verbose = true;
         } else if (c == 256) {
             o.task = optarg;
+        } else if (c == 257) {
+            o.node = optarg;
         } else {
             return 2; /* cli_getopt said why */
         }

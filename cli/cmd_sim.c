@@ -94,6 +94,58 @@ static void keep_path(char *buf, size_t len, const char *dir, const sim_scenario
     snprintf(buf, len, "%s/%s-seed-%llu%s", dir, sc->name, (unsigned long long)seed, ext);
 }
 
+static int save_file(const char *path, const char *buf, size_t len);
+
+/* What a cluster file's failing seed keeps besides its trace: per node, the frames it sent and
+ * received (DIR/NAME-seed-N.NODE.pcap) and its disk (.NODE.img). */
+typedef struct keep_nodes {
+    trace_recorder *rec;
+    const sim_scenario_t *sc;
+    trace_pcap *pcap[SIM_RUN_NODES_MAX];
+    const char *dir;
+    uint64_t seed;
+} keep_nodes_t;
+
+static void keep_names(void *self, const char *const *names, size_t n)
+{
+    keep_nodes_t *k = self;
+    int rc = trace_recorder_set_nodes(k->rec, names, n);
+    if (rc != 0)
+        fprintf(stderr, "orrery: sim: the trace cannot name the nodes: %s\n", os_strerror(rc));
+}
+
+static void keep_record(void *self, uint32_t node, const hal_trace_rec_t *r)
+{
+    trace_recorder_record_node(((keep_nodes_t *)self)->rec, node, r);
+}
+
+static void keep_sent(void *self, uint64_t t_ns, uint32_t from, const void *frame, size_t len)
+{
+    keep_nodes_t *k = self;
+    if (from < SIM_RUN_NODES_MAX && k->pcap[from])
+        trace_pcap_write(k->pcap[from], t_ns, frame, len);
+}
+
+static void keep_received(void *self, uint64_t t_ns, uint32_t from, uint32_t to,
+                          const void *frame, size_t len)
+{
+    keep_nodes_t *k = self;
+    (void)from;
+    if (to < SIM_RUN_NODES_MAX && k->pcap[to])
+        trace_pcap_write(k->pcap[to], t_ns, frame, len);
+}
+
+static void keep_disk(void *self, uint32_t node, sim_disk_t *disk)
+{
+    keep_nodes_t *k = self;
+    char path[4200], ext[64], err[512];
+    snprintf(ext, sizeof ext, ".%s.img", sim_scenario_node_name(k->sc, node));
+    keep_path(path, sizeof path, k->dir, k->sc, k->seed, ext);
+    if (sim_disk_save(disk, path, err, sizeof err) != 0)
+        fprintf(stderr, "orrery: sim: cannot keep the disk of node %s: %s\n",
+                sim_scenario_node_name(k->sc, node), err);
+}
+
 /* Run the seed again with a recording sink and write its trace and output into dir. */
 static void keep_failing(const char *dir, const sim_scenario_t *sc, uint64_t seed, uint32_t faults,
                          const char *command)
@@ -110,8 +162,33 @@ static void keep_failing(const char *dir, const sim_scenario_t *sc, uint64_t see
         fprintf(stderr, "orrery: sim: cannot keep the trace: %s\n", err);
         return;
     }
-    o.tee = trace_recorder_sink(rec);
+    keep_nodes_t kn = {.rec = rec, .sc = sc, .dir = dir, .seed = seed};
+    size_t nnodes = sim_scenario_node_count(sc);
+    if (sc->cluster) {
+        /* one trace of every node; per node its console, its frames and its disk */
+        o.node_names = keep_names;
+        o.tee_node = keep_record;
+        o.tee_node_self = &kn;
+        o.node_disk = keep_disk;
+        o.node_disk_self = &kn;
+        for (size_t n = 0; n < nnodes && sim_scenario_has_net(sc); n++) {
+            char ppath[4200], ext[64];
+            snprintf(ext, sizeof ext, ".%s.pcap", sim_scenario_node_name(sc, n));
+            keep_path(ppath, sizeof ppath, dir, sc, seed, ext);
+            if (trace_pcap_open(ppath, &kn.pcap[n], err, sizeof err) != 0)
+                fprintf(stderr, "orrery: sim: cannot keep the frames: %s\n", err);
+        }
+        o.frame_tap = keep_sent;
+        o.frame_tap_self = &kn;
+        o.deliver_tap = keep_received;
+        o.deliver_tap_self = &kn;
+    } else {
+        o.tee = trace_recorder_sink(rec);
+    }
     int rc = sim_run_scenario(sc, seed, &o, &r);
+    for (size_t n = 0; n < nnodes && n < SIM_RUN_NODES_MAX; n++)
+        if (kn.pcap[n] && trace_pcap_close(kn.pcap[n], err, sizeof err) != 0)
+            fprintf(stderr, "orrery: sim: %s\n", err);
     trace_recorder_set_exit_status(rec, r.status);
     int crc = trace_recorder_close(rec, err, sizeof err);
     if (crc != 0) {
@@ -119,7 +196,16 @@ static void keep_failing(const char *dir, const sim_scenario_t *sc, uint64_t see
         fprintf(stderr, "orrery: sim: %s\n", err);
         strncat(path, ".partial", sizeof path - strlen(path) - 1);
     }
-    if (rc == 0 && r.output) {
+    for (size_t n = 0; rc == 0 && sc->cluster && n < nnodes; n++) {
+        char opath[4200], ext[64];
+        snprintf(ext, sizeof ext, ".%s.out", sim_scenario_node_name(sc, n));
+        keep_path(opath, sizeof opath, dir, sc, seed, ext);
+        const char *out = n == 0 ? r.output : r.node_output[n];
+        size_t len = n == 0 ? r.output_len : r.node_output_len[n];
+        if (out)
+            save_file(opath, out, len);
+    }
+    if (rc == 0 && r.output && !sc->cluster) {
         char opath[4200], tmp[4300];
         struct stat st;
         int fd;
@@ -398,8 +484,18 @@ static void run_seed(const sweep_t *sw, const sim_scenario_t *sc, uint64_t seed,
         memset(&r, 0, sizeof r);
         snprintf(r.failure, sizeof r.failure, "could not run: %s", os_strerror(rc));
     } else {
-        if (sw->show_output && r.output)
+        if (sw->show_output && r.output && sc->cluster)
+            printf("---- seed %llu node %s ----\n%s\n", (unsigned long long)seed,
+                   sim_scenario_node_name(sc, 0), r.output);
+        else if (sw->show_output && r.output)
             printf("---- seed %llu ----\n%s\n", (unsigned long long)seed, r.output);
+        for (size_t n = 1; sw->show_output && n < r.nnodes && n < SIM_RUN_NODES_MAX; n++)
+            if (sc->cluster && r.node_output[n])
+                printf("---- seed %llu node %s ----\n%s\n", (unsigned long long)seed,
+                       sim_scenario_node_name(sc, n), r.node_output[n]);
+        for (size_t i = 0; sw->show_output && i < r.ncrashes; i++)
+            printf("crash %zu (scenario line %d) due at %.6f s\n", i + 1, sc->crashes[i].line,
+                   (double)r.crash_ns[i] / 1e9);
         if (sw->show_output)
             show_disk(&r);
         if (sw->save_disks && r.output) {
@@ -775,8 +871,10 @@ int hl_cmd_sim(int argc, char **argv)
     free(text);
     if (line == 0 && sw.disk_path) {
         /* --disk replaces the scenario's disk: sim_scenario_load then makes none */
-        sc.disk.image = sim_disk_open(sw.disk_path, err, sizeof err);
-        if (!sc.disk.image) {
+        scn_disk_t *d0 = sim_scenario_node_disk(&sc, 0);
+        sim_disk_free(d0->image);
+        d0->image = sim_disk_open(sw.disk_path, err, sizeof err);
+        if (!d0->image) {
             sim_scenario_free(&sc);
             return cli_usage_error("sim", "sim: --disk %s", err);
         }
@@ -801,7 +899,7 @@ int hl_cmd_sim(int argc, char **argv)
     }
     if (!sw.faults_given)
         sw.faults = sc.faults;
-    if ((sw.save_disk || sw.save_disks) && !sc.disk.image) {
+    if ((sw.save_disk || sw.save_disks) && !sim_scenario_node_disk(&sc, 0)->image) {
         sim_scenario_free(&sc);
         return cli_usage_error("sim",
                                "sim: %s needs a disk (--disk IMAGE, or a 'disk' line in "
@@ -835,13 +933,13 @@ int hl_cmd_sim(int argc, char **argv)
     }
     if (sw.pcap) {
         bool one = sw.first == sw.last || sw.limit == 1;
-        bool net = sc.net || sc.npeers > 0;
+        bool net = sim_scenario_has_net(&sc);
         if (!one || !net) {
             sim_scenario_free(&sc);
             return cli_usage_error("sim", "sim: --pcap %s",
                                    !one ? "needs one seed (--seed N, or --count 1)"
                                         : "needs a scenario with a network ('net on' or a "
-                                          "'peer' line)");
+                                          "'peer' line, or several nodes)");
         }
         /* refuse a path that is not ours before anything runs */
         trace_pcap *probe = NULL;

@@ -25,37 +25,44 @@
 
 static const char trace_usage[] =
     "usage: orrery trace <command> FILE [options]\n"
-    "  summary FILE                   messages, bytes, send->deliver latency per task and "
+    "  summary FILE [--node N]        messages, bytes, send->deliver latency per task and "
     "interface\n"
-    "  show FILE [--task T] [--interface I] [--kind K] [--limit N]\n"
+    "  show FILE [--task T] [--interface I] [--kind K] [--limit N] [--node N]\n"
     "                                 one line per event, messages decoded by interface\n"
-    "  export --perfetto FILE OUT.json [--clock time|seq]\n"
+    "  export --perfetto FILE OUT.json [--clock time|seq] [--node N]\n"
     "                                 Chrome trace-event JSON for ui.perfetto.dev ('-': stdout)\n"
-    "  export --pcap FILE OUT.pcap    net0's Ethernet frames for tcpdump -r / Wireshark ('-': "
+    "  export --pcap FILE OUT.pcap [--node N]\n"
+    "                                 net0's Ethernet frames for tcpdump -r / Wireshark ('-': "
     "stdout)\n"
     "  record OUT.db [RUN OPTIONS]    an alias of 'orrery run --trace OUT.db [RUN OPTIONS]'\n"
     "  import STREAM OUT.db [--platform P]\n"
     "                                 binary frames (bare-metal serial stream, '-': stdin) to a "
     "trace\n"
     "  corpus FILE DIR                seed inputs for the server fuzz targets (docs/fuzzing.md)\n"
+    "A trace of a simulated cluster holds several nodes (kernels): --node NAME reads one.\n"
     "Traces are SQLite files; docs/trace-format.md has the schema and sqlite3 "
     "queries.\n" TRACE_OUT_HELP;
 
 static const char summary_usage[] =
-    "usage: orrery trace summary FILE\n"
+    "usage: orrery trace summary FILE [--node NAME]\n"
     "Per task and per interface: messages and bytes sent and received, send errors, and the\n"
     "send->deliver latency percentiles (p50/p90/p99) of the messages received. Each DELIVER is\n"
-    "paired with the SEND it dequeued: FIFO per receiving endpoint.\n";
+    "paired with the SEND it dequeued: FIFO per receiving endpoint.\n"
+    "A trace with several nodes (a simulated cluster) has one section per node; --node NAME\n"
+    "prints that node's alone.\n";
 
 static const char show_usage[] =
     "usage: orrery trace show FILE [--task NAME|ID] [--interface NAME|ID] [--kind KIND] [--limit "
     "N]\n"
+    "                         [--node NAME]\n"
     "One line per event in sequence order: seq, time, task, kind, and for messages the channel,\n"
-    "the message name and its fields decoded by interface definition (hex when unknown).\n";
+    "the message name and its fields decoded by interface definition (hex when unknown).\n"
+    "A trace with several nodes (a simulated cluster) has a node column after the time; --node\n"
+    "NAME shows that node's events alone.\n";
 
 static const char export_usage[] =
-    "usage: orrery trace export --perfetto FILE OUT.json [--clock time|seq]\n"
-    "       orrery trace export --pcap FILE OUT.pcap\n"
+    "usage: orrery trace export --perfetto FILE OUT.json [--clock time|seq] [--node NAME]\n"
+    "       orrery trace export --pcap FILE OUT.pcap [--node NAME]\n"
     "--perfetto: Chrome trace-event JSON (open it in ui.perfetto.dev): one track per task, one\n"
     "slice per event, a flow arrow from each send to its delivery. --clock seq spaces events by\n"
     "sequence number (the default for sim traces, whose virtual clock stands still while tasks\n"
@@ -64,6 +71,10 @@ static const char export_usage[] =
     "(nanosecond\n"
     "timestamps = the trace's kernel clock) for 'tcpdump -r' or Wireshark; a damaged frame row is\n"
     "skipped and counted (docs/trace-format.md).\n"
+    "A trace with several nodes (a simulated cluster): --perfetto makes one process per node\n"
+    "(its tasks as threads) with a flow from each frame one node's net0 sent to where another\n"
+    "node's net0 received it; --pcap writes every node's frames (each frame once per node that\n"
+    "sent or received it). --node NAME exports that node alone.\n"
     "OUT is written to OUT.partial and renamed when done ('-': stdout); an existing OUT must be\n"
     "an earlier export of the same format (--pcap: any pcap file); anything else is refused,\n"
     "exit 2, and left untouched.\n";
@@ -149,10 +160,9 @@ enum {
     OPT_THREADS,
     OPT_JSON,
     OPT_KEEP,
-    OPT_NO_IPC
+    OPT_NO_IPC,
+    OPT_NODE
 };
-
-static const struct option help_only[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 
 /*
  * The operands left after cli_getopt (argv[optind..]): at least min (else "CMD: missing") and
@@ -182,13 +192,41 @@ static int open_db(const char *path, trace_db **db)
     return 0;
 }
 
+/* Open the trace and select --node (NULL: every node): 0, or the exit status after saying why
+ * (an unknown node: 2, with the trace's nodes named). */
+static int open_db_node(const char *path, const char *node, trace_db **db)
+{
+    char err[TRACE_NODES_MAX * 34 + 512];
+    int rc;
+
+    if ((rc = open_db(path, db)) != 0)
+        return rc;
+    if (trace_db_select_node_name(*db, node, err, sizeof(err)) != 0) {
+        trace_fail(err);
+        trace_db_close(*db);
+        *db = NULL;
+        return 2;
+    }
+    return 0;
+}
+
 static int cmd_summary(int argc, char **argv)
 {
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"node", required_argument, NULL, OPT_NODE},
+        {NULL, 0, NULL, 0},
+    };
+    const char *node = NULL;
     trace_db *db;
     trace_summary s;
     int rc;
 
-    while ((rc = cli_getopt(argc, argv, "trace summary", help_only)) != -1) {
+    while ((rc = cli_getopt(argc, argv, "trace summary", opts)) != -1) {
+        if (rc == OPT_NODE) {
+            node = optarg;
+            continue;
+        }
         if (rc != 'h')
             return 2; /* cli_getopt said why */
         fputs(summary_usage, stdout);
@@ -196,9 +234,14 @@ static int cmd_summary(int argc, char **argv)
     }
     if (operands(argc, argv, "trace summary", 1, 1, "which trace file?") < 0)
         return 2;
-    if ((rc = open_db(argv[optind], &db)) != 0)
+    if ((rc = open_db_node(argv[optind], node, &db)) != 0)
         return rc;
     hl_output_begin();
+    if (trace_db_node_count(db)) {
+        rc = trace_summary_print_nodes(db, stdout) == 0 ? 0 : trace_fail(trace_db_error(db));
+        trace_db_close(db);
+        return hl_output_end("trace", stdout, rc);
+    }
     if (trace_summary_compute(db, &s) != 0) {
         rc = trace_fail(trace_db_error(db));
     } else {
@@ -218,9 +261,10 @@ static int cmd_show(int argc, char **argv)
         {"interface", required_argument, NULL, OPT_IFACE},
         {"kind", required_argument, NULL, OPT_KIND},
         {"limit", required_argument, NULL, OPT_LIMIT},
+        {"node", required_argument, NULL, OPT_NODE},
         {NULL, 0, NULL, 0},
     };
-    const char *cmd = "trace show";
+    const char *cmd = "trace show", *node = NULL;
     trace_filter f = {0};
     trace_db *db;
     int c, rc;
@@ -240,13 +284,15 @@ static int cmd_show(int argc, char **argv)
         } else if (c == OPT_LIMIT) {
             if (cli_opt_u64(cmd, "--limit", optarg, 1, UINT64_MAX, &f.limit) != 0)
                 return 2;
+        } else if (c == OPT_NODE) {
+            node = optarg;
         } else {
             return 2; /* cli_getopt said why */
         }
     }
     if (operands(argc, argv, cmd, 1, 1, "which trace file?") < 0)
         return 2;
-    if ((rc = open_db(argv[optind], &db)) != 0)
+    if ((rc = open_db_node(argv[optind], node, &db)) != 0)
         return rc;
     hl_output_begin();
     rc = trace_show(db, &f, stdout) == 0 ? 0 : trace_fail(trace_db_error(db));
@@ -255,7 +301,7 @@ static int cmd_show(int argc, char **argv)
 }
 
 /* `trace export --pcap FILE OUT`: the checks are done; the operands are left. */
-static int export_pcap(int argc, char **argv, const char *cmd)
+static int export_pcap(int argc, char **argv, const char *cmd, const char *node)
 {
     trace_pcap_stats st;
     trace_pcap *p;
@@ -265,10 +311,10 @@ static int export_pcap(int argc, char **argv, const char *cmd)
 
     if (operands(argc, argv, cmd, 2, 2, "needs FILE and OUT.pcap") < 0)
         return 2;
-    if ((rc = open_db(argv[optind], &db)) != 0)
+    if ((rc = open_db_node(argv[optind], node, &db)) != 0)
         return rc;
     /* Asked before OUT is touched: a trace without net0 leaves no empty capture behind. */
-    if (!trace_db_device_id(db, "net0")) {
+    if (!trace_pcap_has_net0(db)) {
         rc = trace_fail("export: the trace names no net0 device (run without --net user, or "
                         "recorded by an orrery older than the trace's DEVICE records)");
         trace_db_close(db);
@@ -304,9 +350,10 @@ static int cmd_export(int argc, char **argv)
         {"perfetto", no_argument, NULL, OPT_PERFETTO},
         {"pcap", no_argument, NULL, OPT_PCAP},
         {"clock", required_argument, NULL, OPT_CLOCK},
+        {"node", required_argument, NULL, OPT_NODE},
         {NULL, 0, NULL, 0},
     };
-    const char *cmd = "trace export", *in, *out;
+    const char *cmd = "trace export", *in, *out, *node = NULL;
     trace_clock clock = TRACE_CLOCK_AUTO;
     int perfetto = 0, pcap = 0, clock_given = 0, c, rc;
     trace_db *db;
@@ -328,6 +375,8 @@ static int cmd_export(int argc, char **argv)
                 clock = TRACE_CLOCK_SEQ;
             else
                 return cli_usage_error(cmd, "%s: --clock is time or seq, not '%s'", cmd, optarg);
+        } else if (c == OPT_NODE) {
+            node = optarg;
         } else {
             return 2; /* cli_getopt said why */
         }
@@ -340,12 +389,12 @@ static int cmd_export(int argc, char **argv)
         return cli_usage_error(cmd, "%s: --clock is for --perfetto (a pcap has the trace's times)",
                                cmd);
     if (pcap)
-        return export_pcap(argc, argv, cmd);
+        return export_pcap(argc, argv, cmd, node);
     if (operands(argc, argv, cmd, 2, 2, "needs FILE and OUT.json") < 0)
         return 2;
     in = argv[optind];
     out = argv[optind + 1];
-    if ((rc = open_db(in, &db)) != 0)
+    if ((rc = open_db_node(in, node, &db)) != 0)
         return rc;
     /* Like a trace: written to OUT.json.partial, renamed when done; only an export is replaced. */
     trace_out o = {.lock_fd = -1};

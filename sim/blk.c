@@ -452,7 +452,7 @@ int sim_node_power_cut(size_t node, bool reboot)
 {
     if (node >= sim_node_count())
         return OS_EINVAL;
-    return sim_node_reboot(node, reboot);
+    return sim_node_reboot(node, reboot ? SIM_REBOOT_NOW : SIM_REBOOT_OFF);
 }
 
 static void cut_action(void *self, uint64_t arg)

@@ -517,6 +517,28 @@ static int report(FILE *out, const rp_recording *rec, size_t i, const rp_ev *wan
     return 1;
 }
 
+/*
+ * A trace with several nodes holds several kernels, each with its own task ids: the task is
+ * looked for on the node named (a trace with one node needs no name).
+ */
+static int select_node(trace_db *db, const char *node, char *err, size_t errlen)
+{
+    char list[TRACE_NODES_MAX * 34];
+    size_t n = trace_db_node_count(db);
+
+    if (!node && n > 1) {
+        trace_db_node_list(db, list, sizeof(list));
+        snprintf(err, errlen, "the trace holds %zu nodes (%s): name the task's with --node NAME", n,
+                 list);
+        return -1;
+    }
+    if (!node && n == 1) {
+        trace_db_select_node(db, 0);
+        return 0;
+    }
+    return trace_db_select_node_name(db, node, err, errlen);
+}
+
 int trace_replay(const trace_replay_opts *o, char *err, size_t errlen)
 {
     FILE *out = o->out ? o->out : stdout;
@@ -530,6 +552,10 @@ int trace_replay(const trace_replay_opts *o, char *err, size_t errlen)
     memset(&rec, 0, sizeof(rec));
     if (trace_db_open(o->path, &db, err, errlen) != 0)
         return 2;
+    if (select_node(db, o->node, err, errlen) != 0) {
+        trace_db_close(db);
+        return 2;
+    }
     if (load(db, o->task, &rec, err, errlen) != 0) {
         trace_db_close(db);
         rec_free(&rec);

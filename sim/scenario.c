@@ -1,5 +1,5 @@
 /* scenario.c — the scenario parser (format: docs/simulation.md) and the built-in scenario. */
-#include <sim/scenario.h>
+#include "scenario_priv.h"
 
 #include <os/os.h>
 #include <sim/blk.h>
@@ -88,8 +88,7 @@ bool sim_parse_disk_size(const char *s, uint64_t *bytes)
     return true;
 }
 
-/* A decimal number in [min, max]; no sign, no spaces. */
-static bool parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+bool scn_parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     if (!isdigit((unsigned char)*s))
         return false;
@@ -128,6 +127,31 @@ static void copy_text(char *dst, const char *src)
     }
     memcpy(dst, src, n);
     dst[n] = '\0';
+}
+
+char *scn_word(char **s)
+{
+    char *w = *s, *p = w;
+    while (*p && !isspace((unsigned char)*p))
+        p++;
+    if (*p)
+        *p++ = '\0';
+    while (isspace((unsigned char)*p))
+        p++;
+    *s = p;
+    return w;
+}
+
+bool scn_set_path(char *dst, const char *arg)
+{
+    size_t len = strlen(arg);
+    if (len == 0 || len >= SCN_PATH_MAX)
+        return false;
+    for (size_t k = 0; k < len; k++)
+        if (isspace((unsigned char)arg[k]))
+            return false;
+    memcpy(dst, arg, len + 1);
+    return true;
 }
 
 /* A manifest path: one word, shorter than SCN_PATH_MAX. */
@@ -243,6 +267,12 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
                 *cmd++ = '\0';
             while (isspace((unsigned char)*cmd))
                 cmd++;
+            if (sc->cluster) {
+                /* at TIME NODE COMMAND */
+                char *who = scn_word(&cmd);
+                if (!scn_find_node(sc, who, false, &st->node))
+                    BAD("at needs TIME NODE COMMAND with a node declared above, not '%s'", who);
+            }
             bool rel = arg[0] == '+';
             if (!sim_parse_duration(arg + rel, &v))
                 BAD("bad time '%s' (try 100ms, +50ms, 1.5s)", arg);
@@ -255,6 +285,13 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
                 BAD("command longer than %d bytes", SCN_TEXT_MAX);
             copy_text(st->text, cmd);
         } else {
+            if (sc->cluster) {
+                /* expect NODE TEXT, expect-not NODE|* TEXT */
+                char *who = scn_word(&arg);
+                if (!scn_find_node(sc, who, key[6] == '-', &st->node))
+                    BAD("%s needs NODE%s TEXT with a node declared above, not '%s'", key,
+                        key[6] == '-' ? "|*" : "", who);
+            }
             if (*arg == '\0')
                 BAD("%s needs a text", key);
             if (strlen(arg) > SCN_TEXT_MAX)
@@ -263,6 +300,11 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
             copy_text(st->text, arg);
         }
         sc->nsteps++;
+    } else if (sc->cluster && (strcmp(key, "manifest") == 0 || strcmp(key, "disk") == 0 ||
+                               strcmp(key, "peer") == 0 || strcmp(key, "peer-disk") == 0)) {
+        BAD("%s is not for a cluster file: give the node its options (node NAME "
+            "manifest=FILE disk=... addr=...)",
+            key);
     } else if (strcmp(key, "name") == 0) {
         /* It names the files --keep-failing writes: no '/', no spaces. */
         size_t len = strlen(arg);
@@ -296,19 +338,19 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
             BAD("allow-panic needs names separated by commas (at most %d, 31 bytes each)",
                 SIM_FAULT_ALLOW_MAX);
     } else if (strcmp(key, "kills") == 0) {
-        if (!parse_number(arg, 0, SCN_KILLS_MAX, &v))
+        if (!scn_parse_number(arg, 0, SCN_KILLS_MAX, &v))
             BAD("kills needs a number 0..%d", SCN_KILLS_MAX);
         sc->fault_cfg.kills = (uint32_t)v;
     } else if (strcmp(key, "delay-rate") == 0) {
-        if (!parse_number(arg, 0, 100, &v))
+        if (!scn_parse_number(arg, 0, 100, &v))
             BAD("delay-rate is a percentage (0..100)");
         sc->fault_cfg.delay_pct = (uint32_t)v;
     } else if (strcmp(key, "max-handles") == 0) {
-        if (!parse_number(arg, 1, OS_HANDLES_MAX, &v))
+        if (!scn_parse_number(arg, 1, OS_HANDLES_MAX, &v))
             BAD("max-handles needs a number 1..%d", OS_HANDLES_MAX);
         sc->max_handles = (uint32_t)v;
     } else if (strcmp(key, "max-events") == 0) {
-        if (!parse_number(arg, 1, SCN_EVENTS_MAX, &v))
+        if (!scn_parse_number(arg, 1, SCN_EVENTS_MAX, &v))
             BAD("max-events needs a number 1..%d", SCN_EVENTS_MAX);
         sc->max_events = v;
     } else if (strcmp(key, "host-crash") == 0) {
@@ -319,7 +361,7 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
             *how++ = '\0';
         while (isspace((unsigned char)*how))
             how++;
-        if (!parse_number(arg, 0, UINT64_MAX, &sc->host_crash_seed))
+        if (!scn_parse_number(arg, 0, UINT64_MAX, &sc->host_crash_seed))
             BAD("host-crash needs SEED abort|segv");
         if (strcmp(how, "abort") == 0)
             sc->host_crash = SCN_HOST_CRASH_ABORT;
@@ -369,7 +411,7 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
             BAD("peer %s needs manifest=FILE (at most %d bytes, no spaces)", arg, SCN_PATH_MAX - 1);
         memcpy(pe->name, arg, len + 1);
         sc->npeers++;
-    } else if (strcmp(key, "partition") == 0) {
+    } else if (strcmp(key, "partition") == 0 && !sc->cluster) {
         /* partition PEER START END|never */
         char *w[3] = {arg, NULL, NULL};
         for (int k = 1; k < 3; k++) {
@@ -391,6 +433,9 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
         if (k == sc->npeers)
             BAD("partition needs a peer declared above, not '%s' (partition PEER START END)", w[0]);
         pt->peer = (uint32_t)k;
+        pt->groups[0] = 1;
+        pt->groups[1] = 1ull << (1 + k);
+        pt->ngroups = 2;
         pt->end = UINT64_MAX;
         if (!sim_parse_duration(w[1], &pt->start) ||
             (strcmp(w[2], "never") != 0 && !sim_parse_duration(w[2], &pt->end)) ||
@@ -420,7 +465,16 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
             BAD("kill-at needs TIME [PEER:]PROGRAM, not time '%s'", arg);
         ka->node = 0;
         char *colon = strchr(prog, ':');
-        if (colon) {
+        if (colon && sc->cluster) {
+            /* kill-at TIME NODE:PROGRAM */
+            *colon = '\0';
+            if (!scn_find_node(sc, prog, false, &ka->node))
+                BAD("kill-at needs a node declared above, not '%s' (kill-at TIME NODE:PROGRAM)",
+                    prog);
+            prog = colon + 1;
+        } else if (sc->cluster) {
+            BAD("kill-at needs TIME NODE:PROGRAM in a cluster file");
+        } else if (colon) {
             *colon = '\0';
             size_t k = 0;
             while (k < sc->npeers && strcmp(sc->peers[k].name, prog) != 0)
@@ -494,7 +548,7 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
             BAD("bad duration '%s'", arg);
     } else if (strcmp(key, "blk-eio-rate") == 0 || strcmp(key, "blk-torn-rate") == 0 ||
                strcmp(key, "blk-lost-rate") == 0) {
-        if (!parse_number(arg, 0, 100, &v))
+        if (!scn_parse_number(arg, 0, 100, &v))
             BAD("%s is a percentage (0..100)", key);
         if (key[4] == 'e')
             sc->fault_cfg.blk_eio_pct = (uint32_t)v;
@@ -507,7 +561,7 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
             BAD("bad duration '%s'", arg);
     } else if (strcmp(key, "net-loss-rate") == 0 || strcmp(key, "net-dup-rate") == 0 ||
                strcmp(key, "net-reorder-rate") == 0) {
-        if (!parse_number(arg, 0, 100, &v))
+        if (!scn_parse_number(arg, 0, 100, &v))
             BAD("%s is a percentage (0..100)", key);
         if (key[4] == 'l')
             sc->fault_cfg.net_loss_pct = (uint32_t)v;
@@ -516,7 +570,11 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
         else
             sc->fault_cfg.net_reorder_pct = (uint32_t)v;
     } else {
-        BAD("unknown key '%s'", key);
+        int c = scn_parse_cluster_line(sc, key, arg, lineno, err, errlen);
+        if (c < 0)
+            return -1;
+        if (c == 0)
+            BAD("unknown key '%s'", key);
     }
 #undef BAD
     return 0;
@@ -531,6 +589,24 @@ int sim_scenario_parse(const char *text, size_t len, sim_scenario_t *out, char *
     out->steps = calloc(SCN_STEPS_MAX, sizeof(scn_step_t));
     if (!out->steps) {
         snprintf(err, errlen, "out of memory");
+        return 1;
+    }
+    /* A file with a `node` or `nodes` line is a cluster file: its other lines name nodes. */
+    for (size_t i = 0; i < len; i++) {
+        while (i < len && (text[i] == ' ' || text[i] == '\t'))
+            i++;
+        size_t w = i;
+        while (w < len && !isspace((unsigned char)text[w]))
+            w++;
+        if ((w - i == 4 && memcmp(text + i, "node", 4) == 0) ||
+            (w - i == 5 && memcmp(text + i, "nodes", 5) == 0))
+            out->cluster = true;
+        while (i < len && text[i] != '\n')
+            i++;
+    }
+    if (out->cluster && !(out->nodes = calloc(SCN_NODES_MAX, sizeof(scn_node_t)))) {
+        snprintf(err, errlen, "out of memory");
+        sim_scenario_free(out);
         return 1;
     }
     char line[SCN_LINE_MAX + 1];
@@ -571,6 +647,13 @@ void sim_scenario_free(sim_scenario_t *sc)
     sc->manifest.text = NULL;
     sim_disk_free(sc->disk.image);
     sc->disk.image = NULL;
+    for (size_t i = 0; sc->nodes && i < sc->nnodes; i++) {
+        sim_disk_free(sc->nodes[i].disk.image);
+        free(sc->nodes[i].manifest.text);
+    }
+    free(sc->nodes);
+    sc->nodes = NULL;
+    sc->nnodes = 0;
     for (size_t i = 0; i < sc->npeers; i++) {
         sim_disk_free(sc->peers[i].disk.image);
         sc->peers[i].disk.image = NULL;

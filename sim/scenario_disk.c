@@ -148,10 +148,101 @@ static int load_disk(scn_disk_t *d, const char *dir, char *err, size_t errlen)
 
 int sim_scenario_load_disk(sim_scenario_t *sc, const char *dir, char *err, size_t errlen)
 {
-    if (load_disk(&sc->disk, dir, err, errlen) != 0)
-        return sc->disk.line;
-    for (size_t i = 0; i < sc->npeers; i++)
-        if (load_disk(&sc->peers[i].disk, dir, err, errlen) != 0)
-            return sc->peers[i].disk.line;
+    for (size_t n = 0; n < sim_scenario_node_count(sc); n++) {
+        scn_disk_t *d = sim_scenario_node_disk(sc, n);
+        if (load_disk(d, dir, err, errlen) != 0) {
+            if (sc->cluster) { /* `nodes` makes several disks on one line: name the node */
+                char why[400];
+                snprintf(why, sizeof why, "%s", err);
+                snprintf(err, errlen, "node %s: %s", sim_scenario_node_name(sc, n), why);
+            }
+            return d->line;
+        }
+    }
     return 0;
+}
+
+/* Run a host tool (argv[0] from PATH, else the sbin folders) with stdout and stderr into fd;
+ * its exit status, or -1 with err when it cannot run. */
+static int run_tool(char *const argv[], int fd, char *err, size_t errlen)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, fd, 2);
+    pid_t pid;
+    char sbin[64], usbin[64];
+    snprintf(sbin, sizeof sbin, "/sbin/%s", argv[0]);
+    snprintf(usbin, sizeof usbin, "/usr/sbin/%s", argv[0]);
+    int sp = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    if (sp == ENOENT)
+        sp = posix_spawn(&pid, usbin, &fa, NULL, argv, environ);
+    if (sp == ENOENT)
+        sp = posix_spawn(&pid, sbin, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (sp != 0) {
+        snprintf(err, errlen, "cannot run %s (e2fsprogs): %s", argv[0], strerror(sp));
+        return -1;
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+int sim_disk_fsck(sim_disk_t *d, char *err, size_t errlen)
+{
+    char img[] = "/tmp/orrery-sim-fsck-XXXXXX", log[] = "/tmp/orrery-sim-fsck-log-XXXXXX";
+    int ifd = mkstemp(img);
+    int lfd = ifd >= 0 ? mkstemp(log) : -1;
+    int rc = -1;
+    if (ifd < 0 || lfd < 0) {
+        snprintf(err, errlen, "e2fsck: cannot create a temporary file: %s", strerror(errno));
+        goto out;
+    }
+    sim_disk_flush(d);
+    const uint8_t *m = sim_disk_medium(d);
+    size_t len = (size_t)sim_disk_sectors(d) * 512;
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(ifd, m + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            snprintf(err, errlen, "e2fsck: %s: %s", img, strerror(errno));
+            goto out;
+        }
+        off += (size_t)w;
+    }
+    char *argv[] = {"e2fsck", "-fn", img, NULL};
+    int st = run_tool(argv, lfd, err, errlen);
+    if (st < 0)
+        goto out;
+    if (st == 0) {
+        rc = 0;
+        goto out;
+    }
+    /* what it found: the first lines that are neither its banner, a pass nor a declined fix */
+    char buf[4096], what[300] = "";
+    ssize_t n = pread(lfd, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    size_t wl = 0;
+    for (char *line = strtok(buf, "\n"); line && wl < 200; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "Pass ", 5) == 0 || strncmp(line, "e2fsck ", 7) == 0 ||
+            strncmp(line, "Fix? no", 7) == 0 || strstr(line, "-n option") || !line[0] ||
+            strncmp(line, img, strlen(img)) == 0 || strncmp(line, "Warning:", 8) == 0)
+            continue;
+        wl += (size_t)snprintf(what + wl, sizeof what - wl, "%s%s", wl ? "; " : "", line);
+    }
+    snprintf(err, errlen, "e2fsck -fn on its disk after the run exited %d: %s", st,
+             what[0] ? what : "(no message)");
+out:
+    if (ifd >= 0) {
+        close(ifd);
+        unlink(img); /* ours: made by mkstemp above */
+    }
+    if (lfd >= 0) {
+        close(lfd);
+        unlink(log); /* ours */
+    }
+    return rc;
 }

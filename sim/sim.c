@@ -41,6 +41,10 @@ typedef struct sim_node {
     int status;
     bool booted;
     unsigned boots;               /* how many times it booted (power cuts reboot it) */
+    /* node faults (sim_node_crash_at, sim_node_pause) */
+    bool down;              /* crashed: neither booted nor shut down, boots at down_until */
+    uint64_t down_until;    /* the latest reboot time its crashes asked for */
+    uint64_t paused_until;  /* runs nothing before this virtual time */
     sim_config_t cfg;             /* its config, to boot it again after a power cut */
     hal_device_ops_t console_ops; /* its self is this node */
 } sim_node_t;
@@ -48,6 +52,7 @@ typedef struct sim_node {
 static struct {
     /* virtual time, one for every node */
     uint64_t now;
+    uint64_t seed;     /* cfgs[0].seed: the streams of sim_stream derive from it */
     uint64_t frng;     /* splitmix64 state for sim_rand: faults, latencies */
     uint64_t nrng;     /* which node runs next, when several have work */
     uint64_t cost_max; /* each event costs 1..cost_max ns of virtual time (0: none) */
@@ -102,6 +107,17 @@ void sim_node_enter(size_t i)
         sim_node_state_load(S.nodes[i].saved);
     }
     S.cur = i;
+}
+
+/* Whether node n is paused now: it then runs no event, timer or console input. */
+static bool paused(const sim_node_t *n)
+{
+    return n->paused_until > S.now;
+}
+
+int sim_node_paused(size_t i)
+{
+    return i < S.nnodes && paused(&S.nodes[i]);
 }
 
 int sim_node_alive(size_t i)
@@ -251,11 +267,16 @@ static bool post_pending(sim_node_t *n)
     return true;
 }
 
+/* Whether node n has console input left: a line, more of its script, or the EOF. */
+static bool input_left(const sim_node_t *n)
+{
+    return n->has_pending || !n->input_done || (n->want_eof && !n->eof_posted);
+}
+
 /* Whether node n has console input left to feed (and room for it). */
 static bool has_input(const sim_node_t *n)
 {
-    return n->booted && !n->shutdown && !n->blocked &&
-           (n->has_pending || !n->input_done || (n->want_eof && !n->eof_posted));
+    return n->booted && !n->shutdown && !n->blocked && !paused(n) && input_left(n);
 }
 
 /* Feed one input item to the current node. True if something was posted. */
@@ -341,11 +362,29 @@ static int node_boot(size_t i, const sim_config_t *cfg)
         return rc;
     }
     n->booted = true;
+    n->down = false;
     n->busy = true;
     if (cfg->net)
         sim_net_link_up(i);
     if (cfg->disk)
         sim_blk_started(i);
+    return 0;
+}
+
+/* Put node i's state section back as the program was loaded. 0 or OS_ENOMEM. */
+static int node_state_pristine(void)
+{
+    if (sim_node_state_size() == 0)
+        return 0;
+    /* the statics of the kernel, the servers and lwIP as the program was loaded; the fault
+     * hooks the platform installed in this node's kernel stay (they are its) */
+    const k_fault_ops_t *hooks = k_fault_get();
+    void *p = sim_node_state_new();
+    if (!p)
+        return OS_ENOMEM;
+    sim_node_state_load(p);
+    free(p);
+    k_fault_set(hooks);
     return 0;
 }
 
@@ -364,41 +403,104 @@ int sim_node_reboot(size_t i, int again)
     }
     n->booted = false;
     sim_blk_power_cut(i);
-    if (sim_node_state_size() != 0) {
-        /* the statics of the kernel, the servers and lwIP as the program was loaded; the
-         * fault hooks the platform installed in this node's kernel stay (they are its) */
-        const k_fault_ops_t *hooks = k_fault_get();
-        void *p = sim_node_state_new();
-        if (!p) {
-            n->shutdown = true;
-            n->status = -1;
-            return OS_ENOMEM;
-        }
-        sim_node_state_load(p);
-        free(p);
-        k_fault_set(hooks);
+    if (node_state_pristine() != 0) {
+        n->down = false;
+        n->shutdown = true;
+        n->status = -1;
+        return OS_ENOMEM;
     }
     n->deadline = UINT64_MAX;
     n->busy = false;
     n->blocked = false;
     n->has_pending = false; /* a line being posted died with the kernel */
     n->eof_posted = false;
-    if (!again) {
+    if (again == SIM_REBOOT_OFF) {
+        n->down = false;
         n->shutdown = true;
         n->status = -1;
         return 0;
     }
     n->shutdown = false;
     n->status = 0;
+    if (again == SIM_REBOOT_LATER) {
+        n->down = true; /* not shut down: node 0's run goes on until it boots again */
+        return 0;
+    }
     int rc = node_boot(i, &n->cfg);
     if (rc < 0) {
         if (n->booted)
             reboot_leaks[i] += k_teardown();
         n->booted = false;
+        n->down = false;
         n->shutdown = true;
         n->status = -1;
     }
     return rc;
+}
+
+/* ---- node faults ------------------------------------------------------------------------- */
+
+static void crash_action(void *self, uint64_t until)
+{
+    size_t i = (size_t)(uintptr_t)self;
+    sim_node_t *n = &S.nodes[i];
+    if (until == UINT64_MAX) {
+        sim_node_reboot(i, SIM_REBOOT_OFF);
+        return;
+    }
+    if (until > n->down_until)
+        n->down_until = until; /* a longer crash before this one's end keeps it down */
+    if (!n->down)
+        sim_node_reboot(i, SIM_REBOOT_LATER);
+}
+
+static void crash_boot_action(void *self, uint64_t arg)
+{
+    (void)arg;
+    size_t i = (size_t)(uintptr_t)self;
+    sim_node_t *n = &S.nodes[i];
+    if (!n->down || S.now < n->down_until)
+        return; /* booted meanwhile (a power cut with reboot), or a later crash holds it */
+    sim_node_enter(i);
+    if (node_state_pristine() != 0 || node_boot(i, &n->cfg) < 0) {
+        if (n->booted)
+            reboot_leaks[i] += k_teardown();
+        n->booted = false;
+        n->down = false;
+        n->shutdown = true;
+        n->status = -1;
+    }
+}
+
+int sim_node_crash_at(size_t node, uint64_t t_ns, uint64_t down_ns)
+{
+    if (node >= S.nnodes)
+        return OS_EINVAL;
+    uint64_t until = down_ns == UINT64_MAX || t_ns > UINT64_MAX - down_ns ? UINT64_MAX
+                                                                          : t_ns + down_ns;
+    int rc = sim_at_node(node, t_ns, crash_action, (void *)(uintptr_t)node, until);
+    if (rc == 0 && until != UINT64_MAX)
+        rc = sim_at_node(node, until, crash_boot_action, (void *)(uintptr_t)node, 0);
+    return rc;
+}
+
+static void pause_action(void *self, uint64_t until)
+{
+    sim_node_t *n = &S.nodes[(size_t)(uintptr_t)self];
+    if (until > n->paused_until)
+        n->paused_until = until;
+}
+
+int sim_node_pause(size_t node, uint64_t start_ns, uint64_t end_ns)
+{
+    if (node >= S.nnodes || end_ns <= start_ns)
+        return OS_EINVAL;
+    return sim_at_node(node, start_ns, pause_action, (void *)(uintptr_t)node, end_ns);
+}
+
+unsigned sim_node_boots(size_t node)
+{
+    return node < S.nnodes ? S.nodes[node].boots : 0;
 }
 
 static int boot(const sim_config_t *cfgs, size_t count, bool multi)
@@ -413,6 +515,7 @@ static int boot(const sim_config_t *cfgs, size_t count, bool multi)
         return OS_ENOMEM;
     S.nnodes = count;
     S.multi = multi;
+    S.seed = cfgs[0].seed;
     S.frng = cfgs[0].seed ^ 0x73696d6661756c74ull; /* faults and latencies: a third stream */
     S.nrng = cfgs[0].seed ^ 0x6e6f646573656564ull; /* which node runs: a fourth */
     S.cost_max = cfgs[0].event_cost_max_ns;
@@ -543,7 +646,7 @@ static uint64_t next_action_time(void)
 static size_t due_timer_node(void)
 {
     for (size_t i = 0; i < S.nnodes; i++)
-        if (sim_node_alive(i) && S.nodes[i].deadline <= S.now)
+        if (sim_node_alive(i) && S.nodes[i].deadline <= S.now && !paused(&S.nodes[i]))
             return i;
     return SIZE_MAX;
 }
@@ -559,7 +662,7 @@ static void fire_timer(size_t i)
 static bool run_one_event(void)
 {
     if (S.nnodes == 1) {
-        if (!S.nodes[0].busy)
+        if (!S.nodes[0].busy || paused(&S.nodes[0]))
             return false;
         if (k_run_one(0))
             return true;
@@ -569,7 +672,7 @@ static bool run_one_event(void)
     for (;;) {
         size_t busy[SIM_NODES_MAX], nb = 0;
         for (size_t i = 0; i < S.nnodes; i++)
-            if (S.nodes[i].busy && sim_node_alive(i))
+            if (S.nodes[i].busy && sim_node_alive(i) && !paused(&S.nodes[i]))
                 busy[nb++] = i;
         if (nb == 0)
             return false;
@@ -608,9 +711,21 @@ bool sim_step(void)
         }
     }
     uint64_t next = next_action_time();
-    for (size_t i = 0; i < S.nnodes; i++)
-        if (sim_node_alive(i) && S.nodes[i].deadline < next)
-            next = S.nodes[i].deadline;
+    for (size_t i = 0; i < S.nnodes; i++) {
+        const sim_node_t *n = &S.nodes[i];
+        if (!sim_node_alive(i))
+            continue;
+        uint64_t when = n->deadline;
+        if (paused(n)) {
+            /* its work and its input wait for the pause's end, its timer at least as long */
+            if (n->busy || (!n->blocked && input_left(n)))
+                when = n->paused_until;
+            else if (when != UINT64_MAX && when < n->paused_until)
+                when = n->paused_until;
+        }
+        if (when < next)
+            next = when;
+    }
     if (next != UINT64_MAX) {
         if (next > S.now)
             S.now = next; /* nothing to do until then: jump */
@@ -624,6 +739,51 @@ bool sim_step(void)
 uint64_t sim_rand(void)
 {
     return splitmix64(&S.frng);
+}
+
+uint64_t sim_splitmix64(uint64_t *state)
+{
+    return splitmix64(state);
+}
+
+uint64_t sim_stream(uint64_t tag, uint64_t index)
+{
+    /* hashed twice, so that streams of neighbouring indexes are not one sequence shifted */
+    uint64_t x = S.seed ^ tag;
+    uint64_t a = splitmix64(&x);
+    x = a + index;
+    return splitmix64(&x);
+}
+
+/* -ln(x / 2^63) for x in [2^63, 2^64), in Q62 fixed point: 2 atanh((y - 1) / (y + 1)) by its
+ * series, in integers only, so that a seed draws the same delays on every host. */
+static uint64_t ln_mantissa_q62(uint64_t x)
+{
+    const uint64_t one = 1ull << 62;
+    uint64_t y = x >> 1; /* x / 2^63 in Q62: 1 <= y < 2 */
+    uint64_t z = (uint64_t)(((unsigned __int128)(y - one) << 62) / (y + one)); /* < 1/3 */
+    uint64_t z2 = (uint64_t)(((unsigned __int128)z * z) >> 62);
+    uint64_t sum = 0, term = z;
+    for (uint64_t k = 1; term != 0; k += 2) {
+        sum += term / k;
+        term = (uint64_t)(((unsigned __int128)term * z2) >> 62);
+    }
+    return 2 * sum;
+}
+
+uint64_t sim_exp_draw(uint64_t *state, uint64_t mean)
+{
+    if (mean == 0)
+        return 0;
+    uint64_t u = splitmix64(state);
+    if (u == 0)
+        u = 1;
+    /* u / 2^64 = (x / 2^63) * 2^-(k+1) with x = u << k; -ln of it = (k+1) ln 2 - ln(x / 2^63) */
+    const uint64_t ln2_q62 = 0x2c5c85fdf473de6aull;
+    unsigned k = (unsigned)__builtin_clzll(u);
+    unsigned __int128 v = (unsigned __int128)(k + 1) * ln2_q62 - ln_mantissa_q62(u << k);
+    unsigned __int128 d = ((unsigned __int128)mean * (uint64_t)(v >> 30)) >> 32; /* Q32 */
+    return d > UINT64_MAX ? UINT64_MAX : (uint64_t)d;
 }
 
 static int add_action(size_t node, uint64_t t, sim_action_fn fn, void *self, uint64_t arg,

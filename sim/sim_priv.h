@@ -18,6 +18,8 @@ size_t sim_node_current(void);
 void sim_node_enter(size_t i);
 /* True if node i exists and has not shut down. */
 int sim_node_alive(size_t i);
+/* True if node i is paused now (sim_node_pause): its events, timers and input wait. */
+int sim_node_paused(size_t i);
 /* Events and messages the kernels of node i that power cuts tore down had run (this run). */
 void sim_node_cut_stats(size_t i, uint64_t *events, uint64_t *messages);
 /* True if node i has a kernel (booted, and not torn down by a power cut since). */
@@ -42,8 +44,20 @@ void sim_blk_power_cut(size_t node);
 void sim_blk_reset(void);
 
 /* Tear node i's kernel down at once (its disk's power cut included), put its state section
- * back to the program's pristine state and, if again, boot it anew with its config; else it
- * stays down as shut down with status -1. 0 or node_boot's error (the node is then down). */
+ * back to the program's pristine state and then, as `again` says: boot it anew with its
+ * config (SIM_REBOOT_NOW), keep it down as shut down with status -1 (SIM_REBOOT_OFF), or keep
+ * it down without shutting it down, for a crash's later boot (SIM_REBOOT_LATER). 0 or
+ * node_boot's error (the node is then shut down). */
+enum { SIM_REBOOT_OFF = 0, SIM_REBOOT_NOW = 1, SIM_REBOOT_LATER = 2 };
 int sim_node_reboot(size_t i, int again);
+
+/* Seeded streams apart from sim_rand: the run's seed (cfgs[0].seed) mixed with a tag (one per
+ * user) and an index (a path, a node) gives a splitmix64 state; drawing from it moves no other
+ * stream, so what it decides is a function of the seed whatever the order of events. */
+uint64_t sim_stream(uint64_t tag, uint64_t index);
+uint64_t sim_splitmix64(uint64_t *state);
+/* An exponential draw of the given mean (ns) from state; 0 for mean 0. Integer arithmetic
+ * only: the same on every host. */
+uint64_t sim_exp_draw(uint64_t *state, uint64_t mean);
 
 #endif

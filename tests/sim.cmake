@@ -4,6 +4,10 @@
 orrery_add_test(test_sim SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim.c
     LIBS orrery_sim_runner orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim)
 
+# The scenario language for clusters: its directives, their errors, manifest substitution.
+orrery_add_test(test_scenario SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_scenario.c
+    LIBS orrery_sim_runner orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim)
+
 orrery_add_test(test_sim_net SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim_net.c
     LIBS orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim unit)
 
@@ -15,6 +19,10 @@ orrery_add_test(test_fsstress SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_fsstress.c
 
 orrery_add_test(test_sim_tcp SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim_tcp.c
     LIBS orrery_sim orrery_servers orrery_lwip orrery_core orrery_hal_host LABELS sim unit)
+
+orrery_add_test(test_sim_streams SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim_streams.c
+    LIBS orrery_sim_runner orrery_sim orrery_servers orrery_lwip orrery_core orrery_hal_host
+    LABELS sim unit)
 
 set(_scn ${CMAKE_SOURCE_DIR}/scenarios)
 set(_sim $<TARGET_FILE:orrery>)

@@ -9,6 +9,8 @@
 #include <trace/reader.h>
 #include <trace/recorder.h>
 
+#include <os/errno.h>
+
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -756,6 +758,69 @@ static void test_replaces_an_older_trace(void **state)
     unlink(path);
 }
 
+/* Records of two kernels in one file: ids and seqs restart per node, the file's keys do not. */
+static void test_nodes(void **state)
+{
+    static const char *const names[] = {"alpha", "beta"};
+    static const char *const bad[] = {"a-name-of-thirty-two-bytes-12345"};
+    trace_run_info run = {.platform = "sim", .seed = 1};
+    trace_recorder *rec;
+    hal_trace_rec_t r;
+    char err[256];
+    sqlite3 *db;
+
+    (void)state;
+    tmp_path("nodes");
+    assert_int_equal(0, trace_recorder_open(path, &run, &rec, err, sizeof(err)));
+    assert_int_equal(OS_EINVAL, trace_recorder_set_nodes(rec, bad, 1));
+    assert_int_equal(OS_EINVAL, trace_recorder_set_nodes(rec, names, TRACE_NODES_MAX + 1));
+    assert_int_equal(0, trace_recorder_set_nodes(rec, names, 2));
+    assert_int_equal(OS_ESTATE, trace_recorder_set_nodes(rec, names, 2));
+    for (uint32_t node = 0; node < 2; node++) {
+        /* The same task id 1 and endpoints 10/11 on both nodes, seq from 1 on each. */
+        memset(&r, 0, sizeof(r));
+        r.seq = 1;
+        r.kind = HAL_TR_SPAWN;
+        r.task = 1;
+        r.data = names[node];
+        r.len = (uint32_t)strlen(names[node]);
+        trace_recorder_record_node(rec, node, &r);
+        memset(&r, 0, sizeof(r));
+        r.seq = 2;
+        r.kind = HAL_TR_CHAN_CREATE;
+        r.task = 1;
+        r.chan = 10;
+        r.peer = 11 + node;
+        trace_recorder_record_node(rec, node, &r);
+    }
+    memset(&r, 0, sizeof(r));
+    r.seq = 3;
+    r.kind = HAL_TR_EXIT;
+    r.task = 1;
+    r.result = -3;
+    trace_recorder_record(rec, &r); /* node 0 through the plain entry */
+    assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
+
+    assert_int_equal(SQLITE_OK, sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL));
+    assert_int_equal(3, scalar(db, "SELECT value FROM meta WHERE key = 'schema_version'"));
+    assert_int_equal(2, scalar(db, "SELECT count(*) FROM nodes"));
+    assert_int_equal(1, scalar(db, "SELECT id FROM nodes WHERE name = 'beta'"));
+    assert_int_equal(5, scalar(db, "SELECT count(*) FROM events"));
+    /* The file's seq is the order of arrival; each node's own is kept. */
+    assert_int_equal(15, scalar(db, "SELECT sum(seq) FROM events"));
+    assert_int_equal(1, scalar(db, "SELECT node FROM events WHERE seq = 3"));
+    assert_int_equal(1, scalar(db, "SELECT node_seq FROM events WHERE seq = 3"));
+    assert_int_equal(3, scalar(db, "SELECT node_seq FROM events WHERE seq = 5 AND node = 0"));
+    assert_int_equal(1, scalar(db, "SELECT count(*) FROM tasks WHERE node = 0 AND id = 1 AND"
+                                   " name = 'alpha' AND exit_status = -3 AND exit_seq = 5"));
+    assert_int_equal(1, scalar(db, "SELECT count(*) FROM tasks WHERE node = 1 AND id = 1 AND"
+                                   " name = 'beta' AND exit_seq IS NULL AND spawned_seq = 3"));
+    assert_int_equal(12, scalar(db, "SELECT peer FROM channels WHERE node = 1 AND endpoint = 10"));
+    assert_int_equal(11, scalar(db, "SELECT peer FROM channels WHERE node = 0 AND endpoint = 10"));
+    sqlite3_close(db);
+    unlink(path);
+}
+
 static void test_kind_names(void **state)
 {
     assert_string_equal("SEND", trace_kind_name(HAL_TR_SEND));
@@ -782,6 +847,7 @@ int main(void)
         cmocka_unit_test(test_refuses_what_is_not_a_trace),
         cmocka_unit_test(test_replaces_only_a_trace_and_only_when_complete),
         cmocka_unit_test(test_replaces_an_older_trace),
+        cmocka_unit_test(test_nodes),
         cmocka_unit_test(test_kind_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,3 +92,17 @@ $<TARGET_FILE:orrery> trace show $d/a.db > $d/a.txt; $<TARGET_FILE:orrery> trace
 grep -q 'tcp.accepted' $d/a.txt; grep -q 'tcp.data' $d/a.txt; grep -q 'fs.open' $d/a.txt; \
 grep -q 'fs.data' $d/a.txt; cmp $d/a.txt $d/b.txt")
 set_tests_properties(record_httpd_deterministic PROPERTIES LABELS "trace;replay")
+
+# Traces of several nodes (schema 3): a two-node cluster recorded into one trace and read back
+# node by node (tests/traces/cluster_trace.c); record_cluster writes it for pytest
+# (pytest/test_trace_nodes.py).
+orrery_add_test(test_trace_nodes SOURCES test_trace_nodes.c traces/cluster_trace.c
+    LIBS orrery_replay orrery_trace orrery_sim orrery_servers orrery_lwip orrery_core
+    orrery_hal_host LABELS trace sim)
+add_executable(record_cluster ${CMAKE_CURRENT_SOURCE_DIR}/traces/record_cluster.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/traces/cluster_trace.c)
+target_link_libraries(record_cluster PRIVATE orrery_sim orrery_servers orrery_lwip orrery_core
+    orrery_hal_host orrery_trace)
+target_compile_options(record_cluster PRIVATE ${ORRERY_HOST_FLAGS})
+target_link_options(record_cluster PRIVATE ${ORRERY_HOST_FLAGS})
+set_target_properties(record_cluster PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)

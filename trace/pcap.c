@@ -2,6 +2,7 @@
  * and the export of a trace's net0 frames. */
 #include <trace/outpath.h>
 #include <trace/pcap.h>
+#include <trace/recorder.h>
 
 #include <hal/codes.h>
 #include <hal/trace.h>
@@ -150,55 +151,93 @@ void trace_pcap_abort(trace_pcap *p)
 
 /* ---- the frames of a trace ------------------------------------------------------------ */
 
+bool trace_pcap_has_net0(trace_db *db)
+{
+    size_t n = trace_db_node_count(db);
+    int64_t sel = trace_db_selected_node(db);
+
+    if (!n || sel >= 0)
+        return trace_db_device_id_on(db, sel >= 0 ? (uint32_t)sel : 0, "net0") != 0;
+    for (uint32_t node = 0; node < n; node++)
+        if (trace_db_device_id_on(db, node, "net0"))
+            return true;
+    return false;
+}
+
+/* One device row: written if it is a frame that was on the wire; 1 if it was written. */
+static int frame_row(trace_pcap *p, trace_pcap_stats *st, const trace_iter *it,
+                     const hal_trace_rec_t *r)
+{
+    if (r->type != HAL_NET_FRAME)
+        return 0;
+    if (r->kind == HAL_TR_DEV_WRITE && r->result != 0)
+        return 0; /* refused by the device: never on the wire */
+    if (r->kind != HAL_TR_DEV_POST && r->kind != HAL_TR_DEV_WRITE)
+        return 0; /* a delivery: the same frame as its post */
+    uint32_t want = trace_iter_len_column(it);
+    const char *bad = NULL;
+    char why[sizeof(st->why)];
+    if (!r->data)
+        bad = "no payload";
+    else if (r->len != want)
+        bad = "payload length disagrees with len";
+    else if (r->len > HAL_NET_MTU)
+        bad = "longer than an Ethernet frame";
+    if (bad) {
+        if (!st->bad++) {
+            snprintf(why, sizeof(why), "%s (%u bytes, len %u)", bad, (unsigned)r->len,
+                     (unsigned)want);
+            memcpy(st->why, why, sizeof(why));
+            st->first_bad = r->seq;
+        }
+        return 0;
+    }
+    if (trace_pcap_write(p, r->time_ns, r->data, r->len) != 0)
+        return -1;
+    if (r->kind == HAL_TR_DEV_POST)
+        st->in++;
+    else
+        st->out++;
+    return 1;
+}
+
 int trace_pcap_export(trace_db *db, trace_pcap *p, trace_pcap_stats *st, char *err, size_t errlen)
 {
+    uint32_t net0[TRACE_NODES_MAX] = {0};
     trace_iter *it = NULL;
     hal_trace_rec_t r;
+    bool every_node = trace_db_node_count(db) && trace_db_selected_node(db) < 0;
     int rc;
 
     memset(st, 0, sizeof(*st));
-    st->device = trace_db_device_id(db, "net0");
+    if (every_node) {
+        /* Every node's net0, in the file's order: a scan of the device records of all nodes. */
+        for (uint32_t node = 0; node < trace_db_node_count(db) && node < TRACE_NODES_MAX; node++)
+            if ((net0[node] = trace_db_device_id_on(db, node, "net0")) && !st->device)
+                st->device = net0[node];
+    } else {
+        int64_t sel = trace_db_selected_node(db);
+        st->device = trace_db_device_id_on(db, sel >= 0 ? (uint32_t)sel : 0, "net0");
+    }
     if (!st->device) {
         snprintf(err, errlen,
                  "the trace names no net0 device (run without --net user, or recorded by an"
                  " orrery older than the trace's DEVICE records)");
         return -1;
     }
-    if (trace_iter_open_device(db, st->device, &it) != 0) {
+    if ((every_node ? trace_iter_open(db, NULL, &it)
+                    : trace_iter_open_device(db, st->device, &it)) != 0) {
         snprintf(err, errlen, "%s", trace_db_error(db));
         return -1;
     }
     while ((rc = trace_iter_next(it, &r)) == 1) {
-        if (r.type != HAL_NET_FRAME)
-            continue;
-        if (r.kind == HAL_TR_DEV_WRITE && r.result != 0)
-            continue; /* refused by the device: never on the wire */
-        if (r.kind != HAL_TR_DEV_POST && r.kind != HAL_TR_DEV_WRITE)
-            continue; /* a delivery: the same frame as its post */
-        uint32_t want = trace_iter_len_column(it);
-        const char *bad = NULL;
-        char why[sizeof(st->why)];
-        if (!r.data)
-            bad = "no payload";
-        else if (r.len != want)
-            bad = "payload length disagrees with len";
-        else if (r.len > HAL_NET_MTU)
-            bad = "longer than an Ethernet frame";
-        if (bad) {
-            if (!st->bad++) {
-                snprintf(why, sizeof(why), "%s (%u bytes, len %u)", bad, (unsigned)r.len,
-                         (unsigned)want);
-                memcpy(st->why, why, sizeof(why));
-                st->first_bad = r.seq;
-            }
-            continue;
+        if (every_node) {
+            uint32_t node = trace_iter_node(it);
+            if (node >= TRACE_NODES_MAX || !net0[node] || r.chan != net0[node])
+                continue;
         }
-        if (trace_pcap_write(p, r.time_ns, r.data, r.len) != 0)
+        if (frame_row(p, st, it, &r) < 0)
             break;
-        if (r.kind == HAL_TR_DEV_POST)
-            st->in++;
-        else
-            st->out++;
     }
     if (rc < 0)
         snprintf(err, errlen, "%s", trace_db_error(db));

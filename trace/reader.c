@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 typedef struct name_ent {
+    uint32_t node;
     uint32_t id;
     char *name;
 } name_ent;
@@ -23,13 +24,25 @@ struct trace_db {
     name_ent *tasks, *ifaces, *devices;
     size_t ntasks, nifaces, ndevices;
     int devices_loaded; /* 0: not yet, 1: loaded, -1: could not be read */
+    /* Schema 3: the nodes table's names by id (NULL where an id has no row); 0 without nodes. */
+    char **nodes;
+    size_t nnodes;
+    int64_t sel;       /* the node iterators are limited to, or -1: every node */
+    uint32_t cur_node; /* the node names are looked up on (trace_iter_next sets it) */
 };
 
 struct trace_iter {
     trace_db *db;
     sqlite3_stmt *st;
     uint32_t len_column; /* the current row's len column (its payload may disagree) */
+    uint32_t node;       /* the current row's node */
 };
+
+/* What selects a row's node in SQL: the column, or 0 in files from before nodes (schema < 3). */
+static const char *node_col(const trace_db *db)
+{
+    return db->version >= 3 ? "node" : "0";
+}
 
 static void dberr(trace_db *db, const char *fmt, ...)
 {
@@ -92,6 +105,7 @@ static int load_names(trace_db *db, const char *sql, name_ent **out, size_t *n)
             *out = grown;
         }
         (*out)[*n].id = (uint32_t)sqlite3_column_int64(st, 0);
+        (*out)[*n].node = sqlite3_column_count(st) > 2 ? (uint32_t)sqlite3_column_int64(st, 2) : 0;
         (*out)[*n].name = strdup(name);
         (*n)++;
     }
@@ -103,46 +117,159 @@ static int load_names(trace_db *db, const char *sql, name_ent **out, size_t *n)
     return 0;
 }
 
-static const char *find_name(const name_ent *e, size_t n, uint32_t id)
+static const char *find_name(const name_ent *e, size_t n, uint32_t node, uint32_t id)
 {
     for (size_t i = 0; i < n; i++)
-        if (e[i].id == id)
+        if (e[i].id == id && e[i].node == node)
             return e[i].name;
     return NULL;
 }
 
+const char *trace_db_task_name_on(trace_db *db, uint32_t node, uint32_t task)
+{
+    return find_name(db->tasks, db->ntasks, node, task);
+}
+
 const char *trace_db_task_name(trace_db *db, uint32_t task)
 {
-    return find_name(db->tasks, db->ntasks, task);
+    return trace_db_task_name_on(db, db->cur_node, task);
 }
 
 /* From the DEVICE records, read on first use: only device records ask, and it is a scan. */
-const char *trace_db_device_name(trace_db *db, uint32_t dev)
+const char *trace_db_device_name_on(trace_db *db, uint32_t node, uint32_t dev)
 {
     if (!db->devices_loaded) {
-        char saved[sizeof(db->err)], sql[128];
+        char saved[sizeof(db->err)], sql[160];
         memcpy(saved, db->err, sizeof(saved));
         snprintf(sql, sizeof(sql),
-                 "SELECT chan, CAST(payload AS TEXT) FROM events WHERE kind = %d ORDER BY seq",
-                 HAL_TR_DEVICE);
+                 "SELECT chan, CAST(payload AS TEXT), %s FROM events WHERE kind = %d ORDER BY seq",
+                 node_col(db), HAL_TR_DEVICE);
         db->devices_loaded = load_names(db, sql, &db->devices, &db->ndevices) == 0 ? 1 : -1;
         memcpy(db->err, saved, sizeof(saved)); /* a name is a nicety: no error for it */
     }
-    return find_name(db->devices, db->ndevices, dev);
+    return find_name(db->devices, db->ndevices, node, dev);
+}
+
+const char *trace_db_device_name(trace_db *db, uint32_t dev)
+{
+    return trace_db_device_name_on(db, db->cur_node, dev);
+}
+
+uint32_t trace_db_device_id_on(trace_db *db, uint32_t node, const char *name)
+{
+    trace_db_device_name_on(db, node, 0);
+    for (size_t i = 0; i < db->ndevices; i++)
+        if (db->devices[i].node == node && strcmp(db->devices[i].name, name) == 0)
+            return db->devices[i].id;
+    return 0;
 }
 
 uint32_t trace_db_device_id(trace_db *db, const char *name)
 {
-    trace_db_device_name(db, 0);
-    for (size_t i = 0; i < db->ndevices; i++)
-        if (strcmp(db->devices[i].name, name) == 0)
-            return db->devices[i].id;
+    return trace_db_device_id_on(db, db->cur_node, name);
+}
+
+size_t trace_db_node_count(const trace_db *db)
+{
+    return db->nnodes;
+}
+
+const char *trace_db_node_name(const trace_db *db, uint32_t node)
+{
+    return node < db->nnodes ? db->nodes[node] : NULL;
+}
+
+int trace_db_node_find(const trace_db *db, const char *name)
+{
+    for (size_t i = 0; i < db->nnodes; i++)
+        if (db->nodes[i] && strcmp(db->nodes[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+size_t trace_db_node_list(const trace_db *db, char *buf, size_t len)
+{
+    size_t off = 0;
+
+    if (len)
+        buf[0] = '\0';
+    for (size_t i = 0; i < db->nnodes && off < len; i++)
+        if (db->nodes[i])
+            off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", db->nodes[i]);
+    return off;
+}
+
+void trace_db_select_node(trace_db *db, int64_t node)
+{
+    db->sel = node;
+    db->cur_node = node < 0 ? 0 : (uint32_t)node;
+}
+
+int64_t trace_db_selected_node(const trace_db *db)
+{
+    return db->sel;
+}
+
+uint32_t trace_db_current_node(const trace_db *db)
+{
+    return db->cur_node;
+}
+
+int trace_db_select_node_name(trace_db *db, const char *name, char *err, size_t errlen)
+{
+    char list[TRACE_NODES_MAX * 34];
+    int node;
+
+    if (!name) {
+        trace_db_select_node(db, -1);
+        return 0;
+    }
+    if (!db->nnodes) {
+        snprintf(err, errlen,
+                 "trace %s: no node '%s': the trace is of one kernel (it has no nodes)", db->path,
+                 name);
+        return -1;
+    }
+    if ((node = trace_db_node_find(db, name)) < 0) {
+        trace_db_node_list(db, list, sizeof(list));
+        snprintf(err, errlen, "trace %s: no node '%s' (its nodes: %s)", db->path, name, list);
+        return -1;
+    }
+    trace_db_select_node(db, node);
+    return 0;
+}
+
+/* Schema 3: the nodes table. A file without nodes (or an older one) has none. */
+static int load_nodes(trace_db *db)
+{
+    name_ent *e = NULL;
+    size_t n = 0, max = 0;
+
+    if (db->version < 3)
+        return 0;
+    if (load_names(db, "SELECT id, name FROM nodes WHERE id >= 0 AND id < 64 ORDER BY id", &e,
+                   &n) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (e[i].id + 1 > max)
+            max = e[i].id + 1;
+    if (max && !(db->nodes = calloc(max, sizeof(*db->nodes)))) {
+        for (size_t i = 0; i < n; i++)
+            free(e[i].name);
+        free(e);
+        dberr(db, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        db->nodes[e[i].id] = e[i].name;
+    db->nnodes = max;
+    free(e);
     return 0;
 }
 
 const char *trace_db_iface_name(trace_db *db, uint32_t iface)
 {
-    const char *n = find_name(db->ifaces, db->nifaces, iface);
+    const char *n = find_name(db->ifaces, db->nifaces, 0, iface);
     return n ? n : trace_iface_name(iface);
 }
 
@@ -204,8 +331,12 @@ static int check(trace_db *db)
         return -1;
     }
     sqlite3_finalize(st);
-    if (load_names(db, "SELECT id, name FROM tasks", &db->tasks, &db->ntasks) != 0 ||
-        load_names(db, "SELECT id, name FROM interfaces", &db->ifaces, &db->nifaces) != 0)
+    if (load_names(db,
+                   db->version >= 3 ? "SELECT id, name, node FROM tasks"
+                                    : "SELECT id, name FROM tasks",
+                   &db->tasks, &db->ntasks) != 0 ||
+        load_names(db, "SELECT id, name FROM interfaces", &db->ifaces, &db->nifaces) != 0 ||
+        load_nodes(db) != 0)
         return -1;
     return 0;
 }
@@ -221,6 +352,7 @@ int trace_db_open(const char *path, trace_db **out, char *err, size_t errlen)
         snprintf(err, errlen, "trace %s: out of memory", path);
         return -1;
     }
+    db->sel = -1;
     if (stat(path, &sb) != 0) {
         char partial[4200];
         snprintf(partial, sizeof(partial), "%s" TRACE_PARTIAL_SUFFIX, path);
@@ -254,6 +386,9 @@ void trace_db_close(trace_db *db)
         free(db->ifaces[i].name);
     for (size_t i = 0; i < db->ndevices; i++)
         free(db->devices[i].name);
+    for (size_t i = 0; i < db->nnodes; i++)
+        free(db->nodes[i]);
+    free(db->nodes);
     free(db->tasks);
     free(db->ifaces);
     free(db->devices);
@@ -333,12 +468,20 @@ int trace_db_run(trace_db *db, trace_run_row *out)
 
 int trace_iter_open(trace_db *db, const trace_filter *f, trace_iter **out)
 {
-    static const char *const sql =
+    /* Before nodes (schema < 3) tasks has no node column: every row is node 0. */
+    static const char *const sql_v2 =
         "SELECT seq, time_ns, arg, kind, task, chan, peer, type, result, len, nhandles, iface,"
-        " payload FROM events"
+        " payload, 0 FROM events"
         " WHERE (?1 IS NULL OR task IN (SELECT id FROM tasks WHERE name = ?1)"
         "        OR CAST(task AS TEXT) = ?1)"
-        " AND (?2 = 0 OR iface = ?2) AND (?3 = 0 OR kind = ?3)"
+        " AND (?2 = 0 OR iface = ?2) AND (?3 = 0 OR kind = ?3) AND (?5 < 0 OR ?5 = 0)"
+        " ORDER BY seq LIMIT ?4";
+    static const char *const sql_v3 =
+        "SELECT seq, time_ns, arg, kind, task, chan, peer, type, result, len, nhandles, iface,"
+        " payload, node FROM events"
+        " WHERE (?1 IS NULL OR (node, task) IN (SELECT node, id FROM tasks WHERE name = ?1)"
+        "        OR CAST(task AS TEXT) = ?1)"
+        " AND (?2 = 0 OR iface = ?2) AND (?3 = 0 OR kind = ?3) AND (?5 < 0 OR node = ?5)"
         " ORDER BY seq LIMIT ?4";
     trace_iter *it = calloc(1, sizeof(*it));
     int rc;
@@ -349,7 +492,7 @@ int trace_iter_open(trace_db *db, const trace_filter *f, trace_iter **out)
         return -1;
     }
     it->db = db;
-    rc = sqlite3_prepare_v2(db->db, sql, -1, &it->st, NULL);
+    rc = sqlite3_prepare_v2(db->db, db->version >= 3 ? sql_v3 : sql_v2, -1, &it->st, NULL);
     if (rc != SQLITE_OK) {
         sqlerr(db, rc);
         free(it);
@@ -360,6 +503,7 @@ int trace_iter_open(trace_db *db, const trace_filter *f, trace_iter **out)
     sqlite3_bind_int64(it->st, 2, f ? f->iface : 0);
     sqlite3_bind_int64(it->st, 3, f ? f->kind : 0);
     sqlite3_bind_int64(it->st, 4, f && f->limit ? (sqlite3_int64)f->limit : -1);
+    sqlite3_bind_int64(it->st, 5, db->sel);
     *out = it;
     return 0;
 }
@@ -389,12 +533,19 @@ int trace_iter_next(trace_iter *it, hal_trace_rec_t *r)
     r->iface = (uint32_t)sqlite3_column_int64(st, 11);
     r->data = sqlite3_column_blob(st, 12);
     r->len = r->data ? (uint32_t)sqlite3_column_bytes(st, 12) : 0;
+    it->node = (uint32_t)sqlite3_column_int64(st, 13);
+    it->db->cur_node = it->node;
     return 1;
 }
 
 uint32_t trace_iter_len_column(const trace_iter *it)
 {
     return it->len_column;
+}
+
+uint32_t trace_iter_node(const trace_iter *it)
+{
+    return it->node;
 }
 
 int trace_iter_open_device(trace_db *db, uint32_t dev, trace_iter **out)
@@ -408,11 +559,13 @@ int trace_iter_open_device(trace_db *db, uint32_t dev, trace_iter **out)
         return -1;
     }
     it->db = db;
-    rc = sqlite3_prepare_v2(db->db,
-                            "SELECT seq, time_ns, arg, kind, task, chan, peer, type, result, len,"
-                            " nhandles, iface, payload FROM events"
-                            " WHERE chan = ?1 AND kind IN (?2, ?3, ?4) ORDER BY seq",
-                            -1, &it->st, NULL);
+    char sql[320];
+    snprintf(sql, sizeof(sql),
+             "SELECT seq, time_ns, arg, kind, task, chan, peer, type, result, len, nhandles, iface,"
+             " payload, %s FROM events WHERE chan = ?1 AND kind IN (?2, ?3, ?4)"
+             " AND (?5 < 0 OR %s = ?5) ORDER BY seq",
+             node_col(db), node_col(db));
+    rc = sqlite3_prepare_v2(db->db, sql, -1, &it->st, NULL);
     if (rc != SQLITE_OK) {
         sqlerr(db, rc);
         free(it);
@@ -421,6 +574,7 @@ int trace_iter_open_device(trace_db *db, uint32_t dev, trace_iter **out)
     sqlite3_bind_int64(it->st, 1, dev);
     sqlite3_bind_int(it->st, 2, HAL_TR_DEV_POST);
     sqlite3_bind_int(it->st, 3, HAL_TR_DEV_EVENT);
+    sqlite3_bind_int64(it->st, 5, db->sel);
     sqlite3_bind_int(it->st, 4, HAL_TR_DEV_WRITE);
     *out = it;
     return 0;
@@ -441,7 +595,16 @@ int trace_db_manifest(trace_db *db, char **out, size_t *len)
 
     *out = NULL;
     *len = 0;
-    rc = sqlite3_prepare_v2(db->db, "SELECT manifest FROM run WHERE id = 1", -1, &st, NULL);
+    /* A node's own manifest, where the trace has one; else the run's (node 0's). */
+    if (db->version >= 3 && db->sel >= 0)
+        rc = sqlite3_prepare_v2(db->db,
+                                "SELECT coalesce((SELECT manifest FROM nodes WHERE id = ?1),"
+                                " (SELECT manifest FROM run WHERE id = 1))",
+                                -1, &st, NULL);
+    else
+        rc = sqlite3_prepare_v2(db->db, "SELECT manifest FROM run WHERE id = 1", -1, &st, NULL);
+    if (rc == SQLITE_OK && db->version >= 3 && db->sel >= 0)
+        sqlite3_bind_int64(st, 1, db->sel);
     if (rc != SQLITE_OK) {
         sqlerr(db, rc);
         return -1;

@@ -3,6 +3,8 @@
 
 #include <trace/decode.h>
 
+#include <os/errno.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -33,21 +35,34 @@ static const char *const schema_sql =
     " complete INTEGER NOT NULL DEFAULT 0, commit_unix_ns INTEGER);"
     "CREATE TABLE kinds(id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
     "CREATE TABLE interfaces(id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
-    "CREATE TABLE tasks(id INTEGER PRIMARY KEY, name TEXT, parent INTEGER,"
-    " spawned_seq INTEGER, exit_seq INTEGER, exit_status INTEGER);"
-    "CREATE TABLE channels(endpoint INTEGER PRIMARY KEY, peer INTEGER NOT NULL,"
-    " creator INTEGER NOT NULL, created_seq INTEGER NOT NULL, iface INTEGER NOT NULL DEFAULT 0);"
+    /*
+     * Schema 3: several nodes (kernels) in one file. Task ids and endpoints
+     * restart per node, so they are keyed with their node; events.seq is the
+     * file's own order, node_seq the record's seq on its node. A trace without
+     * nodes has an empty nodes table and node 0 everywhere (node_seq = seq).
+     */
+    "CREATE TABLE nodes(id INTEGER PRIMARY KEY, name TEXT NOT NULL, manifest TEXT);"
+    "CREATE TABLE tasks(id INTEGER NOT NULL, name TEXT, parent INTEGER,"
+    " spawned_seq INTEGER, exit_seq INTEGER, exit_status INTEGER,"
+    " node INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(node, id));"
+    "CREATE TABLE channels(endpoint INTEGER NOT NULL, peer INTEGER NOT NULL,"
+    " creator INTEGER NOT NULL, created_seq INTEGER NOT NULL, iface INTEGER NOT NULL DEFAULT 0,"
+    " node INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(node, endpoint));"
     "CREATE TABLE events(seq INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL,"
     " task INTEGER NOT NULL, kind INTEGER NOT NULL, chan INTEGER NOT NULL,"
     " peer INTEGER NOT NULL, iface INTEGER NOT NULL, type INTEGER NOT NULL,"
     " result INTEGER NOT NULL, len INTEGER NOT NULL, nhandles INTEGER NOT NULL,"
-    " arg INTEGER NOT NULL, payload BLOB);";
+    " arg INTEGER NOT NULL, payload BLOB, node INTEGER NOT NULL DEFAULT 0,"
+    " node_seq INTEGER NOT NULL);";
 
 /*
  * Built at close so that ingest only appends to the rowid tree. Readers scan
  * by seq (the rowid); replay and --task select by task.
  */
 static const char *const index_sql = "CREATE INDEX IF NOT EXISTS events_task ON events(task, seq);";
+/* With nodes: a node's events (show --node, replay --node). */
+static const char *const node_index_sql =
+    "CREATE INDEX IF NOT EXISTS events_node ON events(node, task, seq);";
 
 static const struct {
     uint32_t id;
@@ -174,7 +189,8 @@ static __attribute__((noinline)) tr_chunk *slot_refill(trace_recorder *rec, tr_s
     return c;
 }
 
-static inline void slot_append(trace_recorder *rec, tr_slot *s, const hal_trace_rec_t *r)
+static inline void slot_append(trace_recorder *rec, tr_slot *s, const hal_trace_rec_t *r,
+                               uint32_t node)
 {
     uint32_t len = r->data ? r->len : 0;
     size_t need = tr_entry_size(len);
@@ -194,6 +210,11 @@ static inline void slot_append(trace_recorder *rec, tr_slot *s, const hal_trace_
     e->rec = *r;
     e->rec.len = len;
     e->rec.data = NULL;
+    /* Without nodes the kernel's seq is the file's; with them, the order records arrive. */
+    e->gseq =
+        rec->nnodes ? atomic_fetch_add_explicit(&rec->gseq, 1, memory_order_relaxed) + 1 : r->seq;
+    e->node = node;
+    e->pad = 0;
     if (len)
         memcpy(e + 1, r->data, len);
     s->pos += need;
@@ -203,17 +224,81 @@ static inline void slot_append(trace_recorder *rec, tr_slot *s, const hal_trace_
                           memory_order_relaxed);
 }
 
-void trace_recorder_record(trace_recorder *rec, const hal_trace_rec_t *r)
+void trace_recorder_record_node(trace_recorder *rec, uint32_t node, const hal_trace_rec_t *r)
 {
     tr_slot *s = tls_slot.id == rec->id ? tls_slot.slot : slot_claim(rec);
 
+    if (__builtin_expect(!atomic_load_explicit(&rec->any_record, memory_order_relaxed), 0))
+        atomic_store_explicit(&rec->any_record, true, memory_order_relaxed);
     if (__builtin_expect(s->mu == NULL, 1)) {
-        slot_append(rec, s, r);
+        slot_append(rec, s, r, node);
         return;
     }
     pthread_mutex_lock(s->mu);
-    slot_append(rec, s, r);
+    slot_append(rec, s, r, node);
     pthread_mutex_unlock(s->mu);
+}
+
+void trace_recorder_record(trace_recorder *rec, const hal_trace_rec_t *r)
+{
+    trace_recorder_record_node(rec, 0, r);
+}
+
+int trace_recorder_set_nodes(trace_recorder *rec, const char *const *names, size_t n)
+{
+    char(*copy)[32];
+
+    if (n == 0 || n > TRACE_NODES_MAX)
+        return OS_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!names[i] || !names[i][0] || strlen(names[i]) > 31)
+            return OS_EINVAL;
+    if (atomic_load(&rec->any_record) || rec->nnodes)
+        return OS_ESTATE;
+    if (!(copy = calloc(n, sizeof(*copy))))
+        return OS_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        memcpy(copy[i], names[i], strlen(names[i]) + 1);
+    /* Under qmu: the writer reads them after it pops a batch under the same lock. */
+    pthread_mutex_lock(&rec->qmu);
+    rec->node_names = copy;
+    rec->nnodes = n;
+    pthread_mutex_unlock(&rec->qmu);
+    return 0;
+}
+
+int trace_recorder_set_node_manifest(trace_recorder *rec, uint32_t node, const char *text,
+                                     size_t len)
+{
+    char *copy;
+
+    if (node >= rec->nnodes || !text)
+        return OS_EINVAL;
+    if (atomic_load(&rec->any_record))
+        return OS_ESTATE;
+    if (!rec->node_manifests) {
+        rec->node_manifests = calloc(rec->nnodes, sizeof(*rec->node_manifests));
+        rec->node_manifest_len = calloc(rec->nnodes, sizeof(*rec->node_manifest_len));
+        if (!rec->node_manifests || !rec->node_manifest_len) {
+            free(rec->node_manifests);
+            free(rec->node_manifest_len);
+            rec->node_manifests = NULL;
+            rec->node_manifest_len = NULL;
+            return OS_ENOMEM;
+        }
+    }
+    if (!len)
+        len = strlen(text);
+    if (!(copy = malloc(len + 1)))
+        return OS_ENOMEM;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    pthread_mutex_lock(&rec->qmu);
+    free(rec->node_manifests[node]);
+    rec->node_manifests[node] = copy;
+    rec->node_manifest_len[node] = len;
+    pthread_mutex_unlock(&rec->qmu);
+    return 0;
 }
 
 static void sink_record(void *self, const hal_trace_rec_t *r)
@@ -341,6 +426,11 @@ static void recorder_free(trace_recorder *rec)
     pthread_cond_destroy(&rec->qcv);
     pthread_cond_destroy(&rec->donecv);
     free(rec->sorted);
+    for (size_t i = 0; rec->node_manifests && i < rec->nnodes; i++)
+        free(rec->node_manifests[i]);
+    free(rec->node_manifests);
+    free(rec->node_manifest_len);
+    free(rec->node_names);
     free(rec->path);
     free(rec);
 }
@@ -362,8 +452,8 @@ static const char *events_multi_sql(char *buf, size_t size)
 {
     size_t off = (size_t)snprintf(buf, size, "INSERT OR IGNORE INTO events VALUES");
     for (int k = 0; k < TR_ROWS && off < size; k++)
-        off +=
-            (size_t)snprintf(buf + off, size - off, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?)", k ? "," : "");
+        off += (size_t)snprintf(buf + off, size - off, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                k ? "," : "");
     return buf;
 }
 
@@ -371,7 +461,7 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
                         char *err, size_t errlen)
 {
     trace_recorder *rec = calloc(1, sizeof(*rec));
-    char multi[64 + TR_ROWS * 32];
+    char multi[64 + TR_ROWS * 40];
 
     int rc;
 
@@ -433,22 +523,22 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
     if (tr_exec_sql(rec->db, pragmas, err, errlen) != 0 ||
         write_header(rec, run, err, errlen) != 0 ||
         prepare(rec, &rec->ins_event,
-                "INSERT OR IGNORE INTO events VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", err,
+                "INSERT OR IGNORE INTO events VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", err,
                 errlen) != 0 ||
         prepare(rec, &rec->ins_events, events_multi_sql(multi, sizeof(multi)), err, errlen) != 0 ||
         prepare(rec, &rec->ins_spawn,
-                "INSERT INTO tasks(id, name, parent, spawned_seq) VALUES(?1,?2,?3,?4)"
-                " ON CONFLICT(id) DO UPDATE SET name=excluded.name, parent=excluded.parent,"
+                "INSERT INTO tasks(id, name, parent, spawned_seq, node) VALUES(?1,?2,?3,?4,?5)"
+                " ON CONFLICT(node, id) DO UPDATE SET name=excluded.name, parent=excluded.parent,"
                 " spawned_seq=excluded.spawned_seq",
                 err, errlen) != 0 ||
         prepare(rec, &rec->ins_exit,
-                "INSERT INTO tasks(id, exit_seq, exit_status) VALUES(?1,?2,?3)"
-                " ON CONFLICT(id) DO UPDATE SET exit_seq=excluded.exit_seq,"
+                "INSERT INTO tasks(id, exit_seq, exit_status, node) VALUES(?1,?2,?3,?4)"
+                " ON CONFLICT(node, id) DO UPDATE SET exit_seq=excluded.exit_seq,"
                 " exit_status=excluded.exit_status",
                 err, errlen) != 0 ||
         prepare(rec, &rec->ins_chan,
-                "INSERT OR REPLACE INTO channels(endpoint, peer, creator, created_seq, iface)"
-                " VALUES(?,?,?,?,?)",
+                "INSERT OR REPLACE INTO channels(endpoint, peer, creator, created_seq, iface,"
+                " node) VALUES(?,?,?,?,?,?)",
                 err, errlen) != 0 ||
         prepare(rec, &rec->upd_progress, "UPDATE run SET dropped=?1, commit_unix_ns=?2 WHERE id=1",
                 err, errlen) != 0) {
@@ -594,11 +684,14 @@ int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
     missing = now.dropped + now.lost;
     /* Final counts and indexes in one transaction, then back to a single file. */
     if (tr_exec_sql(rec->db, "BEGIN", buf, sizeof(buf)) == 0 &&
+        (rec->nodes_written || tr_write_nodes(rec) == 0) &&
         tr_exec_sql(rec->db, index_sql, buf, sizeof(buf)) == 0 &&
+        (!rec->nnodes || tr_exec_sql(rec->db, node_index_sql, buf, sizeof(buf)) == 0) &&
         tr_exec_sql(rec->db,
-                    "UPDATE channels SET iface = m.iface FROM (SELECT chan, max(iface) AS iface"
-                    " FROM events WHERE iface <> 0 AND kind IN (4, 5) GROUP BY chan) AS m"
-                    " WHERE channels.endpoint = m.chan AND channels.iface = 0",
+                    "UPDATE channels SET iface = m.iface FROM (SELECT node, chan, max(iface) AS"
+                    " iface FROM events WHERE iface <> 0 AND kind IN (4, 5) GROUP BY node, chan)"
+                    " AS m WHERE channels.node = m.node AND channels.endpoint = m.chan"
+                    " AND channels.iface = 0",
                     buf, sizeof(buf)) == 0 &&
         fill_interfaces(rec) == 0 &&
         sqlite3_prepare_v2(rec->db,

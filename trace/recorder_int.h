@@ -61,6 +61,9 @@ typedef struct tr_chunk {
 
 typedef struct tr_entry {
     hal_trace_rec_t rec; /* data pointer is meaningless here: payload follows */
+    uint64_t gseq;       /* events.seq: rec.seq, or with nodes the order of arrival */
+    uint32_t node;       /* events.node: 0 without nodes */
+    uint32_t pad;
 } tr_entry;
 
 /* One recording thread's state; only its owner writes it (or whoever holds mu). */
@@ -98,6 +101,20 @@ struct trace_recorder {
     uint64_t allocs;               /* buffer allocations made (faults.alloc_ok) */
 
     atomic_uint_fast64_t bad_frames;
+
+    /*
+     * Nodes (trace_recorder_set_nodes): set before the first record, read by
+     * the writer after it pops a batch (qmu orders them). With nodes, record()
+     * numbers the records itself (gseq), because each node's kernel numbers
+     * its own from 1.
+     */
+    char (*node_names)[32];
+    char **node_manifests; /* NULL, or one per node (NULL: none given) */
+    size_t *node_manifest_len;
+    size_t nnodes;
+    atomic_uint_fast64_t gseq; /* the last global seq given */
+    atomic_bool any_record;    /* a record came: set_nodes is too late */
+    bool nodes_written;        /* writer only: the nodes table is filled */
     uint64_t written, batches; /* writer thread only (read after join or racy stats) */
     uint64_t lost;             /* writer only: records of failed transactions */
     uint64_t max_txn_rows;     /* writer only */
@@ -141,6 +158,7 @@ void tr_chunk_release(trace_recorder *rec, tr_chunk *c); /* qmu held; writer thr
 
 /* writer.c */
 int tr_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen);
+int tr_write_nodes(trace_recorder *rec); /* inside a transaction; writer thread or close */
 void *tr_writer_main(void *rec);
 
 #endif

@@ -102,6 +102,17 @@ void trace_show_format(trace_db *db, const hal_trace_rec_t *r, uint32_t iface, c
 
     buf[0] = 0;
     add(&l, "#%-7llu %12.6fms ", (unsigned long long)r->seq, r->time_ns / 1e6);
+    if (trace_db_node_count(db)) {
+        /* A trace with nodes: whose kernel recorded it, in a column as wide as the longest name. */
+        const char *node = trace_db_node_name(db, trace_db_current_node(db));
+        int width = 0;
+        for (uint32_t i = 0; i < trace_db_node_count(db); i++) {
+            const char *n = trace_db_node_name(db, i);
+            if (n && (int)strlen(n) > width)
+                width = (int)strlen(n);
+        }
+        add(&l, "%-*s ", width, node ? node : "?");
+    }
     add_task(&l, db, r->task);
     if (kind)
         add(&l, " %-12s", kind);
@@ -203,14 +214,13 @@ void trace_show_format(trace_db *db, const hal_trace_rec_t *r, uint32_t iface, c
 int trace_show(trace_db *db, const trace_filter *f, FILE *out)
 {
     trace_filter all = {0};
-    trace_ifmap *ifmap = trace_ifmap_new();
+    /* One per node: endpoints restart per node, and the map learns channels by endpoint. */
+    trace_ifmap *ifmaps[TRACE_NODES_MAX] = {0};
     trace_iter *it = NULL;
     hal_trace_rec_t r;
     char buf[4096];
     int rc = -1;
 
-    if (!ifmap)
-        return -1;
     if (f && f->iface) {
         /* Interfaces may be inferred, so filter after resolving rather than in SQL. */
         all = *f;
@@ -223,7 +233,12 @@ int trace_show(trace_db *db, const trace_filter *f, FILE *out)
         goto out;
     uint64_t shown = 0;
     while ((rc = trace_iter_next(it, &r)) == 1) {
-        uint32_t iface = trace_ifmap_resolve(ifmap, &r);
+        uint32_t node = trace_iter_node(it) % TRACE_NODES_MAX;
+        if (!ifmaps[node] && !(ifmaps[node] = trace_ifmap_new())) {
+            rc = -1;
+            break;
+        }
+        uint32_t iface = trace_ifmap_resolve(ifmaps[node], &r);
         if (f && f->iface && iface != f->iface)
             continue;
         trace_show_format(db, &r, iface, buf, sizeof(buf));
@@ -236,6 +251,7 @@ int trace_show(trace_db *db, const trace_filter *f, FILE *out)
     rc = rc < 0 ? -1 : 0;
 out:
     trace_iter_close(it);
-    trace_ifmap_free(ifmap);
+    for (size_t i = 0; i < TRACE_NODES_MAX; i++)
+        trace_ifmap_free(ifmaps[i]);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* summary.c — `orrery trace summary`: messages, bytes and send->deliver latency per task and
  * interface. */
 #include <trace/pair.h>
+#include <trace/recorder.h>
 #include <trace/tools.h>
 
 #include <stdlib.h>
@@ -238,9 +239,9 @@ static void print_rows(FILE *out, const char *what, const trace_summary_row *row
     }
 }
 
-void trace_summary_print(const trace_summary *s, FILE *out)
+static void print_run(const trace_summary *s, FILE *out)
 {
-    char a[32], b[32], c[32], d[32], state[160] = "";
+    char a[32], state[160] = "";
 
     if (!s->run.complete && s->run.closed)
         snprintf(state, sizeof(state), " (incomplete: %llu records not stored)",
@@ -260,8 +261,15 @@ void trace_summary_print(const trace_summary *s, FILE *out)
             (unsigned long long)s->run.dropped, (unsigned long long)s->run.bad_frames);
     if (s->run.has_exit_status)
         fprintf(out, ", exit status %d", s->run.exit_status);
+}
+
+/* Messages and the task and interface tables (of the whole trace, or of one node). */
+static void print_body(const trace_summary *s, FILE *out)
+{
+    char a[32], b[32], c[32], d[32];
+
     fprintf(out,
-            "\nmessages: %llu delivered, send->deliver p50 %s p90 %s p99 %s max %s;"
+            "messages: %llu delivered, send->deliver p50 %s p90 %s p99 %s max %s;"
             " %llu sent but never delivered\n\n",
             (unsigned long long)s->all.n, dur(s->all.p50, a, sizeof(a)),
             dur(s->all.p90, b, sizeof(b)), dur(s->all.p99, c, sizeof(c)),
@@ -269,6 +277,58 @@ void trace_summary_print(const trace_summary *s, FILE *out)
     print_rows(out, "TASK", s->tasks, s->ntasks);
     fprintf(out, "\n");
     print_rows(out, "INTERFACE", s->ifaces, s->nifaces);
-    fprintf(out, "\nLatency: each DELIVER is paired with the SEND it dequeued (FIFO per receiving"
-                 " endpoint); per task it is the latency of messages the task received.\n");
+}
+
+static const char latency_note[] =
+    "\nLatency: each DELIVER is paired with the SEND it dequeued (FIFO per receiving"
+    " endpoint); per task it is the latency of messages the task received.\n";
+
+void trace_summary_print(const trace_summary *s, FILE *out)
+{
+    print_run(s, out);
+    fprintf(out, "\n");
+    print_body(s, out);
+    fputs(latency_note, out);
+}
+
+/*
+ * A trace with nodes: the run and the whole file's event count, then one section per node
+ * (or the selected node's alone), each summarized on its own: task ids and endpoints are the
+ * node's.
+ */
+int trace_summary_print_nodes(trace_db *db, FILE *out)
+{
+    int64_t sel = trace_db_selected_node(db);
+    size_t n = trace_db_node_count(db);
+    trace_summary s;
+    char a[32], list[TRACE_NODES_MAX * 34];
+
+    trace_db_select_node(db, -1);
+    if (trace_summary_compute(db, &s) != 0) {
+        trace_summary_free(&s);
+        trace_db_select_node(db, sel);
+        return -1;
+    }
+    trace_summary_free(&s);
+    print_run(&s, out);
+    trace_db_node_list(db, list, sizeof(list));
+    fprintf(out, "\nnodes: %zu (%s)\n", n, list);
+    for (uint32_t node = 0; node < n && !ferror(out); node++) {
+        const char *name = trace_db_node_name(db, node);
+        if (!name || (sel >= 0 && (uint32_t)sel != node))
+            continue;
+        trace_db_select_node(db, node);
+        if (trace_summary_compute(db, &s) != 0) {
+            trace_summary_free(&s);
+            trace_db_select_node(db, sel);
+            return -1;
+        }
+        fprintf(out, "\n== node %s (%u): %llu events over %s\n", name, (unsigned)node,
+                (unsigned long long)s.events, dur(s.last_ns - s.first_ns, a, sizeof(a)));
+        print_body(&s, out);
+        trace_summary_free(&s);
+    }
+    trace_db_select_node(db, sel);
+    fputs(latency_note, out);
+    return 0;
 }

@@ -19,12 +19,15 @@ int tr_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
     return 0;
 }
 
-/* Bind one event's 13 columns starting at parameter base + 1. */
+/* Columns of an events row (TR_EVENT_COLS parameters per row of an INSERT). */
+#define TR_EVENT_COLS 15
+
+/* Bind one event's columns starting at parameter base + 1. */
 static void bind_event(sqlite3_stmt *st, int base, const tr_entry *e)
 {
     const hal_trace_rec_t *r = &e->rec;
 
-    sqlite3_bind_int64(st, base + 1, (sqlite3_int64)r->seq);
+    sqlite3_bind_int64(st, base + 1, (sqlite3_int64)e->gseq);
     sqlite3_bind_int64(st, base + 2, (sqlite3_int64)r->time_ns);
     sqlite3_bind_int64(st, base + 3, r->task);
     sqlite3_bind_int64(st, base + 4, r->kind);
@@ -40,6 +43,37 @@ static void bind_event(sqlite3_stmt *st, int base, const tr_entry *e)
         sqlite3_bind_blob(st, base + 13, e + 1, (int)r->len, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, base + 13);
+    sqlite3_bind_int64(st, base + 14, e->node);
+    sqlite3_bind_int64(st, base + 15, (sqlite3_int64)r->seq);
+}
+
+int tr_write_nodes(trace_recorder *rec)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_DONE;
+
+    if (rec->nnodes == 0 || rec->nodes_written)
+        return 0;
+    if (sqlite3_prepare_v2(rec->db,
+                           "INSERT OR REPLACE INTO nodes(id, name, manifest) VALUES(?,?,?)", -1,
+                           &st, NULL) != SQLITE_OK)
+        return -1;
+    for (size_t i = 0; i < rec->nnodes && rc == SQLITE_DONE; i++) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)i);
+        sqlite3_bind_text(st, 2, rec->node_names[i], -1, SQLITE_STATIC);
+        if (rec->node_manifests && rec->node_manifests[i])
+            sqlite3_bind_text(st, 3, rec->node_manifests[i], (int)rec->node_manifest_len[i],
+                              SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 3);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return -1;
+    rec->nodes_written = true;
+    return 0;
 }
 
 /* The tasks and channels rows a SPAWN, EXIT or CHAN_CREATE record makes. */
@@ -59,13 +93,15 @@ static int write_side(trace_recorder *rec, const tr_entry *e)
         else
             sqlite3_bind_null(st, 2);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)r->arg);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)r->seq);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)e->gseq);
+        sqlite3_bind_int64(st, 5, e->node);
         break;
     case HAL_TR_EXIT:
         st = rec->ins_exit;
         sqlite3_bind_int64(st, 1, r->task);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)r->seq);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)e->gseq);
         sqlite3_bind_int64(st, 3, r->result);
+        sqlite3_bind_int64(st, 4, e->node);
         break;
     case HAL_TR_CHAN_CREATE:
         st = rec->ins_chan;
@@ -73,8 +109,9 @@ static int write_side(trace_recorder *rec, const tr_entry *e)
             sqlite3_bind_int64(st, 1, side ? r->peer : r->chan);
             sqlite3_bind_int64(st, 2, side ? r->chan : r->peer);
             sqlite3_bind_int64(st, 3, r->task);
-            sqlite3_bind_int64(st, 4, (sqlite3_int64)r->seq);
+            sqlite3_bind_int64(st, 4, (sqlite3_int64)e->gseq);
             sqlite3_bind_int64(st, 5, r->iface);
+            sqlite3_bind_int64(st, 6, e->node);
             rc = sqlite3_step(st);
             sqlite3_reset(st);
             if (rc != SQLITE_DONE)
@@ -119,7 +156,7 @@ static int write_event(trace_recorder *rec, size_t i, size_t n)
     if (i % TR_ROWS == 0 && n - i >= TR_ROWS) {
         st = rec->ins_events;
         for (int k = 0; k < TR_ROWS; k++)
-            bind_event(st, k * 13, rec->sorted[i + (size_t)k].e);
+            bind_event(st, k * TR_EVENT_COLS, rec->sorted[i + (size_t)k].e);
     } else if (i % TR_ROWS == 0 || n - (i - i % TR_ROWS) < TR_ROWS) {
         st = rec->ins_event;
         bind_event(st, 0, rec->sorted[i].e);
@@ -144,7 +181,7 @@ static size_t collect(trace_recorder *rec, const tr_chunk *c, size_t from, size_
             rec->sorted = grown;
             rec->nsorted = grown_n;
         }
-        rec->sorted[n].seq = e->rec.seq;
+        rec->sorted[n].seq = e->gseq;
         rec->sorted[n].e = e;
         off += tr_entry_size(e->rec.len);
     }
@@ -243,7 +280,7 @@ static void write_batch(trace_recorder *rec, tr_chunk *list, const tr_take *part
         sorted = rec->sorted[i - 1].seq < rec->sorted[i].seq;
     if (!sorted)
         qsort(rec->sorted, n, sizeof(*rec->sorted), cmp_key);
-    if (txn_begin(rec) != 0)
+    if (txn_begin(rec) != 0 || tr_write_nodes(rec) != 0)
         goto fail;
     t0 = tr_clock_ns(CLOCK_MONOTONIC);
     for (i = 0; i < n; i++) {
@@ -261,6 +298,7 @@ static void write_batch(trace_recorder *rec, tr_chunk *list, const tr_take *part
             usleep(rec->wfaults.row_delay_us);
         if (rec->wfaults.fail_txn == rec->txns) {
             tr_exec_sql(rec->db, "ROLLBACK", NULL, 0);
+            rec->nodes_written = false;
             lose(rec, n - first, "injected failure");
             return;
         }
@@ -272,6 +310,7 @@ static void write_batch(trace_recorder *rec, tr_chunk *list, const tr_take *part
 fail:
     lose(rec, n - first, sqlite3_errmsg(rec->db));
     tr_exec_sql(rec->db, "ROLLBACK", NULL, 0);
+    rec->nodes_written = false; /* if this transaction wrote them, they are gone */
 }
 
 static void take_prefix(tr_slot *s, tr_take *part, size_t *npart)

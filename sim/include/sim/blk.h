@@ -74,15 +74,22 @@ int sim_node_power_cut_at(size_t node, uint64_t t_ns, bool reboot);
 /*
  * A node crash: sim_node_power_cut at t_ns without reboot and, when down_ns is not
  * UINT64_MAX, the node boots again down_ns later on the same disk (a node without a disk
- * boots from nothing). While down, frames to it are lost (counted as down).
+ * boots from nothing). While down, frames to it are lost (counted as down). A down node is
+ * not shut down: the run goes on while node 0 is down, and sim_node_shutdown_status says
+ * false; with down_ns UINT64_MAX it is shut down with status -1, as a power cut without
+ * reboot. A crash that finds the node down already keeps it down until the later of the two
+ * ends (no second power cut). Both times are scheduled at once (sim_at): errors now, not later.
  * 0, OS_EINVAL (no such node), OS_ENOMEM.
  */
 int sim_node_crash_at(size_t node, uint64_t t_ns, uint64_t down_ns);
 
 /*
  * Pause node between start_ns and end_ns: none of its events run, its timers do not fire
- * (they fire late, at end_ns at the earliest, as in a stopped VM), and frames to it wait in
- * its device queue (dropped, counted, when it is full). 0, OS_EINVAL, OS_ENOMEM.
+ * (they fire late, at end_ns at the earliest, as in a stopped VM), its console input waits,
+ * and frames to it wait in its device queue (counted as paused; dropped and counted as
+ * queue_full when it is full). Its devices go on: disk requests complete into the queue,
+ * timed console lines are queued. Overlapping pauses end at the latest end.
+ * 0, OS_EINVAL (no such node, end_ns <= start_ns), OS_ENOMEM.
  */
 int sim_node_pause(size_t node, uint64_t start_ns, uint64_t end_ns);
 

@@ -2,8 +2,11 @@
 #ifndef SIM_NET_H
 #define SIM_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <sim/sim.h>
 
 /*
  * Each node booted with sim_config.net has a net0 device (hal/net.h) plugged into one
@@ -30,7 +33,8 @@ void sim_net_configure(const sim_net_config_t *cfg);
 
 /*
  * Cut the path from node `from` to node `to` between virtual times start_ns and end_ns
- * (UINT64_MAX: it never heals): frames sent on it then are lost. sim_net_partition cuts
+ * (UINT64_MAX: it never heals): frames sent on it then are lost (either may be SIM_NET_ANY;
+ * sim_net_partition takes nodes only). sim_net_partition cuts
  * both directions. At most SIM_NET_CUTS_MAX cuts a run; OS_ENOSPC past it, OS_EINVAL for a
  * node that does not exist or an empty interval.
  */
@@ -63,7 +67,14 @@ void sim_net_stats(sim_net_stats_t *out);
 /* Any node, in sim_net_set_link / sim_net_clog / sim_net_cut. */
 #define SIM_NET_ANY UINT32_MAX
 
-/* One path's character (from -> to). Zero fields take the switch's defaults. */
+/*
+ * One path's character (from -> to). Zero fields take the switch's defaults. A copy of a frame
+ * leaves when the path has sent the frames before it (bandwidth), then arrives latency_ns
+ * later, plus net-delay's draw, plus an exponential draw of mean tail_mean_ns (from the
+ * path's own stream of the seed). Without a tail, frames arrive in the order they were sent
+ * (a frame that would overtake waits for the one before); with one, each arrives at its own
+ * time, so frames reorder. net-reorder and net-dup act as before (on top).
+ */
 typedef struct sim_net_link {
     uint64_t latency_ns;    /* the one-way minimum delay (0: sim_net_config.latency_ns) */
     uint64_t tail_mean_ns;  /* plus an exponential tail of this mean per frame, which
@@ -73,22 +84,36 @@ typedef struct sim_net_link {
     uint32_t capacity;      /* frames in flight on the path before drops (0: path_frames_max) */
 } sim_net_link_t;
 
-/* Set the paths from -> to (either may be SIM_NET_ANY). OS_EINVAL for no such node. */
+/* Set the paths from -> to (either may be SIM_NET_ANY; a later call replaces an earlier one's
+ * settings on the paths it names). For the run sim_boot_nodes started (reset at teardown).
+ * OS_EINVAL for no such node, from == to, or l NULL. */
 int sim_net_set_link(uint32_t from, uint32_t to, const sim_net_link_t *l);
 
 /* Clog the path from -> to between start_ns and end_ns: it delivers nothing then; frames
  * wait on it (its capacity still bounds them: more are dropped as overflow) and go on in
- * order when it unclogs. SIM_NET_ANY allowed. OS_ENOSPC past SIM_NET_CUTS_MAX. */
+ * order when it unclogs. SIM_NET_ANY allowed. OS_ENOSPC past SIM_NET_CUTS_MAX clogs,
+ * OS_EINVAL as sim_net_cut. Each copy that waited counts once in sim_net_stats.clogged and
+ * then once more where it ended (delivered or a drop). */
 int sim_net_clog(uint32_t from, uint32_t to, uint64_t start_ns, uint64_t end_ns);
 
 /* Seeded random network faults, each ending by until_ns (so every partition and clog has
  * healed then). A zero mean turns that kind off. */
 typedef enum sim_net_split {
-    SIM_NET_SPLIT_ANY = 0,     /* each time, one of the two below, drawn */
+    SIM_NET_SPLIT_ANY = 0,     /* each time, one of the three below, drawn */
     SIM_NET_SPLIT_ISOLATE = 1, /* one node against the rest */
-    SIM_NET_SPLIT_HALVES = 2,  /* the nodes split into two random non-empty groups */
+    SIM_NET_SPLIT_HALVES = 2,  /* each node on a side drawn for it (both sides non-empty) */
+    SIM_NET_SPLIT_SIZED = 3,   /* a size k drawn in 1..n-1, then k nodes drawn against the rest */
 } sim_net_split_t;
 
+/*
+ * Partitions come one at a time: after an exponential gap (from the time sim_net_chaos is
+ * called, then from the end of the previous one), one lasts an exponential length; each
+ * draws its split and, with asymmetric_pct, whether it cuts one direction only (and which).
+ * Clogs: each path has its own run of gaps and lengths. Every draw comes from a stream of
+ * the seed of its own (partitions; each path's clogs; the swizzle), never sim_rand: turning
+ * chaos on changes no other fault, and its schedule does not depend on the traffic.
+ * Calling sim_net_chaos again replaces the earlier schedule (explicit cuts and clogs stay).
+ */
 typedef struct sim_net_chaos {
     uint64_t partition_every_mean_ns; /* exponential gaps between partitions */
     uint64_t partition_heal_mean_ns;  /* and their exponential lengths */
@@ -99,15 +124,47 @@ typedef struct sim_net_chaos {
     uint64_t swizzle_start_ns, swizzle_end_ns; /* FoundationDB's swizzle-clog (0, 0: none):
                                a random subset of nodes, their paths clogged one by one at
                                random times from start, unclogged in another random order by end */
-    uint64_t until_ns;                /* no fault lasts past this (0: the run's end) */
+    uint64_t until_ns;                /* no fault lasts past this (0: they go on for the whole
+                                         run, and sim_net_last_heal says UINT64_MAX) */
 } sim_net_chaos_t;
+/* 0, or OS_EINVAL (split, asymmetric_pct > 100, swizzle_end_ns <= swizzle_start_ns). */
 int sim_net_chaos(const sim_net_chaos_t *c);
 
 /* The virtual time at which the last partition, cut or clog scheduled so far ends (0: none;
  * UINT64_MAX: one never heals). The runner's liveness check counts from it. */
 uint64_t sim_net_last_heal(void);
 
-/* Every copy of a frame as it is delivered to node `to` (per-node pcaps; NULL: none). */
+/* The faults sim_net_chaos scheduled that start before before_ns (the schedule is drawn
+ * again from the seed: the same whenever it is asked): partitions in time order, then each
+ * path's clogs (paths in order, clogs in time order), then the swizzled nodes in the order
+ * they are clogged. Fills out[0..max) and returns how many there are. */
+typedef enum sim_net_fault_kind {
+    SIM_NET_FAULT_PARTITION = 0, /* side: one side's nodes (bit i: node i) */
+    SIM_NET_FAULT_CLOG = 1,      /* the path from -> to */
+    SIM_NET_FAULT_SWIZZLE = 2,   /* node `from`: every path to and from it */
+} sim_net_fault_kind_t;
+typedef struct sim_net_fault {
+    sim_net_fault_kind_t kind;
+    uint64_t start_ns, end_ns;
+    uint64_t side;     /* partition: the nodes on one side */
+    bool one_way;      /* partition: only side -> the others is cut (else both ways) */
+    uint32_t from, to; /* clog: the path; swizzle: from is the node (to SIM_NET_ANY) */
+} sim_net_fault_t;
+size_t sim_net_chaos_faults(uint64_t before_ns, sim_net_fault_t *out, size_t max);
+
+/* The swizzle-clog sim_net_chaos drew (count 0: none). A node is clogged from its clog time
+ * to its unclog time; a path while either of its nodes is. */
+typedef struct sim_net_swizzle {
+    uint32_t count;                       /* nodes swizzled */
+    uint32_t clog_order[SIM_NODES_MAX];   /* the node clogged first, second, ... */
+    uint64_t clog_ns[SIM_NODES_MAX];      /* at these times (ascending) */
+    uint32_t unclog_order[SIM_NODES_MAX]; /* the node unclogged first, ... (another order) */
+    uint64_t unclog_ns[SIM_NODES_MAX];    /* at these times (ascending, all after the clogs) */
+} sim_net_swizzle_t;
+void sim_net_swizzle_plan(sim_net_swizzle_t *out);
+
+/* Every copy of a frame as it is delivered to node `to` (per-node pcaps; NULL: none). For
+ * the run sim_boot_nodes started (reset at teardown). */
 typedef void (*sim_net_deliver_tap_fn)(void *self, uint64_t t_ns, uint32_t from, uint32_t to,
                                        const void *frame, size_t len);
 void sim_net_set_deliver_tap(sim_net_deliver_tap_fn fn, void *self);

@@ -12,6 +12,7 @@
 typedef struct trace_replay_opts {
     const char *path;   /* the trace file */
     const char *task;   /* program name (its first instance) or recorded task id */
+    const char *node;   /* a trace with several nodes: the node whose task it is (NULL: none) */
     bool verbose;       /* print every matched event */
     FILE *out;          /* report (stdout) */
 } trace_replay_opts;

@@ -37,7 +37,15 @@ typedef struct sim_run_opts {
     void *frame_tap_self;
     /* write the disk here when the run ends (sim_disk_save; NULL: no); a failure fails it */
     const char *save_disk;
+    /* every copy of a frame as it is delivered, with its receiver (per-node pcaps; NULL: none) */
+    sim_net_deliver_tap_fn deliver_tap;
+    void *deliver_tap_self;
+    /* every node's disk as the run left it (its cache landed), before it is freed (NULL: none) */
+    void (*node_disk)(void *self, uint32_t node, sim_disk_t *disk);
+    void *node_disk_self;
 } sim_run_opts_t;
+
+enum { SIM_RUN_NODES_MAX = 32 }; /* nodes of one run: SCN_NODES_MAX, and 1 + SCN_PEERS_MAX */
 
 typedef struct sim_result {
     bool ok;
@@ -57,6 +65,13 @@ typedef struct sim_result {
     size_t nrecs;
     char *output; /* keep_output: the console output, NUL-terminated */
     size_t output_len;
+    /* keep_output: the console output of node n >= 1 (node 0's is output above) */
+    char *node_output[SIM_RUN_NODES_MAX];
+    size_t node_output_len[SIM_RUN_NODES_MAX];
+    size_t nnodes;                           /* nodes of the run */
+    size_t ncrashes;                         /* node crashes drawn (`crash` lines, per node) */
+    uint64_t crash_ns[SCN_CRASHES_MAX];      /* when each `crash` line struck, drawn from the seed */
+    uint64_t net_last_heal_ns;               /* sim_net_last_heal at the end (0: no network fault) */
 } sim_result_t;
 
 /*

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <sim/faults.h>
+#include <sim/net.h>
 
 /* The format is documented in docs/simulation.md. */
 enum {
@@ -21,7 +22,17 @@ enum {
     SCN_PARTITIONS_MAX = 16,          /* `partition` lines */
     SCN_CUTS_MAX = 8,                 /* `power-cut` lines */
     SCN_KILL_AT_MAX = 16,             /* `kill-at` lines */
+    SCN_NODES_MAX = 32,               /* `node` / `nodes` of a cluster file */
+    SCN_NAME_MAX = 32,                /* a node's name, with its NUL */
+    SCN_GROUPS_MAX = 8,               /* groups of one `partition` line */
+    SCN_LINKS_MAX = 64,               /* `link` / `path` lines */
+    SCN_NET_CUTS_MAX = 64,            /* `cut` / `clog` lines */
+    SCN_CRASHES_MAX = 32,             /* `crash` lines */
+    SCN_PAUSES_MAX = 32,              /* `pause` lines */
 };
+
+/* A node in `at`, `expect-not`, `crash`, `link`, ...: `*` (every node, any node). */
+#define SCN_NODE_ALL UINT32_MAX
 
 /* A node's boot manifest: as written, and its text once sim_scenario_load read it. */
 typedef struct scn_manifest {
@@ -55,12 +66,61 @@ typedef struct scn_peer {
     scn_disk_t disk; /* `peer-disk NAME ...`: its blk0, as the scenario node's `disk` */
 } scn_peer_t;
 
-/* `partition PEER START END`: the scenario's node and PEER cannot reach each other. */
+/*
+ * `partition PEER START END` (old files: the scenario's node and PEER), `partition A,B|C,D
+ * START END` or `partition NODE START END` (cluster files: NODE against every other node): no
+ * node of one group reaches a node of another, both directions.
+ */
 typedef struct scn_partition {
-    uint32_t peer;       /* index in peers */
+    uint32_t peer;                   /* old files: index in peers */
+    uint64_t groups[SCN_GROUPS_MAX]; /* node bit masks (bit n: node n) */
+    size_t ngroups;
     uint64_t start, end; /* end UINT64_MAX: never heals */
     int line;
 } scn_partition_t;
+
+/* A node of a cluster file: `node NAME [manifest=FILE] [disk=...] [addr=A.B.C.D/N]`, or one of
+ * `nodes PREFIX A..B ...` (index: its number; `{i}` in the options was replaced by it). */
+typedef struct scn_node {
+    char name[SCN_NAME_MAX];
+    uint64_t index;          /* ${i}: the number from `nodes`, else 0 */
+    scn_manifest_t manifest; /* "" path: the default manifest */
+    scn_disk_t disk;
+    char addr[16];           /* ${addr}: "10.0.0.1" ("": none) */
+    char cidr[20];           /* ${cidr}: "10.0.0.1/24" */
+    int line;
+} scn_node_t;
+
+/* `link A B ...` (both directions) or `path A B ...` (A to B): a path's character. */
+typedef struct scn_link {
+    uint32_t from, to; /* node indexes, or SCN_NODE_ALL (`*`) */
+    bool both;
+    sim_net_link_t link;
+    int line;
+} scn_link_t;
+
+/* `cut A B START END` (A's frames to B are lost) or `clog A B START END` (they wait). */
+typedef struct scn_net_cut {
+    uint32_t from, to; /* node indexes, or SCN_NODE_ALL */
+    bool clog;
+    uint64_t start, end;
+    int line;
+} scn_net_cut_t;
+
+/* `crash NODE|* TIME|A..B [down=T|never]`: a power cut of the node, booting again after down. */
+typedef struct scn_crash {
+    uint32_t node;       /* or SCN_NODE_ALL: every node at once */
+    uint64_t start, end; /* the time is drawn from the seed in [start, end] */
+    uint64_t down_ns;    /* UINT64_MAX: it stays down */
+    int line;
+} scn_crash_t;
+
+/* `pause NODE START END`: none of its events run between START and END. */
+typedef struct scn_pause {
+    uint32_t node;
+    uint64_t start, end;
+    int line;
+} scn_pause_t;
 
 /* `kill-at TIME [PEER:]PROGRAM`: at TIME, kill that program's live task on that node. */
 typedef struct scn_kill_at {
@@ -92,6 +152,7 @@ typedef enum scn_step_kind {
 
 typedef struct scn_step {
     scn_step_kind_t kind;
+    uint32_t node; /* whose console (cluster files; 0 in old ones); SCN_NODE_ALL: expect-not * */
     uint64_t t; /* SCN_AT: virtual ns */
     char text[SCN_TEXT_MAX + 1];
     int line; /* in the scenario file */
@@ -126,7 +187,44 @@ typedef struct sim_scenario {
     size_t nkill_at;
     scn_power_cut_t cuts[SCN_CUTS_MAX];
     size_t ncuts;
+    /* clusters (docs/simulation.md "Clusters: nodes, links, faults"): a file with a `node` or
+     * `nodes` line; then nodes[0] is the node whose shutdown ends the run, and manifest, disk
+     * and peers above are unused */
+    bool cluster;
+    scn_node_t *nodes; /* nnodes of them (owned; SCN_NODES_MAX allocated in cluster files) */
+    size_t nnodes;
+    scn_link_t links[SCN_LINKS_MAX];
+    size_t nlinks;
+    sim_net_link_t net_link; /* `net-tail`, `net-bandwidth`: every path (zero: none given) */
+    uint32_t net_capacity;   /* `net-capacity N` (0: the switch's default) */
+    scn_net_cut_t net_cuts[SCN_NET_CUTS_MAX];
+    size_t nnet_cuts;
+    bool chaos; /* `net-chaos` or `swizzle` given */
+    sim_net_chaos_t chaos_cfg;
+    scn_crash_t crashes[SCN_CRASHES_MAX];
+    size_t ncrashes;
+    scn_pause_t pauses[SCN_PAUSES_MAX];
+    size_t npauses;
+    uint64_t liveness_ns; /* the stream checker's bound after the last heal (0: 120 s) */
+    bool streams_off;     /* `streams off` */
 } sim_scenario_t;
+
+/* The nodes of a run, old files and cluster files alike: node 0 is the scenario's node (or
+ * the first `node`), then the peers (or the other nodes). */
+size_t sim_scenario_node_count(const sim_scenario_t *sc);
+const char *sim_scenario_node_name(const sim_scenario_t *sc, size_t n); /* "" old node 0 */
+scn_manifest_t *sim_scenario_node_manifest(sim_scenario_t *sc, size_t n);
+scn_disk_t *sim_scenario_node_disk(sim_scenario_t *sc, size_t n);
+/* `liveness`, or its default (120 s). */
+uint64_t sim_scenario_liveness(const sim_scenario_t *sc);
+/* True if the run has a network (net on, a peer, several nodes, or an address). */
+bool sim_scenario_has_net(const sim_scenario_t *sc);
+/*
+ * A cluster node's manifest with ${name}, ${i}, ${addr}, ${cidr} and ${addr:NODE} replaced
+ * (docs/simulation.md). A new string (*out, *outlen) or NULL with a one-line reason in err.
+ */
+char *sim_scenario_substitute(const sim_scenario_t *sc, size_t n, const char *text, size_t len,
+                              size_t *outlen, char *err, size_t errlen);
 
 /*
  * Parse scenario text. 0, or the 1-based line of the first error with a
@@ -143,6 +241,13 @@ void sim_scenario_free(sim_scenario_t *sc);
  */
 int sim_scenario_load_disk(sim_scenario_t *sc, const char *dir, char *err, size_t errlen);
 
+/*
+ * The host's `e2fsck -fn` on the disk as a clean power-off leaves it (a copy in a temporary
+ * file): 0 clean, or -1 with a one-line reason in err (its exit status and what it found, or
+ * why it could not run).
+ */
+int sim_disk_fsck(struct sim_disk *d, char *err, size_t errlen);
+
 /* The built-in scenario: boot, ps, echo, kill echo, restart, ps, shutdown. */
 extern const char sim_default_scenario[];
 
@@ -152,5 +257,9 @@ bool sim_parse_duration(const char *s, uint64_t *ns);
 /* A disk size: "4M", "512K", "1G" (binary units) or bytes; a non-zero multiple of 512 of at
  * most SIM_DISK_MAX_BYTES. false if malformed or out of range. */
 bool sim_parse_disk_size(const char *s, uint64_t *bytes);
+
+/* A rate in bits per second: "100M", "1G", "64k" (decimal units) or a number. false if
+ * malformed, zero or above 10^15. */
+bool sim_parse_rate(const char *s, uint64_t *bps);
 
 #endif

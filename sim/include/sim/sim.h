@@ -63,6 +63,8 @@ bool sim_node_shutdown_status(size_t node, int *status);
 int sim_node_console_at(size_t node, uint64_t t_ns, const char *line);
 /* Kernel allocations still live on each node after teardown (set by sim_teardown). */
 long sim_node_leaks(size_t node);
+/* How many times node booted in this run: 1, plus its reboots after power cuts and crashes. */
+unsigned sim_node_boots(size_t node);
 
 /*
  * Advance the run by one step: run one ready event; or, when nothing is

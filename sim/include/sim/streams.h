@@ -45,6 +45,15 @@ void sim_streams_node_down(sim_streams_t *s, uint32_t node);
 bool sim_streams_check(sim_streams_t *s, uint64_t now_ns, uint64_t heal_ns, uint64_t bound_ns,
                        char *err, size_t errlen);
 
+/* Optional: the node's name for failures ("node NAME"; else "node INDEX"), and its IPv4
+ * address (host order) to pair by when several nodes could hold the accepting end (else the
+ * address each node's `established` messages show is used). */
+void sim_streams_node_name(sim_streams_t *s, uint32_t node, const char *name);
+void sim_streams_node_addr(sim_streams_t *s, uint32_t node, uint32_t addr);
+
+/* A trace sink feeding node `node`'s records to s (for sim_config.trace; valid while s is). */
+hal_trace_sink_t sim_streams_sink(sim_streams_t *s, uint32_t node);
+
 typedef struct sim_streams_stats {
     uint64_t connections; /* paired across nodes */
     uint64_t unpaired;    /* an end whose other end is not in the run */

@@ -82,6 +82,13 @@ typedef struct trace_pcap_stats {
  * 0, or -1 with the reason in err (a reader error, a write error).
  */
 int trace_pcap_export(trace_db *db, trace_pcap *p, trace_pcap_stats *st, char *err, size_t errlen);
+/*
+ * A trace with nodes: with a node selected (trace_db_select_node), that node's frames; else
+ * every node's, in the file's order (a frame that crossed from one node to another is there
+ * twice: its DEV_WRITE on the sender, its DEV_POST on the receiver).
+ * Whether there is a net0 to export (on the selected node, or on any node).
+ */
+bool trace_pcap_has_net0(trace_db *db);
 
 /* ---- decoding a frame in one line, as `trace show` prints it -------------------------- */
 

@@ -10,8 +10,9 @@
 #include <hal/trace.h>
 
 /* The trace schema this build writes and the newest it reads (docs/trace-format.md).
- * 2: HANDLE and LIST records (replay needs them); 1 is still read. */
-#define TRACE_SCHEMA_VERSION 2
+ * 2: HANDLE and LIST records (replay needs them); 3: several nodes in one file (a nodes
+ * table, a node column on tasks, channels and events); 1 and 2 are still read. */
+#define TRACE_SCHEMA_VERSION 3
 
 /* PRAGMA application_id of every trace ("Orry"): tells a trace from any other file at a glance. */
 #define TRACE_APPLICATION_ID 0x4F727279
@@ -83,6 +84,13 @@ void trace_recorder_record(trace_recorder *rec, const hal_trace_rec_t *r);
 enum { TRACE_NODES_MAX = 64 };
 int trace_recorder_set_nodes(trace_recorder *rec, const char *const *names, size_t n);
 void trace_recorder_record_node(trace_recorder *rec, uint32_t node, const hal_trace_rec_t *r);
+/*
+ * A node's boot manifest (nodes.manifest; `orrery replay --node` reads it as it reads
+ * run.manifest for a trace of one kernel). After trace_recorder_set_nodes, before the first
+ * record; copied. 0, OS_EINVAL (no such node), OS_ESTATE (a record came first), OS_ENOMEM.
+ */
+int trace_recorder_set_node_manifest(trace_recorder *rec, uint32_t node, const char *text,
+                                     size_t len);
 
 /* Block until every record accepted so far is committed to the file. */
 void trace_recorder_flush(trace_recorder *rec);

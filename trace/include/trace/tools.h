@@ -35,6 +35,9 @@ typedef struct trace_summary {
 int trace_summary_compute(trace_db *db, trace_summary *out);
 void trace_summary_free(trace_summary *s);
 void trace_summary_print(const trace_summary *s, FILE *out);
+/* A trace with nodes: the run, then a section per node (only the selected one, if any).
+ * -1 with trace_db_error. */
+int trace_summary_print_nodes(trace_db *db, FILE *out);
 
 /* One line per event (filtered), messages decoded by interface. -1 with trace_db_error. */
 int trace_show(trace_db *db, const trace_filter *f, FILE *out);

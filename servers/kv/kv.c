@@ -43,50 +43,68 @@ void kv_truncate(kv_state_t *st, uint32_t len)
 void kv_append(kv_state_t *st, const kv_entry_t *e)
 {
     st->log[++st->len] = *e;
-    st->log[st->len].index = st->len;
+    kv_chain(st->log, st->len, st->len);
 }
 
-static void send_write(os_ctx_t *ctx, kv_state_t *st, uint32_t first, uint32_t count)
+/* Write records first..first+count-1: the header (first 0), entries, or zeros (zero). */
+static void send_write(os_ctx_t *ctx, kv_state_t *st, uint32_t first, uint32_t count, bool zero)
 {
     fs_write_t *w = &st->m.write;
     w->req = ++st->req;
     w->off = (uint64_t)first * KV_REC;
     w->data_len = count * KV_REC;
-    for (uint32_t i = 0; i < count; i++) {
+    if (zero) {
+        memset(w->data, 0, w->data_len);
+    } else if (first == 0) {
         kv_entry_t hdr = {.epoch = st->epoch};
-        kv_rec_encode(first == 0 ? &hdr : &st->log[first + i], w->data + i * KV_REC);
+        kv_rec_encode(&hdr, w->data);
+    } else {
+        for (uint32_t i = 0; i < count; i++)
+            kv_rec_encode(&st->log[first + i], w->data + i * KV_REC);
     }
     fs_write_send(ctx, st->file, w);
 }
 
-/* Start the next file request, if none is out: a truncation of records that must go, the
- * header (the epoch), entries not yet written, then an fsync of what is written. */
+/*
+ * Start the next file request, if none is out: zeros to give the file its whole size (once:
+ * from then on every write lands in blocks the file has, and a power cut never catches the fs
+ * server allocating for it), a zeroed record where a shorter log now ends, the header (the
+ * epoch), entries not yet written, then an fsync of all that.
+ */
 void kv_file_pump(os_ctx_t *ctx, kv_state_t *st)
 {
     if (st->op != KF_NONE || st->file == OS_HANDLE_NONE || st->phase == KP_LOAD)
         return;
     st->op_low = UINT32_MAX;
-    if (st->trunc_needed) {
+    if (st->prealloc) {
+        uint32_t n = KV_LOG_MAX + 1 - st->prealloc;
+        if (n > KV_WRITE_RECS)
+            n = KV_WRITE_RECS;
+        st->op = KF_PREALLOC;
+        st->op_to = st->prealloc + n;
+        send_write(ctx, st, st->prealloc, n, true);
+    } else if (st->trunc_needed) {
         st->op = KF_TRUNC;
         st->op_to = st->written;
-        fs_truncate_t m = {.req = ++st->req, .size = (uint64_t)(st->written + 1) * KV_REC};
-        fs_truncate_send(ctx, st->file, &m);
+        send_write(ctx, st, st->written + 1, 1, true);
     } else if (st->header_dirty) {
         st->op = KF_HEADER;
         st->op_epoch = st->epoch;
         st->header_dirty = false;
-        send_write(ctx, st, 0, 1);
+        send_write(ctx, st, 0, 1, false);
     } else if (st->written < st->len) {
         uint32_t n = st->len - st->written;
         if (n > KV_WRITE_RECS)
             n = KV_WRITE_RECS;
         st->op = KF_WRITE;
         st->op_to = st->written + n;
-        send_write(ctx, st, st->written + 1, n);
-    } else if (st->synced < st->written || st->header_synced != st->header_written) {
+        send_write(ctx, st, st->written + 1, n, false);
+    } else if (st->synced < st->written || st->header_synced != st->header_written ||
+               st->prealloc_unsynced) {
         st->op = KF_FSYNC;
         st->op_to = st->written;
         st->op_epoch = st->header_written;
+        st->prealloc_unsynced = false;
         fs_fsync_t m = {.req = ++st->req};
         fs_fsync_send(ctx, st->file, &m);
     }
@@ -123,10 +141,14 @@ static void loaded(os_ctx_t *ctx, kv_state_t *st, uint64_t file_size)
     st->header_written = st->ld.header ? st->epoch : 0;
     st->header_synced = 0;
     st->header_dirty = !st->ld.header;
-    st->trunc_needed = file_size > (uint64_t)(st->len + 1) * KV_REC;
-    os_log(ctx, "%s: log %s: %u entries, epoch %u%s", st->args.leader ? "leader" : "follower",
-           st->args.log, (unsigned)st->len, (unsigned)st->epoch,
-           st->trunc_needed ? " (a torn tail is cut)" : "");
+    st->trunc_needed = false;
+    st->prealloc = 0;
+    if (file_size < (uint64_t)(KV_LOG_MAX + 1) * KV_REC) {
+        uint32_t from = (uint32_t)(file_size / KV_REC);
+        st->prealloc = from > st->len + 1 ? from : st->len + 1;
+    }
+    os_log(ctx, "%s: log %s: %u entries, epoch %u", st->args.leader ? "leader" : "follower",
+           st->args.log, (unsigned)st->len, (unsigned)st->epoch);
     kv_loaded(ctx, st);
     kv_file_pump(ctx, st);
 }
@@ -157,12 +179,16 @@ static void on_file(os_ctx_t *ctx, kv_state_t *st, const os_event_t *ev)
     if (fs_reply_decode(ev, &m.reply) == 0) {
         if (m.reply.status < 0) {
             os_log(ctx, "log %s: %s failed: %s; exiting", st->args.log,
-                   op == KF_FSYNC ? "fsync" : op == KF_TRUNC ? "truncate" : op == KF_READ ? "read" : "write",
+                   op == KF_FSYNC ? "fsync" : op == KF_READ ? "read" : "write",
                    os_strerror(m.reply.status));
             os_exit(ctx, 1);
         }
         uint32_t low = st->op_low;
         switch (op) {
+        case KF_PREALLOC:
+            st->prealloc = st->op_to > KV_LOG_MAX ? 0 : st->op_to;
+            st->prealloc_unsynced = true;
+            break;
         case KF_TRUNC:
             if (st->written == st->op_to)
                 st->trunc_needed = false;

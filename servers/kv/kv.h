@@ -15,25 +15,29 @@
 enum {
     KV_KEY_MAX = 64,       /* bytes of a key */
     KV_VALUE_MAX = 256,    /* bytes of a value */
-    KV_LOG_MAX = 4096,     /* entries of the log; a PUT past it is `ERR log full` */
+    KV_LOG_MAX = 2048,     /* entries of the log; a PUT past it is `ERR log full` */
     KV_PEERS_MAX = 4,      /* followers: a cluster of at most 5 */
     KV_CLIENTS_MAX = 8,    /* client connections of the leader; more are closed */
     KV_LINE_MAX = 512,     /* bytes of one protocol line, its '\n' included */
     KV_IN_MAX = 2048,      /* bytes of input kept per connection */
     KV_OUT_MAX = 16384,    /* bytes of output kept per connection */
     KV_BATCH = 32,         /* entries the leader sends a follower before waiting */
-    KV_REC = 340,          /* bytes of one log record on disk */
+    KV_REC = 344,          /* bytes of one log record on disk */
     KV_REC_MAGIC = 0x314c564b, /* "KVL1" */
-    KV_READ_RECS = FS_DATA_MAX / KV_REC,  /* 12: records per read */
+    KV_READ_RECS = FS_DATA_MAX / KV_REC,  /* 11: records per read */
     KV_WRITE_RECS = FS_WRITE_MAX / KV_REC, /* 11: records per write */
     KV_PORT = 7000,
 };
 
 #define KV_BUG_ACK_BEFORE_FSYNC 1u
 
-/* One log entry; key_len 0 is the no-op a leader appends when it starts an epoch. */
+/* One log entry; key_len 0 is the no-op a leader appends when it starts an epoch. prev and crc
+ * chain the records of a log file: prev is the CRC of the record before (0 for entry 1), crc
+ * this record's own (both set by kv_rec_encode), so a stale record left past a shorter log
+ * never reads as part of it. */
 typedef struct kv_entry {
     uint32_t epoch, index;
+    uint32_t prev, crc;
     uint8_t key_len;
     uint16_t value_len;
     char key[KV_KEY_MAX];
@@ -43,8 +47,9 @@ typedef struct kv_entry {
 /* ---- log.c: pure functions (tests/test_kv_log.c) --------------------------------------- */
 
 uint32_t kv_crc32(const void *p, size_t n);
-/* Record 0 of the file is the header (index 0: the node's epoch); record i is entry i. */
-void kv_rec_encode(const kv_entry_t *e, uint8_t out[KV_REC]);
+/* Record 0 of the file is the header (index 0: the node's epoch); record i is entry i. Sets
+ * e->crc. */
+void kv_rec_encode(kv_entry_t *e, uint8_t out[KV_REC]);
 /* 0, or -1 for a record that is not whole (magic, CRC, lengths). */
 int kv_rec_decode(const uint8_t *in, kv_entry_t *e);
 
@@ -57,10 +62,14 @@ bool kv_log_better(kv_logpos_t a, kv_logpos_t b);
 /* Of n candidates, the index of the best (the first of equals). n > 0. */
 size_t kv_log_choose(const kv_logpos_t *c, size_t n);
 
+/* Set log[i]'s prev and crc for i in from..len (after entries from..len changed). */
+void kv_chain(kv_entry_t *log, uint32_t from, uint32_t len);
+
 /*
  * Loading a log file: records in file order, starting at record `pos`. Accepts each whole
- * record whose index is its position (the header at 0), stops at the first that is not (a torn
- * or never-written tail ends the log). Returns the records accepted; *end true once stopped.
+ * record whose index is its position and whose prev is the CRC of the record before (the
+ * header at 0 stands alone), stops at the first that is not (a torn, zeroed or stale record
+ * ends the log). Returns the records accepted; ld->end true once stopped.
  */
 typedef struct kv_loader {
     uint32_t epoch;      /* the header's */
@@ -146,6 +155,7 @@ typedef struct kv_client {
 typedef enum kv_fsop {
     KF_NONE = 0,
     KF_READ,
+    KF_PREALLOC,
     KF_TRUNC,
     KF_HEADER,
     KF_WRITE,
@@ -168,7 +178,9 @@ typedef struct kv_state {
     uint32_t op_epoch;    /* KF_HEADER, KF_FSYNC: the header's epoch it carries */
     uint32_t written;     /* records 1..written are in the file as in log */
     uint32_t synced;      /* ... and fsync'ed */
-    bool trunc_needed;    /* the file holds records past written that must go */
+    bool trunc_needed;    /* record written+1 must be zeroed: the log got shorter */
+    uint32_t prealloc;    /* the next record to fill with zeros, up to KV_LOG_MAX (0: done) */
+    bool prealloc_unsynced; /* zeros written since the last fsync */
     uint32_t header_written, header_synced; /* epochs */
     bool header_dirty;
     uint64_t file_size;   /* when opened */

@@ -27,34 +27,48 @@ static uint32_t get32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* Layout (little-endian): magic, epoch, index, key_len (1), 0 (1), value_len (2), key (64),
- * value (256), CRC-32 of the 336 bytes before it. */
-enum { R_KEY = 16, R_VALUE = R_KEY + KV_KEY_MAX, R_CRC = R_VALUE + KV_VALUE_MAX };
+/* Layout (little-endian): magic, epoch, index, prev, key_len (1), 0 (1), value_len (2), key
+ * (64), value (256), CRC-32 of the 340 bytes before it. */
+enum { R_KEY = 20, R_VALUE = R_KEY + KV_KEY_MAX, R_CRC = R_VALUE + KV_VALUE_MAX };
 _Static_assert(R_CRC + 4 == KV_REC, "record layout");
 
-void kv_rec_encode(const kv_entry_t *e, uint8_t out[KV_REC])
+void kv_rec_encode(kv_entry_t *e, uint8_t out[KV_REC])
 {
     memset(out, 0, KV_REC);
     put32(out, KV_REC_MAGIC);
     put32(out + 4, e->epoch);
     put32(out + 8, e->index);
-    out[12] = e->key_len;
-    out[14] = (uint8_t)e->value_len, out[15] = (uint8_t)(e->value_len >> 8);
+    put32(out + 12, e->prev);
+    out[16] = e->key_len;
+    out[18] = (uint8_t)e->value_len, out[19] = (uint8_t)(e->value_len >> 8);
     memcpy(out + R_KEY, e->key, e->key_len);
     memcpy(out + R_VALUE, e->value, e->value_len);
-    put32(out + R_CRC, kv_crc32(out, R_CRC));
+    e->crc = kv_crc32(out, R_CRC);
+    put32(out + R_CRC, e->crc);
+}
+
+void kv_chain(kv_entry_t *log, uint32_t from, uint32_t len)
+{
+    uint8_t rec[KV_REC];
+    for (uint32_t i = from < 1 ? 1 : from; i <= len; i++) {
+        log[i].index = i;
+        log[i].prev = i > 1 ? log[i - 1].crc : 0;
+        kv_rec_encode(&log[i], rec);
+    }
 }
 
 int kv_rec_decode(const uint8_t *in, kv_entry_t *e)
 {
     if (get32(in) != KV_REC_MAGIC || get32(in + R_CRC) != kv_crc32(in, R_CRC))
         return -1;
-    uint32_t klen = in[12], vlen = in[14] | (uint32_t)in[15] << 8;
-    if (klen > KV_KEY_MAX || vlen > KV_VALUE_MAX || in[13] != 0)
+    uint32_t klen = in[16], vlen = in[18] | (uint32_t)in[19] << 8;
+    if (klen > KV_KEY_MAX || vlen > KV_VALUE_MAX || in[17] != 0)
         return -1;
     memset(e, 0, sizeof *e);
     e->epoch = get32(in + 4);
     e->index = get32(in + 8);
+    e->prev = get32(in + 12);
+    e->crc = get32(in + R_CRC);
     e->key_len = (uint8_t)klen;
     e->value_len = (uint16_t)vlen;
     memcpy(e->key, in + R_KEY, klen);
@@ -88,7 +102,7 @@ size_t kv_load_records(kv_loader_t *ld, kv_entry_t *log, uint32_t pos, const uin
                       * past every epoch it sees) */
             continue;
         }
-        if (!whole || pos > KV_LOG_MAX) {
+        if (!whole || pos > KV_LOG_MAX || (pos > 0 && e.prev != (pos > 1 ? log[pos - 1].crc : 0))) {
             ld->end = true;
             break;
         }

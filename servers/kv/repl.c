@@ -175,11 +175,14 @@ static void try_recover(os_ctx_t *ctx, kv_state_t *st)
 /* The adopted log is in memory: a new epoch, its no-op, and everything to the disk. */
 static void persist(os_ctx_t *ctx, kv_state_t *st)
 {
-    if (st->first_change != UINT32_MAX && st->written >= st->first_change) {
-        st->written = st->first_change - 1;
-        st->trunc_needed = true;
-        if (st->synced > st->written)
-            st->synced = st->written;
+    if (st->first_change != UINT32_MAX) {
+        kv_chain(st->log, st->first_change, st->len);
+        if (st->written >= st->first_change) {
+            st->written = st->first_change - 1;
+            st->trunc_needed = true;
+            if (st->synced > st->written)
+                st->synced = st->written;
+        }
     }
     st->epoch++;
     st->header_dirty = true;

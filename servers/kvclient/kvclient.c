@@ -23,7 +23,7 @@ enum {
     KEYS_MAX = 256,
     REQ_TCP = 1,
     REQ_CONN = 2, /* + attempt */
-    TICK_NS = 10 * 1000 * 1000,
+    TICK_NS = 100 * 1000 * 1000, /* the timer when nothing is due sooner */
     ANSWER_NS = 5000ull * 1000 * 1000, /* no answer by then: connect again */
     BACKOFF_MAX_MS = 2000,
     VALUE_MAX = 256,
@@ -267,7 +267,8 @@ static void on_answer(os_ctx_t *ctx, kvclient_state_t *st, const char *s, size_t
             if (st->errors <= 10 || !err)
                 os_log(ctx, "PUT k%u: %.*s", (unsigned)st->op_key, (int)n, s);
         }
-        st->next_at = os_clock_now(ctx) + st->every_ns;
+        /* half to one and a half times `every`: the writes do not keep one phase */
+        st->next_at = os_clock_now(ctx) + st->every_ns / 2 + rnd(st) % (st->every_ns + 1);
         step(ctx, st);
         return;
     }
@@ -301,6 +302,23 @@ static void on_answer(os_ctx_t *ctx, kvclient_state_t *st, const char *s, size_t
     step(ctx, st);
 }
 
+/* The timer at the next moment something is due: a retry, a deadline, the next request. */
+static void arm(os_ctx_t *ctx, kvclient_state_t *st)
+{
+    if (st->phase == P_DONE)
+        return;
+    uint64_t now = os_clock_now(ctx), at = now + TICK_NS;
+    if (st->c.state == LC_FREE)
+        at = st->retry_at;
+    else if (st->deadline)
+        at = st->deadline;
+    if (st->c.state == LC_UP && !st->busy && st->next_at < at)
+        at = st->next_at;
+    if (st->phase == P_WRITE && now < st->start + st->check_ns && st->start + st->check_ns < at)
+        at = st->start + st->check_ns;
+    os_timer_set(ctx, st->timer, at > now ? at : now);
+}
+
 static void kvclient_start(os_ctx_t *ctx)
 {
     kvclient_state_t *st = os_state(ctx);
@@ -332,8 +350,7 @@ static void kvclient_on_event(os_ctx_t *ctx, const os_event_t *ev)
         if (st->deadline && now >= st->deadline)
             lost(ctx, st, st->c.state == LC_UP ? "no answer in 5 s" : "no connection in 5 s");
         step(ctx, st);
-        if (st->phase != P_DONE)
-            os_timer_set(ctx, st->timer, now + TICK_NS);
+        arm(ctx, st);
         return;
     }
     if (ev->kind == OS_EV_PEER_CLOSED && (h == init_channel(ctx) || h == st->tcp)) {
@@ -391,6 +408,7 @@ static void kvclient_on_event(os_ctx_t *ctx, const os_event_t *ev)
     default:
         break;
     }
+    arm(ctx, st);
 }
 
 const os_program_t orrery_kvclient = {"kvclient", sizeof(kvclient_state_t), kvclient_start,

@@ -1,4 +1,4 @@
-"""test_kv.py — the kv store hosted, as a cluster of one (a leader without followers is a
+"""test_kv.py — the kv store hosted and in the image under QEMU, as a cluster of one (a leader without followers is a
 majority by itself): a Python socket through a hostfwd to guest port 7000 writes and reads keys
 with the line protocol, every limit answers its ERR line, and after a shutdown and a new boot
 on the same disk the leader reads its log back, starts the next epoch and serves every write it
@@ -37,11 +37,11 @@ def disk(tmp_path):
     return dst
 
 
-def boot_kv(run, tmp_path, disk, epoch):
+def boot_kv(boot, tmp_path, disk, epoch):
     port = free_port()
     path = tmp_path / "kv.manifest"
     path.write_text(MANIFEST)
-    s = run("--manifest", str(path), "--disk", str(disk), "--net",
+    s = boot("--manifest", str(path), "--disk", str(disk), "--net",
             f"user,hostfwd=tcp:127.0.0.1:{port}-:7000")
     s.expect(rf"\[kv\] leader: serving: epoch {epoch}, \d+ entries committed")
     s.expect(DHCP)
@@ -67,8 +67,8 @@ class Client:
         self.sock.close()
 
 
-def test_kv_hosted_put_get_limits_and_recovery(run, tmp_path, disk):
-    s = boot_kv(run, tmp_path, disk, 1)
+def test_kv_put_get_limits_and_recovery(boot, tmp_path, disk):
+    s = boot_kv(boot, tmp_path, disk, 1)
     c = Client(s.port)
     assert c.ask(b"GET a") == "NOTFOUND"
     assert c.ask(b"PUT a first") == "OK"
@@ -91,7 +91,7 @@ def test_kv_hosted_put_get_limits_and_recovery(run, tmp_path, disk):
     assert "panic" not in s.output, s.output
 
     # the same disk: the log is read back (53 writes and epoch 1's no-op), epoch 2 begins
-    s = boot_kv(run, tmp_path, disk, 2)
+    s = boot_kv(boot, tmp_path, disk, 2)
     assert "[kv] leader: log /kv.log: 54 entries, epoch 1" in s.output, s.output
     c = Client(s.port)
     assert c.ask(b"GET a") == "VALUE the second value"

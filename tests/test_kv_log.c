@@ -61,7 +61,10 @@ static void test_record_round_trip(void **state)
 {
     (void)state;
     uint8_t rec[KV_REC];
-    kv_entry_t e = {.epoch = 7, .index = 42, .prev = 0xdeadbeef, .key_len = KV_KEY_MAX,
+    kv_entry_t e = {.epoch = 7,
+                    .index = 42,
+                    .prev = 0xdeadbeef,
+                    .key_len = KV_KEY_MAX,
                     .value_len = KV_VALUE_MAX};
     memset(e.key, 'k', KV_KEY_MAX);
     memset(e.value, 'v', KV_VALUE_MAX);
@@ -212,9 +215,9 @@ static void test_lines(void **state)
     assert_int_equal(l.verb, KV_V_PUT);
     assert_int_equal(l.e.value_len, KV_VALUE_MAX);
 
-    const char *bad[] = {"",         "PUT",      "PUT k",       "GET",     "GET a b",
-                         "DEL k",    "E 1 0 0",  "E 1 2049 0",  "E x 1 0", "ACK",
-                         "ACK 1 2",  "LOG 1",    "put k v",     "GET k\x01"};
+    const char *bad[] = {"",        "PUT",     "PUT k",      "GET",      "GET a b",
+                         "DEL k",   "E 1 0 0", "E 1 2049 0", "E x 1 0",  "ACK",
+                         "ACK 1 2", "LOG 1",   "put k v",    "GET k\x01"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         parse(bad[i], &l);
         assert_int_equal(l.verb, KV_V_BAD);

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 enum {
-    LC_IN_MAX = 8192,  /* input kept; the channel is held while a message might not fit */
+    LC_IN_MAX = 8192,   /* input kept; the channel is held while a message might not fit */
     LC_OUT_MAX = 16384, /* output kept while tcpip's queue is full */
 };
 
@@ -23,10 +23,10 @@ typedef enum lc_state {
 typedef struct lconn {
     lc_state_t state;
     os_handle_t chan;
-    uint32_t req;     /* the connect's request id */
-    bool held;        /* input held: the buffer is full, or the owner paused reading */
-    bool paused;      /* the owner does not want lines now */
-    bool blocked;     /* our last send got OS_EFULL: wait for WRITABLE */
+    uint32_t req; /* the connect's request id */
+    bool held;    /* input held: the buffer is full, or the owner paused reading */
+    bool paused;  /* the owner does not want lines now */
+    bool blocked; /* our last send got OS_EFULL: wait for WRITABLE */
     size_t in_len, out_len;
     char in[LC_IN_MAX];
     char out[LC_OUT_MAX];

@@ -41,8 +41,7 @@ bool lconn_control(os_ctx_t *ctx, lconn_t *c, const os_event_t *ev, bool *closed
         c->state = LC_OPENING;
         return true;
     }
-    if (ev->type == tcp_msg_reply && tcp_reply_decode(ev, &m.reply) == 0 &&
-        m.reply.req == c->req) {
+    if (ev->type == tcp_msg_reply && tcp_reply_decode(ev, &m.reply) == 0 && m.reply.req == c->req) {
         lconn_init(c);
         *closed = true;
         return true;
@@ -132,8 +131,8 @@ lc_event_t lconn_event(os_ctx_t *ctx, lconn_t *c, const os_event_t *ev)
         c->state = LC_UP;
         return LC_ESTABLISHED;
     }
-    if (ev->type == tcp_msg_eof || (ev->type == tcp_msg_error && tcp_error_decode(ev, &m.error) == 0 &&
-                                    m.error.type == 0)) {
+    if (ev->type == tcp_msg_eof ||
+        (ev->type == tcp_msg_error && tcp_error_decode(ev, &m.error) == 0 && m.error.type == 0)) {
         /* the peer is done (or the connection failed): we say no more either */
         lconn_close(ctx, c, ev->type == tcp_msg_eof);
         return LC_CLOSED;

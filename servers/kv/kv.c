@@ -113,8 +113,8 @@ void kv_file_pump(os_ctx_t *ctx, kv_state_t *st)
 static void read_more(os_ctx_t *ctx, kv_state_t *st)
 {
     st->op = KF_READ;
-    fs_read_t m = {.req = ++st->req, .off = (uint64_t)st->load_pos * KV_REC,
-                   .len = KV_READ_RECS * KV_REC};
+    fs_read_t m = {
+        .req = ++st->req, .off = (uint64_t)st->load_pos * KV_REC, .len = KV_READ_RECS * KV_REC};
     fs_read_send(ctx, st->file, &m);
 }
 
@@ -179,7 +179,9 @@ static void on_file(os_ctx_t *ctx, kv_state_t *st, const os_event_t *ev)
     if (fs_reply_decode(ev, &m.reply) == 0) {
         if (m.reply.status < 0) {
             os_log(ctx, "log %s: %s failed: %s; exiting", st->args.log,
-                   op == KF_FSYNC ? "fsync" : op == KF_READ ? "read" : "write",
+                   op == KF_FSYNC  ? "fsync"
+                   : op == KF_READ ? "read"
+                                   : "write",
                    os_strerror(m.reply.status));
             os_exit(ctx, 1);
         }
@@ -315,11 +317,12 @@ static void kv_on_event(os_ctx_t *ctx, const os_event_t *ev)
         kv_tick(ctx, st);
         return;
     }
-    if (ev->kind == OS_EV_PEER_CLOSED &&
-        (h == init_channel(ctx) || h == st->fs || h == st->tcp || h == st->file ||
-         h == st->listener)) {
+    if (ev->kind == OS_EV_PEER_CLOSED && (h == init_channel(ctx) || h == st->fs || h == st->tcp ||
+                                          h == st->file || h == st->listener)) {
         os_log(ctx, "the %s server went away; exiting",
-               h == st->fs || h == st->file ? "fs" : h == init_channel(ctx) ? "init" : "tcpip");
+               h == st->fs || h == st->file ? "fs"
+               : h == init_channel(ctx)     ? "init"
+                                            : "tcpip");
         os_exit(ctx, 1);
     }
     if (ev->kind != OS_EV_MESSAGE && ev->kind != OS_EV_WRITABLE && ev->kind != OS_EV_PEER_CLOSED)

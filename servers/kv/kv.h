@@ -13,18 +13,18 @@
 #include <stdint.h>
 
 enum {
-    KV_KEY_MAX = 64,       /* bytes of a key */
-    KV_VALUE_MAX = 256,    /* bytes of a value */
-    KV_LOG_MAX = 2048,     /* entries of the log; a PUT past it is `ERR log full` */
-    KV_PEERS_MAX = 4,      /* followers: a cluster of at most 5 */
-    KV_CLIENTS_MAX = 8,    /* client connections of the leader; more are closed */
-    KV_LINE_MAX = 512,     /* bytes of one protocol line, its '\n' included */
-    KV_IN_MAX = 2048,      /* bytes of input kept per connection */
-    KV_OUT_MAX = 16384,    /* bytes of output kept per connection */
-    KV_BATCH = 32,         /* entries the leader sends a follower before waiting */
-    KV_REC = 344,          /* bytes of one log record on disk */
-    KV_REC_MAGIC = 0x314c564b, /* "KVL1" */
-    KV_READ_RECS = FS_DATA_MAX / KV_REC,  /* 11: records per read */
+    KV_KEY_MAX = 64,                       /* bytes of a key */
+    KV_VALUE_MAX = 256,                    /* bytes of a value */
+    KV_LOG_MAX = 2048,                     /* entries of the log; a PUT past it is `ERR log full` */
+    KV_PEERS_MAX = 4,                      /* followers: a cluster of at most 5 */
+    KV_CLIENTS_MAX = 8,                    /* client connections of the leader; more are closed */
+    KV_LINE_MAX = 512,                     /* bytes of one protocol line, its '\n' included */
+    KV_IN_MAX = 2048,                      /* bytes of input kept per connection */
+    KV_OUT_MAX = 16384,                    /* bytes of output kept per connection */
+    KV_BATCH = 32,                         /* entries the leader sends a follower before waiting */
+    KV_REC = 344,                          /* bytes of one log record on disk */
+    KV_REC_MAGIC = 0x314c564b,             /* "KVL1" */
+    KV_READ_RECS = FS_DATA_MAX / KV_REC,   /* 11: records per read */
     KV_WRITE_RECS = FS_WRITE_MAX / KV_REC, /* 11: records per write */
     KV_PORT = 7000,
 };
@@ -72,13 +72,12 @@ void kv_chain(kv_entry_t *log, uint32_t from, uint32_t len);
  * ends the log). Returns the records accepted; ld->end true once stopped.
  */
 typedef struct kv_loader {
-    uint32_t epoch;      /* the header's */
-    bool header;         /* a header was read */
-    uint32_t len;        /* entries accepted */
+    uint32_t epoch; /* the header's */
+    bool header;    /* a header was read */
+    uint32_t len;   /* entries accepted */
     bool end;
 } kv_loader_t;
-size_t kv_load_records(kv_loader_t *ld, kv_entry_t *log, uint32_t pos, const uint8_t *p,
-                       size_t n);
+size_t kv_load_records(kv_loader_t *ld, kv_entry_t *log, uint32_t pos, const uint8_t *p, size_t n);
 
 /* ---- lines -------------------------------------------------------------------------------- */
 
@@ -136,13 +135,13 @@ typedef enum kv_phase {
 typedef struct kv_peer {
     uint32_t addr;
     lconn_t c;
-    uint32_t attempt;      /* connects so far: part of their request ids */
-    bool logged;           /* its LOG answer came on this connection */
-    bool inflight;         /* a batch is out: waiting for ACK or NACK */
-    kv_logpos_t pos;       /* its LOG answer */
-    uint32_t next, match;  /* the next entry to send; its log matches ours and is durable to match */
-    uint64_t deadline;     /* an answer is due by then (0: none is awaited) */
-    uint64_t retry_at;     /* connect again then (state LC_FREE) */
+    uint32_t attempt;     /* connects so far: part of their request ids */
+    bool logged;          /* its LOG answer came on this connection */
+    bool inflight;        /* a batch is out: waiting for ACK or NACK */
+    kv_logpos_t pos;      /* its LOG answer */
+    uint32_t next, match; /* the next entry to send; its log matches ours and is durable to match */
+    uint64_t deadline;    /* an answer is due by then (0: none is awaited) */
+    uint64_t retry_at;    /* connect again then (state LC_FREE) */
     uint32_t backoff_ms;
 } kv_peer_t;
 
@@ -168,38 +167,38 @@ typedef struct kv_state {
     kv_phase_t phase;
     bool listen_sent;
     uint32_t req;
-    uint32_t epoch;   /* the header's: the leader's current epoch */
-    uint32_t len;     /* entries 1..len in log */
-    uint32_t commit;  /* leader: entries 1..commit are on a majority */
+    uint32_t epoch;  /* the header's: the leader's current epoch */
+    uint32_t len;    /* entries 1..len in log */
+    uint32_t commit; /* leader: entries 1..commit are on a majority */
     /* the file: one request at a time */
     kv_fsop_t op;
-    uint32_t op_to;       /* KF_WRITE: records up to op_to; KF_FSYNC: written when sent */
-    uint32_t op_low;      /* the lowest truncation point while the op was out */
-    uint32_t op_epoch;    /* KF_HEADER, KF_FSYNC: the header's epoch it carries */
-    uint32_t written;     /* records 1..written are in the file as in log */
-    uint32_t synced;      /* ... and fsync'ed */
-    bool trunc_needed;    /* record written+1 must be zeroed: the log got shorter */
-    uint32_t prealloc;    /* the next record to fill with zeros, up to KV_LOG_MAX (0: done) */
+    uint32_t op_to;         /* KF_WRITE: records up to op_to; KF_FSYNC: written when sent */
+    uint32_t op_low;        /* the lowest truncation point while the op was out */
+    uint32_t op_epoch;      /* KF_HEADER, KF_FSYNC: the header's epoch it carries */
+    uint32_t written;       /* records 1..written are in the file as in log */
+    uint32_t synced;        /* ... and fsync'ed */
+    bool trunc_needed;      /* record written+1 must be zeroed: the log got shorter */
+    uint32_t prealloc;      /* the next record to fill with zeros, up to KV_LOG_MAX (0: done) */
     bool prealloc_unsynced; /* zeros written since the last fsync */
     uint32_t header_written, header_synced; /* epochs */
     bool header_dirty;
-    uint64_t file_size;   /* when opened */
+    uint64_t file_size; /* when opened */
     kv_loader_t ld;
     uint32_t load_pos;
     /* follower */
-    int leader_ci;        /* the client slot the leader speaks on, or -1 */
-    uint32_t matched;     /* our log matches the leader's up to here */
-    bool bad;             /* a batch did not fit our log: NACK nack at its SYNC */
+    int leader_ci;    /* the client slot the leader speaks on, or -1 */
+    uint32_t matched; /* our log matches the leader's up to here */
+    bool bad;         /* a batch did not fit our log: NACK nack at its SYNC */
     uint32_t nack;
-    bool ack_pending;     /* a SYNC waits for matched to be durable */
+    bool ack_pending; /* a SYNC waits for matched to be durable */
     uint32_t ack_index;
-    bool fetching;        /* sending entries fetch_next.. to the leader */
+    bool fetching; /* sending entries fetch_next.. to the leader */
     uint32_t fetch_next;
     /* leader */
     kv_peer_t peers[KV_PEERS_MAX];
-    int fetch_peer;       /* KP_FETCH: whose log we take */
-    uint32_t first_change;/* KP_FETCH: the first entry the fetched log changes */
-    uint32_t nop_index;   /* the epoch's no-op */
+    int fetch_peer;        /* KP_FETCH: whose log we take */
+    uint32_t first_change; /* KP_FETCH: the first entry the fetched log changes */
+    uint32_t nop_index;    /* the epoch's no-op */
     kv_client_t clients[KV_CLIENTS_MAX];
     kv_line_t line;
     char text[KV_LINE_MAX];

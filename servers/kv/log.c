@@ -19,7 +19,8 @@ uint32_t kv_crc32(const void *p, size_t n)
 
 static void put32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16),
+    p[3] = (uint8_t)(v >> 24);
 }
 
 static uint32_t get32(const uint8_t *p)
@@ -90,8 +91,7 @@ size_t kv_log_choose(const kv_logpos_t *c, size_t n)
     return best;
 }
 
-size_t kv_load_records(kv_loader_t *ld, kv_entry_t *log, uint32_t pos, const uint8_t *p,
-                       size_t n)
+size_t kv_load_records(kv_loader_t *ld, kv_entry_t *log, uint32_t pos, const uint8_t *p, size_t n)
 {
     size_t taken = 0;
     for (size_t off = 0; !ld->end && off + KV_REC <= n; off += KV_REC, pos++) {
@@ -216,9 +216,9 @@ void kv_parse_line(const char *s, size_t n, kv_line_t *out)
         kv_verb_t verb;
         int nums; /* numbers after the verb */
     } verbs[] = {
-        {"PUT", KV_V_PUT, 0},   {"GET", KV_V_GET, 0},   {"HELLO", KV_V_HELLO, 1},
-        {"FETCH", KV_V_FETCH, 1}, {"E", KV_V_E, 3},       {"SYNC", KV_V_SYNC, 0},
-        {"LOG", KV_V_LOG, 2},   {"END", KV_V_END, 1},   {"ACK", KV_V_ACK, 1},
+        {"PUT", KV_V_PUT, 0},     {"GET", KV_V_GET, 0}, {"HELLO", KV_V_HELLO, 1},
+        {"FETCH", KV_V_FETCH, 1}, {"E", KV_V_E, 3},     {"SYNC", KV_V_SYNC, 0},
+        {"LOG", KV_V_LOG, 2},     {"END", KV_V_END, 1}, {"ACK", KV_V_ACK, 1},
         {"NACK", KV_V_NACK, 1},
     };
     memset(out, 0, sizeof *out);

@@ -9,8 +9,8 @@
 
 enum {
     REQ_LISTEN = 3,
-    REQ_PEER = 16,                              /* + peer index + KV_PEERS_MAX * attempt */
-    ANSWER_NS = 3000ull * 1000 * 1000,          /* a follower's answer is due within this */
+    REQ_PEER = 16,                     /* + peer index + KV_PEERS_MAX * attempt */
+    ANSWER_NS = 3000ull * 1000 * 1000, /* a follower's answer is due within this */
     BACKOFF_MAX_MS = 2000,
 };
 
@@ -157,8 +157,9 @@ static void try_recover(os_ctx_t *ctx, kv_state_t *st)
     st->epoch = top; /* the new one is past every epoch seen */
     if (who[best] >= 0) {
         kv_peer_t *p = &st->peers[who[best]];
-        os_log(ctx, "recovery: fetching the log of a follower (%u entries, last epoch %u; ours "
-                    "%u, %u)",
+        os_log(ctx,
+               "recovery: fetching the log of a follower (%u entries, last epoch %u; ours "
+               "%u, %u)",
                (unsigned)p->pos.len, (unsigned)p->pos.last_epoch, (unsigned)cand[0].len,
                (unsigned)cand[0].last_epoch);
         st->phase = KP_FETCH;

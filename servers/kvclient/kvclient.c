@@ -22,8 +22,8 @@
 enum {
     KEYS_MAX = 256,
     REQ_TCP = 1,
-    REQ_CONN = 2, /* + attempt */
-    TICK_NS = 100 * 1000 * 1000, /* the timer when nothing is due sooner */
+    REQ_CONN = 2,                      /* + attempt */
+    TICK_NS = 100 * 1000 * 1000,       /* the timer when nothing is due sooner */
     ANSWER_NS = 5000ull * 1000 * 1000, /* no answer by then: connect again */
     BACKOFF_MAX_MS = 2000,
     VALUE_MAX = 256,
@@ -143,10 +143,8 @@ static bool parse_args(kvclient_state_t *st, const char *s, size_t n)
         } else if (kl == 4 && memcmp(item, "keys", 4) == 0 && parse_u(v, vl, &u) && u > 0 &&
                    u <= KEYS_MAX) {
             st->nkeys = (uint32_t)u;
-        } else if (kl == 5 && memcmp(item, "every", 5) == 0 &&
-                   parse_time(v, vl, &st->every_ns)) {
-        } else if (kl == 5 && memcmp(item, "check", 5) == 0 &&
-                   parse_time(v, vl, &st->check_ns)) {
+        } else if (kl == 5 && memcmp(item, "every", 5) == 0 && parse_time(v, vl, &st->every_ns)) {
+        } else if (kl == 5 && memcmp(item, "check", 5) == 0 && parse_time(v, vl, &st->check_ns)) {
         } else {
             return false;
         }
@@ -197,8 +195,8 @@ static void next_check(os_ctx_t *ctx, kvclient_state_t *st)
         os_log(ctx, "%llu writes acknowledged, %llu refused, %llu reconnects",
                (unsigned long long)st->acked, (unsigned long long)st->errors,
                (unsigned long long)st->reconnects);
-        os_log(ctx, "kvcheck: %llu acked, %llu verified, 0 lost", (unsigned long long)st->acked_keys,
-               (unsigned long long)st->verified);
+        os_log(ctx, "kvcheck: %llu acked, %llu verified, 0 lost",
+               (unsigned long long)st->acked_keys, (unsigned long long)st->verified);
         lconn_close(ctx, &st->c, true);
         os_timer_cancel(ctx, st->timer);
         return;
@@ -245,8 +243,7 @@ static void step(os_ctx_t *ctx, kvclient_state_t *st)
 
 static void verdict_lost(os_ctx_t *ctx, kvclient_state_t *st, const key_t_ *k, const char *got)
 {
-    os_log(ctx, "kvcheck: LOST key=k%u acked value=%s got=%s", (unsigned)st->op_key, k->acked,
-           got);
+    os_log(ctx, "kvcheck: LOST key=k%u acked value=%s got=%s", (unsigned)st->op_key, k->acked, got);
     os_panic(ctx, "kvcheck: an acknowledged write was lost");
 }
 

@@ -22,7 +22,8 @@ enum {
     REQ_TCP = 1,
     REQ_CONN = 2, /* + try */
     TICK_NS = 100 * 1000 * 1000,
-    IDLE_NS = 30ull * 1000 * 1000 * 1000, /* no progress for this long: the try failed */
+    IDLE_NS = 120ull * 1000 * 1000 * 1000, /* no progress for this long: the try failed (past
+                                            * lwIP's longest retransmission backoff) */
 };
 
 typedef struct stream {
@@ -285,7 +286,7 @@ static void tcpstream_on_event(os_ctx_t *ctx, const os_event_t *ev)
             now >= st->retry_at)
             start_try(ctx, st);
         else if ((st->chan != OS_HANDLE_NONE || st->opening) && now - st->progress_at >= IDLE_NS)
-            fail_try(ctx, st, "no progress in 30 s");
+            fail_try(ctx, st, "no progress in 120 s");
         os_timer_set(ctx, st->timer, now + TICK_NS);
         return;
     }

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "cmd_sim.h"
 #include "opt.h"
+#include "sim_keep.h"
 
 #include <hl/hosted.h>
 
@@ -23,14 +24,12 @@
 
 #include <k/kernel.h>
 #include "commands.h"
-#include <sim/bench.h>
 #include <sim/blk.h>
 #include <sim/runner.h>
 #include <sim/scenario.h>
 
 #include <trace/outpath.h>
 #include <trace/pcap.h>
-#include <trace/recorder.h>
 
 static const char sim_usage[] =
     "usage: orrery sim [SCENARIO] [--seed N | --seeds A..B] [--shard I/N] [--count N]\n"
@@ -56,7 +55,10 @@ static const char sim_usage[] =
     "  --check-determinism  run every seed twice and compare trace hashes; report the first\n"
     "                       record that differs\n"
     "  --keep-failing DIR   keep each failing seed's trace in DIR (SQLite if the trace\n"
-    "                       recorder is built in, else a text dump) and its console output\n"
+    "                       recorder is built in, else a text dump) and its console output;\n"
+    "                       for a cluster file one trace of every node, and per node its\n"
+    "                       console (NAME-seed-N.NODE.out), frames (.NODE.pcap) and disk\n"
+    "                       (.NODE.img)\n"
     "  --show-output        print each run's console output\n"
     "  --quiet              no progress lines\n"
     "  --no-fork            run the seeds in this process: a crash of the simulator then ends\n"
@@ -84,209 +86,6 @@ static double wall_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* ---- keeping a failing seed ---------------------------------------------------------------- */
-
-static void keep_path(char *buf, size_t len, const char *dir, const sim_scenario_t *sc,
-                      uint64_t seed, const char *ext)
-{
-    snprintf(buf, len, "%s/%s-seed-%llu%s", dir, sc->name, (unsigned long long)seed, ext);
-}
-
-static int save_file(const char *path, const char *buf, size_t len);
-
-/* What a cluster file's failing seed keeps besides its trace: per node, the frames it sent and
- * received (DIR/NAME-seed-N.NODE.pcap) and its disk (.NODE.img). */
-typedef struct keep_nodes {
-    trace_recorder *rec;
-    const sim_scenario_t *sc;
-    trace_pcap *pcap[SIM_RUN_NODES_MAX];
-    const char *dir;
-    uint64_t seed;
-} keep_nodes_t;
-
-static void keep_names(void *self, const char *const *names, size_t n)
-{
-    keep_nodes_t *k = self;
-    int rc = trace_recorder_set_nodes(k->rec, names, n);
-    if (rc != 0)
-        fprintf(stderr, "orrery: sim: the trace cannot name the nodes: %s\n", os_strerror(rc));
-}
-
-static void keep_record(void *self, uint32_t node, const hal_trace_rec_t *r)
-{
-    trace_recorder_record_node(((keep_nodes_t *)self)->rec, node, r);
-}
-
-static void keep_sent(void *self, uint64_t t_ns, uint32_t from, const void *frame, size_t len)
-{
-    keep_nodes_t *k = self;
-    if (from < SIM_RUN_NODES_MAX && k->pcap[from])
-        trace_pcap_write(k->pcap[from], t_ns, frame, len);
-}
-
-static void keep_received(void *self, uint64_t t_ns, uint32_t from, uint32_t to,
-                          const void *frame, size_t len)
-{
-    keep_nodes_t *k = self;
-    (void)from;
-    if (to < SIM_RUN_NODES_MAX && k->pcap[to])
-        trace_pcap_write(k->pcap[to], t_ns, frame, len);
-}
-
-static void keep_disk(void *self, uint32_t node, sim_disk_t *disk)
-{
-    keep_nodes_t *k = self;
-    char path[4200], ext[64], err[512];
-    snprintf(ext, sizeof ext, ".%s.img", sim_scenario_node_name(k->sc, node));
-    keep_path(path, sizeof path, k->dir, k->sc, k->seed, ext);
-    if (sim_disk_save(disk, path, err, sizeof err) != 0)
-        fprintf(stderr, "orrery: sim: cannot keep the disk of node %s: %s\n",
-                sim_scenario_node_name(k->sc, node), err);
-}
-
-/* Run the seed again with a recording sink and write its trace and output into dir. */
-static void keep_failing(const char *dir, const sim_scenario_t *sc, uint64_t seed, uint32_t faults,
-                         const char *command)
-{
-    char path[4096];
-    mkdir(dir, 0777);
-    sim_run_opts_t o = {.faults = faults, .keep_output = true};
-    sim_result_t r;
-    trace_recorder *rec = NULL;
-    char err[256];
-    keep_path(path, sizeof path, dir, sc, seed, ".trace");
-    trace_run_info info = {.platform = "sim", .seed = seed, .workers = 1, .command = command};
-    if (trace_recorder_open(path, &info, &rec, err, sizeof err) != 0) {
-        fprintf(stderr, "orrery: sim: cannot keep the trace: %s\n", err);
-        return;
-    }
-    keep_nodes_t kn = {.rec = rec, .sc = sc, .dir = dir, .seed = seed};
-    size_t nnodes = sim_scenario_node_count(sc);
-    if (sc->cluster) {
-        /* one trace of every node; per node its console, its frames and its disk */
-        o.node_names = keep_names;
-        o.tee_node = keep_record;
-        o.tee_node_self = &kn;
-        o.node_disk = keep_disk;
-        o.node_disk_self = &kn;
-        for (size_t n = 0; n < nnodes && sim_scenario_has_net(sc); n++) {
-            char ppath[4200], ext[64];
-            snprintf(ext, sizeof ext, ".%s.pcap", sim_scenario_node_name(sc, n));
-            keep_path(ppath, sizeof ppath, dir, sc, seed, ext);
-            if (trace_pcap_open(ppath, &kn.pcap[n], err, sizeof err) != 0)
-                fprintf(stderr, "orrery: sim: cannot keep the frames: %s\n", err);
-        }
-        o.frame_tap = keep_sent;
-        o.frame_tap_self = &kn;
-        o.deliver_tap = keep_received;
-        o.deliver_tap_self = &kn;
-    } else {
-        o.tee = trace_recorder_sink(rec);
-    }
-    int rc = sim_run_scenario(sc, seed, &o, &r);
-    for (size_t n = 0; n < nnodes && n < SIM_RUN_NODES_MAX; n++)
-        if (kn.pcap[n] && trace_pcap_close(kn.pcap[n], err, sizeof err) != 0)
-            fprintf(stderr, "orrery: sim: %s\n", err);
-    trace_recorder_set_exit_status(rec, r.status);
-    int crc = trace_recorder_close(rec, err, sizeof err);
-    if (crc != 0) {
-        /* an incomplete trace stays at PATH.partial (docs/trace-format.md) */
-        fprintf(stderr, "orrery: sim: %s\n", err);
-        strncat(path, ".partial", sizeof path - strlen(path) - 1);
-    }
-    for (size_t n = 0; rc == 0 && sc->cluster && n < nnodes; n++) {
-        char opath[4200], ext[64];
-        snprintf(ext, sizeof ext, ".%s.out", sim_scenario_node_name(sc, n));
-        keep_path(opath, sizeof opath, dir, sc, seed, ext);
-        const char *out = n == 0 ? r.output : r.node_output[n];
-        size_t len = n == 0 ? r.output_len : r.node_output_len[n];
-        if (out)
-            save_file(opath, out, len);
-    }
-    if (rc == 0 && r.output && !sc->cluster) {
-        char opath[4200], tmp[4300];
-        struct stat st;
-        int fd;
-        keep_path(opath, sizeof opath, dir, sc, seed, ".out");
-        snprintf(tmp, sizeof tmp, "%s.XXXXXX", opath);
-        /* Written under a fresh name and renamed: only an earlier output file is replaced. */
-        if (lstat(opath, &st) == 0 && !S_ISREG(st.st_mode)) {
-            fprintf(stderr, "orrery: sim: %s exists and is not a regular file; output not kept\n",
-                    opath);
-        } else if ((fd = mkstemp(tmp)) >= 0) {
-            if (cli_write_all(fd, r.output, r.output_len) == 0 && close(fd) == 0)
-                rename(tmp, opath);
-            else
-                unlink(tmp);
-        }
-    }
-    fprintf(stderr, "  kept: %s\n", path);
-    sim_result_free(&r);
-}
-
-/* A seed that kills the simulator keeps what was written before the crash: the console
- * output and one line per trace record, both written unbuffered as the run goes. */
-static void write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
-static void stream_out(void *self, const void *buf, size_t len)
-{
-    write_all(*(int *)self, buf, len);
-}
-
-static void stream_record(void *self, const hal_trace_rec_t *r)
-{
-    char line[256];
-    const char *kind = k_trace_kind_name(r->kind);
-    int n = snprintf(line, sizeof line,
-                     "%llu %llu %s task=%u chan=%u peer=%u type=%u result=%d len=%u arg=%llu\n",
-                     (unsigned long long)r->seq, (unsigned long long)r->time_ns, kind ? kind : "?",
-                     r->task, r->chan, r->peer, r->type, (int)r->result, r->len,
-                     (unsigned long long)r->arg);
-    if (n > 0)
-        write_all(*(int *)self, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
-static void keep_crashed(const char *dir, const sim_scenario_t *sc, uint64_t seed, uint32_t faults)
-{
-    char tpath[4096], opath[4096];
-    mkdir(dir, 0777);
-    keep_path(tpath, sizeof tpath, dir, sc, seed, ".trace.txt");
-    keep_path(opath, sizeof opath, dir, sc, seed, ".out");
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int tfd = open(tpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-        int ofd = open(opath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-        if (tfd < 0 || ofd < 0)
-            _exit(1);
-        hal_trace_sink_t sink = {.self = &tfd, .record = stream_record};
-        sim_run_opts_t o = {
-            .faults = faults, .tee = &sink, .console_out = stream_out, .console_out_self = &ofd};
-        sim_result_t r;
-        hl_fault_thread_enter(0, true);
-        if (sim_run_scenario(sc, seed, &o, &r) == 0)
-            sim_result_free(&r);
-        _exit(0);
-    }
-    int st;
-    if (pid > 0)
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
-    fprintf(stderr, "  kept: %s and %s (up to the crash)\n", tpath, opath);
 }
 
 /* ---- the sweep ---------------------------------------------------------------------------- */
@@ -404,30 +203,6 @@ static void pcap_tap(void *self, uint64_t t_ns, uint32_t from, const void *frame
     trace_pcap_write(self, t_ns, frame, len);
 }
 
-/* Write buf to path under a fresh name, then rename it over path (a regular file or none). */
-static int save_file(const char *path, const char *buf, size_t len)
-{
-    char tmp[4300];
-    struct stat st;
-    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        fprintf(stderr, "orrery: sim: %s exists and is not a regular file; not overwritten\n",
-                path);
-        return -1;
-    }
-    snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        fprintf(stderr, "orrery: sim: %s: %s\n", tmp, strerror(errno));
-        return -1;
-    }
-    if (cli_write_all(fd, buf, len) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-        fprintf(stderr, "orrery: sim: %s: %s\n", path, strerror(errno));
-        unlink(tmp); /* ours: made by mkstemp above */
-        return -1;
-    }
-    return 0;
-}
-
 /* The disk's counters and the power cuts of a run, for --show-output. */
 static void show_disk(const sim_result_t *r)
 {
@@ -458,8 +233,13 @@ static void run_seed(const sweep_t *sw, const sim_scenario_t *sc, uint64_t seed,
                         .save_disk = sw->save_disk};
     sim_result_t r;
     char dpath[4200];
-    if (sw->save_disks) {
-        keep_path(dpath, sizeof dpath, sw->save_disks, sc, seed, ".img");
+    hl_sim_keep_t sd = {.sc = sc, .dir = sw->save_disks, .seed = seed};
+    if (sw->save_disks && sc->cluster) {
+        /* every node's disk: DIR/NAME-seed-N.NODE.img */
+        o.node_disk = hl_sim_keep_disk;
+        o.node_disk_self = &sd;
+    } else if (sw->save_disks) {
+        hl_sim_keep_path(dpath, sizeof dpath, sw->save_disks, sc, seed, ".img");
         o.save_disk = dpath;
     }
     trace_pcap *pcap = NULL;
@@ -498,10 +278,23 @@ static void run_seed(const sweep_t *sw, const sim_scenario_t *sc, uint64_t seed,
                    (double)r.crash_ns[i] / 1e9);
         if (sw->show_output)
             show_disk(&r);
-        if (sw->save_disks && r.output) {
+        for (size_t n = 0; sw->save_disks && sc->cluster && n < r.nnodes; n++) {
+            char opath[4200], ext[64];
+            const char *out = n == 0 ? r.output : r.node_output[n];
+            snprintf(ext, sizeof ext, ".%s.out", sim_scenario_node_name(sc, n));
+            hl_sim_keep_path(opath, sizeof opath, sw->save_disks, sc, seed, ext);
+            if (out &&
+                hl_sim_save_file(opath, out, n == 0 ? r.output_len : r.node_output_len[n]) != 0 &&
+                r.ok) {
+                r.ok = false;
+                snprintf(r.failure, sizeof r.failure, "cannot save the console output to %.400s",
+                         opath);
+            }
+        }
+        if (sw->save_disks && r.output && !sc->cluster) {
             char opath[4200];
-            keep_path(opath, sizeof opath, sw->save_disks, sc, seed, ".out");
-            if (save_file(opath, r.output, r.output_len) != 0 && r.ok) {
+            hl_sim_keep_path(opath, sizeof opath, sw->save_disks, sc, seed, ".out");
+            if (hl_sim_save_file(opath, r.output, r.output_len) != 0 && r.ok) {
                 r.ok = false;
                 snprintf(r.failure, sizeof r.failure, "cannot save the console output to %.400s",
                          opath);
@@ -529,7 +322,7 @@ static void run_seed(const sweep_t *sw, const sim_scenario_t *sc, uint64_t seed,
         printf("  reproduce: %s\n", cmd);
         fflush(stdout); /* before anything later can crash the process and lose it */
         if (sw->keep_dir)
-            keep_failing(sw->keep_dir, sc, seed, sw->faults, cmd);
+            hl_sim_keep_failing(sw->keep_dir, sc, seed, sw->faults, cmd);
     } else if (sw->show_output) {
         fflush(stdout);
     }
@@ -671,7 +464,7 @@ static int run_forked(const sweep_t *sw, const sim_scenario_t *sc, tally_t *t)
             printf("  (add --no-fork to let it crash in one process, e.g. under gdb)\n");
             fflush(stdout);
             if (sw->keep_dir)
-                keep_crashed(sw->keep_dir, sc, seed, sw->faults);
+                hl_sim_keep_crashed(sw->keep_dir, sc, seed, sw->faults);
         }
         if (!next_seed(sw, &seed))
             return 0;
@@ -899,7 +692,10 @@ int hl_cmd_sim(int argc, char **argv)
     }
     if (!sw.faults_given)
         sw.faults = sc.faults;
-    if ((sw.save_disk || sw.save_disks) && !sim_scenario_node_disk(&sc, 0)->image) {
+    bool some_disk = sim_scenario_node_disk(&sc, 0)->image != NULL;
+    for (size_t n = 1; sc.cluster && sw.save_disks && n < sim_scenario_node_count(&sc); n++)
+        some_disk = some_disk || sim_scenario_node_disk(&sc, n)->image != NULL;
+    if ((sw.save_disk || sw.save_disks) && !some_disk) {
         sim_scenario_free(&sc);
         return cli_usage_error("sim",
                                "sim: %s needs a disk (--disk IMAGE, or a 'disk' line in "
@@ -954,71 +750,4 @@ int hl_cmd_sim(int argc, char **argv)
     int rc = sweep_run(&sw, &sc);
     sim_scenario_free(&sc);
     return rc;
-}
-
-/* ---- orrery bench sim ------------------------------------------------------------------- */
-
-static const char bench_usage[] =
-    "usage: orrery bench sim [--json] [--virtual SECONDS] [--msgs N]\n"
-    "\n"
-    "Measure the simulator on one core:\n"
-    "  time compression  virtual seconds per wall second: 8 tasks with periodic 10 ms timers\n"
-    "                    for --virtual seconds of virtual time (default 1000)\n"
-    "  msgs/s            messages delivered per wall second: a ping-pong pair with 16\n"
-    "                    messages in flight until --msgs were delivered (default 4000000)\n"
-    "  --json            print {\"time_compression\": ..., \"msgs_per_s\": ..., ...}\n";
-
-int hl_cmd_bench_sim(int argc, char **argv)
-{
-    bool json = false;
-    uint64_t vsecs = 1000, msgs = 4000000;
-    static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"json", no_argument, NULL, 'j'},
-        {"virtual", required_argument, NULL, 'V'},
-        {"msgs", required_argument, NULL, 'm'},
-        {NULL, 0, NULL, 0},
-    };
-    int c;
-    while ((c = cli_getopt(argc, argv, "bench sim", opts)) != -1) {
-        if (c == 'h') {
-            fputs(bench_usage, stdout);
-            return 0;
-        } else if (c == 'j') {
-            json = true;
-        } else if (c == 'V') {
-            if (cli_opt_u64("bench sim", "--virtual", optarg, 1, 999999999, &vsecs) != 0)
-                return 2;
-        } else if (c == 'm') {
-            if (cli_opt_u64("bench sim", "--msgs", optarg, 2, UINT64_MAX, &msgs) != 0)
-                return 2;
-        } else {
-            return 2; /* cli_getopt said why */
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("bench sim", "bench sim: unexpected argument '%s'", argv[optind]);
-    sim_bench_result_t r;
-    memset(&r, 0, sizeof r);
-    int rc = sim_bench_timers(8, 10000000, vsecs * 1000000000ull, &r);
-    if (rc == 0)
-        rc = sim_bench_msgs(msgs, 16, &r);
-    if (rc != 0) {
-        fprintf(stderr, "orrery: bench sim: %s\n", os_strerror(rc));
-        return 1;
-    }
-    if (json) {
-        printf("{\"time_compression\": %.0f, \"virtual_s\": %.1f, \"timer_wall_s\": %.4f, "
-               "\"timer_events\": %llu, \"msgs_per_s\": %.0f, \"msgs\": %llu, \"msgs_wall_s\": "
-               "%.4f}\n",
-               r.time_compression, r.virtual_s, r.ticks_wall_s, (unsigned long long)r.ticks,
-               r.msgs_per_s, (unsigned long long)r.msgs, r.msgs_wall_s);
-    } else {
-        printf("time compression: %.0fx (%.0f virtual s in %.3f wall s, %llu events, 8 periodic "
-               "timers)\n",
-               r.time_compression, r.virtual_s, r.ticks_wall_s, (unsigned long long)r.ticks);
-        printf("messages: %.2fM msgs/s on one core (%llu delivered in %.3f s, ping-pong)\n",
-               r.msgs_per_s / 1e6, (unsigned long long)r.msgs, r.msgs_wall_s);
-    }
-    return 0;
 }

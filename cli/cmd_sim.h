@@ -1,4 +1,5 @@
-/* cmd_sim.h — `orrery sim` (seed sweeps over scenarios) and `orrery bench sim` (cli/cmd_sim.c). */
+/* cmd_sim.h — `orrery sim` (seed sweeps over scenarios: cli/cmd_sim.c) and `orrery bench sim`
+ * (cli/bench_sim.c). */
 #ifndef HL_CMD_SIM_H
 #define HL_CMD_SIM_H
 

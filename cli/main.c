@@ -43,7 +43,7 @@ static const command_t benches[] = {
     {"ipc", hl_cmd_bench_ipc, "IPC round trip and throughput against a Linux pipe"},
     {"boot", hl_cmd_bench_boot, "QEMU start -> prompt, OS entry -> ready"},
     {"trace", hl_cmd_bench_trace, "the trace recorder's cost and ingest rate"},
-    {"sim", hl_cmd_bench_sim, "the simulator's time compression and message rate"},
+    {"sim", hl_cmd_bench_sim, "the simulator's time compression, message rate, clusters"},
     {"net", hl_cmd_bench_net, "TCP echo: round trip, bulk, connections/s against loopback"},
     {"fs", hl_cmd_bench_fs, "files: write, read, creates/s, fsync against host files"},
     {"http", hl_cmd_bench_http, "HTTP with wrk: httpd, orrery serve, against nginx"},

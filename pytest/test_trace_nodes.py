@@ -165,3 +165,14 @@ def test_a_trace_of_one_kernel_has_no_nodes(tmp_path):
     assert "the trace is of one kernel" in r.stderr
     r = run_cli(["trace", "summary", str(db)])
     assert 0 == r.returncode and "== node" not in r.stdout
+
+
+def test_corpus_keeps_each_nodes_inputs_apart(cluster, tmp_path):
+    r = run_cli(["trace", "corpus", str(cluster), str(tmp_path / "corpus")])
+    assert 0 == r.returncode, r.stderr
+    tcpip = sorted(os.listdir(tmp_path / "corpus" / "tcpip"))
+    assert ["cluster-client-task3", "cluster-server-task2"] == tcpip
+    # The console lines are the client's typed ones; net0's frames (same code) are not lines.
+    assert ["cluster-client-lines"] == os.listdir(tmp_path / "corpus" / "shell")
+    lines = (tmp_path / "corpus" / "shell" / "cluster-client-lines").read_bytes()
+    assert b"ping 10.0.0.2 3" in lines and b"shutdown" in lines

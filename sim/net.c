@@ -387,13 +387,14 @@ static void forward(uint32_t from, uint32_t to, const void *data, size_t len)
     }
     path_t *p = &W.paths[from][to];
     uint64_t now = sim_now(), lat = p->link.latency_ns ? p->link.latency_ns : latency(), at;
+    uint64_t bw = p->link.bandwidth_bps ? p->link.bandwidth_bps : W.cfg.bandwidth_bps;
+    uint64_t tail = p->link.tail_mean_ns ? p->link.tail_mean_ns : W.cfg.tail_mean_ns;
     /* bandwidth: the frame leaves when the path has sent the ones before it, then its own
      * bits take len * 8 / bandwidth */
     uint64_t out = now, busy = 0;
-    if (p->link.bandwidth_bps) {
+    if (bw) {
         uint64_t bits_ns = (uint64_t)len * 8 * 1000000000ull;
-        busy = (now > p->busy_until ? now : p->busy_until) +
-               (bits_ns + p->link.bandwidth_bps - 1) / p->link.bandwidth_bps;
+        busy = (now > p->busy_until ? now : p->busy_until) + (bits_ns + bw - 1) / bw;
         out = busy;
     }
     uint64_t last = p->last;
@@ -401,13 +402,13 @@ static void forward(uint32_t from, uint32_t to, const void *data, size_t len)
         /* anywhere up to the path's latency: ahead of frames sent just before it */
         at = out + 1 + sim_rand() % lat;
         W.st.reordered++;
-    } else if (p->link.tail_mean_ns) {
+    } else if (tail) {
         /* an exponential tail per frame: frames overtake each other on the path */
         if (!p->tail_seeded) {
             p->tail_rng = sim_stream(TAG_TAIL, (uint64_t)from * SIM_NODES_MAX + to);
             p->tail_seeded = true;
         }
-        at = out + lat + v.delay_ns + sim_exp_draw(&p->tail_rng, p->link.tail_mean_ns);
+        at = out + lat + v.delay_ns + sim_exp_draw(&p->tail_rng, tail);
     } else {
         at = out + lat + v.delay_ns;
         if (at < last)

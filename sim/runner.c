@@ -50,10 +50,10 @@ typedef struct watch {
     uint32_t clean_exits_told[MANIFEST_PROGRAMS_MAX];
     const manifest_t *man;
     const sim_scenario_t *sc;
-    uint32_t node;            /* its index in the run */
-    uint32_t boots;           /* SPAWN records of init: 1 + reboots */
-    sim_streams_t *streams;   /* the cross-node stream checker (NULL: off) */
-    const sim_run_opts_t *o;  /* tee_node */
+    uint32_t node;           /* its index in the run */
+    uint32_t boots;          /* SPAWN records of init: 1 + reboots */
+    sim_streams_t *streams;  /* the cross-node stream checker (NULL: off) */
+    const sim_run_opts_t *o; /* tee_node */
 } watch_t;
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
@@ -185,9 +185,8 @@ static size_t count(const char *hay, const char *needle)
 
 /* Node `node`'s expectations on its console output `out` (expect-not * on every node's), and
  * with `shell` the prompt accounting (`who` names the node in cluster files). */
-static void check_output(const sim_scenario_t *sc, uint32_t node, const char *who,
-                         const char *out, bool shell, size_t nfed, bool shell_died,
-                         bool shut_down, sim_result_t *r)
+static void check_output(const sim_scenario_t *sc, uint32_t node, const char *who, const char *out,
+                         bool shell, size_t nfed, bool shell_died, bool shut_down, sim_result_t *r)
 {
     const char *at = out;
     for (size_t i = 0; i < sc->nsteps; i++) {
@@ -213,8 +212,8 @@ static void check_output(const sim_scenario_t *sc, uint32_t node, const char *wh
     size_t prompts = count(out, "orrery> ");
     size_t want = nfed + 1 - (shut_down ? 1 : 0);
     if (!shell_died && prompts != want)
-        failf(r, "%sunanswered input: %zu line(s) fed, %zu prompt(s) printed (want %zu)", who,
-              nfed, prompts, want);
+        failf(r, "%sunanswered input: %zu line(s) fed, %zu prompt(s) printed (want %zu)", who, nfed,
+              prompts, want);
     else if (shell_died && prompts == 0)
         failf(r, "%sunanswered input: the shell never printed a prompt", who);
 }
@@ -365,12 +364,6 @@ static void node_who(const sim_scenario_t *sc, size_t n, char *who, size_t len)
 static int setup_net(const sim_scenario_t *sc, size_t nnodes, sim_result_t *r)
 {
     int rc = 0;
-    const sim_net_link_t *dl = &sc->net_link;
-    if (dl->tail_mean_ns || dl->bandwidth_bps) {
-        rc = sim_net_set_link(SIM_NET_ANY, SIM_NET_ANY, dl);
-        if (rc != 0)
-            failf(r, "net-tail/net-bandwidth: the switch refused them: %s", os_strerror(rc));
-    }
     for (size_t i = 0; i < sc->nlinks && rc == 0; i++) {
         const scn_link_t *l = &sc->links[i];
         rc = sim_net_set_link(l->from, l->to, &l->link);
@@ -480,8 +473,7 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
             if (sc->cluster)
                 failf(r, "%smanifest: %s", who, err);
             else
-                failf(r, "%s manifest: %s", n == 0 ? "the scenario's" : sc->peers[n - 1].name,
-                      err);
+                failf(r, "%s manifest: %s", n == 0 ? "the scenario's" : sc->peers[n - 1].name, err);
             goto out_early;
         }
         memset(&w[n], 0, sizeof(w[n]));
@@ -532,6 +524,8 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         bool tap = fh.hash || o->frame_tap;
         sim_net_config_t nc = {.latency_ns = sc->net_latency_ns,
                                .path_frames_max = sc->net_capacity,
+                               .tail_mean_ns = sc->net_link.tail_mean_ns,
+                               .bandwidth_bps = sc->net_link.bandwidth_bps,
                                .tap = tap ? frame_tap : NULL,
                                .tap_self = tap ? &fh : NULL};
         sim_net_configure(&nc);
@@ -609,9 +603,8 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
                 failf(r, "%skernel audit after %llu steps: %s", sc->cluster ? who : "",
                       (unsigned long long)steps, err);
             }
-            if (streams &&
-                !sim_streams_check(streams, sim_now(), sim_net_last_heal(), liveness, err,
-                                   sizeof err))
+            if (streams && !sim_streams_check(streams, sim_now(), sim_net_last_heal(), liveness,
+                                              err, sizeof err))
                 failf(r, "%s", err);
         }
         if (sim_now() > sc->duration_ns) {
@@ -630,8 +623,8 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         failf(r, "the system went idle for good without shutting down");
     else if (stuck)
         failf(r, "the run stopped with %zu input line(s) never delivered", sim_pending_actions());
-    if (streams && !sim_streams_check(streams, sim_now(), sim_net_last_heal(), liveness, err,
-                                      sizeof err))
+    if (streams &&
+        !sim_streams_check(streams, sim_now(), sim_net_last_heal(), liveness, err, sizeof err))
         failf(r, "%s", err);
 
     /* Every kill-at hit a live task (a kill that hit nothing tested nothing). */
@@ -641,8 +634,8 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         if (kill_at_missed[i] || ka->t > sim_now())
             failf(r, "kill-at (scenario line %d): %s%s%s%s at %llu ms", ka->line,
                   ka->t > sim_now() ? "the run ended before killing " : "no live task of ",
-                  named ? sim_scenario_node_name(sc, ka->node) : "", named ? ":" : "",
-                  ka->program, (unsigned long long)(ka->t / 1000000));
+                  named ? sim_scenario_node_name(sc, ka->node) : "", named ? ":" : "", ka->program,
+                  (unsigned long long)(ka->t / 1000000));
     }
     /* Every power cut and crash came (a run that ended first proved nothing). */
     sim_blk_stats(&r->blk);
@@ -672,15 +665,14 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
      * files: the scenario's node alone, as before) */
     for (size_t n = 0; n < nnodes; n++) {
         size_t out_len;
-        const char *out = n == 0 ? sim_console_output(&out_len)
-                                 : sim_node_console_output(n, &out_len);
+        const char *out =
+            n == 0 ? sim_console_output(&out_len) : sim_node_console_output(n, &out_len);
         int status;
         bool down = n == 0 ? shut_down : sim_node_shutdown_status(n, &status);
         int shell = prog_index(&w[n], "shell");
         /* a power cut or a crash kills the shell with its kernel: the lines it held die too */
-        bool shell_died =
-            shell >= 0 && (w[n].exits_told[shell] > 0 || w[n].boots > 1 || !sim_node_booted(n) ||
-                           (n == 0 && r->blk.power_cuts > 0));
+        bool shell_died = shell >= 0 && (w[n].exits_told[shell] > 0 || w[n].boots > 1 ||
+                                         !sim_node_booted(n) || (n == 0 && r->blk.power_cuts > 0));
         node_who(sc, n, who, sizeof who);
         check_output(sc, (uint32_t)n, sc->cluster ? who : "", out ? out : "",
                      sc->cluster ? shell >= 0 : n == 0, nfed[n], shell_died, down, r);
@@ -700,8 +692,7 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         }
     }
 
-out:
-    ;
+out:;
     k_stats_t ks = {0};
     sim_node_enter(0);
     if (sim_node_booted(0))
@@ -836,8 +827,8 @@ int sim_scenario_load(sim_scenario_t *sc, const char *dir, char *err, size_t err
         static manifest_t man; /* large: not on the stack */
         char mwhy[160];
         int mline = len > OS_BOOT_ARG_MAX ? -1
-                                          : manifest_parse(text, len, orrery_programs, "init",
-                                                           &man, mwhy, sizeof mwhy);
+                                          : manifest_parse(text, len, orrery_programs, "init", &man,
+                                                           mwhy, sizeof mwhy);
         if (mline != 0) {
             if (mline < 0)
                 snprintf(err, errlen, "node %s: manifest %s: over %d bytes once substituted",

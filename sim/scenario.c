@@ -157,13 +157,8 @@ bool scn_set_path(char *dst, const char *arg)
 /* A manifest path: one word, shorter than SCN_PATH_MAX. */
 static bool set_path(scn_manifest_t *m, const char *arg, int lineno)
 {
-    size_t len = strlen(arg);
-    if (len == 0 || len >= sizeof(m->path))
+    if (!scn_set_path(m->path, arg))
         return false;
-    for (size_t k = 0; k < len; k++)
-        if (isspace((unsigned char)arg[k]))
-            return false;
-    memcpy(m->path, arg, len + 1);
     m->line = lineno;
     return true;
 }

@@ -231,6 +231,9 @@ int sim_disk_fsck(sim_disk_t *d, char *err, size_t errlen)
             strncmp(line, "Fix? no", 7) == 0 || strstr(line, "-n option") || !line[0] ||
             strncmp(line, img, strlen(img)) == 0 || strncmp(line, "Warning:", 8) == 0)
             continue;
+        char *fix = strstr(line, "  Fix? ");
+        if (fix)
+            *fix = '\0'; /* -n declines every fix: the question says nothing */
         wl += (size_t)snprintf(what + wl, sizeof what - wl, "%s%s", wl ? "; " : "", line);
     }
     snprintf(err, errlen, "e2fsck -fn on its disk after the run exited %d: %s", st,

@@ -12,9 +12,9 @@
 #include <os/os.h>
 
 enum {
-    LINK_CAPACITY_MAX = 65536,        /* frames in flight on one path */
-    LIVENESS_DEFAULT_S = 120,         /* `liveness` when none is given */
-    RATE_MAX = 1000000000000000ull,   /* 1 Pbit/s: a rate above is a typo */
+    LINK_CAPACITY_MAX = 65536,      /* frames in flight on one path */
+    LIVENESS_DEFAULT_S = 120,       /* `liveness` when none is given */
+    RATE_MAX = 1000000000000000ull, /* 1 Pbit/s: a rate above is a typo */
 };
 
 #define BAD(...)                                                                                   \
@@ -174,8 +174,8 @@ static bool expand_index(const char *v, uint64_t i, char *buf, size_t len)
 }
 
 /* The options of `node` / `nodes` for one node (index i replaces `{i}` when `expand`). */
-static int node_options(sim_scenario_t *sc, scn_node_t *nd, const char *opts, bool expand,
-                        int lineno, char *err, size_t errlen)
+static int node_options(scn_node_t *nd, const char *opts, bool expand, int lineno, char *err,
+                        size_t errlen)
 {
     char copy[SCN_LINE_MAX + 1], *rest = copy;
     snprintf(copy, sizeof copy, "%s", opts);
@@ -207,7 +207,6 @@ static int node_options(sim_scenario_t *sc, scn_node_t *nd, const char *opts, bo
             BAD("node %s: unknown option '%s' (manifest=, disk=, addr=)", nd->name, w);
         }
     }
-    (void)sc;
     return 0;
 }
 
@@ -228,7 +227,7 @@ static int add_node(sim_scenario_t *sc, const char *name, uint64_t index, const 
     nd->index = index;
     nd->line = lineno;
     nd->manifest.line = lineno;
-    if (node_options(sc, nd, opts, expand, lineno, err, errlen) != 0)
+    if (node_options(nd, opts, expand, lineno, err, errlen) != 0)
         return -1;
     sc->nnodes++;
     return 0;
@@ -409,8 +408,8 @@ int scn_parse_cluster_line(sim_scenario_t *sc, const char *key, char *arg, int l
         scn_link_t *l = &sc->links[sc->nlinks];
         memset(l, 0, sizeof *l);
         if (!scn_find_node(sc, a, true, &l->from) || !scn_find_node(sc, b, true, &l->to))
-            BAD("%s needs two nodes declared above or '*', not '%s %s' (%s A B OPTIONS)", key, a,
-                b, key);
+            BAD("%s needs two nodes declared above or '*', not '%s %s' (%s A B OPTIONS)", key, a, b,
+                key);
         if (l->from == l->to && l->from != SCN_NODE_ALL)
             BAD("%s needs two different nodes", key);
         if (link_options(&l->link, rest, key, err, errlen) != 0)
@@ -441,8 +440,8 @@ int scn_parse_cluster_line(sim_scenario_t *sc, const char *key, char *arg, int l
             BAD("too many cut and clog lines (limit %d)", SCN_NET_CUTS_MAX);
         scn_net_cut_t *c = &sc->net_cuts[sc->nnet_cuts];
         if (!scn_find_node(sc, a, true, &c->from) || !scn_find_node(sc, b, true, &c->to))
-            BAD("%s needs two nodes declared above or '*', not '%s %s' (%s A B START END)", key,
-                a, b, key);
+            BAD("%s needs two nodes declared above or '*', not '%s %s' (%s A B START END)", key, a,
+                b, key);
         if (*rest || !scn_parse_window(s, e, &c->start, &c->end))
             BAD("%s needs A B START END (END after START, or 'never')", key);
         c->clog = key[1] == 'l';
@@ -453,8 +452,9 @@ int scn_parse_cluster_line(sim_scenario_t *sc, const char *key, char *arg, int l
         return parse_chaos(sc, rest, err, errlen) ? -1 : 1;
     } else if (strcmp(key, "swizzle") == 0) {
         char *s = scn_word(&rest), *e = scn_word(&rest);
-        if (*rest || !scn_parse_window(s, e, &sc->chaos_cfg.swizzle_start_ns,
-                                       &sc->chaos_cfg.swizzle_end_ns) ||
+        if (*rest ||
+            !scn_parse_window(s, e, &sc->chaos_cfg.swizzle_start_ns,
+                              &sc->chaos_cfg.swizzle_end_ns) ||
             sc->chaos_cfg.swizzle_end_ns == UINT64_MAX)
             BAD("swizzle needs START END (END after START)");
         sc->chaos = true;
@@ -509,8 +509,9 @@ char *sim_scenario_substitute(const sim_scenario_t *sc, size_t n, const char *te
             const char *close = memchr(text + i + 2, '}', len - i - 2);
             size_t klen = close ? (size_t)(close - text - i - 2) : 0;
             if (!close || klen >= sizeof key) {
-                snprintf(err, errlen, "'${' without its '}' (${name}, ${i}, ${addr}, ${cidr}, "
-                                      "${addr:NODE})");
+                snprintf(err, errlen,
+                         "'${' without its '}' (${name}, ${i}, ${addr}, ${cidr}, "
+                         "${addr:NODE})");
                 free(out);
                 return NULL;
             }

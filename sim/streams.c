@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <iface/tcp.h>
+#include <sim/sim.h>
 
 /*
  * What the records carry. The kernel gives the sink each message's whole payload (its
@@ -33,20 +34,16 @@
  * Pairing: `established` {laddr, lport, raddr, rport} of a connecting end always comes before
  * the `accepted` {addr, port, lport} of its other end (the listener accepts on the handshake's
  * last ACK, which the connecting side sends after its `established`), so an accepted end
- * takes the oldest waiting connecting end of another node with addr:port = laddr:lport and
- * lport = rport (and raddr the accepting node's address when known). A connecting end waits
+ * takes the oldest waiting connecting end with addr:port = laddr:lport and lport = rport, and
+ * raddr the accepting node's address when it was given (sim_streams_node_addr; on its own
+ * node, a connection to itself, the ports decide). A connecting end waits
  * until it is paired, finished, or replaced by a newer end with the same 4-tuple on its node.
  */
 
 enum {
-    STREAMS_NODES_MAX = 64,         /* node indexes the checker follows (SIM_NODES_MAX) */
-    STREAMS_BUCKETS = 1024,         /* endpoint hash buckets */
-    STREAMS_NAME_MAX = 32,          /* a node's name, NUL included */
-    STREAMS_ERR_MAX = 512,          /* the first violation */
-    STREAMS_UNPAIRED_MAX = 4 << 20, /* bytes an end not yet paired may hold: more than can be
-                                     in flight before the other end is accepted (its channel's
-                                     128 messages and lwIP's buffers); past it, the other end
-                                     is taken as not in the run */
+    STREAMS_BUCKETS = 1024, /* endpoint hash buckets */
+    STREAMS_NAME_MAX = 32,  /* a node's name, NUL included */
+    STREAMS_ERR_MAX = 512,  /* the first violation */
 };
 
 /* The bytes one end's application wrote and the other's has not received yet. */
@@ -87,13 +84,13 @@ struct sim_streams {
     end_t *by_app[STREAMS_BUCKETS], *by_srv[STREAMS_BUCKETS];
     struct {
         uint32_t cc_task, cc_a, cc_b; /* the last CHAN_CREATE */
-        uint32_t addr;                /* learnt from `established`, or given */
+        uint32_t addr;                /* sim_streams_node_addr's (0: not given) */
         char name[STREAMS_NAME_MAX];
-    } nodes[STREAMS_NODES_MAX];
+    } nodes[SIM_NODES_MAX];
     struct streams_tap {
         sim_streams_t *s;
         uint32_t node;
-    } taps[STREAMS_NODES_MAX]; /* sim_streams_sink's selves */
+    } taps[SIM_NODES_MAX]; /* sim_streams_sink's selves */
     uint32_t tcp_id;
     sim_streams_stats_t stats;
     bool failed;
@@ -127,13 +124,13 @@ void sim_streams_free(sim_streams_t *s)
 
 void sim_streams_node_name(sim_streams_t *s, uint32_t node, const char *name)
 {
-    if (node < STREAMS_NODES_MAX)
+    if (node < SIM_NODES_MAX)
         snprintf(s->nodes[node].name, sizeof s->nodes[node].name, "%s", name);
 }
 
 void sim_streams_node_addr(sim_streams_t *s, uint32_t node, uint32_t addr)
 {
-    if (node < STREAMS_NODES_MAX)
+    if (node < SIM_NODES_MAX)
         s->nodes[node].addr = addr;
 }
 
@@ -333,8 +330,9 @@ static void find_peer(sim_streams_t *s, end_t *a)
 {
     uint32_t my_addr = s->nodes[a->node].addr;
     for (end_t *c = s->waiting; c; c = c->wnext) {
-        if (c->node != a->node && c->laddr == a->raddr && c->lport == a->rport &&
-            c->rport == a->lport && (my_addr == 0 || my_addr == c->raddr)) {
+        /* on one node (a connection to itself, or over loopback) the ports decide */
+        if (c->laddr == a->raddr && c->lport == a->rport && c->rport == a->lport &&
+            (c->node == a->node || my_addr == 0 || my_addr == c->raddr)) {
             pair(s, c, a);
             return;
         }
@@ -364,6 +362,12 @@ static void finish(sim_streams_t *s, end_t *e, uint64_t t)
     shut(e, t);
     conn_over(e);
     e->finished = true;
+    if (e->peer) { /* nothing more reaches this end's application: drop what it would get */
+        sbuf_t *b = &e->peer->out;
+        free(b->buf);
+        b->buf = NULL;
+        b->off = b->len = b->cap = 0;
+    }
     reap(s, e);
 }
 
@@ -396,7 +400,7 @@ static void on_write(sim_streams_t *s, end_t *w, const uint8_t *p, size_t n, uin
         return;
     if (w->peer && w->peer->finished)
         return; /* nobody will receive it */
-    if (!w->peer && w->out.len + n > STREAMS_UNPAIRED_MAX) {
+    if (!w->peer && w->out.len + n > SIM_STREAMS_UNPAIRED_MAX) {
         make_blind(w);
         return;
     }
@@ -546,8 +550,6 @@ static void on_send(sim_streams_t *s, uint32_t node, const hal_trace_rec_t *r)
         e->lport = m.est.lport;
         e->raddr = m.est.raddr;
         e->rport = m.est.rport;
-        if (s->nodes[node].addr == 0)
-            s->nodes[node].addr = m.est.laddr;
         wait_for_peer(s, e);
     } else if (r->type == tcp_msg_error && decode(r, tcp_msg_error, &m.err, sizeof m.err) &&
                m.err.type == 0) {
@@ -592,7 +594,7 @@ static void on_task_exit(sim_streams_t *s, uint32_t node, uint32_t task, uint64_
 
 void sim_streams_record(sim_streams_t *s, uint32_t node, const hal_trace_rec_t *r)
 {
-    if (node >= STREAMS_NODES_MAX)
+    if (node >= SIM_NODES_MAX)
         return;
     switch (r->kind) {
     case HAL_TR_CHAN_CREATE:
@@ -642,7 +644,7 @@ void sim_streams_record(sim_streams_t *s, uint32_t node, const hal_trace_rec_t *
 
 void sim_streams_node_down(sim_streams_t *s, uint32_t node)
 {
-    if (node >= STREAMS_NODES_MAX)
+    if (node >= SIM_NODES_MAX)
         return;
     for (;;) {
         end_t *e = s->ends;
@@ -692,6 +694,9 @@ bool sim_streams_check(sim_streams_t *s, uint64_t now_ns, uint64_t heal_ns, uint
 void sim_streams_stats(const sim_streams_t *s, sim_streams_stats_t *out)
 {
     *out = s->stats;
+    out->held = 0;
+    for (const end_t *e = s->ends; e; e = e->next)
+        out->held += e->out.len;
 }
 
 /* ---- as a trace sink ---------------------------------------------------------------------- */
@@ -704,7 +709,7 @@ static void tap_record(void *self, const hal_trace_rec_t *r)
 
 hal_trace_sink_t sim_streams_sink(sim_streams_t *s, uint32_t node)
 {
-    uint32_t i = node < STREAMS_NODES_MAX ? node : STREAMS_NODES_MAX - 1;
+    uint32_t i = node < SIM_NODES_MAX ? node : SIM_NODES_MAX - 1;
     s->taps[i] = (struct streams_tap){.s = s, .node = node};
     return (hal_trace_sink_t){.self = &s->taps[i], .record = tap_record};
 }

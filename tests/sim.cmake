@@ -8,7 +8,15 @@ orrery_add_test(test_sim SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim.c
 orrery_add_test(test_scenario SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_scenario.c
     LIBS orrery_sim_runner orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim)
 
+# Cluster files run: per-node expectations, a crash and reboot, a pause, every disk's e2fsck.
+orrery_add_test(test_scenario_run SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_scenario_run.c
+    LIBS orrery_sim_runner orrery_sim orrery_servers orrery_lwip orrery_core orrery_hal_host
+    LABELS sim)
+
 orrery_add_test(test_sim_net SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim_net.c
+    LIBS orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim unit)
+
+orrery_add_test(test_sim_nodes SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim_nodes.c
     LIBS orrery_sim orrery_servers orrery_core orrery_hal_host LABELS sim unit)
 
 orrery_add_test(test_sim_blk SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sim_blk.c
@@ -203,3 +211,26 @@ set_tests_properties(sim_kill_at_and_peer_disk PROPERTIES LABELS "unit;sim" TIME
 add_test(NAME shell_fetch_retry_usage
     COMMAND sh -c "out=$(printf 'fetch -r 11 http://x/\\nfetch -r x http://x/\\nfetch -r 2\\nshutdown\\n' | ${_sim} run --deterministic 2>&1); printf '%s\\n' \"$out\"; printf '%s\\n' \"$out\" | grep -qF \"shell: fetch: -r needs a number of retries 0..10, not '11'\" && printf '%s\\n' \"$out\" | grep -qF \"shell: fetch: -r needs a number of retries 0..10, not 'x'\" && printf '%s\\n' \"$out\" | grep -qF 'shell: usage: fetch http://HOST[:PORT]/PATH'")
 set_tests_properties(shell_fetch_retry_usage PROPERTIES LABELS "unit;sim" TIMEOUT 60)
+
+# Clusters (docs/simulation.md "Clusters: nodes, links, faults"): scenarios/cluster.scn, three
+# nodes from one template that ping each other through a crash and a partition, over 20 seeds
+# each run twice (every node's records, every frame, the same).
+add_test(NAME sim_cluster_20_seeds
+    COMMAND ${_sim} sim ${_scn}/cluster.scn --seeds 1..20 --check-determinism --quiet)
+set_tests_properties(sim_cluster_20_seeds PROPERTIES LABELS "unit;sim" TIMEOUT 120)
+# A cluster file that fails (an expectation on n2 no run meets) keeps one trace naming the three
+# nodes, and per node its console output, its frames and its disk; its reproduce command fails
+# the same way; --save-disks keeps every node's disk and console output.
+file(READ ${_scn}/cluster.scn _cl)
+string(REPLACE "manifest=cluster/node.manifest addr=10.0.0.{i}/24"
+    "manifest=${_scn}/cluster/node.manifest addr=10.0.0.{i}/24 disk=zero:64K" _cl "${_cl}")
+string(REPLACE "name cluster" "name cluster-broken" _cl "${_cl}")
+file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/cluster-broken.scn "${_cl}expect n2 never printed\n")
+add_test(NAME sim_cluster_keep_failing
+    COMMAND sh -c "d=${CMAKE_CURRENT_BINARY_DIR}/sim-keep-cluster; rm -rf $d; out=$(${_sim} sim ${CMAKE_CURRENT_BINARY_DIR}/cluster-broken.scn --seed 3 --keep-failing $d --quiet 2>/dev/null); test $? -eq 1 || exit 1; printf '%s\\n' \"$out\"; fail=$(printf '%s\\n' \"$out\" | grep '^FAIL'); printf '%s\\n' \"$fail\" | grep -qF \"FAIL cluster-broken seed 3: node n2: expectation (scenario line 39): output has no 'never printed'\" || exit 1; for n in n1 n2 n3; do for e in out pcap img; do test -s $d/cluster-broken-seed-3.$n.$e || { echo \"missing $n.$e\"; exit 1; }; done; done; grep -qF 'PING 10.0.0.2' $d/cluster-broken-seed-3.n1.out && grep -qF '[tcpip] net0 10.0.0.2/24' $d/cluster-broken-seed-3.n2.out && ${_sim} trace summary $d/cluster-broken-seed-3.trace | grep -qF 'nodes: 3 (n1, n2, n3)' || exit 1; cmd=$(printf '%s\\n' \"$out\" | sed -n 's/^  reproduce: //p'); again=$($cmd --quiet 2>/dev/null); test $? -eq 1 && printf '%s\\n' \"$again\" | grep -qxF \"$fail\" || exit 1; ${_sim} sim ${CMAKE_CURRENT_BINARY_DIR}/cluster-broken.scn --seed 3 --save-disks $d/s --quiet >/dev/null; for n in n1 n2 n3; do test -s $d/s/cluster-broken-seed-3.$n.img && test -s $d/s/cluster-broken-seed-3.$n.out || exit 1; done")
+set_tests_properties(sim_cluster_keep_failing PROPERTIES LABELS "unit;sim" TIMEOUT 120)
+# Errors in cluster files name the file and the line, exit 2: a node nobody declared, a
+# manifest whose ${...} cannot be filled.
+add_test(NAME sim_cluster_file_errors
+    COMMAND sh -c "d=${CMAKE_CURRENT_BINARY_DIR}/sim-cluster-errors; rm -rf $d; mkdir -p $d; printf 'node a\\nat 1s b ps\\n' > $d/who.scn; ${_sim} sim $d/who.scn 2>$d/err; test $? -eq 2 && grep -qF \"$d/who.scn:2: at needs TIME NODE COMMAND with a node declared above, not 'b'\" $d/err || exit 1; printf 'program tcpip arg=addr=\${cidr}\\n' > $d/m.manifest; printf 'node a\\nnode b manifest=m.manifest\\n' > $d/subst.scn; ${_sim} sim $d/subst.scn 2>$d/err; test $? -eq 2 && grep -qF \"$d/subst.scn:2: node b: manifest m.manifest: \\\${cidr}: node b has no addr=\" $d/err")
+set_tests_properties(sim_cluster_file_errors PROPERTIES LABELS "unit;sim" TIMEOUT 60)

@@ -127,7 +127,8 @@ static void test_nodes_and_templates(void **state)
 static void test_node_errors(void **state)
 {
     (void)state;
-    bad("node a\nat 1s b ps\n", 2, "at needs TIME NODE COMMAND with a node declared above, not 'b'");
+    bad("node a\nat 1s b ps\n", 2,
+        "at needs TIME NODE COMMAND with a node declared above, not 'b'");
     bad("at 1s a ps\nnode a\n", 1, "a node declared above, not 'a'");
     bad("node a\nexpect b x\n", 2, "expect needs NODE TEXT with a node declared above, not 'b'");
     bad("node a\nexpect-not b x\n", 2, "expect-not needs NODE|* TEXT");
@@ -237,7 +238,8 @@ static void test_network_directives(void **state)
 
     bad("nodes n 1..2\nlink n1 n3\n", 2, "link needs two nodes declared above or '*', not 'n1 n3'");
     bad("nodes n 1..2\nlink n1 n1\n", 2, "link needs two different nodes");
-    bad("nodes n 1..2\nlink n1 n2 speed=1\n", 2, "link A B takes latency=T, tail=T, bandwidth=RATE");
+    bad("nodes n 1..2\nlink n1 n2 speed=1\n", 2,
+        "link A B takes latency=T, tail=T, bandwidth=RATE");
     bad("nodes n 1..2\npath n1 n2 latency=0\n", 2, "path A B takes latency=T");
     bad("nodes n 1..2\nlink n1 n2 capacity=0\n", 2, "not 'capacity'");
     bad("nodes n 1..2\nlink n1 n2 bandwidth=10X\n", 2, "not 'bandwidth'");
@@ -247,7 +249,8 @@ static void test_network_directives(void **state)
     bad("node a\nnet-tail soon\n", 2, "bad duration 'soon'");
     bad("nodes n 1..3\npartition n1,n2 1s 2s\n", 2, "partition needs groups A,B|C,D, or one NODE");
     bad("nodes n 1..3\npartition n1|n1 1s 2s\n", 2, "partition: node n1 is in two groups");
-    bad("nodes n 1..3\npartition n1|n9 1s 2s\n", 2, "partition needs nodes declared above, not 'n9'");
+    bad("nodes n 1..3\npartition n1|n9 1s 2s\n", 2,
+        "partition needs nodes declared above, not 'n9'");
     bad("nodes n 1..3\npartition n1|n2 2s 1s\n", 2, "partition needs GROUPS START END");
     bad("nodes n 1..3\npartition n1 1s\n", 2, "partition needs GROUPS START END");
     bad("nodes n 1..9\npartition n1|n2|n3|n4|n5|n6|n7|n8|n9 1s 2s\n", 2, "at most 8 groups");

@@ -1,7 +1,8 @@
 /* test_sim_streams.c — the cross-node TCP stream checker: synthetic records of two nodes (a
  * changed byte, a lost segment, an extra byte, a wrong eof, stalls after and before the heal,
  * an error, a node down, reused ports, a host peer), then real two-node runs through tcpecho
- * on a lossy, reordering network: clean, and with one delivered byte corrupted on its way in. */
+ * on a lossy, reordering network: clean, across a partition that heals, to a reader that never
+ * reads (a stall), and with one delivered byte corrupted on its way into the checker. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -158,13 +159,18 @@ static void close_app(conn_t *c, int node)
 
 static char err[512];
 
-static bool check(uint64_t now, uint64_t heal)
+static bool check_within(uint64_t now, uint64_t heal, uint64_t bound)
 {
     err[0] = 0;
-    bool ok = sim_streams_check(S, now, heal, BOUND, err, sizeof err);
+    bool ok = sim_streams_check(S, now, heal, bound, err, sizeof err);
     if (!ok)
         printf("violation: %s\n", err);
     return ok;
+}
+
+static bool check(uint64_t now, uint64_t heal)
+{
+    return check_within(now, heal, BOUND);
 }
 
 static int setup(void **state)
@@ -416,6 +422,53 @@ static void test_a_reused_four_tuple_is_a_new_pairing(void **state)
     assert_int_equal(300, st.bytes);
 }
 
+/* What is kept is what is in flight: the checked prefix goes, and all of it with the ends. */
+static void test_only_what_is_in_flight_is_held(void **state)
+{
+    (void)state;
+    conn_t c;
+    connect_ends(&c, 49152, 7, false);
+    sim_streams_stats_t st;
+    for (int i = 0; i < 1000; i++) { /* 4 MB through, at most 3 messages in flight */
+        write_bytes(&c, 0, 4092);
+        if (i >= 2)
+            deliver(&c, 0, 4092);
+        sim_streams_stats(S, &st);
+        assert_true(st.held <= 3 * 4092);
+    }
+    assert_int_equal(2 * 4092, st.held);
+    close_app(&c, 1); /* the reader is gone: nothing more to compare */
+    sim_streams_stats(S, &st);
+    assert_int_equal(0, st.held);
+    close_app(&c, 0);
+    assert_true(check(100 * SEC, 0));
+    sim_streams_stats(S, &st);
+    assert_int_equal(998 * 4092, st.bytes);
+}
+
+/* A connection from node 0 to itself (its own address) is paired and checked too. */
+static void test_a_connection_to_itself_is_checked(void **state)
+{
+    (void)state;
+    conn_t c;
+    memset(&c, 0, sizeof c);
+    tcp_opened_t o = {.req = 1, .port = 49152, .chan = 1};
+    new_end(0, &c.csrv, &c.capp, tcp_msg_opened, &o);
+    tcp_established_t e = {A_CLIENT, 49152, A_CLIENT, 12};
+    msg(0, HAL_TR_SEND, TCPIP, c.csrv, tcp_msg_established, &e);
+    tcp_accepted_t a = {A_CLIENT, 49152, 12, 1};
+    new_end(0, &c.ssrv, &c.sapp, tcp_msg_accepted, &a);
+    tcp_data_t m = {.data_len = 4, .data = "ping"};
+    msg(0, HAL_TR_SEND, APP, c.capp, tcp_msg_data, &m);
+    m.data[1] = 'o';
+    msg(0, HAL_TR_DELIVER, APP, c.sapp, tcp_msg_data, &m);
+    assert_false(check(2 * SEC, 0));
+    assert_non_null(strstr(err, "10.0.0.1:49152 (node 0) -> 10.0.0.1:12 (node 0): byte 1 "));
+    sim_streams_stats_t st;
+    sim_streams_stats(S, &st);
+    assert_int_equal(1, st.connections);
+}
+
 /* A connection to a host peer is checked for nothing, and holds a bounded amount. */
 static void test_a_host_peer_is_not_checked(void **state)
 {
@@ -437,12 +490,21 @@ static void test_a_host_peer_is_not_checked(void **state)
 
 /* ---- real runs: node 0's source streams to tcpecho on node 1 and checks the echo ---------- */
 
-enum { TOTAL = 256 << 10, REQ_CONNECT = 1 };
+enum { TOTAL = 256 << 10, REQ_CONNECT = 1, PORT_ECHO = 7, PORT_LAZY = 9 };
+#define REAL_BOUND                                                                                 \
+    (120 * SEC) /* the scenarios' default: past lwIP's longest retransmission wait                 \
+                 */
 
 static struct {
     uint64_t sent, received, mismatches;
     bool eof;
 } R;
+
+static struct {
+    uint16_t port;        /* the source connects to 10.0.0.2:port (tcpecho's 7, lazy's 9) */
+    uint64_t stop_ns;     /* end the run then (0: when node 0 shuts down) */
+    uint64_t cut, end_ns; /* the switch's cut frames, the run's end */
+} RUN = {.port = PORT_ECHO};
 
 typedef struct source {
     os_handle_t ctl, conn;
@@ -483,7 +545,7 @@ static void source_event(os_ctx_t *ctx, const os_event_t *ev)
     if (ev->kind == OS_EV_MESSAGE && ev->handle == init_channel(ctx)) {
         if (init_connected_decode(ev, &m.c) == 0) {
             s->ctl = m.c.chan;
-            tcp_connect_t c = {REQ_CONNECT, A_SERVER, 7};
+            tcp_connect_t c = {REQ_CONNECT, A_SERVER, RUN.port};
             tcp_connect_send(ctx, s->ctl, &c);
         }
     } else if (ev->kind == OS_EV_MESSAGE && ev->handle == s->ctl) {
@@ -508,8 +570,36 @@ static void source_event(os_ctx_t *ctx, const os_event_t *ev)
 }
 
 static const os_program_t source = {"source", sizeof(source_t), source_start, source_event};
-static const os_program_t *const image[] = {&orrery_init, &orrery_tcpip, &orrery_tcpecho, &source,
-                                            NULL};
+
+/* lazy: listens on port 9 and holds the connection it accepts: it never reads a byte. */
+typedef struct lazy {
+    os_handle_t ctl, listener;
+} lazy_t;
+
+static void lazy_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    lazy_t *l = os_state(ctx);
+    union {
+        init_connected_t c;
+        tcp_listening_t ok;
+        tcp_accepted_t a;
+    } m;
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    if (ev->handle == init_channel(ctx) && init_connected_decode(ev, &m.c) == 0) {
+        l->ctl = m.c.chan;
+        tcp_listen_t listen = {1, 0, PORT_LAZY, 0};
+        tcp_listen_send(ctx, l->ctl, &listen);
+    } else if (ev->handle == l->ctl && tcp_listening_decode(ev, &m.ok) == 0) {
+        l->listener = m.ok.chan;
+    } else if (ev->handle == l->listener && tcp_accepted_decode(ev, &m.a) == 0) {
+        os_handle_hold(ctx, m.a.chan, true);
+    }
+}
+
+static const os_program_t lazy = {"lazy", sizeof(lazy_t), source_start, lazy_event};
+static const os_program_t *const image[] = {&orrery_init, &orrery_tcpip, &orrery_tcpecho,
+                                            &source,      &lazy,         NULL};
 
 /* The records on their way into the checker: corrupt_at > 0 flips a byte of the
  * corrupt_at-th `data` the source received (the echo coming back). */
@@ -540,12 +630,15 @@ static void tap_record(void *self, const hal_trace_rec_t *r)
 }
 
 /* Boot the two nodes with the checker tapping both, run, checking as it goes. The verdict. */
-static bool run_pair(uint64_t seed, uint32_t pct)
+static bool run_pair(uint64_t seed, uint32_t pct, uint64_t cut_from, uint64_t cut_to)
 {
     static const char m0[] = "program tcpip arg=addr=10.0.0.1/24\n"
                              "program source reach=tcp,init\n";
-    static const char m1[] = "program tcpip arg=addr=10.0.0.2/24\n"
-                             "program tcpecho reach=tcp,udp\n";
+    static const char echo[] = "program tcpip arg=addr=10.0.0.2/24\n"
+                               "program tcpecho reach=tcp,udp\n";
+    static const char lazy1[] = "program tcpip arg=addr=10.0.0.2/24\n"
+                                "program lazy reach=tcp,init\n";
+    const char *m1 = RUN.port == PORT_LAZY ? lazy1 : echo;
     hal_trace_sink_t sinks[2];
     sim_config_t cfg[2];
     memset(cfg, 0, sizeof cfg);
@@ -569,25 +662,33 @@ static bool run_pair(uint64_t seed, uint32_t pct)
     f.enabled = SIM_FAULT_NET_LOSS | SIM_FAULT_NET_REORDER | SIM_FAULT_NET_DUP;
     f.net_loss_pct = f.net_dup_pct = f.net_reorder_pct = pct;
     assert_int_equal(0, sim_faults_install(&f));
+    uint64_t heal = 0;
+    if (cut_to > cut_from) {
+        assert_int_equal(0, sim_net_partition(0, 1, cut_from, cut_to));
+        heal = cut_to;
+    }
     bool ok = true;
     uint64_t steps = 0;
-    while (ok && sim_step() && steps++ < 50000000)
+    while (ok && (RUN.stop_ns == 0 || sim_now() < RUN.stop_ns) && sim_step() && steps++ < 50000000)
         if (steps % 1000 == 0)
-            ok = check(sim_now(), 0);
-    ok = ok && check(sim_now(), 0);
+            ok = check_within(sim_now(), heal, REAL_BOUND);
+    ok = ok && check_within(sim_now(), heal, REAL_BOUND);
     int status = -1;
     sim_shutdown_status(&status);
     sim_net_stats_t ns;
     sim_net_stats(&ns);
+    RUN.cut = ns.cut;
+    RUN.end_ns = sim_now();
     sim_streams_stats_t st;
     sim_streams_stats(S, &st);
-    printf("seed %llu: status %d, sent %llu received %llu, lost %llu reordered %llu dup %llu; "
+    printf("seed %llu: status %d at %.3f s, sent %llu received %llu, lost %llu reordered %llu "
+           "dup %llu cut %llu; "
            "checker: %llu connection(s), %llu unpaired, %llu bytes\n",
-           (unsigned long long)seed, status, (unsigned long long)R.sent,
+           (unsigned long long)seed, status, (double)sim_now() / 1e9, (unsigned long long)R.sent,
            (unsigned long long)R.received, (unsigned long long)ns.lost,
            (unsigned long long)ns.reordered, (unsigned long long)ns.duplicated,
-           (unsigned long long)st.connections, (unsigned long long)st.unpaired,
-           (unsigned long long)st.bytes);
+           (unsigned long long)ns.cut, (unsigned long long)st.connections,
+           (unsigned long long)st.unpaired, (unsigned long long)st.bytes);
     sim_faults_remove();
     assert_int_equal(0, sim_teardown());
     return ok;
@@ -600,7 +701,7 @@ static void test_a_real_lossy_reordering_exchange_has_no_violation(void **state)
     for (uint64_t seed = 1; seed <= 2; seed++) {
         sim_streams_free(S);
         S = sim_streams_new();
-        assert_true(run_pair(seed, 5));
+        assert_true(run_pair(seed, 5, 0, 0));
         assert_int_equal(TOTAL, R.received);
         assert_int_equal(0, R.mismatches);
         assert_true(R.eof);
@@ -609,7 +710,41 @@ static void test_a_real_lossy_reordering_exchange_has_no_violation(void **state)
         assert_int_equal(1, st.connections);
         assert_int_equal(0, st.unpaired);
         assert_int_equal(2 * TOTAL, st.bytes); /* there and back */
+        assert_int_equal(0, st.held);
     }
+}
+
+/* Cut apart for 20 s mid-stream, then healed: lwIP's retransmissions finish the stream. */
+static void test_a_real_partition_that_heals_has_no_violation(void **state)
+{
+    (void)state;
+    memset(&TAP, 0, sizeof TAP);
+    assert_true(run_pair(4, 2, 2000000, 22000000000));
+    assert_int_equal(TOTAL, R.received);
+    assert_true(R.eof);
+    sim_streams_stats_t st;
+    sim_streams_stats(S, &st);
+    assert_int_equal(1, st.connections);
+    assert_int_equal(2 * TOTAL, st.bytes);
+    assert_true(RUN.cut > 0 && RUN.end_ns > 22 * SEC);
+}
+
+/* A reader that never reads: the window closes, the source waits, nothing fails in the OS;
+ * the checker calls it a stall once the bound has passed. */
+static void test_a_real_reader_that_never_reads_is_a_stall(void **state)
+{
+    (void)state;
+    memset(&TAP, 0, sizeof TAP);
+    RUN.port = PORT_LAZY;
+    RUN.stop_ns = 200 * SEC;
+    bool ok = run_pair(5, 0, 0, 0);
+    uint64_t stop = RUN.stop_ns;
+    RUN.port = PORT_ECHO;
+    RUN.stop_ns = 0;
+    assert_false(ok);
+    assert_non_null(strstr(err, "-> 10.0.0.2:9 (node 1): stalled: bytes 0.."));
+    assert_true(R.sent > 0 && R.received == 0);
+    assert_true(RUN.end_ns > REAL_BOUND && RUN.end_ns < stop); /* checked every 1000 steps */
 }
 
 static void test_a_byte_corrupted_on_its_way_into_the_checker_is_caught(void **state)
@@ -617,7 +752,7 @@ static void test_a_byte_corrupted_on_its_way_into_the_checker_is_caught(void **s
     (void)state;
     memset(&TAP, 0, sizeof TAP);
     TAP.corrupt_at = 20;
-    assert_false(run_pair(3, 5));
+    assert_false(run_pair(3, 5, 0, 0));
     assert_true(TAP.corrupted);
     assert_non_null(strstr(err, "10.0.0.2:7 (node 1) -> 10.0.0.1:"));
     assert_non_null(strstr(err, " delivered is 0x"));
@@ -642,8 +777,12 @@ int main(void)
         T_(test_node_down_ends_its_connections_and_ids_start_again),
         T_(test_the_task_holding_an_end_exits),
         T_(test_a_reused_four_tuple_is_a_new_pairing),
+        T_(test_only_what_is_in_flight_is_held),
+        T_(test_a_connection_to_itself_is_checked),
         T_(test_a_host_peer_is_not_checked),
         T_(test_a_real_lossy_reordering_exchange_has_no_violation),
+        T_(test_a_real_partition_that_heals_has_no_violation),
+        T_(test_a_real_reader_that_never_reads_is_a_stall),
         T_(test_a_byte_corrupted_on_its_way_into_the_checker_is_caught),
     };
 #undef T_

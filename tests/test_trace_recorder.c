@@ -798,8 +798,11 @@ static void test_nodes(void **state)
     r.kind = HAL_TR_EXIT;
     r.task = 1;
     r.result = -3;
-    trace_recorder_record(rec, &r); /* node 0 through the plain entry */
-    assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
+    trace_recorder_record(rec, &r);         /* node 0 through the plain entry */
+    trace_recorder_record_node(rec, 2, &r); /* a node never named: dropped, counted */
+    assert_int_equal(TRACE_INCOMPLETE, trace_recorder_close(rec, err, sizeof(err)));
+    assert_non_null(strstr(err, "1 of 6 records were not stored"));
+    snprintf(path + strlen(path), sizeof(path) - strlen(path), "%s", TRACE_PARTIAL_SUFFIX);
 
     assert_int_equal(SQLITE_OK, sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL));
     assert_int_equal(3, scalar(db, "SELECT value FROM meta WHERE key = 'schema_version'"));
@@ -817,6 +820,7 @@ static void test_nodes(void **state)
                                    " name = 'beta' AND exit_seq IS NULL AND spawned_seq = 3"));
     assert_int_equal(12, scalar(db, "SELECT peer FROM channels WHERE node = 1 AND endpoint = 10"));
     assert_int_equal(11, scalar(db, "SELECT peer FROM channels WHERE node = 0 AND endpoint = 10"));
+    assert_int_equal(1, scalar(db, "SELECT dropped FROM run"));
     sqlite3_close(db);
     unlink(path);
 }

@@ -144,6 +144,7 @@ int trace_corpus_tcpip_msg(const iface_t *ifc, uint32_t type, const void *data, 
 
 typedef struct input {
     char target[16];
+    char node[32]; /* a trace of several nodes: the node's name (its tasks' ids are its own) */
     uint32_t chan; /* 0: the console lines; tcpip: its task id */
     unsigned part; /* a long session is split into inputs of at most TRACE_CORPUS_MAX bytes */
     uint8_t buf[TRACE_CORPUS_TCPIP_MAX];
@@ -169,11 +170,13 @@ static const char *target_of(const char *name)
 }
 
 /* The newest part for (target, chan); a new part if there is none or `next` is set. */
-static input_t *input_for(input_t **v, size_t *n, const char *target, uint32_t chan, bool next)
+static input_t *input_for(input_t **v, size_t *n, const char *target, const char *node,
+                          uint32_t chan, bool next)
 {
     unsigned part = 0;
     for (size_t i = *n; i-- > 0;) {
-        if ((*v)[i].chan == chan && strcmp((*v)[i].target, target) == 0) {
+        if ((*v)[i].chan == chan && strcmp((*v)[i].target, target) == 0 &&
+            strcmp((*v)[i].node, node) == 0) {
             if (!next)
                 return &(*v)[i];
             part = (*v)[i].part + 1;
@@ -187,6 +190,7 @@ static input_t *input_for(input_t **v, size_t *n, const char *target, uint32_t c
     input_t *in = &nv[(*n)++];
     memset(in, 0, sizeof *in);
     snprintf(in->target, sizeof in->target, "%s", target);
+    snprintf(in->node, sizeof in->node, "%s", node);
     in->chan = chan;
     in->part = part;
     return in;
@@ -223,14 +227,15 @@ static int append(input_t *in, const op_t *o)
 }
 
 /* Append o to the input of (target, chan), starting a new part when the current one is full. */
-static int add(input_t **v, size_t *n, const char *target, uint32_t chan, const op_t *o)
+static int add(input_t **v, size_t *n, const char *target, const char *node, uint32_t chan,
+               const op_t *o)
 {
-    input_t *in = input_for(v, n, target, chan, false);
+    input_t *in = input_for(v, n, target, node, chan, false);
     if (!in)
         return -1;
     if (append(in, o) == 0)
         return 0;
-    if (!(in = input_for(v, n, target, chan, true)))
+    if (!(in = input_for(v, n, target, node, chan, true)))
         return -1;
     (void)append(in, o); /* cannot fail on an empty part: an op is under 300 bytes */
     return 0;
@@ -248,15 +253,17 @@ static const iface_t *iface_by_id(uint32_t id)
 /* DIR/<target>/<trace name>-ch<endpoint>[.part] or .../<trace name>-lines[.part]. */
 static void input_path(char *path, size_t cap, const char *dir, const char *base, const input_t *in)
 {
-    char part[16] = "";
+    char part[16] = "", node[40] = "";
     if (in->part)
         snprintf(part, sizeof part, ".%u", in->part + 1);
+    if (in->node[0])
+        snprintf(node, sizeof node, "-%s", in->node);
     if (in->chan && strcmp(in->target, "tcpip") == 0)
-        snprintf(path, cap, "%s/%s/%s-task%u%s", dir, in->target, base, in->chan, part);
+        snprintf(path, cap, "%s/%s/%s%s-task%u%s", dir, in->target, base, node, in->chan, part);
     else if (in->chan)
-        snprintf(path, cap, "%s/%s/%s-ch%u%s", dir, in->target, base, in->chan, part);
+        snprintf(path, cap, "%s/%s/%s%s-ch%u%s", dir, in->target, base, node, in->chan, part);
     else
-        snprintf(path, cap, "%s/%s/%s-lines%s", dir, in->target, base, part);
+        snprintf(path, cap, "%s/%s/%s%s-lines%s", dir, in->target, base, node, part);
 }
 
 /*
@@ -393,8 +400,28 @@ static int write_inputs(const input_t *v, size_t n, const char *dir, const char 
     return files;
 }
 
+/*
+ * The node's part of its inputs' file names: "" in a trace of one kernel, else its name, or
+ * "nodeN" when the name is not letters, digits, '-' and '_' (the file is only ever read, and a
+ * name from it never makes a path).
+ */
+static const char *node_part(trace_db *db, uint32_t node, char *buf, size_t len)
+{
+    const char *name = trace_db_node_name(db, node);
+
+    if (!trace_db_node_count(db))
+        return "";
+    if (name && name[0] &&
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789-_") == strlen(name))
+        return name;
+    snprintf(buf, len, "node%u", (unsigned)node);
+    return buf;
+}
+
 int trace_corpus_write(const char *db_path, const char *dir, char *err, size_t errlen)
 {
+    char nodebuf[16];
     trace_db *db = NULL;
     trace_iter *it = NULL;
     input_t *v = NULL;
@@ -411,9 +438,15 @@ int trace_corpus_write(const char *db_path, const char *dir, char *err, size_t e
     }
     int got;
     while ((got = trace_iter_next(it, &r)) == 1) {
-        if (r.kind == HAL_TR_DEV_POST && r.type == HAL_CONSOLE_LINE) {
+        /* A trace of several nodes: each node's inputs apart (ids and endpoints are its own). */
+        const char *node = node_part(db, trace_iter_node(it), nodebuf, sizeof nodebuf);
+        /* A console line (net0's FRAME has the same code: the device tells them apart; a trace
+         * from before DEVICE records names none, and had only the console posting). */
+        const char *dev = r.kind == HAL_TR_DEV_POST ? trace_db_device_name(db, r.chan) : NULL;
+        if (r.kind == HAL_TR_DEV_POST && r.type == HAL_CONSOLE_LINE &&
+            (!dev || strcmp(dev, "console") == 0)) {
             op_t o = {.r = &r, .line = r.data ? r.data : "", .line_len = r.len};
-            if (add(&v, &n, "shell", 0, &o) != 0 || add(&v, &n, "console", 0, &o) != 0)
+            if (add(&v, &n, "shell", node, 0, &o) != 0 || add(&v, &n, "console", node, 0, &o) != 0)
                 goto oom;
             continue;
         }
@@ -422,14 +455,14 @@ int trace_corpus_write(const char *db_path, const char *dir, char *err, size_t e
         if (tcpip && r.type == HAL_NET_FRAME && r.data &&
             (r.kind == HAL_TR_DEV_EVENT || r.kind == HAL_TR_DEV_WRITE)) {
             if (r.kind == HAL_TR_DEV_WRITE) { /* what it sent: its flows */
-                input_t *in = input_for(&v, &n, t, r.task, false);
+                input_t *in = input_for(&v, &n, t, node, r.task, false);
                 if (!in)
                     goto oom;
                 trace_corpus_net_sent(&in->net, r.data, r.len);
                 continue;
             }
             op_t o = {.r = &r, .frame = true};
-            if (add(&v, &n, t, r.task, &o) != 0)
+            if (add(&v, &n, t, node, r.task, &o) != 0)
                 goto oom;
             continue;
         }
@@ -443,14 +476,14 @@ int trace_corpus_write(const char *db_path, const char *dir, char *err, size_t e
             (strcmp(ifc->name, "tcp") == 0 || strcmp(ifc->name, "udp") == 0 ||
              strcmp(ifc->name, "net") == 0)) {
             op_t o = {.ifc = ifc, .r = &r};
-            if (add(&v, &n, t, r.task, &o) != 0)
+            if (add(&v, &n, t, node, r.task, &o) != 0)
                 goto oom;
             continue;
         }
         if (!ifc || strcmp(ifc->name, t) != 0) /* only the server's own interface: its target's */
             continue;
         op_t o = {.ifc = ifc, .r = &r};
-        if (add(&v, &n, t, r.chan, &o) != 0)
+        if (add(&v, &n, t, node, r.chan, &o) != 0)
             goto oom;
     }
     if (got < 0) {

@@ -230,6 +230,17 @@ void trace_recorder_record_node(trace_recorder *rec, uint32_t node, const hal_tr
 
     if (__builtin_expect(!atomic_load_explicit(&rec->any_record, memory_order_relaxed), 0))
         atomic_store_explicit(&rec->any_record, true, memory_order_relaxed);
+    if (__builtin_expect(node != 0 && node >= rec->nnodes, 0)) {
+        /* A node never named: its seqs would collide with node 0's. Counted, not stored. */
+        if (s->mu)
+            pthread_mutex_lock(s->mu);
+        atomic_store_explicit(&s->dropped,
+                              atomic_load_explicit(&s->dropped, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        if (s->mu)
+            pthread_mutex_unlock(s->mu);
+        return;
+    }
     if (__builtin_expect(s->mu == NULL, 1)) {
         slot_append(rec, s, r, node);
         return;

@@ -14,15 +14,18 @@
  * for a broadcast or multicast address; a frame for a MAC no node has is dropped and
  * counted. Each copy travels its own path (from, to): it arrives after the path's latency
  * plus what the fault verdict adds (sim_fault_net_frame: net-loss, net-delay, net-reorder,
- * net-dup, net-partition), in order on its path unless reordered, and is lost when the path
- * holds path_frames_max frames already, when the path is cut, or when the receiving node's
- * queue is full. Every choice comes from the run's seed, so a seed gives the same frames at
+ * net-dup, net-partition) and what the path's link adds (sim_net_set_link: a latency tail,
+ * bandwidth), in order on its path unless reordered, waits while the path is clogged, and is
+ * lost when the path holds its capacity (path_frames_max) already, when the path is cut, or
+ * when the receiving node's queue is full or it is down. Every choice comes from the run's seed, so a seed gives the same frames at
  * the same virtual times. Frames are Ethernet without FCS, 1..HAL_NET_MTU bytes; a write of
  * another size is refused (OS_EINVAL, OS_E2BIG), one under 14 bytes is dropped and counted.
  */
 typedef struct sim_net_config {
     uint64_t latency_ns;      /* one-way delay of every path (0: 50 us) */
     uint32_t path_frames_max; /* frames in flight on one path before drops (0: 256) */
+    uint64_t tail_mean_ns;    /* every path's latency tail (sim_net_link_t; 0: none) */
+    uint64_t bandwidth_bps;   /* every path's bandwidth (sim_net_link_t; 0: unlimited) */
     /* every frame a node sends, at the time it is sent (for --pcap); may be NULL */
     void (*tap)(void *self, uint64_t t_ns, uint32_t from, const void *frame, size_t len);
     void *tap_self;
@@ -68,7 +71,8 @@ void sim_net_stats(sim_net_stats_t *out);
 #define SIM_NET_ANY UINT32_MAX
 
 /*
- * One path's character (from -> to). Zero fields take the switch's defaults. A copy of a frame
+ * One path's character (from -> to). Zero fields take the switch's defaults (sim_net_config:
+ * latency_ns, tail_mean_ns, bandwidth_bps, path_frames_max). A copy of a frame
  * leaves when the path has sent the frames before it (bandwidth), then arrives latency_ns
  * later, plus net-delay's draw, plus an exponential draw of mean tail_mean_ns (from the
  * path's own stream of the seed). Without a tail, frames arrive in the order they were sent
@@ -78,9 +82,9 @@ void sim_net_stats(sim_net_stats_t *out);
 typedef struct sim_net_link {
     uint64_t latency_ns;    /* the one-way minimum delay (0: sim_net_config.latency_ns) */
     uint64_t tail_mean_ns;  /* plus an exponential tail of this mean per frame, which
-                               reorders frames on the path (0: none; FIFO) */
+                               reorders frames on the path (0: sim_net_config's; none: FIFO) */
     uint64_t bandwidth_bps; /* bits per second: a frame occupies the path len*8/bw, later
-                               frames queue behind it (0: unlimited) */
+                               frames queue behind it (0: sim_net_config's; none: unlimited) */
     uint32_t capacity;      /* frames in flight on the path before drops (0: path_frames_max) */
 } sim_net_link_t;
 

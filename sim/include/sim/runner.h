@@ -27,8 +27,8 @@ typedef struct sim_run_opts {
     void (*tee_node)(void *self, uint32_t node, const hal_trace_rec_t *r);
     void (*node_names)(void *self, const char *const *names, size_t nnodes);
     void *tee_node_self;
-    bool keep_records;           /* fill result.recs (for --check-determinism) */
-    bool keep_output;            /* fill result.output */
+    bool keep_records; /* fill result.recs (for --check-determinism) */
+    bool keep_output;  /* fill result.output */
     /* also stream the console output here as it is written (NULL: no) */
     void (*console_out)(void *self, const void *buf, size_t len);
     void *console_out_self;
@@ -68,10 +68,10 @@ typedef struct sim_result {
     /* keep_output: the console output of node n >= 1 (node 0's is output above) */
     char *node_output[SIM_RUN_NODES_MAX];
     size_t node_output_len[SIM_RUN_NODES_MAX];
-    size_t nnodes;                           /* nodes of the run */
-    size_t ncrashes;                         /* node crashes drawn (`crash` lines, per node) */
-    uint64_t crash_ns[SCN_CRASHES_MAX];      /* when each `crash` line struck, drawn from the seed */
-    uint64_t net_last_heal_ns;               /* sim_net_last_heal at the end (0: no network fault) */
+    size_t nnodes;                      /* nodes of the run */
+    size_t ncrashes;                    /* node crashes drawn (`crash` lines, per node) */
+    uint64_t crash_ns[SCN_CRASHES_MAX]; /* when each `crash` line struck, drawn from the seed */
+    uint64_t net_last_heal_ns;          /* sim_net_last_heal at the end (0: no network fault) */
 } sim_result_t;
 
 /*

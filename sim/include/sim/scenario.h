@@ -86,8 +86,8 @@ typedef struct scn_node {
     uint64_t index;          /* ${i}: the number from `nodes`, else 0 */
     scn_manifest_t manifest; /* "" path: the default manifest */
     scn_disk_t disk;
-    char addr[16];           /* ${addr}: "10.0.0.1" ("": none) */
-    char cidr[20];           /* ${cidr}: "10.0.0.1/24" */
+    char addr[16]; /* ${addr}: "10.0.0.1" ("": none) */
+    char cidr[20]; /* ${cidr}: "10.0.0.1/24" */
     int line;
 } scn_node_t;
 
@@ -153,7 +153,7 @@ typedef enum scn_step_kind {
 typedef struct scn_step {
     scn_step_kind_t kind;
     uint32_t node; /* whose console (cluster files; 0 in old ones); SCN_NODE_ALL: expect-not * */
-    uint64_t t; /* SCN_AT: virtual ns */
+    uint64_t t;    /* SCN_AT: virtual ns */
     char text[SCN_TEXT_MAX + 1];
     int line; /* in the scenario file */
 } scn_step_t;
@@ -195,7 +195,7 @@ typedef struct sim_scenario {
     size_t nnodes;
     scn_link_t links[SCN_LINKS_MAX];
     size_t nlinks;
-    sim_net_link_t net_link; /* `net-tail`, `net-bandwidth`: every path (zero: none given) */
+    sim_net_link_t net_link; /* `net-tail`, `net-bandwidth`: the switch's defaults (0: none) */
     uint32_t net_capacity;   /* `net-capacity N` (0: the switch's default) */
     scn_net_cut_t net_cuts[SCN_NET_CUTS_MAX];
     size_t nnet_cuts;

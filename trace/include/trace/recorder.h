@@ -78,8 +78,10 @@ void trace_recorder_record(trace_recorder *rec, const hal_trace_rec_t *r);
  * once before their first record, then give each record with its node index. Node 0's
  * records may also come through trace_recorder_record / the sink. The file then has a
  * `nodes` table and a `node` column on every row that holds a task, a channel or an event;
- * a trace without nodes is one node (0) and reads as before. 0 or OS_EINVAL (n over 64,
- * a name over 31 bytes), OS_ESTATE (a record came first).
+ * a trace without nodes is one node (0) and reads as before. 0 or OS_EINVAL (n 0 or over
+ * 64, a name empty or over 31 bytes), OS_ESTATE (a record came first, or the nodes were
+ * already named), OS_ENOMEM. A record of a node that was not
+ * named (node >= n, or any node but 0 without nodes) is dropped and counted (run.dropped).
  */
 enum { TRACE_NODES_MAX = 64 };
 int trace_recorder_set_nodes(trace_recorder *rec, const char *const *names, size_t n);

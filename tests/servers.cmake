@@ -24,3 +24,8 @@ orrery_add_test(test_http_parse SOURCES test_http_parse.c
     ${CMAKE_SOURCE_DIR}/servers/httpd/http_parse.c ${CMAKE_SOURCE_DIR}/servers/httpd/path.c
     LIBS orrery_core LABELS servers)
 target_include_directories(test_http_parse PRIVATE ${ORRERY_SERVERS_INCLUDE})
+# kv's pure parts: log records and their chain, loading a log file, the recovery choice, lines.
+orrery_add_test(test_kv_log SOURCES test_kv_log.c ${CMAKE_SOURCE_DIR}/servers/kv/log.c
+    LIBS orrery_core LABELS servers)
+target_include_directories(test_kv_log PRIVATE ${ORRERY_SERVERS_INCLUDE}
+    ${CMAKE_SOURCE_DIR}/servers/kv)

@@ -124,6 +124,11 @@ add_test(NAME sim_kv_broken_loses_a_write
     COMMAND sh -c "out=$(${_sim} sim ${_scn}/kv-broken.scn --seeds 1..100 --quiet); test $? -eq 1 || exit 1; printf '%s\\n' \"$out\" | grep '^FAIL' | grep -v 'node client: panic that was not injected: kvclient exited with -128' && exit 1; fail=$(printf '%s\\n' \"$out\" | grep '^FAIL' | head -n 1); cmd=$(printf '%s\\n' \"$out\" | sed -n 's/^  reproduce: //p' | head -n 1); test -n \"$cmd\" || exit 1; again=$($cmd --show-output 2>/dev/null); test $? -eq 1 || exit 1; printf '%s\\n' \"$again\" | grep -qxF \"$fail\" && printf '%s\\n' \"$again\" | grep -q '^\\[kvclient\\] kvcheck: LOST key=k[0-9]* acked value=[0-9]*:[a-z]* got=' && echo \"reproduced: $fail\"")
 set_tests_properties(sim_cluster-http_100_seeds sim_kv_100_seeds sim_kv_broken_loses_a_write
     PROPERTIES LABELS "sim" TIMEOUT 300)
+# A few seeds of each in the unit label too, so the sanitizer builds run the cluster workloads
+# (kv, kvclient, tcpstream, httpd and fs on several nodes, crashes, partitions).
+add_test(NAME sim_kv_cluster_few_seeds
+    COMMAND sh -c "${_sim} sim ${_scn}/kv.scn --seeds 1..4 --quiet && ${_sim} sim ${_scn}/cluster-http.scn --seeds 1..4 --quiet")
+set_tests_properties(sim_kv_cluster_few_seeds PROPERTIES LABELS "unit;sim" TIMEOUT 300)
 
 # Regressions: each line of tests/regress/sim-seeds.txt is "SCENARIO SEED FAULTS".
 if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/regress/sim-seeds.txt)

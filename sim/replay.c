@@ -271,6 +271,11 @@ static int load(trace_db *db, const char *want, rp_recording *rec, char *err, si
             kinds[nk++ % 8] = (uint8_t)(r.type & 0xff);
             continue;
         }
+        /* init spawned again: the node lost power and booted anew (a power cut or a crash
+         * in a simulated run). Task ids start over with the new kernel, so what follows is
+         * another life of the node; the recording of this task's life ends here. */
+        if (started && r.kind == HAL_TR_SPAWN && r.task == 1)
+            break;
         bool mine = r.task == rec->task && r.kind != HAL_TR_SPAWN;
         bool child = r.kind == HAL_TR_SPAWN && r.arg == rec->task && r.task != rec->task;
         if (!mine && !child)

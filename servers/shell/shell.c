@@ -17,6 +17,11 @@ static void run_queue(os_ctx_t *ctx, shell_state_t *st);
 
 static void flush_out(os_ctx_t *ctx, shell_state_t *st);
 
+void sh_flush(os_ctx_t *ctx, shell_state_t *st)
+{
+    flush_out(ctx, st);
+}
+
 void sh_say(shell_state_t *st, const char *fmt, ...)
 {
     size_t room = SHELL_OUT_MAX - st->out_len;
@@ -75,6 +80,17 @@ static void flush_out(os_ctx_t *ctx, shell_state_t *st)
         }
         memmove(st->out, st->out + n, st->out_len - n);
         st->out_len -= n;
+    }
+    if (st->out_len == 0 && st->history_wanted && st->console.state == CONN_UP) {
+        console_history_t h = {st->history_max};
+        int err = console_history_send(ctx, st->console.chan, &h);
+        if (err == OS_EFULL) {
+            st->out_blocked = true;
+            return;
+        }
+        st->history_wanted = false;
+        if (err < 0)
+            sh_conn_lost(ctx, st, &st->console);
     }
     if (st->out_len == 0 && st->flush_wanted && st->console.state == CONN_UP) {
         console_flush_t f = {st->op_req};
@@ -285,6 +301,17 @@ static void run_line(os_ctx_t *ctx, shell_state_t *st, const char *line, size_t 
     case SHELL_PS:
         print_ps(ctx, st);
         break;
+    case SHELL_TOP:
+        top_start(ctx, st, c);
+        break;
+    case SHELL_HISTORY:
+        tty_history(ctx, st, c->count);
+        break;
+    case SHELL_CLEAR: {
+        static const char clear[] = "\x1b[H\x1b[2J";
+        tty_control(ctx, st, clear, sizeof clear - 1);
+        break;
+    }
     case SHELL_UPTIME: {
         uint64_t ns = os_clock_now(ctx);
         sh_say(st, "up %llu.%06llus\n", (unsigned long long)(ns / 1000000000u),
@@ -428,6 +455,7 @@ static void on_init_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
             netcmd_connected(ctx, st, c);
         } else if (c == &st->fs) {
             fscmd_connected(ctx, st);
+            complete_fs_connected(ctx, st);
         }
         return;
     }
@@ -479,12 +507,34 @@ static void on_console_message(os_ctx_t *ctx, shell_state_t *st, const os_event_
         console_overlong_t overlong;
         console_eof_t eof;
         console_flushed_t flushed;
+        console_terminal_t terminal;
+        console_interrupt_t interrupt;
+        console_complete_t complete;
+        console_key_t key;
     } m;
     input_t *in = NULL;
 
     if (ev->type == console_msg_flushed && console_flushed_decode(ev, &m.flushed) == 0) {
         if (st->op == OP_FLUSH && m.flushed.token == st->op_req)
             shutdown_now(ctx, st);
+        return;
+    }
+    if (ev->type == console_msg_terminal && console_terminal_decode(ev, &m.terminal) == 0) {
+        st->terminal = true;
+        st->cols = m.terminal.cols;
+        st->rows = m.terminal.rows;
+        return;
+    }
+    if (ev->type == console_msg_interrupt && console_interrupt_decode(ev, &m.interrupt) == 0) {
+        tty_interrupt(ctx, st);
+        return;
+    }
+    if (ev->type == console_msg_complete && console_complete_decode(ev, &m.complete) == 0) {
+        tty_complete(ctx, st, &m.complete);
+        return;
+    }
+    if (ev->type == console_msg_key && console_key_decode(ev, &m.key) == 0) {
+        top_on_keys(ctx, st, m.key.data, m.key.data_len);
         return;
     }
     if (ev->type == console_msg_line || ev->type == console_msg_overlong ||
@@ -559,6 +609,13 @@ static void on_timer(os_ctx_t *ctx, shell_state_t *st)
     case OP_FLUSH:
         shutdown_now(ctx, st); /* the console is gone: shut down without it */
         break;
+    case OP_TOP:
+        top_on_timer(ctx, st);
+        break;
+    case OP_NONE:
+        if (st->cp.busy)
+            complete_fs_abort(ctx, st); /* Tab on a path: fs did not answer in time */
+        break;
     default:
         break;
     }
@@ -592,6 +649,7 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
     bool is_fetch = st->nc.chan != OS_HANDLE_NONE && h == st->nc.chan;
     bool is_fs = st->fs.state == CONN_UP && h == st->fs.chan;
     bool is_file = fscmd_owns(st, h);
+    bool is_cdir = complete_fs_owns(st, h);
 
     switch (ev->kind) {
     case OS_EV_MESSAGE:
@@ -607,8 +665,12 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
             netcmd_on_tcp(ctx, st, ev);
         else if (is_fetch)
             netcmd_on_chan(ctx, st, ev);
+        else if (is_fs && st->cp.busy)
+            complete_fs_on_answer(ctx, st, ev); /* no file command runs while Tab waits */
         else if (is_fs)
             fscmd_on_fs(ctx, st, ev);
+        else if (is_cdir)
+            complete_fs_on_answer(ctx, st, ev);
         else if (is_file)
             fscmd_on_file(ctx, st, ev);
         else
@@ -633,6 +695,8 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
         }
         if (is_file)
             fscmd_on_file(ctx, st, ev);
+        if (is_cdir || (is_fs && st->cp.busy))
+            complete_fs_abort(ctx, st);
         break;
     case OS_EV_WRITABLE:
         if (is_console) {

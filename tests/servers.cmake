@@ -24,3 +24,8 @@ orrery_add_test(test_http_parse SOURCES test_http_parse.c
     ${CMAKE_SOURCE_DIR}/servers/httpd/http_parse.c ${CMAKE_SOURCE_DIR}/servers/httpd/path.c
     LIBS orrery_core LABELS servers)
 target_include_directories(test_http_parse PRIVATE ${ORRERY_SERVERS_INCLUDE})
+
+# The console's line editor alone (pure), against a small terminal model (term_screen.c, also the
+# fuzz target's: fuzz/fuzz_edit.c).
+orrery_add_test(test_console_edit SOURCES test_console_edit.c term_screen.c
+    LIBS orrery_servers orrery_core LABELS servers)

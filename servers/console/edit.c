@@ -133,11 +133,12 @@ static size_t draw(unsigned cols, const char *prompt, size_t prompt_len, const c
         at += n_;                                                                                  \
     } while (0)
 
-    /* the prompt keeps at most half the row; the rest (but the last column) is the text's */
+    /* the prompt leaves the text at least EDIT_TEXT_MIN columns (and the last column free) */
+    size_t pmax = cols > 2 * EDIT_TEXT_MIN ? cols - EDIT_TEXT_MIN : cols / 2;
     size_t pcols = cols_of(prompt, prompt_len);
-    if (pcols > cols / 2) {
-        prompt_len = byte_of(prompt, prompt_len, cols / 2);
-        pcols = cols / 2;
+    if (pcols > pmax) {
+        prompt_len = byte_of(prompt, prompt_len, pmax);
+        pcols = pmax;
     }
     size_t avail = cols - pcols - 1;
     size_t ccol = cols_of(text, pos);

@@ -27,6 +27,7 @@ enum {
     EDIT_COLS_MAX = 1000,    /* wider ones as if this wide */
     EDIT_SEARCH_MAX = 64,    /* bytes of a Ctrl-R search string */
     EDIT_LIST_MAX = 200,     /* completion candidates shown on a second Tab */
+    EDIT_TEXT_MIN = 12,      /* columns a long prompt leaves the line (its own cut) */
 };
 
 /* What a byte did. */

@@ -219,6 +219,13 @@ int hl_console_add(int in_fd, int out_fd)
     return 0;
 }
 
+void hl_console_terminal(void)
+{
+    /* A person at a terminal (both ways): the console server edits the lines. */
+    C.terminal = C.in_fd >= 0 && isatty(C.in_fd) && isatty(C.out_fd) && hl_tty_raw(C.in_fd) == 0;
+    C.row_len = 0;
+}
+
 int hl_console_start(void)
 {
     if (C.in_fd < 0) {
@@ -228,9 +235,6 @@ int hl_console_start(void)
     }
     if (pipe2(C.cancel, O_CLOEXEC) < 0)
         return -errno;
-    /* A person at a terminal (both ways): the console server edits the lines. */
-    C.terminal = isatty(C.in_fd) && isatty(C.out_fd) && hl_tty_raw(C.in_fd) == 0;
-    C.row_len = 0;
     if (C.terminal)
         post_info();
     hl_lines_init(&C.lines, C.in_fd, C.cancel[0]);

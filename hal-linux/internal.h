@@ -30,6 +30,9 @@ uint64_t hl_workers_syscall_wakes(void);
 int hl_console_add(int in_fd, int out_fd);
 /* Start the reader thread (after k_boot), if there is input. 0 or -errno. */
 int hl_console_start(void);
+/* Before the tasks run: a terminal on both fds goes raw (tty.c) until hl_console_stop, and
+ * hl_console_start then posts keystrokes instead of lines. */
+void hl_console_terminal(void);
 /* Stop and join the reader (workers already stopped, kernel still alive). */
 void hl_console_stop(void);
 /* Write whole, under the console mutex (hal_console_write). */

@@ -296,6 +296,7 @@ int hl_run(const hl_run_config_t *cfg)
     if (cfg->timeout_ms)
         uv_timer_start(&P.timeout, on_timeout, cfg->timeout_ms, 0);
 
+    hl_console_terminal(); /* before any task prints: the first prompt finds it raw */
     rc = hl_workers_start(workers, cfg->spin_us, cfg->pin_cpus);
     if (rc == 0)
         rc = hl_console_start();

@@ -16,8 +16,8 @@
  * The guardian is forked when the mode is saved. It waits on a pipe whose write end only we
  * hold: a byte means "given back already, exit"; end of file (we died, however) means
  * "restore the saved mode, then exit". It closes everything else first, so it holds no disk
- * lock, socket or pipe of ours, and it ignores SIGINT/SIGTERM/SIGHUP sent to the group so it
- * outlives us by the moment it needs.
+ * lock, socket or pipe of ours; it runs in a session of its own and ignores SIGINT, SIGTERM and
+ * SIGHUP, so whatever ends our process group leaves it the moment it needs.
  */
 static struct {
     bool saved;
@@ -27,8 +27,13 @@ static struct {
     pid_t guard;
 } T = {.fd = -1, .guard_w = -1, .guard = -1};
 
-static void guardian(int tty, int r)
+static void guardian(int tty, int r, int ready)
 {
+    /* its own session: a kill of our process group (a terminal's, a test's) leaves it */
+    setsid();
+    if (write(ready, "r", 1) < 0)
+        _exit(1);
+    signal(SIGTTOU, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
@@ -55,21 +60,37 @@ int hl_tty_guard(int fd)
         return 0;
     if (tcgetattr(fd, &T.mode) != 0)
         return -errno;
-    int p[2];
+    int p[2], ready[2];
     if (pipe2(p, O_CLOEXEC) != 0)
         return -errno;
-    pid_t pid = fork();
-    if (pid < 0) {
+    if (pipe2(ready, O_CLOEXEC) != 0) {
         int e = errno;
         close(p[0]);
         close(p[1]);
         return -e;
     }
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(p[0]);
+        close(p[1]);
+        close(ready[0]);
+        close(ready[1]);
+        return -e;
+    }
     if (pid == 0) {
         close(p[1]);
-        guardian(fd, p[0]);
+        guardian(fd, p[0], ready[1]);
     }
     close(p[0]);
+    close(ready[1]);
+    /* on its own before the terminal changes: nothing that ends us can end it now */
+    char c;
+    ssize_t n;
+    do {
+        n = read(ready[0], &c, 1);
+    } while (n < 0 && errno == EINTR);
+    close(ready[0]);
     T.saved = true;
     T.fd = fd;
     T.guard_w = p[1];

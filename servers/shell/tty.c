@@ -56,6 +56,7 @@ void tty_complete(os_ctx_t *ctx, shell_state_t *st, const console_complete_t *m)
     if (cp->busy)
         complete_fs_abort(ctx, st); /* the console moved on: the old question is void */
     memset(cp, 0, offsetof(complete_t, names));
+    cp->names_len = 0;
     cp->req = m->req;
     /* the word being completed: after the last space */
     size_t start = len;

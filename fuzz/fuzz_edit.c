@@ -1,12 +1,12 @@
 /* fuzz_edit.c — libFuzzer target for the console's line editor (servers/console/edit.c):
- * keystroke bytes in, the line and the screen of a terminal model (tests/term_screen.c) checked
+ * keystroke bytes in, the line and the screen of a terminal model (fuzz/term_screen.c) checked
  * after every byte. */
 #include <console_edit.h>
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "../tests/term_screen.h"
+#include "term_screen.h"
 
 /*
  * Input: the first byte picks the width (EDIT_COLS_MIN..), the rest are keys. When the editor
@@ -22,11 +22,15 @@
  */
 #define PROMPT "orrery> "
 
-static const char *const lists[][2] = {
-    {"shutdown\0", "9"},
-    {"spawn\0shell\0shutdown\0", "21"},
-    {"dir/\0dir/a\0dir/b\xc3\xa9\0", "17"},
-    {"x\x01y\0\xff\0", "6"},
+#define LIST(s) {s, sizeof s - 1}
+static const struct {
+    const char *names; /* NUL-separated, as the shell answers */
+    size_t len;
+} lists[] = {
+    LIST("shutdown\0"),
+    LIST("spawn\0shell\0shutdown\0"),
+    LIST("dir/\0dir/a\0dir/b\xc3\xa9\0"),
+    LIST("x\x01y\0\xff\0"),
 };
 
 static void check(const edit_t *ed, const term_screen_t *ts, unsigned cols)
@@ -76,9 +80,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
             r = edit_feed(&ed, data[i]);
         if (r == EDIT_COMPLETE) {
             unsigned pick = i + 1 < size ? data[++i] : 0;
-            const char *const *l = lists[pick % 4];
-            edit_complete(&ed, (pick >> 2) % (edit_cursor(&ed) + 1), l[0],
-                          (size_t)atoi(l[1]));
+            size_t which = pick % (sizeof lists / sizeof lists[0]);
+            edit_complete(&ed, (pick >> 2) % (edit_cursor(&ed) + 1), lists[which].names,
+                          lists[which].len);
         }
         size_t n;
         const char *out = edit_take(&ed, &n);

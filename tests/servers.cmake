@@ -25,7 +25,8 @@ orrery_add_test(test_http_parse SOURCES test_http_parse.c
     LIBS orrery_core LABELS servers)
 target_include_directories(test_http_parse PRIVATE ${ORRERY_SERVERS_INCLUDE})
 
-# The console's line editor alone (pure), against a small terminal model (term_screen.c, also the
-# fuzz target's: fuzz/fuzz_edit.c).
-orrery_add_test(test_console_edit SOURCES test_console_edit.c term_screen.c
+# The console's line editor alone (pure), against the small terminal model of its fuzz target
+# (fuzz/term_screen.c).
+orrery_add_test(test_console_edit SOURCES test_console_edit.c ${CMAKE_SOURCE_DIR}/fuzz/term_screen.c
     LIBS orrery_servers orrery_core LABELS servers)
+target_include_directories(test_console_edit PRIVATE ${CMAKE_SOURCE_DIR}/fuzz)

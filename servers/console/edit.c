@@ -28,8 +28,7 @@ static bool is_cont(uint8_t c)
     return (c & 0xC0) == 0x80;
 }
 
-/* Bytes of the UTF-8 sequence a lead byte starts (0: not a lead byte). */
-static size_t utf8_need(uint8_t c)
+size_t edit_utf8_len(uint8_t c)
 {
     if (c < 0x80)
         return 1;
@@ -45,7 +44,7 @@ static size_t utf8_need(uint8_t c)
 /* Whether s[0..n) is one whole code point, encoded shortest, no surrogate, at most U+10FFFF. */
 static bool utf8_one(const uint8_t *s, size_t n)
 {
-    if (n == 0 || utf8_need(s[0]) != n)
+    if (n == 0 || edit_utf8_len(s[0]) != n)
         return false;
     for (size_t i = 1; i < n; i++) {
         if (!is_cont(s[i]))
@@ -66,7 +65,7 @@ bool edit_utf8_valid(const char *buf, size_t len)
 {
     const uint8_t *s = (const uint8_t *)buf;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_need(s[i]);
+        size_t n = edit_utf8_len(s[i]);
         if (n == 0 || i + n > len || !utf8_one(s + i, n))
             return false;
         i += n;
@@ -617,7 +616,7 @@ edit_result_t edit_feed(edit_t *ed, uint8_t c)
         ed->utf_need = ed->utf_len = 0; /* a cut sequence: dropped; c stands on its own */
     }
     if (c >= 0x80) {
-        size_t need = utf8_need(c);
+        size_t need = edit_utf8_len(c);
         if (need >= 2) {
             ed->utf[0] = c;
             ed->utf_len = 1;
@@ -658,7 +657,7 @@ static void insert_text(edit_t *ed, const char *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
         uint8_t c = (uint8_t)s[i];
-        size_t k = utf8_need(c);
+        size_t k = edit_utf8_len(c);
         if (c >= 0x20 && c < 0x7f) {
             insert(ed, s + i, 1);
             i++;

@@ -72,12 +72,6 @@ void term_track(term_t *t, const char *buf, size_t len)
     t->tail_len += len;
 }
 
-/* Bytes of the UTF-8 sequence a lead byte starts; 0 for any other byte. */
-static size_t lead_len(uint8_t c)
-{
-    return c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-}
-
 /* Write a client's bytes: newline, tab, printable ASCII and whole UTF-8 code points as they
  * are, anything else (ESC, CR, BEL, DEL, C1, broken UTF-8) as "\xNN". A code point cut at the
  * end of a write waits for the next one. */
@@ -100,7 +94,7 @@ static void write_escaped(os_ctx_t *ctx, console_state_t *st, const uint8_t *dat
         bl += take;
         for (size_t k = 0; k < bl;) {
             uint8_t c = buf[k];
-            size_t need = lead_len(c);
+            size_t need = edit_utf8_len(c);
             if (n + 8 > CONSOLE_OUT_CHUNK) {
                 term_track(t, out, n);
                 dev_write(ctx, st, out, n);

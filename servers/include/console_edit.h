@@ -104,6 +104,8 @@ size_t edit_history_count(const edit_t *ed);
 /* Entry i, 0 the oldest. */
 const char *edit_history_get(const edit_t *ed, size_t i);
 
+/* Bytes of the UTF-8 sequence lead byte c starts: 1 for ASCII, 2..4, 0 for any other byte. */
+size_t edit_utf8_len(uint8_t c);
 /* Whether buf[0..len) is valid UTF-8 (no overlong forms, no surrogates). */
 bool edit_utf8_valid(const char *buf, size_t len);
 

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import (DEFAULT_TIMEOUT, PLATFORMS, QEMU_TIMEOUT, kvm_skip_reason, ps_rows,
-                      qemu_missing, selected_platforms)
+                      qemu_missing, run_cli, selected_platforms)
 
 PROMPT = "orrery> "
 
@@ -262,4 +262,30 @@ def test_top_once_lists_every_task(tty):
              if re.match(r"\d+\s+\S+\s+\S+\s+\d+\.\d", row)}
     assert names == set(ps), table
     s.type("\x04")
+    assert s.wait() == 0
+
+
+def test_tab_completes_paths_through_the_fs_server(tty, tmp_path):
+    src = tmp_path / "tree"
+    (src / "docs").mkdir(parents=True)
+    (src / "docs" / "guide.txt").write_text("the guide\n")
+    (src / "docs" / "gamma.txt").write_text("gamma\n")
+    (src / "notes.txt").write_text("notes\n")
+    img = tmp_path / "disk.img"
+    r = run_cli(["mkfs", str(src), str(img)])
+    assert r.returncode == 0, r.stderr
+    s = tty("--disk", str(img))
+    s.type("cat no\t")  # a file: a space after it
+    s.expect(r"cat notes\.txt ")
+    s.type("\r")
+    s.expect(r"\r\nnotes\r\n")
+    s.type("cat d\tgu\t")  # a directory: no space, then into it
+    s.expect(r"cat docs/guide\.txt ")
+    s.type("\r")
+    s.expect(r"\r\nthe guide\r\n")
+    s.type("cd do\t\r")
+    s.expect(re.escape(PROMPT))
+    s.type("cat g\t\t")  # two choices: the second Tab lists them
+    s.expect(r"gamma\.txt\s+guide\.txt")
+    s.type("\x15\x04")
     assert s.wait() == 0

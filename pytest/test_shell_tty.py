@@ -289,3 +289,17 @@ def test_tab_completes_paths_through_the_fs_server(tty, tmp_path):
     s.expect(r"gamma\.txt\s+guide\.txt")
     s.type("\x15\x04")
     assert s.wait() == 0
+
+
+def test_ctrl_c_stops_ping_with_its_summary(tty):
+    manifest = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
+                            "examples", "network.manifest")
+    s = tty("--manifest", manifest, "--net", "user")
+    s.type("ping 10.0.2.2 100\r")
+    s.expect(r"seq=2 ")
+    s.type("\x03")
+    s.expect(r"\^C\r\n--- 10\.0\.2\.2 ping statistics ---\r\n\d+ transmitted")
+    s.expect(re.escape(PROMPT))
+    s.line("echo after ping", "after ping")
+    s.type("\x04")
+    assert s.wait() == 0

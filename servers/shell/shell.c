@@ -418,7 +418,7 @@ static void run_queue(os_ctx_t *ctx, shell_state_t *st)
         if (st->op == OP_NONE)
             sh_say(st, SHELL_PROMPT);
     }
-    if (st->op == OP_FLUSH || st->op == OP_NONE)
+    if (st->op == OP_FLUSH || st->op == OP_NONE || st->op == OP_TOP)
         flush_out(ctx, st);
     request_input(ctx, st);
 }
@@ -714,8 +714,8 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
     default:
         break;
     }
-    if (netcmd_is(st->op) || st->op == OP_FS)
-        flush_out(ctx, st); /* ping's lines, fetch's headers and cat's pieces show as they come */
+    if (netcmd_is(st->op) || st->op == OP_FS || st->op == OP_TOP)
+        flush_out(ctx, st); /* ping's lines, fetch's headers, cat's pieces, top's tables */
     if (st->op == OP_FS)
         fscmd_room(ctx, st); /* cat and ls go on once the console took what they printed */
 }

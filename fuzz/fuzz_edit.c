@@ -22,7 +22,10 @@
  */
 #define PROMPT "orrery> "
 
-#define LIST(s) {s, sizeof s - 1}
+#define LIST(s)                                                                                    \
+    {                                                                                              \
+        s, sizeof s - 1                                                                            \
+    }
 static const struct {
     const char *names; /* NUL-separated, as the shell answers */
     size_t len;

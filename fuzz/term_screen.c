@@ -56,8 +56,7 @@ void ts_feed(term_screen_t *ts, const char *buf, size_t len)
             }
             char f = buf[k++];
             if (f == 'K') {
-                memset(ts->cell[ts->row][ts->col], 0,
-                       sizeof ts->cell[0][0] * (TS_COLS - ts->col));
+                memset(ts->cell[ts->row][ts->col], 0, sizeof ts->cell[0][0] * (TS_COLS - ts->col));
             } else if (f == 'C') {
                 ts->col += n ? n : 1;
                 if (ts->col >= ts->cols) {

@@ -18,8 +18,8 @@
 #include <poll.h>
 
 enum {
-    HL_CONSOLE_ROW_MAX = 2048,   /* the row being edited (the console server's is smaller) */
-    HL_CONSOLE_KEYS_READ = 256,  /* keystroke bytes posted at most at once */
+    HL_CONSOLE_ROW_MAX = 2048,  /* the row being edited (the console server's is smaller) */
+    HL_CONSOLE_KEYS_READ = 256, /* keystroke bytes posted at most at once */
 };
 
 static struct {

@@ -117,7 +117,9 @@ static void test_kill_keys(void **state)
     keys("\x15"); /* Ctrl-U */
     assert_string_equal("", line());
     assert_string_equal("orrery> ", row(0));
-    keys("a b\x1b" "b\x1b" "d"); /* Alt-B, Alt-D */
+    keys("a b\x1b"
+         "b\x1b"
+         "d"); /* Alt-B, Alt-D */
     assert_string_equal("a ", line());
 }
 
@@ -151,7 +153,7 @@ static void test_utf8_is_kept_whole(void **state)
     keys("h\xc3\xa9llo \xe2\x82\xac");
     assert_string_equal("h\xc3\xa9llo \xe2\x82\xac", line());
     assert_int_equal(8 + 7, F->ts.col); /* 7 code points */
-    keys("\x1b[D\x1b[D\x7f"); /* left over "€" and " ", then Backspace: the 'o' */
+    keys("\x1b[D\x1b[D\x7f");           /* left over "€" and " ", then Backspace: the 'o' */
     assert_string_equal("h\xc3\xa9ll \xe2\x82\xac", line());
     keys("\x01\x06\x06\x7f"); /* the two-byte é goes whole */
     assert_string_equal("hll \xe2\x82\xac", line());
@@ -226,7 +228,8 @@ static void test_ctrl_r_searches_back(void **state)
     submit_line("ping example.com");
     submit_line("echo hello");
     submit_line("ps");
-    keys("\x12" "ec");
+    keys("\x12"
+         "ec");
     assert_string_equal("(reverse-i-search)`ec': echo hello", row(0));
     keys("\x12"); /* older: none has "ec" before: stays */
     assert_string_equal("(reverse-i-search)`ec': echo hello", row(0));
@@ -285,9 +288,10 @@ static void test_tab_common_prefix_then_list(void **state)
     assert_null(strstr(row(1), "fetch"));
     assert_string_equal("orrery> kill fs", row(0));
     keys("\t");
-    complete(5, "dir/\0", 5); /* a directory gets no space */
+    complete(5, "dir/\0", 5);               /* a directory gets no space */
     assert_string_equal("kill fs", line()); /* "dir/" does not extend "fs" */
-    keys("\x15" "cat d\t");
+    keys("\x15"
+         "cat d\t");
     complete(4, "dir/\0", 5);
     assert_string_equal("cat dir/", line());
     keys("\t");

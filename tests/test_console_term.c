@@ -77,7 +77,8 @@ static void test_tab_and_history(void **state)
     assert_non_null(strstr(o, "first\n"));
     o = type("kill ec\t");
     assert_non_null(strstr(o, "kill echo "));
-    o = type("\x15" "history\r");
+    o = type("\x15"
+             "history\r");
     assert_non_null(strstr(o, "    1  echo first\n    2  history\n"));
 }
 

@@ -17,16 +17,16 @@ enum {
 
 /* A terminal's own state: set once the platform said the input is one (HAL_CONSOLE_INFO). */
 typedef struct term {
-    bool on;              /* input is a terminal: keystrokes arrive, not lines */
-    bool asked_info;      /* keystrokes came first (a restarted console): info asked for */
-    uint32_t cols, rows;  /* its size, 0 unknown */
-    bool told;            /* the current client got `terminal` */
-    bool editing;         /* a line is being edited for the client's read */
-    bool keys;            /* the client asked for keystrokes (console.keys) */
-    uint32_t complete_req;/* the `complete` out, 0 if none */
+    bool on;               /* input is a terminal: keystrokes arrive, not lines */
+    bool asked_info;       /* keystrokes came first (a restarted console): info asked for */
+    uint32_t cols, rows;   /* its size, 0 unknown */
+    bool told;             /* the current client got `terminal` */
+    bool editing;          /* a line is being edited for the client's read */
+    bool keys;             /* the client asked for keystrokes (console.keys) */
+    uint32_t complete_req; /* the `complete` out, 0 if none */
     uint32_t next_req;
-    uint32_t interrupts;  /* Ctrl-Cs sent as `interrupt` */
-    bool poking;          /* inside term_poke */
+    uint32_t interrupts; /* Ctrl-Cs sent as `interrupt` */
+    bool poking;         /* inside term_poke */
     /* typed while no line was asked for, fed to the editor later (bounded: the device is held
        while it is full) */
     uint8_t ahead[CONSOLE_AHEAD_MAX];
@@ -34,11 +34,10 @@ typedef struct term {
     /* the partial last row of the output (after its last newline): the prompt to redraw */
     char tail[EDIT_PROMPT_MAX];
     size_t tail_len;
-    bool tail_cut;        /* ... longer than tail: the editor draws its start */
-    uint8_t carry[4];     /* a UTF-8 sequence cut at the end of a write */
+    bool tail_cut;    /* ... longer than tail: the editor draws its start */
+    uint8_t carry[4]; /* a UTF-8 sequence cut at the end of a write */
     size_t carry_len;
 } term_t;
-
 
 /*
  * Input is taken from the device only when the client has asked for it: the
@@ -71,7 +70,6 @@ typedef struct console_state {
     term_t term;        /* when the input is a terminal (term.c) */
     edit_t ed;          /* the line editor; also keeps the history in both modes */
 } console_state_t;
-
 
 /* console.c */
 void console_pump(os_ctx_t *ctx, console_state_t *st);

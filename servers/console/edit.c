@@ -198,7 +198,7 @@ void edit_init(edit_t *ed, unsigned cols)
 
 void edit_set_cols(edit_t *ed, unsigned cols)
 {
-    ed->cols = cols == 0           ? EDIT_COLS_DEFAULT
+    ed->cols = cols == 0              ? EDIT_COLS_DEFAULT
                : cols < EDIT_COLS_MIN ? EDIT_COLS_MIN
                : cols > EDIT_COLS_MAX ? EDIT_COLS_MAX
                                       : cols;

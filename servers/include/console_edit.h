@@ -18,27 +18,27 @@
  * (EDIT_HISTORY_MAX lines, oldest dropped), for Up/Down, Ctrl-R and the shell's `history`.
  */
 enum {
-    EDIT_LINE_MAX = 1024,    /* bytes of a line (CONSOLE_LINE_MAX) */
-    EDIT_PROMPT_MAX = 80,    /* bytes of the prompt kept for redraws (a longer one is cut) */
-    EDIT_HISTORY_MAX = 64,   /* lines remembered */
-    EDIT_OUT_MAX = 8192,     /* output bytes waiting for edit_take (a redraw fits many times) */
-    EDIT_COLS_DEFAULT = 80,  /* when the platform does not know the terminal's width */
-    EDIT_COLS_MIN = 16,      /* narrower terminals are drawn as if this wide */
-    EDIT_COLS_MAX = 1000,    /* wider ones as if this wide */
-    EDIT_SEARCH_MAX = 64,    /* bytes of a Ctrl-R search string */
-    EDIT_LIST_MAX = 200,     /* completion candidates shown on a second Tab */
-    EDIT_TEXT_MIN = 12,      /* columns a long prompt leaves the line (its own cut) */
+    EDIT_LINE_MAX = 1024,   /* bytes of a line (CONSOLE_LINE_MAX) */
+    EDIT_PROMPT_MAX = 80,   /* bytes of the prompt kept for redraws (a longer one is cut) */
+    EDIT_HISTORY_MAX = 64,  /* lines remembered */
+    EDIT_OUT_MAX = 8192,    /* output bytes waiting for edit_take (a redraw fits many times) */
+    EDIT_COLS_DEFAULT = 80, /* when the platform does not know the terminal's width */
+    EDIT_COLS_MIN = 16,     /* narrower terminals are drawn as if this wide */
+    EDIT_COLS_MAX = 1000,   /* wider ones as if this wide */
+    EDIT_SEARCH_MAX = 64,   /* bytes of a Ctrl-R search string */
+    EDIT_LIST_MAX = 200,    /* completion candidates shown on a second Tab */
+    EDIT_TEXT_MIN = 12,     /* columns a long prompt leaves the line (its own cut) */
 };
 
 /* What a byte did. */
 typedef enum edit_result {
-    EDIT_MORE = 0,      /* keep feeding */
-    EDIT_LINE,          /* Enter: the line is in edit_line(); the next line starts with
-                           edit_begin */
-    EDIT_EOF,           /* Ctrl-D on an empty line: end of input */
-    EDIT_CANCEL,        /* Ctrl-C: the line was dropped ("^C" shown); start a new one */
-    EDIT_COMPLETE,      /* Tab: answer with edit_complete (the word ends at the cursor,
-                           edit_line() up to edit_cursor() is the text to complete) */
+    EDIT_MORE = 0, /* keep feeding */
+    EDIT_LINE,     /* Enter: the line is in edit_line(); the next line starts with
+                      edit_begin */
+    EDIT_EOF,      /* Ctrl-D on an empty line: end of input */
+    EDIT_CANCEL,   /* Ctrl-C: the line was dropped ("^C" shown); start a new one */
+    EDIT_COMPLETE, /* Tab: answer with edit_complete (the word ends at the cursor,
+                      edit_line() up to edit_cursor() is the text to complete) */
 } edit_result_t;
 
 typedef struct edit {
@@ -49,25 +49,25 @@ typedef struct edit {
     char line[EDIT_LINE_MAX + 1];
     size_t len, pos; /* bytes in line; the cursor, a byte offset at a code point start */
     /* input decoding */
-    uint8_t esc;          /* escape sequence state (edit.c) */
-    char esc_param[8];    /* its numeric parameter */
+    uint8_t esc;       /* escape sequence state (edit.c) */
+    char esc_param[8]; /* its numeric parameter */
     size_t esc_param_len;
-    uint8_t utf[4];       /* a code point being received */
+    uint8_t utf[4]; /* a code point being received */
     size_t utf_len, utf_need;
-    bool last_cr;         /* "\r\n" is one Enter */
-    bool last_tab;        /* a second Tab lists the candidates */
-    bool awaiting;        /* EDIT_COMPLETE was returned; edit_complete not called yet */
+    bool last_cr;  /* "\r\n" is one Enter */
+    bool last_tab; /* a second Tab lists the candidates */
+    bool awaiting; /* EDIT_COMPLETE was returned; edit_complete not called yet */
     /* history: a ring, hist[(hist_first + i) % MAX] for i < hist_count, oldest first */
     char hist[EDIT_HISTORY_MAX][EDIT_LINE_MAX + 1];
     size_t hist_first, hist_count;
-    size_t browse;                    /* Up/Down: hist_count = the line being typed */
-    char saved[EDIT_LINE_MAX + 1];    /* that line, while browsing */
+    size_t browse;                 /* Up/Down: hist_count = the line being typed */
+    char saved[EDIT_LINE_MAX + 1]; /* that line, while browsing */
     size_t saved_len;
     /* Ctrl-R */
     bool searching;
     char search[EDIT_SEARCH_MAX + 1];
     size_t search_len;
-    size_t match;      /* history index of the match, hist_count: none */
+    size_t match; /* history index of the match, hist_count: none */
     /* output */
     char out[EDIT_OUT_MAX];
     size_t out_len;

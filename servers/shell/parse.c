@@ -358,8 +358,8 @@ static shell_kind_t parse_top(shell_cmd_t *out, const struct command *c, char *r
     for (size_t i = 0; i < n; i += 2) {
         if (i + 1 >= n || (strcmp(w[i], "-n") != 0 && strcmp(w[i], "-s") != 0))
             return usage(out, c);
-        if (w[i][1] == 'n' && (parse_int(w[i + 1], &out->count) < 0 || out->count < 1 ||
-                               out->count > SHELL_TOP_MAX))
+        if (w[i][1] == 'n' &&
+            (parse_int(w[i + 1], &out->count) < 0 || out->count < 1 || out->count > SHELL_TOP_MAX))
             return error(out, "shell: top: COUNT must be 1..%d, not '%s'", SHELL_TOP_MAX,
                          cut(w[i + 1]));
         if (w[i][1] == 's') {

@@ -160,8 +160,8 @@ typedef struct complete {
     uint32_t start;                    /* the word's first byte in the line */
     char prefix[CONSOLE_LINE_MAX + 1]; /* the word, up to the cursor */
     size_t prefix_len;
-    char dirpart[FS_PATH_MAX + 1];     /* a path word's part up to its last '/' */
-    char dir[2 * FS_PATH_MAX + 2];     /* that directory, absolute */
+    char dirpart[FS_PATH_MAX + 1]; /* a path word's part up to its last '/' */
+    char dir[2 * FS_PATH_MAX + 2]; /* that directory, absolute */
     /* the answer, built here (names starts the part not cleared for each Tab) */
     char names[CONSOLE_NAMES_MAX];
     size_t names_len;
@@ -172,16 +172,16 @@ typedef struct top_row {
     uint32_t id;
     char name[OS_NAME_MAX];
     os_task_state_t state;
-    uint32_t cpu_permille; /* of the time since the last table */
+    uint32_t cpu_permille;      /* of the time since the last table */
     uint64_t in_rate, out_rate; /* messages per second */
-    uint32_t queue;        /* messages waiting for it on its channels */
+    uint32_t queue;             /* messages waiting for it on its channels */
     uint32_t restarts;
 } top_row_t;
 
 typedef struct top {
-    int count;      /* tables to show, 0: until q or Ctrl-C */
+    int count; /* tables to show, 0: until q or Ctrl-C */
     uint32_t shown;
-    int key;        /* index in shell_top_keys */
+    int key;          /* index in shell_top_keys */
     uint64_t prev_at; /* when the last table's sample was taken (0: boot) */
     struct {
         uint32_t id;
@@ -225,7 +225,7 @@ typedef struct shell_state {
     /* the terminal (tty.c): told by the console; never over a pipe */
     bool terminal;
     uint32_t cols, rows;
-    bool history_wanted;  /* send console.history once out is empty */
+    bool history_wanted; /* send console.history once out is empty */
     uint32_t history_max;
     complete_t cp;
     top_t top;

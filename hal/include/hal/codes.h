@@ -19,15 +19,15 @@ enum {
     HAL_CONSOLE_EOF = HAL_DEVICE_END, /* device -> task: input ended */
     HAL_CONSOLE_WRITE = 16,           /* task -> device: bytes to print */
     /* An interactive terminal (never in simulation, never for piped input): */
-    HAL_CONSOLE_INFO = 5,  /* device -> task, first, when the input is a terminal:
-                              hal_console_info_t; task -> device (no data): post it again
-                              (a restarted console server) */
-    HAL_CONSOLE_KEYS = 6,  /* device -> task: keystroke bytes as typed (raw mode: no echo, no
-                              line editing, no signals by the terminal) instead of lines */
-    HAL_CONSOLE_ROW = 17,  /* task -> device: the row being edited, drawn from column 0 (bytes
-                              that redraw it; none: no row). The platform's own log lines
-                              clear the row, print, and draw it again, so they never split
-                              a line being typed */
+    HAL_CONSOLE_INFO = 5, /* device -> task, first, when the input is a terminal:
+                             hal_console_info_t; task -> device (no data): post it again
+                             (a restarted console server) */
+    HAL_CONSOLE_KEYS = 6, /* device -> task: keystroke bytes as typed (raw mode: no echo, no
+                             line editing, no signals by the terminal) instead of lines */
+    HAL_CONSOLE_ROW = 17, /* task -> device: the row being edited, drawn from column 0 (bytes
+                             that redraw it; none: no row). The platform's own log lines
+                             clear the row, print, and draw it again, so they never split
+                             a line being typed */
 };
 
 /* HAL_CONSOLE_INFO's data. */

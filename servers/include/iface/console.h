@@ -38,8 +38,8 @@
 enum {
     CONSOLE_LINE_MAX = 1024,
     CONSOLE_WRITE_MAX = 4000,
-    CONSOLE_KEY_MAX = 64,       /* keystroke bytes in one `key` */
-    CONSOLE_NAMES_MAX = 4000,   /* bytes of `candidates` names */
+    CONSOLE_KEY_MAX = 64,     /* keystroke bytes in one `key` */
+    CONSOLE_NAMES_MAX = 4000, /* bytes of `candidates` names */
 };
 
 #define CONSOLE_MESSAGES(MSG)                                                                      \

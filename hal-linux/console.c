@@ -226,6 +226,12 @@ void hl_console_terminal(void)
     C.row_len = 0;
 }
 
+void hl_console_resized(void)
+{
+    if (C.terminal)
+        post_info();
+}
+
 int hl_console_start(void)
 {
     if (C.in_fd < 0) {

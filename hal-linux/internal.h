@@ -33,6 +33,8 @@ int hl_console_start(void);
 /* Before the tasks run: a terminal on both fds goes raw (tty.c) until hl_console_stop, and
  * hl_console_start then posts keystrokes instead of lines. */
 void hl_console_terminal(void);
+/* SIGWINCH (loop thread): a terminal posts its new size (HAL_CONSOLE_INFO). */
+void hl_console_resized(void);
 /* Stop and join the reader (workers already stopped, kernel still alive). */
 void hl_console_stop(void);
 /* Write whole, under the console mutex (hal_console_write). */

@@ -3,9 +3,11 @@ as a person's `orrery run` or `orrery qemu` does, and the test types keys. Every
 each platform of conftest's PLATFORMS (hosted; q35 and microvm under QEMU, TCG and KVM where
 it can run), chosen with ORRERY_PLATFORMS as for test_shell.py. Piped input is test_shell.py's.
 """
+import fcntl
 import os
 import pty
 import re
+import struct
 import select
 import signal
 import subprocess
@@ -24,9 +26,10 @@ PROMPT = "orrery> "
 class TtySession:
     """One system on a pseudo-terminal: type keys, wait for output, check the terminal's mode."""
 
-    def __init__(self, argv, timeout):
+    def __init__(self, argv, timeout, cols=80):
         self.timeout = timeout
         self.master, self.slave = pty.openpty()
+        self.resize(cols)
         termios.tcsetattr(self.slave, termios.TCSANOW, self._cooked())
         self.mode_before = termios.tcgetattr(self.slave)
         self.stty_before = self.stty()
@@ -46,6 +49,9 @@ class TtySession:
         mode = termios.tcgetattr(self.slave)
         mode[3] |= termios.ICANON | termios.ECHO | termios.ISIG
         return mode
+
+    def resize(self, cols, rows=24):
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
     def stty(self):
         return subprocess.run(["stty", "-g"], stdin=self.slave, capture_output=True,
@@ -132,9 +138,9 @@ def tty(request, orrery_bin):
         pytest.skip(kvm_skip_reason())
     sessions = []
 
-    def start(*args):
+    def start(*args, cols=80):
         s = TtySession(PLATFORMS[platform](orrery_bin, list(args)),
-                       QEMU_TIMEOUT if qemu else DEFAULT_TIMEOUT)
+                       QEMU_TIMEOUT if qemu else DEFAULT_TIMEOUT, cols=cols)
         sessions.append(s)
         s.expect(re.escape(PROMPT))
         return s
@@ -223,10 +229,12 @@ def test_ctrl_d_exits_0_and_the_terminal_is_given_back(tty):
     assert s.stty() == s.stty_before
 
 
-def test_sigterm_gives_the_terminal_back(tty):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_from_outside_is_a_clean_exit_and_gives_the_terminal_back(tty, signum):
     s = tty()
     s.type("echo half")
-    s.proc.send_signal(signal.SIGTERM)
+    s.expect(r"echo half")
+    s.proc.send_signal(signum)
     assert s.wait() == 0
     assert s.stty() == s.stty_before
 
@@ -301,5 +309,31 @@ def test_ctrl_c_stops_ping_with_its_summary(tty):
     s.expect(r"\^C\r\n--- 10\.0\.2\.2 ping statistics ---\r\n\d+ transmitted")
     s.expect(re.escape(PROMPT))
     s.line("echo after ping", "after ping")
+    s.type("\x04")
+    assert s.wait() == 0
+
+
+def widest_row(text):
+    """The most columns a redraw of the edited row used ("\\r" row "\\x1b[K")."""
+    return max(len(m) for m in re.findall(r"\r([^\r\n\x1b]*)\x1b\[K", text))
+
+
+def test_a_long_line_stays_on_one_row_of_the_terminal(tty):
+    s = tty(cols=40)
+    word = "abcdefghij" * 6
+    s.line(f"echo {word}", word)
+    assert widest_row(s.output) == 38  # the prompt, 30 columns of the line, the cursor's
+    if tty.platform != "hosted":
+        s.type("\x04")
+        assert s.wait() == 0
+        return  # QEMU's serial line has no resize: the size goes on the command line at boot
+    s.type("echo ")
+    s.expect(r"orrery> echo \x1b\[K")
+    s.resize(60)
+    s.proc.send_signal(signal.SIGWINCH)
+    s.expect(r"\r\x1b\[K\rorrery> echo \x1b\[K")  # redrawn for the new width
+    mark = len(s.output)
+    s.line(word, word)
+    assert widest_row(s.output[mark:]) == 58
     s.type("\x04")
     assert s.wait() == 0

@@ -38,6 +38,14 @@ static void set_row(os_ctx_t *ctx, console_state_t *st)
     os_device_write(ctx, st->dev, HAL_CONSOLE_ROW, row, n);
 }
 
+/* Draw the edited row again from column 0. */
+static void draw_row(os_ctx_t *ctx, console_state_t *st)
+{
+    char row[EDIT_LINE_MAX + EDIT_PROMPT_MAX + 128];
+    size_t n = edit_redraw(&st->ed, row, sizeof row);
+    dev_write(ctx, st, row, n < sizeof row ? n : sizeof row - 1);
+}
+
 /* The editor's output to the terminal. */
 static void flush_edit(os_ctx_t *ctx, console_state_t *st)
 {
@@ -140,9 +148,7 @@ void term_write(os_ctx_t *ctx, console_state_t *st, const uint8_t *data, size_t 
         if (t->tail_len > 0)
             dev_write(ctx, st, "\n", 1);
         t->tail_len = 0;
-        char row[EDIT_LINE_MAX + EDIT_PROMPT_MAX + 128];
-        size_t n = edit_redraw(&st->ed, row, sizeof row);
-        dev_write(ctx, st, row, n < sizeof row ? n : sizeof row - 1);
+        draw_row(ctx, st);
     } else {
         write_escaped(ctx, st, data, len);
     }
@@ -175,6 +181,11 @@ void term_on_info(os_ctx_t *ctx, console_state_t *st, const os_event_t *ev)
     edit_set_cols(&st->ed, info.cols);
     if (size_changed)
         t->told = false;
+    if (size_changed && t->editing) {
+        dev_write(ctx, st, "\r\x1b[K", 4);
+        draw_row(ctx, st);
+        set_row(ctx, st);
+    }
     console_pump(ctx, st);
 }
 
@@ -295,6 +306,9 @@ void term_poke(os_ctx_t *ctx, console_state_t *st)
             !st->pending.valid && !st->eof) {
             edit_begin(&st->ed, t->tail, t->tail_len);
             t->editing = true;
+            /* drawn once now: a log line may have ended the prompt's row before we knew we
+               were on a terminal */
+            draw_row(ctx, st);
             set_row(ctx, st);
         }
         if (!t->editing)

@@ -170,12 +170,12 @@ static void on_client_message(os_ctx_t *ctx, console_state_t *st, const os_event
         st->credit += m.read.count < room ? m.read.count : room;
         console_pump(ctx, st);
     } else if (ev->type == console_msg_write && console_write_decode(ev, &m.write) == 0) {
-        if (st->term.on)
+        if (st->term.on) {
             term_write(ctx, st, m.write.data, m.write.data_len);
-        else
+        } else {
             os_device_write(ctx, st->dev, HAL_CONSOLE_WRITE, m.write.data, m.write.data_len);
-        if (!st->term.on)
             term_track(&st->term, (const char *)m.write.data, m.write.data_len);
+        }
     } else if (ev->type == console_msg_flush && console_flush_decode(ev, &m.flush) == 0) {
         /* writes reach the device synchronously, so everything before is out */
         console_flushed_t f = {m.flush.token};

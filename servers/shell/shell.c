@@ -15,12 +15,6 @@ static void run_queue(os_ctx_t *ctx, shell_state_t *st);
 
 /* ---- output --------------------------------------------------------------------------- */
 
-static void flush_out(os_ctx_t *ctx, shell_state_t *st);
-
-void sh_flush(os_ctx_t *ctx, shell_state_t *st)
-{
-    flush_out(ctx, st);
-}
 
 void sh_say(shell_state_t *st, const char *fmt, ...)
 {
@@ -62,7 +56,7 @@ void sh_conn_lost(os_ctx_t *ctx, shell_state_t *st, conn_t *c)
     sh_connect(ctx, st, c); /* init holds the connect until the server is back */
 }
 
-static void flush_out(os_ctx_t *ctx, shell_state_t *st)
+void sh_flush(os_ctx_t *ctx, shell_state_t *st)
 {
     while (st->out_len > 0 && st->console.state == CONN_UP && !st->out_blocked) {
         size_t n = st->out_len < CONSOLE_WRITE_MAX ? st->out_len : CONSOLE_WRITE_MAX;
@@ -357,7 +351,7 @@ static void run_line(os_ctx_t *ctx, shell_state_t *st, const char *line, size_t 
             sh_shutdown_flush(ctx, st);
         break;
     case SHELL_CRASH:
-        flush_out(ctx, st);
+        sh_flush(ctx, st);
         crash(ctx, c->crash);
         break;
     }
@@ -419,7 +413,7 @@ static void run_queue(os_ctx_t *ctx, shell_state_t *st)
             sh_say(st, SHELL_PROMPT);
     }
     if (st->op == OP_FLUSH || st->op == OP_NONE || st->op == OP_TOP)
-        flush_out(ctx, st);
+        sh_flush(ctx, st);
     request_input(ctx, st);
 }
 
@@ -447,7 +441,7 @@ static void on_init_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
         c->state = CONN_UP;
         if (c == &st->console) {
             st->out_blocked = false;
-            flush_out(ctx, st);
+            sh_flush(ctx, st);
             request_input(ctx, st);
         } else if (c == &st->echo && st->op == OP_ECHO && !st->op_sent) {
             echo_send(ctx, st);
@@ -542,7 +536,7 @@ static void on_console_message(os_ctx_t *ctx, shell_state_t *st, const os_event_
         if (st->qcount == SHELL_QUEUE_MAX) {
             /* NEVER with a console that sends only what we read: one that floods us is told */
             sh_say(st, "shell: console sent input nobody asked for; line dropped\n");
-            flush_out(ctx, st);
+            sh_flush(ctx, st);
             return;
         }
         in = &st->queue[(st->qhead + st->qcount) % SHELL_QUEUE_MAX];
@@ -701,7 +695,7 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
     case OS_EV_WRITABLE:
         if (is_console) {
             st->out_blocked = false;
-            flush_out(ctx, st);
+            sh_flush(ctx, st);
             request_input(ctx, st);
         } else if (is_fetch) {
             netcmd_on_chan(ctx, st, ev);
@@ -715,7 +709,7 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
         break;
     }
     if (netcmd_is(st->op) || st->op == OP_FS || st->op == OP_TOP)
-        flush_out(ctx, st); /* ping's lines, fetch's headers, cat's pieces, top's tables */
+        sh_flush(ctx, st); /* ping's lines, fetch's headers, cat's pieces, top's tables */
     if (st->op == OP_FS)
         fscmd_room(ctx, st); /* cat and ls go on once the console took what they printed */
 }

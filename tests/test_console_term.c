@@ -87,6 +87,8 @@ static void test_ctrl_c_cancels_then_stops_top(void **state)
     const char *o = type("half\x03");
     assert_non_null(strstr(o, "orrery> half\x1b[K\r\x1b[12C^C\r\n"));
     assert_non_null(strstr(o, "\r\norrery> "));
+    o = type("a\x03" "b\x03" "c\x03" "echo three cancelled\r");
+    assert_non_null(strstr(o, "\nthree cancelled\n"));
     o = type("top -s name\r");
     assert_non_null(strstr(o, "sorted by name (q quits"));
     assert_non_null(strstr(o, "\x1b[H\x1b[2J")); /* the terminal-control call passes */

@@ -297,7 +297,8 @@ void term_poke(os_ctx_t *ctx, console_state_t *st)
         if (console_terminal_send(ctx, st->client, &m) == 0)
             t->told = true;
     }
-    for (int round = 0; round < 2; round++) {
+    /* a line at a time: after Ctrl-C the same read gets a new line, fed from the same keys */
+    for (;;) {
         if (t->keys) {
             forward_keys(ctx, st);
             break;
@@ -314,6 +315,8 @@ void term_poke(os_ctx_t *ctx, console_state_t *st)
         if (!t->editing)
             break;
         feed(ctx, st);
+        if (t->editing)
+            break; /* every key taken, or a completion asked for */
     }
     t->poking = false;
 }

@@ -264,7 +264,8 @@ static int console_write(void *self, uint32_t code, const void *buf, size_t len)
         if (!bm_boot.tty)
             return OS_EINVAL;
         row_len = len <= sizeof(row) ? len : 0; /* a row we cannot keep is not redrawn */
-        memcpy(row, buf, row_len);
+        if (row_len > 0)
+            memcpy(row, buf, row_len);
         return 0;
     case HAL_CONSOLE_INFO:
         if (!bm_boot.tty)

@@ -92,7 +92,8 @@ static int console_dev_write(void *self, uint32_t code, const void *buf, size_t 
             return OS_EINVAL;
         pthread_mutex_lock(&C.out_lock);
         C.row_len = len < sizeof(C.row) ? len : 0; /* a row we cannot keep is not redrawn */
-        memcpy(C.row, buf, C.row_len);
+        if (C.row_len > 0)
+            memcpy(C.row, buf, C.row_len);
         pthread_mutex_unlock(&C.out_lock);
         return 0;
     case HAL_CONSOLE_INFO:

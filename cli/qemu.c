@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "opt.h"
+#include <hl/hosted.h>
 #include <image.h>
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -30,7 +32,10 @@ static const char qemu_usage[] =
     "                   [--disk FILE[,ro]|none]\n"
     "\n"
     "Boot the bare-metal image (orrery.elf next to this binary, or $ORRERY_IMAGE) under\n"
-    "qemu-system-x86_64 (or $ORRERY_QEMU), serial console on this terminal.\n"
+    "qemu-system-x86_64 (or $ORRERY_QEMU), serial console on this terminal. When stdin\n"
+    "and stdout are a terminal the image is told so ('tty cols=N rows=N'): the console\n"
+    "edits lines, Ctrl-C reaches the OS, Ctrl-D leaves (docs/shell.md); else the serial\n"
+    "line carries piped lines.\n"
     "\n"
     "  --machine M      q35 (virtio-pci, default) or microvm (virtio-mmio, fastest boot)\n"
     "  --accel A        kvm, tcg, or auto (default): KVM when QEMU can run the image with\n"
@@ -187,8 +192,10 @@ int hq_build_argv(const hq_opts_t *o, char **argv, int max)
     ARG("-no-reboot");
     if (o->console_log_fd > 0) {
         /* The console on stdio as -serial stdio has it, plus a copy of its output for us. */
-        snprintf(pool[p], sizeof(pool[p]), "stdio,id=console,logfile=/dev/fd/%d",
-                 o->console_log_fd);
+        /* signal=off: Ctrl-C is a key for the OS (it cancels a line or stops a command),
+           not the end of QEMU */
+        snprintf(pool[p], sizeof(pool[p]), "stdio,id=console,logfile=/dev/fd/%d%s",
+                 o->console_log_fd, o->tty ? ",signal=off" : "");
         ARG("-chardev");
         ARG(pool[p++]);
         ARG("-serial");
@@ -245,8 +252,11 @@ int hq_build_argv(const hq_opts_t *o, char **argv, int max)
     }
     ARG("-kernel");
     ARG(o->image);
-    snprintf(pool[p], sizeof(pool[p]), "%s%s%s", o->tty ? "tty" : "",
-             o->tty && o->append ? " " : "", o->append ? o->append : "");
+    char tty[48] = "";
+    if (o->tty)
+        snprintf(tty, sizeof(tty), "tty cols=%u rows=%u", o->cols, o->rows);
+    snprintf(pool[p], sizeof(pool[p]), "%s%s%s", tty, o->tty && o->append ? " " : "",
+             o->append ? o->append : "");
     if (pool[p][0]) {
         ARG("-append");
         ARG(pool[p++]);
@@ -576,8 +586,13 @@ static int direct(char **argv, int log_rfd)
         return 2;
     }
     saved = tcgetattr(0, &tio) == 0;
-    if (start_qemu(argv, -1, -1, err[1]) != 0)
+    /* a guardian gives the terminal's mode back even if we are killed with QEMU */
+    bool guarded = hl_tty_guard(0) == 0;
+    if (start_qemu(argv, -1, -1, err[1]) != 0) {
+        if (guarded)
+            hl_tty_restore();
         return 2;
+    }
     close(err[1]);
     while (err_open || log_open) {
         struct pollfd p[2] = {{err_open ? err[0] : -1, POLLIN, 0},
@@ -603,6 +618,8 @@ static int direct(char **argv, int log_rfd)
     /* QEMU restores the terminal when it exits; not when it was killed. */
     if (saved)
         tcsetattr(0, TCSADRAIN, &tio);
+    if (guarded)
+        hl_tty_restore();
     return ws;
 }
 
@@ -830,6 +847,11 @@ int hl_cmd_qemu(int argc, char **argv)
     }
     o.tty = isatty(0) && isatty(1);
     if (o.tty) {
+        struct winsize size;
+        if (ioctl(1, TIOCGWINSZ, &size) == 0) {
+            o.cols = size.ws_col;
+            o.rows = size.ws_row;
+        }
         /* QEMU owns the terminal; a copy of the console's output shows us the boot line. */
         if (pipe2(log_pipe, O_CLOEXEC) != 0) {
             perror("orrery: qemu: pipe");

@@ -24,6 +24,7 @@ typedef struct hq_opts {
     const char *manifest_path;  /* validated manifest file, or NULL */
     const char *append;         /* extra kernel command line words, or NULL */
     bool tty;                   /* the console is an interactive terminal */
+    unsigned cols, rows;        /* tty: its size (0 unknown), for the console's line editor */
     bool gdb;                   /* -s -S: wait for gdb on :1234 */
     int trace_fd;               /* > 0: the trace port (COM2) writes to this inherited fd
                                  * (/dev/fd/N) and the image is told to trace; 0: no trace */

@@ -98,10 +98,13 @@ bool k_run_one(unsigned worker)
     k_unlock();
 
     K.cur[worker] = t;
+    uint64_t began = hal_clock_now_ns();
     bool left = call_handler(t, start, &ev);
+    uint64_t spent = hal_clock_now_ns() - began;
     K.cur[worker] = NULL;
 
     k_lock();
+    t->cpu_ns += spent;
     K.nrunning--;
     if (t->cur_msg) {
         /* The delivered buffer becomes our next send's buffer. */

@@ -146,6 +146,7 @@ struct k_task {
     k_taskref_t *ref;    /* supervisor's handle, or NULL */
     k_list_t pending;    /* k_obj_t.plink: objects with events waiting */
     uint64_t sent, received;
+    uint64_t cpu_ns; /* time in its handlers, by the platform's clock */
     k_link_t tlink; /* K.tasks, by id */
     /* the running worker's, or the task's while idle */
     k_msg_t *cur_msg;      /* message being delivered */

@@ -326,6 +326,7 @@ int os_task_list(os_ctx_t *ctx, os_task_info_t *out, size_t max)
         ti->msgs_sent = t->sent;
         ti->msgs_received = t->received;
         ti->restarts = t->restarts;
+        ti->cpu_ms = (uint32_t)(t->cpu_ns / 1000000u);
     }
     atomic_store_explicit(&K.list_holder, NULL, memory_order_relaxed);
     K_TRACE(.kind = HAL_TR_LIST, .task = ctx->task->id, .type = HAL_TRACE_LIST_TASKS, .result = n,

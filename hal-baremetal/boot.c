@@ -76,6 +76,21 @@ bool bm_cmdline_has(const char *word)
     return false;
 }
 
+uint32_t bm_cmdline_u32(const char *word)
+{
+    size_t n = strlen(word);
+
+    for (const char *p = bm_boot.cmdline; (p = strstr(p, word)) != NULL; p += n) {
+        if ((p == bm_boot.cmdline || p[-1] == ' ') && p[n] == '=') {
+            uint32_t v = 0;
+            for (const char *d = p + n + 1; *d >= '0' && *d <= '9' && v < 100000; d++)
+                v = v * 10 + (uint32_t)(*d - '0');
+            return v;
+        }
+    }
+    return 0;
+}
+
 void bm_boot_parse(uint64_t paddr)
 {
     const hvm_start_info_t *si = (const hvm_start_info_t *)(uintptr_t)paddr;
@@ -99,5 +114,7 @@ void bm_boot_parse(uint64_t paddr)
     if (bm_boot.nram == 0)
         bm_panic("no usable RAM in the boot memory map");
     bm_boot.tty = bm_cmdline_has("tty");
+    bm_boot.cols = bm_cmdline_u32("cols");
+    bm_boot.rows = bm_cmdline_u32("rows");
     bm_boot.verbose = bm_cmdline_has("verbose");
 }

@@ -21,8 +21,11 @@
  *
  * Input bytes: '\n' or '\r' (or "\r\n") ends a line; 0x04 (Ctrl-D) on an empty
  * line is end of input (`orrery qemu` sends it when its stdin ends). With
- * "tty" on the kernel command line (an interactive terminal, which QEMU puts
- * in raw input mode) we echo and handle backspace.
+ * "tty" on the kernel command line (a person's terminal, which QEMU puts in
+ * raw mode) bytes are posted as they come (HAL_CONSOLE_KEYS, after
+ * HAL_CONSOLE_INFO with "cols=N rows=N" of the command line): the console
+ * server echoes and edits. Log lines then clear the row being edited and draw
+ * it again after themselves (HAL_CONSOLE_ROW).
  */
 enum {
     COM1 = 0x3F8,
@@ -50,6 +53,13 @@ static size_t line_len; /* real length, may exceed the buffer */
 static bool last_cr;
 static int post_code; /* a completed item waiting for k_post room, 0 if none */
 static int console_dev;
+
+/* tty: keystrokes taken from the ring and not yet posted, the info to post, the edited row */
+static uint8_t keys[256];
+static size_t keys_len;
+static bool info_pending;
+static char row[2048];
+static size_t row_len;
 
 static bool hold_on;
 static char hold_buf[HOLD];
@@ -115,9 +125,14 @@ void bm_console_hold(bool hold)
     hold_on = hold;
 }
 
+/* The kernel's log lines: never inside the row being edited. */
 void hal_console_write(const void *buf, size_t len)
 {
+    if (row_len > 0)
+        bm_serial_write("\r\x1b[K", 4);
     bm_serial_write(buf, len);
+    if (row_len > 0)
+        bm_serial_write(row, row_len);
 }
 
 void bm_vprintf(const char *fmt, va_list ap)
@@ -179,8 +194,32 @@ static bool try_post(void)
     return true;
 }
 
+/* tty: post keystrokes as they come. true while some wait. */
+static bool poll_keys(void)
+{
+    if (info_pending) {
+        hal_console_info_t info = {HAL_CONSOLE_TERMINAL, bm_boot.cols, bm_boot.rows};
+        if (k_post(console_dev, HAL_CONSOLE_INFO, &info, sizeof(info)) == OS_EFULL)
+            return true;
+        info_pending = false;
+    }
+    if (keys_len == 0) {
+        while (ring_tail != ring_head && keys_len < sizeof(keys))
+            keys[keys_len++] = ring[ring_tail++ % RING];
+    }
+    if (keys_len > 0 && k_post(console_dev, HAL_CONSOLE_KEYS, keys, keys_len) != OS_EFULL)
+        keys_len = 0;
+    if (rx_paused && ring_head - ring_tail < RING / 2) {
+        rx_paused = false;
+        outb(COM1 + IER, 0x01);
+    }
+    return keys_len != 0 || ring_tail != ring_head;
+}
+
 bool bm_serial_poll(void)
 {
+    if (bm_boot.tty)
+        return poll_keys();
     if (post_code && !try_post())
         return true;
     while (ring_tail != ring_head) {
@@ -192,22 +231,13 @@ bool bm_serial_poll(void)
         }
         last_cr = c == '\r';
         if (c == '\r' || c == '\n') {
-            if (bm_boot.tty)
-                out_raw("\n", 1);
             post_code = line_len > sizeof(line) ? HAL_CONSOLE_OVERLONG : HAL_CONSOLE_LINE;
         } else if (c == 0x04 && line_len == 0) {
             post_code = HAL_CONSOLE_EOF;
-        } else if (bm_boot.tty && (c == 0x7f || c == 0x08)) {
-            if (line_len > 0) {
-                line_len--;
-                out_raw("\b \b", 3);
-            }
         } else {
             if (line_len < sizeof(line))
                 line[line_len] = c;
             line_len++;
-            if (bm_boot.tty && line_len <= sizeof(line))
-                out_raw(&c, 1);
         }
         if (post_code && !try_post())
             break;
@@ -226,10 +256,25 @@ bool bm_serial_pending(void)
 
 static int console_write(void *self, uint32_t code, const void *buf, size_t len)
 {
-    if (code != HAL_CONSOLE_WRITE)
+    switch (code) {
+    case HAL_CONSOLE_WRITE:
+        bm_serial_write(buf, len);
+        return 0;
+    case HAL_CONSOLE_ROW:
+        if (!bm_boot.tty)
+            return OS_EINVAL;
+        row_len = len <= sizeof(row) ? len : 0; /* a row we cannot keep is not redrawn */
+        if (row_len > 0)
+            memcpy(row, buf, row_len);
+        return 0;
+    case HAL_CONSOLE_INFO:
+        if (!bm_boot.tty)
+            return OS_EINVAL;
+        info_pending = true; /* posted by the run loop (k_post is not for this path) */
+        return 0;
+    default:
         return OS_EINVAL;
-    bm_serial_write(buf, len);
-    return 0;
+    }
 }
 
 static void console_resume(void *self)
@@ -246,6 +291,7 @@ static const hal_device_ops_t console_ops = {
 
 int bm_console_register(void)
 {
+    info_pending = bm_boot.tty;
     console_dev = k_device_add(&console_ops);
     return console_dev;
 }

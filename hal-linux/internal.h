@@ -30,6 +30,11 @@ uint64_t hl_workers_syscall_wakes(void);
 int hl_console_add(int in_fd, int out_fd);
 /* Start the reader thread (after k_boot), if there is input. 0 or -errno. */
 int hl_console_start(void);
+/* Before the tasks run: a terminal on both fds goes raw (tty.c) until hl_console_stop, and
+ * hl_console_start then posts keystrokes instead of lines. */
+void hl_console_terminal(void);
+/* SIGWINCH (loop thread): a terminal posts its new size (HAL_CONSOLE_INFO). */
+void hl_console_resized(void);
 /* Stop and join the reader (workers already stopped, kernel still alive). */
 void hl_console_stop(void);
 /* Write whole, under the console mutex (hal_console_write). */

@@ -25,7 +25,7 @@ static struct {
     int tfd;         /* timerfd (CLOCK_MONOTONIC, absolute): the kernel's one timer, ns precise */
     uv_poll_t tpoll; /* watches tfd on the loop */
     uv_timer_t timeout; /* cfg->timeout_ms */
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sigwinch;
     bool signals;
     bool live;         /* atomic: poke may be sent */
     uint64_t deadline; /* atomic: latest hal_timer_arm, UINT64_MAX = none */
@@ -162,10 +162,17 @@ static void on_signal(uv_signal_t *s, int signum)
     hl_request_stop(0);
 }
 
+/* The terminal was resized: the console server redraws its line for the new width. */
+static void on_winch(uv_signal_t *s, int signum)
+{
+    hl_console_resized();
+}
+
 static void close_all(void)
 {
-    uv_handle_t *hs[] = {(uv_handle_t *)&P.poke, (uv_handle_t *)&P.tpoll, (uv_handle_t *)&P.timeout,
-                         (uv_handle_t *)&P.sigint, (uv_handle_t *)&P.sigterm};
+    uv_handle_t *hs[] = {(uv_handle_t *)&P.poke,   (uv_handle_t *)&P.tpoll,
+                         (uv_handle_t *)&P.timeout, (uv_handle_t *)&P.sigint,
+                         (uv_handle_t *)&P.sigterm, (uv_handle_t *)&P.sigwinch};
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (hs[i]->loop == &P.loop && !uv_is_closing(hs[i]))
             uv_close(hs[i], NULL);
@@ -232,6 +239,8 @@ int hl_run(const hl_run_config_t *cfg)
         uv_signal_init(&P.loop, &P.sigterm);
         uv_signal_start(&P.sigint, on_signal, SIGINT);
         uv_signal_start(&P.sigterm, on_signal, SIGTERM);
+        uv_signal_init(&P.loop, &P.sigwinch);
+        uv_signal_start(&P.sigwinch, on_winch, SIGWINCH);
     }
     __atomic_store_n(&P.live, true, __ATOMIC_RELEASE);
 
@@ -296,6 +305,7 @@ int hl_run(const hl_run_config_t *cfg)
     if (cfg->timeout_ms)
         uv_timer_start(&P.timeout, on_timeout, cfg->timeout_ms, 0);
 
+    hl_console_terminal(); /* before any task prints: the first prompt finds it raw */
     rc = hl_workers_start(workers, cfg->spin_us, cfg->pin_cpus);
     if (rc == 0)
         rc = hl_console_start();

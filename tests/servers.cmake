@@ -1,6 +1,6 @@
 # servers.cmake — unit tests of the servers: interfaces, manifest, init, console, shell (and its
 # network commands), echo.
-foreach(t iface manifest init console shell shell_net echo)
+foreach(t iface manifest init console console_term shell shell_net echo)
     orrery_add_test(test_${t} SOURCES test_${t}.c
         LIBS orrery_servers orrery_sim orrery_core orrery_hal_host LABELS servers)
 endforeach()
@@ -29,3 +29,9 @@ orrery_add_test(test_kv_log SOURCES test_kv_log.c ${CMAKE_SOURCE_DIR}/servers/kv
     LIBS orrery_core LABELS servers)
 target_include_directories(test_kv_log PRIVATE ${ORRERY_SERVERS_INCLUDE}
     ${CMAKE_SOURCE_DIR}/servers/kv)
+
+# The console's line editor alone (pure), against the small terminal model of its fuzz target
+# (fuzz/term_screen.c).
+orrery_add_test(test_console_edit SOURCES test_console_edit.c ${CMAKE_SOURCE_DIR}/fuzz/term_screen.c
+    LIBS orrery_servers orrery_core LABELS servers)
+target_include_directories(test_console_edit PRIVATE ${CMAKE_SOURCE_DIR}/fuzz)

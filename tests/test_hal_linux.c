@@ -9,10 +9,13 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -514,6 +517,93 @@ static void default_workers_fit_the_kernel(void **state)
     assert_int_equal(OS_EINVAL, hl_run(&rc));
 }
 
+/* ---- a terminal: raw mode, its size, log lines around the edited row ------------------- */
+
+static struct {
+    uint32_t flags, cols;
+    int infos;
+    int tty;            /* the terminal's fd */
+    tcflag_t run_lflag; /* its local modes while the OS runs */
+} term_seen;
+
+static void term_start(os_ctx_t *ctx)
+{
+    os_handle_t *dev = os_state(ctx);
+    assert_int_equal(0, os_device_open(ctx, "console", dev));
+}
+
+static void term_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    os_handle_t *dev = os_state(ctx);
+    if (ev->kind != OS_EV_DEVICE || ev->type != HAL_CONSOLE_INFO)
+        return;
+    hal_console_info_t info;
+    assert_int_equal(sizeof info, ev->len);
+    memcpy(&info, ev->data, sizeof info);
+    term_seen.flags = info.flags;
+    term_seen.cols = info.cols;
+    if (term_seen.infos++ == 0) {
+        struct termios now;
+        assert_int_equal(0, tcgetattr(term_seen.tty, &now));
+        term_seen.run_lflag = now.c_lflag;
+        /* the console server's part: the row it shows, then someone logs */
+        assert_int_equal(0, os_device_write(ctx, *dev, HAL_CONSOLE_ROW, "\rprompt> abc", 12));
+        os_log(ctx, "a log line");
+        assert_int_equal(0, os_device_write(ctx, *dev, HAL_CONSOLE_INFO, NULL, 0)); /* again */
+        return;
+    }
+    assert_int_equal(0, os_device_write(ctx, *dev, HAL_CONSOLE_ROW, NULL, 0));
+    os_log(ctx, "no row now");
+    os_shutdown(ctx, 7);
+}
+
+static const os_program_t term_prog = {"term-test", sizeof(os_handle_t), term_start, term_event};
+static const os_program_t *const term_programs[] = {&term_prog, NULL};
+
+static void terminal_goes_raw_and_comes_back(void **state)
+{
+    int master, slave;
+    struct winsize ws = {.ws_row = 20, .ws_col = 50};
+    assert_int_equal(0, openpty(&master, &slave, NULL, NULL, &ws));
+    struct termios before, during;
+    assert_int_equal(0, tcgetattr(slave, &before));
+
+    memset(&term_seen, 0, sizeof(term_seen));
+    term_seen.tty = slave;
+    hl_run_config_t rc;
+    hl_run_config_init(&rc);
+    rc.programs = term_programs;
+    rc.init_program = "term-test";
+    rc.workers = 1;
+    rc.console_in = slave;
+    rc.console_out = slave;
+    rc.timeout_ms = 30000;
+    assert_int_equal(7, hl_run(&rc));
+
+    assert_int_equal(2, term_seen.infos);
+    assert_int_equal(HAL_CONSOLE_TERMINAL, term_seen.flags);
+    assert_int_equal(50, term_seen.cols);
+    assert_int_equal(0, term_seen.run_lflag & (ICANON | ECHO | ISIG)); /* raw while it ran */
+    assert_int_not_equal(0, before.c_lflag & ICANON);
+    assert_int_equal(0, tcgetattr(slave, &during)); /* after the run: as it was */
+    assert_int_equal(before.c_iflag, during.c_iflag);
+    assert_int_equal(before.c_oflag, during.c_oflag);
+    assert_int_equal(before.c_cflag, during.c_cflag);
+    assert_int_equal(before.c_lflag, during.c_lflag);
+    assert_memory_equal(before.c_cc, during.c_cc, sizeof before.c_cc);
+
+    char out[4096];
+    fcntl(master, F_SETFL, O_NONBLOCK);
+    ssize_t n = read(master, out, sizeof(out) - 1);
+    assert_true(n > 0);
+    out[n] = 0;
+    /* the log line clears the row, then draws it again; without a row it is just printed */
+    assert_non_null(strstr(out, "\r\x1b[K[term-test] a log line\r\n\rprompt> abc"));
+    assert_non_null(strstr(out, "prompt> abc[term-test] no row now\r\n"));
+    close(master);
+    close(slave);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -522,6 +612,7 @@ int main(void)
         cmocka_unit_test(timers_fire_in_order),    cmocka_unit_test(wake_across_workers),
         cmocka_unit_test(timeout_ends_run),        cmocka_unit_test(sigterm_ends_run),
         cmocka_unit_test(missing_init_fails_boot), cmocka_unit_test(default_workers_fit_the_kernel),
+        cmocka_unit_test(terminal_goes_raw_and_comes_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

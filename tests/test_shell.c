@@ -54,6 +54,50 @@ static void test_parse_commands(void **state)
     assert_int_equal(SHELL_CRASH_STACK, c.crash);
 }
 
+static void test_parse_terminal_commands(void **state)
+{
+    shell_cmd_t c;
+    assert_int_equal(SHELL_ECHO, parse("echo -e a\\e[31mb\\x07\\\\ \\q", &c));
+    assert_string_equal("a\x1b[31mb\x07\\ \\q", c.arg);
+    assert_int_equal(SHELL_ECHO, parse("echo -e", &c));
+    assert_string_equal("", c.arg);
+    assert_int_equal(SHELL_ECHO, parse("echo -eh \\e", &c)); /* not the option */
+    assert_string_equal("-eh \\e", c.arg);
+    assert_int_equal(SHELL_ECHO, parse("echo -e \\x00x", &c)); /* a NUL never */
+    assert_string_equal("\\x00x", c.arg);
+
+    assert_int_equal(SHELL_TOP, parse("top", &c));
+    assert_int_equal(0, c.count);
+    assert_string_equal("cpu", c.arg);
+    assert_int_equal(SHELL_TOP, parse("top -s name -n 3", &c));
+    assert_int_equal(3, c.count);
+    assert_string_equal("name", c.arg);
+    assert_int_equal(SHELL_ERROR, parse("top -n 0", &c));
+    assert_string_equal("shell: top: COUNT must be 1..1000, not '0'", c.error);
+    assert_int_equal(SHELL_ERROR, parse("top -s size", &c));
+    assert_string_equal(
+        "shell: top: unknown sort key 'size' (cpu, in, out, queue, restarts, name, id)", c.error);
+    assert_int_equal(SHELL_ERROR, parse("top -n", &c));
+    assert_string_equal("shell: usage: top [-n COUNT] [-s KEY]", c.error);
+
+    assert_int_equal(SHELL_HISTORY, parse("history", &c));
+    assert_int_equal(0, c.count);
+    assert_int_equal(SHELL_HISTORY, parse("history 5", &c));
+    assert_int_equal(5, c.count);
+    assert_int_equal(SHELL_ERROR, parse("history x", &c));
+    assert_int_equal(SHELL_CLEAR, parse("clear", &c));
+    assert_int_equal(SHELL_ERROR, parse("clear now", &c));
+
+    /* the names completion offers */
+    assert_string_equal("help", shell_command_name(0));
+    size_t n = 0;
+    while (shell_command_name(n))
+        n++;
+    assert_int_equal(31, n);
+    assert_int_equal(3, shell_top_key("queue"));
+    assert_int_equal(-1, shell_top_key("q"));
+}
+
 static void test_parse_file_commands(void **state)
 {
     shell_cmd_t c;
@@ -150,14 +194,17 @@ static void test_parse_errors(void **state)
 
 static void test_help_lists_every_command(void **state)
 {
-    char buf[2048];
+    char buf[4096];
     size_t n = shell_help(buf, sizeof buf);
     assert_int_equal(strlen(buf), n);
     const char *cmds[] = {"help",
-                          "echo WORDS",
+                          "echo [-e] WORDS",
                           "ps",
                           "uptime",
                           "ipc",
+                          "top [-n COUNT] [-s KEY]",
+                          "history [N]",
+                          "clear",
                           "net",
                           "netstat",
                           "ping HOST [COUNT]",
@@ -186,7 +233,7 @@ static void test_help_lists_every_command(void **state)
     int lines = 0;
     for (char *p = buf; *p; p++)
         lines += *p == '\n';
-    assert_int_equal(28, lines);
+    assert_int_equal(31, lines);
     assert_int_equal(n, shell_help(NULL, 0)); /* measuring works */
 }
 
@@ -367,6 +414,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_commands),
+        cmocka_unit_test(test_parse_terminal_commands),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_help_lists_every_command),
         cmocka_unit_test(test_parse_file_commands),

@@ -1,46 +1,12 @@
 /* console.c — the console server: device input to one client, its output to the device. */
+#include "console.h"
+
 #include <image.h>
-#include <iface/console.h>
 #include <iface/init_client.h>
 
 #include <string.h>
 
-enum {
-    CONSOLE_CREDIT_MAX = 32, /* input items a client may ask for ahead (console.read) */
-    CONSOLE_REQ_REGISTER = 1,
-};
-
-/*
- * Input is taken from the device only when the client has asked for it: the
- * device is held otherwise, so unread input stays in the kernel's queue and at
- * the platform, never here. A console that is killed or crashes loses nothing:
- * its successor opens the device and reads on where it stopped (and the kernel
- * tells it again if input had already ended).
- */
-
-/* The one item taken from the device and not yet given to a client. */
-typedef struct item {
-    bool valid;
-    uint32_t type;   /* console_msg_line, _overlong */
-    uint32_t length; /* line: bytes in text; overlong: the dropped line's length */
-    char text[CONSOLE_LINE_MAX + 1];
-} item_t;
-
-typedef struct console_state {
-    os_handle_t dev;    /* the "console" device */
-    os_handle_t client; /* the one client (the latest to connect), or NONE */
-    bool blocked;       /* the client's queue was full: wait for WRITABLE */
-    uint32_t credit;    /* input items the client asked for (console.read) and has not got */
-    bool held;          /* the device is held: nobody wants input now */
-    uint32_t lines;     /* lines forwarded */
-    bool eof;           /* input ended: tell each client after the last item */
-    bool eof_sent;      /* ... the current client was told */
-    bool eof_reported;  /* ... init was told (input_ended) */
-    item_t pending;     /* taken while a client asked, not delivered yet (its queue was full
-                           or it went away): the next client gets it first */
-} console_state_t;
-
-static void set_hold(os_ctx_t *ctx, console_state_t *st, bool hold)
+void console_set_hold(os_ctx_t *ctx, console_state_t *st, bool hold)
 {
     if (st->held != hold && os_handle_hold(ctx, st->dev, hold) == 0)
         st->held = hold;
@@ -78,15 +44,17 @@ static bool sent(os_ctx_t *ctx, console_state_t *st, int err)
 }
 
 /* Give the client what it asked for, then take more from the device only if it wants more. */
-static void pump(os_ctx_t *ctx, console_state_t *st)
+void console_pump(os_ctx_t *ctx, console_state_t *st)
 {
     bool ready = st->client != OS_HANDLE_NONE && !st->blocked;
 
     if (ready && st->pending.valid && st->credit > 0) {
         int err = send_item(ctx, st, &st->pending);
         if (sent(ctx, st, err)) {
-            if (st->pending.type == console_msg_line)
+            if (st->pending.type == console_msg_line) {
                 st->lines++;
+                edit_history_add(&st->ed, st->pending.text, st->pending.length);
+            }
             st->pending.valid = false;
             st->credit--;
         }
@@ -104,7 +72,31 @@ static void pump(os_ctx_t *ctx, console_state_t *st)
         if (init_input_ended_send(ctx, init_channel(ctx), &m) == 0)
             st->eof_reported = true;
     }
-    set_hold(ctx, st, !ready || st->credit == 0 || st->pending.valid || st->eof);
+    if (st->term.on) {
+        /* keystrokes are always taken (Ctrl-C must reach a running command) until the
+           type-ahead is full */
+        term_poke(ctx, st);
+        console_set_hold(ctx, st, st->term.ahead_len == CONSOLE_AHEAD_MAX || st->eof);
+        return;
+    }
+    console_set_hold(ctx, st, !ready || st->credit == 0 || st->pending.valid || st->eof);
+}
+
+void console_take_line(os_ctx_t *ctx, console_state_t *st, const char *text, size_t len)
+{
+    item_t *it = &st->pending;
+    it->valid = true;
+    it->type = console_msg_line;
+    it->length = (uint32_t)len;
+    memcpy(it->text, text, len);
+    it->text[len] = 0;
+    console_pump(ctx, st);
+}
+
+void console_take_eof(os_ctx_t *ctx, console_state_t *st)
+{
+    st->eof = true;
+    console_pump(ctx, st);
 }
 
 static void on_device(os_ctx_t *ctx, console_state_t *st, const os_event_t *ev)
@@ -113,7 +105,15 @@ static void on_device(os_ctx_t *ctx, console_state_t *st, const os_event_t *ev)
 
     if (ev->type == HAL_CONSOLE_EOF) {
         st->eof = true;
-        pump(ctx, st);
+        console_pump(ctx, st);
+        return;
+    }
+    if (ev->type == HAL_CONSOLE_INFO) {
+        term_on_info(ctx, st, ev);
+        return;
+    }
+    if (ev->type == HAL_CONSOLE_KEYS) {
+        term_on_keys(ctx, st, ev->data, ev->len);
         return;
     }
     if (it->valid) {
@@ -147,7 +147,7 @@ static void on_device(os_ctx_t *ctx, console_state_t *st, const os_event_t *ev)
     default:
         break;
     }
-    pump(ctx, st);
+    console_pump(ctx, st);
 }
 
 static void reject(os_ctx_t *ctx, os_handle_t ch, const os_event_t *ev)
@@ -168,14 +168,19 @@ static void on_client_message(os_ctx_t *ctx, console_state_t *st, const os_event
     if (ev->type == console_msg_read && console_read_decode(ev, &m.read) == 0) {
         uint32_t room = CONSOLE_CREDIT_MAX - st->credit; /* a sane bound on credit */
         st->credit += m.read.count < room ? m.read.count : room;
-        pump(ctx, st);
+        console_pump(ctx, st);
     } else if (ev->type == console_msg_write && console_write_decode(ev, &m.write) == 0) {
-        os_device_write(ctx, st->dev, HAL_CONSOLE_WRITE, m.write.data, m.write.data_len);
+        if (st->term.on) {
+            term_write(ctx, st, m.write.data, m.write.data_len);
+        } else {
+            os_device_write(ctx, st->dev, HAL_CONSOLE_WRITE, m.write.data, m.write.data_len);
+            term_track(&st->term, (const char *)m.write.data, m.write.data_len);
+        }
     } else if (ev->type == console_msg_flush && console_flush_decode(ev, &m.flush) == 0) {
         /* writes reach the device synchronously, so everything before is out */
         console_flushed_t f = {m.flush.token};
         console_flushed_send(ctx, ev->handle, &f);
-    } else {
+    } else if (!term_on_client(ctx, st, ev)) {
         reject(ctx, ev->handle, ev);
     }
 }
@@ -195,7 +200,8 @@ static void on_init_message(os_ctx_t *ctx, console_state_t *st, const os_event_t
         st->blocked = false;
         st->credit = 0;       /* it asks for input when it is ready */
         st->eof_sent = false; /* a new client (a restarted shell) learns it too */
-        pump(ctx, st);
+        term_new_client(ctx, st);
+        console_pump(ctx, st);
     } else if (ev->type == init_msg_reply && init_reply_decode(ev, &m.reply) == 0) {
         if (m.reply.status < 0)
             os_log(ctx, "register console: %s", os_strerror(m.reply.status));
@@ -210,7 +216,8 @@ static void console_start(os_ctx_t *ctx)
     int err = os_device_open(ctx, "console", &st->dev);
     if (err < 0)
         os_panic(ctx, "cannot open the console device: %s", os_strerror(err));
-    set_hold(ctx, st, true); /* no client yet: input waits in the device */
+    edit_init(&st->ed, 0);
+    console_set_hold(ctx, st, true); /* no client yet: input waits in the device */
     err = init_register_iface(ctx, CONSOLE_REQ_REGISTER, &console_iface);
     if (err < 0)
         os_log(ctx, "register console: %s", os_strerror(err));
@@ -236,14 +243,14 @@ static void console_on_event(os_ctx_t *ctx, const os_event_t *ev)
     case OS_EV_WRITABLE:
         if (ev->handle == st->client) {
             st->blocked = false;
-            pump(ctx, st);
+            console_pump(ctx, st);
         }
         break;
     case OS_EV_PEER_CLOSED:
         if (ev->handle == st->client) {
             os_handle_close(ctx, st->client);
             st->client = OS_HANDLE_NONE;
-            pump(ctx, st);
+            console_pump(ctx, st);
         } else if (ev->handle != init_channel(ctx)) {
             os_handle_close(ctx, ev->handle);
         }

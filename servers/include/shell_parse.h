@@ -16,6 +16,7 @@ enum {
     SHELL_FETCH_RETRY_MAX = 10,    /* fetch -r N: retries after a failure or a 5xx answer */
     SHELL_PING_DEFAULT = 4,        /* ping: echoes sent when COUNT is not given */
     SHELL_PING_MAX = 100,          /* ping: the largest COUNT */
+    SHELL_TOP_MAX = 1000,          /* top -n: the largest COUNT */
 };
 
 typedef enum shell_kind {
@@ -34,6 +35,9 @@ typedef enum shell_kind {
     SHELL_NETSTAT,  /* list the tcpip server's connections, listeners and UDP sockets */
     SHELL_PING,     /* host, count */
     SHELL_FETCH,    /* host, port, arg: the path (with its query, without a fragment) */
+    SHELL_HISTORY,  /* count: the last lines to list (0: all) */
+    SHELL_CLEAR,    /* clear the terminal */
+    SHELL_TOP,      /* count: tables to print (0: until q or Ctrl-C), arg: the sort key */
     /* file commands (fscmd.c): arg is the (first) path as typed, arg2 the second or the text */
     SHELL_LS,     /* arg: the directory or file ("" for the current directory), long_list */
     SHELL_CAT,    /* arg: the file */
@@ -75,6 +79,14 @@ typedef struct shell_cmd {
 /* Parse one input line (len bytes, no '\n'); returns out->kind. Never fails: a bad
  * line gives SHELL_ERROR with the one-line message to print in out->error. */
 shell_kind_t shell_parse(const char *line, size_t len, shell_cmd_t *out);
+
+/* Command name i in help order, NULL past the last (for completion). */
+const char *shell_command_name(size_t i);
+
+/* top's sort keys, in the order its 's' key cycles through them; "cpu" first (the default). */
+extern const char *const shell_top_keys[];
+/* The index of key name in shell_top_keys, or -1. */
+int shell_top_key(const char *name);
 
 /* The help text: one line per command, each ending in '\n'. Returns the bytes written
  * (snprintf-style: the length it needs). */

@@ -643,3 +643,13 @@ void netcmd_on_timer(os_ctx_t *ctx, shell_state_t *st)
     else
         fail(ctx, st, "%s", os_strerror(OS_ETIMEDOUT));
 }
+
+void netcmd_interrupt(os_ctx_t *ctx, shell_state_t *st)
+{
+    sh_say(st, "^C\n");
+    if (st->op == OP_PING && st->nc.phase == NP_PING && st->nc.sent_n > 0) {
+        ping_end(ctx, st); /* the summary of the echoes sent so far */
+        return;
+    }
+    finish(ctx, st, true);
+}

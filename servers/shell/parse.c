@@ -18,10 +18,15 @@ static const struct command {
     const char *help;
 } commands[] = {
     {"help", SHELL_HELP, "", "list the commands"},
-    {"echo", SHELL_ECHO, "WORDS", "ask the echo server to repeat WORDS"},
+    {"echo", SHELL_ECHO, "[-e] WORDS",
+     "ask the echo server to repeat WORDS (-e: \\e \\xHH \\n \\t \\\\ stand for their bytes)"},
     {"ps", SHELL_PS, "", "list the tasks"},
     {"uptime", SHELL_UPTIME, "", "time since boot"},
     {"ipc", SHELL_IPC, "", "list the channels and their queued messages"},
+    {"top", SHELL_TOP, "[-n COUNT] [-s KEY]",
+     "a refreshing table of tasks (keys: q quit, s next sort key; -n: COUNT tables, then done)"},
+    {"history", SHELL_HISTORY, "[N]", "list the lines entered so far (the last N)"},
+    {"clear", SHELL_CLEAR, "", "clear the terminal"},
     {"net", SHELL_NET, "", "the network's address, gateway, DNS, MAC and counters"},
     {"netstat", SHELL_NETSTAT, "", "list TCP connections, listeners and UDP sockets"},
     {"ping", SHELL_PING, "HOST [COUNT]", "send COUNT ICMP echoes (default 4, at most 100)"},
@@ -48,6 +53,63 @@ static const struct command {
     {"crash", SHELL_CRASH, "null|panic|assert|stack", "make the shell fault on purpose"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
+
+const char *shell_command_name(size_t i)
+{
+    return i < NCOMMANDS ? commands[i].name : NULL;
+}
+
+const char *const shell_top_keys[] = {"cpu", "in", "out", "queue", "restarts", "name", "id", NULL};
+
+int shell_top_key(const char *name)
+{
+    for (int i = 0; shell_top_keys[i]; i++) {
+        if (strcmp(shell_top_keys[i], name) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* echo -e: \e, \xHH, \n, \t, \a, \\ become their bytes (never NUL: a str holds none). */
+static void unescape(char *out, const char *in)
+{
+    size_t o = 0;
+    for (size_t i = 0; in[i]; i++) {
+        char c = in[i];
+        if (c == '\\' && in[i + 1]) {
+            char e = in[++i];
+            int h1, h2;
+            if (e == 'e')
+                c = 0x1b;
+            else if (e == 'n')
+                c = '\n';
+            else if (e == 't')
+                c = '\t';
+            else if (e == 'a')
+                c = '\a';
+            else if (e == '\\')
+                c = '\\';
+            else if (e == 'x' && (h1 = hex_digit(in[i + 1])) >= 0 &&
+                     (h2 = hex_digit(in[i + 2])) >= 0 && (h1 || h2)) {
+                c = (char)(h1 * 16 + h2);
+                i += 2;
+            } else {
+                out[o++] = '\\';
+                c = e;
+            }
+        }
+        out[o++] = c;
+    }
+    out[o] = 0;
+}
 
 size_t shell_help(char *buf, size_t len)
 {
@@ -282,6 +344,36 @@ static shell_kind_t parse_fs(shell_cmd_t *out, const struct command *c, char *re
     }
 }
 
+/* top [-n COUNT] [-s KEY], in any order. */
+static shell_kind_t parse_top(shell_cmd_t *out, const struct command *c, char *rest)
+{
+    char *w[5];
+    size_t n = 0;
+    while (n < 5 && (w[n] = next_word(&rest)) != NULL)
+        n++;
+    out->kind = c->kind;
+    strcpy(out->arg, "cpu");
+    if (n > 4)
+        return usage(out, c);
+    for (size_t i = 0; i < n; i += 2) {
+        if (i + 1 >= n || (strcmp(w[i], "-n") != 0 && strcmp(w[i], "-s") != 0))
+            return usage(out, c);
+        if (w[i][1] == 'n' &&
+            (parse_int(w[i + 1], &out->count) < 0 || out->count < 1 || out->count > SHELL_TOP_MAX))
+            return error(out, "shell: top: COUNT must be 1..%d, not '%s'", SHELL_TOP_MAX,
+                         cut(w[i + 1]));
+        if (w[i][1] == 's') {
+            if (shell_top_key(w[i + 1]) < 0)
+                return error(out,
+                             "shell: top: unknown sort key '%s' (cpu, in, out, queue, "
+                             "restarts, name, id)",
+                             cut(w[i + 1]));
+            strcpy(out->arg, w[i + 1]);
+        }
+    }
+    return c->kind;
+}
+
 shell_kind_t shell_parse(const char *line, size_t len, shell_cmd_t *out)
 {
     char buf[SHELL_LINE_MAX + 1];
@@ -328,11 +420,20 @@ shell_kind_t shell_parse(const char *line, size_t len, shell_cmd_t *out)
     }
     if (c->kind == SHELL_ECHO) {
         out->kind = SHELL_ECHO;
-        strcpy(out->arg, rest);
+        if (strncmp(rest, "-e", 2) == 0 && (rest[2] == 0 || is_space(rest[2]))) {
+            rest += 2;
+            while (is_space(*rest))
+                rest++;
+            unescape(out->arg, rest);
+        } else {
+            strcpy(out->arg, rest);
+        }
         return SHELL_ECHO;
     }
     if (c->kind >= SHELL_LS)
         return parse_fs(out, c, rest);
+    if (c->kind == SHELL_TOP)
+        return parse_top(out, c, rest);
     for (char *w = rest; *w && nwords < 3;) {
         words[nwords++] = w;
         while (*w && !is_space(*w))
@@ -353,6 +454,17 @@ shell_kind_t shell_parse(const char *line, size_t len, shell_cmd_t *out)
     case SHELL_NETSTAT:
         if (nwords != 0)
             return error(out, "shell: %s takes no arguments", c->name);
+        return c->kind;
+    case SHELL_CLEAR:
+        if (nwords != 0)
+            return error(out, "shell: %s takes no arguments", c->name);
+        return c->kind;
+    case SHELL_HISTORY:
+        if (nwords > 1)
+            return usage(out, c);
+        if (nwords == 1 && (parse_int(words[0], &out->count) < 0 || out->count < 1))
+            return error(out, "shell: history: N must be a number of lines, not '%s'",
+                         cut(words[0]));
         return c->kind;
     case SHELL_PING:
         if (nwords < 1 || nwords > 2)

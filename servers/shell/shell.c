@@ -15,7 +15,6 @@ static void run_queue(os_ctx_t *ctx, shell_state_t *st);
 
 /* ---- output --------------------------------------------------------------------------- */
 
-static void flush_out(os_ctx_t *ctx, shell_state_t *st);
 
 void sh_say(shell_state_t *st, const char *fmt, ...)
 {
@@ -57,7 +56,7 @@ void sh_conn_lost(os_ctx_t *ctx, shell_state_t *st, conn_t *c)
     sh_connect(ctx, st, c); /* init holds the connect until the server is back */
 }
 
-static void flush_out(os_ctx_t *ctx, shell_state_t *st)
+void sh_flush(os_ctx_t *ctx, shell_state_t *st)
 {
     while (st->out_len > 0 && st->console.state == CONN_UP && !st->out_blocked) {
         size_t n = st->out_len < CONSOLE_WRITE_MAX ? st->out_len : CONSOLE_WRITE_MAX;
@@ -75,6 +74,17 @@ static void flush_out(os_ctx_t *ctx, shell_state_t *st)
         }
         memmove(st->out, st->out + n, st->out_len - n);
         st->out_len -= n;
+    }
+    if (st->out_len == 0 && st->history_wanted && st->console.state == CONN_UP) {
+        console_history_t h = {st->history_max};
+        int err = console_history_send(ctx, st->console.chan, &h);
+        if (err == OS_EFULL) {
+            st->out_blocked = true;
+            return;
+        }
+        st->history_wanted = false;
+        if (err < 0)
+            sh_conn_lost(ctx, st, &st->console);
     }
     if (st->out_len == 0 && st->flush_wanted && st->console.state == CONN_UP) {
         console_flush_t f = {st->op_req};
@@ -285,6 +295,17 @@ static void run_line(os_ctx_t *ctx, shell_state_t *st, const char *line, size_t 
     case SHELL_PS:
         print_ps(ctx, st);
         break;
+    case SHELL_TOP:
+        top_start(ctx, st, c);
+        break;
+    case SHELL_HISTORY:
+        tty_history(ctx, st, c->count);
+        break;
+    case SHELL_CLEAR: {
+        static const char clear[] = "\x1b[H\x1b[2J";
+        tty_control(ctx, st, clear, sizeof clear - 1);
+        break;
+    }
     case SHELL_UPTIME: {
         uint64_t ns = os_clock_now(ctx);
         sh_say(st, "up %llu.%06llus\n", (unsigned long long)(ns / 1000000000u),
@@ -330,7 +351,7 @@ static void run_line(os_ctx_t *ctx, shell_state_t *st, const char *line, size_t 
             sh_shutdown_flush(ctx, st);
         break;
     case SHELL_CRASH:
-        flush_out(ctx, st);
+        sh_flush(ctx, st);
         crash(ctx, c->crash);
         break;
     }
@@ -391,8 +412,8 @@ static void run_queue(os_ctx_t *ctx, shell_state_t *st)
         if (st->op == OP_NONE)
             sh_say(st, SHELL_PROMPT);
     }
-    if (st->op == OP_FLUSH || st->op == OP_NONE)
-        flush_out(ctx, st);
+    if (st->op == OP_FLUSH || st->op == OP_NONE || st->op == OP_TOP)
+        sh_flush(ctx, st);
     request_input(ctx, st);
 }
 
@@ -420,7 +441,7 @@ static void on_init_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
         c->state = CONN_UP;
         if (c == &st->console) {
             st->out_blocked = false;
-            flush_out(ctx, st);
+            sh_flush(ctx, st);
             request_input(ctx, st);
         } else if (c == &st->echo && st->op == OP_ECHO && !st->op_sent) {
             echo_send(ctx, st);
@@ -428,6 +449,7 @@ static void on_init_message(os_ctx_t *ctx, shell_state_t *st, const os_event_t *
             netcmd_connected(ctx, st, c);
         } else if (c == &st->fs) {
             fscmd_connected(ctx, st);
+            complete_fs_connected(ctx, st);
         }
         return;
     }
@@ -479,6 +501,10 @@ static void on_console_message(os_ctx_t *ctx, shell_state_t *st, const os_event_
         console_overlong_t overlong;
         console_eof_t eof;
         console_flushed_t flushed;
+        console_terminal_t terminal;
+        console_interrupt_t interrupt;
+        console_complete_t complete;
+        console_key_t key;
     } m;
     input_t *in = NULL;
 
@@ -487,12 +513,30 @@ static void on_console_message(os_ctx_t *ctx, shell_state_t *st, const os_event_
             shutdown_now(ctx, st);
         return;
     }
+    if (ev->type == console_msg_terminal && console_terminal_decode(ev, &m.terminal) == 0) {
+        st->terminal = true;
+        st->cols = m.terminal.cols;
+        st->rows = m.terminal.rows;
+        return;
+    }
+    if (ev->type == console_msg_interrupt && console_interrupt_decode(ev, &m.interrupt) == 0) {
+        tty_interrupt(ctx, st);
+        return;
+    }
+    if (ev->type == console_msg_complete && console_complete_decode(ev, &m.complete) == 0) {
+        tty_complete(ctx, st, &m.complete);
+        return;
+    }
+    if (ev->type == console_msg_key && console_key_decode(ev, &m.key) == 0) {
+        top_on_keys(ctx, st, m.key.data, m.key.data_len);
+        return;
+    }
     if (ev->type == console_msg_line || ev->type == console_msg_overlong ||
         ev->type == console_msg_eof) {
         if (st->qcount == SHELL_QUEUE_MAX) {
             /* NEVER with a console that sends only what we read: one that floods us is told */
             sh_say(st, "shell: console sent input nobody asked for; line dropped\n");
-            flush_out(ctx, st);
+            sh_flush(ctx, st);
             return;
         }
         in = &st->queue[(st->qhead + st->qcount) % SHELL_QUEUE_MAX];
@@ -559,6 +603,13 @@ static void on_timer(os_ctx_t *ctx, shell_state_t *st)
     case OP_FLUSH:
         shutdown_now(ctx, st); /* the console is gone: shut down without it */
         break;
+    case OP_TOP:
+        top_on_timer(ctx, st);
+        break;
+    case OP_NONE:
+        if (st->cp.busy)
+            complete_fs_abort(ctx, st); /* Tab on a path: fs did not answer in time */
+        break;
     default:
         break;
     }
@@ -592,6 +643,7 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
     bool is_fetch = st->nc.chan != OS_HANDLE_NONE && h == st->nc.chan;
     bool is_fs = st->fs.state == CONN_UP && h == st->fs.chan;
     bool is_file = fscmd_owns(st, h);
+    bool is_cdir = complete_fs_owns(st, h);
 
     switch (ev->kind) {
     case OS_EV_MESSAGE:
@@ -607,8 +659,12 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
             netcmd_on_tcp(ctx, st, ev);
         else if (is_fetch)
             netcmd_on_chan(ctx, st, ev);
+        else if (is_fs && st->cp.busy)
+            complete_fs_on_answer(ctx, st, ev); /* no file command runs while Tab waits */
         else if (is_fs)
             fscmd_on_fs(ctx, st, ev);
+        else if (is_cdir)
+            complete_fs_on_answer(ctx, st, ev);
         else if (is_file)
             fscmd_on_file(ctx, st, ev);
         else
@@ -633,11 +689,13 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
         }
         if (is_file)
             fscmd_on_file(ctx, st, ev);
+        if (is_cdir || (is_fs && st->cp.busy))
+            complete_fs_abort(ctx, st);
         break;
     case OS_EV_WRITABLE:
         if (is_console) {
             st->out_blocked = false;
-            flush_out(ctx, st);
+            sh_flush(ctx, st);
             request_input(ctx, st);
         } else if (is_fetch) {
             netcmd_on_chan(ctx, st, ev);
@@ -650,8 +708,8 @@ static void shell_on_event(os_ctx_t *ctx, const os_event_t *ev)
     default:
         break;
     }
-    if (netcmd_is(st->op) || st->op == OP_FS)
-        flush_out(ctx, st); /* ping's lines, fetch's headers and cat's pieces show as they come */
+    if (netcmd_is(st->op) || st->op == OP_FS || st->op == OP_TOP)
+        sh_flush(ctx, st); /* ping's lines, fetch's headers, cat's pieces, top's tables */
     if (st->op == OP_FS)
         fscmd_room(ctx, st); /* cat and ls go on once the console took what they printed */
 }

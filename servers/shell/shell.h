@@ -26,6 +26,8 @@ enum {
 #define SHELL_PING_INTERVAL_NS 1000000000ull /* ping: one echo a second */
 #define SHELL_FS_TIMEOUT_NS 10000000000ull   /* a file command: each answer of the fs server */
 #define SHELL_FS_POLL_NS 50000000ull         /* waiting for fs: is its server still running? */
+#define SHELL_TOP_INTERVAL_NS 1000000000ull  /* top: a new table each second */
+#define SHELL_COMPLETE_TIMEOUT_NS 2000000000ull /* Tab on a path: the fs server's answers */
 
 /* A connection to a server through init: down, asked for, or up. */
 typedef struct conn {
@@ -48,6 +50,7 @@ typedef enum op_kind {
     OP_KILL,     /* waiting for init */
     OP_FLUSH,    /* shutdown: waiting for the console to print "shutting down" */
     OP_SHUTDOWN, /* waiting for the end */
+    OP_TOP,      /* top: a table each second until q, Ctrl-C or its count (tty.c) */
 } op_kind_t;
 
 /* Where a network command is (netcmd.c). */
@@ -145,6 +148,50 @@ typedef struct fscmd {
     } tx;
 } fscmd_t;
 
+/* A Tab the console asked about (tty.c): the word, the candidates found so far, and for a path
+ * where the listing of its directory is. */
+typedef struct complete {
+    uint32_t req; /* the console's */
+    bool busy;    /* waiting for the fs server */
+    enum { CP_CONNECT, CP_OPEN, CP_READDIR } phase;
+    uint32_t fs_req;
+    os_handle_t chan; /* the directory, or OS_HANDLE_NONE */
+    uint64_t cookie;
+    uint32_t start;                    /* the word's first byte in the line */
+    char prefix[CONSOLE_LINE_MAX + 1]; /* the word, up to the cursor */
+    size_t prefix_len;
+    char dirpart[FS_PATH_MAX + 1]; /* a path word's part up to its last '/' */
+    char dir[2 * FS_PATH_MAX + 2]; /* that directory, absolute */
+    /* the answer, built here (names starts the part not cleared for each Tab) */
+    char names[CONSOLE_NAMES_MAX];
+    size_t names_len;
+} complete_t;
+
+/* top's row of a task, and what it keeps between tables for the rates. */
+typedef struct top_row {
+    uint32_t id;
+    char name[OS_NAME_MAX];
+    os_task_state_t state;
+    uint32_t cpu_permille;      /* of the time since the last table */
+    uint64_t in_rate, out_rate; /* messages per second */
+    uint32_t queue;             /* messages waiting for it on its channels */
+    uint32_t restarts;
+} top_row_t;
+
+typedef struct top {
+    int count; /* tables to show, 0: until q or Ctrl-C */
+    uint32_t shown;
+    int key;          /* index in shell_top_keys */
+    uint64_t prev_at; /* when the last table's sample was taken (0: boot) */
+    struct {
+        uint32_t id;
+        uint64_t sent, received;
+        uint32_t cpu_ms;
+    } prev[SHELL_TASKS_MAX];
+    size_t nprev;
+    top_row_t rows[SHELL_TASKS_MAX];
+} top_t;
+
 /* An input item: a line, an overlong notice or the end of input. */
 typedef struct input {
     uint32_t type; /* console_msg_line, _overlong, _eof */
@@ -175,6 +222,13 @@ typedef struct shell_state {
     bool out_blocked;  /* EFULL: wait for WRITABLE */
     bool flush_wanted; /* send console.flush once out is empty */
     char out[SHELL_OUT_MAX];
+    /* the terminal (tty.c): told by the console; never over a pipe */
+    bool terminal;
+    uint32_t cols, rows;
+    bool history_wanted; /* send console.history once out is empty */
+    uint32_t history_max;
+    complete_t cp;
+    top_t top;
     /* scratch */
     shell_cmd_t cmd;
     os_task_info_t tasks[SHELL_TASKS_MAX];
@@ -188,6 +242,8 @@ void sh_connect(os_ctx_t *ctx, shell_state_t *st, conn_t *c);
 void sh_conn_lost(os_ctx_t *ctx, shell_state_t *st, conn_t *c);
 void sh_op_start(os_ctx_t *ctx, shell_state_t *st, op_kind_t kind, uint64_t timeout);
 void sh_op_done(os_ctx_t *ctx, shell_state_t *st);
+/* Send what sh_say gathered to the console, as far as it takes it. */
+void sh_flush(os_ctx_t *ctx, shell_state_t *st);
 /* shutdown: wait for the console to print what is left, then ask init to shut down. */
 void sh_shutdown_flush(os_ctx_t *ctx, shell_state_t *st);
 
@@ -204,6 +260,8 @@ void netcmd_on_tcp(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev);
 /* An event on the fetch's connection channel (st->nc.chan). */
 void netcmd_on_chan(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev);
 void netcmd_on_timer(os_ctx_t *ctx, shell_state_t *st);
+/* Ctrl-C: stop the command ("^C"; ping still sums up the echoes it sent). */
+void netcmd_interrupt(os_ctx_t *ctx, shell_state_t *st);
 
 /* fscmd.c: ls, cat, write, append, mkdir, rm, rmdir, mv, ln, stat, df, sync, mount, cd, pwd */
 void fscmd_init(shell_state_t *st);
@@ -223,5 +281,25 @@ void fscmd_on_file(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev);
 void fscmd_on_timer(os_ctx_t *ctx, shell_state_t *st);
 /* The console took output: go on if the command waits for room. */
 void fscmd_room(os_ctx_t *ctx, shell_state_t *st);
+
+/* tty.c: completion, Ctrl-C, top, history, clear */
+void tty_complete(os_ctx_t *ctx, shell_state_t *st, const console_complete_t *m);
+/* Answer the console's Tab with what was found (when waiting for the fs server). */
+void tty_complete_done(os_ctx_t *ctx, shell_state_t *st);
+void tty_interrupt(os_ctx_t *ctx, shell_state_t *st);
+/* Bytes for the terminal as they are (after the output before them); nothing over a pipe. */
+void tty_control(os_ctx_t *ctx, shell_state_t *st, const char *bytes, size_t len);
+void tty_history(os_ctx_t *ctx, shell_state_t *st, int count);
+/* Path completion: start listing (false: nothing to ask, answer now), fs came up, stop. */
+bool complete_fs_start(os_ctx_t *ctx, shell_state_t *st);
+void complete_fs_connected(os_ctx_t *ctx, shell_state_t *st);
+void complete_fs_abort(os_ctx_t *ctx, shell_state_t *st);
+/* Whether h is the directory being listed; an event on it or on fs while busy. */
+bool complete_fs_owns(const shell_state_t *st, os_handle_t h);
+void complete_fs_on_answer(os_ctx_t *ctx, shell_state_t *st, const os_event_t *ev);
+void top_start(os_ctx_t *ctx, shell_state_t *st, const shell_cmd_t *c);
+void top_stop(os_ctx_t *ctx, shell_state_t *st);
+void top_on_timer(os_ctx_t *ctx, shell_state_t *st);
+void top_on_keys(os_ctx_t *ctx, shell_state_t *st, const uint8_t *keys, size_t n);
 
 #endif

@@ -226,6 +226,8 @@ typedef struct os_task_info {
     char name[OS_NAME_MAX];
     os_task_state_t state;
     uint32_t handles;      /* handles held */
+    uint32_t cpu_ms;       /* time spent in its handlers, ms, wrapping at 2^32 (take
+                              differences modulo 2^32); simulated: virtual time, so 0 */
     uint64_t msgs_sent;
     uint64_t msgs_received;
     uint32_t restarts;

@@ -44,12 +44,16 @@ typedef struct bm_boot {
     bm_region_t ram[16]; /* usable RAM from the boot memory map */
     int nram;
     uint64_t ram_total;
-    bool tty;     /* "tty" on the command line: echo input, \r\n output */
+    bool tty;     /* "tty" on the command line: the serial line is a person's terminal (the
+                     console server edits lines); without it, lines are piped */
+    uint32_t cols, rows; /* "cols=N rows=N": the terminal's size, 0 unknown */
     bool verbose; /* "verbose": platform log lines at boot */
 } bm_boot_t;
 extern bm_boot_t bm_boot;
 void bm_boot_parse(uint64_t start_info_paddr);
 bool bm_cmdline_has(const char *word);
+/* The number after "word=" on the command line, or 0. */
+uint32_t bm_cmdline_u32(const char *word);
 
 /* ---- cpu.c: GDT, IDT, exceptions ------------------------------------------------------- */
 void bm_cpu_init(void);

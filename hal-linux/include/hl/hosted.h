@@ -155,6 +155,18 @@ int hl_fault_thread_enter(unsigned worker, bool deterministic);
 /* The thread stops running tasks (before it exits). */
 void hl_fault_thread_leave(void);
 
+/* ---- the terminal (tty.c) ------------------------------------------------------------- */
+
+/* Save fd's terminal mode and start the guardian that puts it back if this process dies
+ * without hl_tty_restore (a crash, SIGKILL). For `orrery qemu`, whose QEMU sets the mode
+ * itself. 0 or -errno (fd is not a terminal: -ENOTTY). */
+int hl_tty_guard(int fd);
+/* hl_tty_guard, then raw input (no echo, no line editing, no signals from keys: Ctrl-C is a
+ * byte); output processing stays on. 0 or -errno. */
+int hl_tty_raw(int fd);
+/* Give the saved mode back now and stop the guardian. Does nothing if nothing was saved. */
+void hl_tty_restore(void);
+
 /* ---- line input shared by the console reader and the deterministic run -------------- */
 
 typedef struct hl_lines {

@@ -5,6 +5,8 @@
 #ifndef HAL_CODES_H
 #define HAL_CODES_H
 
+#include <stdint.h>
+
 /* Every device: its input ended (device.h says how the kernel keeps it). */
 enum { HAL_DEVICE_END = 3 };
 
@@ -16,7 +18,25 @@ enum {
                                          dropped; data is its length as uint32_t */
     HAL_CONSOLE_EOF = HAL_DEVICE_END, /* device -> task: input ended */
     HAL_CONSOLE_WRITE = 16,           /* task -> device: bytes to print */
+    /* An interactive terminal (never in simulation, never for piped input): */
+    HAL_CONSOLE_INFO = 5, /* device -> task, first, when the input is a terminal:
+                             hal_console_info_t; task -> device (no data): post it again
+                             (a restarted console server) */
+    HAL_CONSOLE_KEYS = 6, /* device -> task: keystroke bytes as typed (raw mode: no echo, no
+                             line editing, no signals by the terminal) instead of lines */
+    HAL_CONSOLE_ROW = 17, /* task -> device: the row being edited, drawn from column 0 (bytes
+                             that redraw it; none: no row). The platform's own log lines
+                             clear the row, print, and draw it again, so they never split
+                             a line being typed */
 };
+
+/* HAL_CONSOLE_INFO's data. */
+typedef struct hal_console_info {
+    uint32_t flags; /* HAL_CONSOLE_TERMINAL */
+    uint32_t cols;  /* the terminal's width in columns, 0 unknown */
+    uint32_t rows;  /* its height, 0 unknown */
+} hal_console_info_t;
+enum { HAL_CONSOLE_TERMINAL = 1 };
 
 /* The network device (net.h): Ethernet frames. Code 3 is HAL_DEVICE_END on every device. */
 enum {
@@ -65,6 +85,8 @@ _Static_assert(sizeof(hal_blk_req_t) + HAL_BLK_MAX_SECTORS * HAL_BLK_SECTOR <= 4
 /* A device's own input codes never mean end of input. */
 _Static_assert((int)HAL_CONSOLE_LINE != (int)HAL_DEVICE_END &&
                    (int)HAL_CONSOLE_OVERLONG != (int)HAL_DEVICE_END &&
+                   (int)HAL_CONSOLE_INFO != (int)HAL_DEVICE_END &&
+                   (int)HAL_CONSOLE_KEYS != (int)HAL_DEVICE_END &&
                    (int)HAL_NET_FRAME != (int)HAL_DEVICE_END &&
                    (int)HAL_NET_LINK_UP != (int)HAL_DEVICE_END &&
                    (int)HAL_NET_LINK_DOWN != (int)HAL_DEVICE_END &&

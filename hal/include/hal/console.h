@@ -14,6 +14,14 @@
  * hal/codes.h;
  * output is written with HAL_CONSOLE_WRITE. Hosted: stdin/stdout (lines in
  * order also when stdin is a pipe). Simulated: scripted input. Bare metal: 16550.
+ *
+ * A platform whose input is a person's terminal (hosted: stdin and stdout are
+ * ttys; bare metal: "tty" on the command line; simulated: never) posts
+ * HAL_CONSOLE_INFO first and then raw keystrokes (HAL_CONSOLE_KEYS) instead of
+ * lines, and owes: the terminal in raw mode while it runs and its mode given
+ * back however the run ends; HAL_CONSOLE_INFO posted again when a task writes
+ * that code; the last HAL_CONSOLE_ROW written kept, so that hal_console_write
+ * clears that row first and draws it again after its own text.
  */
 
 /*

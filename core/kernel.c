@@ -93,14 +93,20 @@ bool k_run_one(unsigned worker)
     }
     K.nrunning++;
     K.events++;
+    /* A task's CPU time (top) is sampled, not measured on every event: two clock reads cost
+     * as much as a whole same-worker round trip on hosts where a clock read is ~40 ns. One
+     * event in K_CPU_SAMPLE, picked by a hash of the event count (so a task whose events
+     * alternate in a short cycle is not always sampled on the same kind), is timed and
+     * counts K_CPU_SAMPLE times. */
+    bool timed = ((K.events * 0x9e3779b97f4a7c15ull) >> 61) == 0; /* 1 in 8 = K_CPU_SAMPLE */
     if (start)
         K_TRACE(.kind = HAL_TR_START, .task = t->id);
     k_unlock();
 
     K.cur[worker] = t;
-    uint64_t began = hal_clock_now_ns();
+    uint64_t began = timed ? hal_clock_now_ns() : 0;
     bool left = call_handler(t, start, &ev);
-    uint64_t spent = hal_clock_now_ns() - began;
+    uint64_t spent = timed ? (hal_clock_now_ns() - began) * K_CPU_SAMPLE : 0;
     K.cur[worker] = NULL;
 
     k_lock();

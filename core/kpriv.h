@@ -24,6 +24,7 @@ enum {
     K_DEVICES_MAX = 16,
     K_MSG_FREE_MAX = 256, /* message buffers kept for reuse */
     K_HANDLE_GEN_MAX = 0x7fffff,
+    K_CPU_SAMPLE = 8, /* one event in 8 is timed for a task's CPU time (k_run_one) */
 };
 
 /* Object kinds; the values are the ones traces store (hal/trace.h). */
@@ -146,7 +147,7 @@ struct k_task {
     k_taskref_t *ref;    /* supervisor's handle, or NULL */
     k_list_t pending;    /* k_obj_t.plink: objects with events waiting */
     uint64_t sent, received;
-    uint64_t cpu_ns; /* time in its handlers, by the platform's clock */
+    uint64_t cpu_ns; /* time in its handlers, by the platform's clock (sampled: K_CPU_SAMPLE) */
     k_link_t tlink; /* K.tasks, by id */
     /* the running worker's, or the task's while idle */
     k_msg_t *cur_msg;      /* message being delivered */

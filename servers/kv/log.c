@@ -2,6 +2,8 @@
  * file, the protocol lines and the arg (no os calls: tests/test_kv_log.c runs them alone). */
 #include "kv.h"
 
+#include <argwords.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -282,48 +284,21 @@ size_t kv_format_entry(const kv_entry_t *e, uint32_t prev_epoch, char *out)
 
 /* ---- the arg ------------------------------------------------------------------------------ */
 
-static bool parse_addr(const char *p, size_t n, uint32_t *out)
-{
-    uint32_t a = 0;
-    size_t i = 0;
-    for (int part = 0; part < 4; part++) {
-        size_t start = i;
-        while (i < n && p[i] != '.')
-            i++;
-        uint32_t v;
-        if (!number(p + start, i - start, &v) || v > 255 || (part < 3 && i >= n))
-            return false;
-        a = a << 8 | v;
-        i++;
-    }
-    if (i <= n)
-        return false; /* trailing bytes after the fourth part */
-    *out = a;
-    return a != 0;
-}
-
 int kv_parse_args(const char *s, size_t n, kv_args_t *a, char *why)
 {
     memset(a, 0, sizeof *a);
     a->port = KV_PORT;
     snprintf(a->log, sizeof a->log, "/kv.log");
     bool role = false;
-    size_t i = 0;
-    while (i < n) {
-        size_t start = i;
-        while (i < n && s[i] != ',')
-            i++;
-        const char *item = s + start;
-        size_t len = i - start;
-        i++;
-        const char *eq = memchr(item, '=', len);
-        if (!eq) {
-            snprintf(why, 128, "'%.*s' is not KEY=VALUE", (int)(len > 40 ? 40 : len), item);
+    size_t i = 0, klen, vlen;
+    const char *item, *v;
+    int r;
+    while ((r = arg_item(s, n, &i, &item, &klen, &v, &vlen)) != 0) {
+        if (r < 0) {
+            snprintf(why, 128, "'%.*s' is not KEY=VALUE", (int)(klen > 40 ? 40 : klen), item);
             return -1;
         }
-        size_t klen = (size_t)(eq - item), vlen = len - klen - 1;
-        const char *v = eq + 1;
-#define IS(k) (klen == strlen(k) && memcmp(item, k, klen) == 0)
+#define IS(k) arg_is(item, klen, k)
         if (IS("role") && vlen == 6 && memcmp(v, "leader", 6) == 0) {
             a->leader = role = true;
         } else if (IS("role") && vlen == 8 && memcmp(v, "follower", 8) == 0) {
@@ -332,8 +307,8 @@ int kv_parse_args(const char *s, size_t n, kv_args_t *a, char *why)
             snprintf(why, 128, "role is leader or follower");
             return -1;
         } else if (IS("port")) {
-            uint32_t p;
-            if (!number(v, vlen, &p) || p == 0 || p > 65535) {
+            uint64_t p;
+            if (!arg_u64(v, vlen, 1, 65535, &p)) {
                 snprintf(why, 128, "port needs a number 1..65535");
                 return -1;
             }
@@ -348,7 +323,7 @@ int kv_parse_args(const char *s, size_t n, kv_args_t *a, char *why)
                     snprintf(why, 128, "more than %d peers", KV_PEERS_MAX);
                     return -1;
                 }
-                if (!parse_addr(v + s0, j - s0, &a->peers[a->npeers])) {
+                if (!arg_ipv4(v + s0, j - s0, &a->peers[a->npeers])) {
                     snprintf(why, 128, "peers needs IPv4 addresses joined by '+'");
                     return -1;
                 }

@@ -1,6 +1,7 @@
 /* kvclient.c — the kv store's checking client (docs/kv.md): writes keys through the leader at a
  * steady rate, remembers every acknowledged write, and at the check time reads every key back;
  * an acknowledged write that is gone is a panic (manifest: reach=tcp). */
+#include <argwords.h>
 #include <image.h>
 #include <iface/init_client.h>
 #include <iface/tcp.h>
@@ -70,51 +71,19 @@ static uint64_t rnd(kvclient_state_t *st)
     return x * 0x2545f4914f6cdd1dull;
 }
 
-static bool parse_u(const char *p, size_t n, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (n == 0 || n > 12)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        v = v * 10 + (uint64_t)(p[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
 /* 20ms, 3s */
 static bool parse_time(const char *p, size_t n, uint64_t *ns)
 {
     uint64_t v;
-    if (n > 2 && memcmp(p + n - 2, "ms", 2) == 0 && parse_u(p, n - 2, &v)) {
+    if (n > 2 && p[n - 2] == 'm' && p[n - 1] == 's' && arg_u64(p, n - 2, 1, 1000000000, &v)) {
         *ns = v * 1000 * 1000;
-        return v > 0;
+        return true;
     }
-    if (n > 1 && p[n - 1] == 's' && parse_u(p, n - 1, &v)) {
+    if (n > 1 && p[n - 1] == 's' && arg_u64(p, n - 1, 1, 1000000, &v)) {
         *ns = v * 1000 * 1000 * 1000;
-        return v > 0;
+        return true;
     }
     return false;
-}
-
-static bool parse_addr(const char *p, size_t n, uint32_t *out)
-{
-    uint32_t a = 0;
-    size_t i = 0;
-    for (int part = 0; part < 4; part++) {
-        size_t s = i;
-        while (i < n && p[i] != '.')
-            i++;
-        uint64_t v;
-        if (!parse_u(p + s, i - s, &v) || v > 255 || (part < 3 && i >= n))
-            return false;
-        a = a << 8 | (uint32_t)v;
-        i++;
-    }
-    *out = a;
-    return i > n && a != 0;
 }
 
 static bool parse_args(kvclient_state_t *st, const char *s, size_t n)
@@ -124,27 +93,20 @@ static bool parse_args(kvclient_state_t *st, const char *s, size_t n)
     st->every_ns = 20ull * 1000 * 1000;
     st->check_ns = 30ull * 1000 * 1000 * 1000;
     size_t i = 0;
-    while (i < n) {
-        size_t b = i;
-        while (i < n && s[i] != ',')
-            i++;
-        const char *item = s + b, *eq = memchr(item, '=', i - b);
-        size_t len = i - b;
-        i++;
-        if (!eq)
-            return false;
-        size_t kl = (size_t)(eq - item), vl = len - kl - 1;
-        const char *v = eq + 1;
+    const char *k, *v;
+    size_t kl, vl;
+    int r;
+    while ((r = arg_item(s, n, &i, &k, &kl, &v, &vl)) != 0) {
         uint64_t u;
-        if (kl == 6 && memcmp(item, "leader", 6) == 0 && parse_addr(v, vl, &st->leader)) {
-        } else if (kl == 4 && memcmp(item, "port", 4) == 0 && parse_u(v, vl, &u) && u > 0 &&
-                   u < 65536) {
+        if (r < 0)
+            return false;
+        if (arg_is(k, kl, "leader") && arg_ipv4(v, vl, &st->leader)) {
+        } else if (arg_is(k, kl, "port") && arg_u64(v, vl, 1, 65535, &u)) {
             st->port = (uint16_t)u;
-        } else if (kl == 4 && memcmp(item, "keys", 4) == 0 && parse_u(v, vl, &u) && u > 0 &&
-                   u <= KEYS_MAX) {
+        } else if (arg_is(k, kl, "keys") && arg_u64(v, vl, 1, KEYS_MAX, &u)) {
             st->nkeys = (uint32_t)u;
-        } else if (kl == 5 && memcmp(item, "every", 5) == 0 && parse_time(v, vl, &st->every_ns)) {
-        } else if (kl == 5 && memcmp(item, "check", 5) == 0 && parse_time(v, vl, &st->check_ns)) {
+        } else if (arg_is(k, kl, "every") && parse_time(v, vl, &st->every_ns)) {
+        } else if (arg_is(k, kl, "check") && parse_time(v, vl, &st->check_ns)) {
         } else {
             return false;
         }
@@ -282,7 +244,7 @@ static void on_answer(os_ctx_t *ctx, kvclient_state_t *st, const char *s, size_t
     } else if (n > 6 && memcmp(s, "VALUE ", 6) == 0) {
         const char *v = s + 6, *colon = memchr(v, ':', n - 6);
         uint64_t seq = 0;
-        if (!colon || !parse_u(v, (size_t)(colon - v), &seq) || seq < k->acked_seq ||
+        if (!colon || !arg_u64(v, (size_t)(colon - v), 0, UINT64_MAX, &seq) || seq < k->acked_seq ||
             seq > k->max_seq ||
             (seq == k->acked_seq && (strlen(k->acked) != n - 6 || memcmp(k->acked, v, n - 6))))
             verdict_lost(ctx, st, k, got);

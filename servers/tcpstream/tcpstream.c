@@ -2,6 +2,7 @@
  * sends a seeded pseudo-random byte stream in writes of random sizes, checks every byte that
  * comes back, panics on a difference; a connection that fails is tried again from the start of
  * the stream (manifest: reach=tcp). */
+#include <argwords.h>
 #include <image.h>
 #include <iface/init_client.h>
 #include <iface/tcp.h>
@@ -69,61 +70,25 @@ static uint8_t next_byte(stream_t *s)
     return b;
 }
 
-static bool parse_u(const char *p, size_t n, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (n == 0 || n > 12)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        v = v * 10 + (uint64_t)(p[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
 static bool parse_args(tcpstream_state_t *st, const char *s, size_t n)
 {
     st->port = 7;
     st->bytes = 1 << 20;
     st->tries_max = 20;
     size_t i = 0;
-    while (i < n) {
-        size_t b = i;
-        while (i < n && s[i] != ',')
-            i++;
-        const char *item = s + b, *eq = memchr(item, '=', i - b);
-        size_t len = i - b;
-        i++;
-        if (!eq)
-            return false;
-        size_t kl = (size_t)(eq - item), vl = len - kl - 1;
-        const char *v = eq + 1;
+    const char *k, *v;
+    size_t kl, vl;
+    int r;
+    while ((r = arg_item(s, n, &i, &k, &kl, &v, &vl)) != 0) {
         uint64_t u;
-        if (kl == 4 && memcmp(item, "addr", 4) == 0) {
-            uint32_t a = 0;
-            size_t j = 0;
-            for (int part = 0; part < 4; part++) {
-                size_t s0 = j;
-                while (j < vl && v[j] != '.')
-                    j++;
-                if (!parse_u(v + s0, j - s0, &u) || u > 255 || (part < 3 && j >= vl))
-                    return false;
-                a = a << 8 | (uint32_t)u;
-                j++;
-            }
-            if (j <= vl || a == 0)
-                return false;
-            st->addr = a;
-        } else if (kl == 4 && memcmp(item, "port", 4) == 0 && parse_u(v, vl, &u) && u > 0 &&
-                   u < 65536) {
+        if (r < 0)
+            return false;
+        if (arg_is(k, kl, "addr") && arg_ipv4(v, vl, &st->addr)) {
+        } else if (arg_is(k, kl, "port") && arg_u64(v, vl, 1, 65535, &u)) {
             st->port = (uint16_t)u;
-        } else if (kl == 5 && memcmp(item, "bytes", 5) == 0 && parse_u(v, vl, &u) && u > 0 &&
-                   u <= 1ull << 30) {
+        } else if (arg_is(k, kl, "bytes") && arg_u64(v, vl, 1, 1ull << 30, &u)) {
             st->bytes = u;
-        } else if (kl == 5 && memcmp(item, "tries", 5) == 0 && parse_u(v, vl, &u) && u > 0 &&
-                   u <= 1000) {
+        } else if (arg_is(k, kl, "tries") && arg_u64(v, vl, 1, 1000, &u)) {
             st->tries_max = (uint32_t)u;
         } else {
             return false;

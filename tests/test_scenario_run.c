@@ -1,6 +1,7 @@
 /* test_scenario_run.c — cluster files run: three nodes from one template with their manifests
  * substituted, per-node input and expectations, a crash and reboot of a node other than the
- * first, a pause, kill-at on a node, the e2fsck check of every node's disk. */
+ * first, a pause (and a TCP stream through one, which the stream checker must not call a
+ * stall), kill-at on a node, the e2fsck check of every node's disk. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -195,6 +196,34 @@ static void test_pause(void **state)
     sim_scenario_free(&sc);
 }
 
+/* A stream to a node that stands still for longer than the liveness bound is not a stall:
+ * the stream checker counts from the end of the last pause (as from the last heal), and the
+ * stream goes on and completes after it. A slow link keeps the stream running into the pause. */
+static void test_stream_through_a_pause(void **state)
+{
+    (void)state;
+    sim_scenario_t sc;
+    sim_result_t r;
+    static const char streamer[] = "program tcpip     restart=on-failure arg=addr=${cidr}\n"
+                                   "program tcpstream restart=never reach=tcp "
+                                   "arg=addr=${addr:n2},port=7,bytes=400000\n";
+    put("streamer.manifest", streamer, strlen(streamer));
+    static const char text[] = "nodes n 1..2 manifest=node.manifest addr=10.1.0.{i}/24\n"
+                               "node s manifest=streamer.manifest addr=10.1.0.9/24\n"
+                               "duration 400s\n"
+                               "exit 0\n"
+                               "link s n2 bandwidth=1M\n"
+                               "liveness 60s\n"
+                               "pause n2 1s 100s\n"
+                               "expect s tcpstream: 400000 bytes echoed and checked (1 tries)\n"
+                               "at 300s n1 shutdown\n";
+    run(text, 1, &sc, &r);
+    if (!r.ok)
+        fail_msg("%s", r.failure);
+    sim_result_free(&r);
+    sim_scenario_free(&sc);
+}
+
 /* The smallest round trip of the ping statistics after the first (or last) `after` in out,
  * in ms. */
 static double rtt_min(const char *out, const char *after, bool last)
@@ -362,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_three_nodes),
         cmocka_unit_test(test_crash_and_reboot),
         cmocka_unit_test(test_pause),
+        cmocka_unit_test(test_stream_through_a_pause),
         cmocka_unit_test(test_links_and_clogs),
         cmocka_unit_test(test_isolate),
         cmocka_unit_test(test_kill_at_a_node),

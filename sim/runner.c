@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <iface/init.h>
 #include <image.h>
 #include <k/audit.h>
 #include <k/fault.h>
@@ -44,10 +45,13 @@ typedef struct watch {
     int panic_status;
     uint32_t panics;
     bool too_many_tasks; /* a task id past TASKS_MAX was spawned */
-    /* restart bookkeeping: exits told to init whose program must come back */
+    /* restart bookkeeping: init's policy replayed exit by exit (sim_restart_owed) */
     uint32_t exits_told[MANIFEST_PROGRAMS_MAX];
     uint32_t spawns[MANIFEST_PROGRAMS_MAX];
-    uint32_t clean_exits_told[MANIFEST_PROGRAMS_MAX];
+    uint32_t restarts_owed[MANIFEST_PROGRAMS_MAX]; /* restarts the policy granted so far */
+    uint32_t requested[MANIFEST_PROGRAMS_MAX];     /* spawn requests while it was not running */
+    bool running[MANIFEST_PROGRAMS_MAX];
+    uint32_t init_iface;                           /* iface_id(&init_iface) */
     const manifest_t *man;
     const sim_scenario_t *sc;
     uint32_t node;           /* its index in the run */
@@ -80,6 +84,13 @@ static bool panic_allowed(const sim_scenario_t *sc, const char *name)
         if (strcmp(sc->allow_panic[i], name) == 0)
             return true;
     return false;
+}
+
+bool sim_restart_owed(const manifest_program_t *p, uint32_t restarts, int status)
+{
+    bool wants = p->restart == MANIFEST_RESTART_ALWAYS ||
+                 (p->restart == MANIFEST_RESTART_ON_FAILURE && status != 0);
+    return wants && restarts < p->max_restarts;
 }
 
 static void watch_record(void *self, const hal_trace_rec_t *r)
@@ -125,7 +136,9 @@ static void watch_record(void *self, const hal_trace_rec_t *r)
         memset(w->names, 0, sizeof w->names);
         memset(w->exits_told, 0, sizeof w->exits_told);
         memset(w->spawns, 0, sizeof w->spawns);
-        memset(w->clean_exits_told, 0, sizeof w->clean_exits_told);
+        memset(w->restarts_owed, 0, sizeof w->restarts_owed);
+        memset(w->requested, 0, sizeof w->requested);
+        memset(w->running, 0, sizeof w->running);
     }
     if (r->kind == HAL_TR_SPAWN && r->task >= TASKS_MAX)
         w->too_many_tasks = true; /* the checker could not follow it: a failure, said below */
@@ -134,8 +147,10 @@ static void watch_record(void *self, const hal_trace_rec_t *r)
         memcpy(w->names[r->task], r->data, n);
         w->names[r->task][n] = '\0';
         int i = prog_index(w, w->names[r->task]);
-        if (i >= 0 && r->arg == 1)
+        if (i >= 0 && r->arg == 1) {
             w->spawns[i]++;
+            w->running[i] = true;
+        }
     } else if (r->kind == HAL_TR_EXIT && r->task < TASKS_MAX) {
         const char *name = w->names[r->task];
         if ((r->result == OS_EXIT_PANIC || r->result == OS_EXIT_FAULT) &&
@@ -149,9 +164,22 @@ static void watch_record(void *self, const hal_trace_rec_t *r)
         int i = prog_index(w, w->names[r->peer]);
         if (i >= 0) {
             w->exits_told[i]++;
-            if (r->result == 0)
-                w->clean_exits_told[i]++;
+            w->running[i] = false;
+            if (sim_restart_owed(&w->man->programs[i], w->restarts_owed[i], r->result))
+                w->restarts_owed[i]++;
         }
+    } else if (r->kind == HAL_TR_DELIVER && r->task == 1 && r->iface == w->init_iface &&
+               r->type == init_msg_spawn) {
+        /* `spawn NAME` of a manifest program that ended starts it again, outside the policy */
+        init_spawn_t m;
+        const iface_msg_t *d = iface_msg(&init_iface, init_msg_spawn);
+        os_handle_t none[OS_MSG_MAX_HANDLES] = {0};
+        int i = d && r->data && r->nhandles == 0 &&
+                        iface_decode(d, r->data, r->len, none, 0, &m, sizeof m) == 0
+                    ? prog_index(w, m.program)
+                    : -1;
+        if (i >= 0 && !w->running[i])
+            w->requested[i]++;
     }
 }
 
@@ -253,24 +281,18 @@ static void check_node(const sim_scenario_t *sc, const watch_t *w, const manifes
     if (w->panics)
         failf(r, "%spanic that was not injected: %s exited with %d (%u in all)", who, w->panic_task,
               w->panic_status, w->panics);
-    /* Init restarts within policy: each exit init was told of is followed by the restart the
-     * manifest asks for, and no program is started more often than its max-restarts allow. */
+    /* Init restarts within policy: init's policy replayed on the exits it was told of, in
+     * their order (sim_restart_owed), gives the restarts it owes; each must have happened,
+     * and no more. A `spawn` of the program while it was not running starts it once more. */
     for (size_t i = 0; i < man->count; i++) {
         const manifest_program_t *p = &man->programs[i];
-        uint32_t told = w->exits_told[i], expect_spawns = 1;
-        for (uint32_t k = 0; k < told && expect_spawns - 1 < p->max_restarts; k++) {
-            if (p->restart == MANIFEST_RESTART_NEVER)
-                break;
-            if (p->restart == MANIFEST_RESTART_ON_FAILURE && w->clean_exits_told[i] > 0)
-                break; /* a clean exit ends the on-failure chain (good enough for scenarios) */
-            expect_spawns++;
-        }
-        if (w->spawns[i] != expect_spawns)
+        uint32_t want = 1 + w->restarts_owed[i] + w->requested[i];
+        if (w->spawns[i] != want)
             failf(r,
                   "%srestart policy: %s (restart=%s, max-restarts=%u) was told ended %u time(s) "
                   "and started %u time(s), want %u",
-                  who, p->name, manifest_restart_name(p->restart), p->max_restarts, told,
-                  w->spawns[i], expect_spawns);
+                  who, p->name, manifest_restart_name(p->restart), p->max_restarts,
+                  w->exits_told[i], w->spawns[i], want);
     }
 }
 
@@ -500,6 +522,7 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         w[n].node = (uint32_t)n;
         w[n].streams = streams;
         w[n].o = o;
+        w[n].init_iface = iface_id(&init_iface);
         sinks[n] = (hal_trace_sink_t){.self = &w[n], .record = watch_record, .flush = watch_flush};
         cfg[n] = (sim_config_t){
             .programs = orrery_programs,

@@ -96,4 +96,13 @@ void sim_result_free(sim_result_t *r);
  */
 long sim_first_difference(const sim_result_t *a, const sim_result_t *b);
 
+struct manifest_program;
+/*
+ * The restart-policy invariant's model of init: whether a program that init already restarted
+ * `restarts` times and that ended with `status` is owed a restart (restart=always: any status;
+ * on-failure: a non-zero one, kills included; never: none; and only below max-restarts). The
+ * runner replays it on the exits init was told of, in their order.
+ */
+bool sim_restart_owed(const struct manifest_program *p, uint32_t restarts, int status);
+
 #endif

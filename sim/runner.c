@@ -52,6 +52,8 @@ typedef struct watch {
     uint32_t requested[MANIFEST_PROGRAMS_MAX];     /* spawn requests while it was not running */
     bool running[MANIFEST_PROGRAMS_MAX];
     uint32_t init_iface;                           /* iface_id(&init_iface) */
+    sim_chanq_t *chanq;                            /* the queue-bound invariant (NULL: none) */
+    char chanq_broken[256];                        /* its first failure ("" while none) */
     const manifest_t *man;
     const sim_scenario_t *sc;
     uint32_t node;           /* its index in the run */
@@ -139,7 +141,11 @@ static void watch_record(void *self, const hal_trace_rec_t *r)
         memset(w->restarts_owed, 0, sizeof w->restarts_owed);
         memset(w->requested, 0, sizeof w->requested);
         memset(w->running, 0, sizeof w->running);
+        if (w->chanq)
+            sim_chanq_reset(w->chanq);
     }
+    if (w->chanq && !w->chanq_broken[0])
+        sim_chanq_record(w->chanq, r, w->chanq_broken, sizeof w->chanq_broken);
     if (r->kind == HAL_TR_SPAWN && r->task >= TASKS_MAX)
         w->too_many_tasks = true; /* the checker could not follow it: a failure, said below */
     if (r->kind == HAL_TR_SPAWN && r->task < TASKS_MAX) {
@@ -278,6 +284,8 @@ static void check_node(const sim_scenario_t *sc, const watch_t *w, const manifes
     if (w->too_many_tasks)
         failf(r, "%smore than %d tasks spawned: the checker follows task ids below %d", who,
               TASKS_MAX - 1, TASKS_MAX);
+    if (w->chanq_broken[0])
+        failf(r, "%squeue bound: %s", who, w->chanq_broken);
     if (w->panics)
         failf(r, "%spanic that was not injected: %s exited with %d (%u in all)", who, w->panic_task,
               w->panic_status, w->panics);
@@ -523,6 +531,14 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         w[n].streams = streams;
         w[n].o = o;
         w[n].init_iface = iface_id(&init_iface);
+        /* one table per node index for the whole process, emptied for each run */
+        static sim_chanq_t *chanqs[SIM_RUN_NODES_MAX];
+        if (!chanqs[n] && !(chanqs[n] = sim_chanq_new())) {
+            failf(r, "out of memory following channel queues");
+            goto out_early;
+        }
+        sim_chanq_reset(chanqs[n]);
+        w[n].chanq = chanqs[n];
         sinks[n] = (hal_trace_sink_t){.self = &w[n], .record = watch_record, .flush = watch_flush};
         cfg[n] = (sim_config_t){
             .programs = orrery_programs,

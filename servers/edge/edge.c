@@ -340,6 +340,10 @@ static void on_conn(os_ctx_t *ctx, edge_state_t *st, conn_t *c, const os_event_t
         static const char busy[] = "HTTP/1.1 503 ";
         if (st->data.data_len >= sizeof busy - 1 && memcmp(st->data.data, busy, sizeof busy - 1) == 0)
             c->busy = true;
+    } else if (ev->type == tcp_msg_eof) {
+        iface_discard(ctx, ev); /* the server's FIN */
+        if (c->end == C_UP)
+            c->end = C_CLOSED_PEER;
     } else if (ev->type == tcp_msg_error && tcp_error_decode(ev, &e) == 0 && e.type == 0) {
         if (c->end != C_UP && !st->failed_why)
             st->failed_why = e.status;

@@ -5,8 +5,7 @@
 #include <string.h>
 
 #include <os/os.h>
-
-#include "sim_priv.h"
+#include <sim/runner.h>
 
 /* One endpoint: its peer and the messages queued on it, as the records tell. */
 typedef struct endpoint {

@@ -63,18 +63,4 @@ uint64_t sim_splitmix64(uint64_t *state);
  * only: the same on every host. */
 uint64_t sim_exp_draw(uint64_t *state, uint64_t mean);
 
-/* The runner's queue-bound invariant (chanq.c): one node's channel endpoints replayed from its
- * trace. A send is refused with OS_EFULL exactly when the receiving endpoint holds
- * OS_CHAN_QUEUE_MAX messages, no endpoint ever holds more, and no message is handed out of an
- * empty queue. */
-typedef struct sim_chanq sim_chanq_t;
-sim_chanq_t *sim_chanq_new(void);
-void sim_chanq_free(sim_chanq_t *q);
-/* Forget every endpoint: the node booted a new kernel (endpoint ids start again). */
-void sim_chanq_reset(sim_chanq_t *q);
-/* Follow one record; false, with the first broken rule in why, when it breaks one. */
-bool sim_chanq_record(sim_chanq_t *q, const hal_trace_rec_t *r, char *why, size_t len);
-/* Sends refused at a full queue so far, and the most messages one endpoint held. */
-void sim_chanq_stats(const sim_chanq_t *q, uint64_t *refused, uint32_t *deepest);
-
 #endif

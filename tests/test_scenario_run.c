@@ -1,7 +1,9 @@
 /* test_scenario_run.c — cluster files run: three nodes from one template with their manifests
  * substituted, per-node input and expectations, a crash and reboot of a node other than the
  * first, a pause (and a TCP stream through one, which the stream checker must not call a
- * stall), kill-at on a node, the e2fsck check of every node's disk. */
+ * stall), kill-at on a node, the e2fsck check of every node's disk; and the invariants that
+ * judge the policy edges (docs/simulation.md, "Policy edges"): the restart policy replayed exit
+ * by exit, the queue bound, the handle limit. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include <manifest.h>
+#include <os/os.h>
 #include <sim/runner.h>
 #include <sim/scenario.h>
 
@@ -367,6 +371,113 @@ static void test_e2fsck_of_every_disk(void **state)
     sim_scenario_free(&sc);
 }
 
+/* init's policy, as the restart invariant replays it: each restart= at and past max-restarts. */
+static void test_restart_owed(void **state)
+{
+    (void)state;
+    manifest_program_t p = {.restart = MANIFEST_RESTART_ON_FAILURE, .max_restarts = 2};
+    assert_true(sim_restart_owed(&p, 0, 1));
+    assert_true(sim_restart_owed(&p, 1, OS_EXIT_KILLED));
+    assert_false(sim_restart_owed(&p, 2, 1)); /* the edge: max-restarts reached */
+    assert_false(sim_restart_owed(&p, 0, 0)); /* a clean exit ends on-failure */
+    p.restart = MANIFEST_RESTART_ALWAYS;
+    assert_true(sim_restart_owed(&p, 1, 0));
+    assert_false(sim_restart_owed(&p, 2, 0));
+    p.max_restarts = 0;
+    assert_false(sim_restart_owed(&p, 0, OS_EXIT_PANIC));
+    p.restart = MANIFEST_RESTART_NEVER;
+    p.max_restarts = 5;
+    assert_false(sim_restart_owed(&p, 0, OS_EXIT_KILLED));
+}
+
+/* The queue-bound model on records made by hand: a refusal is right only at a full queue, a
+ * queue never holds more than OS_CHAN_QUEUE_MAX, nothing comes out of an empty one. */
+static void test_queue_bound(void **state)
+{
+    (void)state;
+    char why[256];
+    sim_chanq_t *q = sim_chanq_new();
+    assert_non_null(q);
+    hal_trace_rec_t create = {.kind = HAL_TR_CHAN_CREATE, .task = 2, .chan = 7, .peer = 8};
+    hal_trace_rec_t send = {.kind = HAL_TR_SEND, .task = 2, .chan = 7, .peer = 8};
+    hal_trace_rec_t full = {.kind = HAL_TR_SEND, .task = 2, .chan = 7, .result = OS_EFULL};
+    hal_trace_rec_t deliver = {.kind = HAL_TR_DELIVER, .task = 3, .chan = 8, .peer = 7};
+    assert_true(sim_chanq_record(q, &create, why, sizeof why));
+    for (int i = 0; i < OS_CHAN_QUEUE_MAX; i++)
+        assert_true(sim_chanq_record(q, &send, why, sizeof why));
+    assert_true(sim_chanq_record(q, &full, why, sizeof why)); /* refused at 128: right */
+    assert_true(sim_chanq_record(q, &deliver, why, sizeof why));
+    assert_false(sim_chanq_record(q, &full, why, sizeof why)); /* refused at 127: wrong */
+    assert_string_equal("task 2's send on endpoint 7 was refused (queue full) while its peer 8 "
+                        "held 127 of 128 messages",
+                        why);
+    uint64_t refused;
+    uint32_t deepest;
+    sim_chanq_stats(q, &refused, &deepest);
+    assert_int_equal(2, refused);
+    assert_int_equal(OS_CHAN_QUEUE_MAX, deepest);
+    assert_true(sim_chanq_record(q, &send, why, sizeof why)); /* 128 again */
+    assert_false(sim_chanq_record(q, &send, why, sizeof why));
+    assert_string_equal("task 2 queued a message on endpoint 8, which then held 129 "
+                        "(OS_CHAN_QUEUE_MAX is 128)",
+                        why);
+    sim_chanq_reset(q); /* a new kernel: endpoint 8 is new and empty */
+    create.chan = 8, create.peer = 7;
+    assert_true(sim_chanq_record(q, &create, why, sizeof why));
+    assert_false(sim_chanq_record(q, &deliver, why, sizeof why));
+    assert_string_equal("task 3 was handed a message from endpoint 8, whose queue held none (a "
+                        "message delivered twice, or never sent)",
+                        why);
+    sim_chanq_free(q);
+}
+
+/* The edge program through the runner: failures then a clean exit under on-failure (the
+ * policy replayed in order: two restarts owed, not three, not none); a flood of echo's queue
+ * (refused at the bound, every request answered); a handle table kept full fails the
+ * handle-leak check, naming the task. */
+static void test_policy_edges(void **state)
+{
+    (void)state;
+    static const char exits[] = "program edge restart=on-failure max-restarts=5 "
+                                "arg=exits=3:4:0\n"
+                                "program echo restart=never\n";
+    put("exits.manifest", exits, sizeof exits - 1);
+    sim_scenario_t sc;
+    sim_result_t r;
+    run("manifest exits.manifest\nduration 2s\nkill-at 1s echo\nexit 121\n", 1, &sc, &r);
+    if (!r.ok)
+        fail_msg("%s", r.failure);
+    assert_non_null(strstr(r.output, "failed (status 4); restarting (restart 2 of 5)"));
+    assert_non_null(strstr(r.output, "[edge] exits: start 2, status 0"));
+    assert_int_equal(0, count(r.output, "restart 3 of 5"));
+    sim_result_free(&r);
+    sim_scenario_free(&sc);
+
+    static const char flood[] = "program echo restart=never\n"
+                                "program edge restart=never reach=echo arg=flood=300\n";
+    put("flood.manifest", flood, sizeof flood - 1);
+    run("manifest flood.manifest\nduration 2s\nkill-at 1s echo\nexit 121\n", 2, &sc, &r);
+    if (!r.ok)
+        fail_msg("%s", r.failure);
+    assert_non_null(
+        strstr(r.output, "[edge] flood: 300 requests answered in order, 1 refused with queue full "
+                         "and sent again (the first after 128)"));
+    sim_result_free(&r);
+    sim_scenario_free(&sc);
+
+    static const char hold[] = "program console restart=always\n"
+                               "program shell restart=always reach=console,init\n"
+                               "program echo restart=on-failure\n"
+                               "program edge restart=never reach=echo arg=handles=hold\n";
+    put("hold.manifest", hold, sizeof hold - 1);
+    run("manifest hold.manifest\nduration 1s\nat 500ms shutdown\nexit 0\n", 3, &sc, &r);
+    assert_false(r.ok);
+    assert_string_equal("handle leak: edge (task 5) holds 256 handles (limit 64)", r.failure);
+    assert_non_null(strstr(r.output, "[edge] handles: init's channel to echo did not fit"));
+    sim_result_free(&r);
+    sim_scenario_free(&sc);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -396,6 +507,9 @@ int main(void)
         cmocka_unit_test(test_isolate),
         cmocka_unit_test(test_kill_at_a_node),
         cmocka_unit_test(test_e2fsck_of_every_disk),
+        cmocka_unit_test(test_restart_owed),
+        cmocka_unit_test(test_queue_bound),
+        cmocka_unit_test(test_policy_edges),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -105,4 +105,18 @@ struct manifest_program;
  */
 bool sim_restart_owed(const struct manifest_program *p, uint32_t restarts, int status);
 
+/* The runner's queue-bound invariant (chanq.c): one node's channel endpoints replayed from its
+ * trace. A send is refused with OS_EFULL exactly when the receiving endpoint holds
+ * OS_CHAN_QUEUE_MAX messages, no endpoint ever holds more, and no message is handed out of an
+ * empty queue. */
+typedef struct sim_chanq sim_chanq_t;
+sim_chanq_t *sim_chanq_new(void);
+void sim_chanq_free(sim_chanq_t *q);
+/* Forget every endpoint: the node booted a new kernel (endpoint ids start again). */
+void sim_chanq_reset(sim_chanq_t *q);
+/* Follow one record; false, with the first broken rule in why, when it breaks one. */
+bool sim_chanq_record(sim_chanq_t *q, const hal_trace_rec_t *r, char *why, size_t len);
+/* Sends refused at a full queue so far, and the most messages one endpoint held. */
+void sim_chanq_stats(const sim_chanq_t *q, uint64_t *refused, uint32_t *deepest);
+
 #endif

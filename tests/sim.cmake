@@ -240,3 +240,31 @@ set_tests_properties(sim_cluster_keep_failing PROPERTIES LABELS "unit;sim" TIMEO
 add_test(NAME sim_cluster_file_errors
     COMMAND sh -c "d=${CMAKE_CURRENT_BINARY_DIR}/sim-cluster-errors; rm -rf $d; mkdir -p $d; printf 'node a\\nat 1s b ps\\n' > $d/who.scn; ${_sim} sim $d/who.scn 2>$d/err; test $? -eq 2 && grep -qF \"$d/who.scn:2: at needs TIME NODE COMMAND with a node declared above, not 'b'\" $d/err || exit 1; printf 'program tcpip arg=addr=\${cidr}\\n' > $d/m.manifest; printf 'node a\\nnode b manifest=m.manifest\\n' > $d/subst.scn; ${_sim} sim $d/subst.scn 2>$d/err; test $? -eq 2 && grep -qF \"$d/subst.scn:2: node b: manifest m.manifest: \\\${cidr}: node b has no addr=\" $d/err")
 set_tests_properties(sim_cluster_file_errors PROPERTIES LABELS "unit;sim" TIMEOUT 60)
+
+# Policy edges (docs/simulation.md, "Policy edges"): each scenario drives one policy or limit past
+# its edge, every seed run twice and compared. edge-restart and edge-zero: init's restart
+# policy past max-restarts (0, 1, 2; always, on-failure, never; clean exits and failures; a
+# `spawn` after init gave up; status 121 once every program ended for good), judged by their
+# expectations and the runner's restart-policy invariant; edge-queue: echo's queue filled to
+# OS_CHAN_QUEUE_MAX (the queue-bound invariant); edge-handles: a task at OS_HANDLES_MAX, then
+# sound; edge-conns: tcpip's TCPIP_CONNS_MAX; edge-httpd: httpd's 64 connections (503).
+foreach(s restart zero queue handles)
+    add_test(NAME sim_edge-${s}_100_seeds
+        COMMAND ${_sim} sim ${_scn}/edge-${s}.scn --seeds 1..100 --check-determinism --quiet)
+    set_tests_properties(sim_edge-${s}_100_seeds PROPERTIES LABELS "unit;sim" TIMEOUT 300)
+endforeach()
+foreach(s conns httpd)
+    add_test(NAME sim_edge-${s}_30_seeds
+        COMMAND ${_sim} sim ${_scn}/edge-${s}.scn --seeds 1..30 --check-determinism --quiet)
+    set_tests_properties(sim_edge-${s}_30_seeds PROPERTIES LABELS "sim" TIMEOUT 300)
+endforeach()
+# The same 100 connections all at once: every seed passes, and on some seed of 20 the server's
+# tcpip resets connections past its listener's backlog (edge counts them closed by the server).
+add_test(NAME sim_edge-conns-burst_20_seeds
+    COMMAND sh -c "out=$(${_sim} sim ${_scn}/edge-conns-burst.scn --seeds 1..20 --show-output); rc=$?; printf '%s\\n' \"$out\" | grep -A1 '^FAIL'; test $rc -eq 0 || exit 1; printf '%s\\n' \"$out\" | grep -qE '^\\[edge\\] conns: .* [1-9][0-9]* closed by the server' || { echo 'no connection past the backlog in 20 seeds'; exit 1; }")
+set_tests_properties(sim_edge-conns-burst_20_seeds PROPERTIES LABELS "sim" TIMEOUT 300)
+# A task that keeps its handle table full fails the handle-leak check on every seed, naming it,
+# and the printed reproduce command fails with the same line.
+add_test(NAME sim_edge_handles_leak_is_caught
+    COMMAND sh -c "out=$(${_sim} sim ${_scn}/edge-handles-leak.scn --seeds 1..10 --quiet); test $? -eq 1 || exit 1; printf '%s\\n' \"$out\" | grep '^FAIL' | grep -v 'handle leak: edge (task 5) holds 256 handles (limit 64)$' && exit 1; printf '%s\\n' \"$out\" | grep -qF '10 seed(s) (1..10), 0 passed, 10 failed' || exit 1; fail=$(printf '%s\\n' \"$out\" | grep '^FAIL' | head -n 1); cmd=$(printf '%s\\n' \"$out\" | sed -n 's/^  reproduce: //p' | head -n 1); again=$($cmd --quiet); test $? -eq 1 && printf '%s\\n' \"$again\" | grep -qxF \"$fail\"")
+set_tests_properties(sim_edge_handles_leak_is_caught PROPERTIES LABELS "unit;sim" TIMEOUT 120)

@@ -690,10 +690,6 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         }
     }
     bool shut_down = sim_shutdown_status(&r->status);
-    if (stuck && sim_pending_actions() == 0)
-        failf(r, "the system went idle for good without shutting down");
-    else if (stuck)
-        failf(r, "the run stopped with %zu input line(s) never delivered", sim_pending_actions());
     if (streams &&
         !sim_streams_check(streams, sim_now(), heal, liveness, err, sizeof err))
         failf(r, "%s", err);
@@ -727,6 +723,11 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         sim_node_enter(n);
         check_node(sc, &w[n], &man[n], who, r);
     }
+    /* after the nodes' invariants: a run that idles because a policy broke names the policy */
+    if (stuck && sim_pending_actions() == 0)
+        failf(r, "the system went idle for good without shutting down");
+    else if (stuck)
+        failf(r, "the run stopped with %zu input line(s) never delivered", sim_pending_actions());
     if (sc->has_exit && shut_down && r->status != sc->exit_status)
         failf(r, "shutdown status %d, want %d", r->status, sc->exit_status);
     if (sc->has_exit && !shut_down)

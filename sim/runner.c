@@ -51,9 +51,9 @@ typedef struct watch {
     uint32_t restarts_owed[MANIFEST_PROGRAMS_MAX]; /* restarts the policy granted so far */
     uint32_t requested[MANIFEST_PROGRAMS_MAX];     /* spawn requests while it was not running */
     bool running[MANIFEST_PROGRAMS_MAX];
-    uint32_t init_iface;                           /* iface_id(&init_iface) */
-    sim_chanq_t *chanq;                            /* the queue-bound invariant (NULL: none) */
-    char chanq_broken[256];                        /* its first failure ("" while none) */
+    uint32_t init_iface;    /* iface_id(&init_iface) */
+    sim_chanq_t *chanq;     /* the queue-bound invariant (NULL: none) */
+    char chanq_broken[256]; /* its first failure ("" while none) */
     const manifest_t *man;
     const sim_scenario_t *sc;
     uint32_t node;           /* its index in the run */
@@ -690,8 +690,7 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         }
     }
     bool shut_down = sim_shutdown_status(&r->status);
-    if (streams &&
-        !sim_streams_check(streams, sim_now(), heal, liveness, err, sizeof err))
+    if (streams && !sim_streams_check(streams, sim_now(), heal, liveness, err, sizeof err))
         failf(r, "%s", err);
 
     /* Every kill-at hit a live task (a kill that hit nothing tested nothing). */

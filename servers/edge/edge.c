@@ -77,16 +77,16 @@ typedef struct edge_state {
     uint64_t first_burst; /* flood: accepted before the first OS_EFULL */
     bool blocked;         /* flood: waiting for WRITABLE */
     os_handle_t echo;
-    uint32_t pairs;       /* handles: channel pairs created */
+    uint32_t pairs; /* handles: channel pairs created */
     os_handle_t held[OS_HANDLES_MAX];
     bool full_connect; /* handles: the connect asked while the table was full */
-    uint32_t addr;             /* conns: the server */
+    uint32_t addr;     /* conns: the server */
     uint16_t port;
     uint64_t hold_ms;
     uint64_t pace_ms; /* conns: between two connects (0: all at once) */
     uint64_t asked;   /* conns: connects sent */
-    int refused_why;           /* conns: the status of the first `reply` refusal */
-    int failed_why;            /* conns: the status of the first `error` before established */
+    int refused_why;  /* conns: the status of the first `reply` refusal */
+    int failed_why;   /* conns: the status of the first `error` before established */
     os_handle_t tcp;
     conn_t conns[EDGE_CONNS_MAX];
     tcp_data_t data;
@@ -244,8 +244,8 @@ static void fill_handles(os_ctx_t *ctx, edge_state_t *st)
         os_panic(ctx, "edge: handles: %u held, channel_create %s, timer_create %s (want %d, %s)",
                  (unsigned)held, os_strerror(rc), os_strerror(trc), OS_HANDLES_MAX,
                  os_strerror(OS_ENOSPC));
-    os_log(ctx, "handles: %u held (the limit); channel_create and timer_create: %s",
-           (unsigned)held, os_strerror(rc));
+    os_log(ctx, "handles: %u held (the limit); channel_create and timer_create: %s", (unsigned)held,
+           os_strerror(rc));
     /* init's answer carries a channel our table has no room for */
     st->full_connect = true;
     init_connect_iface(ctx, REQ_ECHO, &echo_iface);
@@ -338,7 +338,8 @@ static void on_conn(os_ctx_t *ctx, edge_state_t *st, conn_t *c, const os_event_t
         c->end = C_UP;
     } else if (ev->type == tcp_msg_data && tcp_data_decode(ev, &st->data) == 0) {
         static const char busy[] = "HTTP/1.1 503 ";
-        if (st->data.data_len >= sizeof busy - 1 && memcmp(st->data.data, busy, sizeof busy - 1) == 0)
+        if (st->data.data_len >= sizeof busy - 1 &&
+            memcmp(st->data.data, busy, sizeof busy - 1) == 0)
             c->busy = true;
     } else if (ev->type == tcp_msg_eof) {
         iface_discard(ctx, ev); /* the server's FIN */

@@ -327,6 +327,10 @@ static uint64_t crash_time(const scn_crash_t *cr, uint64_t seed, size_t i)
     return draw_time(0x63726173682d7469ull, cr->start, cr->end, seed, i);
 }
 
+/* The queue-bound invariant's tables: one per node index, kept for the whole process and
+ * emptied for each run (a run's endpoints come and go by the thousand). */
+static sim_chanq_t *chanqs[SIM_RUN_NODES_MAX];
+
 /* `kill-at`: the named program's live task on the current node (none alive: nothing). */
 static bool kill_at_missed[SCN_KILL_AT_MAX]; /* this run's kill-at lines that found no task */
 
@@ -531,8 +535,6 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         w[n].streams = streams;
         w[n].o = o;
         w[n].init_iface = iface_id(&init_iface);
-        /* one table per node index for the whole process, emptied for each run */
-        static sim_chanq_t *chanqs[SIM_RUN_NODES_MAX];
         if (!chanqs[n] && !(chanqs[n] = sim_chanq_new())) {
             failf(r, "out of memory following channel queues");
             goto out_early;

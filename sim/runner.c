@@ -327,6 +327,13 @@ static uint64_t crash_time(const scn_crash_t *cr, uint64_t seed, size_t i)
     return draw_time(0x63726173682d7469ull, cr->start, cr->end, seed, i);
 }
 
+static void console_end(void *self, uint64_t arg)
+{
+    (void)self;
+    (void)arg;
+    sim_console_end();
+}
+
 /* The queue-bound invariant's tables: one per node index, kept for the whole process and
  * emptied for each run (a run's endpoints come and go by the thousand). */
 static sim_chanq_t *chanqs[SIM_RUN_NODES_MAX];
@@ -629,6 +636,13 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         rc = sim_at(sc->kill_at[i].t, kill_at_now, (void *)sc, i);
         sim_node_enter(0);
     }
+    /* `eof on`: the scenario's node's console input ends after its last line */
+    uint64_t last_line = 0;
+    for (size_t i = 0; i < sc->nsteps; i++)
+        if (sc->steps[i].kind == SCN_AT && sc->steps[i].node == 0 && sc->steps[i].t > last_line)
+            last_line = sc->steps[i].t;
+    if (rc == 0 && sc->console_eof)
+        rc = sim_at(last_line, console_end, NULL, 0);
     if (rc == 0 && sc->host_crash != SCN_HOST_CRASH_NONE && seed == sc->host_crash_seed)
         rc = sim_at(0, host_crash, NULL, sc->host_crash);
     sim_faults_t f = sc->fault_cfg;

@@ -379,6 +379,10 @@ static int parse_line(sim_scenario_t *sc, char *line, int lineno, uint64_t *last
         if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
             BAD("net is on or off");
         sc->net = arg[1] == 'n';
+    } else if (strcmp(key, "eof") == 0) {
+        if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
+            BAD("eof is on or off");
+        sc->console_eof = arg[1] == 'n';
     } else if (strcmp(key, "peer") == 0) {
         /* peer NAME manifest=FILE */
         char *rest = arg;

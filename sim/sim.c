@@ -841,6 +841,11 @@ int sim_node_console_at(size_t node, uint64_t t_ns, const char *line)
     return add_action(node, t_ns, NULL, NULL, 0, line);
 }
 
+void sim_console_end(void)
+{
+    N->want_eof = true;
+}
+
 size_t sim_pending_actions(void)
 {
     return S.nacts;

@@ -244,11 +244,12 @@ set_tests_properties(sim_cluster_file_errors PROPERTIES LABELS "unit;sim" TIMEOU
 # Policy edges (docs/simulation.md, "Policy edges"): each scenario drives one policy or limit past
 # its edge, every seed run twice and compared. edge-restart and edge-zero: init's restart
 # policy past max-restarts (0, 1, 2; always, on-failure, never; clean exits and failures; a
-# `spawn` after init gave up; status 121 once every program ended for good), judged by their
+# `spawn` after init gave up; status 121 once every program ended for good; the shell given up
+# on, then status 120 at the end of input), judged by their
 # expectations and the runner's restart-policy invariant; edge-queue: echo's queue filled to
 # OS_CHAN_QUEUE_MAX (the queue-bound invariant); edge-handles: a task at OS_HANDLES_MAX, then
 # sound; edge-conns: tcpip's TCPIP_CONNS_MAX; edge-httpd: httpd's 64 connections (503).
-foreach(s restart zero queue handles)
+foreach(s restart zero shell queue handles)
     add_test(NAME sim_edge-${s}_100_seeds
         COMMAND ${_sim} sim ${_scn}/edge-${s}.scn --seeds 1..100 --check-determinism --quiet)
     set_tests_properties(sim_edge-${s}_100_seeds PROPERTIES LABELS "unit;sim" TIMEOUT 300)

@@ -263,6 +263,7 @@ static void test_network_directives(void **state)
     bad("node a\nswizzle 1s never\n", 2, "swizzle needs START END");
     bad("node a\nliveness 0\n", 2, "bad duration '0'");
     bad("node a\nstreams maybe\n", 2, "streams is on or off");
+    bad("eof maybe\n", 1, "eof is on or off");
     /* too many lines of a kind */
     char text[8192] = "nodes n 1..2\n";
     for (int i = 0; i <= SCN_LINKS_MAX; i++)

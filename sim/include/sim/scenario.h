@@ -207,6 +207,7 @@ typedef struct sim_scenario {
     size_t npauses;
     uint64_t liveness_ns; /* the stream checker's bound after the last heal (0: 120 s) */
     bool streams_off;     /* `streams off` */
+    bool console_eof;     /* `eof on`: node 0's console input ends after its last `at` line */
 } sim_scenario_t;
 
 /* The nodes of a run, old files and cluster files alike: node 0 is the scenario's node (or

@@ -116,6 +116,10 @@ typedef void (*sim_action_fn)(void *self, uint64_t arg);
 int sim_at(uint64_t t_ns, sim_action_fn fn, void *self, uint64_t arg);
 int sim_console_at(uint64_t t_ns, const char *line);
 size_t sim_pending_actions(void);
+/* The current node's console input ends: once the lines already posted or waiting are in, its
+ * console gets HAL_CONSOLE_EOF (as at the end of piped input). Called from a timed action, it
+ * ends the input at that time (a scenario's `eof on`). */
+void sim_console_end(void);
 
 /* Tear the kernel down and uninstall the platform. Returns leaked kernel allocations. */
 long sim_teardown(void);

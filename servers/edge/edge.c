@@ -1,6 +1,7 @@
 /* edge.c — a workload that drives one policy or limit to its edge, for the simulator's edge
  * scenarios (docs/simulation.md, "Policy edges"): exits with the statuses it is given, floods the
- * echo server's queue past its bound, fills its own handle table. */
+ * echo server's queue past its bound, fills its own handle table, opens more TCP connections
+ * than a server keeps. */
 #include <argwords.h>
 #include <image.h>
 #include <iface/echo.h>
@@ -30,19 +31,19 @@
  *                     open N TCP connections (1..EDGE_CONNS_MAX) to A.B.C.D:P (reach=tcp),
  *                     `after` ms after the start (default: at once; a server must be
  *                     listening), all at once or one every `pace` ms, keep them `hold` ms
- *                     after the last (default 2000), then say how each
- *                     ended: `[edge] conns: N to A:P: E established, R refused (why), F failed;
+ *                     after the last (default 2000), then say how each ended: `[edge] conns:
+ *                     N to A:P: E established, R refused (why), F failed (why), U unanswered;
  *                     C closed by the server, S answered 503`, close them all and exit 0.
  */
 enum {
-    REQ_ECHO = 1,
-    EDGE_EXITS_MAX = 16,
-    EDGE_FLOOD_MAX = 1000000,
-    EDGE_TASKS_MAX = 256, /* os_task_list entries read to find our own */
-    EDGE_AFTER_MAX_MS = 3600000,
+    REQ_ECHO = 1, /* init connects */
     REQ_TCP = 2,
+    EDGE_EXITS_MAX = 16,         /* statuses in exits= */
+    EDGE_FLOOD_MAX = 1000000,    /* flood= */
+    EDGE_TASKS_MAX = 256,        /* os_task_list entries read to find our own */
+    EDGE_AFTER_MAX_MS = 3600000, /* after=, pace=, hold= */
     EDGE_CONNS_MAX = 120, /* below tcpip's control queue (OS_CHAN_QUEUE_MAX requests at once) */
-    EDGE_HOLD_MS = 2000,
+    EDGE_HOLD_MS = 2000,  /* hold= by default */
 };
 
 typedef enum edge_mode { MODE_NONE, MODE_EXITS, MODE_FLOOD, MODE_HANDLES, MODE_CONNS } edge_mode_t;

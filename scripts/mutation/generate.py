@@ -315,9 +315,13 @@ class _FileMutator:
             if parent.kind == K.CASE_STMT and list(parent.get_children())[0] == c:
                 return False
             return True
+        kids = list(parent.get_children())
         if parent.kind == K.IF_STMT:
-            kids = list(parent.get_children())
             return c in kids[1:]
+        if parent.kind in (K.WHILE_STMT, K.FOR_STMT):
+            return len(kids) >= 2 and c == kids[-1]  # the body: libclang lists it last
+        if parent.kind == K.DO_STMT:
+            return len(kids) == 2 and c == kids[0]
         return False
 
     def _delete(self, func, fn, c):
@@ -342,7 +346,8 @@ class _FileMutator:
         if not self._clean(s, e):
             return
         op = {K.RETURN_STMT: "del.return", K.BREAK_STMT: "del.break",
-              K.CONTINUE_STMT: "del.continue", K.CALL_EXPR: "del.call"}.get(k, "del.assign")
+              K.CONTINUE_STMT: "del.continue", K.CALL_EXPR: "del.call",
+              K.UNARY_OPERATOR: "del.incdec"}.get(k, "del.assign")
         src = self._src(s, e)
         self.add(func, op, s, e, "", src)
 

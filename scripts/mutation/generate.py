@@ -369,8 +369,9 @@ class _FileMutator:
             values = [("ret.zero", "return 0;")]
         else:
             return  # structs, floats: no sensible constant
-        if "noreturn" in " ".join(t.spelling for t in fn.get_tokens())[:200]:
-            return
+        head = [t.spelling for t in fn.get_tokens() if t.extent.start.offset < at]
+        if any(t in ("_Noreturn", "noreturn") for t in head):
+            return  # returning from it is undefined, not a mutant
         for op, stmt in values:
             self.add(fn.spelling, op, at, at, " " + stmt, fn.spelling)
 

@@ -291,8 +291,7 @@ class Worker:
             for tier in tiers:
                 if tier == "fuzz":
                     fz = [t for t, _ in group.fuzz]
-                    ok, bt = self.make_fuzz(fz, label + "-fuzzbuild")
-                    times["build"] += bt
+                    ok, times["fuzzbuild"] = self.make_fuzz(fz, label + "-fuzzbuild")
                     if not ok:
                         return {"status": "not_compiled", "times": times}
                 outcome, times[tier] = self.run_tier(group, tier, self.limit(group, tier), label)

@@ -311,6 +311,7 @@ class Baseline:
         self.path = path
         self.tree = tree
         self.lock = threading.Lock()
+        self.measuring = {}  # key -> the lock of the worker measuring it
         self.data = {}
         if os.path.exists(path):
             with open(path) as fh:
@@ -329,7 +330,13 @@ class Baseline:
         with self.lock:
             if k in self.data:
                 return self.data[k]
-            # Measured on this worker's copy, which holds the original tree here.
+            mine = self.measuring.setdefault(k, threading.Lock())
+        # One worker measures a tier (the others wait for its figure); different tiers are
+        # measured at once, each on the unmutated copy of the worker that measures it.
+        with mine:
+            with self.lock:
+                if k in self.data:
+                    return self.data[k]
             label = f"baseline-{group.name}"
             if tier == "fuzz":
                 ok, _ = worker.make_fuzz([t for t, _ in group.fuzz], label + "-fuzzbuild")
@@ -338,14 +345,14 @@ class Baseline:
             if not ok:
                 raise RuntimeError(f"group {group.name}: the unmutated tree does not build for "
                                    f"the {tier} tier (logs: {worker.logs})")
-            limit = BUILD_TIMEOUT
-            outcome, secs = worker.run_tier(group, tier, limit, label)
+            outcome, secs = worker.run_tier(group, tier, BUILD_TIMEOUT, label)
             if outcome != "pass":
                 raise RuntimeError(f"group {group.name}: the {tier} tier fails on the unmutated "
                                    f"tree (log: {worker.logs}/{label}-{tier}.log*)")
-            self.data[k] = round(secs, 2)
-            tmp = self.path + ".tmp"
-            with open(tmp, "w") as fh:
-                json.dump({"tree": self.tree, "seconds": self.data}, fh, indent=1)
-            os.replace(tmp, self.path)
-            return self.data[k]
+            with self.lock:
+                self.data[k] = round(secs, 2)
+                tmp = self.path + ".tmp"
+                with open(tmp, "w") as fh:
+                    json.dump({"tree": self.tree, "seconds": self.data}, fh, indent=1)
+                os.replace(tmp, self.path)
+                return self.data[k]

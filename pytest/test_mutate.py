@@ -109,6 +109,8 @@ add_library(lib STATIC lib.c)
 add_executable(test_lib test_lib.c)
 target_link_libraries(test_lib PRIVATE lib)
 add_test(NAME test_lib COMMAND test_lib)
+add_executable(test_other test_other.c)
+add_test(NAME test_other COMMAND test_other)
 """
 LIB_C = """\
 int clamp(int v, int hi)
@@ -133,7 +135,7 @@ int main(void)
 TARGETS = """\
 [group.lib]
 files = ["lib.c"]
-unit = "^test_lib$"
+unit = "^test_(lib|other)$"
 """
 
 
@@ -147,6 +149,7 @@ def tiny(tmp_path):
     (top / "CMakeLists.txt").write_text(CMAKE)
     (top / "lib.c").write_text(LIB_C)
     (top / "test_lib.c").write_text(TEST_C)
+    (top / "test_other.c").write_text("int main(void)\n{\n    return 0;\n}\n")
     (top / "tests" / "mutation" / "targets.toml").write_text(TARGETS)
     subprocess.run(["git", "init", "-q", str(top)], check=True)
     subprocess.run(["git", "-C", str(top), "add", "."], check=True)
@@ -182,6 +185,8 @@ def test_a_run_kills_keeps_and_skips(tiny):
     assert "unit" == results[chosen[0]]["tier"]
     assert "survived" == results[chosen[1]]["status"]
     assert "not_compiled" == results[chosen[2]]["status"]
+    # test_other does not link lib.c: its executable was not relinked, so it was not run.
+    assert ["test_other"] == results[chosen[0]]["unchanged"]
     # The user's tree is as it was; the worker's copy holds the original again.
     assert LIB_C == (tiny / "lib.c").read_text()
     assert LIB_C == (tiny / "work" / "w0" / "src" / "lib.c").read_text()

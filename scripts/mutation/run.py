@@ -27,6 +27,13 @@ class Interrupted(Exception):
     pass
 
 
+def _mtime(path):
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
 def tracked_files(top):
     out = subprocess.run(["git", "-C", top, "ls-files", "-z"], check=True,
                          capture_output=True).stdout.decode()
@@ -106,6 +113,9 @@ class Worker:
         self.built = set()       # targets built at least once in this run
         self.fuzz_ready = False
         self._targets = {}       # (group, tier) -> ninja targets
+        self._tests = {}         # (group, tier) -> the ctest tests its regex selects
+        self._exes = {}          # ctest test -> its own executable (test_exe)
+        self._not_exe = set()    # ctest tests without one
         self._ninja_names = None
 
     # ---- the private tree ----
@@ -183,14 +193,15 @@ class Worker:
                     base = os.path.basename(path)
                     if path.startswith(self.build) and base in names:
                         found.add(base)
-        return found, len(tests)
+        return found, [t["name"] for t in tests]
 
     def targets(self, group, tier):
         key = (group.name, tier)
         if key not in self._targets:
             if tier in ("unit", "replay"):
-                found, count = self.ctest_targets(getattr(group, tier))
-                if count == 0:
+                found, names = self.ctest_targets(getattr(group, tier))
+                self._tests[key] = names
+                if not names:
                     raise RuntimeError(f"group {group.name}: {tier} regex "
                                        f"'{getattr(group, tier)}' selects no ctest test")
                 # orrery too: the sh -c tests and the replays run it.
@@ -218,13 +229,50 @@ class Worker:
         return rc == 0, secs
 
     # ---- the tiers ----
-    def run_tier(self, group, tier, limit, label):
-        """Run one tier on whatever the copy holds now. Returns (outcome, seconds): outcome is
-        'pass', 'fail' or 'timeout'."""
+    def test_exe(self, name):
+        """The executable of ctest test NAME when it is the test's own target, named like it
+        (as orrery_add_test makes them), else None. Asked once they are built (ctest lists a
+        test's command only when its executable exists)."""
+        if name in self._exes or name in self._not_exe:
+            return self._exes.get(name)
+        out = subprocess.run(["ctest", "--test-dir", self.build, "--show-only=json-v1"],
+                             capture_output=True, text=True, check=True).stdout
+        for t in json.loads(out).get("tests", []):
+            cmd = t.get("command") or [""]
+            if os.path.basename(cmd[0]) == t["name"] and t["name"] in self.ninja_names():
+                self._exes[t["name"]] = cmd[0]
+        if name not in self._exes:
+            self._not_exe.add(name)
+        return self._exes.get(name)
+
+    def unchanged_tests(self, group, tiers, before):
+        """The ctest tests of TIERS whose executable the last build did not relink: they run
+        exactly the code they ran on the unmutated tree, so they cannot see the mutant."""
+        out = set()
+        for tier in tiers:
+            for name in self._tests.get((group.name, tier), []):
+                exe = self.test_exe(name)
+                if exe and before.get(exe) is not None and before[exe] == _mtime(exe):
+                    out.add(name)
+        return out
+
+    def exe_mtimes(self, group, tiers):
+        return {e: _mtime(e) for tier in tiers for e in
+                (self.test_exe(n) for n in self._tests.get((group.name, tier), [])) if e}
+
+    def run_tier(self, group, tier, limit, label, skip=frozenset()):
+        """Run one tier on whatever the copy holds now (without the ctest tests in SKIP).
+        Returns (outcome, seconds): outcome is 'pass', 'fail' or 'timeout'."""
         log = os.path.join(self.logs, f"{label}-{tier}.log")
         t_total = 0.0
         if tier in ("unit", "replay"):
-            rc, t = Proc.run(["ctest", "--test-dir", self.build, "-R", getattr(group, tier),
+            regex = getattr(group, tier)
+            if skip:
+                run = [n for n in self._tests[(group.name, tier)] if n not in skip]
+                if not run:
+                    return "pass", 0.0
+                regex = "^(" + "|".join(re.escape(n) for n in run) + ")$"
+            rc, t = Proc.run(["ctest", "--test-dir", self.build, "-R", regex,
                               "--timeout", str(int(limit) + 1), "--output-on-failure"],
                              self.src, limit + 5, log)
             if rc is None:
@@ -284,21 +332,24 @@ class Worker:
         for tier in tiers:  # the baselines first, on the unmutated copy
             self.baseline.seconds(self, group, tier)
         try:
+            before = self.exe_mtimes(group, tiers)
             self.write(m.path, m.apply(original.decode()).encode())
             ok, times["build"] = self.make(need, label + "-build")
             if not ok:
                 return {"status": "not_compiled", "times": times}
+            skip = self.unchanged_tests(group, tiers, before)
+            base = {"times": times, "unchanged": sorted(skip)}
             for tier in tiers:
                 if tier == "fuzz":
                     fz = [t for t, _ in group.fuzz]
                     ok, times["fuzzbuild"] = self.make_fuzz(fz, label + "-fuzzbuild")
                     if not ok:
-                        return {"status": "not_compiled", "times": times}
-                outcome, times[tier] = self.run_tier(group, tier, self.limit(group, tier), label)
+                        return dict(base, status="not_compiled")
+                outcome, times[tier] = self.run_tier(group, tier, self.limit(group, tier), label,
+                                                     skip)
                 if outcome != "pass":
-                    return {"status": "killed", "tier": tier, "timeout": outcome == "timeout",
-                            "times": times}
-            return {"status": "survived", "times": times}
+                    return dict(base, status="killed", tier=tier, timeout=outcome == "timeout")
+            return dict(base, status="survived")
         finally:
             self.write(m.path, original)
 

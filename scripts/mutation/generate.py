@@ -339,10 +339,7 @@ class _FileMutator:
         if k == K.RETURN_STMT and (fn.result_type.kind != ci.TypeKind.VOID
                                    or list(c.get_children())):
             return  # only `return;` of a void function: anything else may not compile
-        s, e = c.extent.start.offset, c.extent.end.offset
-        if k in (K.RETURN_STMT, K.BREAK_STMT, K.CONTINUE_STMT):
-            # These extents stop before the semicolon; delete the keyword, keep `;`.
-            pass
+        s, e = c.extent.start.offset, c.extent.end.offset  # the `;` is past the extent: it stays
         if not self._clean(s, e):
             return
         op = {K.RETURN_STMT: "del.return", K.BREAK_STMT: "del.break",

@@ -15,7 +15,6 @@ import subprocess
 import threading
 import time
 
-from .targets import TIERS
 
 MIN_TIMEOUT = 10.0       # s: the least time a tier is given
 TIMEOUT_FACTOR = 4.0     # a tier's limit is this many times its time on the unmutated tree

@@ -272,7 +272,8 @@ class Worker:
                     return "pass", 0.0
                 regex = "^(" + "|".join(re.escape(n) for n in run) + ")$"
             rc, t = Proc.run(["ctest", "--test-dir", self.build, "-R", regex,
-                              "--timeout", str(int(limit) + 1), "--output-on-failure"],
+                              "--timeout", str(int(limit) + 1), "--output-on-failure",
+                              "--stop-on-failure"],
                              self.src, limit + 5, log)
             if rc is None:
                 return "timeout", t

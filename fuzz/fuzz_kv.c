@@ -97,6 +97,7 @@ typedef struct req {
     kv_verb_t verb; /* KV_V_PUT, KV_V_GET, or KV_V_BAD: only ERR */
     uint8_t key;    /* k0..k7 (KEYS: another key) */
     uint32_t seq;   /* PUT: the write's number (its value is "v<seq>") */
+    uint32_t at;    /* GET: when it was queued to kv (W.now) */
 } req_t;
 
 typedef struct conn {
@@ -167,8 +168,11 @@ static int leader_conn = -1;      /* the connection it speaks on */
 enum { WRITES_MAX = 4096 };
 static struct {
     uint32_t seq;                  /* writes sent */
-    uint32_t acked[KEYS];          /* the last acknowledged write of each key (0: none) */
+    uint32_t now;                  /* a clock of the peer's sends and of the answers it reads */
     uint32_t sent_key[WRITES_MAX]; /* seq -> key + 1 (0: not a client write) */
+    uint32_t sent_at[WRITES_MAX];  /* when the PUT was queued to kv */
+    uint32_t acked_at[WRITES_MAX]; /* when its OK was read (0: not, or not yet) */
+    bool refused[WRITES_MAX];      /* its answer was ERR: it never took effect */
 } W;
 static kv_entry_t sent[KV_LOG_MAX + 1]; /* the entries kv sent its followers, by index */
 static uint32_t sent_hi;                /* sent[1..sent_hi] may be in use */
@@ -321,30 +325,48 @@ static void client_answer(conn_t *c, const char *s, size_t n)
     check(c->nreq > 0, "leader: an answer to no request");
     req_t r = c->req[0];
     memmove(c->req, c->req + 1, (size_t)--c->nreq * sizeof c->req[0]);
+    if (verbose)
+        fprintf(stderr, "  (answers %s k%u, write %u)\n",
+                r.verb == KV_V_PUT   ? "PUT"
+                : r.verb == KV_V_GET ? "GET"
+                                     : "a bad line",
+                r.key, (unsigned)r.seq);
     if (r.verb == KV_V_PUT) {
         check(ok || err, "leader: a PUT answered with neither OK nor ERR");
         if (ok) {
             P.oks++;
             check_ok(r.key, r.seq);
-            if (r.seq > W.acked[r.key])
-                W.acked[r.key] = r.seq;
+            W.acked_at[r.seq] = ++W.now;
+        } else {
+            W.refused[r.seq] = true;
         }
     } else if (r.verb == KV_V_GET) {
         check(value || nf || err, "leader: a GET answered with neither VALUE, NOTFOUND nor ERR");
         if (!P.honest || r.key >= KEYS)
             return;
-        /* as kvclient checks: the last acknowledged write or a later one whose answer never
-         * came (values name their writes) */
-        if (nf) {
-            check(W.acked[r.key] == 0, "leader: NOTFOUND for a key with an acknowledged write");
-        } else if (value) {
-            unsigned seq = 0;
-            char tail;
-            check(sscanf(s + 6, "v%u%c", &seq, &tail) == 1 && seq < WRITES_MAX &&
-                      W.sent_key[seq] == (uint32_t)r.key + 1u,
+        /* Values name their writes. A read may return any write not overwritten before it was
+         * sent: not one whose key got a write sent after its OK and acknowledged before the
+         * GET went out (a lost write); NOTFOUND only while no write of the key had been
+         * acknowledged when it went out. Writes of several connections race, so the order is
+         * that of the peer's sends and reads, not of the write numbers. */
+        unsigned seq = 0;
+        if (value) {
+            char v[KV_VALUE_MAX + 1], tail;
+            snprintf(v, sizeof v, "%.*s", (int)(n - 6), s + 6);
+            check(sscanf(v, "v%u%c", &seq, &tail) == 1 && seq < WRITES_MAX &&
+                      W.sent_key[seq] == (uint32_t)r.key + 1u && !W.refused[seq],
                   "leader: GET returned a value never written to that key");
-            check(seq >= W.acked[r.key], "leader: GET returned a value older than the last "
-                                         "acknowledged write (a lost write)");
+        }
+        if (!value && !nf)
+            return;
+        for (uint32_t w = 1; w <= W.seq && w < WRITES_MAX; w++) {
+            if (W.sent_key[w] != (uint32_t)r.key + 1u || !W.acked_at[w] || W.acked_at[w] > r.at)
+                continue; /* another key, or not acknowledged before the GET went out */
+            if (nf)
+                check(false, "leader: NOTFOUND for a key with an acknowledged write");
+            else if (W.acked_at[seq] && W.sent_at[w] > W.acked_at[seq])
+                check(false, "leader: GET returned a value overwritten by an acknowledged write "
+                             "before it was asked (a lost write)");
         }
     } else {
         check(err, "leader: a malformed request answered without ERR");
@@ -959,6 +981,7 @@ static void client_request(int ci)
             break;
         }
         W.sent_key[r.seq] = (uint32_t)k + 1u;
+        W.sent_at[r.seq] = ++W.now;
         n = snprintf(line, sizeof line, "PUT k%u v%u\n", k, (unsigned)r.seq);
         break;
     case 4:
@@ -1013,6 +1036,7 @@ static void client_request(int ci)
         break;
     }
     if (!c->raw && R.leader) {
+        r.at = ++W.now;
         if (c->nreq == REQS_MAX)
             c->raw = true;
         else

@@ -22,7 +22,7 @@ accept() { hex 0; }                     # op 0: a client connection
 put() { hex 1 "$1" 0 "$2" 0 1; }        # op 1: on conn C, PUT k<K> v<seq>, whole
 get() { hex 1 "$1" 4 "$2" 0 1; }        # GET k<K>
 req() { hex 1 "$@" 0 1; }               # request kind N on conn C, then its bytes (key, ...)
-split() { hex 1 "$1" 0 "$2" 2 0 1 3 0 0 1; } # PUT in pieces, a step between
+split() { hex 1 "$1" 0 "$2" 2 0 1 3 0 0 0 1; } # PUT in pieces, a step between
 raw() { local c=$1 s=$2; hex 4 "$c" ${#s}; printf '%s' "$s"; }
 lie() { hex 5 "$1" "$2" "$3" "$4"; }    # op 5: follower line kind B with numbers X, Y
 mute() { hex 6 "$1"; }                  # op 6: follower F stops (or starts) answering

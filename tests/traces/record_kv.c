@@ -64,8 +64,8 @@ static void node_flush(void *self)
 static bool client_done(bool *ok)
 {
     const char *out = sim_node_console_output(2, NULL);
-    bool kv = strstr(out, "kvcheck:") != NULL, stream = strstr(out, "echoed and checked") ||
-                                                        strstr(out, "gave up");
+    bool kv = strstr(out, "kvcheck:") != NULL,
+         stream = strstr(out, "echoed and checked") || strstr(out, "gave up");
     *ok = strstr(out, ", 0 lost") && strstr(out, "echoed and checked") &&
           !strstr(out, "kvcheck: 0 acked");
     return kv && stream;

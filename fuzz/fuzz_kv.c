@@ -259,7 +259,7 @@ static void prelude(void)
         for (int f = 0; f < R.npeers; f++)
             M[f].len = make_log(M[f].log, 0, (char)('0' + f));
     } else {
-        M[FOLLOWERS].len = make_log(M[FOLLOWERS].log, 1, 'L');
+        M[FOLLOWERS].len = make_log(M[FOLLOWERS].log, LEADER_EPOCHS, 'L');
         leader_epoch = last_epoch(&M[FOLLOWERS]) + 1;
     }
 }

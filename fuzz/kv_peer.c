@@ -310,6 +310,17 @@ static void kv_line(int ci, const char *s, size_t n)
         uint32_t got = R.bug ? loaded_len(F.data, F.size, scratch)
                              : loaded_len(F.synced, F.synced_size, scratch);
         check(got >= l.a, "follower: ACK n before entries 1..n were in its fsync'ed log");
+        /* and they are the leader's: its epochs are its own (LEADER_EPOCHS), so an entry of
+         * the follower's own log never matches one of its by index and epoch */
+        const model_t *m = &M[FOLLOWERS];
+        if (ci == leader_conn && !c->raw && P.honest && l.a <= m->len)
+            for (uint32_t i = 1; i <= l.a; i++)
+                check(scratch[i].epoch == m->log[i].epoch &&
+                          scratch[i].key_len == m->log[i].key_len &&
+                          memcmp(scratch[i].key, m->log[i].key, m->log[i].key_len) == 0 &&
+                          scratch[i].value_len == m->log[i].value_len &&
+                          memcmp(scratch[i].value, m->log[i].value, m->log[i].value_len) == 0,
+                      "follower: ACK n, but its entries 1..n on disk are not the leader's");
     }
     if (ci != leader_conn || c->raw)
         return;

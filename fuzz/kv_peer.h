@@ -22,6 +22,7 @@ enum {
     FOLLOWERS = 2,                        /* fake followers (leader role) */
     FOLLOWER_ADDR = 0x0a00000b,           /* 10.0.0.11, 10.0.0.12 */
     WRITES_MAX = 4096,                    /* client writes of one input that are checked */
+    LEADER_EPOCHS = 100, /* the fake leader's epochs start here: past any of the file's */
 };
 
 typedef enum ckind { C_CLIENT, C_FOLLOWER, C_LEADER } ckind_t;

@@ -260,7 +260,7 @@ static void prelude(void)
             M[f].len = make_log(M[f].log, 0, (char)('0' + f));
     } else {
         M[FOLLOWERS].len = make_log(M[FOLLOWERS].log, LEADER_EPOCHS, 'L');
-        leader_epoch = last_epoch(&M[FOLLOWERS]) + 1;
+        leader_epoch = M[FOLLOWERS].len ? last_epoch(&M[FOLLOWERS]) + 1 : LEADER_EPOCHS;
     }
 }
 

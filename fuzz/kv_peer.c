@@ -67,6 +67,9 @@ bool say(conn_t *c, const char *p, size_t n)
 {
     if (c->out_len + n > OUT_MAX)
         return false;
+    if (verbose)
+        fprintf(stderr, "conn %d -> kv: %.*s%s", (int)(c - P.c), (int)(n > 100 ? 100 : n), p,
+                n && p[n - 1] == '\n' ? "" : "\n");
     memcpy(c->out + c->out_len, p, n);
     c->out_len += n;
     flush(c);

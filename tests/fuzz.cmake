@@ -17,3 +17,9 @@ add_test(NAME fuzz_trace_corpus_tcpip COMMAND sh -c "set -e; d=$(mktemp -d); \
 $<TARGET_FILE:orrery> trace corpus ${CMAKE_SOURCE_DIR}/tests/traces/tcpip-sim.db $d/c >/dev/null; \
 test -s $d/c/tcpip/tcpip-sim-task2; rm -rf $d")
 set_tests_properties(fuzz_trace_corpus_tcpip PROPERTIES LABELS "fuzz")
+
+# fuzz/corpus/kv is what fuzz/make-kv-seeds.sh makes: the checked-in seeds and their generator
+# agree, byte for byte.
+add_test(NAME fuzz_kv_seeds COMMAND sh -c "set -e; d=$(mktemp -d); trap 'rm -rf $d' EXIT; \
+${CMAKE_SOURCE_DIR}/fuzz/make-kv-seeds.sh $d; diff -r $d ${CMAKE_SOURCE_DIR}/fuzz/corpus/kv")
+set_tests_properties(fuzz_kv_seeds PROPERTIES LABELS "fuzz")

@@ -4,8 +4,8 @@
 #        build/fuzz/fuzz_make_frames from scripts/fuzz for the trace_frame seeds)
 # Records the session below deterministically (seed 1), turns it into one input per
 # (server, client channel) with `orrery trace corpus`, and writes valid frames for
-# trace_frame. tcpip's come from the golden tcpip trace and by hand; kernel seeds are hand-made;
-# the ether seeds (frames of a `run --pcap` capture and two hand-made ones) are kept as they are.
+# trace_frame. tcpip's come from the golden tcpip trace and by hand; kv's from make-kv-seeds.sh;
+# kernel seeds are hand-made; the ether seeds (frames of a `run --pcap` capture and two hand-made ones) are kept as they are.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 b=${1:-build}
@@ -28,6 +28,9 @@ printf '\x01\x02\x00\x05\x00hello\x03\x00\x03\x01' >fuzz/corpus/kernel/chan-send
 printf '\x01\x07\x01\x01\x01\x00\x02\x00\x02\x00\x04\x00\x00\x02\x00\x02\x00\x02\x02\x00\x00\x02\x00\x02\x00\x03\x00' \
     >fuzz/corpus/kernel/spawn-message-child
 printf '\x04\x05\x00\x10\x00\x06\x00\x00\x0c\x05\x00\x03\x05\x0a\x03\x03' >fuzz/corpus/kernel/timers-forged
+# fuzz_kv: preludes and runs of ops made by fuzz/make-kv-seeds.sh (docs/fuzzing.md, "kv").
+rm -rf fuzz/corpus/kv
+fuzz/make-kv-seeds.sh fuzz/corpus/kv
 # fuzz_tcpip: the golden tcpip trace's frames and messages (tests/traces/tcpip-sim.db: a ping,
 # a UDP datagram, a TCP echo both ways) as template ops, plus hand-made inputs (docs/fuzzing.md:
 # op, then fields): ARP and ping both ways with net status and conns; a TCP accept with data

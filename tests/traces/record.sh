@@ -8,7 +8,8 @@
 # node 0 of two simulated nodes (record_tcpip.c, built beside orrery as tests/record_tcpip):
 # its tcpip serves a TCP echo both ways, a UDP datagram and a ping. fs-sim.db is the fs server of
 # one simulated node (record_fs.c) on the image of make-fs-image.sh. httpd-sim.db is httpd's node
-# of two (record_httpd.c) on the image of make-httpd-image.sh. Re-record after a
+# of two (record_httpd.c) on the image of make-httpd-image.sh. kv-sim.db is the kv leader's and
+# follower's nodes of three (record_kv.c) on images of make-kv-image.sh. Re-record after a
 # deliberate change of a server's behaviour, and commit the .db files with that change.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,3 +50,12 @@ rm -f "$db"
 "$(dirname "$orrery")/tests/record_httpd" "$tmp/httpd.img" "$db"
 sqlite3 "$db" 'PRAGMA journal_mode=DELETE; PRAGMA page_size=4096; VACUUM;' > /dev/null
 echo "httpd-sim.db: $(sqlite3 "$db" 'SELECT count(*) FROM events') events, $(wc -c < "$db") bytes"
+# kv-sim.db: nodes leader and f1 of three simulated nodes (record_kv.c, built beside orrery as
+# tests/record_kv), each on its own copy of make-kv-image.sh's image: kv's leader and follower
+# serve kvclient's writes and reads, f1's tcpecho echoes tcpstream's bytes (the third node's).
+"$here/make-kv-image.sh" "$tmp/kv.img"
+db="$here/kv-sim.db"
+rm -f "$db"
+"$(dirname "$orrery")/tests/record_kv" "$tmp/kv.img" "$db"
+sqlite3 "$db" 'PRAGMA journal_mode=DELETE; PRAGMA page_size=4096; VACUUM;' > /dev/null
+echo "kv-sim.db: $(sqlite3 "$db" 'SELECT count(*) FROM events') events, $(wc -c < "$db") bytes"

@@ -38,9 +38,9 @@ enum {
 };
 
 typedef struct run_fig {
-    uint64_t records;      /* events in the trace */
-    double seconds;        /* fork to exit of orrery qemu */
-    double guest_rec_s;    /* traceload's own figure: records / kernel-clock time */
+    uint64_t records;   /* events in the trace */
+    double seconds;     /* fork to exit of orrery qemu */
+    double guest_rec_s; /* traceload's own figure: records / kernel-clock time */
 } run_fig_t;
 
 typedef struct row {
@@ -123,9 +123,10 @@ static int one_run(const char *self, const char *dir, const char *machine, const
         return -1;
     }
     close(fd);
-    char *argv[] = {(char *)self, "qemu",     "--accel",         "tcg",           "--machine",
-                    (char *)machine, "--trace", trace, "--trace-channel", (char *)channel,
-                    "--manifest", manifest, NULL};
+    char *argv[] = {
+        (char *)self, "qemu", "--accel",         "tcg",           "--machine",  (char *)machine,
+        "--trace",    trace,  "--trace-channel", (char *)channel, "--manifest", manifest,
+        NULL};
     uint64_t t0 = now_ns();
     status = run_capture(argv, out, sizeof(out));
     f->seconds = (double)(now_ns() - t0) / 1e9;

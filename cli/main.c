@@ -35,7 +35,8 @@ static const command_t commands[] = {
     {"trace", hl_cmd_trace, "read, decode, export and import IPC traces (SQLite)"},
     {"serve", hl_cmd_serve, "HTTP proxy that boots a fresh Orrery for every request"},
     {"replay", hl_cmd_replay, "replay one server against a recorded trace, report divergence"},
-    {"bench", cmd_bench, "measure: ipc, boot, trace, qtrace, sim, net, fs, http (orrery bench --help)"},
+    {"bench", cmd_bench,
+     "measure: ipc, boot, trace, qtrace, sim, net, fs, http (orrery bench --help)"},
     {"version", cmd_version, "print the version and commit"},
 };
 
@@ -106,8 +107,8 @@ static int cmd_bench(int argc, char **argv)
     const command_t *b;
 
     if (argc < 2)
-        return cli_usage_error("bench",
-                               "bench: which benchmark? (ipc, boot, trace, qtrace, sim, net, fs or http)");
+        return cli_usage_error(
+            "bench", "bench: which benchmark? (ipc, boot, trace, qtrace, sim, net, fs or http)");
     if (is_help(argv[1])) {
         fputs("usage: orrery bench <ipc|boot|trace|qtrace|sim|net|fs|http> [options]\n\n", stdout);
         print_table(stdout, "", benches, NELEM(benches));

@@ -770,8 +770,9 @@ int hl_cmd_qemu(int argc, char **argv)
             break;
         case OPT_TRACE_CHANNEL:
             if (strcmp(optarg, "virtio") != 0 && strcmp(optarg, "serial") != 0)
-                return cli_usage_error("qemu", "qemu: --trace-channel wants virtio or serial, "
-                                               "not '%s'",
+                return cli_usage_error("qemu",
+                                       "qemu: --trace-channel wants virtio or serial, "
+                                       "not '%s'",
                                        optarg);
             o.trace_serial = strcmp(optarg, "serial") == 0;
             trace_channel_set = true;

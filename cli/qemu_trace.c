@@ -81,9 +81,9 @@ int hq_trace_start(hq_trace_t *t, const char *path, const hq_opts_t *o, const ch
     int p[2];
     sigset_t block, old;
 
-    snprintf(command, sizeof(command), "orrery qemu --machine %s --accel %s --trace-channel %s%s%s%s%s",
-             o->machine, o->accel, o->trace_serial ? "serial" : "virtio",
-             o->manifest_path ? " --manifest " : "",
+    snprintf(command, sizeof(command),
+             "orrery qemu --machine %s --accel %s --trace-channel %s%s%s%s%s", o->machine, o->accel,
+             o->trace_serial ? "serial" : "virtio", o->manifest_path ? " --manifest " : "",
              o->manifest_path ? o->manifest_path : "", o->append ? " --append " : "",
              o->append ? o->append : "");
     trace_run_info run = {

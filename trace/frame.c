@@ -38,8 +38,7 @@ static void crc_slice_build(void)
     }
     for (unsigned i = 0; i < 256; i++) {
         for (unsigned t = 1; t < 8; t++)
-            crc_slice[t][i] =
-                (crc_slice[t - 1][i] >> 8) ^ crc_slice[0][crc_slice[t - 1][i] & 0xFF];
+            crc_slice[t][i] = (crc_slice[t - 1][i] >> 8) ^ crc_slice[0][crc_slice[t - 1][i] & 0xFF];
     }
 }
 
@@ -50,8 +49,8 @@ static bool crc_slice_ready(void)
 
     if (st == 2)
         return true;
-    if (st == 0 && __atomic_compare_exchange_n(&crc_slice_state, &zero, 1, false,
-                                               __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+    if (st == 0 && __atomic_compare_exchange_n(&crc_slice_state, &zero, 1, false, __ATOMIC_ACQUIRE,
+                                               __ATOMIC_RELAXED)) {
         crc_slice_build();
         __atomic_store_n(&crc_slice_state, 2, __ATOMIC_RELEASE);
         return true;
@@ -68,12 +67,12 @@ uint32_t trace_crc32(uint32_t crc, const void *buf, size_t len)
         for (; len >= 8; len -= 8, p += 8) {
             uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
                                  (uint32_t)p[3] << 24);
-            uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
-                          (uint32_t)p[7] << 24;
+            uint32_t hi =
+                (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
             crc = crc_slice[7][lo & 0xFF] ^ crc_slice[6][lo >> 8 & 0xFF] ^
-                  crc_slice[5][lo >> 16 & 0xFF] ^ crc_slice[4][lo >> 24] ^
-                  crc_slice[3][hi & 0xFF] ^ crc_slice[2][hi >> 8 & 0xFF] ^
-                  crc_slice[1][hi >> 16 & 0xFF] ^ crc_slice[0][hi >> 24];
+                  crc_slice[5][lo >> 16 & 0xFF] ^ crc_slice[4][lo >> 24] ^ crc_slice[3][hi & 0xFF] ^
+                  crc_slice[2][hi >> 8 & 0xFF] ^ crc_slice[1][hi >> 16 & 0xFF] ^
+                  crc_slice[0][hi >> 24];
         }
     }
     return ~crc_nibbles(crc, p, len);

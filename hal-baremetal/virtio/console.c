@@ -39,8 +39,8 @@
  */
 enum {
     CONSOLE_F_MULTIPORT = 1,
-    CFG_MAX_PORTS = 4, /* config space: cols u16, rows u16, max_nr_ports u32 */
-    PORT = 1,          /* port 0 is QEMU's, reserved for a virtconsole */
+    CFG_MAX_PORTS = 4,  /* config space: cols u16, rows u16, max_nr_ports u32 */
+    PORT = 1,           /* port 0 is QEMU's, reserved for a virtconsole */
     TXQ = 2 * PORT + 3, /* port 0: queues 0, 1; control: 2, 3; port n >= 1: 2n+2, 2n+3 */
     NBUF = 4,
     BUF_BYTES = 128 * 1024,
@@ -179,8 +179,8 @@ const hal_trace_sink_t *bm_trace_virtio_init(bool glitch)
     C.dev = d;
     C.glitch = glitch;
     if (bm_boot.verbose)
-        bm_printf("[bm] tracing to virtio-console port %d at %s (%s), %d buffers of %d KiB\n",
-                  PORT, d->where, d->ops->name, NBUF, BUF_BYTES / 1024);
+        bm_printf("[bm] tracing to virtio-console port %d at %s (%s), %d buffers of %d KiB\n", PORT,
+                  d->where, d->ops->name, NBUF, BUF_BYTES / 1024);
     return &sink;
 }
 

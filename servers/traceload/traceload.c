@@ -106,8 +106,7 @@ static void traceload_on_event(os_ctx_t *ctx, const os_event_t *ev)
         if (++st->done == st->msgs) {
             uint64_t ns = os_clock_now(ctx) - st->t0;
             os_log(ctx, "result msgs=%llu records=%llu ns=%llu", (unsigned long long)st->msgs,
-                   (unsigned long long)(st->msgs * RECORDS_PER_ROUND_TRIP),
-                   (unsigned long long)ns);
+                   (unsigned long long)(st->msgs * RECORDS_PER_ROUND_TRIP), (unsigned long long)ns);
             finish(ctx, st, 0);
             return;
         }

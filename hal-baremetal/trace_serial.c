@@ -48,6 +48,9 @@ enum {
     FIFO = 16,
 };
 
+const uint8_t bm_trace_junk[BM_TRACE_JUNK_BYTES] = {0xA5, 0x5A, 0x4F, 0x54, 9, 0,
+                                                    0,    0,    9,    0,    0, 0x55};
+
 static uint64_t frames_sent; /* records written to the port (for `verbose`) */
 static bool glitch;          /* "traceglitch": garble the stream on purpose (tests) */
 
@@ -71,13 +74,10 @@ static void trace_record(void *self, const hal_trace_rec_t *rec)
     size_t plen = trace_frame_encode_split(rec, head, tail);
 
     (void)self;
-    if (glitch && frames_sent % 10 == 3) {
-        /* A false start (magic, then a length that fails its check) and loose bytes. */
-        static const uint8_t junk[] = {0xA5, 0x5A, 0x4F, 0x54, 9, 0, 0, 0, 9, 0, 0, 0, 0x55};
-        tx(junk, sizeof(junk));
-    }
-    if (glitch && frames_sent % 10 == 6)
-        tail[0] ^= 0xFF; /* a wrong CRC: the host drops this record and counts it */
+    if (glitch && frames_sent % 10 == BM_TRACE_GLITCH_JUNK_AT)
+        tx(bm_trace_junk, sizeof(bm_trace_junk));
+    if (glitch && frames_sent % 10 == BM_TRACE_GLITCH_CRC_AT)
+        tail[0] ^= 0xFF;
     tx(head, sizeof(head));
     if (plen)
         tx(rec->data, plen);

@@ -110,8 +110,7 @@ static void put(const void *p, size_t n)
 
 static void console_record(void *self, const hal_trace_rec_t *rec)
 {
-    static const uint8_t junk[] = {0xA5, 0x5A, 0x4F, 0x54, 9, 0, 0, 0, 9, 0, 0, 0, 0x55};
-    size_t need = trace_frame_size(rec) + sizeof(junk), n;
+    size_t need = trace_frame_size(rec) + sizeof(bm_trace_junk), n;
 
     (void)self;
     if (C.cur && C.fill + need > BUF_BYTES)
@@ -120,11 +119,11 @@ static void console_record(void *self, const hal_trace_rec_t *rec)
         take();
     if (C.fill == 0)
         C.first_ns = rec->time_ns;
-    if (C.glitch && C.frames % 10 == 3)
-        put(junk, sizeof(junk)); /* a false start and a loose byte, as on COM2 */
+    if (C.glitch && C.frames % 10 == BM_TRACE_GLITCH_JUNK_AT)
+        put(bm_trace_junk, sizeof(bm_trace_junk));
     n = trace_frame_encode(rec, C.cur + C.fill, BUF_BYTES - C.fill);
-    if (C.glitch && C.frames % 10 == 6)
-        C.cur[C.fill + n - 1] ^= 0xFF; /* a wrong CRC: the host drops this record, counted */
+    if (C.glitch && C.frames % 10 == BM_TRACE_GLITCH_CRC_AT)
+        C.cur[C.fill + n - 1] ^= 0xFF; /* the CRC's last byte */
     C.fill += n;
     C.frames++;
     if (rec->time_ns - C.first_ns >= FLUSH_NS)

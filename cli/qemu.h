@@ -135,16 +135,17 @@ int hq_pcap_finish(hq_pcap_t *p, char *err, size_t errlen);
 /* QEMU never ran: remove FILE.partial. */
 void hq_pcap_release(hq_pcap_t *p);
 
-/* --trace-channel: the bulk channel unless asked for the serial port. */
-#define HQ_TRACE_PIPE_BYTES (1 << 20) /* the pipe from QEMU: 1 MiB (the bulk channel's
-                                       * buffers are 128 KiB); less if the system refuses */
+/* --trace: the pipe from QEMU is grown to this (1 MiB; the bulk channel's buffers are 128 KiB),
+ * or less if the system refuses, so that QEMU can hand over several while we read. */
+#define HQ_TRACE_PIPE_BYTES (1 << 20)
 
 /*
  * --trace (qemu_trace.c): the recorder, and a thread that imports the trace
  * channel's frames from a pipe as QEMU writes them. A pipe (not a file we tail) gives
  * an exact end: the import reads until EOF, which comes when QEMU exits (only
- * QEMU holds the write end), however it ends. A full pipe blocks QEMU's vCPU,
- * so a slow importer slows the guest instead of losing records.
+ * QEMU holds the write end), however it ends. A full pipe holds QEMU back (COM2:
+ * the byte waits; virtio: the port is throttled), so a slow importer slows the guest instead
+ * of losing records.
  */
 typedef struct hq_trace {
     trace_recorder *rec;

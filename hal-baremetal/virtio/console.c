@@ -60,7 +60,7 @@ static struct {
     bool glitch;       /* "traceglitch": garble the stream on purpose (tests) */
 
     /* counters (verbose) */
-    uint64_t frames, buffers, bytes, waits;
+    uint64_t frames, buffers, bytes, waits, wait_tsc; /* wait_tsc: TSC ticks spent waiting */
 } C;
 
 static void reclaim(void)
@@ -92,11 +92,13 @@ static void take(void)
 {
     reclaim();
     if (C.nfree == 0) {
+        uint64_t t0 = rdtsc();
         C.waits++;
         while (C.nfree == 0) {
             cpu_pause();
             reclaim();
         }
+        C.wait_tsc += rdtsc() - t0;
     }
     C.cur = C.free[--C.nfree];
     C.fill = 0;
@@ -196,7 +198,7 @@ void bm_trace_virtio_finish(void)
     console_flush(NULL);
     if (bm_boot.verbose)
         bm_printf("[bm] trace: %lu records in %lu buffers (%lu bytes) on virtio-console, waited "
-                  "for a free buffer %lu times\n",
+                  "for a free buffer %lu times (%lu ms)\n",
                   (unsigned long)C.frames, (unsigned long)C.buffers, (unsigned long)C.bytes,
-                  (unsigned long)C.waits);
+                  (unsigned long)C.waits, (unsigned long)(bm_tsc_to_ns(C.wait_tsc) / 1000000));
 }

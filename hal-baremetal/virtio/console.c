@@ -13,9 +13,10 @@
 /*
  * QEMU (what `orrery qemu --trace FILE.db` adds when the channel is virtio, the default):
  *
- *   q35:     -device virtio-serial-pci      -chardev file,id=trace,path=/dev/fd/N
- *   microvm: -device virtio-serial-device   -device virtserialport,chardev=trace,nr=1
- *   both:    -fw_cfg name=opt/orrery/trace,string=virtio
+ *   -chardev file,id=trace,path=/dev/fd/N
+ *   -device virtio-serial-pci            (microvm: -device virtio-serial-device)
+ *   -device virtserialport,chardev=trace,nr=1,name=org.orrery.trace
+ *   -fw_cfg name=opt/orrery/trace,string=virtio
  *
  * The bytes are exactly the COM2 stream's (trace/include/trace/frame.h): frames with a CRC
  * each, which the host decodes with the same resynchronizing decoder. Only the carrier differs.
@@ -33,7 +34,7 @@
  * transmit queue and the device notified, and the next free one is taken: the kernel waits
  * only when all NBUF are with the device (the host is behind). A buffer also goes out when
  * its first record is FLUSH_NS older than the one being written, when the run loop has
- * nothing to do (bm_trace_idle), and at shutdown, where we wait until QEMU has handed every
+ * nothing to do (bm_trace_virtio_idle), and at shutdown, where we wait until QEMU has handed every
  * buffer to the chardev. Transmit interrupts are off: used buffers are reclaimed on demand.
  * record() runs with kernel locks held and never calls into the kernel or allocates.
  */
@@ -47,7 +48,8 @@ enum {
     FLUSH_NS = 2 * 1000 * 1000,
     AVAIL_F_NO_INTERRUPT = 1,
 };
-_Static_assert(BUF_BYTES >= TRACE_FRAME_MAX + 16, "a buffer holds the largest frame");
+_Static_assert(BUF_BYTES >= TRACE_FRAME_MAX + BM_TRACE_JUNK_BYTES,
+               "a buffer holds the largest frame");
 
 static struct {
     vio_dev_t *dev;
@@ -59,7 +61,7 @@ static struct {
     uint64_t first_ns; /* time_ns of cur's first record */
     bool glitch;       /* "traceglitch": garble the stream on purpose (tests) */
 
-    /* counters (verbose) */
+    /* counters (`--append verbose`, at shutdown) */
     uint64_t frames, buffers, bytes, waits, wait_tsc; /* wait_tsc: TSC ticks spent waiting */
 } C;
 

@@ -128,6 +128,11 @@ const hal_trace_sink_t *bm_trace_init(void)
 
 void bm_trace_finish(void)
 {
+    static bool finishing; /* once: a panic while finishing must not come back here */
+
+    if (finishing)
+        return;
+    finishing = true;
     bm_trace_virtio_finish();
     if (!trace_on)
         return;

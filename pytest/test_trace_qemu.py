@@ -300,3 +300,24 @@ def test_bench_qtrace_json():
         assert row["records"] >= 4 * row["round_trips"] + row["short_run_records"] - 4
         assert row["records_per_s"] > 0
     assert doc["ratios"]["virtio_over_baseline"] > 0
+
+
+@pytest.mark.parametrize("channel", ["virtio", "serial"])
+def test_kernel_panic_keeps_the_records_before_it(tmp_path, channel):
+    """`kernelfault`: the kernel faults right after the boot line. The panic sends what the bulk
+    channel still holds, so the boot's last record, the console writing the first prompt, is
+    in the trace on either channel."""
+    db = tmp_path / "panic.db"
+    s = Session(qemu_argv("q35", db, "--append", "kernelfault", channel=channel),
+                timeout=QEMU_TIMEOUT)
+    try:
+        assert 125 == s.wait(), s.stderr
+    finally:
+        s.kill()
+    run = run_row(db)
+    assert 125 == run["exit_status"] and 1 == run["complete"] and 0 == run["bad_frames"]
+    (count, last), = query(db, "SELECT count(*), max(seq) FROM events")
+    assert count == last
+    prompts = query(db, "SELECT count(*) FROM events WHERE kind = 14 AND payload = ?",
+                    b"orrery> ")
+    assert [(1,)] == prompts

@@ -117,7 +117,8 @@ struct hal_trace_sink;
 /* The sink for k_config_t.trace if fw_cfg opt/orrery/trace exists, else NULL: virtio-console
  * when a device is there (after bm_virtio_probe), else COM2. */
 const struct hal_trace_sink *bm_trace_init(void);
-void bm_trace_finish(void); /* every record out of the machine before it stops */
+void bm_trace_finish(void); /* every record out of the machine before it stops (once; exit
+                              * and panic) */
 /* "traceglitch" (tests), on either channel: before frame n with n % 10 == GLITCH_JUNK_AT the
  * bytes bm_trace_junk (a magic, then a length that fails its check, and a loose byte); the
  * CRC of frame n with n % 10 == GLITCH_CRC_AT spoiled (the host drops that record, counted). */

@@ -15,6 +15,7 @@ int hl_cmd_run(int argc, char **argv);        /* run.c */
 int hl_cmd_bench_ipc(int argc, char **argv);  /* bench_ipc.c */
 int hl_cmd_bench_net(int argc, char **argv);  /* bench_net.c */
 int hl_cmd_bench_fs(int argc, char **argv);   /* bench_fs.c */
+int hl_cmd_bench_qtrace(int argc, char **argv); /* bench_qtrace.c */
 int hl_cmd_mkfs(int argc, char **argv);       /* mkfs.c */
 int hl_cmd_serve(int argc, char **argv);      /* serve.c */
 int hl_cmd_bench_http(int argc, char **argv); /* bench_http.c */

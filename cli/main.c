@@ -35,7 +35,8 @@ static const command_t commands[] = {
     {"trace", hl_cmd_trace, "read, decode, export and import IPC traces (SQLite)"},
     {"serve", hl_cmd_serve, "HTTP proxy that boots a fresh Orrery for every request"},
     {"replay", hl_cmd_replay, "replay one server against a recorded trace, report divergence"},
-    {"bench", cmd_bench, "measure: ipc, boot, trace, sim, net, fs, http (orrery bench --help)"},
+    {"bench", cmd_bench,
+     "measure: ipc, boot, trace, qtrace, sim, net, fs, http (orrery bench --help)"},
     {"version", cmd_version, "print the version and commit"},
 };
 
@@ -43,6 +44,7 @@ static const command_t benches[] = {
     {"ipc", hl_cmd_bench_ipc, "IPC round trip and throughput against a Linux pipe"},
     {"boot", hl_cmd_bench_boot, "QEMU start -> prompt, OS entry -> ready"},
     {"trace", hl_cmd_bench_trace, "the trace recorder's cost and ingest rate"},
+    {"qtrace", hl_cmd_bench_qtrace, "QEMU trace records/s: virtio-console against COM2"},
     {"sim", hl_cmd_bench_sim, "the simulator's time compression, message rate, clusters"},
     {"net", hl_cmd_bench_net, "TCP echo: round trip, bulk, connections/s against loopback"},
     {"fs", hl_cmd_bench_fs, "files: write, read, creates/s, fsync against host files"},
@@ -105,10 +107,10 @@ static int cmd_bench(int argc, char **argv)
     const command_t *b;
 
     if (argc < 2)
-        return cli_usage_error("bench",
-                               "bench: which benchmark? (ipc, boot, trace, sim, net, fs or http)");
+        return cli_usage_error(
+            "bench", "bench: which benchmark? (ipc, boot, trace, qtrace, sim, net, fs or http)");
     if (is_help(argv[1])) {
-        fputs("usage: orrery bench <ipc|boot|trace|sim|net|fs|http> [options]\n\n", stdout);
+        fputs("usage: orrery bench <ipc|boot|trace|qtrace|sim|net|fs|http> [options]\n\n", stdout);
         print_table(stdout, "", benches, NELEM(benches));
         fputs("\nRun 'orrery bench <name> --help' for a benchmark's options.\n", stdout);
         return 0;

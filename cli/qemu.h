@@ -26,8 +26,10 @@ typedef struct hq_opts {
     bool tty;                   /* the console is an interactive terminal */
     unsigned cols, rows;        /* tty: its size (0 unknown), for the console's line editor */
     bool gdb;                   /* -s -S: wait for gdb on :1234 */
-    int trace_fd;               /* > 0: the trace port (COM2) writes to this inherited fd
+    int trace_fd;               /* > 0: the trace channel writes to this inherited fd
                                  * (/dev/fd/N) and the image is told to trace; 0: no trace */
+    bool trace_serial;          /* the trace channel is COM2 (--trace-channel serial), not
+                                 * a virtio-console port */
     int console_log_fd;         /* > 0: QEMU also copies the console's output to this inherited
                                  * fd (chardev logfile), so a terminal run can see the boot line */
     const hl_net_config_t *net; /* non-NULL: net0 on QEMU's user network (--net user) */
@@ -133,12 +135,17 @@ int hq_pcap_finish(hq_pcap_t *p, char *err, size_t errlen);
 /* QEMU never ran: remove FILE.partial. */
 void hq_pcap_release(hq_pcap_t *p);
 
+/* --trace: the pipe from QEMU is grown to this (1 MiB; the bulk channel's buffers are 128 KiB),
+ * or less if the system refuses, so that QEMU can hand over several while we read. */
+#define HQ_TRACE_PIPE_BYTES (1 << 20)
+
 /*
- * --trace (qemu_trace.c): the recorder, and a thread that imports COM2's
- * frames from a pipe as QEMU writes them. A pipe (not a file we tail) gives
+ * --trace (qemu_trace.c): the recorder, and a thread that imports the trace
+ * channel's frames from a pipe as QEMU writes them. A pipe (not a file we tail) gives
  * an exact end: the import reads until EOF, which comes when QEMU exits (only
- * QEMU holds the write end), however it ends. A full pipe blocks QEMU's vCPU,
- * so a slow importer slows the guest instead of losing records.
+ * QEMU holds the write end), however it ends. A full pipe holds QEMU back (COM2:
+ * the byte waits; virtio: the port is throttled), so a slow importer slows the guest instead
+ * of losing records.
  */
 typedef struct hq_trace {
     trace_recorder *rec;

@@ -1,5 +1,5 @@
-/* qemu_trace.c — `orrery qemu --trace`: import the image's trace frames from COM2 into an SQLite
- * trace. */
+/* qemu_trace.c — `orrery qemu --trace`: import the image's trace frames (virtio-console or COM2)
+ * into an SQLite trace. */
 #define _GNU_SOURCE
 #include "qemu.h"
 
@@ -28,9 +28,10 @@ static void import_one(void *self, const hal_trace_rec_t *rec)
 
 /*
  * trace_import_fd's loop, with one difference: after a short read it sleeps
- * 2 ms. QEMU writes the port's bytes to the pipe one at a time; a reader
- * blocked in read() is woken for each, and those wake-ups cost more than the
- * writes. Asleep, it lets them collect (64 KiB of pipe is ~90 ms of stream).
+ * 2 ms. On COM2 QEMU writes the port's bytes to the pipe one at a time; a
+ * reader blocked in read() is woken for each, and those wake-ups cost more
+ * than the writes. Asleep, it lets them collect (64 KiB of pipe is ~90 ms of
+ * stream). The bulk channel writes whole buffers, so its reads are long.
  */
 static void *import_main(void *arg)
 {
@@ -80,8 +81,9 @@ int hq_trace_start(hq_trace_t *t, const char *path, const hq_opts_t *o, const ch
     int p[2];
     sigset_t block, old;
 
-    snprintf(command, sizeof(command), "orrery qemu --machine %s --accel %s%s%s%s%s", o->machine,
-             o->accel, o->manifest_path ? " --manifest " : "",
+    snprintf(command, sizeof(command),
+             "orrery qemu --machine %s --accel %s --trace-channel %s%s%s%s%s", o->machine, o->accel,
+             o->trace_serial ? "serial" : "virtio", o->manifest_path ? " --manifest " : "",
              o->manifest_path ? o->manifest_path : "", o->append ? " --append " : "",
              o->append ? o->append : "");
     trace_run_info run = {
@@ -107,6 +109,8 @@ int hq_trace_start(hq_trace_t *t, const char *path, const hq_opts_t *o, const ch
         close(p[1]);
         return -1;
     }
+    /* A bigger pipe lets QEMU hand over several buffers while we store the last ones. */
+    fcntl(p[0], F_SETPIPE_SZ, HQ_TRACE_PIPE_BYTES);
     t->rfd = p[0];
     t->started = pthread_create(&t->thread, NULL, import_main, t) == 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);

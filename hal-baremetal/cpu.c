@@ -227,6 +227,7 @@ _Noreturn void bm_panic(const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     bm_printf("\n[panic] %s\n[panic] halting with exit status %d\n", msg, BM_STATUS_PANIC);
+    bm_trace_finish(); /* the records that led here are the ones worth having */
     bm_exit(BM_STATUS_PANIC);
 }
 

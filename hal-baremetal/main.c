@@ -243,6 +243,7 @@ void bm_main(uint32_t start_info)
             if (bm_cmdline_has("stackoverflow")) /* for the tests: run into the guard page */
                 recurse(0);
         }
+        bm_trace_virtio_idle(); /* records made before idling leave the machine now */
         irq_disable();
         if (bm_timer_due ||
             (ready &&

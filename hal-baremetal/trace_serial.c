@@ -1,4 +1,5 @@
-/* trace_serial.c — the image trace sink: kernel trace records as CRC-checked frames on COM2. */
+/* trace_serial.c — the image trace sink: kernel trace records as CRC-checked frames on the bulk
+ * channel (virtio-console, virtio/console.c) when QEMU gives one, else on COM2. */
 #include <stdint.h>
 #include <string.h>
 
@@ -13,6 +14,10 @@
  *
  *   -chardev file,id=trace,path=/dev/fd/N -device isa-serial,chardev=trace,iobase=0x2f8,irq=3
  *   -fw_cfg name=opt/orrery/trace,string=com2
+ *
+ * That is the fallback (`orrery qemu --trace-channel serial`, or a machine without a
+ * virtio-console device): when a virtio-console device is present its port 1 carries the
+ * same frames in large buffers (virtio/console.c), some hundred times faster under TCG.
  *
  * Tracing is on only when the fw_cfg file opt/orrery/trace exists, so an
  * untraced boot pays nothing: k_config_t.trace stays NULL and the kernel
@@ -43,6 +48,9 @@ enum {
     FIFO = 16,
 };
 
+const uint8_t bm_trace_junk[BM_TRACE_JUNK_BYTES] = {0xA5, 0x5A, 0x4F, 0x54, 9, 0,
+                                                    0,    0,    9,    0,    0, 0x55};
+
 static uint64_t frames_sent; /* records written to the port (for `verbose`) */
 static bool glitch;          /* "traceglitch": garble the stream on purpose (tests) */
 
@@ -66,13 +74,10 @@ static void trace_record(void *self, const hal_trace_rec_t *rec)
     size_t plen = trace_frame_encode_split(rec, head, tail);
 
     (void)self;
-    if (glitch && frames_sent % 10 == 3) {
-        /* A false start (magic, then a length that fails its check) and loose bytes. */
-        static const uint8_t junk[] = {0xA5, 0x5A, 0x4F, 0x54, 9, 0, 0, 0, 9, 0, 0, 0, 0x55};
-        tx(junk, sizeof(junk));
-    }
-    if (glitch && frames_sent % 10 == 6)
-        tail[0] ^= 0xFF; /* a wrong CRC: the host drops this record and counts it */
+    if (glitch && frames_sent % 10 == BM_TRACE_GLITCH_JUNK_AT)
+        tx(bm_trace_junk, sizeof(bm_trace_junk));
+    if (glitch && frames_sent % 10 == BM_TRACE_GLITCH_CRC_AT)
+        tail[0] ^= 0xFF;
     tx(head, sizeof(head));
     if (plen)
         tx(rec->data, plen);
@@ -94,14 +99,19 @@ static const hal_trace_sink_t sink = {
     .flush = trace_flush,
 };
 
-static bool trace_on;
+static bool trace_on; /* on COM2 */
 
 const hal_trace_sink_t *bm_trace_init(void)
 {
     uint16_t sel;
+    const hal_trace_sink_t *bulk;
 
     if (bm_fwcfg_find("opt/orrery/trace", &sel) < 0)
         return NULL;
+    glitch = bm_cmdline_has("traceglitch");
+    bulk = bm_trace_virtio_init(glitch);
+    if (bulk)
+        return bulk;
     /* An absent UART reads 0xff: LSR says "empty" and the bytes go nowhere. */
     outb(COM2 + IER, 0x00);
     outb(COM2 + LCR, 0x80); /* DLAB */
@@ -111,7 +121,6 @@ const hal_trace_sink_t *bm_trace_init(void)
     outb(COM2 + FCR, 0x07); /* FIFO on, both cleared */
     outb(COM2 + MCR, 0x03); /* DTR, RTS; OUT2 off: no interrupt */
     trace_on = true;
-    glitch = bm_cmdline_has("traceglitch");
     if (bm_boot.verbose)
         bm_printf("[bm] tracing to COM2 (0x2f8)\n");
     return &sink;
@@ -119,6 +128,12 @@ const hal_trace_sink_t *bm_trace_init(void)
 
 void bm_trace_finish(void)
 {
+    static bool finishing; /* once: a panic while finishing must not come back here */
+
+    if (finishing)
+        return;
+    finishing = true;
+    bm_trace_virtio_finish();
     if (!trace_on)
         return;
     trace_flush(NULL);

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import head_one_line, orrery_path, run_cli, run_row
+from conftest import Session, head_one_line, orrery_path, run_cli, run_row
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "traces",
                       "session.db")
@@ -310,3 +310,33 @@ def test_import_platform_is_one_of_three(tmp_path):
     assert r.returncode == 2
     assert "--platform is qemu, sim or hosted, not 'mars'" in r.stderr
     assert not (tmp_path / "o.db").exists()
+
+
+def test_traceload_hosted_makes_four_records_a_round_trip(tmp_path):
+    """traceload (the workload of `bench qtrace`): N round trips are N SENDs and N DELIVERs
+    each way, then a result line and a shutdown with status 0; a bad argument is status 1."""
+    manifest = tmp_path / "load.manifest"
+    manifest.write_text("program traceload restart=never reach=init arg=msgs=1000,bytes=16\n")
+    db = tmp_path / "load.db"
+    # stdin held open: its end would shut the OS down (status 120, no console program)
+    s = Session([orrery_path(), "run", "--manifest", str(manifest), "--trace", str(db)])
+    try:
+        assert 0 == s.wait(), s.output + s.stderr
+    finally:
+        s.kill()
+    assert "result msgs=1000 records=4000 ns=" in s.output
+    con = sqlite3.connect(db)
+    try:
+        (task,), = con.execute("SELECT id FROM tasks WHERE name = 'traceload'").fetchall()
+        kinds = dict(con.execute("SELECT kind, count(*) FROM events WHERE task = ? AND kind IN "
+                                 "(4, 5) AND len = 16 GROUP BY kind", (task,)).fetchall())
+    finally:
+        con.close()
+    assert {4: 2000, 5: 2000} == kinds
+    manifest.write_text("program traceload restart=never reach=init arg=msgs=0\n")
+    s = Session([orrery_path(), "run", "--manifest", str(manifest)])
+    try:
+        assert 1 == s.wait(), s.output + s.stderr
+    finally:
+        s.kill()
+    assert "bad argument (msgs=1..1000000000,bytes=0..4096)" in s.output

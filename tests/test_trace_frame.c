@@ -95,6 +95,35 @@ static void test_crc32_known_value(void **state)
     assert_int_equal(0xcbf43926u, trace_crc32(trace_crc32(0, "1234", 4), "56789", 5));
 }
 
+/* Bit by bit, the definition: the oracle for the table-driven one. */
+static uint32_t crc32_bitwise(const unsigned char *p, size_t len)
+{
+    uint32_t crc = 0xFFFFFFFFu;
+    while (len--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++)
+            crc = crc >> 1 ^ (0xEDB88320u & -(crc & 1));
+    }
+    return ~crc;
+}
+
+static void test_crc32_every_length_offset_and_split(void **state)
+{
+    unsigned char buf[200];
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (unsigned char)(i * 131 + 7);
+    /* lengths below and above the 16 bytes where eight-byte steps start, any alignment */
+    for (size_t off = 0; off < 8; off++) {
+        for (size_t len = 0; off + len <= sizeof(buf); len++) {
+            uint32_t want = crc32_bitwise(buf + off, len);
+            assert_int_equal(want, trace_crc32(0, buf + off, len));
+            size_t cut = len / 3;
+            assert_int_equal(want, trace_crc32(trace_crc32(0, buf + off, cut), buf + off + cut,
+                                               len - cut));
+        }
+    }
+}
+
 static void test_round_trip_any_split(void **state)
 {
     unsigned char buf[4096];
@@ -247,6 +276,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32_known_value),
+        cmocka_unit_test(test_crc32_every_length_offset_and_split),
         cmocka_unit_test(test_round_trip_any_split),
         cmocka_unit_test(test_split_encoder_matches),
         cmocka_unit_test(test_resync_after_garbage),

@@ -112,11 +112,22 @@ void bm_fwcfg_read(uint16_t select, void *buf, size_t len);
 void bm_entropy_init(void);
 const char *bm_entropy_source(void);
 
-/* ---- trace_serial.c: trace records as frames on COM2 ----------------------------------- */
+/* ---- trace_serial.c: trace records as frames on virtio-console or COM2 ------------------ */
 struct hal_trace_sink;
-/* The sink for k_config_t.trace if fw_cfg opt/orrery/trace exists (COM2 set up), else NULL. */
+/* The sink for k_config_t.trace if fw_cfg opt/orrery/trace exists, else NULL: virtio-console
+ * when a device is there (after bm_virtio_probe), else COM2. */
 const struct hal_trace_sink *bm_trace_init(void);
-void bm_trace_finish(void); /* drain COM2 before the machine stops */
+void bm_trace_finish(void); /* every record out of the machine before it stops (once; exit
+                              * and panic) */
+/* "traceglitch" (tests), on either channel: before frame n with n % 10 == GLITCH_JUNK_AT the
+ * bytes bm_trace_junk (a magic, then a length that fails its check, and a loose byte); the
+ * CRC of frame n with n % 10 == GLITCH_CRC_AT spoiled (the host drops that record, counted). */
+enum { BM_TRACE_GLITCH_JUNK_AT = 3, BM_TRACE_GLITCH_CRC_AT = 6, BM_TRACE_JUNK_BYTES = 13 };
+extern const uint8_t bm_trace_junk[BM_TRACE_JUNK_BYTES];
+/* virtio/console.c: the bulk channel. NULL when there is no usable virtio-console device. */
+const struct hal_trace_sink *bm_trace_virtio_init(bool glitch);
+void bm_trace_virtio_idle(void);   /* run loop, before halting: send a partly filled buffer */
+void bm_trace_virtio_finish(void); /* send the rest and wait until QEMU has it all */
 
 /* ---- exit ------------------------------------------------------------------------------ */
 _Noreturn void bm_exit(int status); /* isa-debug-exit, else halt */

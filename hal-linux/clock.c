@@ -82,11 +82,25 @@ static uint64_t ticks_for(uint64_t ns, uint64_t mult)
     return (uint64_t)(((unsigned __int128)ns << HL_CLOCK_SHIFT) / mult);
 }
 
-static uint64_t on_line(uint64_t t, uint64_t t0, uint64_t n0, uint64_t mult)
+static uint64_t scale(uint64_t ticks, uint64_t mult)
+{
+    return (uint64_t)(((unsigned __int128)ticks * mult) >> HL_CLOCK_SHIFT);
+}
+
+/*
+ * The clock at TSC t: the span's slope up to the span's end (due), the mean
+ * rate past it. A slewed slope is meant for one span: a clock nobody read for
+ * an hour must not run 500 ppm fast all that time before its next resync.
+ */
+static uint64_t on_line(uint64_t t, uint64_t t0, uint64_t n0, uint64_t mult, uint64_t due,
+                        uint64_t mean)
 {
     /* A TSC a hair behind the line's origin (another CPU's) reads as the origin. */
-    uint64_t d = t > t0 ? t - t0 : 0;
-    return n0 + (uint64_t)(((unsigned __int128)d * mult) >> HL_CLOCK_SHIFT);
+    if (t <= t0)
+        return n0;
+    if (t <= due)
+        return n0 + scale(t - t0, mult);
+    return n0 + scale(due - t0, mult) + scale(t - due, mean);
 }
 
 /*
@@ -115,6 +129,7 @@ static uint64_t calibrate(hl_clock_t *c)
     atomic_store_explicit(&c->tsc0, t, memory_order_relaxed);
     atomic_store_explicit(&c->ns0, n, memory_order_relaxed);
     atomic_store_explicit(&c->mult, mult, memory_order_relaxed);
+    atomic_store_explicit(&c->mean, mult, memory_order_relaxed);
     atomic_store_explicit(&c->next_sync, t + c->span_ticks, memory_order_relaxed);
     atomic_store_explicit(&c->seq, 2, memory_order_release);
     atomic_store_explicit(&c->mode, HL_CLOCK_TSC, memory_order_release);
@@ -136,12 +151,17 @@ static void resync(hl_clock_t *c, unsigned seen)
     pair(&t, &n);
     uint64_t cur = on_line(t, atomic_load_explicit(&c->tsc0, memory_order_relaxed),
                            atomic_load_explicit(&c->ns0, memory_order_relaxed),
-                           atomic_load_explicit(&c->mult, memory_order_relaxed));
+                           atomic_load_explicit(&c->mult, memory_order_relaxed),
+                           atomic_load_explicit(&c->next_sync, memory_order_relaxed),
+                           atomic_load_explicit(&c->mean, memory_order_relaxed));
     uint64_t mean = rate(c->first_tsc, c->first_ns, t, n);
     uint64_t lo, hi, want, target = n + HL_CLOCK_RESYNC_NS;
 
     if (!mean)
-        mean = atomic_load_explicit(&c->mult, memory_order_relaxed);
+        mean = atomic_load_explicit(&c->mean, memory_order_relaxed);
+    /* Behind by more than slewing makes up in a span (a long sleep): jump forward, never back. */
+    if (n > cur + HL_CLOCK_RESYNC_NS / 1000000u * HL_CLOCK_SLEW_PPM)
+        cur = n;
     lo = mean - mean / 1000000u * HL_CLOCK_SLEW_PPM;
     hi = mean + mean / 1000000u * HL_CLOCK_SLEW_PPM;
     c->span_ticks = ticks_for(HL_CLOCK_RESYNC_NS, mean);
@@ -150,6 +170,7 @@ static void resync(hl_clock_t *c, unsigned seen)
     atomic_store_explicit(&c->tsc0, t, memory_order_relaxed);
     atomic_store_explicit(&c->ns0, cur, memory_order_relaxed);
     atomic_store_explicit(&c->mult, want, memory_order_relaxed);
+    atomic_store_explicit(&c->mean, mean, memory_order_relaxed);
     atomic_store_explicit(&c->next_sync, t + c->span_ticks, memory_order_relaxed);
     atomic_store_explicit(&c->seq, seen + 2, memory_order_release);
 }
@@ -166,13 +187,14 @@ static uint64_t tsc_read(hl_clock_t *c)
         uint64_t n0 = atomic_load_explicit(&c->ns0, memory_order_relaxed);
         uint64_t mult = atomic_load_explicit(&c->mult, memory_order_relaxed);
         uint64_t due = atomic_load_explicit(&c->next_sync, memory_order_relaxed);
+        uint64_t mean = atomic_load_explicit(&c->mean, memory_order_relaxed);
         uint64_t t = __rdtsc();
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&c->seq, memory_order_relaxed) != s)
             continue;
         if (__builtin_expect(t >= due, 0))
             resync(c, s);
-        return on_line(t, t0, n0, mult);
+        return on_line(t, t0, n0, mult, due, mean);
     }
 }
 

@@ -662,7 +662,10 @@ static void clock_tsc_calibrates_and_agrees(void **state)
     assert_int_equal(HL_CLOCK_CALIBRATING, hl_clock_mode(&c));
     /* Past the calibration span: the clock reads the TSC from then on. */
     clock_tracks_monotonic(&c, HL_CLOCK_CALIBRATE_NS / 1000000 + 5, CLOCK_AGREE_NS);
+    /* The switch happens on a read past the span (a preempted loop may have made none yet). */
+    uint64_t last = read_agrees(&c, CLOCK_AGREE_NS);
     assert_int_equal(HL_CLOCK_TSC, hl_clock_mode(&c));
+    assert_true(read_agrees(&c, CLOCK_AGREE_NS) >= last);
     /* Across a sleep and several resync spans it keeps agreeing: the slewing holds it. */
     uint64_t a = read_agrees(&c, CLOCK_AGREE_NS);
     sleep_ms(3 * HL_CLOCK_RESYNC_NS / 1000000);

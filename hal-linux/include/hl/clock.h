@@ -17,8 +17,10 @@
  * HL_CLOCK_RESYNC_NS compares it with CLOCK_MONOTONIC and slews (the next
  * span's rate aims at CLOCK_MONOTONIC's value at the span's end, within
  * HL_CLOCK_SLEW_PPM of the rate measured since the start), so the two agree
- * to within microseconds and never drift apart. The line never jumps, and
- * each thread's reads never go backwards (a thread-local floor).
+ * to within microseconds and never drift apart. The line never jumps back
+ * (forward only after a long sleep left it behind by more than a span's
+ * slewing makes up), and each thread's reads never go backwards (a
+ * thread-local floor).
  *
  * Without an invariant TSC, or with ORRERY_HOSTED_CLOCK=monotonic in the
  * environment, it is clock_gettime(CLOCK_MONOTONIC) and nothing else.
@@ -40,7 +42,8 @@ typedef struct hl_clock {
     _Atomic int mode;      /* hl_clock_mode_t */
     atomic_uint seq;       /* seqlock over the line: odd while a resync writes it */
     atomic_uint_fast64_t tsc0, ns0, mult; /* the line: ns0 + (tsc - tsc0) * mult / 2^32 */
-    atomic_uint_fast64_t next_sync;       /* the tsc at which the next resync is due */
+    atomic_uint_fast64_t next_sync;       /* the tsc at which the next resync is due ... */
+    atomic_uint_fast64_t mean;            /* ... and the slope past it: the mean rate */
     uint64_t first_tsc, first_ns;         /* the first read: the mean rate's origin (set once) */
     uint64_t span_ticks;                  /* ticks in HL_CLOCK_RESYNC_NS (set with the line) */
 } hl_clock_t;

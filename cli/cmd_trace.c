@@ -99,7 +99,8 @@ static const char bench_usage[] =
     "committed, the close (index build) time, the writer's events per CPU second, and bytes per\n"
     "event. Then the IPC benchmark (orrery bench ipc) with tracing off and on, both tasks on one\n"
     "worker (the writer has the other CPU) and on two workers (the writer competes with them):\n"
-    "round trip and throughput ratios (skip it with --no-ipc).\n";
+    "round trip and throughput ratios, each against tracing off (the JSON's baselines name\n"
+    "it), the records dropped (skip it with --no-ipc).\n";
 
 /* Open a recorder for path on behalf of `who`: 0, or the exit status after printing why. */
 int hl_trace_open(const char *who, const char *path, const trace_run_info *ti, trace_recorder **rec)

@@ -58,10 +58,9 @@ void hl_clock_init(hl_clock_t *c, bool use_tsc)
 {
     memset(c, 0, sizeof(*c));
     pair(&c->first_tsc, &c->first_ns);
-    atomic_store_explicit(&c->mode,
-                          use_tsc && hl_clock_tsc_invariant() ? HL_CLOCK_CALIBRATING
-                                                              : HL_CLOCK_MONOTONIC,
-                          memory_order_release);
+    atomic_store_explicit(
+        &c->mode, use_tsc && hl_clock_tsc_invariant() ? HL_CLOCK_CALIBRATING : HL_CLOCK_MONOTONIC,
+        memory_order_release);
 }
 
 hl_clock_mode_t hl_clock_mode(const hl_clock_t *c)

@@ -1,4 +1,4 @@
-/* clock.h — the hosted kernel clock: a calibrated TSC, or CLOCK_MONOTONIC where the TSC won't do. */
+/* clock.h — the hosted kernel clock: a calibrated TSC, or CLOCK_MONOTONIC where it will not do. */
 #ifndef HL_CLOCK_H
 #define HL_CLOCK_H
 
@@ -39,8 +39,8 @@ typedef enum hl_clock_mode {
 } hl_clock_mode_t;
 
 typedef struct hl_clock {
-    _Atomic int mode;      /* hl_clock_mode_t */
-    atomic_uint seq;       /* seqlock over the line: odd while a resync writes it */
+    _Atomic int mode;                     /* hl_clock_mode_t */
+    atomic_uint seq;                      /* seqlock over the line: odd while a resync writes it */
     atomic_uint_fast64_t tsc0, ns0, mult; /* the line: ns0 + (tsc - tsc0) * mult / 2^32 */
     atomic_uint_fast64_t next_sync;       /* the tsc at which the next resync is due ... */
     atomic_uint_fast64_t mean;            /* ... and the slope past it: the mean rate */
@@ -55,7 +55,7 @@ uint64_t hl_clock_now(hl_clock_t *c);
 hl_clock_mode_t hl_clock_mode(const hl_clock_t *c);
 /* Whether this CPU says its TSC runs at a constant rate in every state (and rdtsc exists). */
 bool hl_clock_tsc_invariant(void);
-/* The process's clock (the kernel's, hal_clock_now_ns): TSC unless ORRERY_HOSTED_CLOCK=monotonic. */
+/* The process's clock (hal_clock_now_ns): TSC unless ORRERY_HOSTED_CLOCK=monotonic. */
 hl_clock_t *hl_clock_default(void);
 
 #endif

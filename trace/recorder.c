@@ -230,14 +230,24 @@ static inline void slot_append(trace_recorder *rec, tr_slot *s, const hal_trace_
         }
     }
     e = (tr_entry *)(c->data + s->pos);
-    e->rec = *r;
-    e->rec.len = len;
-    e->rec.data = NULL;
-    /* Without nodes the kernel's seq is the file's; with them, the order records arrive. */
-    e->gseq =
-        rec->nnodes ? atomic_fetch_add_explicit(&rec->gseq, 1, memory_order_relaxed) + 1 : r->seq;
-    e->node = node;
-    e->pad = 0;
+    *e = (tr_entry){
+        .seq = r->seq,
+        .time_ns = r->time_ns,
+        .arg = r->arg,
+        /* Without nodes the kernel's seq is the file's; with them, the order records arrive. */
+        .gseq = rec->nnodes ? atomic_fetch_add_explicit(&rec->gseq, 1, memory_order_relaxed) + 1
+                            : r->seq,
+        .kind = r->kind,
+        .task = r->task,
+        .chan = r->chan,
+        .peer = r->peer,
+        .type = r->type,
+        .result = r->result,
+        .len = len,
+        .nhandles = r->nhandles,
+        .iface = r->iface,
+        .node = node,
+    };
     if (len)
         memcpy(e + 1, r->data, len);
     s->pos += need;

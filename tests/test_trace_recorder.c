@@ -17,8 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -327,49 +325,6 @@ static void record_n(trace_recorder *rec, uint64_t first, uint64_t n, uint32_t l
                              .data = len ? blob : NULL};
         trace_recorder_record(rec, &r);
     }
-}
-
-/* The id of this process's thread named `name`, or -1. */
-static int thread_named(const char *name)
-{
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *e;
-    int found = -1;
-
-    assert_non_null(d);
-    while (found < 0 && (e = readdir(d))) {
-        char p[300], comm[32] = "";
-        FILE *f;
-        snprintf(p, sizeof(p), "/proc/self/task/%s/comm", e->d_name);
-        if (e->d_name[0] == '.' || !(f = fopen(p, "r")))
-            continue;
-        if (fgets(comm, sizeof(comm), f) && strncmp(comm, name, strlen(name)) == 0 &&
-            comm[strlen(name)] == '\n')
-            found = atoi(e->d_name);
-        fclose(f);
-    }
-    closedir(d);
-    return found;
-}
-
-/* The writer runs TR_WRITER_NICE (10) nice levels below the thread that opened the recorder. */
-static void test_writer_yields_to_workers(void **state)
-{
-    trace_recorder *rec;
-    char err[512];
-    int mine = getpriority(PRIO_PROCESS, 0), tid;
-
-    (void)state;
-    fresh("nice");
-    assert_int_equal(0, trace_recorder_open(path, NULL, &rec, err, sizeof(err)));
-    record_n(rec, 1, 10, 8);
-    trace_recorder_flush(rec); /* the writer has run: its priority is set */
-    tid = thread_named("trace-writer");
-    assert_true(tid > 0);
-    assert_int_equal(mine + 10 > 19 ? 19 : mine + 10, getpriority(PRIO_PROCESS, (id_t)tid));
-    assert_int_equal(mine, getpriority(PRIO_PROCESS, 0)); /* ours is untouched */
-    assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
-    unlink(path);
 }
 
 static void test_dropped_past_buffer_limit(void **state)
@@ -887,7 +842,6 @@ int main(void)
         cmocka_unit_test(test_hand_off_overflow_slot),
         cmocka_unit_test(test_partial_chunks_at_close),
         cmocka_unit_test(test_dropped_past_buffer_limit),
-        cmocka_unit_test(test_writer_yields_to_workers),
         cmocka_unit_test(test_alloc_failure_counts_dropped),
         cmocka_unit_test(test_failed_transaction_counts_lost),
         cmocka_unit_test(test_backlog_commits_in_steps),

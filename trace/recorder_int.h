@@ -50,7 +50,6 @@
  */
 #define TR_TXN_NS (50u * 1000u * 1000u)
 #define TR_TXN_ROWS 65536u
-#define TR_WRITER_NICE 10 /* the writer's nice, above the process's (writer.c) */
 
 typedef struct tr_chunk {
     struct tr_chunk *next; /* queue or pool link (qmu) */

@@ -2,11 +2,9 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "recorder_int.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 int tr_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
@@ -335,25 +333,6 @@ static size_t take_partials(trace_recorder *rec, tr_take *part)
     return npart;
 }
 
-/*
- * The writer runs TR_WRITER_NICE nice levels below the process (Linux nice is
- * per thread): where it competes with the kernel's workers for a CPU, they
- * win, and it stores their records when a CPU is free instead of between a
- * message and its reply. It never loses records by it: they wait in the
- * buffers (up to the bound, past which `record` counts what it drops).
- */
-static void writer_lower_priority(void)
-{
-    id_t tid = (id_t)gettid();
-    int now;
-
-    errno = 0;
-    now = getpriority(PRIO_PROCESS, tid);
-    if (now == -1 && errno)
-        return;
-    setpriority(PRIO_PROCESS, tid, now + TR_WRITER_NICE > 19 ? 19 : now + TR_WRITER_NICE);
-}
-
 void *tr_writer_main(void *arg)
 {
     trace_recorder *rec = arg;
@@ -361,7 +340,6 @@ void *tr_writer_main(void *arg)
     tr_take part[TR_SLOTS + 1];
 
     pthread_setname_np(pthread_self(), "trace-writer");
-    writer_lower_priority();
     pthread_mutex_lock(&rec->qmu);
     for (;;) {
         uint64_t req = rec->flush_req;

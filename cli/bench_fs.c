@@ -579,7 +579,18 @@ static void print_json(const fs_row_t *rows, const fs_figures_t *base, uint64_t 
         }
         fputs("}", stdout);
     }
-    fputs("]}\n", stdout);
+    /* Every bench JSON names the baseline of each ratio (rows[].ratios.*). */
+    fputs("], \"baselines\": {"
+          "\"seq_write_over_baseline\": {\"baseline\": \"host\", \"ratio\": \"seq_write_mib_s / "
+          "baseline.seq_write_mib_s\"}, "
+          "\"seq_read_over_baseline\": {\"baseline\": \"host\", \"ratio\": \"seq_read_mib_s / "
+          "baseline.seq_read_mib_s\"}, "
+          "\"creates_over_baseline\": {\"baseline\": \"host\", \"ratio\": \"creates_per_s / "
+          "baseline.creates_per_s\"}, "
+          "\"fsync_median_over_baseline\": {\"baseline\": \"host\", \"ratio\": \"fsync_median_us / "
+          "baseline.fsync_median_us\"}"
+          "}}\n",
+          stdout);
 }
 
 static void text_cell(const char *fmt, double v)

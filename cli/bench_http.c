@@ -367,7 +367,12 @@ static void print_json(const bench_t *b, size_t page_len)
     }
     printf("  {\"name\": \"starina-vmcgi\", \"what\": \"Starina's published figure: a fresh VM "
            "per request on a Raspberry Pi 5 (not measured here)\", \"state\": \"reference\", "
-           "\"request_ms\": %.1f, \"qemu_ms\": %.1f, \"os_ms\": %.1f}\n ]}\n",
+           "\"request_ms\": %.1f, \"qemu_ms\": %.1f, \"os_ms\": %.1f}\n ],\n"
+           " \"baselines\": {\"rps_vs_nginx\": {\"baseline\": \"nginx\", \"ratio\": \"rps / the "
+           "nginx row's rps at the same connections\"}, \"p50_vs_nginx\": {\"baseline\": "
+           "\"nginx\", \"ratio\": \"p50_ms / the nginx row's p50_ms at the same connections\"}, "
+           "\"request_ms_vs_starina\": {\"baseline\": \"starina-vmcgi\", \"ratio\": "
+           "\"request_ms_median / starina-vmcgi's request_ms (published, not measured)\"}}}\n",
            STARINA_MS, STARINA_QEMU_MS, STARINA_OS_MS);
 }
 

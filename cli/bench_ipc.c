@@ -399,6 +399,19 @@ static const char bench_ipc_usage[] =
     "  --json   print one JSON object instead of text\n"
     "  --pin    also pin worker i to CPU i (steadier on a quiet machine, worse on a busy one)\n";
 
+/* Which figure each ratio of the JSON is measured against (every bench JSON says it). */
+static const char ipc_baselines[] =
+    "\"baselines\": {"
+    "\"pipe_over_same_worker\": {\"baseline\": \"pipe_rtt_ns\", "
+    "\"ratio\": \"pipe_rtt_ns / same_worker_rtt_ns\", \"what\": \"a pipe round trip between "
+    "two Linux threads on CPUs 0 and 1\"}, "
+    "\"pipe_over_cross_worker\": {\"baseline\": \"pipe_rtt_ns\", "
+    "\"ratio\": \"pipe_rtt_ns / cross_worker_rtt_ns\", \"what\": \"a pipe round trip between "
+    "two Linux threads on CPUs 0 and 1\"}, "
+    "\"pipe_one_cpu_over_same_worker\": {\"baseline\": \"pipe_one_cpu_rtt_ns\", "
+    "\"ratio\": \"pipe_one_cpu_rtt_ns / same_worker_rtt_ns\", \"what\": \"a pipe round trip "
+    "between two Linux threads both on CPU 0\"}}";
+
 int hl_cmd_bench_ipc(int argc, char **argv)
 {
     bool json = false, pin = false;
@@ -442,11 +455,11 @@ int hl_cmd_bench_ipc(int argc, char **argv)
                "\"pipe_over_same_worker\": %.2f, \"pipe_over_cross_worker\": %.2f, "
                "\"pipe_one_cpu_over_same_worker\": %.2f, "
                "\"rtt_iterations\": %d, \"stream_messages\": %d, \"workers\": 2, "
-               "\"pinned_workers\": %s, \"cpus\": %u}\n",
+               "\"pinned_workers\": %s, \"cpus\": %u, %s}\n",
                (unsigned long long)same.rtt_ns, (unsigned long long)cross.rtt_ns,
                (unsigned long long)pipe_ns, same.msgs_per_s, (unsigned long long)pipe_one_ns,
                same.msgs_per_s, cross.msgs_per_s, same_x, cross_x, one_x, RTT_BATCH * RTT_BATCHES,
-               STREAM_MSGS, pin ? "true" : "false", hl_ncpus());
+               STREAM_MSGS, pin ? "true" : "false", hl_ncpus(), ipc_baselines);
         return 0;
     }
     printf("orrery bench ipc (%u cpus, 2 workers%s, medians of %d batches)\n", hl_ncpus(),

@@ -709,7 +709,18 @@ static void print_json(const row_t *rows, const figures_t *base, uint64_t count,
         }
         fputs("}", stdout);
     }
-    fputs("]}\n", stdout);
+    /* Every bench JSON names the baseline of each ratio (rows[].ratios.*). */
+    fputs("], \"baselines\": {"
+          "\"rtt_median_over_baseline\": {\"baseline\": \"loopback\", \"ratio\": \"rtt_median_us / "
+          "baseline.rtt_median_us\"}, "
+          "\"rtt_p99_over_baseline\": {\"baseline\": \"loopback\", \"ratio\": \"rtt_p99_us / "
+          "baseline.rtt_p99_us\"}, "
+          "\"bulk_over_baseline\": {\"baseline\": \"loopback\", \"ratio\": \"bulk_mib_s / "
+          "baseline.bulk_mib_s\"}, "
+          "\"conns_over_baseline\": {\"baseline\": \"loopback\", \"ratio\": \"conns_per_s / "
+          "baseline.conns_per_s\"}"
+          "}}\n",
+          stdout);
 }
 
 static void text_cell(const char *fmt, double v)

@@ -195,7 +195,14 @@ int hl_cmd_bench_sim(int argc, char **argv)
                r.time_compression, r.virtual_s, r.ticks_wall_s, (unsigned long long)r.ticks,
                r.msgs_per_s, (unsigned long long)r.msgs, r.msgs_wall_s);
         print_clusters(rows, nrows, true);
-        printf("}\n");
+        /* Every bench JSON names the baseline of each ratio. */
+        printf(", \"baselines\": {\"time_compression\": {\"baseline\": \"timer_wall_s\", "
+               "\"ratio\": \"virtual_s / timer_wall_s\"}, \"clusters.sim_s_per_wall_s\": "
+               "{\"baseline\": \"clusters.wall_s\", \"ratio\": \"virtual_s / wall_s\"}, "
+               "\"published.tigerbeetle_vopr_x\": {\"baseline\": \"wall time\", \"ratio\": "
+               "\"simulated / real time, TigerBeetle's published figure (not measured)\"}, "
+               "\"published.foundationdb_x\": {\"baseline\": \"wall time\", \"ratio\": "
+               "\"simulated / real time, FoundationDB's published figure (not measured)\"}}}\n");
     } else {
         printf("time compression: %.0fx (%.0f virtual s in %.3f wall s, %llu events, 8 periodic "
                "timers)\n",

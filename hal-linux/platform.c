@@ -15,11 +15,13 @@
 #include <uv.h>
 
 #include <hal/host.h>
+#include <hl/clock.h>
 #include <k/kernel.h>
 
 /* Loop-thread state; the atomics are touched from any thread. */
 static struct {
-    uint64_t boot_ns; /* CLOCK_MONOTONIC at boot */
+    uint64_t boot_ns; /* the clock at boot (CLOCK_MONOTONIC's time) */
+    hl_clock_t *clock; /* hl_clock_default: a calibrated TSC, or clock_gettime */
     uv_loop_t loop;
     uv_async_t poke; /* any thread -> loop: deadline changed or stop requested */
     int tfd;         /* timerfd (CLOCK_MONOTONIC, absolute): the kernel's one timer, ns precise */
@@ -46,7 +48,9 @@ static uint64_t mono_ns(void)
 
 static uint64_t lx_clock_now_ns(void)
 {
-    return mono_ns() - P.boot_ns;
+    uint64_t now = hl_clock_now(P.clock);
+    /* Another CPU's TSC a hair behind the loop thread's at boot: 0, not 2^64 - 1. */
+    return now > P.boot_ns ? now - P.boot_ns : 0;
 }
 
 static void poke_loop(void)
@@ -55,12 +59,20 @@ static void poke_loop(void)
         uv_async_send(&P.poke);
 }
 
-/* Set the timerfd to the deadline (any thread: the kernel serializes its calls). */
+/*
+ * Set the timerfd to the deadline (any thread: the kernel serializes its calls).
+ * The deadline is on the kernel clock, which agrees with CLOCK_MONOTONIC only
+ * to within microseconds (hl/clock.h): the timerfd gets the time left by the
+ * kernel clock, from CLOCK_MONOTONIC's now (on_tfd ticks the kernel, which arms
+ * it again if it fired a hair early).
+ */
 static void set_tfd(uint64_t deadline_ns)
 {
     struct itimerspec its = {0};
     if (deadline_ns != UINT64_MAX) {
-        uint64_t at = P.boot_ns + deadline_ns; /* > 0: a zero it_value would disarm */
+        uint64_t now = lx_clock_now_ns();
+        /* > 0: a zero it_value would disarm */
+        uint64_t at = mono_ns() + (deadline_ns > now ? deadline_ns - now : 0);
         its.it_value.tv_sec = (time_t)(at / 1000000000u);
         its.it_value.tv_nsec = (long)(at % 1000000000u);
     }
@@ -127,7 +139,12 @@ static void on_tfd(uv_poll_t *w, int status, int events)
     ssize_t n = read(P.tfd, &expirations, sizeof expirations);
     (void)n; /* EAGAIN when a re-arm raced the wake-up: harmless */
     uint64_t d = __atomic_load_n(&P.deadline, __ATOMIC_ACQUIRE);
-    if (d != UINT64_MAX && lx_clock_now_ns() >= d && !__atomic_load_n(&P.stop, __ATOMIC_ACQUIRE))
+    /*
+     * A hair early by the clocks' disagreement (set_tfd) the tick fires nothing
+     * and re-arms the timerfd for the rest of the wait, under the kernel lock
+     * that orders every hal_timer_arm.
+     */
+    if (d != UINT64_MAX && !__atomic_load_n(&P.stop, __ATOMIC_ACQUIRE))
         k_timer_tick();
 }
 
@@ -215,7 +232,8 @@ int hl_run(const hl_run_config_t *cfg)
     unsigned workers = cfg->workers ? cfg->workers : hl_default_workers();
     memset(&P, 0, sizeof(P));
     P.deadline = UINT64_MAX;
-    P.boot_ns = mono_ns();
+    P.clock = hl_clock_default();
+    P.boot_ns = hl_clock_now(P.clock);
     if (cfg->stats)
         memset(cfg->stats, 0, sizeof(*cfg->stats));
 

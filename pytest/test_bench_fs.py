@@ -51,6 +51,10 @@ def test_json_baseline_and_rows(orrery_bin, tmp_path):
     assert base["name"] == "host"
     for key in FIGURES:
         assert positive(base[key]), key
+    # every ratio of the rows names its baseline and the figure it divides
+    for key, b in out["baselines"].items():
+        assert b["baseline"] == "host" and key.endswith("_over_baseline"), key
+        assert b["ratio"].split(" / ")[1].removeprefix("baseline.") in base, b
     rows = {row["row"]: row for row in out["rows"]}
     assert sorted(rows) == ["fuse2fs", "hosted", "qemu-microvm"]
     assert rows["qemu-microvm"]["accel"] == "tcg"
@@ -60,6 +64,8 @@ def test_json_baseline_and_rows(orrery_bin, tmp_path):
             assert isinstance(row["reason"], str) and row["reason"], row
         else:
             check_row(row, base)
+            named = set(row["ratios"]) - {"baseline"}
+            assert named == set(out["baselines"]), row
     assert r.returncode == 0, r.stderr
     # the hosted row needs nothing the build lacks; QEMU's only QEMU and the image
     assert rows["hosted"]["status"] == "measured"

@@ -50,6 +50,10 @@ def test_json_nginx_and_hosted_with_ratios(orrery_bin, tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["benchmark"] == "http" and out["baseline"] == "nginx"
+    # every ratio a point or a row carries names its baseline
+    assert sorted(out["baselines"]) == ["p50_vs_nginx", "request_ms_vs_starina", "rps_vs_nginx"]
+    assert out["baselines"]["rps_vs_nginx"]["baseline"] == "nginx"
+    assert out["baselines"]["request_ms_vs_starina"]["baseline"] == "starina-vmcgi"
     assert out["duration_s"] == 1 and out["page"]["bytes"] > 0
     rows = rows_of(out)
     assert list(rows) == ROWS + ["starina-vmcgi"]

@@ -56,6 +56,10 @@ def test_json_of_sim_and_hosted_rows(orrery_bin, tmp_path):
     assert base["name"] == "loopback"
     for key in FIGURES:
         assert positive(base[key]), key
+    # every ratio of the rows names its baseline and the figure it divides
+    for key, b in out["baselines"].items():
+        assert b["baseline"] == "loopback" and key.endswith("_over_baseline"), key
+        assert b["ratio"].split(" / ")[1].removeprefix("baseline.") in base, b
     rows = {row["row"]: row for row in out["rows"]}
     assert sorted(rows) == ["hosted", "sim"]
     for name, row in rows.items():
@@ -65,6 +69,7 @@ def test_json_of_sim_and_hosted_rows(orrery_bin, tmp_path):
             continue
         assert row["clock"] == "wall"
         check_figures(row, base, conns=name != "sim")
+        assert set(row["ratios"]) - {"baseline"} == set(out["baselines"]), row
     sim = rows["sim"]
     if sim["status"] == "measured":
         check_figures(sim["virtual"], base, conns=False)

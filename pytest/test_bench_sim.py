@@ -39,6 +39,11 @@ def test_the_json_has_every_cluster_row_with_sane_figures(orrery_bin):
     # the busy load's fetches and pings put far more on the wire than idle tcpip does
     assert busy["frames"] > 10 * idle["frames"]
     assert out["published"] == {"tigerbeetle_vopr_x": 700, "foundationdb_x": 10}
+    # every ratio names what it is measured against
+    assert sorted(out["baselines"]) == ["clusters.sim_s_per_wall_s", "published.foundationdb_x",
+                                        "published.tigerbeetle_vopr_x", "time_compression"]
+    assert out["baselines"]["time_compression"]["baseline"] == "timer_wall_s"
+    assert out["baselines"]["clusters.sim_s_per_wall_s"]["baseline"] == "clusters.wall_s"
 
 
 def test_the_text_names_each_row_and_the_published_figures(orrery_bin):

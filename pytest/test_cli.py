@@ -90,9 +90,18 @@ def test_bench_ipc_json(orrery_bin):
     r = run_cli(["bench", "ipc", "--json"], timeout=120)
     assert r.returncode == 0, r.stderr
     figures = json.loads(r.stdout)
-    for key in ("same_worker_rtt_ns", "cross_worker_rtt_ns", "pipe_rtt_ns", "msgs_per_s"):
+    for key in ("same_worker_rtt_ns", "cross_worker_rtt_ns", "pipe_rtt_ns", "msgs_per_s",
+                "pipe_one_cpu_rtt_ns"):
         assert key in figures
         assert isinstance(figures[key], (int, float)) and figures[key] > 0
+    # every ratio names the figure it is measured against, and that figure is in the JSON
+    ratios = [k for k in figures if "_over_" in k]
+    assert sorted(ratios) == sorted(figures["baselines"])
+    for key in ratios:
+        base = figures["baselines"][key]["baseline"]
+        assert base in figures and base in figures["baselines"][key]["ratio"], key
+    assert figures["baselines"]["pipe_one_cpu_over_same_worker"]["baseline"] == \
+        "pipe_one_cpu_rtt_ns"
 
 
 # Every command reads its options the same way (cli/opt.c): unknown options, missing values

@@ -4,6 +4,7 @@ One option parser for all of them (`--opt VAL` and `--opt=VAL`, one-line errors 
 hint, exit 2); `trace record` as an alias of `run --trace`; `trace corpus` writing only what is
 its own; `replay` stopping when its reader goes away.
 """
+import json
 import os
 import signal
 import sqlite3
@@ -340,3 +341,16 @@ def test_traceload_hosted_makes_four_records_a_round_trip(tmp_path):
     finally:
         s.kill()
     assert "bad argument (msgs=1..1000000000,bytes=0..4096)" in s.output
+
+
+def test_bench_trace_json_names_the_baseline_of_each_ratio(tmp_path):
+    # the ingest part alone, small: its figures carry no ratio, so there is no baseline to name
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    r = subprocess.run([orrery_path(), "bench", "trace", "--json", "--events=2000", "--no-ipc"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["ingest_events"] == 2000 and out["dropped"] == 0
+    assert out["baselines"] == {}
+    assert not [k for k in out if "ratio" in k]
+    assert os.listdir(tmp_path) == []  # its temporary traces are gone

@@ -54,3 +54,6 @@ if(ORRERY_SANITIZE MATCHES "thread")
     add_test(NAME test_fs_server_tsan COMMAND test_fs_server)
     set_tests_properties(test_fs_server_tsan PROPERTIES LABELS "tsan" TIMEOUT 300)
 endif()
+# The same with the kernel clock kept on clock_gettime (ORRERY_HOSTED_CLOCK=monotonic, hl/clock.h).
+add_test(NAME test_hal_linux_monotonic COMMAND test_hal_linux)
+set_tests_properties(test_hal_linux_monotonic PROPERTIES ENVIRONMENT ORRERY_HOSTED_CLOCK=monotonic)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <hal/console.h>
+#include <hl/clock.h>
 #include <hl/hosted.h>
 #include <k/kernel.h>
 
@@ -604,6 +605,122 @@ static void terminal_goes_raw_and_comes_back(void **state)
     close(slave);
 }
 
+/* ---- the kernel clock (hl/clock.h) ------------------------------------------------------- */
+
+/* How far a clock read may sit outside the CLOCK_MONOTONIC reads around it. */
+#define CLOCK_AGREE_NS (250u * 1000u)
+
+static uint64_t mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One read of c, bracketed by CLOCK_MONOTONIC: it must fall between them, give or take `tol`. */
+static uint64_t read_agrees(hl_clock_t *c, uint64_t tol)
+{
+    uint64_t before = mono_now(), v = hl_clock_now(c), after = mono_now();
+    assert_true(v + tol >= before);
+    assert_true(v <= after + tol);
+    return v;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/*
+ * Read c in a loop for at least `ms` of CLOCK_MONOTONIC: it never goes back
+ * and stays with CLOCK_MONOTONIC within tol; sleeping between reads too.
+ */
+static void clock_tracks_monotonic(hl_clock_t *c, unsigned ms, uint64_t tol)
+{
+    uint64_t start = mono_now(), last = 0;
+    unsigned i = 0;
+
+    while (mono_now() - start < (uint64_t)ms * 1000000u) {
+        uint64_t v = read_agrees(c, tol);
+        assert_true(v >= last);
+        last = v;
+        if (++i % 4096 == 0)
+            sleep_ms(1);
+    }
+}
+
+static void clock_tsc_calibrates_and_agrees(void **state)
+{
+    (void)state;
+    hl_clock_t c;
+
+    if (!hl_clock_tsc_invariant())
+        skip(); /* this CPU's TSC is no clock: clock_fallback covers what runs here */
+    hl_clock_init(&c, true);
+    assert_int_equal(HL_CLOCK_CALIBRATING, hl_clock_mode(&c));
+    /* Past the calibration span: the clock reads the TSC from then on. */
+    clock_tracks_monotonic(&c, HL_CLOCK_CALIBRATE_NS / 1000000 + 5, CLOCK_AGREE_NS);
+    /* The switch happens on a read past the span (a preempted loop may have made none yet). */
+    uint64_t last = read_agrees(&c, CLOCK_AGREE_NS);
+    assert_int_equal(HL_CLOCK_TSC, hl_clock_mode(&c));
+    assert_true(read_agrees(&c, CLOCK_AGREE_NS) >= last);
+    /* Across a sleep and several resync spans it keeps agreeing: the slewing holds it. */
+    uint64_t a = read_agrees(&c, CLOCK_AGREE_NS);
+    sleep_ms(3 * HL_CLOCK_RESYNC_NS / 1000000);
+    uint64_t b = read_agrees(&c, CLOCK_AGREE_NS);
+    assert_true(b > a);
+    clock_tracks_monotonic(&c, 2 * HL_CLOCK_RESYNC_NS / 1000000, CLOCK_AGREE_NS);
+    assert_int_equal(HL_CLOCK_TSC, hl_clock_mode(&c));
+}
+
+/* Several threads reading one clock while it calibrates and resyncs: each sees it go forward. */
+static void *clock_reader(void *arg)
+{
+    clock_tracks_monotonic(arg, HL_CLOCK_CALIBRATE_NS / 1000000 + HL_CLOCK_RESYNC_NS / 1000000 + 20,
+                           CLOCK_AGREE_NS);
+    return NULL;
+}
+
+static void clock_threads_agree(void **state)
+{
+    (void)state;
+    hl_clock_t c;
+    pthread_t t[3];
+
+    hl_clock_init(&c, true);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(0, pthread_create(&t[i], NULL, clock_reader, &c));
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+}
+
+static void clock_fallback(void **state)
+{
+    (void)state;
+    hl_clock_t c;
+
+    hl_clock_init(&c, false);
+    assert_int_equal(HL_CLOCK_MONOTONIC, hl_clock_mode(&c));
+    /* It is CLOCK_MONOTONIC itself: every read lies between the two around it. */
+    clock_tracks_monotonic(&c, HL_CLOCK_CALIBRATE_NS / 1000000 + 5, 0);
+    assert_int_equal(HL_CLOCK_MONOTONIC, hl_clock_mode(&c));
+}
+
+/* ORRERY_HOSTED_CLOCK=monotonic keeps the process's clock on clock_gettime. */
+static void clock_default_obeys_environment(void **state)
+{
+    (void)state;
+    hl_clock_t *c = hl_clock_default();
+
+    if (getenv("ORRERY_HOSTED_CLOCK") && strcmp(getenv("ORRERY_HOSTED_CLOCK"), "monotonic") == 0)
+        assert_int_equal(HL_CLOCK_MONOTONIC, hl_clock_mode(c));
+    else
+        assert_int_equal(hl_clock_tsc_invariant() ? 1 : 0, hl_clock_mode(c) != HL_CLOCK_MONOTONIC);
+    read_agrees(c, CLOCK_AGREE_NS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -613,6 +730,10 @@ int main(void)
         cmocka_unit_test(timeout_ends_run),        cmocka_unit_test(sigterm_ends_run),
         cmocka_unit_test(missing_init_fails_boot), cmocka_unit_test(default_workers_fit_the_kernel),
         cmocka_unit_test(terminal_goes_raw_and_comes_back),
+        cmocka_unit_test(clock_tsc_calibrates_and_agrees),
+        cmocka_unit_test(clock_threads_agree),
+        cmocka_unit_test(clock_fallback),
+        cmocka_unit_test(clock_default_obeys_environment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,11 +59,19 @@ typedef struct tr_chunk {
     unsigned char data[];  /* entries: tr_entry, payload, padding to 8 */
 } tr_chunk;
 
+/*
+ * One record in a chunk: hal_trace_rec_t's fields under their names, without
+ * its data pointer (the payload follows the entry), 72 bytes where a copy of
+ * the whole struct with our two fields took 88: less to copy on the worker,
+ * more records before the buffer bound.
+ */
 typedef struct tr_entry {
-    hal_trace_rec_t rec; /* data pointer is meaningless here: payload follows */
-    uint64_t gseq;       /* events.seq: rec.seq, or with nodes the order of arrival */
-    uint32_t node;       /* events.node: 0 without nodes */
-    uint32_t pad;
+    uint64_t seq, time_ns, arg; /* as in hal_trace_rec_t */
+    uint64_t gseq;              /* events.seq: seq, or with nodes the order of arrival */
+    uint32_t kind, task, chan, peer, type;
+    int32_t result;
+    uint32_t len, nhandles, iface;
+    uint32_t node; /* events.node: 0 without nodes */
 } tr_entry;
 
 /* One recording thread's state; only its owner writes it (or whoever holds mu). */

@@ -25,26 +25,24 @@ int tr_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
 /* Bind one event's columns starting at parameter base + 1. */
 static void bind_event(sqlite3_stmt *st, int base, const tr_entry *e)
 {
-    const hal_trace_rec_t *r = &e->rec;
-
     sqlite3_bind_int64(st, base + 1, (sqlite3_int64)e->gseq);
-    sqlite3_bind_int64(st, base + 2, (sqlite3_int64)r->time_ns);
-    sqlite3_bind_int64(st, base + 3, r->task);
-    sqlite3_bind_int64(st, base + 4, r->kind);
-    sqlite3_bind_int64(st, base + 5, r->chan);
-    sqlite3_bind_int64(st, base + 6, r->peer);
-    sqlite3_bind_int64(st, base + 7, r->iface);
-    sqlite3_bind_int64(st, base + 8, r->type);
-    sqlite3_bind_int64(st, base + 9, r->result);
-    sqlite3_bind_int64(st, base + 10, r->len);
-    sqlite3_bind_int64(st, base + 11, r->nhandles);
-    sqlite3_bind_int64(st, base + 12, (sqlite3_int64)r->arg);
-    if (r->len)
-        sqlite3_bind_blob(st, base + 13, e + 1, (int)r->len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, base + 2, (sqlite3_int64)e->time_ns);
+    sqlite3_bind_int64(st, base + 3, e->task);
+    sqlite3_bind_int64(st, base + 4, e->kind);
+    sqlite3_bind_int64(st, base + 5, e->chan);
+    sqlite3_bind_int64(st, base + 6, e->peer);
+    sqlite3_bind_int64(st, base + 7, e->iface);
+    sqlite3_bind_int64(st, base + 8, e->type);
+    sqlite3_bind_int64(st, base + 9, e->result);
+    sqlite3_bind_int64(st, base + 10, e->len);
+    sqlite3_bind_int64(st, base + 11, e->nhandles);
+    sqlite3_bind_int64(st, base + 12, (sqlite3_int64)e->arg);
+    if (e->len)
+        sqlite3_bind_blob(st, base + 13, e + 1, (int)e->len, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, base + 13);
     sqlite3_bind_int64(st, base + 14, e->node);
-    sqlite3_bind_int64(st, base + 15, (sqlite3_int64)r->seq);
+    sqlite3_bind_int64(st, base + 15, (sqlite3_int64)e->seq);
 }
 
 int tr_write_nodes(trace_recorder *rec)
@@ -79,38 +77,37 @@ int tr_write_nodes(trace_recorder *rec)
 /* The tasks and channels rows a SPAWN, EXIT or CHAN_CREATE record makes. */
 static int write_side(trace_recorder *rec, const tr_entry *e)
 {
-    const hal_trace_rec_t *r = &e->rec;
     sqlite3_stmt *st;
     int rc;
 
-    switch (r->kind) {
+    switch (e->kind) {
     case HAL_TR_SPAWN:
         st = rec->ins_spawn;
-        sqlite3_bind_int64(st, 1, r->task);
-        if (r->len)
+        sqlite3_bind_int64(st, 1, e->task);
+        if (e->len)
             sqlite3_bind_text(st, 2, (const char *)(e + 1),
-                              (int)strnlen((const char *)(e + 1), r->len), SQLITE_STATIC);
+                              (int)strnlen((const char *)(e + 1), e->len), SQLITE_STATIC);
         else
             sqlite3_bind_null(st, 2);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)r->arg);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)e->arg);
         sqlite3_bind_int64(st, 4, (sqlite3_int64)e->gseq);
         sqlite3_bind_int64(st, 5, e->node);
         break;
     case HAL_TR_EXIT:
         st = rec->ins_exit;
-        sqlite3_bind_int64(st, 1, r->task);
+        sqlite3_bind_int64(st, 1, e->task);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)e->gseq);
-        sqlite3_bind_int64(st, 3, r->result);
+        sqlite3_bind_int64(st, 3, e->result);
         sqlite3_bind_int64(st, 4, e->node);
         break;
     case HAL_TR_CHAN_CREATE:
         st = rec->ins_chan;
         for (int side = 0; side < 2; side++) {
-            sqlite3_bind_int64(st, 1, side ? r->peer : r->chan);
-            sqlite3_bind_int64(st, 2, side ? r->chan : r->peer);
-            sqlite3_bind_int64(st, 3, r->task);
+            sqlite3_bind_int64(st, 1, side ? e->peer : e->chan);
+            sqlite3_bind_int64(st, 2, side ? e->chan : e->peer);
+            sqlite3_bind_int64(st, 3, e->task);
             sqlite3_bind_int64(st, 4, (sqlite3_int64)e->gseq);
-            sqlite3_bind_int64(st, 5, r->iface);
+            sqlite3_bind_int64(st, 5, e->iface);
             sqlite3_bind_int64(st, 6, e->node);
             rc = sqlite3_step(st);
             sqlite3_reset(st);
@@ -183,7 +180,7 @@ static size_t collect(trace_recorder *rec, const tr_chunk *c, size_t from, size_
         }
         rec->sorted[n].seq = e->gseq;
         rec->sorted[n].e = e;
-        off += tr_entry_size(e->rec.len);
+        off += tr_entry_size(e->len);
     }
     return n;
 }
@@ -194,7 +191,7 @@ static size_t count_entries(const tr_chunk *c, size_t from, size_t to)
     size_t n = 0;
 
     for (size_t off = from; off < to; n++)
-        off += tr_entry_size(((const tr_entry *)(c->data + off))->rec.len);
+        off += tr_entry_size(((const tr_entry *)(c->data + off))->len);
     return n;
 }
 

@@ -249,10 +249,15 @@ set_tests_properties(sim_cluster_file_errors PROPERTIES LABELS "unit;sim" TIMEOU
 # expectations and the runner's restart-policy invariant; edge-queue: echo's queue filled to
 # OS_CHAN_QUEUE_MAX (the queue-bound invariant); edge-handles: a task at OS_HANDLES_MAX, then
 # sound; edge-conns: tcpip's TCPIP_CONNS_MAX; edge-httpd: httpd's 64 connections (503).
+# restart and queue also run under ASan+UBSan (label unit); the other three in the plain build.
 foreach(s restart zero shell queue handles)
     add_test(NAME sim_edge-${s}_100_seeds
         COMMAND ${_sim} sim ${_scn}/edge-${s}.scn --seeds 1..100 --check-determinism --quiet)
-    set_tests_properties(sim_edge-${s}_100_seeds PROPERTIES LABELS "unit;sim" TIMEOUT 300)
+    set(_labels "sim")
+    if(s STREQUAL "restart" OR s STREQUAL "queue")
+        set(_labels "unit;sim")
+    endif()
+    set_tests_properties(sim_edge-${s}_100_seeds PROPERTIES LABELS "${_labels}" TIMEOUT 300)
 endforeach()
 foreach(s conns httpd)
     add_test(NAME sim_edge-${s}_30_seeds

@@ -300,6 +300,7 @@ def test_bench_qtrace_json():
         assert row["records"] >= 4 * row["round_trips"] + row["short_run_records"] - 4
         assert row["records_per_s"] > 0
     assert doc["ratios"]["virtio_over_baseline"] > 0
+    assert "serial" == doc["baselines"]["virtio_over_baseline"]["baseline"]
 
 
 @pytest.mark.parametrize("channel", ["virtio", "serial"])

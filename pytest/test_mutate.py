@@ -199,3 +199,14 @@ def test_a_run_kills_keeps_and_skips(tiny):
     assert again.returncode == 0, again.stderr
     assert 0 == again.stdout.count("] lib.c:")
     assert "1 killed, 1 survived, 1 not compiled" in again.stdout
+
+    # Other tiers that include the killing one keep the kill; the survivor and the mutant
+    # that did not build run again (their results were for other tiers).
+    other = _mutate(tiny, "--resume", "--tiers", "unit,sim", *picks)
+    assert other.returncode == 0, other.stderr
+    assert 2 == other.stdout.count("] lib.c:")
+    assert "1 killed, 1 survived, 1 not compiled" in other.stdout
+    # --rerun-survivors runs the survivor alone again.
+    rerun = _mutate(tiny, "--resume", "--rerun-survivors", *picks)
+    assert rerun.returncode == 0, rerun.stderr
+    assert 1 == rerun.stdout.count("] lib.c:")

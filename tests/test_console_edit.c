@@ -123,6 +123,24 @@ static void test_kill_keys(void **state)
     assert_string_equal("a ", line());
 }
 
+/* Alt-F and Alt-B move by words over any run of separators; Alt-D deletes to a word's end. */
+static void test_word_motion(void **state)
+{
+    keys("one  two / three"); /* words end at spaces, tabs and '/' */
+    keys("\x01\x1b" "f"); /* Home, Alt-F: after "one" */
+    assert_int_equal(8 + 3, F->ts.col);
+    keys("\x1b" "f"); /* from the separators: after "two" */
+    assert_int_equal(8 + 8, F->ts.col);
+    keys("\x1b" "f\x1b" "f"); /* after "three", then stays at the end */
+    assert_int_equal(8 + 16, F->ts.col);
+    keys("\x1b" "b\x1b" "b"); /* back to the start of "two" */
+    assert_int_equal(8 + 5, F->ts.col);
+    keys("\x1b" "d"); /* deletes "two" */
+    assert_string_equal("one   / three", line());
+    keys("\x1b" "d"); /* from a separator: deletes " / three" */
+    assert_string_equal("one  ", line());
+}
+
 static void test_ctrl_c_cancels_and_ctrl_d_ends(void **state)
 {
     keys("half typed");
@@ -365,6 +383,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_typing_and_editing_in_the_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_word_motion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctrl_c_cancels_and_ctrl_d_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctrl_z_is_a_hint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utf8_is_kept_whole, setup, teardown),

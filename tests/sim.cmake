@@ -274,3 +274,6 @@ set_tests_properties(sim_edge-conns-burst_20_seeds PROPERTIES LABELS "sim" TIMEO
 add_test(NAME sim_edge_handles_leak_is_caught
     COMMAND sh -c "out=$(${_sim} sim ${_scn}/edge-handles-leak.scn --seeds 1..10 --quiet); test $? -eq 1 || exit 1; printf '%s\\n' \"$out\" | grep '^FAIL' | grep -v 'handle leak: edge (task 5) holds 256 handles (limit 64)$' && exit 1; printf '%s\\n' \"$out\" | grep -qF '10 seed(s) (1..10), 0 passed, 10 failed' || exit 1; fail=$(printf '%s\\n' \"$out\" | grep '^FAIL' | head -n 1); cmd=$(printf '%s\\n' \"$out\" | sed -n 's/^  reproduce: //p' | head -n 1); again=$($cmd --quiet); test $? -eq 1 && printf '%s\\n' \"$again\" | grep -qxF \"$fail\"")
 set_tests_properties(sim_edge_handles_leak_is_caught PROPERTIES LABELS "unit;sim" TIMEOUT 120)
+# The shell's file commands on a volume, as typed (shell-fs.scn): their output is the check.
+add_test(NAME sim_shell_fs_5_seeds
+    COMMAND ${_sim} sim ${_scn}/shell-fs.scn --seeds 1..5 --check-determinism --quiet)

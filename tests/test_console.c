@@ -169,6 +169,7 @@ static void test_input_waits_for_a_client(void **state)
     assert_int_equal(2000, G.overlong);
     assert_int_equal(1, G.eof);
     assert_int_equal(3, G.eof_lines);
+    assert_null(strstr(sim_console_output(NULL), "register console")); /* registered quietly */
     assert_int_equal(0, sim_teardown());
 }
 

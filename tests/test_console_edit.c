@@ -123,6 +123,24 @@ static void test_kill_keys(void **state)
     assert_string_equal("a ", line());
 }
 
+/* Alt-F and Alt-B move by words over any run of separators; Alt-D deletes to a word's end. */
+static void test_word_motion(void **state)
+{
+    keys("one  two / three"); /* words end at spaces, tabs and '/' */
+    keys("\x01\x1b" "f"); /* Home, Alt-F: after "one" */
+    assert_int_equal(8 + 3, F->ts.col);
+    keys("\x1b" "f"); /* from the separators: after "two" */
+    assert_int_equal(8 + 8, F->ts.col);
+    keys("\x1b" "f\x1b" "f"); /* after "three", then stays at the end */
+    assert_int_equal(8 + 16, F->ts.col);
+    keys("\x1b" "b\x1b" "b"); /* back to the start of "two" */
+    assert_int_equal(8 + 5, F->ts.col);
+    keys("\x1b" "d"); /* deletes "two" */
+    assert_string_equal("one   / three", line());
+    keys("\x1b" "d"); /* from a separator: deletes " / three" */
+    assert_string_equal("one  ", line());
+}
+
 static void test_ctrl_c_cancels_and_ctrl_d_ends(void **state)
 {
     keys("half typed");
@@ -328,14 +346,48 @@ static void test_prompt_with_control_bytes_is_drawn_safely(void **state)
     assert_string_equal("a?[2Jb> x", row(0));
 }
 
+/* edit_utf8_valid at each edge of the encoding's rules: the first and last code point of every
+ * length, the overlong forms just below them, the surrogates, and U+10FFFF. */
+static void test_utf8_validity_at_the_edges(void **state)
+{
+    static const struct {
+        const char *s;
+        bool valid;
+    } cases[] = {
+        {"\x7f", true},
+        {"\xc1\xbf", false},             /* U+007F, overlong */
+        {"\xc2\x80", true},              /* U+0080 */
+        {"\xdf\xbf", true},              /* U+07FF */
+        {"\xe0\x9f\xbf", false},         /* U+07FF, overlong */
+        {"\xe0\xa0\x80", true},          /* U+0800 */
+        {"\xed\x9f\xbf", true},          /* U+D7FF */
+        {"\xed\xa0\x80", false},         /* U+D800, a surrogate */
+        {"\xed\xbf\xbf", false},         /* U+DFFF, a surrogate */
+        {"\xee\x80\x80", true},          /* U+E000 */
+        {"\xef\xbf\xbf", true},          /* U+FFFF */
+        {"\xf0\x8f\xbf\xbf", false},     /* U+FFFF, overlong */
+        {"\xf0\x90\x80\x80", true},      /* U+10000 */
+        {"\xf4\x8f\xbf\xbf", true},      /* U+10FFFF */
+        {"\xf4\x90\x80\x80", false},     /* past U+10FFFF */
+        {"\xe0\xa0", false},              /* cut short */
+        {"\xe0\xa0\x41", false},          /* not a continuation */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (edit_utf8_valid(cases[i].s, strlen(cases[i].s)) != cases[i].valid)
+            fail_msg("case %zu: want %s", i, cases[i].valid ? "valid" : "invalid");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_typing_and_editing_in_the_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_word_motion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctrl_c_cancels_and_ctrl_d_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctrl_z_is_a_hint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utf8_is_kept_whole, setup, teardown),
+        cmocka_unit_test(test_utf8_validity_at_the_edges),
         cmocka_unit_test_setup_teardown(test_a_long_line_scrolls_on_one_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_up_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_is_bounded, setup, teardown),

@@ -27,6 +27,10 @@ static struct {
     uint32_t last_restarts;
     int errors; /* fuzzer: init.error replies */
     bool fuzz_connected;
+    const char *spawn_name; /* spawner */
+    uint32_t spawned_id;    /* spawner: the reply's task id */
+    int waiters_connected;  /* waiter */
+    uint32_t refused_req;   /* waiter: the request init refused */
 } G;
 
 /* ---- test programs -------------------------------------------------------------------- */
@@ -160,8 +164,74 @@ static void stopper_event(os_ctx_t *ctx, const os_event_t *ev)
 
 static const os_program_t stopper = {"stopper", 0, stopper_start, stopper_event};
 
+/* Asks init to spawn G.spawn_name after 100 ms (so a manifest program may have ended). */
+static void spawner_start(os_ctx_t *ctx)
+{
+    os_handle_t t;
+    assert_int_equal(0, os_timer_create(ctx, &t));
+    assert_int_equal(0, os_timer_set(ctx, t, os_clock_now(ctx) + 100000000));
+}
+
+static void spawner_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    init_reply_t r;
+    if (ev->kind == OS_EV_TIMER) {
+        init_spawn_t m;
+        memset(&m, 0, sizeof m);
+        m.req = 5;
+        strcpy(m.program, G.spawn_name);
+        assert_int_equal(0, init_spawn_send(ctx, init_channel(ctx), &m));
+    } else if (ev->kind == OS_EV_MESSAGE && init_reply_decode(ev, &r) == 0) {
+        assert_int_equal(5, r.req);
+        G.reply_status = r.status;
+        G.spawned_id = r.value;
+    }
+}
+
+static const os_program_t spawner = {"spawner", 0, spawner_start, spawner_event};
+
+/* Connects to "echo" WAITERS times at once, before anyone registered it. */
+enum { PENDING_MAX = 32, WAITERS = PENDING_MAX + 1 };
+
+static void waiter_start(os_ctx_t *ctx)
+{
+    for (uint32_t req = 1; req <= WAITERS; req++)
+        assert_int_equal(0, init_connect_iface(ctx, req, &echo_iface));
+}
+
+static void waiter_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    init_connected_t c;
+    init_reply_t r;
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    if (init_connected_decode(ev, &c) == 0) {
+        G.waiters_connected++;
+        os_handle_close(ctx, c.chan);
+    } else if (init_reply_decode(ev, &r) == 0) {
+        G.reply_status = r.status;
+        G.refused_req = r.req;
+    }
+}
+
+static const os_program_t waiter = {"waiter", 0, waiter_start, waiter_event};
+
+/* Tells init console input ended, though it is not the console's server. */
+static void ender_start(os_ctx_t *ctx)
+{
+    init_input_ended_t m = {3};
+    assert_int_equal(0, init_input_ended_send(ctx, init_channel(ctx), &m));
+}
+
+static void ender_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+}
+
+static const os_program_t ender = {"ender", 0, ender_start, ender_event};
+
 static const os_program_t *const image[] = {&orrery_init, &orrery_echo, &client,  &lazy,
-                                            &quitter,     &fuzzer,      &stopper, NULL};
+                                            &quitter,     &fuzzer,      &stopper, &spawner,
+                                            &waiter,      &ender,       NULL};
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
@@ -281,6 +351,7 @@ static void test_restart_always_until_the_limit(void **state)
     assert_int_equal(3, G.last_restarts);
     assert_true(output_has("quitter (task 2) exited; restarting (restart 1 of 3)"));
     assert_true(output_has("not restarting (max-restarts 3 reached)"));
+    assert_false(output_has("restart of quitter failed")); /* each restart worked */
     finish();
 }
 
@@ -380,6 +451,58 @@ static void test_every_program_gave_up(void **state)
     finish();
 }
 
+/* A program not in the manifest is started by name; the reply carries its task id. */
+static void test_spawn_of_a_program_not_in_the_manifest(void **state)
+{
+    G.spawn_name = "quitter";
+    G.exit_status = 0;
+    boot("program spawner reach=init\n");
+    sim_run(10000);
+    assert_int_equal(0, G.reply_status);
+    assert_int_equal(1, G.starts);
+    assert_int_equal(3, G.spawned_id); /* init is 1, spawner 2 */
+    assert_true(output_has("quitter (task 3) exited"));
+    finish();
+}
+
+/* A manifest program that ended (restart=never) starts again on request, under a new id. */
+static void test_spawn_of_an_ended_manifest_program(void **state)
+{
+    G.spawn_name = "quitter";
+    G.exit_status = 0;
+    boot("program quitter restart=never\nprogram spawner reach=init\n");
+    sim_run(10000);
+    assert_int_equal(0, G.reply_status);
+    assert_int_equal(2, G.starts);
+    assert_int_equal(4, G.spawned_id); /* quitter was 2, spawner 3 */
+    assert_true(output_has("quitter (task 4) exited"));
+    finish();
+}
+
+/* Init keeps INIT_PENDING_MAX (32) connects waiting for their interface: all are granted when
+ * it registers; the one past the limit is refused with OS_ENOSPC at once. */
+static void test_waiting_connects_up_to_the_limit(void **state)
+{
+    boot("program waiter reach=echo\nprogram lazy\n");
+    sim_run(10000);
+    assert_int_equal(OS_ENOSPC, G.reply_status);
+    assert_int_equal(WAITERS, G.refused_req);
+    assert_int_equal(PENDING_MAX, G.waiters_connected);
+    assert_int_equal(PENDING_MAX, G.lazy_clients);
+    finish();
+}
+
+/* Only the console's server may tell init that input ended: from anyone else it is ignored. */
+static void test_input_ended_only_from_the_console_server(void **state)
+{
+    boot("program echo\nprogram ender\n"); /* input that never ends */
+    sim_run(10000);
+    int status;
+    assert_false(sim_shutdown_status(&status));
+    assert_false(output_has("console input ended"));
+    finish();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +522,10 @@ int main(void)
         cmocka_unit_test_setup(test_input_end_without_a_console_program, setup),
         cmocka_unit_test_setup(test_empty_manifest_ends_at_end_of_input, setup),
         cmocka_unit_test_setup(test_every_program_gave_up, setup),
+        cmocka_unit_test_setup(test_spawn_of_a_program_not_in_the_manifest, setup),
+        cmocka_unit_test_setup(test_spawn_of_an_ended_manifest_program, setup),
+        cmocka_unit_test_setup(test_waiting_connects_up_to_the_limit, setup),
+        cmocka_unit_test_setup(test_input_ended_only_from_the_console_server, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -274,3 +274,7 @@ set_tests_properties(sim_edge-conns-burst_20_seeds PROPERTIES LABELS "sim" TIMEO
 add_test(NAME sim_edge_handles_leak_is_caught
     COMMAND sh -c "out=$(${_sim} sim ${_scn}/edge-handles-leak.scn --seeds 1..10 --quiet); test $? -eq 1 || exit 1; printf '%s\\n' \"$out\" | grep '^FAIL' | grep -v 'handle leak: edge (task 5) holds 256 handles (limit 64)$' && exit 1; printf '%s\\n' \"$out\" | grep -qF '10 seed(s) (1..10), 0 passed, 10 failed' || exit 1; fail=$(printf '%s\\n' \"$out\" | grep '^FAIL' | head -n 1); cmd=$(printf '%s\\n' \"$out\" | sed -n 's/^  reproduce: //p' | head -n 1); again=$($cmd --quiet); test $? -eq 1 && printf '%s\\n' \"$again\" | grep -qxF \"$fail\"")
 set_tests_properties(sim_edge_handles_leak_is_caught PROPERTIES LABELS "unit;sim" TIMEOUT 120)
+# The echo service as a client on another node sees it: TCP and UDP echo, and its words when
+# the manifest gives it only tcp, or neither.
+orrery_add_test(test_tcpecho_sim SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_tcpecho_sim.c
+    LIBS orrery_sim orrery_servers orrery_lwip orrery_core orrery_hal_host LABELS sim)

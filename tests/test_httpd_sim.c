@@ -271,6 +271,7 @@ static long json_num_after(const char *s, const char *from, const char *key)
 /* ---- the run ------------------------------------------------------------------------------ */
 
 static const char HOST[] = "Host: 10.0.0.2\r\n";
+static const char KEEP[] = "GET /sub/ HTTP/1.1\r\nHost: 10.0.0.2\r\n\r\n"; /* kept open after */
 
 /* A path whose /www-prefixed form is exactly `len` bytes: names of 99 bytes and a last one. */
 static void long_path(char *out, size_t len)
@@ -317,8 +318,8 @@ static void run(void)
     /* 2: /status again: the counters moved, the handles did not */
     snprintf(R.req[k++], sizeof R.req[0], "GET /status HTTP/1.1\r\n%sConnection: close\r\n\r\n",
              HOST);
-    /* 3..7: answers after which the request stream cannot be trusted: the connection ends
-     * there, the request pipelined behind is not answered */
+    /* 3..7: after a kept request, answers after which the request stream cannot be trusted:
+     * the connection ends there, the request pipelined behind is not answered */
     const char *fatal[] = {
         "NOT A REQUEST\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: 10.0.0.2\r\nContent-Length: 99999\r\n\r\n",
@@ -328,11 +329,11 @@ static void run(void)
     };
     for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) {
         if (fatal[i])
-            snprintf(R.req[k], sizeof R.req[0], "%sGET /hello.txt HTTP/1.1\r\n%s\r\n", fatal[i],
-                     HOST);
+            snprintf(R.req[k], sizeof R.req[0], "%s%sGET /hello.txt HTTP/1.1\r\n%s\r\n", KEEP,
+                     fatal[i], HOST);
         else
-            snprintf(R.req[k], sizeof R.req[0], "GET %s HTTP/1.1\r\n%s\r\nGET / HTTP/1.1\r\n%s\r\n",
-                     p1025, HOST, HOST);
+            snprintf(R.req[k], sizeof R.req[0], "%sGET %s HTTP/1.1\r\n%s\r\nGET / HTTP/1.1\r\n%s\r\n",
+                     KEEP, p1025, HOST, HOST);
         k++;
     }
     R.nconns = k;
@@ -463,7 +464,7 @@ static void test_httpd_answers_as_a_client_expects(void **state)
     assert_int_equal(c2, 1);
     assert_int_equal(h2, h0);
 
-    /* 3..7: one answer, Connection: close, and the end */
+    /* 3..7: the kept answer, then one with Connection: close, and the end */
     static const struct {
         int status;
         const char *body;
@@ -474,11 +475,13 @@ static void test_httpd_answers_as_a_client_expects(void **state)
                  {414, "414 URI Too Long\n"}};
     for (int i = 0; i < 5; i++) {
         int got = parse_answers(3 + i, A, ANSWERS_MAX);
-        if (got != 1 || A[0].status != fatal[i].status)
-            fail_msg("connection %d: %d answer(s), the first %d", 3 + i, got, A[0].status);
-        assert_true(has_header(&A[0], "Connection: close"));
-        assert_int_equal(A[0].body_len, strlen(fatal[i].body));
-        assert_memory_equal(A[0].body, fatal[i].body, A[0].body_len);
+        if (got != 2 || A[0].status != 200 || A[1].status != fatal[i].status)
+            fail_msg("connection %d: %d answer(s), %d then %d", 3 + i, got, A[0].status,
+                     A[1].status);
+        assert_true(has_header(&A[0], "Connection: keep-alive"));
+        assert_true(has_header(&A[1], "Connection: close"));
+        assert_int_equal(A[1].body_len, strlen(fatal[i].body));
+        assert_memory_equal(A[1].body, fatal[i].body, A[1].body_len);
     }
 }
 

@@ -1,7 +1,7 @@
 /* test_tcpecho_sim.c — the echo service (tcpecho) on node 1 of two simulated nodes, as a client
  * on node 0 sees it: a TCP connection to port 7 echoes, then UDP datagrams to port 7 come back
  * byte for byte from port 7; and what tcpecho says and does when the manifest gives it only tcp,
- * or neither tcp nor udp (docs/net.md). */
+ * or neither tcp nor udp, or when another task holds port 7 (docs/net.md). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -111,8 +111,49 @@ static void client_event(os_ctx_t *ctx, const os_event_t *ev)
 }
 
 static const os_program_t client = {"client", sizeof(client_t), client_start, client_event};
+
+/* hog: takes tcp and udp port 7 (started before tcpecho, its bind comes first); holds them. */
+typedef struct hog {
+    os_handle_t tcp, udp, listener, sock;
+} hog_t;
+
+static void hog_start(os_ctx_t *ctx)
+{
+    init_connect_iface(ctx, REQ_TCP, &tcp_iface);
+    init_connect_iface(ctx, REQ_UDP, &udp_iface);
+}
+
+static void hog_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    hog_t *h = os_state(ctx);
+    static union {
+        init_connected_t ic;
+        tcp_listening_t l;
+        udp_bound_t b;
+    } m;
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    if (ev->handle == init_channel(ctx) && init_connected_decode(ev, &m.ic) == 0) {
+        if (m.ic.req == REQ_TCP) {
+            h->tcp = m.ic.chan;
+            tcp_listen_send(ctx, h->tcp, &(tcp_listen_t){REQ_TCP, 0, 7, 1});
+        } else {
+            h->udp = m.ic.chan;
+            udp_bind_send(ctx, h->udp, &(udp_bind_t){REQ_UDP, 0, 7});
+        }
+    } else if (tcp_listening_decode(ev, &m.l) == 0) {
+        h->listener = m.l.chan;
+        os_log(ctx, "has tcp port 7");
+    } else if (udp_bound_decode(ev, &m.b) == 0) {
+        h->sock = m.b.chan;
+        os_log(ctx, "has udp port 7");
+    }
+}
+
+static const os_program_t hog = {"hog", sizeof(hog_t), hog_start, hog_event};
+
 static const os_program_t *const image[] = {&orrery_init, &orrery_tcpip, &orrery_tcpecho, &client,
-                                            NULL};
+                                            &hog, NULL};
 
 static char out1[4096];
 
@@ -165,12 +206,23 @@ static void test_neither_tcp_nor_udp_exits(void **state)
     assert_false(R.tcp_echoed);
 }
 
+static void test_udp_only_and_its_port_taken_it_exits(void **state)
+{
+    (void)state;
+    run("program hog reach=tcp,udp\nprogram tcpecho reach=udp");
+    assert_non_null(strstr(out1, "[hog] has udp port 7\n")); /* hog was first, as started */
+    assert_non_null(strstr(out1, "[tcpecho] connect tcp: "));
+    assert_non_null(strstr(out1, "[tcpecho] bind udp port 7: "));
+    assert_non_null(strstr(out1, "[tcpecho] neither tcp nor udp; exiting\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tcp_and_udp_echo),
         cmocka_unit_test(test_tcp_only_says_why_udp_is_missing_and_serves_tcp),
         cmocka_unit_test(test_neither_tcp_nor_udp_exits),
+        cmocka_unit_test(test_udp_only_and_its_port_taken_it_exits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

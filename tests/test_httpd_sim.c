@@ -305,7 +305,8 @@ static void run(void)
     snprintf(R.req[k++], sizeof R.req[0], "GET /status HTTP/1.1\r\n%sConnection: close\r\n\r\n",
              HOST);
     /* 1: a keep-alive connection: a directory's index, the root's, a missing name, a method not
-     * allowed, a range, a path at the fs limit, the last with Connection: close */
+     * allowed, a range, a path at the fs limit, a range past the end, the last with
+     * Connection: close */
     snprintf(R.req[k++], sizeof R.req[0],
              "GET /sub/ HTTP/1.1\r\n%s\r\n"
              "GET / HTTP/1.1\r\n%s\r\n"
@@ -313,8 +314,9 @@ static void run(void)
              "DELETE /hello.txt HTTP/1.1\r\n%s\r\n"
              "GET /hello.txt HTTP/1.1\r\n%sRange: bytes=10-19\r\n\r\n"
              "GET %s HTTP/1.1\r\n%s\r\n"
+             "GET /hello.txt HTTP/1.1\r\n%sRange: bytes=5000-\r\n\r\n"
              "GET /hello.txt HTTP/1.1\r\n%sConnection: close\r\n\r\n",
-             HOST, HOST, HOST, HOST, HOST, p1024, HOST, HOST);
+             HOST, HOST, HOST, HOST, HOST, p1024, HOST, HOST, HOST);
     /* 2: /status again: the counters moved, the handles did not */
     snprintf(R.req[k++], sizeof R.req[0], "GET /status HTTP/1.1\r\n%sConnection: close\r\n\r\n",
              HOST);
@@ -424,26 +426,27 @@ static void test_httpd_answers_as_a_client_expects(void **state)
     assert_int_equal(c0, 1);
 
     /* 1: the keep-alive connection, one answer per request in order */
-    assert_int_equal(parse_answers(1, A, ANSWERS_MAX), 7);
+    assert_int_equal(parse_answers(1, A, ANSWERS_MAX), 8);
     static const struct {
         int status;
         const char *reason, *type;
-    } want[7] = {
+    } want[8] = {
         {200, "OK", "text/html; charset=utf-8"},
         {200, "OK", "text/html; charset=utf-8"},
         {404, "Not Found", "text/plain; charset=utf-8"},
         {405, "Method Not Allowed", "text/plain; charset=utf-8"},
         {206, "Partial Content", "text/plain; charset=utf-8"},
         {404, "Not Found", "text/plain; charset=utf-8"},
+        {416, "Range Not Satisfiable", "text/plain; charset=utf-8"},
         {200, "OK", "text/plain; charset=utf-8"},
     };
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 8; i++) {
         char type[128];
         snprintf(type, sizeof type, "Content-Type: %s", want[i].type);
         if (A[i].status != want[i].status || strcmp(A[i].reason, want[i].reason) != 0 ||
             !has_header(&A[i], type) || !has_header(&A[i], "Server: orrery-httpd"))
             fail_msg("answer %d: %d %s, head:\n%s", i, A[i].status, A[i].reason, A[i].head);
-        assert_true(has_header(&A[i], i < 6 ? "Connection: keep-alive" : "Connection: close"));
+        assert_true(has_header(&A[i], i < 7 ? "Connection: keep-alive" : "Connection: close"));
     }
     assert_memory_equal(A[0].body, "<p>a sub page\n", A[0].body_len);
     assert_non_null(strstr(A[1].body, "served by httpd"));
@@ -454,13 +457,15 @@ static void test_httpd_answers_as_a_client_expects(void **state)
     assert_true(has_header(&A[4], "Content-Range: bytes 10-19/5000"));
     assert_int_equal(A[4].body_len, 10);
     assert_memory_equal(A[4].body, "line 0001\n", 10);
-    assert_int_equal(A[6].body_len, 5000);
-    assert_true(has_header(&A[6], "Last-Modified: Sun, 09 Sep 2001 01:46:40 GMT"));
+    assert_true(has_header(&A[6], "Content-Range: bytes */5000"));
+    assert_memory_equal(A[6].body, "416 Range Not Satisfiable\n", A[6].body_len);
+    assert_int_equal(A[7].body_len, 5000);
+    assert_true(has_header(&A[7], "Last-Modified: Sun, 09 Sep 2001 01:46:40 GMT"));
 
-    /* 2: /status again: 1 + 7 requests before it; httpd holds what it held before */
+    /* 2: /status again: 1 + 8 requests before it; httpd holds what it held before */
     assert_int_equal(parse_answers(2, A, ANSWERS_MAX), 1);
     check_status_body(&A[0], &req2, &h2, &c2);
-    assert_int_equal(req2, req0 + 7 + 1);
+    assert_int_equal(req2, req0 + 8 + 1);
     assert_int_equal(c2, 1);
     assert_int_equal(h2, h0);
 

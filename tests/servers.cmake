@@ -35,3 +35,7 @@ target_include_directories(test_kv_log PRIVATE ${ORRERY_SERVERS_INCLUDE}
 orrery_add_test(test_console_edit SOURCES test_console_edit.c ${CMAKE_SOURCE_DIR}/fuzz/term_screen.c
     LIBS orrery_servers orrery_core LABELS servers)
 target_include_directories(test_console_edit PRIVATE ${CMAKE_SOURCE_DIR}/fuzz)
+# The whole httpd in the simulator against an ext2 image, judged as an HTTP client judges it.
+orrery_add_test(test_httpd_sim SOURCES test_httpd_sim.c
+    LIBS orrery_sim orrery_servers orrery_lwip orrery_core orrery_hal_host LABELS servers)
+target_compile_definitions(test_httpd_sim PRIVATE ORRERY_SOURCE_DIR="${CMAKE_SOURCE_DIR}")

@@ -221,6 +221,10 @@ static void test_mime(void **state)
     assert_string_equal(http_mime("/x/a.PNG"), "image/png");
     assert_string_equal(http_mime("/x.d/noext"), "application/octet-stream");
     assert_string_equal(http_mime("/x/big.bin"), "application/octet-stream");
+    /* a bare name (no directory part) has its extension too */
+    assert_string_equal(http_mime("index.html"), "text/html; charset=utf-8");
+    assert_string_equal(http_mime("noext"), "application/octet-stream");
+    assert_string_equal(http_mime("/.css"), "text/css");
 }
 
 static void test_config(void **state)
@@ -243,8 +247,18 @@ static void test_config(void **state)
     assert_int_equal(httpd_config_parse(a, strlen(a), &c, err, sizeof err), 0);
     assert_int_equal(c.timeout_ms, 500);
     assert_string_equal(c.root, "");
+    /* every port of 1..65535, from one digit to five */
+    const struct {
+        const char *arg;
+        uint16_t port;
+    } ports[] = {{"port=1", 1}, {"port=8", 8}, {"port=80", 80}, {"port=65535", 65535}};
+    for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) {
+        assert_int_equal(httpd_config_parse(ports[i].arg, strlen(ports[i].arg), &c, err, sizeof err), 0);
+        assert_int_equal(c.port, ports[i].port);
+    }
     const char *bad[] = {"port=0",    "port=65536", "port=x",  "root=rel",    "log=maybe",
-                         "timeout=0", "size=3",     "novalue", "timeout=5000"};
+                         "timeout=0", "size=3",     "novalue", "timeout=5000", "port=",
+                         "port=99999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = 0;
         assert_int_equal(httpd_config_parse(bad[i], strlen(bad[i]), &c, err, sizeof err), -1);

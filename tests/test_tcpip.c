@@ -218,11 +218,24 @@ static void test_dhcp_status_and_malformed_requests(void **state)
     assert_false(G.closed);
 }
 
+/* arg=dhcp says what no arg says: the lease from DHCP. */
+static void test_dhcp_named_in_the_arg(void **state)
+{
+    (void)state;
+    hl_run_stats_t stats;
+    int status = run_manifest("program tcpip arg=dhcp\nprogram client reach=net,init\n", &stats);
+    assert_int_equal(0, status);
+    assert_int_equal(0, stats.leaks);
+    assert_int_equal(0x0a00020f, G.bound.addr);
+    assert_int_equal(1, G.bound.dhcp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dhcp_status_and_malformed_requests),
         cmocka_unit_test(test_static_address_from_the_manifest),
+        cmocka_unit_test(test_dhcp_named_in_the_arg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

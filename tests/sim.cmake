@@ -277,6 +277,7 @@ set_tests_properties(sim_edge_handles_leak_is_caught PROPERTIES LABELS "unit;sim
 # The shell's file commands on a volume, as typed (shell-fs.scn): their output is the check.
 add_test(NAME sim_shell_fs_5_seeds
     COMMAND ${_sim} sim ${_scn}/shell-fs.scn --seeds 1..5 --check-determinism --quiet)
+set_tests_properties(sim_shell_fs_5_seeds PROPERTIES LABELS "sim" TIMEOUT 300)
 # The echo service as a client on another node sees it: TCP and UDP echo, and its words when
 # the manifest gives it only tcp, or neither.
 orrery_add_test(test_tcpecho_sim SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_tcpecho_sim.c

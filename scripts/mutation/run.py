@@ -140,6 +140,13 @@ class Worker:
 
     def configure(self):
         if os.path.exists(os.path.join(self.build, "build.ninja")):
+            # The synced tree may have new tests or targets: let ninja regenerate its files
+            # (a no-op when no CMake file changed) before the targets and tests are read.
+            rc, _ = Proc.run(["ninja", "-C", self.build, "build.ninja"], self.src, BUILD_TIMEOUT,
+                             os.path.join(self.logs, "regenerate.log"))
+            if rc != 0:
+                raise RuntimeError(f"regenerating {self.build} failed "
+                                   f"(log: {self.logs}/regenerate.log)")
             return
         rc, _ = Proc.run(["cmake", "-S", self.src, "-B", self.build, "-G", "Ninja",
                           "-DORRERY_BAREMETAL=OFF", "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"],

@@ -137,6 +137,20 @@ static int audit_objects(audit_tasks_t *ts, char *err, size_t errlen)
     return 0;
 }
 
+/* The spare message buffers: the list is as long as its count says, and within its bound
+ * (a burst of traffic must not leave the kernel holding its peak in buffers). */
+static int audit_msg_free(char *err, size_t errlen)
+{
+    if (K.nmsg_free > K_MSG_FREE_MAX)
+        return fail(err, errlen, "spare messages over their bound", K.nmsg_free, K_MSG_FREE_MAX);
+    uint32_t n = 0;
+    for (const k_link_t *l = K.msg_free.first; l && n <= K_MSG_FREE_MAX; l = l->next)
+        n++;
+    if (n != K.nmsg_free)
+        return fail(err, errlen, "spare message list and count disagree", n, K.nmsg_free);
+    return 0;
+}
+
 static int audit(bool full, k_audit_task_t *out, size_t max, size_t *ntasks, char *err,
                  size_t errlen)
 {
@@ -163,6 +177,8 @@ static int audit(bool full, k_audit_task_t *out, size_t max, size_t *ntasks, cha
         rc = fail(err, errlen, "ready tasks and count disagree", ready, K.nready);
     if (rc == 0)
         rc = audit_objects(&ts, err, errlen);
+    if (rc == 0)
+        rc = audit_msg_free(err, errlen);
     k_unlock();
     if (ntasks)
         *ntasks = n;

@@ -2,10 +2,15 @@
  */
 #include "kt.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <hal/host.h>
+
+#include <k/replay.h>
+
+#include "../core/kpriv.h" /* the kernel lock, to check the HAL's calling contract */
 
 /* ---- the platform ----------------------------------------------------------------------- */
 
@@ -48,6 +53,12 @@ static void kt_console_write(const void *buf, size_t len)
 
 static void kt_wake(int worker)
 {
+    /* hal/cpu.h: the kernel wakes a worker with its lock held. One thread runs here, so the
+     * lock's state is exact: a wake without it is a kernel path that forgot to lock. */
+    if (!atomic_load_explicit(&K.lock.held, memory_order_relaxed)) {
+        fputs("kt: hal_cpu_wake called without the kernel lock held\n", stderr);
+        abort();
+    }
     wakes++;
     last_wake = worker;
 }
@@ -316,6 +327,7 @@ int kt_last_wake(void)
 
 long kt_teardown(void)
 {
+    k_replay_set(NULL, 0, 0, 0); /* a test that attached a replayer and failed leaves none */
     long leaked = k_teardown();
     hal_host_set(NULL);
     for (int i = 0; i < KT_PROGS; i++) {

@@ -9,6 +9,8 @@
 
 #include "kt.h"
 
+#include <k/audit.h>
+
 static char big[OS_MSG_MAX_DATA + 1];
 
 static void queue_of_128_then_efull_then_writable(void **state)
@@ -284,6 +286,50 @@ static void chan_list_shows_pairs(void **state)
     assert_int_equal(0, kt_teardown());
 }
 
+/* An endpoint in flight (carried in a queued message) has no owner: the list shows 0 for it
+ * from either side of its pair. */
+static void chan_list_shows_endpoints_in_flight(void **state)
+{
+    os_ctx_t *ctx = kt_boot_test();
+    os_handle_t a, b, c, d;
+    os_chan_info_t info[4];
+    assert_int_equal(0, os_channel_create(ctx, &a, &b)); /* the carrier */
+    assert_int_equal(0, os_channel_create(ctx, &c, &d)); /* c stays, d travels */
+    assert_int_equal(0, os_send(ctx, a, 1, NULL, 0, &d, 1));
+    assert_int_equal(2, os_chan_list(ctx, info, 4));
+    assert_int_equal(info[1].id + 1, info[1].peer);
+    assert_int_equal(1, info[1].owner);
+    assert_int_equal(0, info[1].peer_owner);
+    assert_int_equal(1, info[0].peer_queued);
+
+    os_handle_t e, f;
+    assert_int_equal(0, os_channel_create(ctx, &e, &f));
+    assert_int_equal(0, os_send(ctx, a, 2, NULL, 0, &e, 1)); /* the lower endpoint travels */
+    assert_int_equal(3, os_chan_list(ctx, info, 4));
+    assert_int_equal(0, info[2].owner);
+    assert_int_equal(1, info[2].peer_owner);
+    assert_int_equal(0, kt_teardown());
+}
+
+/* However many messages a burst moves, the kernel keeps at most its bound of spare buffers
+ * afterwards (the audit checks the bound): four full queues, delivered. */
+static void a_burst_leaves_spare_buffers_within_their_bound(void **state)
+{
+    os_ctx_t *ctx = kt_boot_test();
+    os_handle_t a[4], b[4];
+    char err[256];
+    for (int c = 0; c < 4; c++) {
+        assert_int_equal(0, os_channel_create(ctx, &a[c], &b[c]));
+        for (uint32_t i = 0; i < OS_CHAN_QUEUE_MAX; i++)
+            assert_int_equal(0, os_send(ctx, a[c], i, NULL, 0, NULL, 0));
+    }
+    kt_run_all();
+    assert_int_equal(4 * OS_CHAN_QUEUE_MAX, kt_count("test", OS_EV_MESSAGE));
+    if (k_audit(NULL, 0, NULL, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(0, kt_teardown());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +344,8 @@ int main(void)
         cmocka_unit_test_teardown(closing_with_queued_handles_closes_them, kt_cleanup),
         cmocka_unit_test_teardown(full_table_at_delivery_closes_handles, kt_cleanup),
         cmocka_unit_test_teardown(chan_list_shows_pairs, kt_cleanup),
+        cmocka_unit_test_teardown(chan_list_shows_endpoints_in_flight, kt_cleanup),
+        cmocka_unit_test_teardown(a_burst_leaves_spare_buffers_within_their_bound, kt_cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,7 +18,8 @@
 #define T5_MESSAGES(MSG)                                                                           \
     MSG(t5, all, 1, (u8, a, 0), (u16, b, 0), (u32, c, 0), (u64, d, 0), (i32, e, 0), (i64, f, 0),   \
         (str, s, 8), (bytes, g, 8))                                                                \
-    MSG(t5, hh, 2, (handle, h1, 0), (u8, x, 0), (handle, h2, 0))
+    MSG(t5, hh, 2, (handle, h1, 0), (u8, x, 0), (handle, h2, 0))                                  \
+    MSG(t5, port, 3, (u16, port, 0))
 /* Interfaces outside the image's set carry no build-time id; the tests hash their texts. */
 IFACE_DECLARE(t1, T1_MESSAGES)
 IFACE_DEFINE_AS(t1, T1_MESSAGES, 0u)
@@ -99,6 +100,24 @@ static void encode(const iface_t *i, uint32_t num, const void *msg, uint8_t *buf
     assert_int_equal(0, iface_encode(iface_msg(i, num), msg, buf, OS_MSG_MAX_DATA, len, hs, nh));
 }
 
+/* Decode into a buffer that is larger than the message's struct, filled with a guard byte:
+ * the decoded struct must equal `want`, and no byte past the struct may change (each field
+ * is written at its own width, never past the struct's end). */
+enum { GUARD = 0xa5 };
+static void decode_guarded(const iface_msg_t *d, const uint8_t *buf, size_t len,
+                           const os_handle_t *hs, size_t nh, const void *want)
+{
+    uint8_t out[8192];
+    memset(out, GUARD, sizeof out);
+    assert_true(d->size + 16 <= sizeof out);
+    assert_int_equal(0, iface_decode(d, buf, len, hs, nh, out, sizeof out));
+    assert_memory_equal(want, out, d->size);
+    for (size_t i = d->size; i < d->size + 16; i++)
+        if (out[i] != GUARD)
+            fail_msg("message %u: decode wrote byte %zu, past its %zu-byte struct", d->number, i,
+                     (size_t)d->size);
+}
+
 static void test_round_trip_every_kind(void **state)
 {
     t5_all_t in, out;
@@ -137,6 +156,12 @@ static void test_round_trip_every_kind(void **state)
     assert_int_equal(8, hs[1]);
     assert_int_equal(0, iface_decode(iface_msg(&t5_iface, 2), buf, len, hs, nh, &h2, sizeof h2));
     assert_memory_equal(&h, &h2, sizeof h);
+
+    /* A 16-bit field that ends its struct: two bytes on the wire, two in memory. */
+    t5_port_t p = {.port = 0xbeef};
+    encode(&t5_iface, t5_msg_port, &p, buf, &len, hs, &nh);
+    assert_int_equal(2, len);
+    decode_guarded(iface_msg(&t5_iface, 3), buf, len, hs, nh, &p);
 }
 
 static void test_round_trip_every_image_message(void **state)
@@ -146,7 +171,7 @@ static void test_round_trip_every_image_message(void **state)
         const iface_t *f = iface_all[i];
         for (size_t m = 0; m < f->nmsgs; m++) {
             const iface_msg_t *d = &f->msgs[m];
-            uint8_t in[8192], out[8192], buf[OS_MSG_MAX_DATA];
+            uint8_t in[8192], buf[OS_MSG_MAX_DATA];
             os_handle_t hs[OS_MSG_MAX_HANDLES];
             size_t len, nh;
             memset(in, 0, sizeof in);
@@ -167,8 +192,7 @@ static void test_round_trip_every_image_message(void **state)
             assert_int_equal(0, iface_encode(d, in, buf, sizeof buf, &len, hs, &nh));
             assert_true(len <= d->wire_max);
             assert_int_equal(d->nhandles, nh);
-            assert_int_equal(0, iface_decode(d, buf, len, hs, nh, out, sizeof out));
-            assert_memory_equal(in, out, d->size);
+            decode_guarded(d, buf, len, hs, nh, in);
         }
     }
 }

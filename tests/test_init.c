@@ -229,9 +229,47 @@ static void ender_event(os_ctx_t *ctx, const os_event_t *ev)
 
 static const os_program_t ender = {"ender", 0, ender_start, ender_event};
 
-static const os_program_t *const image[] = {&orrery_init, &orrery_echo, &client,  &lazy,
-                                            &quitter,     &fuzzer,      &stopper, &spawner,
-                                            &waiter,      &ender,       NULL};
+/* An interface whose name takes the whole of its field (OS_NAME_MAX - 1 bytes): the
+ * init_client requests must carry it whole. A server of it (longsrv) and a client (longcli). */
+#define LONG_IFACE_NAME "interface-name-at-its-31-limit_"
+_Static_assert(sizeof LONG_IFACE_NAME == OS_NAME_MAX, "the name fills its field");
+static const iface_t long_iface = {LONG_IFACE_NAME, LONG_IFACE_NAME "{}", NULL, 0, 0x4c6f6e67u};
+
+static void longsrv_start(os_ctx_t *ctx)
+{
+    assert_int_equal(0, init_register_iface(ctx, 1, &long_iface));
+}
+
+static void longsrv_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    init_new_client_t nc;
+    if (ev->kind == OS_EV_MESSAGE && init_new_client_decode(ev, &nc) == 0)
+        G.lazy_clients++;
+}
+
+static void longcli_start(os_ctx_t *ctx)
+{
+    assert_int_equal(0, init_connect_iface(ctx, 7, &long_iface));
+}
+
+static void longcli_event(os_ctx_t *ctx, const os_event_t *ev)
+{
+    init_connected_t c;
+    init_reply_t r;
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    if (init_connected_decode(ev, &c) == 0)
+        G.connected = true;
+    else if (init_reply_decode(ev, &r) == 0)
+        G.reply_status = r.status;
+}
+
+static const os_program_t longsrv = {"longsrv", 0, longsrv_start, longsrv_event};
+static const os_program_t longcli = {"longcli", 0, longcli_start, longcli_event};
+
+static const os_program_t *const image[] = {
+    &orrery_init, &orrery_echo, &client, &lazy,   &quitter, &fuzzer,  &stopper,
+    &spawner,     &waiter,      &ender,  &longsrv, &longcli, NULL};
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
@@ -280,6 +318,18 @@ static void test_register_and_connect(void **state)
     assert_true(G.connected);
     assert_int_equal(1, G.reply_status);
     assert_string_equal("ping", G.echo_text);
+    finish();
+}
+
+/* init_register_iface and init_connect_iface send an interface name at its length limit
+ * whole: the server registers, the client connects through it. */
+static void test_register_and_connect_a_name_at_its_limit(void **state)
+{
+    boot("program longsrv\nprogram longcli reach=" LONG_IFACE_NAME "\n");
+    sim_run(10000);
+    assert_true(G.connected);
+    assert_int_equal(1, G.reply_status);
+    assert_int_equal(1, G.lazy_clients);
     finish();
 }
 
@@ -507,6 +557,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_register_and_connect, setup),
+        cmocka_unit_test_setup(test_register_and_connect_a_name_at_its_limit, setup),
         cmocka_unit_test_setup(test_connect_before_register_waits, setup),
         cmocka_unit_test_setup(test_version_mismatch, setup),
         cmocka_unit_test_setup(test_version_mismatch_of_a_waiting_connect, setup),

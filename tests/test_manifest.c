@@ -157,6 +157,9 @@ static const struct bad {
     {"program echo reach=fs,fs:ro\n", 1, "reach lists both 'fs' and 'fs:ro'"},
     {"program echo reach=fs:ro,fs:ro\n", 1, "listed twice"},
     {"program echo\nprogram tcpip arg=a arg= x\n", 2, "expected key=value, got 'x'"},
+    /* 17 words: one past what a line may hold (the directive, a name, 8 reach and 6 more) */
+    {"program echo a=1 b=1 c=1 d=1 e=1 f=1 g=1 h=1 i=1 j=1 k=1 l=1 m=1 n=1 o=1\n", 1,
+     "too many words on one line"},
 };
 
 static void test_each_error_names_its_line(void **state)

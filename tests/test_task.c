@@ -9,6 +9,10 @@
 
 #include "kt.h"
 
+#include <k/replay.h>
+
+#include "../core/kpriv.h" /* a task handle's object id, which k_replay_task_exit takes */
+
 static void spawn_unknown_is_enoent(void **state)
 {
     os_ctx_t *ctx = kt_boot_test();
@@ -290,9 +294,67 @@ static void os_log_formats_a_line(void **state)
     assert_int_equal(0, kt_teardown());
 }
 
+/* ---- replay: a replayed task's spawns start nothing ----------------------------------------- */
+
+enum { RECORDED_CHILD = 77 };
+static int replay_spawns;
+static bool replay_spawn(void *self, const char *program, uint32_t *task_id)
+{
+    replay_spawns++;
+    *task_id = RECORDED_CHILD;
+    return strcmp(program, "child") == 0;
+}
+static const k_replay_ops_t replay_ops = {.spawn = replay_spawn};
+
+/* Under a replayer, the replayed task's spawn checks its handles as os_spawn does (a handle
+ * given twice is EINVAL, nothing moved), hands them to the harness and returns a task handle
+ * on which the replayer injects the recorded exit. */
+static void replayed_spawn_moves_handles_to_the_harness(void **state)
+{
+    os_ctx_t *ctx = kt_boot_test();
+    os_handle_t harness, a, b, c, d, e, f, child;
+    os_spawn_args_t hs = {.program = "peer"};
+    assert_int_equal(0, os_spawn(ctx, &hs, &harness));
+    kt_run_all();
+    uint32_t harness_id = os_task_id(kt_ctx_of("peer")), self = os_task_id(ctx);
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    assert_int_equal(0, os_channel_create(ctx, &c, &d));
+    assert_int_equal(0, os_channel_create(ctx, &e, &f));
+    replay_spawns = 0;
+    k_replay_set(&replay_ops, self, self, harness_id);
+
+    os_handle_t twice[2] = {b, b};
+    os_spawn_args_t dup = {.program = "child", .handles = twice, .nhandles = 2};
+    assert_int_equal(OS_EINVAL, os_spawn(ctx, &dup, &child));
+    os_handle_t three[3] = {b, d, f};
+    os_spawn_args_t ok = {.program = "child", .handles = three, .nhandles = 3};
+    assert_int_equal(0, os_spawn(ctx, &ok, &child));
+    assert_int_equal(2, replay_spawns);
+    assert_int_equal(OS_EBADH, os_handle_close(ctx, b)); /* moved to the harness */
+    assert_int_equal(0, os_send(ctx, a, 1, NULL, 0, NULL, 0));
+    assert_int_equal(0, os_send(ctx, c, 2, NULL, 0, NULL, 0));
+    assert_int_equal(0, os_send(ctx, e, 3, NULL, 0, NULL, 0));
+    kt_run_all();
+    assert_int_equal(3, kt_count("peer", OS_EV_MESSAGE));
+    assert_int_equal(0, kt_count("child", OS_EV_MESSAGE)); /* no child ever started */
+
+    k_slot_t *slot;
+    assert_int_equal(0, k_handle_get(ctx->task, child, &slot));
+    assert_int_equal(OS_ENOENT, k_replay_task_exit(slot->obj->id + 1000, 3));
+    assert_int_equal(0, k_replay_task_exit(slot->obj->id, 3));
+    kt_run_all();
+    const kt_event_t *ev = kt_find("test", OS_EV_TASK_EXIT, 0);
+    assert_non_null(ev);
+    assert_int_equal(child, ev->ev.handle);
+    assert_int_equal(3, ev->ev.status);
+    k_replay_set(NULL, 0, 0, 0);
+    assert_int_equal(0, kt_teardown());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(replayed_spawn_moves_handles_to_the_harness, kt_cleanup),
         cmocka_unit_test_teardown(spawn_unknown_is_enoent, kt_cleanup),
         cmocka_unit_test_teardown(panic_kills_only_that_task, kt_cleanup),
         cmocka_unit_test_teardown(assert_panics, kt_cleanup),

@@ -8,6 +8,8 @@
 
 #include "kt.h"
 
+#include <k/audit.h>
+
 static void fire_in_deadline_order(void **state)
 {
     os_ctx_t *ctx = kt_boot_test();
@@ -149,6 +151,77 @@ static void many_timers_keep_heap_order(void **state)
     assert_int_equal(0, kt_teardown());
 }
 
+/* Re-arming drops a fire not yet delivered for good: holding and releasing the timer does
+ * not bring it back, nor does moving the timer to another table; only the new deadline
+ * fires. */
+static void rearm_drops_an_undelivered_fire_for_good(void **state)
+{
+    os_ctx_t *ctx = kt_boot_test();
+    os_handle_t a, b, c, d;
+    assert_int_equal(0, os_timer_create(ctx, &a));
+    assert_int_equal(0, os_timer_create(ctx, &b));
+    assert_int_equal(0, os_channel_create(ctx, &c, &d));
+    assert_int_equal(0, os_timer_set(ctx, a, 100));
+    assert_int_equal(0, os_timer_set(ctx, b, 100));
+    kt_advance(100); /* both fire; neither is delivered yet */
+    assert_int_equal(0, os_timer_set(ctx, a, 500));
+    assert_int_equal(0, os_timer_set(ctx, b, 500));
+    assert_int_equal(0, os_handle_hold(ctx, a, true));
+    assert_int_equal(0, os_handle_hold(ctx, a, false));
+    assert_int_equal(0, os_send(ctx, c, 1, NULL, 0, &b, 1)); /* b travels to d's side */
+    kt_run_all();
+    assert_int_equal(0, kt_count("test", OS_EV_TIMER));
+    assert_int_equal(1, kt_count("test", OS_EV_MESSAGE));
+    os_handle_t moved = kt_find("test", OS_EV_MESSAGE, 0)->ev.handles[0];
+    kt_advance(400);
+    kt_run_all();
+    assert_int_equal(2, kt_count("test", OS_EV_TIMER));
+    assert_int_equal(a, kt_find("test", OS_EV_TIMER, 0)->ev.handle);
+    assert_int_equal(moved, kt_find("test", OS_EV_TIMER, 1)->ev.handle);
+    assert_int_equal(0, kt_teardown());
+}
+
+/* Creating a timer allocates it, and room for it in the kernel's heap: the first create
+ * makes the heap with room for 64, which doubles when full, so only the 1st, 65th and 129th
+ * creates grow it (and only they fail when that growth finds no memory). A failed create leaves nothing behind, and
+ * os_timer_set never needs memory. */
+enum { HEAP_FIRST = 64 };
+static void create_grows_the_heap_only_when_full(void **state)
+{
+    os_ctx_t *ctx = kt_boot_test();
+    os_handle_t t[2 * HEAP_FIRST + 2];
+    char err[256];
+    int failed = 0;
+    for (int i = 0; i < 2 * HEAP_FIRST + 2; i++) {
+        k_stats_t before, after;
+        k_get_stats(&before);
+        k_fail_alloc_after(2); /* the timer's own allocation passes, a heap's fails */
+        int rc = os_timer_create(ctx, &t[i]);
+        k_fail_alloc_after(0);
+        if (i == 0 || i == HEAP_FIRST || i == 2 * HEAP_FIRST) {
+            assert_int_equal(OS_ENOMEM, rc);
+            k_get_stats(&after);
+            assert_int_equal(before.allocations, after.allocations);
+            if (k_audit(NULL, 0, NULL, err, sizeof err) != 0)
+                fail_msg("after a failed create: %s", err);
+            failed++;
+            rc = os_timer_create(ctx, &t[i]);
+        }
+        if (rc != 0)
+            fail_msg("create %d: %s", i, os_strerror(rc));
+    }
+    assert_int_equal(3, failed);
+    k_fail_alloc_after(1); /* setting needs no memory */
+    for (int i = 0; i < 2 * HEAP_FIRST + 2; i++)
+        assert_int_equal(0, os_timer_set(ctx, t[i], (uint64_t)(2 * HEAP_FIRST + 2 - i)));
+    k_fail_alloc_after(0);
+    kt_advance(2 * HEAP_FIRST + 2);
+    kt_run_all();
+    assert_int_equal(2 * HEAP_FIRST + 2, kt_count("test", OS_EV_TIMER));
+    assert_int_equal(t[2 * HEAP_FIRST + 1], kt_find("test", OS_EV_TIMER, 0)->ev.handle);
+    assert_int_equal(0, kt_teardown());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -159,6 +232,8 @@ int main(void)
         cmocka_unit_test_teardown(past_deadline_fires_at_once, kt_cleanup),
         cmocka_unit_test_teardown(wrong_handle_kinds_and_closed_timers, kt_cleanup),
         cmocka_unit_test_teardown(many_timers_keep_heap_order, kt_cleanup),
+        cmocka_unit_test_teardown(rearm_drops_an_undelivered_fire_for_good, kt_cleanup),
+        cmocka_unit_test_teardown(create_grows_the_heap_only_when_full, kt_cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,7 +20,7 @@ typedef struct k_audit_task {
  * handle slot points at an object held by that task, free-slot counts match,
  * every channel endpoint's peer points back, the live channel count matches
  * the object list, queued message counts match the queues, ready tasks are
- * counted. Fills up to max tasks into out (may be NULL) and *ntasks. Returns
+ * counted, the spare message buffers match their count and bound. Fills up to max tasks into out (may be NULL) and *ntasks. Returns
  * 0, or -1 with the first inconsistency described in err.
  */
 int k_audit(k_audit_task_t *out, size_t max, size_t *ntasks, char *err, size_t errlen);

@@ -1,6 +1,8 @@
 /* test_fs_server_sim.c — the fs server in the simulator, where device latency is virtual time:
  * a burst that fills the request queue (every channel held), and a device that fails every
- * write (the volume turns read-only and fsync says OS_EIO). */
+ * write (the volume turns read-only and fsync says OS_EIO), the write-back timer, readdir over
+ * a directory of many pages with a name removed, and an unlinked open file freed at its last
+ * close. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>

@@ -233,7 +233,8 @@ static int step_count(void)
 
 /* Each of d/'s names once, in pages (the cookie of each page's end starts the next); a name
  * removed is gone from the next listing and the others stay; a cookie never handed out is
- * OS_EINVAL, a block's start is a good one; a file is not a directory. */
+ * OS_EINVAL, a block's start is a good one; a file is not a directory; a symlink's text
+ * reads at an offset, a read past its end gives what is left. */
 static void test_readdir_pages_and_remove(void **state)
 {
     (void)state;
@@ -245,6 +246,11 @@ static void test_readdir_pages_and_remove(void **state)
     S(.op = OP_READDIR, .slot = 0, .off = 2048);
     S(.op = OP_OPEN, .slot = 1, .path = "hello.txt", .flags = FS_O_READ);
     S(.op = OP_READDIR, .slot = 1, .expect = OS_ENOTDIR);
+    /* a symlink opened FS_O_NOFOLLOW reads as its target's text, from any offset */
+    S(.op = OP_SYMLINK, .path = "ln", .path2 = "hello.txt");
+    S(.op = OP_OPEN, .slot = 2, .path = "ln", .flags = FS_O_READ | FS_O_NOFOLLOW);
+    S(.op = OP_READ, .slot = 2, .off = 3, .len = 8, .data = "lo.txt", .data_len = 6);
+    S(.op = OP_READ, .slot = 2, .off = 0, .len = 4, .data = "hell", .data_len = 4);
     S(.op = OP_RMDIR, .path = "d", .expect = OS_ENOTEMPTY);
     S(.op = OP_UNLINK, .path = "d/" DIRNAME "007");
     S(.op = OP_UNLINK, .path = "d/" DIRNAME "007", .expect = OS_ENOENT);

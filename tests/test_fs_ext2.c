@@ -399,6 +399,8 @@ static void test_corrupt_super(void **state)
                 {SB + 96, r ? 0x40 | 0x80 | 0x2 : 0, 4, r ? OS_ENOTSUP : 0, "extents, 64bit"},
                 {SB + 96, r ? 0x4 | 0x2 : 0, 4, r ? OS_ENOTSUP : 0, "needs_recovery"},
                 {SB + 96, r ? 0x80000002u : 0, 4, r ? OS_ENOTSUP : 0, "0x80000000"},
+                {SB + 96, r ? 0x40 | 0x80000002u : 0, 4, r ? OS_ENOTSUP : 0,
+                 "extents, 0x80000000"},
             };
             for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
                 memcpy(im.data, g_img[b][r].data, 8192);

@@ -210,3 +210,4 @@ def test_a_run_kills_keeps_and_skips(tiny):
     rerun = _mutate(tiny, "--resume", "--rerun-survivors", *picks)
     assert rerun.returncode == 0, rerun.stderr
     assert 1 == rerun.stdout.count("] lib.c:")
+    assert "1 killed, 1 survived, 1 not compiled" in rerun.stdout

@@ -104,7 +104,7 @@ static void spawn_kv(void)
     os_task_handle_id(P.ctx, P.task, &P.kv_id);
     P.boot = near;
     for (int f = 0; f < FOLLOWERS; f++)
-        M[f].claimed = 0; /* a new life: its followers' old ACKs are not its */
+        M[f].claimed = 0, M[f].lied = false; /* a new life: its followers' old ACKs are not its */
     memset(sent, 0, (sent_hi + 1) * sizeof sent[0]);
     sent_hi = 0;
 }
@@ -253,6 +253,7 @@ static void prelude(void)
         m->auto_answer = true;
         m->bad = false;
         m->matched = m->claimed = 0;
+        m->lied = false;
         m->len = 0;
     }
     if (R.leader) {
@@ -396,7 +397,7 @@ static void lie(conn_t *c)
 {
     P.honest = false;
     if (c->kind == C_FOLLOWER)
-        M[c->f].claimed = KV_LOG_MAX;
+        M[c->f].lied = true;
 }
 
 /* A replication line from the input on connection c (a follower's or the leader's words). */

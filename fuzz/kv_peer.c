@@ -113,12 +113,16 @@ static void model_entry(model_t *m, const kv_entry_t *e, uint32_t prev_epoch)
             m->len = i - 2;
         if (m->matched > m->len)
             m->matched = m->len;
+        if (m->claimed > m->len)
+            m->claimed = m->len; /* it no longer holds what it acknowledged past here */
         m->bad = true;
         m->nack = i - 1;
         return;
     }
     if (i > m->len || m->log[i].epoch != e->epoch) {
         m->len = i - 1;
+        if (m->claimed > m->len)
+            m->claimed = m->len;
         m->log[i] = *e;
         m->len = i;
     }
@@ -161,7 +165,7 @@ static void check_ok(uint8_t key, uint32_t seq)
             continue;
         uint32_t count = mine;
         for (int f = 0; f < R.npeers; f++)
-            count += M[f].claimed >= i;
+            count += M[f].lied || M[f].claimed >= i;
         if (count >= maj)
             return;
     }
@@ -278,9 +282,11 @@ static void kv_line(int ci, const char *s, size_t n)
             return;
         switch (l.verb) {
         case KV_V_HELLO:
+            /* kv's follower starts matching afresh (repl.c follower_line), but what it
+             * acknowledged stays in its log, and kv may count an ACK sent before this HELLO
+             * (read before the LOG answer) for an OK the peer reads after it: claimed stays */
             m->bad = false;
             m->matched = 0;
-            m->claimed = 0;
             sayf(c, "LOG %u %u\n", (unsigned)m->len, (unsigned)last_epoch(m));
             break;
         case KV_V_FETCH:

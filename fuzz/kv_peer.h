@@ -54,7 +54,10 @@ typedef struct model {
     uint32_t len;
     bool bad; /* a batch did not fit: NACK at its SYNC */
     uint32_t nack, matched;
-    uint32_t claimed; /* the highest ACK it sent to this life of kv (anything: KV_LOG_MAX) */
+    /* the highest ACK it sent to this life of kv, on any of its connections (a HELLO does not
+     * take it back: those entries stay in its log), lowered when kv's lines replace them */
+    uint32_t claimed;
+    bool lied; /* it said words of the input's to this life of kv: it may have acked anything */
     kv_entry_t log[KV_LOG_MAX + 1];
 } model_t;
 

@@ -24,8 +24,9 @@ add_test(NAME fuzz_kv_seeds COMMAND sh -c "set -e; d=$(mktemp -d); trap 'rm -rf 
 ${CMAKE_SOURCE_DIR}/fuzz/make-kv-seeds.sh $d; diff -r $d ${CMAKE_SOURCE_DIR}/fuzz/corpus/kv")
 set_tests_properties(fuzz_kv_seeds PROPERTIES LABELS "fuzz")
 
-# fuzz_kv's harness without libFuzzer (fuzz/fz_main.c): its seeds, each from a fresh boot, with
-# every invariant of docs/fuzzing.md "kv" (kv's answers, durability, no lost write) on kv as built.
+# fuzz_kv's harness without libFuzzer (fuzz/fz_main.c): its seeds and its fixed findings
+# (tests/regress/fuzz/kv), each from a fresh boot, with every invariant of docs/fuzzing.md "kv"
+# (kv's answers, durability, no lost write) on kv as built.
 add_executable(fuzz_kv_replay ${CMAKE_SOURCE_DIR}/fuzz/fz_main.c ${CMAKE_SOURCE_DIR}/fuzz/fuzz_kv.c
     ${CMAKE_SOURCE_DIR}/fuzz/kv_peer.c ${CMAKE_SOURCE_DIR}/fuzz/fz_input.c)
 target_include_directories(fuzz_kv_replay PRIVATE ${CMAKE_SOURCE_DIR}/servers/kv)
@@ -33,7 +34,7 @@ target_link_libraries(fuzz_kv_replay PRIVATE orrery_sim_runner orrery_sim orrery
     orrery_hal_host)
 target_compile_options(fuzz_kv_replay PRIVATE ${ORRERY_HOST_FLAGS})
 target_link_options(fuzz_kv_replay PRIVATE ${ORRERY_HOST_FLAGS})
-file(GLOB _kv_seeds ${CMAKE_SOURCE_DIR}/fuzz/corpus/kv/*)
+file(GLOB _kv_seeds ${CMAKE_SOURCE_DIR}/fuzz/corpus/kv/* ${CMAKE_SOURCE_DIR}/tests/regress/fuzz/kv/*)
 add_test(NAME fuzz_kv_seeds_replay COMMAND fuzz_kv_replay ${_kv_seeds})
 set_tests_properties(fuzz_kv_seeds_replay PROPERTIES LABELS "fuzz" PASS_REGULAR_EXPRESSION
     "inputs ran")

@@ -110,7 +110,8 @@ set_target_properties(record_cluster PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE
 # The golden kv trace: three simulated nodes, two recorded: the kv leader and its follower (f1,
 # which also runs tcpecho) on ext2 images of make-kv-image.sh, serving kvclient and tcpstream from
 # the third (tests/traces/record_kv.c, record.sh; docs/kv.md).
-add_executable(record_kv ${CMAKE_CURRENT_SOURCE_DIR}/traces/record_kv.c)
+add_executable(record_kv ${CMAKE_CURRENT_SOURCE_DIR}/traces/record_kv.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/traces/cluster_trace.c)
 target_link_libraries(record_kv PRIVATE orrery_sim orrery_servers orrery_lwip orrery_core
     orrery_hal_host orrery_trace)
 target_compile_options(record_kv PRIVATE ${ORRERY_HOST_FLAGS})

@@ -18,22 +18,20 @@ static const char client_manifest[] =
 static const char server_manifest[] = "program tcpip restart=on-failure arg=addr=10.0.0.2/24\n"
                                       "program tcpecho restart=on-failure reach=tcp,udp\n";
 
-/* One node's sink: its kernel's records, with the node's index, into the shared recorder. */
-typedef struct node_sink {
-    hal_trace_sink_t sink;
-    trace_recorder *rec;
-    uint32_t node;
-} node_sink;
-
 static void node_record(void *self, const hal_trace_rec_t *r)
 {
-    node_sink *s = self;
+    cluster_node_sink *s = self;
     trace_recorder_record_node(s->rec, s->node, r);
 }
 
 static void node_flush(void *self)
 {
-    trace_recorder_flush(((node_sink *)self)->rec);
+    trace_recorder_flush(((cluster_node_sink *)self)->rec);
+}
+
+void cluster_node_sink_init(cluster_node_sink *s, trace_recorder *rec, uint32_t node)
+{
+    *s = (cluster_node_sink){{s, node_record, node_flush}, rec, node};
 }
 
 int cluster_trace_record(const char *path, char *console, size_t console_len, char *err,
@@ -45,7 +43,7 @@ int cluster_trace_record(const char *path, char *console, size_t console_len, ch
                            .manifest = client_manifest,
                            .workers = 1,
                            .command = "tests/traces/cluster_trace (two nodes)"};
-    node_sink sinks[2];
+    cluster_node_sink sinks[2];
     sim_config_t cfg[2];
     trace_recorder *rec;
     int status = -1;
@@ -61,7 +59,7 @@ int cluster_trace_record(const char *path, char *console, size_t console_len, ch
     }
     memset(cfg, 0, sizeof(cfg));
     for (uint32_t i = 0; i < 2; i++) {
-        sinks[i] = (node_sink){{&sinks[i], node_record, node_flush}, rec, i};
+        cluster_node_sink_init(&sinks[i], rec, i);
         cfg[i].programs = orrery_programs;
         cfg[i].init_program = "init";
         cfg[i].init_arg = manifests[i];

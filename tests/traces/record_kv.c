@@ -10,6 +10,8 @@
 #include <sim/sim.h>
 #include <trace/recorder.h>
 
+#include "cluster_trace.h"
+
 /*
  * usage: record_kv IMAGE OUT.db   (tests/traces/record.sh makes IMAGE with make-kv-image.sh and
  * runs it; docs/replay.md)
@@ -41,24 +43,6 @@ static const char client_manifest[] =
     "program kvclient  restart=never reach=tcp "
     "arg=leader=10.0.0.10,port=7000,keys=4,every=50ms,check=400ms\n"
     "program tcpstream restart=never reach=tcp arg=addr=10.0.0.11,bytes=4000\n";
-
-/* One node's sink: its kernel's records, with the node's index, into the shared recorder. */
-typedef struct node_sink {
-    hal_trace_sink_t sink;
-    trace_recorder *rec;
-    uint32_t node;
-} node_sink;
-
-static void node_record(void *self, const hal_trace_rec_t *r)
-{
-    node_sink *s = self;
-    trace_recorder_record_node(s->rec, s->node, r);
-}
-
-static void node_flush(void *self)
-{
-    trace_recorder_flush(((node_sink *)self)->rec);
-}
 
 /* The client node said both verdicts (kvclient's and tcpstream's). */
 static bool client_done(bool *ok)
@@ -102,7 +86,7 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *manifests[NODES] = {leader_manifest, f1_manifest, client_manifest};
-    node_sink sinks[RECORDED];
+    cluster_node_sink sinks[RECORDED]; /* cluster_trace.c's per-node sink */
     sim_config_t cfg[NODES];
     memset(cfg, 0, sizeof cfg);
     for (uint32_t i = 0; i < NODES; i++) {
@@ -112,7 +96,7 @@ int main(int argc, char **argv)
         cfg[i].seed = 1 + i;
         cfg[i].net = true;
         if (i < RECORDED) {
-            sinks[i] = (node_sink){{&sinks[i], node_record, node_flush}, rec, i};
+            cluster_node_sink_init(&sinks[i], rec, i);
             cfg[i].trace = &sinks[i].sink;
             cfg[i].disk = disks[i];
         }

@@ -558,6 +558,8 @@ static void op(void)
     case 10: /* hold or release: backpressure on kv's sends */
         if ((i = pick_conn(C_CLIENT, true)) >= 0) {
             P.c[i].held = !P.c[i].held;
+            if (P.c[i].held)
+                hold_window(&P.c[i]);
             os_handle_hold(P.ctx, P.c[i].h, P.c[i].held);
         }
         break;

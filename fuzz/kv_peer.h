@@ -41,6 +41,11 @@ typedef struct conn {
     int f; /* C_FOLLOWER: which fake follower */
     os_handle_t h;
     bool blocked; /* our send got OS_EFULL: wait for WRITABLE */
+    /* follower role, once the input held c: kv's lines on it may be read long after kv wrote
+     * them, so an ACK read there is checked against the most of its log that was durable (and
+     * the fake leader's) at any moment since the hold began (kv_peer.c, durable_changed) */
+    bool windowed;
+    uint32_t win_len, win_leaders;
     size_t out_len, in_len;
     char out[OUT_MAX];
     char in[IN_MAX];
@@ -140,5 +145,8 @@ bool tagged_pair(const iface_t *ifc, os_handle_t *near, os_handle_t *far);
 void fs_release(void);
 /* Answer kv's connect: how 0 established, 1 refused, 2 opened then failed. */
 void answer_connect(const pending_connect_t *pc, int how);
+/* The input holds c: from now on its ACKs are checked against what was durable since (follower
+ * role; windowed in conn_t). */
+void hold_window(conn_t *c);
 
 #endif

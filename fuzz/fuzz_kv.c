@@ -46,10 +46,12 @@
  * protocol allows on that connection (OK, VALUE, NOTFOUND, ERR to a client; HELLO, FETCH, E,
  * SYNC to a follower; LOG, E, END, ACK, NACK, ERR to a leader); each client request gets the kind
  * of answer it may get, in order; a follower's `ACK n` comes only once entries 1..n read back
- * whole from the fsync'ed file (from the written one with the bug) and are its leader's; a
- * leader's `OK` only once a majority holds the entry: its own fsync'ed file plus the followers
- * that acknowledged it; and while every follower line was kv's own protocol, no acknowledged write
- * is lost across restarts and power losses (kv_peer.c, client_answer: the read rule).
+ * whole from the fsync'ed file (from the written one with the bug) and are its leader's (on a
+ * connection the input held: at some fsync since the hold began); a leader's `OK` only once a
+ * majority holds the entry: its own fsync'ed file plus the followers that acknowledged it (to
+ * this life of kv, on any connection); and while every follower line was kv's own protocol, no
+ * acknowledged write is lost across restarts and power losses (kv_peer.c, client_answer: the
+ * read rule).
  * Persistent: the image boots once (seed 1) and reboots every REBOOT_EVERY inputs, after an
  * input that left it off its booted counts, and for every input of a reproducer run (files on
  * the command line, or FUZZ_FRESH=1).

@@ -80,9 +80,11 @@ static const fuzz_server_t *srv;
 static struct {
     os_ctx_t *ctx;
     uint32_t id;
+    bool exited;      /* the task P.id ended (the trace sink saw its exit) */
     os_handle_t chan; /* to the server (or init) */
     uint64_t sent, answers;
     uint32_t req;
+    bool touched; /* this input sent on chan, got something on it, or reconnected */
 } P;
 
 static void peer_start(os_ctx_t *ctx)
@@ -108,8 +110,10 @@ static void peer_event(os_ctx_t *ctx, const os_event_t *ev)
         P.chan = c.chan;
         return;
     }
-    if (ev->handle == P.chan)
+    if (ev->handle == P.chan) {
         P.answers++;
+        P.touched = true;
+    }
     for (size_t i = 0; i < ev->nhandles; i++)
         os_handle_close(ctx, ev->handles[i]); /* whatever it sends us, we do not keep */
 }
@@ -129,14 +133,18 @@ static void watch(void *self, const hal_trace_rec_t *r)
         panics++;
     if ((r->kind == HAL_TR_EXIT || r->kind == HAL_TR_SPAWN) && !ending)
         disturbed++;
+    if (r->kind == HAL_TR_EXIT && r->task == P.id)
+        P.exited = true;
 }
 static const hal_trace_sink_t sink = {.record = watch};
 
 /* ---- feeding ------------------------------------------------------------------------------- */
 
+/* The peer's exit is seen by the trace sink (watch), so this is not a walk of the task list
+ * (k_task_find) on every operation. A restarted peer sets P afresh (peer_start). */
 static bool peer_alive(void)
 {
-    return P.ctx && k_task_find("fuzz_peer") == P.id;
+    return P.ctx && !P.exited;
 }
 
 static void idle(void)
@@ -157,6 +165,7 @@ static void send_structured(fz_in_t *in)
     if (iface_encode(m, msg, wire, sizeof wire, &len, hs, &nh) == 0 &&
         os_send(P.ctx, P.chan, m->number, wire, len, hs, nh) == 0) {
         P.sent++;
+        P.touched = true;
         if (srv->answers_all)
             idle(); /* one request at a time: no answer is lost to a full queue */
     } else
@@ -181,6 +190,7 @@ static void send_raw(fz_in_t *in)
     }
     if (os_send(P.ctx, P.chan, type, data, len, h, nh) == 0) {
         P.sent++;
+        P.touched = true;
         if (srv->answers_all)
             idle();
     } else if (nh)
@@ -284,21 +294,42 @@ static void reboot_clean(void)
     H.booted = false;
 }
 
+static bool at_base(void)
+{
+    k_stats_t st;
+    k_get_stats(&st);
+    return peer_alive() && P.chan != OS_HANDLE_NONE && st.tasks == H.base.tasks &&
+           st.channels == H.base.channels;
+}
+
 /*
- * End the client: kill the peer (its channels close, so the server drops what it kept for
- * it) and let init restart it; the new peer connects afresh. False if the image is not
+ * End the client, so the next input starts with a fresh one. A client of a server's interface
+ * (echo, console) is its channel: the peer closes it (the server drops what it kept for it, as
+ * when a client dies) and asks init for a new one. A client of init (init, shell: the peer's
+ * bootstrap channel) is the peer itself: it is killed (its channels close) and init restarts
+ * it; the new peer connects afresh. A client the input never used (nothing sent or received on
+ * its channel, no reconnect) is as fresh as a new one and is kept. False if the image is not
  * back where it was after boot (then the harness reboots).
  */
 static bool end_client(void)
 {
+    if (!P.ctx || P.exited)
+        return false;
+    if (!P.touched)
+        return at_base();
+    if (srv->iface) {
+        if (P.chan != OS_HANDLE_NONE)
+            os_handle_close(P.ctx, P.chan);
+        P.chan = OS_HANDLE_NONE;
+        init_connect_iface(P.ctx, ++P.req, srv->iface);
+        idle();
+        return at_base();
+    }
     ending = true;
-    bool ok = P.ctx && k_fault_kill(P.id, -129) == 0;
+    bool ok = k_fault_kill(P.id, -129) == 0;
     idle();
     ending = false;
-    k_stats_t st;
-    k_get_stats(&st);
-    return ok && peer_alive() && P.chan != OS_HANDLE_NONE && st.tasks == H.base.tasks &&
-           st.channels == H.base.channels;
+    return ok && at_base();
 }
 
 /* A reproducer run (a file given on the command line) boots afresh for every input. */
@@ -327,6 +358,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     panics = disturbed = 0;
     full_audit = H.fresh_each || H.inputs % FULL_EVERY == FULL_EVERY - 1;
     P.sent = P.answers = 0;
+    P.touched = false;
     fz_in_t in = {data, size};
     int shut = 0;
     while (in.n && !sim_shutdown_status(&shut) && peer_alive() && P.chan != OS_HANDLE_NONE) {
@@ -355,6 +387,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 P.chan = OS_HANDLE_NONE;
                 init_connect_iface(P.ctx, ++P.req, srv->iface);
                 P.sent = P.answers = 0;
+                P.touched = true;
                 idle();
             }
             break;

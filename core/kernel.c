@@ -200,6 +200,7 @@ void k_get_stats(k_stats_t *out)
     out->tasks = K.ntasks;
     out->channels = K.nchans;
     out->allocations = k_live_allocs();
+    out->spare_messages = K.nmsg_free;
     k_unlock();
 }
 

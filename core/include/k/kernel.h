@@ -119,6 +119,7 @@ typedef struct k_stats {
     uint32_t tasks;         /* live tasks */
     uint32_t channels;      /* live endpoints */
     long allocations;       /* live kernel allocations */
+    uint32_t spare_messages; /* of those, message buffers kept for reuse (at most 256) */
 } k_stats_t;
 void k_get_stats(k_stats_t *out);
 

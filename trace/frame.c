@@ -2,6 +2,7 @@
 #include <trace/frame.h>
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 
 /*
@@ -196,6 +197,11 @@ static inline void st64(uint8_t *p, uint64_t v)
 
 #define ROUND8(x) (((x) + 7u) & ~(size_t)7u)
 
+_Static_assert(offsetof(hal_trace_rec_t, task) == offsetof(hal_trace_rec_t, kind) + 4 &&
+                   offsetof(hal_trace_rec_t, peer) == offsetof(hal_trace_rec_t, chan) + 4 &&
+                   offsetof(hal_trace_rec_t, result) == offsetof(hal_trace_rec_t, type) + 4,
+               "trace_frame2_encode loads these pairs as one word");
+
 size_t trace_frame2_size(const hal_trace_rec_t *rec)
 {
     return TRACE_FRAME2_HEAD + TRACE_FRAME_FIXED + ROUND8(payload_len(rec));
@@ -212,46 +218,50 @@ size_t trace_frame2_encode(const hal_trace_rec_t *rec, void *buf, size_t cap)
     uint32_t plen = payload_len(rec);
     uint32_t n = TRACE_FRAME_FIXED + plen;
     size_t size = TRACE_FRAME2_HEAD + TRACE_FRAME_FIXED + ROUND8(plen);
-    uint64_t w0 = (uint64_t)n | (uint64_t)(uint32_t)~n << 32;
-    uint64_t w1 = rec->seq, w2 = rec->time_ns, w3 = rec->arg;
-    uint64_t w4 = (uint64_t)rec->kind | (uint64_t)rec->task << 32;
-    uint64_t w5 = (uint64_t)rec->chan | (uint64_t)rec->peer << 32;
-    uint64_t w6 = (uint64_t)rec->type | (uint64_t)(uint32_t)rec->result << 32;
-    uint64_t w7 = (uint64_t)plen | (uint64_t)rec->nhandles << 32;
-    uint64_t w8 = (uint64_t)rec->iface; /* and the reserved 0 */
-    uint64_t h = TRACE_FRAME2_SEED;
+    uint64_t h = TRACE_FRAME2_SEED, w;
 
     if (cap < size)
         return 0;
-    h = trace_frame2_step(h, w0);
-    h = trace_frame2_step(h, w1);
-    h = trace_frame2_step(h, w2);
-    h = trace_frame2_step(h, w3);
-    h = trace_frame2_step(h, w4);
-    h = trace_frame2_step(h, w5);
-    h = trace_frame2_step(h, w6);
-    h = trace_frame2_step(h, w7);
-    h = trace_frame2_step(h, w8);
-    st64(p + 16, w1);
-    st64(p + 24, w2);
-    st64(p + 32, w3);
-    st64(p + 40, w4);
-    st64(p + 48, w5);
-    st64(p + 56, w6);
-    st64(p + 64, w7);
-    st64(p + 72, w8);
+    /* Each word is fed to the check and stored as soon as it is made: few registers live, so
+       no spills (each memory access is a TLB look-up under TCG). */
+    h = trace_frame2_step(h, (uint64_t)n | (uint64_t)(uint32_t)~n << 32);
+#define WORD(off, expr)                                                                            \
+    do {                                                                                           \
+        w = (expr);                                                                                \
+        h = trace_frame2_step(h, w);                                                               \
+        st64(p + (off), w);                                                                        \
+    } while (0)
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* hal_trace_rec_t's fields up to len are the frame's, in its order: a word a load */
+    WORD(16, rec->seq);
+    WORD(24, rec->time_ns);
+    WORD(32, rec->arg);
+    WORD(40, ld64((const uint8_t *)&rec->kind)); /* kind, task */
+    WORD(48, ld64((const uint8_t *)&rec->chan)); /* chan, peer */
+    WORD(56, ld64((const uint8_t *)&rec->type)); /* type, result */
+#else
+    WORD(16, rec->seq);
+    WORD(24, rec->time_ns);
+    WORD(32, rec->arg);
+    WORD(40, (uint64_t)rec->kind | (uint64_t)rec->task << 32);
+    WORD(48, (uint64_t)rec->chan | (uint64_t)rec->peer << 32);
+    WORD(56, (uint64_t)rec->type | (uint64_t)(uint32_t)rec->result << 32);
+#endif
+    WORD(64, (uint64_t)plen | (uint64_t)rec->nhandles << 32);
+    WORD(72, (uint64_t)rec->iface); /* and the reserved 0 */
+#undef WORD
     if (plen) {
         const uint8_t *s = rec->data;
         uint8_t *d = p + TRACE_FRAME2_HEAD + TRACE_FRAME_FIXED;
         uint32_t i = 0;
 
         for (; i + 8 <= plen; i += 8) {
-            uint64_t w = ld64(s + i);
+            w = ld64(s + i);
             h = trace_frame2_step(h, w);
             st64(d + i, w);
         }
         if (i < plen) {
-            uint64_t w = 0;
+            w = 0;
             for (uint32_t k = 0; i + k < plen; k++)
                 w |= (uint64_t)s[i + k] << (8 * k);
             h = trace_frame2_step(h, w);

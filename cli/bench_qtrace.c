@@ -46,7 +46,7 @@ typedef struct run_fig {
     double guest_ns;    /* traceload's kernel-clock time */
     bool have_waits;    /* the bulk channel's counters (`--append verbose`) were printed */
     uint64_t waits, wait_ms; /* times the image found every buffer with the host, and how long */
-    uint64_t notify_ms;      /* time in its notifications (QEMU may write to the pipe in them) */
+    uint64_t notify_ms;      /* time in its notifications (a system call in QEMU's vCPU thread) */
 } run_fig_t;
 
 typedef struct row {
@@ -180,7 +180,8 @@ static int one_run(const char *self, const char *dir, const char *machine, const
 }
 
 /* traceload's rate without the time the image spent waiting for the host: for a free buffer,
- * and in notifications (where QEMU writes to the pipe, blocking while it is full). */
+ * and in notifications (QEMU's vCPU thread writes an eventfd there, waking its main loop,
+ * which writes the buffer to the pipe: a loaded host may run other threads meanwhile). */
 static double excl_wait(const run_fig_t *f)
 {
     double ns = f->guest_ns - (double)(f->wait_ms + f->notify_ms) * 1e6;

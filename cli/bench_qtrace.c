@@ -375,7 +375,7 @@ int hl_cmd_bench_qtrace(int argc, char **argv)
         /* the same "baselines" object as every other bench's JSON */
         printf(" \"baselines\": {\"virtio_over_baseline\": {\"baseline\": \"serial\", "
                "\"ratio\": \"records_per_s(virtio) / records_per_s(serial)\", \"what\": "
-               "\"the same trace frames over COM2, the 16550 the image polls\"}}}\n");
+               "\"the same records over COM2 (version 1 frames), the 16550 the image polls\"}}}\n");
     } else {
         printf("trace records from the image to the SQLite file, %s under TCG\n\n", machine);
         printf("%-8s %12s %10s %8s %12s %14s\n", "channel", "round trips", "records", "run s",

@@ -4,7 +4,9 @@
 #include "commands.h"
 #include "opt.h"
 
+#include <trace/frame.h>
 #include <trace/reader.h>
+#include <trace/stream.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +43,10 @@ typedef struct run_fig {
     uint64_t records;   /* events in the trace */
     double seconds;     /* fork to exit of orrery qemu */
     double guest_rec_s; /* traceload's own figure: records / kernel-clock time */
+    double guest_ns;    /* traceload's kernel-clock time */
+    bool have_waits;    /* the bulk channel's counters (`--append verbose`) were printed */
+    uint64_t waits, wait_ms; /* times the image found every buffer with the host, and how long */
+    uint64_t notify_ms;      /* time in its notifications (a system call in QEMU's vCPU thread) */
 } run_fig_t;
 
 typedef struct row {
@@ -124,8 +130,9 @@ static int one_run(const char *self, const char *dir, const char *machine, const
     }
     close(fd);
     char *argv[] = {
-        (char *)self, "qemu", "--accel",         "tcg",           "--machine",  (char *)machine,
-        "--trace",    trace,  "--trace-channel", (char *)channel, "--manifest", manifest,
+        (char *)self, "qemu",     "--accel",         "tcg",           "--machine",  (char *)machine,
+        "--trace",    trace,      "--trace-channel", (char *)channel, "--manifest", manifest,
+        "--append",   "verbose", /* the image's trace counters at shutdown */
         NULL};
     uint64_t t0 = now_ns();
     status = run_capture(argv, out, sizeof(out));
@@ -143,6 +150,15 @@ static int one_run(const char *self, const char *dir, const char *machine, const
         return -1;
     }
     f->guest_rec_s = (double)rr / ((double)rns / 1e9);
+    f->guest_ns = (double)rns;
+    const char *w = strstr(out, "waited for a free buffer ");
+    unsigned long long wn = 0, wms = 0, nms = 0;
+    f->have_waits = w && sscanf(w, "waited for a free buffer %llu times (%llu ms), notifying took "
+                                   "%llu ms",
+                                &wn, &wms, &nms) == 3;
+    f->waits = wn;
+    f->wait_ms = wms;
+    f->notify_ms = nms;
     if (trace_db_open(trace, &db, why, REASON_MAX) != 0)
         return -1;
     if (trace_db_run(db, &run) != 0) {
@@ -161,6 +177,66 @@ static int one_run(const char *self, const char *dir, const char *machine, const
         return -1;
     }
     return 0;
+}
+
+/* traceload's rate without the time the image spent waiting for the host: for a free buffer,
+ * and in notifications (QEMU's vCPU thread writes an eventfd there, waking its main loop,
+ * which writes the buffer to the pipe: a loaded host may run other threads meanwhile). */
+static double excl_wait(const run_fig_t *f)
+{
+    double ns = f->guest_ns - (double)(f->wait_ms + f->notify_ms) * 1e6;
+    return ns > 0 ? f->guest_rec_s * f->guest_ns / ns : 0;
+}
+
+static void count_rec(void *self, const hal_trace_rec_t *rec)
+{
+    (void)rec;
+    (*(uint64_t *)self)++;
+}
+
+/*
+ * The host's decoding alone: traceload's records (SEND and DELIVER, 32-byte payloads) as the
+ * bulk channel's frames, fed to the stream decoder in 64 KiB pieces, as the import thread's
+ * reads hand them over, with a recorder that only counts. Records per CPU second of this
+ * thread; 0 if it cannot run.
+ */
+static double decode_rate(void)
+{
+    enum { PIECE = 65536, RECORDS = 2000000, BUF = 4 << 20 };
+    unsigned char *buf = malloc(BUF), payload[32];
+    size_t len = 0;
+    uint64_t n = 0, seq = 1;
+    struct timespec a, b;
+    trace_stream *s = trace_stream_new(count_rec, &n);
+
+    if (!buf || !s) {
+        free(buf);
+        trace_stream_free(s);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(payload); i++)
+        payload[i] = (unsigned char)i;
+    for (;; seq++) {
+        hal_trace_rec_t r = {.seq = seq, .time_ns = seq * 700, .kind = seq % 2 ? HAL_TR_SEND : HAL_TR_DELIVER,
+                             .task = 5, .chan = 9, .peer = 10, .type = 1, .len = sizeof(payload),
+                             .data = payload};
+        size_t k = trace_frame2_encode(&r, buf + len, BUF - len);
+        if (k == 0)
+            break;
+        len += k;
+    }
+    uint64_t per_pass = seq - 1, passes = (RECORDS + per_pass - 1) / per_pass;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+    for (uint64_t p = 0; p < passes; p++) {
+        for (size_t off = 0; off < len; off += PIECE)
+            trace_stream_feed(s, buf + off, len - off < PIECE ? len - off : PIECE);
+    }
+    trace_stream_finish(s, NULL);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+    trace_stream_free(s);
+    free(buf);
+    double sec = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    return sec > 0 && n == passes * per_pass ? (double)n / sec : 0;
 }
 
 static void measure(const char *self, const char *dir, const char *machine, row_t *r)
@@ -187,10 +263,13 @@ static const char qtrace_usage[] =
     "Trace records per second from the bare-metal image under QEMU (TCG) to the SQLite file\n"
     "of 'orrery qemu --trace', on each trace channel:\n"
     "  serial   --trace-channel serial: COM2, a byte per VM exit (the baseline)\n"
-    "  virtio   --trace-channel virtio: a virtio-console port, 128 KiB buffers\n"
+    "  virtio   --trace-channel virtio: a virtio-console port, 512 KiB buffers\n"
     "The image runs traceload, an IPC ping-pong (4 records per round trip). Each channel is\n"
     "run twice, with 1 round trip and with N: records/s = the extra records over the extra\n"
-    "wall time, from starting 'orrery qemu' to its exit (trace closed).\n"
+    "wall time, from starting 'orrery qemu' to its exit (trace closed). Also printed: the\n"
+    "guest's own rate, the times it waited for the host to take a buffer (virtio), and the\n"
+    "records per CPU second the host's stream decoder takes alone (the rest of the host's\n"
+    "side is the recorder: 'orrery bench trace').\n"
     "\n"
     "  --machine M       q35 (default) or microvm\n"
     "  --msgs N          round trips on the virtio channel (default 250000)\n"
@@ -254,6 +333,7 @@ int hl_cmd_bench_qtrace(int argc, char **argv)
     self[sl] = '\0';
     for (int i = 0; i < 2; i++)
         measure(self, dir, machine, &rows[i]);
+    double decode = decode_rate();
     snprintf(path, sizeof(path), "%s/traceload.manifest", dir);
     unlink(path);
     rmdir(dir);
@@ -277,11 +357,17 @@ int hl_cmd_bench_qtrace(int argc, char **argv)
             }
             printf(", \"records\": %" PRIu64 ", \"seconds\": %.3f, \"short_run_records\": %" PRIu64
                    ", \"short_run_seconds\": %.3f, \"records_per_s\": %.0f, "
-                   "\"guest_records_per_s\": %.0f}",
+                   "\"guest_records_per_s\": %.0f",
                    r->full.records, r->full.seconds, r->idle.records, r->idle.seconds, r->rec_s,
                    r->full.guest_rec_s);
+            if (r->full.have_waits)
+                printf(", \"guest_buffer_waits\": %" PRIu64 ", \"guest_wait_ms\": %" PRIu64
+                       ", \"guest_notify_ms\": %" PRIu64 ", \"guest_records_per_s_excl_wait\": %.0f",
+                       r->full.waits, r->full.wait_ms, r->full.notify_ms, excl_wait(&r->full));
+            printf("}");
         }
-        printf("\n ],\n \"ratios\": {\"baseline\": \"serial\", \"virtio_over_baseline\": ");
+        printf("\n ],\n \"host_decode_records_per_cpu_s\": %.0f,", decode);
+        printf("\n \"ratios\": {\"baseline\": \"serial\", \"virtio_over_baseline\": ");
         if (ratio > 0)
             printf("%.1f},\n", ratio);
         else
@@ -289,7 +375,7 @@ int hl_cmd_bench_qtrace(int argc, char **argv)
         /* the same "baselines" object as every other bench's JSON */
         printf(" \"baselines\": {\"virtio_over_baseline\": {\"baseline\": \"serial\", "
                "\"ratio\": \"records_per_s(virtio) / records_per_s(serial)\", \"what\": "
-               "\"the same trace frames over COM2, the 16550 the image polls\"}}}\n");
+               "\"the same records over COM2 (version 1 frames), the 16550 the image polls\"}}}\n");
     } else {
         printf("trace records from the image to the SQLite file, %s under TCG\n\n", machine);
         printf("%-8s %12s %10s %8s %12s %14s\n", "channel", "round trips", "records", "run s",
@@ -303,6 +389,16 @@ int hl_cmd_bench_qtrace(int argc, char **argv)
             printf("%-8s %12" PRIu64 " %10" PRIu64 " %8.2f %12.0f %14.0f\n", r->channel, r->msgs,
                    r->full.records, r->full.seconds, r->rec_s, r->full.guest_rec_s);
         }
+        for (int i = 0; i < 2; i++) {
+            row_t *r = &rows[i];
+            if (r->ok && r->full.have_waits)
+                printf("%s: the image waited for a free buffer %" PRIu64 " times (%" PRIu64
+                       " ms) and spent %" PRIu64 " ms notifying: %.0f records/s in the guest "
+                       "without those\n",
+                       r->channel, r->full.waits, r->full.wait_ms, r->full.notify_ms,
+                       excl_wait(&r->full));
+        }
+        printf("host: the stream decoder alone takes %.0f records per CPU second\n", decode);
         if (ratio > 0)
             printf("\nvirtio / serial (the baseline): %.1fx\n", ratio);
         printf("(records/s: the long run's extra records over its extra wall time against a run "

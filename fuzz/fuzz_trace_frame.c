@@ -8,7 +8,7 @@
 /*
  * The input is split at positions taken from its first byte, so the fuzzer
  * also explores frames cut across reads. Every delivered record must be
- * internally consistent, and re-encoding it must parse back to itself.
+ * internally consistent, and re-encoding it in either frame version must parse back to itself.
  */
 static void check(void *self, const hal_trace_rec_t *r)
 {
@@ -19,12 +19,16 @@ static void check(void *self, const hal_trace_rec_t *r)
     (void)self;
     if (r->len > TRACE_FRAME_MAX_PAYLOAD || (r->len && !r->data))
         abort();
-    n = trace_frame_encode(r, buf, sizeof(buf));
-    if (n != trace_frame_size(r) || trace_frame_parse(buf, n, &back) != (long)n)
-        abort();
-    if (back.seq != r->seq || back.len != r->len || back.kind != r->kind ||
-        (r->len && memcmp(back.data, r->data, r->len) != 0))
-        abort();
+    for (int v = 1; v <= 2; v++) {
+        n = v == 1 ? trace_frame_encode(r, buf, sizeof(buf)) : trace_frame2_encode(r, buf, sizeof(buf));
+        if (n != (v == 1 ? trace_frame_size(r) : trace_frame2_size(r)) ||
+            trace_frame_parse(buf, n, &back) != (long)n)
+            abort();
+        if (back.seq != r->seq || back.len != r->len || back.kind != r->kind ||
+            back.time_ns != r->time_ns || back.iface != r->iface ||
+            (r->len && memcmp(back.data, r->data, r->len) != 0))
+            abort();
+    }
 }
 
 /*

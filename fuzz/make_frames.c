@@ -11,6 +11,8 @@
  */
 static unsigned char buf[8 * TRACE_FRAME_MAX];
 
+static int version = 1; /* of the frames frame() writes */
+
 static size_t frame(size_t at, uint32_t kind, uint32_t task, const char *payload, uint64_t seq)
 {
     hal_trace_rec_t r;
@@ -24,6 +26,8 @@ static size_t frame(size_t at, uint32_t kind, uint32_t task, const char *payload
     r.type = 1;
     r.len = payload ? (uint32_t)strlen(payload) : 0;
     r.data = payload;
+    if (version == 2)
+        return at + trace_frame2_encode(&r, buf + at, sizeof buf - at);
     return at + trace_frame_encode(&r, buf + at, sizeof buf - at);
 }
 
@@ -69,5 +73,21 @@ int main(int argc, char **argv)
     n = frame(1, 13, 4, "line", 1);
     n = frame(n, 14, 4, "out", 2);
     bad |= put(dir, "truncated", n - 5);
+
+    version = 2; /* the bulk channel's frames */
+    buf[0] = 10; /* 11-byte pieces */
+    n = frame(1, 4, 3, "hello", 1);
+    n = frame(n, 5, 3, "hello", 2);
+    n = frame(n, 2, 3, NULL, 3);
+    bad |= put(dir, "v2-send-deliver-split", n);
+
+    buf[0] = 0xff; /* both versions in one stream, a false start between them */
+    n = frame(1, 4, 1, "a", 1);
+    memcpy(buf + n, "\xa5\x5a\x4f\x55junk", 8);
+    version = 1;
+    n = frame(n + 8, 4, 1, "b", 2);
+    version = 2;
+    n = frame(n, 13, 4, "line", 3);
+    bad |= put(dir, "v2-mixed-resync", n - 3);
     return bad;
 }

@@ -17,7 +17,8 @@
  *
  * That is the fallback (`orrery qemu --trace-channel serial`, or a machine without a
  * virtio-console device): when a virtio-console device is present its port 1 carries the
- * same frames in large buffers (virtio/console.c), some hundred times faster under TCG.
+ * same records in large buffers (virtio/console.c, as version 2 frames, cheaper to check under
+ * TCG), some hundred times faster.
  *
  * Tracing is on only when the fw_cfg file opt/orrery/trace exists, so an
  * untraced boot pays nothing: k_config_t.trace stays NULL and the kernel

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #define MAXREC 64
+#define CHECK_BYTES 0x3a, 0x3d, 0x18, 0x3e /* the check of test_frame2_known_bytes's frame */
 
 typedef struct got {
     hal_trace_rec_t rec[MAXREC];
@@ -53,20 +54,34 @@ static hal_trace_rec_t sample(uint64_t seq)
     return r;
 }
 
+/* The frame version encode_many writes: 1, 2, or 0 for both in turn (a stream may mix them). */
+static int enc_version = 1;
+
 /* n frames back to back; returns the length. */
 static size_t encode_many(unsigned char *buf, size_t cap, int n, size_t *offsets)
 {
     size_t len = 0;
     for (int i = 0; i < n; i++) {
         hal_trace_rec_t r = sample((uint64_t)i + 1);
+        int v = enc_version ? enc_version : 1 + i % 2;
         if (offsets)
             offsets[i] = len;
-        size_t k = trace_frame_encode(&r, buf + len, cap - len);
-        assert_int_equal(trace_frame_size(&r), k);
+        size_t k = v == 1 ? trace_frame_encode(&r, buf + len, cap - len)
+                          : trace_frame2_encode(&r, buf + len, cap - len);
+        assert_int_equal(v == 1 ? trace_frame_size(&r) : trace_frame2_size(&r), k);
         len += k;
     }
     return len;
 }
+
+/* Run a stream test on version 1 frames, version 2 frames and a mix. */
+#define EACH_VERSION(test)                                                                         \
+    static void test##_each_version(void **state)                                                  \
+    {                                                                                              \
+        for (enc_version = 1; enc_version >= 0; enc_version = enc_version == 1 ? 2 : enc_version - 2) \
+            test(state);                                                                           \
+        enc_version = 1;                                                                           \
+    }
 
 static void check_sample(const got *g, int i, uint64_t seq)
 {
@@ -272,17 +287,104 @@ static void test_import_into_recorder(void **state)
     unlink(db);
 }
 
+/* The version 2 layout, byte for byte, for one record (the format is pinned: a change to the
+ * encoder or the check that the host would not read back fails here). */
+static void test_frame2_known_bytes(void **state)
+{
+    static const unsigned char want[] = {
+        0xa5, 0x5a, 0x4f, 0x55, 0x45, 0x00, 0x00, 0x00, 0xba, 0xff, 0xff, 0xff, CHECK_BYTES,
+        /* seq 5, time 5000000035, arg */
+        0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x23, 0xf2, 0x05, 0x2a, 0x01, 0x00, 0x00,
+        0x00, 0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe,
+        /* kind 4, task 3, chan 11, peer 12, type 1, result -4, len 5, nhandles 2 */
+        0x04, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x0b, 0x00, 0x00, 0x00, 0x0c, 0x00, 0x00,
+        0x00, 0x01, 0x00, 0x00, 0x00, 0xfc, 0xff, 0xff, 0xff, 0x05, 0x00, 0x00, 0x00, 0x02, 0x00,
+        0x00, 0x00,
+        /* iface, reserved */
+        0xef, 0xbe, 0xad, 0xde, 0x00, 0x00, 0x00, 0x00,
+        /* "hello", padded */
+        'h', 'e', 'l', 'l', 'o', 0x00, 0x00, 0x00};
+    hal_trace_rec_t r = sample(5), back;
+    unsigned char buf[sizeof(want) + 16];
+
+    assert_int_equal(sizeof(want), trace_frame2_size(&r));
+    assert_int_equal(sizeof(want), trace_frame2_encode(&r, buf + 1, sizeof(want))); /* unaligned */
+    assert_memory_equal(want, buf + 1, sizeof(want));
+    assert_int_equal(0, trace_frame2_encode(&r, buf, sizeof(want) - 1)); /* too small */
+    assert_int_equal((long)sizeof(want), trace_frame_parse(want, sizeof(want), &back));
+    for (size_t cut = 0; cut < sizeof(want); cut++) /* every prefix: more bytes wanted */
+        assert_int_equal(0, trace_frame_parse(want, cut, &back));
+}
+
+/* Version 2's fixed fields are version 1's body, and each version parses back to the record. */
+static void test_frame2_round_trip_every_length(void **state)
+{
+    unsigned char payload[80], v1[256], v2[256];
+    for (size_t i = 0; i < sizeof(payload); i++)
+        payload[i] = (unsigned char)(i * 37 + 1);
+    for (uint32_t len = 0; len <= sizeof(payload); len++) {
+        hal_trace_rec_t r = sample(7), back;
+        r.len = len;
+        r.data = len ? payload : NULL;
+        size_t n1 = trace_frame_encode(&r, v1, sizeof(v1));
+        size_t n2 = trace_frame2_encode(&r, v2, sizeof(v2));
+        assert_int_equal(TRACE_FRAME_OVERHEAD + len, n1);
+        assert_int_equal(80 + (len + 7) / 8 * 8, n2);
+        assert_memory_equal(v1 + TRACE_FRAME_HEAD, v2 + TRACE_FRAME2_HEAD, TRACE_FRAME_FIXED + len);
+        for (size_t k = 80 + len; k < n2; k++)
+            assert_int_equal(0, v2[k]); /* the padding */
+        assert_int_equal((long)n2, trace_frame_parse(v2, n2, &back));
+        assert_int_equal(len, back.len);
+        assert_int_equal(r.seq, back.seq);
+        assert_int_equal(r.iface, back.iface);
+        if (len)
+            assert_memory_equal(payload, back.data, len);
+        else
+            assert_null(back.data);
+    }
+}
+
+/* Every single-bit error in a version 2 frame after the magic is rejected (the header check
+ * or the check), never read as a record; so are two-bit errors in one word and across words. */
+static void test_frame2_bit_errors_rejected(void **state)
+{
+    hal_trace_rec_t r = sample(12), back;
+    unsigned char good[256], bad[256];
+    size_t n = trace_frame2_encode(&r, good, sizeof(good));
+
+    for (size_t bit = 0; bit < n * 8; bit++) {
+        memcpy(bad, good, n);
+        bad[bit / 8] ^= (unsigned char)(1u << bit % 8);
+        assert_true(trace_frame_parse(bad, n, &back) < 0);
+        for (size_t bit2 = bit + 1; bit2 < n * 8; bit2 += 13) {
+            unsigned char two[256];
+            memcpy(two, bad, n);
+            two[bit2 / 8] ^= (unsigned char)(1u << bit2 % 8);
+            assert_true(trace_frame_parse(two, n, &back) <= 0);
+        }
+    }
+}
+
+EACH_VERSION(test_round_trip_any_split)
+EACH_VERSION(test_resync_after_garbage)
+EACH_VERSION(test_truncated_keeps_complete)
+EACH_VERSION(test_garbled_length_does_not_stall)
+EACH_VERSION(test_import_into_recorder)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32_known_value),
         cmocka_unit_test(test_crc32_every_length_offset_and_split),
-        cmocka_unit_test(test_round_trip_any_split),
+        cmocka_unit_test(test_round_trip_any_split_each_version),
         cmocka_unit_test(test_split_encoder_matches),
-        cmocka_unit_test(test_resync_after_garbage),
-        cmocka_unit_test(test_truncated_keeps_complete),
-        cmocka_unit_test(test_garbled_length_does_not_stall),
-        cmocka_unit_test(test_import_into_recorder),
+        cmocka_unit_test(test_resync_after_garbage_each_version),
+        cmocka_unit_test(test_truncated_keeps_complete_each_version),
+        cmocka_unit_test(test_garbled_length_does_not_stall_each_version),
+        cmocka_unit_test(test_import_into_recorder_each_version),
+        cmocka_unit_test(test_frame2_known_bytes),
+        cmocka_unit_test(test_frame2_round_trip_every_length),
+        cmocka_unit_test(test_frame2_bit_errors_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 #include <trace/frame.h>
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 
 /*
@@ -173,17 +174,172 @@ size_t trace_frame_encode(const hal_trace_rec_t *rec, void *buf, size_t cap)
     return size;
 }
 
+/* ---- version 2 ---------------------------------------------------------------------------- */
+
+/* 8-byte little-endian words at any alignment (__builtin_memcpy: one move, also freestanding). */
+static inline uint64_t ld64(const uint8_t *p)
+{
+    uint64_t v;
+    __builtin_memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+static inline void st64(uint8_t *p, uint64_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    __builtin_memcpy(p, &v, 8);
+}
+
+#define ROUND8(x) (((x) + 7u) & ~(size_t)7u)
+
+_Static_assert(offsetof(hal_trace_rec_t, task) == offsetof(hal_trace_rec_t, kind) + 4 &&
+                   offsetof(hal_trace_rec_t, peer) == offsetof(hal_trace_rec_t, chan) + 4 &&
+                   offsetof(hal_trace_rec_t, result) == offsetof(hal_trace_rec_t, type) + 4,
+               "trace_frame2_encode loads these pairs as one word");
+
+size_t trace_frame2_size(const hal_trace_rec_t *rec)
+{
+    return TRACE_FRAME2_HEAD + TRACE_FRAME_FIXED + ROUND8(payload_len(rec));
+}
+
+/*
+ * The words are built in registers, fed to the check and stored once; the payload is moved a
+ * word at a time (its last word padded with zeros). This is the image's per-record cost on the
+ * bulk channel, so it reads each field once and touches each byte of the frame once.
+ */
+size_t trace_frame2_encode(const hal_trace_rec_t *rec, void *buf, size_t cap)
+{
+    uint8_t *p = buf;
+    uint32_t plen = payload_len(rec);
+    uint32_t n = TRACE_FRAME_FIXED + plen;
+    size_t size = TRACE_FRAME2_HEAD + TRACE_FRAME_FIXED + ROUND8(plen);
+    uint64_t h = TRACE_FRAME2_SEED, w;
+
+    if (cap < size)
+        return 0;
+    /* Each word is fed to the check and stored as soon as it is made: few registers live, so
+       no spills (each memory access is a TLB look-up under TCG). */
+    h = trace_frame2_step(h, (uint64_t)n | (uint64_t)(uint32_t)~n << 32);
+#define WORD(off, expr)                                                                            \
+    do {                                                                                           \
+        w = (expr);                                                                                \
+        h = trace_frame2_step(h, w);                                                               \
+        st64(p + (off), w);                                                                        \
+    } while (0)
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* hal_trace_rec_t's fields up to len are the frame's, in its order: a word a load */
+    WORD(16, rec->seq);
+    WORD(24, rec->time_ns);
+    WORD(32, rec->arg);
+    WORD(40, ld64((const uint8_t *)&rec->kind)); /* kind, task */
+    WORD(48, ld64((const uint8_t *)&rec->chan)); /* chan, peer */
+    WORD(56, ld64((const uint8_t *)&rec->type)); /* type, result */
+#else
+    WORD(16, rec->seq);
+    WORD(24, rec->time_ns);
+    WORD(32, rec->arg);
+    WORD(40, (uint64_t)rec->kind | (uint64_t)rec->task << 32);
+    WORD(48, (uint64_t)rec->chan | (uint64_t)rec->peer << 32);
+    WORD(56, (uint64_t)rec->type | (uint64_t)(uint32_t)rec->result << 32);
+#endif
+    WORD(64, (uint64_t)plen | (uint64_t)rec->nhandles << 32);
+    WORD(72, (uint64_t)rec->iface); /* and the reserved 0 */
+#undef WORD
+    if (plen) {
+        const uint8_t *s = rec->data;
+        uint8_t *d = p + TRACE_FRAME2_HEAD + TRACE_FRAME_FIXED;
+        uint32_t i = 0;
+
+        for (; i + 8 <= plen; i += 8) {
+            w = ld64(s + i);
+            h = trace_frame2_step(h, w);
+            st64(d + i, w);
+        }
+        if (i < plen) {
+            w = 0;
+            for (uint32_t k = 0; i + k < plen; k++)
+                w |= (uint64_t)s[i + k] << (8 * k);
+            h = trace_frame2_step(h, w);
+            st64(d + i, w);
+        }
+    }
+    st64(p, (uint64_t)TRACE_FRAME_MAGIC0 | (uint64_t)TRACE_FRAME_MAGIC1 << 8 |
+                (uint64_t)TRACE_FRAME_MAGIC2 << 16 | (uint64_t)TRACE_FRAME2_MAGIC3 << 24 |
+                (uint64_t)n << 32);
+    st64(p + 8, (uint64_t)(uint32_t)~n | (uint64_t)trace_frame2_final(h) << 32);
+    return size;
+}
+
+/* Fields of the 64-byte fixed part at b (either version). */
+static void parse_fixed(const uint8_t *b, uint32_t plen, hal_trace_rec_t *rec)
+{
+    memset(rec, 0, sizeof(*rec));
+    rec->seq = get64(b + 0);
+    rec->time_ns = get64(b + 8);
+    rec->arg = get64(b + 16);
+    rec->kind = get32(b + 24);
+    rec->task = get32(b + 28);
+    rec->chan = get32(b + 32);
+    rec->peer = get32(b + 36);
+    rec->type = get32(b + 40);
+    rec->result = (int32_t)get32(b + 44);
+    rec->len = plen;
+    rec->nhandles = get32(b + 52);
+    rec->iface = get32(b + 56);
+    rec->data = plen ? b + TRACE_FRAME_FIXED : NULL;
+}
+
+static long parse2(const uint8_t *p, size_t len, hal_trace_rec_t *rec)
+{
+    const uint8_t *b = p + TRACE_FRAME2_HEAD;
+    uint32_t n, plen;
+    size_t size;
+    uint64_t h = TRACE_FRAME2_SEED;
+
+    if (len < TRACE_FRAME2_HEAD)
+        return 0;
+    n = get32(p + 4);
+    if (get32(p + 8) != (uint32_t)~n || n < TRACE_FRAME_FIXED ||
+        n > TRACE_FRAME_FIXED + TRACE_FRAME_MAX_PAYLOAD)
+        return -1;
+    size = TRACE_FRAME2_HEAD + ROUND8(n);
+    if (len < size)
+        return 0;
+    h = trace_frame2_step(h, ld64(p + 4));
+    for (size_t off = TRACE_FRAME2_HEAD; off < size; off += 8)
+        h = trace_frame2_step(h, ld64(p + off));
+    if (trace_frame2_final(h) != get32(p + 12))
+        return -1;
+    plen = get32(b + 48);
+    if (plen != n - TRACE_FRAME_FIXED)
+        return -1;
+    parse_fixed(b, plen, rec);
+    return (long)size;
+}
+
+/* ---- either ---------------------------------------------------------------------------------- */
+
 long trace_frame_parse(const void *buf, size_t len, hal_trace_rec_t *rec)
 {
-    static const uint8_t magic[4] = {TRACE_FRAME_MAGIC0, TRACE_FRAME_MAGIC1, TRACE_FRAME_MAGIC2,
-                                     TRACE_FRAME_MAGIC3};
+    static const uint8_t magic[3] = {TRACE_FRAME_MAGIC0, TRACE_FRAME_MAGIC1, TRACE_FRAME_MAGIC2};
     const uint8_t *p = buf;
     const uint8_t *b = p + TRACE_FRAME_HEAD;
     uint32_t n, plen;
     size_t size;
 
     /* A prefix of the magic may still become a frame. */
-    if (memcmp(p, magic, len < 4 ? len : 4) != 0)
+    if (memcmp(p, magic, len < 3 ? len : 3) != 0)
+        return -1;
+    if (len < 4)
+        return 0;
+    if (p[3] == TRACE_FRAME2_MAGIC3)
+        return parse2(p, len, rec);
+    if (p[3] != TRACE_FRAME_MAGIC3)
         return -1;
     if (len < TRACE_FRAME_HEAD)
         return 0;
@@ -199,19 +355,6 @@ long trace_frame_parse(const void *buf, size_t len, hal_trace_rec_t *rec)
     plen = get32(b + 48);
     if (plen != n - TRACE_FRAME_FIXED)
         return -1;
-    memset(rec, 0, sizeof(*rec));
-    rec->seq = get64(b + 0);
-    rec->time_ns = get64(b + 8);
-    rec->arg = get64(b + 16);
-    rec->kind = get32(b + 24);
-    rec->task = get32(b + 28);
-    rec->chan = get32(b + 32);
-    rec->peer = get32(b + 36);
-    rec->type = get32(b + 40);
-    rec->result = (int32_t)get32(b + 44);
-    rec->len = plen;
-    rec->nhandles = get32(b + 52);
-    rec->iface = get32(b + 56);
-    rec->data = plen ? b + TRACE_FRAME_FIXED : NULL;
+    parse_fixed(b, plen, rec);
     return (long)size;
 }

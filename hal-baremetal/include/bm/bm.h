@@ -121,7 +121,8 @@ void bm_trace_finish(void); /* every record out of the machine before it stops (
                               * and panic) */
 /* "traceglitch" (tests), on either channel: before frame n with n % 10 == GLITCH_JUNK_AT the
  * bytes bm_trace_junk (a magic, then a length that fails its check, and a loose byte); the
- * CRC of frame n with n % 10 == GLITCH_CRC_AT spoiled (the host drops that record, counted). */
+ * check of frame n with n % 10 == GLITCH_CRC_AT spoiled (COM2: the CRC; virtio: the version 2
+ * check), so the host drops that record, counted. */
 enum { BM_TRACE_GLITCH_JUNK_AT = 3, BM_TRACE_GLITCH_CRC_AT = 6, BM_TRACE_JUNK_BYTES = 13 };
 extern const uint8_t bm_trace_junk[BM_TRACE_JUNK_BYTES];
 /* virtio/console.c: the bulk channel. NULL when there is no usable virtio-console device. */

@@ -357,11 +357,12 @@ static const os_program_t *find_program(const char *name)
  * Persistent mode (docs/fuzzing.md, "tcpip"): the image boots once; after each input the
  * client goes away (every channel closes), lwIP's timers run until it is quiet (or as long
  * as before), the checks run, then the harness empties lwIP's ARP and neighbour caches and
- * aborts the pcbs tcpip let go of (TIME_WAIT, closing ones still retransmitting: what a
- * fresh boot would not have), the peer connects afresh, listens on port 7 and binds port 7, and the node must
- * be back where it booted: kernel task, endpoint and allocation counts, lwIP's pool and heap
- * use, its netif, no pcb but those of the boot. Otherwise, every REBOOT_EVERY inputs, and for
- * every input of a reproducer run (files, FUZZ_FRESH=1), it boots afresh.
+ * drops the pcbs tcpip let go of (TIME_WAIT, closing ones still retransmitting: what a fresh
+ * boot would not have), the peer connects afresh, listens on port 7 and binds port 7, and
+ * the node must be back where it booted: kernel task and endpoint counts (allocations are
+ * checked by sim_teardown at each reboot: the kernel's message buffer cache grows), lwIP's
+ * pool and heap use, its netifs, no pcb but those of the boot. Otherwise, every REBOOT_EVERY
+ * inputs, and for every input of a reproducer run (files, FUZZ_FRESH=1), it boots afresh.
  */
 enum { REBOOT_EVERY = 1000, FULL_EVERY = 16 };
 
@@ -376,12 +377,12 @@ typedef struct lwip_base {
 
 static struct {
     bool booted, fresh_each;
-    unsigned inputs; /* since boot */
-    k_stats_t base;  /* tasks, endpoints and kernel allocations once booted */
-    fz_net_t net;    /* the frame builder's view once booted */
-    lwip_base_t lw;  /* lwIP once booted */
+    unsigned inputs;   /* since boot */
+    k_stats_t base;    /* tasks and endpoints once booted */
+    fz_net_t net;      /* the frame builder's view once booted */
+    lwip_base_t lw;    /* lwIP once booted */
     lwip_base_t quiet; /* lwIP once booted, before the listen and bind on port 7 */
-    int udp_base;    /* lwIP's own UDP pcbs (DNS): those at boot but the peer's port 7 */
+    int udp_base;      /* lwIP's own UDP pcbs (DNS): those at boot but the peer's port 7 */
     unsigned long reboots, dirty; /* FUZZ_VERBOSE: reboots, and those because not back */
     unsigned long calls;
 } H;
@@ -609,17 +610,16 @@ static bool back_to_boot(void)
     lwip_take(&now);
     if (verbose)
         fprintf(stderr,
-                "back? tasks %u/%u channels %u/%u allocations %ld/%ld pools %d netif %d nd6 "
+                "back? tasks %u/%u channels %u/%u pools %d netif %d nd6 "
                 "times %d udp %d/%d\n",
-                st.tasks, H.base.tasks, st.channels, H.base.channels, st.allocations,
-                H.base.allocations, lwip_pools_at(&H.lw, 0, true),
+                st.tasks, H.base.tasks, st.channels, H.base.channels, lwip_pools_at(&H.lw, 0, true),
                 now.nifs == H.lw.nifs && memcmp(now.nif, H.lw.nif, sizeof now.nif) == 0,
                 now.reachable_time == H.lw.reachable_time, now.udp, H.lw.udp);
     return st.tasks == H.base.tasks && st.channels == H.base.channels &&
-           st.allocations == H.base.allocations && lwip_pools_at(&H.lw, 0, true) &&
-           now.nifs == H.lw.nifs && memcmp(now.nif, H.lw.nif, sizeof now.nif) == 0 &&
-           now.reachable_time == H.lw.reachable_time &&
-           now.retrans_timer == H.lw.retrans_timer && now.udp == H.lw.udp;
+           lwip_pools_at(&H.lw, 0, true) && now.nifs == H.lw.nifs &&
+           memcmp(now.nif, H.lw.nif, sizeof now.nif) == 0 &&
+           now.reachable_time == H.lw.reachable_time && now.retrans_timer == H.lw.retrans_timer &&
+           now.udp == H.lw.udp;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -720,8 +720,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 nd6_empty(), tw_count(), (long)lwip_stats.mem.used, (long)H.quiet.mem_used);
         for (int i = 0; i < MEMP_MAX; i++)
             if (lwip_stats.memp[i] && lwip_stats.memp[i]->used != H.quiet.memp_used[i])
-                fprintf(stderr, " pool%d %ld/%ld", i,
-                        (long)lwip_stats.memp[i]->used, (long)H.quiet.memp_used[i]);
+                fprintf(stderr, " pool%d %ld/%ld", i, (long)lwip_stats.memp[i]->used,
+                        (long)H.quiet.memp_used[i]);
         fputc('\n', stderr);
     }
     if (verbose)

@@ -109,6 +109,15 @@ static uint8_t content(uint32_t ino, uint64_t off)
     return (uint8_t)('a' + (ino * 7 + off) % 26);
 }
 
+/* 'a'..'z' over and over, FS_DATA_MAX + 26 bytes: a file's bytes are a run of it (read) */
+static uint8_t alphabet[FS_DATA_MAX + 26];
+
+static void alphabet_init(void)
+{
+    for (size_t k = 0; k < sizeof alphabet; k++)
+        alphabet[k] = (uint8_t)('a' + k % 26);
+}
+
 /* The node at path ('/'-separated, empty parts and "." skipped, ".." the parent), following a
  * symlink at the end unless nofollow; -1 if none. */
 static int lookup(const char *path, bool nofollow)
@@ -518,10 +527,12 @@ static void on_fs_file(os_ctx_t *ctx, int fi, const os_event_t *ev)
         d->data_len = 0;
         if (len > FS_DATA_MAX)
             len = FS_DATA_MAX;
-        for (uint64_t k = 0; k < len && off + k < nd->size; k++) {
-            d->data[k] = nd->link ? (uint8_t)nd->link[off + k] : content(ino, off + k);
-            d->data_len++;
-        }
+        if (off < nd->size)
+            d->data_len = (uint32_t)(len < nd->size - off ? len : nd->size - off);
+        if (nd->link)
+            memcpy(d->data, nd->link + off, d->data_len);
+        else /* content(ino, off + k) for each k: the alphabet from content(ino, off) on */
+            memcpy(d->data, alphabet + content(ino, off) - 'a', d->data_len);
         fs_data_send(ctx, h, d);
     } else if (ev->type == fs_msg_stat) {
         fs_attr_send(ctx, h,
@@ -893,6 +904,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     programs[2] = find_program("httpd");
     programs[3] = NULL;
     verbose = getenv("FUZZ_VERBOSE") != NULL;
+    alphabet_init();
     if (!programs[0] || !programs[2]) {
         fprintf(stderr, "fuzz_httpd: init or httpd is not in the image\n");
         abort();
@@ -997,17 +1009,15 @@ static bool back_to_boot(unsigned handles)
 }
 
 /* A new input on the booted node: the peer's per-input state starts afresh, its channels to
- * init, tcp, fs and the listener stay. */
+ * init, tcp, fs and the listener stay (back_to_boot: no connection, no file channel). */
 static void peer_next(void)
 {
-    os_ctx_t *ctx = P.ctx;
-    os_handle_t tcp = P.tcp, fs = P.fs, listener = P.listener, far = P.listener_far;
-    memset(&P, 0, sizeof P);
-    P.ctx = ctx;
-    P.tcp = tcp;
-    P.fs = fs;
-    P.listener = listener;
-    P.listener_far = far;
+    /* the connection slots are all free, and zeroed when freed (conn_end): 400 KiB not cleared
+     * again */
+    P.newest = 0;
+    P.chaos = P.trouble = false;
+    P.accepted = P.bytes_in = P.bytes_out = P.responses = P.fs_requests = 0;
+    memset(P.statuses, 0, sizeof P.statuses);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

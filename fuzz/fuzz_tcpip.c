@@ -540,11 +540,6 @@ static void reboot_clean(void)
     H.booted = false;
 }
 
-/*
- * After the client went away and lwIP settled: empty what a fresh boot would not hold (ARP
- * and neighbour caches, TIME_WAIT pcbs: lwIP's own cleanup functions), reconnect the peer,
- * listen and bind again, and compare with the booted node. False: reboot.
- */
 static bool not_back(const char *why)
 {
     if (verbose)
@@ -552,6 +547,11 @@ static bool not_back(const char *why)
     return false;
 }
 
+/*
+ * After the client went away and lwIP settled: empty what a fresh boot would not hold (ARP
+ * and neighbour caches, pcbs tcpip let go of: lwIP's own cleanup functions), reconnect the peer,
+ * listen and bind again, and compare with the booted node. False: reboot.
+ */
 static bool back_to_boot(void)
 {
     if (k_task_find("tcpip") == 0 || !P.ctx)

@@ -23,7 +23,9 @@
  * The input (docs/fuzzing.md, "fs"):
  *   u16 sectors (little-endian; taken as FS_SECTORS_MIN + n % (FS_SECTORS_MAX - MIN + 1)),
  *   then that many 512-byte sectors of the disk image (what the input lacks is zeros),
- *   then ops, one byte each and its operands (below), until the input ends.
+ *   then ops, one byte each and its operands (below), until the input ends or OPS_MAX ops
+ *   have run (a sector count that cuts a large image short makes the rest of the image ops:
+ *   tens of thousands of requests, a second of CPU, for one input).
  * The harness:
  *   boot     init, the fs server and a fake client `fuzz_fs_peer` (reach=fs) on sim, with a
  *            blk0 stand-in registered by the harness over the image in memory: requests are
@@ -51,6 +53,7 @@ enum {
     HANG_STEPS = 20000,     /* rounds of completions one step may take */
     SETTLE_TIMERS = 50,     /* timer events after the client went away */
     TIMER_SPIN_MAX = 10000, /* timer events at one virtual instant: a hang */
+    OPS_MAX = 256,          /* ops read from one input (the rest is not read) */
     REQ_FS = 1,
 };
 
@@ -539,7 +542,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fire_ns = fires = 0;
     boot();
     /* a volume the server refused leaves it without a client to serve: the input is spent */
-    while (in.n && panics == 0 && P.fs != OS_HANDLE_NONE && k_task_find("fs") != 0) {
+    int ops = 0;
+    while (in.n && panics == 0 && P.fs != OS_HANDLE_NONE && k_task_find("fs") != 0 &&
+           ops++ < OPS_MAX) {
         op(&in);
         step();
         B.hold = false;

@@ -34,7 +34,8 @@
  *            writable); time passing (the 408 deadline); fs answers turned bad by the input
  *            (errors, protocol errors, wrong ids, none, short data, closed channels); any tcp
  *            message with fields from the input;
- *   clean up release and close every connection, run httpd's timers, tear down.
+ *   clean up release and close every connection, run httpd's timers; the node must be back
+ *            where it booted, else it reboots (persistent mode, below).
  * Invariants (abort() is the crash libFuzzer reports): httpd did not panic or fault, the kernel
  * audit holds after every op, a step ends (no more than STEP_RECORDS trace records, no timer
  * firing TIMER_SPIN_MAX times at one instant), every response httpd writes is well-formed
@@ -42,8 +43,9 @@
  * exactly Content-Length bytes, none for HEAD, 1xx, 204 and 304; without Content-Length the body
  * runs to the close and `Connection: close` says so), no response is cut short unless the
  * peer or the fs misbehaved first, httpd holds no more than HANDLES_IDLE handles once every
- * connection is gone, and sim_teardown reports no leaked kernel allocation. Every input starts
- * from a fresh boot, so every input reproduces alone.
+ * connection is gone, and sim_teardown reports no leaked kernel allocation (at each reboot). The
+ * image boots once and stays booted while each input leaves it as it booted (persistent mode,
+ * below); a reproducer run (files, FUZZ_FRESH=1) boots afresh for every input.
  */
 
 enum {
@@ -105,6 +107,15 @@ enum { NODES = sizeof tree / sizeof tree[0] };
 static uint8_t content(uint32_t ino, uint64_t off)
 {
     return (uint8_t)('a' + (ino * 7 + off) % 26);
+}
+
+/* 'a'..'z' over and over, FS_DATA_MAX + 26 bytes: a file's bytes are a run of it (read) */
+static uint8_t alphabet[FS_DATA_MAX + 26];
+
+static void alphabet_init(void)
+{
+    for (size_t k = 0; k < sizeof alphabet; k++)
+        alphabet[k] = (uint8_t)('a' + k % 26);
 }
 
 /* The node at path ('/'-separated, empty parts and "." skipped, ".." the parent), following a
@@ -516,10 +527,12 @@ static void on_fs_file(os_ctx_t *ctx, int fi, const os_event_t *ev)
         d->data_len = 0;
         if (len > FS_DATA_MAX)
             len = FS_DATA_MAX;
-        for (uint64_t k = 0; k < len && off + k < nd->size; k++) {
-            d->data[k] = nd->link ? (uint8_t)nd->link[off + k] : content(ino, off + k);
-            d->data_len++;
-        }
+        if (off < nd->size)
+            d->data_len = (uint32_t)(len < nd->size - off ? len : nd->size - off);
+        if (nd->link)
+            memcpy(d->data, nd->link + off, d->data_len);
+        else /* content(ino, off + k) for each k: the alphabet from content(ino, off) on */
+            memcpy(d->data, alphabet + content(ino, off) - 'a', d->data_len);
         fs_data_send(ctx, h, d);
     } else if (ev->type == fs_msg_stat) {
         fs_attr_send(ctx, h,
@@ -864,35 +877,77 @@ static const os_program_t *find_program(const char *name)
     return NULL;
 }
 
+/*
+ * Persistent mode (docs/httpd.md, "Fuzzing"): the image boots once; after each input every
+ * connection is released and closed and httpd's timers run, then the node must be back where
+ * it booted: httpd and the peer alive, the listener and the tcp and fs channels open, no file
+ * channel, kernel task and endpoint counts and httpd's handle count as at boot (the kernel's
+ * allocation count is not compared: its message buffer cache grows; sim_teardown checks leaks
+ * at every reboot).
+ * Otherwise, every REBOOT_EVERY inputs, and for every input of a reproducer run (files,
+ * FUZZ_FRESH=1), it boots afresh.
+ */
+enum { REBOOT_EVERY = 1000, FULL_EVERY = 16 };
+
+static struct {
+    bool booted, fresh_each;
+    unsigned inputs;       /* since boot */
+    k_stats_t base;        /* tasks and endpoints once booted */
+    unsigned handles_base; /* httpd's handles once booted */
+    unsigned long reboots, dirty, calls;
+} H;
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    (void)argc, (void)argv;
     programs[0] = find_program("init");
     programs[1] = &peer;
     programs[2] = find_program("httpd");
     programs[3] = NULL;
     verbose = getenv("FUZZ_VERBOSE") != NULL;
+    alphabet_init();
     if (!programs[0] || !programs[2]) {
         fprintf(stderr, "fuzz_httpd: init or httpd is not in the image\n");
         abort();
     }
+    /* A reproducer run (a file given on the command line) boots afresh for every input. */
+    for (int i = 1; i < *argc; i++) {
+        const char *a = (*argv)[i];
+        FILE *f;
+        if (a[0] != '-' && (f = fopen(a, "rb")) != NULL) {
+            if (fgetc(f) != EOF || !ferror(f)) /* a directory opens, but reading it fails */
+                H.fresh_each = true;
+            fclose(f);
+        }
+    }
+    if (getenv("FUZZ_FRESH"))
+        H.fresh_each = true;
     return 0;
 }
 
-static void audit(void)
+static void audit(bool full)
 {
     char err[160];
-    check(k_audit_quick(NULL, 0, NULL, err, sizeof err) == 0, err);
+    int rc = full ? k_audit(NULL, 0, NULL, err, sizeof err)
+                  : k_audit_quick(NULL, 0, NULL, err, sizeof err);
+    check(rc == 0, err);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* httpd's handles, by the full audit (which also runs). */
+static unsigned httpd_handles(void)
 {
-    fz_in_t in = {data, size};
-    IN = &in;
+    k_audit_task_t tasks[8];
+    size_t ntasks = 0;
+    char err[160];
+    check(k_audit(tasks, 8, &ntasks, err, sizeof err) == 0, err);
+    for (size_t k = 0; k < ntasks && k < 8; k++)
+        if (strcmp(tasks[k].name, "httpd") == 0)
+            return tasks[k].handles;
+    return 0;
+}
+
+static void boot(void)
+{
     memset(&P, 0, sizeof P);
-    debug_task = 0;
-    panics = 0;
-    fire_ns = fires = 0;
     sim_config_t cfg = {.programs = programs,
                         .init_arg = manifest,
                         .init_arg_len = sizeof manifest - 1,
@@ -911,10 +966,77 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t k = 0; k < nt && k < 8; k++)
             fprintf(stderr, "boot: %s holds %u handles\n", t[k].name, t[k].handles);
     }
+    H.handles_base = httpd_handles();
+    k_get_stats(&H.base);
+    H.booted = true;
+    H.inputs = 0;
+    H.reboots++;
+}
+
+static void reboot_clean(void)
+{
+    audit(true);
+    check(sim_teardown() == 0, "kernel memory leaked");
+    H.booted = false;
+}
+
+/* After the clean up: is the node where it booted? (handles: httpd's count, measured by the
+ * caller's full audit) */
+static bool not_back(const char *why)
+{
+    if (verbose)
+        fprintf(stderr, "not back at boot: %s\n", why);
+    return false;
+}
+
+static bool back_to_boot(unsigned handles)
+{
+    if (k_task_find("httpd") == 0)
+        return not_back("httpd is gone");
+    if (P.listener == OS_HANDLE_NONE || P.tcp == OS_HANDLE_NONE || P.fs == OS_HANDLE_NONE ||
+        P.fs_gone)
+        return not_back("the listener, tcp or fs channel closed");
+    if (P.nfiles != 0 || handles != H.handles_base)
+        return not_back("file channels or httpd's handles");
+    for (int k = 0; k < CONNS_MAX; k++)
+        if (P.c[k].used)
+            return not_back("a connection");
+    k_stats_t st;
+    k_get_stats(&st);
+    if (st.tasks != H.base.tasks || st.channels != H.base.channels)
+        return not_back("kernel task or endpoint counts");
+    return true;
+}
+
+/* A new input on the booted node: the peer's per-input state starts afresh, its channels to
+ * init, tcp, fs and the listener stay (back_to_boot: no connection, no file channel). */
+static void peer_next(void)
+{
+    /* the connection slots are all free, and zeroed when freed (conn_end): 400 KiB not cleared
+     * again */
+    P.newest = 0;
+    P.chaos = P.trouble = false;
+    P.accepted = P.bytes_in = P.bytes_out = P.responses = P.fs_requests = 0;
+    memset(P.statuses, 0, sizeof P.statuses);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fz_in_t in = {data, size};
+    IN = &in;
+    panics = 0;
+    fire_ns = fires = 0;
+    if (!H.booted) {
+        debug_task = 0;
+        boot();
+    } else {
+        peer_next();
+    }
+    bool full = H.fresh_each || H.inputs % FULL_EVERY == FULL_EVERY - 1;
     while (in.n && panics == 0 && k_task_find("httpd") != 0) {
         op();
         step();
-        audit();
+        audit(full);
     }
     check(panics == 0, "httpd panicked or faulted");
     /* The peer releases every connection (what httpd still owes arrives), then closes them. */
@@ -939,17 +1061,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     check(panics == 0, "httpd panicked or faulted after its clients went away");
     /* the handles httpd keeps with no connection left: its channels to init, tcp, fs, ... */
-    k_audit_task_t tasks[8];
-    size_t ntasks = 0;
-    char err[160];
-    check(k_audit(tasks, 8, &ntasks, err, sizeof err) == 0, err);
-    for (size_t k = 0; k < ntasks && k < 8; k++)
-        if (strcmp(tasks[k].name, "httpd") == 0 && tasks[k].handles > HANDLES_IDLE) {
-            char why[96];
-            snprintf(why, sizeof why, "httpd holds %u handles with no connection left",
-                     tasks[k].handles);
-            check(false, why);
-        }
+    unsigned handles = httpd_handles();
+    if (handles > HANDLES_IDLE) {
+        char why[96];
+        snprintf(why, sizeof why, "httpd holds %u handles with no connection left", handles);
+        check(false, why);
+    }
     if (verbose)
         fprintf(
             stderr,
@@ -962,6 +1079,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (unsigned long long)P.statuses[4], (unsigned long long)P.statuses[5],
             (unsigned long long)P.fs_requests, P.trouble ? " (fs or peer trouble)" : "");
     sim_console_clear();
-    check(sim_teardown() == 0, "kernel memory leaked");
+    bool back = !H.fresh_each && back_to_boot(handles);
+    if (!H.fresh_each && !back)
+        H.dirty++;
+    /* libFuzzer's first call (an empty input) is not counted for coverage: the node it booted
+     * goes, so the boot's edges count with the first real input */
+    if (!back || ++H.inputs >= REBOOT_EVERY || H.calls++ == 0)
+        reboot_clean();
+    if (verbose)
+        fprintf(stderr, "%s (%lu boots, %lu of them because the node was not back)\n",
+                back ? "persistent: back at boot" : "reboot", H.reboots, H.dirty);
     return 0;
 }

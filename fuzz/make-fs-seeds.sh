@@ -6,8 +6,8 @@
 # file that needs indirect blocks with 1 KiB blocks, a symlink, an empty file, a sparse one),
 # then a fixed run of ops: open and read /file, readdir /, mkdir /d2, create /d2/f1 and write
 # 1 KiB, fsync, rename it to /b, unlink /file, truncate, sync, time for the write-back.
-# Images: 1 KiB and 4 KiB blocks, revisions 0 and 1, 256 KiB; and one of 64 KiB. Last, a
-# regression input (eio-writeback, below).
+# Images: 1 KiB and 4 KiB blocks, revisions 0 and 1, 256 KiB; and one of 64 KiB; two with a
+# run of the other ops (ops-more-*). Last, a regression input (eio-writeback, below).
 set -euo pipefail
 out=${1:?usage: make-fs-seeds.sh OUTDIR}
 command -v mke2fs >/dev/null || PATH=$PATH:/usr/sbin:/sbin
@@ -48,6 +48,23 @@ seed ext2-1k-rev1 1024 1 256 "$tmp/d"
 seed ext2-4k-rev0 4096 0 256 "$tmp/d"
 seed ext2-4k-rev1 4096 1 256 "$tmp/d"
 seed ext2-1k-rev1-64k 1024 1 64 "$tmp/small"
+# The other ops, for the ops of a seed are the only ones a mutation finds near (a mutation of the
+# 256 KiB image seldom lands in them): mkdir /d2 and /d2/sub; rename /d2 into its own subtree
+# and /dir/.. to /b; open /big, read far past its end and near its start; three messages of
+# the fs interface with fields from the bytes (op 13); symlink /f1 -> /file; rmdir /d2/sub and
+# /d2; stat, fsync, statfs, sync; close; hold the device's completions and read; fail the next
+# 3 and sync; open a raw path; unlink /../../file; 0.6 s pass.
+more='\x06\x00\x0f\x06\x01\x0f\x05\x09\x00\x0f\x02\x0f\x05\x06\x09\x01\x02\x08\x00\x01'
+more+='\x00\x00\x00\x09\x02\x00\xc8\x00\x00\x00\x00\x00\x01\x00\x00\x20\x02\x00\x10\x05\x40'
+more+='\x0d\x00\x00\x07\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x04/big'
+more+='\x0d\x05\x01\x00\x09\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+more+='\x0d\x0b\x00\x00\x03\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+more+='\x0a\x00\x00\x03\x00\x0e\x08\x01\x0f\x05\x08\x00\x0f'
+more+='\x0b\x00\x00\x0b\x01\x00\x0b\x02\x00\x0b\x03\x00\x0c\x00'
+more+='\x0e\x01\x02\x00\x00\x00\x10\x0e\x00\x02\x0b\x03\x00'
+more+='\x00\x00\xff\x05ab\x00cd\x07\x02\x08\x08\x03\x0f\x05'
+seed ops-more-1k 1024 1 256 "$tmp/d" "$more"
+seed ops-more-4k 4096 0 256 "$tmp/d" "$more"
 # A regression: open /x read-write, write 1 KiB, fail the next 3 device requests, let the
 # write-back run (its writes fail: the volume turns read-only and stays dirty), more time. The
 # server once re-armed its write-back timer in the past for ever here (a hang).

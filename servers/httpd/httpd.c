@@ -403,6 +403,44 @@ static void conn_process(os_ctx_t *ctx, httpd_state_t *st, conn_t *c)
 
 /* ---- connections ------------------------------------------------------------------------- */
 
+static void drain_end(os_ctx_t *ctx, drain_t *d)
+{
+    os_handle_close(ctx, d->chan);
+    d->chan = OS_HANDLE_NONE;
+}
+
+/* After a 503: our FIN, then read to the client's (a drain slot), or close now if none is free. */
+static void drain_start(os_ctx_t *ctx, httpd_state_t *st, os_handle_t chan)
+{
+    tcp_shutdown_t how = {1};
+    for (int i = 0; i < HTTPD_DRAIN_MAX; i++) {
+        drain_t *d = &st->drains[i];
+        if (d->chan == OS_HANDLE_NONE) {
+            if (tcp_shutdown_send(ctx, chan, &how) < 0)
+                break; /* the queue is full: no FIN of ours to wait behind */
+            d->chan = chan;
+            d->deadline = os_clock_now(ctx) + (uint64_t)HTTPD_DRAIN_MS * 1000000u;
+            return;
+        }
+    }
+    os_handle_close(ctx, chan);
+}
+
+/* An event on a draining connection: data is dropped; its FIN, an error or its close ends it. */
+static void on_drain(os_ctx_t *ctx, drain_t *d, const os_event_t *ev)
+{
+    if (ev->kind == OS_EV_PEER_CLOSED) {
+        drain_end(ctx, d);
+        return;
+    }
+    if (ev->kind != OS_EV_MESSAGE)
+        return;
+    bool done = ev->type != tcp_msg_data;
+    iface_discard(ctx, ev);
+    if (done)
+        drain_end(ctx, d);
+}
+
 static void on_accepted(os_ctx_t *ctx, httpd_state_t *st, const os_event_t *ev)
 {
     tcp_accepted_t m;
@@ -437,7 +475,7 @@ static void on_accepted(os_ctx_t *ctx, httpd_state_t *st, const os_event_t *ev)
     memcpy(st->data.data, busy, sizeof busy - 1);
     st->data.data_len = sizeof busy - 1;
     tcp_data_send(ctx, m.chan, &st->data);
-    os_handle_close(ctx, m.chan);
+    drain_start(ctx, st, m.chan);
     st->refused++;
     if (st->cfg.log)
         os_log(ctx, "- - 503 24 (over %d connections)", HTTPD_CONNS_MAX);
@@ -667,6 +705,11 @@ static void arm_timer(os_ctx_t *ctx, httpd_state_t *st)
         if (c->phase == C_READING && (next == 0 || c->deadline < next))
             next = c->deadline;
     }
+    for (int i = 0; i < HTTPD_DRAIN_MAX; i++) {
+        const drain_t *d = &st->drains[i];
+        if (d->chan != OS_HANDLE_NONE && (next == 0 || d->deadline < next))
+            next = d->deadline;
+    }
     if (next)
         os_timer_set(ctx, st->timer, next);
     else
@@ -691,6 +734,11 @@ static void on_timer(os_ctx_t *ctx, httpd_state_t *st)
             respond_error(ctx, st, c, 408);
         }
     }
+    for (int i = 0; i < HTTPD_DRAIN_MAX; i++) {
+        drain_t *d = &st->drains[i];
+        if (d->chan != OS_HANDLE_NONE && d->deadline <= now)
+            drain_end(ctx, d);
+    }
 }
 
 /* ---- the task ------------------------------------------------------------------------------ */
@@ -711,6 +759,8 @@ static void httpd_start(os_ctx_t *ctx)
         st->conns[i].chan = OS_HANDLE_NONE;
         st->conns[i].file = OS_HANDLE_NONE;
     }
+    for (int i = 0; i < HTTPD_DRAIN_MAX; i++)
+        st->drains[i].chan = OS_HANDLE_NONE;
     if (os_timer_create(ctx, &st->timer) < 0) {
         os_log(ctx, "no timer");
         os_exit(ctx, 1);
@@ -767,6 +817,12 @@ static void httpd_on_event(os_ctx_t *ctx, const os_event_t *ev)
                 found = true;
             } else if (c->file != OS_HANDLE_NONE && c->file == h) {
                 on_file(ctx, st, c, ev);
+                found = true;
+            }
+        }
+        for (int i = 0; i < HTTPD_DRAIN_MAX && !found; i++) {
+            if (st->drains[i].chan == h) {
+                on_drain(ctx, &st->drains[i], ev);
                 found = true;
             }
         }

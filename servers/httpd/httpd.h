@@ -61,6 +61,16 @@ typedef struct conn {
     char in[HTTPD_IN_MAX];
 } conn_t;
 
+/*
+ * A refused connection after its 503: our FIN is sent, and what the client still sends (its
+ * request, arriving after the 503) is read and dropped until its FIN or the deadline, so the
+ * close does not answer unread data with a reset that could destroy the 503 on its way.
+ */
+typedef struct drain {
+    os_handle_t chan; /* OS_HANDLE_NONE: free */
+    uint64_t deadline;
+} drain_t;
+
 typedef struct httpd_state {
     httpd_config_t cfg;
     os_handle_t tcp, listener, fs, net, timer;
@@ -68,6 +78,7 @@ typedef struct httpd_state {
     uint32_t next_gen;
     uint64_t requests, refused;
     conn_t conns[HTTPD_CONNS_MAX];
+    drain_t drains[HTTPD_DRAIN_MAX];
     char json[HTTPD_STATUS_BODY_MAX];
     tcp_data_t data;             /* scratch: one tcp data message, in or out */
     char head[HTTP_HEADERS_MAX]; /* scratch: the request head being answered */

@@ -14,6 +14,8 @@ enum {
     HTTP_PATH_MAX = 1024,    /* bytes of a normalised path (the fs interface's limit) */
     HTTP_ROOT_MAX = 255,     /* bytes of the document root */
     HTTPD_CONNS_MAX = 64,    /* connections at once: one more is answered 503 */
+    HTTPD_DRAIN_MAX = 16,    /* 503-answered connections read to their end before the close */
+    HTTPD_DRAIN_MS = 2000,   /* ... for at most this long */
 };
 
 typedef enum http_method {

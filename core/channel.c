@@ -66,8 +66,12 @@ void k_chan_destroy(k_chan_t *ch, k_list_t *work)
     if (peer) {
         peer->peer = NULL;
         peer->peer_closed = true;
+        /* A sender that holds its end and waits for room hears WRITABLE now (its next send is
+         * OS_EPEER): the peer-closed event waits behind the hold, so it would never hear of the
+         * close. Unheld, it reads what was queued, then PEER_CLOSED, as before. */
+        peer->writable_pending =
+            peer->obj.held && (peer->want_writable || peer->writable_pending);
         peer->want_writable = false;
-        peer->writable_pending = false;
         k_pend(&peer->obj);
     }
     k_link_t *l;

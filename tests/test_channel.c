@@ -103,6 +103,38 @@ static void held_channel_still_gets_writable(void **state)
     assert_int_equal(0, kt_teardown());
 }
 
+/* A held sender waiting for WRITABLE hears it when the peer closes (its next send is EPEER); the
+ * peer-closed event itself still waits behind the hold and the queued messages, in order. Before,
+ * the close cleared the pending WRITABLE and the holder (httpd sending to a client that stopped
+ * reading, then went away) waited for ever with the connection's handles. */
+static void held_sender_hears_writable_when_the_peer_closes(void **state)
+{
+    os_ctx_t *ctx = kt_boot_test();
+    os_handle_t a, b;
+    assert_int_equal(0, os_channel_create(ctx, &a, &b));
+    assert_int_equal(0, os_handle_hold(ctx, b, true)); /* the receiver stops reading */
+    assert_int_equal(0, os_send(ctx, b, 4242, NULL, 0, NULL, 0)); /* waits at a */
+    assert_int_equal(0, os_handle_hold(ctx, a, true)); /* the sender holds its end too */
+    for (uint32_t i = 0; i < OS_CHAN_QUEUE_MAX; i++)
+        assert_int_equal(0, os_send(ctx, a, i, NULL, 0, NULL, 0));
+    assert_int_equal(OS_EFULL, os_send(ctx, a, 999, NULL, 0, NULL, 0));
+    kt_run_all();
+    assert_int_equal(0, kt_nevents);
+    assert_int_equal(0, os_handle_close(ctx, b)); /* the receiver goes away unread */
+    kt_run_all();
+    assert_int_equal(1, kt_nevents);
+    assert_int_equal(OS_EV_WRITABLE, kt_events[0].ev.kind);
+    assert_int_equal(a, kt_events[0].ev.handle);
+    assert_int_equal(OS_EPEER, os_send(ctx, a, 1, NULL, 0, NULL, 0));
+    assert_int_equal(0, os_handle_hold(ctx, a, false));
+    kt_run_all();
+    assert_int_equal(3, kt_nevents); /* then the message queued before the close, then the close */
+    assert_int_equal(OS_EV_MESSAGE, kt_events[1].ev.kind);
+    assert_int_equal(4242, kt_events[1].ev.type);
+    assert_int_equal(OS_EV_PEER_CLOSED, kt_events[2].ev.kind);
+    assert_int_equal(0, kt_teardown());
+}
+
 static void peer_closed_after_queued_messages(void **state)
 {
     os_ctx_t *ctx = kt_boot_test();
@@ -337,6 +369,7 @@ int main(void)
         cmocka_unit_test_teardown(no_writable_without_efull, kt_cleanup),
         cmocka_unit_test_teardown(held_channel_delivers_nothing_until_released, kt_cleanup),
         cmocka_unit_test_teardown(held_channel_still_gets_writable, kt_cleanup),
+        cmocka_unit_test_teardown(held_sender_hears_writable_when_the_peer_closes, kt_cleanup),
         cmocka_unit_test_teardown(peer_closed_after_queued_messages, kt_cleanup),
         cmocka_unit_test_teardown(oversized_and_too_many_handles_are_e2big, kt_cleanup),
         cmocka_unit_test_teardown(bad_carried_handles_move_nothing, kt_cleanup),

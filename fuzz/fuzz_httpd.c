@@ -231,17 +231,27 @@ static void drop_file(int i)
     P.f[i] = P.f[--P.nfiles];
 }
 
-/* A request head is complete in what we sent: note whether it was a HEAD. */
+static void track_heads(conn_t *c);
+
+/* Request bytes we sent: a head complete in them notes whether it was a HEAD. */
 static void track(conn_t *c, const uint8_t *data, size_t len)
 {
-    if (c->track_lost)
-        return;
-    if (c->track_len + len > TRACK_MAX) {
-        c->track_lost = true; /* a head too long to be answered but 431 (then the close) */
-        return;
+    while (len && !c->track_lost) {
+        size_t k = TRACK_MAX - c->track_len < len ? TRACK_MAX - c->track_len : len;
+        if (!k) {
+            c->track_lost = true; /* a head too long to be answered but 431 (then the close) */
+            return;
+        }
+        memcpy(c->track + c->track_len, data, k);
+        c->track_len += k;
+        data += k;
+        len -= k;
+        track_heads(c);
     }
-    memcpy(c->track + c->track_len, data, len);
-    c->track_len += len;
+}
+
+static void track_heads(conn_t *c)
+{
     for (;;) {
         size_t at = 0;
         if (c->track_skip) {
@@ -325,6 +335,12 @@ static void response_head(conn_t *c, const char *h, size_t len)
     if (c->npending > 0) {
         head_req = c->pending_head[0];
         memmove(c->pending_head, c->pending_head + 1, (size_t)(--c->npending) * sizeof(bool));
+    } else {
+        /* a refusal of a head not whole yet (400, 408, 431): a HEAD's has no body either */
+        size_t at = 0;
+        while (at < c->track_len && (c->track[at] == '\r' || c->track[at] == '\n'))
+            at++;
+        head_req = c->track_len - at >= 5 && memcmp(c->track + at, "HEAD ", 5) == 0;
     }
     c->responses++;
     P.responses++;

@@ -11,6 +11,7 @@ import re
 import shutil
 import socket
 import subprocess
+import struct
 import time
 
 import pytest
@@ -248,7 +249,8 @@ def test_httpd_answers_500_while_fs_is_gone_then_recovers(boot, disk, tmp_path):
 
 
 def test_httpd_limits(run, disk, tmp_path):
-    """Hosted only (the parser is the same everywhere): 414, 431, 413, 505, 501, 400."""
+    """Hosted only (the parser is the same everywhere): 414, 431, 413, 505, 501, 400; a refused
+    HEAD has no body."""
     s = start(run, disk, tmp_path)
     assert raw(s, b"GET /" + b"a" * 3000 + b" HTTP/1.1\r\n\r\n")[0] == 414
     assert raw(s, b"GET / HTTP/1.1\r\n" + b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaa\r\n" * 400)[0] == 431
@@ -256,6 +258,19 @@ def test_httpd_limits(run, disk, tmp_path):
     assert raw(s, b"GET / HTTP/2.0\r\n\r\n")[0] == 505
     assert raw(s, b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")[0] == 501
     assert raw(s, b"GARBAGE\r\n\r\n")[0] == 400
+    # a refused HEAD is answered without a body, and the answer's Connection: close is kept:
+    # the bytes up to the close are the head alone
+    for bad, want in ((b"HEAD /\xe6\xe6 HTTP/1.1\r\n\r\n", 400),
+                      (b"HEAD /" + b"a" * 3000 + b" HTTP/1.1\r\n\r\n", 414),
+                      (b"HEAD / HTTP/2.0\r\n\r\n", 505)):
+        with socket.create_connection(("127.0.0.1", s.port), timeout=s.timeout) as k:
+            k.sendall(bad)
+            out = b""
+            while chunk := k.recv(4096):
+                out += chunk
+        assert out.startswith(b"HTTP/1.1 %d " % want), out
+        assert b"Content-Length: " in out and b"Connection: close\r\n" in out, out
+        assert out.endswith(b"\r\n\r\n"), out
     # a small body is read and dropped; the next request on the connection is answered
     st, out = raw(s, b"GET /nope HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n")
     assert st == 404
@@ -321,3 +336,35 @@ def test_run_prints_the_url_of_a_hostfwd_to_port_80(tmp_path):
     r = run_cli(["run", "--disk", "none", "--net", f"user,hostfwd=tcp:127.0.0.1:{port}-:7"],
                 input="shutdown\n")
     assert r.returncode == 0 and "httpd:" not in r.stderr, r.stderr
+
+
+def test_httpd_lets_go_of_clients_that_stop_reading_then_reset(run, disk, tmp_path):
+    """Clients that ask for the 3 MiB file 8 times, read nothing (httpd's sends back up until they get
+    OS_EFULL with the channel held) and then reset: httpd frees their connections. It once
+    waited for ever on each, and 64 of them would have left every new client a 503."""
+    s = start(run, disk, tmp_path)
+    socks = []
+    for _ in range(3):
+        k = socket.socket()
+        k.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        k.connect(("127.0.0.1", s.port))
+        k.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n" * 8)  # 24 MiB owed: more than
+        socks.append(k)  # the host's socket buffers take
+
+    def connections():
+        r, body = get(s, "/status")
+        return json.loads(body)["httpd"]["connections"]  # the /status request's own counts
+
+    deadline = time.monotonic() + s.timeout
+    while (n := connections()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert n == 4, s.output
+    time.sleep(1.0)  # httpd's sends back up to OS_EFULL
+    for k in socks:
+        k.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        k.close()  # a reset
+    while (n := connections()) > 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert n == 1, s.output
+    assert get(s, "/a.txt")[0].status in (200, 404)
+    stop(s)

@@ -111,6 +111,33 @@ static void test_nul_and_limits(void **state)
     assert_int_equal(http_parse_request(buf, n, &r), -431);
 }
 
+/* The method is known as soon as its token is whole, also for a refusal: a refused HEAD's answer
+ * has no body (the 400 to "HEAD \xe6..." once carried one, and a client reading it as a HEAD's
+ * answer took the body for the next response). */
+static void test_refused_method(void **state)
+{
+    (void)state;
+    http_req_t r;
+    const char bad_target[] = "HEAD \xe6\xe6 HTTP/1.1\r\n\r\n";
+    assert_int_equal(http_parse_request(bad_target, sizeof bad_target - 1, &r), -400);
+    assert_int_equal(r.method, HTTP_HEAD);
+    assert_string_equal(r.method_name, "HEAD");
+    assert_int_equal(parse("\r\nHEAD / HTTP/2.0\r\n\r\n", &r), -505);
+    assert_int_equal(r.method, HTTP_HEAD);
+    assert_int_equal(parse("\nHEAD /a", &r), 0); /* incomplete: the method is known */
+    assert_int_equal(r.method, HTTP_HEAD);
+    assert_int_equal(parse("HEAD", &r), 0); /* the token is not whole yet */
+    assert_int_equal(r.method, 0);
+    assert_int_equal(parse("GET\x01 / HTTP/1.1\r\n\r\n", &r), -400);
+    assert_int_equal(r.method, 0);
+    char buf[HTTP_HEADERS_MAX + 100];
+    size_t n = (size_t)snprintf(buf, sizeof buf, "HEAD / HTTP/1.1\r\n");
+    while (n <= HTTP_HEADERS_MAX)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "X-Pad: aaaaaaaaaa\r\n");
+    assert_int_equal(http_parse_request(buf, n, &r), -431);
+    assert_int_equal(r.method, HTTP_HEAD);
+}
+
 static void test_pipelined(void **state)
 {
     (void)state;
@@ -275,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_methods_and_versions),
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_nul_and_limits),
+        cmocka_unit_test(test_refused_method),
         cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_path_normalise),
         cmocka_unit_test(test_path_refuses_escapes),

@@ -49,18 +49,16 @@ static const char *line_end(const char *p, const char *end)
     return nl;
 }
 
-static int request_line(const char *p, const char *eol, http_req_t *req)
+/* The method token at p (before end): req->method and its name once the token is whole (a run
+ * of tchars ended by a space). Returns the space, or NULL (no whole token: req untouched). */
+static const char *method(const char *p, const char *end, http_req_t *req)
 {
-    if (eol > p && eol[-1] == '\r')
-        eol--;
-    const char *sp1 = memchr(p, ' ', (size_t)(eol - p));
-    if (!sp1 || sp1 == p)
-        return -400;
-    for (const char *q = p; q < sp1; q++) {
-        if (!is_tchar(*q))
-            return -400;
-    }
-    size_t mlen = (size_t)(sp1 - p);
+    const char *q = p;
+    while (q < end && is_tchar(*q))
+        q++;
+    if (q == p || q == end || *q != ' ')
+        return NULL;
+    size_t mlen = (size_t)(q - p);
     snprintf(req->method_name, sizeof req->method_name, "%.*s", (int)mlen, p);
     if (mlen == 3 && memcmp(p, "GET", 3) == 0)
         req->method = HTTP_GET;
@@ -68,6 +66,16 @@ static int request_line(const char *p, const char *eol, http_req_t *req)
         req->method = HTTP_HEAD;
     else
         req->method = HTTP_OTHER;
+    return q;
+}
+
+static int request_line(const char *p, const char *eol, http_req_t *req)
+{
+    if (eol > p && eol[-1] == '\r')
+        eol--;
+    const char *sp1 = method(p, eol, req);
+    if (!sp1)
+        return -400;
     const char *t = sp1 + 1;
     const char *sp2 = NULL;
     for (const char *q = eol; q > t; q--) {
@@ -160,6 +168,7 @@ int http_parse_request(const char *buf, size_t len, http_req_t *req)
     /* robustness: blank lines before a request line are skipped (RFC 9112 2.2) */
     while (p < end && (*p == '\r' || *p == '\n'))
         p++;
+    method(p, end, req); /* early: a refused HEAD is answered without a body */
     const char *eol = line_end(p, end);
     if (!eol) {
         if (memchr(p, 0, (size_t)(end - p)))

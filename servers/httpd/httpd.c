@@ -88,6 +88,13 @@ static void respond_head(os_ctx_t *ctx, httpd_state_t *st, conn_t *c, int status
     conn_pump(ctx, st, c);
 }
 
+/* A request refused before it was whole: a HEAD's answer has no body, any other's has. */
+static void refused_method(conn_t *c, const http_req_t *r)
+{
+    c->method = r->method == HTTP_HEAD ? HTTP_HEAD : HTTP_GET;
+    snprintf(c->method_name, sizeof c->method_name, "%s", r->method_name);
+}
+
 static void respond_error(os_ctx_t *ctx, httpd_state_t *st, conn_t *c, int status)
 {
     char body[64];
@@ -381,8 +388,7 @@ static void conn_process(os_ctx_t *ctx, httpd_state_t *st, conn_t *c)
             break;
         if (rc < 0) {
             st->requests++;
-            c->method = HTTP_GET;
-            c->method_name[0] = 0;
+            refused_method(c, &r);
             snprintf(c->path, sizeof c->path, "-");
             c->in_len = 0;
             respond_error(ctx, st, c, -rc);
@@ -726,8 +732,9 @@ static void on_timer(os_ctx_t *ctx, httpd_state_t *st)
         if (c->in_len == 0 && c->skip == 0) {
             conn_free(ctx, c); /* an idle keep-alive connection: closed without a word */
         } else {
-            c->method = HTTP_GET;
-            c->method_name[0] = 0;
+            http_req_t r;
+            http_parse_request(c->in, c->in_len, &r); /* incomplete: only its method */
+            refused_method(c, &r);
             snprintf(c->path, sizeof c->path, "-");
             c->in_len = 0;
             st->requests++;

@@ -43,7 +43,9 @@ typedef struct http_req {
  * headers and the blank line) when it is complete; 0 when more bytes are needed; or a
  * negative HTTP status for a request to refuse: -400 malformed, -414 target over
  * HTTP_URI_MAX, -431 head over HTTP_HEADERS_MAX, -413 Content-Length over HTTP_BODY_MAX,
- * -501 Transfer-Encoding, -505 an HTTP version other than 1.x.
+ * -501 Transfer-Encoding, -505 an HTTP version other than 1.x. req->method (and its name) is
+ * set whenever the method token is whole, also with 0 or a refusal: the answer to a HEAD has no
+ * body, even when it is a 400 (RFC 9110 9.3.2); 0 (none) before that.
  */
 int http_parse_request(const char *buf, size_t len, http_req_t *req);
 

@@ -1,12 +1,10 @@
 /* fuzz_httpd.c — libFuzzer target of httpd: tcp connections and fs answers from a fake peer. */
-#include <ctype.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <hal/trace.h>
 #include <iface/fs.h>
@@ -18,6 +16,7 @@
 #include <sim/sim.h>
 
 #include "fz_input.h"
+#include "http_stream.h"
 
 /*
  * The input (docs/httpd.md, "Fuzzing"): ops, one byte each and its operands (op()), until
@@ -53,13 +52,10 @@ enum {
     FILES_MAX = 64,         /* fs file channels the peer keeps */
     REQ_TCP = 1,            /* the peer's register requests */
     REQ_FS = 2,             /* */
-    TRACK_MAX = 16384,      /* request bytes the peer remembers to pair HEADs with answers */
-    RESP_HEAD_MAX = 8192,   /* a response head longer than this is malformed */
     STEP_RECORDS = 2000000, /* trace records in one step: more is a hang */
     TIMER_SPIN_MAX = 10000, /* timer events at one virtual instant: a hang */
     SETTLE_TIMERS = 200,    /* timer events after the peer closed everything */
     HANDLES_IDLE = 8,       /* httpd's handles with no connection: init, tcp, fs, ... */
-    PENDING_MAX = 64,       /* HEAD flags of requests not answered yet, per connection */
 };
 
 static bool verbose; /* FUZZ_VERBOSE: what each input reached */
@@ -162,25 +158,10 @@ static int lookup(const char *path, bool nofollow)
 
 /* ---- the fake peer ------------------------------------------------------------------------- */
 
-typedef enum rphase { R_HEAD, R_BODY, R_TO_CLOSE } rphase_t;
-
 typedef struct conn {
     os_handle_t h;
     bool used, held, we_closed, eof_sent;
-    /* what we sent, to pair each answer with its request (a HEAD's has no body) */
-    char track[TRACK_MAX];
-    size_t track_len;
-    bool track_lost;
-    uint64_t track_skip; /* a request body still to pass over */
-    bool pending_head[PENDING_MAX];
-    int npending;
-    /* what httpd sent */
-    rphase_t phase;
-    char head[RESP_HEAD_MAX + 1];
-    size_t head_len;
-    uint64_t body_left;
-    bool shut; /* httpd sent shutdown: nothing more may come */
-    int responses;
+    hs_stream_t http; /* what we sent and what httpd answered */
 } conn_t;
 
 typedef struct file {
@@ -198,8 +179,15 @@ static struct {
     int newest;
     bool chaos;   /* fs answers read a byte of the input each: bad ones now and then */
     bool trouble; /* an fs answer went bad: a response may be cut short */
-    uint64_t accepted, bytes_in, bytes_out, responses, fs_requests, statuses[6];
+    uint64_t accepted, bytes_in, bytes_out, fs_requests;
 } P;
+
+static void fail(const char *what)
+{
+    check(false, what);
+}
+
+static hs_env_t HS = {.fail = fail}; /* the checks of every connection's stream, and tallies */
 
 static void peer_start(os_ctx_t *ctx)
 {
@@ -231,166 +219,11 @@ static void drop_file(int i)
     P.f[i] = P.f[--P.nfiles];
 }
 
-static void track_heads(conn_t *c);
-
-/* Request bytes we sent: a head complete in them notes whether it was a HEAD. */
-static void track(conn_t *c, const uint8_t *data, size_t len)
-{
-    while (len && !c->track_lost) {
-        size_t k = TRACK_MAX - c->track_len < len ? TRACK_MAX - c->track_len : len;
-        if (!k) {
-            c->track_lost = true; /* a head too long to be answered but 431 (then the close) */
-            return;
-        }
-        memcpy(c->track + c->track_len, data, k);
-        c->track_len += k;
-        data += k;
-        len -= k;
-        track_heads(c);
-    }
-}
-
-static void track_heads(conn_t *c)
-{
-    for (;;) {
-        size_t at = 0;
-        if (c->track_skip) {
-            size_t k = c->track_skip < c->track_len ? (size_t)c->track_skip : c->track_len;
-            c->track_skip -= k;
-            at = k;
-        }
-        while (at < c->track_len && (c->track[at] == '\r' || c->track[at] == '\n'))
-            at++; /* empty lines before a request are skipped */
-        char *s = c->track + at;
-        size_t n = c->track_len - at, end = 0;
-        for (size_t i = 0; i + 1 < n && !end; i++)
-            if (s[i] == '\n' &&
-                (s[i + 1] == '\n' || (s[i + 1] == '\r' && i + 2 < n && s[i + 2] == '\n')))
-                end = i + (s[i + 1] == '\n' ? 2 : 3);
-        if (!end) {
-            memmove(c->track, s, n);
-            c->track_len = n;
-            return;
-        }
-        if (c->npending < PENDING_MAX)
-            c->pending_head[c->npending++] = n >= 5 && memcmp(s, "HEAD ", 5) == 0;
-        /* a body: Content-Length (httpd reads and drops it) */
-        for (size_t i = 0; i + 16 < end; i++) {
-            if (s[i] == '\n' && strncasecmp(s + i + 1, "content-length:", 15) == 0) {
-                c->track_skip = strtoull(s + i + 16, NULL, 10);
-                break;
-            }
-        }
-        memmove(c->track, s + end, n - end);
-        c->track_len = n - end;
-    }
-}
-
-/* The head of one response is complete (head[0..len), ending in the blank line): check it. */
-static void response_head(conn_t *c, const char *h, size_t len)
-{
-    check(len >= 17 && memcmp(h, "HTTP/1.1 ", 9) == 0 && isdigit((unsigned char)h[9]) &&
-              isdigit((unsigned char)h[10]) && isdigit((unsigned char)h[11]) && h[12] == ' ',
-          "response: malformed status line");
-    int status = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
-    if (verbose)
-        fprintf(stderr, "response: %.*s", (int)(strchr(h, '\n') - h + 1), h);
-    check(status >= 100 && status <= 599, "response: status out of range");
-    P.statuses[status / 100]++;
-    const char *p = memchr(h, '\n', len);
-    check(p && p[-1] == '\r', "response: status line not ended by CRLF");
-    for (const char *q = h + 13; q < p - 1; q++)
-        check(*q >= 0x20 && *q != 0x7f, "response: a control byte in the reason");
-    p++;
-    bool has_cl = false, close = false;
-    uint64_t cl = 0;
-    while (p < h + len - 2) {
-        const char *e = memchr(p, '\n', (size_t)(h + len - p));
-        check(e && e > p && e[-1] == '\r', "response: header line not ended by CRLF");
-        const char *colon = memchr(p, ':', (size_t)(e - p));
-        check(colon && colon > p, "response: header line without a name");
-        for (const char *q = p; q < colon; q++)
-            check(isalnum((unsigned char)*q) || strchr("-_", *q), "response: bad header name");
-        for (const char *q = colon + 1; q < e - 1; q++)
-            check(*q >= 0x20 && *q != 0x7f, "response: a control byte in a header value");
-        size_t nlen = (size_t)(colon - p);
-        const char *v = colon + 1;
-        while (*v == ' ')
-            v++;
-        if (nlen == 14 && strncasecmp(p, "content-length", 14) == 0) {
-            check(!has_cl, "response: Content-Length twice");
-            check(isdigit((unsigned char)*v), "response: Content-Length not a number");
-            char *ve;
-            cl = strtoull(v, &ve, 10);
-            check(ve == e - 1, "response: Content-Length not a number");
-            has_cl = true;
-        } else if (nlen == 17 && strncasecmp(p, "transfer-encoding", 17) == 0) {
-            check(false, "response: Transfer-Encoding (httpd sends Content-Length)");
-        } else if (nlen == 10 && strncasecmp(p, "connection", 10) == 0) {
-            close = strncasecmp(v, "close", 5) == 0;
-        }
-        p = e + 1;
-    }
-    bool head_req = false;
-    if (c->npending > 0) {
-        head_req = c->pending_head[0];
-        memmove(c->pending_head, c->pending_head + 1, (size_t)(--c->npending) * sizeof(bool));
-    } else {
-        /* a refusal of a head not whole yet (400, 408, 431): a HEAD's has no body either */
-        size_t at = 0;
-        while (at < c->track_len && (c->track[at] == '\r' || c->track[at] == '\n'))
-            at++;
-        head_req = c->track_len - at >= 5 && memcmp(c->track + at, "HEAD ", 5) == 0;
-    }
-    c->responses++;
-    P.responses++;
-    if (head_req || status < 200 || status == 204 || status == 304) {
-        c->phase = R_HEAD;
-    } else if (has_cl) {
-        c->body_left = cl;
-        c->phase = cl ? R_BODY : R_HEAD;
-    } else {
-        check(close, "response: no Content-Length and no Connection: close");
-        c->phase = R_TO_CLOSE;
-    }
-}
-
-/* Bytes of the stream httpd wrote. */
-static void response_bytes(conn_t *c, const uint8_t *d, size_t n)
-{
-    check(!c->shut, "response: data after httpd's shutdown");
-    P.bytes_out += n;
-    while (n) {
-        if (c->phase == R_TO_CLOSE)
-            return;
-        if (c->phase == R_BODY) {
-            size_t k = c->body_left < n ? (size_t)c->body_left : n;
-            c->body_left -= k;
-            d += k;
-            n -= k;
-            if (!c->body_left)
-                c->phase = R_HEAD;
-            continue;
-        }
-        check(c->head_len < RESP_HEAD_MAX, "response: head longer than 8192 bytes");
-        c->head[c->head_len++] = (char)*d++;
-        n--;
-        if (c->head_len >= 4 && memcmp(c->head + c->head_len - 4, "\r\n\r\n", 4) == 0) {
-            size_t len = c->head_len;
-            c->head_len = 0;
-            response_head(c, c->head, len);
-        }
-    }
-}
-
 /* The connection ended (httpd closed it, or we did): what was under way must be whole. */
 static void conn_end(int i, bool by_us)
 {
     conn_t *c = &P.c[i];
-    if (!by_us && !c->we_closed && !P.trouble) {
-        check(c->phase != R_BODY, "response: body shorter than its Content-Length at the close");
-        check(c->head_len == 0, "response: head cut short at the close");
-    }
+    hs_ended(&HS, &c->http, false, by_us || c->we_closed || P.trouble);
     os_handle_close(P.ctx, c->h);
     memset(c, 0, sizeof *c);
 }
@@ -400,11 +233,10 @@ static void on_tcp(os_ctx_t *ctx, int i, const os_event_t *ev)
     static tcp_data_t d;
     conn_t *c = &P.c[i];
     if (ev->type == tcp_msg_data && tcp_data_decode(ev, &d) == 0) {
-        response_bytes(c, d.data, d.data_len);
+        P.bytes_out += d.data_len;
+        hs_received(&HS, &c->http, d.data, d.data_len);
     } else if (ev->type == tcp_msg_shutdown) {
-        c->shut = true;
-        if (!c->we_closed && !P.trouble)
-            check(c->phase != R_BODY && c->head_len == 0, "response: cut short by shutdown");
+        hs_ended(&HS, &c->http, true, c->we_closed || P.trouble);
     } else if (ev->type == tcp_msg_reset) {
         c->we_closed = true; /* httpd gave up on it: nothing under way is owed */
     } else {
@@ -756,7 +588,7 @@ static bool send_data(int i, const uint8_t *p, size_t n)
     if (tcp_data_send(P.ctx, c->h, &d) != 0)
         return false;
     P.bytes_in += n;
-    track(c, p, n);
+    hs_sent(&c->http, p, n);
     return true;
 }
 
@@ -920,6 +752,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     programs[2] = find_program("httpd");
     programs[3] = NULL;
     verbose = getenv("FUZZ_VERBOSE") != NULL;
+    HS.verbose = verbose;
     alphabet_init();
     if (!programs[0] || !programs[2]) {
         fprintf(stderr, "fuzz_httpd: init or httpd is not in the image\n");
@@ -1032,8 +865,9 @@ static void peer_next(void)
      * again */
     P.newest = 0;
     P.chaos = P.trouble = false;
-    P.accepted = P.bytes_in = P.bytes_out = P.responses = P.fs_requests = 0;
-    memset(P.statuses, 0, sizeof P.statuses);
+    P.accepted = P.bytes_in = P.bytes_out = P.fs_requests = 0;
+    HS.responses = 0;
+    memset(HS.statuses, 0, sizeof HS.statuses);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -1090,9 +924,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             "3xx %llu 4xx %llu 5xx %llu), %llu fs requests%s\n",
             sim_console_output(NULL), (unsigned long long)P.accepted,
             (unsigned long long)P.bytes_in, (unsigned long long)P.bytes_out,
-            (unsigned long long)P.responses, (unsigned long long)P.statuses[1],
-            (unsigned long long)P.statuses[2], (unsigned long long)P.statuses[3],
-            (unsigned long long)P.statuses[4], (unsigned long long)P.statuses[5],
+            (unsigned long long)HS.responses, (unsigned long long)HS.statuses[1],
+            (unsigned long long)HS.statuses[2], (unsigned long long)HS.statuses[3],
+            (unsigned long long)HS.statuses[4], (unsigned long long)HS.statuses[5],
             (unsigned long long)P.fs_requests, P.trouble ? " (fs or peer trouble)" : "");
     sim_console_clear();
     bool back = !H.fresh_each && back_to_boot(handles);

@@ -12,6 +12,8 @@
 #include <sim/faults.h>
 #include <sim/sim.h>
 
+#include "fz_input.h"
+
 /*
  * The input is a syscall script. Task "fz" (privileged, task 1) runs it from
  * its on_event: each timer event executes ops until a `yield` op, then re-arms
@@ -341,18 +343,7 @@ static void kill_all_but_root(void)
 /* A reproducer run (a file given on the command line) boots afresh for every input. */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    for (int i = 1; i < *argc; i++) {
-        const char *a = (*argv)[i];
-        FILE *f;
-        if (a[0] != '-' && (f = fopen(a, "rb")) != NULL) {
-            /* a directory opens too on Linux, but reading it fails */
-            if (fgetc(f) != EOF || !ferror(f))
-                H.fresh_each = true;
-            fclose(f);
-        }
-    }
-    if (getenv("FUZZ_FRESH"))
-        H.fresh_each = true;
+    H.fresh_each = fz_fresh_each(*argc, *argv);
     return 0;
 }
 

@@ -669,17 +669,7 @@ static void reboot_clean(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    for (int i = 1; i < *argc; i++) {
-        const char *a = (*argv)[i];
-        FILE *f;
-        if (a[0] != '-' && (f = fopen(a, "rb")) != NULL) {
-            if (fgetc(f) != EOF || !ferror(f)) /* a directory opens, but reading it fails */
-                H.fresh_each = true;
-            fclose(f);
-        }
-    }
-    if (getenv("FUZZ_FRESH"))
-        H.fresh_each = true;
+    H.fresh_each = fz_fresh_each(*argc, *argv);
     verbose = getenv("FUZZ_VERBOSE") != NULL;
     programs[0] = &kv_peer;
     for (const os_program_t *const *p = orrery_programs; *p; p++)

@@ -476,18 +476,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                     : "this build has no per-node state section (lwIP would not start afresh)");
         abort();
     }
-    /* A reproducer run (a file given on the command line) boots afresh for every input. */
-    for (int i = 1; i < *argc; i++) {
-        const char *a = (*argv)[i];
-        FILE *f;
-        if (a[0] != '-' && (f = fopen(a, "rb")) != NULL) {
-            if (fgetc(f) != EOF || !ferror(f)) /* a directory opens, but reading it fails */
-                H.fresh_each = true;
-            fclose(f);
-        }
-    }
-    if (getenv("FUZZ_FRESH"))
-        H.fresh_each = true;
+    H.fresh_each = fz_fresh_each(*argc, *argv); /* a reproducer run boots for every input */
     return 0;
 }
 

@@ -1,6 +1,8 @@
 /* fz_input.c — interface messages filled from fuzz input (fz_input.h). */
 #include "fz_input.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void fz_fill_message(os_ctx_t *ctx, const iface_msg_t *m, fz_in_t *in, uint8_t *msg,
@@ -51,4 +53,18 @@ void fz_fill_message(os_ctx_t *ctx, const iface_msg_t *m, fz_in_t *in, uint8_t *
         }
         }
     }
+}
+
+bool fz_fresh_each(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        FILE *f;
+        if (argv[i][0] != '-' && (f = fopen(argv[i], "rb")) != NULL) {
+            bool file = fgetc(f) != EOF || !ferror(f);
+            fclose(f);
+            if (file)
+                return true;
+        }
+    }
+    return getenv("FUZZ_FRESH") != NULL;
 }

@@ -3,6 +3,7 @@
 #ifndef FUZZ_FZ_INPUT_H
 #define FUZZ_FZ_INPUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,5 +34,12 @@ static inline uint8_t fz_byte(fz_in_t *in)
 void fz_fill_message(os_ctx_t *ctx, const iface_msg_t *m, fz_in_t *in, uint8_t *msg,
                      os_handle_t keep[OS_MSG_MAX_HANDLES], size_t *nkeep,
                      void (*int_hook)(const iface_field_t *f, uint8_t *at, size_t width));
+
+/*
+ * A reproducer run, whose every input boots afresh instead of running on the booted image
+ * (persistent mode, docs/fuzzing.md): a file among libFuzzer's arguments (a directory opens but
+ * does not read: a corpus, not a reproducer), or FUZZ_FRESH in the environment.
+ */
+bool fz_fresh_each(int argc, char **argv);
 
 #endif

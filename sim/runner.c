@@ -755,14 +755,14 @@ int sim_run_scenario(const sim_scenario_t *sc, uint64_t seed, const sim_run_opts
         const char *out =
             n == 0 ? sim_console_output(&out_len) : sim_node_console_output(n, &out_len);
         int status;
-        bool down = n == 0 ? shut_down : sim_node_shutdown_status(n, &status);
+        bool node_down = n == 0 ? shut_down : sim_node_shutdown_status(n, &status);
         int shell = prog_index(&w[n], "shell");
         /* a power cut or a crash kills the shell with its kernel: the lines it held die too */
         bool shell_died = shell >= 0 && (w[n].exits_told[shell] > 0 || w[n].boots > 1 ||
                                          !sim_node_booted(n) || (n == 0 && r->blk.power_cuts > 0));
         node_who(sc, n, who, sizeof who);
         check_output(sc, (uint32_t)n, sc->cluster ? who : "", out ? out : "",
-                     sc->cluster ? shell >= 0 : n == 0, nfed[n], shell_died, down, r);
+                     sc->cluster ? shell >= 0 : n == 0, nfed[n], shell_died, node_down, r);
         if (n == 0 || sc->cluster)
             hs.hash = fnv(hs.hash, out, out_len);
         if (o->keep_output && out) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <libslirp.h>
@@ -231,6 +232,23 @@ static const SlirpCb net_cb = {
     .notify = cb_notify,
 };
 
+/*
+ * libslirp listens for a hostfwd with a backlog of 1: clients that connect at once overflow the
+ * host's accept queue, and a handshake the host dropped waits for a SYN-ACK retransmission
+ * (seconds, growing). Run once over slirp's sockets after the hostfwds are added: each
+ * listening one gets the system's backlog (listen() again only changes the backlog).
+ */
+static int widen_backlog(int fd, int events, void *opaque)
+{
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    (void)events;
+    (void)opaque;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
+        listen(fd, SOMAXCONN);
+    return -1; /* not polled: the next fill (the loop's prepare) sets every index again */
+}
+
 /* ---- polling slirp's fds from the loop ------------------------------------------------ */
 
 static int add_poll(int fd, int events, void *opaque)
@@ -416,6 +434,8 @@ int hl_net_start(uv_loop_t *loop, char *err, size_t errlen)
             return OS_EIO;
         }
     }
+    uint32_t timeout = UINT32_MAX;
+    slirp_pollfds_fill(N.slirp, &timeout, widen_backlog, NULL);
     /* The link is up from the start; the MAC is QEMU's default. */
     k_post(N.dev, HAL_NET_LINK_UP, net_mac, sizeof(net_mac));
     return 0;

@@ -3,7 +3,9 @@ Python socket through hostfwd with a half close, echoes UDP datagrams, comes bac
 is killed, and runs on a static address from the manifest's arg=; a bad arg stops tcpip with
 a clear line. Only 127.0.0.1 and slirp's 10.0.2.x are used."""
 import re
+import shutil
 import socket
+import subprocess
 import threading
 
 import pytest
@@ -111,6 +113,35 @@ def test_tcpecho_bulk_half_close_and_udp(run_net):
     s.send_line("shutdown")
     assert s.wait() == 0
     assert "panic" not in s.output and "failed" not in s.output, s.output
+
+
+def test_hostfwd_takes_many_connections_at_once(run_net):
+    """libslirp listens for a hostfwd with a backlog of 1; the hosted platform widens it to the
+    system's, so clients that connect at once are not left waiting for SYN-ACK retransmissions
+    (one of three could wait over 30 s). 16 clients connect before any is read, each gets its
+    echo; `ss` (when installed) shows the listener's backlog."""
+    tport = free_port(socket.SOCK_STREAM)
+    s = run_net(PROGRAMS + "program tcpip\n" + ECHO, f"user,hostfwd=tcp:127.0.0.1:{tport}-:7")
+    s.expect(LISTENING)
+    s.expect(DHCP_LINE)
+    ss = shutil.which("ss", path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if ss:
+        out = subprocess.run([ss, "-Hlnt", f"sport = :{tport}"], capture_output=True, text=True,
+                             timeout=10).stdout.split()
+        assert out[:1] == ["LISTEN"] and int(out[2]) > 16, out
+    socks = [socket.create_connection(("127.0.0.1", tport), timeout=10) for _ in range(16)]
+    for i, k in enumerate(socks):
+        k.sendall(b"client %d\n" % i)
+    for i, k in enumerate(socks):
+        want, got = b"client %d\n" % i, b""
+        while len(got) < len(want):
+            chunk = k.recv(64)
+            assert chunk, (i, got)
+            got += chunk
+        assert got == want
+        k.close()
+    s.send_line("shutdown")
+    assert s.wait() == 0
 
 
 def test_tcpecho_comes_back_after_tcpip_is_killed(run_net):

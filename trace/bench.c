@@ -148,7 +148,7 @@ int trace_bench_ingest(const char *path, uint64_t events, unsigned threads,
         n[i] = events / threads;
     events = n[0] * threads;
     rec_ns = run_producers(rec, threads, n, 0);
-    trace_recorder_flush(rec); /* every record committed: the ingest phase ends here */
+    trace_recorder_commit(rec); /* every record committed: the ingest phase ends here */
     t1 = now_s();
     trace_recorder_stats_at_close(rec, &st);
     /* Records dropped under load are a result here (counted below), not a failure. */

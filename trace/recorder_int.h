@@ -55,6 +55,7 @@ typedef struct tr_chunk {
     struct tr_chunk *next; /* queue or pool link (qmu) */
     size_t cap;            /* bytes of data[] */
     size_t read;           /* writer only: bytes of data[] already committed */
+    uint32_t slot;         /* the slot filling it (TR_SLOTS: the overflow slot): capture.slot */
     atomic_size_t used;    /* bytes of data[] filled: owner stores (release), writer loads */
     unsigned char data[];  /* entries: tr_entry, payload, padding to 8 */
 } tr_chunk;
@@ -102,6 +103,7 @@ struct trace_recorder {
     size_t limit;
     uint64_t flush_req;  /* flush requests made */
     uint64_t flush_done; /* requests the writer has satisfied */
+    uint64_t expand_req; /* the last request that wants events rows (trace_recorder_flush) */
     bool stop;
     bool writer_exited;
     trace_recorder_faults faults;
@@ -133,13 +135,12 @@ struct trace_recorder {
 
     /* Writer thread only. */
     sqlite3 *db;
-    sqlite3_stmt *ins_event, *ins_events, *ins_spawn, *ins_exit, *ins_chan, *upd_progress;
+    sqlite3_stmt *ins_block, *upd_progress;
+    struct tr_expander *expander; /* writer thread, then close */
     char *path;    /* as the caller gave it (messages) */
     trace_out out; /* the partial file being written and where it goes */
     char notice[2 * PATH_MAX + 128];
     char write_err[256];   /* the first failure of the writer */
-    struct tr_key *sorted; /* a batch's entries in seq order */
-    size_t nsorted;
     pthread_t writer;
     bool writer_started;
     bool remove_partial; /* open failed: the partial file holds nothing worth keeping */

@@ -125,7 +125,10 @@ static tr_chunk *chunk_get(trace_recorder *rec, size_t need)
     if (cap == TR_CHUNK && rec->pool) {
         c = rec->pool;
         rec->pool = c->next;
+        rec->npool--;
     } else {
+        if (cap == TR_CHUNK)
+            rec->starved = true;
         if (rec->bytes + cap > rec->limit)
             return NULL;
         if (rec->faults.alloc_ok && rec->allocs >= rec->faults.alloc_ok)
@@ -165,9 +168,35 @@ void tr_chunk_release(trace_recorder *rec, tr_chunk *c)
         atomic_store_explicit(&c->used, 0, memory_order_relaxed);
         c->next = rec->pool;
         rec->pool = c;
+        rec->npool++;
     } else {
         rec->bytes -= c->cap;
         chunk_unmap(c);
+    }
+}
+
+void tr_pool_fill(trace_recorder *rec)
+{
+    if (rec->pool_target < TR_POOL_AHEAD)
+        rec->pool_target = TR_POOL_AHEAD;
+    if (rec->starved && rec->pool_target < TR_POOL_MAX)
+        rec->pool_target *= 2;
+    rec->starved = false;
+    while (rec->npool < rec->pool_target && rec->bytes + TR_CHUNK <= rec->limit && !rec->stop &&
+           !(rec->faults.alloc_ok && rec->allocs >= rec->faults.alloc_ok)) {
+        rec->allocs++;
+        rec->bytes += TR_CHUNK; /* counted before the unlock: record() sees the limit */
+        pthread_mutex_unlock(&rec->qmu);
+        tr_chunk *c = chunk_map(TR_CHUNK);
+        pthread_mutex_lock(&rec->qmu);
+        if (!c) {
+            rec->bytes -= TR_CHUNK;
+            return;
+        }
+        c->cap = TR_CHUNK;
+        if (rec->bytes > rec->peak)
+            rec->peak = rec->bytes;
+        tr_chunk_release(rec, c);
     }
 }
 
@@ -434,6 +463,8 @@ static void db_close(trace_recorder *rec)
 
     tr_expander_free(rec->expander);
     rec->expander = NULL;
+    sqlite3_blob_close(rec->blob);
+    rec->blob = NULL;
 
     for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++) {
         sqlite3_finalize(*sts[i]);
@@ -646,13 +677,14 @@ int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
     sqlite3_stmt *st = NULL;
     trace_recorder_stats now;
     char buf[256] = "";
-    uint64_t close_cpu, missing;
+    uint64_t close_cpu, close_wall, missing;
     bool finished = false;
     int ret;
 
     if (!rec)
         return 0;
     close_cpu = tr_clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    close_wall = tr_clock_ns(CLOCK_MONOTONIC);
     pthread_mutex_lock(&rec->qmu);
     rec->stop = true;
     pthread_cond_signal(&rec->qcv);
@@ -700,6 +732,8 @@ int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
     if (rec->close_stats) {
         trace_recorder_get_stats(rec, rec->close_stats);
         rec->close_stats->writer_cpu_ns += close_cpu;
+        rec->close_stats->close_cpu_ns = close_cpu;
+        rec->close_stats->close_ns = tr_clock_ns(CLOCK_MONOTONIC) - close_wall;
     }
     /* The file must be closed before it is renamed. */
     db_close(rec);

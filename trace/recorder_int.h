@@ -39,6 +39,17 @@
  */
 #define TR_SLOTS 64
 #define TR_CHUNK (512u * 1024u)
+/*
+ * The writer keeps chunks mapped ahead in the pool (within the buffer
+ * limit), so that a worker whose chunk fills takes a populated one instead
+ * of mapping it under qmu itself (a fresh chunk's pages cost the worker
+ * about as much as a round trip per 1000 records). It starts with
+ * TR_POOL_AHEAD and doubles its reserve, up to TR_POOL_MAX, each time a
+ * worker found the pool empty: a burst the writer cannot keep up with is
+ * then absorbed by chunks mapped beforehand.
+ */
+#define TR_POOL_AHEAD 8u
+#define TR_POOL_MAX 128u
 #define TR_ROWS 64                        /* events per multi-row INSERT */
 #define TR_STEAL_NS (50u * 1000u * 1000u) /* commit partial chunks at least this often */
 /*
@@ -98,6 +109,9 @@ struct trace_recorder {
     pthread_cond_t donecv; /* flushers: the writer took everything up to a request */
     tr_chunk *queue_head, *queue_tail;
     tr_chunk *pool; /* free standard-size chunks */
+    size_t npool;   /* chunks in the pool */
+    size_t pool_target; /* the writer maps ahead up to this many */
+    bool starved;       /* a worker mapped a standard chunk itself since the last fill */
     size_t bytes;   /* memory held by all chunks */
     size_t peak;
     size_t limit;
@@ -136,6 +150,7 @@ struct trace_recorder {
     /* Writer thread only. */
     sqlite3 *db;
     sqlite3_stmt *ins_block, *upd_progress;
+    sqlite3_blob *blob; /* the writer's handle on capture.data, reopened per block */
     struct tr_expander *expander; /* writer thread, then close */
     char *path;    /* as the caller gave it (messages) */
     trace_out out; /* the partial file being written and where it goes */
@@ -164,6 +179,7 @@ static inline uint64_t tr_clock_ns(clockid_t clock)
 void tr_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void tr_chunk_release(trace_recorder *rec, tr_chunk *c); /* qmu held; writer thread only */
+void tr_pool_fill(trace_recorder *rec); /* qmu held (dropped meanwhile); writer thread only */
 
 /* writer.c */
 int tr_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen);

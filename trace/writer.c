@@ -97,6 +97,10 @@ static int txn_commit(trace_recorder *rec, size_t rows)
     sqlite3_stmt *st = rec->upd_progress;
     int rc;
 
+    /* An open blob handle is a pending write: COMMIT would fail. */
+    sqlite3_blob_close(rec->blob);
+    rec->blob = NULL;
+
     sqlite3_bind_int64(st, 1, (sqlite3_int64)(dropped_now(rec) + rec->lost));
     sqlite3_bind_int64(st, 2, (sqlite3_int64)tr_clock_ns(CLOCK_REALTIME));
     rc = sqlite3_step(st);
@@ -133,23 +137,27 @@ static int capture_block(trace_recorder *rec, const tr_chunk *c, size_t from, si
     sqlite3_bind_int64(st, 3, (sqlite3_int64)hi);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)n);
     sqlite3_bind_int(st, 5, TR_CAPTURE_FORMAT);
-    sqlite3_bind_blob(st, 6, c->data + from, (int)(to - from), SQLITE_STATIC);
+    /*
+     * A zeroblob row, then the bytes written into its pages: SQLite does not
+     * build the whole row in a buffer of its own first (a large malloc and
+     * one more copy per block).
+     */
+    sqlite3_bind_zeroblob(st, 6, (int)(to - from));
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     *rows = (size_t)n;
-    return rc == SQLITE_DONE ? 0 : -1;
+    if (rc != SQLITE_DONE)
+        return -1;
+    sqlite3_int64 id = sqlite3_last_insert_rowid(rec->db);
+    if (!rec->blob)
+        rc = sqlite3_blob_open(rec->db, "main", "capture", "data", id, 1, &rec->blob);
+    else
+        rc = sqlite3_blob_reopen(rec->blob, id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_blob_write(rec->blob, c->data + from, (int)(to - from), 0);
+    return rc == SQLITE_OK ? 0 : -1;
 }
 
-/*
- * Commit the rest of each chunk of list and the taken prefixes as capture
- * blocks: one row a chunk, the bytes as they are (about a copy per record,
- * so the writer keeps up and chunks go back to the pool at once). Expansion
- * into events rows in seq order comes later (capture.c).
- *
- * A transaction ends every TR_TXN_NS or TR_TXN_ROWS (see there), at a block
- * boundary. A failed one is rolled back and its records, with the rest of
- * the batch, are counted as lost; the next batch tries again.
- */
 typedef struct tr_batch {
     size_t total, done, in_txn; /* records: the batch's, committed, in the open transaction */
     bool open, failed;
@@ -176,6 +184,8 @@ static int batch_add(trace_recorder *rec, tr_batch *b, const tr_chunk *c, size_t
             return -1;
         b->open = true;
         if (rec->wfaults.fail_txn == rec->txns) {
+            sqlite3_blob_close(rec->blob);
+            rec->blob = NULL;
             tr_exec_sql(rec->db, "ROLLBACK", NULL, 0);
             b->open = false;
             rec->nodes_written = false;
@@ -223,6 +233,8 @@ static void write_batch(trace_recorder *rec, tr_chunk *list, const tr_take *part
     if (b.failed)
         return;
     lose(rec, b.total - b.done, sqlite3_errmsg(rec->db));
+    sqlite3_blob_close(rec->blob);
+    rec->blob = NULL;
     tr_exec_sql(rec->db, "ROLLBACK", NULL, 0);
     rec->nodes_written = false; /* if this transaction wrote them, they are gone */
 }
@@ -316,6 +328,7 @@ void *tr_writer_main(void *arg)
             tr_chunk_release(rec, list);
             list = next;
         }
+        tr_pool_fill(rec);
         if (take) {
             rec->flush_done = req;
             pthread_cond_broadcast(&rec->donecv);

@@ -45,6 +45,8 @@ typedef struct trace_recorder_stats {
     size_t buffer_bytes;    /* memory held by buffers now */
     size_t buffer_peak;     /* the most memory buffers held */
     uint64_t writer_cpu_ns; /* CPU time of the writer thread (and close), once closed */
+    uint64_t close_cpu_ns;  /* of that, close's (the expansion of the capture table), once closed */
+    uint64_t close_ns;      /* wall time of close, once closed */
 } trace_recorder_stats;
 
 /*

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ static const char trace_usage[] =
     "                                 binary frames (bare-metal serial stream, '-': stdin) to a "
     "trace\n"
     "  corpus FILE DIR                seed inputs for the server fuzz targets (docs/fuzzing.md)\n"
+    "  repair FILE                    expand the records a cut recording left in its capture\n"
+    "                                 table (every reader does it when it opens such a file)\n"
     "A trace of a simulated cluster holds several nodes (kernels): --node NAME reads one.\n"
     "Traces are SQLite files; docs/trace-format.md has the schema and sqlite3 "
     "queries.\n" TRACE_OUT_HELP;
@@ -84,6 +87,15 @@ static const char import_usage[] =
     "Decode a binary trace stream (the bare-metal image's second serial port; '-' reads stdin)\n"
     "into a trace file. Garbage is skipped and every complete valid record kept; bad frames are\n"
     "counted in the run table.\n" TRACE_OUT_HELP;
+
+static const char repair_usage[] =
+    "usage: orrery trace repair FILE\n"
+    "A recording cut short (SIGKILL, a crash) leaves its last records as capture blocks: the\n"
+    "recorder's buffers stored raw, expanded into events rows when the recorder closes. This\n"
+    "expands them in place and builds the indexes; the run row keeps complete = 0. A block that\n"
+    "does not parse is kept in the capture table (capture.bad says why) and its records are\n"
+    "added to run.dropped. The readers ('orrery trace', 'orrery replay') do the same when they\n"
+    "open such a file, with a note. Exit 0 (nothing to do is fine), 1 on an error.\n";
 
 static const char record_usage[] =
     "usage: orrery trace record OUT.db [RUN OPTIONS]\n"
@@ -208,6 +220,59 @@ static int open_db_node(const char *path, const char *node, trace_db **db)
         trace_db_close(*db);
         *db = NULL;
         return 2;
+    }
+    return 0;
+}
+
+static int cmd_repair(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    trace_repair_result res;
+    trace_db *db;
+    char err[600];
+    int rc;
+
+    while ((rc = cli_getopt(argc, argv, "trace repair", opts)) != -1) {
+        if (rc != 'h')
+            return 2;
+        fputs(repair_usage, stdout);
+        return 0;
+    }
+    if (operands(argc, argv, "trace repair", 1, 1, "which trace file?") < 0)
+        return 2;
+    /* Validate it as a reader would first, without expanding: what is not a trace is refused. */
+    const char *path = argv[optind];
+    uint64_t pending = 0;
+    if (trace_capture_pending(path, &pending) != 0 || pending == 0) {
+        if ((rc = open_db(path, &db)) != 0)
+            return rc;
+        trace_db_close(db);
+        printf("%s: nothing to expand\n", path);
+        return 0;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (fd >= 0)
+            close(fd);
+        fprintf(stderr, "orrery trace: %s: %s\n", path,
+                fd < 0 ? strerror(errno) : "a recording is still writing it");
+        return 1;
+    }
+    rc = trace_capture_repair(path, &res, err, sizeof(err));
+    close(fd);
+    if (rc != 0)
+        return trace_fail(err);
+    printf("%s: expanded %llu records from %llu capture blocks\n", path,
+           (unsigned long long)res.records, (unsigned long long)res.blocks);
+    if (res.bad_blocks) {
+        printf("%s: %llu corrupt capture blocks kept (their %llu records counted in run.dropped);"
+               " the first: %s\n",
+               path, (unsigned long long)res.bad_blocks, (unsigned long long)res.bad_records,
+               res.first_bad);
+        return 1;
     }
     return 0;
 }
@@ -541,6 +606,8 @@ int hl_cmd_trace(int argc, char **argv)
         return cmd_import(argc - 1, argv + 1);
     if (strcmp(argv[1], "record") == 0)
         return cmd_record(argc - 1, argv + 1);
+    if (strcmp(argv[1], "repair") == 0)
+        return cmd_repair(argc - 1, argv + 1);
     if (strcmp(argv[1], "corpus") == 0)
         return hl_cmd_trace_corpus(argc - 1, argv + 1);
     if (argv[1][0] == '-')

@@ -271,7 +271,7 @@ static void seterr(char *err, size_t errlen, const char *fmt, const char *a)
 
 /*
  * One step: the next blocks (in the order they were captured, at least
- * TR_EXPAND_ROWS records unless fewer are left) become events rows in seq
+ * limit records unless fewer are left) become events rows in seq
  * order, and leave the capture table in the same transaction, so that a
  * block is always either captured or expanded, never both or neither. Slots
  * overlap in seq: sorting the step's records merges them (each slot's are
@@ -280,7 +280,8 @@ static void seterr(char *err, size_t errlen, const char *fmt, const char *a)
  * marked bad (kept, its reason in capture.bad) and its records counted.
  * Returns 1 if it expanded something, 0 if nothing was left, -1 on an error.
  */
-static int expand_step(tr_expander *x, tr_expand_result *res, char *err, size_t errlen)
+static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char *err,
+                       size_t errlen)
 {
     sqlite3_int64 after = 0;
     int rc;
@@ -297,7 +298,7 @@ static int expand_step(tr_expander *x, tr_expand_result *res, char *err, size_t 
         uint64_t count = 0, first = 0, last = 0;
 
         sqlite3_bind_int64(x->sel, 1, after);
-        while (x->nkeys < TR_EXPAND_ROWS && (rc = sqlite3_step(x->sel)) == SQLITE_ROW) {
+        while (x->nkeys < limit && (rc = sqlite3_step(x->sel)) == SQLITE_ROW) {
             sqlite3_int64 id = sqlite3_column_int64(x->sel, 0);
             int format = sqlite3_column_int(x->sel, 5);
             const void *data = sqlite3_column_blob(x->sel, 6);
@@ -403,9 +404,14 @@ int tr_expand_all(tr_expander *x, tr_expand_result *res, char *err, size_t errle
 {
     int rc;
 
-    while ((rc = expand_step(x, res, err, errlen)) == 1)
+    while ((rc = expand_step(x, TR_EXPAND_ROWS, res, err, errlen)) == 1)
         ;
     return rc;
+}
+
+int tr_expand_some(tr_expander *x, size_t limit, tr_expand_result *res, char *err, size_t errlen)
+{
+    return expand_step(x, limit, res, err, errlen);
 }
 
 /* ---- the finishing steps close (and repair) take ---------------------------------------- */
@@ -493,7 +499,9 @@ int trace_capture_pending(const char *path, uint64_t *blocks)
         sqlite3_close(db);
         return -1;
     }
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM capture WHERE bad IS NULL", -1, &st, NULL) ==
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM capture WHERE bad IS NULL AND EXISTS (SELECT 1"
+                                " FROM meta WHERE key = 'format' AND value = 'orrery-trace')",
+                           -1, &st, NULL) ==
         SQLITE_OK) {
         if (sqlite3_step(st) == SQLITE_ROW)
             *blocks = (uint64_t)sqlite3_column_int64(st, 0);

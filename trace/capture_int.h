@@ -19,6 +19,15 @@
 #define TR_CAPTURE_FORMAT 1          /* capture.format: the block layout above */
 #define TR_CAPTURE_PAYLOAD_MAX (1u << 20) /* a larger len marks a block corrupt */
 #define TR_EXPAND_ROWS 65536u        /* records per expansion transaction (at least) */
+/*
+ * While recording, the writer expands when it has nothing to capture, in
+ * steps of TR_EXPAND_IDLE_ROWS, and spends at most 1 in TR_EXPAND_DUTY of
+ * its time on it: a step that took t waits (TR_EXPAND_DUTY - 1) * t. Records
+ * then reach the events rows during a quiet run (live readers see them), and
+ * a burst is captured at once and expanded later (the rest at close).
+ */
+#define TR_EXPAND_IDLE_ROWS 8192u
+#define TR_EXPAND_DUTY 4u
 
 extern const char *const tr_capture_sql; /* CREATE TABLE capture */
 
@@ -37,6 +46,8 @@ tr_expander *tr_expander_new(sqlite3 *db);
 void tr_expander_free(tr_expander *x);
 /* Every pending block, in transactions of whole blocks: 0, or -1 (what is left stays captured). */
 int tr_expand_all(tr_expander *x, tr_expand_result *res, char *err, size_t errlen);
+/* One step of at least limit records (whole blocks): 1 done, 0 nothing left, -1 error. */
+int tr_expand_some(tr_expander *x, size_t limit, tr_expand_result *res, char *err, size_t errlen);
 /* Indexes, channels.iface, interfaces, the emptied capture table: inside a transaction. */
 int tr_finish_tables(sqlite3 *db, bool nodes, char *err, size_t errlen);
 

@@ -278,10 +278,27 @@ static void expand_captured(trace_recorder *rec)
         tr_seterr(rec->write_err, sizeof(rec->write_err), "%s", err);
 }
 
+/* One idle expansion step: true if blocks may be left. */
+static bool expand_idle(trace_recorder *rec)
+{
+    tr_expand_result res = {0};
+    char err[256];
+    int rc;
+
+    if (!rec->expander && !(rec->expander = tr_expander_new(rec->db)))
+        return false;
+    rc = tr_expand_some(rec->expander, TR_EXPAND_IDLE_ROWS, &res, err, sizeof(err));
+    if (rc < 0 && !rec->write_err[0])
+        tr_seterr(rec->write_err, sizeof(rec->write_err), "%s", err);
+    return rc == 1;
+}
+
 void *tr_writer_main(void *arg)
 {
     trace_recorder *rec = arg;
     uint64_t last_take = tr_clock_ns(CLOCK_MONOTONIC);
+    uint64_t expand_after = 0; /* the next idle expansion step, not before (monotonic ns) */
+    bool pending = false;      /* captured blocks may wait for expansion */
     tr_take part[TR_SLOTS + 1];
 
     pthread_setname_np(pthread_self(), "trace-writer");
@@ -290,17 +307,28 @@ void *tr_writer_main(void *arg)
         uint64_t req = rec->flush_req;
         bool expand = rec->expand_req > rec->flush_done; /* a flush wants events rows */
         bool stopping = rec->stop;
-        bool take = stopping || req != rec->flush_done ||
-                    tr_clock_ns(CLOCK_MONOTONIC) - last_take >= TR_STEAL_NS;
+        uint64_t now = tr_clock_ns(CLOCK_MONOTONIC);
+        bool take = stopping || req != rec->flush_done || now - last_take >= TR_STEAL_NS;
         if (rec->faults.hold_writer && !stopping) {
             pthread_cond_wait(&rec->qcv, &rec->qmu);
             continue;
         }
         if (!rec->queue_head && !take) {
+            if (pending && now >= expand_after) {
+                pthread_mutex_unlock(&rec->qmu);
+                pending = expand_idle(rec);
+                uint64_t t = tr_clock_ns(CLOCK_MONOTONIC) - now;
+                expand_after = now + TR_EXPAND_DUTY * t;
+                pthread_mutex_lock(&rec->qmu);
+                continue;
+            }
+            uint64_t wait = 20u * 1000 * 1000;
+            if (pending && expand_after - now < wait)
+                wait = expand_after - now;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 20 * 1000 * 1000;
-            if (ts.tv_nsec >= 1000000000) {
+            ts.tv_nsec += (long)wait;
+            while (ts.tv_nsec >= 1000000000) {
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000;
             }
@@ -319,8 +347,7 @@ void *tr_writer_main(void *arg)
             part[k].c->read = part[k].end;
         if (take)
             last_take = tr_clock_ns(CLOCK_MONOTONIC);
-        if (take && expand && !stopping)
-            expand_captured(rec);
+        pending = pending || list || npart;
 
         pthread_mutex_lock(&rec->qmu);
         while (list) {
@@ -329,6 +356,12 @@ void *tr_writer_main(void *arg)
             list = next;
         }
         tr_pool_fill(rec);
+        if (take && expand && !stopping) {
+            pthread_mutex_unlock(&rec->qmu);
+            expand_captured(rec);
+            pending = false;
+            pthread_mutex_lock(&rec->qmu);
+        }
         if (take) {
             rec->flush_done = req;
             pthread_cond_broadcast(&rec->donecv);

@@ -314,7 +314,7 @@ void *tr_writer_main(void *arg)
             continue;
         }
         if (!rec->queue_head && !take) {
-            if (pending && now >= expand_after) {
+            if (pending && now >= expand_after && !rec->faults.hold_expansion) {
                 pthread_mutex_unlock(&rec->qmu);
                 pending = expand_idle(rec);
                 uint64_t t = tr_clock_ns(CLOCK_MONOTONIC) - now;

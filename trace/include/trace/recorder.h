@@ -140,6 +140,7 @@ typedef struct trace_recorder_faults {
     uint64_t fail_txn;     /* >0: the writer's Nth transaction fails as a SQLite error would */
     unsigned row_delay_us; /* the writer sleeps this long per event (a slow disk) */
     bool hold_writer;      /* the writer takes nothing until this is cleared (a stalled disk) */
+    bool hold_expansion;   /* the writer expands no capture block while recording */
 } trace_recorder_faults;
 void trace_recorder_set_faults(trace_recorder *rec, const trace_recorder_faults *f);
 

@@ -162,10 +162,10 @@ int trace_bench_ingest(const char *path, uint64_t events, unsigned threads,
     out->dropped = st.dropped;
     out->writer_events_per_cpu_s =
         st.writer_cpu_ns ? (double)st.written / (st.writer_cpu_ns / 1e9) : 0;
-    out->capture_events_per_cpu_s = st.writer_cpu_ns > st.close_cpu_ns
-                                        ? (double)st.written /
-                                              ((st.writer_cpu_ns - st.close_cpu_ns) / 1e9)
-                                        : 0;
+    out->capture_events_per_cpu_s =
+        st.writer_cpu_ns > st.close_cpu_ns
+            ? (double)st.written / ((st.writer_cpu_ns - st.close_cpu_ns) / 1e9)
+            : 0;
     out->payload_mean = 32.0 * 8 / 10;
     char partial[4200];
     snprintf(partial, sizeof(partial), "%s" TRACE_PARTIAL_SUFFIX, path);

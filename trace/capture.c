@@ -35,8 +35,8 @@ int tr_capture_scan(const unsigned char *p, size_t size, uint64_t *count, uint64
     while (off < size) {
         tr_entry e;
         if (size - off < sizeof(e)) {
-            snprintf(why, whylen, "a %zu-byte entry header cut at byte %zu of %zu",
-                     sizeof(e), off, size);
+            snprintf(why, whylen, "a %zu-byte entry header cut at byte %zu of %zu", sizeof(e), off,
+                     size);
             return -1;
         }
         memcpy(&e, p + off, sizeof(e));
@@ -453,14 +453,14 @@ out:
 int tr_finish_tables(sqlite3 *db, bool nodes, char *err, size_t errlen)
 {
     char *msg = NULL;
-    int rc = sqlite3_exec(
-        db,
-        "CREATE INDEX IF NOT EXISTS events_task ON events(task, seq);"
-        "UPDATE channels SET iface = m.iface FROM (SELECT node, chan, max(iface) AS"
-        " iface FROM events WHERE iface <> 0 AND kind IN (4, 5) GROUP BY node, chan)"
-        " AS m WHERE channels.node = m.node AND channels.endpoint = m.chan"
-        " AND channels.iface = 0;",
-        NULL, NULL, &msg);
+    int rc =
+        sqlite3_exec(db,
+                     "CREATE INDEX IF NOT EXISTS events_task ON events(task, seq);"
+                     "UPDATE channels SET iface = m.iface FROM (SELECT node, chan, max(iface) AS"
+                     " iface FROM events WHERE iface <> 0 AND kind IN (4, 5) GROUP BY node, chan)"
+                     " AS m WHERE channels.node = m.node AND channels.endpoint = m.chan"
+                     " AND channels.iface = 0;",
+                     NULL, NULL, &msg);
 
     if (rc == SQLITE_OK && nodes)
         rc = sqlite3_exec(db, "CREATE INDEX IF NOT EXISTS events_node ON events(node, task, seq)",
@@ -499,10 +499,10 @@ int trace_capture_pending(const char *path, uint64_t *blocks)
         sqlite3_close(db);
         return -1;
     }
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM capture WHERE bad IS NULL AND EXISTS (SELECT 1"
-                                " FROM meta WHERE key = 'format' AND value = 'orrery-trace')",
-                           -1, &st, NULL) ==
-        SQLITE_OK) {
+    if (sqlite3_prepare_v2(db,
+                           "SELECT count(*) FROM capture WHERE bad IS NULL AND EXISTS (SELECT 1"
+                           " FROM meta WHERE key = 'format' AND value = 'orrery-trace')",
+                           -1, &st, NULL) == SQLITE_OK) {
         if (sqlite3_step(st) == SQLITE_ROW)
             *blocks = (uint64_t)sqlite3_column_int64(st, 0);
         else
@@ -551,8 +551,9 @@ int trace_capture_repair(const char *path, trace_repair_result *out, char *err, 
     /* The run row: records of bad blocks are not in events; a repaired file is never complete. */
     if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
         tr_finish_tables(db, nodes > 0, msg, sizeof(msg)) != 0 ||
-        sqlite3_prepare_v2(db, "UPDATE run SET dropped = dropped + ?1, complete = 0 WHERE id = 1"
-                               " AND ?1 > 0",
+        sqlite3_prepare_v2(db,
+                           "UPDATE run SET dropped = dropped + ?1, complete = 0 WHERE id = 1"
+                           " AND ?1 > 0",
                            -1, &st, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "trace %s: %s", path, msg[0] ? msg : sqlite3_errmsg(db));
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);

@@ -16,9 +16,9 @@
  * events/tasks/channels rows at close (trace_recorder_flush too), or when a
  * reader opens a file a killed recorder left (trace_capture_repair).
  */
-#define TR_CAPTURE_FORMAT 1          /* capture.format: the block layout above */
+#define TR_CAPTURE_FORMAT 1               /* capture.format: the block layout above */
 #define TR_CAPTURE_PAYLOAD_MAX (1u << 20) /* a larger len marks a block corrupt */
-#define TR_EXPAND_ROWS 65536u        /* records per expansion transaction (at least) */
+#define TR_EXPAND_ROWS 65536u             /* records per expansion transaction (at least) */
 /*
  * While recording, the writer expands when it has nothing to capture, in
  * steps of TR_EXPAND_IDLE_ROWS, and spends at most 1 in TR_EXPAND_DUTY of

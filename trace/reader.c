@@ -386,8 +386,8 @@ static void expand_captured(const char *path)
             fprintf(stderr,
                     "orrery: note: %s: %llu capture blocks are corrupt, their %llu records"
                     " counted in run.dropped, kept in the capture table; the first: %s\n",
-                    path, (unsigned long long)res.bad_blocks,
-                    (unsigned long long)res.bad_records, res.first_bad);
+                    path, (unsigned long long)res.bad_blocks, (unsigned long long)res.bad_records,
+                    res.first_bad);
     }
     flock(fd, LOCK_UN);
     close(fd);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ static const char trace_usage[] =
     "                                 binary frames (bare-metal serial stream, '-': stdin) to a "
     "trace\n"
     "  corpus FILE DIR                seed inputs for the server fuzz targets (docs/fuzzing.md)\n"
+    "  repair FILE                    expand the records a cut recording left in its capture\n"
+    "                                 table (every reader does it when it opens such a file)\n"
     "A trace of a simulated cluster holds several nodes (kernels): --node NAME reads one.\n"
     "Traces are SQLite files; docs/trace-format.md has the schema and sqlite3 "
     "queries.\n" TRACE_OUT_HELP;
@@ -85,6 +88,15 @@ static const char import_usage[] =
     "into a trace file. Garbage is skipped and every complete valid record kept; bad frames are\n"
     "counted in the run table.\n" TRACE_OUT_HELP;
 
+static const char repair_usage[] =
+    "usage: orrery trace repair FILE\n"
+    "A recording cut short (SIGKILL, a crash) leaves its last records as capture blocks: the\n"
+    "recorder's buffers stored raw, expanded into events rows when the recorder closes. This\n"
+    "expands them in place and builds the indexes; the run row keeps complete = 0. A block that\n"
+    "does not parse is kept in the capture table (capture.bad says why) and its records are\n"
+    "added to run.dropped. The readers ('orrery trace', 'orrery replay') do the same when they\n"
+    "open such a file, with a note. Exit 0 (nothing to do is fine), 1 on an error.\n";
+
 static const char record_usage[] =
     "usage: orrery trace record OUT.db [RUN OPTIONS]\n"
     "An alias of 'orrery run --trace OUT.db [RUN OPTIONS]': boot Orrery with every IPC event\n"
@@ -96,7 +108,8 @@ static const char bench_usage[] =
     "usage: orrery bench trace [--events N] [--threads N] [--json] [--keep FILE] [--no-ipc]\n"
     "record() alone (1 and N threads, warm buffers). SQLite ingest of synthetic records (8 of 10\n"
     "are 32-byte messages) from N threads into a trace: events per second until every record is\n"
-    "committed, the close (index build) time, the writer's events per CPU second, and bytes per\n"
+    "committed, the close time (expanding the capture table, index build), the writer's events\n"
+    "per CPU second (with and without close), and bytes per\n"
     "event. Then the IPC benchmark (orrery bench ipc) with tracing off and on, both tasks on one\n"
     "worker (the writer has the other CPU) and on two workers (the writer competes with them):\n"
     "round trip and throughput ratios, each against tracing off (the JSON's baselines name\n"
@@ -207,6 +220,59 @@ static int open_db_node(const char *path, const char *node, trace_db **db)
         trace_db_close(*db);
         *db = NULL;
         return 2;
+    }
+    return 0;
+}
+
+static int cmd_repair(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    trace_repair_result res;
+    trace_db *db;
+    char err[600];
+    int rc;
+
+    while ((rc = cli_getopt(argc, argv, "trace repair", opts)) != -1) {
+        if (rc != 'h')
+            return 2;
+        fputs(repair_usage, stdout);
+        return 0;
+    }
+    if (operands(argc, argv, "trace repair", 1, 1, "which trace file?") < 0)
+        return 2;
+    /* Validate it as a reader would first, without expanding: what is not a trace is refused. */
+    const char *path = argv[optind];
+    uint64_t pending = 0;
+    if (trace_capture_pending(path, &pending) != 0 || pending == 0) {
+        if ((rc = open_db(path, &db)) != 0)
+            return rc;
+        trace_db_close(db);
+        printf("%s: nothing to expand\n", path);
+        return 0;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (fd >= 0)
+            close(fd);
+        fprintf(stderr, "orrery trace: %s: %s\n", path,
+                fd < 0 ? strerror(errno) : "a recording is still writing it");
+        return 1;
+    }
+    rc = trace_capture_repair(path, &res, err, sizeof(err));
+    close(fd);
+    if (rc != 0)
+        return trace_fail(err);
+    printf("%s: expanded %llu records from %llu capture blocks\n", path,
+           (unsigned long long)res.records, (unsigned long long)res.blocks);
+    if (res.bad_blocks) {
+        printf("%s: %llu corrupt capture blocks kept (their %llu records counted in run.dropped);"
+               " the first: %s\n",
+               path, (unsigned long long)res.bad_blocks, (unsigned long long)res.bad_records,
+               res.first_bad);
+        return 1;
     }
     return 0;
 }
@@ -540,6 +606,8 @@ int hl_cmd_trace(int argc, char **argv)
         return cmd_import(argc - 1, argv + 1);
     if (strcmp(argv[1], "record") == 0)
         return cmd_record(argc - 1, argv + 1);
+    if (strcmp(argv[1], "repair") == 0)
+        return cmd_repair(argc - 1, argv + 1);
     if (strcmp(argv[1], "corpus") == 0)
         return hl_cmd_trace_corpus(argc - 1, argv + 1);
     if (argv[1][0] == '-')
@@ -564,6 +632,9 @@ typedef struct ipc_pair {
     uint64_t rtt_null;            /* round trip with a sink that discards: the kernel's share */
     uint64_t records;             /* trace records of the traced run */
     uint64_t dropped;             /* ... that the recorder dropped (its buffers full) */
+    double writer_ns_per_record;  /* the writer thread's CPU during the run, per record */
+    double close_s;               /* closing the trace (expanding the capture table) */
+    double close_cpu_ns_per_record; /* close's CPU per record */
     double rtt_ratio, tput_ratio; /* on/off for the round trip, off/on for throughput */
 } ipc_pair;
 
@@ -617,6 +688,12 @@ static int bench_ipc_pair(const char *dir, int client, int server, ipc_pair *o, 
     }
     o->records = st.recorded;
     o->dropped = st.dropped;
+    if (st.recorded) {
+        o->writer_ns_per_record =
+            (double)(st.writer_cpu_ns - st.close_cpu_ns) / (double)st.recorded;
+        o->close_cpu_ns_per_record = (double)st.close_cpu_ns / (double)st.recorded;
+    }
+    o->close_s = (double)st.close_ns / 1e9;
     o->rtt_ratio = o->rtt_off ? (double)o->rtt_on / (double)o->rtt_off : 0;
     o->tput_ratio = o->tput_on > 0 ? o->tput_off / o->tput_on : 0;
     return 0;
@@ -638,12 +715,15 @@ static void print_pair_json(const char *name, const ipc_pair *p)
     printf(",\"%s_rtt_ns_off\":%llu,\"%s_rtt_ns_on\":%llu,\"%s_rtt_ratio\":%.3f,"
            "\"%s_msgs_per_s_off\":%.0f,\"%s_msgs_per_s_on\":%.0f,\"%s_throughput_ratio\":%.3f,"
            "\"%s_rtt_ns_null_sink\":%llu,\"%s_null_sink_rtt_ratio\":%.3f,"
-           "\"%s_trace_records\":%llu,\"%s_trace_dropped\":%llu",
+           "\"%s_trace_records\":%llu,\"%s_trace_dropped\":%llu,"
+           "\"%s_writer_cpu_ns_per_record\":%.1f,\"%s_close_s\":%.3f,"
+           "\"%s_close_cpu_ns_per_record\":%.1f",
            name, (unsigned long long)p->rtt_off, name, (unsigned long long)p->rtt_on, name,
            p->rtt_ratio, name, p->tput_off, name, p->tput_on, name, p->tput_ratio, name,
            (unsigned long long)p->rtt_null, name,
            p->rtt_off ? (double)p->rtt_null / (double)p->rtt_off : 0, name,
-           (unsigned long long)p->records, name, (unsigned long long)p->dropped);
+           (unsigned long long)p->records, name, (unsigned long long)p->dropped, name,
+           p->writer_ns_per_record, name, p->close_s, name, p->close_cpu_ns_per_record);
 }
 
 /* The "baselines" entries of one placement's ratios: each against the run with tracing off. */
@@ -672,6 +752,10 @@ static void print_pair(const char *title, const ipc_pair *p, double rec_ns, doub
            (unsigned long long)p->rtt_on, p->rtt_ratio, goal, RECORDS_PER_RTT, floor, p->tput_off,
            p->tput_on, p->tput_ratio, (unsigned long long)p->rtt_null,
            p->rtt_off ? (double)p->rtt_null / (double)p->rtt_off : 0);
+    printf("    writer        %8.1f ns of CPU per record during the run (capture blocks)\n"
+           "    close         %8.3f s (%.1f ns of CPU per record: expanding the capture table,"
+           " indexes)\n",
+           p->writer_ns_per_record, p->close_s, p->close_cpu_ns_per_record);
     if (p->dropped)
         printf("    dropped       %8llu records (the recorder's buffers were full: the writer fell"
                " behind)\n",
@@ -742,10 +826,10 @@ int hl_cmd_bench_trace(int argc, char **argv)
         printf("{\"record_ns_1_thread\":%.1f,\"record_ns_n_threads\":%.1f,"
                "\"ingest_events\":%llu,\"threads\":%u,\"ingest_record_ns\":%.1f,"
                "\"ingest_events_per_s\":%.0f,\"close_s\":%.3f,\"writer_events_per_cpu_s\":%.0f,"
-               "\"bytes_per_event\":%.1f,\"dropped\":%llu",
+               "\"capture_events_per_cpu_s\":%.0f,\"bytes_per_event\":%.1f,\"dropped\":%llu",
                rec1_ns, recn_ns, (unsigned long long)r.events, r.threads, r.record_ns,
-               r.events_per_s, r.close_s, r.writer_events_per_cpu_s, r.bytes_per_event,
-               (unsigned long long)r.dropped);
+               r.events_per_s, r.close_s, r.writer_events_per_cpu_s, r.capture_events_per_cpu_s,
+               r.bytes_per_event, (unsigned long long)r.dropped);
         if (ov.ran) {
             print_pair_json("ipc_same_worker", &ov.same);
             print_pair_json("ipc_cross_worker", &ov.cross);
@@ -766,12 +850,15 @@ int hl_cmd_bench_trace(int argc, char **argv)
            "  record()        %8.1f ns/event (per thread, buffers growing: page faults, CPU"
            " shared with the writer)\n"
            "  ingest          %8.0f events/s (first record() to last commit; goal >= 1000000)\n"
-           "  close           %8.3f s (index on events(task, seq), checkpoint)\n"
+           "  close           %8.3f s (capture table expanded into events rows, index,"
+           " checkpoint)\n"
            "  writer CPU      %8.0f events per CPU second, ingest and close (load-independent)\n"
+           "  capture CPU     %8.0f events per CPU second, the writer during ingest alone\n"
            "  file            %8.1f bytes/event\n"
            "  dropped         %8llu\n",
            (unsigned long long)r.events, r.threads, r.payload_mean, r.record_ns, r.events_per_s,
-           r.close_s, r.writer_events_per_cpu_s, r.bytes_per_event, (unsigned long long)r.dropped);
+           r.close_s, r.writer_events_per_cpu_s, r.capture_events_per_cpu_s, r.bytes_per_event,
+           (unsigned long long)r.dropped);
     if (ov.ran) {
         printf("IPC benchmark (orrery bench ipc, 2 workers pinned to CPUs), tracing off -> on;"
                " every ratio against tracing off:\n");

@@ -4,8 +4,13 @@
 #include <trace/reader.h>
 #include <trace/recorder.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -341,6 +346,53 @@ static int check(trace_db *db)
     return 0;
 }
 
+/*
+ * A recording cut short (SIGKILL, crash) leaves records in its capture table
+ * that were never expanded into events rows: expand them before reading, with
+ * a note, unless a recorder is still writing the file (its lock is held).
+ */
+static void expand_captured(const char *path)
+{
+    trace_repair_result res;
+    uint64_t pending = 0;
+    char err[600];
+    int fd;
+
+    if (trace_capture_pending(path, &pending) != 0 || pending == 0)
+        return;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr,
+                "orrery: note: %s: a recording is still writing it; %llu blocks of its records"
+                " are not expanded yet and are not shown\n",
+                path, (unsigned long long)pending);
+        close(fd);
+        return;
+    }
+    if (trace_capture_repair(path, &res, err, sizeof(err)) != 0)
+        fprintf(stderr,
+                "orrery: note: %s: %llu blocks of records a cut recording left are not expanded"
+                " (%s); they are not shown ('orrery trace repair' where the file can be"
+                " written)\n",
+                path, (unsigned long long)pending, err);
+    else {
+        fprintf(stderr,
+                "orrery: note: %s: expanded %llu records (%llu capture blocks) a cut recording"
+                " left unexpanded\n",
+                path, (unsigned long long)res.records, (unsigned long long)res.blocks);
+        if (res.bad_blocks)
+            fprintf(stderr,
+                    "orrery: note: %s: %llu capture blocks are corrupt, their %llu records"
+                    " counted in run.dropped, kept in the capture table; the first: %s\n",
+                    path, (unsigned long long)res.bad_blocks, (unsigned long long)res.bad_records,
+                    res.first_bad);
+    }
+    flock(fd, LOCK_UN);
+    close(fd);
+}
+
 int trace_db_open(const char *path, trace_db **out, char *err, size_t errlen)
 {
     trace_db *db = calloc(1, sizeof(*db));
@@ -365,6 +417,8 @@ int trace_db_open(const char *path, trace_db **out, char *err, size_t errlen)
         dberr(db, "is a directory, not a trace");
     else if (sb.st_size == 0)
         dberr(db, "empty file, not a trace");
+    else if (S_ISREG(sb.st_mode) && (expand_captured(path), 0))
+        ;
     else if (sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
         dberr(db, "cannot open: %s", db->db ? sqlite3_errmsg(db->db) : "out of memory");
     else if (check(db) == 0) {

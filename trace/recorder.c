@@ -1,5 +1,5 @@
 /* recorder.c — the SQLite trace recorder: per-thread buffers, open and close (writer.c drains). */
-#include "recorder_int.h"
+#include "capture_int.h"
 
 #include <trace/decode.h>
 
@@ -55,15 +55,6 @@ static const char *const schema_sql =
     " result INTEGER NOT NULL, len INTEGER NOT NULL, nhandles INTEGER NOT NULL,"
     " arg INTEGER NOT NULL, payload BLOB, node INTEGER NOT NULL DEFAULT 0,"
     " node_seq INTEGER NOT NULL);";
-
-/*
- * Built at close so that ingest only appends to the rowid tree. Readers scan
- * by seq (the rowid); replay and --task select by task.
- */
-static const char *const index_sql = "CREATE INDEX IF NOT EXISTS events_task ON events(task, seq);";
-/* With nodes: a node's events (show --node, replay --node). */
-static const char *const node_index_sql =
-    "CREATE INDEX IF NOT EXISTS events_node ON events(node, task, seq);";
 
 static const struct {
     uint32_t id;
@@ -134,7 +125,10 @@ static tr_chunk *chunk_get(trace_recorder *rec, size_t need)
     if (cap == TR_CHUNK && rec->pool) {
         c = rec->pool;
         rec->pool = c->next;
+        rec->npool--;
     } else {
+        if (cap == TR_CHUNK)
+            rec->starved = true;
         if (rec->bytes + cap > rec->limit)
             return NULL;
         if (rec->faults.alloc_ok && rec->allocs >= rec->faults.alloc_ok)
@@ -174,9 +168,35 @@ void tr_chunk_release(trace_recorder *rec, tr_chunk *c)
         atomic_store_explicit(&c->used, 0, memory_order_relaxed);
         c->next = rec->pool;
         rec->pool = c;
+        rec->npool++;
     } else {
         rec->bytes -= c->cap;
         chunk_unmap(c);
+    }
+}
+
+void tr_pool_fill(trace_recorder *rec)
+{
+    if (rec->pool_target < TR_POOL_AHEAD)
+        rec->pool_target = TR_POOL_AHEAD;
+    if (rec->starved && rec->pool_target < TR_POOL_MAX)
+        rec->pool_target *= 2;
+    rec->starved = false;
+    while (rec->npool < rec->pool_target && rec->bytes + TR_CHUNK <= rec->limit && !rec->stop &&
+           !(rec->faults.alloc_ok && rec->allocs >= rec->faults.alloc_ok)) {
+        rec->allocs++;
+        rec->bytes += TR_CHUNK; /* counted before the unlock: record() sees the limit */
+        pthread_mutex_unlock(&rec->qmu);
+        tr_chunk *c = chunk_map(TR_CHUNK);
+        pthread_mutex_lock(&rec->qmu);
+        if (!c) {
+            rec->bytes -= TR_CHUNK;
+            return;
+        }
+        c->cap = TR_CHUNK;
+        if (rec->bytes > rec->peak)
+            rec->peak = rec->bytes;
+        tr_chunk_release(rec, c);
     }
 }
 
@@ -207,6 +227,8 @@ static __attribute__((noinline)) tr_chunk *slot_refill(trace_recorder *rec, tr_s
     c = chunk_get(rec, need);
     pthread_mutex_unlock(&rec->qmu);
     s->pos = 0;
+    if (c)
+        c->slot = (uint32_t)(s == &rec->overflow ? TR_SLOTS : s - rec->slots);
     if (c)
         atomic_store_explicit(&s->cur, c, memory_order_release);
     return c;
@@ -350,9 +372,10 @@ static void sink_record(void *self, const hal_trace_rec_t *r)
     trace_recorder_record(self, r);
 }
 
+/* The kernel's flush (at shutdown): committed, as a kill would keep it; close expands. */
 static void sink_flush(void *self)
 {
-    trace_recorder_flush(self);
+    trace_recorder_commit(self);
 }
 
 /* ---- open and close ------------------------------------------------------------------- */
@@ -436,8 +459,12 @@ fail:
 
 static void db_close(trace_recorder *rec)
 {
-    sqlite3_stmt **sts[] = {&rec->ins_event, &rec->ins_events, &rec->ins_spawn,
-                            &rec->ins_exit,  &rec->ins_chan,   &rec->upd_progress};
+    sqlite3_stmt **sts[] = {&rec->ins_block, &rec->upd_progress};
+
+    tr_expander_free(rec->expander);
+    rec->expander = NULL;
+    sqlite3_blob_close(rec->blob);
+    rec->blob = NULL;
 
     for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++) {
         sqlite3_finalize(*sts[i]);
@@ -469,7 +496,6 @@ static void recorder_free(trace_recorder *rec)
     pthread_mutex_destroy(&rec->qmu);
     pthread_cond_destroy(&rec->qcv);
     pthread_cond_destroy(&rec->donecv);
-    free(rec->sorted);
     for (size_t i = 0; rec->node_manifests && i < rec->nnodes; i++)
         free(rec->node_manifests[i]);
     free(rec->node_manifests);
@@ -491,21 +517,10 @@ static void sqlite_setup(void)
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-/* "INSERT OR IGNORE INTO events VALUES(?,...),(?,...)...": TR_ROWS rows. */
-static const char *events_multi_sql(char *buf, size_t size)
-{
-    size_t off = (size_t)snprintf(buf, size, "INSERT OR IGNORE INTO events VALUES");
-    for (int k = 0; k < TR_ROWS && off < size; k++)
-        off += (size_t)snprintf(buf + off, size - off, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                                k ? "," : "");
-    return buf;
-}
-
 int trace_recorder_open(const char *path, const trace_run_info *run, trace_recorder **out,
                         char *err, size_t errlen)
 {
     trace_recorder *rec = calloc(1, sizeof(*rec));
-    char multi[64 + TR_ROWS * 40];
 
     int rc;
 
@@ -566,23 +581,10 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
              (long)TRACE_APPLICATION_ID);
     if (tr_exec_sql(rec->db, pragmas, err, errlen) != 0 ||
         write_header(rec, run, err, errlen) != 0 ||
-        prepare(rec, &rec->ins_event,
-                "INSERT OR IGNORE INTO events VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", err,
-                errlen) != 0 ||
-        prepare(rec, &rec->ins_events, events_multi_sql(multi, sizeof(multi)), err, errlen) != 0 ||
-        prepare(rec, &rec->ins_spawn,
-                "INSERT INTO tasks(id, name, parent, spawned_seq, node) VALUES(?1,?2,?3,?4,?5)"
-                " ON CONFLICT(node, id) DO UPDATE SET name=excluded.name, parent=excluded.parent,"
-                " spawned_seq=excluded.spawned_seq",
-                err, errlen) != 0 ||
-        prepare(rec, &rec->ins_exit,
-                "INSERT INTO tasks(id, exit_seq, exit_status, node) VALUES(?1,?2,?3,?4)"
-                " ON CONFLICT(node, id) DO UPDATE SET exit_seq=excluded.exit_seq,"
-                " exit_status=excluded.exit_status",
-                err, errlen) != 0 ||
-        prepare(rec, &rec->ins_chan,
-                "INSERT OR REPLACE INTO channels(endpoint, peer, creator, created_seq, iface,"
-                " node) VALUES(?,?,?,?,?,?)",
+        tr_exec_sql(rec->db, tr_capture_sql, err, errlen) != 0 ||
+        prepare(rec, &rec->ins_block,
+                "INSERT INTO capture(slot, first_seq, last_seq, count, format, data)"
+                " VALUES(?,?,?,?,?,?)",
                 err, errlen) != 0 ||
         prepare(rec, &rec->upd_progress, "UPDATE run SET dropped=?1, commit_unix_ns=?2 WHERE id=1",
                 err, errlen) != 0) {
@@ -670,52 +672,19 @@ void trace_recorder_get_stats(trace_recorder *rec, trace_recorder_stats *out)
     pthread_mutex_unlock(&rec->qmu);
 }
 
-/* Name the interfaces the events mention, from the decoder's registry. */
-static int fill_interfaces(trace_recorder *rec)
-{
-    sqlite3_stmt *sel = NULL, *ins = NULL;
-    int rc = SQLITE_OK;
-
-    if (sqlite3_prepare_v2(rec->db, "SELECT DISTINCT iface FROM events WHERE iface <> 0", -1, &sel,
-                           NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(rec->db, "INSERT OR REPLACE INTO interfaces VALUES(?, ?)", -1, &ins,
-                           NULL) != SQLITE_OK) {
-        rc = SQLITE_ERROR;
-        goto out;
-    }
-    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
-        uint32_t id = (uint32_t)sqlite3_column_int64(sel, 0);
-        const char *name = trace_iface_name(id);
-        if (!name)
-            continue;
-        sqlite3_bind_int64(ins, 1, id);
-        sqlite3_bind_text(ins, 2, name, -1, SQLITE_STATIC);
-        if (sqlite3_step(ins) != SQLITE_DONE) {
-            rc = SQLITE_ERROR;
-            break;
-        }
-        sqlite3_reset(ins);
-    }
-    if (rc == SQLITE_DONE)
-        rc = SQLITE_OK;
-out:
-    sqlite3_finalize(sel);
-    sqlite3_finalize(ins);
-    return rc == SQLITE_OK ? 0 : -1;
-}
-
 int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     trace_recorder_stats now;
     char buf[256] = "";
-    uint64_t close_cpu, missing;
+    uint64_t close_cpu, close_wall, missing;
     bool finished = false;
     int ret;
 
     if (!rec)
         return 0;
     close_cpu = tr_clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    close_wall = tr_clock_ns(CLOCK_MONOTONIC);
     pthread_mutex_lock(&rec->qmu);
     rec->stop = true;
     pthread_cond_signal(&rec->qcv);
@@ -726,18 +695,18 @@ int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
     /* Every record the kernel handed over is in the file, or the run row says it is not. */
     trace_recorder_get_stats(rec, &now);
     missing = now.dropped + now.lost;
-    /* Final counts and indexes in one transaction, then back to a single file. */
-    if (tr_exec_sql(rec->db, "BEGIN", buf, sizeof(buf)) == 0 &&
+    /*
+     * The captured blocks become events rows (in steps: a kill now still
+     * leaves every record, expanded or captured), then the final counts and
+     * indexes in one transaction, then back to a single file.
+     */
+    tr_expand_result xres = {0};
+    if (!rec->expander)
+        rec->expander = tr_expander_new(rec->db);
+    if (rec->expander && tr_expand_all(rec->expander, &xres, buf, sizeof(buf)) == 0 &&
+        tr_exec_sql(rec->db, "BEGIN", buf, sizeof(buf)) == 0 &&
         (rec->nodes_written || tr_write_nodes(rec) == 0) &&
-        tr_exec_sql(rec->db, index_sql, buf, sizeof(buf)) == 0 &&
-        (!rec->nnodes || tr_exec_sql(rec->db, node_index_sql, buf, sizeof(buf)) == 0) &&
-        tr_exec_sql(rec->db,
-                    "UPDATE channels SET iface = m.iface FROM (SELECT node, chan, max(iface) AS"
-                    " iface FROM events WHERE iface <> 0 AND kind IN (4, 5) GROUP BY node, chan)"
-                    " AS m WHERE channels.node = m.node AND channels.endpoint = m.chan"
-                    " AND channels.iface = 0",
-                    buf, sizeof(buf)) == 0 &&
-        fill_interfaces(rec) == 0 &&
+        tr_finish_tables(rec->db, rec->nnodes > 0, buf, sizeof(buf)) == 0 &&
         sqlite3_prepare_v2(rec->db,
                            "UPDATE run SET end_unix_ns=?1, commit_unix_ns=?1,"
                            " events=(SELECT count(*) FROM events), dropped=?2, bad_frames=?3,"
@@ -763,6 +732,8 @@ int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
     if (rec->close_stats) {
         trace_recorder_get_stats(rec, rec->close_stats);
         rec->close_stats->writer_cpu_ns += close_cpu;
+        rec->close_stats->close_cpu_ns = close_cpu;
+        rec->close_stats->close_ns = tr_clock_ns(CLOCK_MONOTONIC) - close_wall;
     }
     /* The file must be closed before it is renamed. */
     db_close(rec);

@@ -39,6 +39,17 @@
  */
 #define TR_SLOTS 64
 #define TR_CHUNK (512u * 1024u)
+/*
+ * The writer keeps chunks mapped ahead in the pool (within the buffer
+ * limit), so that a worker whose chunk fills takes a populated one instead
+ * of mapping it under qmu itself (a fresh chunk's pages cost the worker
+ * about as much as a round trip per 1000 records). It starts with
+ * TR_POOL_AHEAD and doubles its reserve, up to TR_POOL_MAX, each time a
+ * worker found the pool empty: a burst the writer cannot keep up with is
+ * then absorbed by chunks mapped beforehand.
+ */
+#define TR_POOL_AHEAD 8u
+#define TR_POOL_MAX 128u
 #define TR_ROWS 64                        /* events per multi-row INSERT */
 #define TR_STEAL_NS (50u * 1000u * 1000u) /* commit partial chunks at least this often */
 /*
@@ -55,6 +66,7 @@ typedef struct tr_chunk {
     struct tr_chunk *next; /* queue or pool link (qmu) */
     size_t cap;            /* bytes of data[] */
     size_t read;           /* writer only: bytes of data[] already committed */
+    uint32_t slot;         /* the slot filling it (TR_SLOTS: the overflow slot): capture.slot */
     atomic_size_t used;    /* bytes of data[] filled: owner stores (release), writer loads */
     unsigned char data[];  /* entries: tr_entry, payload, padding to 8 */
 } tr_chunk;
@@ -97,11 +109,15 @@ struct trace_recorder {
     pthread_cond_t donecv; /* flushers: the writer took everything up to a request */
     tr_chunk *queue_head, *queue_tail;
     tr_chunk *pool; /* free standard-size chunks */
+    size_t npool;   /* chunks in the pool */
+    size_t pool_target; /* the writer maps ahead up to this many */
+    bool starved;       /* a worker mapped a standard chunk itself since the last fill */
     size_t bytes;   /* memory held by all chunks */
     size_t peak;
     size_t limit;
     uint64_t flush_req;  /* flush requests made */
     uint64_t flush_done; /* requests the writer has satisfied */
+    uint64_t expand_req; /* the last request that wants events rows (trace_recorder_flush) */
     bool stop;
     bool writer_exited;
     trace_recorder_faults faults;
@@ -133,13 +149,13 @@ struct trace_recorder {
 
     /* Writer thread only. */
     sqlite3 *db;
-    sqlite3_stmt *ins_event, *ins_events, *ins_spawn, *ins_exit, *ins_chan, *upd_progress;
+    sqlite3_stmt *ins_block, *upd_progress;
+    sqlite3_blob *blob; /* the writer's handle on capture.data, reopened per block */
+    struct tr_expander *expander; /* writer thread, then close */
     char *path;    /* as the caller gave it (messages) */
     trace_out out; /* the partial file being written and where it goes */
     char notice[2 * PATH_MAX + 128];
     char write_err[256];   /* the first failure of the writer */
-    struct tr_key *sorted; /* a batch's entries in seq order */
-    size_t nsorted;
     pthread_t writer;
     bool writer_started;
     bool remove_partial; /* open failed: the partial file holds nothing worth keeping */
@@ -163,6 +179,7 @@ static inline uint64_t tr_clock_ns(clockid_t clock)
 void tr_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void tr_chunk_release(trace_recorder *rec, tr_chunk *c); /* qmu held; writer thread only */
+void tr_pool_fill(trace_recorder *rec); /* qmu held (dropped meanwhile); writer thread only */
 
 /* writer.c */
 int tr_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen);

@@ -1,6 +1,6 @@
 /* writer.c — the recorder's writer thread: buffered records into SQLite in bounded transactions. */
 #define _GNU_SOURCE /* pthread_setname_np */
-#include "recorder_int.h"
+#include "capture_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,32 +17,6 @@ int tr_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
         return -1;
     }
     return 0;
-}
-
-/* Columns of an events row (TR_EVENT_COLS parameters per row of an INSERT). */
-#define TR_EVENT_COLS 15
-
-/* Bind one event's columns starting at parameter base + 1. */
-static void bind_event(sqlite3_stmt *st, int base, const tr_entry *e)
-{
-    sqlite3_bind_int64(st, base + 1, (sqlite3_int64)e->gseq);
-    sqlite3_bind_int64(st, base + 2, (sqlite3_int64)e->time_ns);
-    sqlite3_bind_int64(st, base + 3, e->task);
-    sqlite3_bind_int64(st, base + 4, e->kind);
-    sqlite3_bind_int64(st, base + 5, e->chan);
-    sqlite3_bind_int64(st, base + 6, e->peer);
-    sqlite3_bind_int64(st, base + 7, e->iface);
-    sqlite3_bind_int64(st, base + 8, e->type);
-    sqlite3_bind_int64(st, base + 9, e->result);
-    sqlite3_bind_int64(st, base + 10, e->len);
-    sqlite3_bind_int64(st, base + 11, e->nhandles);
-    sqlite3_bind_int64(st, base + 12, (sqlite3_int64)e->arg);
-    if (e->len)
-        sqlite3_bind_blob(st, base + 13, e + 1, (int)e->len, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, base + 13);
-    sqlite3_bind_int64(st, base + 14, e->node);
-    sqlite3_bind_int64(st, base + 15, (sqlite3_int64)e->seq);
 }
 
 int tr_write_nodes(trace_recorder *rec)
@@ -74,118 +48,13 @@ int tr_write_nodes(trace_recorder *rec)
     return 0;
 }
 
-/* The tasks and channels rows a SPAWN, EXIT or CHAN_CREATE record makes. */
-static int write_side(trace_recorder *rec, const tr_entry *e)
-{
-    sqlite3_stmt *st;
-    int rc;
-
-    switch (e->kind) {
-    case HAL_TR_SPAWN:
-        st = rec->ins_spawn;
-        sqlite3_bind_int64(st, 1, e->task);
-        if (e->len)
-            sqlite3_bind_text(st, 2, (const char *)(e + 1),
-                              (int)strnlen((const char *)(e + 1), e->len), SQLITE_STATIC);
-        else
-            sqlite3_bind_null(st, 2);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)e->arg);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)e->gseq);
-        sqlite3_bind_int64(st, 5, e->node);
-        break;
-    case HAL_TR_EXIT:
-        st = rec->ins_exit;
-        sqlite3_bind_int64(st, 1, e->task);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)e->gseq);
-        sqlite3_bind_int64(st, 3, e->result);
-        sqlite3_bind_int64(st, 4, e->node);
-        break;
-    case HAL_TR_CHAN_CREATE:
-        st = rec->ins_chan;
-        for (int side = 0; side < 2; side++) {
-            sqlite3_bind_int64(st, 1, side ? e->peer : e->chan);
-            sqlite3_bind_int64(st, 2, side ? e->chan : e->peer);
-            sqlite3_bind_int64(st, 3, e->task);
-            sqlite3_bind_int64(st, 4, (sqlite3_int64)e->gseq);
-            sqlite3_bind_int64(st, 5, e->iface);
-            sqlite3_bind_int64(st, 6, e->node);
-            rc = sqlite3_step(st);
-            sqlite3_reset(st);
-            if (rc != SQLITE_DONE)
-                return -1;
-        }
-        return 0;
-    default:
-        return 0;
-    }
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : -1;
-}
-
-/* A batch entry: its seq first, so that sorting touches only this array. */
-typedef struct tr_key {
-    uint64_t seq;
-    const tr_entry *e;
-} tr_key;
-
 /* A committed prefix taken from a chunk its owner is still filling. */
 typedef struct tr_take {
     tr_chunk *c;
     size_t end; /* the fill level seen; c->read moves here once written */
 } tr_take;
 
-static int cmp_key(const void *a, const void *b)
-{
-    uint64_t x = ((const tr_key *)a)->seq, y = ((const tr_key *)b)->seq;
-    return x < y ? -1 : x > y;
-}
-
-/*
- * Insert event i of the sorted batch: TR_ROWS rows per statement when i
- * starts a full group (fewer statement executions per row), else one row.
- */
-static int write_event(trace_recorder *rec, size_t i, size_t n)
-{
-    sqlite3_stmt *st;
-    int rc;
-
-    if (i % TR_ROWS == 0 && n - i >= TR_ROWS) {
-        st = rec->ins_events;
-        for (int k = 0; k < TR_ROWS; k++)
-            bind_event(st, k * TR_EVENT_COLS, rec->sorted[i + (size_t)k].e);
-    } else if (i % TR_ROWS == 0 || n - (i - i % TR_ROWS) < TR_ROWS) {
-        st = rec->ins_event;
-        bind_event(st, 0, rec->sorted[i].e);
-    } else {
-        return 0; /* inserted with its group */
-    }
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE || rc == SQLITE_CONSTRAINT ? 0 : -1;
-}
-
-/* Append the keys of the entries in [from, to) of c at rec->sorted + n: the new n, or SIZE_MAX. */
-static size_t collect(trace_recorder *rec, const tr_chunk *c, size_t from, size_t to, size_t n)
-{
-    for (size_t off = from; off < to; n++) {
-        const tr_entry *e = (const tr_entry *)(c->data + off);
-        if (n == rec->nsorted) {
-            size_t grown_n = n ? 2 * n : 16384;
-            tr_key *grown = realloc(rec->sorted, grown_n * sizeof(*grown));
-            if (!grown)
-                return SIZE_MAX;
-            rec->sorted = grown;
-            rec->nsorted = grown_n;
-        }
-        rec->sorted[n].seq = e->gseq;
-        rec->sorted[n].e = e;
-        off += tr_entry_size(e->len);
-    }
-    return n;
-}
-
-/* Entries in [from, to) of c, counted without allocating (a batch that could not be collected). */
+/* Entries in [from, to) of c, counted without parsing further. */
 static size_t count_entries(const tr_chunk *c, size_t from, size_t to)
 {
     size_t n = 0;
@@ -228,6 +97,10 @@ static int txn_commit(trace_recorder *rec, size_t rows)
     sqlite3_stmt *st = rec->upd_progress;
     int rc;
 
+    /* An open blob handle is a pending write: COMMIT would fail. */
+    sqlite3_blob_close(rec->blob);
+    rec->blob = NULL;
+
     sqlite3_bind_int64(st, 1, (sqlite3_int64)(dropped_now(rec) + rec->lost));
     sqlite3_bind_int64(st, 2, (sqlite3_int64)tr_clock_ns(CLOCK_REALTIME));
     rc = sqlite3_step(st);
@@ -241,71 +114,127 @@ static int txn_commit(trace_recorder *rec, size_t rows)
     return 0;
 }
 
+/* One block: bytes [from, to) of c, the entries its slot filled since the last block. */
+static int capture_block(trace_recorder *rec, const tr_chunk *c, size_t from, size_t to,
+                         size_t *rows)
+{
+    sqlite3_stmt *st = rec->ins_block;
+    uint64_t n = 0, lo = UINT64_MAX, hi = 0;
+    int rc;
+
+    for (size_t off = from; off < to; n++) {
+        const tr_entry *e = (const tr_entry *)(c->data + off);
+        if (e->gseq < lo)
+            lo = e->gseq;
+        if (e->gseq > hi)
+            hi = e->gseq;
+        off += tr_entry_size(e->len);
+    }
+    if (rec->wfaults.row_delay_us)
+        usleep(rec->wfaults.row_delay_us * (useconds_t)n);
+    sqlite3_bind_int64(st, 1, c->slot);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)lo);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)hi);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)n);
+    sqlite3_bind_int(st, 5, TR_CAPTURE_FORMAT);
+    /*
+     * A zeroblob row, then the bytes written into its pages: SQLite does not
+     * build the whole row in a buffer of its own first (a large malloc and
+     * one more copy per block).
+     */
+    sqlite3_bind_zeroblob(st, 6, (int)(to - from));
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    *rows = (size_t)n;
+    if (rc != SQLITE_DONE)
+        return -1;
+    sqlite3_int64 id = sqlite3_last_insert_rowid(rec->db);
+    if (!rec->blob)
+        rc = sqlite3_blob_open(rec->db, "main", "capture", "data", id, 1, &rec->blob);
+    else
+        rc = sqlite3_blob_reopen(rec->blob, id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_blob_write(rec->blob, c->data + from, (int)(to - from), 0);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+typedef struct tr_batch {
+    size_t total, done, in_txn; /* records: the batch's, committed, in the open transaction */
+    bool open, failed;
+    uint64_t t0;
+} tr_batch;
+
+/* Add bytes [from, to) of c to the batch's transactions: 0, or -1 (the batch has failed). */
+static int batch_add(trace_recorder *rec, tr_batch *b, const tr_chunk *c, size_t from, size_t to)
+{
+    size_t rows;
+
+    if (to <= from)
+        return 0;
+    if (b->open && (b->in_txn + count_entries(c, from, to) > TR_TXN_ROWS ||
+                    tr_clock_ns(CLOCK_MONOTONIC) - b->t0 >= TR_TXN_NS)) {
+        b->open = false;
+        if (txn_commit(rec, b->in_txn) != 0)
+            return -1;
+        b->done += b->in_txn;
+        b->in_txn = 0;
+    }
+    if (!b->open) {
+        if (txn_begin(rec) != 0)
+            return -1;
+        b->open = true;
+        if (rec->wfaults.fail_txn == rec->txns) {
+            sqlite3_blob_close(rec->blob);
+            rec->blob = NULL;
+            tr_exec_sql(rec->db, "ROLLBACK", NULL, 0);
+            b->open = false;
+            rec->nodes_written = false;
+            lose(rec, b->total - b->done, "injected failure");
+            b->failed = true;
+            return -1;
+        }
+        if (tr_write_nodes(rec) != 0)
+            return -1;
+        b->t0 = tr_clock_ns(CLOCK_MONOTONIC);
+    }
+    if (capture_block(rec, c, from, to, &rows) != 0)
+        return -1;
+    b->in_txn += rows;
+    return 0;
+}
+
 /*
- * Commit the rest of each chunk of list and the taken prefixes in seq order:
- * threads' chunks interleave, and sorted inserts keep SQLite appending at the
- * right edge of the events b-tree. A seq range split between two batches (one
- * thread's record taken now, another's slightly smaller seq still in its
- * chunk) is harmless: rows are keyed by seq, and readers scan by seq.
+ * Commit the rest of each chunk of list and the taken prefixes as capture
+ * blocks: one row a chunk, its bytes as they are (about a copy per record,
+ * so the writer keeps up and chunks go back to the pool at once). Expansion
+ * into events rows in seq order comes later (capture.c).
  *
- * A transaction ends every TR_TXN_NS or TR_TXN_ROWS (see there). A failed one
- * is rolled back and its records, with the rest of the batch, are counted as
- * lost; the next batch tries again (an allocation may succeed then).
+ * A transaction ends every TR_TXN_NS or TR_TXN_ROWS (see there), at a block
+ * boundary. A failed one is rolled back and its records, with the rest of
+ * the batch, are counted as lost; the next batch tries again.
  */
 static void write_batch(trace_recorder *rec, tr_chunk *list, const tr_take *part, size_t npart)
 {
-    size_t n = 0, i, first = 0;
-    bool sorted = true;
-    uint64_t t0;
+    tr_batch b = {0};
+    int rc = 0;
 
-    for (tr_chunk *c = list; c && n != SIZE_MAX; c = c->next)
-        n = collect(rec, c, c->read, atomic_load_explicit(&c->used, memory_order_relaxed), n);
-    for (size_t k = 0; k < npart && n != SIZE_MAX; k++)
-        n = collect(rec, part[k].c, part[k].c->read, part[k].end, n);
-    if (n == SIZE_MAX) {
-        n = 0;
-        for (tr_chunk *c = list; c; c = c->next)
-            n += count_entries(c, c->read, atomic_load_explicit(&c->used, memory_order_relaxed));
-        for (size_t k = 0; k < npart; k++)
-            n += count_entries(part[k].c, part[k].c->read, part[k].end);
-        lose(rec, n, "out of memory");
+    for (tr_chunk *c = list; c; c = c->next)
+        b.total += count_entries(c, c->read, atomic_load_explicit(&c->used, memory_order_relaxed));
+    for (size_t k = 0; k < npart; k++)
+        b.total += count_entries(part[k].c, part[k].c->read, part[k].end);
+    if (b.total == 0)
         return;
-    }
-    if (n == 0)
+    for (tr_chunk *c = list; c && rc == 0; c = c->next)
+        rc = batch_add(rec, &b, c, c->read, atomic_load_explicit(&c->used, memory_order_relaxed));
+    for (size_t k = 0; k < npart && rc == 0; k++)
+        rc = batch_add(rec, &b, part[k].c, part[k].c->read, part[k].end);
+    if (rc == 0 && (!b.open || txn_commit(rec, b.in_txn) == 0))
         return;
-    for (i = 1; i < n && sorted; i++)
-        sorted = rec->sorted[i - 1].seq < rec->sorted[i].seq;
-    if (!sorted)
-        qsort(rec->sorted, n, sizeof(*rec->sorted), cmp_key);
-    if (txn_begin(rec) != 0 || tr_write_nodes(rec) != 0)
-        goto fail;
-    t0 = tr_clock_ns(CLOCK_MONOTONIC);
-    for (i = 0; i < n; i++) {
-        /* Only at a group boundary: a multi-row INSERT never straddles two transactions. */
-        if (i > first && i % TR_ROWS == 0 &&
-            (i - first >= TR_TXN_ROWS || tr_clock_ns(CLOCK_MONOTONIC) - t0 >= TR_TXN_NS)) {
-            if (txn_commit(rec, i - first) != 0)
-                goto fail;
-            first = i;
-            if (txn_begin(rec) != 0)
-                goto fail;
-            t0 = tr_clock_ns(CLOCK_MONOTONIC);
-        }
-        if (rec->wfaults.row_delay_us)
-            usleep(rec->wfaults.row_delay_us);
-        if (rec->wfaults.fail_txn == rec->txns) {
-            tr_exec_sql(rec->db, "ROLLBACK", NULL, 0);
-            rec->nodes_written = false;
-            lose(rec, n - first, "injected failure");
-            return;
-        }
-        if (write_event(rec, i, n) != 0 || write_side(rec, rec->sorted[i].e) != 0)
-            goto fail;
-    }
-    if (txn_commit(rec, n - first) == 0)
+    if (b.failed)
         return;
-fail:
-    lose(rec, n - first, sqlite3_errmsg(rec->db));
+    lose(rec, b.total - b.done, sqlite3_errmsg(rec->db));
+    sqlite3_blob_close(rec->blob);
+    rec->blob = NULL;
     tr_exec_sql(rec->db, "ROLLBACK", NULL, 0);
     rec->nodes_written = false; /* if this transaction wrote them, they are gone */
 }
@@ -333,28 +262,73 @@ static size_t take_partials(trace_recorder *rec, tr_take *part)
     return npart;
 }
 
+/*
+ * A flush that asked for events rows: every captured block is expanded now
+ * (chunks queued meanwhile wait). A failure leaves the blocks captured, and
+ * close tries again.
+ */
+static void expand_captured(trace_recorder *rec)
+{
+    tr_expand_result res = {0};
+    char err[256];
+
+    if (!rec->expander && !(rec->expander = tr_expander_new(rec->db)))
+        return;
+    if (tr_expand_all(rec->expander, &res, err, sizeof(err)) != 0 && !rec->write_err[0])
+        tr_seterr(rec->write_err, sizeof(rec->write_err), "%s", err);
+}
+
+/* One idle expansion step: true if blocks may be left. */
+static bool expand_idle(trace_recorder *rec)
+{
+    tr_expand_result res = {0};
+    char err[256];
+    int rc;
+
+    if (!rec->expander && !(rec->expander = tr_expander_new(rec->db)))
+        return false;
+    rc = tr_expand_some(rec->expander, TR_EXPAND_IDLE_ROWS, &res, err, sizeof(err));
+    if (rc < 0 && !rec->write_err[0])
+        tr_seterr(rec->write_err, sizeof(rec->write_err), "%s", err);
+    return rc == 1;
+}
+
 void *tr_writer_main(void *arg)
 {
     trace_recorder *rec = arg;
     uint64_t last_take = tr_clock_ns(CLOCK_MONOTONIC);
+    uint64_t expand_after = 0; /* the next idle expansion step, not before (monotonic ns) */
+    bool pending = false;      /* captured blocks may wait for expansion */
     tr_take part[TR_SLOTS + 1];
 
     pthread_setname_np(pthread_self(), "trace-writer");
     pthread_mutex_lock(&rec->qmu);
     for (;;) {
         uint64_t req = rec->flush_req;
+        bool expand = rec->expand_req > rec->flush_done; /* a flush wants events rows */
         bool stopping = rec->stop;
-        bool take = stopping || req != rec->flush_done ||
-                    tr_clock_ns(CLOCK_MONOTONIC) - last_take >= TR_STEAL_NS;
+        uint64_t now = tr_clock_ns(CLOCK_MONOTONIC);
+        bool take = stopping || req != rec->flush_done || now - last_take >= TR_STEAL_NS;
         if (rec->faults.hold_writer && !stopping) {
             pthread_cond_wait(&rec->qcv, &rec->qmu);
             continue;
         }
         if (!rec->queue_head && !take) {
+            if (pending && now >= expand_after && !rec->faults.hold_expansion) {
+                pthread_mutex_unlock(&rec->qmu);
+                pending = expand_idle(rec);
+                uint64_t t = tr_clock_ns(CLOCK_MONOTONIC) - now;
+                expand_after = now + TR_EXPAND_DUTY * t;
+                pthread_mutex_lock(&rec->qmu);
+                continue;
+            }
+            uint64_t wait = 20u * 1000 * 1000;
+            if (pending && expand_after - now < wait)
+                wait = expand_after - now;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 20 * 1000 * 1000;
-            if (ts.tv_nsec >= 1000000000) {
+            ts.tv_nsec += (long)wait;
+            while (ts.tv_nsec >= 1000000000) {
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000;
             }
@@ -373,12 +347,20 @@ void *tr_writer_main(void *arg)
             part[k].c->read = part[k].end;
         if (take)
             last_take = tr_clock_ns(CLOCK_MONOTONIC);
+        pending = pending || list || npart;
 
         pthread_mutex_lock(&rec->qmu);
         while (list) {
             tr_chunk *next = list->next;
             tr_chunk_release(rec, list);
             list = next;
+        }
+        tr_pool_fill(rec);
+        if (take && expand && !stopping) {
+            pthread_mutex_unlock(&rec->qmu);
+            expand_captured(rec);
+            pending = false;
+            pthread_mutex_lock(&rec->qmu);
         }
         if (take) {
             rec->flush_done = req;
@@ -394,15 +376,27 @@ void *tr_writer_main(void *arg)
     return NULL;
 }
 
-void trace_recorder_flush(trace_recorder *rec)
+static void flush(trace_recorder *rec, bool expand)
 {
     pthread_mutex_lock(&rec->qmu);
     if (!rec->stop) {
         uint64_t mine = ++rec->flush_req;
+        if (expand)
+            rec->expand_req = mine;
         pthread_cond_signal(&rec->qcv);
         /* The writer took every queued chunk and every slot's prefix after we asked. */
         while (!rec->writer_exited && rec->flush_done < mine)
             pthread_cond_wait(&rec->donecv, &rec->qmu);
     }
     pthread_mutex_unlock(&rec->qmu);
+}
+
+void trace_recorder_flush(trace_recorder *rec)
+{
+    flush(rec, true);
+}
+
+void trace_recorder_commit(trace_recorder *rec)
+{
+    flush(rec, false);
 }

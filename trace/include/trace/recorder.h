@@ -45,6 +45,8 @@ typedef struct trace_recorder_stats {
     size_t buffer_bytes;    /* memory held by buffers now */
     size_t buffer_peak;     /* the most memory buffers held */
     uint64_t writer_cpu_ns; /* CPU time of the writer thread (and close), once closed */
+    uint64_t close_cpu_ns;  /* of that, close's (the expansion of the capture table), once closed */
+    uint64_t close_ns;      /* wall time of close, once closed */
 } trace_recorder_stats;
 
 /*
@@ -94,8 +96,17 @@ void trace_recorder_record_node(trace_recorder *rec, uint32_t node, const hal_tr
 int trace_recorder_set_node_manifest(trace_recorder *rec, uint32_t node, const char *text,
                                      size_t len);
 
-/* Block until every record accepted so far is committed to the file. */
+/*
+ * Block until every record accepted so far is committed to the file and
+ * expanded into its events rows (a reader may open the file now).
+ */
 void trace_recorder_flush(trace_recorder *rec);
+/*
+ * Block until every record accepted so far is committed to the file's
+ * capture table (what a SIGKILL now would keep), without expanding it (the
+ * kernel's own flush at shutdown; the ingest benchmark).
+ */
+void trace_recorder_commit(trace_recorder *rec);
 
 /* Add to the count of bad frames reported in the run table (the stream importer). */
 void trace_recorder_add_bad_frames(trace_recorder *rec, uint64_t n);
@@ -129,8 +140,25 @@ typedef struct trace_recorder_faults {
     uint64_t fail_txn;     /* >0: the writer's Nth transaction fails as a SQLite error would */
     unsigned row_delay_us; /* the writer sleeps this long per event (a slow disk) */
     bool hold_writer;      /* the writer takes nothing until this is cleared (a stalled disk) */
+    bool hold_expansion;   /* the writer expands no capture block while recording */
 } trace_recorder_faults;
 void trace_recorder_set_faults(trace_recorder *rec, const trace_recorder_faults *f);
+
+/*
+ * A file a killed recorder left holds records still in its capture table
+ * (docs/trace-format.md, "Capture blocks"). trace_capture_pending counts the
+ * blocks waiting (0 with no capture table; -1 if the file cannot be read).
+ * trace_capture_repair expands them into events rows, builds the indexes and
+ * drops the emptied table; a block that does not parse is kept, marked in
+ * capture.bad, its records added to run.dropped. 0, or -1 with err.
+ */
+typedef struct trace_repair_result {
+    uint64_t records, blocks;         /* expanded */
+    uint64_t bad_blocks, bad_records; /* kept as corrupt */
+    char first_bad[400];              /* the first bad block and why, or "" */
+} trace_repair_result;
+int trace_capture_pending(const char *path, uint64_t *blocks);
+int trace_capture_repair(const char *path, trace_repair_result *out, char *err, size_t errlen);
 
 /* Name of a trace kind ("SEND"), or NULL. */
 const char *trace_kind_name(uint32_t kind);

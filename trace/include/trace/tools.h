@@ -65,6 +65,7 @@ typedef struct trace_ingest_result {
     double close_s;                 /* then close(): build the reader index, checkpoint, finish */
     double bytes_per_event;         /* file size / events */
     double writer_events_per_cpu_s; /* events / CPU seconds of the writer thread and close */
+    double capture_events_per_cpu_s; /* events / CPU seconds of the writer thread alone */
     uint64_t dropped;
     double payload_mean; /* mean payload bytes of the synthetic mix */
 } trace_ingest_result;

@@ -1,0 +1,235 @@
+/* test_trace_capture.c — capture blocks: a recorder killed before expanding them, read back
+ * (every record, in seq order across slots), a corrupt block (kept, counted, the rest read). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <trace/outpath.h>
+#include <trace/reader.h>
+#include <trace/recorder.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define THREADS 3
+#define PER_THREAD 30000 /* several chunks each */
+
+static char path[256], partial[300];
+
+static void fresh(const char *name)
+{
+    snprintf(path, sizeof(path), "%s/orrery-capture-%s-%d.db",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", name, (int)getpid());
+    snprintf(partial, sizeof(partial), "%s%s", path, TRACE_PARTIAL_SUFFIX);
+    unlink(path);
+    unlink(partial);
+}
+
+typedef struct producer {
+    trace_recorder *rec;
+    uint32_t id;
+} producer;
+
+/*
+ * Thread id's records are seqs id+1, id+1+THREADS, ...: the slots' blocks
+ * interleave in seq. Each thread's task is spawned by its first record and
+ * exits at its last; the payload names the seq.
+ */
+static void *produce(void *arg)
+{
+    producer *p = arg;
+    for (uint64_t i = 0; i < PER_THREAD; i++) {
+        uint64_t seq = i * THREADS + p->id + 1;
+        hal_trace_rec_t r = {.seq = seq, .time_ns = seq * 10, .task = 10 + p->id};
+        char name[16];
+        if (i == 0) {
+            snprintf(name, sizeof(name), "task%u", p->id);
+            r.kind = HAL_TR_SPAWN;
+            r.data = name;
+            r.len = (uint32_t)strlen(name);
+        } else if (i == PER_THREAD - 1) {
+            r.kind = HAL_TR_EXIT;
+            r.result = (int32_t)p->id;
+        } else {
+            r.kind = HAL_TR_SEND;
+            r.data = &seq;
+            r.len = (i % 4) ? sizeof(seq) : 0;
+        }
+        trace_recorder_record(p->rec, &r);
+    }
+    return NULL;
+}
+
+/* A child records from THREADS threads, commits every record as capture blocks, and is killed. */
+static void record_and_die(void)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        trace_recorder_faults f = {.hold_expansion = true};
+        producer p[THREADS];
+        pthread_t t[THREADS];
+        trace_recorder *rec;
+        char err[512];
+        if (trace_recorder_open(path, NULL, &rec, err, sizeof(err)) != 0)
+            _exit(3);
+        trace_recorder_set_faults(rec, &f);
+        for (uint32_t i = 0; i < THREADS; i++) {
+            p[i] = (producer){rec, i};
+            pthread_create(&t[i], NULL, produce, &p[i]);
+        }
+        for (int i = 0; i < THREADS; i++)
+            pthread_join(t[i], NULL);
+        trace_recorder_commit(rec);
+        kill(getpid(), SIGKILL);
+        _exit(4);
+    }
+    int status;
+    assert_int_equal(pid, waitpid(pid, &status, 0));
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+static sqlite3_int64 scalar(const char *file, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    sqlite3_int64 v = -1;
+    assert_int_equal(SQLITE_OK, sqlite3_open_v2(file, &db, SQLITE_OPEN_READONLY, NULL));
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+/* A killed recorder's records are all captured; a reader expands them, in seq order. */
+static void test_killed_then_read(void **state)
+{
+    const uint64_t n = (uint64_t)THREADS * PER_THREAD;
+    trace_db *db;
+    trace_iter *it;
+    trace_run_row run;
+    hal_trace_rec_t r;
+    char err[512];
+    uint64_t next = 1;
+
+    (void)state;
+    fresh("killed");
+    record_and_die();
+    assert_int_equal(0, scalar(partial, "SELECT count(*) FROM events"));
+    assert_true(scalar(partial, "SELECT count(DISTINCT slot) FROM capture") == THREADS);
+    assert_int_equal((sqlite3_int64)n, scalar(partial, "SELECT sum(count) FROM capture"));
+
+    assert_int_equal(0, trace_db_open(partial, &db, err, sizeof(err)));
+    assert_int_equal(0, trace_db_run(db, &run));
+    assert_false(run.complete);
+    assert_int_equal(0, trace_iter_open(db, NULL, &it));
+    while (trace_iter_next(it, &r) == 1) {
+        assert_int_equal(next, r.seq); /* every record, in seq order across the slots */
+        uint32_t id = (uint32_t)((r.seq - 1) % THREADS);
+        assert_int_equal(10 + id, r.task);
+        if (r.kind == HAL_TR_SEND && r.len) {
+            uint64_t v;
+            memcpy(&v, r.data, sizeof(v));
+            assert_int_equal(r.seq, v);
+        }
+        next++;
+    }
+    trace_iter_close(it);
+    assert_int_equal(n + 1, next);
+    assert_string_equal("task1", trace_db_task_name(db, 11));
+    trace_db_close(db);
+    /* The side rows: each task's spawn and exit, from different blocks. */
+    assert_int_equal(THREADS, scalar(partial, "SELECT count(*) FROM tasks WHERE spawned_seq <"
+                                              " exit_seq AND exit_status = id - 10"));
+    assert_int_equal(-1, scalar(partial, "SELECT count(*) FROM capture")); /* dropped */
+    assert_int_equal(1, scalar(partial, "SELECT count(*) FROM sqlite_master WHERE name ="
+                                        " 'events_task'"));
+    unlink(partial);
+}
+
+/* A block that does not parse is kept and counted; every other block is expanded. */
+static void test_corrupt_block(void **state)
+{
+    const uint64_t n = (uint64_t)THREADS * PER_THREAD;
+    trace_repair_result res;
+    sqlite3 *db;
+    char err[512];
+    sqlite3_int64 bad_count;
+
+    (void)state;
+    fresh("corrupt");
+    record_and_die();
+    assert_int_equal(SQLITE_OK, sqlite3_open_v2(partial, &db, SQLITE_OPEN_READWRITE, NULL));
+    /* The second block loses its tail: its last entry is cut. */
+    assert_int_equal(SQLITE_OK,
+                     sqlite3_exec(db,
+                                  "UPDATE capture SET data = substr(data, 1, length(data) - 20)"
+                                  " WHERE id = (SELECT id FROM capture ORDER BY id LIMIT 1"
+                                  " OFFSET 1)",
+                                  NULL, NULL, NULL));
+    sqlite3_close(db);
+    bad_count = scalar(partial, "SELECT count FROM capture ORDER BY id LIMIT 1 OFFSET 1");
+    assert_true(bad_count > 0);
+
+    assert_int_equal(0, trace_capture_repair(partial, &res, err, sizeof(err)));
+    assert_int_equal(1, res.bad_blocks);
+    assert_int_equal(bad_count, res.bad_records);
+    assert_int_equal(n - (uint64_t)bad_count, res.records);
+    assert_non_null(strstr(res.first_bad, "capture block 2"));
+    assert_true(strstr(res.first_bad, "past the end") || strstr(res.first_bad, "header cut"));
+    assert_int_equal((sqlite3_int64)(n - (uint64_t)bad_count),
+                     scalar(partial, "SELECT count(*) FROM events"));
+    assert_int_equal(bad_count, scalar(partial, "SELECT dropped FROM run"));
+    assert_int_equal(0, scalar(partial, "SELECT complete FROM run"));
+    assert_int_equal(1, scalar(partial, "SELECT count(*) FROM capture WHERE bad IS NOT NULL"));
+    /* Nothing left to expand: a second repair (and every reader) leaves it as it is. */
+    uint64_t pending = 9;
+    assert_int_equal(0, trace_capture_pending(partial, &pending));
+    assert_int_equal(0, pending);
+    assert_int_equal(0, trace_capture_repair(partial, &res, err, sizeof(err)));
+    assert_int_equal(0, res.records);
+    assert_int_equal(bad_count, scalar(partial, "SELECT dropped FROM run"));
+    unlink(partial);
+}
+
+/* A closed trace holds no capture table; a flush expands while recording. */
+static void test_flush_expands_close_drops(void **state)
+{
+    trace_recorder *rec;
+    char err[512];
+    producer p = {NULL, 0};
+
+    (void)state;
+    fresh("flush");
+    assert_int_equal(0, trace_recorder_open(path, NULL, &rec, err, sizeof(err)));
+    p.rec = rec;
+    produce(&p);
+    trace_recorder_flush(rec);
+    assert_int_equal(PER_THREAD, scalar(partial, "SELECT count(*) FROM events"));
+    assert_int_equal(0, scalar(partial, "SELECT count(*) FROM capture"));
+    assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
+    assert_int_equal(PER_THREAD, scalar(path, "SELECT count(*) FROM events"));
+    assert_int_equal(-1, scalar(path, "SELECT count(*) FROM capture"));
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_killed_then_read),
+        cmocka_unit_test(test_corrupt_block),
+        cmocka_unit_test(test_flush_expands_close_drops),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

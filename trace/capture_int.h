@@ -1,0 +1,54 @@
+/* capture_int.h — capture blocks: the recorder's chunks stored raw, expanded into events later. */
+#ifndef TRACE_CAPTURE_INT_H
+#define TRACE_CAPTURE_INT_H
+
+#include "recorder_int.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * During a recording the writer stores each chunk's new bytes as one row of
+ * the capture table (a "block": the entries exactly as they lie in the chunk,
+ * tr_entry then payload padded to 8), which costs about a copy, so chunks go
+ * back to the pool at once however fast the kernel records. The blocks become
+ * events/tasks/channels rows at close (trace_recorder_flush too), or when a
+ * reader opens a file a killed recorder left (trace_capture_repair).
+ */
+#define TR_CAPTURE_FORMAT 1               /* capture.format: the block layout above */
+#define TR_CAPTURE_PAYLOAD_MAX (1u << 20) /* a larger len marks a block corrupt */
+#define TR_EXPAND_ROWS 65536u             /* records per expansion transaction (at least) */
+/*
+ * While recording, the writer expands when it has nothing to capture, in
+ * steps of TR_EXPAND_IDLE_ROWS, and spends at most 1 in TR_EXPAND_DUTY of
+ * its time on it: a step that took t waits (TR_EXPAND_DUTY - 1) * t. Records
+ * then reach the events rows during a quiet run (live readers see them), and
+ * a burst is captured at once and expanded later (the rest at close).
+ */
+#define TR_EXPAND_IDLE_ROWS 8192u
+#define TR_EXPAND_DUTY 4u
+
+extern const char *const tr_capture_sql; /* CREATE TABLE capture */
+
+/* Walk a block: its records and seq range, or -1 with why it does not parse. */
+int tr_capture_scan(const unsigned char *p, size_t size, uint64_t *count, uint64_t *first,
+                    uint64_t *last, char *why, size_t whylen);
+
+typedef struct tr_expand_result {
+    uint64_t records, blocks;         /* expanded */
+    uint64_t bad_blocks, bad_records; /* blocks that did not parse, kept and marked */
+    char first_bad[400];
+} tr_expand_result;
+
+typedef struct tr_expander tr_expander;
+tr_expander *tr_expander_new(sqlite3 *db);
+void tr_expander_free(tr_expander *x);
+/* Every pending block, in transactions of whole blocks: 0, or -1 (what is left stays captured). */
+int tr_expand_all(tr_expander *x, tr_expand_result *res, char *err, size_t errlen);
+/* One step of at least limit records (whole blocks): 1 done, 0 nothing left, -1 error. */
+int tr_expand_some(tr_expander *x, size_t limit, tr_expand_result *res, char *err, size_t errlen);
+/* Indexes, channels.iface, interfaces, the emptied capture table: inside a transaction. */
+int tr_finish_tables(sqlite3 *db, bool nodes, char *err, size_t errlen);
+
+#endif

@@ -1,5 +1,6 @@
 /* test_trace_capture.c — capture blocks: a recorder killed before expanding them, read back
- * (every record, in seq order across slots), a corrupt block (kept, counted, the rest read). */
+ * (every record, in seq order across slots), a corrupt block (kept, counted, the rest read), a
+ * capture file cut short, missing or another recording's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,15 +24,33 @@
 #define THREADS 3
 #define PER_THREAD 30000 /* several chunks each */
 
-static char path[256], partial[300];
+static char path[256], partial[300], side[320];
+
+/* A trace and everything a killed recording of it leaves beside it. */
+static void remove_trace(const char *base)
+{
+    static const char *const sib[] = {"", "-wal", "-shm", "-journal", "-capture"};
+    char p[400];
+    for (size_t i = 0; i < sizeof(sib) / sizeof(sib[0]); i++) {
+        snprintf(p, sizeof(p), "%s%s", base, sib[i]);
+        unlink(p);
+    }
+}
 
 static void fresh(const char *name)
 {
     snprintf(path, sizeof(path), "%s/orrery-capture-%s-%d.db",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", name, (int)getpid());
     snprintf(partial, sizeof(partial), "%s%s", path, TRACE_PARTIAL_SUFFIX);
-    unlink(path);
-    unlink(partial);
+    snprintf(side, sizeof(side), "%s-capture", partial);
+    remove_trace(path);
+    remove_trace(partial);
+}
+
+static bool exists(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0;
 }
 
 typedef struct producer {
@@ -129,6 +149,7 @@ static void test_killed_then_read(void **state)
     assert_int_equal(0, scalar(partial, "SELECT count(*) FROM events"));
     assert_true(scalar(partial, "SELECT count(DISTINCT slot) FROM capture") == THREADS);
     assert_int_equal((sqlite3_int64)n, scalar(partial, "SELECT sum(count) FROM capture"));
+    assert_true(exists(side));
 
     assert_int_equal(0, trace_db_open(partial, &db, err, sizeof(err)));
     assert_int_equal(0, trace_db_run(db, &run));
@@ -155,7 +176,8 @@ static void test_killed_then_read(void **state)
     assert_int_equal(-1, scalar(partial, "SELECT count(*) FROM capture")); /* dropped */
     assert_int_equal(1, scalar(partial, "SELECT count(*) FROM sqlite_master WHERE name ="
                                         " 'events_task'"));
-    unlink(partial);
+    assert_false(exists(side)); /* every block expanded: the capture file is gone */
+    remove_trace(partial);
 }
 
 /* A block that does not parse is kept and counted; every other block is expanded. */
@@ -171,10 +193,10 @@ static void test_corrupt_block(void **state)
     fresh("corrupt");
     record_and_die();
     assert_int_equal(SQLITE_OK, sqlite3_open_v2(partial, &db, SQLITE_OPEN_READWRITE, NULL));
-    /* The second block loses its tail: its last entry is cut. */
+    /* The second block's row loses 20 bytes of it: its last entry is cut. */
     assert_int_equal(SQLITE_OK,
                      sqlite3_exec(db,
-                                  "UPDATE capture SET data = substr(data, 1, length(data) - 20)"
+                                  "UPDATE capture SET size = size - 20"
                                   " WHERE id = (SELECT id FROM capture ORDER BY id LIMIT 1"
                                   " OFFSET 1)",
                                   NULL, NULL, NULL));
@@ -200,7 +222,66 @@ static void test_corrupt_block(void **state)
     assert_int_equal(0, trace_capture_repair(partial, &res, err, sizeof(err)));
     assert_int_equal(0, res.records);
     assert_int_equal(bad_count, scalar(partial, "SELECT dropped FROM run"));
-    unlink(partial);
+    assert_true(exists(side)); /* the bad block's bytes are still in it */
+    remove_trace(partial);
+}
+
+/* A capture file cut short: the blocks past its end are bad, every one before it is read. */
+static void test_capture_file_cut(void **state)
+{
+    const uint64_t n = (uint64_t)THREADS * PER_THREAD;
+    trace_repair_result res;
+    char err[512];
+    sqlite3_int64 last_off, last_count, last_size;
+
+    (void)state;
+    fresh("cut");
+    record_and_die();
+    last_off = scalar(partial, "SELECT offset FROM capture ORDER BY offset DESC LIMIT 1");
+    last_size = scalar(partial, "SELECT size FROM capture ORDER BY offset DESC LIMIT 1");
+    last_count = scalar(partial, "SELECT count FROM capture ORDER BY offset DESC LIMIT 1");
+    assert_true(last_off >= 64 && last_size > 100 && last_count > 0);
+    assert_int_equal(0, truncate(side, (off_t)(last_off + last_size / 2)));
+
+    assert_int_equal(0, trace_capture_repair(partial, &res, err, sizeof(err)));
+    assert_int_equal(1, res.bad_blocks);
+    assert_int_equal(last_count, res.bad_records);
+    assert_int_equal(n - (uint64_t)last_count, res.records);
+    assert_non_null(strstr(res.first_bad, "the file ends"));
+    assert_int_equal(last_count, scalar(partial, "SELECT dropped FROM run"));
+    remove_trace(partial);
+}
+
+/* Without its capture file, or with another recording's, no block is read and none is guessed. */
+static void test_capture_file_missing_or_foreign(void **state)
+{
+    const uint64_t n = (uint64_t)THREADS * PER_THREAD;
+    trace_repair_result res;
+    char err[512], other[340], other_side[360];
+
+    (void)state;
+    fresh("other");
+    record_and_die();
+    snprintf(other, sizeof(other), "%s", partial);
+    snprintf(other_side, sizeof(other_side), "%s", side);
+    fresh("foreign");
+    record_and_die();
+    /* The other killed recording's capture file put in place of this one's. */
+    assert_int_equal(0, rename(other_side, side));
+    assert_int_equal(0, trace_capture_repair(partial, &res, err, sizeof(err)));
+    assert_int_equal(0, res.records);
+    assert_int_equal(n, res.bad_records);
+    assert_non_null(strstr(res.first_bad, "another recording's capture file"));
+    assert_true(exists(side)); /* not ours to remove */
+    remove_trace(partial);
+
+    /* The other one, without any capture file. */
+    assert_int_equal(0, trace_capture_repair(other, &res, err, sizeof(err)));
+    assert_int_equal(0, res.records);
+    assert_int_equal(n, res.bad_records);
+    assert_non_null(strstr(res.first_bad, "No such file"));
+    assert_int_equal((sqlite3_int64)n, scalar(other, "SELECT dropped FROM run"));
+    remove_trace(other);
 }
 
 /* A closed trace holds no capture table; a flush expands while recording. */
@@ -221,7 +302,9 @@ static void test_flush_expands_close_drops(void **state)
     assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
     assert_int_equal(PER_THREAD, scalar(path, "SELECT count(*) FROM events"));
     assert_int_equal(-1, scalar(path, "SELECT count(*) FROM capture"));
-    unlink(path);
+    assert_false(exists(side));
+    assert_false(exists(partial));
+    remove_trace(path);
 }
 
 int main(void)
@@ -229,6 +312,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_killed_then_read),
         cmocka_unit_test(test_corrupt_block),
+        cmocka_unit_test(test_capture_file_cut),
+        cmocka_unit_test(test_capture_file_missing_or_foreign),
         cmocka_unit_test(test_flush_expands_close_drops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,15 +1,20 @@
 /* capture.c — capture blocks (raw recorder chunks in the trace file) expanded into events rows. */
+#define _GNU_SOURCE /* fallocate */
 #include "capture_int.h"
 
 #include <trace/decode.h>
 
 #include <hal/trace.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /*
  * The block layout is tr_entry as it lies in a chunk: a fixed little-endian
@@ -24,7 +29,107 @@ _Static_assert(offsetof(tr_entry, gseq) == 24 && offsetof(tr_entry, kind) == 32 
 const char *const tr_capture_sql =
     "CREATE TABLE IF NOT EXISTS capture(id INTEGER PRIMARY KEY, slot INTEGER NOT NULL,"
     " first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, count INTEGER NOT NULL,"
-    " format INTEGER NOT NULL, data BLOB NOT NULL, bad TEXT);";
+    " format INTEGER NOT NULL, offset INTEGER NOT NULL, size INTEGER NOT NULL, bad TEXT);";
+
+int tr_capture_path(sqlite3 *db, char *buf, size_t len)
+{
+    const char *main = sqlite3_db_filename(db, "main");
+
+    if (!main || !main[0] || (size_t)snprintf(buf, len, "%s%s", main, TR_CAPTURE_SUFFIX) >= len)
+        return -1;
+    return 0;
+}
+
+/* The id a capture file's header must carry: meta.capture_id, or 0 when there is none. */
+static uint64_t capture_id(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    uint64_t id = 0;
+
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'capture_id'", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        id = strtoull((const char *)sqlite3_column_text(st, 0), NULL, 16);
+    sqlite3_finalize(st);
+    return id;
+}
+
+int tr_capture_create(sqlite3 *db, char *err, size_t errlen)
+{
+    unsigned char head[TR_CAPTURE_HEADER] = {0};
+    char path[PATH_MAX + 32], hex[32], sql[96];
+    uint64_t id = 0;
+    int fd;
+
+    if (tr_capture_path(db, path, sizeof(path)) != 0) {
+        snprintf(err, errlen, "the capture file's name is too long");
+        return -1;
+    }
+    /* Tells one recording's capture file from another's (a stale one, a file copied in). */
+    while (id == 0)
+        sqlite3_randomness(sizeof(id), &id);
+    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)id);
+    snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO meta VALUES('capture_id', '%s')", hex);
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+        return -1;
+    }
+    /* Never over anything: the recording's siblings were cleared (outpath.c), so it is new. */
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    memcpy(head, TR_CAPTURE_MAGIC, sizeof(TR_CAPTURE_MAGIC));
+    memcpy(head + 16, &id, sizeof(id));
+    if (pwrite(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head)) {
+        snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * Open db's capture file for expansion: the descriptor, or -1 with why (it is
+ * missing, unreadable, or another recording's).
+ */
+static int capture_open(sqlite3 *db, char *why, size_t whylen)
+{
+    unsigned char head[TR_CAPTURE_HEADER];
+    char path[PATH_MAX + 32];
+    uint64_t id = capture_id(db), got;
+    struct stat sb;
+    int fd;
+
+    if (tr_capture_path(db, path, sizeof(path)) != 0) {
+        snprintf(why, whylen, "the capture file's name is too long");
+        return -1;
+    }
+    fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && (errno == EACCES || errno == EROFS))
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, whylen, "%.300s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
+        pread(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
+        memcmp(head, TR_CAPTURE_MAGIC, sizeof(TR_CAPTURE_MAGIC)) != 0) {
+        snprintf(why, whylen, "%.300s is not a capture file", path);
+        close(fd);
+        return -1;
+    }
+    memcpy(&got, head + 16, sizeof(got));
+    if (got != id) {
+        snprintf(why, whylen, "%.300s is another recording's capture file (id %016llx, not %016llx)",
+                 path, (unsigned long long)got, (unsigned long long)id);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
 
 int tr_capture_scan(const unsigned char *p, size_t size, uint64_t *count, uint64_t *first,
                     uint64_t *last, char *why, size_t whylen)
@@ -65,6 +170,7 @@ int tr_capture_scan(const unsigned char *p, size_t size, uint64_t *count, uint64
 typedef struct tr_block {
     unsigned char *p;
     sqlite3_int64 id;
+    uint64_t offset, size; /* where it lies in the capture file */
 } tr_block;
 
 typedef struct tr_key {
@@ -79,6 +185,9 @@ struct tr_expander {
     size_t nkeys, capkeys;
     tr_block *bufs; /* the blocks of the step being expanded */
     size_t nbufs, capbufs;
+    int fd;             /* the capture file, once opened; -1 before or if it cannot be */
+    bool fd_tried;      /* opened (or failed to) */
+    char fd_why[400];   /* why it could not be */
 };
 
 static void bind_event(sqlite3_stmt *st, int base, const tr_entry *e)
@@ -189,6 +298,8 @@ void tr_expander_free(tr_expander *x)
         sqlite3_finalize(sts[i]);
     for (size_t i = 0; i < x->nbufs; i++)
         free(x->bufs[i].p);
+    if (x->fd >= 0)
+        close(x->fd);
     free(x->bufs);
     free(x->keys);
     free(x);
@@ -203,6 +314,7 @@ tr_expander *tr_expander_new(sqlite3 *db)
     if (!x)
         return NULL;
     x->db = db;
+    x->fd = -1;
     off = (size_t)snprintf(multi, sizeof(multi), "INSERT OR IGNORE INTO events VALUES");
     for (int k = 0; k < TR_ROWS && off < sizeof(multi); k++)
         off += (size_t)snprintf(multi + off, sizeof(multi) - off,
@@ -226,7 +338,7 @@ tr_expander *tr_expander_new(sqlite3 *db)
                            " iface, node) VALUES(?,?,?,?,?,?)",
                            -1, &x->ins_chan, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
-                           "SELECT id, slot, first_seq, last_seq, count, format, data FROM capture"
+                           "SELECT id, slot, first_seq, last_seq, count, format, offset, size FROM capture"
                            " WHERE bad IS NULL AND id > ?1 ORDER BY id",
                            -1, &x->sel, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "DELETE FROM capture WHERE id = ?1", -1, &x->del, NULL) !=
@@ -263,6 +375,27 @@ static void step_reset(tr_expander *x)
     x->nkeys = 0;
 }
 
+/* size bytes at offset of the capture file: 0, or -1 with why (the file ends inside the block). */
+static int read_block(int fd, unsigned char *p, size_t size, uint64_t offset, char *why,
+                      size_t whylen)
+{
+    size_t done = 0;
+
+    while (done < size) {
+        ssize_t r = pread(fd, p + done, size - done, (off_t)(offset + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            snprintf(why, whylen, "%s reading bytes %llu..%llu of the capture file",
+                     r < 0 ? strerror(errno) : "the file ends", (unsigned long long)(offset + done),
+                     (unsigned long long)(offset + size));
+            return -1;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
 static void seterr(char *err, size_t errlen, const char *fmt, const char *a)
 {
     if (err && errlen)
@@ -293,7 +426,7 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
     if (sqlite3_exec(x->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         goto sqlfail;
     for (;;) {
-        char why[200] = "";
+        char why[480] = "";
         sqlite3_int64 bad_id = 0, bad_slot = 0;
         uint64_t count = 0, first = 0, last = 0;
 
@@ -301,17 +434,32 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
         while (x->nkeys < limit && (rc = sqlite3_step(x->sel)) == SQLITE_ROW) {
             sqlite3_int64 id = sqlite3_column_int64(x->sel, 0);
             int format = sqlite3_column_int(x->sel, 5);
-            const void *data = sqlite3_column_blob(x->sel, 6);
-            size_t size = (size_t)sqlite3_column_bytes(x->sel, 6);
+            sqlite3_int64 offset = sqlite3_column_int64(x->sel, 6);
+            sqlite3_int64 ssize = sqlite3_column_int64(x->sel, 7);
+            size_t size = (size_t)ssize;
+            unsigned char *data = NULL;
             uint64_t c2 = 0, f2 = 0, l2 = 0;
 
             after = id;
             count = (uint64_t)sqlite3_column_int64(x->sel, 4);
             first = (uint64_t)sqlite3_column_int64(x->sel, 2);
             last = (uint64_t)sqlite3_column_int64(x->sel, 3);
+            if (!x->fd_tried) {
+                x->fd_tried = true;
+                x->fd = capture_open(x->db, x->fd_why, sizeof(x->fd_why));
+            }
             if (format != TR_CAPTURE_FORMAT)
                 snprintf(why, sizeof(why), "block format %d (this orrery reads %d)", format,
                          TR_CAPTURE_FORMAT);
+            else if (x->fd < 0)
+                snprintf(why, sizeof(why), "%s", x->fd_why);
+            else if (offset < TR_CAPTURE_HEADER || ssize < 0 || ssize > (sqlite3_int64)TR_CAPTURE_BLOCK_MAX)
+                snprintf(why, sizeof(why), "its row says %lld bytes at offset %lld",
+                         (long long)ssize, (long long)offset);
+            else if (!(data = malloc(size ? size : 1)))
+                goto oom;
+            else if (read_block(x->fd, data, size, (uint64_t)offset, why, sizeof(why)) != 0)
+                ;
             else if (tr_capture_scan(data, size, &c2, &f2, &l2, why, sizeof(why)) != 0)
                 ;
             else if (c2 != count || (count && (f2 != first || l2 != last)))
@@ -321,6 +469,7 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
                          (unsigned long long)count, (unsigned long long)first,
                          (unsigned long long)last);
             if (why[0]) {
+                free(data);
                 bad_id = id;
                 bad_slot = sqlite3_column_int64(x->sel, 1);
                 break;
@@ -328,18 +477,15 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
             if (x->nbufs == x->capbufs) {
                 size_t nb = x->capbufs ? 2 * x->capbufs : 16;
                 tr_block *b = realloc(x->bufs, nb * sizeof(*b));
-                if (!b)
+                if (!b) {
+                    free(data);
                     goto oom;
+                }
                 x->bufs = b;
                 x->capbufs = nb;
             }
-            /* Copied: the row's blob is gone at the next step of the query. */
-            unsigned char *copy = malloc(size ? size : 1);
-            if (!copy)
-                goto oom;
-            memcpy(copy, data, size);
-            x->bufs[x->nbufs].p = copy;
-            x->bufs[x->nbufs++].id = id;
+            unsigned char *copy = data;
+            x->bufs[x->nbufs++] = (tr_block){copy, id, (uint64_t)offset, size};
             for (size_t off = 0; off < size;) {
                 const tr_entry *e = (const tr_entry *)(copy + off);
                 if (add_key(x, e) != 0)
@@ -383,6 +529,14 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
             goto sqlfail;
     if (sqlite3_exec(x->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto sqlfail;
+    /*
+     * Expanded for good: the file's blocks give their disk space back (a long
+     * recording's capture file stays about as large as what waits). Where
+     * holes cannot be punched, the space comes back when the file goes.
+     */
+    for (i = 0; i < x->nbufs && x->fd >= 0; i++)
+        (void)fallocate(x->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                        (off_t)x->bufs[i].offset, (off_t)x->bufs[i].size);
     res->records += n;
     res->blocks += blocks;
     step_reset(x);
@@ -450,7 +604,7 @@ out:
     return rc == SQLITE_OK ? 0 : -1;
 }
 
-int tr_finish_tables(sqlite3 *db, bool nodes, char *err, size_t errlen)
+int tr_finish_tables(sqlite3 *db, bool nodes, bool *capture_done, char *err, size_t errlen)
 {
     char *msg = NULL;
     int rc =
@@ -475,6 +629,7 @@ int tr_finish_tables(sqlite3 *db, bool nodes, char *err, size_t errlen)
         sqlite3_finalize(st);
         if (left == 0)
             rc = sqlite3_exec(db, "DROP TABLE capture", NULL, NULL, &msg);
+        *capture_done = left == 0 && rc == SQLITE_OK;
     }
     if (rc == SQLITE_OK && fill_interfaces(db) != 0)
         rc = SQLITE_ERROR;
@@ -521,6 +676,8 @@ int trace_capture_repair(const char *path, trace_repair_result *out, char *err, 
     sqlite3_stmt *st = NULL;
     char msg[400] = "";
     int nodes = 0, ret = -1;
+    bool capture_done = false;
+    char capture[PATH_MAX + 32] = "";
 
     memset(out, 0, sizeof(*out));
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
@@ -550,7 +707,7 @@ int trace_capture_repair(const char *path, trace_repair_result *out, char *err, 
     st = NULL;
     /* The run row: records of bad blocks are not in events; a repaired file is never complete. */
     if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
-        tr_finish_tables(db, nodes > 0, msg, sizeof(msg)) != 0 ||
+        tr_finish_tables(db, nodes > 0, &capture_done, msg, sizeof(msg)) != 0 ||
         sqlite3_prepare_v2(db,
                            "UPDATE run SET dropped = dropped + ?1, complete = 0 WHERE id = 1"
                            " AND ?1 > 0",
@@ -565,6 +722,15 @@ int trace_capture_repair(const char *path, trace_repair_result *out, char *err, 
         snprintf(err, errlen, "trace %s: %s", path, sqlite3_errmsg(db));
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         goto out;
+    }
+    /* Every block is in events rows: the capture file has done its work (if it is this one's). */
+    if (capture_done && tr_capture_path(db, capture, sizeof(capture)) == 0) {
+        char why[8];
+        int fd = capture_open(db, why, sizeof(why));
+        if (fd >= 0) {
+            close(fd);
+            unlink(capture);
+        }
     }
     out->records = res.records;
     out->blocks = res.blocks;

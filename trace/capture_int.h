@@ -9,15 +9,29 @@
 #include <stdint.h>
 
 /*
- * During a recording the writer stores each chunk's new bytes as one row of
- * the capture table (a "block": the entries exactly as they lie in the chunk,
- * tr_entry then payload padded to 8), which costs about a copy, so chunks go
- * back to the pool at once however fast the kernel records. The blocks become
- * events/tasks/channels rows at close (trace_recorder_flush too), or when a
- * reader opens a file a killed recorder left (trace_capture_repair).
+ * During a recording the writer appends each chunk's new bytes to the capture
+ * file beside the trace (FILE + TR_CAPTURE_SUFFIX) by one write: a "block",
+ * the entries exactly as they lie in the chunk (tr_entry then payload padded
+ * to 8), which costs about a copy, so chunks go back to the pool at once
+ * however fast the kernel records. A row of the capture table indexes each
+ * block (offset, size, records, seq range), committed after the bytes are
+ * written. The blocks become events/tasks/channels rows at close
+ * (trace_recorder_flush too), or when a reader opens a file a killed recorder
+ * left (trace_capture_repair); the capture file goes once nothing in it is
+ * left to expand.
+ *
+ * The capture file starts with a 64-byte header: TR_CAPTURE_MAGIC (16 bytes),
+ * the recording's 64-bit id (meta.capture_id holds the same), zeros. A file
+ * whose header does not match its trace is not read (or removed): its blocks
+ * are marked bad.
  */
 #define TR_CAPTURE_FORMAT 1               /* capture.format: the block layout above */
+#define TR_CAPTURE_SUFFIX "-capture"      /* the capture file: the trace's name and this */
+#define TR_CAPTURE_MAGIC "orrery capture\n" /* 15 characters and a NUL */
+#define TR_CAPTURE_HEADER 64u             /* bytes before the first block */
 #define TR_CAPTURE_PAYLOAD_MAX (1u << 20) /* a larger len marks a block corrupt */
+/* A larger block is corrupt: a chunk, or one record too large for a chunk. */
+#define TR_CAPTURE_BLOCK_MAX (TR_CHUNK + TR_CAPTURE_PAYLOAD_MAX + 2 * sizeof(tr_entry))
 #define TR_EXPAND_ROWS 65536u             /* records per expansion transaction (at least) */
 /*
  * While recording, the writer expands when it has nothing to capture, in
@@ -30,6 +44,15 @@
 #define TR_EXPAND_DUTY 4u
 
 extern const char *const tr_capture_sql; /* CREATE TABLE capture */
+
+/* The capture file of the database open as db (its main file's name and TR_CAPTURE_SUFFIX). */
+int tr_capture_path(sqlite3 *db, char *buf, size_t len);
+/*
+ * Create the capture file for db (it must not exist: O_EXCL), write its
+ * header with a fresh id and store the id in meta. The open descriptor, or
+ * -1 with err.
+ */
+int tr_capture_create(sqlite3 *db, char *err, size_t errlen);
 
 /* Walk a block: its records and seq range, or -1 with why it does not parse. */
 int tr_capture_scan(const unsigned char *p, size_t size, uint64_t *count, uint64_t *first,
@@ -49,6 +72,7 @@ int tr_expand_all(tr_expander *x, tr_expand_result *res, char *err, size_t errle
 /* One step of at least limit records (whole blocks): 1 done, 0 nothing left, -1 error. */
 int tr_expand_some(tr_expander *x, size_t limit, tr_expand_result *res, char *err, size_t errlen);
 /* Indexes, channels.iface, interfaces, the emptied capture table: inside a transaction. */
-int tr_finish_tables(sqlite3 *db, bool nodes, char *err, size_t errlen);
+/* *capture_done: the table was empty and is dropped (its capture file may go after COMMIT). */
+int tr_finish_tables(sqlite3 *db, bool nodes, bool *capture_done, char *err, size_t errlen);
 
 #endif

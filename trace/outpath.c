@@ -23,9 +23,11 @@
  * it is finished and complete, so TARGET (an earlier trace, or nothing) never
  * holds half of a recording. SQLite keeps a database's state in siblings
  * (-wal, -shm, -journal) that it applies to whatever file later bears the
- * name: stale ones are dealt with here, before SQLite sees the name.
+ * name, and a recording keeps its capture blocks in one more (-capture,
+ * trace/capture_int.h): stale ones are dealt with here, before SQLite sees
+ * the name.
  */
-static const char *const siblings[] = {"-wal", "-shm", "-journal"};
+static const char *const siblings[] = {"-wal", "-shm", "-journal", "-capture"};
 #define NSIBLINGS (sizeof(siblings) / sizeof(siblings[0]))
 
 /* The SQLite siblings only matter for traces; an export is one plain file. */

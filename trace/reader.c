@@ -347,8 +347,8 @@ static int check(trace_db *db)
 }
 
 /*
- * A recording cut short (SIGKILL, crash) leaves records in its capture table
- * that were never expanded into events rows: expand them before reading, with
+ * A recording cut short (SIGKILL, crash) leaves records in capture blocks
+ * (its capture file, indexed by its capture table) that were never expanded into events rows: expand them before reading, with
  * a note, unless a recorder is still writing the file (its lock is held).
  */
 static void expand_captured(const char *path)

@@ -463,8 +463,9 @@ static void db_close(trace_recorder *rec)
 
     tr_expander_free(rec->expander);
     rec->expander = NULL;
-    sqlite3_blob_close(rec->blob);
-    rec->blob = NULL;
+    if (rec->capture_fd >= 0)
+        close(rec->capture_fd);
+    rec->capture_fd = -1;
 
     for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++) {
         sqlite3_finalize(*sts[i]);
@@ -531,6 +532,7 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
         return -1;
     }
     rec->out.lock_fd = -1;
+    rec->capture_fd = -1;
     rec->id = atomic_fetch_add(&next_recorder_id, 1);
     pthread_mutex_init(&rec->overflow_mu, NULL);
     rec->overflow.mu = &rec->overflow_mu;
@@ -582,9 +584,10 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
     if (tr_exec_sql(rec->db, pragmas, err, errlen) != 0 ||
         write_header(rec, run, err, errlen) != 0 ||
         tr_exec_sql(rec->db, tr_capture_sql, err, errlen) != 0 ||
+        (rec->capture_fd = tr_capture_create(rec->db, err, errlen)) < 0 ||
         prepare(rec, &rec->ins_block,
-                "INSERT INTO capture(slot, first_seq, last_seq, count, format, data)"
-                " VALUES(?,?,?,?,?,?)",
+                "INSERT INTO capture(slot, first_seq, last_seq, count, format, offset, size)"
+                " VALUES(?,?,?,?,?,?,?)",
                 err, errlen) != 0 ||
         prepare(rec, &rec->upd_progress, "UPDATE run SET dropped=?1, commit_unix_ns=?2 WHERE id=1",
                 err, errlen) != 0) {
@@ -603,6 +606,7 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
         recorder_free(rec);
         return -1;
     }
+    rec->capture_end = TR_CAPTURE_HEADER;
     rec->writer_started = true;
     *out = rec;
     return 0;
@@ -678,7 +682,7 @@ int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
     trace_recorder_stats now;
     char buf[256] = "";
     uint64_t close_cpu, close_wall, missing;
-    bool finished = false;
+    bool finished = false, capture_done = false;
     int ret;
 
     if (!rec)
@@ -698,15 +702,18 @@ int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
     /*
      * The captured blocks become events rows (in steps: a kill now still
      * leaves every record, expanded or captured), then the final counts and
-     * indexes in one transaction, then back to a single file.
+     * indexes in one transaction, then back to a single file. A block that
+     * does not parse (it cannot, short of a broken disk) stays captured and
+     * its records count as missing.
      */
     tr_expand_result xres = {0};
     if (!rec->expander)
         rec->expander = tr_expander_new(rec->db);
-    if (rec->expander && tr_expand_all(rec->expander, &xres, buf, sizeof(buf)) == 0 &&
-        tr_exec_sql(rec->db, "BEGIN", buf, sizeof(buf)) == 0 &&
+    int xrc = rec->expander ? tr_expand_all(rec->expander, &xres, buf, sizeof(buf)) : -1;
+    missing += xres.bad_records;
+    if (xrc == 0 && tr_exec_sql(rec->db, "BEGIN", buf, sizeof(buf)) == 0 &&
         (rec->nodes_written || tr_write_nodes(rec) == 0) &&
-        tr_finish_tables(rec->db, rec->nnodes > 0, buf, sizeof(buf)) == 0 &&
+        tr_finish_tables(rec->db, rec->nnodes > 0, &capture_done, buf, sizeof(buf)) == 0 &&
         sqlite3_prepare_v2(rec->db,
                            "UPDATE run SET end_unix_ns=?1, commit_unix_ns=?1,"
                            " events=(SELECT count(*) FROM events), dropped=?2, bad_frames=?3,"
@@ -735,8 +742,13 @@ int trace_recorder_close(trace_recorder *rec, char *err, size_t errlen)
         rec->close_stats->close_cpu_ns = close_cpu;
         rec->close_stats->close_ns = tr_clock_ns(CLOCK_MONOTONIC) - close_wall;
     }
-    /* The file must be closed before it is renamed. */
+    /* The file must be closed before it is renamed; the capture file goes once all is expanded. */
+    char capture[PATH_MAX + 32] = "";
+    if (finished && capture_done)
+        tr_capture_path(rec->db, capture, sizeof(capture));
     db_close(rec);
+    if (capture[0])
+        unlink(capture);
 
     if (!finished) {
         tr_seterr(err, errlen, "trace %s: %s; what was committed is in %s (run.complete = 0)",

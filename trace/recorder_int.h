@@ -150,7 +150,8 @@ struct trace_recorder {
     /* Writer thread only. */
     sqlite3 *db;
     sqlite3_stmt *ins_block, *upd_progress;
-    sqlite3_blob *blob; /* the writer's handle on capture.data, reopened per block */
+    int capture_fd;       /* the capture file (capture_int.h), -1 when none is open */
+    uint64_t capture_end; /* writer only: its size, where the next block goes */
     struct tr_expander *expander; /* writer thread, then close */
     char *path;    /* as the caller gave it (messages) */
     trace_out out; /* the partial file being written and where it goes */

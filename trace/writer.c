@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "capture_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,10 +98,6 @@ static int txn_commit(trace_recorder *rec, size_t rows)
     sqlite3_stmt *st = rec->upd_progress;
     int rc;
 
-    /* An open blob handle is a pending write: COMMIT would fail. */
-    sqlite3_blob_close(rec->blob);
-    rec->blob = NULL;
-
     sqlite3_bind_int64(st, 1, (sqlite3_int64)(dropped_now(rec) + rec->lost));
     sqlite3_bind_int64(st, 2, (sqlite3_int64)tr_clock_ns(CLOCK_REALTIME));
     rc = sqlite3_step(st);
@@ -114,12 +111,17 @@ static int txn_commit(trace_recorder *rec, size_t rows)
     return 0;
 }
 
-/* One block: bytes [from, to) of c, the entries its slot filled since the last block. */
+/*
+ * One block: bytes [from, to) of c, the entries its slot filled since the
+ * last block, appended to the capture file, then its row (in the open
+ * transaction, so a row never names bytes that were not written).
+ */
 static int capture_block(trace_recorder *rec, const tr_chunk *c, size_t from, size_t to,
                          size_t *rows)
 {
     sqlite3_stmt *st = rec->ins_block;
     uint64_t n = 0, lo = UINT64_MAX, hi = 0;
+    size_t size = to - from, done = 0;
     int rc;
 
     for (size_t off = from; off < to; n++) {
@@ -132,30 +134,33 @@ static int capture_block(trace_recorder *rec, const tr_chunk *c, size_t from, si
     }
     if (rec->wfaults.row_delay_us)
         usleep(rec->wfaults.row_delay_us * (useconds_t)n);
+    while (done < size) {
+        ssize_t w = pwrite(rec->capture_fd, c->data + from + done, size - done,
+                           (off_t)(rec->capture_end + done));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            tr_seterr(rec->write_err, sizeof(rec->write_err), "writing the capture file: %s",
+                      w < 0 ? strerror(errno) : "no room");
+            return -1;
+        }
+        done += (size_t)w;
+    }
     sqlite3_bind_int64(st, 1, c->slot);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)lo);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)hi);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)n);
     sqlite3_bind_int(st, 5, TR_CAPTURE_FORMAT);
-    /*
-     * A zeroblob row, then the bytes written into its pages: SQLite does not
-     * build the whole row in a buffer of its own first (a large malloc and
-     * one more copy per block).
-     */
-    sqlite3_bind_zeroblob(st, 6, (int)(to - from));
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)rec->capture_end);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)size);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     *rows = (size_t)n;
     if (rc != SQLITE_DONE)
         return -1;
-    sqlite3_int64 id = sqlite3_last_insert_rowid(rec->db);
-    if (!rec->blob)
-        rc = sqlite3_blob_open(rec->db, "main", "capture", "data", id, 1, &rec->blob);
-    else
-        rc = sqlite3_blob_reopen(rec->blob, id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_blob_write(rec->blob, c->data + from, (int)(to - from), 0);
-    return rc == SQLITE_OK ? 0 : -1;
+    /* A rolled-back row leaves its bytes unnamed; the next block goes after them all the same. */
+    rec->capture_end += size;
+    return 0;
 }
 
 typedef struct tr_batch {
@@ -184,8 +189,6 @@ static int batch_add(trace_recorder *rec, tr_batch *b, const tr_chunk *c, size_t
             return -1;
         b->open = true;
         if (rec->wfaults.fail_txn == rec->txns) {
-            sqlite3_blob_close(rec->blob);
-            rec->blob = NULL;
             tr_exec_sql(rec->db, "ROLLBACK", NULL, 0);
             b->open = false;
             rec->nodes_written = false;
@@ -233,8 +236,6 @@ static void write_batch(trace_recorder *rec, tr_chunk *list, const tr_take *part
     if (b.failed)
         return;
     lose(rec, b.total - b.done, sqlite3_errmsg(rec->db));
-    sqlite3_blob_close(rec->blob);
-    rec->blob = NULL;
     tr_exec_sql(rec->db, "ROLLBACK", NULL, 0);
     rec->nodes_written = false; /* if this transaction wrote them, they are gone */
 }

@@ -91,11 +91,15 @@ static const char import_usage[] =
 static const char repair_usage[] =
     "usage: orrery trace repair FILE\n"
     "A recording cut short (SIGKILL, a crash) leaves its last records as capture blocks: the\n"
-    "recorder's buffers stored raw, expanded into events rows when the recorder closes. This\n"
-    "expands them in place and builds the indexes; the run row keeps complete = 0. A block that\n"
-    "does not parse is kept in the capture table (capture.bad says why) and its records are\n"
-    "added to run.dropped. The readers ('orrery trace', 'orrery replay') do the same when they\n"
-    "open such a file, with a note. Exit 0 (nothing to do is fine), 1 on an error.\n";
+    "recorder's buffers stored raw in FILE-capture beside it (the capture table says where),\n"
+    "expanded into events rows when the recorder closes. This expands them in place, fills the\n"
+    "channels' interfaces and removes FILE-capture once every block is expanded; the run row\n"
+    "keeps complete = 0. To move such a recording elsewhere first, move FILE-capture with it\n"
+    "(without it, or with another recording's, no block is read and every captured record\n"
+    "counts in run.dropped). A block that does not parse is kept in the capture table\n"
+    "(capture.bad says why) and its records are added to run.dropped. The readers ('orrery\n"
+    "trace', 'orrery replay') do the same when they open such a file, with a note. Exit 0\n"
+    "(nothing to do is fine), 1 on an error.\n";
 
 static const char record_usage[] =
     "usage: orrery trace record OUT.db [RUN OPTIONS]\n"
@@ -539,6 +543,7 @@ static int cmd_import(int argc, char **argv)
             close(fd);
         return rc;
     }
+    trace_recorder_set_expand_duty(rec, 1); /* nothing else runs here: expand as it comes */
     rc = trace_import_fd(fd, rec, &st, err, sizeof(err));
     if (fd)
         close(fd);

@@ -109,6 +109,8 @@ int hq_trace_start(hq_trace_t *t, const char *path, const hq_opts_t *o, const ch
         close(p[1]);
         return -1;
     }
+    /* The guest's records are expanded as they arrive: what close waits for is what is left. */
+    trace_recorder_set_expand_duty(t->rec, 1);
     /* A bigger pipe lets QEMU hand over several buffers while we store the last ones. */
     fcntl(p[0], F_SETPIPE_SZ, HQ_TRACE_PIPE_BYTES);
     t->rfd = p[0];

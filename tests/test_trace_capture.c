@@ -1,11 +1,13 @@
 /* test_trace_capture.c — capture blocks: a recorder killed before expanding them, read back
  * (every record, in seq order across slots), a corrupt block (kept, counted, the rest read), a
- * capture file cut short, missing or another recording's. */
+ * capture file cut short, missing or another recording's; channels' interfaces from iface_seen
+ * or, in a file without it, from the events. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <trace/decode.h>
 #include <trace/outpath.h>
 #include <trace/reader.h>
 #include <trace/recorder.h>
@@ -61,7 +63,10 @@ typedef struct producer {
 /*
  * Thread id's records are seqs id+1, id+1+THREADS, ...: the slots' blocks
  * interleave in seq. Each thread's task is spawned by its first record and
- * exits at its last; the payload names the seq.
+ * exits at its last; the payload names the seq. Thread 0 creates channel
+ * 70/71 (no interface of its own), the sends go on 70 or 71 as echo
+ * messages, and thread 1 writes once to a device as init (an interface
+ * that is no channel's).
  */
 static void *produce(void *arg)
 {
@@ -70,7 +75,15 @@ static void *produce(void *arg)
         uint64_t seq = i * THREADS + p->id + 1;
         hal_trace_rec_t r = {.seq = seq, .time_ns = seq * 10, .task = 10 + p->id};
         char name[16];
-        if (i == 0) {
+        if (i == 1 && p->id == 0) {
+            r.kind = HAL_TR_CHAN_CREATE;
+            r.chan = 70;
+            r.peer = 71;
+        } else if (i == 2 && p->id == 1) {
+            r.kind = HAL_TR_DEV_WRITE;
+            r.chan = 90;
+            r.iface = trace_iface_from_name("init");
+        } else if (i == 0) {
             snprintf(name, sizeof(name), "task%u", p->id);
             r.kind = HAL_TR_SPAWN;
             r.data = name;
@@ -80,6 +93,8 @@ static void *produce(void *arg)
             r.result = (int32_t)p->id;
         } else {
             r.kind = HAL_TR_SEND;
+            r.chan = 70 + (uint32_t)(seq % 2);
+            r.iface = trace_iface_from_name("echo");
             r.data = &seq;
             r.len = (i % 4) ? sizeof(seq) : 0;
         }
@@ -132,6 +147,25 @@ static sqlite3_int64 scalar(const char *file, const char *sql)
     return v;
 }
 
+/*
+ * Both ends of 70/71 are echo channels; echo is named, and init if thread 1
+ * recorded; the helper table is gone.
+ */
+static void check_ifaces(const char *file, bool init)
+{
+    char sql[160];
+
+    assert_true(trace_iface_from_name("echo") != 0 && trace_iface_from_name("init") != 0);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM channels WHERE iface = %u",
+             (unsigned)trace_iface_from_name("echo"));
+    assert_int_equal(2, scalar(file, sql));
+    assert_int_equal(2, scalar(file, "SELECT count(*) FROM channels"));
+    assert_int_equal(1, scalar(file, "SELECT count(*) FROM interfaces WHERE name = 'echo'"));
+    assert_int_equal(init, scalar(file, "SELECT count(*) FROM interfaces WHERE name = 'init'"));
+    assert_int_equal(1 + init, scalar(file, "SELECT count(*) FROM interfaces"));
+    assert_int_equal(0, scalar(file, "SELECT count(*) FROM sqlite_master WHERE name = 'iface_seen'"));
+}
+
 /* A killed recorder's records are all captured; a reader expands them, in seq order. */
 static void test_killed_then_read(void **state)
 {
@@ -177,6 +211,31 @@ static void test_killed_then_read(void **state)
     assert_int_equal(1, scalar(partial, "SELECT count(*) FROM sqlite_master WHERE name ="
                                         " 'events_task'"));
     assert_false(exists(side)); /* every block expanded: the capture file is gone */
+    check_ifaces(partial, true);
+    remove_trace(partial);
+}
+
+/* A partial file from before iface_seen: repair finds the channels' interfaces in the events. */
+static void test_old_file_ifaces(void **state)
+{
+    trace_repair_result res;
+    sqlite3 *db;
+    char err[512];
+
+    (void)state;
+    fresh("oldifaces");
+    record_and_die();
+    assert_int_equal(0, scalar(partial, "SELECT count(*) FROM iface_seen"));
+    assert_int_equal(SQLITE_OK, sqlite3_open_v2(partial, &db, SQLITE_OPEN_READWRITE, NULL));
+    assert_int_equal(SQLITE_OK, sqlite3_exec(db, "DROP TABLE iface_seen; DROP INDEX events_task",
+                                             NULL, NULL, NULL));
+    sqlite3_close(db);
+    assert_int_equal(0, trace_capture_repair(partial, &res, err, sizeof(err)));
+    assert_int_equal((uint64_t)THREADS * PER_THREAD, res.records);
+    check_ifaces(partial, true);
+    /* The index an older file lacked is built. */
+    assert_int_equal(1, scalar(partial, "SELECT count(*) FROM sqlite_master WHERE name ="
+                                        " 'events_task'"));
     remove_trace(partial);
 }
 
@@ -299,11 +358,17 @@ static void test_flush_expands_close_drops(void **state)
     trace_recorder_flush(rec);
     assert_int_equal(PER_THREAD, scalar(partial, "SELECT count(*) FROM events"));
     assert_int_equal(0, scalar(partial, "SELECT count(*) FROM capture"));
+    /* Expanded blocks gave their disk space back: the file is mostly holes until close. */
+    struct stat sb;
+    assert_int_equal(0, stat(side, &sb));
+    assert_true(sb.st_size > PER_THREAD * 72);
+    assert_true((off_t)sb.st_blocks * 512 < sb.st_size / 4);
     assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
     assert_int_equal(PER_THREAD, scalar(path, "SELECT count(*) FROM events"));
     assert_int_equal(-1, scalar(path, "SELECT count(*) FROM capture"));
     assert_false(exists(side));
     assert_false(exists(partial));
+    check_ifaces(path, false);
     remove_trace(path);
 }
 
@@ -315,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_capture_file_cut),
         cmocka_unit_test(test_capture_file_missing_or_foreign),
         cmocka_unit_test(test_flush_expands_close_drops),
+        cmocka_unit_test(test_old_file_ifaces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,7 +29,10 @@ _Static_assert(offsetof(tr_entry, gseq) == 24 && offsetof(tr_entry, kind) == 32 
 const char *const tr_capture_sql =
     "CREATE TABLE IF NOT EXISTS capture(id INTEGER PRIMARY KEY, slot INTEGER NOT NULL,"
     " first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, count INTEGER NOT NULL,"
-    " format INTEGER NOT NULL, offset INTEGER NOT NULL, size INTEGER NOT NULL, bad TEXT);";
+    " format INTEGER NOT NULL, offset INTEGER NOT NULL, size INTEGER NOT NULL, bad TEXT);"
+    "CREATE TABLE IF NOT EXISTS iface_seen(node INTEGER NOT NULL, chan INTEGER NOT NULL,"
+    " iface INTEGER NOT NULL, msg INTEGER NOT NULL, PRIMARY KEY(node, chan, iface, msg))"
+    " WITHOUT ROWID;";
 
 int tr_capture_path(sqlite3 *db, char *buf, size_t len)
 {
@@ -169,6 +172,7 @@ int tr_capture_scan(const unsigned char *p, size_t size, uint64_t *count, uint64
 
 typedef struct tr_block {
     unsigned char *p;
+    size_t cap;            /* bytes at p: kept from step to step (fresh pages fault) */
     sqlite3_int64 id;
     uint64_t offset, size; /* where it lies in the capture file */
 } tr_block;
@@ -178,9 +182,19 @@ typedef struct tr_key {
     const tr_entry *e;
 } tr_key;
 
+/* A (node, chan, iface, msg) a step saw: one iface_seen row, in an open-addressed set. */
+typedef struct tr_iface_use {
+    uint32_t node, chan, iface;
+    uint8_t msg, used;
+} tr_iface_use;
+
 struct tr_expander {
     sqlite3 *db;
     sqlite3_stmt *ins_event, *ins_events, *ins_spawn, *ins_exit, *ins_chan, *sel, *del, *mark;
+    sqlite3_stmt *ins_seen; /* NULL: a file from before iface_seen (finish scans events) */
+    tr_iface_use *seen;     /* the step's distinct interface uses, capseen a power of 2 */
+    size_t nseen, capseen;
+    tr_iface_use last;      /* the last one noted: most records repeat it */
     tr_key *keys;
     size_t nkeys, capkeys;
     tr_block *bufs; /* the blocks of the step being expanded */
@@ -261,6 +275,83 @@ static int write_side(tr_expander *x, const tr_entry *e)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+static size_t iface_hash(const tr_iface_use *u)
+{
+    uint64_t h = ((uint64_t)u->node << 40) ^ ((uint64_t)u->chan << 8) ^ ((uint64_t)u->iface << 20) ^
+                 u->msg;
+    return (size_t)((h * 0x9E3779B97F4A7C15ull) >> 32);
+}
+
+static bool iface_same(const tr_iface_use *a, const tr_iface_use *b)
+{
+    return a->node == b->node && a->chan == b->chan && a->iface == b->iface && a->msg == b->msg;
+}
+
+/*
+ * Note the interface a record names, for iface_seen: what finish needs of the
+ * events (each channel's interface, the interfaces to name) without scanning
+ * them, kept as the events are expanded (a cut recording's too).
+ */
+static int note_iface(tr_expander *x, const tr_entry *e)
+{
+    tr_iface_use u = {e->node, e->chan, e->iface, e->kind == HAL_TR_SEND || e->kind == HAL_TR_DELIVER,
+                      1};
+
+    if (!x->ins_seen || e->iface == 0 || (x->last.used && iface_same(&u, &x->last)))
+        return 0;
+    x->last = u;
+    if (2 * (x->nseen + 1) > x->capseen) {
+        size_t n = x->capseen ? 2 * x->capseen : 64;
+        tr_iface_use *t = calloc(n, sizeof(*t));
+        if (!t)
+            return -1;
+        for (size_t i = 0; i < x->capseen; i++)
+            if (x->seen[i].used)
+                for (size_t j = iface_hash(&x->seen[i]) & (n - 1);; j = (j + 1) & (n - 1))
+                    if (!t[j].used) {
+                        t[j] = x->seen[i];
+                        break;
+                    }
+        free(x->seen);
+        x->seen = t;
+        x->capseen = n;
+    }
+    for (size_t j = iface_hash(&u) & (x->capseen - 1);; j = (j + 1) & (x->capseen - 1)) {
+        if (!x->seen[j].used) {
+            x->seen[j] = u;
+            x->nseen++;
+            return 0;
+        }
+        if (iface_same(&x->seen[j], &u))
+            return 0;
+    }
+}
+
+/* The step's interface uses into iface_seen (in its transaction). */
+static int write_seen(tr_expander *x)
+{
+    int rc = SQLITE_DONE;
+
+    for (size_t i = 0; i < x->capseen && x->nseen; i++) {
+        const tr_iface_use *u = &x->seen[i];
+        if (!u->used)
+            continue;
+        sqlite3_bind_int64(x->ins_seen, 1, u->node);
+        sqlite3_bind_int64(x->ins_seen, 2, u->chan);
+        sqlite3_bind_int64(x->ins_seen, 3, u->iface);
+        sqlite3_bind_int64(x->ins_seen, 4, u->msg);
+        rc = sqlite3_step(x->ins_seen);
+        sqlite3_reset(x->ins_seen);
+        if (rc != SQLITE_DONE)
+            break;
+    }
+    if (x->capseen)
+        memset(x->seen, 0, x->capseen * sizeof(*x->seen));
+    x->nseen = 0;
+    x->last.used = 0;
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* Insert event i of the sorted step: TR_ROWS rows per statement where a full group starts. */
 static int write_event(tr_expander *x, size_t i, size_t n)
 {
@@ -292,16 +383,17 @@ void tr_expander_free(tr_expander *x)
 {
     if (!x)
         return;
-    sqlite3_stmt *sts[] = {x->ins_event, x->ins_events, x->ins_spawn, x->ins_exit,
-                           x->ins_chan,  x->sel,        x->del,       x->mark};
+    sqlite3_stmt *sts[] = {x->ins_event, x->ins_events, x->ins_spawn, x->ins_exit, x->ins_chan,
+                           x->sel,       x->del,        x->mark,      x->ins_seen};
     for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
         sqlite3_finalize(sts[i]);
-    for (size_t i = 0; i < x->nbufs; i++)
+    for (size_t i = 0; i < x->capbufs; i++)
         free(x->bufs[i].p);
     if (x->fd >= 0)
         close(x->fd);
     free(x->bufs);
     free(x->keys);
+    free(x->seen);
     free(x);
 }
 
@@ -348,6 +440,9 @@ tr_expander *tr_expander_new(sqlite3 *db)
         tr_expander_free(x);
         return NULL;
     }
+    if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO iface_seen VALUES(?,?,?,?)", -1,
+                           &x->ins_seen, NULL) != SQLITE_OK)
+        x->ins_seen = NULL;
     return x;
 }
 
@@ -367,12 +462,39 @@ static int add_key(tr_expander *x, const tr_entry *e)
     return 0;
 }
 
+/* The step's next block, with room for size bytes (memory kept from earlier steps). */
+static tr_block *step_block(tr_expander *x, size_t size)
+{
+    tr_block *b;
+
+    if (x->nbufs == x->capbufs) {
+        size_t nb = x->capbufs ? 2 * x->capbufs : 16;
+        if (!(b = realloc(x->bufs, nb * sizeof(*b))))
+            return NULL;
+        memset(b + x->capbufs, 0, (nb - x->capbufs) * sizeof(*b));
+        x->bufs = b;
+        x->capbufs = nb;
+    }
+    b = &x->bufs[x->nbufs];
+    if (b->cap < size || !b->p) {
+        size_t cap = size > TR_CHUNK ? size : TR_CHUNK;
+        unsigned char *p = realloc(b->p, cap);
+        if (!p)
+            return NULL;
+        b->p = p;
+        b->cap = cap;
+    }
+    return b;
+}
+
 static void step_reset(tr_expander *x)
 {
-    for (size_t i = 0; i < x->nbufs; i++)
-        free(x->bufs[i].p);
-    x->nbufs = 0;
+    x->nbufs = 0; /* their memory serves the next step */
     x->nkeys = 0;
+    if (x->capseen)
+        memset(x->seen, 0, x->capseen * sizeof(*x->seen));
+    x->nseen = 0;
+    x->last.used = 0;
 }
 
 /* size bytes at offset of the capture file: 0, or -1 with why (the file ends inside the block). */
@@ -438,6 +560,7 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
             sqlite3_int64 ssize = sqlite3_column_int64(x->sel, 7);
             size_t size = (size_t)ssize;
             unsigned char *data = NULL;
+            tr_block *b = NULL;
             uint64_t c2 = 0, f2 = 0, l2 = 0;
 
             after = id;
@@ -456,9 +579,9 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
             else if (offset < TR_CAPTURE_HEADER || ssize < 0 || ssize > (sqlite3_int64)TR_CAPTURE_BLOCK_MAX)
                 snprintf(why, sizeof(why), "its row says %lld bytes at offset %lld",
                          (long long)ssize, (long long)offset);
-            else if (!(data = malloc(size ? size : 1)))
+            else if (!(b = step_block(x, size)))
                 goto oom;
-            else if (read_block(x->fd, data, size, (uint64_t)offset, why, sizeof(why)) != 0)
+            else if (data = b->p, read_block(x->fd, data, size, (uint64_t)offset, why, sizeof(why)) != 0)
                 ;
             else if (tr_capture_scan(data, size, &c2, &f2, &l2, why, sizeof(why)) != 0)
                 ;
@@ -468,26 +591,17 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
                          (unsigned long long)c2, (unsigned long long)f2, (unsigned long long)l2,
                          (unsigned long long)count, (unsigned long long)first,
                          (unsigned long long)last);
-            if (why[0]) {
-                free(data);
+            if (why[0]) { /* its memory (if any) stays free for the next block */
                 bad_id = id;
                 bad_slot = sqlite3_column_int64(x->sel, 1);
                 break;
             }
-            if (x->nbufs == x->capbufs) {
-                size_t nb = x->capbufs ? 2 * x->capbufs : 16;
-                tr_block *b = realloc(x->bufs, nb * sizeof(*b));
-                if (!b) {
-                    free(data);
-                    goto oom;
-                }
-                x->bufs = b;
-                x->capbufs = nb;
-            }
-            unsigned char *copy = data;
-            x->bufs[x->nbufs++] = (tr_block){copy, id, (uint64_t)offset, size};
+            b->id = id;
+            b->offset = (uint64_t)offset;
+            b->size = size;
+            x->nbufs++;
             for (size_t off = 0; off < size;) {
-                const tr_entry *e = (const tr_entry *)(copy + off);
+                const tr_entry *e = (const tr_entry *)(data + off);
                 if (add_key(x, e) != 0)
                     goto oom;
                 off += tr_entry_size(e->len);
@@ -524,10 +638,13 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
         sorted = x->keys[i - 1].seq < x->keys[i].seq;
     if (!sorted)
         qsort(x->keys, n, sizeof(*x->keys), cmp_key);
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         if (write_event(x, i, n) != 0 || write_side(x, x->keys[i].e) != 0)
             goto sqlfail;
-    if (sqlite3_exec(x->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        if (note_iface(x, x->keys[i].e) != 0)
+            goto oom;
+    }
+    if (write_seen(x) != 0 || sqlite3_exec(x->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto sqlfail;
     /*
      * Expanded for good: the file's blocks give their disk space back (a long
@@ -571,13 +688,15 @@ int tr_expand_some(tr_expander *x, size_t limit, tr_expand_result *res, char *er
 /* ---- the finishing steps close (and repair) take ---------------------------------------- */
 
 /* Name the interfaces the events mention, from the decoder's registry. */
-static int fill_interfaces(sqlite3 *db)
+static int fill_interfaces(sqlite3 *db, bool seen)
 {
     sqlite3_stmt *sel = NULL, *ins = NULL;
     int rc = SQLITE_OK;
 
-    if (sqlite3_prepare_v2(db, "SELECT DISTINCT iface FROM events WHERE iface <> 0", -1, &sel,
-                           NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(db,
+                           seen ? "SELECT DISTINCT iface FROM iface_seen"
+                                : "SELECT DISTINCT iface FROM events WHERE iface <> 0",
+                           -1, &sel, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO interfaces VALUES(?, ?)", -1, &ins, NULL) !=
             SQLITE_OK) {
         rc = SQLITE_ERROR;
@@ -604,20 +723,44 @@ out:
     return rc == SQLITE_OK ? 0 : -1;
 }
 
+/* The file keeps iface_seen (written since the recorder made it, every expansion step). */
+static bool has_seen(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    bool yes = sqlite3_prepare_v2(db,
+                                  "SELECT 1 FROM sqlite_master WHERE type = 'table' AND"
+                                  " name = 'iface_seen'",
+                                  -1, &st, NULL) == SQLITE_OK &&
+               sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return yes;
+}
+
 int tr_finish_tables(sqlite3 *db, bool nodes, bool *capture_done, char *err, size_t errlen)
 {
     char *msg = NULL;
-    int rc =
-        sqlite3_exec(db,
-                     "CREATE INDEX IF NOT EXISTS events_task ON events(task, seq);"
-                     "UPDATE channels SET iface = m.iface FROM (SELECT node, chan, max(iface) AS"
-                     " iface FROM events WHERE iface <> 0 AND kind IN (4, 5) GROUP BY node, chan)"
-                     " AS m WHERE channels.node = m.node AND channels.endpoint = m.chan"
-                     " AND channels.iface = 0;",
-                     NULL, NULL, &msg);
+    bool seen = has_seen(db);
+    /*
+     * The indexes exist from the start in a file this recorder made (kept up
+     * as the events are expanded): these build them only in an older file.
+     * Each channel's interface comes from iface_seen, or from a scan of the
+     * events in a file without it.
+     */
+    int rc = sqlite3_exec(db,
+                          seen ? "CREATE INDEX IF NOT EXISTS events_task ON events(task);"
+                                 "UPDATE channels SET iface = m.iface FROM (SELECT node, chan,"
+                                 " max(iface) AS iface FROM iface_seen WHERE msg = 1 GROUP BY"
+                                 " node, chan) AS m WHERE channels.node = m.node AND"
+                                 " channels.endpoint = m.chan AND channels.iface = 0;"
+                               : "CREATE INDEX IF NOT EXISTS events_task ON events(task);"
+                                 "UPDATE channels SET iface = m.iface FROM (SELECT node, chan,"
+                                 " max(iface) AS iface FROM events WHERE iface <> 0 AND kind IN"
+                                 " (4, 5) GROUP BY node, chan) AS m WHERE channels.node = m.node"
+                                 " AND channels.endpoint = m.chan AND channels.iface = 0;",
+                          NULL, NULL, &msg);
 
     if (rc == SQLITE_OK && nodes)
-        rc = sqlite3_exec(db, "CREATE INDEX IF NOT EXISTS events_node ON events(node, task, seq)",
+        rc = sqlite3_exec(db, "CREATE INDEX IF NOT EXISTS events_node ON events(node, task)",
                           NULL, NULL, &msg);
     /* Every block expanded (none kept as bad): the table has done its work. */
     if (rc == SQLITE_OK) {
@@ -631,8 +774,11 @@ int tr_finish_tables(sqlite3 *db, bool nodes, bool *capture_done, char *err, siz
             rc = sqlite3_exec(db, "DROP TABLE capture", NULL, NULL, &msg);
         *capture_done = left == 0 && rc == SQLITE_OK;
     }
-    if (rc == SQLITE_OK && fill_interfaces(db) != 0)
+    if (rc == SQLITE_OK && fill_interfaces(db, seen) != 0)
         rc = SQLITE_ERROR;
+    /* Its work is done (a block kept as bad is never expanded: nothing more to note). */
+    if (rc == SQLITE_OK && seen)
+        rc = sqlite3_exec(db, "DROP TABLE iface_seen", NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
         seterr(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);

@@ -54,7 +54,9 @@ static const char *const schema_sql =
     " peer INTEGER NOT NULL, iface INTEGER NOT NULL, type INTEGER NOT NULL,"
     " result INTEGER NOT NULL, len INTEGER NOT NULL, nhandles INTEGER NOT NULL,"
     " arg INTEGER NOT NULL, payload BLOB, node INTEGER NOT NULL DEFAULT 0,"
-    " node_seq INTEGER NOT NULL);";
+    " node_seq INTEGER NOT NULL);"
+    /* Kept up as the capture table is expanded, off the kernel's path (a task's rows by seq). */
+    "CREATE INDEX events_task ON events(task);";
 
 static const struct {
     uint32_t id;
@@ -540,6 +542,7 @@ int trace_recorder_open(const char *path, const trace_run_info *run, trace_recor
     pthread_cond_init(&rec->qcv, NULL);
     pthread_cond_init(&rec->donecv, NULL);
     rec->limit = 256u << 20;
+    rec->expand_duty = TR_EXPAND_DUTY;
     rec->sink.self = rec;
     rec->sink.record = sink_record;
     rec->sink.flush = sink_flush;
@@ -629,6 +632,13 @@ void trace_recorder_set_buffer_limit(trace_recorder *rec, size_t bytes)
 {
     pthread_mutex_lock(&rec->qmu);
     rec->limit = bytes;
+    pthread_mutex_unlock(&rec->qmu);
+}
+
+void trace_recorder_set_expand_duty(trace_recorder *rec, unsigned duty)
+{
+    pthread_mutex_lock(&rec->qmu);
+    rec->expand_duty = duty ? duty : 1;
     pthread_mutex_unlock(&rec->qmu);
 }
 

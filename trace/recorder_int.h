@@ -115,6 +115,7 @@ struct trace_recorder {
     size_t bytes;   /* memory held by all chunks */
     size_t peak;
     size_t limit;
+    uint64_t expand_duty; /* under qmu: trace_recorder_set_expand_duty */
     uint64_t flush_req;  /* flush requests made */
     uint64_t flush_done; /* requests the writer has satisfied */
     uint64_t expand_req; /* the last request that wants events rows (trace_recorder_flush) */

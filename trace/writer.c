@@ -43,7 +43,9 @@ int tr_write_nodes(trace_recorder *rec)
         sqlite3_reset(st);
     }
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
+    if (rc != SQLITE_DONE ||
+        sqlite3_exec(rec->db, "CREATE INDEX IF NOT EXISTS events_node ON events(node, task)", NULL,
+                     NULL, NULL) != SQLITE_OK)
         return -1;
     rec->nodes_written = true;
     return 0;
@@ -319,8 +321,8 @@ void *tr_writer_main(void *arg)
                 pthread_mutex_unlock(&rec->qmu);
                 pending = expand_idle(rec);
                 uint64_t t = tr_clock_ns(CLOCK_MONOTONIC) - now;
-                expand_after = now + TR_EXPAND_DUTY * t;
                 pthread_mutex_lock(&rec->qmu);
+                expand_after = now + rec->expand_duty * t;
                 continue;
             }
             uint64_t wait = 20u * 1000 * 1000;

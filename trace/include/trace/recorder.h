@@ -69,6 +69,15 @@ const char *trace_recorder_notice(const trace_recorder *rec);
  */
 void trace_recorder_set_buffer_limit(trace_recorder *rec, size_t bytes);
 
+/*
+ * While the writer has nothing to capture it expands captured records into
+ * events rows, spending at most 1 in duty of its time on it (default 4: a
+ * kernel in this process keeps most of the CPU it shares with the writer). A
+ * recording fed from outside the process (a QEMU stream, an imported file)
+ * sets 1: expanded as it arrives, little is left for close. 0 counts as 1.
+ */
+void trace_recorder_set_expand_duty(trace_recorder *rec, unsigned duty);
+
 /* The sink to give the kernel (k_config_t.trace, sim_config_t.trace). Lives as long as rec. */
 const hal_trace_sink_t *trace_recorder_sink(trace_recorder *rec);
 

@@ -163,7 +163,8 @@ static void check_ifaces(const char *file, bool init)
     assert_int_equal(1, scalar(file, "SELECT count(*) FROM interfaces WHERE name = 'echo'"));
     assert_int_equal(init, scalar(file, "SELECT count(*) FROM interfaces WHERE name = 'init'"));
     assert_int_equal(1 + init, scalar(file, "SELECT count(*) FROM interfaces"));
-    assert_int_equal(0, scalar(file, "SELECT count(*) FROM sqlite_master WHERE name = 'iface_seen'"));
+    assert_int_equal(0,
+                     scalar(file, "SELECT count(*) FROM sqlite_master WHERE name = 'iface_seen'"));
 }
 
 /* A killed recorder's records are all captured; a reader expands them, in seq order. */

@@ -126,8 +126,9 @@ static int capture_open(sqlite3 *db, char *why, size_t whylen)
     }
     memcpy(&got, head + 16, sizeof(got));
     if (got != id) {
-        snprintf(why, whylen, "%.300s is another recording's capture file (id %016llx, not %016llx)",
-                 path, (unsigned long long)got, (unsigned long long)id);
+        snprintf(why, whylen,
+                 "%.300s is another recording's capture file (id %016llx, not %016llx)", path,
+                 (unsigned long long)got, (unsigned long long)id);
         close(fd);
         return -1;
     }
@@ -172,7 +173,7 @@ int tr_capture_scan(const unsigned char *p, size_t size, uint64_t *count, uint64
 
 typedef struct tr_block {
     unsigned char *p;
-    size_t cap;            /* bytes at p: kept from step to step (fresh pages fault) */
+    size_t cap; /* bytes at p: kept from step to step (fresh pages fault) */
     sqlite3_int64 id;
     uint64_t offset, size; /* where it lies in the capture file */
 } tr_block;
@@ -194,14 +195,14 @@ struct tr_expander {
     sqlite3_stmt *ins_seen; /* NULL: a file from before iface_seen (finish scans events) */
     tr_iface_use *seen;     /* the step's distinct interface uses, capseen a power of 2 */
     size_t nseen, capseen;
-    tr_iface_use last;      /* the last one noted: most records repeat it */
+    tr_iface_use last; /* the last one noted: most records repeat it */
     tr_key *keys;
     size_t nkeys, capkeys;
     tr_block *bufs; /* the blocks of the step being expanded */
     size_t nbufs, capbufs;
-    int fd;             /* the capture file, once opened; -1 before or if it cannot be */
-    bool fd_tried;      /* opened (or failed to) */
-    char fd_why[400];   /* why it could not be */
+    int fd;           /* the capture file, once opened; -1 before or if it cannot be */
+    bool fd_tried;    /* opened (or failed to) */
+    char fd_why[400]; /* why it could not be */
 };
 
 static void bind_event(sqlite3_stmt *st, int base, const tr_entry *e)
@@ -277,8 +278,8 @@ static int write_side(tr_expander *x, const tr_entry *e)
 
 static size_t iface_hash(const tr_iface_use *u)
 {
-    uint64_t h = ((uint64_t)u->node << 40) ^ ((uint64_t)u->chan << 8) ^ ((uint64_t)u->iface << 20) ^
-                 u->msg;
+    uint64_t h =
+        ((uint64_t)u->node << 40) ^ ((uint64_t)u->chan << 8) ^ ((uint64_t)u->iface << 20) ^ u->msg;
     return (size_t)((h * 0x9E3779B97F4A7C15ull) >> 32);
 }
 
@@ -294,8 +295,8 @@ static bool iface_same(const tr_iface_use *a, const tr_iface_use *b)
  */
 static int note_iface(tr_expander *x, const tr_entry *e)
 {
-    tr_iface_use u = {e->node, e->chan, e->iface, e->kind == HAL_TR_SEND || e->kind == HAL_TR_DELIVER,
-                      1};
+    tr_iface_use u = {e->node, e->chan, e->iface,
+                      e->kind == HAL_TR_SEND || e->kind == HAL_TR_DELIVER, 1};
 
     if (!x->ins_seen || e->iface == 0 || (x->last.used && iface_same(&u, &x->last)))
         return 0;
@@ -429,10 +430,11 @@ tr_expander *tr_expander_new(sqlite3 *db)
                            "INSERT OR REPLACE INTO channels(endpoint, peer, creator, created_seq,"
                            " iface, node) VALUES(?,?,?,?,?,?)",
                            -1, &x->ins_chan, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
-                           "SELECT id, slot, first_seq, last_seq, count, format, offset, size FROM capture"
-                           " WHERE bad IS NULL AND id > ?1 ORDER BY id",
-                           -1, &x->sel, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(
+            db,
+            "SELECT id, slot, first_seq, last_seq, count, format, offset, size FROM capture"
+            " WHERE bad IS NULL AND id > ?1 ORDER BY id",
+            -1, &x->sel, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "DELETE FROM capture WHERE id = ?1", -1, &x->del, NULL) !=
             SQLITE_OK ||
         sqlite3_prepare_v2(db, "UPDATE capture SET bad = ?2 WHERE id = ?1", -1, &x->mark, NULL) !=
@@ -440,8 +442,8 @@ tr_expander *tr_expander_new(sqlite3 *db)
         tr_expander_free(x);
         return NULL;
     }
-    if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO iface_seen VALUES(?,?,?,?)", -1,
-                           &x->ins_seen, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO iface_seen VALUES(?,?,?,?)", -1, &x->ins_seen,
+                           NULL) != SQLITE_OK)
         x->ins_seen = NULL;
     return x;
 }
@@ -559,7 +561,6 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
             sqlite3_int64 offset = sqlite3_column_int64(x->sel, 6);
             sqlite3_int64 ssize = sqlite3_column_int64(x->sel, 7);
             size_t size = (size_t)ssize;
-            unsigned char *data = NULL;
             tr_block *b = NULL;
             uint64_t c2 = 0, f2 = 0, l2 = 0;
 
@@ -576,14 +577,15 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
                          TR_CAPTURE_FORMAT);
             else if (x->fd < 0)
                 snprintf(why, sizeof(why), "%s", x->fd_why);
-            else if (offset < TR_CAPTURE_HEADER || ssize < 0 || ssize > (sqlite3_int64)TR_CAPTURE_BLOCK_MAX)
+            else if (offset < TR_CAPTURE_HEADER || ssize < 0 ||
+                     ssize > (sqlite3_int64)TR_CAPTURE_BLOCK_MAX)
                 snprintf(why, sizeof(why), "its row says %lld bytes at offset %lld",
                          (long long)ssize, (long long)offset);
             else if (!(b = step_block(x, size)))
                 goto oom;
-            else if (data = b->p, read_block(x->fd, data, size, (uint64_t)offset, why, sizeof(why)) != 0)
+            else if (read_block(x->fd, b->p, size, (uint64_t)offset, why, sizeof(why)) != 0)
                 ;
-            else if (tr_capture_scan(data, size, &c2, &f2, &l2, why, sizeof(why)) != 0)
+            else if (tr_capture_scan(b->p, size, &c2, &f2, &l2, why, sizeof(why)) != 0)
                 ;
             else if (c2 != count || (count && (f2 != first || l2 != last)))
                 snprintf(why, sizeof(why),
@@ -601,7 +603,7 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
             b->size = size;
             x->nbufs++;
             for (size_t off = 0; off < size;) {
-                const tr_entry *e = (const tr_entry *)(data + off);
+                const tr_entry *e = (const tr_entry *)(b->p + off);
                 if (add_key(x, e) != 0)
                     goto oom;
                 off += tr_entry_size(e->len);
@@ -652,8 +654,8 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
      * holes cannot be punched, the space comes back when the file goes.
      */
     for (i = 0; i < x->nbufs && x->fd >= 0; i++)
-        (void)fallocate(x->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                        (off_t)x->bufs[i].offset, (off_t)x->bufs[i].size);
+        (void)fallocate(x->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)x->bufs[i].offset,
+                        (off_t)x->bufs[i].size);
     res->records += n;
     res->blocks += blocks;
     step_reset(x);
@@ -746,22 +748,18 @@ int tr_finish_tables(sqlite3 *db, bool nodes, bool *capture_done, char *err, siz
      * Each channel's interface comes from iface_seen, or from a scan of the
      * events in a file without it.
      */
-    int rc = sqlite3_exec(db,
-                          seen ? "CREATE INDEX IF NOT EXISTS events_task ON events(task);"
-                                 "UPDATE channels SET iface = m.iface FROM (SELECT node, chan,"
-                                 " max(iface) AS iface FROM iface_seen WHERE msg = 1 GROUP BY"
-                                 " node, chan) AS m WHERE channels.node = m.node AND"
-                                 " channels.endpoint = m.chan AND channels.iface = 0;"
-                               : "CREATE INDEX IF NOT EXISTS events_task ON events(task);"
-                                 "UPDATE channels SET iface = m.iface FROM (SELECT node, chan,"
-                                 " max(iface) AS iface FROM events WHERE iface <> 0 AND kind IN"
-                                 " (4, 5) GROUP BY node, chan) AS m WHERE channels.node = m.node"
-                                 " AND channels.endpoint = m.chan AND channels.iface = 0;",
-                          NULL, NULL, &msg);
+    char sql[400];
+    snprintf(sql, sizeof(sql),
+             "CREATE INDEX IF NOT EXISTS events_task ON events(task);"
+             "UPDATE channels SET iface = m.iface FROM (SELECT node, chan, max(iface) AS iface"
+             " FROM %s GROUP BY node, chan) AS m WHERE channels.node = m.node AND"
+             " channels.endpoint = m.chan AND channels.iface = 0;",
+             seen ? "iface_seen WHERE msg = 1" : "events WHERE iface <> 0 AND kind IN (4, 5)");
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
 
     if (rc == SQLITE_OK && nodes)
-        rc = sqlite3_exec(db, "CREATE INDEX IF NOT EXISTS events_node ON events(node, task)",
-                          NULL, NULL, &msg);
+        rc = sqlite3_exec(db, "CREATE INDEX IF NOT EXISTS events_node ON events(node, task)", NULL,
+                          NULL, &msg);
     /* Every block expanded (none kept as bad): the table has done its work. */
     if (rc == SQLITE_OK) {
         sqlite3_stmt *st = NULL;

@@ -108,17 +108,17 @@ struct trace_recorder {
     pthread_cond_t qcv;    /* writer: work queued, flush requested or stop */
     pthread_cond_t donecv; /* flushers: the writer took everything up to a request */
     tr_chunk *queue_head, *queue_tail;
-    tr_chunk *pool; /* free standard-size chunks */
-    size_t npool;   /* chunks in the pool */
+    tr_chunk *pool;     /* free standard-size chunks */
+    size_t npool;       /* chunks in the pool */
     size_t pool_target; /* the writer maps ahead up to this many */
     bool starved;       /* a worker mapped a standard chunk itself since the last fill */
-    size_t bytes;   /* memory held by all chunks */
+    size_t bytes;       /* memory held by all chunks */
     size_t peak;
     size_t limit;
     uint64_t expand_duty; /* under qmu: trace_recorder_set_expand_duty */
-    uint64_t flush_req;  /* flush requests made */
-    uint64_t flush_done; /* requests the writer has satisfied */
-    uint64_t expand_req; /* the last request that wants events rows (trace_recorder_flush) */
+    uint64_t flush_req;   /* flush requests made */
+    uint64_t flush_done;  /* requests the writer has satisfied */
+    uint64_t expand_req;  /* the last request that wants events rows (trace_recorder_flush) */
     bool stop;
     bool writer_exited;
     trace_recorder_faults faults;
@@ -151,13 +151,13 @@ struct trace_recorder {
     /* Writer thread only. */
     sqlite3 *db;
     sqlite3_stmt *ins_block, *upd_progress;
-    int capture_fd;       /* the capture file (capture_int.h), -1 when none is open */
-    uint64_t capture_end; /* writer only: its size, where the next block goes */
+    int capture_fd;               /* the capture file (capture_int.h), -1 when none is open */
+    uint64_t capture_end;         /* writer only: its size, where the next block goes */
     struct tr_expander *expander; /* writer thread, then close */
-    char *path;    /* as the caller gave it (messages) */
-    trace_out out; /* the partial file being written and where it goes */
+    char *path;                   /* as the caller gave it (messages) */
+    trace_out out;                /* the partial file being written and where it goes */
     char notice[2 * PATH_MAX + 128];
-    char write_err[256];   /* the first failure of the writer */
+    char write_err[256]; /* the first failure of the writer */
     pthread_t writer;
     bool writer_started;
     bool remove_partial; /* open failed: the partial file holds nothing worth keeping */

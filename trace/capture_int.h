@@ -15,10 +15,11 @@
  * to 8), which costs about a copy, so chunks go back to the pool at once
  * however fast the kernel records. A row of the capture table indexes each
  * block (offset, size, records, seq range), committed after the bytes are
- * written. The blocks become events/tasks/channels rows at close
- * (trace_recorder_flush too), or when a reader opens a file a killed recorder
- * left (trace_capture_repair); the capture file goes once nothing in it is
- * left to expand.
+ * written. The blocks become events/tasks/channels rows (keeping the indexes
+ * up, and noting each channel's interfaces in iface_seen) while the writer is
+ * idle, at close (trace_recorder_flush too), or when a reader opens a file a
+ * killed recorder left (trace_capture_repair); the capture file goes once
+ * nothing in it is left to expand.
  *
  * The capture file starts with a 64-byte header: TR_CAPTURE_MAGIC (16 bytes),
  * the recording's 64-bit id (meta.capture_id holds the same), zeros. A file
@@ -71,7 +72,11 @@ void tr_expander_free(tr_expander *x);
 int tr_expand_all(tr_expander *x, tr_expand_result *res, char *err, size_t errlen);
 /* One step of at least limit records (whole blocks): 1 done, 0 nothing left, -1 error. */
 int tr_expand_some(tr_expander *x, size_t limit, tr_expand_result *res, char *err, size_t errlen);
-/* Indexes, channels.iface, interfaces, the emptied capture table: inside a transaction. */
+/*
+ * Inside a transaction: channels.iface and interfaces (from iface_seen, which goes; from the
+ * events in an older file without it, whose indexes are built here too), the emptied capture
+ * table.
+ */
 /* *capture_done: the table was empty and is dropped (its capture file may go after COMMIT). */
 int tr_finish_tables(sqlite3 *db, bool nodes, bool *capture_done, char *err, size_t errlen);
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef ORRERY_COMMIT
@@ -83,10 +84,12 @@ static const char export_usage[] =
     "exit 2, and left untouched.\n";
 
 static const char import_usage[] =
-    "usage: orrery trace import STREAM OUT.db [--platform qemu|sim|hosted]\n"
+    "usage: orrery trace import STREAM OUT.db [--platform qemu|sim|hosted] [--quiet]\n"
     "Decode a binary trace stream (the bare-metal image's second serial port; '-' reads stdin)\n"
     "into a trace file. Garbage is skipped and every complete valid record kept; bad frames are\n"
-    "counted in the run table.\n" TRACE_OUT_HELP;
+    "counted in the run table. Every 2 seconds it says on stderr how far it is (--quiet: not).\n"
+    "  --platform P   the run's platform in the trace (default qemu)\n"
+    "  --quiet        no progress lines\n" TRACE_OUT_HELP;
 
 static const char repair_usage[] =
     "usage: orrery trace repair FILE\n"
@@ -179,6 +182,7 @@ enum {
     OPT_JSON,
     OPT_KEEP,
     OPT_NO_IPC,
+    OPT_QUIET,
     OPT_NODE
 };
 
@@ -498,14 +502,48 @@ static int cmd_export(int argc, char **argv)
     return rc;
 }
 
+/* trace import's progress: a line every 2 s of the import, on stderr. */
+typedef struct import_progress {
+    struct timespec t0;
+    double last;  /* seconds since t0 of the last line */
+    bool printed; /* any line yet */
+} import_progress;
+
+static double since(const struct timespec *t0)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void import_progress_line(void *self, const trace_stream_stats *st, uint64_t bytes)
+{
+    import_progress *p = self;
+    double t = since(&p->t0);
+
+    if (t - p->last < 2.0)
+        return;
+    fprintf(stderr,
+            "orrery: trace import: %llu records, %.1f MB read, %llu bad frames (%.0f s, %.0f "
+            "records/s)\n",
+            (unsigned long long)st->frames, (double)bytes / 1e6, (unsigned long long)st->bad_frames,
+            t, (double)st->frames / t);
+    p->last = t;
+    p->printed = true;
+}
+
 static int cmd_import(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},
         {"platform", required_argument, NULL, OPT_PLATFORM},
+        {"quiet", no_argument, NULL, OPT_QUIET},
         {NULL, 0, NULL, 0},
     };
     const char *cmd = "trace import", *in, *out, *platform = "qemu";
+    import_progress prog = {0};
+    bool quiet = false;
     trace_run_info run = {0};
     trace_stream_stats st;
     trace_recorder *rec;
@@ -522,6 +560,8 @@ static int cmd_import(int argc, char **argv)
                 return cli_usage_error(cmd, "%s: --platform is qemu, sim or hosted, not '%s'", cmd,
                                        optarg);
             platform = optarg;
+        } else if (c == OPT_QUIET) {
+            quiet = true;
         } else {
             return 2; /* cli_getopt said why */
         }
@@ -544,11 +584,16 @@ static int cmd_import(int argc, char **argv)
         return rc;
     }
     trace_recorder_set_expand_duty(rec, 1); /* nothing else runs here: expand as it comes */
-    rc = trace_import_fd(fd, rec, &st, err, sizeof(err));
+    clock_gettime(CLOCK_MONOTONIC, &prog.t0);
+    rc = trace_import_fd_progress(fd, rec, &st, quiet ? NULL : import_progress_line, &prog, err,
+                                  sizeof(err));
     if (fd)
         close(fd);
     if (rc != 0)
         fprintf(stderr, "orrery: %s\n", err);
+    if (prog.printed)
+        fprintf(stderr, "orrery: trace import: %llu records read; finishing %s\n",
+                (unsigned long long)st.frames, out);
     if (hl_trace_close("trace import", rec) != 0 || rc != 0)
         return 1;
     printf("imported %llu records into %s (%llu bad frames, %llu garbage bytes%s)\n",

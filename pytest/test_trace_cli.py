@@ -6,9 +6,11 @@ its own; `replay` stopping when its reader goes away.
 """
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
+import time
 
 import pytest
 
@@ -354,3 +356,78 @@ def test_bench_trace_json_names_the_baseline_of_each_ratio(tmp_path):
     assert out["baselines"] == {}
     assert not [k for k in out if "ratio" in k]
     assert os.listdir(tmp_path) == []  # its temporary traces are gone
+
+
+# ---- trace import's progress -------------------------------------------------------------------
+
+def frame2(seq, time_ns, kind=4, task=2, chan=6, peer=7, payload=b""):
+    """One version 2 frame (docs/trace-format.md, "Bare-metal stream framing"), made here from
+    the format's text so the decoder is checked against an encoder that is not its own."""
+    mask = (1 << 64) - 1
+
+    def step(h, w):
+        h = ((h ^ w) * 0x9e3779b97f4a7c15) & mask
+        return h ^ (h >> 32)
+
+    n = 64 + len(payload)
+    body = (seq.to_bytes(8, "little") + time_ns.to_bytes(8, "little") + bytes(8)
+            + kind.to_bytes(4, "little") + task.to_bytes(4, "little")
+            + chan.to_bytes(4, "little") + peer.to_bytes(4, "little")
+            + (1).to_bytes(4, "little") + bytes(4)
+            + len(payload).to_bytes(4, "little") + bytes(4) + bytes(8)
+            + payload + bytes(-len(payload) % 8))
+    h = step(0x4f72726572793200, n | ((~n & 0xffffffff) << 32))
+    for i in range(0, len(body), 8):
+        h = step(h, int.from_bytes(body[i:i + 8], "little"))
+    for shift, mul in ((33, 0xff51afd7ed558ccd), (33, 0xc4ceb9fe1a85ec53)):
+        h ^= h >> shift
+        h = (h * mul) & mask
+    h ^= h >> 33
+    return (bytes([0xA5, 0x5A, 0x4F, 0x55]) + n.to_bytes(4, "little")
+            + (~n & 0xffffffff).to_bytes(4, "little") + (h & 0xffffffff).to_bytes(4, "little")
+            + body)
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_import_says_how_far_it_is(tmp_path, quiet):
+    """A stream that takes more than 2 s to arrive gets a progress line on stderr (records so
+    far, bytes read) and one when the trace is being finished; --quiet has neither. Every record
+    is in the trace either way."""
+    frames = [frame2(i, 1000 * i, payload=b"x" * (i % 40)) for i in range(1, 3001)]
+    out = tmp_path / "imported.db"
+    cmd = [orrery_path(), "trace", "import", "-", str(out)] + (["--quiet"] if quiet else [])
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        p.stdin.write(b"".join(frames[:1000]))
+        p.stdin.flush()
+        # A progress line is considered after each read: the next piece comes after 2.5 s.
+        for _ in range(5):
+            assert p.poll() is None, p.stderr.read()
+            time.sleep(0.5)
+        p.stdin.write(b"".join(frames[1000:]))
+        p.stdin.close()
+        stdout, stderr = p.stdout.read().decode(), p.stderr.read().decode()
+        p.wait(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert 0 == p.returncode, stderr
+    assert "imported 3000 records" in stdout, stdout
+    progress = [l for l in stderr.splitlines() if l.startswith("orrery: trace import: ")]
+    if quiet:
+        assert [] == progress, stderr
+    else:
+        assert 2 == len(progress), stderr
+        m = re.fullmatch(r"orrery: trace import: (\d+) records, (\d+\.\d) MB read, 0 bad frames "
+                         r"\((\d+) s, \d+ records/s\)", progress[0])
+        assert m and 1000 <= int(m.group(1)) <= 3000 and int(m.group(3)) >= 2, progress[0]
+        assert progress[1] == f"orrery: trace import: 3000 records read; finishing {out}"
+    con = sqlite3.connect(f"file:{out}?mode=ro", uri=True)
+    try:
+        assert (3000, 1, 3000) == con.execute(
+            "SELECT count(*), min(seq), max(seq) FROM events").fetchone()
+        assert b"x" * 39 == con.execute("SELECT payload FROM events WHERE seq = 39").fetchone()[0]
+    finally:
+        con.close()

@@ -14,10 +14,17 @@ static void import_one(void *self, const hal_trace_rec_t *rec)
 int trace_import_fd(int fd, trace_recorder *rec, trace_stream_stats *stats, char *err,
                     size_t errlen)
 {
+    return trace_import_fd_progress(fd, rec, stats, NULL, NULL, err, errlen);
+}
+
+int trace_import_fd_progress(int fd, trace_recorder *rec, trace_stream_stats *stats,
+                             trace_import_progress_fn progress, void *self, char *err,
+                             size_t errlen)
+{
     trace_stream *s = trace_stream_new(import_one, rec);
     unsigned char buf[65536];
     trace_stream_stats st;
-    uint64_t bad_reported = 0;
+    uint64_t bad_reported = 0, bytes = 0;
     int ret = 0;
 
     if (!s) {
@@ -41,6 +48,9 @@ int trace_import_fd(int fd, trace_recorder *rec, trace_stream_stats *stats, char
             trace_recorder_add_bad_frames(rec, st.bad_frames - bad_reported);
             bad_reported = st.bad_frames;
         }
+        bytes += (uint64_t)n;
+        if (progress)
+            progress(self, &st, bytes);
     }
     trace_stream_finish(s, &st);
     /* A truncated last frame (QEMU killed mid-write) counts as one bad frame. */

@@ -36,4 +36,14 @@ void trace_stream_free(trace_stream *s);
 int trace_import_fd(int fd, trace_recorder *rec, trace_stream_stats *stats, char *err,
                     size_t errlen);
 
+/* Called by trace_import_fd_progress after each read: the stream's counts so far and the bytes
+ * read. It decides itself how often to say anything (a read is at most 64 KiB). */
+typedef void (*trace_import_progress_fn)(void *self, const trace_stream_stats *st,
+                                         uint64_t bytes_read);
+
+/* trace_import_fd, with progress (NULL: none). */
+int trace_import_fd_progress(int fd, trace_recorder *rec, trace_stream_stats *stats,
+                             trace_import_progress_fn progress, void *self, char *err,
+                             size_t errlen);
+
 #endif

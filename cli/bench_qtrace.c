@@ -5,6 +5,7 @@
 #include "opt.h"
 
 #include <trace/frame.h>
+#include <trace/outpath.h>
 #include <trace/reader.h>
 #include <trace/stream.h>
 
@@ -111,16 +112,15 @@ static int run_capture(char **argv, char *out, size_t outlen)
     return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 }
 
-static int one_run(const char *self, const char *dir, const char *machine, const char *channel,
-                   uint64_t msgs, run_fig_t *f, char *why)
+static int record_one(const char *self, const char *dir, const char *machine, const char *channel,
+                      uint64_t msgs, const char *trace, run_fig_t *f, char *why)
 {
-    char manifest[4200], trace[4200], text[256], out[65536];
+    char manifest[4200], text[256], out[65536];
     trace_run_row run;
     trace_db *db;
     int fd, status;
 
     snprintf(manifest, sizeof(manifest), "%s/traceload.manifest", dir);
-    snprintf(trace, sizeof(trace), "%s/%s-%" PRIu64 ".db", dir, channel, msgs);
     int n = snprintf(text, sizeof(text),
                      "# orrery bench qtrace: an IPC ping-pong that makes 4 records a round trip\n"
                      "program traceload restart=never reach=init arg=msgs=%" PRIu64 "\n",
@@ -133,9 +133,10 @@ static int one_run(const char *self, const char *dir, const char *machine, const
         return -1;
     }
     close(fd);
+    char *tr = (char *)trace;
     char *argv[] = {
         (char *)self, "qemu",     "--accel",         "tcg",           "--machine",  (char *)machine,
-        "--trace",    trace,      "--trace-channel", (char *)channel, "--manifest", manifest,
+        "--trace",    tr,         "--trace-channel", (char *)channel, "--manifest", manifest,
         "--append",   "verbose", /* the image's trace counters at shutdown */
         NULL};
     uint64_t t0 = now_ns();
@@ -171,7 +172,6 @@ static int one_run(const char *self, const char *dir, const char *machine, const
         return -1;
     }
     trace_db_close(db);
-    unlink(trace);
     f->records = run.events;
     if (!run.complete || run.bad_frames || run.dropped || run.events < rr) {
         snprintf(why, REASON_MAX,
@@ -181,6 +181,20 @@ static int one_run(const char *self, const char *dir, const char *machine, const
         return -1;
     }
     return 0;
+}
+
+/* One run of orrery qemu --trace into dir; the trace and whatever it left beside it (a
+ * -capture file, a .partial of a failed run) are removed after, so dir can go. */
+static int one_run(const char *self, const char *dir, const char *machine, const char *channel,
+                   uint64_t msgs, run_fig_t *f, char *why)
+{
+    char trace[4200];
+    int rc;
+
+    snprintf(trace, sizeof(trace), "%s/%s-%" PRIu64 ".db", dir, channel, msgs);
+    rc = record_one(self, dir, machine, channel, msgs, trace, f, why);
+    trace_out_remove_own(trace);
+    return rc;
 }
 
 /* traceload's rate without the time the image spent waiting for the host: for a free buffer,

@@ -665,14 +665,11 @@ int hl_cmd_trace(int argc, char **argv)
     return cli_usage_error("trace", "trace: unknown command '%s'", argv[1]);
 }
 
-/* A benchmark's own temporary trace (named by our pid), finished or left incomplete. */
+/* A benchmark's own temporary trace (named by our pid), finished or left incomplete, with
+ * the files beside it (a capture file a bad block kept, a WAL). */
 static void bench_remove(const char *path)
 {
-    char partial[4200];
-
-    snprintf(partial, sizeof(partial), "%s" TRACE_PARTIAL_SUFFIX, path);
-    unlink(path);
-    unlink(partial);
+    trace_out_remove_own(path);
 }
 
 /* One placement of the IPC benchmark, tracing off and on. */

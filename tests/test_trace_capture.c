@@ -1,7 +1,7 @@
 /* test_trace_capture.c — capture blocks: a recorder killed before expanding them, read back
  * (every record, in seq order across slots), a corrupt block (kept, counted, the rest read), a
  * capture file cut short, missing or another recording's; channels' interfaces from iface_seen
- * or, in a file without it, from the events. */
+ * or, in a file without it, from the events; trace_out_remove_own taking what a bad block kept. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -283,6 +283,17 @@ static void test_corrupt_block(void **state)
     assert_int_equal(0, res.records);
     assert_int_equal(bad_count, scalar(partial, "SELECT dropped FROM run"));
     assert_true(exists(side)); /* the bad block's bytes are still in it */
+
+    /* trace_out_remove_own (a benchmark's own temporary trace) takes the partial and the
+       capture file the bad block kept; a directory at a sibling's name is not a file of ours. */
+    char dir[400];
+    snprintf(dir, sizeof(dir), "%s-wal", path);
+    assert_int_equal(0, mkdir(dir, 0700));
+    trace_out_remove_own(path);
+    assert_false(exists(partial));
+    assert_false(exists(side));
+    assert_true(exists(dir));
+    rmdir(dir);
     remove_trace(partial);
 }
 

@@ -427,6 +427,21 @@ int trace_out_commit(trace_out *out, char *err, size_t errlen)
     return ret;
 }
 
+void trace_out_remove_own(const char *path)
+{
+    const trace_out any = {.lock_fd = -1}; /* a trace, not an export: every sibling */
+    char partial[PATH_MAX + 16];
+    struct stat sb;
+
+    snprintf(partial, sizeof(partial), "%s" TRACE_PARTIAL_SUFFIX, path);
+    remove_siblings(&any, path);
+    remove_siblings(&any, partial);
+    if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+        unlink(path);
+    if (lstat(partial, &sb) == 0 && S_ISREG(sb.st_mode))
+        unlink(partial);
+}
+
 void trace_out_release(trace_out *out, bool remove)
 {
     if (remove && out->partial[0]) {

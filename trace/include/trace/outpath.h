@@ -64,6 +64,13 @@ int trace_out_commit(trace_out *out, char *err, size_t errlen);
 void trace_out_release(trace_out *out, bool remove);
 
 /*
+ * A trace the caller made under a name of its own (a benchmark's temporary file, named by its
+ * pid): remove path and path.partial with their siblings (-wal, -shm, -journal, -capture), the
+ * regular files among them. Never for a path a user gave.
+ */
+void trace_out_remove_own(const char *path);
+
+/*
  * 1 if path (followed) is a regular file holding an Orrery trace, 0 if not
  * (why in why), -1 if that cannot be told (why says why). Never writes.
  */

@@ -127,7 +127,9 @@ void k_task_destroy(k_task_t *t, int status)
     }
     t->run = OS_TASK_IDLE;
     t->dying = true; /* nothing queues it again while its handles close */
-    for (uint32_t i = 0; i < OS_HANDLES_MAX; i++) {
+    /* In slot order, as ever; done once the table is empty (slots are handed out from 0 up,
+       so a task with a few handles is not a walk of all 256). */
+    for (uint32_t i = 0; i < OS_HANDLES_MAX && t->nfree < OS_HANDLES_MAX; i++) {
         k_slot_t *s = &t->slots[i];
         if (s->obj) {
             k_obj_t *obj = s->obj;

@@ -156,6 +156,47 @@ static void privileges_are_checked(void **state)
     assert_int_equal(0, kt_teardown());
 }
 
+/* ---- a task's objects go with it -------------------------------------------------------- */
+
+/* Fills its table with channel ends, closes all but the ones in slots 100 and 255, exits. */
+static void child_exits_with_holes(os_ctx_t *ctx)
+{
+    os_handle_t h[OS_HANDLES_MAX], a, b;
+    int n = 0;
+    while (n + 1 < OS_HANDLES_MAX && os_channel_create(ctx, &a, &b) == 0) {
+        h[n++] = a;
+        h[n++] = b;
+    }
+    assert_int_equal(OS_HANDLES_MAX - 1, h[n - 1] & 0xff); /* full */
+    for (int i = 0; i < n - 1; i++)
+        if ((h[i] & 0xff) != 100)
+            assert_int_equal(0, os_handle_close(ctx, h[i]));
+    os_exit(ctx, 0);
+}
+
+static uint32_t endpoints(void)
+{
+    k_stats_t st;
+    k_get_stats(&st);
+    return st.channels;
+}
+
+/* The exit closes every object the task held, past the holes in its table (destroying a task
+ * stops walking the slots once the table is empty, not at the first free slot). */
+static void exit_closes_objects_past_holes(void **state)
+{
+    kt_on("child", child_exits_with_holes, NULL);
+    os_ctx_t *ctx = kt_boot_test();
+    os_handle_t task;
+    os_spawn_args_t args = {.program = "child"};
+    uint32_t before = endpoints();
+    assert_int_equal(0, os_spawn(ctx, &args, &task));
+    kt_run_all();
+    assert_int_equal(1, kt_count("test", OS_EV_TASK_EXIT));
+    assert_int_equal(before, endpoints());
+    assert_int_equal(0, kt_teardown());
+}
+
 /* ---- kill -------------------------------------------------------------------------------- */
 
 static void kill_ends_the_task(void **state)
@@ -361,6 +402,7 @@ int main(void)
         cmocka_unit_test_teardown(exit_status_reaches_supervisor, kt_cleanup),
         cmocka_unit_test_teardown(fault_kills_only_that_task, kt_cleanup),
         cmocka_unit_test_teardown(privileges_are_checked, kt_cleanup),
+        cmocka_unit_test_teardown(exit_closes_objects_past_holes, kt_cleanup),
         cmocka_unit_test_teardown(kill_ends_the_task, kt_cleanup),
         cmocka_unit_test_teardown(task_handle_gives_the_task_id, kt_cleanup),
         cmocka_unit_test_teardown(supervisor_gone_child_lives_on, kt_cleanup),

@@ -467,15 +467,16 @@ static void test_slow_writer_commits_often(void **state)
     fresh("slow");
     assert_int_equal(0, trace_recorder_open(path, NULL, &rec, err, sizeof(err)));
     trace_recorder_set_faults(rec, &f);
-    record_n(rec, 1, 8000, 0);
-    /* 8000 x 25 us: at least 200 ms of writing, so at least two transactions. */
-    f = (trace_recorder_faults){.row_delay_us = 25};
+    /* Several chunks' worth (a transaction ends at a block boundary). */
+    record_n(rec, 1, 60000, 0);
+    /* 60000 x 4 us: at least 240 ms of writing, so at least two transactions. */
+    f = (trace_recorder_faults){.row_delay_us = 4};
     trace_recorder_set_faults(rec, &f);
     trace_recorder_flush(rec);
     trace_recorder_get_stats(rec, &st);
-    assert_int_equal(8000, st.written);
+    assert_int_equal(60000, st.written);
     assert_true(st.batches >= 2);
-    assert_true(st.max_txn_rows < 8000);
+    assert_true(st.max_txn_rows < 60000);
     assert_int_equal(0, trace_recorder_close(rec, err, sizeof(err)));
     unlink(path);
 }

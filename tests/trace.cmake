@@ -1,6 +1,10 @@
 # trace.cmake — tests of the trace store (recorder, readers, frame codec, importer) and of replay.
 orrery_add_test(test_trace_recorder SOURCES test_trace_recorder.c LIBS orrery_trace LABELS trace)
 orrery_add_test(test_trace_capture SOURCES test_trace_capture.c LIBS orrery_trace LABELS trace)
+target_include_directories(test_trace_capture PRIVATE ${CMAKE_SOURCE_DIR}/trace) # block formats
+# Capture block format 2 (the recorder's encoded entries): the internal header, read directly.
+orrery_add_test(test_trace_entry SOURCES test_trace_entry.c LIBS orrery_trace LABELS trace)
+target_include_directories(test_trace_entry PRIVATE ${CMAKE_SOURCE_DIR}/trace)
 orrery_add_test(test_trace_readers SOURCES test_trace_readers.c LIBS orrery_trace LABELS trace)
 orrery_add_test(test_trace_frame SOURCES test_trace_frame.c LIBS orrery_trace LABELS trace)
 orrery_add_test(test_pcap SOURCES test_pcap.c LIBS orrery_trace LABELS trace)

@@ -17,9 +17,12 @@
 #include <unistd.h>
 
 /*
- * The block layout is tr_entry as it lies in a chunk: a fixed little-endian
- * layout on every host Orrery runs on (x86-64, AArch64). Changing it means a
- * new TR_CAPTURE_FORMAT.
+ * Format 1, what chunks held before records were encoded (format 2, written
+ * now: recorder_int.h), is tr_entry as it lies in memory: a fixed
+ * little-endian layout on every host Orrery runs on (x86-64, AArch64). A
+ * format 2 block is expanded into the same layout before its records are
+ * read, so everything past the scan reads tr_entry. Changing either layout
+ * means a new TR_CAPTURE_FORMAT.
  */
 _Static_assert(sizeof(tr_entry) == 72, "capture block format 1: 72-byte entries");
 _Static_assert(offsetof(tr_entry, gseq) == 24 && offsetof(tr_entry, kind) == 32 &&
@@ -135,8 +138,9 @@ static int capture_open(sqlite3 *db, char *why, size_t whylen)
     return fd;
 }
 
-int tr_capture_scan(const unsigned char *p, size_t size, uint64_t *count, uint64_t *first,
-                    uint64_t *last, char *why, size_t whylen)
+/* Format 1: tr_entry after tr_entry, each with its payload padded to 8. */
+static int scan_v1(const unsigned char *p, size_t size, uint64_t *count, uint64_t *first,
+                   uint64_t *last, char *why, size_t whylen)
 {
     uint64_t n = 0, lo = UINT64_MAX, hi = 0;
     size_t off = 0;
@@ -165,6 +169,63 @@ int tr_capture_scan(const unsigned char *p, size_t size, uint64_t *count, uint64
     *first = n ? lo : 0;
     *last = hi;
     return 0;
+}
+
+int tr_capture_scan(int format, const unsigned char *p, size_t size, uint64_t *count,
+                    uint64_t *first, uint64_t *last, size_t *expanded, char *why, size_t whylen)
+{
+    uint64_t n = 0, lo = UINT64_MAX, hi = 0;
+    size_t off = 0, out = 0;
+
+    if (format == 1) {
+        *expanded = size;
+        return scan_v1(p, size, count, first, last, why, whylen);
+    }
+    if (format != TR_CAPTURE_FORMAT) {
+        snprintf(why, whylen, "block format %d (this orrery reads 1 and %d)", format,
+                 TR_CAPTURE_FORMAT);
+        return -1;
+    }
+    while (off < size) {
+        char what[200];
+        tr_entry e;
+        const unsigned char *payload;
+        size_t used = tr_entry_decode(p + off, size - off, &e, &payload, what, sizeof(what));
+        if (!used) {
+            snprintf(why, whylen, "entry %llu at byte %zu of %zu: %s", (unsigned long long)n, off,
+                     size, what);
+            return -1;
+        }
+        if (e.gseq < lo)
+            lo = e.gseq;
+        if (e.gseq > hi)
+            hi = e.gseq;
+        off += used;
+        out += tr_entry_size(e.len);
+        n++;
+    }
+    *count = n;
+    *first = n ? lo : 0;
+    *last = hi;
+    *expanded = out;
+    return 0;
+}
+
+/* A format 2 block that scanned clean, as format 1 entries at out (its expanded size). */
+static void expand_v2(const unsigned char *p, size_t size, unsigned char *out)
+{
+    for (size_t off = 0; off < size;) {
+        tr_entry e;
+        const unsigned char *payload;
+        size_t used = tr_entry_decode(p + off, size - off, &e, &payload, NULL, 0);
+        size_t pad = tr_entry_size(e.len) - sizeof(e) - e.len;
+
+        memcpy(out, &e, sizeof(e));
+        memcpy(out + sizeof(e), payload, e.len);
+        memset(out + sizeof(e) + e.len, 0, pad);
+        out += tr_entry_size(e.len);
+        off += used;
+    }
 }
 
 /* ---- expansion -------------------------------------------------------------------------- */
@@ -200,6 +261,8 @@ struct tr_expander {
     size_t nkeys, capkeys;
     tr_block *bufs; /* the blocks of the step being expanded */
     size_t nbufs, capbufs;
+    unsigned char *raw; /* a format 2 block as read, before it is expanded into bufs */
+    size_t rawcap;
     int fd;           /* the capture file, once opened; -1 before or if it cannot be */
     bool fd_tried;    /* opened (or failed to) */
     char fd_why[400]; /* why it could not be */
@@ -393,6 +456,7 @@ void tr_expander_free(tr_expander *x)
     if (x->fd >= 0)
         close(x->fd);
     free(x->bufs);
+    free(x->raw);
     free(x->keys);
     free(x->seen);
     free(x);
@@ -489,6 +553,20 @@ static tr_block *step_block(tr_expander *x, size_t size)
     return b;
 }
 
+/* x->raw holds at least size bytes: false if it cannot. */
+static bool raw_room(tr_expander *x, size_t size)
+{
+    if (x->rawcap < size) {
+        size_t cap = size > TR_CHUNK ? size : TR_CHUNK;
+        unsigned char *p = realloc(x->raw, cap);
+        if (!p)
+            return false;
+        x->raw = p;
+        x->rawcap = cap;
+    }
+    return true;
+}
+
 static void step_reset(tr_expander *x)
 {
     x->nbufs = 0; /* their memory serves the next step */
@@ -563,6 +641,7 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
             size_t size = (size_t)ssize;
             tr_block *b = NULL;
             uint64_t c2 = 0, f2 = 0, l2 = 0;
+            size_t expanded = 0;
 
             after = id;
             count = (uint64_t)sqlite3_column_int64(x->sel, 4);
@@ -572,8 +651,8 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
                 x->fd_tried = true;
                 x->fd = capture_open(x->db, x->fd_why, sizeof(x->fd_why));
             }
-            if (format != TR_CAPTURE_FORMAT)
-                snprintf(why, sizeof(why), "block format %d (this orrery reads %d)", format,
+            if (format != 1 && format != TR_CAPTURE_FORMAT)
+                snprintf(why, sizeof(why), "block format %d (this orrery reads 1 and %d)", format,
                          TR_CAPTURE_FORMAT);
             else if (x->fd < 0)
                 snprintf(why, sizeof(why), "%s", x->fd_why);
@@ -581,11 +660,15 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
                      ssize > (sqlite3_int64)TR_CAPTURE_BLOCK_MAX)
                 snprintf(why, sizeof(why), "its row says %lld bytes at offset %lld",
                          (long long)ssize, (long long)offset);
-            else if (!(b = step_block(x, size)))
+            else if (format == 1 && !(b = step_block(x, size)))
                 goto oom;
-            else if (read_block(x->fd, b->p, size, (uint64_t)offset, why, sizeof(why)) != 0)
+            else if (format != 1 && !raw_room(x, size))
+                goto oom;
+            else if (read_block(x->fd, b ? b->p : x->raw, size, (uint64_t)offset, why,
+                                sizeof(why)) != 0)
                 ;
-            else if (tr_capture_scan(b->p, size, &c2, &f2, &l2, why, sizeof(why)) != 0)
+            else if (tr_capture_scan(format, b ? b->p : x->raw, size, &c2, &f2, &l2, &expanded, why,
+                                     sizeof(why)) != 0)
                 ;
             else if (c2 != count || (count && (f2 != first || l2 != last)))
                 snprintf(why, sizeof(why),
@@ -598,11 +681,16 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
                 bad_slot = sqlite3_column_int64(x->sel, 1);
                 break;
             }
+            if (!b) { /* format 2: its entries as the expander reads them */
+                if (!(b = step_block(x, expanded)))
+                    goto oom;
+                expand_v2(x->raw, size, b->p);
+            }
             b->id = id;
             b->offset = (uint64_t)offset;
             b->size = size;
             x->nbufs++;
-            for (size_t off = 0; off < size;) {
+            for (size_t off = 0; off < expanded;) {
                 const tr_entry *e = (const tr_entry *)(b->p + off);
                 if (add_key(x, e) != 0)
                     goto oom;

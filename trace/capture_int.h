@@ -11,8 +11,8 @@
 /*
  * During a recording the writer appends each chunk's new bytes to the capture
  * file beside the trace (FILE + TR_CAPTURE_SUFFIX) by one write: a "block",
- * the entries exactly as they lie in the chunk (tr_entry then payload padded
- * to 8), which costs about a copy, so chunks go back to the pool at once
+ * the entries exactly as they lie in the chunk (format 2, encoded:
+ * recorder_int.h), which costs about a copy, so chunks go back to the pool at once
  * however fast the kernel records. A row of the capture table indexes each
  * block (offset, size, records, seq range), committed after the bytes are
  * written. The blocks become events/tasks/channels rows (keeping the indexes
@@ -26,11 +26,12 @@
  * whose header does not match its trace is not read (or removed): its blocks
  * are marked bad.
  */
-#define TR_CAPTURE_FORMAT 1               /* capture.format: the block layout above */
+#define TR_CAPTURE_FORMAT                                                                          \
+    2 /* capture.format written: the chunk's encoding (recorder_int.h); 1 is read */
 #define TR_CAPTURE_SUFFIX "-capture"      /* the capture file: the trace's name and this */
 #define TR_CAPTURE_MAGIC "orrery capture\n" /* 15 characters and a NUL */
 #define TR_CAPTURE_HEADER 64u             /* bytes before the first block */
-#define TR_CAPTURE_PAYLOAD_MAX (1u << 20) /* a larger len marks a block corrupt */
+#define TR_CAPTURE_PAYLOAD_MAX TR_ENTRY_PAYLOAD_MAX /* a larger len marks a block corrupt */
 /* A larger block is corrupt: a chunk, or one record too large for a chunk. */
 #define TR_CAPTURE_BLOCK_MAX (TR_CHUNK + TR_CAPTURE_PAYLOAD_MAX + 2 * sizeof(tr_entry))
 #define TR_EXPAND_ROWS 65536u             /* records per expansion transaction (at least) */
@@ -55,9 +56,13 @@ int tr_capture_path(sqlite3 *db, char *buf, size_t len);
  */
 int tr_capture_create(sqlite3 *db, char *err, size_t errlen);
 
-/* Walk a block: its records and seq range, or -1 with why it does not parse. */
-int tr_capture_scan(const unsigned char *p, size_t size, uint64_t *count, uint64_t *first,
-                    uint64_t *last, char *why, size_t whylen);
+/*
+ * Walk a block of the given format: its records, seq range and the bytes its
+ * entries take as tr_entry (expanded: size for format 1), or -1 with why it
+ * does not parse.
+ */
+int tr_capture_scan(int format, const unsigned char *p, size_t size, uint64_t *count,
+                    uint64_t *first, uint64_t *last, size_t *expanded, char *why, size_t whylen);
 
 typedef struct tr_expand_result {
     uint64_t records, blocks;         /* expanded */

@@ -240,41 +240,22 @@ static inline void slot_append(trace_recorder *rec, tr_slot *s, const hal_trace_
                                uint32_t node)
 {
     uint32_t len = r->data ? r->len : 0;
-    size_t need = tr_entry_size(len);
+    size_t need = TR_ENTRY_HEAD_MAX + (size_t)len;
     tr_chunk *c = atomic_load_explicit(&s->cur, memory_order_relaxed);
-    tr_entry *e;
 
-    if (__builtin_expect(!c || c->cap - s->pos < need, 0)) {
-        c = slot_refill(rec, s, need);
-        if (!c) {
+    if (__builtin_expect(!c || c->cap - s->pos < need || len > TR_ENTRY_PAYLOAD_MAX, 0)) {
+        c = len > TR_ENTRY_PAYLOAD_MAX ? NULL : slot_refill(rec, s, need);
+        if (!c) { /* past the buffer bound, or a payload no block may hold */
             atomic_store_explicit(&s->dropped,
                                   atomic_load_explicit(&s->dropped, memory_order_relaxed) + 1,
                                   memory_order_relaxed);
             return;
         }
     }
-    e = (tr_entry *)(c->data + s->pos);
-    *e = (tr_entry){
-        .seq = r->seq,
-        .time_ns = r->time_ns,
-        .arg = r->arg,
-        /* Without nodes the kernel's seq is the file's; with them, the order records arrive. */
-        .gseq = rec->nnodes ? atomic_fetch_add_explicit(&rec->gseq, 1, memory_order_relaxed) + 1
-                            : r->seq,
-        .kind = r->kind,
-        .task = r->task,
-        .chan = r->chan,
-        .peer = r->peer,
-        .type = r->type,
-        .result = r->result,
-        .len = len,
-        .nhandles = r->nhandles,
-        .iface = r->iface,
-        .node = node,
-    };
-    if (len)
-        memcpy(e + 1, r->data, len);
-    s->pos += need;
+    /* Without nodes the kernel's seq is the file's; with them, the order records arrive. */
+    uint64_t gseq =
+        rec->nnodes ? atomic_fetch_add_explicit(&rec->gseq, 1, memory_order_relaxed) + 1 : r->seq;
+    s->pos = (size_t)(tr_entry_encode(c->data + s->pos, r, len, gseq, node) - c->data);
     atomic_store_explicit(&c->used, s->pos, memory_order_release);
     atomic_store_explicit(&s->recorded,
                           atomic_load_explicit(&s->recorded, memory_order_relaxed) + 1,

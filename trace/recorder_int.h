@@ -5,11 +5,14 @@
 #include <trace/outpath.h>
 #include <trace/recorder.h>
 
+#include <hal/trace.h>
+
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 /*
@@ -68,14 +71,14 @@ typedef struct tr_chunk {
     size_t read;           /* writer only: bytes of data[] already committed */
     uint32_t slot;         /* the slot filling it (TR_SLOTS: the overflow slot): capture.slot */
     atomic_size_t used;    /* bytes of data[] filled: owner stores (release), writer loads */
-    unsigned char data[];  /* entries: tr_entry, payload, padding to 8 */
+    unsigned char data[];  /* entries, encoded (tr_entry_encode) */
 } tr_chunk;
 
 /*
- * One record in a chunk: hal_trace_rec_t's fields under their names, without
- * its data pointer (the payload follows the entry), 72 bytes where a copy of
- * the whole struct with our two fields took 88: less to copy on the worker,
- * more records before the buffer bound.
+ * One record as the expander reads it: hal_trace_rec_t's fields under their
+ * names, without its data pointer (the payload follows the entry, padded to
+ * 8). It is also capture block format 1: what chunks held, and blocks stored,
+ * until records were encoded (format 2, below).
  */
 typedef struct tr_entry {
     uint64_t seq, time_ns, arg; /* as in hal_trace_rec_t */
@@ -164,9 +167,134 @@ struct trace_recorder {
     trace_recorder_stats *close_stats; /* filled by close (benchmarks) */
 };
 
+/* A tr_entry and its payload, padded to 8: format 1's entry, the expander's. */
 static inline size_t tr_entry_size(uint32_t len)
 {
     return (sizeof(tr_entry) + (size_t)len + 7u) & ~(size_t)7u;
+}
+
+/*
+ * Capture block format 2, the records as a chunk holds them: each one
+ *
+ *   size     varint: the bytes that follow (head and payload)
+ *   flags    1 byte: bit 0, gseq follows (else gseq = seq); bit 1, node
+ *            follows (else 0); the other bits 0
+ *   seq, time_ns, kind, task, chan, peer, type, result (zigzag), len,
+ *   nhandles, iface, arg   varints
+ *   gseq, node             varints, when flagged
+ *   payload  len bytes
+ *
+ * Varints are LEB128: 7 bits a byte, low first, the high bit set on every
+ * byte but the last. A round trip's record (an 8-byte payload) takes about
+ * 28 bytes where format 1 took 80: the worker writes fewer lines and the
+ * writer copies fewer bytes, which is what a same-worker round trip paid for
+ * (docs/trace-format.md, "Round 22").
+ */
+#define TR_ENTRY_HEAD_MAX 96            /* size 3, flags 1, 64-bit varints 4 x 10, 32-bit 10 x 5 */
+#define TR_ENTRY_PAYLOAD_MAX (1u << 20) /* record() drops (and counts) a larger payload */
+#define TR_ENTRY_GSEQ 1u
+#define TR_ENTRY_NODE 2u
+
+static inline unsigned char *tr_put_varint(unsigned char *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (unsigned char)v;
+    return p;
+}
+
+/* The common case first: ids, kinds and lengths are small. */
+static inline unsigned char *tr_put_small(unsigned char *p, uint32_t v)
+{
+    if (__builtin_expect(v < 0x80, 1)) {
+        *p = (unsigned char)v;
+        return p + 1;
+    }
+    return tr_put_varint(p, v);
+}
+
+/*
+ * Encode r (its payload len bytes at r->data) at p, at most TR_ENTRY_HEAD_MAX
+ * + len bytes: the end. The head is written in place after one byte kept for
+ * the size; an entry of 128 bytes or more moves it along to make room for a
+ * three-byte size (LEB128 with padding: 0x80 bytes continue, so any reader
+ * of varints takes it).
+ */
+static inline unsigned char *tr_entry_encode(unsigned char *p, const hal_trace_rec_t *r,
+                                             uint32_t len, uint64_t gseq, uint32_t node)
+{
+    unsigned char *h = p + 1;
+    size_t size;
+
+    *h++ = (unsigned char)((gseq != r->seq ? TR_ENTRY_GSEQ : 0) | (node ? TR_ENTRY_NODE : 0));
+    h = tr_put_varint(h, r->seq);
+    h = tr_put_varint(h, r->time_ns);
+    h = tr_put_small(h, r->kind);
+    h = tr_put_small(h, r->task);
+    h = tr_put_small(h, r->chan);
+    h = tr_put_small(h, r->peer);
+    h = tr_put_small(h, r->type);
+    h = tr_put_small(h, ((uint32_t)r->result << 1) ^ (uint32_t)(r->result >> 31));
+    h = tr_put_small(h, len);
+    h = tr_put_small(h, r->nhandles);
+    h = tr_put_small(h, r->iface);
+    h = r->arg < 0x80 ? (*h = (unsigned char)r->arg, h + 1) : tr_put_varint(h, r->arg);
+    if (__builtin_expect(gseq != r->seq, 0))
+        h = tr_put_varint(h, gseq);
+    if (__builtin_expect(node != 0, 0))
+        h = tr_put_small(h, node);
+    size = (size_t)(h - (p + 1)) + len;
+    if (__builtin_expect(size < 0x80, 1)) {
+        *p = (unsigned char)size;
+    } else {
+        memmove(p + 3, p + 1, (size_t)(h - (p + 1)));
+        h += 2;
+        p[0] = (unsigned char)(size | 0x80);
+        p[1] = (unsigned char)((size >> 7) | 0x80);
+        p[2] = (unsigned char)(size >> 14); /* < 2^21: TR_ENTRY_PAYLOAD_MAX */
+    }
+    if (len)
+        memcpy(h, r->data, len);
+    return h + len;
+}
+
+/*
+ * Decode the format 2 entry at p (avail bytes there) into *e, its payload at
+ * *payload: its size in the block, or 0 with why (cut short, a field out of
+ * range, sizes that do not agree, an unknown flag).
+ */
+size_t tr_entry_decode(const unsigned char *p, size_t avail, tr_entry *e,
+                       const unsigned char **payload, char *why, size_t whylen);
+
+/* The writer, walking its own chunk: the size of the entry at p, and its gseq. */
+static inline size_t tr_entry_skip(const unsigned char *p, uint64_t *gseq)
+{
+    const unsigned char *q = p;
+    uint64_t size = 0, v = 0;
+    unsigned shift = 0;
+    unsigned char flags;
+
+    do
+        size |= (uint64_t)(*q & 0x7f) << shift, shift += 7;
+    while (*q++ & 0x80);
+    size += (uint64_t)(q - p);
+    if (gseq) {
+        flags = *q++;
+        shift = 0;
+        do
+            v |= (uint64_t)(*q & 0x7f) << shift, shift += 7;
+        while (*q++ & 0x80);
+        if (flags & TR_ENTRY_GSEQ) {
+            tr_entry e;
+            const unsigned char *pl;
+            (void)tr_entry_decode(p, (size_t)size, &e, &pl, NULL, 0);
+            v = e.gseq;
+        }
+        *gseq = v;
+    }
+    return (size_t)size;
 }
 
 static inline uint64_t tr_clock_ns(clockid_t clock)

@@ -63,7 +63,7 @@ static size_t count_entries(const tr_chunk *c, size_t from, size_t to)
     size_t n = 0;
 
     for (size_t off = from; off < to; n++)
-        off += tr_entry_size(((const tr_entry *)(c->data + off))->len);
+        off += tr_entry_skip(c->data + off, NULL);
     return n;
 }
 
@@ -127,12 +127,12 @@ static int capture_block(trace_recorder *rec, const tr_chunk *c, size_t from, si
     int rc;
 
     for (size_t off = from; off < to; n++) {
-        const tr_entry *e = (const tr_entry *)(c->data + off);
-        if (e->gseq < lo)
-            lo = e->gseq;
-        if (e->gseq > hi)
-            hi = e->gseq;
-        off += tr_entry_size(e->len);
+        uint64_t gseq;
+        off += tr_entry_skip(c->data + off, &gseq);
+        if (gseq < lo)
+            lo = gseq;
+        if (gseq > hi)
+            hi = gseq;
     }
     if (rec->wfaults.row_delay_us)
         usleep(rec->wfaults.row_delay_us * (useconds_t)n);

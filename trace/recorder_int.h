@@ -205,6 +205,26 @@ static inline unsigned char *tr_put_varint(unsigned char *p, uint64_t v)
     return p;
 }
 
+/*
+ * A 64-bit varint without a loop: the 7-bit groups spread over the bytes of
+ * one word and the continuation bits masked in, stored as 8 bytes (the room
+ * after p is the caller's to give) of which the varint's are kept. Values of
+ * 2^56 and more take the loop.
+ */
+static inline unsigned char *tr_put_varint64(unsigned char *p, uint64_t v)
+{
+    if (__builtin_expect(v >> 56 != 0, 0))
+        return tr_put_varint(p, v);
+    uint64_t x = (v & 0x7full) | (v << 1 & 0x7f00ull) | (v << 2 & 0x7f0000ull) |
+                 (v << 3 & 0x7f000000ull) | (v << 4 & 0x7f00000000ull) |
+                 (v << 5 & 0x7f0000000000ull) | (v << 6 & 0x7f000000000000ull) |
+                 (v << 7 & 0x7f00000000000000ull);
+    unsigned n = v ? (unsigned)(70 - __builtin_clzll(v)) / 7 : 1; /* bytes: ceil(bits / 7) */
+    x |= 0x8080808080808080ull & ((1ull << (8 * (n - 1))) - 1);
+    memcpy(p, &x, 8);
+    return p + n;
+}
+
 /* The common case first: ids, kinds and lengths are small. */
 static inline unsigned char *tr_put_small(unsigned char *p, uint32_t v)
 {
@@ -217,7 +237,8 @@ static inline unsigned char *tr_put_small(unsigned char *p, uint32_t v)
 
 /*
  * Encode r (its payload len bytes at r->data) at p, at most TR_ENTRY_HEAD_MAX
- * + len bytes: the end. The head is written in place after one byte kept for
+ * + len bytes, all of which p must have room for (seq and time are stored as
+ * whole words): the end. The head is written in place after one byte kept for
  * the size; an entry of 128 bytes or more moves it along to make room for a
  * three-byte size (LEB128 with padding: 0x80 bytes continue, so any reader
  * of varints takes it).
@@ -229,8 +250,8 @@ static inline unsigned char *tr_entry_encode(unsigned char *p, const hal_trace_r
     size_t size;
 
     *h++ = (unsigned char)((gseq != r->seq ? TR_ENTRY_GSEQ : 0) | (node ? TR_ENTRY_NODE : 0));
-    h = tr_put_varint(h, r->seq);
-    h = tr_put_varint(h, r->time_ns);
+    h = tr_put_varint64(h, r->seq);
+    h = tr_put_varint64(h, r->time_ns);
     h = tr_put_small(h, r->kind);
     h = tr_put_small(h, r->task);
     h = tr_put_small(h, r->chan);

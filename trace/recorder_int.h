@@ -211,6 +211,8 @@ static inline unsigned char *tr_put_varint(unsigned char *p, uint64_t v)
  * after p is the caller's to give) of which the varint's are kept. Values of
  * 2^56 and more take the loop.
  */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "tr_put_varint64 stores a word");
+
 static inline unsigned char *tr_put_varint64(unsigned char *p, uint64_t v)
 {
     if (__builtin_expect(v >> 56 != 0, 0))

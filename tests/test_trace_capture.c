@@ -170,16 +170,35 @@ static void check_ifaces(const char *file, bool init)
                      scalar(file, "SELECT count(*) FROM sqlite_master WHERE name = 'iface_seen'"));
 }
 
+/* Every one of the n records, in seq order across the slots, each task's and payload right. */
+static void read_every_record(trace_db *db, uint64_t n)
+{
+    trace_iter *it;
+    hal_trace_rec_t r;
+    uint64_t next = 1;
+
+    assert_int_equal(0, trace_iter_open(db, NULL, &it));
+    while (trace_iter_next(it, &r) == 1) {
+        assert_int_equal(next, r.seq);
+        assert_int_equal(10 + (r.seq - 1) % THREADS, r.task);
+        if (r.kind == HAL_TR_SEND && r.len) {
+            uint64_t v;
+            memcpy(&v, r.data, sizeof(v));
+            assert_int_equal(r.seq, v);
+        }
+        next++;
+    }
+    trace_iter_close(it);
+    assert_int_equal(n + 1, next);
+}
+
 /* A killed recorder's records are all captured; a reader expands them, in seq order. */
 static void test_killed_then_read(void **state)
 {
     const uint64_t n = (uint64_t)THREADS * PER_THREAD;
     trace_db *db;
-    trace_iter *it;
     trace_run_row run;
-    hal_trace_rec_t r;
     char err[512];
-    uint64_t next = 1;
 
     (void)state;
     fresh("killed");
@@ -192,20 +211,7 @@ static void test_killed_then_read(void **state)
     assert_int_equal(0, trace_db_open(partial, &db, err, sizeof(err)));
     assert_int_equal(0, trace_db_run(db, &run));
     assert_false(run.complete);
-    assert_int_equal(0, trace_iter_open(db, NULL, &it));
-    while (trace_iter_next(it, &r) == 1) {
-        assert_int_equal(next, r.seq); /* every record, in seq order across the slots */
-        uint32_t id = (uint32_t)((r.seq - 1) % THREADS);
-        assert_int_equal(10 + id, r.task);
-        if (r.kind == HAL_TR_SEND && r.len) {
-            uint64_t v;
-            memcpy(&v, r.data, sizeof(v));
-            assert_int_equal(r.seq, v);
-        }
-        next++;
-    }
-    trace_iter_close(it);
-    assert_int_equal(n + 1, next);
+    read_every_record(db, n);
     assert_string_equal("task1", trace_db_task_name(db, 11));
     trace_db_close(db);
     /* The side rows: each task's spawn and exit, from different blocks. */
@@ -231,10 +237,7 @@ static void test_format_1_blocks_still_expand(void **state)
     sqlite3 *db;
     sqlite3_stmt *st;
     trace_db *tdb;
-    trace_iter *it;
-    hal_trace_rec_t r;
     char err[512];
-    uint64_t next = 1;
     int fd, rewritten = 0;
 
     (void)state;
@@ -282,20 +285,8 @@ static void test_format_1_blocks_still_expand(void **state)
     assert_int_equal(rewritten, scalar(partial, "SELECT count(*) FROM capture WHERE format = 1"));
 
     assert_int_equal(0, trace_db_open(partial, &tdb, err, sizeof(err)));
-    assert_int_equal(0, trace_iter_open(tdb, NULL, &it));
-    while (trace_iter_next(it, &r) == 1) {
-        assert_int_equal(next, r.seq);
-        assert_int_equal(10 + (r.seq - 1) % THREADS, r.task);
-        if (r.kind == HAL_TR_SEND && r.len) {
-            uint64_t v;
-            memcpy(&v, r.data, sizeof(v));
-            assert_int_equal(r.seq, v);
-        }
-        next++;
-    }
-    trace_iter_close(it);
+    read_every_record(tdb, n);
     trace_db_close(tdb);
-    assert_int_equal(n + 1, next);
     assert_int_equal(0, scalar(partial, "SELECT dropped FROM run"));
     remove_trace(partial);
 }

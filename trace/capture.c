@@ -529,6 +529,20 @@ static int add_key(tr_expander *x, const tr_entry *e)
 }
 
 /* The step's next block, with room for size bytes (memory kept from earlier steps). */
+/* *p (cap bytes) holds at least size bytes, at least a chunk's: false if it cannot. */
+static bool buf_room(unsigned char **p, size_t *cap, size_t size)
+{
+    if (*cap < size || !*p) {
+        size_t n = size > TR_CHUNK ? size : TR_CHUNK;
+        unsigned char *q = realloc(*p, n);
+        if (!q)
+            return false;
+        *p = q;
+        *cap = n;
+    }
+    return true;
+}
+
 static tr_block *step_block(tr_expander *x, size_t size)
 {
     tr_block *b;
@@ -542,29 +556,13 @@ static tr_block *step_block(tr_expander *x, size_t size)
         x->capbufs = nb;
     }
     b = &x->bufs[x->nbufs];
-    if (b->cap < size || !b->p) {
-        size_t cap = size > TR_CHUNK ? size : TR_CHUNK;
-        unsigned char *p = realloc(b->p, cap);
-        if (!p)
-            return NULL;
-        b->p = p;
-        b->cap = cap;
-    }
-    return b;
+    return buf_room(&b->p, &b->cap, size) ? b : NULL;
 }
 
 /* x->raw holds at least size bytes: false if it cannot. */
 static bool raw_room(tr_expander *x, size_t size)
 {
-    if (x->rawcap < size) {
-        size_t cap = size > TR_CHUNK ? size : TR_CHUNK;
-        unsigned char *p = realloc(x->raw, cap);
-        if (!p)
-            return false;
-        x->raw = p;
-        x->rawcap = cap;
-    }
-    return true;
+    return buf_room(&x->raw, &x->rawcap, size);
 }
 
 static void step_reset(tr_expander *x)

@@ -528,7 +528,6 @@ static int add_key(tr_expander *x, const tr_entry *e)
     return 0;
 }
 
-/* The step's next block, with room for size bytes (memory kept from earlier steps). */
 /* *p (cap bytes) holds at least size bytes, at least a chunk's: false if it cannot. */
 static bool buf_room(unsigned char **p, size_t *cap, size_t size)
 {
@@ -543,6 +542,7 @@ static bool buf_room(unsigned char **p, size_t *cap, size_t size)
     return true;
 }
 
+/* The step's next block, with room for size bytes (memory kept from earlier steps). */
 static tr_block *step_block(tr_expander *x, size_t size)
 {
     tr_block *b;
@@ -557,12 +557,6 @@ static tr_block *step_block(tr_expander *x, size_t size)
     }
     b = &x->bufs[x->nbufs];
     return buf_room(&b->p, &b->cap, size) ? b : NULL;
-}
-
-/* x->raw holds at least size bytes: false if it cannot. */
-static bool raw_room(tr_expander *x, size_t size)
-{
-    return buf_room(&x->raw, &x->rawcap, size);
 }
 
 static void step_reset(tr_expander *x)
@@ -660,7 +654,7 @@ static int expand_step(tr_expander *x, size_t limit, tr_expand_result *res, char
                          (long long)ssize, (long long)offset);
             else if (format == 1 && !(b = step_block(x, size)))
                 goto oom;
-            else if (format != 1 && !raw_room(x, size))
+            else if (format != 1 && !buf_room(&x->raw, &x->rawcap, size))
                 goto oom;
             else if (read_block(x->fd, b ? b->p : x->raw, size, (uint64_t)offset, why,
                                 sizeof(why)) != 0)

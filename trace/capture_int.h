@@ -26,8 +26,8 @@
  * whose header does not match its trace is not read (or removed): its blocks
  * are marked bad.
  */
-#define TR_CAPTURE_FORMAT                                                                          \
-    2 /* capture.format written: the chunk's encoding (recorder_int.h); 1 is read */
+/* capture.format written: the chunk's encoding (recorder_int.h); format 1 is read too. */
+#define TR_CAPTURE_FORMAT 2
 #define TR_CAPTURE_SUFFIX "-capture"      /* the capture file: the trace's name and this */
 #define TR_CAPTURE_MAGIC "orrery capture\n" /* 15 characters and a NUL */
 #define TR_CAPTURE_HEADER 64u             /* bytes before the first block */

@@ -291,24 +291,29 @@ static inline unsigned char *tr_entry_encode(unsigned char *p, const hal_trace_r
 size_t tr_entry_decode(const unsigned char *p, size_t avail, tr_entry *e,
                        const unsigned char **payload, char *why, size_t whylen);
 
+/* A varint the recorder wrote itself (no bounds to check), *q moved past it. */
+static inline uint64_t tr_get_own_varint(const unsigned char **q)
+{
+    uint64_t v = 0;
+    unsigned shift = 0;
+
+    do
+        v |= (uint64_t)(**q & 0x7f) << shift, shift += 7;
+    while (*(*q)++ & 0x80);
+    return v;
+}
+
 /* The writer, walking its own chunk: the size of the entry at p, and its gseq. */
 static inline size_t tr_entry_skip(const unsigned char *p, uint64_t *gseq)
 {
     const unsigned char *q = p;
-    uint64_t size = 0, v = 0;
-    unsigned shift = 0;
+    uint64_t size = tr_get_own_varint(&q), v;
     unsigned char flags;
 
-    do
-        size |= (uint64_t)(*q & 0x7f) << shift, shift += 7;
-    while (*q++ & 0x80);
     size += (uint64_t)(q - p);
     if (gseq) {
         flags = *q++;
-        shift = 0;
-        do
-            v |= (uint64_t)(*q & 0x7f) << shift, shift += 7;
-        while (*q++ & 0x80);
+        v = tr_get_own_varint(&q); /* seq */
         if (flags & TR_ENTRY_GSEQ) {
             tr_entry e;
             const unsigned char *pl;

@@ -48,6 +48,17 @@
 #ifndef MEMP_NUM_SYS_TIMEOUT
 #define MEMP_NUM_SYS_TIMEOUT (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 8)
 #endif
+/* Packets to an address ARP has not resolved yet wait for its reply. lwIP's default keeps
+ * only the last one: SYN-ACKs to a burst of clients that arrives before the gateway's
+ * address is known (64 connections through a hostfwd right after DHCP) were all lost but one,
+ * and each connection then waited ~3 s for TCP's retransmission. */
+#define ARP_QUEUEING 1
+#ifndef ARP_QUEUE_LEN
+#define ARP_QUEUE_LEN 128
+#endif
+#ifndef MEMP_NUM_ARP_QUEUE
+#define MEMP_NUM_ARP_QUEUE 256
+#endif
 
 /* Protocols: Ethernet with ARP, IPv4 with ICMP, UDP, TCP, DHCP and DNS; IPv6 too. */
 #define LWIP_ARP 1

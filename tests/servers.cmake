@@ -39,3 +39,6 @@ target_include_directories(test_console_edit PRIVATE ${CMAKE_SOURCE_DIR}/fuzz)
 orrery_add_test(test_httpd_sim SOURCES test_httpd_sim.c
     LIBS orrery_sim orrery_servers orrery_lwip orrery_core orrery_hal_host LABELS servers)
 target_compile_definitions(test_httpd_sim PRIVATE ORRERY_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+# Connections opened all at once to a peer whose MAC is not known yet (lwIP's ARP queueing).
+orrery_add_test(test_arp_burst_sim SOURCES test_arp_burst_sim.c
+    LIBS orrery_sim orrery_servers orrery_lwip orrery_core orrery_hal_host LABELS servers)

@@ -370,7 +370,7 @@ static void prober_event(os_ctx_t *ctx, const os_event_t *ev)
     if (ev->handle == p->refused) {
         if (tcp_error_decode(ev, &m.err) == 0 && m.err.type == 0) {
             G.refused = m.err.status;
-            /* now 10.0.2.2's MAC is known (lwIP's ARP keeps one packet while it asks) */
+            /* 10.0.2.2 answered (a refusal): a ping to it now has a known MAC */
             net_ping_t ping = {.req = 3, .addr = 0x0a000202, .seq = 42, .size = 56};
             net_ping_send(ctx, p->net, &ping);
         }

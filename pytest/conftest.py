@@ -236,6 +236,26 @@ class Session:
 PS_HEADER = re.compile(r"ID\s+NAME\s+STATE\s+HANDLES\s+SENT\s+RECV\s+RESTARTS")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item: the fixtures below read it at teardown."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def report_sessions(request, sessions, tail=6000):
+    """After a failed test, the end of what each of its systems printed (pytest shows it as the
+    teardown's captured output): a socket that timed out says nothing of the OS's side."""
+    rep = getattr(request.node, "rep_call", None)
+    if rep is None or not rep.failed:
+        return
+    for s in sessions:
+        print(f"--- {' '.join(map(str, s.argv))} (exit {s.proc.poll()}) ---")
+        print(f"--- stdout, last {tail} characters ---\n{s.output[-tail:]}")
+        print(f"--- stderr, last {tail} characters ---\n{s.stderr[-tail:]}")
+
+
 def ps_rows(text):
     """Parse `ps` rows into {name: {"id", "state", "restarts"}} (last row per name wins)."""
     rows = {}
@@ -306,7 +326,7 @@ def run_cli(args, input=None, timeout=DEFAULT_TIMEOUT):
 
 
 @pytest.fixture
-def run(orrery_bin):
+def run(request, orrery_bin):
     """run(*args) -> Session of `orrery run ARGS`; each is killed at the end of the test."""
     sessions = []
 
@@ -316,6 +336,7 @@ def run(orrery_bin):
         return s
 
     yield start
+    report_sessions(request, sessions)
     for s in sessions:
         s.close_stdin()
         s.kill()
@@ -344,6 +365,7 @@ def qemu(request):
     start.machine = machine
     start.accel = accel
     yield start
+    report_sessions(request, sessions)
     for s in sessions:
         s.close_stdin()
         if s.proc.poll() is None:
@@ -371,6 +393,7 @@ def boot(request, orrery_bin):
 
     start.platform = platform
     yield start
+    report_sessions(request, sessions)
     for s in sessions:
         s.close_stdin()
         if s.proc.poll() is None:

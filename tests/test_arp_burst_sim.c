@@ -18,6 +18,8 @@
 #include <image.h>
 #include <sim/sim.h>
 
+#include "sim_pair.h"
+
 enum { REQ_TCP = 1, REQ_CONNECT = 10, BURST = 16, ECHO_PORT = 7 };
 
 static struct {
@@ -109,16 +111,7 @@ static void test_a_burst_of_connects_waits_for_one_arp_answer(void **state)
         image[n++] = *p;
     image[n++] = &burst;
     image[n] = NULL;
-    sim_config_t cfg[2];
-    memset(cfg, 0, sizeof cfg);
-    for (int i = 0; i < 2; i++) {
-        cfg[i].programs = image;
-        cfg[i].seed = 1 + (uint64_t)i;
-        cfg[i].net = true;
-        cfg[i].init_arg = i == 0 ? m0 : m1;
-        cfg[i].init_arg_len = strlen(i == 0 ? m0 : m1);
-    }
-    assert_int_equal(sim_boot_nodes(cfg, 2), 0);
+    assert_int_equal(sim_pair_boot(image, m0, 1, m1, 2, 0, 0, 0, 0, 0), 0);
     /* ten virtual seconds at most: lwIP retransmits a lost SYN after 3 s, then 6 */
     for (uint64_t steps = 0; steps < 20000000 && !R.failed && R.established < BURST; steps++) {
         if (sim_now() > 10000000000ull || !sim_step())
